@@ -1,0 +1,183 @@
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# Zumastor build.  Userspace objects go to $(BUILD) (build/, or build/<sanitizer>/ with
+# SANITIZER=address|undefined); the kernel module is built in place by Kbuild.
+#
+# Modules are found by wildcard so adding one never means editing this file:
+#   server/*.c             -> $(BUILD)/libddsnap.a   (metadata engine, server, codecs)
+#   tools/*.c              -> $(BUILD)/bin/ddsnap    (tools/ddsnap.c holds main(); the
+#                                                    other files are its subcommands)
+#   monitor/*.c            -> $(BUILD)/bin/<name>    (one small helper program per file)
+#   tests/unit/test_*.c    -> $(BUILD)/tests/test_*  (one cmocka binary per module)
+#   tests/unit/lib/*.c     -> linked into every unit test (models, fixtures)
+#   tests/stress/*.c       -> $(BUILD)/tests/stress_*
+#   tests/fuzz/fuzz_*.c    -> build/fuzz/fuzz_*      (clang libFuzzer + ASan/UBSan)
+#   bench/bench_*.c        -> $(BUILD)/bench/bench_*
+#
+# Fixed target names (other parts rely on them): all deps unit vm-test check lint bench demo
+# install clean.
+
+SHELL := /bin/bash
+CC ?= gcc
+ifeq ($(origin CC),default)
+CC := gcc
+endif
+PKGS := libtirpc libzstd devmapper zlib
+PREFIX ?= /usr/local
+DESTDIR ?=
+
+# The running kernel here is not Debian's: take the newest installed headers, not uname -r.
+KDIR ?= $(lastword $(sort $(wildcard /lib/modules/*/build)))
+KVER = $(notdir $(patsubst %/build,%,$(KDIR)))
+
+SANITIZER ?=
+ifeq ($(SANITIZER),)
+BUILD ?= build
+SANFLAGS :=
+else
+BUILD ?= build/$(SANITIZER)
+SANFLAGS := -fsanitize=$(SANITIZER) -fno-omit-frame-pointer -fno-sanitize-recover=all
+endif
+
+WARN := -std=gnu11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla \
+	-Wformat=2 -Wpointer-arith -Wno-unused-parameter -Werror
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ltirpc -lzstd -ldevmapper -lz)
+CPPFLAGS += -D_GNU_SOURCE -Iinclude -Iserver -Itools $(PKG_CFLAGS)
+CFLAGS ?= -O2 -g
+CFLAGS += $(WARN) -pthread -MMD -MP $(SANFLAGS)
+LDFLAGS += -pthread $(SANFLAGS)
+LDLIBS += $(PKG_LIBS)
+
+LIB_SRCS := $(wildcard server/*.c)
+TOOL_SRCS := $(filter-out tools/ddsnap.c,$(wildcard tools/*.c))
+MON_SRCS := $(wildcard monitor/*.c)
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNITLIB_SRCS := $(wildcard tests/unit/lib/*.c)
+STRESS_SRCS := $(wildcard tests/stress/*.c)
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+BENCH_SRCS := $(wildcard bench/bench_*.c)
+
+LIB := $(BUILD)/libddsnap.a
+TOOLLIB := $(BUILD)/libddsnap-tools.a
+DDSNAP := $(BUILD)/bin/ddsnap
+MON_BINS := $(patsubst monitor/%.c,$(BUILD)/bin/%,$(MON_SRCS))
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+STRESS_BINS := $(patsubst tests/stress/%.c,$(BUILD)/tests/stress_%,$(STRESS_SRCS))
+BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRCS))
+KMOD := kernel/dm-ddsnap.ko
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+.PHONY: all userspace kernel deps unit vm-test check lint fuzz fuzz-check stress stress-check \
+	bench demo install clean format
+
+all: userspace kernel
+
+userspace: $(DDSNAP) $(MON_BINS) $(UNIT_BINS) $(STRESS_BINS) $(BENCH_BINS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(LIB): $(call obj,$(LIB_SRCS))
+	@mkdir -p $(dir $@)
+	rm -f $@
+	$(if $^,ar rcs $@ $^,ar rcs $@)
+
+$(TOOLLIB): $(call obj,$(TOOL_SRCS))
+	@mkdir -p $(dir $@)
+	rm -f $@
+	$(if $^,ar rcs $@ $^,ar rcs $@)
+
+$(DDSNAP): $(call obj,tools/ddsnap.c) $(TOOLLIB) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/bin/%: $(BUILD)/obj/monitor/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $(call obj,$(UNITLIB_SRCS)) $(TOOLLIB) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+$(BUILD)/tests/stress_%: $(BUILD)/obj/tests/stress/%.o $(call obj,$(UNITLIB_SRCS)) $(TOOLLIB) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(TOOLLIB) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# libFuzzer targets: the library is rebuilt with clang and the fuzzer's sanitizers.
+FUZZ_CC := clang
+FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer-no-link,address,undefined -D_GNU_SOURCE -DFUZZING \
+	-Iinclude -Iserver -Itools $(PKG_CFLAGS) -std=gnu11 -pthread
+build/fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -c -o $@ $<
+build/fuzz/%: build/fuzz/obj/tests/fuzz/%.o $(patsubst %.c,build/fuzz/obj/%.o,$(LIB_SRCS) $(TOOL_SRCS))
+	$(FUZZ_CC) -fsanitize=fuzzer,address,undefined -pthread -o $@ $^ $(LDLIBS)
+
+kernel: $(KMOD)
+$(KMOD): $(wildcard kernel/*.c kernel/*.h include/*.h) kernel/Kbuild Kbuild
+	@test -d "$(KDIR)" || { echo "no kernel headers in KDIR='$(KDIR)'; run 'make deps'"; exit 1; }
+	$(MAKE) -C $(KDIR) M=$(CURDIR) W=1 modules
+
+-include $(shell find $(BUILD)/obj build/fuzz/obj -name '*.d' 2>/dev/null)
+
+deps:
+	@bash scripts/deps.sh
+
+unit: $(UNIT_BINS)
+	@bash tests/unit/run.sh $(UNIT_BINS)
+
+stress: $(STRESS_BINS)
+	@bash tests/stress/run.sh $(BUILD) $(DURATION)
+
+stress-check: $(STRESS_BINS)
+	@bash tests/stress/run.sh $(BUILD) 20
+
+fuzz: $(FUZZ_BINS)
+	@bash tests/fuzz/run.sh $(or $(FUZZTIME),60) $(FUZZ_BINS)
+
+fuzz-check: $(FUZZ_BINS)
+	@bash tests/fuzz/run.sh 10 $(FUZZ_BINS)
+
+vm-test: all
+	@bash tests/vm/run-all.sh $(T)
+
+lint:
+	@bash scripts/lint.sh "$(KDIR)"
+
+check: deps
+	@rm -rf build/results
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory lint
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory fuzz-check
+	@$(MAKE) --no-print-directory stress-check
+	@$(MAKE) --no-print-directory vm-test
+	@bash scripts/summary.sh
+
+bench: deps all
+	@bash bench/run.sh $(BUILD)
+
+demo: deps all
+	@bash tests/vm/run-one.sh demo tests/vm/demo.sh
+
+format:
+	@clang-format -i $$(git ls-files '*.c' '*.h')
+
+install: all
+	install -D -m 0755 $(DDSNAP) $(DESTDIR)$(PREFIX)/sbin/ddsnap
+	for b in $(MON_BINS); do install -D -m 0755 $$b $(DESTDIR)$(PREFIX)/sbin/$$(basename $$b); done
+	for f in monitor/zumastor; do test -f $$f && install -D -m 0755 $$f $(DESTDIR)$(PREFIX)/sbin/zumastor; done; true
+	for m in tools/man/*.8; do test -f $$m && install -D -m 0644 $$m $(DESTDIR)$(PREFIX)/share/man/man8/$$(basename $$m); done; true
+	install -D -m 0644 $(KMOD) $(DESTDIR)/lib/modules/$(KVER)/extra/dm-ddsnap.ko
+
+clean:
+	rm -rf build
+	test -d "$(KDIR)" && $(MAKE) -C $(KDIR) M=$(CURDIR) clean || true

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# Installs the Debian packages the build, the tests, the demo and the benchmarks need.
+# Idempotent and quiet when nothing is missing; runs apt-get update only when it must install.
+set -euo pipefail
+
+PACKAGES=(
+	# build
+	gcc make pkg-config libc6-dev zlib1g-dev libzstd-dev libtirpc-dev libdevmapper-dev
+	linux-headers-amd64
+	# unit tests, fuzzing, lint
+	libcmocka-dev clang libclang-rt-14-dev valgrind clang-format cppcheck shellcheck sparse
+	# the real-kernel harness and what scenarios run in the guest
+	qemu-system-x86 busybox-static linux-image-amd64 cpio kmod dmsetup e2fsprogs
+	thin-provisioning-tools fio util-linux
+	# deltas
+	xdelta3 zstd
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+	[[ $p == \#* ]] && continue
+	status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+	[[ $status == "install ok installed" ]] || missing+=("$p")
+done
+((${#missing[@]} == 0)) && exit 0
+
+echo "deps: installing ${missing[*]}"
+if [[ $(id -u) -ne 0 ]]; then
+	echo "deps: must run as root to install packages (or install them: ${missing[*]})" >&2
+	exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "deps: done"

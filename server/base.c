@@ -1,0 +1,55 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * base.c - the out-of-line half of base.h: the VERIFY failure path and allocation wrappers.
+ *
+ * A VERIFY failure means our own invariant broke and continuing could write bad metadata, so
+ * it aborts (leaving a core for gdb) rather than returning.  Allocation failure in the
+ * server is treated the same way: the server preallocates what its write path needs
+ * (DESIGN.md 2), so running out elsewhere is a configuration error, not a recoverable state.
+ */
+#include "base.h"
+#include <string.h>
+
+void base_verify_failed(const char *expr, const char *file, int line)
+{
+	fprintf(stderr, "VERIFY(%s) failed at %s:%d\n", expr, file, line);
+	fflush(stderr);
+	abort();
+}
+
+void *xmalloc(size_t size)
+{
+	void *p = malloc(size ? size : 1);
+
+	if (!p) {
+		fprintf(stderr, "out of memory allocating %zu bytes\n", size);
+		abort();
+	}
+	return p;
+}
+
+void *xzalloc(size_t size)
+{
+	void *p = xmalloc(size);
+
+	memset(p, 0, size ? size : 1);
+	return p;
+}
+
+void *xrealloc(void *p, size_t size)
+{
+	void *q = realloc(p, size ? size : 1);
+
+	if (!q) {
+		fprintf(stderr, "out of memory reallocating %zu bytes\n", size);
+		abort();
+	}
+	return q;
+}
+
+char *xstrdup(const char *s)
+{
+	size_t n = strlen(s) + 1;
+
+	return memcpy(xmalloc(n), s, n);
+}

@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * base.h - the few definitions every userspace module shares.
+ *
+ * Assertions come in two strengths (DESIGN.md 8.7): ASSERT() is for cheap-to-state
+ * invariants of our own code and compiles out unless DEBUG is defined; VERIFY() guards
+ * conditions whose violation would corrupt data and never compiles out.  Neither is used for
+ * conditions that bad input (a disk block, a wire message, a delta stream) can cause: those
+ * return -EILSEQ, -EPROTO, ... to the caller.
+ *
+ * Error convention, project-wide (negative errno, propagated unchanged):
+ *   -ENODATA  not found            -EILSEQ   corrupt (checksum, magic, structure)
+ *   -ENOTBLK  misplaced block      -ENOSPC   out of space
+ *   -EPROTO   bad wire message     -ESTALE   old txg / generation
+ *   -EWOULDBLOCK would block       -EINVAL   bad argument from a caller
+ */
+#ifndef DDSNAP_BASE_H
+#define DDSNAP_BASE_H
+
+#include <assert.h>
+#include <endian.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <linux/types.h>
+
+typedef uint8_t u8;
+typedef uint16_t u16;
+typedef uint32_t u32;
+typedef uint64_t u64;
+typedef int32_t s32;
+typedef int64_t s64;
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define DIV_ROUND_UP(n, d) (((n) + (d)-1) / (d))
+#define ROUND_UP(n, a) (DIV_ROUND_UP(n, a) * (a))
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+#define IS_POWER_OF_2(x) ((x) != 0 && (((x) & ((x)-1)) == 0))
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+#define __must_check __attribute__((warn_unused_result))
+#define __printf(a, b) __attribute__((format(printf, a, b)))
+#define __noreturn __attribute__((noreturn))
+
+void base_verify_failed(const char *expr, const char *file, int line) __noreturn;
+
+#define VERIFY(expr)                                                                               \
+	do {                                                                                       \
+		if (unlikely(!(expr)))                                                             \
+			base_verify_failed(#expr, __FILE__, __LINE__);                             \
+	} while (0)
+
+#ifdef DEBUG
+#define ASSERT(expr) VERIFY(expr)
+#else
+#define ASSERT(expr) ((void)0)
+#endif
+
+/* Little-endian on-disk/wire conversion; used only in the pack and unpack helpers. */
+static inline __le16 cpu_to_le16(u16 v)
+{
+	return (__le16)htole16(v);
+}
+static inline __le32 cpu_to_le32(u32 v)
+{
+	return (__le32)htole32(v);
+}
+static inline __le64 cpu_to_le64(u64 v)
+{
+	return (__le64)htole64(v);
+}
+static inline u16 le16_to_cpu(__le16 v)
+{
+	return le16toh((u16)v);
+}
+static inline u32 le32_to_cpu(__le32 v)
+{
+	return le32toh((u32)v);
+}
+static inline u64 le64_to_cpu(__le64 v)
+{
+	return le64toh((u64)v);
+}
+
+/* Allocation that cannot fail quietly: aborts with a message on exhaustion. */
+void *xmalloc(size_t size);
+void *xzalloc(size_t size);
+void *xrealloc(void *p, size_t size);
+char *xstrdup(const char *s);
+
+#endif /* DDSNAP_BASE_H */

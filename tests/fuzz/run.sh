@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# Runs each libFuzzer target for the given number of seconds, starting from its seed corpus
+# in tests/fuzz/corpus/<target>/ (when present) and keeping new inputs in build/fuzz/corpus.
+# A crash, leak or sanitizer report fails the run and leaves the reproducer in build/fuzz/.
+#   run.sh <seconds> <fuzz binaries...>
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+# shellcheck source=scripts/results.sh
+. scripts/results.sh
+secs=$1
+shift
+passed=0 failed=0
+for f in "$@"; do
+	name=$(basename "$f")
+	corpus=build/fuzz/corpus/$name
+	mkdir -p "$corpus"
+	seeds=()
+	[[ -d tests/fuzz/corpus/$name ]] && seeds=("tests/fuzz/corpus/$name")
+	if "$f" -max_total_time="$secs" -artifact_prefix=build/fuzz/"$name"- -print_final_stats=0 \
+		"$corpus" "${seeds[@]}" >build/fuzz/"$name".log 2>&1; then
+		echo "fuzz $name: ok ($(grep -c '^#' build/fuzz/"$name".log) status lines, ${secs}s)"
+		passed=$((passed + 1))
+	else
+		echo "fuzz $name: FAILED"
+		tail -n 40 build/fuzz/"$name".log
+		failed=$((failed + 1))
+	fi
+done
+results_record fuzz "$passed" "$failed"
+echo "fuzz: $passed passed, $failed failed"
+((failed == 0))

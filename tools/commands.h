@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * commands.h - the ddsnap subcommands and the conventions they share.
+ *
+ * Each subcommand is `int cmd_<name>(int argc, char **argv)`, called with argv[0] set to the
+ * subcommand name so getopt works as usual.  It returns one of the exit codes below, which the
+ * man page (tools/man/ddsnap.8) documents.  Errors go to stderr as "ddsnap <cmd>: <what>".
+ */
+#ifndef DDSNAP_COMMANDS_H
+#define DDSNAP_COMMANDS_H
+
+#include <stdarg.h>
+
+enum ddsnap_exit {
+	EXIT_OK = 0,
+	EXIT_FAIL = 1,	/* the operation failed; the message says why */
+	EXIT_USAGE = 2, /* bad command line */
+	EXIT_CORRUPT = 3, /* check found damage, or input is corrupt */
+};
+
+struct ddsnap_command {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *usage; /* arguments after the name, as in the man page synopsis */
+	const char *help;  /* one line */
+};
+
+/* The table, in tools/ddsnap.c; terminated by a NULL name. */
+extern const struct ddsnap_command ddsnap_commands[];
+
+/* Prints "ddsnap <cmd>: <msg>" to stderr. */
+void cmd_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prints the usage line of @cmd to stderr and returns EXIT_USAGE. */
+int cmd_usage(const char *cmd);
+
+#endif

@@ -1,0 +1,73 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * ddsnap.c - main() of the ddsnap admin tool: dispatches to a subcommand.
+ *
+ * Every subcommand lives in its own tools/<name>.c; this file only holds the table, the
+ * top-level usage and version, and the shared error helpers.  Argument order follows
+ * Zumastor's ddsnap so old scripts read naturally (snapstore before origin).
+ */
+#include <stdio.h>
+#include <string.h>
+#include "commands.h"
+
+#define DDSNAP_VERSION "0.1.0"
+
+const struct ddsnap_command ddsnap_commands[] = {
+	{ NULL, NULL, NULL, NULL },
+};
+
+void cmd_error(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "ddsnap %s: ", cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int cmd_usage(const char *cmd)
+{
+	for (const struct ddsnap_command *c = ddsnap_commands; c->name; c++)
+		if (!strcmp(c->name, cmd)) {
+			fprintf(stderr, "usage: ddsnap %s %s\n", c->name, c->usage);
+			return EXIT_USAGE;
+		}
+	return EXIT_USAGE;
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: ddsnap <command> [options] [arguments]\n\ncommands:\n");
+	for (const struct ddsnap_command *c = ddsnap_commands; c->name; c++)
+		fprintf(out, "  %-10s %s\n", c->name, c->help);
+	fprintf(out, "\n'ddsnap <command> -h' shows a command's arguments; see ddsnap(8).\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return EXIT_OK;
+	}
+	if (!strcmp(argv[1], "-V") || !strcmp(argv[1], "--version")) {
+		printf("ddsnap %s\n", DDSNAP_VERSION);
+		return EXIT_OK;
+	}
+	for (const struct ddsnap_command *c = ddsnap_commands; c->name; c++)
+		if (!strcmp(c->name, argv[1])) {
+			if (argc > 2 && (!strcmp(argv[2], "-h") || !strcmp(argv[2], "--help"))) {
+				printf("usage: ddsnap %s %s\n%s\n", c->name, c->usage, c->help);
+				return EXIT_OK;
+			}
+			return c->fn(argc - 1, argv + 1);
+		}
+	fprintf(stderr, "ddsnap: unknown command '%s'\n", argv[1]);
+	usage(stderr);
+	return EXIT_USAGE;
+}
