@@ -34,25 +34,25 @@ typedef uint64_t u64;
 typedef int32_t s32;
 typedef int64_t s64;
 
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-#define DIV_ROUND_UP(n, d) (((n) + (d)-1) / (d))
-#define ROUND_UP(n, a) (DIV_ROUND_UP(n, a) * (a))
-#define MIN(a, b) ((a) < (b) ? (a) : (b))
-#define MAX(a, b) ((a) > (b) ? (a) : (b))
-#define IS_POWER_OF_2(x) ((x) != 0 && (((x) & ((x)-1)) == 0))
+#define ARRAY_SIZE(a)			(sizeof(a) / sizeof((a)[0]))
+#define DIV_ROUND_UP(n, d)		(((n) + (d)-1) / (d))
+#define ROUND_UP(n, a)			(DIV_ROUND_UP(n, a) * (a))
+#define MIN(a, b)			((a) < (b) ? (a) : (b))
+#define MAX(a, b)			((a) > (b) ? (a) : (b))
+#define IS_POWER_OF_2(x)		((x) != 0 && (((x) & ((x)-1)) == 0))
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
-#define likely(x) __builtin_expect(!!(x), 1)
-#define unlikely(x) __builtin_expect(!!(x), 0)
-#define __must_check __attribute__((warn_unused_result))
-#define __printf(a, b) __attribute__((format(printf, a, b)))
-#define __noreturn __attribute__((noreturn))
+#define likely(x)			__builtin_expect(!!(x), 1)
+#define unlikely(x)			__builtin_expect(!!(x), 0)
+#define __must_check			__attribute__((warn_unused_result))
+#define __printf(a, b)			__attribute__((format(printf, a, b)))
+#define __noreturn			__attribute__((noreturn))
 
 void base_verify_failed(const char *expr, const char *file, int line) __noreturn;
 
-#define VERIFY(expr)                                                                               \
-	do {                                                                                       \
-		if (unlikely(!(expr)))                                                             \
-			base_verify_failed(#expr, __FILE__, __LINE__);                             \
+#define VERIFY(expr)                                                   \
+	do {                                                           \
+		if (unlikely(!(expr)))                                 \
+			base_verify_failed(#expr, __FILE__, __LINE__); \
 	} while (0)
 
 #ifdef DEBUG

@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * cache.h - the metadata block cache: a fixed memory budget of DDSNAP_BLOCK_SIZE buffers
+ * over one struct bdev, with validation on read and write-back at txg sync.
+ *
+ * Every metadata block is read through cache_read(), which validates it (block.h) before
+ * returning it, and checks that it is the version the caller's pointer expects (birth txg).
+ * A block that fails validation is never cached and never returned.
+ *
+ * Copy-on-write discipline (the caller's side): a block written in an earlier txg is never
+ * modified; the caller allocates a new address (struct tx), gets a fresh buffer with
+ * cache_new() or cache_shadow(), and changes that.  A block born in the open txg may be
+ * changed in place (after cache_dirty()).  cache_sync() writes every dirty block; nothing
+ * reaches the device before that, so a crash before the uberblock write leaves only the
+ * previous txg's blocks reachable.
+ *
+ * Memory: clean unreferenced blocks are evicted (LRU) to stay within the budget.  Dirty and
+ * referenced blocks cannot be evicted; if they alone exceed the budget the cache grows
+ * rather than fail, and cache_stats() reports it (the txg layer bounds dirty data so this
+ * stays small).
+ *
+ * Locking: one mutex inside the cache; every function is safe to call from several threads.
+ * A struct cblock's data may be changed only by the thread that dirtied it, under the
+ * caller's own locking of the structure it belongs to.
+ */
+#ifndef DDSNAP_CACHE_H
+#define DDSNAP_CACHE_H
+
+#include "base.h"
+#include "bdev.h"
+#include "block.h"
+
+struct cache;
+
+/* A referenced cached block.  @data is DDSNAP_BLOCK_SIZE bytes, BDEV_ALIGN-aligned. */
+struct cblock {
+	u64 blocknr;
+	void *data;
+};
+
+/* Returns a cache over @bdev using at most about @budget_bytes of buffers (min 16 blocks). */
+struct cache *cache_create(struct bdev *bdev, size_t budget_bytes);
+/* Frees the cache.  All blocks must be put; dirty blocks are dropped (unsynced changes lost). */
+void cache_destroy(struct cache *c);
+
+/*
+ * Returns a referenced, validated block.  @expect_txg, if non-zero, must equal the block's
+ * header txg (else -ESTALE: an older or newer version is at that address).  Returns 0,
+ * -EILSEQ, -ENOTBLK, -ESTALE, -EIO; @why (may be NULL) gets the reason. Blocks on a miss.
+ */
+int cache_read(struct cache *c, const struct block_type *type, u64 blocknr, u64 expect_txg,
+	       struct cblock **out, char *why, size_t whylen);
+
+/* Returns a referenced, zeroed, dirty buffer for a newly allocated @blocknr of @type. */
+struct cblock *cache_new(struct cache *c, const struct block_type *type, u64 blocknr);
+
+/* Copy-on-write: a new dirty buffer at @new_blocknr holding a copy of @old's data. */
+struct cblock *cache_shadow(struct cache *c, struct cblock *old, u64 new_blocknr);
+
+/* Marks a referenced block dirty (it must be born in the open txg). */
+void cache_dirty(struct cache *c, struct cblock *b);
+
+/* Drops a reference. */
+void cache_put(struct cache *c, struct cblock *b);
+
+/* Forgets @blocknr (freed): drops it from the cache even if dirty.  It must be unreferenced. */
+void cache_forget(struct cache *c, u64 blocknr);
+
+/*
+ * Seals (block_seal with @txg) and writes every dirty block, then marks them clean.
+ * Does not flush the device: the txg layer flushes before writing the uberblock.
+ * Returns 0 or the first -errno; on error the blocks stay dirty. Blocks.
+ */
+int cache_sync(struct cache *c, u64 txg);
+
+/* Seals one dirty block now (so its checksum can go into a parent) and returns the csum. */
+u32 cache_seal(struct cache *c, struct cblock *b, u64 txg);
+
+struct cache_stats {
+	u64 hits, misses, reads, writes; /* reads/writes: device I/Os */
+	u64 cached, dirty, budget;	 /* blocks */
+	u64 over_budget;		 /* times the cache grew past its budget */
+};
+void cache_stats(struct cache *c, struct cache_stats *out);
+void cache_reset_stats(struct cache *c);
+
+struct bdev *cache_bdev(struct cache *c);
+
+#endif

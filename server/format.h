@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * format.h - every on-disk structure of a ddsnap store, in one place.
+ *
+ * All fields are little-endian (__le*), every struct has explicit padding and a static_assert
+ * on its size, and nothing here is used in arithmetic directly: modules convert in their own
+ * pack/unpack helpers.  doc/format.md describes the layout in prose and tables.
+ *
+ * Metadata blocks are DDSNAP_BLOCK_SIZE bytes and self-identifying: they begin with a
+ * struct block_header_disk (checksum, magic, own address, txg).  The checksum is crc32c
+ * over the whole block with the csum field taken as zero, seeded with the block type's
+ * magic, so a block of one type never validates as another.
+ *
+ * Sections below are owned by the module named in their heading; add new structs in the
+ * section of the module that reads and writes them.
+ */
+#ifndef DDSNAP_FORMAT_H
+#define DDSNAP_FORMAT_H
+
+#include <linux/types.h>
+#include <assert.h>
+#include <stddef.h>
+
+#define DDSNAP_BLOCK_SHIFT 12
+#define DDSNAP_BLOCK_SIZE  (1u << DDSNAP_BLOCK_SHIFT)
+
+/*----------------------------------------------------------------
+ * Block header and block pointer (block.c)
+ *--------------------------------------------------------------*/
+
+/*
+ * Magic numbers, one per block type; each is also that type's crc32c seed.
+ * Never reuse or renumber one.
+ */
+enum ddsnap_magic {
+	MAGIC_LABEL = 0xdd5a1abe,
+	MAGIC_UBERBLOCK = 0xdd5a0b10,
+	MAGIC_BTREE_LEAF = 0xdd5a1eaf,
+	MAGIC_BTREE_NODE = 0xdd5a40de,
+	MAGIC_SPACE_MAP = 0xdd5a5ace,
+	MAGIC_METASLAB_TABLE = 0xdd5a3e7a,
+	MAGIC_INTENT_LOG = 0xdd5a1065,
+	MAGIC_DEADLIST = 0xdd5adead,
+};
+
+struct block_header_disk {
+	__le32 csum;	/* crc32c(seed = magic) of the block with this field zero */
+	__le32 magic;	/* enum ddsnap_magic */
+	__le64 blocknr; /* this block's own address, in blocks, on its device */
+	__le64 txg;	/* the transaction group that wrote it */
+	__le32 flags;	/* per block type */
+	__le32 reserved;
+};
+static_assert(sizeof(struct block_header_disk) == 32, "block_header_disk size");
+static_assert(offsetof(struct block_header_disk, csum) == 0, "csum first");
+
+/*
+ * A pointer to a metadata block.  birth_txg must equal the child's header txg (a lost or
+ * misdirected write shows up as a mismatch); csum must equal the child's header csum; aggr is
+ * a per-tree aggregate of everything below (for the exception tree: the maximum death), so a
+ * walk can skip whole subtrees (DESIGN.md 3, changelist).
+ */
+struct blkptr_disk {
+	__le64 blocknr;
+	__le64 birth_txg;
+	__le64 aggr;
+	__le32 csum;
+	__le32 reserved;
+};
+static_assert(sizeof(struct blkptr_disk) == 32, "blkptr_disk size");
+
+#endif /* DDSNAP_FORMAT_H */
