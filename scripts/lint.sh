@@ -5,7 +5,7 @@
 # script, sparse on the kernel module, and an SPDX line on every source file.
 #   lint.sh <KDIR>
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 # shellcheck source=scripts/results.sh
 . scripts/results.sh
 kdir=$1

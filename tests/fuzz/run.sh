@@ -6,7 +6,7 @@
 # A crash, leak or sanitizer report fails the run and leaves the reproducer in build/fuzz/.
 #   run.sh <seconds> <fuzz binaries...>
 set -uo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 2
 # shellcheck source=scripts/results.sh
 . scripts/results.sh
 secs=$1

@@ -5,7 +5,7 @@
 # SIGKILLs and reopens on its own and prints its seed; a non-zero exit fails the run.
 #   run.sh <build dir> [seconds]
 set -uo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 2
 # shellcheck source=scripts/results.sh
 . scripts/results.sh
 build=$1 secs=${2:-60}

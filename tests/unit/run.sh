@@ -5,7 +5,7 @@
 # each, and fails if any test failed or any binary crashed.  VALGRIND=1 runs each under
 # valgrind's memcheck with leak checking (slower).
 set -uo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 2
 # shellcheck source=scripts/results.sh
 . scripts/results.sh
 

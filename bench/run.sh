@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# make bench: runs every userspace benchmark binary, then the VM benchmarks (if any), and
+# prints each one's table.  Numbers are only meaningful as ratios within one run on one
+# machine; BENCHMARKS.md records a run with the machine noted.
+#   run.sh <build dir>
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 2
+build=$1
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r), $(date -u +%F)"
+rc=0
+for b in "$build"/bench/bench_*; do
+	[[ -x $b ]] || continue
+	echo
+	echo "== $(basename "$b")"
+	"$b" || rc=1
+done
+for s in bench/vm-*.sh; do
+	[[ -f $s ]] || continue
+	echo
+	echo "== $(basename "$s" .sh) (QEMU guest)"
+	bash tests/vm/run-one.sh "$(basename "$s" .sh)" "$s" || rc=1
+	cat "build/vm/$(basename "$s" .sh).results" 2>/dev/null || true
+done
+exit $rc
