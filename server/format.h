@@ -69,4 +69,49 @@ struct blkptr_disk {
 };
 static_assert(sizeof(struct blkptr_disk) == 32, "blkptr_disk size");
 
+/*----------------------------------------------------------------
+ * B+tree nodes (btree.c)
+ *--------------------------------------------------------------*/
+
+/*
+ * One node per metadata block; leaves carry MAGIC_BTREE_LEAF and level 0, internal nodes
+ * MAGIC_BTREE_NODE and level >= 1.  The key and value sizes and the key order are recorded
+ * so a node validates on its own; the capacity follows from them:
+ *
+ *	capacity = BTREE_NODE_PAYLOAD / (key_size + value_size)
+ *
+ *	+--------------------+ 0
+ *	| block_header_disk  |   csum, magic, blocknr, txg, flags
+ *	+--------------------+ 32
+ *	| nr_entries  ksize  |
+ *	| vsize level order  |
+ *	| reserved           |
+ *	+--------------------+ 48 = BTREE_NODE_HEADER_SIZE
+ *	| key[0] .. key[capacity-1]       keys packed, ascending; unused slots zero
+ *	+--------------------+ 48 + capacity * key_size
+ *	| value[0] .. value[capacity-1]   leaf: the tree's values; internal: blkptr_disk
+ *	+--------------------+
+ *	| zero               |
+ *	+--------------------+ 4096
+ *
+ * In an internal node key[i] is a lower bound of child i's keys and every key of child i is
+ * below key[i + 1]; value[i] is the struct blkptr_disk of child i.
+ */
+struct btree_node_disk {
+	struct block_header_disk hdr;
+	__le16 nr_entries;
+	__le16 key_size;
+	__le16 value_size; /* leaf: the tree's; internal: sizeof(struct blkptr_disk) */
+	__u8 level;	   /* 0 = leaf */
+	__u8 key_order;	   /* enum btree_key_order (btree.h) */
+	__le64 reserved;   /* zero */
+	__u8 payload[];	   /* keys, then values */
+};
+#define BTREE_NODE_HEADER_SIZE 48
+#define BTREE_NODE_PAYLOAD     (DDSNAP_BLOCK_SIZE - BTREE_NODE_HEADER_SIZE)
+static_assert(sizeof(struct btree_node_disk) == BTREE_NODE_HEADER_SIZE, "btree_node_disk size");
+static_assert(offsetof(struct btree_node_disk, nr_entries) == 32,
+	      "btree node fields follow header");
+static_assert(offsetof(struct btree_node_disk, reserved) == 40, "btree node reserved");
+
 #endif /* DDSNAP_FORMAT_H */
