@@ -114,4 +114,42 @@ static_assert(offsetof(struct btree_node_disk, nr_entries) == 32,
 	      "btree node fields follow header");
 static_assert(offsetof(struct btree_node_disk, reserved) == 40, "btree node reserved");
 
+/*----------------------------------------------------------------
+ * Intent log (intent_log.c)
+ *--------------------------------------------------------------*/
+
+/*
+ * A log block: the block header (magic MAGIC_INTENT_LOG, txg = the newest txg among its
+ * records), this header, then @used bytes of records packed back to back, each 8-byte
+ * aligned; the rest of the block is zero.  Block @seq lives at ring slot seq % nblocks.
+ */
+struct intent_log_block_disk {
+	struct block_header_disk hdr;
+	__le64 guid;	      /* the log's identity, from the store label */
+	__le64 seq;	      /* block sequence number: +1 per block written, never reused */
+	__le64 first_rec_seq; /* sequence number of the first record */
+	__le16 nrecords;      /* >= 1 */
+	__le16 used;	      /* bytes of records after this header */
+	__le32 reserved;      /* zero */
+};
+static_assert(sizeof(struct intent_log_block_disk) == 64, "intent_log_block_disk size");
+static_assert(offsetof(struct intent_log_block_disk, seq) == 40, "intent_log_block_disk seq");
+
+/* crc32c seed of a record: distinct from every block magic. */
+#define INTENT_LOG_RECORD_SEED 0x1065ec0du
+
+/*
+ * A record: this header, then @len payload bytes, then zeros up to a multiple of 8.  csum is
+ * crc32c(INTENT_LOG_RECORD_SEED) of header (csum taken as zero) and payload.
+ */
+struct intent_log_record_disk {
+	__le32 csum;
+	__le16 type; /* 1..65535, defined by the engine */
+	__le16 len;  /* payload bytes */
+	__le64 seq;  /* record sequence number: +1 per record, no gaps */
+	__le64 txg;  /* the txg open when it was logged */
+};
+static_assert(sizeof(struct intent_log_record_disk) == 24, "intent_log_record_disk size");
+static_assert(offsetof(struct intent_log_record_disk, csum) == 0, "record csum first");
+
 #endif /* DDSNAP_FORMAT_H */
