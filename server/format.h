@@ -152,4 +152,136 @@ struct intent_log_record_disk {
 static_assert(sizeof(struct intent_log_record_disk) == 24, "intent_log_record_disk size");
 static_assert(offsetof(struct intent_log_record_disk, csum) == 0, "record csum first");
 
+/*----------------------------------------------------------------
+ * Space maps (space_map.c)
+ *--------------------------------------------------------------*/
+
+/*
+ * A space map is the append-only log of one metaslab: ALLOC and FREE records of block runs,
+ * relative to the metaslab's first block.  Replayed from an all-free metaslab in log order,
+ * the records give the allocated set.  The log is a chain of blocks linked backwards: the
+ * metaslab table holds the newest block (the tail), and each block points to the one
+ * before it, so appending never rewrites an older block except the tail, which is copied
+ * to a new address once per txg (copy-on-write).
+ *
+ *	+---------------------------+ 0
+ *	| block_header_disk         |   magic MAGIC_SPACE_MAP
+ *	+---------------------------+ 32
+ *	| prev (blkptr_disk)        |   older block of this log; blocknr 0 = none
+ *	+---------------------------+ 64
+ *	| ms_start ms_size          |   the metaslab it describes (device blocks)
+ *	| nr_recs reserved          |
+ *	+---------------------------+ 96 = SPACE_MAP_BLOCK_HEADER_SIZE
+ *	| rec[0] .. rec[nr_recs-1]  |   16 bytes each, in log order
+ *	| zero                      |
+ *	+---------------------------+ 4096
+ */
+enum space_map_rec_type {
+	SPACE_MAP_ALLOC = 1,
+	SPACE_MAP_FREE = 2,
+};
+
+struct space_map_rec_disk {
+	__le64 start; /* first block, relative to the metaslab start */
+	__le32 run;   /* blocks, >= 1; start + run <= ms_size */
+	__u8 type;    /* enum space_map_rec_type */
+	__u8 pad[3];  /* zero */
+};
+static_assert(sizeof(struct space_map_rec_disk) == 16, "space_map_rec_disk size");
+
+struct space_map_block_disk {
+	struct block_header_disk hdr;
+	struct blkptr_disk prev;
+	__le64 ms_start;
+	__le64 ms_size;
+	__le32 nr_recs; /* 1 .. SPACE_MAP_RECS_PER_BLOCK */
+	__le32 reserved32;
+	__le64 reserved; /* zero */
+	struct space_map_rec_disk recs[];
+};
+#define SPACE_MAP_BLOCK_HEADER_SIZE 96
+#define SPACE_MAP_RECS_PER_BLOCK \
+	((DDSNAP_BLOCK_SIZE - SPACE_MAP_BLOCK_HEADER_SIZE) / sizeof(struct space_map_rec_disk))
+static_assert(sizeof(struct space_map_block_disk) == SPACE_MAP_BLOCK_HEADER_SIZE,
+	      "space_map_block_disk size");
+static_assert(offsetof(struct space_map_block_disk, prev) == 32, "space map prev");
+static_assert(offsetof(struct space_map_block_disk, nr_recs) == 80, "space map nr_recs");
+
+/*
+ * Where a space map is, kept in its metaslab table entry.  alloc and nr_recs let the loader
+ * cross-check a replay; nr_blocks bounds the chain walk.
+ */
+struct space_map_phys_disk {
+	struct blkptr_disk tail; /* newest block; blocknr 0 = empty log */
+	__le64 nr_blocks;	 /* blocks in the chain */
+	__le64 nr_recs;		 /* records in the log */
+	__le64 alloc;		 /* blocks allocated after replay */
+	__le64 reserved;	 /* zero */
+};
+static_assert(sizeof(struct space_map_phys_disk) == 64, "space_map_phys_disk size");
+
+/*----------------------------------------------------------------
+ * Metaslab table (metaslab.c)
+ *--------------------------------------------------------------*/
+
+/*
+ * The metaslab table: one entry per metaslab, in leaf blocks of METASLAB_TABLE_PER_LEAF
+ * entries, under one index block of leaf pointers.  The uberblock holds a struct
+ * metaslab_root_disk (the geometry and a pointer to the index block).  Metaslab i covers
+ * blocks [start + i * 2^ms_shift, ...) of its region; the data region's metaslabs come
+ * first, then (with a separate metadata device) the metadata region's.
+ *
+ *	uberblock.metaslab_root --> index block: blkptr[leaf 0] blkptr[leaf 1] ...
+ *	                                            |
+ *	                                            v
+ *	                            leaf: entry[i] = { space_map_phys, class } ...
+ *
+ * Both levels are MAGIC_METASLAB_TABLE blocks with this header; level says which.
+ */
+enum metaslab_class_disk {
+	METASLAB_CLASS_NONE = 0, /* unclaimed: nothing allocated (shared device only) */
+	METASLAB_CLASS_DATA = 1,
+	METASLAB_CLASS_META = 2,
+};
+
+struct metaslab_entry_disk {
+	struct space_map_phys_disk sm;
+	__le32 class; /* enum metaslab_class_disk */
+	__le32 flags; /* zero */
+	__le64 reserved;
+};
+static_assert(sizeof(struct metaslab_entry_disk) == 80, "metaslab_entry_disk size");
+
+struct metaslab_table_disk {
+	struct block_header_disk hdr;
+	__le32 level;	     /* 0: leaf of entries, 1: index of leaf blkptrs */
+	__le32 nr;	     /* entries (leaf) or leaf pointers (index) in use */
+	__le64 first;	     /* leaf: index of its first metaslab; index: 0 */
+	__le64 nr_metaslabs; /* in the whole table */
+	__le64 reserved;     /* zero */
+	__u8 payload[];	     /* struct metaslab_entry_disk[] or struct blkptr_disk[] */
+};
+#define METASLAB_TABLE_HEADER_SIZE 64
+#define METASLAB_TABLE_PER_LEAF \
+	((DDSNAP_BLOCK_SIZE - METASLAB_TABLE_HEADER_SIZE) / sizeof(struct metaslab_entry_disk))
+#define METASLAB_TABLE_PER_INDEX \
+	((DDSNAP_BLOCK_SIZE - METASLAB_TABLE_HEADER_SIZE) / sizeof(struct blkptr_disk))
+#define METASLAB_MAX (METASLAB_TABLE_PER_LEAF * METASLAB_TABLE_PER_INDEX)
+static_assert(sizeof(struct metaslab_table_disk) == METASLAB_TABLE_HEADER_SIZE,
+	      "metaslab_table_disk size");
+
+/* What the uberblock keeps for the allocator (metaslab_root_pack in metaslab.h). */
+struct metaslab_root_disk {
+	struct blkptr_disk table; /* the index block; blocknr 0 = never synced */
+	__le64 data_start;	  /* DATA region on the snapstore: first block */
+	__le64 data_blocks;	  /* and length */
+	__le64 meta_start;	  /* METADATA region on the metadata device, if separate */
+	__le64 meta_blocks;	  /* 0 = one device: both classes share the data region */
+	__le32 ms_shift;	  /* log2 of the metaslab size in blocks */
+	__le32 chunk_shift;	  /* log2 of the data chunk size in blocks */
+	__le32 flags;		  /* zero */
+	__le32 reserved;
+};
+static_assert(sizeof(struct metaslab_root_disk) == 80, "metaslab_root_disk size");
+
 #endif /* DDSNAP_FORMAT_H */
