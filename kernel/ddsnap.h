@@ -12,11 +12,9 @@
 #include <linux/device-mapper.h>
 #include <linux/un.h>
 
-#define DM_MSG_PREFIX "ddsnap"
+#include "ddsnap_wire.h"
 
-/* Snapshot tags are u32; the all-ones value is reserved for "the origin" (table tag -1). */
-#define DDSNAP_TAG_ORIGIN 0xffffffffu
-#define DDSNAP_TAG_MAX	  0xfffffffeu
+#define DM_MSG_PREFIX "ddsnap"
 
 struct ddsnap_dev {
 	struct dm_target *ti;
