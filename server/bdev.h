@@ -85,21 +85,37 @@ struct bdev *bdev_faulty_create(u64 size, u64 seed);
 void bdev_faulty_fail_write(struct bdev *b, u64 n);
 /* Every write and flush from now on fails with -EIO (a dead disk) until bdev_faulty_crash. */
 void bdev_faulty_fail_all(struct bdev *b);
-/* The @n-th write from now lands torn: a random subset of its sectors reach the device. */
+/*
+ * The @n-th write from now lands torn: a random proper subset of its sectors reach the device
+ * (at least one sector keeps its old contents) and the write still returns 0, as a disk that
+ * lost power mid-request would have reported nothing.
+ */
 void bdev_faulty_tear_write(struct bdev *b, u64 n);
+/*
+ * A power cut during the @n-th write from now: that write and every later write and flush
+ * fail with -EIO (as bdev_faulty_fail_all) until bdev_faulty_crash.  Crash tests arm this at
+ * a random @n, let the workload run into it, then call bdev_faulty_crash.
+ */
+void bdev_faulty_die_after(struct bdev *b, u64 n);
 /*
  * Simulated power cut: every write since the last successful flush is lost, except that
  * with @keep_random each unflushed sector independently survives with probability 1/2
  * (disks reorder).  Clears armed faults.  The device stays usable, like a rebooted machine.
  */
 void bdev_faulty_crash(struct bdev *b, bool keep_random);
-/* Flips bits in the durable and visible images of [off, off+len). */
+/*
+ * Flips bits in every byte of [off, off+len) (any byte range, clipped to the device) in the
+ * durable and visible images alike.
+ */
 void bdev_faulty_corrupt(struct bdev *b, u64 off, size_t len);
 
+/* I/O counts since creation; failed writes and flushes are not counted. */
 struct bdev_counters {
 	u64 reads, writes, flushes;
 	u64 bytes_read, bytes_written;
 };
 void bdev_faulty_counters(struct bdev *b, struct bdev_counters *out);
+/* Returns the number of sectors written since the last flush (what a crash would lose). */
+u64 bdev_faulty_unflushed(struct bdev *b);
 
 #endif

@@ -45,19 +45,33 @@ void cache_destroy(struct cache *c);
 
 /*
  * Returns a referenced, validated block.  @expect_txg, if non-zero, must equal the block's
- * header txg (else -ESTALE: an older or newer version is at that address).  Returns 0,
- * -EILSEQ, -ENOTBLK, -ESTALE, -EIO; @why (may be NULL) gets the reason. Blocks on a miss.
+ * header txg (else -ESTALE: an older or newer version is at that address); a dirty block not
+ * sealed yet belongs to the open txg and matches any @expect_txg above the last synced txg.
+ * Returns 0, -EILSEQ (corrupt, an address past the device end, or a cached block of another
+ * type), -ENOTBLK, -ESTALE, -EIO; @why (may be NULL) gets the reason.  O(1) on a hit plus
+ * O(block size) validation on a miss.  Blocks on a miss (the cache mutex is not held then).
  */
 int cache_read(struct cache *c, const struct block_type *type, u64 blocknr, u64 expect_txg,
 	       struct cblock **out, char *why, size_t whylen);
 
-/* Returns a referenced, zeroed, dirty buffer for a newly allocated @blocknr of @type. */
+/*
+ * Returns a referenced, zeroed, dirty buffer for a newly allocated @blocknr of @type.  A stale
+ * cached copy of @blocknr (a freed block) is replaced; it must be unreferenced (VERIFY).
+ * Never fails, never blocks on I/O.
+ */
 struct cblock *cache_new(struct cache *c, const struct block_type *type, u64 blocknr);
 
-/* Copy-on-write: a new dirty buffer at @new_blocknr holding a copy of @old's data. */
+/*
+ * Copy-on-write: a new referenced dirty buffer at @new_blocknr holding a copy of @old's data
+ * and flags (header identity cleared until sealed).  @old stays referenced: put it yourself.
+ */
 struct cblock *cache_shadow(struct cache *c, struct cblock *old, u64 new_blocknr);
 
-/* Marks a referenced block dirty (it must be born in the open txg). */
+/*
+ * Marks a referenced block dirty (it must be born in the open txg: VERIFYs that its header
+ * txg is above the last synced txg).  Undoes an earlier cache_seal(): seal it again before
+ * recording its checksum anywhere.
+ */
 void cache_dirty(struct cache *c, struct cblock *b);
 
 /* Drops a reference. */
@@ -67,14 +81,26 @@ void cache_put(struct cache *c, struct cblock *b);
 void cache_forget(struct cache *c, u64 blocknr);
 
 /*
- * Seals (block_seal with @txg) and writes every dirty block, then marks them clean.
- * Does not flush the device: the txg layer flushes before writing the uberblock.
- * Returns 0 or the first -errno; on error the blocks stay dirty. Blocks.
+ * Seals (block_seal with @txg) and writes every dirty block, then marks them clean and records
+ * @txg as the last synced txg.  Runs of consecutive blocks go out as one request.  Does not
+ * flush the device: the txg layer flushes before writing the uberblock.  A block sealed by
+ * cache_seal() for @txg must not have changed since (VERIFY: its parent holds the checksum).
+ * Returns 0 or the first -errno; on error the blocks stay dirty. O(dirty log dirty). Blocks;
+ * the caller keeps the open txg's structures quiet meanwhile.
  */
 int cache_sync(struct cache *c, u64 txg);
 
-/* Seals one dirty block now (so its checksum can go into a parent) and returns the csum. */
+/*
+ * Seals one dirty block now (so its checksum can go into a parent) and returns the csum.
+ * The block must not change afterwards unless cache_dirty() is called on it again.
+ */
 u32 cache_seal(struct cache *c, struct cblock *b, u64 txg);
+
+/*
+ * Tells the cache which txg is the last durable one, for a store just opened (cache_sync
+ * keeps it up to date afterwards).  Used for the copy-on-write and -ESTALE checks.
+ */
+void cache_set_synced_txg(struct cache *c, u64 txg);
 
 struct cache_stats {
 	u64 hits, misses, reads, writes; /* reads/writes: device I/Os */
