@@ -13,8 +13,8 @@
 
 enum ddsnap_exit {
 	EXIT_OK = 0,
-	EXIT_FAIL = 1,	/* the operation failed; the message says why */
-	EXIT_USAGE = 2, /* bad command line */
+	EXIT_FAIL = 1,	  /* the operation failed; the message says why */
+	EXIT_USAGE = 2,	  /* bad command line */
 	EXIT_CORRUPT = 3, /* check found damage, or input is corrupt */
 };
 

@@ -13,7 +13,7 @@
 #define DDSNAP_VERSION "0.1.0"
 
 const struct ddsnap_command ddsnap_commands[] = {
-	{ NULL, NULL, NULL, NULL },
+	{NULL, NULL, NULL, NULL},
 };
 
 void cmd_error(const char *cmd, const char *fmt, ...)

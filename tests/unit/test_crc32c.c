@@ -12,7 +12,7 @@
 static void test_crc32c__check_value(void **state)
 {
 	/* The standard check value for CRC-32C, and RFC 3720 B.4 vectors. */
-	u8 zeros[32] = { 0 }, ones[32];
+	u8 zeros[32] = {0}, ones[32];
 	u8 inc[32];
 
 	memset(ones, 0xff, sizeof(ones));
