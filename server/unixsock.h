@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * unixsock.h - AF_UNIX stream sockets as the server and the CLI use them.
+ *
+ * Socket names follow the dm table line: an absolute path, or "@name" for the abstract
+ * namespace (Linux).  Reads and writes are "full": they retry on EINTR and short transfers
+ * and return only when everything moved, the peer closed, or an error occurred.
+ */
+#ifndef DDSNAP_UNIXSOCK_H
+#define DDSNAP_UNIXSOCK_H
+
+#include <sys/socket.h>
+#include <sys/un.h>
+#include "base.h"
+
+/*
+ * Fills @sa from @name.  Returns 0 and *@len (for bind/connect), or -EINVAL (empty, not
+ * absolute and not '@', contains NUL) or -ENAMETOOLONG (does not fit sun_path).
+ */
+int unixsock_addr(const char *name, struct sockaddr_un *sa, socklen_t *len);
+
+/*
+ * Connects to @name, waiting at most @timeout_ms for the connection.  Returns a connected
+ * close-on-exec descriptor or -errno (-ENOENT, -ECONNREFUSED: no server; -ETIMEDOUT).
+ */
+int unixsock_connect(const char *name, int timeout_ms);
+
+/*
+ * Listens on @name.  A socket file left by a dead server is replaced; one with a live
+ * server behind it is not (-EADDRINUSE).  Returns the listening descriptor or -errno.
+ */
+int unixsock_listen(const char *name, int backlog);
+
+/* Reads exactly @len bytes.  Returns 0, -EPIPE if the peer closed first, or -errno. */
+int unixsock_read_full(int fd, void *buf, size_t len);
+/* Writes exactly @len bytes (MSG_NOSIGNAL).  Returns 0 or -errno (-EPIPE: peer gone). */
+int unixsock_write_full(int fd, const void *buf, size_t len);
+
+/*
+ * Sets a receive timeout on @fd (0 = none), so a reader blocked on a silent peer returns
+ * -EAGAIN after @timeout_ms.  Returns 0 or -errno.
+ */
+int unixsock_set_timeout(int fd, int timeout_ms);
+
+#endif
