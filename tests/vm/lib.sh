@@ -1,0 +1,254 @@
+# SPDX-License-Identifier: GPL-2.0-only
+# shellcheck shell=bash
+#
+# Helpers for VM scenarios (tests/vm/scenarios/*.sh, tests/vm/demo.sh), sourced inside the
+# guest after "set -euo pipefail":
+#
+#   . "$SRC/tests/vm/lib.sh"
+#
+# Reporting:     log MSG | step MSG | fail MSG | must CMD... | must_fail CMD...
+#                expect_eq ACTUAL EXPECTED WHAT | expect_same FILE1 FILE2 WHAT
+# Data:          sha_of PATH [OFFSET LEN] | tree_sums DIR | pattern SEED LEN
+#                write_pattern PATH SEED OFFSET LEN | check_pattern PATH SEED OFFSET LEN
+#                drop_caches
+# Devices:       DISKS (array of $VM_DISKS) | wait_for_dev PATH [SECS] | dev_sectors DEV
+#                dm_create NAME TABLE | dm_remove NAME
+# Our module:    have_ddsnap | load_ddsnap
+# Kernel log:    kmsg_mark | kmsg_since_mark | expect_kmsg REGEX WHAT | expect_no_kmsg REGEX WHAT
+# Power cuts:    vm_power_cut  (see tests/vm/run-one.sh; $RESULTS survives every boot)
+#
+# A failing "set -e" command is reported with its line and status before the script exits.
+# Offsets and lengths are in bytes.  Nothing here needs more than coreutils, util-linux,
+# dmsetup, kmod and openssl (for pattern).
+
+[[ -n ${VM_LIB_LOADED:-} ]] && return 0
+VM_LIB_LOADED=1
+
+: "${SRC:?lib.sh runs inside the VM guest (run-one.sh sets SRC)}"
+: "${BUILD:=$SRC/build}"
+: "${RESULTS:=/tmp/results}"
+export DM_DISABLE_UDEV=1
+# shellcheck disable=SC2034 # for the scenarios
+read -r -a DISKS <<<"${VM_DISKS:-}"
+VM_LIB_T0=$(date +%s%N)
+DDSNAP_KO=$SRC/kernel/dm-ddsnap.ko
+
+# log MSG...: a line prefixed with the seconds since the scenario started.
+log()
+{
+	local ns=$(($(date +%s%N) - VM_LIB_T0))
+	printf '[%3d.%01ds] %s\n' $((ns / 1000000000)) $((ns / 100000000 % 10)) "$*"
+}
+
+# step MSG...: a heading for the next part of the scenario.
+step()
+{
+	echo
+	log "== $*"
+}
+
+# fail MSG...: reports the failure and ends the scenario with status 1.  (Inside a $(...)
+# or a pipeline only that subshell ends; "set -e" then ends the script.)
+fail()
+{
+	echo "FAIL: $*" >&2
+	exit 1
+}
+
+vm_lib_err()
+{
+	echo "FAIL: ${BASH_SOURCE[1]##*/} line $1: '$2' exited with status $3" >&2
+}
+if [[ $- == *e* ]]; then
+	trap 'vm_lib_err "$LINENO" "$BASH_COMMAND" "$?"' ERR
+fi
+
+# must CMD...: runs CMD, fails the scenario (with the command line) if it does not exit 0.
+must()
+{
+	local rc=0
+	"$@" || rc=$?
+	((rc == 0)) || fail "command failed with status $rc: $*"
+}
+
+# must_fail CMD...: runs CMD, fails the scenario if it exits 0.
+must_fail()
+{
+	if "$@"; then
+		fail "command succeeded but should have failed: $*"
+	fi
+	return 0
+}
+
+# expect_eq ACTUAL EXPECTED WHAT
+expect_eq()
+{
+	[[ $1 == "$2" ]] || fail "$3: got '$1', expected '$2'"
+}
+
+# expect_same FILE1 FILE2 WHAT: the two files have the same bytes (a diff is shown if not).
+expect_same()
+{
+	cmp -s "$1" "$2" && return 0
+	diff -u "$1" "$2" | head -n 40 >&2 || true
+	fail "$3: $1 and $2 differ"
+}
+
+# sha_of PATH [OFFSET LEN]: the sha256 of a file or device, or of LEN bytes at OFFSET.  A
+# whole block device is read with O_DIRECT (what is on it, not a stale page cache); for a
+# region, call drop_caches first if the device was written through another path.
+sha_of()
+{
+	if (($# == 1)) && [[ -b $1 ]]; then
+		dd if="$1" bs=1M iflag=direct status=none | sha256sum | cut -d ' ' -f 1
+	elif (($# == 1)); then
+		sha256sum <"$1" | cut -d ' ' -f 1
+	else
+		dd if="$1" bs=1M iflag=skip_bytes,count_bytes skip="$2" count="$3" status=none |
+			sha256sum | cut -d ' ' -f 1
+	fi
+}
+
+# tree_sums DIR: "sha256  path" for every regular file under DIR, sorted, paths relative to
+# DIR; plus "link target path" for symlinks.  Compare two with expect_same.
+tree_sums()
+{
+	(
+		cd "$1" || exit 1
+		find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum
+		find . -type l -printf 'link %l %p\n' | LC_ALL=C sort
+	)
+}
+
+# pattern SEED LEN: LEN deterministic pseudo-random bytes for SEED (any string) on stdout.
+# The bytes depend on the position, so data at a wrong offset or from another seed shows.
+pattern()
+{
+	command -v openssl >/dev/null || fail "pattern needs openssl"
+	local key
+	key=$(printf 'zumastor-pattern %s' "$1" | sha256sum | cut -c 1-32)
+	head -c "$2" /dev/zero |
+		openssl enc -aes-128-ctr -nosalt -K "$key" -iv 00000000000000000000000000000000 2>/dev/null
+}
+
+# write_pattern PATH SEED OFFSET LEN: writes pattern SEED LEN at OFFSET (no truncation).
+write_pattern()
+{
+	pattern "$2" "$4" |
+		dd of="$1" bs=1M iflag=fullblock oflag=seek_bytes seek="$3" conv=notrunc status=none ||
+		fail "write_pattern $*: dd failed"
+}
+
+# check_pattern PATH SEED OFFSET LEN: fails unless those bytes are pattern SEED LEN.
+check_pattern()
+{
+	local want got
+	want=$(pattern "$2" "$4" | sha256sum | cut -d ' ' -f 1)
+	got=$(sha_of "$1" "$3" "$4")
+	[[ $got == "$want" ]] || fail "$1: bytes $3+$4 are not pattern '$2'"
+}
+
+# drop_caches: writes back and drops the page cache, so reads come from the devices.
+drop_caches()
+{
+	sync
+	echo 3 >/proc/sys/vm/drop_caches
+}
+
+# wait_for_dev PATH [SECS]: waits (default 10 s) for a block device node.
+wait_for_dev()
+{
+	local i n=$((${2:-10} * 10))
+	for ((i = 0; i < n; i++)); do
+		[[ -b $1 ]] && return 0
+		sleep 0.1
+	done
+	fail "device $1 did not appear within ${2:-10} s"
+}
+
+# dev_sectors DEV: size in 512-byte sectors.
+dev_sectors()
+{
+	blockdev --getsz "$1"
+}
+
+# dm_create NAME TABLE: creates a device-mapper device (udev-less) and waits for its node.
+dm_create()
+{
+	local out
+	out=$(dmsetup create "$1" --table "$2" 2>&1) || fail "dmsetup create $1 '$2': $out"
+	wait_for_dev "/dev/mapper/$1"
+}
+
+# dm_remove NAME: removes a device-mapper device, retrying briefly while it is busy.
+dm_remove()
+{
+	local i out
+	for ((i = 0; i < 20; i++)); do
+		out=$(dmsetup remove "$1" 2>&1) && return 0
+		sleep 0.2
+	done
+	fail "dmsetup remove $1: $out"
+}
+
+# have_ddsnap: true if our module was built.
+have_ddsnap()
+{
+	[[ -f $DDSNAP_KO ]]
+}
+
+# load_ddsnap: loads $SRC/kernel/dm-ddsnap.ko (and the stock modules it depends on) unless
+# it is loaded already.
+load_ddsnap()
+{
+	have_ddsnap || fail "$DDSNAP_KO is not built (make kernel)"
+	[[ -d /sys/module/dm_ddsnap ]] && return 0
+	local deps d out
+	deps=$(modinfo -F depends "$DDSNAP_KO" 2>/dev/null || true)
+	modprobe dm-mod || fail "modprobe dm-mod failed"
+	for d in ${deps//,/ }; do
+		modprobe "$d" || fail "modprobe $d (needed by dm-ddsnap) failed"
+	done
+	out=$(insmod "$DDSNAP_KO" 2>&1) || fail "insmod $DDSNAP_KO: $out"
+}
+
+# kmsg_mark: remembers the end of the kernel log; the kmsg helpers below look past it.
+VM_KMSG_MARK=0
+kmsg_mark()
+{
+	VM_KMSG_MARK=$(dmesg | wc -l)
+}
+
+# kmsg_since_mark: the kernel log lines since the last kmsg_mark (all, without one).
+kmsg_since_mark()
+{
+	dmesg | tail -n "+$((VM_KMSG_MARK + 1))"
+}
+
+# expect_kmsg REGEX WHAT: fails unless a kernel log line since the mark matches REGEX (ERE).
+expect_kmsg()
+{
+	kmsg_since_mark | grep -q -E -- "$1" && return 0
+	kmsg_since_mark | tail -n 20 >&2
+	fail "$2: no kernel message matching '$1'"
+}
+
+# expect_no_kmsg REGEX WHAT: fails if a kernel log line since the mark matches REGEX.
+expect_no_kmsg()
+{
+	local hit
+	hit=$(kmsg_since_mark | grep -m 1 -E -- "$1") || return 0
+	fail "$2: unexpected kernel message: $hit"
+}
+
+# vm_power_cut: asks the host to kill the VM now (SIGKILL to QEMU: no sync, no shutdown;
+# guest RAM is lost, completed disk writes stay).  Only valid when the scenario declares
+# "# vm-boots: 2" (or more) and this is not the last boot.  Never returns.
+vm_power_cut()
+{
+	((${VM_BOOT:-1} < ${VM_BOOTS:-1})) || fail "vm_power_cut in boot ${VM_BOOT:-1} of ${VM_BOOTS:-1} (declare '# vm-boots: N')"
+	log "power cut requested"
+	: >"$RESULTS/kill-now"
+	sleep 60
+	fail "the host did not cut the power within 60 s"
+}

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# make vm-test [T=name]: runs every tests/vm/scenarios/*.sh (or only tests/vm/scenarios/<name>.sh)
+# in its own guest, one after the other, through tests/vm/run-one.sh with VM_QUIET=1 (a
+# failing scenario prints the end of its output; every full log is build/vm/<name>.log).
+# Records the counts as suite "vm" for scripts/summary.sh; the last line printed is
+# "vm: N passed, N failed".  Exit status 0 only if every scenario passed.
+#   run-all.sh [name]
+set -uo pipefail
+cd "$(dirname "$0")/../.." || exit 1
+# shellcheck source=scripts/results.sh
+. scripts/results.sh
+
+only=${1:-}
+only=${only%.sh}
+only=${only##*/}
+if [[ -n $only ]]; then
+	scenarios=(tests/vm/scenarios/"$only".sh)
+	if [[ ! -f ${scenarios[0]} ]]; then
+		known=""
+		for s in tests/vm/scenarios/*.sh; do
+			known+=" $(basename "$s" .sh)"
+		done
+		echo "vm: no scenario tests/vm/scenarios/$only.sh; there are:$known"
+		results_record vm 0 1
+		echo "vm: 0 passed, 1 failed"
+		exit 1
+	fi
+else
+	shopt -s nullglob
+	scenarios=(tests/vm/scenarios/*.sh)
+fi
+
+passed=0 failed=0 failures=()
+start=$SECONDS
+for s in "${scenarios[@]}"; do
+	name=$(basename "$s" .sh)
+	if VM_QUIET=1 bash tests/vm/run-one.sh "$name" "$s"; then
+		passed=$((passed + 1))
+	else
+		failed=$((failed + 1))
+		failures+=("$name")
+	fi
+done
+results_record vm "$passed" "$failed"
+echo "vm: ${#scenarios[@]} scenario(s) in $((SECONDS - start)) s; logs in build/vm/<name>.log"
+((failed == 0)) || echo "vm: failed: ${failures[*]}"
+echo "vm: $passed passed, $failed failed"
+((failed == 0))
