@@ -33,4 +33,6 @@ void cmd_error(const char *cmd, const char *fmt, ...) __attribute__((format(prin
 /* Prints the usage line of @cmd to stderr and returns EXIT_USAGE. */
 int cmd_usage(const char *cmd);
 
+int cmd_delta(int argc, char **argv); /* tools/delta.c */
+
 #endif

@@ -13,6 +13,7 @@
 #define DDSNAP_VERSION "0.1.0"
 
 const struct ddsnap_command ddsnap_commands[] = {
+	{ "delta", cmd_delta, "<changelist|create|apply> ...", "make or apply a delta between snapshots" },
 	{NULL, NULL, NULL, NULL},
 };
 

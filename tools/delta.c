@@ -1,0 +1,1032 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * delta.c - `ddsnap delta create` and `ddsnap delta apply`: make a delta stream from a
+ * changelist and two snapshot devices, and apply one to an origin.
+ *
+ * Devices are named as in Zumastor: the origin is <devstem> (/dev/mapper/vol) and snapshot
+ * tag T is "<devstem>(T)"; plain files work the same, which is how the tests run.
+ *
+ * create: validates the whole changelist first (a corrupt list must not yield a plausible
+ * delta), then walks it, grouping consecutive chunks into extents of at most 1 MiB, split
+ * where chunks turn zero or non-zero: zero chunks become zero records (discarded chunks
+ * must reach the replica, the ZFS hole-birth lesson).  Data extents are encoded in batches
+ * (xdelta3 runs once per batch), checksummed (target, and source when read) and written in
+ * chunk order.  Devices are read with O_DIRECT when the file system allows it, else with
+ * posix_fadvise(DONTNEED) so a delta does not flush the page cache.
+ *
+ * apply: reads the stream, and for each extent checks the receiver's source extent against
+ * the sender's source checksum (refusing on mismatch), decodes, checks the target checksum,
+ * and only then writes the origin.  So a corrupt or mismatched extent is never written and
+ * the source snapshot is never written at all.
+ *
+ * Crash and interruption argument: with -t TOKEN, apply fdatasyncs the origin before each
+ * token save (at most once per DELTA_TOKEN_INTERVAL and at every exit), so the token never
+ * claims an extent that is not durable.  Extents after the token may or may not be on disk;
+ * re-applying them writes the same bytes (extents hold absolute target data decoded
+ * against the immutable source snapshot, never against the origin), so nothing is lost and
+ * nothing is counted twice.  A resumed stream (create --resume TOKEN) starts exactly at the
+ * token and chains the stream checksum from it; a full stream re-sent after an
+ * interruption is skipped up to the token and checked to be the same stream.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <linux/fs.h>
+#include "base.h"
+#include "changelist.h"
+#include "commands.h"
+#include "delta_codec.h"
+#include "delta_stream.h"
+#include "xfer.h"
+
+/* Encode batch: enough extents for xdelta3 to amortise its process start (~1 ms), small
+ * enough to keep memory (source + target + payload scratch) bounded. */
+#define DELTA_BATCH_BYTES   (16u << 20)
+#define DELTA_BATCH_EXTENTS 512u
+/* Apply saves its resume token at most this often (plus at every exit). */
+#define DELTA_TOKEN_INTERVAL 1.0
+/* Device I/O alignment for O_DIRECT buffers. */
+#define DELTA_IO_ALIGN 4096u
+/* Tag of the origin in changelists (ctl.h CTL_TAG_ORIGIN). */
+#define DELTA_TAG_ORIGIN 0xfffffffeu
+
+static __printf(1, 2) void derr(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "ddsnap delta: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/* ---- devices ---- */
+
+struct dev {
+	int fd;
+	bool direct;
+	char *path;
+	u64 size;
+};
+
+static char *dev_name(const char *stem, u32 tag)
+{
+	char *p;
+
+	if (tag == DELTA_TAG_ORIGIN)
+		return xstrdup(stem);
+	if (asprintf(&p, "%s(%u)", stem, tag) < 0)
+		abort();
+	return p;
+}
+
+static int dev_open(struct dev *d, const char *path, bool write)
+{
+	int flags = (write ? O_RDWR : O_RDONLY) | O_CLOEXEC;
+	struct stat st;
+
+	d->path = xstrdup(path);
+	d->direct = true;
+	d->fd = open(path, flags | O_DIRECT);
+	if (d->fd < 0 && errno == EINVAL) {
+		d->direct = false;
+		d->fd = open(path, flags);
+	}
+	if (d->fd < 0) {
+		int e = errno;
+
+		derr("cannot open %s: %s", path, strerror(e));
+		free(d->path);
+		return -e;
+	}
+	if (fstat(d->fd, &st) == 0 && S_ISBLK(st.st_mode)) {
+		if (ioctl(d->fd, BLKGETSIZE64, &d->size))
+			d->size = 0;
+	} else {
+		d->size = (u64)st.st_size;
+	}
+	return 0;
+}
+
+static void dev_close(struct dev *d)
+{
+	if (d->fd >= 0)
+		close(d->fd);
+	d->fd = -1;
+	free(d->path);
+	d->path = NULL;
+}
+
+/* Falls back to buffered I/O when the file system refuses O_DIRECT for this request. */
+static void dev_undirect(struct dev *d)
+{
+	int fl = fcntl(d->fd, F_GETFL);
+
+	if (fl >= 0 && fcntl(d->fd, F_SETFL, fl & ~O_DIRECT) == 0)
+		d->direct = false;
+}
+
+static int dev_pread(struct dev *d, void *buf, size_t len, u64 off)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t n = pread(d->fd, (u8 *)buf + got, len - got, (off_t)(off + got));
+
+		if (n < 0 && errno == EINVAL && d->direct) {
+			dev_undirect(d);
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			int e = n < 0 ? errno : EIO;
+
+			derr("read %s at %llu: %s", d->path, (unsigned long long)(off + got),
+			     n < 0 ? strerror(e) : "beyond the end");
+			return -e;
+		}
+		got += (size_t)n;
+	}
+	if (!d->direct)
+		posix_fadvise(d->fd, (off_t)off, (off_t)len, POSIX_FADV_DONTNEED);
+	return 0;
+}
+
+static int dev_pwrite(struct dev *d, const void *buf, size_t len, u64 off)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pwrite(d->fd, (const u8 *)buf + done, len - done, (off_t)(off + done));
+
+		if (n < 0 && errno == EINVAL && d->direct) {
+			dev_undirect(d);
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			int e = n < 0 ? errno : EIO;
+
+			derr("write %s at %llu: %s", d->path, (unsigned long long)(off + done),
+			     strerror(e));
+			return -e;
+		}
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+static void *abuf(size_t len)
+{
+	void *p;
+
+	if (posix_memalign(&p, DELTA_IO_ALIGN, ROUND_UP(len ? len : 1, DELTA_IO_ALIGN)))
+		abort();
+	return p;
+}
+
+static bool all_zero(const u8 *p, size_t len)
+{
+	return !len || (p[0] == 0 && !memcmp(p, p + 1, len - 1));
+}
+
+/* ---- output with rate limit and progress ---- */
+
+struct out {
+	int fd;
+	struct xfer_rate rate;
+	struct xfer_progress prog;
+	u64 bytes;
+};
+
+static int out_write(void *arg, const void *buf, size_t len)
+{
+	struct out *o = arg;
+	int rc = delta_fd_write(&o->fd, buf, len);
+
+	if (rc)
+		return rc;
+	o->bytes += len;
+	xfer_rate_account(&o->rate, len);
+	return 0;
+}
+
+/* ---- create ---- */
+
+struct item {
+	bool zero;
+	u64 chunk;
+	u32 count;
+	unsigned job; /* data: index into jobs */
+};
+
+struct create {
+	struct delta_codec *dc;
+	struct delta_writer *w;
+	struct dev tgt, src;
+	bool use_src;
+	u32 chunk_size;
+	/* the batch */
+	struct item *items;
+	unsigned nitems;
+	struct delta_job *jobs;
+	unsigned njobs;
+	u8 *tbuf, *sbuf, *obuf; /* batch target, source and payload areas */
+	size_t tfill, ofill;
+	/* stats */
+	u64 data_bytes, chunks_done, total_chunks;
+};
+
+static int create_flush(struct create *c, struct out *o)
+{
+	int rc = delta_codec_encode_batch(c->dc, c->jobs, c->njobs);
+
+	if (rc) {
+		derr("encoding failed: %s", delta_codec_error(c->dc));
+		return rc;
+	}
+	for (unsigned i = 0; i < c->nitems && !rc; i++) {
+		struct item *it = &c->items[i];
+
+		if (it->zero) {
+			rc = delta_writer_zero(c->w, it->chunk, it->count);
+		} else {
+			struct delta_job *j = &c->jobs[it->job];
+			u32 flags = c->use_src ? DELTA_EXTENT_SRC_CSUM : 0;
+
+			rc = delta_writer_extent(c->w, it->chunk, it->count, j->codec, flags,
+						 j->out, (u32)j->out_len,
+						 delta_csum(j->tgt, j->len),
+						 c->use_src ? delta_csum(j->src, j->len) : 0);
+		}
+		c->chunks_done += it->count;
+	}
+	if (rc)
+		derr("writing the delta: %s", strerror(-rc));
+	xfer_progress_update(&o->prog, c->chunks_done * c->chunk_size);
+	c->nitems = c->njobs = 0;
+	c->tfill = c->ofill = 0;
+	return rc;
+}
+
+static void add_zero(struct create *c, u64 chunk, u32 count)
+{
+	struct item *last = c->nitems ? &c->items[c->nitems - 1] : NULL;
+
+	if (last && last->zero && last->chunk + last->count == chunk &&
+	    last->count + count <= DELTA_MAX_ZERO_CHUNKS) {
+		last->count += count;
+		return;
+	}
+	c->items[c->nitems++] = (struct item){.zero = true, .chunk = chunk, .count = count};
+}
+
+/* Reads the run [chunk, chunk + count) and queues its zero and data pieces. */
+static int create_run(struct create *c, struct out *o, u64 chunk, u32 count)
+{
+	size_t len = (size_t)count * c->chunk_size, cs = c->chunk_size;
+	u8 *t, *s;
+	int rc;
+
+	if (c->tfill + len > DELTA_BATCH_BYTES || c->nitems + count > 2 * DELTA_BATCH_EXTENTS) {
+		rc = create_flush(c, o);
+		if (rc)
+			return rc;
+	}
+	t = c->tbuf + c->tfill;
+	s = c->sbuf + c->tfill;
+	rc = dev_pread(&c->tgt, t, len, chunk * cs);
+	if (!rc && c->use_src)
+		rc = dev_pread(&c->src, s, len, chunk * cs);
+	if (rc)
+		return rc;
+	for (u32 i = 0; i < count;) {
+		bool z = all_zero(t + i * cs, cs);
+		u32 k = i + 1;
+
+		while (k < count && all_zero(t + k * cs, cs) == z)
+			k++;
+		if (z) {
+			add_zero(c, chunk + i, k - i);
+		} else {
+			struct delta_job *j = &c->jobs[c->njobs];
+
+			*j = (struct delta_job){.tgt = t + i * cs,
+						.len = (k - i) * cs,
+						.src = c->use_src ? s + i * cs : NULL,
+						.src_len = c->use_src ? (k - i) * cs : 0,
+						.out = c->obuf + c->ofill};
+			c->ofill += delta_codec_bound(j->len);
+			c->items[c->nitems++] = (struct item){
+				.chunk = chunk + i, .count = k - i, .job = c->njobs++};
+			c->data_bytes += j->len;
+		}
+		i = k;
+	}
+	c->tfill += len;
+	return 0;
+}
+
+static int parse_mode(const char *name, const char *arg, struct delta_codec_opts *o)
+{
+	const struct delta_codec_ops *ops;
+	char *end;
+
+	if (!strcmp(name, "best")) {
+		o->mode = DELTA_MODE_BEST;
+	} else {
+		ops = delta_codec_by_name(name);
+		if (!ops)
+			return -EINVAL;
+		o->mode = (int)ops->id;
+	}
+	o->level = 0;
+	if (arg && *arg) {
+		o->level = (int)strtol(arg, &end, 10);
+		if (*end || o->level <= 0)
+			return -EINVAL;
+	}
+	return 0;
+}
+
+static const struct option create_opts[] = {
+	{"raw", no_argument, NULL, 'r'},
+	{"zlib", optional_argument, NULL, 'z'},
+	{"zstd", optional_argument, NULL, 'Z'},
+	{"xdelta", optional_argument, NULL, 'x'},
+	{"zstd-delta", optional_argument, NULL, 'P'},
+	{"best", optional_argument, NULL, 'b'},
+	{"limit", required_argument, NULL, 'l'},
+	{"resume", required_argument, NULL, 'R'},
+	{"verify-all", no_argument, NULL, 'V'},
+	{"progress", no_argument, NULL, 'p'},
+	{"verbose", no_argument, NULL, 'v'},
+	{NULL, 0, NULL, 0},
+};
+
+static const char create_usage[] =
+	"usage: ddsnap delta create [-r|-z[L]|--zstd[=L]|-x|--zstd-delta[=L]|-b[L]] [-l bytes/s]\n"
+	"                           [--resume TOKEN] [-v] <changelist> <deltafile|-> <devstem>\n";
+
+static int delta_create(int argc, char **argv)
+{
+	struct delta_codec_opts copts = {.mode = DELTA_CODEC_ZSTD_PREFIX};
+	struct changelist_header ch;
+	struct changelist_reader *cr = NULL;
+	struct delta_header h = {0};
+	struct delta_token tok;
+	struct delta_trailer tr;
+	struct create c = {.tgt.fd = -1, .src.fd = -1};
+	struct out o = {.fd = -1};
+	const char *resume = NULL;
+	u64 limit = 0, chunk, run_start = 0;
+	u32 run_len = 0, max_run;
+	bool verbose = false, force_progress = false;
+	char why[200], *name;
+	int opt, rc, ret = EXIT_FAIL;
+
+	optind = 0;
+	while ((opt = getopt_long(argc, argv, "rz::x::b::l:vh", create_opts, NULL)) != -1) {
+		switch (opt) {
+		case 'r':
+			rc = parse_mode("raw", NULL, &copts);
+			break;
+		case 'z':
+			rc = parse_mode("zlib", optarg, &copts);
+			break;
+		case 'Z':
+			rc = parse_mode("zstd", optarg, &copts);
+			break;
+		case 'x':
+			rc = parse_mode("xdelta3", optarg, &copts);
+			break;
+		case 'P':
+			rc = parse_mode("zstd-prefix", optarg, &copts);
+			break;
+		case 'b':
+			rc = parse_mode("best", optarg, &copts);
+			break;
+		case 'l':
+			rc = xfer_parse_size(optarg, &limit);
+			break;
+		case 'R':
+			resume = optarg;
+			rc = 0;
+			break;
+		case 'V':
+			copts.verify_all = true;
+			rc = 0;
+			break;
+		case 'p':
+			force_progress = true;
+			rc = 0;
+			break;
+		case 'v':
+			verbose = true;
+			rc = 0;
+			break;
+		default:
+			fputs(create_usage, stderr);
+			return EXIT_USAGE;
+		}
+		if (rc) {
+			derr("bad option value '%s'", optarg ? optarg : "");
+			return EXIT_USAGE;
+		}
+	}
+	if (argc - optind != 3) {
+		fputs(create_usage, stderr);
+		return EXIT_USAGE;
+	}
+	rc = changelist_verify(argv[optind], &ch, why, sizeof(why));
+	if (rc) {
+		derr("changelist %s: %s", argv[optind], why);
+		return rc == -EILSEQ ? EXIT_CORRUPT : EXIT_FAIL;
+	}
+	c.dc = delta_codec_new(&copts);
+	if (!c.dc) {
+		derr("bad codec level");
+		return EXIT_USAGE;
+	}
+	memcpy(h.uuid, ch.uuid, sizeof(h.uuid));
+	h.chunk_size = ch.chunk_size;
+	h.flags = ch.src_tag == DELTA_TAG_NONE ? DELTA_FULL : 0;
+	h.volume_chunks = ch.volume_chunks;
+	h.src_tag = ch.src_tag;
+	h.src_gen = ch.src_gen;
+	h.tgt_tag = ch.tgt_tag;
+	h.tgt_gen = ch.tgt_gen;
+	if (resume) {
+		rc = delta_token_load(resume, &tok);
+		if (rc || !delta_token_matches(&tok, &h)) {
+			derr("resume token %s: %s", resume,
+			     rc ? strerror(-rc) : "belongs to another transfer");
+			goto out;
+		}
+		h.start_seq = tok.next_seq;
+		h.start_chunk = tok.next_chunk;
+		h.start_csum = tok.stream_csum;
+	}
+	c.chunk_size = ch.chunk_size;
+	c.use_src = !(h.flags & DELTA_FULL) && (copts.mode == DELTA_MODE_BEST ||
+						delta_codec_get((u32)copts.mode)->differencing);
+	name = dev_name(argv[optind + 2], ch.tgt_tag);
+	rc = dev_open(&c.tgt, name, false);
+	free(name);
+	if (rc)
+		goto out;
+	if (c.tgt.size < ch.volume_chunks * ch.chunk_size) {
+		derr("%s is smaller than the changelist's volume", c.tgt.path);
+		goto out;
+	}
+	if (c.use_src) {
+		name = dev_name(argv[optind + 2], ch.src_tag);
+		rc = dev_open(&c.src, name, false);
+		free(name);
+		if (rc)
+			goto out;
+		if (c.src.size < ch.volume_chunks * ch.chunk_size) {
+			derr("%s is smaller than the changelist's volume", c.src.path);
+			goto out;
+		}
+	}
+	if (!strcmp(argv[optind + 1], "-")) {
+		o.fd = STDOUT_FILENO;
+	} else {
+		o.fd = open(argv[optind + 1], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (o.fd < 0) {
+			derr("cannot create %s: %s", argv[optind + 1], strerror(errno));
+			goto out;
+		}
+	}
+	xfer_rate_init(&o.rate, limit);
+	xfer_progress_init(&o.prog, "delta", ch.count * ch.chunk_size, force_progress);
+	rc = delta_writer_new(&c.w, out_write, &o, &h);
+	if (rc) {
+		derr("writing the delta header: %s", strerror(-rc));
+		goto out;
+	}
+	max_run = DELTA_MAX_EXTENT / ch.chunk_size;
+	/* a batch holds at most 2 * DELTA_BATCH_EXTENTS items before a run of max_run, and
+	 * at most DELTA_BATCH_BYTES / chunk_size chunks, each piece's bound no more than its
+	 * chunks' bounds */
+	c.items = xmalloc(sizeof(*c.items) * (2 * DELTA_BATCH_EXTENTS + max_run));
+	c.jobs = xmalloc(sizeof(*c.jobs) * (2 * DELTA_BATCH_EXTENTS + max_run));
+	c.tbuf = abuf(DELTA_BATCH_BYTES);
+	c.sbuf = abuf(DELTA_BATCH_BYTES);
+	c.obuf = xmalloc((DELTA_BATCH_BYTES / ch.chunk_size) * delta_codec_bound(ch.chunk_size));
+	rc = changelist_open(&cr, argv[optind], NULL);
+	while (!rc && (rc = changelist_next(cr, &chunk)) == 1) {
+		rc = 0;
+		if (chunk < h.start_chunk)
+			continue;
+		if (run_len && chunk == run_start + run_len && run_len < max_run) {
+			run_len++;
+			continue;
+		}
+		if (run_len)
+			rc = create_run(&c, &o, run_start, run_len);
+		run_start = chunk;
+		run_len = 1;
+	}
+	if (!rc && run_len)
+		rc = create_run(&c, &o, run_start, run_len);
+	if (!rc)
+		rc = create_flush(&c, &o);
+	if (!rc)
+		rc = delta_writer_finish(c.w, &tr);
+	if (!rc && o.fd != STDOUT_FILENO && fsync(o.fd))
+		rc = -errno;
+	xfer_progress_done(&o.prog);
+	if (rc) {
+		derr("delta not created: %s", rc == -EILSEQ ? changelist_error(cr) : strerror(-rc));
+		goto out;
+	}
+	if (verbose) {
+		struct delta_codec_stats st;
+
+		delta_codec_get_stats(c.dc, &st);
+		fprintf(stderr,
+			"ddsnap delta: %llu extents, %llu data chunks, %llu zero chunks; %llu "
+			"bytes of data -> %llu payload bytes (%.2f%%); codecs raw %llu zlib %llu "
+			"zstd %llu xdelta3 %llu zstd-prefix %llu; %llu xdelta3 runs\n",
+			(unsigned long long)tr.extents, (unsigned long long)tr.data_chunks,
+			(unsigned long long)tr.zero_chunks, (unsigned long long)c.data_bytes,
+			(unsigned long long)tr.payload_bytes,
+			c.data_bytes ? 100.0 * (double)tr.payload_bytes / (double)c.data_bytes
+				     : 0.0,
+			(unsigned long long)st.chosen[0], (unsigned long long)st.chosen[1],
+			(unsigned long long)st.chosen[2], (unsigned long long)st.chosen[3],
+			(unsigned long long)st.chosen[4], (unsigned long long)st.xdelta3_runs);
+	}
+	ret = EXIT_OK;
+out:
+	changelist_close(cr);
+	delta_writer_free(c.w);
+	delta_codec_free(c.dc);
+	dev_close(&c.tgt);
+	dev_close(&c.src);
+	if (o.fd >= 0 && o.fd != STDOUT_FILENO)
+		close(o.fd);
+	free(c.items);
+	free(c.jobs);
+	free(c.tbuf);
+	free(c.sbuf);
+	free(c.obuf);
+	return ret;
+}
+
+/* ---- apply ---- */
+
+struct pending {
+	struct delta_record rec;
+	u8 *payload; /* own copy */
+	struct delta_token tok;
+};
+
+struct apply {
+	struct delta_reader *r;
+	struct delta_codec *dc;
+	struct delta_header h;
+	struct dev origin, src;
+	const char *token_path;
+	struct delta_token applied; /* everything up to here is written */
+	bool dirty;		    /* written since the last sync */
+	struct timespec last_save;
+	u8 *zeros;
+	/* xdelta3 extents waiting for one batched decode */
+	struct pending *q;
+	unsigned nq;
+	size_t qbytes;
+	u64 written_chunks;
+	int exit_code;
+};
+
+static int apply_save(struct apply *a)
+{
+	int rc;
+
+	if (!a->token_path)
+		return 0;
+	if (a->dirty && fdatasync(a->origin.fd)) {
+		rc = -errno;
+		derr("sync %s: %s", a->origin.path, strerror(-rc));
+		return rc;
+	}
+	a->dirty = false;
+	rc = delta_token_save(a->token_path, &a->applied);
+	if (rc)
+		derr("saving resume token %s: %s", a->token_path, strerror(-rc));
+	clock_gettime(CLOCK_MONOTONIC, &a->last_save);
+	return rc;
+}
+
+static int apply_done_record(struct apply *a, const struct delta_token *tok)
+{
+	a->applied = *tok;
+	if (a->token_path && xfer_elapsed(&a->last_save) >= DELTA_TOKEN_INTERVAL)
+		return apply_save(a);
+	return 0;
+}
+
+/* Reads the receiver's source extent and compares it with the sender's checksum. */
+static int apply_source(struct apply *a, const struct delta_record *rec, u8 *buf, size_t len)
+{
+	int rc = dev_pread(&a->src, buf, len, rec->chunk * a->h.chunk_size);
+
+	if (rc)
+		return rc;
+	if (delta_csum(buf, len) != rec->src_csum) {
+		derr("source snapshot %s differs from the sender's at chunks %llu..%llu: refusing "
+		     "this delta",
+		     a->src.path, (unsigned long long)rec->chunk,
+		     (unsigned long long)(rec->chunk + rec->count - 1));
+		a->exit_code = EXIT_FAIL;
+		return -ESTALE;
+	}
+	return 0;
+}
+
+static int apply_write(struct apply *a, const struct delta_record *rec, const u8 *data, size_t len)
+{
+	int rc;
+
+	if (delta_csum(data, len) != rec->tgt_csum) {
+		derr("extent at chunk %llu (record %llu) decodes to data with a wrong checksum: "
+		     "corrupt delta; nothing of it was written",
+		     (unsigned long long)rec->chunk, (unsigned long long)rec->seq);
+		a->exit_code = EXIT_CORRUPT;
+		return -EILSEQ;
+	}
+	rc = dev_pwrite(&a->origin, data, len, rec->chunk * a->h.chunk_size);
+	if (rc)
+		return rc;
+	a->dirty = true;
+	a->written_chunks += rec->count;
+	return 0;
+}
+
+/* Decodes the queued xdelta3 extents in one run and applies them in order. */
+static int apply_flush(struct apply *a)
+{
+	struct delta_djob *dj;
+	u8 *src, *tgt;
+	size_t off = 0;
+	int rc = 0;
+
+	if (!a->nq)
+		return 0;
+	dj = xzalloc(sizeof(*dj) * a->nq);
+	src = abuf(a->qbytes);
+	tgt = xmalloc(a->qbytes);
+	for (unsigned i = 0; i < a->nq && !rc; i++) {
+		struct delta_record *rec = &a->q[i].rec;
+		size_t len = (size_t)rec->count * a->h.chunk_size;
+
+		dj[i] = (struct delta_djob){.codec = rec->codec,
+					    .payload = a->q[i].payload,
+					    .payload_len = rec->payload_len,
+					    .src = src + off,
+					    .src_len = len,
+					    .tgt = tgt + off,
+					    .len = len};
+		rc = apply_source(a, rec, src + off, len);
+		off += len;
+	}
+	if (!rc) {
+		rc = delta_codec_decode_batch(a->dc, dj, a->nq);
+		if (rc == -ENOENT || rc == -EIO) {
+			derr("%s", delta_codec_error(a->dc));
+			a->exit_code = EXIT_FAIL;
+			goto out;
+		}
+		rc = 0;
+	}
+	for (unsigned i = 0; i < a->nq && !rc; i++) {
+		if (dj[i].err) {
+			derr("extent at chunk %llu (record %llu): %s; nothing of it was written",
+			     (unsigned long long)a->q[i].rec.chunk,
+			     (unsigned long long)a->q[i].rec.seq, delta_codec_error(a->dc));
+			a->exit_code = EXIT_CORRUPT;
+			rc = -EILSEQ;
+			break;
+		}
+		rc = apply_write(a, &a->q[i].rec, dj[i].tgt, dj[i].len);
+		if (!rc)
+			rc = apply_done_record(a, &a->q[i].tok);
+	}
+out:
+	for (unsigned i = 0; i < a->nq; i++)
+		free(a->q[i].payload);
+	a->nq = 0;
+	a->qbytes = 0;
+	free(dj);
+	free(src);
+	free(tgt);
+	return rc;
+}
+
+static int apply_record(struct apply *a, const struct delta_record *rec,
+			const struct delta_token *tok)
+{
+	size_t len = (size_t)rec->count * a->h.chunk_size;
+	struct delta_djob dj;
+	u8 *src = NULL, *tgt;
+	int rc;
+
+	if (rec->type == DELTA_REC_ZERO) {
+		rc = apply_flush(a);
+		for (u64 c = 0; !rc && c < rec->count;) {
+			u64 k = MIN((u64)rec->count - c, (u64)(DELTA_MAX_EXTENT / a->h.chunk_size));
+
+			rc = dev_pwrite(&a->origin, a->zeros, (size_t)k * a->h.chunk_size,
+					(rec->chunk + c) * a->h.chunk_size);
+			c += k;
+		}
+		if (!rc) {
+			a->dirty = true;
+			a->written_chunks += rec->count;
+			rc = apply_done_record(a, tok);
+		}
+		return rc;
+	}
+	if (rec->codec == DELTA_CODEC_XDELTA3) {
+		struct pending *p;
+
+		if (a->qbytes + len > DELTA_BATCH_BYTES || a->nq == DELTA_BATCH_EXTENTS) {
+			rc = apply_flush(a);
+			if (rc)
+				return rc;
+		}
+		p = &a->q[a->nq++];
+		p->rec = *rec;
+		p->payload = xmalloc(rec->payload_len ? rec->payload_len : 1);
+		memcpy(p->payload, rec->payload, rec->payload_len);
+		p->rec.payload = p->payload;
+		p->tok = *tok;
+		a->qbytes += len;
+		return 0;
+	}
+	rc = apply_flush(a);
+	if (rc)
+		return rc;
+	tgt = abuf(len);
+	if (rec->flags & DELTA_EXTENT_SRC_CSUM) {
+		src = abuf(len);
+		rc = apply_source(a, rec, src, len);
+	}
+	if (!rc) {
+		dj = (struct delta_djob){.codec = rec->codec,
+					 .payload = rec->payload,
+					 .payload_len = rec->payload_len,
+					 .src = src,
+					 .src_len = src ? len : 0,
+					 .tgt = tgt,
+					 .len = len};
+		rc = delta_codec_decode(a->dc, &dj);
+		if (rc) {
+			derr("extent at chunk %llu (record %llu): %s; nothing of it was written",
+			     (unsigned long long)rec->chunk, (unsigned long long)rec->seq,
+			     delta_codec_error(a->dc));
+			a->exit_code = rc == -EILSEQ ? EXIT_CORRUPT : EXIT_FAIL;
+		}
+	}
+	if (!rc)
+		rc = apply_write(a, rec, tgt, len);
+	if (!rc)
+		rc = apply_done_record(a, tok);
+	free(src);
+	free(tgt);
+	return rc;
+}
+
+/* The records skipped from a re-sent full stream must be the ones applied before. */
+static int check_skipped(struct apply *a, const struct delta_token *saved)
+{
+	if (a->applied.next_seq == saved->next_seq &&
+	    a->applied.stream_csum == saved->stream_csum &&
+	    a->applied.next_chunk == saved->next_chunk)
+		return 0;
+	derr("this stream differs from the interrupted one before record %llu: apply it "
+	     "without the token, or resume from the token",
+	     (unsigned long long)saved->next_seq);
+	a->exit_code = EXIT_FAIL;
+	return -ESTALE;
+}
+
+static const struct option apply_opts[] = {
+	{"token", required_argument, NULL, 't'},
+	{"limit", required_argument, NULL, 'l'},
+	{"progress", no_argument, NULL, 'p'},
+	{"verbose", no_argument, NULL, 'v'},
+	{NULL, 0, NULL, 0},
+};
+
+static const char apply_usage[] =
+	"usage: ddsnap delta apply [-t TOKEN] [-l bytes/s] [-v] <deltafile|-> <devstem>\n";
+
+static int delta_apply(int argc, char **argv)
+{
+	struct apply a = {.origin.fd = -1, .src.fd = -1, .exit_code = EXIT_FAIL};
+	struct delta_token saved;
+	struct delta_record rec;
+	struct delta_trailer tr;
+	struct xfer_rate rate;
+	struct xfer_progress prog;
+	bool have_saved = false, verbose = false, force_progress = false;
+	u64 limit = 0, skip_until = 0;
+	int in = -1, opt, rc;
+	char *name;
+
+	optind = 0;
+	while ((opt = getopt_long(argc, argv, "t:l:vh", apply_opts, NULL)) != -1) {
+		switch (opt) {
+		case 't':
+			a.token_path = optarg;
+			break;
+		case 'l':
+			if (xfer_parse_size(optarg, &limit)) {
+				derr("bad rate '%s'", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case 'p':
+			force_progress = true;
+			break;
+		case 'v':
+			verbose = true;
+			break;
+		default:
+			fputs(apply_usage, stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (argc - optind != 2) {
+		fputs(apply_usage, stderr);
+		return EXIT_USAGE;
+	}
+	if (!strcmp(argv[optind], "-")) {
+		in = STDIN_FILENO;
+	} else {
+		in = open(argv[optind], O_RDONLY | O_CLOEXEC);
+		if (in < 0) {
+			derr("cannot open %s: %s", argv[optind], strerror(errno));
+			return EXIT_FAIL;
+		}
+	}
+	a.r = delta_reader_new(delta_fd_read, &in);
+	rc = delta_reader_header(a.r, &a.h);
+	if (rc) {
+		derr("%s: %s", argv[optind], delta_reader_error(a.r));
+		a.exit_code = rc == -EILSEQ ? EXIT_CORRUPT : EXIT_FAIL;
+		goto out;
+	}
+	if (a.token_path) {
+		rc = delta_token_load(a.token_path, &saved);
+		if (rc == -EILSEQ) {
+			derr("resume token %s is corrupt", a.token_path);
+			goto out;
+		}
+		have_saved = !rc && delta_token_matches(&saved, &a.h);
+	}
+	if (a.h.start_seq) {
+		/* a resumed stream must continue exactly where this receiver stopped */
+		if (!have_saved || saved.next_seq != a.h.start_seq ||
+		    saved.next_chunk != a.h.start_chunk || saved.stream_csum != a.h.start_csum) {
+			derr("this stream resumes at record %llu, chunk %llu, but %s",
+			     (unsigned long long)a.h.start_seq, (unsigned long long)a.h.start_chunk,
+			     have_saved ? "the resume token says otherwise"
+					: "there is no matching resume token (-t)");
+			goto out;
+		}
+	} else if (have_saved && saved.next_seq) {
+		skip_until = saved.next_seq; /* a full stream re-sent: skip what is on disk */
+	}
+	name = dev_name(argv[optind + 1], DELTA_TAG_ORIGIN);
+	rc = dev_open(&a.origin, name, true);
+	free(name);
+	if (rc)
+		goto out;
+	if (a.origin.size < a.h.volume_chunks * a.h.chunk_size) {
+		derr("%s is smaller than the delta's volume (%llu bytes)", a.origin.path,
+		     (unsigned long long)(a.h.volume_chunks * a.h.chunk_size));
+		goto out;
+	}
+	if (!(a.h.flags & DELTA_FULL)) {
+		name = dev_name(argv[optind + 1], a.h.src_tag);
+		rc = dev_open(&a.src, name, false);
+		free(name);
+		if (rc)
+			goto out;
+	}
+	{
+		struct delta_codec_opts co = {.mode = DELTA_CODEC_RAW};
+
+		a.dc = delta_codec_new(&co);
+	}
+	a.zeros = abuf(DELTA_MAX_EXTENT);
+	memset(a.zeros, 0, DELTA_MAX_EXTENT);
+	a.q = xmalloc(sizeof(*a.q) * DELTA_BATCH_EXTENTS);
+	delta_reader_token(a.r, &a.applied);
+	clock_gettime(CLOCK_MONOTONIC, &a.last_save);
+	xfer_rate_init(&rate, limit);
+	xfer_progress_init(&prog, "apply", 0, force_progress);
+	for (;;) {
+		struct delta_token tok;
+
+		rc = delta_reader_next(a.r, &rec);
+		if (rc < 0) {
+			/* a bad record: what is queued was read intact, apply it first */
+			derr("%s: %s", argv[optind], delta_reader_error(a.r));
+			a.exit_code = rc == -EILSEQ ? EXIT_CORRUPT : EXIT_FAIL;
+			if (!skip_until)
+				apply_flush(&a);
+			break;
+		}
+		if (rc == 0) {
+			/* trailer validated: apply what is queued; the transfer is complete */
+			rc = apply_flush(&a);
+			break;
+		}
+		delta_reader_token(a.r, &tok);
+		if (rec.seq < skip_until) {
+			a.applied = tok;
+			continue;
+		}
+		if (skip_until) {
+			rc = check_skipped(&a, &saved);
+			if (rc)
+				break;
+			skip_until = 0;
+		}
+		rc = apply_record(&a, &rec, &tok);
+		if (rc)
+			break;
+		xfer_rate_account(&rate, rec.payload_len);
+		xfer_progress_update(&prog, a.written_chunks * a.h.chunk_size);
+	}
+	if (!rc && skip_until)
+		rc = check_skipped(&a, &saved);
+	xfer_progress_done(&prog);
+	/* make durable what was applied, and record where to resume */
+	if (a.origin.fd >= 0) {
+		if (fdatasync(a.origin.fd) && !rc) {
+			derr("sync %s: %s", a.origin.path, strerror(errno));
+			rc = -EIO;
+		}
+		a.dirty = false;
+	}
+	if (rc) {
+		if (a.token_path && a.origin.fd >= 0 && apply_save(&a) == 0)
+			derr("resume token saved in %s (next record %llu, chunk %llu)",
+			     a.token_path, (unsigned long long)a.applied.next_seq,
+			     (unsigned long long)a.applied.next_chunk);
+		goto out;
+	}
+	if (a.token_path)
+		unlink(a.token_path);
+	delta_reader_trailer(a.r, &tr);
+	if (verbose)
+		fprintf(stderr,
+			"ddsnap delta: applied %llu extents and %llu zero extents (%llu chunks)\n",
+			(unsigned long long)tr.extents, (unsigned long long)tr.zero_extents,
+			(unsigned long long)a.written_chunks);
+	a.exit_code = EXIT_OK;
+out:
+	if (a.q)
+		for (unsigned i = 0; i < a.nq; i++)
+			free(a.q[i].payload);
+	free(a.q);
+	free(a.zeros);
+	delta_codec_free(a.dc);
+	delta_reader_free(a.r);
+	dev_close(&a.origin);
+	dev_close(&a.src);
+	if (in >= 0 && in != STDIN_FILENO)
+		close(in);
+	return a.exit_code;
+}
+
+int cmd_delta(int argc, char **argv)
+{
+	if (argc < 2) {
+		fputs(create_usage, stderr);
+		fputs(apply_usage, stderr);
+		return EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "create"))
+		return delta_create(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "apply"))
+		return delta_apply(argc - 1, argv + 1);
+	derr("unknown subcommand '%s' (create, apply)", argv[1]);
+	return EXIT_USAGE;
+}
