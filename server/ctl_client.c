@@ -134,7 +134,7 @@ u64 ctl_client_origin_sectors(const struct ctl_client *c)
 int ctl_client_list(struct ctl_client *c, struct ctl_snap **snaps, u32 *n, struct ctl_result *res,
 		    char *why, size_t whylen)
 {
-	struct ctl_snap page[CTL_LIST_PAGE];
+	struct ctl_snap page[CTL_LIST_PAGE] = { 0 };
 	struct ctl_msg req = {.type = CTL_LIST};
 	struct ctl_snap *all = NULL;
 	u32 have = 0;

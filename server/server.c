@@ -1,0 +1,848 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * server.c - ddsnapd's network side (server.h).
+ *
+ * Threads.  One acceptor (server_run) polls the listening socket and a stop pipe.  Each
+ * connection has a reader thread.  Its first message decides what it is: IDENTIFY makes
+ * it a kernel target's connection, HELLO a CLI's.  A CLI connection is strictly
+ * request/reply, so its reader serves each request itself.  A kernel connection has many
+ * requests in flight: the reader hands ORIGIN_WRITE, SNAPSHOT_READ and SNAPSHOT_WRITE to
+ * the worker pool and answers FINISH, PING and DROP_CACHE acknowledgements itself.  Those
+ * must never wait behind the volume lock: a worker may be holding it while waiting for a
+ * read lock or a cache drop that only those messages release.
+ *
+ * Replies to one connection are serialised by its send lock; a whole message is one
+ * write, so replies from several workers never interleave.
+ *
+ * Lifetime.  A connection is referenced by its reader, by each queued or running job and
+ * by a cache-drop broadcast in progress; the last reference closes the socket and frees it.
+ * When the reader sees the peer go (or a malformed message), it marks the connection dead,
+ * releases its read locks (the kernel re-issues reads in flight on its next connection) and
+ * gives back the snapshot's open count.  Workers still holding it send into a shut-down
+ * socket and get EPIPE, which is harmless.
+ *
+ * Ordering guarantees the kernel relies on (DESIGN.md 5): an ORIGIN_WRITE reply is sent
+ * only after volume_origin_write() returned (copies and their records durable) and after
+ * every read lock on the written chunks is gone.  A SNAPSHOT_READ takes the read lock on
+ * each chunk before asking where it is, and keeps it only when the answer is the origin
+ * (readlock.h explains why that order closes the race).
+ */
+#include "server.h"
+#include "volume.h"
+#include "readlock.h"
+#include "unixsock.h"
+#include "wire.h"
+#include "ctl.h"
+#include "log.h"
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+enum conn_kind { CONN_NEW, CONN_KERNEL, CONN_CTL };
+
+struct conn {
+	struct server *srv;
+	struct conn *next; /* on srv->conns, under srv->lock */
+	int fd;
+	u64 id;
+	int refs; /* under srv->lock */
+	enum conn_kind kind;
+	bool dead;
+	bool origin;	  /* kernel: the origin device, else snapshot @tag */
+	bool snap_opened; /* volume_snap_open(+1) was done */
+	u32 tag;
+	u32 next_seq; /* our requests to the kernel (DROP_CACHE) */
+	/* Cache drop in progress, under srv->lock. */
+	u32 drop_seq;
+	bool drop_pending;
+	pthread_mutex_t send_lock;
+};
+
+struct job {
+	struct job *next;
+	struct conn *conn;
+	struct wire_msg msg;
+};
+
+struct server {
+	char *sock;
+	int listen_fd;
+	int stop_pipe[2];
+	struct volume *vol;
+	struct readlock_table *readlocks;
+	pthread_mutex_t lock; /* conns, refs, drops, readers */
+	pthread_cond_t cond;  /* drop acks, readers exiting */
+	struct conn *conns;
+	u64 next_conn_id;
+	unsigned readers;
+	/* Work queue. */
+	pthread_mutex_t qlock;
+	pthread_cond_t qcond;
+	struct job *qhead, **qtail;
+	bool qstop;
+	pthread_t workers[SERVER_WORKERS];
+};
+
+/*----------------------------------------------------------------
+ * Connections
+ *--------------------------------------------------------------*/
+
+static void conn_get(struct conn *c)
+{
+	pthread_mutex_lock(&c->srv->lock);
+	c->refs++;
+	pthread_mutex_unlock(&c->srv->lock);
+}
+
+static void conn_put(struct conn *c)
+{
+	struct server *s = c->srv;
+	bool last;
+
+	pthread_mutex_lock(&s->lock);
+	last = !--c->refs;
+	if (last) {
+		struct conn **p = &s->conns;
+
+		while (*p && *p != c)
+			p = &(*p)->next;
+		if (*p)
+			*p = c->next;
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (!last)
+		return;
+	close(c->fd);
+	pthread_mutex_destroy(&c->send_lock);
+	free(c);
+}
+
+/* Sends one message; a dead peer is not an error worth more than a debug line. */
+static int conn_send(struct conn *c, const void *buf, size_t len)
+{
+	int r;
+
+	pthread_mutex_lock(&c->send_lock);
+	r = unixsock_write_full(c->fd, buf, len);
+	pthread_mutex_unlock(&c->send_lock);
+	if (r)
+		log_debug("connection %llu: send failed: %s", (unsigned long long)c->id,
+			  strerror(-r));
+	return r;
+}
+
+static int send_wire(struct conn *c, const struct wire_msg *m)
+{
+	u8 buf[WIRE_MAX_MSG];
+	const char *why = NULL;
+	ssize_t n = wire_pack(m, buf, sizeof(buf), &why);
+
+	if (n < 0) {
+		log_err("connection %llu: cannot encode %s: %s", (unsigned long long)c->id,
+			wire_type_name(m->type), why ? why : "?");
+		return (int)n;
+	}
+	return conn_send(c, buf, (size_t)n);
+}
+
+/* Refuses a message and closes the connection (the peer can no longer be trusted). */
+static void send_error(struct conn *c, u32 seq, u16 culprit, int error, const char *text)
+{
+	struct wire_msg m = {.type = DDSNAP_MSG_ERROR | DDSNAP_MSG_REPLY, .seq = seq};
+
+	m.error.error = error;
+	m.error.culprit = culprit;
+	m.error.len = (u16)MIN(strlen(text), DDSNAP_WIRE_MAX_TEXT);
+	memcpy(m.error.text, text, m.error.len);
+	send_wire(c, &m);
+}
+
+/*----------------------------------------------------------------
+ * Cache drops (snapshot created, snapshot invalidated)
+ *--------------------------------------------------------------*/
+
+/*
+ * Sends DROP_CACHE to every kernel connection of the origin (@tag == DDSNAP_TAG_ORIGIN)
+ * or of snapshot @tag and waits for every acknowledgement; a connection that does not
+ * answer within SERVER_DROP_TIMEOUT_MS is cut off, which drops its cache as surely (the
+ * kernel forgets everything on a new IDENTIFY).
+ */
+static void drop_caches(struct server *s, u32 tag, u32 reason, u32 state, u64 gen)
+{
+	struct conn *targets[256];
+	unsigned n = 0;
+	struct timespec deadline;
+	bool waiting;
+
+	pthread_mutex_lock(&s->lock);
+	for (struct conn *c = s->conns; c && n < ARRAY_SIZE(targets); c = c->next) {
+		if (c->kind != CONN_KERNEL || c->dead)
+			continue;
+		if (tag == DDSNAP_TAG_ORIGIN ? !c->origin : (c->origin || c->tag != tag))
+			continue;
+		c->refs++;
+		c->drop_seq = ++c->next_seq;
+		c->drop_pending = true;
+		targets[n++] = c;
+	}
+	pthread_mutex_unlock(&s->lock);
+
+	for (unsigned i = 0; i < n; i++) {
+		struct wire_msg m = {.type = DDSNAP_MSG_DROP_CACHE, .seq = targets[i]->drop_seq};
+
+		m.drop.reason = reason;
+		m.drop.state = state;
+		m.drop.gen = gen;
+		send_wire(targets[i], &m);
+	}
+
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += SERVER_DROP_TIMEOUT_MS / 1000;
+	pthread_mutex_lock(&s->lock);
+	do {
+		waiting = false;
+		for (unsigned i = 0; i < n; i++)
+			if (targets[i]->drop_pending && !targets[i]->dead)
+				waiting = true;
+	} while (waiting && pthread_cond_timedwait(&s->cond, &s->lock, &deadline) != ETIMEDOUT);
+	for (unsigned i = 0; i < n; i++)
+		if (targets[i]->drop_pending && !targets[i]->dead) {
+			log_warn("connection %llu did not acknowledge a cache drop: disconnecting "
+				 "it",
+				 (unsigned long long)targets[i]->id);
+			shutdown(targets[i]->fd, SHUT_RDWR);
+		}
+	pthread_mutex_unlock(&s->lock);
+	for (unsigned i = 0; i < n; i++)
+		conn_put(targets[i]);
+}
+
+int server_invalidate(void *priv, u32 tag)
+{
+	struct server *s = priv;
+
+	log_warn("snapshot %u is being invalidated: its devices will fail I/O", tag);
+	drop_caches(s, tag, DDSNAP_DROP_SNAPSHOT_GONE, DDSNAP_STATE_INVALID, 0);
+	return 0;
+}
+
+/*----------------------------------------------------------------
+ * Kernel requests
+ *--------------------------------------------------------------*/
+
+static void handle_identify(struct conn *c, const struct wire_msg *m)
+{
+	struct server *s = c->srv;
+	struct wire_msg r = {.type = DDSNAP_MSG_IDENTIFY | DDSNAP_MSG_REPLY, .seq = m->seq};
+	u32 state = DDSNAP_STATE_NORMAL;
+	u64 gen = volume_gen(s->vol);
+	int err = 0;
+
+	if (m->identify.version != DDSNAP_WIRE_VERSION) {
+		err = -EPROTONOSUPPORT;
+	} else if (m->identify.dev_sectors != volume_origin_sectors(s->vol) ||
+		   (m->identify.chunk_bits &&
+		    m->identify.chunk_bits != volume_chunk_bits(s->vol))) {
+		err = -EINVAL;
+	} else if (m->identify.tag != DDSNAP_TAG_ORIGIN) {
+		err = volume_snap_state(s->vol, m->identify.tag, &state, &gen);
+		if (!err && !volume_snap_open(s->vol, m->identify.tag, 1))
+			c->snap_opened = true;
+	}
+	if (err)
+		log_warn("connection %llu: IDENTIFY tag %d, %llu sectors refused: %s",
+			 (unsigned long long)c->id, (int)m->identify.tag,
+			 (unsigned long long)m->identify.dev_sectors, strerror(-err));
+	else
+		log_info("connection %llu: %s device connected", (unsigned long long)c->id,
+			 m->identify.tag == DDSNAP_TAG_ORIGIN ? "origin" : "snapshot");
+	c->origin = m->identify.tag == DDSNAP_TAG_ORIGIN;
+	c->tag = m->identify.tag;
+	r.identify_reply.error = err;
+	r.identify_reply.version = DDSNAP_WIRE_VERSION;
+	r.identify_reply.chunk_bits = volume_chunk_bits(s->vol);
+	r.identify_reply.state = state;
+	r.identify_reply.gen = gen;
+	r.identify_reply.dev_sectors = volume_origin_sectors(s->vol);
+	send_wire(c, &r);
+}
+
+static void handle_origin_write(struct conn *c, const struct wire_msg *m, struct wire_msg *r)
+{
+	struct server *s = c->srv;
+	struct volume_range ranges[DDSNAP_WIRE_MAX_RANGES];
+	u64 gen = 0;
+	int err;
+
+	for (u32 i = 0; i < m->query.nr; i++)
+		ranges[i] = (struct volume_range){m->query.r[i].chunk, m->query.r[i].count};
+	err = volume_origin_write(s->vol, ranges, m->query.nr, &gen);
+	if (!err)
+		for (u32 i = 0; i < m->query.nr; i++)
+			readlock_wait(s->readlocks, ranges[i].chunk, ranges[i].count, 0);
+	if (err)
+		log_err("origin write of %u ranges from chunk %llu failed: %s", m->query.nr,
+			(unsigned long long)ranges[0].chunk, strerror(-err));
+	r->type = DDSNAP_MSG_ORIGIN_WRITE | DDSNAP_MSG_REPLY;
+	r->origin_reply.nr = m->query.nr;
+	r->origin_reply.gen = gen;
+	for (u32 i = 0; i < m->query.nr; i++)
+		r->origin_reply.r[i] =
+			(struct wire_range_status){m->query.r[i].chunk, m->query.r[i].count, err};
+}
+
+static void handle_snapshot_map(struct conn *c, const struct wire_msg *m, struct wire_msg *r)
+{
+	struct server *s = c->srv;
+	bool write = m->type == DDSNAP_MSG_SNAPSHOT_WRITE;
+	u32 n = 0;
+
+	r->type = m->type | DDSNAP_MSG_REPLY;
+	for (u32 i = 0; i < m->query.nr; i++) {
+		for (u32 k = 0; k < m->query.r[i].count; k++) {
+			struct wire_mapping *map = &r->map_reply.m[n++];
+			u64 chunk = m->query.r[i].chunk + k, addr = 0, lock = 0;
+			bool origin = false;
+			int err;
+
+			*map = (struct wire_mapping){.chunk = chunk};
+			if (write) {
+				err = volume_snap_write(s->vol, c->tag, chunk,
+							m->query.r[i].flags & DDSNAP_RANGE_WHOLE,
+							&addr);
+			} else {
+				lock = readlock_acquire(s->readlocks, c->id, chunk);
+				err = volume_snap_read(s->vol, c->tag, chunk, &origin, &addr);
+				if (err || !origin) {
+					readlock_release(s->readlocks, c->id, lock);
+					lock = 0;
+				}
+			}
+			if (err) {
+				map->where = DDSNAP_MAP_ERROR;
+				map->error = err;
+			} else if (origin) {
+				map->where = DDSNAP_MAP_ORIGIN;
+				map->lock = lock;
+			} else {
+				map->where = write ? DDSNAP_MAP_PRIVATE : DDSNAP_MAP_SHARED;
+				map->addr = addr;
+			}
+		}
+	}
+	r->map_reply.nr = n;
+}
+
+static void *worker_main(void *arg)
+{
+	struct server *s = arg;
+	struct wire_msg *reply = xmalloc(sizeof(*reply));
+
+	for (;;) {
+		struct job *j;
+
+		pthread_mutex_lock(&s->qlock);
+		while (!s->qhead && !s->qstop)
+			pthread_cond_wait(&s->qcond, &s->qlock);
+		j = s->qhead;
+		if (j) {
+			s->qhead = j->next;
+			if (!s->qhead)
+				s->qtail = &s->qhead;
+		}
+		pthread_mutex_unlock(&s->qlock);
+		if (!j)
+			break;
+		memset(reply, 0, offsetof(struct wire_msg, query));
+		reply->seq = j->msg.seq;
+		if (!j->conn->dead) {
+			if (j->msg.type == DDSNAP_MSG_ORIGIN_WRITE)
+				handle_origin_write(j->conn, &j->msg, reply);
+			else
+				handle_snapshot_map(j->conn, &j->msg, reply);
+			send_wire(j->conn, reply);
+		}
+		conn_put(j->conn);
+		free(j);
+	}
+	free(reply);
+	return NULL;
+}
+
+static void enqueue(struct conn *c, const struct wire_msg *m)
+{
+	struct server *s = c->srv;
+	struct job *j = xmalloc(sizeof(*j));
+
+	j->next = NULL;
+	j->msg = *m;
+	j->conn = c;
+	conn_get(c);
+	pthread_mutex_lock(&s->qlock);
+	*s->qtail = j;
+	s->qtail = &j->next;
+	pthread_cond_signal(&s->qcond);
+	pthread_mutex_unlock(&s->qlock);
+}
+
+/* Returns 0 to go on reading, -EPROTO to close. */
+static int kernel_message(struct conn *c, const struct wire_msg *m)
+{
+	struct server *s = c->srv;
+
+	switch (m->type) {
+	case DDSNAP_MSG_ORIGIN_WRITE:
+		if (!c->origin)
+			break;
+		enqueue(c, m);
+		return 0;
+	case DDSNAP_MSG_SNAPSHOT_READ:
+	case DDSNAP_MSG_SNAPSHOT_WRITE:
+		if (c->origin)
+			break;
+		enqueue(c, m);
+		return 0;
+	case DDSNAP_MSG_FINISH:
+		for (u32 i = 0; i < m->finish.nr; i++)
+			if (readlock_release(s->readlocks, c->id, m->finish.lock[i]))
+				log_warn("connection %llu: FINISH of unknown read lock %llu",
+					 (unsigned long long)c->id,
+					 (unsigned long long)m->finish.lock[i]);
+		return 0;
+	case DDSNAP_MSG_PING: {
+		struct wire_msg r = *m;
+
+		r.type |= DDSNAP_MSG_REPLY;
+		r.ping.gen = volume_gen(s->vol);
+		r.ping.state = DDSNAP_STATE_NORMAL;
+		r.ping.inflight = 0;
+		send_wire(c, &r);
+		return 0;
+	}
+	case DDSNAP_MSG_PING | DDSNAP_MSG_REPLY:
+		return 0;
+	case DDSNAP_MSG_DROP_CACHE | DDSNAP_MSG_REPLY:
+		pthread_mutex_lock(&s->lock);
+		if (c->drop_pending && m->seq == c->drop_seq) {
+			c->drop_pending = false;
+			if (m->drop_reply.error)
+				log_warn("connection %llu: cache drop answered %s",
+					 (unsigned long long)c->id, strerror(-m->drop_reply.error));
+			pthread_cond_broadcast(&s->cond);
+		}
+		pthread_mutex_unlock(&s->lock);
+		return 0;
+	case DDSNAP_MSG_ERROR | DDSNAP_MSG_REPLY:
+		log_warn("connection %llu: the kernel refused message %u (%s): %s",
+			 (unsigned long long)c->id, m->seq, wire_type_name(m->error.culprit),
+			 m->error.text);
+		return 0;
+	}
+	log_warn("connection %llu: unexpected %s", (unsigned long long)c->id,
+		 wire_type_name(m->type));
+	send_error(c, m->seq, m->type, -EPROTO, "message not valid on this connection");
+	return -EPROTO;
+}
+
+/*----------------------------------------------------------------
+ * CLI requests
+ *--------------------------------------------------------------*/
+
+static u32 count_devices(struct server *s)
+{
+	u32 n = 0;
+
+	pthread_mutex_lock(&s->lock);
+	for (struct conn *c = s->conns; c; c = c->next)
+		n += c->kind == CONN_KERNEL && !c->dead;
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}
+
+static const char *tag_reason(int err)
+{
+	switch (err) {
+	case -ENODATA:
+		return "no such snapshot";
+	case -EEXIST:
+		return "a snapshot with that tag exists";
+	case -EBUSY:
+		return "the snapshot is held or in use";
+	case -ENOSPC:
+		return "the snapshot store is full";
+	case -EROFS:
+		return "the volume failed and refuses changes; restart the server";
+	default:
+		return strerror(-err);
+	}
+}
+
+static void ctl_request(struct conn *c, const struct ctl_msg *m, struct ctl_msg *r,
+			struct ctl_snap *snaps, u64 *chunks)
+{
+	struct server *s = c->srv;
+	int err = 0;
+	u32 count32;
+
+	r->type = m->type | DDSNAP_MSG_REPLY;
+	r->seq = m->seq;
+	switch (m->type) {
+	case CTL_HELLO:
+		if (m->version != CTL_VERSION)
+			ctl_result_set(&r->result, -EPROTONOSUPPORT,
+				       "server speaks control protocol version %u", CTL_VERSION);
+		r->version = CTL_VERSION;
+		r->chunk_bits = volume_chunk_bits(s->vol);
+		r->origin_sectors = volume_origin_sectors(s->vol);
+		r->gen = volume_gen(s->vol);
+		volume_uuid(s->vol, r->uuid);
+		return;
+	case CTL_CREATE:
+		err = volume_create(s->vol, m->tag, &r->result.value);
+		if (!err) {
+			log_info("snapshot %u created (gen %llu)", m->tag,
+				 (unsigned long long)r->result.value);
+			drop_caches(s, DDSNAP_TAG_ORIGIN, DDSNAP_DROP_NEW_SNAPSHOT,
+				    DDSNAP_STATE_NORMAL, volume_gen(s->vol));
+		}
+		break;
+	case CTL_DELETE:
+		err = volume_delete(s->vol, m->tag);
+		if (!err)
+			log_info("snapshot %u deleted", m->tag);
+		break;
+	case CTL_PRIORITY:
+		if (m->arg < -128 || m->arg > 127) {
+			ctl_result_set(&r->result, -EINVAL, "priority must be -128..127");
+			return;
+		}
+		err = volume_priority(s->vol, m->tag, (s32)m->arg);
+		r->result.value = (u64)m->arg;
+		break;
+	case CTL_USECOUNT:
+		if (m->arg < -65535 || m->arg > 65535) {
+			ctl_result_set(&r->result, -EINVAL, "usecount change out of range");
+			return;
+		}
+		err = volume_usecount(s->vol, m->tag, (s32)m->arg, &count32);
+		r->result.value = count32;
+		break;
+	case CTL_LIST:
+		r->snaps = snaps;
+		err = volume_list(s->vol, m->cursor, snaps, CTL_LIST_PAGE, &r->count, &r->total,
+				  &r->next);
+		break;
+	case CTL_STATUS:
+		err = volume_status(s->vol, &r->status);
+		r->status.devices = count_devices(s);
+		r->status.readlocks = (u32)readlock_count(s->readlocks);
+		break;
+	case CTL_CHANGELIST:
+		r->chunks = chunks;
+		r->chunk_bits = volume_chunk_bits(s->vol);
+		err = volume_changelist(s->vol, m->from, m->to, m->cursor, chunks,
+					CTL_CHANGELIST_PAGE, &r->count, &r->next);
+		break;
+	case CTL_SYNC:
+		err = volume_sync(s->vol, &r->result.value);
+		break;
+	}
+	if (err) {
+		r->count = 0;
+		if (m->type == CTL_CREATE || m->type == CTL_DELETE || m->type == CTL_PRIORITY ||
+		    m->type == CTL_USECOUNT)
+			ctl_result_set(&r->result, err, "snapshot %u: %s", m->tag, tag_reason(err));
+		else
+			ctl_result_set(&r->result, err, "%s", tag_reason(err));
+	}
+}
+
+/*----------------------------------------------------------------
+ * Readers
+ *--------------------------------------------------------------*/
+
+static int read_kernel_message(struct conn *c, u8 *buf, struct wire_msg *m)
+{
+	const size_t head = sizeof(struct ddsnap_head_wire);
+	const char *why = NULL;
+	size_t total = 0;
+	int r;
+
+	r = wire_frame(buf, head, &total, &why);
+	if (r == -EWOULDBLOCK && total > head)
+		r = unixsock_read_full(c->fd, buf + head, total - head);
+	else if (!r)
+		total = head;
+	if (!r)
+		r = wire_unpack(buf, total, m, &why);
+	if (r == -EPROTO) {
+		log_warn("connection %llu: malformed message: %s", (unsigned long long)c->id,
+			 why ? why : "?");
+		send_error(c, 0, 0, -EPROTO, why ? why : "malformed message");
+	}
+	return r;
+}
+
+static void serve_ctl(struct conn *c, u8 *buf)
+{
+	const size_t head = sizeof(struct ddsnap_head_wire);
+	struct ctl_snap *snaps = xmalloc(CTL_LIST_PAGE * sizeof(*snaps));
+	u64 *chunks = xmalloc(CTL_CHANGELIST_PAGE * sizeof(*chunks));
+	u8 *out = xmalloc(head + CTL_MAX_BODY);
+	bool first = true;
+
+	for (;;) {
+		struct ctl_msg m = {0}, r = {0};
+		const char *why = NULL;
+		size_t body;
+		ssize_t n;
+		int err;
+
+		if (!first && unixsock_read_full(c->fd, buf, head))
+			break;
+		first = false;
+		err = ctl_frame(buf, &body, &why);
+		if (!err)
+			err = unixsock_read_full(c->fd, buf + head, body);
+		if (!err)
+			err = ctl_unpack(buf, head + body, &m, &why);
+		if (err) {
+			if (err == -EPROTO)
+				log_warn("CLI connection %llu: malformed request: %s",
+					 (unsigned long long)c->id, why);
+			break;
+		}
+		if ((m.type & DDSNAP_MSG_REPLY) || (c->kind == CONN_NEW) != (m.type == CTL_HELLO)) {
+			log_warn("CLI connection %llu: %s out of order", (unsigned long long)c->id,
+				 ctl_type_name(m.type));
+			break;
+		}
+		c->kind = CONN_CTL;
+		ctl_request(c, &m, &r, snaps, chunks);
+		n = ctl_pack(&r, out, head + CTL_MAX_BODY);
+		if (n < 0 || conn_send(c, out, (size_t)n))
+			break;
+	}
+	free(out);
+	free(chunks);
+	free(snaps);
+}
+
+static void serve_kernel(struct conn *c, u8 *buf)
+{
+	struct wire_msg *m = xmalloc(sizeof(*m));
+	bool first = true;
+
+	for (;;) {
+		if (!first && unixsock_read_full(c->fd, buf, sizeof(struct ddsnap_head_wire)))
+			break;
+		if (read_kernel_message(c, buf, m))
+			break;
+		if (first != (m->type == DDSNAP_MSG_IDENTIFY)) {
+			send_error(c, m->seq, m->type, -EPROTO,
+				   first ? "IDENTIFY must come first" : "IDENTIFY sent twice");
+			break;
+		}
+		if (first) {
+			first = false;
+			c->kind = CONN_KERNEL;
+			handle_identify(c, m);
+			continue;
+		}
+		if (kernel_message(c, m))
+			break;
+	}
+	free(m);
+}
+
+static void *reader_main(void *arg)
+{
+	struct conn *c = arg;
+	struct server *s = c->srv;
+	u8 *buf =
+		xmalloc(sizeof(struct ddsnap_head_wire) + MAX(DDSNAP_WIRE_MAX_BODY, CTL_MAX_BODY));
+	u16 type;
+
+	if (!unixsock_read_full(c->fd, buf, sizeof(struct ddsnap_head_wire))) {
+		type = le16_to_cpu(((struct ddsnap_head_wire *)buf)->type);
+		if (ctl_is_ctl_type(type))
+			serve_ctl(c, buf);
+		else
+			serve_kernel(c, buf);
+	}
+	free(buf);
+
+	pthread_mutex_lock(&s->lock);
+	c->dead = true;
+	pthread_cond_broadcast(&s->cond); /* a drop waiting for it need not wait longer */
+	pthread_mutex_unlock(&s->lock);
+	shutdown(c->fd, SHUT_RDWR);
+	if (readlock_release_conn(s->readlocks, c->id))
+		log_debug("connection %llu: released its read locks", (unsigned long long)c->id);
+	if (c->snap_opened)
+		volume_snap_open(s->vol, c->tag, -1);
+	if (c->kind == CONN_KERNEL)
+		log_info("connection %llu: %s device disconnected", (unsigned long long)c->id,
+			 c->origin ? "origin" : "snapshot");
+	conn_put(c);
+
+	pthread_mutex_lock(&s->lock);
+	s->readers--;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+	return NULL;
+}
+
+/*----------------------------------------------------------------
+ * The server
+ *--------------------------------------------------------------*/
+
+int server_create(const char *sock, struct server **out, char *why, size_t whylen)
+{
+	struct server *s = xzalloc(sizeof(*s));
+	int fd = unixsock_listen(sock, SERVER_BACKLOG);
+
+	if (fd < 0) {
+		snprintf(why, whylen, "cannot listen on %s: %s", sock,
+			 fd == -EADDRINUSE ? "another server is running there" : strerror(-fd));
+		free(s);
+		return fd;
+	}
+	if (pipe2(s->stop_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+		int r = -errno;
+
+		snprintf(why, whylen, "pipe: %s", strerror(errno));
+		close(fd);
+		free(s);
+		return r;
+	}
+	s->sock = xstrdup(sock);
+	s->listen_fd = fd;
+	s->readlocks = readlock_create();
+	pthread_mutex_init(&s->lock, NULL);
+	{
+		pthread_condattr_t attr;
+
+		pthread_condattr_init(&attr);
+		pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+		pthread_cond_init(&s->cond, &attr);
+		pthread_condattr_destroy(&attr);
+	}
+	pthread_mutex_init(&s->qlock, NULL);
+	pthread_cond_init(&s->qcond, NULL);
+	s->qtail = &s->qhead;
+	*out = s;
+	return 0;
+}
+
+void server_attach(struct server *s, struct volume *v)
+{
+	s->vol = v;
+}
+
+void server_stop(struct server *s)
+{
+	char x = 1;
+
+	if (write(s->stop_pipe[1], &x, 1) < 0) {
+		/* Already signalled (pipe full): nothing more to do. */
+	}
+}
+
+static void accept_one(struct server *s)
+{
+	struct conn *c;
+	pthread_attr_t attr;
+	pthread_t t;
+	int fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+
+	if (fd < 0) {
+		if (errno != EINTR && errno != EAGAIN && errno != ECONNABORTED)
+			log_warn("accept: %s", strerror(errno));
+		return;
+	}
+	c = xzalloc(sizeof(*c));
+	c->srv = s;
+	c->fd = fd;
+	c->refs = 1;
+	pthread_mutex_init(&c->send_lock, NULL);
+	pthread_mutex_lock(&s->lock);
+	c->id = ++s->next_conn_id;
+	c->next = s->conns;
+	s->conns = c;
+	s->readers++;
+	pthread_mutex_unlock(&s->lock);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&t, &attr, reader_main, c)) {
+		log_err("cannot start a connection thread");
+		pthread_mutex_lock(&s->lock);
+		s->readers--;
+		pthread_mutex_unlock(&s->lock);
+		conn_put(c);
+	}
+	pthread_attr_destroy(&attr);
+}
+
+int server_run(struct server *s)
+{
+	for (unsigned i = 0; i < SERVER_WORKERS; i++)
+		pthread_create(&s->workers[i], NULL, worker_main, s);
+	log_info("serving on %s", s->sock);
+
+	for (;;) {
+		struct pollfd p[2] = {{.fd = s->listen_fd, .events = POLLIN},
+				      {.fd = s->stop_pipe[0], .events = POLLIN}};
+
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			log_err("poll: %s", strerror(errno));
+			break;
+		}
+		if (p[1].revents)
+			break;
+		if (p[0].revents & POLLIN)
+			accept_one(s);
+	}
+
+	/* Stop: no new connections; cut the open ones; wait for readers and workers. */
+	log_info("shutting down");
+	close(s->listen_fd);
+	s->listen_fd = -1;
+	if (s->sock[0] == '/')
+		unlink(s->sock);
+	pthread_mutex_lock(&s->lock);
+	for (struct conn *c = s->conns; c; c = c->next)
+		shutdown(c->fd, SHUT_RDWR);
+	while (s->readers)
+		pthread_cond_wait(&s->cond, &s->lock);
+	pthread_mutex_unlock(&s->lock);
+	pthread_mutex_lock(&s->qlock);
+	s->qstop = true;
+	pthread_cond_broadcast(&s->qcond);
+	pthread_mutex_unlock(&s->qlock);
+	for (unsigned i = 0; i < SERVER_WORKERS; i++)
+		pthread_join(s->workers[i], NULL);
+	return 0;
+}
+
+void server_destroy(struct server *s)
+{
+	if (!s)
+		return;
+	if (s->listen_fd >= 0)
+		close(s->listen_fd);
+	close(s->stop_pipe[0]);
+	close(s->stop_pipe[1]);
+	readlock_destroy(s->readlocks);
+	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->cond);
+	pthread_mutex_destroy(&s->qlock);
+	pthread_cond_destroy(&s->qcond);
+	free(s->sock);
+	free(s);
+}

@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * volume.h - one snapshotted volume as the server serves it: the store (label, uberblock,
+ * txgs, space maps, intent log) and the snapshot engine behind one lock.
+ *
+ * This is the only interface the network side (server.c) uses.  Every call takes the volume
+ * lock, runs inside the open txg, and returns with its effects durable when the call says
+ * so (origin writes, snapshot writes, create, delete: durable through the intent log before
+ * return).  Calls block on metadata and data I/O.
+ *
+ * Errors are the engine's (engine.h): -ENODATA no such snapshot, -EEXIST, -EBUSY, -ENOSPC,
+ * -EIO (invalidated snapshot or I/O error), -EINVAL, -EILSEQ/-ENOTBLK/-ESTALE (damage),
+ * -EROFS (the volume failed and refuses changes until reopened).
+ */
+#ifndef DDSNAP_VOLUME_H
+#define DDSNAP_VOLUME_H
+
+#include "base.h"
+#include "ctl.h"
+
+struct volume;
+
+/* Asks a snapshot's devices to drop their mappings and fail I/O; see engine_invalidate_fn. */
+typedef int (*volume_invalidate_fn)(void *priv, u32 tag);
+
+struct volume_params {
+	const char *snapstore, *origin, *metadev; /* metadev may be NULL */
+	size_t cache_bytes;			  /* metadata cache budget */
+	volume_invalidate_fn invalidate;
+	void *invalidate_priv;
+};
+
+/*
+ * Opens the devices, the store (replaying the intent log) and the engine, and starts the
+ * txg sync thread.  Returns 0 and *@out, or -errno with a sentence in @why.
+ */
+int volume_open(const struct volume_params *p, struct volume **out, char *why, size_t whylen);
+
+/* Syncs a final txg, stops the sync thread, closes everything.  Returns 0 or -errno. */
+int volume_close(struct volume *v);
+
+u32 volume_chunk_bits(struct volume *v);
+u64 volume_origin_sectors(struct volume *v);
+u64 volume_gen(struct volume *v);
+void volume_uuid(struct volume *v, u8 uuid[16]);
+
+struct volume_range {
+	u64 chunk, count;
+};
+
+/* The engine's origin write for a batch of ranges; *gen = the gen they are safe in. */
+int volume_origin_write(struct volume *v, const struct volume_range *r, u32 n, u64 *gen);
+
+/* Snapshot read map: *origin = true, or the snapstore chunk in *addr. */
+int volume_snap_read(struct volume *v, u32 tag, u64 chunk, bool *origin, u64 *addr);
+
+/* Snapshot write map (private copy, created on first write). */
+int volume_snap_write(struct volume *v, u32 tag, u64 chunk, bool whole, u64 *addr);
+
+/* Snapshot state for IDENTIFY: 0 and *state (DDSNAP_STATE_*), *gen; or -ENODATA. */
+int volume_snap_state(struct volume *v, u32 tag, u32 *state, u64 *gen);
+
+/* Connected snapshot devices: +1 on IDENTIFY, -1 on disconnect. */
+int volume_snap_open(struct volume *v, u32 tag, int delta);
+
+int volume_create(struct volume *v, u32 tag, u64 *gen);
+int volume_delete(struct volume *v, u32 tag);
+int volume_priority(struct volume *v, u32 tag, s32 priority);
+/* Persistent holds (usecount) += @delta; *count = the result. */
+int volume_usecount(struct volume *v, u32 tag, s32 delta, u32 *count);
+
+/* Snapshots from index @cursor (in gen order): up to @max in @out; *total, *next. */
+int volume_list(struct volume *v, u64 cursor, struct ctl_snap *out, u32 max, u32 *count, u32 *total,
+		u64 *next);
+
+/* Store totals for status.  @devices/@readlocks are filled by the caller. */
+int volume_status(struct volume *v, struct ctl_status *out);
+
+/*
+ * Changed chunks @from -> @to (CTL_TAG_NONE: the whole volume's written chunks;
+ * CTL_TAG_ORIGIN: the live origin) at or after chunk @cursor: up to @max in @out,
+ * ascending; *next = where to continue or CTL_CURSOR_END.
+ */
+int volume_changelist(struct volume *v, u32 from, u32 to, u64 cursor, u64 *out, u32 max, u32 *count,
+		      u64 *next);
+
+/* Forces a txg sync; *txg = the synced txg. */
+int volume_sync(struct volume *v, u64 *txg);
+
+#endif
