@@ -34,5 +34,12 @@ void cmd_error(const char *cmd, const char *fmt, ...) __attribute__((format(prin
 int cmd_usage(const char *cmd);
 
 int cmd_delta(int argc, char **argv); /* tools/delta.c */
+/* tools/snapcmds.c: against a running server */
+int cmd_create(int argc, char **argv);
+int cmd_delete(int argc, char **argv);
+int cmd_list(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_priority(int argc, char **argv);
+int cmd_usecount(int argc, char **argv);
 
 #endif

@@ -13,7 +13,18 @@
 #define DDSNAP_VERSION "0.1.0"
 
 const struct ddsnap_command ddsnap_commands[] = {
-	{ "delta", cmd_delta, "<changelist|create|apply> ...", "make or apply a delta between snapshots" },
+	{"create", cmd_create, "<server_socket> <tag>",
+	 "take snapshot <tag> of the volume (suspends the origin device meanwhile)"},
+	{"delete", cmd_delete, "<server_socket> <tag>", "delete snapshot <tag>"},
+	{"list", cmd_list, "<server_socket>", "list snapshots: tag and creation time (UTC)"},
+	{"status", cmd_status, "[-v] [-s|--size] <server_socket> [<tag>]",
+	 "store totals and per-snapshot space, priority, usecount, state"},
+	{"priority", cmd_priority, "<server_socket> <tag> <priority -128..127>",
+	 "set which snapshots a full store drops first (lowest first; 127 never)"},
+	{"usecount", cmd_usecount, "<server_socket> <tag> [<delta>]",
+	 "add to a snapshot's persistent hold count and print it"},
+	{"delta", cmd_delta, "<changelist|create|apply> ...",
+	 "make or apply a delta between snapshots"},
 	{NULL, NULL, NULL, NULL},
 };
 

@@ -1,0 +1,386 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * snapcmds.c - the ddsnap subcommands that talk to a running server: create, delete, list,
+ * status, priority, usecount.
+ *
+ * create is the one with a device-side duty: it suspends every origin device of the volume
+ * (flushing and freezing the filesystem, draining in-flight writes) before asking the server
+ * to record the snapshot, and resumes them afterwards whatever happened.  Signals that would
+ * kill the tool are blocked while a device is suspended, so an impatient Ctrl-C cannot leave
+ * the volume frozen.  Without device-mapper (tests on plain files) there is nothing to
+ * suspend and the step is skipped.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include "commands.h"
+#include "ctl_client.h"
+#include "dmctl.h"
+
+/* Parses a snapshot tag: a decimal number 0..DDSNAP_TAG_MAX. */
+static int parse_tag(const char *cmd, const char *s, u32 *tag)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (!*s || *end || errno || s[0] == '-' || v > DDSNAP_TAG_MAX) {
+		cmd_error(cmd, "bad snapshot tag '%s': a number from 0 to %u", s, DDSNAP_TAG_MAX);
+		return -EINVAL;
+	}
+	*tag = (u32)v;
+	return 0;
+}
+
+static int parse_s64(const char *cmd, const char *what, const char *s, s64 lo, s64 hi, s64 *out)
+{
+	char *end;
+	long long v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (!*s || *end || errno || v < lo || v > hi) {
+		cmd_error(cmd, "bad %s '%s': a number from %lld to %lld", what, s, (long long)lo,
+			  (long long)hi);
+		return -EINVAL;
+	}
+	*out = v;
+	return 0;
+}
+
+static struct ctl_client *connect_or_complain(const char *cmd, const char *sock)
+{
+	struct ctl_client *c;
+	char why[300];
+
+	if (ctl_client_open(sock, &c, why, sizeof(why))) {
+		cmd_error(cmd, "%s", why);
+		return NULL;
+	}
+	return c;
+}
+
+/* One request with a result and nothing else; prints the server's reason on refusal. */
+static int simple_call(const char *cmd, struct ctl_client *c, struct ctl_msg *req,
+		       struct ctl_msg *reply)
+{
+	char why[300];
+
+	if (ctl_client_call(c, req, reply, why, sizeof(why))) {
+		cmd_error(cmd, "%s", why);
+		return EXIT_FAIL;
+	}
+	if (reply->result.error) {
+		cmd_error(cmd, "%s",
+			  reply->result.text[0] ? reply->result.text
+						: strerror(-reply->result.error));
+		return EXIT_FAIL;
+	}
+	return EXIT_OK;
+}
+
+/* Positional arguments after getopt: exactly between @min and @max, else usage. */
+static bool nargs_ok(int argc, int min, int max)
+{
+	int n = argc - optind;
+
+	return n >= min && n <= max;
+}
+
+static int no_options(int argc, char **argv)
+{
+	optind = 1;
+	if (getopt(argc, argv, "+") != -1)
+		return -1;
+	return 0;
+}
+
+/*----------------------------------------------------------------*/
+
+int cmd_create(int argc, char **argv)
+{
+	struct dmctl_dev devs[64];
+	bool ours[64] = {false}; /* suspended by us, so ours to resume */
+	struct ctl_client *c;
+	struct ctl_msg req = {.type = CTL_CREATE}, reply = {0};
+	sigset_t block, old;
+	int n, rc;
+
+	if (no_options(argc, argv) || !nargs_ok(argc, 2, 2))
+		return cmd_usage(argv[0]);
+	if (parse_tag(argv[0], argv[optind + 1], &req.tag))
+		return EXIT_USAGE;
+	c = connect_or_complain(argv[0], argv[optind]);
+	if (!c)
+		return EXIT_FAIL;
+
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGHUP);
+	sigaddset(&block, SIGQUIT);
+	sigprocmask(SIG_BLOCK, &block, &old);
+	n = dmctl_find(argv[optind], devs, ARRAY_SIZE(devs));
+	for (int i = 0; i < n; i++) {
+		if (devs[i].tag != DMCTL_TAG_ORIGIN || devs[i].suspended)
+			continue;
+		if (dmctl_suspend(devs[i].name)) {
+			cmd_error(argv[0], "cannot suspend origin device %s", devs[i].name);
+			rc = EXIT_FAIL;
+			goto out_resume;
+		}
+		ours[i] = true;
+	}
+	rc = simple_call(argv[0], c, &req, &reply);
+out_resume:
+	for (int i = 0; i < n; i++)
+		if (ours[i] && dmctl_resume(devs[i].name)) {
+			cmd_error(argv[0],
+				  "cannot resume origin device %s: resume it with 'dmsetup resume "
+				  "%s'",
+				  devs[i].name, devs[i].name);
+			rc = EXIT_FAIL;
+		}
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	ctl_client_close(c);
+	return rc;
+}
+
+int cmd_delete(int argc, char **argv)
+{
+	struct ctl_client *c;
+	struct ctl_msg req = {.type = CTL_DELETE}, reply = {0};
+	int rc;
+
+	if (no_options(argc, argv) || !nargs_ok(argc, 2, 2))
+		return cmd_usage(argv[0]);
+	if (parse_tag(argv[0], argv[optind + 1], &req.tag))
+		return EXIT_USAGE;
+	c = connect_or_complain(argv[0], argv[optind]);
+	if (!c)
+		return EXIT_FAIL;
+	rc = simple_call(argv[0], c, &req, &reply);
+	ctl_client_close(c);
+	return rc;
+}
+
+int cmd_priority(int argc, char **argv)
+{
+	struct ctl_client *c;
+	struct ctl_msg req = {.type = CTL_PRIORITY}, reply = {0};
+	int rc;
+
+	if (no_options(argc, argv) || !nargs_ok(argc, 3, 3))
+		return cmd_usage(argv[0]);
+	if (parse_tag(argv[0], argv[optind + 1], &req.tag) ||
+	    parse_s64(argv[0], "priority", argv[optind + 2], -128, 127, &req.arg))
+		return EXIT_USAGE;
+	c = connect_or_complain(argv[0], argv[optind]);
+	if (!c)
+		return EXIT_FAIL;
+	rc = simple_call(argv[0], c, &req, &reply);
+	ctl_client_close(c);
+	return rc;
+}
+
+int cmd_usecount(int argc, char **argv)
+{
+	struct ctl_client *c;
+	struct ctl_msg req = {.type = CTL_USECOUNT}, reply = {0};
+	int rc;
+
+	if (no_options(argc, argv) || !nargs_ok(argc, 2, 3))
+		return cmd_usage(argv[0]);
+	if (parse_tag(argv[0], argv[optind + 1], &req.tag))
+		return EXIT_USAGE;
+	if (argc - optind == 3 &&
+	    parse_s64(argv[0], "usecount change", argv[optind + 2], -65535, 65535, &req.arg))
+		return EXIT_USAGE;
+	c = connect_or_complain(argv[0], argv[optind]);
+	if (!c)
+		return EXIT_FAIL;
+	rc = simple_call(argv[0], c, &req, &reply);
+	if (rc == EXIT_OK)
+		printf("%llu\n", (unsigned long long)reply.result.value);
+	ctl_client_close(c);
+	return rc;
+}
+
+/*----------------------------------------------------------------
+ * list and status
+ *--------------------------------------------------------------*/
+
+static void format_time(u64 t, char *buf, size_t len)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	gmtime_r(&tt, &tm);
+	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* Bytes in binary units, "12.3M", always 6 characters or fewer. */
+static void format_bytes(u64 b, char *buf, size_t len)
+{
+	static const char units[] = "BKMGTPE";
+	double v = (double)b;
+	unsigned u = 0;
+
+	while (v >= 1024 && u < sizeof(units) - 2) {
+		v /= 1024;
+		u++;
+	}
+	if (!u)
+		snprintf(buf, len, "%lluB", (unsigned long long)b);
+	else
+		snprintf(buf, len, v < 10 ? "%.1f%c" : "%.0f%c", v, units[u]);
+}
+
+static int fetch_list(const char *cmd, struct ctl_client *c, struct ctl_snap **snaps, u32 *n)
+{
+	struct ctl_result res;
+	char why[300];
+
+	if (ctl_client_list(c, snaps, n, &res, why, sizeof(why))) {
+		cmd_error(cmd, "%s", why);
+		return EXIT_FAIL;
+	}
+	if (res.error) {
+		cmd_error(cmd, "%s", res.text);
+		return EXIT_FAIL;
+	}
+	return EXIT_OK;
+}
+
+int cmd_list(int argc, char **argv)
+{
+	struct ctl_client *c;
+	struct ctl_snap *snaps = NULL;
+	u32 n = 0;
+	int rc;
+
+	if (no_options(argc, argv) || !nargs_ok(argc, 1, 1))
+		return cmd_usage(argv[0]);
+	c = connect_or_complain(argv[0], argv[optind]);
+	if (!c)
+		return EXIT_FAIL;
+	rc = fetch_list(argv[0], c, &snaps, &n);
+	for (u32 i = 0; rc == EXIT_OK && i < n; i++) {
+		char when[32];
+
+		format_time(snaps[i].ctime, when, sizeof(when));
+		printf("%u %s%s\n", snaps[i].tag, when,
+		       snaps[i].state == DDSNAP_STATE_INVALID ? " invalid" : "");
+	}
+	free(snaps);
+	ctl_client_close(c);
+	return rc;
+}
+
+static void print_snap(const struct ctl_snap *s, bool verbose)
+{
+	char when[32], uniq[16], written[16];
+
+	format_time(s->ctime, when, sizeof(when));
+	format_bytes(s->unique_bytes, uniq, sizeof(uniq));
+	format_bytes(s->written_bytes, written, sizeof(written));
+	printf("%10u  %-20s  %7s  %7s  %4d  %8u  %-7s", s->tag, when, uniq, written, s->priority,
+	       s->usecount, s->state == DDSNAP_STATE_INVALID ? "invalid" : "normal");
+	if (verbose)
+		printf("  %10llu  %7u  %s", (unsigned long long)s->gen, s->devices,
+		       s->flags & CTL_SNAP_WRITTEN ? "written" : "-");
+	putchar('\n');
+}
+
+int cmd_status(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"verbose", no_argument, NULL, 'v'},
+		{"size", no_argument, NULL, 's'},
+		{NULL, 0, NULL, 0},
+	};
+	struct ctl_client *c;
+	struct ctl_msg req = {.type = CTL_STATUS}, reply = {0};
+	struct ctl_snap *snaps = NULL;
+	bool verbose = false, size = false, found = false;
+	u32 n = 0, tag = 0;
+	int rc, opt;
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "+vs", longopts, NULL)) != -1) {
+		if (opt == 'v')
+			verbose = true;
+		else if (opt == 's')
+			size = true;
+		else
+			return cmd_usage(argv[0]);
+	}
+	if (!nargs_ok(argc, 1, 2))
+		return cmd_usage(argv[0]);
+	if (argc - optind == 2 && parse_tag(argv[0], argv[optind + 1], &tag))
+		return EXIT_USAGE;
+	c = connect_or_complain(argv[0], argv[optind]);
+	if (!c)
+		return EXIT_FAIL;
+	if (size) {
+		/* The volume size in sectors, for a dm table line. */
+		printf("%llu\n", (unsigned long long)ctl_client_origin_sectors(c));
+		ctl_client_close(c);
+		return EXIT_OK;
+	}
+	rc = simple_call(argv[0], c, &req, &reply);
+	if (rc == EXIT_OK)
+		rc = fetch_list(argv[0], c, &snaps, &n);
+	if (rc == EXIT_OK && argc - optind == 1) {
+		const struct ctl_status *st = &reply.status;
+		char a[16], b[16], d[16];
+
+		format_bytes(st->origin_bytes, a, sizeof(a));
+		format_bytes(st->chunk_size, b, sizeof(b));
+		printf("volume %s, chunk %s, gen %llu, txg %llu\n", a, b,
+		       (unsigned long long)st->gen, (unsigned long long)st->txg);
+		format_bytes((st->data_total - st->data_free) * st->chunk_size, a, sizeof(a));
+		format_bytes(st->data_total * st->chunk_size, b, sizeof(b));
+		format_bytes(st->reserve_chunks * st->chunk_size, d, sizeof(d));
+		printf("snapstore %s of %s used (%.1f%%), reserve %s\n", a, b,
+		       st->data_total ? 100.0 * (double)(st->data_total - st->data_free) /
+						(double)st->data_total
+				      : 0.0,
+		       d);
+		format_bytes((st->meta_total - st->meta_free) * 4096, a, sizeof(a));
+		format_bytes(st->meta_total * 4096, b, sizeof(b));
+		printf("metadata %s of %s used, %llu exceptions, intent log %llu/%llu blocks\n", a,
+		       b, (unsigned long long)st->exceptions, (unsigned long long)st->log_used,
+		       (unsigned long long)st->log_size);
+		printf("%llu snapshots, %u devices connected, %u read locks\n",
+		       (unsigned long long)st->snapshots, st->devices, st->readlocks);
+		if (verbose)
+			printf("data chunks %llu total, %llu free; metadata blocks %llu total, "
+			       "%llu free\n",
+			       (unsigned long long)st->data_total,
+			       (unsigned long long)st->data_free,
+			       (unsigned long long)st->meta_total,
+			       (unsigned long long)st->meta_free);
+		putchar('\n');
+	}
+	if (rc == EXIT_OK) {
+		printf("%10s  %-20s  %7s  %7s  %4s  %8s  %-7s%s\n", "tag", "created (UTC)",
+		       "unique", "written", "prio", "usecount", "state",
+		       verbose ? "         gen  devices  overlay" : "");
+		for (u32 i = 0; i < n; i++)
+			if (argc - optind == 1 || snaps[i].tag == tag) {
+				print_snap(&snaps[i], verbose);
+				found = true;
+			}
+		if (argc - optind == 2 && !found) {
+			cmd_error(argv[0], "no snapshot %u", tag);
+			rc = EXIT_FAIL;
+		}
+	}
+	free(snaps);
+	ctl_client_close(c);
+	return rc;
+}
