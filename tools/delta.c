@@ -104,6 +104,7 @@ static int dev_open(struct dev *d, const char *path, bool write)
 
 		derr("cannot open %s: %s", path, strerror(e));
 		free(d->path);
+		d->path = NULL;
 		return -e;
 	}
 	if (fstat(d->fd, &st) == 0 && S_ISBLK(st.st_mode)) {
