@@ -319,20 +319,22 @@ static int bdev_faulty_write(struct bdev *b, const void *buf, size_t len, u64 of
 {
 	struct bdev_faulty *f = to_faulty(b);
 	u64 first = off / BDEV_SECTOR, n = len / BDEV_SECTOR, lost = 0;
-	bool tear = false;
+	bool tear = false, dies = false;
 	int e = bdev_check_range(b, len, off);
 
 	if (e)
 		return e;
 	pthread_mutex_lock(&f->lock);
-	if (f->die_in && --f->die_in == 0)
-		f->fail_all = true;
 	if (f->fail_all)
 		goto out_eio;
-	if (f->fail_in && --f->fail_in == 0)
-		goto out_eio;
+	if (f->die_in && --f->die_in == 0)
+		dies = true;
 	if (f->tear_in && --f->tear_in == 0)
 		tear = true;
+	if (dies && !tear)
+		goto out_die;
+	if (f->fail_in && --f->fail_in == 0)
+		goto out_eio;
 	f->ctr.writes++;
 	f->ctr.bytes_written += len;
 	/* A torn write loses at least one sector (chosen below) and a random subset of the rest. */
@@ -345,9 +347,13 @@ static int bdev_faulty_write(struct bdev *b, const void *buf, size_t len, u64 of
 		       BDEV_SECTOR);
 		sector_set(f->unflushed, first + i);
 	}
+	if (dies)
+		goto out_die; /* torn by the power cut that kills the device */
 	pthread_mutex_unlock(&f->lock);
 	return 0;
 
+out_die:
+	f->fail_all = true;
 out_eio:
 	pthread_mutex_unlock(&f->lock);
 	return -EIO;

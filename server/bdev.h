@@ -94,7 +94,10 @@ void bdev_faulty_tear_write(struct bdev *b, u64 n);
 /*
  * A power cut during the @n-th write from now: that write and every later write and flush
  * fail with -EIO (as bdev_faulty_fail_all) until bdev_faulty_crash.  Crash tests arm this at
- * a random @n, let the workload run into it, then call bdev_faulty_crash.
+ * a random @n, let the workload run into it, then call bdev_faulty_crash.  With
+ * bdev_faulty_tear_write armed for the same write, that write lands torn (and fails): a power
+ * cut in the middle of it.  (A torn write on its own returns 0 and the device keeps working,
+ * which only a crash right after it makes realistic.)
  */
 void bdev_faulty_die_after(struct bdev *b, u64 n);
 /*

@@ -284,4 +284,164 @@ struct metaslab_root_disk {
 };
 static_assert(sizeof(struct metaslab_root_disk) == 80, "metaslab_root_disk size");
 
+/*----------------------------------------------------------------
+ * Snapshot engine (engine.c)
+ *--------------------------------------------------------------*/
+
+/*
+ * The exception tree: key (chunk, death) as two __le64 (BTREE_KEY_LE64), value
+ * struct exception_disk; the block pointer aggregate is the maximum death.
+ */
+struct exception_disk {
+	__le64 birth; /* gen from which the saved version was current */
+	__le64 addr;  /* snapstore data address, in chunks */
+};
+static_assert(sizeof(struct exception_disk) == 16, "exception_disk size");
+
+/* An overlay (writable snapshot) entry: key chunk (__le64), value the data address. */
+struct overlay_disk {
+	__le64 addr;
+};
+static_assert(sizeof(struct overlay_disk) == 8, "overlay_disk size");
+
+/* The snapshot table: key tag (__le64), value struct snap_record_disk. */
+struct snap_record_disk {
+	__le64 gen;
+	__le64 ctime;		    /* seconds since the epoch, as the creator gave it */
+	struct blkptr_disk overlay; /* root of the snapshot's overlay tree (blocknr 0: empty) */
+	__le64 overlay_chunks;	    /* entries in the overlay */
+	__le16 holds;		    /* persistent holds (Zumastor usecount) */
+	__u8 priority;		    /* s8; ENGINE_PRIO_KEEP and above: never dropped */
+	__u8 state;		    /* enum engine_snap_state */
+	__le32 reserved;	    /* zero */
+};
+static_assert(sizeof(struct snap_record_disk) == 64, "snap_record_disk size");
+static_assert(offsetof(struct snap_record_disk, overlay) == 16, "snap_record overlay");
+
+/*
+ * The payload of the engine's intent log records (enum engine_logrec_type): a copy-out
+ * {chunk, birth, death, addr, csum of the copied data}, an overlay insert {tag, chunk,
+ * addr}, a create {tag, gen, ctime, priority} or a delete/invalidate {tag, flags}.
+ */
+struct engine_logrec_disk {
+	__le64 chunk;
+	__le64 birth;
+	__le64 death; /* copy-out: the gen of the write; create: the new snapshot's gen */
+	__le64 addr;
+	__le64 ctime;
+	__le32 tag;
+	__le32 csum; /* copy-out: crc32c(0) of the copied chunk */
+	__u8 priority;
+	__u8 flags; /* delete: 1 = invalidate (keep the table entry, state invalid) */
+	__u8 pad[6];
+};
+static_assert(sizeof(struct engine_logrec_disk) == 56, "engine_logrec_disk size");
+
+/*----------------------------------------------------------------
+ * Label and uberblock ring (label.c, uberblock.c)
+ *--------------------------------------------------------------*/
+
+/*
+ * Every device of a store (the snapstore, and the metadata device if there is one) starts
+ * with a label and keeps a second copy in its last block, so an overwrite of the first
+ * blocks (a stray mkfs, dd) leaves one.  Both devices' labels carry the same uuid; @role
+ * says which device a label belongs to.  The label is written once, at initialize, and
+ * describes the fixed layout; everything that changes lives in the uberblock ring.
+ *
+ *	metadata device (the snapstore when there is no separate one), in 4 KiB blocks:
+ *	+-------+--------------------+-----------------+--------------------------+-------+
+ *	| label | uberblock ring     | intent log ring | metadata region          | label |
+ *	|   0   | ub_start, ub_slots | log_start, ...  | meta_start, meta_blocks  | last  |
+ *	+-------+--------------------+-----------------+--------------------------+-------+
+ *	snapstore:  label 0, then the data region [data_start, +data_blocks), label at its end
+ *	(without a metadata device the data region follows the intent log and holds both).
+ *
+ * Feature words: a reader must refuse a store with an unknown incompat bit, may only read
+ * one with an unknown ro_compat bit, and may ignore unknown compat bits.
+ */
+#define LABEL_VERSION 1
+
+enum label_role {
+	LABEL_ROLE_SNAPSTORE = 1,
+	LABEL_ROLE_METADEV = 2,
+};
+
+struct label_disk {
+	struct block_header_disk hdr; /* MAGIC_LABEL; blocknr 0 or the device's last block */
+	__le32 version;		      /* LABEL_VERSION */
+	__le32 role;		      /* enum label_role */
+	__le64 feature_compat;
+	__le64 feature_ro_compat;
+	__le64 feature_incompat;
+	__u8 uuid[16];		 /* the store's identity, in every label and uberblock */
+	__le64 log_guid;	 /* the intent log's guid (intent_log_config.guid) */
+	__le64 created;		 /* unix seconds */
+	__le32 chunk_shift;	 /* log2 of the data chunk size in bytes, 12..20 */
+	__le32 block_shift;	 /* log2 of the metadata block size, DDSNAP_BLOCK_SHIFT */
+	__le64 snapstore_blocks; /* device sizes at initialize, in blocks */
+	__le64 metadev_blocks;	 /* 0: no separate metadata device */
+	__le64 origin_bytes;	 /* origin size at initialize */
+	__le64 ub_start;	 /* uberblock ring, on the metadata device */
+	__le32 ub_slots;
+	__le32 ms_shift;  /* log2 of the metaslab size in blocks */
+	__le64 log_start; /* intent log ring, on the metadata device */
+	__le64 log_blocks;
+	__le64 data_start; /* data region, on the snapstore */
+	__le64 data_blocks;
+	__le64 meta_start; /* metadata region, on the metadata device; 0 blocks = shared */
+	__le64 meta_blocks;
+	__u8 reserved[3904]; /* zero */
+};
+static_assert(sizeof(struct label_disk) == DDSNAP_BLOCK_SIZE, "label_disk size");
+static_assert(offsetof(struct label_disk, version) == 32, "label version");
+static_assert(offsetof(struct label_disk, uuid) == 64, "label uuid");
+static_assert(offsetof(struct label_disk, reserved) == 192, "label reserved");
+
+/*
+ * The uberblock of txg T is written, after everything T wrote is durable, to ring slot
+ * T % ub_slots (block ub_start + that).  Open takes the valid uberblock with the highest
+ * txg whose uuid matches the label, so a torn or lost uberblock write leaves T - 1.
+ *
+ * The roots are the persistent structures of the engine; the store keeps them but does
+ * not interpret them except to walk them (check, and the allocator's recovery walk): each
+ * names a COW B+tree (btree.h), blocknr 0 = empty.
+ */
+enum uberblock_root {
+	UB_ROOT_EXCEPTIONS = 0, /* (chunk, death) -> (birth, address) */
+	UB_ROOT_SNAPSHOTS = 1,	/* the snapshot table */
+	UB_ROOT_DEADLISTS = 2,	/* deadlist sublists */
+	UB_ROOT_OVERLAYS = 3,	/* writable snapshots' private overlays */
+	UB_NR_ROOTS = 8,	/* 4..7 spare, zero */
+};
+
+/* Engine scalars, persisted with each txg. */
+enum uberblock_scalar {
+	UB_SCALAR_GEN = 0,	 /* the gen counter (DESIGN.md 3) */
+	UB_SCALAR_NEXT_SNAP = 1, /* next snapshot tag to hand out */
+	UB_NR_SCALARS = 8,	 /* 2..7 spare, zero */
+};
+
+#define UBERBLOCK_VERSION 1
+
+struct uberblock_disk {
+	struct block_header_disk hdr; /* MAGIC_UBERBLOCK; txg = this uberblock's txg */
+	__le32 version;		      /* UBERBLOCK_VERSION */
+	__le32 flags;		      /* zero */
+	__u8 uuid[16];		      /* must match the label's */
+	__le64 timestamp;	      /* unix seconds at sync */
+	__le64 scalars[UB_NR_SCALARS];
+	__le64 log_block_seq; /* intent log replay position (struct intent_log_pos) */
+	__le64 log_rec_seq;
+	__le64 meta_alloc; /* metadata blocks allocated, for status */
+	__le64 data_alloc; /* data blocks allocated */
+	struct blkptr_disk roots[UB_NR_ROOTS];
+	struct metaslab_root_disk metaslab;
+	__u8 reserved[3600]; /* zero */
+};
+static_assert(sizeof(struct uberblock_disk) == DDSNAP_BLOCK_SIZE, "uberblock_disk size");
+static_assert(offsetof(struct uberblock_disk, scalars) == 64, "uberblock scalars");
+static_assert(offsetof(struct uberblock_disk, roots) == 160, "uberblock roots");
+static_assert(offsetof(struct uberblock_disk, metaslab) == 416, "uberblock metaslab root");
+static_assert(offsetof(struct uberblock_disk, reserved) == 496, "uberblock reserved");
+
 #endif /* DDSNAP_FORMAT_H */

@@ -279,6 +279,32 @@ static void test_bdev__faulty_torn_write(void **state)
 	free(r);
 }
 
+static void test_bdev__faulty_power_cut_mid_write(void **state)
+{
+	enum { N = 8 };
+	struct bdev *b = bdev_faulty_create(N * SEC, 11);
+	u8 *w = aligned_buf(N * SEC, 0x44), *r = aligned_buf(N * SEC, 0);
+	int landed = 0;
+
+	bdev_faulty_tear_write(b, 2);
+	bdev_faulty_die_after(b, 2);
+	assert_int_equal(bdev_write(b, w, SEC, 0), 0);
+	assert_int_equal(bdev_write(b, w, N * SEC, 0), -EIO); /* torn, and the device is gone */
+	assert_int_equal(bdev_flush(b), -EIO);
+	assert_int_equal(bdev_read(b, r, N * SEC, 0), 0);
+	for (int s = 0; s < N; s++)
+		landed += r[s * SEC] == 0x44;
+	assert_true(landed >= 1 &&
+		    landed < N); /* sector 0 from the first write, some of the rest */
+	bdev_faulty_crash(b, false);
+	assert_int_equal(bdev_read(b, r, N * SEC, 0), 0);
+	for (int i = 0; i < N * SEC; i++)
+		assert_int_equal(r[i], 0); /* nothing was flushed */
+	bdev_close(b);
+	free(w);
+	free(r);
+}
+
 static void test_bdev__faulty_corrupt(void **state)
 {
 	struct bdev *b = bdev_faulty_create(8 * SEC, 5);
@@ -312,6 +338,7 @@ int main(void)
 		cmocka_unit_test(test_bdev__faulty_fail_nth_write),
 		cmocka_unit_test(test_bdev__faulty_fail_all_and_die_after),
 		cmocka_unit_test(test_bdev__faulty_torn_write),
+		cmocka_unit_test(test_bdev__faulty_power_cut_mid_write),
 		cmocka_unit_test(test_bdev__faulty_corrupt),
 	};
 
