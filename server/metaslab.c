@@ -2,81 +2,72 @@
 /*
  * metaslab.c - the block allocator over metaslabs and their space maps.
  *
- * What.  Each region (the snapstore's data region; with a separate metadata
- *device, its metadata region too) is cut into metaslabs of 2^ms_shift blocks.
- *Each metaslab has a class (DATA, METADATA, or unclaimed on a shared device), a
- *space map on disk and four range trees in memory, all in blocks relative to
- *the metaslab start:
+ * What.  Each region (the snapstore's data region; with a separate metadata device, its
+ * metadata region too) is cut into metaslabs of 2^ms_shift blocks.  Each metaslab has a
+ * class (DATA, METADATA, or unclaimed on a shared device), a space map on disk and four
+ * range trees in memory, all in blocks relative to the metaslab start:
  *
  *	free    allocatable now
  *	allocs  allocated in the open txg, not yet in the space map
- *	frees   freed in the open txg, not yet in the space map (not
- *allocatable) defer   freed in the syncing txg, in the space map, allocatable
- *once it is durable
+ *	frees   freed in the open txg, not yet in the space map (not allocatable)
+ *	defer   freed in the syncing txg, in the space map, allocatable once it is durable
  *
  *	        alloc                 metaslab_sync(T)           sync_done(T)
  *	free ----------> allocs ------------------------> (on disk: ALLOC)
- *	allocated ------------> frees ------------------> defer
- *----------------> free free (old)         metaslab_sync(T) sync_done(T) allocs
- *---------------------------------------------------------------> free free of
- *a run allocated in the open txg (never on disk): at once
+ *	allocated ------------> frees ------------------> defer ----------------> free
+ *	            free (old)         metaslab_sync(T)          sync_done(T)
+ *	allocs ---------------------------------------------------------------> free
+ *	            free of a run allocated in the open txg (never on disk): at once
  *
- * The persistent table (format.h) holds each metaslab's space map phys and
- *class, in leaf blocks under one index block whose pointer goes into the
- *uberblock.
+ * The persistent table (format.h) holds each metaslab's space map phys and class, in leaf
+ * blocks under one index block whose pointer goes into the uberblock.
  *
  * Invariants.
- *  - For each metaslab, free, allocs, frees and defer are pairwise disjoint;
- *the blocks in none of them are allocated in the space map as of the last sync.
+ *  - For each metaslab, free, allocs, frees and defer are pairwise disjoint; the blocks in
+ *    none of them are allocated in the space map as of the last sync.
  *  - The space map as of the last sync replays to "not in free, allocs or defer" (a run in
  *    frees was still allocated then, a run in allocs still free); metaslab_sync appends
  *    allocs as ALLOC and frees as FREE records, which makes it "not in free or defer".
- *  - Nothing in frees or defer is allocatable, so a run freed in txg T cannot
- *be reused before sync_done(T) (tx.h); a run in allocs was never durable and
- *returns to free at once when freed.
+ *  - Nothing in frees or defer is allocatable, so a run freed in txg T cannot be reused
+ *    before sync_done(T) (tx.h); a run in allocs was never durable and returns to free at
+ *    once when freed.
  *  - The per-class counters equal the sums over the class's metaslabs.
  *
- * Reserves.  Txg sync allocates metadata (space map tails, new log blocks,
- *table blocks): at most METASLAB_SYNC_BLOCKS_PER_MS per dirty metaslab plus one
- *per table block. Ordinary metadata allocation stops with -ENOSPC while the
- *METADATA headroom (its free blocks plus, on a shared device, the unclaimed
- *metaslabs) is at or below that reserve; the sync's own allocations may use it.
- *On a shared device DATA may claim an unclaimed metaslab only if twice the
- *reserve stays available to METADATA.  A condense is skipped when it would eat
- *into the reserve.
+ * Reserves.  Txg sync allocates metadata (space map tails, new log blocks, table blocks):
+ * at most METASLAB_SYNC_BLOCKS_PER_MS per dirty metaslab plus one per table block.
+ * Ordinary metadata allocation stops with -ENOSPC while the METADATA headroom (its free
+ * blocks plus, on a shared device, the unclaimed metaslabs) is at or below that reserve;
+ * the sync's own allocations may use it.  On a shared device DATA may claim an unclaimed
+ * metaslab only if twice the reserve stays available to METADATA.  A condense is skipped
+ * when it would eat into the reserve.
  *
- * Recursion in sync, and why it converges.  Writing a space map allocates
- *metadata blocks, which adds records to some (METADATA) metaslab, which must
- *then be written too.  Sync runs passes; each pass writes every metaslab's
- *pending records (after moving them aside, so allocations the writing causes
- *land in fresh trees for the next pass) and gives each dirty metaslab's table
- *leaf, and the index, a new block once per txg.  New records in a pass come
- *only from (a) a metaslab's first append in the txg, which copies its tail
- * block (one ALLOC, one FREE), (b) a full tail block (one ALLOC per
- *SPACE_MAP_RECS_PER_BLOCK records written), (c) the first rewrite of a table
- *block (one ALLOC, one FREE).  Each of (a) and (c) happens at most once per
- *metaslab or table block per txg, and (b) shrinks geometrically (250 records
- *make at most one), so after a pass in which no new metaslab or leaf became
- *dirty, the next pass writes at most a handful of records into blocks already
- * born in this txg, which are changed in place without allocating: the passes
- *stop.  In practice it takes two or three; METASLAB_SYNC_MAX_PASSES bounds it
- *with a VERIFY.
+ * Recursion in sync, and why it converges.  Writing a space map allocates metadata blocks,
+ * which adds records to some (METADATA) metaslab, which must then be written too.  Sync
+ * runs passes; each pass writes every metaslab's pending records (after moving them aside,
+ * so allocations the writing causes land in fresh trees for the next pass) and gives each
+ * dirty metaslab's table leaf, and the index, a new block once per txg.  New records in a
+ * pass come only from (a) a metaslab's first append in the txg, which copies its tail
+ * block (one ALLOC, one FREE), (b) a full tail block (one ALLOC per SPACE_MAP_RECS_PER_BLOCK
+ * records written), (c) the first rewrite of a table block (one ALLOC, one FREE).  Each of
+ * (a) and (c) happens at most once per metaslab or table block per txg, and (b) shrinks
+ * geometrically (250 records make at most one), so after a pass in which no new metaslab or
+ * leaf became dirty, the next pass writes at most a handful of records into blocks already
+ * born in this txg, which are changed in place without allocating: the passes stop.  In
+ * practice it takes two or three; METASLAB_SYNC_MAX_PASSES bounds it with a VERIFY.
  *
- * Crash argument.  Every block sync writes (tails, log blocks, table blocks) is
- *new in this txg; every block it replaces is freed with deferral.  If we crash
- *before the uberblock of txg T is durable, the previous uberblock's root still
- *points to the previous index, its leaves and their space maps, none of which
- *was overwritten (their frees are deferred, and everything allocated in T came
- *from space that the previous state calls free), so the allocator opens as of
- *T-1, and T's allocations are free again, as T's other blocks are unreferenced.
- *If we crash after, the new root describes T exactly: the records of T were
- *written in T, including those of the blocks that hold them.  The store's
- *intent log replay then re-claims the data chunks of copy-outs newer than the
- *durable txg with metaslab_claim_data.
+ * Crash argument.  Every block sync writes (tails, log blocks, table blocks) is new in this
+ * txg; every block it replaces is freed with deferral.  If we crash before the uberblock of
+ * txg T is durable, the previous uberblock's root still points to the previous index, its
+ * leaves and their space maps, none of which was overwritten (their frees are deferred,
+ * and everything allocated in T came from space that the previous state calls free), so
+ * the allocator opens as of T-1, and T's allocations are free again, as T's other blocks
+ * are unreferenced.  If we crash after, the new root describes T exactly: the records of
+ * T were written in T, including those of the blocks that hold them.  The store's intent
+ * log replay then re-claims the data chunks of copy-outs newer than the durable txg with
+ * metaslab_claim_data.
  *
- * Locking.  mg->lock covers everything; sync holds it throughout and its
- *internal struct tx calls the *_locked variants.  See metaslab.h for the txg
- *contract.
+ * Locking.  mg->lock covers everything; sync holds it throughout and its internal struct
+ * tx calls the *_locked variants.  See metaslab.h for the txg contract.
  */
 #include "metaslab.h"
 #include "range_tree.h"
@@ -86,12 +77,11 @@
 #include <string.h>
 
 /*
- * Metadata blocks one dirty metaslab's sync may allocate: a copy of its tail
- * and a new log block when the tail fills, with a spare for a second fill.
+ * Metadata blocks one dirty metaslab's sync may allocate: a copy of its tail and a new log
+ * block when the tail fills, with a spare for a second fill.
  */
 #define METASLAB_SYNC_BLOCKS_PER_MS 3
-/* Fixed part of the sync reserve: table blocks and slack for a handful of
- * passes. */
+/* Fixed part of the sync reserve: table blocks and slack for a handful of passes. */
 #define METASLAB_SYNC_RESERVE_MIN 32
 /* Sync passes converge in two or three (see the essay); more means a bug. */
 #define METASLAB_SYNC_MAX_PASSES 16
@@ -118,8 +108,7 @@ struct metaslab_group {
 	u64 nr_data_ms; /* metaslabs in the data region */
 	struct metaslab *ms;
 	u64 open_txg;
-	bool done_pending; /* metaslab_sync(open_txg - 1) returned, sync_done not yet
-                      */
+	bool done_pending; /* metaslab_sync(open_txg - 1) returned, sync_done not yet */
 	u64 reserve;	   /* METADATA blocks kept for sync */
 	struct metaslab *active[3];
 	struct class_counters cnt[3];
@@ -496,9 +485,8 @@ static void ms_claim(struct metaslab_group *mg, struct metaslab *ms, u32 cls)
 }
 
 /*
- * A metaslab of @cls with a free run of @len blocks aligned to @align: the one
- * with the most free space, else (shared device) an unclaimed one, claimed now.
- * NULL if none.
+ * A metaslab of @cls with a free run of @len blocks aligned to @align: the one with the most
+ * free space, else (shared device) an unclaimed one, claimed now.  NULL if none.
  */
 static struct metaslab *pick(struct metaslab_group *mg, u32 cls, u64 len, u64 align, bool sync)
 {
@@ -517,8 +505,7 @@ static struct metaslab *pick(struct metaslab_group *mg, u32 cls, u64 len, u64 al
 	}
 	if (best || !mg->shared)
 		return best;
-	/* METADATA claims from the end of the device, DATA from the start: less
-   * interleaving. */
+	/* METADATA claims from the end of the device, DATA from the start: less interleaving. */
 	for (u64 k = 0; k < mg->nr_ms; k++) {
 		struct metaslab *ms = &mg->ms[cls == METASLAB_CLASS_META ? mg->nr_ms - 1 - k : k];
 
@@ -562,8 +549,7 @@ int metaslab_alloc_meta(struct metaslab_group *mg, u64 *blocknr)
 	return r;
 }
 
-/* The longest chunk-aligned run in any DATA metaslab, as (metaslab, rel start,
- * chunks). */
+/* The longest chunk-aligned run in any DATA metaslab, as (metaslab, rel start, chunks). */
 static struct metaslab *longest_data_run(struct metaslab_group *mg, u64 *rel, u64 *chunks)
 {
 	u64 cb = 1ull << mg->g.chunk_shift, s, n;
@@ -752,8 +738,7 @@ static int condense_if_due(struct metaslab_group *mg, struct metaslab *ms, struc
 	if (space_map_should_condense(ms->sm, all_free) &&
 	    meta_headroom(mg) > mg->reserve + space_map_condensed_recs(ms->sm, all_free) /
 						      SPACE_MAP_RECS_PER_BLOCK) {
-		/* The condensed log covers this txg's records: frees wait for durability.
-     */
+		/* The condensed log covers this txg's records: frees wait for durability. */
 		range_tree_walk(ms->frees, add_seg, ms->defer);
 		range_tree_clear(ms->frees);
 		range_tree_clear(ms->allocs);
@@ -763,8 +748,7 @@ static int condense_if_due(struct metaslab_group *mg, struct metaslab *ms, struc
 	return r;
 }
 
-/* Appends @ms's pending records; records its writing causes wait for the next
- * pass. */
+/* Appends @ms's pending records; records its writing causes wait for the next pass. */
 static int write_records(struct metaslab_group *mg, struct metaslab *ms, struct tx *tx)
 {
 	struct range_tree *a = ms->allocs, *f = ms->frees;
@@ -783,8 +767,7 @@ static int write_records(struct metaslab_group *mg, struct metaslab *ms, struct 
 	return r;
 }
 
-/* Gives a table block a new address in this txg (its contents are filled at the
- * end). */
+/* Gives a table block a new address in this txg (its contents are filled at the end). */
 static int cow_table_block(struct metaslab_group *mg, struct tx *tx, const struct blkptr *old,
 			   struct cblock **born)
 {
