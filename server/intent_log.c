@@ -86,6 +86,7 @@ struct il_batch {
 	u64 end_seq;	    /* one past the last record's seq */
 	unsigned nblocks;   /* blocks started */
 	unsigned last_used; /* record bytes used in the last block */
+	u64 txg[INTENT_LOG_MAX_BATCH_BLOCKS]; /* per block: newest txg of its records */
 };
 
 struct intent_log {
@@ -301,14 +302,12 @@ static void il_lead_locked(struct intent_log *log)
 	log->open = b == &log->batch[0] ? &log->batch[1] : &log->batch[0];
 	il_batch_reset(log->open);
 	log->writing = true;
-	for (unsigned i = 0; i < b->nblocks; i++) {
-		u64 s = b->first_block + i;
-
-		block_seal(b->buf + (size_t)i * DDSNAP_BLOCK_SIZE, &intent_log_block_type,
-			   il_addr(log, s), log->blk_txg[il_slot(log, s)]);
-	}
 	pthread_mutex_unlock(&log->lock);
 
+	/* The batch is ours alone now: appenders fill the other one. */
+	for (unsigned i = 0; i < b->nblocks; i++)
+		block_seal(b->buf + (size_t)i * DDSNAP_BLOCK_SIZE, &intent_log_block_type,
+			   il_addr(log, b->first_block + i), b->txg[i]);
 	r = il_io(log, true, b->buf, b->first_block, b->nblocks);
 	if (!r)
 		r = bdev_flush(log->bdev);
@@ -383,6 +382,7 @@ static int il_reserve_locked(struct intent_log *log, size_t size, unsigned flags
 
 			if (!b->nblocks)
 				b->first_block = s;
+			b->txg[b->nblocks] = 0;
 			b->nblocks++;
 			b->last_used = 0;
 			memset(blk, 0, DDSNAP_BLOCK_SIZE);
@@ -428,11 +428,8 @@ int intent_log_append(struct intent_log *log, u16 type, u64 txg, const void *pay
 	b->last_used += (unsigned)size;
 	h->used = cpu_to_le16((u16)b->last_used);
 	h->nrecords = cpu_to_le16((u16)(le16_to_cpu(h->nrecords) + 1));
-	{
-		u64 *bt = &log->blk_txg[il_slot(log, b->first_block + b->nblocks - 1)];
-
-		*bt = MAX(*bt, txg);
-	}
+	b->txg[b->nblocks - 1] = MAX(b->txg[b->nblocks - 1], txg);
+	log->blk_txg[il_slot(log, b->first_block + b->nblocks - 1)] = b->txg[b->nblocks - 1];
 	if (seq)
 		*seq = log->next_seq;
 	b->end_seq = ++log->next_seq;
@@ -446,26 +443,38 @@ out_unlock:
 	return err;
 }
 
-int intent_log_wait(struct intent_log *log, u64 seq)
+/* Waits until every record below @end is durable, leading batches as needed. */
+static int il_wait_locked(struct intent_log *log, u64 end)
 {
-	int r;
-
-	pthread_mutex_lock(&log->lock);
-	if (seq >= log->next_seq) {
-		r = -EINVAL;
-		goto out_unlock;
-	}
-	while (log->durable_seq <= seq && !log->failed) {
+	while (log->durable_seq < end && !log->failed) {
 		if (!log->writing) {
-			/* The records up to @seq that are not durable are all in the open batch. */
+			/* The records below @end that are not durable are all in the open batch. */
 			VERIFY(log->open->nblocks);
 			il_lead_locked(log);
 		} else {
 			pthread_cond_wait(&log->durable_cv, &log->lock);
 		}
 	}
-	r = log->durable_seq > seq ? 0 : log->failed;
-out_unlock:
+	return log->durable_seq >= end ? 0 : log->failed;
+}
+
+int intent_log_wait(struct intent_log *log, u64 seq)
+{
+	int r = -EINVAL;
+
+	pthread_mutex_lock(&log->lock);
+	if (seq < log->next_seq)
+		r = il_wait_locked(log, seq + 1);
+	pthread_mutex_unlock(&log->lock);
+	return r;
+}
+
+int intent_log_flush(struct intent_log *log)
+{
+	int r;
+
+	pthread_mutex_lock(&log->lock);
+	r = il_wait_locked(log, log->next_seq);
 	pthread_mutex_unlock(&log->lock);
 	return r;
 }
@@ -695,12 +704,7 @@ void intent_log_close(struct intent_log *log)
 	if (!log)
 		return;
 	pthread_mutex_lock(&log->lock);
-	while (!log->failed && log->durable_seq < log->next_seq) {
-		if (!log->writing)
-			il_lead_locked(log);
-		else
-			pthread_cond_wait(&log->durable_cv, &log->lock);
-	}
+	(void)il_wait_locked(log, log->next_seq);
 	pthread_mutex_unlock(&log->lock);
 	pthread_cond_destroy(&log->space_cv);
 	pthread_cond_destroy(&log->durable_cv);

@@ -155,6 +155,13 @@ int intent_log_append(struct intent_log *log, u16 type, u64 txg, const void *pay
  */
 int intent_log_wait(struct intent_log *log, u64 seq);
 
+/*
+ * Waits until every record appended before the call, by any thread, is durable: the
+ * engine's "flush what I queued" when it does not keep sequence numbers.  Returns 0 (also
+ * when nothing is pending) or -EIO.  Blocks on I/O, as intent_log_wait.
+ */
+int intent_log_flush(struct intent_log *log);
+
 /* intent_log_append then intent_log_wait.  Returns as they do; *seq may be NULL. */
 int intent_log_commit(struct intent_log *log, u16 type, u64 txg, const void *payload, u16 len,
 		      unsigned flags, u64 *seq);
