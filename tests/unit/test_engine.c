@@ -1,0 +1,496 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * test_engine.c - the snapshot engine against the naive model (full copies per snapshot)
+ * over long random operation sequences, with clean reopens and simulated crashes with
+ * replay; the full-store policy; accounting against what deletes really free; and cost
+ * tests that count blocks, not time.  Every random test prints its seed; set
+ * ENGINE_TEST_SEED to replay one.
+ */
+#include <stdarg.h>
+#include <setjmp.h>
+#include <string.h>
+#include <cmocka.h>
+#include "engine.h"
+#include "lib/enginefix.h"
+#include "lib/snapmodel.h"
+
+#define CS 4096u
+
+struct rnd {
+	u64 s;
+};
+
+static u64 rnd_next(struct rnd *r)
+{
+	/* splitmix64: small, good enough, and the same everywhere. */
+	u64 z = (r->s += 0x9E3779B97F4A7C15ull);
+
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+	return z ^ (z >> 31);
+}
+
+static u64 rnd_below(struct rnd *r, u64 n)
+{
+	return n ? rnd_next(r) % n : 0;
+}
+
+/* A pattern that names the chunk and the write, so a misplaced or stale read shows. */
+static void fill(u8 *buf, u32 len, u64 chunk, u64 version)
+{
+	for (u32 i = 0; i < len; i += 16) {
+		u64 w[2] = {chunk ^ (0xC0FFEEull << 40), version * 0x100000001b3ull + i};
+
+		memcpy(buf + i, w, MIN(16u, len - i));
+	}
+}
+
+static u64 test_seed(u64 dflt)
+{
+	const char *s = getenv("ENGINE_TEST_SEED");
+
+	return s ? strtoull(s, NULL, 0) : dflt;
+}
+
+struct world {
+	struct efix f;
+	struct snapmodel *m;
+	struct rnd r;
+	u64 version, faults;
+	/* overlay chunks equal to the snapshot's old view: a changelist may list them */
+	struct same {
+		u32 tag;
+		u64 chunk;
+	} same[64];
+	u32 nsame;
+	u32 next_tag;
+	u64 seed;
+	u8 *buf, *data;
+};
+
+static void world_init(struct world *w, u64 seed, u64 nchunks, u64 data_chunks, bool faulty)
+{
+	memset(w, 0, sizeof(*w));
+	w->seed = seed;
+	w->r.s = seed;
+	efix_init(&w->f, CS, nchunks, data_chunks, faulty, seed);
+	w->m = snapmodel_create(nchunks, CS);
+	VERIFY(!posix_memalign((void **)&w->buf, BDEV_ALIGN, CS));
+	w->data = xmalloc(CS);
+	w->next_tag = 1;
+}
+
+static void world_fini(struct world *w)
+{
+	efix_fini(&w->f);
+	snapmodel_destroy(w->m);
+	free(w->buf);
+	free(w->data);
+}
+
+#define CHECKF(cond, ...)                                                        \
+	do {                                                                     \
+		if (!(cond)) {                                                   \
+			print_error("seed %llu: ", (unsigned long long)w->seed); \
+			print_error(__VA_ARGS__);                                \
+			print_error("\n");                                       \
+			fail();                                                  \
+		}                                                                \
+	} while (0)
+
+/* Every chunk of the origin and of every live snapshot equals the model. */
+static void verify_all(struct world *w, u64 step)
+{
+	u32 tags[64], n = snapmodel_tags(w->m, tags, 64);
+
+	for (u32 t = 0; t <= n; t++) {
+		u32 tag = t < n ? tags[t] : ENGINE_HEAD;
+
+		for (u64 c = 0; c < w->f.origin_chunks; c++) {
+			int err = efix_read(&w->f, tag, c, w->buf);
+			const u8 *want = snapmodel_read(w->m, t < n ? tag : SNAPMODEL_ORIGIN, c);
+
+			CHECKF(!err, "step %llu: read tag %u chunk %llu: %d",
+			       (unsigned long long)step, tag, (unsigned long long)c, err);
+			CHECKF(!memcmp(w->buf, want, CS), "step %llu: tag %u chunk %llu differs",
+			       (unsigned long long)step, tag, (unsigned long long)c);
+		}
+	}
+}
+
+static void verify_check(struct world *w, u64 step)
+{
+	struct engine_check_report rep;
+	char why[256];
+	int err = engine_check(w->f.e, &rep, NULL, NULL, why, sizeof(why));
+
+	CHECKF(!err, "step %llu: check: %s (%d)", (unsigned long long)step, why, err);
+	CHECKF(rep.live == snapmodel_count(w->m), "step %llu: %llu live, model %u",
+	       (unsigned long long)step, (unsigned long long)rep.live, snapmodel_count(w->m));
+	/* Every used data chunk is referenced, and nothing else is used. */
+	CHECKF(rep.data_chunks == w->f.data_chunks - w->f.nfree - w->f.npending,
+	       "step %llu: %llu chunks referenced, %llu allocated", (unsigned long long)step,
+	       (unsigned long long)rep.data_chunks,
+	       (unsigned long long)(w->f.data_chunks - w->f.nfree - w->f.npending));
+}
+
+/* Changelists between every pair (and each to the head) equal the model's differences. */
+static void verify_changelists(struct world *w, u64 step)
+{
+	u32 tags[64], n = snapmodel_tags(w->m, tags, 64);
+
+	for (u32 i = 0; i < n; i++)
+		for (u32 j = i + 1; j <= n; j++) {
+			u32 b = j < n ? tags[j] : ENGINE_HEAD;
+			u64 *chunks, nc, k = 0;
+			int err = engine_changelist(w->f.e, tags[i], b, &chunks, &nc, NULL);
+
+			CHECKF(!err, "changelist %u->%u: %d", tags[i], b, err);
+			for (u64 c = 0; c < w->f.origin_chunks; c++) {
+				bool d = snapmodel_differs(w->m, tags[i],
+							   j < n ? b : SNAPMODEL_ORIGIN, c);
+				bool in = k < nc && chunks[k] == c;
+
+				for (u32 x = 0; in && !d && x < w->nsame; x++)
+					d = w->same[x].chunk == c &&
+					    (w->same[x].tag == tags[i] || w->same[x].tag == b);
+				CHECKF(d == in, "step %llu: changelist %u->%u chunk %llu: %d vs %d",
+				       (unsigned long long)step, tags[i], b, (unsigned long long)c,
+				       in, d);
+				k += in;
+			}
+			CHECKF(k == nc, "changelist %u->%u has chunks beyond the volume", tags[i],
+			       b);
+			free(chunks);
+		}
+}
+
+static void op_origin_write(struct world *w)
+{
+	u64 c = rnd_below(&w->r, w->f.origin_chunks);
+	u32 off = (u32)rnd_below(&w->r, 4) * (CS / 4), len = CS - off;
+	int err;
+
+	if (rnd_below(&w->r, 2))
+		off = 0, len = CS;
+	fill(w->data, len, c, ++w->version);
+	err = efix_origin_write(&w->f, c, off, len, w->data);
+	CHECKF(!err, "origin write %llu: %d", (unsigned long long)c, err);
+	snapmodel_origin_write(w->m, c, off, len, w->data);
+}
+
+static void op_origin_batch(struct world *w)
+{
+	u64 c = rnd_below(&w->r, w->f.origin_chunks), n = 1 + rnd_below(&w->r, 6);
+	struct engine_range r;
+	u64 gen, copied;
+	int err;
+
+	n = MIN(n, w->f.origin_chunks - c);
+	r = (struct engine_range){c, n};
+	err = engine_origin_write(w->f.e, &w->f.tx, &r, 1, &gen, &copied);
+	CHECKF(!err, "origin batch %llu+%llu: %d", (unsigned long long)c, (unsigned long long)n,
+	       err);
+	/* Everything in the range is now safe: a second query copies nothing. */
+	err = engine_origin_write(w->f.e, &w->f.tx, &r, 1, &gen, &copied);
+	CHECKF(!err && copied == 0, "second query copied %llu", (unsigned long long)copied);
+	for (u64 i = c; i < c + n; i++) {
+		fill(w->data, CS, i, ++w->version);
+		err = efix_origin_write(&w->f, i, 0, CS, w->data);
+		CHECKF(!err, "origin write: %d", err);
+		snapmodel_origin_write(w->m, i, 0, CS, w->data);
+	}
+}
+
+static void op_snap_write(struct world *w)
+{
+	u32 tags[64], n = snapmodel_tags(w->m, tags, 64), tag;
+	u64 c = rnd_below(&w->r, w->f.origin_chunks);
+	u32 off = 0, len = CS;
+	int err;
+
+	if (!n)
+		return;
+	tag = tags[rnd_below(&w->r, n)];
+	if (rnd_below(&w->r, 2)) {
+		off = (u32)rnd_below(&w->r, 8) * 512;
+		len = 512 * (u32)(1 + rnd_below(&w->r, (CS - off) / 512));
+	}
+	fill(w->data, len, c, ++w->version);
+	err = efix_snap_write(&w->f, tag, c, off, len, w->data);
+	CHECKF(!err, "snap write %u/%llu: %d", tag, (unsigned long long)c, err);
+	snapmodel_snap_write(w->m, tag, c, off, len, w->data);
+}
+
+static void op_create(struct world *w, u32 max_live)
+{
+	u32 tag = w->next_tag++;
+	int err;
+
+	if (snapmodel_count(w->m) >= max_live)
+		return;
+	err = engine_create(w->f.e, &w->f.tx, tag, 1000 + tag, (int8_t)rnd_below(&w->r, 3));
+	CHECKF(!err, "create %u: %d", tag, err);
+	VERIFY(!snapmodel_create_snap(w->m, tag));
+}
+
+static void op_delete(struct world *w)
+{
+	u32 tags[64], n = snapmodel_tags(w->m, tags, 64), tag;
+	struct engine_snapinfo info;
+	u64 frees, which = rnd_below(&w->r, 4);
+	int err;
+
+	if (!n)
+		return;
+	tag = which == 0 ? tags[0] : which == 1 ? tags[n - 1] : tags[rnd_below(&w->r, n)];
+	err = engine_snap_info(w->f.e, tag, &info);
+	CHECKF(!err, "info %u: %d", tag, err);
+	frees = w->f.frees;
+	err = engine_delete(w->f.e, &w->f.tx, tag);
+	CHECKF(!err, "delete %u: %d", tag, err);
+	/* unique bytes is exactly what the delete freed */
+	CHECKF((w->f.frees - frees) * CS == info.unique_bytes,
+	       "delete %u freed %llu chunks, unique said %llu bytes", tag,
+	       (unsigned long long)(w->f.frees - frees), (unsigned long long)info.unique_bytes);
+	VERIFY(!snapmodel_delete_snap(w->m, tag));
+}
+
+/*
+ * A power cut, half the time in the middle of a txg sync, a copy-out or a snapshot copy-in
+ * (the Nth write to the metadata or snapstore device dies).  What was acknowledged must
+ * survive; what failed must not have happened (the model is updated only on success).
+ */
+static int op_crash(struct world *w)
+{
+	if (rnd_below(&w->r, 2)) {
+		u64 which = rnd_below(&w->r, 3);
+		struct bdev *dev = which == 0 ? w->f.meta : w->f.snapstore;
+		u64 c = rnd_below(&w->r, w->f.origin_chunks);
+		u32 tags[64], n = snapmodel_tags(w->m, tags, 64);
+
+		bdev_faulty_die_after(dev, 1 + rnd_below(&w->r, 8));
+		fill(w->data, CS, c, ++w->version);
+		if (which == 0) {
+			w->faults += efix_sync(&w->f) != 0;
+		} else if (which == 1) {
+			if (!efix_origin_write(&w->f, c, 0, CS, w->data))
+				snapmodel_origin_write(w->m, c, 0, CS, w->data);
+			else
+				w->faults++;
+		} else if (n) {
+			/* partial, so the engine copies in (see engine_snap_write_map) */
+			u32 tag = tags[rnd_below(&w->r, n)];
+
+			if (!efix_snap_write(&w->f, tag, c, 512, CS - 512, w->data)) {
+				snapmodel_snap_write(w->m, tag, c, 512, CS - 512, w->data);
+			} else {
+				/* The copy-in may be in the overlay already, unchanged. */
+				w->faults++;
+				if (w->nsame < ARRAY_SIZE(w->same))
+					w->same[w->nsame++] = (struct same){tag, c};
+			}
+		}
+	}
+	return efix_crash_reopen(&w->f, rnd_below(&w->r, 2));
+}
+
+/*
+ * The random sequence: origin writes (single and batched), snapshot writes, creates, deletes
+ * (oldest, newest, random), syncs, clean reopens and, with @crashes, power cuts with replay.
+ */
+static void run_random(u64 seed, u64 steps, bool crashes)
+{
+	struct world ww, *w = &ww;
+
+	world_init(w, seed, 24, 4096, crashes);
+	print_message("engine model: seed %llu, %llu steps%s\n", (unsigned long long)seed,
+		      (unsigned long long)steps, crashes ? ", with crashes" : "");
+	for (u64 step = 0; step < steps; step++) {
+		u64 op = rnd_below(&w->r, 100);
+		int err = 0;
+
+		if (op < 35)
+			op_origin_write(w);
+		else if (op < 45)
+			op_origin_batch(w);
+		else if (op < 55)
+			op_snap_write(w);
+		else if (op < 72)
+			op_create(w, 8);
+		else if (op < 86)
+			op_delete(w);
+		else if (op < 94)
+			err = efix_sync(&w->f);
+		else if (op < (crashes ? 92u : 97u))
+			err = efix_reopen(&w->f);
+		else if (crashes)
+			err = op_crash(w);
+		CHECKF(!err, "step %llu: sync/reopen/crash: %d", (unsigned long long)step, err);
+		verify_all(w, step);
+		if (step % 7 == 0)
+			verify_check(w, step);
+		if (step % 11 == 0)
+			verify_changelists(w, step);
+	}
+	verify_check(w, steps);
+	{
+		struct engine_status st;
+
+		engine_status(w->f.e, &st);
+		print_message(
+			"  %llu copy-outs, %llu exceptions now, %llu frees, %llu syncs, "
+			"%llu records replayed, %llu ops failed by injected faults, gen %llu\n",
+			(unsigned long long)st.copyouts, (unsigned long long)st.exceptions,
+			(unsigned long long)w->f.frees, (unsigned long long)w->f.syncs,
+			(unsigned long long)w->f.replayed, (unsigned long long)w->faults,
+			(unsigned long long)st.gen);
+	}
+	world_fini(w);
+}
+
+static void test_engine__model_random(void **state)
+{
+	u64 seed = test_seed(1);
+
+	for (u64 s = seed; s < seed + 4; s++)
+		run_random(s, 600, false);
+}
+
+static void test_engine__model_crash_replay(void **state)
+{
+	u64 seed = test_seed(100);
+
+	for (u64 s = seed; s < seed + 4; s++)
+		run_random(s, 500, true);
+}
+
+static u32 invalidated_tag;
+
+static int note_invalidate(void *priv, u32 tag)
+{
+	invalidated_tag = tag;
+	return 0;
+}
+
+/* Writes @n distinct chunks from @first with fresh data (copy-outs if snapshots need them). */
+static int write_chunks(struct efix *f, u64 first, u64 n, u64 version)
+{
+	u8 *data = xmalloc(CS);
+	int err = 0;
+
+	for (u64 c = first; c < first + n && !err; c++) {
+		fill(data, CS, c, version);
+		err = efix_origin_write(f, c, 0, CS, data);
+	}
+	free(data);
+	return err;
+}
+
+/*
+ * The full-store policy: the oldest unheld snapshot of the lowest priority goes first; one in
+ * use is invalidated (reads fail with -EIO, status says so) after its device was told; a held
+ * or ENGINE_PRIO_KEEP snapshot is never dropped, and then copy-needing writes get -ENOSPC
+ * while writes that need no copy still pass.
+ */
+static void test_engine__full_store_policy(void **state)
+{
+	struct engine_snapinfo info[8];
+	struct engine_status st;
+	enum engine_map_where where;
+	struct efix f;
+	u64 addr;
+
+	efix_init(&f, CS, 64, 40, false, 1);
+	engine_close(f.e);
+	f.params.reserve_chunks = 4;
+	f.params.invalidate = note_invalidate;
+	VERIFY(!engine_open(&f.params, &f.roots, &f.e));
+
+	/* Each snapshot gets 12/12/10 chunks that only it sees (rewrites of chunks 0..11). */
+	assert_int_equal(engine_create(f.e, &f.tx, 10, 1, 1), 0); /* prio 1, oldest */
+	assert_int_equal(write_chunks(&f, 0, 12, 1), 0);
+	assert_int_equal(engine_create(f.e, &f.tx, 11, 2, 0), 0); /* prio 0: first victim */
+	assert_int_equal(write_chunks(&f, 0, 12, 2), 0);
+	assert_int_equal(engine_create(f.e, &f.tx, 12, 3, 0), 0);
+	assert_int_equal(engine_open_count(f.e, 12, 1), 0); /* in use */
+	assert_int_equal(write_chunks(&f, 0, 10, 3), 0);    /* 34 used, 6 free */
+	assert_int_equal(efix_sync(&f), 0);
+	assert_int_equal(engine_snap_info(f.e, 11, info), 0);
+	assert_int_equal(info[0].unique_bytes, 12 * CS);
+
+	/* 4 more copy-outs would cut into the reserve: 11 (prio 0, oldest) is deleted. */
+	assert_int_equal(write_chunks(&f, 34, 4, 4), 0);
+	engine_status(f.e, &st);
+	assert_int_equal(st.policy_deletes, 1);
+	assert_int_equal(st.policy_invalidates, 0);
+	assert_int_equal(engine_snap_info(f.e, 11, info), -ENODATA);
+	assert_int_equal(engine_snap_read_map(f.e, 10, 0, &where, &addr), 0);
+	assert_int_equal(where, ENGINE_MAP_SNAPSTORE);
+
+	/* 20 copy-outs: the next victim is 12 (prio 0, in use), invalidated, its device told. */
+	assert_int_equal(write_chunks(&f, 38, 20, 5), 0);
+	engine_status(f.e, &st);
+	assert_int_equal(st.policy_deletes, 1);
+	assert_int_equal(st.policy_invalidates, 1);
+	assert_int_equal(invalidated_tag, 12);
+	assert_int_equal(engine_snap_read_map(f.e, 12, 0, &where, &addr), -EIO);
+	assert_int_equal(engine_list(f.e, info, 8), 2);
+	assert_int_equal(info[0].tag, 10);
+	assert_int_equal(info[1].tag, 12);
+	assert_int_equal(info[1].state, ENGINE_SNAP_INVALID);
+
+	/* 10 is held: nothing can go, so copy-needing writes fail and change nothing. */
+	assert_int_equal(engine_hold(f.e, &f.tx, 10, 1), 0);
+	assert_int_equal(write_chunks(&f, 0, 64, 6), -ENOSPC);
+	engine_status(f.e, &st);
+	assert_true(st.enospc >= 1);
+	assert_int_equal(st.live, 1);
+	/* A chunk already copied out in this gen, or never seen by 10, needs no space. */
+	assert_int_equal(write_chunks(&f, 0, 1, 7), 0);
+	/* Deleting a held snapshot is refused; releasing the hold lets it go. */
+	assert_int_equal(engine_delete(f.e, &f.tx, 10), -EBUSY);
+	assert_int_equal(engine_hold(f.e, &f.tx, 10, -1), 0);
+	assert_int_equal(engine_delete(f.e, &f.tx, 10), 0);
+	/* The invalidated entry is forgotten by delete once its device is gone. */
+	assert_int_equal(engine_delete(f.e, &f.tx, 12), -EBUSY);
+	assert_int_equal(engine_open_count(f.e, 12, -1), 0);
+	assert_int_equal(engine_delete(f.e, &f.tx, 12), 0);
+	engine_status(f.e, &st);
+	assert_int_equal(st.live + st.invalidated, 0);
+	assert_int_equal(st.exceptions, 0);
+	assert_int_equal(efix_reopen(&f), 0);
+	efix_fini(&f);
+}
+
+/* Without autodelete the policy never drops anything: ENOSPC at the reserve. */
+static void test_engine__full_store_no_autodelete(void **state)
+{
+	struct engine_status st;
+	struct efix f;
+
+	efix_init(&f, CS, 32, 10, false, 1);
+	engine_close(f.e);
+	f.params.autodelete = false;
+	f.params.reserve_chunks = 2;
+	VERIFY(!engine_open(&f.params, &f.roots, &f.e));
+	assert_int_equal(engine_create(f.e, &f.tx, 1, 1, 0), 0);
+	assert_int_equal(write_chunks(&f, 0, 8, 1), 0);
+	assert_int_equal(write_chunks(&f, 8, 1, 1), -ENOSPC);
+	engine_status(f.e, &st);
+	assert_int_equal(st.live, 1);
+	assert_int_equal(st.copyouts, 8);
+	efix_fini(&f);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_engine__model_random),
+		cmocka_unit_test(test_engine__model_crash_replay),
+		cmocka_unit_test(test_engine__full_store_policy),
+		cmocka_unit_test(test_engine__full_store_no_autodelete),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
