@@ -41,5 +41,8 @@ int cmd_list(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_priority(int argc, char **argv);
 int cmd_usecount(int argc, char **argv);
+int cmd_initialize(int argc, char **argv); /* tools/initialize.c */
+int cmd_check(int argc, char **argv);	   /* tools/check.c */
+int cmd_dump(int argc, char **argv);	   /* tools/dump.c */
 
 #endif

@@ -13,6 +13,10 @@
 #define DDSNAP_VERSION "0.1.0"
 
 const struct ddsnap_command ddsnap_commands[] = {
+	{"initialize", cmd_initialize, "[-y] [-c chunksize] <snapstore> <origin> [<metadev>]",
+	 "create an empty store (refuses to overwrite one without -y)"},
+	{"check", cmd_check, "<snapstore> [<metadev>]", "verify a stopped store offline"},
+	{"dump", cmd_dump, "[-a] [-n] <snapstore> [<metadev>]", "print a store as text"},
 	{"create", cmd_create, "<server_socket> <tag>",
 	 "take snapshot <tag> of the volume (suspends the origin device meanwhile)"},
 	{"delete", cmd_delete, "<server_socket> <tag>", "delete snapshot <tag>"},
