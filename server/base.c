@@ -8,6 +8,7 @@
  * (DESIGN.md 2), so running out elsewhere is a configuration error, not a recoverable state.
  */
 #include "base.h"
+#include <stdarg.h>
 #include <string.h>
 
 void base_verify_failed(const char *expr, const char *file, int line)
@@ -15,6 +16,18 @@ void base_verify_failed(const char *expr, const char *file, int line)
 	fprintf(stderr, "VERIFY(%s) failed at %s:%d\n", expr, file, line);
 	fflush(stderr);
 	abort();
+}
+
+int why_printf(char *why, size_t whylen, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (why && whylen) {
+		va_start(ap, fmt);
+		vsnprintf(why, whylen, fmt, ap);
+		va_end(ap);
+	}
+	return err;
 }
 
 void *xmalloc(size_t size)

@@ -87,6 +87,12 @@ static inline u64 le64_to_cpu(__le64 v)
 	return le64toh((u64)v);
 }
 
+/*
+ * Writes a printf-formatted reason into @why (if @why and @whylen are non-zero) and returns
+ * @err, so a failure path reads `return why_printf(why, whylen, -EILSEQ, "...", ...)`.
+ */
+int why_printf(char *why, size_t whylen, int err, const char *fmt, ...) __printf(4, 5);
+
 /* Allocation that cannot fail quietly: aborts with a message on exhaustion. */
 void *xmalloc(size_t size);
 void *xzalloc(size_t size);

@@ -7,7 +7,6 @@
  */
 #include "ctl_client.h"
 #include "unixsock.h"
-#include <stdarg.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -19,18 +18,6 @@ struct ctl_client {
 	u64 origin_sectors;
 	u8 buf[sizeof(struct ddsnap_head_wire) + CTL_MAX_BODY];
 };
-
-static int fail(int r, char *why, size_t whylen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (why && whylen) {
-		va_start(ap, fmt);
-		vsnprintf(why, whylen, fmt, ap);
-		va_end(ap);
-	}
-	return r;
-}
 
 int ctl_client_call(struct ctl_client *c, const struct ctl_msg *req, struct ctl_msg *reply,
 		    char *why, size_t whylen)
@@ -45,10 +32,10 @@ int ctl_client_call(struct ctl_client *c, const struct ctl_msg *req, struct ctl_
 	m.seq = ++c->seq;
 	n = ctl_pack(&m, c->buf, sizeof(c->buf));
 	if (n < 0)
-		return fail((int)n, why, whylen, "cannot encode %s", ctl_type_name(m.type));
+		return why_printf(why, whylen, (int)n, "cannot encode %s", ctl_type_name(m.type));
 	r = unixsock_write_full(c->fd, c->buf, (size_t)n);
 	if (r)
-		return fail(r, why, whylen, "sending to the server: %s", strerror(-r));
+		return why_printf(why, whylen, r, "sending to the server: %s", strerror(-r));
 	r = unixsock_read_full(c->fd, c->buf, head);
 	if (!r)
 		r = ctl_frame(c->buf, &body, &reason);
@@ -57,17 +44,18 @@ int ctl_client_call(struct ctl_client *c, const struct ctl_msg *req, struct ctl_
 	if (!r)
 		r = ctl_unpack(c->buf, head + body, reply, &reason);
 	if (r == -EPROTO)
-		return fail(r, why, whylen, "malformed reply from the server: %s", reason);
+		return why_printf(why, whylen, r, "malformed reply from the server: %s", reason);
 	if (r == -EPIPE)
-		return fail(r, why, whylen, "the server closed the connection");
+		return why_printf(why, whylen, r, "the server closed the connection");
 	if (r == -EAGAIN)
-		return fail(-ETIMEDOUT, why, whylen, "no reply from the server in %d ms",
-			    c->timeout_ms);
+		return why_printf(why, whylen, -ETIMEDOUT, "no reply from the server in %d ms",
+				  c->timeout_ms);
 	if (r)
-		return fail(r, why, whylen, "reading from the server: %s", strerror(-r));
+		return why_printf(why, whylen, r, "reading from the server: %s", strerror(-r));
 	if (reply->seq != m.seq || reply->type != (m.type | DDSNAP_MSG_REPLY))
-		return fail(-EPROTO, why, whylen, "the server answered %s #%u to %s #%u",
-			    ctl_type_name(reply->type), reply->seq, ctl_type_name(m.type), m.seq);
+		return why_printf(why, whylen, -EPROTO, "the server answered %s #%u to %s #%u",
+				  ctl_type_name(reply->type), reply->seq, ctl_type_name(m.type),
+				  m.seq);
 	return 0;
 }
 
@@ -79,8 +67,8 @@ int ctl_client_open(const char *sock, struct ctl_client **out, char *why, size_t
 
 	fd = unixsock_connect(sock, 5000);
 	if (fd < 0)
-		return fail(fd, why, whylen, "cannot connect to server socket %s: %s", sock,
-			    strerror(-fd));
+		return why_printf(why, whylen, fd, "cannot connect to server socket %s: %s", sock,
+				  strerror(-fd));
 	c = xzalloc(sizeof(*c));
 	c->fd = fd;
 	ctl_client_set_timeout(c, CTL_CLIENT_TIMEOUT_MS);
@@ -89,13 +77,13 @@ int ctl_client_open(const char *sock, struct ctl_client **out, char *why, size_t
 		goto out_close;
 	if (reply.result.error) {
 		r = reply.result.error;
-		fail(r, why, whylen, "server refused the connection: %s", reply.result.text);
+		why_printf(why, whylen, r, "server refused the connection: %s", reply.result.text);
 		goto out_close;
 	}
 	if (reply.version != CTL_VERSION) {
-		r = fail(-EPROTONOSUPPORT, why, whylen,
-			 "server speaks control protocol version %u, this ddsnap speaks %u",
-			 reply.version, CTL_VERSION);
+		r = why_printf(why, whylen, -EPROTONOSUPPORT,
+			       "server speaks control protocol version %u, this ddsnap speaks %u",
+			       reply.version, CTL_VERSION);
 		goto out_close;
 	}
 	c->chunk_bits = reply.chunk_bits;
@@ -134,7 +122,7 @@ u64 ctl_client_origin_sectors(const struct ctl_client *c)
 int ctl_client_list(struct ctl_client *c, struct ctl_snap **snaps, u32 *n, struct ctl_result *res,
 		    char *why, size_t whylen)
 {
-	struct ctl_snap page[CTL_LIST_PAGE] = { 0 };
+	struct ctl_snap page[CTL_LIST_PAGE] = {0};
 	struct ctl_msg req = {.type = CTL_LIST};
 	struct ctl_snap *all = NULL;
 	u32 have = 0;
@@ -155,7 +143,7 @@ int ctl_client_list(struct ctl_client *c, struct ctl_snap **snaps, u32 *n, struc
 		have += reply.count;
 		if (reply.next != CTL_CURSOR_END && reply.next <= req.cursor) {
 			free(all);
-			return fail(-EPROTO, why, whylen, "LIST cursor did not advance");
+			return why_printf(why, whylen, -EPROTO, "LIST cursor did not advance");
 		}
 		req.cursor = reply.next;
 	} while (req.cursor != CTL_CURSOR_END);
@@ -184,7 +172,7 @@ int ctl_client_changelist(struct ctl_client *c, u32 from, u32 to,
 			return r;
 		}
 		if (reply.count && any && page[0] <= last)
-			return fail(-EPROTO, why, whylen, "changelist pages overlap");
+			return why_printf(why, whylen, -EPROTO, "changelist pages overlap");
 		if (reply.count) {
 			last = page[reply.count - 1];
 			any = true;
@@ -193,7 +181,8 @@ int ctl_client_changelist(struct ctl_client *c, u32 from, u32 to,
 				return r;
 		}
 		if (reply.next != CTL_CURSOR_END && reply.next <= req.cursor && req.cursor)
-			return fail(-EPROTO, why, whylen, "CHANGELIST cursor did not advance");
+			return why_printf(why, whylen, -EPROTO,
+					  "CHANGELIST cursor did not advance");
 		req.cursor = reply.next;
 	} while (req.cursor != CTL_CURSOR_END);
 	return 0;
