@@ -181,7 +181,7 @@ static int table_validate(const void *block, char *why, size_t whylen)
 	return 0;
 }
 
-static const struct block_type metaslab_table_type = {
+const struct block_type metaslab_table_type = {
 	.name = "metaslab table",
 	.magic = MAGIC_METASLAB_TABLE,
 	.validate = table_validate,

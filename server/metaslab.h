@@ -47,6 +47,9 @@
 /* The smallest metaslab: 2^10 blocks (4 MiB), so a small store still gets useful runs. */
 #define METASLAB_MIN_SHIFT 10
 
+/* The table block type (index and leaves), with its structure validator, for the fuzzer. */
+extern const struct block_type metaslab_table_type;
+
 struct metaslab_geometry {
 	u64 data_start, data_blocks; /* DATA region on the snapstore (4 KiB blocks) */
 	u64 meta_start, meta_blocks; /* METADATA region on the metadata device; 0 = one device */
