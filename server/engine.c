@@ -1483,6 +1483,11 @@ int engine_replay(struct engine *e, struct tx *tx, u16 type, const void *payload
  * Checking
  *----------------------------------------------------------------------------------------*/
 
+int engine_exception_stats(struct engine *e, struct btree_stats *out)
+{
+	return btree_stats(e->exc, out);
+}
+
 struct check_ctx {
 	struct engine *e;
 	struct engine_check_report *r;

@@ -42,6 +42,7 @@
 #include "base.h"
 #include "bdev.h"
 #include "block.h"
+#include "btree.h"
 #include "cache.h"
 #include "tx.h"
 
@@ -276,6 +277,9 @@ int engine_changelist(struct engine *e, u32 a, u32 b, u64 **chunks, u64 *n,
  * 0, -EPROTO (malformed record), or a metadata error.  O(log exceptions).
  */
 int engine_replay(struct engine *e, struct tx *tx, u16 type, const void *payload, u16 len);
+
+/* Entry and node counts of the exception tree.  Returns 0 or a read error.  O(nodes). */
+int engine_exception_stats(struct engine *e, struct btree_stats *out);
 
 struct engine_check_report {
 	u64 exceptions, overlay_chunks, data_chunks;

@@ -10,6 +10,7 @@
 #include <setjmp.h>
 #include <string.h>
 #include <cmocka.h>
+#include "btree.h"
 #include "engine.h"
 #include "lib/enginefix.h"
 #include "lib/snapmodel.h"
@@ -483,6 +484,148 @@ static void test_engine__full_store_no_autodelete(void **state)
 	efix_fini(&f);
 }
 
+/*------------------------------------------------------------------------------------------
+ * Cost tests: count metadata block accesses (cache hits + misses), not time
+ *----------------------------------------------------------------------------------------*/
+
+static u64 block_accesses(struct efix *f)
+{
+	struct cache_stats cs;
+
+	cache_stats(f->cache, &cs);
+	return cs.hits + cs.misses;
+}
+
+/* Copies out chunks [first, first + n) in batches of 256, syncing every 64 batches. */
+static void bulk_copyout(struct efix *f, u64 first, u64 n)
+{
+	for (u64 c = first; c < first + n; c += 256) {
+		struct engine_range r = {c, MIN(256, first + n - c)};
+		u64 copied;
+
+		assert_int_equal(engine_origin_write(f->e, &f->tx, &r, 1, NULL, &copied), 0);
+		assert_int_equal(copied, r.count);
+		if ((c / 256) % 64 == 63)
+			assert_int_equal(efix_sync(f), 0);
+	}
+	assert_int_equal(efix_sync(f), 0);
+}
+
+/*
+ * A store with @nsnaps live snapshots, all created before @nexc chunks were copied out:
+ * the exception tree has the same shape whatever @nsnaps is.  Returns the block accesses of
+ * one origin write query of 64 chunks that all need a copy-out, and of the same query again
+ * (now all safe).
+ */
+static void query_cost(u32 nsnaps, u64 nexc, u64 *copy_cost, u64 *safe_cost)
+{
+	struct efix_opts o = {.null_data = true, .meta_bytes = 256ull << 20};
+	struct engine_range r = {nexc, 64};
+	u64 before, copied;
+	struct efix f;
+
+	efix_init_opts(&f, CS, nexc + 1024, nexc + 1024, &o);
+	for (u32 t = 1; t <= nsnaps; t++)
+		assert_int_equal(engine_create(f.e, &f.tx, t, t, 0), 0);
+	bulk_copyout(&f, 0, nexc);
+	before = block_accesses(&f);
+	assert_int_equal(engine_origin_write(f.e, &f.tx, &r, 1, NULL, &copied), 0);
+	assert_int_equal(copied, 64);
+	*copy_cost = block_accesses(&f) - before;
+	before = block_accesses(&f);
+	assert_int_equal(engine_origin_write(f.e, &f.tx, &r, 1, NULL, &copied), 0);
+	assert_int_equal(copied, 0);
+	*safe_cost = block_accesses(&f) - before;
+	efix_fini(&f);
+}
+
+static void test_engine__cost_origin_write_independent_of_snapshots(void **state)
+{
+	u64 copy1, safe1, copy10k, safe10k;
+
+	query_cost(1, 20000, &copy1, &safe1);
+	query_cost(10000, 20000, &copy10k, &safe10k);
+	print_message("origin write query, 64 chunks, 20000 exceptions: block accesses "
+		      "copy-out %llu / %llu, safe %llu / %llu (1 / 10000 snapshots)\n",
+		      (unsigned long long)copy1, (unsigned long long)copy10k,
+		      (unsigned long long)safe1, (unsigned long long)safe10k);
+	assert_int_equal(copy1, copy10k);
+	assert_int_equal(safe1, safe10k);
+	/* and small: a root-to-leaf path or two per chunk */
+	assert_true(safe1 <= 64 * 2 * 3);
+}
+
+/*
+ * Deleting a snapshot that has nothing unique, among many exceptions: a handful of block
+ * accesses (the snapshot table), no exception touched, nothing freed.
+ */
+static void test_engine__cost_delete_nothing_unique(void **state)
+{
+	struct efix_opts o = {.null_data = true, .meta_bytes = 512ull << 20};
+	const u64 nexc = 1000000;
+	struct engine_snapinfo info;
+	struct engine_status st;
+	u64 before, frees;
+	struct efix f;
+
+	efix_init_opts(&f, CS, nexc, nexc, &o);
+	assert_int_equal(engine_create(f.e, &f.tx, 1, 1, 0), 0);
+	assert_int_equal(engine_create(f.e, &f.tx, 2, 2, 0), 0);
+	bulk_copyout(&f, 0, nexc); /* seen by 1 and 2 */
+	assert_int_equal(engine_create(f.e, &f.tx, 3, 3, 0), 0);
+	assert_int_equal(efix_sync(&f), 0);
+	assert_int_equal(engine_snap_info(f.e, 2, &info), 0);
+	assert_int_equal(info.unique_bytes, 0);
+	before = block_accesses(&f);
+	frees = f.frees;
+	assert_int_equal(engine_delete(f.e, &f.tx, 2), 0);
+	print_message("delete with nothing unique among %llu exceptions: %llu block accesses\n",
+		      (unsigned long long)nexc, (unsigned long long)(block_accesses(&f) - before));
+	assert_true(block_accesses(&f) - before <= 8);
+	assert_int_equal(f.frees, frees);
+	/* 3 was created after the writes: now 1 alone sees the saved copies */
+	assert_int_equal(engine_snap_info(f.e, 1, &info), 0);
+	assert_int_equal(info.unique_bytes, nexc * CS);
+	engine_status(f.e, &st);
+	assert_int_equal(st.exceptions, nexc);
+	efix_fini(&f);
+}
+
+/*
+ * A changelist over a 1% change (in a few clustered runs) of a 10^6-exception tree visits a
+ * small multiple of the leaves holding changes, not the tree.
+ */
+static void test_engine__cost_changelist_pruned(void **state)
+{
+	struct efix_opts o = {.null_data = true, .meta_bytes = 512ull << 20};
+	const u64 nexc = 1000000, runs = 10, run_len = nexc / 100 / runs;
+	struct engine_walk_stats ws;
+	struct btree_stats bs;
+	struct efix f;
+	u64 *chunks, n, changed_leaves;
+
+	efix_init_opts(&f, CS, nexc, 2 * nexc, &o);
+	assert_int_equal(engine_create(f.e, &f.tx, 1, 1, 0), 0);
+	bulk_copyout(&f, 0, nexc);
+	assert_int_equal(engine_create(f.e, &f.tx, 2, 2, 0), 0);
+	for (u64 r = 0; r < runs; r++)
+		bulk_copyout(&f, r * (nexc / runs), run_len);
+	assert_int_equal(engine_changelist(f.e, 2, ENGINE_HEAD, &chunks, &n, &ws), 0);
+	assert_int_equal(n, runs * run_len);
+	free(chunks);
+	assert_int_equal(engine_exception_stats(f.e, &bs), 0);
+	/* each run of changes lies in consecutive leaves, interleaved with the old entries */
+	changed_leaves = runs * (DIV_ROUND_UP(2 * run_len, 126 / 2) + 1);
+	print_message("changelist of 1%%: %llu leaves visited (%llu nodes) of %llu leaves; "
+		      "changes span at most %llu leaves\n",
+		      (unsigned long long)ws.leaves_visited, (unsigned long long)ws.nodes_visited,
+		      (unsigned long long)bs.leaves, (unsigned long long)changed_leaves);
+	assert_true(ws.leaves_visited <= 2 * changed_leaves);
+	assert_true(ws.nodes_visited <= 3 * changed_leaves);
+	assert_true(ws.leaves_visited * 20 < bs.leaves);
+	efix_fini(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -490,6 +633,9 @@ int main(void)
 		cmocka_unit_test(test_engine__model_crash_replay),
 		cmocka_unit_test(test_engine__full_store_policy),
 		cmocka_unit_test(test_engine__full_store_no_autodelete),
+		cmocka_unit_test(test_engine__cost_origin_write_independent_of_snapshots),
+		cmocka_unit_test(test_engine__cost_delete_nothing_unique),
+		cmocka_unit_test(test_engine__cost_changelist_pruned),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -38,15 +38,16 @@ static int fix_alloc(void *priv, struct tx *tx, u64 want, u64 *start, u64 *got)
 {
 	struct efix *f = priv;
 
-	/* First fit: the first free chunk and as many free ones after it as wanted. */
-	for (u64 i = 0; i < f->data_chunks; i++) {
-		u64 n = 0;
+	/* Next fit: the first free chunk from the hint on, and the free ones after it. */
+	for (u64 k = 0; k < f->data_chunks; k++) {
+		u64 i = (f->alloc_hint + k) % f->data_chunks, n = 0;
 
 		if (f->used[i])
 			continue;
 		while (n < want && i + n < f->data_chunks && !f->used[i + n])
 			f->used[i + n++] = 1;
 		f->nfree -= n;
+		f->alloc_hint = i + n;
 		*start = i;
 		*got = n;
 		return 0;
@@ -122,24 +123,68 @@ static int fix_log_flush(void *priv)
 	return 0;
 }
 
-static void fix_open_devices(struct efix *f, u64 seed)
+static int null_read(struct bdev *b, void *buf, size_t len, u64 off)
+{
+	if (off > b->size || len > b->size - off)
+		return -EINVAL;
+	memset(buf, 0, len);
+	return 0;
+}
+
+static int null_write(struct bdev *b, const void *buf, size_t len, u64 off)
+{
+	return off > b->size || len > b->size - off ? -EINVAL : 0;
+}
+
+static int null_flush(struct bdev *b)
+{
+	return 0;
+}
+
+static void null_close(struct bdev *b)
+{
+	free(b);
+}
+
+static const struct bdev_ops null_ops = {
+	.read = null_read,
+	.write = null_write,
+	.flush = null_flush,
+	.close = null_close,
+};
+
+struct bdev *efix_null_bdev(u64 size)
+{
+	struct bdev *b = xzalloc(sizeof(*b));
+
+	b->ops = &null_ops;
+	b->size = size;
+	b->name = "null";
+	return b;
+}
+
+static void fix_open_devices(struct efix *f, const struct efix_opts *o, u64 meta_bytes)
 {
 	u64 obytes = f->origin_chunks * f->chunk_size, dbytes = f->data_chunks * f->chunk_size;
 
 	if (f->faulty) {
-		f->origin = bdev_faulty_create(obytes, seed);
-		f->snapstore = bdev_faulty_create(dbytes, seed + 1);
-		f->meta = bdev_faulty_create(EFIX_META_BYTES, seed + 2);
+		f->origin = bdev_faulty_create(obytes, o->seed);
+		f->snapstore = bdev_faulty_create(dbytes, o->seed + 1);
+		f->meta = bdev_faulty_create(meta_bytes, o->seed + 2);
+	} else if (o->null_data) {
+		f->origin = efix_null_bdev(obytes);
+		f->snapstore = efix_null_bdev(dbytes);
+		f->meta = bdev_ram_create(meta_bytes);
 	} else {
 		f->origin = bdev_ram_create(obytes);
 		f->snapstore = bdev_ram_create(dbytes);
-		f->meta = bdev_ram_create(EFIX_META_BYTES);
+		f->meta = bdev_ram_create(meta_bytes);
 	}
 }
 
 static int fix_open_engine(struct efix *f)
 {
-	f->cache = cache_create(f->meta, EFIX_CACHE_BUDGET);
+	f->cache = cache_create(f->meta, f->cache_bytes);
 	f->tx.cache = f->cache;
 	f->params.cache = f->cache;
 	f->params.origin = f->origin;
@@ -150,13 +195,24 @@ static int fix_open_engine(struct efix *f)
 void efix_init(struct efix *f, u32 chunk_size, u64 origin_chunks, u64 data_chunks, bool faulty,
 	       u64 seed)
 {
+	struct efix_opts o = {.faulty = faulty, .seed = seed};
+
+	efix_init_opts(f, chunk_size, origin_chunks, data_chunks, &o);
+}
+
+void efix_init_opts(struct efix *f, u32 chunk_size, u64 origin_chunks, u64 data_chunks,
+		    const struct efix_opts *o)
+{
+	u64 meta_bytes = o->meta_bytes ? o->meta_bytes : EFIX_META_BYTES;
+
 	memset(f, 0, sizeof(*f));
 	f->chunk_size = chunk_size;
 	f->origin_chunks = origin_chunks;
 	f->data_chunks = data_chunks;
-	f->faulty = faulty;
-	fix_open_devices(f, seed);
-	f->meta_blocks = EFIX_META_BYTES / DDSNAP_BLOCK_SIZE;
+	f->faulty = o->faulty;
+	f->cache_bytes = o->cache_bytes ? o->cache_bytes : EFIX_CACHE_BUDGET;
+	fix_open_devices(f, o, meta_bytes);
+	f->meta_blocks = meta_bytes / DDSNAP_BLOCK_SIZE;
 	f->meta_next = 1; /* block 0 is never a tree block: blocknr 0 means empty */
 	f->used = xzalloc(data_chunks);
 	f->nfree = data_chunks;

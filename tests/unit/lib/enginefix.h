@@ -33,6 +33,8 @@ struct efix {
 	struct cache *cache;
 	struct tx tx;
 	u64 meta_next, meta_blocks;
+	size_t cache_bytes;
+	u64 alloc_hint; /* next-fit start for data allocation */
 	/* data space: one byte per snapstore chunk (0 free, 1 used), frees deferred to sync */
 	u8 *used;
 	u64 nfree, frees;
@@ -56,6 +58,20 @@ struct efix {
  */
 void efix_init(struct efix *f, u32 chunk_size, u64 origin_chunks, u64 data_chunks, bool faulty,
 	       u64 seed);
+
+struct efix_opts {
+	bool faulty;	    /* bdev_faulty devices (crash tests) */
+	bool null_data;	    /* origin and snapstore read zeros and drop writes (cost tests) */
+	u64 meta_bytes;	    /* metadata device size; 0: a default for small tests */
+	size_t cache_bytes; /* 0: a small default */
+	u64 seed;
+};
+/* efix_init with options. */
+void efix_init_opts(struct efix *f, u32 chunk_size, u64 origin_chunks, u64 data_chunks,
+		    const struct efix_opts *o);
+
+/* A device of @size bytes that reads zeros and drops writes (data whose content no test reads). */
+struct bdev *efix_null_bdev(u64 size);
 void efix_fini(struct efix *f);
 
 /* Syncs the open txg: engine_sync, cache_sync, flush, roots become durable. Returns 0/-errno. */
