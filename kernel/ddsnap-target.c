@@ -21,9 +21,8 @@
 #include <linux/kernel.h>
 #include <linux/slab.h>
 #include <linux/string.h>
-#include <linux/net.h>
-#include <linux/socket.h>
-#include <net/net_namespace.h>
+#include <linux/bio.h>
+#include <linux/blkdev.h>
 
 #include "ddsnap.h"
 
@@ -110,23 +109,117 @@ static int ddsnap_get_dev(struct dm_target *ti, const char *path, fmode_t mode, 
 
 /*----------------------------------------------------------------*/
 
-/* Server connection: step one only proves the socket is reachable. */
+/* Remapping. */
 
-static int ddsnap_connect_once(struct ddsnap_dev *dc, struct socket **res)
+static sector_t ddsnap_chunk_sectors(const struct ddsnap_dev *dc)
 {
-	struct socket *sock;
-	int r;
+	return (sector_t)1 << dc->chunk_shift;
+}
 
-	r = sock_create_kern(&init_net, AF_UNIX, SOCK_STREAM, 0, &sock);
-	if (r)
-		return r;
-	r = kernel_connect(sock, (struct sockaddr *)&dc->addr, dc->addrlen, 0);
-	if (r) {
-		sock_release(sock);
-		return r;
+static void ddsnap_remap_origin(struct ddsnap_dev *dc, struct bio *bio)
+{
+	bio_set_dev(bio, dc->origin->bdev);
+	bio->bi_iter.bi_sector = dm_target_offset(dc->ti, bio->bi_iter.bi_sector);
+}
+
+static void ddsnap_remap_store(struct ddsnap_dev *dc, struct bio *bio, u64 addr)
+{
+	sector_t off = dm_target_offset(dc->ti, bio->bi_iter.bi_sector);
+
+	bio_set_dev(bio, dc->snapstore->bdev);
+	bio->bi_iter.bi_sector = (addr << dc->chunk_shift) + (off & (ddsnap_chunk_sectors(dc) - 1));
+}
+
+void ddsnap_target_fail(struct ddsnap_dev *dc, struct ddsnap_io *io, int err)
+{
+	struct bio *bio = dm_bio_from_per_bio_data(io, sizeof(*io));
+	unsigned long flags;
+
+	spin_lock_irqsave(&dc->lock, flags);
+	dc->stats.errors++;
+	spin_unlock_irqrestore(&dc->lock, flags);
+	bio->bi_status = errno_to_blk_status(err);
+	bio_endio(bio);
+}
+
+/* Submit a bio held since map, after counting it in the current cache epoch. */
+static void ddsnap_submit(struct ddsnap_dev *dc, struct ddsnap_io *io, struct bio *bio)
+{
+	ddsnap_cache_count(dc, io);
+	submit_bio_noacct(bio);
+}
+
+int ddsnap_target_reply(struct ddsnap_dev *dc, struct ddsnap_io *io, const struct ddsnap_msg *m,
+			const char **why)
+{
+	struct bio *bio = dm_bio_from_per_bio_data(io, sizeof(*io));
+	struct ddsnap_mapping p;
+
+	if (m->type != (io->type | DDSNAP_MSG_REPLY)) {
+		*why = "reply type does not answer the request";
+		goto out_mismatch;
 	}
-	*res = sock;
+	if (io->type == DDSNAP_MSG_ORIGIN_WRITE) {
+		if (m->origin.chunk != io->chunk || m->origin.count != io->count) {
+			*why = "origin reply for other chunks than asked";
+			goto out_mismatch;
+		}
+		if (m->origin.error) {
+			DMERR_LIMIT("%s: server refused origin write to chunk %llu: error %d",
+				    ddsnap_name(dc), io->chunk, m->origin.error);
+			ddsnap_target_fail(dc, io, m->origin.error);
+			return 0;
+		}
+		/* An answer from before the last DROP_CACHE is still an answer, but stale. */
+		if (m->origin.gen >= dc->gen)
+			ddsnap_cache_set_safe(dc, io->chunk, io->count);
+		ddsnap_remap_origin(dc, bio);
+		ddsnap_submit(dc, io, bio);
+		return 0;
+	}
+
+	if (m->map.nr != 1) {
+		*why = "mapping reply does not have the one chunk asked";
+		goto out_mismatch;
+	}
+	ddsnap_proto_mapping(m, 0, &p);
+	if (p.chunk != io->chunk) {
+		*why = "mapping reply for another chunk than asked";
+		goto out_mismatch;
+	}
+	switch (p.where) {
+	case DDSNAP_MAP_ERROR:
+		DMERR_LIMIT("%s: server refused snapshot %s of chunk %llu: error %d",
+			    ddsnap_name(dc),
+			    io->type == DDSNAP_MSG_SNAPSHOT_READ ? "read" : "write", io->chunk,
+			    p.error);
+		ddsnap_target_fail(dc, io, p.error);
+		return 0;
+	case DDSNAP_MAP_ORIGIN: /* reads only: checked by the decoder */
+		io->lock = p.lock;
+		io->conn = dc->conn;
+		ddsnap_remap_origin(dc, bio);
+		break;
+	case DDSNAP_MAP_SHARED:
+		if (io->type == DDSNAP_MSG_SNAPSHOT_WRITE) {
+			*why = "shared chunk given for a snapshot write";
+			goto out_mismatch;
+		}
+		ddsnap_cache_set_mapping(dc, p.chunk, p.addr, false);
+		ddsnap_remap_store(dc, bio, p.addr);
+		break;
+	default: /* DDSNAP_MAP_PRIVATE */
+		ddsnap_cache_set_mapping(dc, p.chunk, p.addr, true);
+		ddsnap_remap_store(dc, bio, p.addr);
+		break;
+	}
+	ddsnap_submit(dc, io, bio);
 	return 0;
+
+out_mismatch:
+	DMERR_LIMIT("%s: bad reply for chunk %llu: %s", ddsnap_name(dc), io->chunk, *why);
+	ddsnap_target_fail(dc, io, -EIO);
+	return -EPROTO;
 }
 
 /*----------------------------------------------------------------*/
@@ -139,7 +232,6 @@ static int ddsnap_connect_once(struct ddsnap_dev *dc, struct socket **res)
 static int ddsnap_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 {
 	struct ddsnap_dev *dc;
-	struct socket *sock;
 	fmode_t mode = dm_table_get_mode(ti->table);
 	int r;
 
@@ -172,18 +264,25 @@ static int ddsnap_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	if (r)
 		goto out_put_snapstore;
 
-	r = ddsnap_connect_once(dc, &sock);
-	if (r) {
-		DMERR("cannot connect to server socket '%s': error %d", dc->sock_name, r);
-		ti->error = "Cannot connect to server socket";
+	r = ddsnap_channel_start(dc);
+	if (r)
 		goto out_put_origin;
-	}
-	sock_release(sock);
-	DMERR("server socket '%s' reachable but the protocol is not implemented yet",
-	      dc->sock_name);
-	ti->error = "Server protocol not implemented yet";
-	r = -EOPNOTSUPP;
 
+	r = dm_set_target_max_io_len(ti, ddsnap_chunk_sectors(dc));
+	if (r)
+		goto out_stop_channel;
+	ti->num_flush_bios = 1;
+	/* Discards on the origin are writes for the copy-out rule; snapshots take none. */
+	ti->num_discard_bios = ddsnap_is_origin(dc) ? 1 : 0;
+	ti->per_io_data_size = sizeof(struct ddsnap_io);
+	ti->private = dc;
+	DMINFO("%s: %s of %s via %s, chunk %u bytes, gen %llu", ddsnap_name(dc),
+	       ddsnap_is_origin(dc) ? "origin" : "snapshot", dc->origin->name, dc->sock_name,
+	       1u << dc->chunk_bits, dc->gen);
+	return 0;
+
+out_stop_channel:
+	ddsnap_channel_stop(dc);
 out_put_origin:
 	dm_put_device(ti, dc->origin);
 out_put_snapstore:
@@ -197,6 +296,7 @@ static void ddsnap_dtr(struct dm_target *ti)
 {
 	struct ddsnap_dev *dc = ti->private;
 
+	ddsnap_channel_stop(dc);
 	dm_put_device(ti, dc->origin);
 	dm_put_device(ti, dc->snapstore);
 	kfree(dc);
@@ -204,16 +304,179 @@ static void ddsnap_dtr(struct dm_target *ti)
 
 static int ddsnap_map(struct dm_target *ti, struct bio *bio)
 {
-	return DM_MAPIO_KILL;
+	struct ddsnap_dev *dc = ti->private;
+	struct ddsnap_io *io = dm_per_bio_data(bio, sizeof(*io));
+	bool write = op_is_write(bio_op(bio));
+	sector_t off, len = bio_sectors(bio);
+	u16 type;
+	u64 addr;
+
+	memset(io, 0, sizeof(*io));
+	INIT_LIST_HEAD(&io->list);
+	if (!len) {
+		/* An empty flush: to where this device's writes go. */
+		bio_set_dev(bio, ddsnap_is_origin(dc) ? dc->origin->bdev : dc->snapstore->bdev);
+		return DM_MAPIO_REMAPPED;
+	}
+	off = dm_target_offset(ti, bio->bi_iter.bi_sector);
+	io->chunk = off >> dc->chunk_shift;
+	io->count = ((off + len - 1) >> dc->chunk_shift) - io->chunk + 1;
+
+	if (ddsnap_is_origin(dc)) {
+		if (!write || ddsnap_cache_lookup(dc, io, true, &addr)) {
+			ddsnap_remap_origin(dc, bio);
+			return DM_MAPIO_REMAPPED;
+		}
+		type = DDSNAP_MSG_ORIGIN_WRITE;
+	} else {
+		if (ddsnap_cache_lookup(dc, io, write, &addr)) {
+			ddsnap_remap_store(dc, bio, addr);
+			return DM_MAPIO_REMAPPED;
+		}
+		type = write ? DDSNAP_MSG_SNAPSHOT_WRITE : DDSNAP_MSG_SNAPSHOT_READ;
+		io->whole = write && !(off & (ddsnap_chunk_sectors(dc) - 1)) &&
+			    len == ddsnap_chunk_sectors(dc);
+	}
+	if (io->count > DDSNAP_WIRE_MAX_CHUNKS) {
+		/* io_hints bounds discards below this; anything else is a bug of ours. */
+		WARN_ON_ONCE(1);
+		return DM_MAPIO_KILL;
+	}
+	if (!ddsnap_channel_queue(dc, io, type)) {
+		DMERR_LIMIT("%s: I/O to chunk %llu failed: target is in failed mode",
+			    ddsnap_name(dc), io->chunk);
+		return DM_MAPIO_KILL;
+	}
+	return DM_MAPIO_SUBMITTED;
+}
+
+static int ddsnap_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error)
+{
+	struct ddsnap_dev *dc = ti->private;
+	struct ddsnap_io *io = dm_per_bio_data(bio, sizeof(*io));
+
+	ddsnap_cache_uncount(dc, io);
+	if (io->lock) {
+		ddsnap_channel_finish(dc, io->lock, io->conn);
+		io->lock = 0;
+	}
+	return DM_ENDIO_DONE;
+}
+
+static const char *const ddsnap_mode_names[] = {"normal", "server-lost", "failed"};
+
+static void ddsnap_status(struct dm_target *ti, status_type_t type, unsigned int status_flags,
+			  char *result, unsigned int maxlen)
+{
+	struct ddsnap_dev *dc = ti->private;
+	unsigned int sz = 0;
+	struct ddsnap_stats st;
+	unsigned long flags;
+	unsigned int waiting, mapped;
+	enum ddsnap_mode mode;
+	bool connected;
+	u64 gen;
+
+	switch (type) {
+	case STATUSTYPE_INFO:
+		spin_lock_irqsave(&dc->lock, flags);
+		st = dc->stats;
+		waiting = dc->nr_waiting;
+		mapped = dc->epoch_inflight[0] + dc->epoch_inflight[1];
+		mode = dc->mode;
+		connected = dc->connected;
+		gen = dc->gen;
+		spin_unlock_irqrestore(&dc->lock, flags);
+		DMEMIT("mode=%s connected=%d waiting=%u mapped=%u hits=%llu misses=%llu "
+		       "errors=%llu timeouts=%llu bad_replies=%llu reconnects=%llu stale=%llu "
+		       "lost_locks=%llu gen=%llu chunk=%u timeout=%u",
+		       ddsnap_mode_names[mode], connected, waiting, mapped, st.hits, st.misses,
+		       st.errors, st.timeouts, st.bad_replies, st.reconnects, st.stale,
+		       st.lost_locks, gen, 1u << dc->chunk_bits, dc->timeout_secs);
+		break;
+	case STATUSTYPE_TABLE:
+		if (ddsnap_is_origin(dc))
+			DMEMIT("%s %s %s -1", dc->snapstore->name, dc->origin->name, dc->sock_name);
+		else
+			DMEMIT("%s %s %s %u", dc->snapstore->name, dc->origin->name, dc->sock_name,
+			       dc->tag);
+		break;
+	case STATUSTYPE_IMA:
+		*result = 0;
+		break;
+	}
+}
+
+/*
+ * Messages:
+ *	drop_cache	forget every cached answer (the server is asked again)
+ *	timeout <secs>	I/O timeout, 1..3600 seconds
+ *	reconnect	drop the connection; the receive thread reconnects
+ */
+static int ddsnap_message(struct dm_target *ti, unsigned int argc, char **argv, char *result,
+			  unsigned int maxlen)
+{
+	struct ddsnap_dev *dc = ti->private;
+	unsigned int secs;
+
+	if (argc == 1 && !strcasecmp(argv[0], "drop_cache")) {
+		ddsnap_cache_drop(dc);
+		return 0;
+	}
+	if (argc == 1 && !strcasecmp(argv[0], "reconnect")) {
+		ddsnap_channel_kick(dc);
+		return 0;
+	}
+	if (argc == 2 && !strcasecmp(argv[0], "timeout")) {
+		if (kstrtouint(argv[1], 10, &secs) || secs < 1 || secs > 3600) {
+			DMERR("%s: timeout '%s' is not 1..3600 seconds", ddsnap_name(dc), argv[1]);
+			return -EINVAL;
+		}
+		spin_lock_irq(&dc->lock);
+		dc->timeout_secs = secs;
+		spin_unlock_irq(&dc->lock);
+		return 0;
+	}
+	DMERR("%s: unknown message: usage drop_cache | reconnect | timeout <secs>",
+	      ddsnap_name(dc));
+	return -EINVAL;
+}
+
+static int ddsnap_iterate_devices(struct dm_target *ti, iterate_devices_callout_fn fn, void *data)
+{
+	struct ddsnap_dev *dc = ti->private;
+	int r;
+
+	r = fn(ti, dc->origin, 0, ti->len, data);
+	if (!r)
+		r = fn(ti, dc->snapstore, 0, bdev_nr_sectors(dc->snapstore->bdev), data);
+	return r;
+}
+
+static void ddsnap_io_hints(struct dm_target *ti, struct queue_limits *limits)
+{
+	struct ddsnap_dev *dc = ti->private;
+	/* A discard asks the server about all its chunks at once: bound it by the wire. */
+	sector_t max = (sector_t)(DDSNAP_WIRE_MAX_CHUNKS - 1) << dc->chunk_shift;
+
+	if (limits->max_discard_sectors > max)
+		limits->max_discard_sectors = max;
+	if (limits->max_hw_discard_sectors > max)
+		limits->max_hw_discard_sectors = max;
 }
 
 static struct target_type ddsnap_target = {
 	.name = "ddsnap",
-	.version = {0, 1, 0},
+	.version = {0, 2, 0},
 	.module = THIS_MODULE,
 	.ctr = ddsnap_ctr,
 	.dtr = ddsnap_dtr,
 	.map = ddsnap_map,
+	.end_io = ddsnap_end_io,
+	.status = ddsnap_status,
+	.message = ddsnap_message,
+	.iterate_devices = ddsnap_iterate_devices,
+	.io_hints = ddsnap_io_hints,
 };
 
 static int __init dm_ddsnap_init(void)

@@ -1,20 +1,89 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * ddsnap.h - state shared by the files of the ddsnap target (kernel only).
+ * ddsnap.h - state and interfaces shared by the files of the ddsnap target (kernel only).
+ *
+ *	ddsnap-target.c   table line, ctr/dtr, map/end_io, status/message, reply handling
+ *	ddsnap-channel.c  the server connection: connect, handshake, receive thread, send
+ *	                  worker, request table, reconnect with backoff, I/O timeout
+ *	ddsnap-cache.c    origin "safe in this gen" bitmap, snapshot mapping cache, cache epochs
+ *	ddsnap-proto.c    pack/unpack/validate of the wire messages (include/ddsnap_wire.h)
  *
  * One struct ddsnap_dev per dm target instance (one origin or one snapshot device).  The
  * table line is `<snapstore_dev> <origin_dev> <server_socket> <tag>`; tag -1 selects the
  * origin, any other u32 below DDSNAP_TAG_ORIGIN names a snapshot.
+ *
+ * Locks, outermost first:
+ *	dc->send_mutex	serializes writers to the socket and replacement of dc->sock
+ *	dc->lock	spinlock, irq-safe (end_io may run in interrupt context): the request
+ *			table (queued list, sent hash), mode, connection flags, cache epochs and
+ *			their in-flight counts, the FINISH ring, statistics
+ * The cache's xarray has its own lock, taken inside dc->lock.
  */
 #ifndef DDSNAP_KERNEL_H
 #define DDSNAP_KERNEL_H
 
 #include <linux/device-mapper.h>
+#include <linux/hashtable.h>
+#include <linux/kthread.h>
+#include <linux/mutex.h>
+#include <linux/spinlock.h>
 #include <linux/un.h>
+#include <linux/wait.h>
+#include <linux/workqueue.h>
+#include <linux/xarray.h>
 
 #include "ddsnap_wire.h"
 
 #define DM_MSG_PREFIX "ddsnap"
+
+/* Tunables, each with its reason. */
+
+/* I/O waiting for the server longer than this fails: long enough for a server restart. */
+#define DDSNAP_IO_TIMEOUT_SECS 60
+/* The handshake must answer quickly: ctr holds the table load lock while it waits. */
+#define DDSNAP_HANDSHAKE_TIMEOUT_SECS 5
+/* Reconnect backoff: first retry soon (a restarting server), then no more than every 2 s. */
+#define DDSNAP_BACKOFF_MIN_MS 50
+#define DDSNAP_BACKOFF_MAX_MS 2000
+/* Read locks waiting to be released; beyond this the oldest FINISH batch is sent early. */
+#define DDSNAP_FINISH_RING 1024
+/* Sent requests are hashed by seq; 2^8 buckets keep chains short at a queue depth of ~1000. */
+#define DDSNAP_SENT_HASH_BITS 8
+
+enum ddsnap_mode {
+	DDSNAP_MODE_NORMAL,	 /* connected, I/O flows */
+	DDSNAP_MODE_SERVER_LOST, /* no connection: I/O needing the server waits (timeout) */
+	DDSNAP_MODE_FAILED,	 /* I/O needing the server fails at once */
+};
+
+/* Per-bio state (ti->per_io_data_size). */
+struct ddsnap_io {
+	struct list_head list;	/* on dc->queued while waiting to be sent */
+	struct hlist_node node; /* in dc->sent, keyed by seq, while waiting for its reply */
+	unsigned long start;	/* jiffies when queued: the I/O timeout runs from here */
+	u64 chunk;		/* first chunk of the bio */
+	u64 lock;		/* server read lock to release when the read completes */
+	u32 count;		/* chunks covered by the bio */
+	u32 seq;		/* of the request in flight */
+	u32 conn;		/* connection the lock was granted on */
+	u16 type;		/* DDSNAP_MSG_* query while waiting, 0 otherwise */
+	u8 epoch;		/* cache epoch this bio was counted in (if counted) */
+	bool counted;		/* holds a count in dc->epoch_inflight[epoch] */
+	bool waiting;		/* on dc->queued or in dc->sent */
+	bool sent;		/* in dc->sent rather than on dc->queued */
+	bool whole;		/* a snapshot write covering its whole chunk */
+};
+
+struct ddsnap_stats {
+	u64 hits;	 /* I/O mapped from the cache */
+	u64 misses;	 /* I/O that asked the server */
+	u64 errors;	 /* I/O failed by the target */
+	u64 timeouts;	 /* of which: no reply in time */
+	u64 bad_replies; /* replies refused by validation */
+	u64 reconnects;
+	u64 stale;	/* replies to requests already failed */
+	u64 lost_locks; /* read locks that could not be queued for release */
+};
 
 struct ddsnap_dev {
 	struct dm_target *ti;
@@ -24,11 +93,189 @@ struct ddsnap_dev {
 	struct sockaddr_un addr;	   /* server socket, abstract if sun_path[0] == 0 */
 	int addrlen;			   /* bytes of addr actually used */
 	char sock_name[UNIX_PATH_MAX + 1]; /* as written in the table, for status and logs */
+
+	/* Learned from the server at the handshake; fixed for the life of the target. */
+	u32 chunk_bits;	 /* log2 chunk size in bytes */
+	u32 chunk_shift; /* log2 chunk size in sectors */
+	u64 nr_chunks;	 /* chunks covered by the target */
+
+	/* Connection (ddsnap-channel.c). */
+	struct mutex send_mutex;
+	struct socket *sock; /* NULL while disconnected; changed under send_mutex and lock */
+	struct task_struct *recv_thread;
+	struct workqueue_struct *wq;	 /* ordered: send_work */
+	struct workqueue_struct *ack_wq; /* DROP_CACHE acks waiting for their epoch to drain */
+	struct work_struct send_work;
+	struct delayed_work timeout_work;
+	struct list_head ctl;	/* control messages to send (struct ddsnap_ctl) */
+	void *recv_buf;		/* DDSNAP_WIRE_MAX_BODY, receive thread only */
+	void *send_buf;		/* one message, under send_mutex */
+	u64 *finish_buf;	/* DDSNAP_WIRE_MAX_LOCKS lock ids, under send_mutex */
+	wait_queue_head_t wait; /* recv thread backoff sleeps; epoch drains */
+
+	/* Under lock. */
+	spinlock_t lock;
+	enum ddsnap_mode mode;
+	bool connected;
+	bool dead; /* sticky failure: snapshot gone or refused */
+	bool stopping;
+	u32 conn; /* connection number, bumped on every connect */
+	u32 next_seq;
+	unsigned long lost_since; /* jiffies the connection was lost */
+	unsigned int timeout_secs;
+	struct list_head queued; /* ddsnap_io waiting to be sent */
+	DECLARE_HASHTABLE(sent, DDSNAP_SENT_HASH_BITS);
+	unsigned int nr_waiting; /* on queued or in sent */
+	u64 finish_ring[DDSNAP_FINISH_RING];
+	unsigned int finish_head, finish_count;
+	u32 finish_conn; /* connection the ring's locks belong to */
+	struct ddsnap_stats stats;
+	u64 gen;   /* the server's gen as last told */
+	u32 state; /* DDSNAP_STATE_* as last told */
+
+	/* Cache (ddsnap-cache.c); the epoch and counts under lock. */
+	unsigned long *safe; /* origin: chunk safe to write in this gen */
+	struct xarray map;   /* snapshot: chunk -> xa_mk_value(addr << 1 | private) */
+	u8 epoch;
+	unsigned int epoch_inflight[2];
 };
 
 static inline bool ddsnap_is_origin(const struct ddsnap_dev *dc)
 {
 	return dc->tag == DDSNAP_TAG_ORIGIN;
 }
+
+static inline const char *ddsnap_name(const struct ddsnap_dev *dc)
+{
+	return dm_table_device_name(dc->ti->table);
+}
+
+/*----------------------------------------------------------------*/
+
+/* ddsnap-proto.c: every decoder returns 0 or -EPROTO with a static reason in *why. */
+
+/* A received message, host order.  The kernel asks about one range per query. */
+struct ddsnap_msg {
+	u16 type;
+	u32 seq;
+	union {
+		struct {
+			s32 error;
+			u32 version, chunk_bits, state;
+			u64 gen, dev_sectors;
+		} identify;
+		struct {
+			u64 gen, chunk;
+			u32 count;
+			s32 error;
+		} origin; /* ORIGIN_WRITE|REPLY of one range */
+		struct {
+			u32 nr;
+			const void *entries; /* nr ddsnap_mapping_wire in the receive buffer */
+		} map;
+		struct {
+			u32 reason, state;
+			u64 gen;
+		} drop;
+		struct {
+			u64 nonce;
+		} ping;
+		struct {
+			s32 error;
+			u16 culprit;
+			u16 len;
+			const char *text; /* in the receive buffer, not NUL-terminated */
+		} error;
+	};
+};
+
+struct ddsnap_mapping {
+	u64 chunk, addr, lock;
+	u32 where;
+	s32 error;
+};
+
+/* Header check: magic, flags, a type the kernel may receive, body length bounds.  O(1). */
+int ddsnap_proto_head(const struct ddsnap_head_wire *h, u16 *type, u32 *seq, u32 *len,
+		      const char **why);
+/* Body decode and validation for a header that passed ddsnap_proto_head().  O(len). */
+int ddsnap_proto_unpack(u16 type, u32 seq, const void *body, u32 len, struct ddsnap_msg *m,
+			const char **why);
+/* Mapping i of a validated map reply (bounds checked by unpack). */
+void ddsnap_proto_mapping(const struct ddsnap_msg *m, u32 i, struct ddsnap_mapping *out);
+
+/* Encoders return the message size; buf holds at least DDSNAP_PROTO_MAX_SEND bytes. */
+#define DDSNAP_PROTO_MAX_SEND                                                  \
+	(sizeof(struct ddsnap_head_wire) + sizeof(struct ddsnap_finish_wire) + \
+	 DDSNAP_WIRE_MAX_LOCKS * sizeof(__le64))
+size_t ddsnap_proto_identify(void *buf, u32 seq, u32 tag, u64 dev_sectors);
+size_t ddsnap_proto_query(void *buf, u16 type, u32 seq, u64 chunk, u32 count, u32 flags);
+size_t ddsnap_proto_finish(void *buf, const u64 *locks, u32 nr);
+size_t ddsnap_proto_drop_reply(void *buf, u32 seq, s32 error, u64 gen);
+size_t ddsnap_proto_ping_reply(void *buf, u32 seq, u64 nonce, u64 gen, u32 state, u32 inflight);
+
+/*----------------------------------------------------------------*/
+
+/* ddsnap-cache.c */
+
+/* Allocate the cache for nr_chunks chunks.  GFP_KERNEL; ctr only.  Returns 0 or -ENOMEM. */
+int ddsnap_cache_init(struct ddsnap_dev *dc);
+void ddsnap_cache_exit(struct ddsnap_dev *dc);
+
+/*
+ * Map path: if every chunk of [chunk, chunk + count) is known safe (origin) or mapped
+ * (snapshot; private only if @write), count the bio in the current epoch and return true
+ * (with *addr, *where for a snapshot chunk); else return false and count nothing.
+ * Takes dc->lock.  O(count).  Never sleeps.
+ */
+bool ddsnap_cache_lookup(struct ddsnap_dev *dc, struct ddsnap_io *io, bool write, u64 *addr);
+/* Count a bio remapped from a server reply in the current epoch.  Takes dc->lock. */
+void ddsnap_cache_count(struct ddsnap_dev *dc, struct ddsnap_io *io);
+/* end_io: drop the bio's epoch count.  Any context.  Takes dc->lock. */
+void ddsnap_cache_uncount(struct ddsnap_dev *dc, struct ddsnap_io *io);
+/* Receive thread: remember a server answer.  May sleep (GFP_NOIO); never fails I/O. */
+void ddsnap_cache_set_safe(struct ddsnap_dev *dc, u64 chunk, u32 count);
+void ddsnap_cache_set_mapping(struct ddsnap_dev *dc, u64 chunk, u64 addr, bool private);
+/*
+ * Forget everything and start a new epoch; returns the old epoch, to wait for with
+ * ddsnap_cache_drained().  First waits until the epoch before the old one has drained (the
+ * two epochs alternate).  Receive thread only.  Sleeps.  Takes dc->lock.  O(cache size).
+ */
+u8 ddsnap_cache_drop(struct ddsnap_dev *dc);
+bool ddsnap_cache_drained(struct ddsnap_dev *dc, u8 epoch);
+
+/*----------------------------------------------------------------*/
+
+/* ddsnap-channel.c */
+
+/*
+ * ctr: connect and handshake synchronously (bounded by DDSNAP_HANDSHAKE_TIMEOUT_SECS), learn
+ * the chunk size, then start the receive thread and the workers.  Returns 0 or a negative
+ * errno with ti->error set and the reason logged.  Sleeps.
+ */
+int ddsnap_channel_start(struct ddsnap_dev *dc);
+/* dtr: shut the connection, stop the thread and workers, free everything.  Sleeps. */
+void ddsnap_channel_stop(struct ddsnap_dev *dc);
+/* Map path: queue a bio needing the server.  Never sleeps; false if the target is failed. */
+bool ddsnap_channel_queue(struct ddsnap_dev *dc, struct ddsnap_io *io, u16 type);
+/* end_io: queue a read lock for release.  Any context. */
+void ddsnap_channel_finish(struct ddsnap_dev *dc, u64 lock, u32 conn);
+/* message "reconnect": drop the connection now (the receive thread reconnects). */
+void ddsnap_channel_kick(struct ddsnap_dev *dc);
+/* Set the mode, logging a change once and raising a dm event.  Takes dc->lock. */
+void ddsnap_set_mode(struct ddsnap_dev *dc, enum ddsnap_mode mode, const char *why);
+
+/*----------------------------------------------------------------*/
+
+/* ddsnap-target.c: called by the receive thread with a validated message. */
+
+/*
+ * A reply to io arrived (already removed from the request table).  Returns 0, or -EPROTO if
+ * the reply does not answer io (io has then been failed; the caller drops the connection).
+ */
+int ddsnap_target_reply(struct ddsnap_dev *dc, struct ddsnap_io *io, const struct ddsnap_msg *m,
+			const char **why);
+/* Fail io's bio with err (negative errno), counting it. */
+void ddsnap_target_fail(struct ddsnap_dev *dc, struct ddsnap_io *io, int err);
 
 #endif /* DDSNAP_KERNEL_H */
