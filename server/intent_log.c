@@ -59,11 +59,20 @@
  *    later written over the first of them only, a second replay would chain from it into
  *    these stale ones.  So open, before appending anything, overwrites the
  *    INTENT_LOG_MAX_BATCH_BLOCKS slots after the end with zeros and flushes: that covers
- *    every slot the lost batch can have touched.  If we crash during that scrub, the next
- *    open simply scrubs again from wherever its replay stops.
+ *    every slot the lost batch can have touched (it began right after the last flushed
+ *    block, so at or before the end).  The scrub stays within the free part of the ring; a
+ *    lost write past that would have overwritten a block replay needed, so replay ended
+ *    before it anyway.  If we crash during the scrub, the next open replays as far as it
+ *    can (perhaps further into the lost batch: still records nobody was promised) and
+ *    scrubs again from there.
  *  - If we crash after intent_log_synced: the uberblock holding the replay position is
  *    durable, and only blocks before it were freed, so replay finds its start intact or
- *    finds nothing (when nothing was appended after it).
+ *    finds nothing (when nothing was appended after it).  The position never passes a
+ *    block of the open batch, which may still take records of newer txgs.
+ *
+ * Checksums.  The block checksum covers everything; each record also carries its own, so a
+ * decoder refuses a damaged record even in a block that was re-sealed around it, and every
+ * length and count is bounds-checked before use (the block may be anything after a crash).
  *  - If a write or flush fails, what reached the platter is unknown: the log fails for good
  *    (-EIO to every waiter not yet acknowledged), and the next open sorts it out by replay.
  */

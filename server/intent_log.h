@@ -51,11 +51,11 @@
 
 struct intent_log;
 
-/* Bytes of payload one record can carry: a block less its headers (format.h). */
+/* Bytes of payload one record can carry: a block less its headers (format.h): 4008. */
 #define INTENT_LOG_MAX_PAYLOAD                                      \
 	(DDSNAP_BLOCK_SIZE - sizeof(struct intent_log_block_disk) - \
 	 sizeof(struct intent_log_record_disk))
-/* Most records one block can hold (all with empty payloads). */
+/* Most records one block can hold (all with empty payloads): 168. */
 #define INTENT_LOG_MAX_RECORDS_PER_BLOCK                              \
 	((DDSNAP_BLOCK_SIZE - sizeof(struct intent_log_block_disk)) / \
 	 sizeof(struct intent_log_record_disk))
@@ -72,6 +72,8 @@ struct intent_log;
  * finishes before appenders run out of space at the usual sync interval.
  */
 #define INTENT_LOG_PRESSURE_PCT 50
+
+static_assert(INTENT_LOG_MAX_PAYLOAD == 4008, "documented maximum record payload");
 
 /*
  * Where replay starts: the first block of the ring not covered by a synced txg, and the
