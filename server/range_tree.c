@@ -195,6 +195,26 @@ static struct rt_seg *seg_floor(const struct range_tree *rt, u64 x)
 	return best;
 }
 
+/* Both neighbours of @x in one descent: largest start <= @x and smallest start > @x. */
+static void seg_around(const struct range_tree *rt, u64 x, struct rt_seg **before,
+		       struct rt_seg **after)
+{
+	const struct avl_link *l = rt->root[RT_OFFSET];
+
+	*before = *after = NULL;
+	while (l) {
+		struct rt_seg *s = seg_of(l, RT_OFFSET);
+
+		if (s->start <= x) {
+			*before = s;
+			l = l->right;
+		} else {
+			*after = s;
+			l = l->left;
+		}
+	}
+}
+
 /* The segment with the smallest start > @x, or NULL. */
 static struct rt_seg *seg_above(const struct range_tree *rt, u64 x)
 {
@@ -309,8 +329,7 @@ int range_tree_add(struct range_tree *rt, u64 start, u64 size)
 
 	if (bad_range(start, size))
 		return -EINVAL;
-	before = seg_floor(rt, start);
-	after = seg_above(rt, start);
+	seg_around(rt, start, &before, &after);
 	if ((before && before->end > start) || (after && after->start < end))
 		return -EEXIST;
 
