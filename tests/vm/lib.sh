@@ -8,7 +8,7 @@
 #
 # Reporting:     log MSG | step MSG | fail MSG | must CMD... | must_fail CMD...
 #                expect_eq ACTUAL EXPECTED WHAT | expect_same FILE1 FILE2 WHAT
-# Data:          sha_of PATH [OFFSET LEN] | tree_sums DIR | pattern SEED LEN
+# Data:          sha_of PATH [OFFSET LEN] | tree_sums DIR | pattern SEED LEN [POS]
 #                write_pattern PATH SEED OFFSET LEN | check_pattern PATH SEED OFFSET LEN
 #                drop_caches
 # Devices:       DISKS (array of $VM_DISKS) | wait_for_dev PATH [SECS] | dev_sectors DEV
@@ -120,30 +120,36 @@ tree_sums()
 	)
 }
 
-# pattern SEED LEN: LEN deterministic pseudo-random bytes for SEED (any string) on stdout.
-# The bytes depend on the position, so data at a wrong offset or from another seed shows.
+# pattern SEED LEN [POS]: bytes POS..POS+LEN-1 (POS defaults to 0) of SEED's stream, an
+# endless deterministic pseudo-random byte stream (AES-128-CTR keyed by SEED, any string).
+# write_pattern and check_pattern put stream byte X at offset X, so a block that lands at
+# a wrong offset, or comes from another seed, is caught.
 pattern()
 {
 	command -v openssl >/dev/null || fail "pattern needs openssl"
-	local key
+	local key pos=${3:-0} iv
 	key=$(printf 'zumastor-pattern %s' "$1" | sha256sum | cut -c 1-32)
-	head -c "$2" /dev/zero |
-		openssl enc -aes-128-ctr -nosalt -K "$key" -iv 00000000000000000000000000000000 2>/dev/null
+	iv=$(printf '%032x' $((pos / 16)))
+	head -c $(($2 + pos % 16)) /dev/zero |
+		openssl enc -aes-128-ctr -nosalt -K "$key" -iv "$iv" 2>/dev/null |
+		tail -c "+$((pos % 16 + 1))"
 }
 
-# write_pattern PATH SEED OFFSET LEN: writes pattern SEED LEN at OFFSET (no truncation).
+# write_pattern PATH SEED OFFSET LEN: writes SEED's stream bytes OFFSET..OFFSET+LEN-1 at
+# OFFSET (no truncation).
 write_pattern()
 {
-	pattern "$2" "$4" |
+	pattern "$2" "$4" "$3" |
 		dd of="$1" bs=1M iflag=fullblock oflag=seek_bytes seek="$3" conv=notrunc status=none ||
 		fail "write_pattern $*: dd failed"
 }
 
-# check_pattern PATH SEED OFFSET LEN: fails unless those bytes are pattern SEED LEN.
+# check_pattern PATH SEED OFFSET LEN: fails unless those bytes are what write_pattern with
+# the same arguments wrote.
 check_pattern()
 {
 	local want got
-	want=$(pattern "$2" "$4" | sha256sum | cut -d ' ' -f 1)
+	want=$(pattern "$2" "$4" "$3" | sha256sum | cut -d ' ' -f 1)
 	got=$(sha_of "$1" "$3" "$4")
 	[[ $got == "$want" ]] || fail "$1: bytes $3+$4 are not pattern '$2'"
 }

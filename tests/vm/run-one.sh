@@ -309,6 +309,7 @@ stream_filter()
 	awk '/^(vm-guest|vm-init): / { on = 1 }
 		/^vm-guest: ---- dmesg/ { print "vm-guest: (dmesg saved in the log)"; fflush(); skip = 1; next }
 		/^vm-guest: ---- end of dmesg/ { skip = 0; next }
+		/\] reboot: Power down$/ { next }
 		on && !skip { print; fflush() }'
 }
 
@@ -338,6 +339,7 @@ run_boot()
 		elapsed=$(($(now_ms) - t0))
 		if [[ -e $SHARE/results/kill-now ]]; then
 			kill -KILL "$QPID" 2>/dev/null || true
+			date +%s.%N >"$TMP/cut-time"
 			BOOT_END=killed
 			break
 		fi
@@ -364,7 +366,7 @@ run_boot()
 		} | tee -a "$LOG"
 	fi
 	case $BOOT_END in
-	killed) echo "zumastor vm: ==== boot $boot: power cut (QEMU killed) at $((elapsed / 1000)).$((elapsed % 1000 / 100)) s ====" |
+	killed) echo "zumastor vm: ==== boot $boot: power cut: QEMU killed $((elapsed / 1000)).$((elapsed % 1000 / 100)) s after it started (host clock $(cat "$TMP/cut-time")) ====" |
 		tee -a "$LOG" ;;
 	timeout) echo "zumastor vm: ==== boot $boot: TIMEOUT after ${TIMEOUT}s, QEMU killed ====" | tee -a "$LOG" ;;
 	esac

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-only
-# vm-disks: 2 256M
-# vm-timeout: 240
+# vm-disks: 2 128M
+# vm-timeout: 480
 #
 # stock-snapshot: the harness and the real kernel's own dm-snapshot, as the reference our
 # target is measured against.  ext4 on a snapshot-origin device over disk 1, files with
@@ -45,7 +45,7 @@ step "expected contents, from the seeds"
 	pattern big1 $((16 * MiB)) | entry big.bin
 	{
 		head -c $((32 * MiB)) /dev/zero
-		pattern s1 $MiB
+		pattern s1 $MiB $((32 * MiB))
 	} | entry sparse.bin
 	echo "link c.txt ./link"
 } >/tmp/ss/before.unsorted
@@ -53,14 +53,14 @@ manifest /tmp/ss/before
 {
 	{
 		pattern a2 $((256 * 1024))
-		pattern a1 $MiB | tail -c +$((256 * 1024 + 1))
+		pattern a1 $((768 * 1024)) $((256 * 1024))
 	} | entry a.bin
 	printf 'hello snapshot\nchanged after the snapshot\n' | entry c.txt
 	pattern e1 4096 | entry d/e.bin
 	pattern big2 $((16 * MiB)) | entry big.bin
 	{
 		head -c $((32 * MiB)) /dev/zero
-		pattern s2 $MiB
+		pattern s2 $MiB $((32 * MiB))
 	} | entry sparse.bin
 	pattern n1 $((2 * MiB)) | entry new.bin
 	echo "link c.txt ./link"
