@@ -314,7 +314,7 @@ int btree_read_node(struct btree *t, const struct blkptr *p, unsigned level, str
 		 n->key_order != t->type->order)
 		snprintf(why, sizeof(why), "key/value size %u/%u order %u, tree has %u/%u/%u",
 			 le16_to_cpu(n->key_size), le16_to_cpu(n->value_size), n->key_order, g->ks,
-			 g->vs, t->type->order);
+			 g->vs, (unsigned)t->type->order);
 	else {
 		*out = b;
 		return 0;
@@ -327,20 +327,21 @@ int btree_read_node(struct btree *t, const struct blkptr *p, unsigned level, str
 /* The level of the root node, learnt by reading it as a leaf, else as an internal node. */
 static int probe_root_level(struct btree *t, unsigned *level)
 {
+	char why_leaf[160], why_node[160];
 	struct cblock *b;
 	int r;
 
 	r = cache_read(t->cache, &btree_leaf_block_type, t->root.blocknr, t->root.birth_txg, &b,
-		       NULL, 0);
+		       why_leaf, sizeof(why_leaf));
 	if (r == -EILSEQ)
 		r = cache_read(t->cache, &btree_node_block_type, t->root.blocknr, t->root.birth_txg,
-			       &b, NULL, 0);
+			       &b, why_node, sizeof(why_node));
+	else
+		why_node[0] = '\0';
 	if (r) {
-		/* Neither type: read it once more as a leaf to log the reason. */
-		if (!btree_read_node(t, &t->root, 0, &b)) {
-			cache_put(t->cache, b);
-			return -EILSEQ;
-		}
+		log_err("btree %s: root %llu: %s%s%s", t->type->name,
+			(unsigned long long)t->root.blocknr, why_leaf, why_node[0] ? "; " : "",
+			why_node);
 		return r;
 	}
 	*level = node_level(b->data);

@@ -537,6 +537,544 @@ static void test_btree__model_mid(void **state)
 	run_model(&type_mid, test_seed(5), 12000, 6000, 3);
 }
 
+/*----------------------------------------------------------------
+ * Copy-on-write, walks, corruption, failures
+ *--------------------------------------------------------------*/
+
+static void exc_key(u8 *k, u64 chunk, u64 death)
+{
+	btree_put_le64(k, 0, chunk);
+	btree_put_le64(k, 1, death);
+}
+
+static void exc_val(u8 *v, u64 birth, u64 addr)
+{
+	btree_put_le64(v, 0, birth);
+	btree_put_le64(v, 1, addr);
+}
+
+/* Fills @t with @n exceptions (chunk i * stride, death 1 + i % 97) and the model. */
+static void fill_exc(struct env *e, struct btree *t, struct model *m, u64 n, u64 stride)
+{
+	u8 k[16], v[16];
+
+	for (u64 i = 0; i < n; i++) {
+		exc_key(k, i * stride, 1 + i % 97);
+		exc_val(v, i % 97, 1000 + i);
+		assert_int_equal(btree_insert(t, &e->tx, k, v, BTREE_NOOVERWRITE), 0);
+		if (m)
+			model_put(m, k, v);
+	}
+}
+
+static void test_btree__cow_never_touches_synced_blocks(void **state)
+{
+	struct refset old = {NULL, 0, 0};
+	struct blkptr empty = {0}, r1;
+	struct model m1, m2;
+	struct btree *t, *t1;
+	u8 k[16], v[16], *saved;
+	struct env e;
+	u64 seed = test_seed(21), allocs;
+
+	printf("cow: seed %llu\n", (unsigned long long)seed);
+	srandom((unsigned)seed);
+	env_init(&e, 1 << 14, 16 << 20);
+	model_init(&m1, &type_exc);
+	model_init(&m2, &type_exc);
+	assert_int_equal(btree_open(&type_exc, e.cache, &empty, &t), 0);
+	fill_exc(&e, t, &m1, 6000, 3);
+	env_sync(&e, t);
+	btree_root(t, &r1);
+	for (size_t i = 0; i < m1.n; i++)
+		model_put(&m2, mkey(&m1, i), mval(&m1, i));
+
+	/* Remember the synced tree's blocks and their bytes. */
+	old.nblocks = e.a.nblocks;
+	old.ref = xzalloc(old.nblocks);
+	assert_int_equal(btree_verify(t, ref_block, &old, NULL, NULL, 0), 0);
+	saved = xmalloc(old.nblocks * DDSNAP_BLOCK_SIZE);
+	for (u64 b = 0; b < old.nblocks; b++)
+		if (old.ref[b])
+			assert_int_equal(bdev_read(e.bdev, saved + b * DDSNAP_BLOCK_SIZE,
+						   DDSNAP_BLOCK_SIZE, b * DDSNAP_BLOCK_SIZE),
+					 0);
+
+	/* Change it a lot in the next txg. */
+	for (int i = 0; i < 3000; i++) {
+		size_t at;
+
+		exc_key(k, (u64)random() % 20000, 1 + (u64)random() % 97);
+		exc_val(v, 7, (u64)random());
+		if (random() % 3 && model_has(&m2, k, &at)) {
+			assert_int_equal(btree_delete(t, &e.tx, k, NULL), 0);
+			model_del(&m2, at);
+		} else {
+			assert_int_equal(btree_insert(t, &e.tx, k, v, BTREE_OVERWRITE), 0);
+			model_put(&m2, k, v);
+		}
+	}
+	/* No block of the synced tree was allocated again in this txg. */
+	for (u64 i = 0; i < e.a.nborn; i++)
+		assert_int_equal(old.ref[e.a.born[i]], 0);
+	/* A second change to a node already shadowed in this txg allocates nothing. */
+	exc_key(k, 3, 1000);
+	assert_int_equal(btree_insert(t, &e.tx, k, v, BTREE_NOOVERWRITE), 0);
+	model_put(&m2, k, v);
+	allocs = e.a.allocs;
+	exc_key(k, 3, 1001);
+	assert_int_equal(btree_insert(t, &e.tx, k, v, BTREE_NOOVERWRITE), 0);
+	model_put(&m2, k, v);
+	assert_int_equal(e.a.allocs, allocs);
+	env_sync(&e, t);
+	check_tree(t, &m2, &e, true);
+
+	/* The synced blocks are byte-for-byte unchanged on the device... */
+	for (u64 b = 0; b < old.nblocks; b++) {
+		u8 now[DDSNAP_BLOCK_SIZE];
+
+		if (!old.ref[b])
+			continue;
+		assert_int_equal(bdev_read(e.bdev, now, DDSNAP_BLOCK_SIZE, b * DDSNAP_BLOCK_SIZE),
+				 0);
+		assert_memory_equal(now, saved + b * DDSNAP_BLOCK_SIZE, DDSNAP_BLOCK_SIZE);
+	}
+	/* ...so the old root still reads back the old contents, from disk. */
+	env_recache(&e);
+	assert_int_equal(btree_open(&type_exc, e.cache, &r1, &t1), 0);
+	check_iteration(t1, &m1);
+	assert_int_equal(btree_verify(t1, NULL, NULL, NULL, NULL, 0), 0);
+	btree_close(t1);
+	btree_close(t);
+	free(saved);
+	free(old.ref);
+	free(m1.v);
+	free(m2.v);
+	env_fini(&e);
+}
+
+struct levelcount {
+	u64 txg;
+	u64 nodes, leaves; /* born in txg */
+	u64 all_leaves;
+};
+
+static int count_born(void *arg, u64 blocknr, u64 birth, unsigned level)
+{
+	struct levelcount *lc = arg;
+
+	lc->all_leaves += !level;
+	if (birth == lc->txg) {
+		lc->nodes++;
+		lc->leaves += !level;
+	}
+	return 0;
+}
+
+struct reported {
+	u64 n, bad;
+	u64 min_death;
+};
+
+static int report_entry(void *arg, const void *key, const void *value)
+{
+	struct reported *rp = arg;
+
+	rp->n++;
+	rp->bad += btree_get_le64(key, 1) <= rp->min_death;
+	return 0;
+}
+
+static int stop_entry(void *arg, const void *key, const void *value)
+{
+	return ++*(int *)arg == 5 ? 42 : 0;
+}
+
+static void test_btree__pruned_walk_visits_only_changes(void **state)
+{
+	struct blkptr empty = {0};
+	struct btree_walk w;
+	struct levelcount lc;
+	struct reported rp;
+	struct btree_stats st;
+	struct btree *t;
+	struct env e;
+	u8 k[16], v[16];
+	int stops = 0;
+	const u64 n = 100000, changed = n / 100;
+
+	env_init(&e, 1 << 14, 64 << 20);
+	assert_int_equal(btree_open(&type_exc, e.cache, &empty, &t), 0);
+	fill_exc(&e, t, NULL, n, 1); /* deaths 1..97 */
+	env_sync(&e, t);
+	/* 1% new exceptions (death 500), in 10 runs of consecutive chunks. */
+	for (u64 i = 0; i < changed; i++) {
+		exc_key(k, (i / 100) * 9973 + i % 100, 500);
+		exc_val(v, 98, i);
+		assert_int_equal(btree_insert(t, &e.tx, k, v, BTREE_NOOVERWRITE), 0);
+	}
+	env_sync(&e, t);
+	lc = (struct levelcount){.txg = e.tx.txg - 1};
+	assert_int_equal(btree_verify(t, count_born, &lc, &st, NULL, 0), 0);
+	printf("walk: %llu leaves, height %u; %llu leaves and %llu nodes rewritten\n",
+	       (unsigned long long)lc.all_leaves, st.height, (unsigned long long)lc.leaves,
+	       (unsigned long long)lc.nodes);
+	assert_true(lc.leaves <= 40);
+
+	/* Send-style: everything born after the first txg, and nothing else. */
+	w = (struct btree_walk){.flags = BTREE_WALK_BIRTH, .min_birth = e.tx.txg - 2};
+	assert_int_equal(btree_walk(t, &w), 0);
+	assert_int_equal(w.leaves_visited, lc.leaves);
+	assert_int_equal(w.nodes_visited, lc.nodes);
+	assert_true(w.nodes_visited <= 2 * lc.leaves + st.height);
+
+	/* Changelist-style: deaths after 100 are exactly the new exceptions. */
+	rp = (struct reported){.min_death = 100};
+	w = (struct btree_walk){
+		.flags = BTREE_WALK_AGGR, .min_aggr = 100, .entry = report_entry, .arg = &rp};
+	assert_int_equal(btree_walk(t, &w), 0);
+	assert_int_equal(rp.n, changed);
+	assert_int_equal(rp.bad, 0);
+	assert_int_equal(w.entries_reported, changed);
+	assert_true(w.leaves_visited <= lc.leaves);
+	assert_true(w.nodes_visited <= 2 * w.leaves_visited + st.height);
+
+	/* Both tests together; nothing newer than the last txg; early stop. */
+	w.flags = BTREE_WALK_AGGR | BTREE_WALK_BIRTH;
+	w.min_birth = e.tx.txg - 2;
+	rp.n = 0;
+	assert_int_equal(btree_walk(t, &w), 0);
+	assert_int_equal(rp.n, changed);
+	w = (struct btree_walk){.flags = BTREE_WALK_BIRTH, .min_birth = e.tx.txg - 1};
+	assert_int_equal(btree_walk(t, &w), 0);
+	assert_int_equal(w.nodes_visited, 0);
+	w = (struct btree_walk){.entry = stop_entry, .arg = &stops};
+	assert_int_equal(btree_walk(t, &w), 42);
+	assert_int_equal(w.entries_reported, 5);
+	btree_close(t);
+	env_fini(&e);
+}
+
+/* Reads block @b raw from the device. */
+static void raw_read(struct env *e, u64 b, void *buf)
+{
+	assert_int_equal(bdev_read(e->bdev, buf, DDSNAP_BLOCK_SIZE, b * DDSNAP_BLOCK_SIZE), 0);
+}
+
+static void raw_write(struct env *e, u64 b, const void *buf)
+{
+	assert_int_equal(bdev_write(e->bdev, buf, DDSNAP_BLOCK_SIZE, b * DDSNAP_BLOCK_SIZE), 0);
+}
+
+/* Applies @mutate to a copy of @good, reseals it, and expects the validator to refuse it. */
+static void expect_refused(const void *good, const struct block_type *bt, u64 blocknr,
+			   void (*mutate)(struct btree_node_disk *n), const char *what)
+{
+	u8 buf[DDSNAP_BLOCK_SIZE];
+	char why[200];
+	int r;
+
+	memcpy(buf, good, sizeof(buf));
+	mutate((struct btree_node_disk *)buf);
+	block_seal(buf, bt, blocknr, le64_to_cpu(((const struct btree_node_disk *)good)->hdr.txg));
+	r = block_validate(buf, bt, blocknr, why, sizeof(why));
+	if (r != -EILSEQ)
+		fail_msg("%s: validator returned %d", what, r);
+	printf("refused (%s): %s\n", what, why);
+}
+
+static void m_swap_keys(struct btree_node_disk *n)
+{
+	u8 t[16];
+
+	memcpy(t, n->payload, 16);
+	memcpy(n->payload, n->payload + 16, 16);
+	memcpy(n->payload + 16, t, 16);
+}
+
+static void m_dup_key(struct btree_node_disk *n)
+{
+	memcpy(n->payload + 16, n->payload, 16);
+}
+
+static void m_count_over(struct btree_node_disk *n)
+{
+	n->nr_entries = cpu_to_le16(500);
+}
+
+static void m_count_zero(struct btree_node_disk *n)
+{
+	n->nr_entries = 0;
+}
+
+static void m_level(struct btree_node_disk *n)
+{
+	n->level ^= 1;
+}
+
+static void m_ksize(struct btree_node_disk *n)
+{
+	n->key_size = cpu_to_le16(12);
+}
+
+static void m_vsize(struct btree_node_disk *n)
+{
+	n->value_size = cpu_to_le16(4000);
+}
+
+static void m_order(struct btree_node_disk *n)
+{
+	n->key_order = 7;
+}
+
+static void m_reserved(struct btree_node_disk *n)
+{
+	n->reserved = cpu_to_le64(1);
+}
+
+static void m_slack(struct btree_node_disk *n)
+{
+	n->payload[BTREE_NODE_PAYLOAD - 1] = 1;
+}
+
+static void m_child_future(struct btree_node_disk *n)
+{
+	/* Child 0's birth txg after the node's own txg. */
+	u8 *ptr = n->payload + (BTREE_NODE_PAYLOAD / 48) * 16;
+
+	btree_put_le64(ptr, 1, 999);
+}
+
+static void m_child_zero(struct btree_node_disk *n)
+{
+	memset(n->payload + (BTREE_NODE_PAYLOAD / 48) * 16, 0, 8);
+}
+
+static void test_btree__corrupt_nodes_refused(void **state)
+{
+	struct blkptr empty = {0}, root, leafp;
+	struct btree *t, *t2;
+	struct env e;
+	u8 leaf[DDSNAP_BLOCK_SIZE], node[DDSNAP_BLOCK_SIZE], buf[DDSNAP_BLOCK_SIZE];
+	u8 k[16], v[16];
+
+	env_init(&e, 1 << 12, 8 << 20);
+	assert_int_equal(btree_open(&type_exc, e.cache, &empty, &t), 0);
+	for (u64 i = 0; i < 10; i++) {
+		exc_key(k, 1000000 + i, 1);
+		exc_val(v, 0, i);
+		assert_int_equal(btree_insert(t, &e.tx, k, v, BTREE_NOOVERWRITE), 0);
+	}
+	env_sync(&e, t);
+	btree_root(t, &leafp);
+	raw_read(&e, leafp.blocknr, leaf);
+	fill_exc(&e, t, NULL, 1000, 1);
+	env_sync(&e, t); /* txg 2: now a two-level tree */
+	btree_root(t, &root);
+	raw_read(&e, root.blocknr, node);
+	assert_int_equal(block_validate(leaf, &btree_leaf_block_type, leafp.blocknr, NULL, 0), 0);
+	assert_int_equal(block_validate(node, &btree_node_block_type, root.blocknr, NULL, 0), 0);
+
+	expect_refused(leaf, &btree_leaf_block_type, leafp.blocknr, m_swap_keys, "keys swapped");
+	expect_refused(leaf, &btree_leaf_block_type, leafp.blocknr, m_dup_key, "duplicate key");
+	expect_refused(leaf, &btree_leaf_block_type, leafp.blocknr, m_count_over, "count");
+	expect_refused(leaf, &btree_leaf_block_type, leafp.blocknr, m_count_zero, "empty");
+	expect_refused(leaf, &btree_leaf_block_type, leafp.blocknr, m_level, "leaf level");
+	expect_refused(leaf, &btree_leaf_block_type, leafp.blocknr, m_ksize, "key size");
+	expect_refused(leaf, &btree_leaf_block_type, leafp.blocknr, m_vsize, "value size");
+	expect_refused(leaf, &btree_leaf_block_type, leafp.blocknr, m_order, "order");
+	expect_refused(leaf, &btree_leaf_block_type, leafp.blocknr, m_reserved, "reserved");
+	expect_refused(leaf, &btree_leaf_block_type, leafp.blocknr, m_slack, "slack");
+	expect_refused(node, &btree_node_block_type, root.blocknr, m_level, "node level");
+	expect_refused(node, &btree_node_block_type, root.blocknr, m_swap_keys, "node keys");
+	expect_refused(node, &btree_node_block_type, root.blocknr, m_count_zero, "node count");
+	expect_refused(node, &btree_node_block_type, root.blocknr, m_vsize, "node value size");
+	expect_refused(node, &btree_node_block_type, root.blocknr, m_child_future, "child birth");
+	expect_refused(node, &btree_node_block_type, root.blocknr, m_child_zero, "child zero");
+
+	/* End to end: a root with a valid checksum (and a pointer that agrees) but bad keys. */
+	memcpy(buf, node, sizeof(buf));
+	m_swap_keys((struct btree_node_disk *)buf);
+	root.csum = block_seal(buf, &btree_node_block_type, root.blocknr, root.birth_txg);
+	raw_write(&e, root.blocknr, buf);
+	env_recache(&e);
+	assert_int_equal(btree_open(&type_exc, e.cache, &root, &t2), -EILSEQ);
+
+	/* A child resealed with different contents: its parent's checksum disagrees. */
+	raw_write(&e, root.blocknr, node);
+	btree_root(t, &root);
+	{
+		struct blkptr c;
+		struct btree_node_disk *nd = (struct btree_node_disk *)node;
+		u8 child[DDSNAP_BLOCK_SIZE];
+		u8 *cp = nd->payload + (BTREE_NODE_PAYLOAD / 48) * 16;
+
+		c.blocknr = btree_get_le64(cp, 0);
+		c.birth_txg = btree_get_le64(cp, 1);
+		raw_read(&e, c.blocknr, child);
+		child[DDSNAP_BLOCK_SIZE - 1] = 0;			 /* slack stays zero */
+		((struct btree_node_disk *)child)->payload[16 + 8] ^= 1; /* a value byte */
+		block_seal(child, &btree_leaf_block_type, c.blocknr, c.birth_txg);
+		raw_write(&e, c.blocknr, child);
+		env_recache(&e);
+		btree_close(t);
+		assert_int_equal(btree_open(&type_exc, e.cache, &root, &t), 0);
+		exc_key(k, 0, 1);
+		assert_int_equal(btree_lookup(t, k, v), -EILSEQ);
+		/* The same block claiming another txg (a lost or misplaced write): -ESTALE. */
+		raw_read(&e, c.blocknr, child);
+		((struct btree_node_disk *)child)->payload[16 + 8] ^= 1;
+		block_seal(child, &btree_leaf_block_type, c.blocknr, c.birth_txg + 5);
+		raw_write(&e, c.blocknr, child);
+		env_recache(&e);
+		btree_close(t);
+		assert_int_equal(btree_open(&type_exc, e.cache, &root, &t), 0);
+		assert_int_equal(btree_lookup(t, k, v), -ESTALE);
+		/* Torn/bit-flipped (checksum no longer matches): -EILSEQ. */
+		block_seal(child, &btree_leaf_block_type, c.blocknr, c.birth_txg);
+		child[100] ^= 0x40;
+		raw_write(&e, c.blocknr, child);
+		env_recache(&e);
+		btree_close(t);
+		assert_int_equal(btree_open(&type_exc, e.cache, &root, &t), 0);
+		assert_int_equal(btree_lookup(t, k, v), -EILSEQ);
+	}
+	btree_close(t);
+	env_fini(&e);
+}
+
+static void test_btree__missing_sync_detected(void **state)
+{
+	struct blkptr empty = {0}, root;
+	struct btree *t;
+	struct env e;
+	u8 k[16], v[16];
+
+	env_init(&e, 1 << 12, 8 << 20);
+	assert_int_equal(btree_open(&type_exc, e.cache, &empty, &t), 0);
+	fill_exc(&e, t, NULL, 2000, 1);
+	/* Written without btree_sync: the pointers still say checksum 0. */
+	btree_root(t, &root);
+	env_sync(&e, NULL);
+	env_recache(&e);
+	btree_close(t);
+	assert_int_equal(btree_open(&type_exc, e.cache, &root, &t), -EILSEQ);
+	(void)k;
+	(void)v;
+	env_fini(&e);
+}
+
+static void test_btree__enospc_leaves_tree_unchanged(void **state)
+{
+	struct blkptr empty = {0};
+	struct model m;
+	struct btree *t;
+	struct env e;
+	u8 k[16], v[16];
+	u64 seed = test_seed(31);
+	int failures = 0;
+
+	printf("enospc: seed %llu\n", (unsigned long long)seed);
+	srandom((unsigned)seed);
+	env_init(&e, 1 << 14, 16 << 20);
+	model_init(&m, &type_exc);
+	assert_int_equal(btree_open(&type_exc, e.cache, &empty, &t), 0);
+	fill_exc(&e, t, &m, 3000, 2);
+	env_sync(&e, t);
+	for (int i = 0; i < 3000; i++) {
+		size_t at;
+		bool del = random() % 2 && m.n;
+		int r;
+
+		e.a.fail_after = 1 + (u64)random() % 4;
+		if (del) {
+			memcpy(k, mkey(&m, (size_t)random() % m.n), 16);
+			r = btree_delete(t, &e.tx, k, NULL);
+		} else {
+			exc_key(k, (u64)random() % 8000, 1 + (u64)random() % 97);
+			exc_val(v, 1, 2);
+			r = btree_insert(t, &e.tx, k, v, BTREE_OVERWRITE);
+		}
+		e.a.fail_after = 0;
+		if (r == -ENOSPC) {
+			failures++;
+		} else {
+			assert_int_equal(r, 0);
+			if (del) {
+				assert_true(model_has(&m, k, &at));
+				model_del(&m, at);
+			} else {
+				model_put(&m, k, v);
+			}
+		}
+		check_tree(t, &m, &e, true);
+		if (i % 50 == 49)
+			env_sync(&e, t);
+	}
+	printf("enospc: %d operations failed cleanly\n", failures);
+	assert_true(failures > 100);
+	check_iteration(t, &m);
+	btree_close(t);
+	free(m.v);
+	env_fini(&e);
+}
+
+static void test_btree__cursor_survives_changes(void **state)
+{
+	struct blkptr empty = {0};
+	struct btree_cursor c;
+	struct model m;
+	struct btree *t;
+	struct env e;
+	u64 seen = 0;
+	int r;
+
+	env_init(&e, 1 << 12, 8 << 20);
+	model_init(&m, &type_exc);
+	assert_int_equal(btree_open(&type_exc, e.cache, &empty, &t), 0);
+	fill_exc(&e, t, &m, 3000, 1);
+	btree_cursor_init(&c, t);
+	/* Delete every other entry while walking forward over the tree. */
+	for (r = btree_cursor_seek(&c, NULL, BTREE_FIRST); !r; r = btree_cursor_next(&c)) {
+		u8 k[16];
+		size_t at;
+
+		memcpy(k, btree_cursor_key(&c), 16);
+		assert_int_equal(btree_get_le64(k, 0), seen);
+		if (seen++ % 2 == 0) {
+			assert_int_equal(btree_delete(t, &e.tx, k, NULL), 0);
+			assert_true(model_has(&m, k, &at));
+			model_del(&m, at);
+		}
+	}
+	assert_int_equal(r, -ENODATA);
+	assert_int_equal(seen, 3000);
+	assert_int_equal(btree_cursor_next(&c), -EINVAL);
+	env_sync(&e, t);
+	check_tree(t, &m, &e, true);
+	check_iteration(t, &m);
+	btree_cursor_fini(&c);
+	btree_close(t);
+	free(m.v);
+	env_fini(&e);
+}
+
+static void test_btree__bad_types_refused(void **state)
+{
+	static const struct btree_type odd_le64 = {"x", 12, 8, BTREE_KEY_LE64, NULL};
+	static const struct btree_type huge = {"x", 8, 4000, BTREE_KEY_LE64, NULL};
+	static const struct btree_type nokey = {"x", 0, 8, BTREE_KEY_MEMCMP, NULL};
+	struct blkptr empty = {0};
+	struct btree *t;
+	struct env e;
+
+	env_init(&e, 64, 1 << 20);
+	assert_int_equal(btree_open(&odd_le64, e.cache, &empty, &t), -EINVAL);
+	assert_int_equal(btree_open(&huge, e.cache, &empty, &t), -EINVAL);
+	assert_int_equal(btree_open(&nokey, e.cache, &empty, &t), -EINVAL);
+	env_fini(&e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -545,6 +1083,13 @@ int main(void)
 		cmocka_unit_test(test_btree__model_odd_memcmp),
 		cmocka_unit_test(test_btree__model_big_deep),
 		cmocka_unit_test(test_btree__model_mid),
+		cmocka_unit_test(test_btree__cow_never_touches_synced_blocks),
+		cmocka_unit_test(test_btree__pruned_walk_visits_only_changes),
+		cmocka_unit_test(test_btree__corrupt_nodes_refused),
+		cmocka_unit_test(test_btree__missing_sync_detected),
+		cmocka_unit_test(test_btree__enospc_leaves_tree_unchanged),
+		cmocka_unit_test(test_btree__cursor_survives_changes),
+		cmocka_unit_test(test_btree__bad_types_refused),
 	};
 
 	return cmocka_run_group_tests_name("btree", tests, NULL, NULL);
