@@ -33,14 +33,21 @@
  * Locking.  None here: the server's engine lock serialises every call (header).
  *
  * Crash argument.  Nothing reaches the disk but through the txg (trees) and the intent log.
- * A copy-out writes the data, flushes the snapstore, then logs {L, b, d, p, csum} and flushes
- * the log before returning, so when the origin write is released the saved copy and its
- * record are durable; if we crash before the txg syncs, replay re-inserts the exception
- * (and re-copies from the origin if the data checksum does not match, which can only happen
- * if the origin write was never released).  Creates, deletes and policy drops are logged the
- * same way, before their reply, and replayed in order, so the replayed state is the state
- * the caller was told about.  Data chunks freed by a delete go back to the space map as
- * deferred frees: a crash before the freeing txg is durable still finds them intact.
+ * Every change a client is told about is logged before it is applied, and the log is
+ * flushed before the reply: a copy-out writes the data, flushes the snapstore, appends
+ * {L, b, d, p, csum}, inserts the exception, and flushes the log before returning, so when
+ * the origin write is released the saved copy and its record are durable.  If we crash
+ * before the txg syncs, replay re-inserts the exception (and re-copies from the origin if
+ * the data checksum does not match, which can only happen if the origin write was never
+ * released).  Creates, deletes, overlay inserts and policy drops follow the same rule and
+ * are replayed in order, so the replayed state is the state the caller was told about.
+ * Logging first means a failed append leaves nothing to undo; a change that fails after its
+ * record was appended fails the engine (-EROFS until reopened), because replay would apply
+ * it.  A failed log flush leaves the records pending, so a retried request flushes again
+ * before it can pass (a chunk already copied out, or an overlay entry already made, is never
+ * reported safe on the strength of an unflushed record).  Data chunks freed by a delete go
+ * back to the space map as deferred frees: a crash before the freeing txg is durable still
+ * finds them intact.
  */
 #include "engine.h"
 #include "btree.h"
@@ -108,6 +115,7 @@ struct snap {
 
 struct batch_ent {
 	u64 chunk, birth, addr;
+	u32 csum; /* of the copied data, for the log record */
 };
 
 struct engine {
@@ -328,10 +336,15 @@ static int log_rec(struct engine *e, struct tx *tx, u16 type, const struct engin
 
 static int log_flush(struct engine *e)
 {
+	int err;
+
 	if (!e->log_pending)
 		return 0;
-	e->log_pending = false;
-	return e->p.log_flush(e->p.log_priv);
+	/* On failure the records stay pending: a retried request must not pass unflushed. */
+	err = e->p.log_flush(e->p.log_priv);
+	if (!err)
+		e->log_pending = false;
+	return err;
 }
 
 /* last_death(L): the largest death among L's exceptions, 0 if none.  O(log n). */
@@ -627,7 +640,7 @@ static int snap_drop(struct engine *e, struct tx *tx, struct snap *s, bool inval
 		btree_put_le64(k, 0, s->tag);
 		err = btree_delete(e->table, tx, k, NULL);
 		if (err)
-			return err;
+			return engine_fail(e, err, "forgetting an invalidated snapshot");
 		hash_del(e, s);
 		e->ninvalid--;
 		snap_free(s);
@@ -754,24 +767,41 @@ static int cmp_batch(const void *a, const void *b)
 	return x->chunk < y->chunk ? -1 : x->chunk > y->chunk;
 }
 
-/* Copies @n chunks starting at origin chunk @chunk to snapstore @addr. */
-static int copy_run(struct engine *e, u64 chunk, u64 addr, u64 n)
+/*
+ * Copies the origin chunks of batch entries [@i, @i + @n), consecutive in chunk and in
+ * address, to the snapstore, and records each chunk's checksum for its log record.
+ */
+static int copy_run(struct engine *e, u32 i, u32 n)
 {
 	u64 cs = e->p.chunk_size, per = ENGINE_COPY_MAX_BYTES / cs;
 
 	while (n) {
-		u64 k = MIN(n, per);
-		int err = bdev_read(e->p.origin, e->copybuf, k * cs, chunk * cs);
+		u32 k = (u32)MIN(n, per);
+		int err = bdev_read(e->p.origin, e->copybuf, k * cs, e->batch[i].chunk * cs);
 
 		if (!err)
-			err = bdev_write(e->p.snapstore, e->copybuf, k * cs, addr * cs);
+			err = bdev_write(e->p.snapstore, e->copybuf, k * cs, e->batch[i].addr * cs);
 		if (err)
 			return err;
-		chunk += k;
-		addr += k;
+		for (u32 x = 0; x < k; x++)
+			e->batch[i + x].csum = crc32c(0, (u8 *)e->copybuf + x * cs, cs);
+		i += k;
 		n -= k;
 	}
 	return 0;
+}
+
+/* Copies one origin chunk to snapstore @addr (replay of a copy-out whose data was lost). */
+static int copy_one(struct engine *e, u64 chunk, u64 addr)
+{
+	int err = bdev_read(e->p.origin, e->copybuf, e->p.chunk_size, chunk * e->p.chunk_size);
+
+	if (!err)
+		err = bdev_write(e->p.snapstore, e->copybuf, e->p.chunk_size,
+				 addr * e->p.chunk_size);
+	if (!err)
+		err = bdev_flush(e->p.snapstore);
+	return err;
 }
 
 static u32 chunk_csum(struct engine *e, u64 addr, int *err)
@@ -805,10 +835,14 @@ static int batch_decide(struct engine *e, u32 n)
 	return (int)kept;
 }
 
-/* Copies out the chunks in e->batch[0..n) (each needing it): the body of a batch. */
+/*
+ * Copies out the chunks in e->batch[0..n) (each needing it): the body of a batch.  Each
+ * copy-out is logged before it enters the tree (see the essay), so a failure to log leaves
+ * nothing behind, and a failure to insert a logged copy-out fails the engine.
+ */
 static int batch_copyout(struct engine *e, struct tx *tx, u32 n)
 {
-	u32 i = 0, inserted = 0;
+	u32 i = 0, done = 0;
 	int err;
 
 	while (i < n) {
@@ -827,48 +861,48 @@ static int batch_copyout(struct engine *e, struct tx *tx, u32 n)
 		while (j < n && e->batch[j].chunk == e->batch[j - 1].chunk + 1 &&
 		       e->batch[j].addr == e->batch[j - 1].addr + 1)
 			j++;
-		err = copy_run(e, e->batch[i].chunk, e->batch[i].addr, j - i);
+		err = copy_run(e, i, j - i);
 		if (err)
 			goto fail_free;
 		i = j;
 	}
 	if (e->p.log_append) {
+		/* the saved data is durable before any record that points at it */
 		err = bdev_flush(e->p.snapstore);
 		if (err)
 			goto fail_free;
 	}
-	for (; inserted < n; inserted++) {
-		struct batch_ent *b = &e->batch[inserted];
+	for (; done < n; done++) {
+		struct batch_ent *b = &e->batch[done];
 		struct engine_logrec_disk r;
 		u8 k[16], v[16];
 
-		exc_key(k, b->chunk, e->gen);
-		exc_val(v, b->birth, b->addr);
-		err = btree_insert(e->exc, tx, k, v, BTREE_NOOVERWRITE);
-		if (err)
-			goto fail_free;
-		deadlist_insert(e->head_dl, sublist_key(e, b->birth), b->chunk, e->gen,
-				e->p.chunk_size);
-		e->copyouts++;
 		if (e->p.log_append) {
 			memset(&r, 0, sizeof(r));
 			r.chunk = cpu_to_le64(b->chunk);
 			r.birth = cpu_to_le64(b->birth);
 			r.death = cpu_to_le64(e->gen);
 			r.addr = cpu_to_le64(b->addr);
-			r.csum = cpu_to_le32(chunk_csum(e, b->addr, &err));
-			if (!err)
-				err = log_rec(e, tx, ENGINE_LOG_COPYOUT, &r);
-			if (err) {
-				inserted++; /* in the tree: the txg keeps it */
+			r.csum = cpu_to_le32(b->csum);
+			err = log_rec(e, tx, ENGINE_LOG_COPYOUT, &r);
+			if (err)
 				goto fail_free;
-			}
 		}
+		exc_key(k, b->chunk, e->gen);
+		exc_val(v, b->birth, b->addr);
+		err = btree_insert(e->exc, tx, k, v, BTREE_NOOVERWRITE);
+		if (err && e->p.log_append)
+			return engine_fail(e, err, "recording a logged copy-out");
+		if (err)
+			goto fail_free;
+		deadlist_insert(e->head_dl, sublist_key(e, b->birth), b->chunk, e->gen,
+				e->p.chunk_size);
+		e->copyouts++;
 	}
 	return 0;
 
 fail_free:
-	for (u32 x = inserted; x < n; x++)
+	for (u32 x = done; x < n; x++)
 		if (e->batch[x].addr != UINT64_MAX)
 			e->p.space->free(e->p.space_priv, tx, e->batch[x].addr, 1);
 	return err;
@@ -1034,7 +1068,8 @@ int engine_snap_write_map(struct engine *e, struct tx *tx, u32 tag, u64 chunk, b
 		err = btree_lookup(ov, k, v);
 		if (!err) {
 			*addr = btree_get_le64(v, 0);
-			return 0;
+			/* a mapping whose record is not durable yet is not handed out */
+			return log_flush(e);
 		}
 		if (err != -ENODATA)
 			return err;
@@ -1062,21 +1097,24 @@ int engine_snap_write_map(struct engine *e, struct tx *tx, u32 tag, u64 chunk, b
 		if (err)
 			goto fail_free;
 	}
-	btree_put_le64(v, 0, p);
-	err = btree_insert(ov, tx, k, v, BTREE_NOOVERWRITE);
-	if (err)
-		goto fail_free;
-	s->overlay_chunks++;
-	mark_overlay_dirty(e, s);
 	memset(&r, 0, sizeof(r));
 	r.tag = cpu_to_le32(tag);
 	r.chunk = cpu_to_le64(chunk);
 	r.addr = cpu_to_le64(p);
 	err = log_rec(e, tx, ENGINE_LOG_OVERLAY, &r);
-	if (!err)
-		err = log_flush(e);
 	if (err)
-		return err; /* in the overlay: the txg keeps it */
+		goto fail_free;
+	btree_put_le64(v, 0, p);
+	err = btree_insert(ov, tx, k, v, BTREE_NOOVERWRITE);
+	if (err && e->p.log_append)
+		return engine_fail(e, err, "recording a logged overlay insert");
+	if (err)
+		goto fail_free;
+	s->overlay_chunks++;
+	mark_overlay_dirty(e, s);
+	err = log_flush(e);
+	if (err)
+		return err; /* in the overlay and the log; a retry flushes again */
 	*addr = p;
 	return 0;
 
@@ -1126,9 +1164,12 @@ int engine_create(struct engine *e, struct tx *tx, u32 tag, u64 ctime, int8_t pr
 	r.death = cpu_to_le64(e->gen);
 	r.ctime = cpu_to_le64(ctime);
 	r.priority = (u8)priority;
+	err = log_rec(e, tx, ENGINE_LOG_CREATE, &r);
+	if (err)
+		return err;
 	err = snap_create(e, tx, tag, ctime, priority);
-	if (!err)
-		err = log_rec(e, tx, ENGINE_LOG_CREATE, &r);
+	if (err && e->p.log_append)
+		return engine_fail(e, err, "recording a logged snapshot create");
 	if (!err)
 		err = log_flush(e);
 	return err;
@@ -1401,9 +1442,7 @@ static int replay_copyout(struct engine *e, struct tx *tx, const struct engine_l
 	}
 	if (chunk_csum(e, addr, &err) != le32_to_cpu(r->csum) || err) {
 		/* The copy never became durable, so its origin write was never released. */
-		err = copy_run(e, chunk, addr, 1);
-		if (!err)
-			err = bdev_flush(e->p.snapstore);
+		err = copy_one(e, chunk, addr);
 		if (err)
 			return err;
 	}
@@ -1482,6 +1521,37 @@ int engine_replay(struct engine *e, struct tx *tx, u16 type, const void *payload
 /*------------------------------------------------------------------------------------------
  * Checking
  *----------------------------------------------------------------------------------------*/
+
+int engine_overlay_roots(struct cache *cache, const struct blkptr *snapshots,
+			 int (*fn)(void *arg, u32 tag, const struct blkptr *root), void *arg)
+{
+	struct btree_cursor c;
+	struct btree *t;
+	int err = btree_open(&snapshot_table_type, cache, snapshots, &t);
+
+	if (err)
+		return err;
+	btree_cursor_init(&c, t);
+	for (err = btree_cursor_seek(&c, NULL, BTREE_FIRST); !err; err = btree_cursor_next(&c)) {
+		u64 tag = btree_get_le64(btree_cursor_key(&c), 0);
+		struct snap_record_disk r;
+		struct snap s;
+
+		memcpy(&r, btree_cursor_value(&c), sizeof(r));
+		if (tag >= ENGINE_HEAD || record_unpack(&s, &r)) {
+			err = -EILSEQ;
+			break;
+		}
+		if (s.overlay_root.blocknr) {
+			err = fn(arg, (u32)tag, &s.overlay_root);
+			if (err)
+				break;
+		}
+	}
+	btree_cursor_fini(&c);
+	btree_close(t);
+	return err == -ENODATA ? 0 : err;
+}
 
 int engine_exception_stats(struct engine *e, struct btree_stats *out)
 {
@@ -1593,9 +1663,24 @@ static int check_deadlist(struct check_ctx *c, struct deadlist *dl, u32 owner)
 	return deadlist_walk(dl, check_dl_entry, &d);
 }
 
-int engine_check(struct engine *e, struct engine_check_report *r,
-		 int (*data_fn)(void *arg, u64 start, u64 count), void *arg, char *why,
-		 size_t whylen)
+static int check_meta_block(void *arg, u64 blocknr, u64 birth_txg, unsigned level)
+{
+	const struct engine_check_ops *ops = arg;
+
+	return ops->meta(ops->arg, blocknr, birth_txg);
+}
+
+static int verify_tree(struct btree *t, const struct engine_check_ops *ops, char *why,
+		       size_t whylen)
+{
+	bool meta = ops && ops->meta;
+
+	return btree_verify(t, meta ? check_meta_block : NULL, meta ? (void *)ops : NULL, NULL, why,
+			    whylen);
+}
+
+int engine_check(struct engine *e, const struct engine_check_ops *ops,
+		 struct engine_check_report *r, char *why, size_t whylen)
 {
 	struct check_ctx c = {.e = e, .r = r, .why = why, .whylen = whylen};
 	struct btree_walk w = {.entry = check_exception, .arg = &c};
@@ -1608,9 +1693,9 @@ int engine_check(struct engine *e, struct engine_check_report *r,
 	r->live = e->nlive;
 	r->invalidated = e->ninvalid;
 	c.owner_count = xzalloc((e->nlive + 1) * sizeof(u64));
-	err = btree_verify(e->exc, NULL, NULL, NULL, why, whylen);
+	err = verify_tree(e->exc, ops, why, whylen);
 	if (!err)
-		err = btree_verify(e->table, NULL, NULL, NULL, why, whylen);
+		err = verify_tree(e->table, ops, why, whylen);
 	if (!err)
 		err = btree_walk(e->exc, &w);
 	for (u32 i = 1; !err && i < e->nlive; i++)
@@ -1628,7 +1713,7 @@ int engine_check(struct engine *e, struct engine_check_report *r,
 
 			err = snap_overlay(e, s, &ov);
 			if (!err)
-				err = btree_verify(ov, NULL, NULL, NULL, why, whylen);
+				err = verify_tree(ov, ops, why, whylen);
 			if (!err)
 				err = btree_walk(ov, &ow);
 			if (!err && r->overlay_chunks - before != s->overlay_chunks)
@@ -1648,8 +1733,8 @@ int engine_check(struct engine *e, struct engine_check_report *r,
 			if (i && c.addrs[i] == c.addrs[i - 1])
 				problem(&c, "data chunk %llu used twice",
 					(unsigned long long)c.addrs[i]);
-			if (data_fn && !err)
-				err = data_fn(arg, c.addrs[i], 1);
+			if (ops && ops->data && !err)
+				err = ops->data(ops->arg, c.addrs[i], 1);
 		}
 		r->data_chunks = c.naddrs;
 	}

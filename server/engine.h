@@ -287,17 +287,37 @@ struct engine_check_report {
 	u64 problems; /* count of inconsistencies found (the first is described in @why) */
 };
 
+/* What engine_check reports besides its findings, for the caller's space accounting. */
+struct engine_check_ops {
+	/* Every snapstore data run the engine references (exceptions and overlays). */
+	int (*data)(void *arg, u64 start, u64 count);
+	/* Every metadata block of the engine's trees (exceptions, table, overlays), once. */
+	int (*meta)(void *arg, u64 blocknr, u64 birth_txg);
+	void *arg;
+};
+
 /*
- * The engine's part of `ddsnap check`: verifies the trees (btree_verify), that every
- * exception has birth < death, lies within the volume and is visible to at least one live
- * snapshot, that no two exceptions or overlay entries share a data chunk, and recounts each
+ * The engine's part of `ddsnap check`: verifies the trees (btree_verify: checksums,
+ * structure, aggregates), that every exception has birth < death <= gen, lies within the
+ * volume and is visible to at least one live snapshot, that no two exceptions or overlay
+ * entries share a data chunk, that overlay counts match their trees, and recounts each
  * deadlist (per owner and per sublist) from the tree and compares with the kept totals.
- * @data_fn (may be NULL) is called for every data run in use so the caller can check the
- * space maps (no chunk both free and used, no leak).  Returns 0, -EILSEQ with the first
- * problem in @why, or a read error.  O(exceptions * log) time, O(exceptions) memory.
+ * @ops (may be NULL; either callback may be NULL) receives every data run and metadata block
+ * in use, so the caller can check the space maps (no chunk both free and used, no leak); a
+ * non-zero return stops the check and is returned.  Returns 0, -EILSEQ with the first
+ * problem in @why (r->problems counts them all), or a read error.  O(exceptions * log n)
+ * time, O(exceptions) memory.  Read-only: safe on an engine opened with read_only.
  */
-int engine_check(struct engine *e, struct engine_check_report *r,
-		 int (*data_fn)(void *arg, u64 start, u64 count), void *arg, char *why,
-		 size_t whylen);
+int engine_check(struct engine *e, const struct engine_check_ops *ops,
+		 struct engine_check_report *r, char *why, size_t whylen);
+
+/*
+ * For an offline checker that walks the trees itself: calls @fn for the overlay root of every
+ * snapshot in the snapshot table rooted at @snapshots (the overlays hang off the table, not
+ * off the uberblock).  Returns 0, @fn's non-zero return, -EILSEQ (a malformed record), or a
+ * read error.  O(snapshots).  Read-only.
+ */
+int engine_overlay_roots(struct cache *cache, const struct blkptr *snapshots,
+			 int (*fn)(void *arg, u32 tag, const struct blkptr *root), void *arg);
 
 #endif

@@ -123,16 +123,17 @@ static void verify_check(struct world *w, u64 step)
 {
 	struct engine_check_report rep;
 	char why[256];
-	int err = engine_check(w->f.e, &rep, NULL, NULL, why, sizeof(why));
+	int err = engine_check(w->f.e, NULL, &rep, why, sizeof(why));
 
 	CHECKF(!err, "step %llu: check: %s (%d)", (unsigned long long)step, why, err);
 	CHECKF(rep.live == snapmodel_count(w->m), "step %llu: %llu live, model %u",
 	       (unsigned long long)step, (unsigned long long)rep.live, snapmodel_count(w->m));
 	/* Every used data chunk is referenced, and nothing else is used. */
-	CHECKF(rep.data_chunks == w->f.data_chunks - w->f.nfree - w->f.npending,
+	CHECKF(rep.data_chunks == w->f.databits.n - w->f.databits.nfree - w->f.databits.npending,
 	       "step %llu: %llu chunks referenced, %llu allocated", (unsigned long long)step,
 	       (unsigned long long)rep.data_chunks,
-	       (unsigned long long)(w->f.data_chunks - w->f.nfree - w->f.npending));
+	       (unsigned long long)(w->f.databits.n - w->f.databits.nfree -
+				    w->f.databits.npending));
 }
 
 /* Changelists between every pair (and each to the head) equal the model's differences. */
@@ -247,13 +248,14 @@ static void op_delete(struct world *w)
 	tag = which == 0 ? tags[0] : which == 1 ? tags[n - 1] : tags[rnd_below(&w->r, n)];
 	err = engine_snap_info(w->f.e, tag, &info);
 	CHECKF(!err, "info %u: %d", tag, err);
-	frees = w->f.frees;
+	frees = w->f.databits.frees;
 	err = engine_delete(w->f.e, &w->f.tx, tag);
 	CHECKF(!err, "delete %u: %d", tag, err);
 	/* unique bytes is exactly what the delete freed */
-	CHECKF((w->f.frees - frees) * CS == info.unique_bytes,
+	CHECKF((w->f.databits.frees - frees) * CS == info.unique_bytes,
 	       "delete %u freed %llu chunks, unique said %llu bytes", tag,
-	       (unsigned long long)(w->f.frees - frees), (unsigned long long)info.unique_bytes);
+	       (unsigned long long)(w->f.databits.frees - frees),
+	       (unsigned long long)info.unique_bytes);
 	VERIFY(!snapmodel_delete_snap(w->m, tag));
 }
 
@@ -343,7 +345,7 @@ static void run_random(u64 seed, u64 steps, bool crashes)
 			"  %llu copy-outs, %llu exceptions now, %llu frees, %llu syncs, "
 			"%llu records replayed, %llu ops failed by injected faults, gen %llu\n",
 			(unsigned long long)st.copyouts, (unsigned long long)st.exceptions,
-			(unsigned long long)w->f.frees, (unsigned long long)w->f.syncs,
+			(unsigned long long)w->f.databits.frees, (unsigned long long)w->f.syncs,
 			(unsigned long long)w->f.replayed, (unsigned long long)w->faults,
 			(unsigned long long)st.gen);
 	}
@@ -484,6 +486,55 @@ static void test_engine__full_store_no_autodelete(void **state)
 	efix_fini(&f);
 }
 
+/*
+ * Log failures: a record that cannot be appended leaves nothing behind; a flush that fails
+ * keeps failing the request (and its retries) until a flush succeeds, so nothing is ever
+ * reported safe on the strength of an unflushed record.
+ */
+static void test_engine__log_failures(void **state)
+{
+	struct engine_range r = {0, 4};
+	struct engine_status st;
+	u64 copied, avail, addr;
+	struct efix f;
+
+	efix_init(&f, CS, 16, 64, false, 1);
+	assert_int_equal(engine_create(f.e, &f.tx, 1, 1, 0), 0);
+	avail = f.databits.nfree;
+
+	f.fail_append = -EWOULDBLOCK;
+	assert_int_equal(engine_origin_write(f.e, &f.tx, &r, 1, NULL, &copied), -EWOULDBLOCK);
+	assert_int_equal(engine_create(f.e, &f.tx, 2, 2, 0), -EWOULDBLOCK);
+	assert_int_equal(engine_snap_write_map(f.e, &f.tx, 1, 3, false, &addr), -EWOULDBLOCK);
+	assert_int_equal(engine_delete(f.e, &f.tx, 1), -EWOULDBLOCK);
+	engine_status(f.e, &st);
+	assert_int_equal(st.exceptions, 0);
+	assert_int_equal(st.live, 1);
+	assert_int_equal(st.overlay_chunks, 0);
+	assert_false(st.failed);
+	assert_int_equal(f.databits.nfree + f.databits.npending, avail);
+	f.fail_append = 0;
+
+	f.fail_flush = -EIO;
+	assert_int_equal(engine_origin_write(f.e, &f.tx, &r, 1, NULL, &copied), -EIO);
+	assert_int_equal(engine_origin_write(f.e, &f.tx, &r, 1, NULL, &copied), -EIO);
+	assert_int_equal(engine_snap_write_map(f.e, &f.tx, 1, 8, true, &addr), -EIO);
+	assert_int_equal(engine_snap_write_map(f.e, &f.tx, 1, 8, true, &addr), -EIO);
+	f.fail_flush = 0;
+	assert_int_equal(engine_origin_write(f.e, &f.tx, &r, 1, NULL, &copied), 0);
+	assert_int_equal(copied, 0); /* copied out by the first attempt, now durable */
+	assert_int_equal(engine_snap_write_map(f.e, &f.tx, 1, 8, true, &addr), 0);
+	engine_status(f.e, &st);
+	assert_int_equal(st.exceptions, 4);
+	assert_int_equal(st.overlay_chunks, 1);
+	/* what was logged survives a crash */
+	assert_int_equal(efix_crash_reopen(&f, false), 0);
+	engine_status(f.e, &st);
+	assert_int_equal(st.exceptions, 4);
+	assert_int_equal(st.overlay_chunks, 1);
+	efix_fini(&f);
+}
+
 /*------------------------------------------------------------------------------------------
  * Cost tests: count metadata block accesses (cache hits + misses), not time
  *----------------------------------------------------------------------------------------*/
@@ -577,12 +628,12 @@ static void test_engine__cost_delete_nothing_unique(void **state)
 	assert_int_equal(engine_snap_info(f.e, 2, &info), 0);
 	assert_int_equal(info.unique_bytes, 0);
 	before = block_accesses(&f);
-	frees = f.frees;
+	frees = f.databits.frees;
 	assert_int_equal(engine_delete(f.e, &f.tx, 2), 0);
 	print_message("delete with nothing unique among %llu exceptions: %llu block accesses\n",
 		      (unsigned long long)nexc, (unsigned long long)(block_accesses(&f) - before));
 	assert_true(block_accesses(&f) - before <= 8);
-	assert_int_equal(f.frees, frees);
+	assert_int_equal(f.databits.frees, frees);
 	/* 3 was created after the writes: now 1 alone sees the saved copies */
 	assert_int_equal(engine_snap_info(f.e, 1, &info), 0);
 	assert_int_equal(info.unique_bytes, nexc * CS);
@@ -633,6 +684,7 @@ int main(void)
 		cmocka_unit_test(test_engine__model_crash_replay),
 		cmocka_unit_test(test_engine__full_store_policy),
 		cmocka_unit_test(test_engine__full_store_no_autodelete),
+		cmocka_unit_test(test_engine__log_failures),
 		cmocka_unit_test(test_engine__cost_origin_write_independent_of_snapshots),
 		cmocka_unit_test(test_engine__cost_delete_nothing_unique),
 		cmocka_unit_test(test_engine__cost_changelist_pruned),

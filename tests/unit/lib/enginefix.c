@@ -2,31 +2,127 @@
 /*
  * enginefix.c - the engine test harness (see enginefix.h).
  *
- * Crash model: the devices drop what was not flushed; the fixture's "uberblock" (f->roots)
- * changes only at the end of a successful efix_sync, after the cache and the data devices
- * were flushed; log records survive a crash once flushed (recs[0..ndurable)), and a sync
- * empties the log, as the real intent log's sync point does.  Metadata blocks are never
- * reused (bump allocation), so a synced tree can never be overwritten.
+ * Crash model: the devices drop what was not flushed; the fixture's "uberblock" (f->roots and
+ * f->synced_txg, and in file mode the state file) changes only at the end of a successful
+ * efix_sync, after the cache and the data devices were flushed.  Log records survive once
+ * flushed (recs[0..ndurable), in file mode appended to the log file); a sync makes them
+ * unnecessary (the log file is truncated after the state file is renamed into place, and
+ * replay skips records of synced txgs, so a death between the two is harmless).
+ *
+ * Allocators: metadata blocks and data chunks are bitmaps.  A block born in the open txg is
+ * reusable as soon as it is freed (no durable state refers to it); every other free waits
+ * for the sync, so a crash always finds the last synced trees and data intact.  On restart
+ * both bitmaps are rebuilt from what the synced trees reference.
  */
 #include "enginefix.h"
+#include "crc32c.h"
+#include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define EFIX_META_BYTES	  (64u << 20) /* room for every metadata block a test writes */
 #define EFIX_CACHE_BUDGET (4u << 20)
+#define EFIX_STATE_MAGIC  0x5eed5a7eull
+
+/*------------------------------------------------------------------------------------------
+ * Bitmap allocators with deferred frees
+ *----------------------------------------------------------------------------------------*/
+
+static void bits_init(struct efix_bitmap *b, u64 n)
+{
+	free(b->used);
+	free(b->pending);
+	memset(b, 0, sizeof(*b));
+	b->used = xzalloc(n ? n : 1);
+	b->n = b->nfree = n;
+}
+
+static void bits_fini(struct efix_bitmap *b)
+{
+	free(b->used);
+	free(b->pending);
+	memset(b, 0, sizeof(*b));
+}
+
+/* Next fit: the first free unit from the hint on, and up to @want free ones after it. */
+static int bits_alloc(struct efix_bitmap *b, u64 want, u64 *start, u64 *got)
+{
+	for (u64 k = 0; k < b->n; k++) {
+		u64 i = (b->hint + k) % b->n, n = 0;
+
+		if (b->used[i])
+			continue;
+		while (n < want && i + n < b->n && !b->used[i + n])
+			b->used[i + n++] = 1;
+		b->nfree -= n;
+		b->hint = i + n;
+		*start = i;
+		*got = n;
+		return 0;
+	}
+	return -ENOSPC;
+}
+
+static void bits_free(struct efix_bitmap *b, u64 i, bool now)
+{
+	VERIFY(i < b->n && b->used[i]);
+	b->frees++;
+	if (now) {
+		b->used[i] = 0;
+		b->nfree++;
+		return;
+	}
+	if (b->npending == b->pending_cap) {
+		b->pending_cap = b->pending_cap ? 2 * b->pending_cap : 256;
+		b->pending = xrealloc(b->pending, b->pending_cap * sizeof(u64));
+	}
+	b->pending[b->npending++] = i;
+}
+
+static int bits_claim(struct efix_bitmap *b, u64 i)
+{
+	if (i >= b->n || b->used[i])
+		return -EEXIST;
+	b->used[i] = 1;
+	b->nfree--;
+	return 0;
+}
+
+static void bits_synced(struct efix_bitmap *b)
+{
+	for (u64 i = 0; i < b->npending; i++) {
+		b->used[b->pending[i]] = 0;
+		b->nfree++;
+	}
+	b->npending = 0;
+}
+
+static void bits_clear(struct efix_bitmap *b)
+{
+	memset(b->used, 0, b->n);
+	b->nfree = b->n;
+	b->npending = 0;
+	b->hint = 0;
+}
+
+/*------------------------------------------------------------------------------------------
+ * tx, space and log ops
+ *----------------------------------------------------------------------------------------*/
 
 static int fix_alloc_meta(struct tx *tx, u64 *blocknr)
 {
 	struct efix *f = tx->priv;
+	u64 got;
 
-	if (f->meta_next >= f->meta_blocks)
-		return -ENOSPC;
-	*blocknr = f->meta_next++;
-	return 0;
+	return bits_alloc(&f->metabits, 1, blocknr, &got);
 }
 
 static void fix_free_meta(struct tx *tx, u64 blocknr, u64 birth_txg)
 {
-	/* Never reused: a crash can always find the last synced trees intact. */
+	struct efix *f = tx->priv;
+
+	bits_free(&f->metabits, blocknr, birth_txg == tx->txg);
 }
 
 static const struct tx_ops fix_tx_ops = {
@@ -38,50 +134,30 @@ static int fix_alloc(void *priv, struct tx *tx, u64 want, u64 *start, u64 *got)
 {
 	struct efix *f = priv;
 
-	/* Next fit: the first free chunk from the hint on, and the free ones after it. */
-	for (u64 k = 0; k < f->data_chunks; k++) {
-		u64 i = (f->alloc_hint + k) % f->data_chunks, n = 0;
-
-		if (f->used[i])
-			continue;
-		while (n < want && i + n < f->data_chunks && !f->used[i + n])
-			f->used[i + n++] = 1;
-		f->nfree -= n;
-		f->alloc_hint = i + n;
-		*start = i;
-		*got = n;
-		return 0;
-	}
-	return -ENOSPC;
+	return bits_alloc(&f->databits, want, start, got);
 }
 
 static void fix_free(void *priv, struct tx *tx, u64 start, u64 count)
 {
 	struct efix *f = priv;
 
-	for (u64 i = start; i < start + count; i++) {
-		VERIFY(i < f->data_chunks && f->used[i]);
-		if (f->npending == f->pending_cap) {
-			f->pending_cap = f->pending_cap ? 2 * f->pending_cap : 256;
-			f->pending = xrealloc(f->pending, f->pending_cap * sizeof(u64));
-		}
-		f->pending[f->npending++] = i;
-		f->frees++;
-	}
+	/* Data chunks: always deferred (the engine does not say when a chunk was born). */
+	for (u64 i = start; i < start + count; i++)
+		bits_free(&f->databits, i, false);
 }
 
 static u64 fix_avail(void *priv)
 {
 	struct efix *f = priv;
 
-	return f->nfree;
+	return f->databits.nfree;
 }
 
 static u64 fix_deferred(void *priv)
 {
 	struct efix *f = priv;
 
-	return f->npending;
+	return f->databits.npending;
 }
 
 static int fix_claim(void *priv, struct tx *tx, u64 start, u64 count)
@@ -89,12 +165,20 @@ static int fix_claim(void *priv, struct tx *tx, u64 start, u64 count)
 	struct efix *f = priv;
 
 	for (u64 i = start; i < start + count; i++) {
-		if (i >= f->data_chunks || f->used[i])
-			return -EEXIST;
-		f->used[i] = 1;
-		f->nfree--;
+		int err = bits_claim(&f->databits, i);
+
+		if (err)
+			return err;
 	}
 	return 0;
+}
+
+static u32 rec_csum(const struct efix_rec *r)
+{
+	struct efix_rec c = *r;
+
+	c.csum = 0;
+	return crc32c(0, &c, sizeof(c));
 }
 
 static int fix_log_append(void *priv, struct tx *tx, u16 type, const void *payload, u16 len)
@@ -103,15 +187,19 @@ static int fix_log_append(void *priv, struct tx *tx, u16 type, const void *paylo
 	struct efix_rec *r;
 
 	VERIFY(len <= sizeof(r->payload));
+	if (f->fail_append)
+		return f->fail_append;
 	if (f->nrecs == f->rec_cap) {
 		f->rec_cap = f->rec_cap ? 2 * f->rec_cap : 256;
 		f->recs = xrealloc(f->recs, f->rec_cap * sizeof(*f->recs));
 	}
 	r = &f->recs[f->nrecs++];
+	memset(r, 0, sizeof(*r));
 	r->type = type;
 	r->txg = tx->txg;
 	r->len = len;
 	memcpy(r->payload, payload, len);
+	r->csum = rec_csum(r);
 	return 0;
 }
 
@@ -119,9 +207,21 @@ static int fix_log_flush(void *priv)
 {
 	struct efix *f = priv;
 
+	if (f->fail_flush)
+		return f->fail_flush;
+	if (f->dir && f->nrecs > f->ndurable) {
+		size_t len = (f->nrecs - f->ndurable) * sizeof(*f->recs);
+
+		if (write(f->logfd, &f->recs[f->ndurable], len) != (ssize_t)len)
+			return -EIO;
+	}
 	f->ndurable = f->nrecs;
 	return 0;
 }
+
+/*------------------------------------------------------------------------------------------
+ * Devices
+ *----------------------------------------------------------------------------------------*/
 
 static int null_read(struct bdev *b, void *buf, size_t len, u64 off)
 {
@@ -163,23 +263,25 @@ struct bdev *efix_null_bdev(u64 size)
 	return b;
 }
 
-static void fix_open_devices(struct efix *f, const struct efix_opts *o, u64 meta_bytes)
-{
-	u64 obytes = f->origin_chunks * f->chunk_size, dbytes = f->data_chunks * f->chunk_size;
+/*------------------------------------------------------------------------------------------
+ * Open, sync, restart
+ *----------------------------------------------------------------------------------------*/
 
-	if (f->faulty) {
-		f->origin = bdev_faulty_create(obytes, o->seed);
-		f->snapstore = bdev_faulty_create(dbytes, o->seed + 1);
-		f->meta = bdev_faulty_create(meta_bytes, o->seed + 2);
-	} else if (o->null_data) {
-		f->origin = efix_null_bdev(obytes);
-		f->snapstore = efix_null_bdev(dbytes);
-		f->meta = bdev_ram_create(meta_bytes);
-	} else {
-		f->origin = bdev_ram_create(obytes);
-		f->snapstore = bdev_ram_create(dbytes);
-		f->meta = bdev_ram_create(meta_bytes);
-	}
+static void fix_params(struct efix *f)
+{
+	f->space =
+		(struct engine_space_ops){fix_alloc, fix_free, fix_avail, fix_deferred, fix_claim};
+	f->tx = (struct tx){.txg = f->synced_txg + 1, .ops = &fix_tx_ops, .priv = f};
+	f->params = (struct engine_params){
+		.chunk_size = f->chunk_size,
+		.origin_chunks = f->origin_chunks,
+		.space = &f->space,
+		.space_priv = f,
+		.log_append = fix_log_append,
+		.log_flush = fix_log_flush,
+		.log_priv = f,
+		.autodelete = true,
+	};
 }
 
 static int fix_open_engine(struct efix *f)
@@ -200,50 +302,109 @@ void efix_init(struct efix *f, u32 chunk_size, u64 origin_chunks, u64 data_chunk
 	efix_init_opts(f, chunk_size, origin_chunks, data_chunks, &o);
 }
 
-void efix_init_opts(struct efix *f, u32 chunk_size, u64 origin_chunks, u64 data_chunks,
-		    const struct efix_opts *o)
+static void fix_setup(struct efix *f, u32 chunk_size, u64 origin_chunks, u64 data_chunks,
+		      u64 meta_bytes)
 {
-	u64 meta_bytes = o->meta_bytes ? o->meta_bytes : EFIX_META_BYTES;
-
 	memset(f, 0, sizeof(*f));
 	f->chunk_size = chunk_size;
 	f->origin_chunks = origin_chunks;
 	f->data_chunks = data_chunks;
+	f->logfd = -1;
+	f->cache_bytes = EFIX_CACHE_BUDGET;
+	bits_init(&f->metabits, meta_bytes / DDSNAP_BLOCK_SIZE);
+	/* block 0 is never a tree block: blocknr 0 means an empty tree */
+	VERIFY(!bits_claim(&f->metabits, 0));
+	bits_init(&f->databits, data_chunks);
+}
+
+void efix_init_opts(struct efix *f, u32 chunk_size, u64 origin_chunks, u64 data_chunks,
+		    const struct efix_opts *o)
+{
+	u64 meta_bytes = o->meta_bytes ? o->meta_bytes : EFIX_META_BYTES;
+	u64 obytes = origin_chunks * chunk_size, dbytes = data_chunks * chunk_size;
+
+	fix_setup(f, chunk_size, origin_chunks, data_chunks, meta_bytes);
 	f->faulty = o->faulty;
-	f->cache_bytes = o->cache_bytes ? o->cache_bytes : EFIX_CACHE_BUDGET;
-	fix_open_devices(f, o, meta_bytes);
-	f->meta_blocks = meta_bytes / DDSNAP_BLOCK_SIZE;
-	f->meta_next = 1; /* block 0 is never a tree block: blocknr 0 means empty */
-	f->used = xzalloc(data_chunks);
-	f->nfree = data_chunks;
-	f->space =
-		(struct engine_space_ops){fix_alloc, fix_free, fix_avail, fix_deferred, fix_claim};
-	f->tx = (struct tx){.txg = 1, .ops = &fix_tx_ops, .priv = f};
-	f->use_log = true;
-	f->params = (struct engine_params){
-		.chunk_size = chunk_size,
-		.origin_chunks = origin_chunks,
-		.space = &f->space,
-		.space_priv = f,
-		.log_append = fix_log_append,
-		.log_flush = fix_log_flush,
-		.log_priv = f,
-		.autodelete = true,
-	};
+	if (o->cache_bytes)
+		f->cache_bytes = o->cache_bytes;
+	if (o->faulty) {
+		f->origin = bdev_faulty_create(obytes, o->seed);
+		f->snapstore = bdev_faulty_create(dbytes, o->seed + 1);
+		f->meta = bdev_faulty_create(meta_bytes, o->seed + 2);
+	} else if (o->null_data) {
+		f->origin = efix_null_bdev(obytes);
+		f->snapstore = efix_null_bdev(dbytes);
+		f->meta = bdev_ram_create(meta_bytes);
+	} else {
+		f->origin = bdev_ram_create(obytes);
+		f->snapstore = bdev_ram_create(dbytes);
+		f->meta = bdev_ram_create(meta_bytes);
+	}
+	fix_params(f);
 	VERIFY(fix_open_engine(f) == 0);
+}
+
+static void fix_close_engine(struct efix *f)
+{
+	engine_close(f->e);
+	f->e = NULL;
+	cache_destroy(f->cache);
+	f->cache = NULL;
 }
 
 void efix_fini(struct efix *f)
 {
-	engine_close(f->e);
-	cache_destroy(f->cache);
+	fix_close_engine(f);
 	bdev_close(f->origin);
 	bdev_close(f->snapstore);
 	bdev_close(f->meta);
-	free(f->used);
-	free(f->pending);
+	bits_fini(&f->metabits);
+	bits_fini(&f->databits);
 	free(f->recs);
+	if (f->logfd >= 0)
+		close(f->logfd);
+	free(f->dir);
 	memset(f, 0, sizeof(*f));
+}
+
+/* File mode: what the uberblock holds, written atomically by rename. */
+struct efix_state {
+	u64 magic, chunk_size, origin_chunks, data_chunks, meta_bytes, synced_txg;
+	struct engine_roots roots;
+	u32 csum, pad;
+};
+
+static char *dir_path(const struct efix *f, const char *name)
+{
+	char *p = xmalloc(strlen(f->dir) + strlen(name) + 2);
+
+	sprintf(p, "%s/%s", f->dir, name);
+	return p;
+}
+
+static int write_state(struct efix *f)
+{
+	struct efix_state st = {
+		.magic = EFIX_STATE_MAGIC,
+		.chunk_size = f->chunk_size,
+		.origin_chunks = f->origin_chunks,
+		.data_chunks = f->data_chunks,
+		.meta_bytes = f->metabits.n * DDSNAP_BLOCK_SIZE,
+		.synced_txg = f->synced_txg,
+		.roots = f->roots,
+	};
+	char *tmp = dir_path(f, "state.tmp"), *path = dir_path(f, "state");
+	int fd, err = 0;
+
+	st.csum = crc32c(0, &st, offsetof(struct efix_state, csum));
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0 || write(fd, &st, sizeof(st)) != sizeof(st) || fsync(fd) || rename(tmp, path))
+		err = -EIO;
+	if (fd >= 0)
+		close(fd);
+	free(tmp);
+	free(path);
+	return err;
 }
 
 int efix_sync(struct efix *f)
@@ -260,50 +421,63 @@ int efix_sync(struct efix *f)
 	if (err)
 		return err;
 	f->roots = roots; /* the uberblock write */
-	for (u64 i = 0; i < f->npending; i++) {
-		f->used[f->pending[i]] = 0;
-		f->nfree++;
+	f->synced_txg = f->tx.txg;
+	if (f->dir) {
+		err = write_state(f);
+		if (!err && ftruncate(f->logfd, 0))
+			err = -EIO;
+		if (err)
+			return err;
 	}
-	f->npending = 0;
+	bits_synced(&f->metabits);
+	bits_synced(&f->databits);
 	f->nrecs = f->ndurable = 0;
 	f->tx.txg++;
 	f->syncs++;
 	return 0;
 }
 
-static int recount_space(void *arg, u64 start, u64 count)
+static int recount_data(void *arg, u64 start, u64 count)
 {
 	struct efix *f = arg;
 
-	for (u64 i = start; i < start + count; i++) {
-		if (i >= f->data_chunks || f->used[i])
+	for (u64 i = start; i < start + count; i++)
+		if (bits_claim(&f->databits, i))
 			return -EILSEQ;
-		f->used[i] = 1;
-		f->nfree--;
-	}
 	return 0;
 }
 
+static int recount_meta(void *arg, u64 blocknr, u64 birth_txg)
+{
+	struct efix *f = arg;
+
+	return bits_claim(&f->metabits, blocknr) ? -EILSEQ : 0;
+}
+
+/* Reopens from the synced roots, rebuilds the allocators, replays recs[0..ndurable). */
 static int fix_restart(struct efix *f)
 {
+	struct engine_check_ops ops = {recount_data, recount_meta, f};
 	struct engine_check_report rep;
 	char why[200];
 	int err;
 
-	f->npending = 0;
-	memset(f->used, 0, f->data_chunks);
-	f->nfree = f->data_chunks;
+	bits_clear(&f->databits);
+	bits_clear(&f->metabits);
+	VERIFY(!bits_claim(&f->metabits, 0));
+	f->tx.txg = f->synced_txg + 1;
 	err = fix_open_engine(f);
 	if (err)
 		return err;
-	/* The space map of the synced txg is what the synced trees reference. */
-	err = engine_check(f->e, &rep, recount_space, f, why, sizeof(why));
+	/* The space maps of the synced txg are what its trees reference. */
+	err = engine_check(f->e, &ops, &rep, why, sizeof(why));
 	if (err) {
 		fprintf(stderr, "efix: check after reopen: %s (%d)\n", why, err);
 		return err;
 	}
-	f->tx.txg++;
 	for (u64 i = 0; i < f->ndurable; i++) {
+		if (f->recs[i].txg <= f->synced_txg)
+			continue;
 		err = engine_replay(f->e, &f->tx, f->recs[i].type, f->recs[i].payload,
 				    f->recs[i].len);
 		if (err) {
@@ -319,9 +493,7 @@ static int fix_restart(struct efix *f)
 
 int efix_crash_reopen(struct efix *f, bool keep_random)
 {
-	engine_close(f->e);
-	f->e = NULL;
-	cache_destroy(f->cache);
+	fix_close_engine(f);
 	if (f->faulty) {
 		bdev_faulty_crash(f->origin, keep_random);
 		bdev_faulty_crash(f->snapstore, keep_random);
@@ -337,11 +509,139 @@ int efix_reopen(struct efix *f)
 
 	if (err)
 		return err;
-	engine_close(f->e);
-	f->e = NULL;
-	cache_destroy(f->cache);
+	fix_close_engine(f);
 	return fix_restart(f);
 }
+
+/*------------------------------------------------------------------------------------------
+ * File mode
+ *----------------------------------------------------------------------------------------*/
+
+static int open_file_dev(struct efix *f, const char *name, u64 size, bool create, struct bdev **out)
+{
+	char *path = dir_path(f, name);
+	int err = 0;
+
+	if (create) {
+		int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+
+		if (fd < 0 || ftruncate(fd, (off_t)size))
+			err = -errno;
+		if (fd >= 0)
+			close(fd);
+	}
+	if (!err)
+		err = bdev_open(path, BDEV_BUFFERED, out);
+	if (err)
+		fprintf(stderr, "efix: %s: %s\n", path, strerror(-err));
+	free(path);
+	return err;
+}
+
+static int read_state(struct efix *f, struct efix_state *st)
+{
+	char *path = dir_path(f, "state");
+	int fd = open(path, O_RDONLY), err = 0;
+
+	if (fd < 0 || read(fd, st, sizeof(*st)) != sizeof(*st) || st->magic != EFIX_STATE_MAGIC ||
+	    st->csum != crc32c(0, st, offsetof(struct efix_state, csum)))
+		err = -EILSEQ;
+	if (fd >= 0)
+		close(fd);
+	free(path);
+	return err;
+}
+
+/* Loads the durable log records (a torn or foreign tail ends the log). */
+static int read_log(struct efix *f)
+{
+	struct efix_rec r;
+
+	if (lseek(f->logfd, 0, SEEK_SET) < 0)
+		return -errno;
+	while (read(f->logfd, &r, sizeof(r)) == sizeof(r) && r.csum == rec_csum(&r) &&
+	       r.len <= sizeof(r.payload)) {
+		if (f->nrecs == f->rec_cap) {
+			f->rec_cap = f->rec_cap ? 2 * f->rec_cap : 256;
+			f->recs = xrealloc(f->recs, f->rec_cap * sizeof(*f->recs));
+		}
+		f->recs[f->nrecs++] = r;
+	}
+	f->ndurable = f->nrecs;
+	return 0;
+}
+
+int efix_open_dir(struct efix *f, const char *dir, bool create, u32 chunk_size, u64 origin_chunks,
+		  u64 data_chunks, u64 meta_bytes)
+{
+	struct efix_state st;
+	char *logpath;
+	int err;
+
+	if (!create) {
+		struct efix tmp = {.dir = (char *)dir};
+
+		err = read_state(&tmp, &st);
+		if (err) {
+			fprintf(stderr, "efix: %s/state unreadable\n", dir);
+			return err;
+		}
+		chunk_size = (u32)st.chunk_size;
+		origin_chunks = st.origin_chunks;
+		data_chunks = st.data_chunks;
+		meta_bytes = st.meta_bytes;
+	}
+	fix_setup(f, chunk_size, origin_chunks, data_chunks, meta_bytes);
+	f->dir = xstrdup(dir);
+	if (!create) {
+		f->roots = st.roots;
+		f->synced_txg = st.synced_txg;
+	}
+	err = open_file_dev(f, "origin", origin_chunks * chunk_size, create, &f->origin);
+	if (!err)
+		err = open_file_dev(f, "snapstore", data_chunks * chunk_size, create,
+				    &f->snapstore);
+	if (!err)
+		err = open_file_dev(f, "meta", meta_bytes, create, &f->meta);
+	if (err)
+		goto fail;
+	logpath = dir_path(f, "log");
+	f->logfd = open(logpath, O_RDWR | O_CREAT | O_APPEND | (create ? O_TRUNC : 0), 0644);
+	free(logpath);
+	if (f->logfd < 0) {
+		err = -errno;
+		goto fail;
+	}
+	fix_params(f);
+	if (create) {
+		err = fix_open_engine(f);
+		if (!err)
+			err = efix_sync(f);
+	} else {
+		err = read_log(f);
+		if (!err)
+			err = fix_restart(f);
+	}
+	if (err)
+		goto fail;
+	return 0;
+
+fail:
+	efix_fini(f);
+	return err;
+}
+
+int efix_close(struct efix *f)
+{
+	int err = efix_sync(f);
+
+	efix_fini(f);
+	return err;
+}
+
+/*------------------------------------------------------------------------------------------
+ * Reads and writes as a client would do them
+ *----------------------------------------------------------------------------------------*/
 
 int efix_read(struct efix *f, u32 tag, u64 chunk, void *buf)
 {
@@ -376,32 +676,35 @@ static int rmw(struct efix *f, struct bdev *b, u64 addr, u32 off, u32 len, const
 	return err;
 }
 
-int efix_origin_write(struct efix *f, u64 chunk, u32 off, u32 len, const void *data)
+int efix_origin_write_gen(struct efix *f, u64 chunk, u32 off, u32 len, const void *data, u64 *gen)
 {
 	struct engine_range r = {chunk, 1};
-	int err = engine_origin_write(f->e, &f->tx, &r, 1, NULL, NULL);
+	int err = engine_origin_write(f->e, &f->tx, &r, 1, gen, NULL);
 
 	if (err == -EAGAIN) {
 		/* What the server does: sync the txg so deferred frees become usable, retry. */
 		err = efix_sync(f);
 		if (!err)
-			err = engine_origin_write(f->e, &f->tx, &r, 1, NULL, NULL);
+			err = engine_origin_write(f->e, &f->tx, &r, 1, gen, NULL);
 	}
-
 	return err ? err : rmw(f, f->origin, chunk, off, len, data);
+}
+
+int efix_origin_write(struct efix *f, u64 chunk, u32 off, u32 len, const void *data)
+{
+	return efix_origin_write_gen(f, chunk, off, len, data, NULL);
 }
 
 int efix_snap_write(struct efix *f, u32 tag, u64 chunk, u32 off, u32 len, const void *data)
 {
+	bool whole = off == 0 && len == f->chunk_size;
 	u64 addr;
-	int err = engine_snap_write_map(f->e, &f->tx, tag, chunk, len == f->chunk_size, &addr);
+	int err = engine_snap_write_map(f->e, &f->tx, tag, chunk, whole, &addr);
 
 	if (err == -EAGAIN) {
 		err = efix_sync(f);
 		if (!err)
-			err = engine_snap_write_map(f->e, &f->tx, tag, chunk, len == f->chunk_size,
-						    &addr);
+			err = engine_snap_write_map(f->e, &f->tx, tag, chunk, whole, &addr);
 	}
-
 	return err ? err : rmw(f, f->snapstore, addr, off, len, data);
 }

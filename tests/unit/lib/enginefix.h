@@ -1,13 +1,18 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * enginefix.h - a test harness around the snapshot engine: RAM (or fault-injecting) origin,
- * snapstore and metadata devices, a metadata cache, a bump allocator for metadata blocks, a
- * bitmap allocator for snapstore data with deferred frees, an in-memory intent log with
- * group-commit semantics, and a "store" that syncs txgs and keeps the roots of the last
- * synced one, so a test can crash (drop unflushed writes and unsynced state), reopen and
- * replay exactly as the real store will.
+ * enginefix.h - a harness around the snapshot engine for tests and the stress program:
+ * origin, snapstore and metadata devices (RAM, fault-injecting, null, or files), a metadata
+ * cache, a metadata block allocator and a data chunk allocator (both bitmaps, frees deferred
+ * until the freeing txg is synced, as the real space maps do), an intent log with group
+ * commit semantics, and a minimal "store" that syncs txgs and keeps the roots of the last
+ * synced one.  A test can crash (drop unflushed writes and unsynced state), reopen and replay
+ * exactly as the real store will; the file mode keeps everything in a directory so a
+ * process can be SIGKILLed and another one recover.
  *
- * Not thread-safe; one engine per fixture.  Used by test_engine and the stress program.
+ * On restart the allocators are rebuilt from what the synced trees reference
+ * (engine_check's callbacks), which is also a leak and double-use check.
+ *
+ * Not thread-safe; one engine per fixture.
  */
 #ifndef DDSNAP_ENGINEFIX_H
 #define DDSNAP_ENGINEFIX_H
@@ -19,10 +24,19 @@
 #include "tx.h"
 
 struct efix_rec {
-	u16 type;
 	u64 txg;
-	u8 payload[64];
+	u16 type;
 	u16 len;
+	u32 csum; /* file mode: crc32c of the record, so a torn tail is recognised */
+	u8 payload[64];
+};
+
+struct efix_bitmap {
+	u8 *used; /* one byte per unit: 0 free, 1 used */
+	u64 n, nfree, hint;
+	u64 *pending; /* freed in the open txg, reusable after the sync */
+	u64 npending, pending_cap;
+	u64 frees; /* every free since init (cost and accounting tests) */
 };
 
 struct efix {
@@ -31,25 +45,23 @@ struct efix {
 	bool faulty; /* devices are bdev_faulty: crashes drop unflushed writes */
 	struct bdev *origin, *snapstore, *meta;
 	struct cache *cache;
-	struct tx tx;
-	u64 meta_next, meta_blocks;
 	size_t cache_bytes;
-	u64 alloc_hint; /* next-fit start for data allocation */
-	/* data space: one byte per snapstore chunk (0 free, 1 used), frees deferred to sync */
-	u8 *used;
-	u64 nfree, frees;
-	u64 *pending;
-	u64 npending, pending_cap;
+	struct tx tx;
+	struct efix_bitmap metabits, databits;
 	struct engine_space_ops space;
-	/* intent log: recs[0..ndurable) survive a crash; all are after the last sync */
+	/* intent log: recs[0..ndurable) survive a crash; all belong to unsynced txgs */
 	struct efix_rec *recs;
 	u64 nrecs, ndurable, rec_cap;
-	bool use_log;
-	/* the "uberblock": roots of the last synced txg */
+	int fail_append, fail_flush; /* injected log errors (0: none) */
+	/* the "uberblock": roots of the last synced txg, and that txg */
 	struct engine_roots roots;
+	u64 synced_txg;
 	struct engine_params params;
 	struct engine *e;
 	u64 syncs, replayed;
+	/* file mode */
+	char *dir;
+	int logfd;
 };
 
 /*
@@ -70,8 +82,19 @@ struct efix_opts {
 void efix_init_opts(struct efix *f, u32 chunk_size, u64 origin_chunks, u64 data_chunks,
 		    const struct efix_opts *o);
 
-/* A device of @size bytes that reads zeros and drops writes (data whose content no test reads). */
-struct bdev *efix_null_bdev(u64 size);
+/*
+ * File mode: the devices (origin, snapstore, meta), the synced roots (state) and the intent
+ * log (log) are files in @dir.  @create makes a new empty store there (with the sizes given);
+ * otherwise the store in @dir is opened, recovered (replay of the log records of unsynced
+ * txgs) and synced, and the sizes are read from it.  Survives SIGKILL of the process at any
+ * point (file writes reach the page cache whole; this is process death, not power loss).
+ * Returns 0 or -errno with a message on stderr.
+ */
+int efix_open_dir(struct efix *f, const char *dir, bool create, u32 chunk_size, u64 origin_chunks,
+		  u64 data_chunks, u64 meta_bytes);
+/* Closes after a final sync.  Returns 0 or the sync's error; frees everything anyway. */
+int efix_close(struct efix *f);
+
 void efix_fini(struct efix *f);
 
 /* Syncs the open txg: engine_sync, cache_sync, flush, roots become durable. Returns 0/-errno. */
@@ -80,8 +103,8 @@ int efix_sync(struct efix *f);
 /*
  * Simulated power cut and restart: unflushed device writes and unsynced state are lost
  * (bdev_faulty_crash when faulty), the engine is reopened from the last synced roots, the
- * data space is recounted from what the engine references, and the durable log records are
- * replayed.  Returns 0 or the first error of reopen or replay.
+ * allocators are rebuilt from what the engine references, and the durable log records are
+ * replayed.  Returns 0 or the first error of reopen, check or replay.
  */
 int efix_crash_reopen(struct efix *f, bool keep_random);
 
@@ -91,9 +114,17 @@ int efix_reopen(struct efix *f);
 /* Reads a whole chunk as snapshot @tag (ENGINE_HEAD: the origin) sees it. Returns 0/-errno. */
 int efix_read(struct efix *f, u32 tag, u64 chunk, void *buf);
 
-/* Writes @len bytes at @off into origin chunk @chunk (copy-out first). Returns 0/-errno. */
+/*
+ * Writes @len bytes at @off into origin chunk @chunk, after the engine's copy-out (on -EAGAIN
+ * syncs and asks again, as the server does).  Returns 0/-errno; *gen (may be NULL) gets the
+ * gen the write happened in.
+ */
+int efix_origin_write_gen(struct efix *f, u64 chunk, u32 off, u32 len, const void *data, u64 *gen);
 int efix_origin_write(struct efix *f, u64 chunk, u32 off, u32 len, const void *data);
 /* Writes into snapshot @tag's chunk (overlay). Returns 0/-errno. */
 int efix_snap_write(struct efix *f, u32 tag, u64 chunk, u32 off, u32 len, const void *data);
+
+/* A device of @size bytes that reads zeros and drops writes (data whose content no test reads). */
+struct bdev *efix_null_bdev(u64 size);
 
 #endif
