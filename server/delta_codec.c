@@ -33,6 +33,7 @@
  */
 #include "delta_codec.h"
 #include <fcntl.h>
+#include <pthread.h>
 #include <spawn.h>
 #include <stdarg.h>
 #include <string.h>
@@ -550,6 +551,301 @@ static size_t vc_window_emit(u8 *o, const struct vc_window *w, u64 pos)
 	return k + w->enc_len;
 }
 
+/*
+ * Rewriting a window that strays out of its slot.  xdelta3 indexes the whole batch source,
+ * so text with a shared vocabulary often copies from another extent's source.  We know the
+ * target bytes, so such a window can be re-encoded standalone: copies from the extent's own
+ * source slot stay copies (rebased), copies from earlier target bytes stay copies, runs stay
+ * runs, and everything else becomes literal ADDs.  Parsing uses the RFC 3284 default code
+ * table and address cache; emitting uses only single-instruction opcodes in VCD_SELF mode.
+ * The result is verified by decoding like every other differencing payload.
+ */
+enum { VC_NOOP, VC_ADD, VC_RUN, VC_COPY };
+
+struct vc_inst {
+	u8 type, size, mode;
+};
+
+static struct vc_inst vc_table[256][2];
+static pthread_once_t vc_table_once = PTHREAD_ONCE_INIT;
+
+static void vc_table_init(void)
+{
+	unsigned i = 0;
+
+	vc_table[i++][0] = (struct vc_inst){VC_RUN, 0, 0};
+	for (u8 s = 0; s <= 17; s++)
+		vc_table[i++][0] = (struct vc_inst){VC_ADD, s, 0};
+	for (u8 m = 0; m <= 8; m++) {
+		vc_table[i++][0] = (struct vc_inst){VC_COPY, 0, m};
+		for (u8 s = 4; s <= 18; s++)
+			vc_table[i++][0] = (struct vc_inst){VC_COPY, s, m};
+	}
+	for (u8 m = 0; m <= 5; m++)
+		for (u8 a = 1; a <= 4; a++)
+			for (u8 s = 4; s <= 6; s++) {
+				vc_table[i][0] = (struct vc_inst){VC_ADD, a, 0};
+				vc_table[i++][1] = (struct vc_inst){VC_COPY, s, m};
+			}
+	for (u8 m = 6; m <= 8; m++)
+		for (u8 a = 1; a <= 4; a++) {
+			vc_table[i][0] = (struct vc_inst){VC_ADD, a, 0};
+			vc_table[i++][1] = (struct vc_inst){VC_COPY, 4, m};
+		}
+	for (u8 m = 0; m <= 8; m++) {
+		vc_table[i][0] = (struct vc_inst){VC_COPY, 4, m};
+		vc_table[i++][1] = (struct vc_inst){VC_ADD, 1, 0};
+	}
+	VERIFY(i == 256);
+}
+
+#define VC_NEAR 4
+#define VC_SAME 3
+
+/* One piece of the rewritten target window. */
+struct vc_op {
+	u8 type; /* VC_ADD (literal from the target), VC_RUN, VC_COPY (source), VC_NOOP (copy
+		    * from the target itself) */
+	u8 byte; /* RUN */
+	u64 len;
+	u64 from; /* COPY: offset in the slot; target copy: offset in the target window */
+};
+
+struct vc_emit {
+	u8 *data, *inst, *addr;
+	size_t nd, ni, na, cap;
+};
+
+static bool em_room(const struct vc_emit *e, size_t d, size_t i, size_t a)
+{
+	return e->nd + d <= e->cap && e->ni + i <= e->cap && e->na + a <= e->cap;
+}
+
+/* Parses @w (delta encoding without secondary compression) into ops; see above. */
+static int vc_parse_ops(const struct vc_window *w, u64 base, size_t slot, struct vc_op **opsp,
+			size_t *nops)
+{
+	const u8 *p = w->enc, *end = w->end, *data, *inst, *addr, *dend, *iend, *aend;
+	u64 tgt_len, dlen, ilen, alen, tpos = 0, near[VC_NEAR] = {0}, same[VC_SAME * 256];
+	unsigned next = 0;
+	size_t n = 0, cap = 64;
+	struct vc_op *ops;
+
+	pthread_once(&vc_table_once, vc_table_init);
+	memset(same, 0, sizeof(same));
+	if (vc_get(&p, end, &tgt_len) || p >= end)
+		return -EILSEQ;
+	if (*p++ != 0)
+		return -EOPNOTSUPP; /* secondary compression: leave it alone */
+	if (vc_get(&p, end, &dlen) || vc_get(&p, end, &ilen) || vc_get(&p, end, &alen))
+		return -EILSEQ;
+	if (w->ind & VCD_ADLER32)
+		p += 4;
+	if (p > end || dlen > (u64)(end - p) || ilen > (u64)(end - p) - dlen ||
+	    alen != (u64)(end - p) - dlen - ilen)
+		return -EILSEQ;
+	data = p;
+	dend = inst = data + dlen;
+	iend = addr = inst + ilen;
+	aend = addr + alen;
+	ops = xmalloc(cap * sizeof(*ops));
+	while (inst < iend) {
+		u8 op = *inst++;
+
+		for (int k = 0; k < 2; k++) {
+			struct vc_inst in = vc_table[op][k];
+			u64 size = in.size, a, here;
+			struct vc_op o = {.type = VC_ADD};
+
+			if (in.type == VC_NOOP)
+				continue;
+			if (!size && vc_get(&inst, iend, &size))
+				goto bad;
+			if (size > tgt_len - tpos)
+				goto bad;
+			o.len = size;
+			o.from = tpos;
+			if (in.type == VC_ADD) {
+				if (size > (u64)(dend - data))
+					goto bad;
+				data += size;
+			} else if (in.type == VC_RUN) {
+				if (data >= dend)
+					goto bad;
+				o.type = VC_RUN;
+				o.byte = *data++;
+			} else {
+				here = w->seg_len + tpos;
+				if (in.mode == 0) {
+					if (vc_get(&addr, aend, &a))
+						goto bad;
+				} else if (in.mode == 1) {
+					if (vc_get(&addr, aend, &a) || a > here)
+						goto bad;
+					a = here - a;
+				} else if (in.mode < 2 + VC_NEAR) {
+					if (vc_get(&addr, aend, &a))
+						goto bad;
+					a += near[in.mode - 2];
+				} else {
+					if (addr >= aend)
+						goto bad;
+					a = same[(in.mode - 2 - VC_NEAR) * 256 + *addr++];
+				}
+				near[next] = a;
+				next = (next + 1) % VC_NEAR;
+				same[a % (VC_SAME * 256)] = a;
+				if (a >= here)
+					goto bad;
+				if (a + size <= w->seg_len) {
+					u64 abs = w->seg_pos + a;
+
+					if (abs >= base && abs + size <= base + slot) {
+						o.type = VC_COPY;
+						o.from = abs - base;
+					}
+				} else if (a >= w->seg_len) {
+					o.type = VC_NOOP;
+					o.from = a - w->seg_len;
+				}
+			}
+			if (n == cap) {
+				cap *= 2;
+				ops = xrealloc(ops, cap * sizeof(*ops));
+			}
+			ops[n++] = o;
+			tpos += size;
+		}
+	}
+	if (tpos != tgt_len || data != dend || addr != aend)
+		goto bad;
+	*opsp = ops;
+	*nops = n;
+	return 0;
+bad:
+	free(ops);
+	return -EILSEQ;
+}
+
+/*
+ * Re-encodes window @w of the extent whose source slot starts at @base as a standalone
+ * window into @o (at most @cap bytes); @tgt is the target (len bytes, zeros beyond).
+ * Returns the window length, or a negative errno (-EOPNOTSUPP: not worth it or unsupported).
+ */
+static ssize_t vc_rewrite(const struct vc_window *w, u64 base, size_t slot, const u8 *tgt,
+			  size_t len, u8 *o, size_t cap)
+{
+	struct vc_op *ops;
+	size_t nops, k = 0;
+	u64 lo = UINT64_MAX, hi = 0, seg;
+	struct vc_emit e = {.cap = cap};
+	int rc = vc_parse_ops(w, base, slot, &ops, &nops);
+
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < nops; i++)
+		if (ops[i].type == VC_COPY) {
+			lo = MIN(lo, ops[i].from);
+			hi = MAX(hi, ops[i].from + ops[i].len);
+		}
+	seg = hi > lo ? hi - lo : 0;
+	e.data = xmalloc(cap);
+	e.inst = xmalloc(cap);
+	e.addr = xmalloc(cap);
+	for (size_t i = 0; i < nops && !rc; i++) {
+		struct vc_op *op = &ops[i];
+		u8 v[10];
+		size_t vl;
+
+		if (op->type == VC_ADD) {
+			/* merge neighbouring literals */
+			u64 from = op->from, l = op->len;
+
+			while (i + 1 < nops && ops[i + 1].type == VC_ADD)
+				l += ops[++i].len;
+			if (!em_room(&e, l, 11, 0)) {
+				rc = -EOPNOTSUPP;
+				break;
+			}
+			for (u64 t = 0; t < l; t++)
+				e.data[e.nd++] = from + t < len ? tgt[from + t] : 0;
+			if (l <= 17) {
+				e.inst[e.ni++] = (u8)(1 + l);
+			} else {
+				e.inst[e.ni++] = 1;
+				e.ni += vc_put(e.inst + e.ni, l);
+			}
+			continue;
+		}
+		if (!em_room(&e, 1, 11, 10)) {
+			rc = -EOPNOTSUPP;
+			break;
+		}
+		if (op->type == VC_RUN) {
+			e.data[e.nd++] = op->byte;
+			e.inst[e.ni++] = 0;
+			e.ni += vc_put(e.inst + e.ni, op->len);
+			continue;
+		}
+		/* copies, VCD_SELF addresses: source first, then the target window */
+		vl = vc_put(v, op->type == VC_COPY ? op->from - lo : seg + op->from);
+		memcpy(e.addr + e.na, v, vl);
+		e.na += vl;
+		if (op->len >= 4 && op->len <= 18) {
+			e.inst[e.ni++] = (u8)(19 + op->len - 3);
+		} else {
+			e.inst[e.ni++] = 19;
+			e.ni += vc_put(e.inst + e.ni, op->len);
+		}
+	}
+	if (!rc) {
+		u8 hdr[64];
+		size_t hl = 0, enc_len;
+
+		hl += vc_put(hdr + hl, w->tgt_len);
+		hdr[hl++] = 0;
+		hl += vc_put(hdr + hl, e.nd);
+		hl += vc_put(hdr + hl, e.ni);
+		hl += vc_put(hdr + hl, e.na);
+		enc_len = hl + ((w->ind & VCD_ADLER32) ? 4 : 0) + e.nd + e.ni + e.na;
+		if (enc_len + 32 > cap) {
+			rc = -EOPNOTSUPP;
+		} else {
+			o[k++] = (u8)((seg ? VCD_SOURCE : 0) | (w->ind & VCD_ADLER32));
+			if (seg) {
+				k += vc_put(o + k, seg);
+				k += vc_put(o + k, lo);
+			}
+			k += vc_put(o + k, enc_len);
+			memcpy(o + k, hdr, hl);
+			k += hl;
+			if (w->ind & VCD_ADLER32) {
+				/* same target bytes, same checksum: after the three lengths */
+				const u8 *q = w->enc;
+				u64 dummy;
+
+				(void)vc_get(&q, w->end, &dummy);
+				q++;
+				for (int f = 0; f < 3; f++)
+					(void)vc_get(&q, w->end, &dummy);
+				memcpy(o + k, q, 4);
+				k += 4;
+			}
+			memcpy(o + k, e.data, e.nd);
+			k += e.nd;
+			memcpy(o + k, e.inst, e.ni);
+			k += e.ni;
+			memcpy(o + k, e.addr, e.na);
+			k += e.na;
+		}
+	}
+	free(e.data);
+	free(e.inst);
+	free(e.addr);
+	free(ops);
+	return rc ? rc : (ssize_t)k;
+}
+
 static size_t xd_slot(size_t len)
 {
 	return MAX(len, (size_t)DELTA_XDELTA_MIN_WINDOW);
@@ -630,9 +926,21 @@ static int xdelta3_encode_run(struct delta_codec *dc, int level, struct delta_jo
 		j->err = 0;
 		if (w.ind & VCD_TARGET) {
 			j->err = -EOPNOTSUPP;
-		} else if (w.ind & VCD_SOURCE) {
-			if (w.seg_pos < base || w.seg_pos + w.seg_len > base + slot)
-				j->err = -EOPNOTSUPP; /* matched another extent's source */
+		} else if ((w.ind & VCD_SOURCE) &&
+			   (w.seg_pos < base || w.seg_pos + w.seg_len > base + slot)) {
+			/* matched another extent's source: make it standalone */
+			ssize_t wl = (size_t)hl < len ? vc_rewrite(&w, base, slot, j->tgt, len,
+								   j->out + hl, len - (size_t)hl)
+						      : -EOPNOTSUPP;
+
+			if (wl < 0) {
+				j->err = (int)wl == -EILSEQ ? -EIO : (int)wl;
+			} else {
+				memcpy(j->out, out, (size_t)hl);
+				j->out_len = (size_t)hl + (size_t)wl;
+				dc->stats.xdelta3_rewrites++;
+			}
+			continue;
 		}
 		/* header + window with rebased segment; one larger than raw is useless */
 		if (!j->err && (size_t)hl + 32 + w.enc_len > len) {

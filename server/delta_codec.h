@@ -136,9 +136,10 @@ const char *delta_codec_error(const struct delta_codec *dc);
 
 /* Counters since delta_codec_new, for tests and benchmarks. */
 struct delta_codec_stats {
-	u64 xdelta3_runs;    /* xdelta3 processes started */
-	u64 verify_failures; /* differencing payloads rejected by the verifying decode */
-	u64 fallbacks;	     /* jobs emitted as RAW although another codec was asked for */
+	u64 xdelta3_runs;     /* xdelta3 processes started */
+	u64 verify_failures;  /* differencing payloads rejected by the verifying decode */
+	u64 xdelta3_rewrites; /* windows re-encoded because they used another extent's source */
+	u64 fallbacks;	      /* jobs emitted as RAW although another codec was asked for */
 	u64 chosen[DELTA_CODEC_COUNT];
 };
 void delta_codec_get_stats(const struct delta_codec *dc, struct delta_codec_stats *st);
