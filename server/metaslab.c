@@ -66,6 +66,11 @@
  * log replay then re-claims the data chunks of copy-outs newer than the durable txg with
  * metaslab_claim_data.
  *
+ * Claims.  On a shared device a metaslab is claimed by the first class that allocates from
+ * it and returns to the unclaimed pool at sync_done once it is entirely free, so space
+ * moves between the classes over time.  The claim is in the table entry, so a reopen
+ * finds the same split; an unclaimed metaslab's log may still hold records, which cancel.
+ *
  * Locking.  mg->lock covers everything; sync holds it throughout and its internal struct
  * tx calls the *_locked variants.  See metaslab.h for the txg contract.
  */
@@ -929,6 +934,16 @@ void metaslab_sync_done(struct metaslab_group *mg, u64 txg)
 		range_tree_clear(ms->defer);
 		mg->cnt[ms->cls].deferred -= n;
 		mg->cnt[ms->cls].free += n;
+		/* On a shared device an empty metaslab goes back to the pool (next txg's table). */
+		if (mg->shared && ms->cls != METASLAB_CLASS_NONE &&
+		    range_tree_space(ms->free) == ms->size) {
+			if (mg->active[ms->cls] == ms)
+				mg->active[ms->cls] = NULL;
+			counters_add(mg, ms, -1);
+			ms->cls = METASLAB_CLASS_NONE;
+			counters_add(mg, ms, 1);
+			ms->dirty = true;
+		}
 	}
 	mg->done_pending = false;
 	pthread_mutex_unlock(&mg->lock);

@@ -11,7 +11,7 @@
  * With a separate metadata device, the data region's metaslabs serve DATA and the metadata
  * region's serve METADATA.  With one device (meta_blocks == 0), both classes share the data
  * region: a metaslab is unclaimed until its first allocation claims it for that class, and
- * the claim is persistent (the table records it).  DATA never claims the space METADATA
+ * the claim is persistent (the table records it) until the metaslab is entirely free again.  DATA never claims the space METADATA
  * needs to sync (see metaslab.c, "Reserves").
  *
  * Txg contract (DESIGN.md 4).  The allocator tracks the open txg itself: it starts at the
@@ -138,7 +138,10 @@ int metaslab_free_data(struct metaslab_group *mg, u64 start, u64 nr_chunks, u64 
  */
 int metaslab_sync(struct metaslab_group *mg, u64 txg);
 
-/* Txg @txg is durable: its frees become allocatable.  O(deferred segments). */
+/*
+ * Txg @txg is durable: its frees become allocatable, and (shared device) metaslabs that are
+ * now entirely free become unclaimed.  O(metaslabs + deferred segments).
+ */
 void metaslab_sync_done(struct metaslab_group *mg, u64 txg);
 
 /* What the uberblock must hold after metaslab_sync(T) for txg T. O(1). */

@@ -402,6 +402,40 @@ static void test_metaslab__enospc_keeps_sync_reserve(void **state)
 	fix_fini(&f);
 }
 
+/* On a shared device a metaslab emptied of data goes back to the pool, for either class. */
+static void test_metaslab__empty_metaslab_unclaimed(void **state)
+{
+	struct metaslab_class_stats none0, none1, data1;
+	struct fix f;
+
+	fix_init(&f, true, 8192, NULL);
+	metaslab_stats(f.mg, METASLAB_CLASS_NONE, &none0);
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(do_alloc_data(&f, 8), 0);
+	txg_commit(&f);
+	metaslab_stats(f.mg, METASLAB_CLASS_DATA, &data1);
+	assert_int_equal(data1.metaslabs, 1);
+	while (f.nr_ext)
+		do_free(&f, 0);
+	txg_commit(&f); /* the frees become durable: the metaslab is empty */
+	metaslab_stats(f.mg, METASLAB_CLASS_NONE, &none1);
+	metaslab_stats(f.mg, METASLAB_CLASS_DATA, &data1);
+	assert_int_equal(data1.metaslabs, 0);
+	assert_int_equal(data1.total, 0);
+	/* The metadata metaslab holding the space maps stays claimed. */
+	assert_int_equal(none1.metaslabs, none0.metaslabs - 1);
+	txg_commit(&f); /* writes the table entry of the unclaimed metaslab */
+	check_against_model(&f);
+	reopen(&f);
+	check_against_model(&f);
+	metaslab_stats(f.mg, METASLAB_CLASS_NONE, &none1);
+	assert_int_equal(none1.metaslabs, none0.metaslabs - 1);
+	assert_int_equal(do_alloc_data(&f, 8), 0);
+	txg_commit(&f);
+	check_against_model(&f);
+	fix_fini(&f);
+}
+
 static void test_metaslab__crash_before_uberblock_keeps_previous(void **state)
 {
 	u64 seed = seed_from_env() + 7;
@@ -511,6 +545,7 @@ int main(void)
 		cmocka_unit_test(test_metaslab__runs_aligned_contiguous_and_partial),
 		cmocka_unit_test(test_metaslab__deferred_frees_and_double_free),
 		cmocka_unit_test(test_metaslab__enospc_keeps_sync_reserve),
+		cmocka_unit_test(test_metaslab__empty_metaslab_unclaimed),
 		cmocka_unit_test(test_metaslab__crash_before_uberblock_keeps_previous),
 		cmocka_unit_test(test_metaslab__corrupt_table_refused),
 	};
