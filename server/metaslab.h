@@ -164,7 +164,8 @@ void metaslab_stats(const struct metaslab_group *mg, enum metaslab_class_disk cl
 /*
  * For the checker: calls @fn(arg, cls, start, nblocks) for each allocated run (allocated
  * in a durable txg or in the open one), metaslab by metaslab in address order, with
- * device block numbers.  Stops at and returns the first non-zero return.  O(segments).
+ * device block numbers.  Stops at and returns the first non-zero return.  @fn runs under
+ * the allocator's lock and must not call back into it.  O(segments).
  */
 int metaslab_walk_allocated(struct metaslab_group *mg,
 			    int (*fn)(void *arg, enum metaslab_class_disk cls, u64 start,
@@ -174,7 +175,8 @@ int metaslab_walk_allocated(struct metaslab_group *mg,
 /*
  * For the checker: calls @fn(arg, blocknr, birth_txg) for every metadata block the
  * allocator itself references (table blocks and space map chains), as of the last sync.
- * Stops at and returns the first non-zero return.  O(those blocks).
+ * Stops at and returns the first non-zero return; @fn runs under the allocator's lock.
+ * O(those blocks).
  */
 int metaslab_walk_own_blocks(struct metaslab_group *mg,
 			     int (*fn)(void *arg, u64 blocknr, u64 birth_txg), void *arg);
