@@ -25,7 +25,8 @@
 # Header lines of the scenario (all optional):
 #
 #   # vm-disks: N SIZE       N fresh sparse raw disks of SIZE (truncate(1) units: 256M, 1G)
-#   # vm-timeout: SECS       per boot; the VM is killed and the scenario fails (default 300)
+#   # vm-timeout: SECS       per boot, counted from the script's start (booting has its own
+#                            limit); then the VM is killed and the scenario fails (default 300)
 #   # vm-boots: N            boot N times on the same disks (default 1); see power cuts below
 #   # vm-memory: MB          guest RAM (default 2048)
 #   # vm-qemu-args: ARGS     extra qemu arguments (word-split; also $VM_QEMU_ARGS)
@@ -52,6 +53,7 @@
 # Environment knobs:
 #   VM_QUIET=1          do not stream the console; on failure print the scenario's last lines
 #   VM_TIMEOUT=SECS     override the scenario's timeout
+#   VM_BOOT_TIMEOUT=SECS  limit from QEMU's start to the scenario's start (default 120)
 #   VM_KEEP_DISKS=DIR   create the disk images as DIR/<name>-vdX.img and keep them afterwards
 #   VM_REUSE_DISKS=1    with VM_KEEP_DISKS: boot on the images already there (not fresh ones)
 #   VM_KERNEL=PATH      another kernel image (its modules must be in /lib/modules/<release>)
@@ -106,6 +108,7 @@ DISKSIZE=0
 read -r NDISKS DISKSIZE _ <<<"$(header disks) 0 0" || true
 TIMEOUT=${VM_TIMEOUT:-$(header timeout)}
 TIMEOUT=${TIMEOUT:-300}
+BOOT_TIMEOUT=${VM_BOOT_TIMEOUT:-120}
 BOOTS=$(header boots)
 BOOTS=${BOOTS:-1}
 MEMORY=$(header memory)
@@ -316,7 +319,7 @@ stream_filter()
 # run_boot <n>: boots once; sets BOOT_END to exited|killed|timeout.
 run_boot()
 {
-	local boot=$1 t0 elapsed=0
+	local boot=$1 t0 now elapsed=0 started=0 t_start=0
 	local console=$TMP/console.$boot
 	{
 		printf 'export %s=%q\n' VM_NAME "$NAME" VM_BOOT "$boot" VM_BOOTS "$BOOTS" \
@@ -333,17 +336,29 @@ run_boot()
 		tail -c +1 -s 0.1 -f --pid="$QPID" "$console" | clean_console | stream_filter &
 		TPID=$!
 	fi
+	# The scenario's clock starts when the guest says it starts the script; booting has its
+	# own limit, so a slow (shared, loaded) host does not eat the scenario's time.
 	t0=$(now_ms)
 	BOOT_END=exited
 	while kill -0 "$QPID" 2>/dev/null; do
-		elapsed=$(($(now_ms) - t0))
+		now=$(now_ms)
+		elapsed=$((now - t0))
 		if [[ -e $SHARE/results/kill-now ]]; then
 			kill -KILL "$QPID" 2>/dev/null || true
 			date +%s.%N >"$TMP/cut-time"
 			BOOT_END=killed
 			break
 		fi
-		if ((elapsed > TIMEOUT * 1000)); then
+		if ((!started)); then
+			if grep -q -F 'vm-guest: ---- scenario output' "$console"; then
+				started=1
+				t_start=$now
+			elif ((elapsed > BOOT_TIMEOUT * 1000)); then
+				kill -KILL "$QPID" 2>/dev/null || true
+				BOOT_END=boot_timeout
+				break
+			fi
+		elif ((now - t_start > TIMEOUT * 1000)); then
 			kill -KILL "$QPID" 2>/dev/null || true
 			BOOT_END=timeout
 			break
@@ -368,11 +383,15 @@ run_boot()
 	case $BOOT_END in
 	killed) echo "zumastor vm: ==== boot $boot: power cut: QEMU killed $((elapsed / 1000)).$((elapsed % 1000 / 100)) s after it started (host clock $(cat "$TMP/cut-time")) ====" |
 		tee -a "$LOG" ;;
-	timeout) echo "zumastor vm: ==== boot $boot: TIMEOUT after ${TIMEOUT}s, QEMU killed ====" | tee -a "$LOG" ;;
+	timeout) echo "zumastor vm: ==== boot $boot: TIMEOUT: the scenario ran ${TIMEOUT}s, QEMU killed ====" | tee -a "$LOG" ;;
+	boot_timeout) echo "zumastor vm: ==== boot $boot: the guest did not start the scenario within ${BOOT_TIMEOUT}s, QEMU killed ====" |
+		tee -a "$LOG" ;;
 	esac
 	return 0
 }
 
+# Kernel log lines that fail a scenario (and explain a guest that died).
+SPLAT_RE='\] (BUG: |WARNING: CPU: |Oops|general protection fault|Kernel panic|kernel BUG at|UBSAN: |KASAN: |INFO: task .* blocked for more than)'
 REASON=""
 for ((boot = 1; boot <= BOOTS; boot++)); do
 	run_boot "$boot"
@@ -380,6 +399,10 @@ for ((boot = 1; boot <= BOOTS; boot++)); do
 	case $BOOT_END in
 	timeout)
 		REASON="timed out after ${TIMEOUT}s in boot $boot"
+		break
+		;;
+	boot_timeout)
+		REASON="the guest did not boot to the scenario within ${BOOT_TIMEOUT}s (boot $boot)"
 		break
 		;;
 	killed)
@@ -391,7 +414,9 @@ for ((boot = 1; boot <= BOOTS; boot++)); do
 		;;
 	esac
 	if [[ -z $status ]]; then
-		REASON="guest stopped in boot $boot without reporting a status (kernel panic or crash? see the log)"
+		REASON="guest stopped in boot $boot without reporting a status"
+		why=$(clean_console <"$TMP/console.$boot" | grep -m 1 -o -E "$SPLAT_RE.*" | cut -c 3-100 || true)
+		REASON+=${why:+: $why}
 		break
 	fi
 	if [[ $status != 0 ]]; then
@@ -400,7 +425,6 @@ for ((boot = 1; boot <= BOOTS; boot++)); do
 	fi
 done
 
-SPLAT_RE='\] (BUG: |WARNING: CPU: |Oops|general protection fault|Kernel panic|kernel BUG at|UBSAN: |KASAN: |INFO: task .* blocked for more than)'
 if [[ -z $REASON && $ALLOW_SPLATS != yes ]] && grep -q -E "$SPLAT_RE" "$LOG"; then
 	REASON="kernel log shows a BUG/WARNING/Oops: $(grep -m 1 -o -E "$SPLAT_RE.*" "$LOG" | cut -c 3-100)"
 fi
@@ -420,7 +444,7 @@ echo "zumastor vm: FAIL $NAME (${DURS} s): $REASON" >>"$LOG"
 if [[ -n $QUIET ]]; then
 	echo "---- $NAME: last lines of the scenario's output (full log: ${LOG#"$TOP"/}) ----"
 	awk '/vm-guest: ---- scenario output ----/ { n = 0; delete l; on = 1; next }
-		/vm-guest: ---- scenario exited/ { on = 0 }
+		/^(vm-guest: ---- scenario exited|vm-init: |zumastor vm: )/ { on = 0 }
 		on { l[n++] = $0 }
 		END { for (i = (n > 40 ? n - 40 : 0); i < n; i++) print l[i] }' "$LOG"
 	grep -E "$SPLAT_RE" "$LOG" | head -n 5 || true
