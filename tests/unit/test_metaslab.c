@@ -8,6 +8,7 @@
  * before the uberblock keeps the previous state, ENOSPC leaves the sync its reserve, and a
  * corrupt table block with a valid checksum is refused.  MS_SEED=<n> replays a run.
  */
+#include <pthread.h>
 #include <stdarg.h>
 #include <setjmp.h>
 #include <string.h>
@@ -500,6 +501,84 @@ static void test_metaslab__crash_before_uberblock_keeps_previous(void **state)
 	fix_fini(&f);
 }
 
+/* Threads allocating and freeing at once never get the same block. */
+struct thread_arg {
+	struct fix *f;
+	pthread_mutex_t *model_lock;
+	unsigned seed;
+	u64 held[2000][2]; /* start, chunks (0 = metadata block) */
+	u64 nheld;
+};
+
+static void *alloc_thread(void *p)
+{
+	struct thread_arg *a = p;
+
+	for (int i = 0; i < 20000; i++) {
+		u64 start, got = 0;
+		int r = rand_r(&a->seed) % 2 ? metaslab_alloc_data(a->f->mg, 4, &start, &got)
+					     : metaslab_alloc_meta(a->f->mg, &start);
+
+		if (r == 0 && a->nheld < 2000) {
+			u8 *st = state_of(a->f, got != 0);
+
+			pthread_mutex_lock(a->model_lock);
+			for (u64 b = start; b < start + (got ? got * CB : 1); b++) {
+				VERIFY(st[b] == M_FREE);
+				st[b] = M_ALLOC;
+			}
+			pthread_mutex_unlock(a->model_lock);
+			a->held[a->nheld][0] = start;
+			a->held[a->nheld++][1] = got;
+		}
+		if (a->nheld && (a->nheld == 2000 || rand_r(&a->seed) % 2)) {
+			u64 k = (u64)rand_r(&a->seed) % a->nheld, n = a->held[k][1];
+			u8 *st = state_of(a->f, n != 0);
+
+			/* Born in the open txg: reusable at once, so clear the model first. */
+			pthread_mutex_lock(a->model_lock);
+			for (u64 b = a->held[k][0]; b < a->held[k][0] + (n ? n * CB : 1); b++)
+				st[b] = M_FREE;
+			pthread_mutex_unlock(a->model_lock);
+			VERIFY((n ? metaslab_free_data(a->f->mg, a->held[k][0], n, a->f->txg)
+				  : metaslab_free_meta(a->f->mg, a->held[k][0], a->f->txg)) == 1);
+			a->held[k][0] = a->held[a->nheld - 1][0];
+			a->held[k][1] = a->held[--a->nheld][1];
+		}
+	}
+	return NULL;
+}
+
+static void test_metaslab__threads_never_share_a_block(void **state)
+{
+	static struct thread_arg args[2];
+	pthread_mutex_t model_lock = PTHREAD_MUTEX_INITIALIZER;
+	pthread_t th[2];
+	struct fix f;
+
+	fix_init(&f, true, 16384, NULL);
+	for (int t = 0; t < 2; t++) {
+		args[t] = (struct thread_arg){.f = &f, .model_lock = &model_lock, .seed = 17u + t};
+		assert_int_equal(pthread_create(&th[t], NULL, alloc_thread, &args[t]), 0);
+	}
+	for (int t = 0; t < 2; t++)
+		assert_int_equal(pthread_join(th[t], NULL), 0);
+	/* What the threads still hold becomes the store's. */
+	for (int t = 0; t < 2; t++) {
+		for (u64 i = 0; i < args[t].nheld; i++) {
+			u64 start = args[t].held[i][0], n = args[t].held[i][1];
+			u8 *st = state_of(&f, n != 0);
+
+			for (u64 b = start; b < start + (n ? n * CB : 1); b++)
+				st[b] = M_FREE;
+			add_extent(&f, n != 0, start, n ? n * CB : 1);
+		}
+	}
+	txg_commit(&f);
+	check_against_model(&f);
+	fix_fini(&f);
+}
+
 static void test_metaslab__corrupt_table_refused(void **state)
 {
 	struct fix f;
@@ -555,6 +634,7 @@ int main(void)
 		cmocka_unit_test(test_metaslab__enospc_keeps_sync_reserve),
 		cmocka_unit_test(test_metaslab__empty_metaslab_unclaimed),
 		cmocka_unit_test(test_metaslab__crash_before_uberblock_keeps_previous),
+		cmocka_unit_test(test_metaslab__threads_never_share_a_block),
 		cmocka_unit_test(test_metaslab__corrupt_table_refused),
 	};
 
