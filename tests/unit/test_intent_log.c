@@ -1093,10 +1093,6 @@ static void *cc_write(void *arg)
 	return NULL;
 }
 
-static void on_cc_pressure(void *arg)
-{
-}
-
 static void test_intent_log__crash_concurrent(void **state)
 {
 	u64 seed0 = env_u64("IL_SEED", (u64)time(NULL)), iters = env_u64("IL_ITERS", 1000) / 20;
@@ -1125,7 +1121,6 @@ static void test_intent_log__crash_concurrent(void **state)
 		pthread_rwlock_init(&sh.txg_hold, NULL);
 		pthread_mutex_init(&sh.lock, NULL);
 		cfg_init(&cfg, NULL, 0, nblocks, seed, &g);
-		cfg.pressure = on_cc_pressure;
 		for (int life = 0; life < 3; life++) {
 			shim_init(&shim, dev);
 			m.salt = rng_next(&rng);
@@ -1143,11 +1138,10 @@ static void test_intent_log__crash_concurrent(void **state)
 			}
 			{
 				struct intent_log_stats st;
-				u64 first_acked = m.pos.rec_seq;
 
 				intent_log_stats(sh.log, &st);
 				/* Every acknowledged record of an unsynced txg came back. */
-				for (u64 s = first_acked; s < m.n; s++) {
+				for (u64 s = m.pos.rec_seq; s < m.n; s++) {
 					if (sh.acked[s] && m.rec[s].txg > m.synced_txg) {
 						assert_true(s < st.next_seq);
 						acked_total++;
