@@ -604,9 +604,11 @@ static void vc_table_init(void)
 
 /* One piece of the rewritten target window. */
 struct vc_op {
-	u8 type; /* VC_ADD (literal from the target), VC_RUN, VC_COPY (source), VC_NOOP (copy
+	u8 type;      /* VC_ADD (literal from the target), VC_RUN, VC_COPY (source), VC_NOOP (copy
 		    * from the target itself) */
-	u8 byte; /* RUN */
+	u8 byte;      /* RUN */
+	bool foreign; /* an ADD that was a copy from another extent's source */
+	u64 tpos;     /* where it lands in the target window */
 	u64 len;
 	u64 from; /* COPY: offset in the slot; target copy: offset in the target window */
 };
@@ -665,6 +667,7 @@ static int vc_parse_ops(const struct vc_window *w, u64 base, size_t slot, struct
 				goto bad;
 			o.len = size;
 			o.from = tpos;
+			o.tpos = tpos;
 			if (in.type == VC_ADD) {
 				if (size > (u64)(dend - data))
 					goto bad;
@@ -703,6 +706,8 @@ static int vc_parse_ops(const struct vc_window *w, u64 base, size_t slot, struct
 					if (abs >= base && abs + size <= base + slot) {
 						o.type = VC_COPY;
 						o.from = abs - base;
+					} else {
+						o.foreign = true;
 					}
 				} else if (a >= w->seg_len) {
 					o.type = VC_NOOP;
@@ -732,8 +737,51 @@ bad:
  * window into @o (at most @cap bytes); @tgt is the target (len bytes, zeros beyond).
  * Returns the window length, or a negative errno (-EOPNOTSUPP: not worth it or unsupported).
  */
-static ssize_t vc_rewrite(const struct vc_window *w, u64 base, size_t slot, const u8 *tgt,
-			  size_t len, u8 *o, size_t cap)
+static bool same_bytes(const u8 *src, const u8 *tgt, size_t len, u64 s, u64 t, u64 n)
+{
+	for (u64 i = 0; i < n; i++)
+		if ((s + i < len ? src[s + i] : 0) != (t + i < len ? tgt[t + i] : 0))
+			return false;
+	return true;
+}
+
+/*
+ * A copy from another extent's source often has the same bytes in this extent's source at
+ * the offset the neighbouring copies use (an edit in place, or after an insert): turn it
+ * back into a copy from our own slot when the bytes really are there.
+ */
+static void vc_reclaim(struct vc_op *ops, size_t nops, const u8 *src, const u8 *tgt, size_t len,
+		       size_t slot)
+{
+	s64 shift = 0; /* source offset - target offset of the last own copy */
+
+	for (size_t i = 0; i < nops; i++) {
+		struct vc_op *op = &ops[i];
+		s64 cand[2] = {shift, 0};
+
+		if (op->type == VC_COPY) {
+			shift = (s64)op->from - (s64)(op->tpos);
+			continue;
+		}
+		if (!op->foreign)
+			continue;
+		for (int c = 0; c < 2; c++) {
+			s64 from = (s64)op->tpos + cand[c];
+
+			if (from < 0 || (u64)from + op->len > slot ||
+			    !same_bytes(src, tgt, len, (u64)from, op->tpos, op->len))
+				continue;
+			op->type = VC_COPY;
+			op->foreign = false;
+			op->from = (u64)from;
+			shift = cand[c];
+			break;
+		}
+	}
+}
+
+static ssize_t vc_rewrite(const struct vc_window *w, u64 base, size_t slot, const u8 *src,
+			  const u8 *tgt, size_t len, u8 *o, size_t cap)
 {
 	struct vc_op *ops;
 	size_t nops, k = 0;
@@ -743,6 +791,7 @@ static ssize_t vc_rewrite(const struct vc_window *w, u64 base, size_t slot, cons
 
 	if (rc)
 		return rc;
+	vc_reclaim(ops, nops, src, tgt, len, slot);
 	for (size_t i = 0; i < nops; i++)
 		if (ops[i].type == VC_COPY) {
 			lo = MIN(lo, ops[i].from);
@@ -788,6 +837,11 @@ static ssize_t vc_rewrite(const struct vc_window *w, u64 base, size_t slot, cons
 			continue;
 		}
 		/* copies, VCD_SELF addresses: source first, then the target window */
+		while (op->type == VC_COPY && i + 1 < nops && ops[i + 1].type == VC_COPY &&
+		       ops[i + 1].from == op->from + op->len) {
+			op->len += ops[i + 1].len; /* contiguous source copies: one instruction */
+			i++;
+		}
 		vl = vc_put(v, op->type == VC_COPY ? op->from - lo : seg + op->from);
 		memcpy(e.addr + e.na, v, vl);
 		e.na += vl;
@@ -929,9 +983,10 @@ static int xdelta3_encode_run(struct delta_codec *dc, int level, struct delta_jo
 		} else if ((w.ind & VCD_SOURCE) &&
 			   (w.seg_pos < base || w.seg_pos + w.seg_len > base + slot)) {
 			/* matched another extent's source: make it standalone */
-			ssize_t wl = (size_t)hl < len ? vc_rewrite(&w, base, slot, j->tgt, len,
-								   j->out + hl, len - (size_t)hl)
-						      : -EOPNOTSUPP;
+			ssize_t wl = (size_t)hl < len
+					     ? vc_rewrite(&w, base, slot, j->src, j->tgt, len,
+							  j->out + hl, len - (size_t)hl)
+					     : -EOPNOTSUPP;
 
 			if (wl < 0) {
 				j->err = (int)wl == -EILSEQ ? -EIO : (int)wl;

@@ -477,6 +477,17 @@ static int delta_create(int argc, char **argv)
 		h.start_chunk = tok.next_chunk;
 		h.start_csum = tok.stream_csum;
 	}
+	if ((h.flags & DELTA_FULL) && copts.mode != DELTA_MODE_BEST &&
+	    delta_codec_get((u32)copts.mode)->differencing) {
+		/* nothing to difference against: compress instead */
+		copts.mode = DELTA_CODEC_ZSTD;
+		delta_codec_free(c.dc);
+		c.dc = delta_codec_new(&copts);
+		if (!c.dc) {
+			derr("bad codec level");
+			return EXIT_USAGE;
+		}
+	}
 	c.chunk_size = ch.chunk_size;
 	c.use_src = !(h.flags & DELTA_FULL) && (copts.mode == DELTA_MODE_BEST ||
 						delta_codec_get((u32)copts.mode)->differencing);
