@@ -25,6 +25,8 @@
 #define VOL_BYTES ((size_t)CHUNK * NCHUNKS)
 #define TAG_A	  1u
 #define TAG_B	  2u
+/* the end of run()\'s argument list: a typed null pointer, as variadic functions need */
+#define END ((char *)NULL)
 
 static char dir[] = "/tmp/test_deltaXXXXXX";
 static char send_stem[128], recv_stem[128], cl_path[128], delta_path[128], tok_path[128];
@@ -197,10 +199,10 @@ static void test_delta__every_codec_reproduces_target(void **state)
 
 		if (opts[i])
 			assert_int_equal(
-				run("create", opts[i], cl_path, delta_path, send_stem, NULL),
+				run("create", opts[i], cl_path, delta_path, send_stem, END),
 				EXIT_OK);
 		else
-			assert_int_equal(run("create", cl_path, delta_path, send_stem, NULL),
+			assert_int_equal(run("create", cl_path, delta_path, send_stem, END),
 					 EXIT_OK);
 		free(get(delta_path, &n));
 		if (i == 0)
@@ -208,8 +210,7 @@ static void test_delta__every_codec_reproduces_target(void **state)
 		else
 			assert_true(n < raw_size / 2); /* everything beats raw on this data */
 		reset_receiver();
-		assert_int_equal(run("apply", "-t", tok_path, delta_path, recv_stem, NULL),
-				 EXIT_OK);
+		assert_int_equal(run("apply", "-t", tok_path, delta_path, recv_stem, END), EXIT_OK);
 		assert_file(recv_stem, snap_b, VOL_BYTES);
 		assert_file(pathf("%s(%u)", recv_stem, TAG_A), snap_a, VOL_BYTES);
 		assert_int_equal(access(tok_path, F_OK), -1); /* complete: no token left */
@@ -271,13 +272,13 @@ static void corrupt_apply_resume(const char *codec)
 	u8 *d, *expect;
 	struct delta_token tok;
 
-	assert_int_equal(run("create", codec, cl_path, delta_path, send_stem, NULL), EXIT_OK);
+	assert_int_equal(run("create", codec, cl_path, delta_path, send_stem, END), EXIT_OK);
 	off = payload_offset(delta_path, 3, &bad_chunk);
 	d = get(delta_path, &n);
 	d[off] ^= 0x10;
 	put(pathf("%s.bad", delta_path), d, n);
 	reset_receiver();
-	assert_int_equal(run("apply", "-t", tok_path, pathf("%s.bad", delta_path), recv_stem, NULL),
+	assert_int_equal(run("apply", "-t", tok_path, pathf("%s.bad", delta_path), recv_stem, END),
 			 EXIT_CORRUPT);
 	/* records 0..2 applied, record 3 not written, nothing after it */
 	expect = partial_expect(bad_chunk);
@@ -288,20 +289,20 @@ static void corrupt_apply_resume(const char *codec)
 	assert_true(tok.next_chunk <= bad_chunk); /* the end of record 2 */
 	/* resume 1: the sender restarts from the token */
 	assert_int_equal(run("create", codec, "--resume", tok_path, cl_path,
-			     pathf("%s.resumed", delta_path), send_stem, NULL),
+			     pathf("%s.resumed", delta_path), send_stem, END),
 			 EXIT_OK);
 	assert_int_equal(
-		run("apply", "-t", tok_path, pathf("%s.resumed", delta_path), recv_stem, NULL),
+		run("apply", "-t", tok_path, pathf("%s.resumed", delta_path), recv_stem, END),
 		EXIT_OK);
 	assert_file(recv_stem, snap_b, VOL_BYTES);
 	/* a resumed stream without the token is refused, and writes nothing */
 	reset_receiver();
-	assert_int_equal(run("apply", pathf("%s.resumed", delta_path), recv_stem, NULL), EXIT_FAIL);
+	assert_int_equal(run("apply", pathf("%s.resumed", delta_path), recv_stem, END), EXIT_FAIL);
 	assert_file(recv_stem, snap_a, VOL_BYTES);
 	/* resume 2: the whole good stream is sent again; applied records are skipped */
-	assert_int_equal(run("apply", "-t", tok_path, pathf("%s.bad", delta_path), recv_stem, NULL),
+	assert_int_equal(run("apply", "-t", tok_path, pathf("%s.bad", delta_path), recv_stem, END),
 			 EXIT_CORRUPT);
-	assert_int_equal(run("apply", "-t", tok_path, delta_path, recv_stem, NULL), EXIT_OK);
+	assert_int_equal(run("apply", "-t", tok_path, delta_path, recv_stem, END), EXIT_OK);
 	assert_file(recv_stem, snap_b, VOL_BYTES);
 	assert_int_equal(access(tok_path, F_OK), -1);
 	free(expect);
@@ -329,13 +330,13 @@ static void test_delta__truncated_stream_resumes(void **state)
 	u8 *d;
 	struct delta_token tok;
 
-	assert_int_equal(run("create", "-b", cl_path, delta_path, send_stem, NULL), EXIT_OK);
+	assert_int_equal(run("create", "-b", cl_path, delta_path, send_stem, END), EXIT_OK);
 	d = get(delta_path, &n);
 	for (size_t cut = 0; cut < n; cut += n / 7 + 1) {
 		put(pathf("%s.cut", delta_path), d, cut);
 		reset_receiver();
 		assert_int_equal(
-			run("apply", "-t", tok_path, pathf("%s.cut", delta_path), recv_stem, NULL),
+			run("apply", "-t", tok_path, pathf("%s.cut", delta_path), recv_stem, END),
 			EXIT_CORRUPT);
 		assert_file(pathf("%s(%u)", recv_stem, TAG_A), snap_a, VOL_BYTES);
 		if (delta_token_load(tok_path, &tok) == 0) {
@@ -344,13 +345,13 @@ static void test_delta__truncated_stream_resumes(void **state)
 			assert_file(recv_stem, e, VOL_BYTES);
 			free(e);
 			assert_int_equal(run("create", "-b", "--resume", tok_path, cl_path,
-					     pathf("%s.resumed", delta_path), send_stem, NULL),
+					     pathf("%s.resumed", delta_path), send_stem, END),
 					 EXIT_OK);
 			assert_int_equal(run("apply", "-t", tok_path,
-					     pathf("%s.resumed", delta_path), recv_stem, NULL),
+					     pathf("%s.resumed", delta_path), recv_stem, END),
 					 EXIT_OK);
 		} else {
-			assert_int_equal(run("apply", delta_path, recv_stem, NULL), EXIT_OK);
+			assert_int_equal(run("apply", delta_path, recv_stem, END), EXIT_OK);
 		}
 		assert_file(recv_stem, snap_b, VOL_BYTES);
 	}
@@ -361,13 +362,13 @@ static void test_delta__source_mismatch_refused(void **state)
 {
 	u8 *a2 = malloc(VOL_BYTES);
 
-	assert_int_equal(run("create", "--zstd-delta", cl_path, delta_path, send_stem, NULL),
+	assert_int_equal(run("create", "--zstd-delta", cl_path, delta_path, send_stem, END),
 			 EXIT_OK);
 	reset_receiver();
 	memcpy(a2, snap_a, VOL_BYTES);
 	a2[150 * CHUNK + 5] ^= 1; /* the receiver's A is not the sender's A */
 	put(pathf("%s(%u)", recv_stem, TAG_A), a2, VOL_BYTES);
-	assert_int_equal(run("apply", delta_path, recv_stem, NULL), EXIT_FAIL);
+	assert_int_equal(run("apply", delta_path, recv_stem, END), EXIT_FAIL);
 	/* nothing at or after the mismatching extent was written */
 	{
 		size_t n;
@@ -392,7 +393,7 @@ static void test_delta__full_delta_and_pipes(void **state)
 	assert_true(fd >= 0);
 	dup2(fd, 1);
 	close(fd);
-	assert_int_equal(run("create", "-b", cl_path, "-", send_stem, NULL), EXIT_OK);
+	assert_int_equal(run("create", "-b", cl_path, "-", send_stem, END), EXIT_OK);
 	dup2(saved_out, 1);
 	/* apply from stdin onto an empty origin, with no snapshot A at all */
 	put(recv_stem, zero, VOL_BYTES);
@@ -401,7 +402,7 @@ static void test_delta__full_delta_and_pipes(void **state)
 	assert_true(fd >= 0);
 	dup2(fd, 0);
 	close(fd);
-	assert_int_equal(run("apply", "-", recv_stem, NULL), EXIT_OK);
+	assert_int_equal(run("apply", "-", recv_stem, END), EXIT_OK);
 	dup2(saved_in, 0);
 	close(saved_in);
 	close(saved_out);
@@ -410,11 +411,11 @@ static void test_delta__full_delta_and_pipes(void **state)
 	{
 		size_t n;
 
-		assert_int_equal(run("create", cl_path, delta_path, send_stem, NULL), EXIT_OK);
+		assert_int_equal(run("create", cl_path, delta_path, send_stem, END), EXIT_OK);
 		free(get(delta_path, &n));
 		assert_true(n < VOL_BYTES / 3);
 		put(recv_stem, zero, VOL_BYTES);
-		assert_int_equal(run("apply", delta_path, recv_stem, NULL), EXIT_OK);
+		assert_int_equal(run("apply", delta_path, recv_stem, END), EXIT_OK);
 		assert_file(recv_stem, snap_b, VOL_BYTES);
 	}
 	free(zero);
@@ -426,24 +427,24 @@ static void test_delta__usage_and_bad_inputs(void **state)
 	size_t n;
 	u8 *d;
 
-	assert_int_equal(run("frobnicate", NULL), EXIT_USAGE);
-	assert_int_equal(run("create", cl_path, NULL), EXIT_USAGE);
-	assert_int_equal(run("create", "-z12", cl_path, delta_path, send_stem, NULL), EXIT_USAGE);
-	assert_int_equal(run("create", "-l", "fast", cl_path, delta_path, send_stem, NULL),
+	assert_int_equal(run("frobnicate", END), EXIT_USAGE);
+	assert_int_equal(run("create", cl_path, END), EXIT_USAGE);
+	assert_int_equal(run("create", "-z12", cl_path, delta_path, send_stem, END), EXIT_USAGE);
+	assert_int_equal(run("create", "-l", "fast", cl_path, delta_path, send_stem, END),
 			 EXIT_USAGE);
-	assert_int_equal(run("apply", delta_path, NULL), EXIT_USAGE);
+	assert_int_equal(run("apply", delta_path, END), EXIT_USAGE);
 	/* a corrupt changelist yields no delta */
 	d = get(cl_path, &n);
 	d[n - 3] ^= 1;
 	put(pathf("%s.bad", cl_path), d, n);
-	assert_int_equal(run("create", pathf("%s.bad", cl_path), delta_path, send_stem, NULL),
+	assert_int_equal(run("create", pathf("%s.bad", cl_path), delta_path, send_stem, END),
 			 EXIT_CORRUPT);
 	free(d);
 	/* a missing snapshot device */
-	assert_int_equal(run("create", "-x", cl_path, delta_path, pathf("%s/nothere", dir), NULL),
+	assert_int_equal(run("create", "-x", cl_path, delta_path, pathf("%s/nothere", dir), END),
 			 EXIT_FAIL);
 	/* not a delta */
-	assert_int_equal(run("apply", cl_path, recv_stem, NULL), EXIT_CORRUPT);
+	assert_int_equal(run("apply", cl_path, recv_stem, END), EXIT_CORRUPT);
 	/* a rate limit is honoured: a full delta (~3 MiB) at 8 MiB/s after a 1 MiB burst */
 	make_changelist(DELTA_TAG_NONE);
 	{
@@ -451,7 +452,7 @@ static void test_delta__usage_and_bad_inputs(void **state)
 
 		clock_gettime(CLOCK_MONOTONIC, &t0);
 		assert_int_equal(
-			run("create", "-r", "-l", "8M", cl_path, delta_path, send_stem, NULL),
+			run("create", "-r", "-l", "8M", cl_path, delta_path, send_stem, END),
 			EXIT_OK);
 		clock_gettime(CLOCK_MONOTONIC, &t1);
 		free(get(delta_path, &n));
