@@ -314,6 +314,32 @@ static void test_delta__corrupt_payload_zstd_prefix(void **state)
 	corrupt_apply_resume("--zstd-delta");
 }
 
+/* A token must not let a different stream skip records it never carried. */
+static void test_delta__token_refuses_other_stream(void **state)
+{
+	u64 bad_chunk;
+	size_t off, n;
+	u8 *d;
+
+	assert_int_equal(run("create", "-r", cl_path, pathf("%s.raw", delta_path), send_stem, END),
+			 EXIT_OK);
+	assert_int_equal(run("create", "--zstd", cl_path, delta_path, send_stem, END), EXIT_OK);
+	off = payload_offset(delta_path, 5, &bad_chunk);
+	d = get(delta_path, &n);
+	d[off] ^= 0x01;
+	put(pathf("%s.bad", delta_path), d, n);
+	free(d);
+	reset_receiver();
+	assert_int_equal(run("apply", "-t", tok_path, pathf("%s.bad", delta_path), recv_stem, END),
+			 EXIT_CORRUPT);
+	/* the raw stream has the same chunks but other bytes: refused at the resume point */
+	assert_int_equal(run("apply", "-t", tok_path, pathf("%s.raw", delta_path), recv_stem, END),
+			 EXIT_FAIL);
+	/* without the token it is simply applied from the start */
+	assert_int_equal(run("apply", pathf("%s.raw", delta_path), recv_stem, END), EXIT_OK);
+	assert_file(recv_stem, snap_b, VOL_BYTES);
+}
+
 static void test_delta__corrupt_payload_xdelta3(void **state)
 {
 	corrupt_apply_resume("-x");
@@ -469,6 +495,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_delta__every_codec_reproduces_target),
 		cmocka_unit_test(test_delta__corrupt_payload_zstd_prefix),
+		cmocka_unit_test(test_delta__token_refuses_other_stream),
 		cmocka_unit_test(test_delta__corrupt_payload_xdelta3),
 		cmocka_unit_test(test_delta__corrupt_payload_raw),
 		cmocka_unit_test(test_delta__truncated_stream_resumes),
