@@ -124,6 +124,7 @@ struct metaslab_group {
 	struct cblock **leaf_born;
 	struct cblock *index_born;
 	struct range_tree *scratch_a, *scratch_f;
+	int error; /* sticky: a free through the ready-made tx failed (corrupt metadata) */
 };
 
 static int __printf(3, 4) why_fail(char *why, size_t whylen, const char *fmt, ...)
@@ -900,6 +901,11 @@ int metaslab_sync(struct metaslab_group *mg, u64 txg)
 	pthread_mutex_lock(&mg->lock);
 	any = !mg->index.blocknr;
 	VERIFY(txg == mg->open_txg && !mg->done_pending);
+	if (mg->error) {
+		/* A bad free through metaslab_tx_init's tx: this txg must not commit. */
+		r = mg->error;
+		goto out_unlock;
+	}
 	for (u64 i = 0; i < mg->nr_ms; i++) {
 		struct metaslab *ms = &mg->ms[i];
 
@@ -918,6 +924,7 @@ int metaslab_sync(struct metaslab_group *mg, u64 txg)
 	}
 	mg->open_txg = txg + 1;
 	mg->done_pending = true;
+out_unlock:
 	pthread_mutex_unlock(&mg->lock);
 	return r;
 }
@@ -1070,11 +1077,22 @@ static int tx_alloc(struct tx *tx, u64 *blocknr)
 
 static void tx_free(struct tx *tx, u64 blocknr, u64 birth_txg)
 {
-	int r = metaslab_free_meta(tx->priv, blocknr, birth_txg);
+	struct metaslab_group *mg = tx->priv;
+	int r = metaslab_free_meta(mg, blocknr, birth_txg);
 
-	VERIFY(r >= 0);
-	if (r == 1)
+	if (r == 1) {
 		cache_forget(tx->cache, blocknr);
+	} else if (r < 0) {
+		/* Corrupt metadata freed a block twice: fail the txg, never the process. */
+		pthread_mutex_lock(&mg->lock);
+		if (!mg->error) {
+			mg->error = r;
+			fprintf(stderr, "metaslab: free of metadata block %llu (born %llu): %s\n",
+				(unsigned long long)blocknr, (unsigned long long)birth_txg,
+				r == -EILSEQ ? "not allocated" : "outside the metadata class");
+		}
+		pthread_mutex_unlock(&mg->lock);
+	}
 }
 
 static const struct tx_ops metaslab_tx_ops = {.alloc_meta = tx_alloc, .free_meta = tx_free};

@@ -133,7 +133,8 @@ int metaslab_free_data(struct metaslab_group *mg, u64 start, u64 nr_chunks, u64 
  * metaslab_root_pack() describes it.  Space map blocks are allocated from METADATA in this
  * same txg; the passes repeat until no metaslab has unwritten records (metaslab.c argues
  * that this converges in a few passes).  Returns 0, -ENOSPC (the reserve ran out), -EIO or
- * -EILSEQ (reading a space map tail back); after an error the txg must not be committed
+ * -EILSEQ (reading a space map tail back, or a double free latched by metaslab_tx_init's
+ * tx, before anything is written); after an error the txg must not be committed
  * and the allocator must be closed.  O(records + dirty metaslabs).  Blocks on cache misses.
  */
 int metaslab_sync(struct metaslab_group *mg, u64 txg);
@@ -190,8 +191,10 @@ bool metaslab_is_allocated(struct metaslab_group *mg, enum metaslab_class_disk c
 
 /*
  * A ready-made struct tx for txg @txg over this allocator: alloc_meta is metaslab_alloc_meta,
- * free_meta is metaslab_free_meta (VERIFYing success) plus cache_forget of a block that was
- * reusable at once.  The store may use it or wrap its own.
+ * free_meta is metaslab_free_meta plus cache_forget of a block that was reusable at once.
+ * free_meta cannot return an error, so a failed free (a double free: corrupt metadata) is
+ * logged and latched: every later metaslab_sync returns that error and commits nothing, and
+ * the store must go to its failed mode.  The store may use it or wrap its own.
  */
 void metaslab_tx_init(struct tx *tx, struct metaslab_group *mg, struct cache *cache, u64 txg);
 

@@ -364,6 +364,14 @@ static void test_metaslab__deferred_frees_and_double_free(void **state)
 	metaslab_stats(f.mg, METASLAB_CLASS_META, &st);
 	assert_int_equal(st.deferred, 1);
 	assert_int_equal(metaslab_free_meta(f.mg, 1, 1), -EINVAL); /* outside the region */
+	/* Through the ready-made tx a double free cannot return an error: it fails the txg. */
+	{
+		struct tx tx;
+
+		metaslab_tx_init(&tx, f.mg, f.cache, f.txg);
+		tx_free_meta(&tx, a, 1);
+		assert_int_equal(metaslab_sync(f.mg, f.txg), -EILSEQ);
+	}
 	assert_int_equal(metaslab_free_data(f.mg, f.g.data_start, 1, 1), -EILSEQ); /* free */
 	fix_fini(&f);
 }
