@@ -41,6 +41,7 @@
 #include "base.h"
 #include "changelist.h"
 #include "commands.h"
+#include "ctl_client.h"
 #include "delta_codec.h"
 #include "delta_stream.h"
 #include "xfer.h"
@@ -1028,9 +1029,110 @@ out:
 	return a.exit_code;
 }
 
+/* ---- changelist from a running server ---- */
+
+static int parse_tag(const char *s, u32 *tag)
+{
+	char *end;
+	unsigned long v;
+
+	if (!strcmp(s, "none") || !strcmp(s, "-1")) {
+		*tag = DELTA_TAG_NONE;
+		return 0;
+	}
+	if (!strcmp(s, "origin")) {
+		*tag = DELTA_TAG_ORIGIN;
+		return 0;
+	}
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || end == s || v >= DELTA_TAG_ORIGIN)
+		return -EINVAL;
+	*tag = (u32)v;
+	return 0;
+}
+
+static int cl_append(const u64 *chunks, u32 n, void *arg)
+{
+	for (u32 i = 0; i < n; i++) {
+		int rc = changelist_append(arg, chunks[i]);
+
+		if (rc)
+			return rc == -EINVAL ? -EPROTO : rc;
+	}
+	return 0;
+}
+
+static const char changelist_usage[] =
+	"usage: ddsnap delta changelist <server socket> <changelist> <fromsnap|none> "
+	"<tosnap|origin>\n";
+
+/* Zumastor's argument order: ddsnap delta changelist <sock> <changelist> <snap1> <snap2>. */
+static int delta_changelist(int argc, char **argv)
+{
+	struct changelist_header h = {0};
+	struct changelist_writer *w = NULL;
+	struct ctl_client *c = NULL;
+	struct ctl_snap *snaps = NULL;
+	struct ctl_result res;
+	u32 nsnaps = 0, from, to;
+	char why[256];
+	int rc, ret = EXIT_FAIL;
+
+	if (argc != 5 || parse_tag(argv[3], &from) || parse_tag(argv[4], &to) ||
+	    to == DELTA_TAG_NONE || from == DELTA_TAG_ORIGIN) {
+		fputs(changelist_usage, stderr);
+		return EXIT_USAGE;
+	}
+	rc = ctl_client_open(argv[1], &c, why, sizeof(why));
+	if (rc) {
+		derr("%s", why);
+		return EXIT_FAIL;
+	}
+	rc = ctl_client_list(c, &snaps, &nsnaps, &res, why, sizeof(why));
+	if (rc || res.error) {
+		derr("listing snapshots: %s", rc ? why : res.text);
+		goto out;
+	}
+	h.src_tag = from;
+	h.tgt_tag = to;
+	for (u32 i = 0; i < nsnaps; i++) {
+		if (snaps[i].tag == from)
+			h.src_gen = snaps[i].gen;
+		if (snaps[i].tag == to)
+			h.tgt_gen = snaps[i].gen;
+	}
+	h.chunk_size = 1u << ctl_client_chunk_bits(c);
+	h.volume_chunks = (ctl_client_origin_sectors(c) << 9) / h.chunk_size;
+	/* TODO(server): HELLO does not carry the volume uuid yet; it stays zero. */
+	rc = changelist_create(&w, argv[2], &h);
+	if (rc) {
+		derr("cannot create %s: %s", argv[2], strerror(-rc));
+		goto out;
+	}
+	rc = ctl_client_changelist(c, from, to, cl_append, w, &res, why, sizeof(why));
+	if (rc || res.error) {
+		derr("changelist %s -> %s: %s", argv[3], argv[4],
+		     rc ? (*why ? why : strerror(-rc)) : res.text);
+		changelist_abort(w);
+		goto out;
+	}
+	rc = changelist_commit(w);
+	if (rc) {
+		derr("writing %s: %s", argv[2], strerror(-rc));
+		goto out;
+	}
+	ret = EXIT_OK;
+out:
+	free(snaps);
+	ctl_client_close(c);
+	return ret;
+}
+
 int cmd_delta(int argc, char **argv)
 {
 	if (argc < 2) {
+		fputs(changelist_usage, stderr);
 		fputs(create_usage, stderr);
 		fputs(apply_usage, stderr);
 		return EXIT_USAGE;
@@ -1039,6 +1141,8 @@ int cmd_delta(int argc, char **argv)
 		return delta_create(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "apply"))
 		return delta_apply(argc - 1, argv + 1);
-	derr("unknown subcommand '%s' (create, apply)", argv[1]);
+	if (!strcmp(argv[1], "changelist"))
+		return delta_changelist(argc - 1, argv + 1);
+	derr("unknown subcommand '%s' (changelist, create, apply)", argv[1]);
 	return EXIT_USAGE;
 }

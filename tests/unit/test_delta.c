@@ -459,6 +459,13 @@ static void test_delta__usage_and_bad_inputs(void **state)
 	assert_int_equal(run("create", "-l", "fast", cl_path, delta_path, send_stem, END),
 			 EXIT_USAGE);
 	assert_int_equal(run("apply", delta_path, END), EXIT_USAGE);
+	assert_int_equal(run("changelist", "/nonexistent.sock", cl_path, "1", END), EXIT_USAGE);
+	assert_int_equal(run("changelist", "/nonexistent.sock", cl_path, "1", "none", END),
+			 EXIT_USAGE);
+	assert_int_equal(run("changelist", pathf("%s/no.sock", dir), pathf("%s/cl2", dir), "none",
+			     "origin", END),
+			 EXIT_FAIL);
+	assert_int_equal(access(pathf("%s/cl2", dir), F_OK), -1);
 	/* a corrupt changelist yields no delta */
 	d = get(cl_path, &n);
 	d[n - 3] ^= 1;
