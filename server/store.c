@@ -8,20 +8,21 @@
  * metadata device.  This file runs the txg cycle described in store.h and hands out the
  * open txg to modifying threads.
  *
- * Metadata allocation.  Until the metaslab allocator takes over (space maps per metaslab,
- * metaslab.h), the allocator keeps no on-disk state of its own: open rebuilds the set of
- * used metadata blocks by walking every root of the newest uberblock (treewalk.h), and
- * everything else in the metadata region is free.  That is exact by construction (a block
- * is used iff the durable state reaches it), costs O(metadata) at open, and is what `ddsnap
- * check` compares against in any case.  A bitmap with a rotor serves allocations.
+ * Allocation.  The metaslab allocator (metaslab.h) owns all space: metadata blocks for
+ * struct tx (the store's tx is metaslab_tx_init's) and data chunks for copy-outs
+ * (store_metaslab() gives the engine its handle).  Its space maps are written in the txg
+ * they describe, by metaslab_sync() after every other structure's pre-sync hook, and its
+ * table root goes into the uberblock with everything else.
+ *
+ * The intent log.  Opened by store_open_log() once the engine is ready to replay into the
+ * open txg; each sync stores the log position of its txg in the uberblock, and once that
+ * uberblock is durable the log may reuse the space before it.
  *
  * Invariants.
- *  - Every block reachable from the last durable uberblock is marked used in the bitmap.
- *  - A block freed in the open txg T but born before T stays marked (on the deferred list)
- *    until T's uberblock is durable; a block born in T and freed in T is unmarked at once.
- *  - meta_alloc in the uberblock of T = blocks marked after T's sync = blocks reachable from
- *    it, unless an owner leaked blocks (which `ddsnap check` reports).
  *  - Exactly one txg is open; holders > 0 only outside a sync's quiesced section.
+ *  - s->tx names the open txg; it changes only while quiesced (after a sync).
+ *  - The uberblock of T records the metaslab table, the roots and the log position as of
+ *    the end of T, and is written only after everything they reach is durable.
  *
  * Locking.  s->lock protects the txg state (open txg, holders, quiescing, failure), the
  * working uberblock (roots, scalars), the allocator and the statistics; it is never held
@@ -29,10 +30,12 @@
  * Hooks run in the syncing thread with s->lock released and no holder active.
  *
  * Crash argument.  See store.h: nothing the last durable uberblock reaches is written or
- * reused before the next uberblock is durable, and that uberblock is written after a flush
- * that makes every block it reaches durable.  If we crash between cache_sync and the
- * uberblock's flush, the ring's newest valid slot is still the previous txg, and the walk at
- * the next open rebuilds the allocator from it, so the half-written txg's blocks are free.
+ * reused before the next uberblock is durable (the allocator defers frees until
+ * metaslab_sync_done), and that uberblock is written after a flush that makes every block it
+ * reaches durable.  If we crash between cache_sync and the uberblock's flush, the ring's
+ * newest valid slot is still the previous txg, whose space maps do not know the new txg's
+ * allocations, so its blocks are simply free again; its log records are still in the ring
+ * after the previous txg's log position and are replayed.
  */
 #include "store.h"
 #include <pthread.h>
@@ -40,7 +43,6 @@
 #include <string.h>
 #include <time.h>
 #include "log.h"
-#include "treewalk.h"
 
 /* Hooks a store runs: the engine's trees, the allocator, the intent log, with room to spare. */
 #define STORE_MAX_HOOKS 16
@@ -66,11 +68,8 @@ struct store {
 	struct store_hook hooks[STORE_MAX_HOOKS];
 	unsigned nhooks;
 
-	/* The interim metadata allocator (see the top of this file). */
-	u64 *bitmap;
-	u64 region_start, region_blocks, nused, rotor;
-	u64 *deferred;
-	u64 ndeferred, deferred_cap;
+	struct metaslab_group *mg;
+	struct intent_log *log; /* NULL until store_open_log */
 
 	/* The sync thread. */
 	pthread_t thread;
@@ -101,162 +100,24 @@ static u64 now_us(void)
 }
 
 /*----------------------------------------------------------------
- * The interim metadata allocator (under s->lock)
- *--------------------------------------------------------------*/
-
-static bool bit_test(const u64 *map, u64 i)
-{
-	return map[i / 64] & (1ULL << (i % 64));
-}
-
-static void bit_set(u64 *map, u64 i)
-{
-	map[i / 64] |= 1ULL << (i % 64);
-}
-
-static void bit_clear(u64 *map, u64 i)
-{
-	map[i / 64] &= ~(1ULL << (i % 64));
-}
-
-static bool alloc_in_region(const struct store *s, u64 blocknr)
-{
-	return blocknr >= s->region_start && blocknr - s->region_start < s->region_blocks;
-}
-
-static int alloc_meta_locked(struct store *s, u64 *blocknr)
-{
-	u64 n = s->region_blocks, words = DIV_ROUND_UP(n, 64), i = s->rotor;
-
-	if (s->nused >= n)
-		return -ENOSPC;
-	/* Scan from the rotor by whole words; allocations come out ascending, so cache_sync
-	 * writes them in long runs. */
-	for (u64 scanned = 0; scanned <= words; scanned++) {
-		u64 w = i / 64, bits = ~s->bitmap[w];
-
-		bits &= ~0ULL << (i % 64);
-		if (w == words - 1 && n % 64)
-			bits &= (1ULL << (n % 64)) - 1;
-		if (bits) {
-			u64 b = w * 64 + (u64)__builtin_ctzll(bits);
-
-			bit_set(s->bitmap, b);
-			s->nused++;
-			s->rotor = b + 1 < n ? b + 1 : 0;
-			*blocknr = s->region_start + b;
-			return 0;
-		}
-		i = (w + 1 < words) ? (w + 1) * 64 : 0;
-	}
-	VERIFY(0); /* nused < n, so some bit is clear */
-	return -ENOSPC;
-}
-
-static int store_tx_alloc_meta(struct tx *tx, u64 *blocknr)
-{
-	struct store *s = tx->priv;
-	int r;
-
-	pthread_mutex_lock(&s->lock);
-	r = alloc_meta_locked(s, blocknr);
-	pthread_mutex_unlock(&s->lock);
-	return r;
-}
-
-static void store_tx_free_meta(struct tx *tx, u64 blocknr, u64 birth_txg)
-{
-	struct store *s = tx->priv;
-
-	pthread_mutex_lock(&s->lock);
-	VERIFY(alloc_in_region(s, blocknr));
-	VERIFY(bit_test(s->bitmap, blocknr - s->region_start));
-	VERIFY(birth_txg <= s->open_txg);
-	if (birth_txg == s->open_txg) {
-		/* Never part of a durable state: reusable at once. */
-		bit_clear(s->bitmap, blocknr - s->region_start);
-		s->nused--;
-	} else {
-		if (s->ndeferred == s->deferred_cap) {
-			s->deferred_cap = s->deferred_cap ? 2 * s->deferred_cap : 256;
-			s->deferred = xrealloc(s->deferred, s->deferred_cap * sizeof(u64));
-		}
-		s->deferred[s->ndeferred++] = blocknr;
-	}
-	pthread_mutex_unlock(&s->lock);
-}
-
-static const struct tx_ops store_tx_ops = {
-	.alloc_meta = store_tx_alloc_meta,
-	.free_meta = store_tx_free_meta,
-};
-
-/* After a txg is durable: its deferred frees become allocatable. */
-static void alloc_release_deferred_locked(struct store *s)
-{
-	for (u64 i = 0; i < s->ndeferred; i++) {
-		bit_clear(s->bitmap, s->deferred[i] - s->region_start);
-		s->nused--;
-	}
-	s->ndeferred = 0;
-}
-
-struct mark_ctx {
-	struct store *s;
-	char *why;
-	size_t whylen;
-};
-
-static int mark_node(void *arg, const struct treewalk_node *n)
-{
-	struct mark_ctx *m = arg;
-	struct store *s = m->s;
-
-	if (!alloc_in_region(s, n->blocknr)) {
-		why_set(m->why, m->whylen, "tree block %llu outside the metadata region",
-			(unsigned long long)n->blocknr);
-		return -EILSEQ;
-	}
-	if (bit_test(s->bitmap, n->blocknr - s->region_start)) {
-		why_set(m->why, m->whylen, "block %llu referenced twice",
-			(unsigned long long)n->blocknr);
-		return -EILSEQ;
-	}
-	bit_set(s->bitmap, n->blocknr - s->region_start);
-	s->nused++;
-	return 0;
-}
-
-/* Rebuilds the used set from the durable uberblock's roots. */
-static int alloc_init(struct store *s, char *why, size_t whylen)
-{
-	const struct label *l = &s->label;
-	struct mark_ctx m = {.s = s, .why = why, .whylen = whylen};
-
-	s->region_start = l->meta_blocks ? l->meta_start : l->data_start;
-	s->region_blocks = l->meta_blocks ? l->meta_blocks : l->data_blocks;
-	s->bitmap = xzalloc(DIV_ROUND_UP(s->region_blocks, 64) * sizeof(u64));
-	for (unsigned i = 0; i < UB_NR_ROOTS; i++) {
-		struct treewalk w = {.node = mark_node, .arg = &m};
-		char sub[160] = "";
-		int r = treewalk(s->meta, &s->last.roots[i], &w, sub, sizeof(sub));
-
-		if (r) {
-			if (!why || !why[0])
-				why_set(why, whylen, "%s tree: %s", uberblock_root_name(i), sub);
-			return r;
-		}
-	}
-	return 0;
-}
-
-/*----------------------------------------------------------------
  * Transaction groups
  *--------------------------------------------------------------*/
+
+/* The allocation counts the uberblock carries, for status without loading space maps. */
+static void store_alloc_counts(struct store *s, u64 *meta, u64 *data)
+{
+	struct metaslab_class_stats m, d;
+
+	metaslab_stats(s->mg, METASLAB_CLASS_META, &m);
+	metaslab_stats(s->mg, METASLAB_CLASS_DATA, &d);
+	*meta = m.allocated;
+	*data = d.allocated;
+}
 
 /* Steps 1-6 of store.h, with the txg quiesced.  Returns 0 or the error that fails the store. */
 static int store_sync_quiesced(struct store *s)
 {
+	struct intent_log_pos pos = {0, 0};
 	u64 txg, start = now_us();
 	struct uberblock ub;
 	int r;
@@ -265,6 +126,7 @@ static int store_sync_quiesced(struct store *s)
 	txg = s->open_txg;
 	pthread_mutex_unlock(&s->lock);
 
+	/* 1. The owners seal their structures; then the allocator writes its space maps. */
 	for (unsigned i = 0; i < s->nhooks; i++) {
 		if (!s->hooks[i].pre_sync)
 			continue;
@@ -272,10 +134,13 @@ static int store_sync_quiesced(struct store *s)
 		if (r)
 			return r;
 	}
+	r = metaslab_sync(s->mg, txg);
+	if (r)
+		return r;
+	/* 2, 3.  Every block of the txg, then data and metadata durable. */
 	r = cache_sync(s->cache, txg);
 	if (r)
 		return r;
-	/* Data chunks on the snapstore and metadata alike must be durable before the uberblock. */
 	if (s->snap != s->meta) {
 		r = bdev_flush(s->snap);
 		if (r)
@@ -285,12 +150,19 @@ static int store_sync_quiesced(struct store *s)
 	if (r)
 		return r;
 
+	/* 4, 5.  The uberblock, last. */
 	pthread_mutex_lock(&s->lock);
 	ub = s->work;
+	pthread_mutex_unlock(&s->lock);
 	ub.txg = txg;
 	ub.timestamp = (u64)time(NULL);
-	ub.meta_alloc = s->nused - s->ndeferred;
-	pthread_mutex_unlock(&s->lock);
+	metaslab_root_pack(s->mg, &ub.metaslab);
+	store_alloc_counts(s, &ub.meta_alloc, &ub.data_alloc);
+	if (s->log) {
+		pos = intent_log_sync_point(s->log, txg);
+		ub.log_block_seq = pos.block_seq;
+		ub.log_rec_seq = pos.rec_seq;
+	}
 	r = uberblock_write(s->meta, &s->label, &ub);
 	if (r)
 		return r;
@@ -298,13 +170,17 @@ static int store_sync_quiesced(struct store *s)
 	if (r)
 		return r;
 
-	/* Durable.  If we crash from here on, the next open finds this txg. */
+	/* 6.  Durable.  If we crash from here on, the next open finds this txg. */
+	metaslab_sync_done(s->mg, txg);
+	if (s->log)
+		intent_log_synced(s->log, txg, pos);
 	pthread_mutex_lock(&s->lock);
-	alloc_release_deferred_locked(s);
 	s->last = ub;
 	s->work.txg = txg + 1;
+	s->work.log_block_seq = ub.log_block_seq;
+	s->work.log_rec_seq = ub.log_rec_seq;
 	s->open_txg = txg + 1;
-	s->tx.txg = txg + 1;
+	metaslab_tx_init(&s->tx, s->mg, s->cache, txg + 1);
 	s->changed = false;
 	s->st.syncs++;
 	s->st.last_sync_us = now_us() - start;
@@ -441,16 +317,27 @@ static int zero_blocks(struct bdev *b, u64 start, u64 n)
 	return r;
 }
 
-/* The allocator geometry the uberblock carries (metaslab_root_disk; table 0 = none yet). */
-static void store_metaslab_geometry(struct metaslab_root_disk *m, const struct label *l)
+/* The allocator geometry for a new store; the label records its metaslab size too. */
+static int store_metaslab_geometry(struct label *l, struct metaslab_root_disk *m, char *why,
+				   size_t whylen)
 {
+	struct metaslab_geometry g;
+	int r = metaslab_geometry_init(&g, l->data_start, l->data_blocks, l->meta_start,
+				       l->meta_blocks, l->chunk_shift - DDSNAP_BLOCK_SHIFT);
+
+	if (r) {
+		why_set(why, whylen, "no metaslab geometry for this layout");
+		return r;
+	}
+	l->ms_shift = g.ms_shift;
 	memset(m, 0, sizeof(*m));
-	m->data_start = cpu_to_le64(l->data_start);
-	m->data_blocks = cpu_to_le64(l->data_blocks);
-	m->meta_start = cpu_to_le64(l->meta_start);
-	m->meta_blocks = cpu_to_le64(l->meta_blocks);
-	m->ms_shift = cpu_to_le32(l->ms_shift);
-	m->chunk_shift = cpu_to_le32(l->chunk_shift - DDSNAP_BLOCK_SHIFT);
+	m->data_start = cpu_to_le64(g.data_start);
+	m->data_blocks = cpu_to_le64(g.data_blocks);
+	m->meta_start = cpu_to_le64(g.meta_start);
+	m->meta_blocks = cpu_to_le64(g.meta_blocks);
+	m->ms_shift = cpu_to_le32(g.ms_shift);
+	m->chunk_shift = cpu_to_le32(g.chunk_shift);
+	return 0;
 }
 
 int store_format(struct bdev *snapstore, struct bdev *metadev, const struct store_format_params *p,
@@ -464,6 +351,10 @@ int store_format(struct bdev *snapstore, struct bdev *metadev, const struct stor
 	r = label_plan(&l, snapstore->size, metadev ? metadev->size : 0, p->origin_bytes,
 		       p->chunk_shift ? p->chunk_shift : LABEL_DEFAULT_CHUNK_SHIFT, p->log_blocks,
 		       p->ub_slots, why, whylen);
+	if (r)
+		return r;
+	memset(&ub, 0, sizeof(ub));
+	r = store_metaslab_geometry(&l, &ub.metaslab, why, whylen);
 	if (r)
 		return r;
 	/* Old labels go first: a crash mid-format must not leave one describing this mess. */
@@ -485,11 +376,10 @@ int store_format(struct bdev *snapstore, struct bdev *metadev, const struct stor
 	if (!r)
 		r = zero_blocks(meta, l.log_start, l.log_blocks);
 	if (!r) {
-		memset(&ub, 0, sizeof(ub));
+		/* Txg 1: every root empty, the metaslab table never synced (all space free). */
 		ub.txg = 1;
 		memcpy(ub.uuid, l.uuid, sizeof(ub.uuid));
 		ub.timestamp = (u64)time(NULL);
-		store_metaslab_geometry(&ub.metaslab, &l);
 		r = uberblock_write(meta, &l, &ub);
 	}
 	if (!r)
@@ -554,9 +444,10 @@ static int store_read_labels(struct store *s, char *why, size_t whylen)
 
 static void store_free(struct store *s)
 {
+	if (s->log)
+		intent_log_close(s->log);
+	metaslab_close(s->mg);
 	cache_destroy(s->cache);
-	free(s->bitmap);
-	free(s->deferred);
 	pthread_cond_destroy(&s->thread_cond);
 	pthread_cond_destroy(&s->cond);
 	pthread_mutex_destroy(&s->sync_lock);
@@ -592,13 +483,13 @@ int store_open(const struct store_config *cfg, struct store **out, char *why, si
 		goto out_free;
 	s->cache = cache_create(s->meta, s->cfg.cache_bytes);
 	cache_set_synced_txg(s->cache, s->last.txg);
-	r = alloc_init(s, why, whylen);
+	r = metaslab_open(s->cache, &s->last.metaslab, s->last.txg, &s->mg, why, whylen);
 	if (r)
 		goto out_free;
 	s->work = s->last;
 	s->open_txg = s->last.txg + 1;
 	s->work.txg = s->open_txg;
-	s->tx = (struct tx){.txg = s->open_txg, .cache = s->cache, .ops = &store_tx_ops, .priv = s};
+	metaslab_tx_init(&s->tx, s->mg, s->cache, s->open_txg);
 
 	if (!cfg->no_sync_thread && !cfg->read_only) {
 		r = -pthread_create(&s->thread, NULL, store_sync_thread, s);
@@ -755,10 +646,89 @@ void store_last_uberblock(struct store *s, struct uberblock *out)
 
 void store_stats(struct store *s, struct store_stats *out)
 {
+	struct metaslab_class_stats m;
+
 	pthread_mutex_lock(&s->lock);
 	*out = s->st;
-	out->meta_alloc = s->nused;
-	out->meta_free = s->region_blocks - s->nused;
-	out->deferred = s->ndeferred;
 	pthread_mutex_unlock(&s->lock);
+	metaslab_stats(s->mg, METASLAB_CLASS_META, &m);
+	out->meta_alloc = m.allocated;
+	out->meta_deferred = m.deferred;
+	metaslab_stats(s->mg, METASLAB_CLASS_DATA, &m);
+	out->data_alloc = m.allocated;
+	out->data_deferred = m.deferred;
+	metaslab_stats(s->mg, METASLAB_CLASS_NONE, &m);
+	out->unclaimed = m.free;
+}
+
+struct metaslab_group *store_metaslab(struct store *s)
+{
+	return s->mg;
+}
+
+struct intent_log *store_log(struct store *s)
+{
+	return s->log;
+}
+
+static void store_log_pressure(void *arg)
+{
+	struct store *s = arg;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->thread_running && !s->kick) {
+		s->kick = true;
+		s->st.log_syncs++;
+		pthread_cond_signal(&s->thread_cond);
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+struct replay_ctx {
+	struct store *s;
+	store_replay_fn fn;
+	void *arg;
+};
+
+static int store_replay_one(void *arg, const struct intent_log_record *rec)
+{
+	struct replay_ctx *c = arg;
+
+	return c->fn(c->arg, &c->s->tx, rec);
+}
+
+int store_open_log(struct store *s, store_replay_fn replay, void *arg, char *why, size_t whylen)
+{
+	struct replay_ctx c = {.s = s, .fn = replay, .arg = arg};
+	struct intent_log_config cfg = {
+		.bdev = s->meta,
+		.start = s->label.log_start,
+		.nblocks = s->label.log_blocks,
+		.guid = s->label.log_guid,
+		.replay = replay ? store_replay_one : NULL,
+		.replay_arg = &c,
+		.pressure = store_log_pressure,
+		.pressure_arg = s,
+	};
+	struct tx *tx;
+	int r;
+
+	VERIFY(!s->log);
+	if (s->cfg.read_only)
+		return -EROFS;
+	/* Replay goes into the open txg: hold it, so no sync runs in the middle. */
+	tx = store_tx_hold(s);
+	if (!tx)
+		return s->failed ? s->failed : -EROFS;
+	pthread_mutex_lock(&s->lock);
+	cfg.synced_txg = s->last.txg;
+	cfg.replay_from = (struct intent_log_pos){s->last.log_block_seq, s->last.log_rec_seq};
+	pthread_mutex_unlock(&s->lock);
+	r = intent_log_open(&cfg, &s->log);
+	if (r) {
+		s->log = NULL;
+		why_set(why, whylen, "intent log: %s", strerror(-r));
+	}
+	store_tx_release(s, tx);
+	return r;
 }

@@ -38,7 +38,9 @@
 #include "block.h"
 #include "cache.h"
 #include "format.h"
+#include "intent_log.h"
 #include "label.h"
+#include "metaslab.h"
 #include "tx.h"
 #include "uberblock.h"
 
@@ -158,14 +160,44 @@ void store_set_scalar(struct store *s, enum uberblock_scalar i, u64 v);
 void store_last_uberblock(struct store *s, struct uberblock *out);
 
 struct store_stats {
-	u64 syncs;	  /* txgs synced since open */
-	u64 meta_alloc;	  /* metadata blocks in use, deferred frees included */
-	u64 meta_free;	  /* metadata blocks allocatable */
-	u64 deferred;	  /* frees waiting for the open txg to be durable */
-	u64 timer_syncs;  /* syncs started by the timer */
-	u64 dirty_syncs;  /* syncs started by the dirty bound */
-	u64 last_sync_us; /* duration of the last sync */
+	u64 syncs;	   /* txgs synced since open */
+	u64 timer_syncs;   /* syncs started by the timer */
+	u64 dirty_syncs;   /* syncs started by the dirty bound */
+	u64 log_syncs;	   /* syncs started by intent log pressure */
+	u64 last_sync_us;  /* duration of the last sync */
+	u64 meta_alloc;	   /* metadata blocks allocated (metaslab METADATA class) */
+	u64 meta_deferred; /* freed, reusable once the open txg is durable */
+	u64 data_alloc;	   /* data blocks allocated (DATA class) */
+	u64 data_deferred;
+	u64 unclaimed; /* free blocks in metaslabs no class claimed yet (one device) */
 };
+/* A consistent snapshot of the counters. O(1). */
 void store_stats(struct store *s, struct store_stats *out);
+
+/*
+ * The allocator, for data chunks (metaslab_alloc_data / free_data / claim_data, in the open
+ * txg, under a hold) and for the checker.  O(1).
+ */
+struct metaslab_group *store_metaslab(struct store *s);
+
+/*
+ * Replays one intent log record into the open txg (@tx), during store_open_log.  Returns 0
+ * or an error, which stops replay and fails store_open_log.
+ */
+typedef int (*store_replay_fn)(void *arg, struct tx *tx, const struct intent_log_record *rec);
+
+/*
+ * Opens the intent log (on the metadata device, in the label's region): replays every
+ * record newer than the last synced txg through @replay (may be NULL: records dropped) in
+ * the open txg, then makes the log ready to append.  Call once, after store_open and after
+ * the engine that replays is open, before any append.  From then on every sync records the
+ * log position in its uberblock and frees the log space its txg covered; log pressure kicks
+ * an early sync.  Returns 0, -EROFS (read-only or failed store), -EIO, or @replay's error,
+ * with the reason in @why.  Blocks.
+ */
+int store_open_log(struct store *s, store_replay_fn replay, void *arg, char *why, size_t whylen);
+
+/* The intent log, or NULL before store_open_log.  O(1). */
+struct intent_log *store_log(struct store *s);
 
 #endif

@@ -8,16 +8,28 @@
  * writes, so running it on a live store is safe but may report a txg in progress as newer
  * blocks than the uberblock it read (run it on a stopped store).
  *
- * Space accounting uses a bitmap over the whole metadata device: a block reached twice, or
- * a block outside the metadata region, is an error; so is a referenced count that differs
- * from the uberblock's meta_alloc.
+ * Space accounting: one bitmap over the metadata device marks every block reached (tree
+ * nodes, overlay tree nodes, the allocator's table and space map blocks), one over the
+ * snapstore's chunks marks every data chunk named by an exception or an overlay entry.  A
+ * second mark is a double reference; a mark on a block the space maps call free is "both
+ * free and used"; an allocated run with unmarked blocks is a leak.  The allocator is loaded
+ * with metaslab_open over a private cache, which cross-checks every space map on replay.
+ *
+ * The checker knows the engine's on-disk records (format.h: exception_disk, overlay_disk,
+ * snap_record_disk) only as far as space goes; the engine's semantic checks (deadlist
+ * totals, visibility of every exception) are engine_check's.
  */
 #include "store_check.h"
 #include <stdarg.h>
 #include <string.h>
+#include "cache.h"
 #include "label.h"
+#include "metaslab.h"
 #include "treewalk.h"
 #include "uberblock.h"
+
+/* Cache for reading the allocator's table and space maps: they are read once each. */
+#define STORE_CHECK_CACHE_BYTES (16ULL << 20)
 
 struct checker {
 	FILE *out;
@@ -25,10 +37,26 @@ struct checker {
 	struct label label;
 	struct bdev *snap, *meta;
 	struct uberblock ub;
-	u64 *seen;
-	u64 region_start, region_blocks;
-	const char *tree;
+	struct cache *cache;
+	struct metaslab_group *mg;
+	u64 *seen;	/* metadata blocks referenced, by device block */
+	u64 *data_seen; /* data chunks referenced, by chunk address */
+	u64 region_start, region_blocks, chunk_blocks, nchunks;
+	char tree[64];
+	unsigned root; /* which uberblock root the walk came from */
+	struct blkptr *overlays;
+	u64 *overlay_tags;
+	u64 noverlays, overlays_cap;
+	u64 meta_leaks, data_leaks, first_meta_leak, first_data_leak;
 };
+
+static bool bit_test_set(u64 *map, u64 i)
+{
+	bool was = map[i / 64] & (1ULL << (i % 64));
+
+	map[i / 64] |= 1ULL << (i % 64);
+	return was;
+}
 
 static void __printf(3, 4) finding(struct checker *c, bool error, const char *fmt, ...)
 {
@@ -90,56 +118,222 @@ static void check_ring(struct checker *c)
 	rep->txg = c->ub.txg;
 }
 
+/* One metadata block reached from the uberblock (a tree node or an allocator block). */
+static void account_meta(struct checker *c, const char *what, u64 blocknr, u64 birth)
+{
+	if (blocknr < c->region_start || blocknr - c->region_start >= c->region_blocks) {
+		finding(c, true, "%s: block %llu outside the metadata region", what,
+			(unsigned long long)blocknr);
+		return;
+	}
+	if (birth > c->ub.txg)
+		finding(c, true, "%s: block %llu born in txg %llu after the uberblock's %llu", what,
+			(unsigned long long)blocknr, (unsigned long long)birth,
+			(unsigned long long)c->ub.txg);
+	if (bit_test_set(c->seen, blocknr)) {
+		finding(c, true, "%s: block %llu referenced twice", what,
+			(unsigned long long)blocknr);
+		return;
+	}
+	c->rep->meta_referenced++;
+	if (c->mg && !metaslab_is_allocated(c->mg, METASLAB_CLASS_META, blocknr, 1))
+		finding(c, true, "%s: block %llu in use but free in the space maps", what,
+			(unsigned long long)blocknr);
+}
+
+/* One data chunk referenced by an exception or an overlay entry. */
+static void account_data(struct checker *c, u64 addr)
+{
+	u64 start = addr * c->chunk_blocks;
+
+	if (addr >= c->nchunks || start < c->label.data_start ||
+	    start + c->chunk_blocks > c->label.data_start + c->label.data_blocks) {
+		finding(c, true, "%s: data chunk %llu outside the data region", c->tree,
+			(unsigned long long)addr);
+		return;
+	}
+	if (bit_test_set(c->data_seen, addr)) {
+		finding(c, true, "%s: data chunk %llu referenced twice", c->tree,
+			(unsigned long long)addr);
+		return;
+	}
+	c->rep->data_referenced += c->chunk_blocks;
+	if (c->mg && !metaslab_is_allocated(c->mg, METASLAB_CLASS_DATA, start, c->chunk_blocks))
+		finding(c, true, "%s: data chunk %llu in use but free in the space maps", c->tree,
+			(unsigned long long)addr);
+}
+
+/* Leaf entries: exceptions and overlay entries name data chunks; snapshots name overlays. */
+static void account_leaf(struct checker *c, const struct treewalk_node *n)
+{
+	const struct btree_node_disk *nd = n->block;
+	unsigned cap = BTREE_NODE_PAYLOAD / (n->key_size + n->value_size);
+	const u8 *keys = nd->payload, *vals = nd->payload + (size_t)cap * n->key_size;
+	bool exc = c->root == UB_ROOT_EXCEPTIONS, snap = c->root == UB_ROOT_SNAPSHOTS;
+	bool ovl = c->root == UB_ROOT_OVERLAYS;
+	unsigned want_k = exc ? 16 : 8;
+	unsigned want_v = exc	 ? sizeof(struct exception_disk)
+			  : snap ? sizeof(struct snap_record_disk)
+				 : sizeof(struct overlay_disk);
+
+	if (!exc && !snap && !ovl)
+		return; /* deadlists: no space of their own beyond their nodes */
+	if (n->key_size != want_k || n->value_size != want_v) {
+		finding(c, true, "%s: leaf %llu has %u/%u-byte keys/values, expected %u/%u",
+			c->tree, (unsigned long long)n->blocknr, n->key_size, n->value_size, want_k,
+			want_v);
+		return;
+	}
+	for (unsigned i = 0; i < n->nr_entries; i++) {
+		const u8 *v = vals + (size_t)i * n->value_size;
+
+		if (exc) {
+			const struct exception_disk *e = (const void *)v;
+
+			account_data(c, le64_to_cpu(e->addr));
+		} else if (ovl) {
+			const struct overlay_disk *o = (const void *)v;
+
+			account_data(c, le64_to_cpu(o->addr));
+		} else {
+			const struct snap_record_disk *r = (const void *)v;
+			u64 tag;
+			struct blkptr p;
+
+			blkptr_unpack(&p, &r->overlay);
+			if (!p.blocknr)
+				continue;
+			memcpy(&tag, keys + (size_t)i * n->key_size, 8);
+			if (c->noverlays == c->overlays_cap) {
+				c->overlays_cap = c->overlays_cap ? 2 * c->overlays_cap : 16;
+				c->overlays = xrealloc(c->overlays,
+						       c->overlays_cap * sizeof(*c->overlays));
+				c->overlay_tags =
+					xrealloc(c->overlay_tags, c->overlays_cap * sizeof(u64));
+			}
+			c->overlays[c->noverlays] = p;
+			c->overlay_tags[c->noverlays++] = le64toh(tag);
+		}
+	}
+}
+
 static int account_node(void *arg, const struct treewalk_node *n)
 {
 	struct checker *c = arg;
 
-	if (n->blocknr < c->region_start || n->blocknr - c->region_start >= c->region_blocks) {
-		finding(c, true, "%s tree: block %llu outside the metadata region", c->tree,
-			(unsigned long long)n->blocknr);
-		return 0;
-	}
-	if (n->txg > c->ub.txg)
-		finding(c, true, "%s tree: block %llu born in txg %llu after the uberblock's %llu",
-			c->tree, (unsigned long long)n->blocknr, (unsigned long long)n->txg,
-			(unsigned long long)c->ub.txg);
-	if (c->seen[n->blocknr / 64] & (1ULL << (n->blocknr % 64))) {
-		finding(c, true, "%s tree: block %llu referenced twice", c->tree,
-			(unsigned long long)n->blocknr);
-		return -EILSEQ; /* a cycle or a shared block: stop this tree */
-	}
-	c->seen[n->blocknr / 64] |= 1ULL << (n->blocknr % 64);
-	c->rep->meta_referenced++;
+	account_meta(c, c->tree, n->blocknr, n->txg);
+	if (n->level == 0)
+		account_leaf(c, n);
 	return 0;
+}
+
+static void walk_tree(struct checker *c, const struct blkptr *root, struct store_check_tree *t)
+{
+	struct treewalk w = {.node = account_node, .arg = c};
+	char why[200] = "";
+	int r = treewalk(c->meta, root, &w, why, sizeof(why));
+
+	if (r)
+		finding(c, true, "%s tree: %s", c->tree, why[0] ? why : strerror(-r));
+	if (t)
+		*t = (struct store_check_tree){.nodes = w.nodes,
+					       .leaves = w.leaves,
+					       .entries = w.entries,
+					       .height = w.height};
+}
+
+struct own_blocks {
+	u64 (*v)[2];
+	u64 n, cap;
+};
+
+/* Collects the allocator's blocks (the walk holds the allocator's lock: no queries here). */
+static int collect_own(void *arg, u64 blocknr, u64 birth)
+{
+	struct own_blocks *o = arg;
+
+	if (o->n == o->cap) {
+		o->cap = o->cap ? 2 * o->cap : 64;
+		o->v = xrealloc(o->v, o->cap * sizeof(*o->v));
+	}
+	o->v[o->n][0] = blocknr;
+	o->v[o->n++][1] = birth;
+	return 0;
+}
+
+static int account_allocated(void *arg, enum metaslab_class_disk cls, u64 start, u64 n)
+{
+	struct checker *c = arg;
+
+	if (cls == METASLAB_CLASS_META) {
+		c->rep->meta_allocated += n;
+		for (u64 b = start; b < start + n; b++)
+			if (!(c->seen[b / 64] & (1ULL << (b % 64))) && !c->meta_leaks++)
+				c->first_meta_leak = b;
+	} else if (cls == METASLAB_CLASS_DATA) {
+		c->rep->data_allocated += n;
+		for (u64 b = start; b < start + n; b += c->chunk_blocks) {
+			u64 a = b / c->chunk_blocks;
+
+			if ((a >= c->nchunks || !(c->data_seen[a / 64] & (1ULL << (a % 64)))) &&
+			    !c->data_leaks++)
+				c->first_data_leak = a;
+		}
+	}
+	return 0;
+}
+
+static void check_space(struct checker *c)
+{
+	char why[200] = "";
+	int r;
+
+	c->cache = cache_create(c->meta, STORE_CHECK_CACHE_BYTES);
+	cache_set_synced_txg(c->cache, c->ub.txg);
+	r = metaslab_open(c->cache, &c->ub.metaslab, c->ub.txg, &c->mg, why, sizeof(why));
+	if (r) {
+		finding(c, true, "metaslab table: %s", why[0] ? why : strerror(-r));
+		c->mg = NULL;
+		return;
+	}
+	{
+		struct own_blocks o = {0};
+
+		metaslab_walk_own_blocks(c->mg, collect_own, &o);
+		for (u64 i = 0; i < o.n; i++) {
+			c->rep->allocator_blocks++;
+			account_meta(c, "allocator", o.v[i][0], o.v[i][1]);
+		}
+		free(o.v);
+	}
 }
 
 static void check_trees(struct checker *c)
 {
 	for (unsigned i = 0; i < UB_NR_ROOTS; i++) {
-		struct treewalk w = {.node = account_node, .arg = c};
-		char why[200] = "";
-		int r;
-
 		if (!uberblock_root_name(i))
 			continue;
-		c->tree = uberblock_root_name(i);
-		r = treewalk(c->meta, &c->ub.roots[i], &w, why, sizeof(why));
-		if (r && why[0])
-			finding(c, true, "%s tree: %s", c->tree, why);
-		else if (r && r != -EILSEQ)
-			finding(c, true, "%s tree: error %d", c->tree, r);
-		c->rep->trees[i] = (struct store_check_tree){.nodes = w.nodes,
-							     .leaves = w.leaves,
-							     .entries = w.entries,
-							     .height = w.height};
+		c->root = i;
+		snprintf(c->tree, sizeof(c->tree), "%s", uberblock_root_name(i));
+		walk_tree(c, &c->ub.roots[i], &c->rep->trees[i]);
 	}
-	c->rep->meta_alloc = c->ub.meta_alloc;
-	if (c->rep->meta_referenced < c->ub.meta_alloc)
-		finding(c, true, "%llu metadata blocks allocated but not referenced (leak)",
-			(unsigned long long)(c->ub.meta_alloc - c->rep->meta_referenced));
-	else if (c->rep->meta_referenced > c->ub.meta_alloc)
-		finding(c, true, "%llu metadata blocks referenced but not allocated",
-			(unsigned long long)(c->rep->meta_referenced - c->ub.meta_alloc));
+	c->root = UB_ROOT_OVERLAYS;
+	for (u64 i = 0; i < c->noverlays; i++) {
+		snprintf(c->tree, sizeof(c->tree), "overlay of snapshot %llu",
+			 (unsigned long long)c->overlay_tags[i]);
+		walk_tree(c, &c->overlays[i], NULL);
+		c->rep->overlays++;
+	}
+	if (!c->mg)
+		return;
+	metaslab_walk_allocated(c->mg, account_allocated, c);
+	if (c->meta_leaks)
+		finding(c, true,
+			"%llu metadata blocks allocated but not referenced (leak), first %llu",
+			(unsigned long long)c->meta_leaks, (unsigned long long)c->first_meta_leak);
+	if (c->data_leaks)
+		finding(c, true, "%llu data chunks allocated but not referenced (leak), first %llu",
+			(unsigned long long)c->data_leaks, (unsigned long long)c->first_data_leak);
 }
 
 static void summary(struct checker *c)
@@ -160,9 +354,13 @@ static void summary(struct checker *c)
 			(unsigned long long)t->leaves, (unsigned long long)(t->nodes - t->leaves),
 			t->height);
 	}
-	fprintf(c->out, "metadata: %llu blocks referenced, %llu allocated, region of %llu\n",
-		(unsigned long long)rep->meta_referenced, (unsigned long long)rep->meta_alloc,
-		(unsigned long long)rep->meta_region_blocks);
+	fprintf(c->out, "overlays: %llu\n", (unsigned long long)rep->overlays);
+	fprintf(c->out,
+		"metadata: %llu blocks referenced (%llu by the allocator), %llu allocated\n",
+		(unsigned long long)rep->meta_referenced, (unsigned long long)rep->allocator_blocks,
+		(unsigned long long)rep->meta_allocated);
+	fprintf(c->out, "data: %llu blocks referenced, %llu allocated\n",
+		(unsigned long long)rep->data_referenced, (unsigned long long)rep->data_allocated);
 	if (rep->errors)
 		fprintf(c->out, "check: %llu errors, %llu warnings\n",
 			(unsigned long long)rep->errors, (unsigned long long)rep->warnings);
@@ -200,10 +398,18 @@ int store_check(struct bdev *snap, struct bdev *meta, FILE *out, struct store_ch
 	if (rep->ub_valid) {
 		c.region_start = c.label.meta_blocks ? c.label.meta_start : c.label.data_start;
 		c.region_blocks = c.label.meta_blocks ? c.label.meta_blocks : c.label.data_blocks;
-		rep->meta_region_blocks = c.region_blocks;
+		c.chunk_blocks = label_chunk_blocks(&c.label);
+		c.nchunks = c.label.snapstore_blocks / c.chunk_blocks;
 		c.seen = xzalloc(DIV_ROUND_UP(c.meta->size / DDSNAP_BLOCK_SIZE, 64) * sizeof(u64));
+		c.data_seen = xzalloc(DIV_ROUND_UP(c.nchunks, 64) * sizeof(u64));
+		check_space(&c);
 		check_trees(&c);
+		metaslab_close(c.mg);
+		cache_destroy(c.cache);
 		free(c.seen);
+		free(c.data_seen);
+		free(c.overlays);
+		free(c.overlay_tags);
 	}
 	summary(&c);
 	return 0;

@@ -4,10 +4,14 @@
  *
  * It reads a store without opening it for writing and without trusting anything it has
  * not checked: both label copies of each device, every uberblock slot, then every block
- * reachable from the newest valid uberblock (treewalk.h: checksum, own address, txg against
- * the pointer, node structure), and accounts space: no block referenced twice, every block
- * inside the metadata region, and the referenced count equal to what the uberblock records
- * as allocated (a difference is a leak, or a block in use that the allocator thinks free).
+ * reachable from the newest valid uberblock: the engine's trees (treewalk.h: checksum, own
+ * address, txg against the pointer, node structure) including each snapshot's overlay tree,
+ * and the allocator's own blocks (metaslab table, space map chains, loaded and
+ * cross-checked by metaslab_open).  Then it accounts space both ways, for metadata blocks
+ * and for data chunks (the addresses in exceptions and overlay entries):
+ *  - no block or chunk is referenced twice;
+ *  - everything referenced is allocated in its class (no block both free and used);
+ *  - everything allocated is referenced (no leak).
  */
 #ifndef DDSNAP_STORE_CHECK_H
 #define DDSNAP_STORE_CHECK_H
@@ -27,9 +31,12 @@ struct store_check_report {
 	u64 warnings; /* expected after a crash (a torn uberblock slot), or harmless */
 	u64 txg;      /* of the newest valid uberblock */
 	unsigned ub_valid, ub_slots;
-	u64 meta_referenced;	/* metadata blocks reachable from the uberblock */
-	u64 meta_alloc;		/* as the uberblock records it */
-	u64 meta_region_blocks; /* size of the region metadata is allocated from */
+	u64 meta_referenced;  /* metadata blocks reachable from the uberblock */
+	u64 meta_allocated;   /* METADATA blocks allocated in the space maps */
+	u64 data_referenced;  /* data blocks (chunks * blocks per chunk) referenced */
+	u64 data_allocated;   /* DATA blocks allocated in the space maps */
+	u64 allocator_blocks; /* of meta_referenced: metaslab table and space map blocks */
+	u64 overlays;	      /* overlay trees walked */
 	struct store_check_tree trees[UB_NR_ROOTS];
 };
 
