@@ -14,6 +14,7 @@
  * blocks born in the open txg are reusable at once, others only after the txg synced, as
  * tx.h requires.  It can be told to fail the Nth allocation (-ENOSPC).
  */
+#include <pthread.h>
 #include <stdarg.h>
 #include <setjmp.h>
 #include <string.h>
@@ -1059,6 +1060,73 @@ static void test_btree__cursor_survives_changes(void **state)
 	env_fini(&e);
 }
 
+struct reader_arg {
+	struct btree *t;
+	const struct model *m;
+	unsigned seed;
+	int errors;
+};
+
+static void *reader_main(void *p)
+{
+	struct reader_arg *ra = p;
+	u8 v[16];
+
+	for (int i = 0; i < 20000; i++) {
+		size_t at = (size_t)rand_r(&ra->seed) % ra->m->n;
+
+		if (btree_lookup(ra->t, mkey(ra->m, at), v) ||
+		    memcmp(v, mval(ra->m, at), sizeof(v)))
+			ra->errors++;
+	}
+	return NULL;
+}
+
+/*
+ * The documented concurrency: readers on their own handle of the last synced root run in
+ * threads while the writer changes the tree in the open txg.
+ */
+static void test_btree__readers_of_synced_root_during_writes(void **state)
+{
+	struct reader_arg ra[2];
+	pthread_t th[2];
+	struct blkptr empty = {0}, r1;
+	struct btree *t, *snap[2];
+	struct model m;
+	struct env e;
+	u8 k[16], v[16];
+
+	env_init(&e, 1 << 14, 1 << 20); /* a small cache: readers miss and evict */
+	model_init(&m, &type_exc);
+	assert_int_equal(btree_open(&type_exc, e.cache, &empty, &t), 0);
+	fill_exc(&e, t, &m, 20000, 1);
+	env_sync(&e, t);
+	btree_root(t, &r1);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(btree_open(&type_exc, e.cache, &r1, &snap[i]), 0);
+		ra[i] = (struct reader_arg){snap[i], &m, 7u + (unsigned)i, 0};
+		assert_int_equal(pthread_create(&th[i], NULL, reader_main, &ra[i]), 0);
+	}
+	for (u64 i = 0; i < 20000; i++) {
+		exc_key(k, i, 1 + i % 97);
+		if (i % 3) {
+			assert_int_equal(btree_delete(t, &e.tx, k, NULL), 0);
+		} else {
+			exc_val(v, 5, i);
+			assert_int_equal(btree_insert(t, &e.tx, k, v, BTREE_OVERWRITE), 0);
+		}
+	}
+	for (int i = 0; i < 2; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(ra[i].errors, 0);
+		btree_close(snap[i]);
+	}
+	env_sync(&e, t);
+	btree_close(t);
+	free(m.v);
+	env_fini(&e);
+}
+
 static void test_btree__bad_types_refused(void **state)
 {
 	static const struct btree_type odd_le64 = {"x", 12, 8, BTREE_KEY_LE64, NULL};
@@ -1089,6 +1157,7 @@ int main(void)
 		cmocka_unit_test(test_btree__missing_sync_detected),
 		cmocka_unit_test(test_btree__enospc_leaves_tree_unchanged),
 		cmocka_unit_test(test_btree__cursor_survives_changes),
+		cmocka_unit_test(test_btree__readers_of_synced_root_during_writes),
 		cmocka_unit_test(test_btree__bad_types_refused),
 	};
 
