@@ -574,7 +574,7 @@ static int read_log(struct efix *f)
 int efix_open_dir(struct efix *f, const char *dir, bool create, u32 chunk_size, u64 origin_chunks,
 		  u64 data_chunks, u64 meta_bytes)
 {
-	struct efix_state st;
+	struct efix_state st = {0};
 	char *logpath;
 	int err;
 
