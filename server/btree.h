@@ -267,7 +267,9 @@ enum btree_walk_flags {
  * A pruned, in-order walk.  With both flags a subtree must pass both tests.  Birth pruning
  * is per node: every entry of a leaf rewritten after min_birth is reported (a superset of
  * the changed entries, as a ZFS send is).  @entry returning non-zero stops the walk and
- * btree_walk returns that value.  The counters are filled in on return.
+ * btree_walk returns that value.  @entry may read any tree but must not modify this one
+ * (collect the keys and change the tree afterwards, or use a cursor, which tolerates it).
+ * The counters are filled in on return.
  */
 struct btree_walk {
 	unsigned flags;
