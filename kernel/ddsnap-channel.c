@@ -35,6 +35,7 @@
  * already unique), so a write is never released before its copy-out is durable.
  */
 #include <linux/delay.h>
+#include <linux/fs_struct.h>
 #include <linux/jiffies.h>
 #include <linux/kernel.h>
 #include <linux/net.h>
@@ -78,7 +79,8 @@ void ddsnap_set_mode(struct ddsnap_dev *dc, enum ddsnap_mode mode, const char *w
 	spin_unlock_irqrestore(&dc->lock, flags);
 	if (old == mode)
 		return;
-	DMWARN("%s: mode %s -> %s: %s", ddsnap_name(dc), mode_names[old], mode_names[mode], why);
+	DMWARN_LIMIT("%s: mode %s -> %s: %s", ddsnap_name(dc), mode_names[old], mode_names[mode],
+		     why);
 	dm_table_event(dc->ti->table);
 }
 
@@ -608,6 +610,37 @@ static int channel_receive_one(struct ddsnap_dev *dc, const char **why)
 	}
 }
 
+/*
+ * A socket path is resolved in the caller's root.  The ctr ran in the table loader's root,
+ * but this thread starts with kthreadd's (the initial one), which differs when the loader is
+ * chrooted: give the thread a private fs_struct rooted where the loader was, so reconnects
+ * find the same socket.  Abstract ('@') sockets do not depend on it.
+ */
+static void channel_adopt_root(struct ddsnap_dev *dc)
+{
+	struct fs_struct *fs;
+	struct path old_root, old_pwd;
+
+	if (!dc->root.dentry || unshare_fs_struct()) {
+		DMWARN("%s: reconnects resolve %s in the initial root", ddsnap_name(dc),
+		       dc->sock_name);
+		return;
+	}
+	fs = current->fs;
+	path_get(&dc->root);
+	path_get(&dc->root);
+	spin_lock(&fs->lock);
+	write_seqcount_begin(&fs->seq);
+	old_root = fs->root;
+	old_pwd = fs->pwd;
+	fs->root = dc->root;
+	fs->pwd = dc->root;
+	write_seqcount_end(&fs->seq);
+	spin_unlock(&fs->lock);
+	path_put(&old_root);
+	path_put(&old_pwd);
+}
+
 static int channel_thread(void *arg)
 {
 	struct ddsnap_dev *dc = arg;
@@ -617,6 +650,7 @@ static int channel_thread(void *arg)
 	const char *why;
 	int r;
 
+	channel_adopt_root(dc);
 	while (!kthread_should_stop()) {
 		if (dc->stopping) {
 			wait_event_interruptible(dc->wait, kthread_should_stop());
@@ -634,7 +668,6 @@ static int channel_thread(void *arg)
 				backoff = min(backoff * 2, DDSNAP_BACKOFF_MAX_MS);
 				continue;
 			}
-			backoff = DDSNAP_BACKOFF_MIN_MS;
 			spin_lock_irq(&dc->lock);
 			dc->stats.reconnects++;
 			spin_unlock_irq(&dc->lock);
@@ -644,8 +677,15 @@ static int channel_thread(void *arg)
 			channel_kick_send(dc);
 		}
 		r = channel_receive_one(dc, &why);
-		if (r)
-			channel_lost(dc, r, why);
+		if (!r) {
+			/* Only a server that says something valid earns a quick retry. */
+			backoff = DDSNAP_BACKOFF_MIN_MS;
+			continue;
+		}
+		channel_lost(dc, r, why);
+		wait_event_interruptible_timeout(dc->wait, kthread_should_stop(),
+						 msecs_to_jiffies(backoff));
+		backoff = min(backoff * 2, DDSNAP_BACKOFF_MAX_MS);
 	}
 	return 0;
 }
@@ -733,6 +773,7 @@ int ddsnap_channel_start(struct ddsnap_dev *dc)
 	INIT_DELAYED_WORK(&dc->timeout_work, channel_timeout_work);
 	dc->timeout_secs = DDSNAP_IO_TIMEOUT_SECS;
 	dc->mode = DDSNAP_MODE_NORMAL;
+	get_fs_root(current->fs, &dc->root);
 
 	r = -ENOMEM;
 	ti->error = "Cannot allocate ddsnap buffers";
@@ -812,6 +853,7 @@ out_free_send:
 out_free_recv:
 	kfree(dc->recv_buf);
 out:
+	path_put(&dc->root);
 	return r;
 }
 
@@ -842,4 +884,5 @@ void ddsnap_channel_stop(struct ddsnap_dev *dc)
 	kfree(dc->finish_buf);
 	kfree(dc->send_buf);
 	kfree(dc->recv_buf);
+	path_put(&dc->root);
 }

@@ -26,6 +26,7 @@
 #include <linux/hashtable.h>
 #include <linux/kthread.h>
 #include <linux/mutex.h>
+#include <linux/path.h>
 #include <linux/spinlock.h>
 #include <linux/un.h>
 #include <linux/wait.h>
@@ -93,6 +94,7 @@ struct ddsnap_dev {
 	struct sockaddr_un addr;	   /* server socket, abstract if sun_path[0] == 0 */
 	int addrlen;			   /* bytes of addr actually used */
 	char sock_name[UNIX_PATH_MAX + 1]; /* as written in the table, for status and logs */
+	struct path root; /* the table loader's root: a socket path resolves there */
 
 	/* Learned from the server at the handshake; fixed for the life of the target. */
 	u32 chunk_bits;	 /* log2 chunk size in bytes */
