@@ -479,10 +479,12 @@ int engine_open(const struct engine_params *p, const struct engine_roots *roots,
 	int err;
 
 	if (!p->chunk_size || !IS_POWER_OF_2(p->chunk_size) || p->chunk_size < BDEV_ALIGN ||
-	    p->chunk_size > ENGINE_COPY_MAX_BYTES || !p->origin || !p->snapstore || !p->cache ||
-	    !p->space || !p->space->alloc || !p->space->free || !p->space->avail ||
-	    !p->origin_chunks || p->origin_chunks > p->origin->size / p->chunk_size ||
+	    p->chunk_size > ENGINE_COPY_MAX_BYTES || !p->cache || !p->origin_chunks ||
 	    !p->log_append != !p->log_flush)
+		return -EINVAL;
+	if (!p->read_only &&
+	    (!p->origin || !p->snapstore || !p->space || !p->space->alloc || !p->space->free ||
+	     !p->space->avail || p->origin_chunks > p->origin->size / p->chunk_size))
 		return -EINVAL;
 	e = xzalloc(sizeof(*e));
 	e->p = *p;
@@ -543,6 +545,8 @@ int engine_sync(struct engine *e, struct tx *tx, struct engine_roots *roots)
 {
 	int err;
 
+	if (e->p.read_only)
+		return -EROFS;
 	while (e->ndirty) {
 		struct snap *s = e->dirty[e->ndirty - 1];
 
@@ -948,7 +952,7 @@ int engine_origin_write(struct engine *e, struct tx *tx, const struct engine_ran
 	u32 n = 0;
 	int err = 0;
 
-	if (e->failed)
+	if (e->failed || e->p.read_only)
 		return -EROFS;
 	for (u32 r = 0; r < nranges; r++)
 		if (ranges[r].chunk >= e->p.origin_chunks ||
@@ -1049,7 +1053,7 @@ int engine_snap_write_map(struct engine *e, struct tx *tx, u32 tag, u64 chunk, b
 	u8 k[8], v[8];
 	int err;
 
-	if (e->failed)
+	if (e->failed || e->p.read_only)
 		return -EROFS;
 	if (!s)
 		return -ENODATA;
@@ -1153,7 +1157,7 @@ int engine_create(struct engine *e, struct tx *tx, u32 tag, u64 ctime, int8_t pr
 	struct engine_logrec_disk r;
 	int err;
 
-	if (e->failed)
+	if (e->failed || e->p.read_only)
 		return -EROFS;
 	if (tag == ENGINE_HEAD)
 		return -EINVAL;
@@ -1180,7 +1184,7 @@ int engine_delete(struct engine *e, struct tx *tx, u32 tag)
 	struct snap *s = snap_find(e, tag);
 	int err;
 
-	if (e->failed)
+	if (e->failed || e->p.read_only)
 		return -EROFS;
 	if (!s)
 		return -ENODATA;
@@ -1199,7 +1203,7 @@ int engine_hold(struct engine *e, struct tx *tx, u32 tag, int delta)
 	struct snap *s = snap_find(e, tag);
 	int h;
 
-	if (e->failed)
+	if (e->failed || e->p.read_only)
 		return -EROFS;
 	if (!s)
 		return -ENODATA;
@@ -1226,7 +1230,7 @@ int engine_set_priority(struct engine *e, struct tx *tx, u32 tag, int8_t priorit
 {
 	struct snap *s = snap_find(e, tag);
 
-	if (e->failed)
+	if (e->failed || e->p.read_only)
 		return -EROFS;
 	if (!s)
 		return -ENODATA;
@@ -1299,7 +1303,7 @@ void engine_status(struct engine *e, struct engine_status *o)
 		o->overlay_chunks += e->live[i]->overlay_chunks;
 	}
 	o->head_written_bytes = deadlist_bytes(e->head_dl);
-	o->avail_chunks = e->p.space->avail(e->p.space_priv);
+	o->avail_chunks = e->p.space ? e->p.space->avail(e->p.space_priv) : 0;
 	o->reserve_chunks = e->p.reserve_chunks;
 	o->copyouts = e->copyouts;
 	o->policy_deletes = e->policy_deletes;
@@ -1492,6 +1496,8 @@ int engine_replay(struct engine *e, struct tx *tx, u16 type, const void *payload
 	struct engine_logrec_disk r;
 	struct snap *s;
 
+	if (e->p.read_only)
+		return -EROFS;
 	if (len != sizeof(r))
 		return -EPROTO;
 	memcpy(&r, payload, sizeof(r));
@@ -1551,6 +1557,29 @@ int engine_overlay_roots(struct cache *cache, const struct blkptr *snapshots,
 	btree_cursor_fini(&c);
 	btree_close(t);
 	return err == -ENODATA ? 0 : err;
+}
+
+int engine_check_offline(struct cache *cache, const struct engine_roots *roots, u32 chunk_size,
+			 u64 origin_chunks, const struct engine_check_ops *ops,
+			 struct engine_check_report *r, char *why, size_t whylen)
+{
+	struct engine_params p = {
+		.chunk_size = chunk_size,
+		.origin_chunks = origin_chunks,
+		.cache = cache,
+		.read_only = true,
+	};
+	struct engine *e;
+	int err = engine_open(&p, roots, &e);
+
+	memset(r, 0, sizeof(*r));
+	if (err) {
+		snprintf(why, whylen, "cannot open the engine's trees (%d)", err);
+		return err;
+	}
+	err = engine_check(e, ops, r, why, whylen);
+	engine_close(e);
+	return err;
 }
 
 int engine_exception_stats(struct engine *e, struct btree_stats *out)

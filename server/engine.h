@@ -107,6 +107,11 @@ struct engine_params {
 	u64 reserve_chunks;
 	/* Full-store policy: false = never drop snapshots, fail copy-needing writes. */
 	bool autodelete;
+	/*
+	 * Reads only (check, dump, list): origin, snapstore, space and log may be NULL, and
+	 * every call that would change something returns -EROFS.
+	 */
+	bool read_only;
 };
 
 /* What the uberblock keeps for the engine (root slots and scalars). */
@@ -310,6 +315,16 @@ struct engine_check_ops {
  */
 int engine_check(struct engine *e, const struct engine_check_ops *ops,
 		 struct engine_check_report *r, char *why, size_t whylen);
+
+/*
+ * engine_check for a tool (`ddsnap check`): opens the engine read-only on @roots over @cache
+ * (the store's, opened read-only), checks, closes.  @chunk_size and @origin_chunks come from
+ * the label.  Returns as engine_check, or the open's error (with @why filled in).
+ * O(exceptions).  Blocks on reads.  Nothing is written.
+ */
+int engine_check_offline(struct cache *cache, const struct engine_roots *roots, u32 chunk_size,
+			 u64 origin_chunks, const struct engine_check_ops *ops,
+			 struct engine_check_report *r, char *why, size_t whylen);
 
 /*
  * For an offline checker that walks the trees itself: calls @fn for the overlay root of every
