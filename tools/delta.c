@@ -700,7 +700,7 @@ static int apply_flush(struct apply *a)
 		return 0;
 	dj = xzalloc(sizeof(*dj) * a->nq);
 	src = abuf(a->qbytes);
-	tgt = xmalloc(a->qbytes);
+	tgt = abuf(a->qbytes); /* O_DIRECT writes need aligned buffers */
 	for (unsigned i = 0; i < a->nq && !rc; i++) {
 		struct delta_record *rec = &a->q[i].rec;
 		size_t len = (size_t)rec->count * a->h.chunk_size;

@@ -497,6 +497,85 @@ static void test_delta__usage_and_bad_inputs(void **state)
 	make_changelist(TAG_A);
 }
 
+/*
+ * Model check over random cases (seed printed): random changes between A and B, a random
+ * codec, then the stream is delivered intact, bit-flipped or truncated at a random byte.
+ * Whatever happens, the receiver's origin must be A with B's chunks exactly below the
+ * token's next chunk (or all of B on success), snapshot A must be untouched, and re-sending
+ * the good stream with the token must complete the transfer.
+ */
+static void test_delta__random_corruption_model(void **state)
+{
+	static const char *codecs[] = {"-r", "-z1", "--zstd", "-x", "--zstd-delta", "-b"};
+	const char *env = getenv("DELTA_TEST_SEED"); /* replay a failure */
+	u64 seed = env ? strtoull(env, NULL, 0) : (u64)time(NULL);
+	u8 *a0 = snap_a, *b0 = snap_b;
+
+	print_message("random corruption model: DELTA_TEST_SEED=%llu\n", (unsigned long long)seed);
+	rng = seed | 1;
+	for (int iter = 0; iter < 12; iter++) {
+		const char *codec = codecs[rnd() % ARRAY_SIZE(codecs)];
+		struct delta_token tok;
+		size_t n, at;
+		u8 *d, *e;
+		int kind = (int)(rnd() % 3), rc;
+
+		snap_a = malloc(VOL_BYTES);
+		snap_b = malloc(VOL_BYTES);
+		memcpy(snap_a, a0, VOL_BYTES);
+		memcpy(snap_b, a0, VOL_BYTES);
+		for (int k = 0; k < 12; k++) { /* random runs of new, zeroed or edited chunks */
+			size_t c = rnd() % NCHUNKS, len = 1 + rnd() % 40;
+
+			len = MIN(len, NCHUNKS - c) * CHUNK;
+			switch (rnd() % 3) {
+			case 0:
+				fill_text(snap_b + c * CHUNK, len);
+				break;
+			case 1:
+				memset(snap_b + c * CHUNK, 0, len);
+				break;
+			default:
+				for (size_t i = 0; i < len; i += 512)
+					snap_b[c * CHUNK + i + rnd() % 512] ^= 0x77;
+			}
+		}
+		put(pathf("%s(%u)", send_stem, TAG_A), snap_a, VOL_BYTES);
+		put(pathf("%s(%u)", send_stem, TAG_B), snap_b, VOL_BYTES);
+		make_changelist(TAG_A);
+		assert_int_equal(run("create", codec, cl_path, delta_path, send_stem, END),
+				 EXIT_OK);
+		d = get(delta_path, &n);
+		at = 92 + rnd() % (n - 92);
+		if (kind == 1)
+			d[at] ^= (u8)(1u << (rnd() % 8));
+		put(pathf("%s.x", delta_path), d, kind == 2 ? at : n);
+		free(d);
+		reset_receiver();
+		rc = run("apply", "-t", tok_path, pathf("%s.x", delta_path), recv_stem, END);
+		if (rc == EXIT_OK) {
+			assert_int_equal(kind, 0); /* damage is always detected */
+			assert_file(recv_stem, snap_b, VOL_BYTES);
+		} else {
+			assert_int_equal(delta_token_load(tok_path, &tok), 0);
+			e = partial_expect(tok.next_chunk);
+			assert_file(recv_stem, e, VOL_BYTES);
+			free(e);
+			assert_int_equal(run("apply", "-t", tok_path, delta_path, recv_stem, END),
+					 EXIT_OK);
+			assert_file(recv_stem, snap_b, VOL_BYTES);
+		}
+		assert_file(pathf("%s(%u)", recv_stem, TAG_A), snap_a, VOL_BYTES);
+		free(snap_a);
+		free(snap_b);
+	}
+	snap_a = a0;
+	snap_b = b0;
+	put(pathf("%s(%u)", send_stem, TAG_A), snap_a, VOL_BYTES);
+	put(pathf("%s(%u)", send_stem, TAG_B), snap_b, VOL_BYTES);
+	make_changelist(TAG_A);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -509,6 +588,7 @@ int main(void)
 		cmocka_unit_test(test_delta__source_mismatch_refused),
 		cmocka_unit_test(test_delta__full_delta_and_pipes),
 		cmocka_unit_test(test_delta__usage_and_bad_inputs),
+		cmocka_unit_test(test_delta__random_corruption_model),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
