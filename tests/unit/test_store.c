@@ -350,6 +350,59 @@ static void test_store__sync_thread_timer_and_dirty_bound(void **state)
 	bdev_close(b);
 }
 
+struct replayed {
+	unsigned n;
+	u64 txg;
+	char payload[16];
+};
+
+static int count_replay(void *arg, struct tx *tx, const struct intent_log_record *rec)
+{
+	struct replayed *r = arg;
+
+	r->n++;
+	r->txg = tx->txg;
+	memcpy(r->payload, rec->payload, MIN((size_t)rec->len, sizeof(r->payload) - 1));
+	return 0;
+}
+
+static void test_store__intent_log_replay(void **state)
+{
+	struct bdev *b = bdev_faulty_create(16 * MB, 3);
+	struct replayed rp = {0};
+	struct store *s;
+	struct tx *tx;
+	char why[256];
+
+	format_ok(b, NULL, 12);
+	s = open_ok(b, NULL);
+	assert_int_equal(store_open_log(s, count_replay, &rp, why, sizeof(why)), 0);
+	assert_int_equal(rp.n, 0);
+	tx = store_tx_hold(s);
+	assert_int_equal(intent_log_commit(store_log(s), 7, tx->txg, "copyout", 7, 0, NULL), 0);
+	store_tx_release(s, tx);
+	/* Power cut before the txg syncs: the record is durable, the txg is not. */
+	bdev_faulty_crash(b, false);
+	store_abandon(s);
+
+	s = open_ok(b, NULL);
+	assert_int_equal(store_open_log(s, count_replay, &rp, why, sizeof(why)), 0);
+	assert_int_equal(rp.n, 1);
+	assert_string_equal(rp.payload, "copyout");
+	assert_int_equal(rp.txg, store_open_txg(s)); /* replayed into the first open txg */
+	assert_int_equal(store_sync(s), 0);
+	assert_int_equal(store_close(s), 0);
+
+	/* Once a txg after the record is durable, it is never replayed again. */
+	memset(&rp, 0, sizeof(rp));
+	s = open_ok(b, NULL);
+	assert_int_equal(store_open_log(s, count_replay, &rp, why, sizeof(why)), 0);
+	assert_int_equal(rp.n, 0);
+	assert_int_equal(store_close(s), 0);
+	check_ok(b, NULL);
+	bdev_close(b);
+}
+
 /*----------------------------------------------------------------
  * Crash tests
  *--------------------------------------------------------------*/
@@ -623,6 +676,7 @@ int main(void)
 		cmocka_unit_test(test_store__deferred_free),
 		cmocka_unit_test(test_store__check_finds_leak),
 		cmocka_unit_test(test_store__sync_thread_timer_and_dirty_bound),
+		cmocka_unit_test(test_store__intent_log_replay),
 		cmocka_unit_test(test_store__crash_random_workloads),
 	};
 
