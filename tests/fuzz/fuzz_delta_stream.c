@@ -48,6 +48,8 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
 		src = calloc(1, DELTA_MAX_EXTENT);
 		tgt = malloc(DELTA_MAX_EXTENT);
 	}
+	if (size >= DELTA_TOKEN_BYTES) /* the token decoder sees the same bytes */
+		(void)delta_token_unpack(&t, data);
 	rc = delta_reader_header(r, &h);
 	while (!rc && (rc = delta_reader_next(r, &rec)) == 1) {
 		rc = 0;
