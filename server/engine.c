@@ -1198,6 +1198,37 @@ int engine_delete(struct engine *e, struct tx *tx, u32 tag)
 	return err;
 }
 
+/* Sets holds and priority, logged (unless replaying) so they are durable on return. */
+static int snap_setattr(struct engine *e, struct tx *tx, struct snap *s, u16 holds, int8_t priority,
+			bool replaying)
+{
+	u16 old_holds = s->holds;
+	int8_t old_prio = s->priority;
+	struct engine_logrec_disk r;
+	int err;
+
+	if (!replaying) {
+		memset(&r, 0, sizeof(r));
+		r.tag = cpu_to_le32(s->tag);
+		r.chunk = cpu_to_le64(holds);
+		r.priority = (u8)priority;
+		err = log_rec(e, tx, ENGINE_LOG_SETATTR, &r);
+		if (err)
+			return err;
+	}
+	s->holds = holds;
+	s->priority = priority;
+	err = table_put(e, tx, s);
+	if (err) {
+		s->holds = old_holds;
+		s->priority = old_prio;
+		if (!replaying && e->p.log_append)
+			return engine_fail(e, err, "recording a logged hold or priority");
+		return err;
+	}
+	return replaying ? 0 : log_flush(e);
+}
+
 int engine_hold(struct engine *e, struct tx *tx, u32 tag, int delta)
 {
 	struct snap *s = snap_find(e, tag);
@@ -1210,8 +1241,7 @@ int engine_hold(struct engine *e, struct tx *tx, u32 tag, int delta)
 	h = (int)s->holds + delta;
 	if (h < 0 || h > UINT16_MAX)
 		return -EINVAL;
-	s->holds = (u16)h;
-	return table_put(e, tx, s);
+	return snap_setattr(e, tx, s, (u16)h, s->priority, false);
 }
 
 int engine_open_count(struct engine *e, u32 tag, int delta)
@@ -1234,8 +1264,7 @@ int engine_set_priority(struct engine *e, struct tx *tx, u32 tag, int8_t priorit
 		return -EROFS;
 	if (!s)
 		return -ENODATA;
-	s->priority = priority;
-	return table_put(e, tx, s);
+	return snap_setattr(e, tx, s, s->holds, priority, false);
 }
 
 /*------------------------------------------------------------------------------------------
@@ -1514,6 +1543,13 @@ int engine_replay(struct engine *e, struct tx *tx, u16 type, const void *payload
 			return -EPROTO;
 		return snap_create(e, tx, le32_to_cpu(r.tag), le64_to_cpu(r.ctime),
 				   (int8_t)r.priority);
+	case ENGINE_LOG_SETATTR:
+		s = snap_find(e, le32_to_cpu(r.tag));
+		if (!s)
+			return 0; /* deleted by a later record */
+		if (le64_to_cpu(r.chunk) > UINT16_MAX)
+			return -EPROTO;
+		return snap_setattr(e, tx, s, (u16)le64_to_cpu(r.chunk), (int8_t)r.priority, true);
 	case ENGINE_LOG_DROP:
 		s = snap_find(e, le32_to_cpu(r.tag));
 		if (!s || (r.flags && s->state == ENGINE_SNAP_INVALID))

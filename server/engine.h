@@ -21,10 +21,10 @@
  * caller (the store's txg machinery) holds the txg open across the call.  engine_sync() is
  * called after the txg's last change, before cache_sync(), and yields the roots the
  * uberblock keeps.  Durability of individual requests:
- *  - copy-outs, first snapshot writes (overlay inserts), creates, deletes and the
- *    full-store policy's drops are logged (params->log_append) and flushed before the call
- *    returns, so the caller may acknowledge at once; replay re-applies them in order;
- *  - hold and priority changes are durable when the txg syncs.
+ *  - copy-outs, first snapshot writes (overlay inserts), creates, deletes, hold and
+ *    priority changes and the full-store policy's drops are logged (params->log_append)
+ *    and flushed before the call returns, so the caller may acknowledge at once; replay
+ *    re-applies them in order.  (engine_open_count is memory only: devices reconnect.)
  *
  * Locking.  None inside: the caller serialises every call on one engine (the server's engine
  * lock).  Calls block on metadata reads (cache misses) and on data I/O (copy-outs,
@@ -79,6 +79,7 @@ enum engine_logrec_type {
 	ENGINE_LOG_OVERLAY = 0x101, /* {tag, chunk, addr} inserted in a snapshot overlay */
 	ENGINE_LOG_CREATE = 0x102,  /* {tag, gen, ctime, priority} */
 	ENGINE_LOG_DROP = 0x103,    /* {tag, flags}: deleted, or invalidated by the policy */
+	ENGINE_LOG_SETATTR = 0x104, /* {tag, holds (in chunk), priority}: the new values */
 };
 
 /* Called before an in-use snapshot is invalidated; must return once its device dropped its
@@ -209,12 +210,14 @@ int engine_create(struct engine *e, struct tx *tx, u32 tag, u64 ctime, int8_t pr
  */
 int engine_delete(struct engine *e, struct tx *tx, u32 tag);
 
-/* Persistent holds (Zumastor usecount; ZFS holds): +1 or -1.  Returns 0, -ENODATA, -EINVAL
- * (underflow or overflow).  O(log snapshots). */
+/* Persistent holds (Zumastor usecount; ZFS holds): += @delta, durable on return (logged).
+ * Returns 0, -ENODATA, -EINVAL (underflow or overflow), or a log or metadata error.
+ * O(log snapshots). */
 int engine_hold(struct engine *e, struct tx *tx, u32 tag, int delta);
 /* Transient users (connected snapshot devices): +1 or -1, memory only.  Returns 0 or -ENODATA. */
 int engine_open_count(struct engine *e, u32 tag, int delta);
-/* Changes the priority.  Returns 0 or -ENODATA.  O(log snapshots). */
+/* Changes the priority, durable on return (logged).  Returns 0, -ENODATA, or a log or
+ * metadata error.  O(log snapshots). */
 int engine_set_priority(struct engine *e, struct tx *tx, u32 tag, int8_t priority);
 
 enum engine_snap_state {

@@ -321,7 +321,8 @@ static_assert(offsetof(struct snap_record_disk, overlay) == 16, "snap_record ove
 /*
  * The payload of the engine's intent log records (enum engine_logrec_type): a copy-out
  * {chunk, birth, death, addr, csum of the copied data}, an overlay insert {tag, chunk,
- * addr}, a create {tag, gen, ctime, priority} or a delete/invalidate {tag, flags}.
+ * addr}, a create {tag, gen, ctime, priority}, a delete/invalidate {tag, flags} or a
+ * hold/priority change {tag, holds (in chunk), priority}.
  */
 struct engine_logrec_disk {
 	__le64 chunk;

@@ -67,7 +67,19 @@ struct world {
 	u32 next_tag;
 	u64 seed;
 	u8 *buf, *data;
+	/* full-store mode: a small snapstore, holds, in-use snapshots, priorities */
+	bool policy;
+	u8 *held, *opened; /* by tag */
+	u64 dropped, invalidated, enospc;
 };
+
+static u32 policy_invalidations;
+
+static int count_invalidate(void *priv, u32 tag)
+{
+	policy_invalidations++;
+	return 0;
+}
 
 static void world_init(struct world *w, u64 seed, u64 nchunks, u64 data_chunks, bool faulty)
 {
@@ -167,6 +179,16 @@ static void verify_changelists(struct world *w, u64 step)
 		}
 }
 
+/* In full-store mode a copy-needing write may be refused: then it did not happen. */
+static bool refused(struct world *w, int err)
+{
+	if (w->policy && err == -ENOSPC) {
+		w->enospc++;
+		return true;
+	}
+	return false;
+}
+
 static void op_origin_write(struct world *w)
 {
 	u64 c = rnd_below(&w->r, w->f.origin_chunks);
@@ -177,6 +199,8 @@ static void op_origin_write(struct world *w)
 		off = 0, len = CS;
 	fill(w->data, len, c, ++w->version);
 	err = efix_origin_write(&w->f, c, off, len, w->data);
+	if (refused(w, err))
+		return;
 	CHECKF(!err, "origin write %llu: %d", (unsigned long long)c, err);
 	snapmodel_origin_write(w->m, c, off, len, w->data);
 }
@@ -191,6 +215,10 @@ static void op_origin_batch(struct world *w)
 	n = MIN(n, w->f.origin_chunks - c);
 	r = (struct engine_range){c, n};
 	err = engine_origin_write(w->f.e, &w->f.tx, &r, 1, &gen, &copied);
+	if (err == -EAGAIN && !efix_sync(&w->f))
+		err = engine_origin_write(w->f.e, &w->f.tx, &r, 1, &gen, &copied);
+	if (refused(w, err))
+		return;
 	CHECKF(!err, "origin batch %llu+%llu: %d", (unsigned long long)c, (unsigned long long)n,
 	       err);
 	/* Everything in the range is now safe: a second query copies nothing. */
@@ -220,6 +248,8 @@ static void op_snap_write(struct world *w)
 	}
 	fill(w->data, len, c, ++w->version);
 	err = efix_snap_write(&w->f, tag, c, off, len, w->data);
+	if (refused(w, err))
+		return;
 	CHECKF(!err, "snap write %u/%llu: %d", tag, (unsigned long long)c, err);
 	snapmodel_snap_write(w->m, tag, c, off, len, w->data);
 }
@@ -229,11 +259,59 @@ static void op_create(struct world *w, u32 max_live)
 	u32 tag = w->next_tag++;
 	int err;
 
+	int8_t prio = (int8_t)rnd_below(&w->r, 3);
+
 	if (snapmodel_count(w->m) >= max_live)
 		return;
-	err = engine_create(w->f.e, &w->f.tx, tag, 1000 + tag, (int8_t)rnd_below(&w->r, 3));
+	if (w->policy && rnd_below(&w->r, 20) == 0)
+		prio = ENGINE_PRIO_KEEP;
+	err = engine_create(w->f.e, &w->f.tx, tag, 1000 + tag, prio);
 	CHECKF(!err, "create %u: %d", tag, err);
 	VERIFY(!snapmodel_create_snap(w->m, tag));
+	if (w->policy && rnd_below(&w->r, 10) == 0) {
+		CHECKF(!engine_hold(w->f.e, &w->f.tx, tag, 1), "hold %u", tag);
+		w->held[tag] = 1;
+	}
+	if (w->policy && rnd_below(&w->r, 5) == 0) {
+		CHECKF(!engine_open_count(w->f.e, tag, 1), "open %u", tag);
+		w->opened[tag] = 1;
+	}
+}
+
+/*
+ * Full-store mode: snapshots the policy dropped leave the model; an invalidated one must
+ * fail reads with -EIO and is then forgotten (its device closed, then delete).
+ */
+static void reconcile(struct world *w)
+{
+	u32 tags[64], n = snapmodel_tags(w->m, tags, 64);
+
+	for (u32 i = 0; w->policy && i < n; i++) {
+		struct engine_snapinfo info;
+		enum engine_map_where where;
+		u64 addr;
+		int err = engine_snap_info(w->f.e, tags[i], &info);
+
+		if (!err && info.state == ENGINE_SNAP_NORMAL)
+			continue;
+		CHECKF(!w->held[tags[i]], "held snapshot %u was dropped", tags[i]);
+		if (err == -ENODATA) {
+			w->dropped++;
+		} else {
+			CHECKF(!err && info.state == ENGINE_SNAP_INVALID, "snapshot %u: %d",
+			       tags[i], err);
+			CHECKF(engine_snap_read_map(w->f.e, tags[i], 0, &where, &addr) == -EIO,
+			       "invalidated %u still reads", tags[i]);
+			if (w->opened[tags[i]])
+				CHECKF(!engine_open_count(w->f.e, tags[i], -1), "close %u",
+				       tags[i]);
+			w->opened[tags[i]] = 0;
+			err = engine_delete(w->f.e, &w->f.tx, tags[i]);
+			CHECKF(!err, "forget %u: %d", tags[i], err);
+			w->invalidated++;
+		}
+		VERIFY(!snapmodel_delete_snap(w->m, tags[i]));
+	}
 }
 
 static void op_delete(struct world *w)
@@ -246,6 +324,15 @@ static void op_delete(struct world *w)
 	if (!n)
 		return;
 	tag = which == 0 ? tags[0] : which == 1 ? tags[n - 1] : tags[rnd_below(&w->r, n)];
+	if (w->policy && w->held[tag]) {
+		CHECKF(engine_delete(w->f.e, &w->f.tx, tag) == -EBUSY, "held %u deleted", tag);
+		CHECKF(!engine_hold(w->f.e, &w->f.tx, tag, -1), "release %u", tag);
+		w->held[tag] = 0;
+	}
+	if (w->policy && w->opened[tag]) {
+		CHECKF(!engine_open_count(w->f.e, tag, -1), "close %u", tag);
+		w->opened[tag] = 0;
+	}
 	err = engine_snap_info(w->f.e, tag, &info);
 	CHECKF(!err, "info %u: %d", tag, err);
 	frees = w->f.databits.frees;
@@ -302,15 +389,26 @@ static int op_crash(struct world *w)
  * The random sequence: origin writes (single and batched), snapshot writes, creates, deletes
  * (oldest, newest, random), syncs, clean reopens and, with @crashes, power cuts with replay.
  */
-static void run_random(u64 seed, u64 steps, bool crashes)
+static void run_random(u64 seed, u64 steps, bool crashes, bool policy)
 {
 	struct world ww, *w = &ww;
 
-	world_init(w, seed, 24, 4096, crashes);
-	print_message("engine model: seed %llu, %llu steps%s\n", (unsigned long long)seed,
-		      (unsigned long long)steps, crashes ? ", with crashes" : "");
+	world_init(w, seed, 24, policy ? 40 : 4096, crashes);
+	if (policy) {
+		w->policy = true;
+		w->held = xzalloc(steps + 2);
+		w->opened = xzalloc(steps + 2);
+		engine_close(w->f.e);
+		w->f.params.reserve_chunks = 2;
+		w->f.params.invalidate = count_invalidate;
+		VERIFY(!engine_open(&w->f.params, &w->f.roots, &w->f.e));
+	}
+	print_message("engine model: seed %llu, %llu steps%s%s\n", (unsigned long long)seed,
+		      (unsigned long long)steps, crashes ? ", with crashes" : "",
+		      policy ? ", full store" : "");
 	for (u64 step = 0; step < steps; step++) {
 		u64 op = rnd_below(&w->r, 100);
+		bool reopened = false;
 		int err = 0;
 
 		if (op < 35)
@@ -326,10 +424,13 @@ static void run_random(u64 seed, u64 steps, bool crashes)
 		else if (op < 94)
 			err = efix_sync(&w->f);
 		else if (op < (crashes ? 92u : 97u))
-			err = efix_reopen(&w->f);
+			err = efix_reopen(&w->f), reopened = true;
 		else if (crashes)
-			err = op_crash(w);
+			err = op_crash(w), reopened = true;
 		CHECKF(!err, "step %llu: sync/reopen/crash: %d", (unsigned long long)step, err);
+		if (w->policy && reopened) /* a reopen forgets transient opens */
+			memset(w->opened, 0, steps + 2);
+		reconcile(w);
 		verify_all(w, step);
 		if (step % 7 == 0)
 			verify_check(w, step);
@@ -348,7 +449,15 @@ static void run_random(u64 seed, u64 steps, bool crashes)
 			(unsigned long long)w->f.databits.frees, (unsigned long long)w->f.syncs,
 			(unsigned long long)w->f.replayed, (unsigned long long)w->faults,
 			(unsigned long long)st.gen);
+		if (policy)
+			print_message(
+				"  full store: %llu deleted and %llu invalidated by the policy, "
+				"%llu writes refused\n",
+				(unsigned long long)w->dropped, (unsigned long long)w->invalidated,
+				(unsigned long long)w->enospc);
 	}
+	free(w->held);
+	free(w->opened);
 	world_fini(w);
 }
 
@@ -357,7 +466,7 @@ static void test_engine__model_random(void **state)
 	u64 seed = test_seed(1);
 
 	for (u64 s = seed; s < seed + 4; s++)
-		run_random(s, 600, false);
+		run_random(s, 600, false, false);
 }
 
 static void test_engine__model_crash_replay(void **state)
@@ -365,7 +474,18 @@ static void test_engine__model_crash_replay(void **state)
 	u64 seed = test_seed(100);
 
 	for (u64 s = seed; s < seed + 4; s++)
-		run_random(s, 500, true);
+		run_random(s, 500, true, false);
+}
+
+/* The same with a snapstore of 40 chunks: the full-store policy acts all the time. */
+static void test_engine__model_full_store(void **state)
+{
+	u64 seed = test_seed(300);
+
+	for (u64 s = seed; s < seed + 3; s++)
+		run_random(s, 500, false, true);
+	for (u64 s = seed + 3; s < seed + 6; s++)
+		run_random(s, 500, true, true);
 }
 
 static u32 invalidated_tag;
@@ -752,6 +872,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_engine__model_random),
 		cmocka_unit_test(test_engine__model_crash_replay),
+		cmocka_unit_test(test_engine__model_full_store),
 		cmocka_unit_test(test_engine__full_store_policy),
 		cmocka_unit_test(test_engine__full_store_no_autodelete),
 		cmocka_unit_test(test_engine__log_failures),
