@@ -189,7 +189,15 @@ int engine_snap_read_map(struct engine *e, u32 tag, u64 chunk, enum engine_map_w
  * snapshot's current view of the chunk there unless @whole (the write covers the chunk),
  * insert it in the overlay, commit.  Returns 0, -ENODATA, -EIO (invalidated or I/O),
  * -ENOSPC (no space beyond the reserve; snapshot writes never drop snapshots), -EAGAIN (as
- * for origin writes), or a read error.  O(log overlay) when the copy exists, plus one chunk copy the first time.
+ * for origin writes), or a read error.
+ *
+ * With @whole nothing is copied (DESIGN.md 3), so until the caller's write lands the chunk at
+ * *addr holds whatever the snapstore had there: a write interrupted by a crash leaves the
+ * snapshot's chunk with that content, not with the old one.  Callers that need old-or-new
+ * semantics for interrupted whole-chunk writes pass @whole = false (one chunk copy more).
+ *
+ * O(log overlay) when the copy exists, plus one chunk copy the first time.  Blocks on I/O
+ * and on the log flush.
  */
 int engine_snap_write_map(struct engine *e, struct tx *tx, u32 tag, u64 chunk, bool whole,
 			  u64 *addr);
