@@ -27,14 +27,24 @@
  *    re-applies them in order.  (engine_open_count is memory only: devices reconnect.)
  *
  * Locking.  None inside: the caller serialises every call on one engine (the server's engine
- * lock).  Calls block on metadata reads (cache misses) and on data I/O (copy-outs,
- * copy-ins), and on ops->log_commit.
+ * lock).  Calls block on metadata reads (cache misses), on data I/O (copy-outs, copy-ins),
+ * and on params->log_flush.
  *
  * Errors (base.h): -ENODATA no such snapshot, -EEXIST tag in use, -EBUSY held or in use,
  * -EIO an invalidated snapshot or an I/O error, -ENOSPC store full and nothing may be
- * dropped, -EINVAL bad argument, -EILSEQ/-ENOTBLK/-ESTALE corrupt metadata, -EROFS the
- * engine failed earlier in a way that left memory and disk out of step (it refuses every
- * further change; reopen from the last synced txg).
+ * dropped, -EAGAIN the space needed is freed but reusable only after the open txg syncs
+ * (sync, then ask again), -EINVAL bad argument, -EILSEQ/-ENOTBLK/-ESTALE corrupt metadata,
+ * -EROFS the engine failed earlier in a way that left memory and disk out of step (it
+ * refuses every further change; reopen from the last synced txg) or was opened read-only.
+ * Errors of params->log_append/log_flush (-EWOULDBLOCK, -EIO) are returned unchanged; a
+ * failed append changes nothing, so the caller may wait and retry the whole call.
+ *
+ * Full-store policy.  Before copy-outs would leave fewer than params->reserve_chunks free
+ * (deferred frees counted as coming), and if params->autodelete, the engine drops the
+ * oldest snapshot among those of the lowest priority that have no holds and a priority
+ * below ENGINE_PRIO_KEEP: deleted, or invalidated if a device has it open (after
+ * params->invalidate returned).  If none can go, copy-needing origin writes fail with
+ * -ENOSPC; writes that need no copy still pass.
  */
 #ifndef DDSNAP_ENGINE_H
 #define DDSNAP_ENGINE_H
@@ -88,7 +98,7 @@ enum engine_logrec_type {
 typedef int (*engine_invalidate_fn)(void *priv, u32 tag);
 
 struct engine_params {
-	u32 chunk_size;	   /* bytes, a power of two >= BDEV_SECTOR, multiple of BDEV_ALIGN */
+	u32 chunk_size;	   /* bytes, a power of two in [BDEV_ALIGN, 1 MiB] */
 	u64 origin_chunks; /* volume size in chunks */
 	struct bdev *origin, *snapstore;
 	struct cache *cache; /* metadata cache (the trees) */
@@ -156,8 +166,9 @@ struct engine_range {
  * caches that until the next snapshot); *copied (may be NULL) counts the copy-outs made.
  * Returns 0, -EINVAL (range beyond the volume), -ENOSPC (store full and the policy may drop
  * nothing), -EAGAIN (the space needed is freed but reusable only after the open txg is
- * durable: sync it and ask again), -EIO, or a read error; on error some chunks may already have been copied out
- * (they are then safe), none is lost.  Cost per chunk: O(log exceptions) tree reads, the
+ * durable: sync it and ask again), -EIO, a log error, or a read error.  On error some chunks
+ * may already be copied out; a retry finds them, copies nothing more for them, and passes
+ * only once their records are durable.  Cost per chunk: O(log exceptions) tree reads, the
  * same with 1 or 10,000 live snapshots, plus O(log snapshots) memory work per copy-out.
  * Blocks on I/O.
  */
@@ -205,8 +216,8 @@ int engine_snap_write_map(struct engine *e, struct tx *tx, u32 tag, u64 chunk, b
 /*
  * Creates snapshot @tag of the origin as of now: S.gen = gen, gen++, the head's deadlist
  * becomes S's.  @ctime is stored as given (seconds).  Returns 0, -EEXIST, -EINVAL (@tag is
- * ENGINE_HEAD), or a metadata error.  O(log snapshots) for the table insert; no
- * exception, deadlist entry or chunk is touched.
+ * ENGINE_HEAD), a log error, or a metadata error.  O(log snapshots) for the table insert;
+ * no exception, deadlist entry or chunk is touched.  Blocks on the log flush.
  */
 int engine_create(struct engine *e, struct tx *tx, u32 tag, u64 ctime, int8_t priority);
 
@@ -214,7 +225,8 @@ int engine_create(struct engine *e, struct tx *tx, u32 tag, u64 ctime, int8_t pr
  * Deletes snapshot @tag (or forgets an invalidated one): frees the exceptions only it saw
  * (the sublists of the next deadlist keyed after the previous snapshot's gen), merges its
  * deadlist into the next one, frees its overlay.  Returns 0, -ENODATA, -EBUSY (held or in
- * use), or a metadata error.  O(#sublists + #freed * log exceptions + overlay size).
+ * use), a log error, or a metadata error.  O(#sublists + #freed * log exceptions + overlay
+ * size) block work, plus an O(live snapshots) memmove.  Blocks on I/O and the log flush.
  */
 int engine_delete(struct engine *e, struct tx *tx, u32 tag);
 
@@ -289,8 +301,10 @@ int engine_changelist(struct engine *e, u32 a, u32 b, u64 **chunks, u64 *n,
 
 /*
  * Re-applies one intent log record (type, payload) after a crash, in the first txg opened
- * after the last synced one.  A record already reflected in the trees is skipped.  Returns
- * 0, -EPROTO (malformed record), or a metadata error.  O(log exceptions).
+ * after the last synced one, in log order.  A record already reflected in the trees is
+ * skipped, so replaying a record twice is harmless.  Returns 0, -EPROTO (malformed or
+ * inconsistent record), or a metadata error.  O(log exceptions); a drop costs what the
+ * delete did.
  */
 int engine_replay(struct engine *e, struct tx *tx, u16 type, const void *payload, u16 len);
 
