@@ -725,6 +725,43 @@ static void test_engine__check_finds_damage(void **state)
 	efix_fini(&f);
 }
 
+/*
+ * A discard is a write for the copy-out rule (DESIGN.md 3): the snapshot keeps the data the
+ * origin is about to lose, and the changelist names the chunk.
+ */
+static void test_engine__discard_is_a_write(void **state)
+{
+	struct engine_range r = {3, 2};
+	enum engine_map_where where;
+	u64 gen, copied, addr, *chunks, n;
+	u8 *buf, *want;
+	struct efix f;
+
+	efix_init(&f, CS, 16, 64, false, 1);
+	buf = xmalloc(CS);
+	want = xmalloc(CS);
+	fill(want, CS, 3, 1);
+	assert_int_equal(efix_origin_write(&f, 3, 0, CS, want), 0);
+	assert_int_equal(engine_create(f.e, &f.tx, 1, 1, 0), 0);
+	assert_int_equal(engine_origin_discard(f.e, &f.tx, &r, 1, &gen, &copied), 0);
+	assert_int_equal(copied, 2);
+	assert_int_equal(gen, 2);
+	memset(buf, 0, CS); /* what the device returns for a discarded chunk */
+	assert_int_equal(efix_origin_write(&f, 3, 0, CS, buf), 0);
+	assert_int_equal(engine_snap_read_map(f.e, 1, 3, &where, &addr), 0);
+	assert_int_equal(where, ENGINE_MAP_SNAPSTORE);
+	assert_int_equal(efix_read(&f, 1, 3, buf), 0);
+	assert_memory_equal(buf, want, CS);
+	assert_int_equal(engine_changelist(f.e, 1, ENGINE_HEAD, &chunks, &n, NULL), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(chunks[0], 3);
+	assert_int_equal(chunks[1], 4);
+	free(chunks);
+	free(buf);
+	free(want);
+	efix_fini(&f);
+}
+
 /*------------------------------------------------------------------------------------------
  * Cost tests: count metadata block accesses (cache hits + misses), not time
  *----------------------------------------------------------------------------------------*/
@@ -877,6 +914,7 @@ int main(void)
 		cmocka_unit_test(test_engine__full_store_no_autodelete),
 		cmocka_unit_test(test_engine__log_failures),
 		cmocka_unit_test(test_engine__check_finds_damage),
+		cmocka_unit_test(test_engine__discard_is_a_write),
 		cmocka_unit_test(test_engine__cost_origin_write_independent_of_snapshots),
 		cmocka_unit_test(test_engine__cost_delete_nothing_unique),
 		cmocka_unit_test(test_engine__cost_changelist_pruned),
