@@ -622,6 +622,7 @@ struct apply {
 	size_t qbytes;
 	u64 written_chunks;
 	int exit_code;
+	bool check; /* --check: verify everything, write nothing */
 };
 
 static int apply_save(struct apply *a)
@@ -680,10 +681,12 @@ static int apply_write(struct apply *a, const struct delta_record *rec, const u8
 		a->exit_code = EXIT_CORRUPT;
 		return -EILSEQ;
 	}
-	rc = dev_pwrite(&a->origin, data, len, rec->chunk * a->h.chunk_size);
-	if (rc)
-		return rc;
-	a->dirty = true;
+	if (!a->check) {
+		rc = dev_pwrite(&a->origin, data, len, rec->chunk * a->h.chunk_size);
+		if (rc)
+			return rc;
+		a->dirty = true;
+	}
 	a->written_chunks += rec->count;
 	return 0;
 }
@@ -758,7 +761,7 @@ static int apply_record(struct apply *a, const struct delta_record *rec,
 
 	if (rec->type == DELTA_REC_ZERO) {
 		rc = apply_flush(a);
-		for (u64 c = 0; !rc && c < rec->count;) {
+		for (u64 c = 0; !rc && !a->check && c < rec->count;) {
 			u64 k = MIN((u64)rec->count - c, (u64)(DELTA_MAX_EXTENT / a->h.chunk_size));
 
 			rc = dev_pwrite(&a->origin, a->zeros, (size_t)k * a->h.chunk_size,
@@ -837,15 +840,15 @@ static int check_skipped(struct apply *a, const struct delta_token *saved)
 }
 
 static const struct option apply_opts[] = {
-	{"token", required_argument, NULL, 't'},
-	{"limit", required_argument, NULL, 'l'},
-	{"progress", no_argument, NULL, 'p'},
-	{"verbose", no_argument, NULL, 'v'},
-	{NULL, 0, NULL, 0},
+	{"token", required_argument, NULL, 't'}, {"check", no_argument, NULL, 'n'},
+	{"limit", required_argument, NULL, 'l'}, {"progress", no_argument, NULL, 'p'},
+	{"verbose", no_argument, NULL, 'v'},	 {NULL, 0, NULL, 0},
 };
 
 static const char apply_usage[] =
-	"usage: ddsnap delta apply [-t TOKEN] [-l bytes/s] [-v] <deltafile|-> <devstem>\n";
+	"usage: ddsnap delta apply [-t TOKEN | -n] [-l bytes/s] [-v] <deltafile|-> <devstem>\n"
+	"  -n, --check  verify the whole delta against this receiver (source checksums,\n"
+	"               decoding, target checksums) and write nothing\n";
 
 static int delta_apply(int argc, char **argv)
 {
@@ -861,10 +864,13 @@ static int delta_apply(int argc, char **argv)
 	char *name;
 
 	optind = 0;
-	while ((opt = getopt_long(argc, argv, "t:l:vh", apply_opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "t:nl:vh", apply_opts, NULL)) != -1) {
 		switch (opt) {
 		case 't':
 			a.token_path = optarg;
+			break;
+		case 'n':
+			a.check = true;
 			break;
 		case 'l':
 			if (xfer_parse_size(optarg, &limit)) {
@@ -883,7 +889,7 @@ static int delta_apply(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	if (argc - optind != 2) {
+	if (argc - optind != 2 || (a.check && a.token_path)) {
 		fputs(apply_usage, stderr);
 		return EXIT_USAGE;
 	}
@@ -925,7 +931,7 @@ static int delta_apply(int argc, char **argv)
 		skip_until = saved.next_seq; /* a full stream re-sent: skip what is on disk */
 	}
 	name = dev_name(argv[optind + 1], DELTA_TAG_ORIGIN);
-	rc = dev_open(&a.origin, name, true);
+	rc = dev_open(&a.origin, name, !a.check);
 	free(name);
 	if (rc)
 		goto out;
@@ -991,7 +997,7 @@ static int delta_apply(int argc, char **argv)
 		rc = check_skipped(&a, &saved);
 	xfer_progress_done(&prog);
 	/* make durable what was applied, and record where to resume */
-	if (a.origin.fd >= 0) {
+	if (a.origin.fd >= 0 && !a.check) {
 		if (fdatasync(a.origin.fd) && !rc) {
 			derr("sync %s: %s", a.origin.path, strerror(errno));
 			rc = -EIO;
@@ -1008,9 +1014,10 @@ static int delta_apply(int argc, char **argv)
 	if (a.token_path)
 		unlink(a.token_path);
 	delta_reader_trailer(a.r, &tr);
-	if (verbose)
+	if (verbose || a.check)
 		fprintf(stderr,
-			"ddsnap delta: applied %llu extents and %llu zero extents (%llu chunks)\n",
+			"ddsnap delta: %s %llu extents and %llu zero extents (%llu chunks)\n",
+			a.check ? "verified, would apply" : "applied",
 			(unsigned long long)tr.extents, (unsigned long long)tr.zero_extents,
 			(unsigned long long)a.written_chunks);
 	a.exit_code = EXIT_OK;

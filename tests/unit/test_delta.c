@@ -394,6 +394,15 @@ static void test_delta__source_mismatch_refused(void **state)
 	memcpy(a2, snap_a, VOL_BYTES);
 	a2[150 * CHUNK + 5] ^= 1; /* the receiver's A is not the sender's A */
 	put(pathf("%s(%u)", recv_stem, TAG_A), a2, VOL_BYTES);
+	/* --check finds it without writing anything; a good receiver passes the check */
+	assert_int_equal(run("apply", "-n", delta_path, recv_stem, END), EXIT_FAIL);
+	assert_file(recv_stem, snap_a, VOL_BYTES);
+	assert_int_equal(run("apply", "-n", "-t", tok_path, delta_path, recv_stem, END),
+			 EXIT_USAGE);
+	put(pathf("%s(%u)", recv_stem, TAG_A), snap_a, VOL_BYTES);
+	assert_int_equal(run("apply", "--check", delta_path, recv_stem, END), EXIT_OK);
+	assert_file(recv_stem, snap_a, VOL_BYTES);
+	put(pathf("%s(%u)", recv_stem, TAG_A), a2, VOL_BYTES);
 	assert_int_equal(run("apply", delta_path, recv_stem, END), EXIT_FAIL);
 	/* nothing at or after the mismatching extent was written */
 	{
