@@ -420,7 +420,8 @@ static int load_table(struct engine *e)
 		log_err("engine: snapshot table unreadable (%d)", err);
 		return err;
 	}
-	qsort(e->live, e->nlive, sizeof(*e->live), cmp_snap_gen);
+	if (e->nlive > 1)
+		qsort(e->live, e->nlive, sizeof(*e->live), cmp_snap_gen);
 	for (u32 i = 1; i < e->nlive; i++)
 		if (e->live[i]->gen == e->live[i - 1]->gen) {
 			log_err("engine: snapshots %u and %u share gen %llu", e->live[i - 1]->tag,
@@ -1437,7 +1438,8 @@ int engine_changelist(struct engine *e, u32 a, u32 b, u64 **chunks, u64 *n,
 		free(cv.v);
 		return err;
 	}
-	qsort(cv.v, cv.n, sizeof(*cv.v), cmp_u64);
+	if (cv.n > 1)
+		qsort(cv.v, cv.n, sizeof(*cv.v), cmp_u64);
 	*n = 0;
 	for (u64 i = 0; i < cv.n; i++)
 		if (!*n || cv.v[*n - 1] != cv.v[i])
@@ -1793,7 +1795,8 @@ int engine_check(struct engine *e, const struct engine_check_ops *ops,
 	if (!err)
 		err = check_deadlist(&c, e->head_dl, e->nlive);
 	if (!err) {
-		qsort(c.addrs, c.naddrs, sizeof(*c.addrs), cmp_u64);
+		if (c.naddrs > 1)
+			qsort(c.addrs, c.naddrs, sizeof(*c.addrs), cmp_u64);
 		for (u64 i = 0; i < c.naddrs; i++) {
 			if (i && c.addrs[i] == c.addrs[i - 1])
 				problem(&c, "data chunk %llu used twice",
