@@ -292,6 +292,16 @@ int changelist_next(struct changelist_reader *r, u64 *chunk)
 	return 1;
 }
 
+int changelist_rewind(struct changelist_reader *r)
+{
+	if (lseek(r->fd, CHANGELIST_HEADER_BYTES, SEEK_SET) < 0)
+		return -errno;
+	r->seen = r->next_min = r->csum = 0;
+	r->len = r->off = 0;
+	r->err[0] = 0;
+	return 0;
+}
+
 void changelist_close(struct changelist_reader *r)
 {
 	if (!r)

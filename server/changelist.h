@@ -58,6 +58,9 @@ int changelist_open(struct changelist_reader **r, const char *path, struct chang
 /* Next chunk: returns 1 with *chunk, 0 at the end (after checking count, checksum and that
  * nothing follows), or -EILSEQ (out of order, beyond the volume, truncated, checksum). */
 int changelist_next(struct changelist_reader *r, u64 *chunk);
+/* Starts reading the chunks again from the first (a validating pass, then the real one,
+ * on the same open file).  Returns 0 or -errno. */
+int changelist_rewind(struct changelist_reader *r);
 void changelist_close(struct changelist_reader *r);
 /* The reason for the last -EILSEQ of @r. */
 const char *changelist_error(const struct changelist_reader *r);

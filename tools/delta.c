@@ -393,7 +393,7 @@ static int delta_create(int argc, char **argv)
 	u64 limit = 0, chunk, run_start = 0;
 	u32 run_len = 0, max_run;
 	bool verbose = false, force_progress = false;
-	char why[200], *name;
+	char *name;
 	int opt, rc, ret = EXIT_FAIL;
 
 	optind = 0;
@@ -449,9 +449,21 @@ static int delta_create(int argc, char **argv)
 		fputs(create_usage, stderr);
 		return EXIT_USAGE;
 	}
-	rc = changelist_verify(argv[optind], &ch, why, sizeof(why));
+	/* one open file, two passes: validate all of it, then encode */
+	rc = changelist_open(&cr, argv[optind], &ch);
+	if (!rc) {
+		do
+			rc = changelist_next(cr, &chunk);
+		while (rc == 1);
+	}
+	if (!rc)
+		rc = changelist_rewind(cr);
 	if (rc) {
-		derr("changelist %s: %s", argv[optind], why);
+		derr("changelist %s: %s", argv[optind],
+		     rc != -EILSEQ ? strerror(-rc)
+		     : cr	   ? changelist_error(cr)
+				   : "not a valid changelist header");
+		changelist_close(cr);
 		return rc == -EILSEQ ? EXIT_CORRUPT : EXIT_FAIL;
 	}
 	c.dc = delta_codec_new(&copts);
@@ -537,8 +549,7 @@ static int delta_create(int argc, char **argv)
 	c.tbuf = abuf(DELTA_BATCH_BYTES);
 	c.sbuf = abuf(DELTA_BATCH_BYTES);
 	c.obuf = xmalloc((DELTA_BATCH_BYTES / ch.chunk_size) * delta_codec_bound(ch.chunk_size));
-	rc = changelist_open(&cr, argv[optind], NULL);
-	while (!rc && (rc = changelist_next(cr, &chunk)) == 1) {
+	while ((rc = changelist_next(cr, &chunk)) == 1) {
 		rc = 0;
 		if (chunk < h.start_chunk)
 			continue;
@@ -546,8 +557,11 @@ static int delta_create(int argc, char **argv)
 			run_len++;
 			continue;
 		}
-		if (run_len)
+		if (run_len) {
 			rc = create_run(&c, &o, run_start, run_len);
+			if (rc)
+				break;
+		}
 		run_start = chunk;
 		run_len = 1;
 	}

@@ -78,6 +78,12 @@ static void test_changelist__roundtrip(void **state)
 			assert_int_equal(got, c[i++]);
 		assert_int_equal(rc, 0);
 		assert_int_equal(i, n);
+		/* a second pass on the same open file sees the same list */
+		assert_int_equal(changelist_rewind(r), 0);
+		for (i = 0; (rc = changelist_next(r, &got)) == 1; i++)
+			assert_int_equal(got, c[i]);
+		assert_int_equal(rc, 0);
+		assert_int_equal(i, n);
 		changelist_close(r);
 		assert_int_equal(changelist_verify(path, NULL, NULL, 0), 0);
 		free(c);
