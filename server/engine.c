@@ -338,7 +338,7 @@ static int log_flush(struct engine *e)
 {
 	int err;
 
-	if (!e->log_pending)
+	if (!e->log_pending || e->p.caller_flushes)
 		return 0;
 	/* On failure the records stay pending: a retried request must not pass unflushed. */
 	err = e->p.log_flush(e->p.log_priv);
@@ -481,7 +481,8 @@ int engine_open(const struct engine_params *p, const struct engine_roots *roots,
 
 	if (!p->chunk_size || !IS_POWER_OF_2(p->chunk_size) || p->chunk_size < BDEV_ALIGN ||
 	    p->chunk_size > ENGINE_COPY_MAX_BYTES || !p->cache || !p->origin_chunks ||
-	    !p->log_append != !p->log_flush)
+	    (p->log_flush && !p->log_append) ||
+	    (p->log_append && !p->log_flush && !p->caller_flushes))
 		return -EINVAL;
 	if (!p->read_only &&
 	    (!p->origin || !p->snapstore || !p->space || !p->space->alloc || !p->space->free ||
@@ -871,8 +872,9 @@ static int batch_copyout(struct engine *e, struct tx *tx, u32 n)
 			goto fail_free;
 		i = j;
 	}
-	if (e->p.log_append) {
-		/* the saved data is durable before any record that points at it */
+	if (e->p.log_append && !e->p.caller_flushes) {
+		/* the saved data is durable before the reply (and before its record, though
+		 * replay would redo a copy whose checksum does not match) */
 		err = bdev_flush(e->p.snapstore);
 		if (err)
 			goto fail_free;
@@ -1097,7 +1099,7 @@ int engine_snap_write_map(struct engine *e, struct tx *tx, u32 tag, u64 chunk, b
 		if (!err)
 			err = bdev_write(e->p.snapstore, e->copybuf, e->p.chunk_size,
 					 p * e->p.chunk_size);
-		if (!err && e->p.log_append)
+		if (!err && e->p.log_append && !e->p.caller_flushes)
 			err = bdev_flush(e->p.snapstore);
 		if (err)
 			goto fail_free;

@@ -25,6 +25,12 @@
  *    priority changes and the full-store policy's drops are logged (params->log_append)
  *    and flushed before the call returns, so the caller may acknowledge at once; replay
  *    re-applies them in order.  (engine_open_count is memory only: devices reconnect.)
+ *  - with params->caller_flushes the engine appends but never waits: the caller drops its
+ *    lock, flushes the snapstore and waits until every record appended so far (by anyone)
+ *    is durable, and only then acts on the result.  Requests then share log flushes
+ *    (group commit, DESIGN.md 4).  Waiting for everything appended so far, not just the
+ *    call's own records, is what makes it safe: a chunk another request copied out reads
+ *    as safe at once, but its record may still be in flight.
  *
  * Locking.  None inside: the caller serialises every call on one engine (the server's engine
  * lock).  Calls block on metadata reads (cache misses), on data I/O (copy-outs, copy-ins),
@@ -112,6 +118,11 @@ struct engine_params {
 	int (*log_append)(void *priv, struct tx *tx, u16 type, const void *payload, u16 len);
 	int (*log_flush)(void *priv);
 	void *log_priv;
+	/*
+	 * The caller makes each call's effects durable itself (see Transactions above):
+	 * log_flush may then be NULL, and neither it nor a snapstore flush is ever issued.
+	 */
+	bool caller_flushes;
 	engine_invalidate_fn invalidate;
 	void *invalidate_priv;
 	/* Full-store policy: keep at least this many chunks free for copy-outs. */

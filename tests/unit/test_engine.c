@@ -81,12 +81,15 @@ static int count_invalidate(void *priv, u32 tag)
 	return 0;
 }
 
-static void world_init(struct world *w, u64 seed, u64 nchunks, u64 data_chunks, bool faulty)
+static void world_init(struct world *w, u64 seed, u64 nchunks, u64 data_chunks, bool faulty,
+		       bool caller_flushes)
 {
+	struct efix_opts o = {.faulty = faulty, .seed = seed, .caller_flushes = caller_flushes};
+
 	memset(w, 0, sizeof(*w));
 	w->seed = seed;
 	w->r.s = seed;
-	efix_init(&w->f, CS, nchunks, data_chunks, faulty, seed);
+	efix_init_opts(&w->f, CS, nchunks, data_chunks, &o);
 	w->m = snapmodel_create(nchunks, CS);
 	VERIFY(!posix_memalign((void **)&w->buf, BDEV_ALIGN, CS));
 	w->data = xmalloc(CS);
@@ -389,11 +392,11 @@ static int op_crash(struct world *w)
  * The random sequence: origin writes (single and batched), snapshot writes, creates, deletes
  * (oldest, newest, random), syncs, clean reopens and, with @crashes, power cuts with replay.
  */
-static void run_random(u64 seed, u64 steps, bool crashes, bool policy)
+static void run_random(u64 seed, u64 steps, bool crashes, bool policy, bool caller_flushes)
 {
 	struct world ww, *w = &ww;
 
-	world_init(w, seed, 24, policy ? 40 : 4096, crashes);
+	world_init(w, seed, 24, policy ? 40 : 4096, crashes, caller_flushes);
 	if (policy) {
 		w->policy = true;
 		w->held = xzalloc(steps + 2);
@@ -403,9 +406,9 @@ static void run_random(u64 seed, u64 steps, bool crashes, bool policy)
 		w->f.params.invalidate = count_invalidate;
 		VERIFY(!engine_open(&w->f.params, &w->f.roots, &w->f.e));
 	}
-	print_message("engine model: seed %llu, %llu steps%s%s\n", (unsigned long long)seed,
+	print_message("engine model: seed %llu, %llu steps%s%s%s\n", (unsigned long long)seed,
 		      (unsigned long long)steps, crashes ? ", with crashes" : "",
-		      policy ? ", full store" : "");
+		      policy ? ", full store" : "", caller_flushes ? ", caller flushes" : "");
 	for (u64 step = 0; step < steps; step++) {
 		u64 op = rnd_below(&w->r, 100);
 		bool reopened = false;
@@ -428,6 +431,9 @@ static void run_random(u64 seed, u64 steps, bool crashes, bool policy)
 		else if (crashes)
 			err = op_crash(w), reopened = true;
 		CHECKF(!err, "step %llu: sync/reopen/crash: %d", (unsigned long long)step, err);
+		/* what the server does after each call (see engine.h, caller_flushes) */
+		err = efix_commit(&w->f);
+		CHECKF(!err, "step %llu: commit: %d", (unsigned long long)step, err);
 		if (w->policy && reopened) /* a reopen forgets transient opens */
 			memset(w->opened, 0, steps + 2);
 		reconcile(w);
@@ -466,7 +472,7 @@ static void test_engine__model_random(void **state)
 	u64 seed = test_seed(1);
 
 	for (u64 s = seed; s < seed + 4; s++)
-		run_random(s, 600, false, false);
+		run_random(s, 600, false, false, false);
 }
 
 static void test_engine__model_crash_replay(void **state)
@@ -474,7 +480,10 @@ static void test_engine__model_crash_replay(void **state)
 	u64 seed = test_seed(100);
 
 	for (u64 s = seed; s < seed + 4; s++)
-		run_random(s, 500, true, false);
+		run_random(s, 500, true, false, false);
+	/* the server's group-commit mode: flushes after the engine call, outside its lock */
+	for (u64 s = seed + 4; s < seed + 7; s++)
+		run_random(s, 500, true, false, true);
 }
 
 /* The same with a snapstore of 40 chunks: the full-store policy acts all the time. */
@@ -483,9 +492,9 @@ static void test_engine__model_full_store(void **state)
 	u64 seed = test_seed(300);
 
 	for (u64 s = seed; s < seed + 3; s++)
-		run_random(s, 500, false, true);
+		run_random(s, 500, false, true, false);
 	for (u64 s = seed + 3; s < seed + 6; s++)
-		run_random(s, 500, true, true);
+		run_random(s, 500, true, true, s % 2);
 }
 
 static u32 invalidated_tag;

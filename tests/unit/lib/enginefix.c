@@ -281,7 +281,20 @@ static void fix_params(struct efix *f)
 		.log_flush = fix_log_flush,
 		.log_priv = f,
 		.autodelete = true,
+		.caller_flushes = f->caller_flushes,
 	};
+	if (f->caller_flushes)
+		f->params.log_flush = NULL;
+}
+
+int efix_commit(struct efix *f)
+{
+	int err;
+
+	if (!f->caller_flushes)
+		return 0;
+	err = bdev_flush(f->snapstore);
+	return err ? err : fix_log_flush(f);
 }
 
 static int fix_open_engine(struct efix *f)
@@ -325,6 +338,7 @@ void efix_init_opts(struct efix *f, u32 chunk_size, u64 origin_chunks, u64 data_
 
 	fix_setup(f, chunk_size, origin_chunks, data_chunks, meta_bytes);
 	f->faulty = o->faulty;
+	f->caller_flushes = o->caller_flushes;
 	if (o->cache_bytes)
 		f->cache_bytes = o->cache_bytes;
 	if (o->faulty) {
@@ -687,6 +701,8 @@ int efix_origin_write_gen(struct efix *f, u64 chunk, u32 off, u32 len, const voi
 		if (!err)
 			err = engine_origin_write(f->e, &f->tx, &r, 1, gen, NULL);
 	}
+	if (!err)
+		err = efix_commit(f);
 	return err ? err : rmw(f, f->origin, chunk, off, len, data);
 }
 
@@ -706,5 +722,7 @@ int efix_snap_write(struct efix *f, u32 tag, u64 chunk, u32 off, u32 len, const 
 		if (!err)
 			err = engine_snap_write_map(f->e, &f->tx, tag, chunk, whole, &addr);
 	}
+	if (!err)
+		err = efix_commit(f);
 	return err ? err : rmw(f, f->snapstore, addr, off, len, data);
 }

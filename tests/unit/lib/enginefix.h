@@ -53,6 +53,7 @@ struct efix {
 	struct efix_rec *recs;
 	u64 nrecs, ndurable, rec_cap;
 	int fail_append, fail_flush; /* injected log errors (0: none) */
+	bool caller_flushes;	     /* the engine's params.caller_flushes: see efix_commit */
 	/* the "uberblock": roots of the last synced txg, and that txg */
 	struct engine_roots roots;
 	u64 synced_txg;
@@ -77,6 +78,7 @@ struct efix_opts {
 	u64 meta_bytes;	    /* metadata device size; 0: a default for small tests */
 	size_t cache_bytes; /* 0: a small default */
 	u64 seed;
+	bool caller_flushes; /* engine params.caller_flushes; the wrappers call efix_commit */
 };
 /* efix_init with options. */
 void efix_init_opts(struct efix *f, u32 chunk_size, u64 origin_chunks, u64 data_chunks,
@@ -96,6 +98,13 @@ int efix_open_dir(struct efix *f, const char *dir, bool create, u32 chunk_size, 
 int efix_close(struct efix *f);
 
 void efix_fini(struct efix *f);
+
+/*
+ * With caller_flushes: what the server does after each engine call, outside its lock:
+ * flush the snapstore, then make every appended log record durable.  A no-op otherwise.
+ * Returns 0/-errno.
+ */
+int efix_commit(struct efix *f);
 
 /* Syncs the open txg: engine_sync, cache_sync, flush, roots become durable. Returns 0/-errno. */
 int efix_sync(struct efix *f);
