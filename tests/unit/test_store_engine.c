@@ -1,0 +1,297 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * test_store_engine.c - the snapshot engine on the real store (label, uberblock ring, txgs,
+ * metaslab allocator for metadata and data, intent log), as the server runs it: random
+ * origin writes, snapshot creates and deletes, and txg syncs on the fault-injecting device;
+ * a power cut at a random write; reopen, replay the intent log into the engine, sync.  After
+ * every reopen `ddsnap check`'s two halves must pass: store_check (every block, the space
+ * maps, no leak of metadata or data, nothing both free and used) and the engine's offline
+ * check (exceptions, deadlists, overlays).  Seeds printed; STORE_ENGINE_SEED replays one.
+ */
+#include <stdarg.h>
+#include <setjmp.h>
+#include <string.h>
+#include <time.h>
+#include <cmocka.h>
+#include "engine.h"
+#include "store.h"
+#include "store_check.h"
+
+#define MB	 (1024ULL * 1024)
+#define CHUNK	 4096u
+#define ORIGIN	 (1 * MB) /* 256 chunks: rewritten often */
+#define MAX_SNAP 8
+
+struct vol {
+	struct bdev *origin, *snap;
+	struct store *s;
+	struct engine *e;
+	u64 chunk_blocks;
+};
+
+static int space_alloc(void *priv, struct tx *tx, u64 want, u64 *start, u64 *got)
+{
+	struct vol *v = priv;
+	u64 block;
+	int r = metaslab_alloc_data(store_metaslab(v->s), want, &block, got);
+
+	if (!r)
+		*start = block / v->chunk_blocks;
+	return r;
+}
+
+static void space_free(void *priv, struct tx *tx, u64 start, u64 count)
+{
+	struct vol *v = priv;
+
+	VERIFY(metaslab_free_data(store_metaslab(v->s), start * v->chunk_blocks, count, 0) >= 0);
+}
+
+static u64 space_avail(void *priv)
+{
+	struct vol *v = priv;
+	struct metaslab_class_stats d, none;
+
+	metaslab_stats(store_metaslab(v->s), METASLAB_CLASS_DATA, &d);
+	metaslab_stats(store_metaslab(v->s), METASLAB_CLASS_NONE, &none);
+	return (d.free + none.free) / v->chunk_blocks;
+}
+
+static int space_claim(void *priv, struct tx *tx, u64 start, u64 count)
+{
+	struct vol *v = priv;
+
+	return metaslab_claim_data(store_metaslab(v->s), start * v->chunk_blocks, count);
+}
+
+static const struct engine_space_ops space_ops = {
+	.alloc = space_alloc,
+	.free = space_free,
+	.avail = space_avail,
+	.claim = space_claim,
+};
+
+static int log_append(void *priv, struct tx *tx, u16 type, const void *payload, u16 len)
+{
+	struct vol *v = priv;
+
+	return intent_log_append(store_log(v->s), type, tx->txg, payload, len, 0, NULL);
+}
+
+static int log_flush(void *priv)
+{
+	struct vol *v = priv;
+
+	return intent_log_flush(store_log(v->s));
+}
+
+static int pre_sync(void *arg, struct tx *tx)
+{
+	struct vol *v = arg;
+	struct engine_roots roots;
+	int r = engine_sync(v->e, tx, &roots);
+
+	if (r)
+		return r;
+	store_set_root(v->s, UB_ROOT_EXCEPTIONS, &roots.exceptions);
+	store_set_root(v->s, UB_ROOT_SNAPSHOTS, &roots.snapshots);
+	store_set_scalar(v->s, UB_SCALAR_GEN, roots.gen);
+	return 0;
+}
+
+static int replay(void *arg, struct tx *tx, const struct intent_log_record *rec)
+{
+	struct vol *v = arg;
+
+	return engine_replay(v->e, tx, rec->type, rec->payload, rec->len);
+}
+
+/* Opens store and engine on v's devices, replaying the log.  Returns 0 or an error. */
+static int vol_open(struct vol *v)
+{
+	struct store_config cfg = {
+		.snapstore = v->snap, .cache_bytes = 1 * MB, .no_sync_thread = true};
+	struct store_hook h = {.pre_sync = pre_sync, .arg = v};
+	struct engine_params ep = {
+		.chunk_size = CHUNK,
+		.origin_chunks = ORIGIN / CHUNK,
+		.origin = v->origin,
+		.snapstore = v->snap,
+		.space = &space_ops,
+		.space_priv = v,
+		.log_append = log_append,
+		.log_flush = log_flush,
+		.log_priv = v,
+		.autodelete = false,
+	};
+	struct engine_roots roots = {0};
+	char why[256];
+	int r;
+
+	r = store_open(&cfg, &v->s, why, sizeof(why));
+	if (r) {
+		print_message("store_open: %s\n", why);
+		return r;
+	}
+	v->chunk_blocks = label_chunk_blocks(store_label(v->s));
+	ep.cache = store_cache(v->s);
+	store_root(v->s, UB_ROOT_EXCEPTIONS, &roots.exceptions);
+	store_root(v->s, UB_ROOT_SNAPSHOTS, &roots.snapshots);
+	roots.gen = store_scalar(v->s, UB_SCALAR_GEN);
+	r = engine_open(&ep, &roots, &v->e);
+	if (r) {
+		store_abandon(v->s);
+		return r;
+	}
+	store_add_hook(v->s, &h);
+	r = store_open_log(v->s, replay, v, why, sizeof(why));
+	if (r)
+		print_message("store_open_log: %s\n", why);
+	return r;
+}
+
+static void vol_abandon(struct vol *v)
+{
+	engine_close(v->e);
+	store_abandon(v->s);
+}
+
+static u64 rnd(u64 *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return *x;
+}
+
+/* Random engine work until @nops ran or something failed (the device died). */
+static void workload(struct vol *v, u64 *rng, u32 *next_tag, int nops)
+{
+	for (int i = 0; i < nops; i++) {
+		u64 op = rnd(rng) % 100, gen;
+		struct tx *tx;
+		int r;
+
+		if (op < 5) {
+			if (store_sync(v->s))
+				return;
+			continue;
+		}
+		tx = store_tx_hold(v->s);
+		if (!tx)
+			return;
+		if (op < 12) {
+			r = engine_create(v->e, tx, (*next_tag)++, 0, 0);
+		} else if (op < 17) {
+			r = *next_tag ? engine_delete(v->e, tx, (u32)(rnd(rng) % *next_tag)) : 0;
+			if (r == -ENODATA)
+				r = 0;
+		} else {
+			struct engine_range rg = {rnd(rng) % (ORIGIN / CHUNK), 1 + rnd(rng) % 8};
+
+			if (rg.chunk + rg.count > ORIGIN / CHUNK)
+				rg.count = ORIGIN / CHUNK - rg.chunk;
+			r = engine_origin_write(v->e, tx, &rg, 1, &gen, NULL);
+		}
+		store_tx_release(v->s, tx);
+		if (r == -EAGAIN) {
+			if (store_sync(v->s))
+				return;
+			continue;
+		}
+		if (r)
+			return; /* the injected fault */
+	}
+}
+
+static void check_both(struct vol *v, u64 seed)
+{
+	struct store_check_report rep;
+	struct engine_check_report er = {0};
+	struct engine_roots roots = {0};
+	struct uberblock ub;
+	struct label l;
+	struct cache *c;
+	char *text = NULL, why[256] = "";
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	int r = store_check(v->snap, NULL, f, &rep);
+
+	fclose(f);
+	if (r || rep.errors)
+		fail_msg("seed %llu: store check: %d\n%s", (unsigned long long)seed, r, text);
+	free(text);
+	assert_int_equal(label_read(v->snap, -1, &l, NULL, 0), 0);
+	assert_int_equal(uberblock_read_newest(v->snap, &l, &ub, NULL, NULL, 0), 0);
+	roots.exceptions = ub.roots[UB_ROOT_EXCEPTIONS];
+	roots.snapshots = ub.roots[UB_ROOT_SNAPSHOTS];
+	roots.gen = ub.scalars[UB_SCALAR_GEN];
+	c = cache_create(v->snap, 4 * MB);
+	cache_set_synced_txg(c, ub.txg);
+	r = engine_check_offline(c, &roots, CHUNK, ORIGIN / CHUNK, NULL, &er, why, sizeof(why));
+	cache_destroy(c);
+	if (r || er.problems)
+		fail_msg("seed %llu: engine check: %d %s", (unsigned long long)seed, r, why);
+}
+
+static void iteration(u64 seed)
+{
+	struct store_format_params p = {.chunk_shift = 12, .origin_bytes = ORIGIN};
+	struct vol v = {0};
+	u64 rng = seed * 0x9E3779B97F4A7C15ULL + 7;
+	u32 tag = 0;
+	char why[256];
+
+	v.origin = bdev_ram_create(ORIGIN);
+	v.snap = bdev_faulty_create(12 * MB, seed);
+	assert_int_equal(store_format(v.snap, NULL, &p, why, sizeof(why)), 0);
+	assert_int_equal(vol_open(&v), 0);
+	workload(&v, &rng, &tag, (int)(rnd(&rng) % 200));
+	assert_int_equal(store_failed(v.s), 0);
+	if (rnd(&rng) % 4) {
+		u64 n = 1 + rnd(&rng) % 80;
+
+		if (rnd(&rng) & 1)
+			bdev_faulty_tear_write(v.snap, n);
+		bdev_faulty_die_after(v.snap, n);
+	}
+	workload(&v, &rng, &tag, (int)(rnd(&rng) % 300));
+	bdev_faulty_crash(v.snap, rnd(&rng) & 1);
+	vol_abandon(&v);
+
+	/* Recovery as the server does it: open, replay into the engine, sync. */
+	if (vol_open(&v))
+		fail_msg("seed %llu: reopen failed", (unsigned long long)seed);
+	assert_int_equal(store_sync(v.s), 0);
+	workload(&v, &rng, &tag, 30);
+	assert_int_equal(store_sync(v.s), 0);
+	engine_close(v.e);
+	assert_int_equal(store_close(v.s), 0);
+	check_both(&v, seed);
+	bdev_close(v.snap);
+	bdev_close(v.origin);
+}
+
+static void test_store_engine__crash_and_replay(void **state)
+{
+	const char *env = getenv("STORE_ENGINE_SEED"), *pre = getenv("LD_PRELOAD");
+	u64 iters = pre && strstr(pre, "vgpreload") ? 20 : 500;
+	u64 base = env ? strtoull(env, NULL, 0) : (u64)time(NULL);
+
+	if (env)
+		iters = 1;
+	print_message("engine on store: %llu crash iterations from seed %llu "
+		      "(STORE_ENGINE_SEED=<seed> replays one)\n",
+		      (unsigned long long)iters, (unsigned long long)base);
+	for (u64 i = 0; i < iters; i++)
+		iteration(base + i);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_store_engine__crash_and_replay),
+	};
+
+	return cmocka_run_group_tests_name("store+engine", tests, NULL, NULL);
+}
