@@ -10,6 +10,10 @@
 #include <libdevmapper.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
+
+/* The kernel's device-mapper control device; without it libdevmapper only prints errors. */
+#define DM_MISC_DEVICE "/sys/class/misc/device-mapper"
 
 int dmctl_parse_params(const char *params, char *sock, size_t socklen, s64 *tag)
 {
@@ -66,11 +70,14 @@ static int read_table(const char *name, const char *sock, struct dmctl_dev *dev)
 
 int dmctl_find(const char *sock, struct dmctl_dev *devs, int max)
 {
-	struct dm_task *dmt = dm_task_create(DM_DEVICE_LIST);
+	struct dm_task *dmt;
 	struct dm_names *names;
 	unsigned next = 0;
 	int n = 0;
 
+	if (access(DM_MISC_DEVICE, F_OK))
+		return -ENODEV;
+	dmt = dm_task_create(DM_DEVICE_LIST);
 	if (!dmt)
 		return -ENOMEM;
 	if (!dm_task_run(dmt)) {

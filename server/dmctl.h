@@ -27,7 +27,8 @@ struct dmctl_dev {
 
 /*
  * Lists the dm devices that have a ddsnap target talking to @sock, origin and snapshots.
- * Returns the number found (<= @max, in *@devs) or -errno (-ENODEV: no device-mapper).
+ * Returns the number found (<= @max, in *@devs) or -errno (-ENODEV: the kernel has no
+ * device-mapper, so no device can be using the socket).
  */
 int dmctl_find(const char *sock, struct dmctl_dev *devs, int max);
 

@@ -17,6 +17,10 @@ const struct ddsnap_command ddsnap_commands[] = {
 	 "create an empty store (refuses to overwrite one without -y)"},
 	{"check", cmd_check, "<snapstore> [<metadev>]", "verify a stopped store offline"},
 	{"dump", cmd_dump, "[-a] [-n] <snapstore> [<metadev>]", "print a store as text"},
+	{"server", cmd_server,
+	 "[-f] [-l logfile] [-p pidfile] [-k cachesize] <snapstore> <origin> [<metadev>] "
+	 "<server_socket>",
+	 "run ddsnapd, the snapshot metadata server, for one volume"},
 	{"create", cmd_create, "<server_socket> <tag>",
 	 "take snapshot <tag> of the volume (suspends the origin device meanwhile)"},
 	{"delete", cmd_delete, "<server_socket> <tag>", "delete snapshot <tag>"},

@@ -1,0 +1,633 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * volume.c - the store and the snapshot engine joined into the volume the server serves
+ * (volume.h).
+ *
+ * Wiring.  The engine keeps its roots (exception tree, snapshot table) and the gen counter
+ * in the store's uberblock: a pre-sync hook runs engine_sync() and stores what it returns,
+ * so every txg's uberblock names the trees exactly as that txg left them.  The engine's
+ * data allocator is the store's metaslab group (DATA class, in chunks); its intent log is
+ * the store's, and on open every record newer than the last synced txg is replayed through
+ * engine_replay() before anything else may change the volume.
+ *
+ * Locking.  One mutex (the volume lock) serialises every engine call, which is what the
+ * engine requires.  Each call holds the open txg for its duration (store_tx_hold), so a
+ * sync can never see a half-done change: the sync waits for the holder, and the pre-sync
+ * hook, which runs with no holder, may touch the engine without the volume lock.
+ *
+ * Group commit.  The engine runs in caller_flushes mode: under the lock it copies data and
+ * appends log records; after the lock is dropped, the call flushes the snapstore and waits
+ * until everything appended so far is durable (commit()), and only then returns.  Requests
+ * that arrive meanwhile append to the same batch, so N concurrent origin writes cost about
+ * one data flush and one log flush, not N.  Waiting for everything appended so far (not
+ * only this call's records) matters: a chunk another request just copied out already reads
+ * as safe, but its record may still be on its way to the disk.
+ *
+ * The intent log rule.  An appender holding the txg must never wait for log space, since
+ * only the sync it is holding back would free it.  Appends therefore use
+ * INTENT_LOG_NOWAIT, and before each call that may log, this file makes sure the ring has
+ * VOLUME_LOG_HEADROOM_BLOCKS free, forcing a sync (without a hold) when it has not.  The
+ * volume lock makes the check and the call atomic with respect to other appenders.
+ *
+ * Crash argument.  Nothing here writes anything itself: the engine's records reach the log
+ * before its calls return, and the trees reach the disk only through txg syncs.  A crash at
+ * any point leaves the last synced txg plus a log whose replay re-applies every
+ * acknowledged change.
+ */
+#include "volume.h"
+#include "bdev.h"
+#include "engine.h"
+#include "intent_log.h"
+#include "log.h"
+#include "metaslab.h"
+#include "store.h"
+#include <pthread.h>
+#include <string.h>
+#include <time.h>
+
+/*
+ * Log blocks one call may need: an origin write of DDSNAP_WIRE_MAX_CHUNKS copy-outs, each
+ * record well under 100 bytes, fits in 8 blocks; 64 leaves room for a policy drop too.
+ */
+#define VOLUME_LOG_HEADROOM_BLOCKS 64
+/* Chunks the full-store policy keeps free: 1/64 of the data space, at least this many. */
+#define VOLUME_RESERVE_MIN_CHUNKS 64
+#define VOLUME_RESERVE_SHIFT	  6
+
+struct volume {
+	pthread_mutex_t lock;
+	struct bdev *snapstore, *origin, *metadev;
+	struct store *store;
+	struct engine *engine;
+	u64 chunk_blocks; /* metadata blocks per data chunk */
+	u64 origin_chunks;
+	/* The last changelist computed, served page by page. */
+	struct {
+		bool valid;
+		u32 from, to;
+		u64 gen;
+		u64 *chunks, n;
+	} cl;
+};
+
+/*----------------------------------------------------------------
+ * Engine callbacks
+ *
+ * The engine addresses snapstore data in chunks (byte offset = address * chunk size); the
+ * allocator in device blocks.  The data region starts chunk-aligned (label.c checks it), so
+ * the two convert exactly.
+ *--------------------------------------------------------------*/
+
+static int space_alloc(void *priv, struct tx *tx, u64 want, u64 *start, u64 *got)
+{
+	struct volume *v = priv;
+	u64 block;
+	int r = metaslab_alloc_data(store_metaslab(v->store), want, &block, got);
+
+	if (!r)
+		*start = block / v->chunk_blocks;
+	return r;
+}
+
+static void space_free(void *priv, struct tx *tx, u64 start, u64 count)
+{
+	struct volume *v = priv;
+
+	/* Birth txg 0: never the open txg's, so reuse waits until this txg is durable. */
+	metaslab_free_data(store_metaslab(v->store), start * v->chunk_blocks, count, 0);
+}
+
+static u64 space_avail(void *priv)
+{
+	struct volume *v = priv;
+	struct metaslab_class_stats d, none;
+
+	metaslab_stats(store_metaslab(v->store), METASLAB_CLASS_DATA, &d);
+	metaslab_stats(store_metaslab(v->store), METASLAB_CLASS_NONE, &none);
+	return d.free / v->chunk_blocks + none.free / v->chunk_blocks;
+}
+
+static int space_claim(void *priv, struct tx *tx, u64 start, u64 count)
+{
+	struct volume *v = priv;
+
+	return metaslab_claim_data(store_metaslab(v->store), start * v->chunk_blocks, count);
+}
+
+static const struct engine_space_ops space_ops = {
+	.alloc = space_alloc,
+	.free = space_free,
+	.avail = space_avail,
+	.claim = space_claim,
+};
+
+static int log_append(void *priv, struct tx *tx, u16 type, const void *payload, u16 len)
+{
+	struct volume *v = priv;
+	u64 seq;
+
+	return intent_log_append(store_log(v->store), type, tx->txg, payload, len,
+				 INTENT_LOG_NOWAIT, &seq);
+}
+
+static int replay_record(void *arg, struct tx *tx, const struct intent_log_record *rec)
+{
+	struct volume *v = arg;
+
+	return engine_replay(v->engine, tx, rec->type, rec->payload, rec->len);
+}
+
+static int engine_pre_sync(void *arg, struct tx *tx)
+{
+	struct volume *v = arg;
+	struct engine_roots roots;
+	int r = engine_sync(v->engine, tx, &roots);
+
+	if (r)
+		return r;
+	store_set_root(v->store, UB_ROOT_EXCEPTIONS, &roots.exceptions);
+	store_set_root(v->store, UB_ROOT_SNAPSHOTS, &roots.snapshots);
+	store_set_scalar(v->store, UB_SCALAR_GEN, roots.gen);
+	return 0;
+}
+
+/*----------------------------------------------------------------
+ * Open and close
+ *--------------------------------------------------------------*/
+
+static int open_dev(const char *path, const char *role, struct bdev **out, char *why, size_t whylen)
+{
+	int r = bdev_open(path, 0, out);
+
+	if (r)
+		return why_printf(why, whylen, r, "cannot open %s %s: %s", role, path,
+				  strerror(-r));
+	return 0;
+}
+
+int volume_open(const struct volume_params *p, struct volume **out, char *why, size_t whylen)
+{
+	struct volume *v = xzalloc(sizeof(*v));
+	struct store_config cfg = {0};
+	struct engine_params ep = {0};
+	struct engine_roots roots = {0};
+	const struct label *l;
+	struct store_hook hook = {.pre_sync = engine_pre_sync, .arg = v};
+	char sub[300];
+	int r;
+
+	pthread_mutex_init(&v->lock, NULL);
+	r = open_dev(p->snapstore, "snapstore", &v->snapstore, why, whylen);
+	if (!r)
+		r = open_dev(p->origin, "origin", &v->origin, why, whylen);
+	if (!r && p->metadev)
+		r = open_dev(p->metadev, "metadata device", &v->metadev, why, whylen);
+	if (r)
+		goto out_close_devs;
+
+	cfg.snapstore = v->snapstore;
+	cfg.metadev = v->metadev;
+	cfg.cache_bytes = p->cache_bytes;
+	r = store_open(&cfg, &v->store, sub, sizeof(sub));
+	if (r) {
+		why_printf(why, whylen, r, "cannot open the store on %s: %s", p->snapstore, sub);
+		goto out_close_devs;
+	}
+	l = store_label(v->store);
+	if (v->origin->size < l->origin_bytes) {
+		r = why_printf(why, whylen, -EINVAL,
+			       "origin %s has %llu bytes but the store was made for %llu",
+			       p->origin, (unsigned long long)v->origin->size,
+			       (unsigned long long)l->origin_bytes);
+		goto out_close_store;
+	}
+	v->chunk_blocks = label_chunk_blocks(l);
+	v->origin_chunks = l->origin_bytes >> l->chunk_shift;
+
+	ep.chunk_size = 1u << l->chunk_shift;
+	ep.origin_chunks = v->origin_chunks;
+	ep.origin = v->origin;
+	ep.snapstore = v->snapstore;
+	ep.cache = store_cache(v->store);
+	ep.space = &space_ops;
+	ep.space_priv = v;
+	ep.log_append = log_append;
+	ep.log_priv = v;
+	ep.caller_flushes = true;
+	ep.invalidate = p->invalidate;
+	ep.invalidate_priv = p->invalidate_priv;
+	ep.reserve_chunks =
+		MAX((space_avail(v) >> VOLUME_RESERVE_SHIFT), (u64)VOLUME_RESERVE_MIN_CHUNKS);
+	ep.autodelete = true;
+	store_root(v->store, UB_ROOT_EXCEPTIONS, &roots.exceptions);
+	store_root(v->store, UB_ROOT_SNAPSHOTS, &roots.snapshots);
+	roots.gen = store_scalar(v->store, UB_SCALAR_GEN);
+	r = engine_open(&ep, &roots, &v->engine);
+	if (r) {
+		why_printf(why, whylen, r, "cannot open the snapshot metadata: %s", strerror(-r));
+		goto out_close_store;
+	}
+	store_add_hook(v->store, &hook);
+	r = store_open_log(v->store, replay_record, v, sub, sizeof(sub));
+	if (r) {
+		why_printf(why, whylen, r, "cannot replay the intent log: %s", sub);
+		goto out_close_engine;
+	}
+	{
+		struct intent_log_stats ls;
+
+		intent_log_stats(store_log(v->store), &ls);
+		log_info("store opened at txg %llu, %llu log records replayed",
+			 (unsigned long long)store_synced_txg(v->store),
+			 (unsigned long long)ls.replayed);
+	}
+	*out = v;
+	return 0;
+
+out_close_engine:
+	engine_close(v->engine);
+out_close_store:
+	store_abandon(v->store);
+out_close_devs:
+	bdev_close(v->metadev);
+	bdev_close(v->origin);
+	bdev_close(v->snapstore);
+	pthread_mutex_destroy(&v->lock);
+	free(v);
+	return r;
+}
+
+int volume_close(struct volume *v)
+{
+	int r = store_sync(v->store);
+
+	if (r)
+		log_err("final txg sync failed: %s", strerror(-r));
+	engine_close(v->engine);
+	if (r)
+		store_abandon(v->store);
+	else
+		r = store_close(v->store);
+	bdev_close(v->metadev);
+	bdev_close(v->origin);
+	bdev_close(v->snapstore);
+	free(v->cl.chunks);
+	pthread_mutex_destroy(&v->lock);
+	free(v);
+	return r;
+}
+
+/*----------------------------------------------------------------
+ * Calls under the volume lock and a txg hold
+ *--------------------------------------------------------------*/
+
+/*
+ * Takes the volume lock, makes room in the intent log, and holds the txg.  Returns the tx,
+ * or NULL (lock not held) with *err set when the store failed.
+ */
+static struct tx *begin(struct volume *v, int *err)
+{
+	struct intent_log *log = store_log(v->store);
+	struct tx *tx;
+	u64 used, total;
+
+	pthread_mutex_lock(&v->lock);
+	intent_log_usage(log, &used, &total);
+	if (total - used < VOLUME_LOG_HEADROOM_BLOCKS) {
+		*err = store_sync(v->store);
+		if (!*err)
+			*err = intent_log_wait_space(log);
+		if (*err)
+			goto out_unlock;
+	}
+	tx = store_tx_hold(v->store);
+	if (tx)
+		return tx;
+	*err = store_failed(v->store) ? store_failed(v->store) : -EROFS;
+out_unlock:
+	pthread_mutex_unlock(&v->lock);
+	return NULL;
+}
+
+static void end(struct volume *v, struct tx *tx)
+{
+	store_tx_release(v->store, tx);
+	pthread_mutex_unlock(&v->lock);
+}
+
+/*
+ * Makes everything appended so far durable, outside the volume lock: the data the engine
+ * copied (when @data), then the log records describing it.  Returns @err, or the flush's
+ * error if the call itself succeeded.
+ */
+static int commit(struct volume *v, bool data, int err)
+{
+	int r = data ? bdev_flush(v->snapstore) : 0;
+
+	if (!r)
+		r = intent_log_flush(store_log(v->store));
+	if (r)
+		log_err("intent log commit failed: %s", strerror(-r));
+	return err ? err : r;
+}
+
+u32 volume_chunk_bits(struct volume *v)
+{
+	return store_label(v->store)->chunk_shift;
+}
+
+u64 volume_origin_sectors(struct volume *v)
+{
+	return store_label(v->store)->origin_bytes >> 9;
+}
+
+void volume_uuid(struct volume *v, u8 uuid[16])
+{
+	memcpy(uuid, store_label(v->store)->uuid, 16);
+}
+
+u64 volume_gen(struct volume *v)
+{
+	struct engine_status st;
+
+	pthread_mutex_lock(&v->lock);
+	engine_status(v->engine, &st);
+	pthread_mutex_unlock(&v->lock);
+	return st.gen;
+}
+
+int volume_origin_write(struct volume *v, const struct volume_range *r, u32 n, u64 *gen)
+{
+	struct engine_range ranges[64];
+	struct tx *tx;
+	int err = 0;
+
+	if (n > ARRAY_SIZE(ranges))
+		return -EINVAL;
+	for (u32 i = 0; i < n; i++)
+		ranges[i] = (struct engine_range){r[i].chunk, r[i].count};
+	tx = begin(v, &err);
+	if (!tx)
+		return err;
+	err = engine_origin_write(v->engine, tx, ranges, n, gen, NULL);
+	end(v, tx);
+	return commit(v, true, err);
+}
+
+int volume_snap_read(struct volume *v, u32 tag, u64 chunk, bool *origin, u64 *addr)
+{
+	enum engine_map_where where;
+	int err;
+
+	pthread_mutex_lock(&v->lock);
+	err = engine_snap_read_map(v->engine, tag, chunk, &where, addr);
+	pthread_mutex_unlock(&v->lock);
+	*origin = !err && where == ENGINE_MAP_ORIGIN;
+	return err;
+}
+
+int volume_snap_write(struct volume *v, u32 tag, u64 chunk, bool whole, u64 *addr)
+{
+	struct tx *tx;
+	int err = 0;
+
+	tx = begin(v, &err);
+	if (!tx)
+		return err;
+	err = engine_snap_write_map(v->engine, tx, tag, chunk, whole, addr);
+	end(v, tx);
+	return commit(v, true, err);
+}
+
+int volume_snap_state(struct volume *v, u32 tag, u32 *state, u64 *gen)
+{
+	struct engine_snapinfo info;
+	int err;
+
+	pthread_mutex_lock(&v->lock);
+	err = engine_snap_info(v->engine, tag, &info);
+	pthread_mutex_unlock(&v->lock);
+	if (err)
+		return err;
+	*state = info.state == ENGINE_SNAP_INVALID ? DDSNAP_STATE_INVALID : DDSNAP_STATE_NORMAL;
+	*gen = info.gen;
+	return 0;
+}
+
+int volume_snap_open(struct volume *v, u32 tag, int delta)
+{
+	int err;
+
+	pthread_mutex_lock(&v->lock);
+	err = engine_open_count(v->engine, tag, delta);
+	pthread_mutex_unlock(&v->lock);
+	return err;
+}
+
+int volume_create(struct volume *v, u32 tag, u64 *gen)
+{
+	struct engine_snapinfo info;
+	struct tx *tx;
+	int err = 0;
+
+	if (tag > DDSNAP_TAG_MAX)
+		return -EINVAL;
+	tx = begin(v, &err);
+	if (!tx)
+		return err;
+	err = engine_create(v->engine, tx, tag, (u64)time(NULL), 0);
+	if (!err)
+		err = engine_snap_info(v->engine, tag, &info);
+	end(v, tx);
+	err = commit(v, false, err);
+	if (!err)
+		*gen = info.gen;
+	return err;
+}
+
+int volume_delete(struct volume *v, u32 tag)
+{
+	struct tx *tx;
+	int err = 0;
+
+	tx = begin(v, &err);
+	if (!tx)
+		return err;
+	err = engine_delete(v->engine, tx, tag);
+	end(v, tx);
+	return commit(v, false, err);
+}
+
+int volume_priority(struct volume *v, u32 tag, s32 priority)
+{
+	struct tx *tx;
+	int err = 0;
+
+	if (priority < -128 || priority > 127)
+		return -EINVAL;
+	tx = begin(v, &err);
+	if (!tx)
+		return err;
+	err = engine_set_priority(v->engine, tx, tag, (int8_t)priority);
+	end(v, tx);
+	return commit(v, false, err);
+}
+
+int volume_usecount(struct volume *v, u32 tag, s32 delta, u32 *count)
+{
+	struct engine_snapinfo info;
+	struct tx *tx;
+	int err = 0;
+
+	tx = begin(v, &err);
+	if (!tx)
+		return err;
+	err = engine_snap_info(v->engine, tag, &info);
+	if (!err && (info.holds + delta < 0 || info.holds + delta > UINT16_MAX))
+		err = -EINVAL;
+	/* The engine moves holds one at a time; a failure part way leaves the count valid. */
+	for (s32 i = 0; !err && i < (delta < 0 ? -delta : delta); i++)
+		err = engine_hold(v->engine, tx, tag, delta < 0 ? -1 : 1);
+	if (!engine_snap_info(v->engine, tag, &info))
+		*count = info.holds;
+	end(v, tx);
+	return commit(v, false, err);
+}
+
+static void snap_to_ctl(struct ctl_snap *c, const struct engine_snapinfo *i)
+{
+	*c = (struct ctl_snap){
+		.tag = i->tag,
+		.state = i->state == ENGINE_SNAP_INVALID ? DDSNAP_STATE_INVALID
+							 : DDSNAP_STATE_NORMAL,
+		.usecount = i->holds,
+		.devices = i->opens,
+		.flags = i->overlay_chunks ? CTL_SNAP_WRITTEN : 0,
+		.priority = i->priority,
+		.gen = i->gen,
+		.ctime = i->ctime,
+		.unique_bytes = i->unique_bytes,
+		.written_bytes = i->written_bytes,
+	};
+}
+
+int volume_list(struct volume *v, u64 cursor, struct ctl_snap *out, u32 max, u32 *count, u32 *total,
+		u64 *next)
+{
+	struct engine_snapinfo *all;
+	u32 n, have;
+
+	pthread_mutex_lock(&v->lock);
+	n = engine_list(v->engine, NULL, 0);
+	all = xmalloc((n ? n : 1) * sizeof(*all));
+	have = engine_list(v->engine, all, n);
+	pthread_mutex_unlock(&v->lock);
+	n = MIN(n, have);
+	*total = n;
+	*count = 0;
+	for (u64 i = cursor; i < n && *count < max; i++)
+		snap_to_ctl(&out[(*count)++], &all[i]);
+	*next = cursor + *count < n ? cursor + *count : CTL_CURSOR_END;
+	free(all);
+	return 0;
+}
+
+int volume_status(struct volume *v, struct ctl_status *out)
+{
+	struct engine_status es;
+	struct metaslab_class_stats d, m, none;
+	u64 used = 0, total = 0;
+
+	pthread_mutex_lock(&v->lock);
+	engine_status(v->engine, &es);
+	metaslab_stats(store_metaslab(v->store), METASLAB_CLASS_DATA, &d);
+	metaslab_stats(store_metaslab(v->store), METASLAB_CLASS_META, &m);
+	metaslab_stats(store_metaslab(v->store), METASLAB_CLASS_NONE, &none);
+	if (store_log(v->store))
+		intent_log_usage(store_log(v->store), &used, &total);
+	*out = (struct ctl_status){
+		.gen = es.gen,
+		.txg = store_synced_txg(v->store),
+		.chunk_size = 1ULL << store_label(v->store)->chunk_shift,
+		.origin_bytes = store_label(v->store)->origin_bytes,
+		/* Unclaimed metaslabs of a shared device count as free space for both. */
+		.data_total = (d.total + none.total) / v->chunk_blocks,
+		.data_free = (d.free + none.free) / v->chunk_blocks,
+		.meta_total = m.total + none.total,
+		.meta_free = m.free + none.free,
+		.exceptions = es.exceptions,
+		.snapshots = es.live + es.invalidated,
+		.reserve_chunks = es.reserve_chunks,
+		.log_used = used,
+		.log_size = total,
+	};
+	pthread_mutex_unlock(&v->lock);
+	return 0;
+}
+
+int volume_changelist(struct volume *v, u32 from, u32 to, u64 cursor, u64 *out, u32 max, u32 *count,
+		      u64 *next)
+{
+	struct engine_status es;
+	u64 i;
+	int err = 0;
+
+	*count = 0;
+	*next = CTL_CURSOR_END;
+	if (from == CTL_TAG_NONE) {
+		/* No source: every chunk of the volume. */
+		for (i = cursor; i < v->origin_chunks && *count < max; i++)
+			out[(*count)++] = i;
+		*next = i < v->origin_chunks ? i : CTL_CURSOR_END;
+		return 0;
+	}
+	pthread_mutex_lock(&v->lock);
+	engine_status(v->engine, &es);
+	/*
+	 * A listing is computed when it starts (cursor 0) and served from memory page by page,
+	 * so it describes one moment even while the origin is being written.
+	 */
+	if (!cursor || !v->cl.valid || v->cl.from != from || v->cl.to != to ||
+	    v->cl.gen != es.gen) {
+		free(v->cl.chunks);
+		v->cl.chunks = NULL;
+		v->cl.valid = false;
+		err = engine_changelist(v->engine, from, to == CTL_TAG_ORIGIN ? ENGINE_HEAD : to,
+					&v->cl.chunks, &v->cl.n, NULL);
+		if (!err) {
+			v->cl.valid = true;
+			v->cl.from = from;
+			v->cl.to = to;
+			v->cl.gen = es.gen;
+		}
+	}
+	if (!err) {
+		/* The cursor is a chunk number: continue at the first changed chunk >= it. */
+		u64 lo = 0, hi = v->cl.n;
+
+		while (lo < hi) {
+			u64 mid = lo + (hi - lo) / 2;
+
+			if (v->cl.chunks[mid] < cursor)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		for (i = lo; i < v->cl.n && *count < max; i++)
+			out[(*count)++] = v->cl.chunks[i];
+		*next = i < v->cl.n ? v->cl.chunks[i] : CTL_CURSOR_END;
+	}
+	pthread_mutex_unlock(&v->lock);
+	return err;
+}
+
+int volume_sync(struct volume *v, u64 *txg)
+{
+	int err;
+
+	pthread_mutex_lock(&v->lock);
+	err = store_sync(v->store);
+	pthread_mutex_unlock(&v->lock);
+	*txg = store_synced_txg(v->store);
+	return err;
+}

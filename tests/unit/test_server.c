@@ -1,0 +1,521 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * test_server.c - ddsnapd end to end on this machine: a real volume (store, engine, intent
+ * log) on temporary files, the server on a thread, and the test playing the kernel over
+ * the wire protocol and the CLI over the control protocol.
+ *
+ * What it pins down, each with the data checked byte for byte:
+ *  - a copy-out lands where the server says: after an ORIGIN_WRITE reply, a snapshot read
+ *    mapped to the snapstore returns the pre-write data there;
+ *  - the read race: an ORIGIN_WRITE of a chunk a snapshot is reading from the origin is not
+ *    answered until that read's FINISH;
+ *  - a snapshot create waits for the origin device to acknowledge DROP_CACHE;
+ *  - writable snapshots get private chunks, and the origin is untouched;
+ *  - malformed input closes only the offending connection;
+ *  - everything survives a server stop and restart.
+ */
+#include <stdarg.h>
+#include <setjmp.h>
+#include <string.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <poll.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <cmocka.h>
+#include "bdev.h"
+#include "ctl_client.h"
+#include "server.h"
+#include "store.h"
+#include "unixsock.h"
+#include "volume.h"
+#include "wire.h"
+
+#define CHUNK_SHIFT  14
+#define CHUNK	     (1u << CHUNK_SHIFT)
+#define ORIGIN_BYTES (8u << 20)
+#define STORE_BYTES  (48u << 20)
+
+static char dir[] = "/tmp/ddsnap-test-server-XXXXXX";
+static char store_path[128], origin_path[128], sock_path[128];
+
+struct running {
+	struct server *srv;
+	struct volume *vol;
+	pthread_t thread;
+};
+
+static void *serve(void *arg)
+{
+	struct running *r = arg;
+
+	server_run(r->srv);
+	return NULL;
+}
+
+static void start(struct running *r)
+{
+	struct volume_params p = {.snapstore = store_path, .origin = origin_path};
+	char why[300];
+
+	assert_int_equal(server_create(sock_path, &r->srv, why, sizeof(why)), 0);
+	p.invalidate = server_invalidate;
+	p.invalidate_priv = r->srv;
+	if (volume_open(&p, &r->vol, why, sizeof(why)))
+		fail_msg("volume_open: %s", why);
+	server_attach(r->srv, r->vol);
+	pthread_create(&r->thread, NULL, serve, r);
+}
+
+static void stop(struct running *r)
+{
+	server_stop(r->srv);
+	pthread_join(r->thread, NULL);
+	assert_int_equal(volume_close(r->vol), 0);
+	server_destroy(r->srv);
+}
+
+/*----------------------------------------------------------------
+ * Playing the kernel
+ *--------------------------------------------------------------*/
+
+struct kconn {
+	int fd;
+	u32 seq;
+};
+
+static void ksend(struct kconn *k, const struct wire_msg *m)
+{
+	u8 buf[WIRE_MAX_MSG];
+	const char *why = NULL;
+	ssize_t n = wire_pack(m, buf, sizeof(buf), &why);
+
+	if (n < 0)
+		fail_msg("wire_pack: %s", why);
+	assert_int_equal(unixsock_write_full(k->fd, buf, (size_t)n), 0);
+}
+
+/* Receives one message; returns -EAGAIN if none arrives within @ms. */
+static int krecv(struct kconn *k, struct wire_msg *m, int ms)
+{
+	u8 buf[WIRE_MAX_MSG];
+	struct pollfd p = {.fd = k->fd, .events = POLLIN};
+	const char *why = NULL;
+	size_t total = 0;
+	int r;
+
+	if (poll(&p, 1, ms) == 0)
+		return -EAGAIN;
+	r = unixsock_read_full(k->fd, buf, WIRE_HEAD_SIZE);
+	if (r)
+		return r;
+	r = wire_frame(buf, WIRE_HEAD_SIZE, &total, &why);
+	if (r == -EWOULDBLOCK)
+		r = unixsock_read_full(k->fd, buf + WIRE_HEAD_SIZE, total - WIRE_HEAD_SIZE);
+	else if (!r)
+		total = WIRE_HEAD_SIZE;
+	if (!r)
+		r = wire_unpack(buf, total, m, &why);
+	if (r == -EPROTO)
+		fail_msg("server sent a malformed message: %s", why);
+	return r;
+}
+
+static struct wire_msg *msg_new(u16 type, u32 seq)
+{
+	struct wire_msg *m = calloc(1, sizeof(*m));
+
+	m->type = type;
+	m->seq = seq;
+	return m;
+}
+
+/* Connects as the device of @tag and returns the IDENTIFY reply's gen. */
+static u64 kconnect(struct kconn *k, u32 tag)
+{
+	struct wire_msg *m = msg_new(DDSNAP_MSG_IDENTIFY, ++k->seq);
+	u64 gen;
+
+	k->fd = unixsock_connect(sock_path, 2000);
+	assert_true(k->fd >= 0);
+	m->identify.version = DDSNAP_WIRE_VERSION;
+	m->identify.tag = tag;
+	m->identify.dev_sectors = ORIGIN_BYTES >> 9;
+	ksend(k, m);
+	assert_int_equal(krecv(k, m, 5000), 0);
+	assert_int_equal(m->type, DDSNAP_MSG_IDENTIFY | DDSNAP_MSG_REPLY);
+	assert_int_equal(m->identify_reply.error, 0);
+	assert_int_equal(m->identify_reply.chunk_bits, CHUNK_SHIFT);
+	gen = m->identify_reply.gen;
+	free(m);
+	return gen;
+}
+
+static void query(struct kconn *k, u16 type, u64 chunk, u32 count, u32 flags)
+{
+	struct wire_msg *m = msg_new(type, ++k->seq);
+
+	m->query.nr = 1;
+	m->query.r[0] = (struct wire_range){chunk, count, flags};
+	ksend(k, m);
+	free(m);
+}
+
+/* Sends a query and returns its reply (caller frees), answering DROP_CACHEs on the way. */
+static struct wire_msg *ask(struct kconn *k, u16 type, u64 chunk, u32 count, u32 flags)
+{
+	struct wire_msg *m = msg_new(0, 0);
+
+	query(k, type, chunk, count, flags);
+	for (;;) {
+		assert_int_equal(krecv(k, m, 10000), 0);
+		if (m->type != DDSNAP_MSG_DROP_CACHE)
+			break;
+		m->type |= DDSNAP_MSG_REPLY;
+		m->drop_reply.error = 0;
+		ksend(k, m);
+	}
+	assert_int_equal(m->type, type | DDSNAP_MSG_REPLY);
+	assert_int_equal(m->seq, k->seq);
+	return m;
+}
+
+static void origin_write(struct kconn *k, u64 chunk, u32 count)
+{
+	struct wire_msg *m = ask(k, DDSNAP_MSG_ORIGIN_WRITE, chunk, count, 0);
+
+	assert_int_equal(m->origin_reply.nr, 1);
+	assert_int_equal(m->origin_reply.r[0].error, 0);
+	free(m);
+}
+
+static void finish(struct kconn *k, u64 lock)
+{
+	struct wire_msg *m = msg_new(DDSNAP_MSG_FINISH, ++k->seq);
+
+	m->finish.nr = 1;
+	m->finish.lock[0] = lock;
+	ksend(k, m);
+	free(m);
+}
+
+/*----------------------------------------------------------------
+ * Data
+ *--------------------------------------------------------------*/
+
+static void fill(u8 *buf, u64 chunk, char version)
+{
+	for (u32 i = 0; i < CHUNK; i++)
+		buf[i] = (u8)(chunk * 131 + i * 7 + (u8)version);
+}
+
+static void write_chunk(const char *path, u64 addr, char version, u64 content_chunk)
+{
+	static u8 buf[CHUNK];
+	int fd = open(path, O_WRONLY);
+
+	fill(buf, content_chunk, version);
+	assert_int_equal(pwrite(fd, buf, CHUNK, (off_t)(addr * CHUNK)), CHUNK);
+	close(fd);
+}
+
+static void expect_chunk(const char *path, u64 addr, char version, u64 content_chunk)
+{
+	static u8 want[CHUNK], got[CHUNK];
+	int fd = open(path, O_RDONLY);
+
+	fill(want, content_chunk, version);
+	assert_int_equal(pread(fd, got, CHUNK, (off_t)(addr * CHUNK)), CHUNK);
+	close(fd);
+	if (memcmp(want, got, CHUNK))
+		fail_msg("%s chunk %llu does not hold version %c of chunk %llu", path,
+			 (unsigned long long)addr, version, (unsigned long long)content_chunk);
+}
+
+/* Reads snapshot @tag's chunk through the server's mapping and checks its contents. */
+static void expect_snap(struct kconn *snap, u64 chunk, char version)
+{
+	struct wire_msg *m = ask(snap, DDSNAP_MSG_SNAPSHOT_READ, chunk, 1, 0);
+
+	assert_int_equal(m->map_reply.nr, 1);
+	switch (m->map_reply.m[0].where) {
+	case DDSNAP_MAP_ORIGIN:
+		expect_chunk(origin_path, chunk, version, chunk);
+		finish(snap, m->map_reply.m[0].lock);
+		break;
+	case DDSNAP_MAP_SHARED:
+	case DDSNAP_MAP_PRIVATE:
+		expect_chunk(store_path, m->map_reply.m[0].addr, version, chunk);
+		break;
+	default:
+		fail_msg("chunk %llu mapped to error %d", (unsigned long long)chunk,
+			 m->map_reply.m[0].error);
+	}
+	free(m);
+}
+
+static void cli(u16 type, u32 tag, s64 arg, s32 want_error)
+{
+	struct ctl_client *c;
+	struct ctl_msg req = {.type = type, .tag = tag, .arg = arg}, reply = {0};
+	char why[300];
+
+	if (ctl_client_open(sock_path, &c, why, sizeof(why)))
+		fail_msg("ctl_client_open: %s", why);
+	assert_int_equal(ctl_client_call(c, &req, &reply, why, sizeof(why)), 0);
+	assert_int_equal(reply.result.error, want_error);
+	ctl_client_close(c);
+}
+
+/*----------------------------------------------------------------
+ * Tests
+ *--------------------------------------------------------------*/
+
+static int setup(void **state)
+{
+	struct store_format_params fp = {.chunk_shift = CHUNK_SHIFT, .origin_bytes = ORIGIN_BYTES};
+	struct bdev *b;
+	char why[300];
+	int fd;
+
+	if (!mkdtemp(dir))
+		return -1;
+	snprintf(store_path, sizeof(store_path), "%s/store", dir);
+	snprintf(origin_path, sizeof(origin_path), "%s/origin", dir);
+	snprintf(sock_path, sizeof(sock_path), "%s/sock", dir);
+	fd = open(store_path, O_CREAT | O_RDWR, 0600);
+	if (fd < 0 || ftruncate(fd, STORE_BYTES))
+		return -1;
+	close(fd);
+	fd = open(origin_path, O_CREAT | O_RDWR, 0600);
+	if (fd < 0 || ftruncate(fd, ORIGIN_BYTES))
+		return -1;
+	close(fd);
+	for (u64 c = 0; c < ORIGIN_BYTES / CHUNK; c++)
+		write_chunk(origin_path, c, 'A', c);
+	if (bdev_open(store_path, 0, &b) || store_format(b, NULL, &fp, why, sizeof(why)))
+		return -1;
+	bdev_close(b);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	unlink(store_path);
+	unlink(origin_path);
+	unlink(sock_path);
+	rmdir(dir);
+	return 0;
+}
+
+struct late_ack {
+	struct kconn *k;
+	int delay_ms;
+	struct timespec acked;
+};
+
+/* Answers the DROP_CACHE a create sends to the origin device, after a delay. */
+static void *ack_drop_late(void *arg)
+{
+	struct late_ack *a = arg;
+	struct wire_msg *m = msg_new(0, 0);
+
+	assert_int_equal(krecv(a->k, m, 10000), 0);
+	assert_int_equal(m->type, DDSNAP_MSG_DROP_CACHE);
+	assert_int_equal(m->drop.reason, DDSNAP_DROP_NEW_SNAPSHOT);
+	usleep((useconds_t)a->delay_ms * 1000);
+	clock_gettime(CLOCK_MONOTONIC, &a->acked);
+	m->type |= DDSNAP_MSG_REPLY;
+	m->drop_reply.error = 0;
+	m->drop_reply.gen = m->drop.gen;
+	ksend(a->k, m);
+	free(m);
+	return NULL;
+}
+
+static void test_server__snapshots_see_their_time(void **state)
+{
+	struct running r;
+	struct kconn origin = {0}, snap1 = {0}, snap2 = {0};
+	struct late_ack ack = {.k = &origin, .delay_ms = 300};
+	struct timespec done;
+	pthread_t t;
+	u64 gen0, gen1;
+
+	start(&r);
+	gen0 = kconnect(&origin, DDSNAP_TAG_ORIGIN);
+
+	/* Create waits for the origin device's cache drop. */
+	pthread_create(&t, NULL, ack_drop_late, &ack);
+	cli(CTL_CREATE, 1, 0, 0);
+	clock_gettime(CLOCK_MONOTONIC, &done);
+	pthread_join(t, NULL);
+	assert_true(done.tv_sec > ack.acked.tv_sec ||
+		    (done.tv_sec == ack.acked.tv_sec && done.tv_nsec >= ack.acked.tv_nsec));
+	cli(CTL_CREATE, 1, 0, -EEXIST);
+
+	/* Overwrite chunks 0..9 the way the kernel does: ask, then write. */
+	origin_write(&origin, 0, 10);
+	for (u64 c = 0; c < 10; c++)
+		write_chunk(origin_path, c, 'B', c);
+	/* A second write of the same chunks in this gen needs no copy (and must not make one). */
+	origin_write(&origin, 0, 10);
+	for (u64 c = 0; c < 5; c++)
+		write_chunk(origin_path, c, 'C', c);
+
+	gen1 = kconnect(&snap1, 1);
+	assert_int_equal(gen1, gen0);
+	for (u64 c = 0; c < 16; c++)
+		expect_snap(&snap1, c, 'A');
+
+	/* Snapshot 2 sees B and C; snapshot 1 still A. */
+	{
+		struct late_ack ack2 = {.k = &origin, .delay_ms = 0};
+
+		pthread_create(&t, NULL, ack_drop_late, &ack2);
+		cli(CTL_CREATE, 2, 0, 0);
+		pthread_join(t, NULL);
+	}
+	origin_write(&origin, 0, 20);
+	for (u64 c = 0; c < 20; c++)
+		write_chunk(origin_path, c, 'D', c);
+	kconnect(&snap2, 2);
+	for (u64 c = 0; c < 20; c++) {
+		expect_snap(&snap1, c, 'A');
+		expect_snap(&snap2, c, c < 5 ? 'C' : c < 10 ? 'B' : 'A');
+	}
+
+	/* Survives a restart: stop, reopen, read again. */
+	close(origin.fd);
+	close(snap1.fd);
+	close(snap2.fd);
+	stop(&r);
+	start(&r);
+	kconnect(&snap1, 1);
+	kconnect(&snap2, 2);
+	for (u64 c = 0; c < 20; c++) {
+		expect_snap(&snap1, c, 'A');
+		expect_snap(&snap2, c, c < 5 ? 'C' : c < 10 ? 'B' : 'A');
+	}
+	close(snap1.fd);
+	close(snap2.fd);
+	stop(&r);
+}
+
+static void test_server__read_race(void **state)
+{
+	struct running r;
+	struct kconn origin = {0}, snap = {0};
+	struct wire_msg *m, *reply = msg_new(0, 0);
+	u64 lock;
+
+	start(&r);
+	kconnect(&origin, DDSNAP_TAG_ORIGIN);
+	kconnect(&snap, 2);
+	/* Chunk 30 was never written since snapshot 2: it reads from the origin, locked. */
+	m = ask(&snap, DDSNAP_MSG_SNAPSHOT_READ, 30, 1, 0);
+	assert_int_equal(m->map_reply.m[0].where, DDSNAP_MAP_ORIGIN);
+	lock = m->map_reply.m[0].lock;
+	assert_true(lock != 0);
+	free(m);
+	/* The origin write of chunk 30 copies it out but is not released while the read runs. */
+	query(&origin, DDSNAP_MSG_ORIGIN_WRITE, 30, 1, 0);
+	assert_int_equal(krecv(&origin, reply, 300), -EAGAIN);
+	finish(&snap, lock);
+	assert_int_equal(krecv(&origin, reply, 5000), 0);
+	assert_int_equal(reply->type, DDSNAP_MSG_ORIGIN_WRITE | DDSNAP_MSG_REPLY);
+	assert_int_equal(reply->origin_reply.r[0].error, 0);
+	write_chunk(origin_path, 30, 'E', 30);
+	expect_snap(&snap, 30, 'A');
+	free(reply);
+	close(origin.fd);
+	close(snap.fd);
+	stop(&r);
+}
+
+static void test_server__writable_snapshot(void **state)
+{
+	struct running r;
+	struct kconn snap = {0};
+	struct wire_msg *m;
+	u64 addr;
+
+	start(&r);
+	kconnect(&snap, 1);
+	/* A partial first write: the server copies the snapshot's view (A) into a private chunk. */
+	m = ask(&snap, DDSNAP_MSG_SNAPSHOT_WRITE, 40, 1, 0);
+	assert_int_equal(m->map_reply.m[0].where, DDSNAP_MAP_PRIVATE);
+	addr = m->map_reply.m[0].addr;
+	free(m);
+	expect_chunk(store_path, addr, 'A', 40);
+	write_chunk(store_path, addr, 'W', 40);
+	/* Later reads and writes map to the same private chunk; the origin is untouched. */
+	m = ask(&snap, DDSNAP_MSG_SNAPSHOT_WRITE, 40, 1, DDSNAP_RANGE_WHOLE);
+	assert_int_equal(m->map_reply.m[0].addr, addr);
+	free(m);
+	expect_snap(&snap, 40, 'W');
+	expect_chunk(origin_path, 40, 'A', 40);
+	close(snap.fd);
+	stop(&r);
+}
+
+static void test_server__bad_input_closes_only_that_connection(void **state)
+{
+	struct running r;
+	struct kconn bad = {0}, good = {0}, origin = {0};
+	struct wire_msg *m = msg_new(0, 0);
+	u8 garbage[64];
+	ssize_t n;
+	char c;
+
+	start(&r);
+	kconnect(&good, 1);
+	/* Garbage instead of a message. */
+	bad.fd = unixsock_connect(sock_path, 2000);
+	memset(garbage, 0x5a, sizeof(garbage));
+	assert_int_equal(unixsock_write_full(bad.fd, garbage, sizeof(garbage)), 0);
+	assert_int_equal(krecv(&bad, m, 5000), 0);
+	assert_int_equal(m->type, DDSNAP_MSG_ERROR | DDSNAP_MSG_REPLY);
+	/* Closed: EOF, or a reset because our garbage was still unread when it closed. */
+	n = read(bad.fd, &c, 1);
+	assert_true(n == 0 || (n < 0 && errno == ECONNRESET));
+	close(bad.fd);
+	/* A snapshot query on the origin's connection. */
+	kconnect(&origin, DDSNAP_TAG_ORIGIN);
+	query(&origin, DDSNAP_MSG_SNAPSHOT_READ, 0, 1, 0);
+	assert_int_equal(krecv(&origin, m, 5000), 0);
+	assert_int_equal(m->type, DDSNAP_MSG_ERROR | DDSNAP_MSG_REPLY);
+	close(origin.fd);
+	/* IDENTIFY of a snapshot that does not exist is refused. */
+	{
+		struct kconn none = {.fd = unixsock_connect(sock_path, 2000)};
+		struct wire_msg *id = msg_new(DDSNAP_MSG_IDENTIFY, 1);
+
+		id->identify.version = DDSNAP_WIRE_VERSION;
+		id->identify.tag = 77;
+		id->identify.dev_sectors = ORIGIN_BYTES >> 9;
+		ksend(&none, id);
+		assert_int_equal(krecv(&none, id, 5000), 0);
+		assert_int_equal(id->identify_reply.error, -ENODATA);
+		free(id);
+		close(none.fd);
+	}
+	/* The good connection still works. */
+	expect_snap(&good, 0, 'A');
+	free(m);
+	close(good.fd);
+	stop(&r);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_server__snapshots_see_their_time),
+		cmocka_unit_test(test_server__read_race),
+		cmocka_unit_test(test_server__writable_snapshot),
+		cmocka_unit_test(test_server__bad_input_closes_only_that_connection),
+	};
+
+	return cmocka_run_group_tests_name("server", tests, setup, teardown);
+}
