@@ -326,6 +326,12 @@ static void child_run(const char *dir, struct history *h, u64 seed)
 	err = efix_open_dir(&f, dir, false, 0, 0, 0, 0);
 	if (err)
 		die("child: open: %d", err);
+	/* half the rounds run as the server's group-commit mode (engine.h, caller_flushes) */
+	if (seed & 1) {
+		err = efix_set_caller_flushes(&f, true);
+		if (err)
+			die("child: caller_flushes: %d", err);
+	}
 	if (posix_memalign((void **)&buf, BDEV_ALIGN, CS))
 		die("memory");
 	for (;;) {
@@ -341,6 +347,8 @@ static void child_run(const char *dir, struct history *h, u64 seed)
 			err = engine_origin_write(f.e, &f.tx, &r, 1, NULL, NULL);
 			if (err == -EAGAIN)
 				err = efix_sync(&f);
+			if (!err)
+				err = efix_commit(&f);
 			if (err)
 				die("child: batch query: %d", err);
 			for (u64 i = r.chunk; i < r.chunk + r.count; i++)
@@ -364,6 +372,8 @@ static void child_run(const char *dir, struct history *h, u64 seed)
 			op_begin(h, &r);
 			err = engine_create(f.e, &f.tx, r.tag, (u64)time(NULL),
 					    (int8_t)rnd_below(&rn, 4));
+			if (!err)
+				err = efix_commit(&f);
 			if (err)
 				die("child: create %u: %d", r.tag, err);
 			op_end(h, m, &r);
@@ -376,6 +386,8 @@ static void child_run(const char *dir, struct history *h, u64 seed)
 					     : tags[rnd_below(&rn, n)];
 			op_begin(h, &r);
 			err = engine_delete(f.e, &f.tx, r.tag);
+			if (!err)
+				err = efix_commit(&f);
 			if (err)
 				die("child: delete %u: %d", r.tag, err);
 			op_end(h, m, &r);

@@ -645,6 +645,18 @@ fail:
 	return err;
 }
 
+int efix_set_caller_flushes(struct efix *f, bool on)
+{
+	int err = efix_sync(f);
+
+	if (err)
+		return err;
+	fix_close_engine(f);
+	f->caller_flushes = on;
+	fix_params(f);
+	return fix_open_engine(f);
+}
+
 int efix_close(struct efix *f)
 {
 	int err = efix_sync(f);

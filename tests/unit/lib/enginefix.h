@@ -94,6 +94,9 @@ void efix_init_opts(struct efix *f, u32 chunk_size, u64 origin_chunks, u64 data_
  */
 int efix_open_dir(struct efix *f, const char *dir, bool create, u32 chunk_size, u64 origin_chunks,
 		  u64 data_chunks, u64 meta_bytes);
+/* Syncs and reopens the engine with params.caller_flushes = @on.  Returns 0 or -errno. */
+int efix_set_caller_flushes(struct efix *f, bool on);
+
 /* Closes after a final sync.  Returns 0 or the sync's error; frees everything anyway. */
 int efix_close(struct efix *f);
 
