@@ -46,8 +46,12 @@ peer_cmd()
 {
 	local name=$1 i
 	shift
+	kill -0 "$(cat "/run/$name.pid")" 2>/dev/null || fail "test peer $name is not running"
 	: >"/run/$name.status"
-	echo "$*" >"/run/$name.cmd"
+	# opening a FIFO blocks until its reader is there: never wait for a dead peer forever
+	# shellcheck disable=SC2016 # expanded by the inner bash
+	timeout 10 bash -c 'echo "$1" >"$2"' _ "$*" "/run/$name.cmd" ||
+		fail "cannot send '$*' to test peer $name"
 	for ((i = 0; i < 200; i++)); do
 		grep -qxF "done $*" "/run/$name.status" && return 0
 		grep -qxF "fail $*" "/run/$name.status" && fail "test peer $name refused '$*'"
