@@ -5,14 +5,16 @@
  * What.  Each codec turns one target extent (and, for the differencing codecs, the same
  * extent of the source snapshot) into a self-contained payload and back.  The in-process
  * codecs (zlib, zstd, zstd-prefix) keep one reusable library context per delta_codec.
- * xdelta3 is a program (Debian ships no library), so it runs once per batch and per
- * distinct extent length: the sources of a batch are laid out in one memfd at slot
- * boundaries, the targets in another at the same boundaries, and xdelta3 -W <slot> cuts
- * exactly one VCDIFF window per extent.  We then split its output into windows and rebase
+ * xdelta3 is a program (Debian ships no library), so it runs once per batch and per slot
+ * size (the next power of two >= the extent, >= 16 KiB: at most 7 runs per batch): the
+ * sources of a batch are laid out in one memfd at slot boundaries, zero padded, the targets
+ * in another at the same boundaries, and xdelta3 -W <slot> cuts exactly one VCDIFF window
+ * per extent.  We then split its output into windows and rebase
  * each window's source segment to its own slot, which makes every window a standalone
  * one-window VCDIFF file that `xdelta3 -d -s <source extent>` decodes.  A window whose source
- * segment strays into another extent's slot (or that copies from earlier target windows)
- * cannot stand alone: that job reports -EOPNOTSUPP and falls back.  Decoding does the
+ * segment strays into another extent's slot is re-encoded standalone (vc_rewrite: own-slot
+ * copies kept, foreign copies reclaimed from the own source when the bytes match, else
+ * literal); one that copies from earlier target windows falls back.  Decoding does the
  * reverse: rebase every window into a shared source memfd and run xdelta3 -d once.
  *
  * Invariants.
@@ -900,16 +902,25 @@ static ssize_t vc_rewrite(const struct vc_window *w, u64 base, size_t slot, cons
 	return rc ? rc : (ssize_t)k;
 }
 
+/*
+ * The VCDIFF window of an extent of len bytes: the next power of two, at least xdelta3's
+ * minimum window.  Extents of one slot size share an xdelta3 run (at most 7 runs per batch
+ * for 4 KiB .. 1 MiB extents); the padding is zeros, which cost a RUN instruction.
+ */
 static size_t xd_slot(size_t len)
 {
-	return MAX(len, (size_t)DELTA_XDELTA_MIN_WINDOW);
+	size_t slot = DELTA_XDELTA_MIN_WINDOW;
+
+	while (slot < len)
+		slot <<= 1;
+	return slot;
 }
 
 /* Encodes jobs[idx[0..m)], all of length len, in one xdelta3 run. */
 static int xdelta3_encode_run(struct delta_codec *dc, int level, struct delta_job *jobs,
 			      const unsigned *idx, unsigned m)
 {
-	size_t len = jobs[idx[0]].len, slot = xd_slot(len), outlen = 0, total = slot * m;
+	size_t slot = xd_slot(jobs[idx[0]].len), outlen = 0, total = slot * m;
 	int src_fd = -1, tgt_fd = -1, out_fd = -1, rc, hl;
 	char path[64], wopt[32], bopt[32], lopt[8];
 	const u8 *out = NULL, *p, *end;
@@ -923,13 +934,13 @@ static int xdelta3_encode_run(struct delta_codec *dc, int level, struct delta_jo
 	for (unsigned i = 0; !rc && i < m; i++) {
 		const struct delta_job *j = &jobs[idx[i]];
 
-		rc = fd_write_all(src_fd, j->src, len);
+		rc = fd_write_all(src_fd, j->src, j->len);
 		if (!rc)
-			rc = fd_write_zeros(src_fd, slot - len);
+			rc = fd_write_zeros(src_fd, slot - j->len);
 		if (!rc)
-			rc = fd_write_all(tgt_fd, j->tgt, len);
+			rc = fd_write_all(tgt_fd, j->tgt, j->len);
 		if (!rc)
-			rc = fd_write_zeros(tgt_fd, slot - len);
+			rc = fd_write_zeros(tgt_fd, slot - j->len);
 	}
 	if (rc) {
 		codec_fail(dc, "xdelta3 batch: writing memfd: %s", strerror(-rc));
@@ -967,6 +978,7 @@ static int xdelta3_encode_run(struct delta_codec *dc, int level, struct delta_jo
 	end = out + outlen;
 	for (unsigned i = 0; i < m; i++) {
 		struct delta_job *j = &jobs[idx[i]];
+		size_t len = j->len;
 		struct vc_window w;
 		u64 base = (u64)i * slot;
 
@@ -1028,7 +1040,8 @@ out_close:
 static int cmp_job_len(const void *a, const void *b, void *arg)
 {
 	const struct delta_job *jobs = arg;
-	size_t la = jobs[*(const unsigned *)a].len, lb = jobs[*(const unsigned *)b].len;
+	size_t la = xd_slot(jobs[*(const unsigned *)a].len);
+	size_t lb = xd_slot(jobs[*(const unsigned *)b].len);
 
 	if (la != lb)
 		return la < lb ? -1 : 1;
@@ -1047,7 +1060,8 @@ static int xdelta3_encode(struct delta_codec *dc, int level, struct delta_job *j
 	}
 	qsort_r(idx, m, sizeof(*idx), cmp_job_len, jobs);
 	for (unsigned a = 0, b; a < m && !rc; a = b) {
-		for (b = a + 1; b < m && jobs[idx[b]].len == jobs[idx[a]].len; b++)
+		for (b = a + 1; b < m && xd_slot(jobs[idx[b]].len) == xd_slot(jobs[idx[a]].len);
+		     b++)
 			;
 		rc = xdelta3_encode_run(dc, level, jobs, idx + a, b - a);
 		if (rc)

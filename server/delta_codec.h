@@ -40,8 +40,9 @@ enum delta_codec_id {
  * MAX_MEM_SIZE; large enough for good ratios, small enough to stream). */
 #define DELTA_MAX_EXTENT (1u << 20)
 
-/* xdelta3 windows are at least this long (its -W minimum); shorter extents are padded
- * with zeros to this length inside the VCDIFF (doc/delta-format.md, codec 3). */
+/* xdelta3 windows are at least this long (its -W minimum); an extent's window is the next
+ * power of two at least this long, the extent padded with zeros (doc/delta-format.md,
+ * codec 3). */
 #define DELTA_XDELTA_MIN_WINDOW 16384u
 
 struct delta_codec_ops;
