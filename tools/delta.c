@@ -525,6 +525,10 @@ static int delta_create(int argc, char **argv)
 		}
 	}
 	if (!strcmp(argv[optind + 1], "-")) {
+		if (isatty(STDOUT_FILENO)) {
+			derr("refusing to write a binary delta to a terminal");
+			goto out;
+		}
 		o.fd = STDOUT_FILENO;
 	} else {
 		o.fd = open(argv[optind + 1], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
