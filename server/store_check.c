@@ -336,6 +336,44 @@ static void check_trees(struct checker *c)
 			(unsigned long long)c->data_leaks, (unsigned long long)c->first_data_leak);
 }
 
+int store_log_walk(struct bdev *meta, const struct label *l, const struct uberblock *ub,
+		   int (*fn)(void *arg, const struct intent_log_record *rec), void *arg,
+		   u64 *pending)
+{
+	struct intent_log_record recs[INTENT_LOG_MAX_RECORDS_PER_BLOCK];
+	u64 s = ub->log_block_seq, rec = ub->log_rec_seq, n = 0;
+	void *buf = NULL;
+	int r = 0;
+
+	if (posix_memalign(&buf, BDEV_ALIGN, DDSNAP_BLOCK_SIZE))
+		return -ENOMEM;
+	for (u64 i = 0; i < l->log_blocks; i++, s++) {
+		struct intent_log_block_info info;
+		u64 at = l->log_start + s % l->log_blocks;
+
+		r = bdev_read(meta, buf, DDSNAP_BLOCK_SIZE, at * DDSNAP_BLOCK_SIZE);
+		if (r)
+			break;
+		if (intent_log_block_decode(buf, at, &info, recs, ARRAY_SIZE(recs), NULL, 0) ||
+		    info.guid != l->log_guid || info.seq != s || info.first_rec_seq != rec)
+			break; /* the end of the log */
+		for (unsigned k = 0; k < info.nrecords && !r; k++) {
+			if (recs[k].txg <= ub->txg)
+				continue;
+			n++;
+			if (fn)
+				r = fn(arg, &recs[k]);
+		}
+		if (r)
+			break;
+		rec += info.nrecords;
+	}
+	free(buf);
+	if (pending)
+		*pending = n;
+	return r;
+}
+
 static void summary(struct checker *c)
 {
 	struct store_check_report *rep = c->rep;
@@ -355,6 +393,9 @@ static void summary(struct checker *c)
 			t->height);
 	}
 	fprintf(c->out, "overlays: %llu\n", (unsigned long long)rep->overlays);
+	fprintf(c->out,
+		"intent log: %llu records newer than txg %llu (replayed on the next open)\n",
+		(unsigned long long)rep->log_pending, (unsigned long long)rep->txg);
 	fprintf(c->out,
 		"metadata: %llu blocks referenced (%llu by the allocator), %llu allocated\n",
 		(unsigned long long)rep->meta_referenced, (unsigned long long)rep->allocator_blocks,
@@ -404,6 +445,8 @@ int store_check(struct bdev *snap, struct bdev *meta, FILE *out, struct store_ch
 		c.data_seen = xzalloc(DIV_ROUND_UP(c.nchunks, 64) * sizeof(u64));
 		check_space(&c);
 		check_trees(&c);
+		if (store_log_walk(c.meta, &c.label, &c.ub, NULL, NULL, &rep->log_pending))
+			finding(&c, true, "intent log: read error");
 		metaslab_close(c.mg);
 		cache_destroy(c.cache);
 		free(c.seen);

@@ -20,6 +20,9 @@
 #include "base.h"
 #include "bdev.h"
 #include "format.h"
+#include "intent_log.h"
+#include "label.h"
+#include "uberblock.h"
 
 struct store_check_tree {
 	u64 nodes, leaves, entries;
@@ -37,6 +40,7 @@ struct store_check_report {
 	u64 data_allocated;   /* DATA blocks allocated in the space maps */
 	u64 allocator_blocks; /* of meta_referenced: metaslab table and space map blocks */
 	u64 overlays;	      /* overlay trees walked */
+	u64 log_pending;      /* intent log records the next open replays */
 	struct store_check_tree trees[UB_NR_ROOTS];
 };
 
@@ -47,5 +51,16 @@ struct store_check_report {
  * reads.  Blocks.  Read-only.
  */
 int store_check(struct bdev *snap, struct bdev *meta, FILE *out, struct store_check_report *rep);
+
+/*
+ * Reads the intent log of the store described by @l and @ub on @meta as replay would (from
+ * the uberblock's log position, block by block while the chain holds: this log's guid,
+ * consecutive block and record sequence numbers) and calls @fn (may be NULL) for every
+ * record of a txg after ub->txg: the records the next open replays.  *@pending (may be NULL)
+ * gets their count.  Returns 0, @fn's non-zero return, or -EIO.  O(log blocks).  Read-only.
+ */
+int store_log_walk(struct bdev *meta, const struct label *l, const struct uberblock *ub,
+		   int (*fn)(void *arg, const struct intent_log_record *rec), void *arg,
+		   u64 *pending);
 
 #endif

@@ -14,12 +14,19 @@
 #include <string.h>
 #include "commands.h"
 #include "bdev.h"
+#include "cache.h"
+#include "engine.h"
 #include "format.h"
 #include "label.h"
+#include "metaslab.h"
+#include "store_check.h"
 #include "treewalk.h"
 #include "uberblock.h"
 
-#define DUMP_VERSION 1
+/* Cache for reading the metaslab table and space maps once. */
+#define DUMP_CACHE_BYTES (16ULL << 20)
+
+#define DUMP_VERSION	 1
 
 static void print_hex(FILE *f, const u8 *p, unsigned n)
 {
@@ -147,6 +154,96 @@ static int dump_node(void *arg, const struct treewalk_node *n)
 	return 0;
 }
 
+static int dump_tree(FILE *f, struct bdev *meta, const char *name, const struct blkptr *root,
+		     bool entries)
+{
+	struct dump_ctx d = {.f = f, .tree = name, .entries = entries};
+	struct treewalk w = {.node = dump_node, .arg = &d};
+	char why[200] = "";
+	int r;
+
+	fprintf(f, "tree %s\n", name);
+	r = treewalk(meta, root, &w, why, sizeof(why));
+	if (r)
+		fprintf(f, "error tree %s: %s\n", name, why[0] ? why : strerror(-r));
+	return r;
+}
+
+struct overlay_ctx {
+	FILE *f;
+	struct bdev *meta;
+	bool entries;
+	int errors;
+};
+
+static int dump_overlay(void *arg, u32 tag, const struct blkptr *root)
+{
+	struct overlay_ctx *o = arg;
+	char name[32];
+
+	snprintf(name, sizeof(name), "overlay:%u", tag);
+	if (dump_tree(o->f, o->meta, name, root, o->entries))
+		o->errors++;
+	return 0;
+}
+
+static int dump_run(void *arg, enum metaslab_class_disk cls, u64 start, u64 n)
+{
+	fprintf(arg, "space class=%s start=%llu blocks=%llu\n",
+		cls == METASLAB_CLASS_META   ? "meta"
+		: cls == METASLAB_CLASS_DATA ? "data"
+					     : "none",
+		(unsigned long long)start, (unsigned long long)n);
+	return 0;
+}
+
+static int dump_logrec(void *arg, const struct intent_log_record *rec)
+{
+	FILE *f = arg;
+
+	fprintf(f,
+		"logrec seq=%llu txg=%llu type=0x%x len=%u payload=", (unsigned long long)rec->seq,
+		(unsigned long long)rec->txg, rec->type, rec->len);
+	print_hex(f, rec->payload, rec->len);
+	fputc('\n', f);
+	return 0;
+}
+
+/* Overlay trees (they hang off the snapshot table), allocated space, pending log records. */
+static int dump_more(FILE *f, struct bdev *meta, const struct label *l, const struct uberblock *ub,
+		     bool entries)
+{
+	struct cache *cache = cache_create(meta, DUMP_CACHE_BYTES);
+	struct overlay_ctx o = {.f = f, .meta = meta, .entries = entries};
+	struct metaslab_group *mg;
+	char why[200] = "";
+	int r, errors = 0;
+
+	cache_set_synced_txg(cache, ub->txg);
+	if (ub->roots[UB_ROOT_SNAPSHOTS].blocknr) {
+		r = engine_overlay_roots(cache, &ub->roots[UB_ROOT_SNAPSHOTS], dump_overlay, &o);
+		if (r) {
+			fprintf(f, "error overlays: %s\n", strerror(-r));
+			errors++;
+		}
+		errors += o.errors;
+	}
+	r = metaslab_open(cache, &ub->metaslab, ub->txg, &mg, why, sizeof(why));
+	if (r) {
+		fprintf(f, "error metaslab table: %s\n", why[0] ? why : strerror(-r));
+		errors++;
+	} else {
+		metaslab_walk_allocated(mg, dump_run, f);
+		metaslab_close(mg);
+	}
+	cache_destroy(cache);
+	if (store_log_walk(meta, l, ub, dump_logrec, f, NULL)) {
+		fprintf(f, "error intent log: read error\n");
+		errors++;
+	}
+	return errors;
+}
+
 static int dump_store(FILE *f, struct bdev *snap, struct bdev *meta, bool all, bool entries)
 {
 	struct label l, ml;
@@ -190,20 +287,11 @@ static int dump_store(FILE *f, struct bdev *snap, struct bdev *meta, bool all, b
 		if (all || ub.txg == newest.txg)
 			dump_uberblock(f, &l, &ub, ub.txg == newest.txg);
 	}
-	for (unsigned i = 0; i < UB_NR_ROOTS; i++) {
-		struct dump_ctx d = {.f = f, .tree = uberblock_root_name(i), .entries = entries};
-		struct treewalk w = {.node = dump_node, .arg = &d};
-
-		if (!d.tree || !newest.roots[i].blocknr)
-			continue;
-		fprintf(f, "tree %s\n", d.tree);
-		why[0] = '\0';
-		r = treewalk(meta, &newest.roots[i], &w, why, sizeof(why));
-		if (r) {
-			fprintf(f, "error tree %s: %s\n", d.tree, why[0] ? why : strerror(-r));
+	for (unsigned i = 0; i < UB_NR_ROOTS; i++)
+		if (uberblock_root_name(i) && newest.roots[i].blocknr &&
+		    dump_tree(f, meta, uberblock_root_name(i), &newest.roots[i], entries))
 			errors++;
-		}
-	}
+	errors += dump_more(f, meta, &l, &newest, entries);
 	fprintf(f, "end\n");
 	return errors ? -EILSEQ : 0;
 }

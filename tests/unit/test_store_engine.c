@@ -6,7 +6,8 @@
  * a power cut at a random write; reopen, replay the intent log into the engine, sync.  After
  * every reopen `ddsnap check`'s two halves must pass: store_check (every block, the space
  * maps, no leak of metadata or data, nothing both free and used) and the engine's offline
- * check (exceptions, deadlists, overlays).  Seeds printed; STORE_ENGINE_SEED replays one.
+ * check (exceptions, deadlists, overlays).  Seeds printed; STORE_ENGINE_SEED replays one,
+ * STORE_ENGINE_SAVE=<file> saves the last round's snapstore image (to try dump and check on).
  */
 #include <stdarg.h>
 #include <setjmp.h>
@@ -268,6 +269,17 @@ static void iteration(u64 seed)
 	engine_close(v.e);
 	assert_int_equal(store_close(v.s), 0);
 	check_both(&v, seed);
+	if (getenv("STORE_ENGINE_SAVE")) {
+		/* The snapstore image, for looking at with ddsnap dump/check. */
+		FILE *img = fopen(getenv("STORE_ENGINE_SAVE"), "w");
+		void *buf = malloc(v.snap->size);
+
+		assert_non_null(img);
+		assert_int_equal(bdev_read(v.snap, buf, v.snap->size, 0), 0);
+		assert_int_equal(fwrite(buf, 1, v.snap->size, img), v.snap->size);
+		fclose(img);
+		free(buf);
+	}
 	bdev_close(v.snap);
 	bdev_close(v.origin);
 }
