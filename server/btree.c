@@ -51,24 +51,13 @@
  * uberblock's root pointing at a complete tree of the last synced txg.
  */
 #include "btree_internal.h"
-#include <stdarg.h>
 #include "log.h"
 
 /*----------------------------------------------------------------
  * Node validators
  *--------------------------------------------------------------*/
 
-static int __printf(3, 4) bad(char *why, size_t whylen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (why && whylen) {
-		va_start(ap, fmt);
-		vsnprintf(why, whylen, fmt, ap);
-		va_end(ap);
-	}
-	return -EILSEQ;
-}
+#define bad(why, whylen, ...) why_printf(why, whylen, -EILSEQ, __VA_ARGS__)
 
 static bool all_zero(const u8 *p, size_t len)
 {

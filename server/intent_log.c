@@ -78,7 +78,6 @@
  */
 #include "intent_log.h"
 #include <pthread.h>
-#include <stdarg.h>
 #include <string.h>
 #include "crc32c.h"
 #include "log.h"
@@ -146,17 +145,7 @@ static u32 il_rec_csum(const struct intent_log_record_disk *r, const void *paylo
 	return crc32c(crc32c(INTENT_LOG_RECORD_SEED, &h, sizeof(h)), payload, len);
 }
 
-static int __printf(3, 4) il_why(char *why, size_t whylen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (why && whylen) {
-		va_start(ap, fmt);
-		vsnprintf(why, whylen, fmt, ap);
-		va_end(ap);
-	}
-	return -EILSEQ;
-}
+#define il_why(why, whylen, ...) why_printf(why, whylen, -EILSEQ, __VA_ARGS__)
 
 /*
  * Checks the structure of a block whose header checksum is valid, decoding into @info and up

@@ -78,7 +78,6 @@
 #include "range_tree.h"
 #include "space_map.h"
 #include <pthread.h>
-#include <stdarg.h>
 #include <string.h>
 
 /*
@@ -127,17 +126,7 @@ struct metaslab_group {
 	int error; /* sticky: a free through the ready-made tx failed (corrupt metadata) */
 };
 
-static int __printf(3, 4) why_fail(char *why, size_t whylen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (why && whylen) {
-		va_start(ap, fmt);
-		vsnprintf(why, whylen, fmt, ap);
-		va_end(ap);
-	}
-	return -EILSEQ;
-}
+#define why_fail(why, whylen, ...) why_printf(why, whylen, -EILSEQ, __VA_ARGS__)
 
 /*----------------------------------------------------------------*/
 /* the table block type */

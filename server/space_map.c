@@ -36,7 +36,6 @@
  * therefore appear atomically with the txg that made the allocations they describe.
  */
 #include "space_map.h"
-#include <stdarg.h>
 #include <string.h>
 
 struct sm_link {
@@ -58,17 +57,7 @@ static struct space_map_block_disk *smb(struct cblock *b)
 	return b->data;
 }
 
-static int __printf(3, 4) why_fail(char *why, size_t whylen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (why && whylen) {
-		va_start(ap, fmt);
-		vsnprintf(why, whylen, fmt, ap);
-		va_end(ap);
-	}
-	return -EILSEQ;
-}
+#define why_fail(why, whylen, ...) why_printf(why, whylen, -EILSEQ, __VA_ARGS__)
 
 /*----------------------------------------------------------------*/
 /* pack and validate */
