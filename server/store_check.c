@@ -48,6 +48,7 @@ struct checker {
 	u64 *overlay_tags;
 	u64 noverlays, overlays_cap;
 	u64 meta_leaks, data_leaks, first_meta_leak, first_data_leak;
+	u64 damaged; /* subtrees that could not be read: what they hold looks leaked */
 };
 
 static bool bit_test_set(u64 *map, u64 i)
@@ -227,9 +228,20 @@ static int account_node(void *arg, const struct treewalk_node *n)
 	return 0;
 }
 
+static int report_damage(void *arg, u64 blocknr, int err, const char *why)
+{
+	struct checker *c = arg;
+
+	finding(c, true, "%s tree: %s", c->tree, why[0] ? why : strerror(-err));
+	/* Its pointer still holds the block: not a leak, only unreadable. */
+	account_meta(c, c->tree, blocknr, 0);
+	c->damaged++;
+	return 0; /* go on with the rest of the tree */
+}
+
 static void walk_tree(struct checker *c, const struct blkptr *root, struct store_check_tree *t)
 {
-	struct treewalk w = {.node = account_node, .arg = c};
+	struct treewalk w = {.node = account_node, .damage = report_damage, .arg = c};
 	char why[200] = "";
 	int r = treewalk(c->meta, root, &w, why, sizeof(why));
 
@@ -329,11 +341,16 @@ static void check_trees(struct checker *c)
 	metaslab_walk_allocated(c->mg, account_allocated, c);
 	if (c->meta_leaks)
 		finding(c, true,
-			"%llu metadata blocks allocated but not referenced (leak), first %llu",
-			(unsigned long long)c->meta_leaks, (unsigned long long)c->first_meta_leak);
+			"%llu metadata blocks allocated but not referenced (leak%s), first %llu",
+			(unsigned long long)c->meta_leaks,
+			c->damaged ? ", or below a damaged block" : "",
+			(unsigned long long)c->first_meta_leak);
 	if (c->data_leaks)
-		finding(c, true, "%llu data chunks allocated but not referenced (leak), first %llu",
-			(unsigned long long)c->data_leaks, (unsigned long long)c->first_data_leak);
+		finding(c, true,
+			"%llu data chunks allocated but not referenced (leak%s), first %llu",
+			(unsigned long long)c->data_leaks,
+			c->damaged ? ", or below a damaged block" : "",
+			(unsigned long long)c->first_data_leak);
 }
 
 int store_log_walk(struct bdev *meta, const struct label *l, const struct uberblock *ub,

@@ -105,8 +105,28 @@ struct walk_ctx {
 	struct treewalk *w;
 	char *why;
 	size_t whylen;
+	bool stopping; /* w->damage asked to stop: pass its return up unchanged */
 	void *bufs[TREEWALK_MAX_DEPTH];
 };
+
+static bool is_damage(int r)
+{
+	return r == -EILSEQ || r == -ENOTBLK || r == -ESTALE;
+}
+
+static int walk_node(struct walk_ctx *c, const struct blkptr *p, int level, unsigned depth);
+
+/* Hands a damaged subtree to w->damage, if there is one, and says whether to go on. */
+static int walk_report(struct walk_ctx *c, u64 blocknr, int r)
+{
+	if (!is_damage(r) || !c->w->damage || c->stopping)
+		return r;
+	c->w->damaged++;
+	r = c->w->damage(c->w->arg, blocknr, r, c->why ? c->why : "");
+	if (r)
+		c->stopping = true;
+	return r;
+}
 
 /* Reads and checks the child @p expected at @level (-1: the root, any level). */
 static int walk_node(struct walk_ctx *c, const struct blkptr *p, int level, unsigned depth)
@@ -180,7 +200,8 @@ static int walk_node(struct walk_ctx *c, const struct blkptr *p, int level, unsi
 
 			/* The buffer is reused by deeper levels only: this level's stays valid. */
 			blkptr_unpack(&child, &ptrs[i]);
-			r = walk_node(c, &child, (int)tn.level - 1, depth + 1);
+			r = walk_report(c, child.blocknr,
+					walk_node(c, &child, (int)tn.level - 1, depth + 1));
 			if (r)
 				return r;
 		}
@@ -199,7 +220,7 @@ int treewalk(struct bdev *b, const struct blkptr *root, struct treewalk *w, char
 	if (why && whylen)
 		why[0] = '\0';
 	if (root->blocknr)
-		r = walk_node(&c, root, -1, 0);
+		r = walk_report(&c, root->blocknr, walk_node(&c, root, -1, 0));
 	for (int i = 0; i < TREEWALK_MAX_DEPTH; i++)
 		free(c.bufs[i]);
 	return r;

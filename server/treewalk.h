@@ -32,10 +32,17 @@ struct treewalk_node {
 struct treewalk {
 	/* Called for every node, parents before children.  Non-zero stops the walk. */
 	int (*node)(void *arg, const struct treewalk_node *n);
+	/*
+	 * Optional: called for a damaged node (@err -EILSEQ, -ENOTBLK or -ESTALE, the reason
+	 * in @why); the walk skips that subtree and goes on with its siblings.  Non-zero
+	 * stops the walk.  NULL: the first damage stops the walk and is returned.
+	 */
+	int (*damage)(void *arg, u64 blocknr, int err, const char *why);
 	void *arg;
 	/* out */
 	u64 nodes, leaves, entries;
 	unsigned height;
+	u64 damaged; /* subtrees skipped (with @damage) */
 };
 
 /*

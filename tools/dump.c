@@ -154,11 +154,20 @@ static int dump_node(void *arg, const struct treewalk_node *n)
 	return 0;
 }
 
+/* A damaged subtree: say so in its place and go on with the rest of the tree. */
+static int dump_damage(void *arg, u64 blocknr, int err, const char *why)
+{
+	struct dump_ctx *d = arg;
+
+	fprintf(d->f, "error tree %s: %s\n", d->tree, why[0] ? why : strerror(-err));
+	return 0;
+}
+
 static int dump_tree(FILE *f, struct bdev *meta, const char *name, const struct blkptr *root,
 		     bool entries)
 {
 	struct dump_ctx d = {.f = f, .tree = name, .entries = entries};
-	struct treewalk w = {.node = dump_node, .arg = &d};
+	struct treewalk w = {.node = dump_node, .damage = dump_damage, .arg = &d};
 	char why[200] = "";
 	int r;
 
@@ -166,7 +175,7 @@ static int dump_tree(FILE *f, struct bdev *meta, const char *name, const struct 
 	r = treewalk(meta, root, &w, why, sizeof(why));
 	if (r)
 		fprintf(f, "error tree %s: %s\n", name, why[0] ? why : strerror(-r));
-	return r;
+	return r || w.damaged ? -EILSEQ : 0;
 }
 
 struct overlay_ctx {
