@@ -109,6 +109,7 @@ struct harness {
 	struct tx tx;
 	struct ualloc metaa, dataa;
 	struct engine_space_ops space;
+	struct engine_params params;
 	struct engine *e;
 };
 
@@ -271,6 +272,7 @@ static void h_open(struct harness *h, u64 origin_chunks, u64 data_chunks, bool l
 		.log_flush = log ? h_log_flush : NULL,
 		.log_priv = h,
 	};
+	h->params = p;
 	if (engine_open(&p, &roots, &h->e)) {
 		fprintf(stderr, "engine_open failed\n");
 		exit(1);
@@ -543,6 +545,46 @@ static void bench_changelist(void)
 	}
 }
 
+/*
+ * Open cost: the deadlists are derived state, rebuilt by one pass over the exception tree
+ * (engine.c), so opening costs O(exceptions) once, cold (cache dropped) and warm.
+ */
+static void bench_open(void)
+{
+	static const u64 sizes[] = {10000, 100000, 1000000};
+
+	printf("\n4. engine open (snapshot table load + deadlist rebuild), 2 snapshots\n");
+	printf("   %-12s %14s %14s %16s\n", "exceptions", "cold ms", "warm ms", "ns/exception");
+	g_null_data = true;
+	for (size_t i = 0; i < ARRAY_SIZE(sizes); i++) {
+		struct engine_roots roots;
+		struct harness h;
+		double t, cold, warm;
+
+		h_open(&h, sizes[i], sizes[i] + 64, false);
+		must(engine_create(h.e, &h.tx, 1, 1, 0), "create");
+		query_range(&h, 0, sizes[i], true);
+		must(engine_create(h.e, &h.tx, 2, 2, 0), "create");
+		must(engine_sync(h.e, &h.tx, &roots), "sync");
+		must(cache_sync(h.cache, h.tx.txg), "cache sync");
+		engine_close(h.e);
+		cache_destroy(h.cache);
+		h.cache = cache_create(h.meta, CACHE_BUDGET);
+		h.params.cache = h.cache;
+		t = wall();
+		must(engine_open(&h.params, &roots, &h.e), "open");
+		cold = wall() - t;
+		engine_close(h.e);
+		t = now();
+		must(engine_open(&h.params, &roots, &h.e), "open");
+		warm = now() - t;
+		printf("   %-12llu %14.1f %14.1f %16.0f\n", (unsigned long long)sizes[i],
+		       1e3 * cold, 1e3 * warm, 1e9 * warm / (double)sizes[i]);
+		h_close(&h);
+	}
+	g_null_data = false;
+}
+
 int main(int argc, char **argv)
 {
 	log_set_level(LOGL_WARN);
@@ -551,5 +593,6 @@ int main(int argc, char **argv)
 	bench_decisions();
 	bench_create_delete();
 	bench_changelist();
+	bench_open();
 	return 0;
 }
