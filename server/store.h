@@ -10,17 +10,22 @@
  * request, at close) waits until no thread holds the txg, then, with the txg quiesced:
  *
  *	1. runs every pre-sync hook, in registration order (owners of persistent structures:
- *	   btree_sync, store_set_root; the allocator's own hook runs last);
+ *	   btree_sync, store_set_root), then metaslab_sync (the space maps record this txg's
+ *	   allocations and frees, the hooks' included);
  *	2. cache_sync: every dirty block to its new place;
- *	3. flushes the devices;
- *	4. writes the uberblock of the txg (roots, scalars, log position) to its ring slot;
+ *	3. flushes the devices (the snapstore too: copied-out data before the metadata naming it);
+ *	4. writes the uberblock of the txg (roots, scalars, metaslab table, intent log position)
+ *	   to its ring slot;
  *	5. flushes again: the txg is durable;
- *	6. releases the txg's deferred frees, runs the post-sync hooks, opens the next txg.
+ *	6. metaslab_sync_done (the txg's frees become allocatable), intent_log_synced (the log
+ *	   space the txg covered is reusable), the post-sync hooks, and the next txg opens.
  *
  * Crash argument: steps 1-3 write only blocks allocated in this txg, at addresses the last
  * durable txg does not use (frees are deferred until step 6), and the uberblock that would
  * make them reachable is written only after they are durable.  A crash before step 5 ends
- * leaves the previous uberblock newest, and all its blocks intact; after it, the new txg.
+ * leaves the previous uberblock newest, and all its blocks intact (its space maps do not
+ * know the lost txg's allocations, so they are free again, and the intent log still holds
+ * the lost txg's records for replay); after it, the new txg.
  *
  * Failure is sticky: if any step fails, the store refuses further syncs and holds (returning
  * the error) and the in-memory state is no longer trusted; close and reopen recovers to the
