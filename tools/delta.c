@@ -469,7 +469,8 @@ static int delta_create(int argc, char **argv)
 	c.dc = delta_codec_new(&copts);
 	if (!c.dc) {
 		derr("bad codec level");
-		return EXIT_USAGE;
+		ret = EXIT_USAGE;
+		goto out;
 	}
 	memcpy(h.uuid, ch.uuid, sizeof(h.uuid));
 	h.chunk_size = ch.chunk_size;
@@ -498,7 +499,8 @@ static int delta_create(int argc, char **argv)
 		c.dc = delta_codec_new(&copts);
 		if (!c.dc) {
 			derr("bad codec level");
-			return EXIT_USAGE;
+			ret = EXIT_USAGE;
+			goto out;
 		}
 	}
 	c.chunk_size = ch.chunk_size;
