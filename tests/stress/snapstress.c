@@ -53,6 +53,7 @@ struct hrec {
 #define HREC_MAGIC 0x51e55e55u
 
 static u64 g_seed;
+static const char *g_dir; /* kept on failure, for inspection */
 
 struct rnd {
 	u64 s;
@@ -92,6 +93,8 @@ static void die(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
+	if (g_dir)
+		fprintf(stderr, "snapstress: the store and its history are kept in %s\n", g_dir);
 	exit(1);
 }
 
@@ -547,6 +550,7 @@ int main(int argc, char **argv)
 		if (!dir)
 			die("mkdtemp: %s", strerror(errno));
 	}
+	g_dir = dir;
 	err = efix_open_dir(&f, dir, true, CS, ORIGIN_CHUNKS, DATA_CHUNKS, META_BYTES);
 	if (err || efix_close(&f))
 		die("cannot create the store in %s", dir);
