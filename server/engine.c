@@ -18,9 +18,12 @@
  * deleted S, key > P.gen iff b > P.gen in both cases, because P was live at the write and
  * has gen >= b exactly when the key does not exceed P.gen.  (The Python model in
  * reference/snapshot_model.py and test_engine's reopen checks exercise this.)  Rebuilding
- * costs O(exceptions) at open, and nothing afterwards: every later change keeps the
- * deadlists in step.  Persisting sublists as block chains (ZFS bpobjs) would make open
- * O(sublists); the format has room for it (MAGIC_DEADLIST) when open time matters.
+ * costs O(exceptions) at open (about 26 ns per exception from the cache, bench_engine) and
+ * 16 bytes of memory per exception, and nothing afterwards: every later change keeps the
+ * deadlists in step.  Persisting sublists (ZFS bpobjs: a table keyed (deadlist id, key,
+ * piece) of per-piece trees, so a merge re-keys pieces instead of moving entries) would make
+ * open O(sublists) and the memory O(sublists); the uberblock has a root slot for it
+ * (UB_ROOT_DEADLISTS) when open time or memory matters.
  *
  * Invariants (checked by engine_check):
  *  - live[] holds the live snapshots in increasing gen order; every gen < e->gen;
