@@ -11,6 +11,7 @@
  */
 #include <getopt.h>
 #include <string.h>
+#include <sys/stat.h>
 #include "commands.h"
 #include "bdev.h"
 #include "label.h"
@@ -42,6 +43,18 @@ static bool looks_initialized(struct bdev *b)
 	int r = label_read(b, -1, &l, NULL, 0);
 
 	return r != -ENODATA && r != -EINVAL;
+}
+
+/* True if @a and @b name the same file or block device (two names for one disk). */
+static bool same_device(const char *a, const char *b)
+{
+	struct stat x, y;
+
+	if (!b || stat(a, &x) || stat(b, &y))
+		return false;
+	if (S_ISBLK(x.st_mode) && S_ISBLK(y.st_mode))
+		return x.st_rdev == y.st_rdev;
+	return x.st_dev == y.st_dev && x.st_ino == y.st_ino;
 }
 
 int cmd_initialize(int argc, char **argv)
@@ -79,6 +92,12 @@ int cmd_initialize(int argc, char **argv)
 	if (argc - optind < 2 || argc - optind > 3)
 		return cmd_usage("initialize");
 	p.chunk_shift = (u32)__builtin_ctzll(chunk);
+	if (same_device(argv[optind], argv[optind + 1]) ||
+	    same_device(argv[optind + 1], argv[optind + 2]) ||
+	    same_device(argv[optind], argv[optind + 2])) {
+		cmd_error("initialize", "snapstore, origin and metadata device must be different");
+		return EXIT_USAGE;
+	}
 
 	r = bdev_open(argv[optind], 0, &snap);
 	if (r) {

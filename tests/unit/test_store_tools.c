@@ -136,6 +136,9 @@ static void test_tools__initialize_usage(void **state)
 			 EXIT_USAGE);
 	assert_int_equal(RUN(cmd_initialize, "initialize", "-c", "junk", f->snap, f->origin),
 			 EXIT_USAGE);
+	assert_int_equal(RUN(cmd_initialize, "initialize", f->snap, f->snap), EXIT_USAGE);
+	assert_int_equal(RUN(cmd_initialize, "initialize", f->snap, f->origin, f->snap),
+			 EXIT_USAGE);
 	assert_int_equal(RUN(cmd_initialize, "initialize", "/nonexistent/x", f->origin), EXIT_FAIL);
 }
 
