@@ -210,6 +210,69 @@ static void test_store__label_copy_survives(void **state)
 	bdev_close(b);
 }
 
+/* Valid checksums over impossible contents: the structure validators refuse them. */
+static void test_store__label_uberblock_structure(void **state)
+{
+	struct bdev *b = bdev_ram_create(16 * MB);
+	struct label l, bad;
+	struct label_disk *ld = calloc(1, sizeof(*ld));
+	struct uberblock_disk *ud = calloc(1, sizeof(*ud));
+	char why[160];
+
+	format_ok(b, NULL, 0);
+	assert_int_equal(label_read(b, 0, &l, NULL, 0), 0);
+
+	bad = l;
+	bad.log_start = l.ub_start + 1; /* the log over the uberblock ring */
+	label_pack(ld, &bad);
+	block_seal(ld, &label_block_type, 0, 0);
+	assert_int_equal(block_validate(ld, &label_block_type, 0, why, sizeof(why)), -EILSEQ);
+	assert_non_null(strstr(why, "overlaps"));
+
+	bad = l;
+	bad.data_blocks = l.snapstore_blocks; /* past the end of the device */
+	label_pack(ld, &bad);
+	block_seal(ld, &label_block_type, 0, 0);
+	assert_int_equal(block_validate(ld, &label_block_type, 0, why, sizeof(why)), -EILSEQ);
+
+	bad = l;
+	bad.chunk_shift = 21;
+	label_pack(ld, &bad);
+	block_seal(ld, &label_block_type, 0, 0);
+	assert_int_equal(block_validate(ld, &label_block_type, 0, why, sizeof(why)), -EILSEQ);
+
+	label_pack(ld, &l);
+	ld->reserved[100] = 1;
+	block_seal(ld, &label_block_type, 0, 0);
+	assert_int_equal(block_validate(ld, &label_block_type, 0, why, sizeof(why)), -EILSEQ);
+
+	/* A uberblock with a spare root in use, or a root born after it. */
+	{
+		struct uberblock ub = {.txg = 5};
+
+		ub.roots[6].blocknr = 100;
+		uberblock_pack(ud, &ub);
+		block_seal(ud, &uberblock_block_type, 3, 5);
+		assert_int_equal(block_validate(ud, &uberblock_block_type, 3, why, sizeof(why)),
+				 -EILSEQ);
+		assert_non_null(strstr(why, "spare root"));
+		memset(&ub, 0, sizeof(ub));
+		ub.txg = 5;
+		ub.roots[UB_ROOT_EXCEPTIONS] = (struct blkptr){.blocknr = 100, .birth_txg = 6};
+		uberblock_pack(ud, &ub);
+		block_seal(ud, &uberblock_block_type, 3, 5);
+		assert_int_equal(block_validate(ud, &uberblock_block_type, 3, why, sizeof(why)),
+				 -EILSEQ);
+		ub.roots[UB_ROOT_EXCEPTIONS].birth_txg = 5;
+		uberblock_pack(ud, &ub);
+		block_seal(ud, &uberblock_block_type, 3, 5);
+		assert_int_equal(block_validate(ud, &uberblock_block_type, 3, why, sizeof(why)), 0);
+	}
+	free(ld);
+	free(ud);
+	bdev_close(b);
+}
+
 static void test_store__newest_valid_uberblock_wins(void **state)
 {
 	struct bdev *b = bdev_faulty_create(16 * MB, 2);
@@ -760,6 +823,7 @@ int main(void)
 		cmocka_unit_test(test_store__separate_metadev),
 		cmocka_unit_test(test_store__not_a_store),
 		cmocka_unit_test(test_store__label_copy_survives),
+		cmocka_unit_test(test_store__label_uberblock_structure),
 		cmocka_unit_test(test_store__newest_valid_uberblock_wins),
 		cmocka_unit_test(test_store__deferred_free),
 		cmocka_unit_test(test_store__check_finds_leak),
