@@ -15,7 +15,8 @@
 #include "lib/enginefix.h"
 #include "lib/snapmodel.h"
 
-#define CS 4096u
+#define CS	 4096u
+#define MAX_TAGS 512 /* live snapshots a test may hold */
 
 struct rnd {
 	u64 s;
@@ -117,7 +118,7 @@ static void world_fini(struct world *w)
 /* Every chunk of the origin and of every live snapshot equals the model. */
 static void verify_all(struct world *w, u64 step)
 {
-	u32 tags[64], n = snapmodel_tags(w->m, tags, 64);
+	u32 tags[MAX_TAGS], n = snapmodel_tags(w->m, tags, MAX_TAGS);
 
 	for (u32 t = 0; t <= n; t++) {
 		u32 tag = t < n ? tags[t] : ENGINE_HEAD;
@@ -154,7 +155,7 @@ static void verify_check(struct world *w, u64 step)
 /* Changelists between every pair (and each to the head) equal the model's differences. */
 static void verify_changelists(struct world *w, u64 step)
 {
-	u32 tags[64], n = snapmodel_tags(w->m, tags, 64);
+	u32 tags[MAX_TAGS], n = snapmodel_tags(w->m, tags, MAX_TAGS);
 
 	for (u32 i = 0; i < n; i++)
 		for (u32 j = i + 1; j <= n; j++) {
@@ -237,7 +238,7 @@ static void op_origin_batch(struct world *w)
 
 static void op_snap_write(struct world *w)
 {
-	u32 tags[64], n = snapmodel_tags(w->m, tags, 64), tag;
+	u32 tags[MAX_TAGS], n = snapmodel_tags(w->m, tags, MAX_TAGS), tag;
 	u64 c = rnd_below(&w->r, w->f.origin_chunks);
 	u32 off = 0, len = CS;
 	int err;
@@ -287,7 +288,7 @@ static void op_create(struct world *w, u32 max_live)
  */
 static void reconcile(struct world *w)
 {
-	u32 tags[64], n = snapmodel_tags(w->m, tags, 64);
+	u32 tags[MAX_TAGS], n = snapmodel_tags(w->m, tags, MAX_TAGS);
 
 	for (u32 i = 0; w->policy && i < n; i++) {
 		struct engine_snapinfo info;
@@ -319,7 +320,7 @@ static void reconcile(struct world *w)
 
 static void op_delete(struct world *w)
 {
-	u32 tags[64], n = snapmodel_tags(w->m, tags, 64), tag;
+	u32 tags[MAX_TAGS], n = snapmodel_tags(w->m, tags, MAX_TAGS), tag;
 	struct engine_snapinfo info;
 	u64 frees, which = rnd_below(&w->r, 4);
 	int err;
@@ -360,7 +361,7 @@ static int op_crash(struct world *w)
 		u64 which = rnd_below(&w->r, 3);
 		struct bdev *dev = which == 0 ? w->f.meta : w->f.snapstore;
 		u64 c = rnd_below(&w->r, w->f.origin_chunks);
-		u32 tags[64], n = snapmodel_tags(w->m, tags, 64);
+		u32 tags[MAX_TAGS], n = snapmodel_tags(w->m, tags, MAX_TAGS);
 
 		bdev_faulty_die_after(dev, 1 + rnd_below(&w->r, 8));
 		fill(w->data, CS, c, ++w->version);
@@ -484,6 +485,43 @@ static void test_engine__model_crash_replay(void **state)
 	/* the server's group-commit mode: flushes after the engine call, outside its lock */
 	for (u64 s = seed + 4; s < seed + 7; s++)
 		run_random(s, 500, true, false, true);
+}
+
+/*
+ * Many snapshots over few chunks: hundreds of live snapshots, deadlists with many sublists,
+ * deletes anywhere; checked against the model every 50 steps, accounting at every delete.
+ */
+static void test_engine__model_many_snapshots(void **state)
+{
+	u64 seed = test_seed(500);
+	struct world ww, *w = &ww;
+	const u64 steps = 4000;
+
+	world_init(w, seed, 16, 1 << 16, false, false);
+	print_message("engine model: seed %llu, %llu steps, up to 300 live snapshots\n",
+		      (unsigned long long)seed, (unsigned long long)steps);
+	for (u64 step = 0; step < steps; step++) {
+		u64 op = rnd_below(&w->r, 100);
+
+		if (op < 45)
+			op_origin_write(w);
+		else if (op < 50)
+			op_snap_write(w);
+		else if (op < 85)
+			op_create(w, 300);
+		else
+			op_delete(w);
+		if (step % 50 == 49) {
+			verify_all(w, step);
+			verify_check(w, step);
+		}
+		if (step % 1000 == 999)
+			CHECKF(!efix_reopen(&w->f), "reopen");
+	}
+	verify_all(w, steps);
+	verify_check(w, steps);
+	print_message("  %u live snapshots at the end\n", snapmodel_count(w->m));
+	world_fini(w);
 }
 
 /* The same with a snapstore of 40 chunks: the full-store policy acts all the time. */
@@ -919,6 +957,7 @@ int main(void)
 		cmocka_unit_test(test_engine__model_random),
 		cmocka_unit_test(test_engine__model_crash_replay),
 		cmocka_unit_test(test_engine__model_full_store),
+		cmocka_unit_test(test_engine__model_many_snapshots),
 		cmocka_unit_test(test_engine__full_store_policy),
 		cmocka_unit_test(test_engine__full_store_no_autodelete),
 		cmocka_unit_test(test_engine__log_failures),
