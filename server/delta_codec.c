@@ -782,6 +782,93 @@ static void vc_reclaim(struct vc_op *ops, size_t nops, const u8 *src, const u8 *
 	}
 }
 
+/* Index of 8-byte strings of the target window, for vc_self_copies(). */
+#define VC_HASH_BITS 14
+#define VC_MIN_MATCH 8
+
+static u8 tbyte(const u8 *tgt, size_t len, u64 i)
+{
+	return i < len ? tgt[i] : 0;
+}
+
+static u32 vc_hash(const u8 *tgt, size_t len, u64 p)
+{
+	u64 v = 0;
+
+	for (int i = 0; i < VC_MIN_MATCH; i++)
+		v = (v << 8) | tbyte(tgt, len, p + (u64)i);
+	return (u32)((v * 0x9E3779B97F4A7C15ull) >> (64 - VC_HASH_BITS));
+}
+
+/*
+ * The foreign copies that vc_reclaim() could not return to our own source would become
+ * literals; many of them (common words of new text) repeat earlier bytes of the same target
+ * window, which VCDIFF can copy.  Rebuilds the op list with those pieces as target copies.
+ * O(window) time, a 64 KiB table.
+ */
+static struct vc_op *vc_self_copies(struct vc_op *ops, size_t *nops, const u8 *tgt, size_t len,
+				    u64 wlen)
+{
+	u32 *head = xmalloc(sizeof(u32) << VC_HASH_BITS);
+	size_t n = 0, cap = *nops + 16;
+	struct vc_op *out = xmalloc(cap * sizeof(*out));
+	u64 indexed = 0;
+
+	memset(head, 0xff, sizeof(u32) << VC_HASH_BITS);
+	for (size_t i = 0; i < *nops; i++) {
+		struct vc_op op = ops[i];
+		u64 end = op.tpos + op.len, u = op.tpos, ls = op.tpos;
+
+		for (; indexed < op.tpos && indexed + VC_MIN_MATCH <= wlen; indexed++)
+			head[vc_hash(tgt, len, indexed)] = (u32)indexed;
+		if (op.type != VC_ADD || !op.foreign || op.len < VC_MIN_MATCH) {
+			op.foreign = false;
+			if (n + 1 > cap)
+				out = xrealloc(out, (cap *= 2) * sizeof(*out));
+			out[n++] = op;
+			continue;
+		}
+		while (u + VC_MIN_MATCH <= end) {
+			u32 c = head[vc_hash(tgt, len, u)];
+			u64 m = 0;
+
+			if (c != UINT32_MAX && c < u)
+				while (u + m < end &&
+				       tbyte(tgt, len, c + m) == tbyte(tgt, len, u + m))
+					m++;
+			if (m >= VC_MIN_MATCH) {
+				if (n + 2 > cap)
+					out = xrealloc(out, (cap *= 2) * sizeof(*out));
+				if (u > ls)
+					out[n++] = (struct vc_op){.type = VC_ADD,
+								  .tpos = ls,
+								  .from = ls,
+								  .len = u - ls};
+				out[n++] = (struct vc_op){
+					.type = VC_NOOP, .tpos = u, .from = c, .len = m};
+				for (u64 q = u; q < u + m && q + VC_MIN_MATCH <= wlen; q++)
+					head[vc_hash(tgt, len, q)] = (u32)q;
+				u += m;
+				ls = u;
+				continue;
+			}
+			head[vc_hash(tgt, len, u)] = (u32)u;
+			u++;
+		}
+		if (end > ls) {
+			if (n + 1 > cap)
+				out = xrealloc(out, (cap *= 2) * sizeof(*out));
+			out[n++] = (struct vc_op){
+				.type = VC_ADD, .tpos = ls, .from = ls, .len = end - ls};
+		}
+		indexed = MAX(indexed, u);
+	}
+	free(head);
+	free(ops);
+	*nops = n;
+	return out;
+}
+
 static ssize_t vc_rewrite(const struct vc_window *w, u64 base, size_t slot, const u8 *src,
 			  const u8 *tgt, size_t len, u8 *o, size_t cap)
 {
@@ -794,6 +881,7 @@ static ssize_t vc_rewrite(const struct vc_window *w, u64 base, size_t slot, cons
 	if (rc)
 		return rc;
 	vc_reclaim(ops, nops, src, tgt, len, slot);
+	ops = vc_self_copies(ops, &nops, tgt, len, w->tgt_len);
 	for (size_t i = 0; i < nops; i++)
 		if (ops[i].type == VC_COPY) {
 			lo = MIN(lo, ops[i].from);

@@ -591,7 +591,9 @@ static int delta_create(int argc, char **argv)
 		fprintf(stderr,
 			"ddsnap delta: %llu extents, %llu data chunks, %llu zero chunks; %llu "
 			"bytes of data -> %llu payload bytes (%.2f%%); codecs raw %llu zlib %llu "
-			"zstd %llu xdelta3 %llu zstd-prefix %llu; %llu xdelta3 runs\n",
+			"zstd %llu xdelta3 %llu zstd-prefix %llu; %llu xdelta3 runs, %llu rejected "
+			"by the "
+			"verifying decode\n",
 			(unsigned long long)tr.extents, (unsigned long long)tr.data_chunks,
 			(unsigned long long)tr.zero_chunks, (unsigned long long)c.data_bytes,
 			(unsigned long long)tr.payload_bytes,
@@ -599,7 +601,8 @@ static int delta_create(int argc, char **argv)
 				     : 0.0,
 			(unsigned long long)st.chosen[0], (unsigned long long)st.chosen[1],
 			(unsigned long long)st.chosen[2], (unsigned long long)st.chosen[3],
-			(unsigned long long)st.chosen[4], (unsigned long long)st.xdelta3_runs);
+			(unsigned long long)st.chosen[4], (unsigned long long)st.xdelta3_runs,
+			(unsigned long long)st.verify_failures);
 	}
 	ret = EXIT_OK;
 out:
