@@ -1,9 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * test_engine.c - the snapshot engine against the naive model (full copies per snapshot)
- * over long random operation sequences, with clean reopens and simulated crashes with
- * replay; the full-store policy; accounting against what deletes really free; and cost
- * tests that count blocks, not time.  Every random test prints its seed; set
+ * test_engine.c - the snapshot engine against the naive model (full copies per snapshot,
+ * tests/unit/lib/snapmodel) over long random operation sequences: origin writes (single and
+ * batched), snapshot writes (partial and whole), creates, deletes of the oldest, newest or
+ * any snapshot, syncs, clean reopens, and power cuts (also in the middle of a txg sync, a
+ * copy-out or a copy-in) with log replay, in both durability modes; after every step every
+ * chunk of the origin and of every live snapshot is compared byte for byte, engine_check
+ * and the changelists are checked often, and every delete must free exactly the unique
+ * bytes the engine reported.  Also: the full-store policy (alone and inside the random
+ * runs), log failures, engine_check finding damage, discard, and cost tests that count
+ * metadata block accesses, not time.  Every random test prints its seed; set
  * ENGINE_TEST_SEED to replay one.
  */
 #include <stdarg.h>
