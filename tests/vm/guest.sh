@@ -8,14 +8,16 @@
 # It sets up the scenario's world: tmpfs on /tmp, /run and /dev/shm, devpts, the source tree
 # bind-mounted at /src (and, if the host tree lives under /tmp, again at its host path), the
 # environment (SRC BUILD VM_DISKS RESULTS DM_DISABLE_UDEV KVER VM_BOOT ...), waits for the
-# disks, then runs the scenario with bash, its output on the serial console.  Afterwards it
-# prints the kernel log (dmesg) between markers the host side looks for, and writes the exit
-# status to /vm/status.<boot>.  /init powers the guest off when this returns.
+# disks, then runs the scenario with bash (stdin /dev/null), its output on the serial
+# console.  Afterwards it prints the kernel log (dmesg) between markers the host side looks
+# for, syncs (for at most SYNC_WAIT s) and writes the exit status to /vm/status.<boot>.
+# /init powers the guest off when this returns.
 
 set -u
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export HOME=/root LANG=C.UTF-8 TERM=dumb
 umask 022
+SYNC_WAIT=20 # seconds the final sync may take before the guest powers off anyway
 
 vm_guest_die()
 {
@@ -71,13 +73,23 @@ export VM_DISKS
 echo "vm-guest: scenario $VM_NAME, boot $VM_BOOT of $VM_BOOTS, kernel $KVER, disks: ${VM_DISKS:-none}"
 echo "vm-guest: ---- scenario output ----"
 cd "$SRC" || vm_guest_die "cannot cd to $SRC"
-bash "/vm/$VM_SCRIPT"
+bash "/vm/$VM_SCRIPT" </dev/null
 rc=$?
 cd /
 echo "vm-guest: ---- scenario exited with status $rc ----"
 echo "vm-guest: ---- dmesg (boot $VM_BOOT) ----"
 dmesg
 echo "vm-guest: ---- end of dmesg ----"
-sync
+# Write back the disks (for VM_KEEP_DISKS), but never hang here on a device the scenario
+# left stuck (a suspended dm device, say): that would turn a pass into a timeout.
+sync &
+sync_pid=$!
+for ((t = 0; t < SYNC_WAIT * 10; t++)); do
+	kill -0 "$sync_pid" 2>/dev/null || break
+	sleep 0.1
+done
+if kill -0 "$sync_pid" 2>/dev/null; then
+	echo "vm-guest: sync did not finish within ${SYNC_WAIT}s (a device left suspended or stuck?); powering off anyway"
+fi
 echo "$rc" >"/vm/status.$VM_BOOT"
 exit 0

@@ -57,10 +57,15 @@ fail()
 
 vm_lib_err()
 {
-	echo "FAIL: ${BASH_SOURCE[1]##*/} line $1: '$2' exited with status $3" >&2
+	local where="${BASH_SOURCE[1]##*/} line $1"
+	if [[ $4 == *" "* ]]; then
+		echo "FAIL: $where: a pipeline ending in '$2' failed (statuses: $4)" >&2
+	else
+		echo "FAIL: $where: '$2' exited with status $3" >&2
+	fi
 }
 if [[ $- == *e* ]]; then
-	trap 'vm_lib_err "$LINENO" "$BASH_COMMAND" "$?"' ERR
+	trap 'vm_lib_err "$LINENO" "$BASH_COMMAND" "$?" "${PIPESTATUS[*]}"' ERR
 fi
 
 # must CMD...: runs CMD, fails the scenario (with the command line) if it does not exit 0.

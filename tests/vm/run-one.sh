@@ -139,6 +139,13 @@ if [[ -n ${BUILD:-} && $BUILD != /* ]]; then
 fi
 
 mkdir -p "$OUT"
+# Two runs of one scenario in one tree (a shared working tree) would write the same log and
+# results: the second waits for the first.
+exec 8>"$OUT/.$NAME.lock"
+if ! flock -n 8; then
+	echo "run-one: another run of $NAME in this tree is under way; waiting for it"
+	flock 8
+fi
 LOG=$OUT/$NAME.log
 RESDIR=$OUT/$NAME.results
 
