@@ -50,6 +50,12 @@
  * record well under 100 bytes, fits in 8 blocks; 64 leaves room for a policy drop too.
  */
 #define VOLUME_LOG_HEADROOM_BLOCKS 64
+/*
+ * A call refused because space waits for the open txg to be durable (-EAGAIN) or the log
+ * ring is full (-EWOULDBLOCK) changed nothing that a retry would redo wrongly; it is retried
+ * after a sync this many times before the error goes to the caller.
+ */
+#define VOLUME_MAX_RETRIES 3
 /* Chunks the full-store policy keeps free: 1/64 of the data space, at least this many. */
 #define VOLUME_RESERVE_MIN_CHUNKS 64
 #define VOLUME_RESERVE_SHIFT	  6
@@ -107,6 +113,15 @@ static u64 space_avail(void *priv)
 	return d.free / v->chunk_blocks + none.free / v->chunk_blocks;
 }
 
+static u64 space_deferred(void *priv)
+{
+	struct volume *v = priv;
+	struct metaslab_class_stats d;
+
+	metaslab_stats(store_metaslab(v->store), METASLAB_CLASS_DATA, &d);
+	return d.deferred / v->chunk_blocks;
+}
+
 static int space_claim(void *priv, struct tx *tx, u64 start, u64 count)
 {
 	struct volume *v = priv;
@@ -118,6 +133,7 @@ static const struct engine_space_ops space_ops = {
 	.alloc = space_alloc,
 	.free = space_free,
 	.avail = space_avail,
+	.deferred = space_deferred,
 	.claim = space_claim,
 };
 
@@ -316,6 +332,22 @@ static void end(struct volume *v, struct tx *tx)
 }
 
 /*
+ * Whether a call that failed with @err should run again: after -EAGAIN (freed space becomes
+ * reusable once the open txg is durable) or -EWOULDBLOCK (the log ring is full), sync the
+ * txg, and for the latter wait for ring space.  Called without the volume lock or a hold.
+ */
+static bool retry_after_sync(struct volume *v, int err, int *tries)
+{
+	if ((err != -EAGAIN && err != -EWOULDBLOCK) || ++*tries > VOLUME_MAX_RETRIES)
+		return false;
+	if (store_sync(v->store))
+		return false;
+	if (err == -EWOULDBLOCK && intent_log_wait_space(store_log(v->store)))
+		return false;
+	return true;
+}
+
+/*
  * Makes everything appended so far durable, outside the volume lock: the data the engine
  * copied (when @data), then the log records describing it.  Returns @err, or the flush's
  * error if the call itself succeeded.
@@ -360,17 +392,19 @@ int volume_origin_write(struct volume *v, const struct volume_range *r, u32 n, u
 {
 	struct engine_range ranges[64];
 	struct tx *tx;
-	int err = 0;
+	int err = 0, tries = 0;
 
 	if (n > ARRAY_SIZE(ranges))
 		return -EINVAL;
 	for (u32 i = 0; i < n; i++)
 		ranges[i] = (struct engine_range){r[i].chunk, r[i].count};
-	tx = begin(v, &err);
-	if (!tx)
-		return err;
-	err = engine_origin_write(v->engine, tx, ranges, n, gen, NULL);
-	end(v, tx);
+	do {
+		tx = begin(v, &err);
+		if (!tx)
+			return commit(v, true, err);
+		err = engine_origin_write(v->engine, tx, ranges, n, gen, NULL);
+		end(v, tx);
+	} while (retry_after_sync(v, err, &tries));
 	return commit(v, true, err);
 }
 
@@ -389,13 +423,15 @@ int volume_snap_read(struct volume *v, u32 tag, u64 chunk, bool *origin, u64 *ad
 int volume_snap_write(struct volume *v, u32 tag, u64 chunk, bool whole, u64 *addr)
 {
 	struct tx *tx;
-	int err = 0;
+	int err = 0, tries = 0;
 
-	tx = begin(v, &err);
-	if (!tx)
-		return err;
-	err = engine_snap_write_map(v->engine, tx, tag, chunk, whole, addr);
-	end(v, tx);
+	do {
+		tx = begin(v, &err);
+		if (!tx)
+			return commit(v, true, err);
+		err = engine_snap_write_map(v->engine, tx, tag, chunk, whole, addr);
+		end(v, tx);
+	} while (retry_after_sync(v, err, &tries));
 	return commit(v, true, err);
 }
 
@@ -426,19 +462,21 @@ int volume_snap_open(struct volume *v, u32 tag, int delta)
 
 int volume_create(struct volume *v, u32 tag, u64 *gen)
 {
-	struct engine_snapinfo info;
+	struct engine_snapinfo info = {0};
 	struct tx *tx;
-	int err = 0;
+	int err = 0, tries = 0;
 
 	if (tag > DDSNAP_TAG_MAX)
 		return -EINVAL;
-	tx = begin(v, &err);
-	if (!tx)
-		return err;
-	err = engine_create(v->engine, tx, tag, (u64)time(NULL), 0);
-	if (!err)
-		err = engine_snap_info(v->engine, tag, &info);
-	end(v, tx);
+	do {
+		tx = begin(v, &err);
+		if (!tx)
+			return err;
+		err = engine_create(v->engine, tx, tag, (u64)time(NULL), 0);
+		if (!err)
+			err = engine_snap_info(v->engine, tag, &info);
+		end(v, tx);
+	} while (retry_after_sync(v, err, &tries));
 	err = commit(v, false, err);
 	if (!err)
 		*gen = info.gen;
@@ -448,28 +486,32 @@ int volume_create(struct volume *v, u32 tag, u64 *gen)
 int volume_delete(struct volume *v, u32 tag)
 {
 	struct tx *tx;
-	int err = 0;
+	int err = 0, tries = 0;
 
-	tx = begin(v, &err);
-	if (!tx)
-		return err;
-	err = engine_delete(v->engine, tx, tag);
-	end(v, tx);
+	do {
+		tx = begin(v, &err);
+		if (!tx)
+			return err;
+		err = engine_delete(v->engine, tx, tag);
+		end(v, tx);
+	} while (retry_after_sync(v, err, &tries));
 	return commit(v, false, err);
 }
 
 int volume_priority(struct volume *v, u32 tag, s32 priority)
 {
 	struct tx *tx;
-	int err = 0;
+	int err = 0, tries = 0;
 
 	if (priority < -128 || priority > 127)
 		return -EINVAL;
-	tx = begin(v, &err);
-	if (!tx)
-		return err;
-	err = engine_set_priority(v->engine, tx, tag, (int8_t)priority);
-	end(v, tx);
+	do {
+		tx = begin(v, &err);
+		if (!tx)
+			return err;
+		err = engine_set_priority(v->engine, tx, tag, (int8_t)priority);
+		end(v, tx);
+	} while (retry_after_sync(v, err, &tries));
 	return commit(v, false, err);
 }
 
