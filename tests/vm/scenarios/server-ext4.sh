@@ -16,7 +16,9 @@ export DM_DEFAULT_NAME_MANGLING_MODE=none
 
 store=${DISKS[0]}
 origin=${DISKS[1]}
-ddsnap=$BUILD/bin/ddsnap
+# A private copy: the build tree is shared live over 9p and may be relinked meanwhile.
+ddsnap=/run/ddsnap
+cp "$BUILD/bin/ddsnap" "$ddsnap"
 sock=/run/ddsnap-vol.sock
 pidfile=/run/ddsnapd.pid
 
