@@ -1,21 +1,37 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * ddsnap-target.c - the ddsnap device-mapper target: table parsing, ctr/dtr, module init.
+ * ddsnap-target.c - the ddsnap device-mapper target: table parsing, ctr/dtr, map/end_io,
+ * status/message, and what to do with a bio once the server answered.
  *
  * What.  A ddsnap device is either the origin of a snapshotted volume (tag -1) or one of its
  * snapshots (tag >= 0).  The data stays on <origin_dev>; copied-out chunks live on
  * <snapstore_dev>; every decision about which chunk lives where belongs to the userspace
  * metadata server ddsnapd, reached over the AF_UNIX stream socket <server_socket>.
  *
- * Invariants.  A constructed target holds a reference on both devices and a validated server
- * address.  The ctr refuses any table line it cannot fully validate, with ti->error set and a
- * kernel log line naming the culprit; a failed ctr leaves nothing allocated or referenced.
+ *	origin read            -> origin, never the server
+ *	origin write/discard   -> safe in this gen (cache)? origin : ORIGIN_WRITE, hold the bio
+ *	snapshot read          -> cached snapstore chunk? there : SNAPSHOT_READ, then the
+ *	                          snapstore, or the origin under a read lock (FINISH at end_io)
+ *	snapshot write         -> cached private chunk? there : SNAPSHOT_WRITE
  *
- * Locking.  ctr and dtr are serialized by dm core (table load and destroy), so this file
- * needs no locks of its own.
+ * Invariants.  A constructed target holds a reference on both devices, a validated server
+ * address and a live connection or a receive thread working to restore one.  The ctr refuses
+ * any table line it cannot fully validate, with ti->error set and a kernel log line naming the
+ * culprit; a failed ctr leaves nothing allocated or referenced.  An origin write that needs
+ * the server reaches the origin only after the server's reply (the copy-out is durable by
+ * then).  Every bio is split at chunk boundaries (max_io_len), so one bio is one chunk, except
+ * origin discards (io_hints bounds them to one query).  Each bio is completed exactly once:
+ * by dm (remapped), by the reply handler, by the timeout, or by a failure path, whichever
+ * takes it out of the request table first (ddsnap-channel.c).
+ *
+ * Locking.  ctr and dtr are serialized by dm core.  map and end_io run concurrently in any
+ * context and only take dc->lock (irq-safe) through the cache and channel helpers; map never
+ * sleeps and never touches the socket.  Reply handling runs in the receive thread.
  *
  * Crash argument.  This file keeps no state of its own across a crash: the table line is
- * re-read on the next load and the server owns all metadata.
+ * re-read on the next load and the server owns all metadata.  A write held for the server and
+ * lost in a crash never reached the origin, so the snapshot it would have overwritten is
+ * intact.
  */
 #include <linux/module.h>
 #include <linux/kernel.h>

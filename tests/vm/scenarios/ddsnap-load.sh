@@ -75,6 +75,40 @@ refuse "cannot open origin device" "$store" /dev/ddsnap-missing /run/ddsnap.sock
 refuse "cannot connect to server socket" "$store" "$origin" /run/ddsnap-none.sock -1
 refuse "cannot connect to server socket" "$store" "$origin" @ddsnap-none 0
 
+# A listener that never answers IDENTIFY: the ctr gives up after the handshake timeout.
+python3 -c 'import socket, time
+s = socket.socket(socket.AF_UNIX)
+s.bind("\0ddsnap-mute")
+s.listen(4)
+time.sleep(60)' &
+mute=$!
+for ((i = 0; i < 100; i++)); do
+	grep -q '@ddsnap-mute$' /proc/net/unix && break
+	sleep 0.2
+done
+refuse "server did not answer IDENTIFY in time" "$store" "$origin" @ddsnap-mute -1
+kill "$mute" 2>/dev/null
+wait "$mute" 2>/dev/null
+
+# The wire TEST PEER (tests/vm/wirepeer.c, not the server): refuses an unknown snapshot,
+# accepts the origin; the device then shows its status and unloads.
+# shellcheck source=tests/vm/wirepeer.sh
+. "$SRC/tests/vm/wirepeer.sh"
+PEER_ORIGIN=$origin
+PEER_STORE=$store
+peer_build
+peer_start lp
+refuse "server refused IDENTIFY (error -2)" "$store" "$origin" /run/lp.sock 5
+if dmsetup create ddsnap_ok --table "0 $sectors ddsnap $store $origin /run/lp.sock -1"; then
+	st=$(dmsetup status ddsnap_ok)
+	say "status: $st"
+	[[ $st == *mode=normal*connected=1* ]] || fail "status of a fresh device: $st"
+	dmsetup remove ddsnap_ok || fail "remove a valid device"
+else
+	fail "a valid table was refused"
+fi
+peer_cmd lp quit
+
 rmmod dm_ddsnap || fail "rmmod dm_ddsnap"
 lsmod | grep -q '^dm_ddsnap ' && fail "dm_ddsnap still loaded"
 if dmesg | grep -E 'WARNING:|BUG:|Oops|kmemleak|general protection'; then
