@@ -45,5 +45,6 @@ int cmd_usecount(int argc, char **argv);
 int cmd_initialize(int argc, char **argv); /* tools/initialize.c */
 int cmd_check(int argc, char **argv);	   /* tools/check.c */
 int cmd_dump(int argc, char **argv);	   /* tools/dump.c */
+int cmd_restore(int argc, char **argv);	   /* tools/restore.c */
 
 #endif

@@ -1,0 +1,412 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * restore.c - `ddsnap restore [-y] <dumpfile> <snapstore> [<metadev>]`: builds a store from
+ * the text of `ddsnap dump` (doc/format.md, "Dump format"), so tests can write fixtures as
+ * text and corrupt images can be made from edited dumps.
+ *
+ * The restore is logical: the new store has the same chunk size and origin size, the same
+ * scalars, the same entries in its exception tree, snapshot table and overlay trees, and the
+ * same data chunks allocated; the B+tree nodes, metadata addresses and txg numbers are new.
+ * Lines that describe physical layout (node, ptr, root, metaslab, uberblock) are read past;
+ * a dump with "error" lines is refused (it describes a damaged store), and pending intent
+ * log records are not restored (a warning says how many).  Like initialize, it refuses to
+ * overwrite a store without -y.
+ */
+#include <getopt.h>
+#include <string.h>
+#include "commands.h"
+#include "bdev.h"
+#include "btree.h"
+#include "label.h"
+#include "store.h"
+
+/* Longest dump line we accept: an entry of the largest key and value, in hex. */
+#define RESTORE_MAX_LINE     (2 * (BTREE_MAX_KEY_SIZE + BTREE_MAX_VALUE_SIZE) + 256)
+#define RESTORE_MAX_OVERLAYS 4096
+
+static u64 aggr_death(const void *key, const void *value)
+{
+	return btree_get_le64(key, 1);
+}
+
+/* The engine's tree formats (format.h, "Snapshot engine"). */
+static const struct btree_type exceptions_type = {
+	.name = "exceptions",
+	.key_size = 16,
+	.value_size = 16,
+	.order = BTREE_KEY_LE64,
+	.aggr = aggr_death,
+};
+static const struct btree_type snapshots_type = {
+	.name = "snapshots",
+	.key_size = 8,
+	.value_size = 64,
+	.order = BTREE_KEY_LE64,
+};
+static const struct btree_type overlay_type = {
+	.name = "overlay",
+	.key_size = 8,
+	.value_size = 8,
+	.order = BTREE_KEY_LE64,
+};
+
+struct entry {
+	u8 key[16];
+	u8 value[64];
+};
+
+struct tree_text {
+	const struct btree_type *type;
+	u32 tag; /* overlays */
+	struct entry *v;
+	u64 n, cap;
+};
+
+struct restore {
+	u32 chunk_shift;
+	u64 origin_bytes, gen, next_snap, log_records;
+	bool have_label;
+	struct tree_text exc, snaps, overlays[RESTORE_MAX_OVERLAYS];
+	unsigned noverlays;
+	struct tree_text *cur;
+	u64 (*data)[2];
+	u64 ndata, data_cap;
+	unsigned lineno;
+};
+
+static int bad_line(struct restore *rs, const char *what)
+{
+	cmd_error("restore", "line %u: %s", rs->lineno, what);
+	return -EINVAL;
+}
+
+/* The value of "name=" in @line as u64 (decimal or 0x hex).  Returns 0 or -ENODATA. */
+static int field_u64(const char *line, const char *name, u64 *out)
+{
+	char pat[64];
+	const char *p;
+	char *end;
+
+	snprintf(pat, sizeof(pat), " %s=", name);
+	p = strstr(line, pat);
+	if (!p)
+		return -ENODATA;
+	*out = strtoull(p + strlen(pat), &end, 0);
+	return (*end == ' ' || *end == '\0' || *end == '\n') ? 0 : -EINVAL;
+}
+
+/* "a:b:c" decimal le64 fields into @key of @size bytes. */
+static int parse_key(const char *s, u8 *key, unsigned size)
+{
+	for (unsigned i = 0; i < size; i += 8) {
+		char *end;
+		u64 v = strtoull(s, &end, 10);
+
+		if (end == s)
+			return -EINVAL;
+		btree_put_le64(key, i / 8, v);
+		s = end;
+		if (i + 8 < size) {
+			if (*s != ':')
+				return -EINVAL;
+			s++;
+		}
+	}
+	return (*s == ' ' || *s == '\0' || *s == '\n') ? 0 : -EINVAL;
+}
+
+static int parse_hex(const char *s, u8 *out, unsigned size)
+{
+	for (unsigned i = 0; i < size; i++) {
+		unsigned v;
+
+		if (sscanf(s + 2 * i, "%2x", &v) != 1)
+			return -EINVAL;
+		out[i] = (u8)v;
+	}
+	return (s[2 * size] == ' ' || s[2 * size] == '\0' || s[2 * size] == '\n') ? 0 : -EINVAL;
+}
+
+static int add_entry(struct restore *rs, const char *line)
+{
+	struct tree_text *t = rs->cur;
+	const char *k = strstr(line, " key="), *v = strstr(line, " value=");
+
+	if (!t)
+		return bad_line(rs, "entry outside a tree this version restores");
+	if (!k || !v)
+		return bad_line(rs, "entry without key and value");
+	if (t->n == t->cap) {
+		t->cap = t->cap ? 2 * t->cap : 256;
+		t->v = xrealloc(t->v, t->cap * sizeof(*t->v));
+	}
+	memset(&t->v[t->n], 0, sizeof(t->v[t->n]));
+	if (parse_key(k + 5, t->v[t->n].key, t->type->key_size) ||
+	    parse_hex(v + 7, t->v[t->n].value, t->type->value_size))
+		return bad_line(rs, "malformed entry");
+	t->n++;
+	return 0;
+}
+
+static int parse_line(struct restore *rs, char *line)
+{
+	u64 a, b;
+
+	line[strcspn(line, "\n")] = '\0';
+	if (!strncmp(line, "error", 5))
+		return bad_line(rs, "the dump describes a damaged store");
+	if (!strncmp(line, "label device=snapstore ", 23)) {
+		if (field_u64(line, "chunk_shift", &a) || field_u64(line, "origin_bytes", &b))
+			return bad_line(rs, "label without chunk_shift and origin_bytes");
+		rs->chunk_shift = (u32)a;
+		rs->origin_bytes = b;
+		rs->have_label = true;
+	} else if (!strncmp(line, "scalar gen=", 11)) {
+		rs->gen = strtoull(line + 11, NULL, 10);
+	} else if (!strncmp(line, "scalar next_snap=", 17)) {
+		rs->next_snap = strtoull(line + 17, NULL, 10);
+	} else if (!strncmp(line, "tree ", 5)) {
+		const char *name = line + 5;
+
+		rs->cur = NULL;
+		if (!strcmp(name, "exceptions")) {
+			rs->cur = &rs->exc;
+		} else if (!strcmp(name, "snapshots")) {
+			rs->cur = &rs->snaps;
+		} else if (!strncmp(name, "overlay:", 8)) {
+			if (rs->noverlays == RESTORE_MAX_OVERLAYS)
+				return bad_line(rs, "too many overlays");
+			rs->cur = &rs->overlays[rs->noverlays++];
+			rs->cur->type = &overlay_type;
+			rs->cur->tag = (u32)strtoul(name + 8, NULL, 10);
+		} else {
+			return bad_line(rs, "a tree this version does not restore");
+		}
+	} else if (!strncmp(line, "entry ", 6)) {
+		return add_entry(rs, line);
+	} else if (!strncmp(line, "space class=data ", 17)) {
+		if (field_u64(line, "start", &a) || field_u64(line, "blocks", &b))
+			return bad_line(rs, "space line without start and blocks");
+		if (rs->ndata == rs->data_cap) {
+			rs->data_cap = rs->data_cap ? 2 * rs->data_cap : 64;
+			rs->data = xrealloc(rs->data, rs->data_cap * sizeof(*rs->data));
+		}
+		rs->data[rs->ndata][0] = a;
+		rs->data[rs->ndata++][1] = b;
+	} else if (!strncmp(line, "logrec ", 7)) {
+		rs->log_records++;
+	}
+	/* Everything else describes the old physical layout, which is rebuilt, not copied. */
+	return 0;
+}
+
+static int insert_all(struct btree *t, struct tx *tx, const struct tree_text *tt)
+{
+	for (u64 i = 0; i < tt->n; i++) {
+		int r = btree_insert(t, tx, tt->v[i].key, tt->v[i].value, BTREE_NOOVERWRITE);
+
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+struct built {
+	struct store *s;
+	struct btree *exc, *snaps;
+};
+
+static int built_pre_sync(void *arg, struct tx *tx)
+{
+	struct built *b = arg;
+	struct blkptr root;
+	int r = btree_sync(b->exc, tx);
+
+	if (!r)
+		r = btree_sync(b->snaps, tx);
+	if (r)
+		return r;
+	btree_root(b->exc, &root);
+	store_set_root(b->s, UB_ROOT_EXCEPTIONS, &root);
+	btree_root(b->snaps, &root);
+	store_set_root(b->s, UB_ROOT_SNAPSHOTS, &root);
+	return 0;
+}
+
+/* Builds the trees in the open txg of a freshly formatted store and syncs it. */
+static int build(struct restore *rs, struct store *s)
+{
+	struct built b = {.s = s};
+	struct store_hook h = {.pre_sync = built_pre_sync, .arg = &b};
+	struct blkptr empty = {0};
+	u64 cb = label_chunk_blocks(store_label(s));
+	struct tx *tx;
+	int r;
+
+	r = btree_open(&exceptions_type, store_cache(s), &empty, &b.exc);
+	if (!r)
+		r = btree_open(&snapshots_type, store_cache(s), &empty, &b.snaps);
+	if (r)
+		goto out_close;
+	store_add_hook(s, &h);
+	tx = store_tx_hold(s);
+	for (u64 i = 0; i < rs->ndata && !r; i++) {
+		r = metaslab_claim_data(store_metaslab(s), rs->data[i][0], rs->data[i][1] / cb);
+		if (r)
+			cmd_error("restore", "data run at %llu: %s",
+				  (unsigned long long)rs->data[i][0], strerror(-r));
+	}
+	/* The old overlay roots point into the old store: each is rebuilt below, or empty. */
+	for (u64 j = 0; j < rs->snaps.n; j++)
+		memset(&((struct snap_record_disk *)rs->snaps.v[j].value)->overlay, 0,
+		       sizeof(struct blkptr_disk));
+	/* Overlays first: each snapshot record names its overlay's (sealed) root. */
+	for (unsigned i = 0; i < rs->noverlays && !r; i++) {
+		struct btree *o = NULL;
+		struct blkptr root;
+
+		r = btree_open(&overlay_type, store_cache(s), &empty, &o);
+		if (!r)
+			r = insert_all(o, tx, &rs->overlays[i]);
+		if (!r)
+			r = btree_sync(o, tx);
+		if (!r) {
+			btree_root(o, &root);
+			for (u64 j = 0; j < rs->snaps.n; j++) {
+				struct snap_record_disk *rec = (void *)rs->snaps.v[j].value;
+
+				if (btree_get_le64(rs->snaps.v[j].key, 0) == rs->overlays[i].tag)
+					blkptr_pack(&rec->overlay, &root);
+			}
+		}
+		btree_close(o);
+	}
+	if (!r)
+		r = insert_all(b.exc, tx, &rs->exc);
+	if (!r)
+		r = insert_all(b.snaps, tx, &rs->snaps);
+	store_set_scalar(s, UB_SCALAR_GEN, rs->gen);
+	store_set_scalar(s, UB_SCALAR_NEXT_SNAP, rs->next_snap);
+	store_tx_release(s, tx);
+	if (!r)
+		r = store_sync(s);
+out_close:
+	btree_close(b.exc);
+	btree_close(b.snaps);
+	return r;
+}
+
+static void restore_free(struct restore *rs)
+{
+	free(rs->exc.v);
+	free(rs->snaps.v);
+	for (unsigned i = 0; i < rs->noverlays; i++)
+		free(rs->overlays[i].v);
+	free(rs->data);
+	free(rs);
+}
+
+int cmd_restore(int argc, char **argv)
+{
+	struct restore *rs = xzalloc(sizeof(*rs));
+	struct bdev *snap = NULL, *meta = NULL;
+	struct store_format_params p = {0};
+	struct store_config cfg = {.no_sync_thread = true};
+	struct store *s = NULL;
+	struct label l;
+	char line[RESTORE_MAX_LINE], why[256] = "";
+	bool yes = false;
+	FILE *in;
+	int c, r, ret = EXIT_FAIL;
+
+	rs->exc.type = &exceptions_type;
+	rs->snaps.type = &snapshots_type;
+	optind = 1;
+	while ((c = getopt(argc, argv, "hy")) != -1) {
+		if (c != 'y') {
+			restore_free(rs);
+			return cmd_usage("restore");
+		}
+		yes = true;
+	}
+	if (argc - optind < 2 || argc - optind > 3) {
+		restore_free(rs);
+		return cmd_usage("restore");
+	}
+	in = strcmp(argv[optind], "-") ? fopen(argv[optind], "r") : stdin;
+	if (!in) {
+		cmd_error("restore", "%s: %s", argv[optind], strerror(errno));
+		goto out;
+	}
+	while (fgets(line, sizeof(line), in)) {
+		rs->lineno++;
+		if (parse_line(rs, line)) {
+			ret = EXIT_CORRUPT;
+			break;
+		}
+	}
+	if (in != stdin)
+		fclose(in);
+	if (ret == EXIT_CORRUPT)
+		goto out;
+	if (!rs->have_label) {
+		cmd_error("restore", "%s: no snapstore label line", argv[optind]);
+		ret = EXIT_CORRUPT;
+		goto out;
+	}
+	if (rs->log_records)
+		fprintf(stderr, "ddsnap restore: %llu intent log records not restored\n",
+			(unsigned long long)rs->log_records);
+
+	r = bdev_open(argv[optind + 1], 0, &snap);
+	if (r) {
+		cmd_error("restore", "%s: %s", argv[optind + 1], strerror(-r));
+		goto out;
+	}
+	if (argc - optind == 3) {
+		r = bdev_open(argv[optind + 2], 0, &meta);
+		if (r) {
+			cmd_error("restore", "%s: %s", argv[optind + 2], strerror(-r));
+			goto out;
+		}
+	}
+	if (!yes && (label_read(snap, -1, &l, NULL, 0) != -ENODATA ||
+		     (meta && label_read(meta, -1, &l, NULL, 0) != -ENODATA))) {
+		cmd_error("restore", "the target holds a ddsnap store; -y overwrites it");
+		goto out;
+	}
+	p.chunk_shift = rs->chunk_shift;
+	p.origin_bytes = rs->origin_bytes;
+	r = store_format(snap, meta, &p, why, sizeof(why));
+	if (r) {
+		cmd_error("restore", "%s", why);
+		goto out;
+	}
+	cfg.snapstore = snap;
+	cfg.metadev = meta;
+	r = store_open(&cfg, &s, why, sizeof(why));
+	if (r) {
+		cmd_error("restore", "%s", why);
+		goto out;
+	}
+	r = build(rs, s);
+	if (r) {
+		cmd_error("restore", "building the trees: %s", strerror(-r));
+		store_abandon(s);
+		goto out;
+	}
+	r = store_close(s);
+	if (r) {
+		cmd_error("restore", "syncing: %s", strerror(-r));
+		goto out;
+	}
+	printf("restored %llu exceptions, %llu snapshots, %u overlays, %llu data runs\n",
+	       (unsigned long long)rs->exc.n, (unsigned long long)rs->snaps.n, rs->noverlays,
+	       (unsigned long long)rs->ndata);
+	ret = EXIT_OK;
+out:
+	bdev_close(meta);
+	bdev_close(snap);
+	restore_free(rs);
+	return ret;
+}
