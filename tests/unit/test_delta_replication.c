@@ -1,0 +1,306 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * test_delta_replication.c - replication through the real metadata server, in userspace:
+ * a volume on temporary files served by ddsnapd on a thread; origin writes go through the
+ * engine's copy-out (volume_origin_write) before the test writes the origin file, as the
+ * kernel target would.  Then `ddsnap delta changelist` asks the running server for the
+ * changed chunks, the snapshot views are materialised as <stem>(T) files through the
+ * server's read mapping, `ddsnap delta create` makes the delta and `ddsnap delta apply`
+ * rebuilds snapshot 2 on a receiver that holds snapshot 1, byte for byte, including chunks
+ * zeroed between the snapshots.
+ */
+#include <stdarg.h>
+#include <setjmp.h>
+#include <string.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include "bdev.h"
+#include "changelist.h"
+#include "commands.h"
+#include "server.h"
+#include "store.h"
+#include "volume.h"
+
+#define CHUNK_SHIFT  14
+#define CHUNK	     (1u << CHUNK_SHIFT)
+#define NCHUNKS	     256u
+#define ORIGIN_BYTES ((u64)NCHUNKS * CHUNK)
+#define STORE_BYTES  (48u << 20)
+#define END	     ((char *)NULL)
+
+static char dir[] = "/tmp/test_delta_replXXXXXX";
+static char store_path[128], origin_path[128], sock_path[128], stem[128], rstem[128];
+static char cl_path[128], delta_path[128];
+static struct server *srv;
+static struct volume *vol;
+static pthread_t thread;
+/* the model: what each snapshot must read */
+static u8 *model[3];
+
+static char *pathf(const char *fmt, ...)
+{
+	static char bufs[4][256];
+	static int k;
+	char *b = bufs[k++ % 4];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(b, 256, fmt, ap);
+	va_end(ap);
+	return b;
+}
+
+static void *serve(void *arg)
+{
+	server_run(srv);
+	return NULL;
+}
+
+static void fill_text(u8 *p, size_t len, u32 seed)
+{
+	static const char *w[] = {"snapshot ", "origin ", "chunk ", "the ", "replica\n", "42 "};
+
+	for (size_t i = 0; i < len;) {
+		seed = seed * 1103515245u + 12345u;
+		for (const char *x = w[(seed >> 16) % 6]; *x && i < len; x++)
+			p[i++] = (u8)*x;
+	}
+}
+
+/* Writes @data to origin chunks [c, c + n) the way the kernel does: copy-out first. */
+static void origin_write(u64 c, u32 n, const u8 *data)
+{
+	struct volume_range r = {c, n};
+	u64 gen;
+	int fd = open(origin_path, O_WRONLY);
+
+	assert_int_equal(volume_origin_write(vol, &r, 1, &gen), 0);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, data, (size_t)n * CHUNK, (off_t)(c * CHUNK)),
+			 (ssize_t)n * CHUNK);
+	close(fd);
+}
+
+/* Materialises snapshot @tag as a file through the server's read mapping. */
+static void export_snapshot(u32 tag, const char *path)
+{
+	int ofd = open(origin_path, O_RDONLY), sfd = open(store_path, O_RDONLY);
+	int out = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	u8 buf[CHUNK];
+
+	assert_true(ofd >= 0 && sfd >= 0 && out >= 0);
+	for (u64 c = 0; c < NCHUNKS; c++) {
+		bool from_origin;
+		u64 addr;
+
+		assert_int_equal(volume_snap_read(vol, tag, c, &from_origin, &addr), 0);
+		assert_int_equal(pread(from_origin ? ofd : sfd, buf, CHUNK,
+				       (off_t)((from_origin ? c : addr) * CHUNK)),
+				 CHUNK);
+		assert_int_equal(pwrite(out, buf, CHUNK, (off_t)(c * CHUNK)), CHUNK);
+	}
+	close(ofd);
+	close(sfd);
+	close(out);
+}
+
+static u8 *slurp(const char *path)
+{
+	u8 *p = malloc(ORIGIN_BYTES);
+	int fd = open(path, O_RDONLY);
+
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, p, ORIGIN_BYTES, 0), (ssize_t)ORIGIN_BYTES);
+	close(fd);
+	return p;
+}
+
+static void expect_file(const char *path, const u8 *want)
+{
+	u8 *got = slurp(path);
+
+	for (u64 c = 0; c < NCHUNKS; c++)
+		if (memcmp(got + c * CHUNK, want + c * CHUNK, CHUNK))
+			fail_msg("%s differs at chunk %llu", path, (unsigned long long)c);
+	free(got);
+}
+
+static int run(const char *first, ...)
+{
+	char *argv[16];
+	int argc = 0;
+	va_list ap;
+
+	argv[argc++] = "delta";
+	argv[argc++] = (char *)first;
+	va_start(ap, first);
+	while ((argv[argc] = va_arg(ap, char *)))
+		argc++;
+	va_end(ap);
+	return cmd_delta(argc, argv);
+}
+
+static int setup(void **state)
+{
+	struct store_format_params fp = {.chunk_shift = CHUNK_SHIFT, .origin_bytes = ORIGIN_BYTES};
+	struct volume_params p = {0};
+	struct bdev *b;
+	char why[300];
+	int fd;
+
+	if (!mkdtemp(dir))
+		return -1;
+	snprintf(store_path, sizeof(store_path), "%s/store", dir);
+	snprintf(origin_path, sizeof(origin_path), "%s/origin", dir);
+	snprintf(sock_path, sizeof(sock_path), "%s/sock", dir);
+	snprintf(stem, sizeof(stem), "%s/send", dir);
+	snprintf(rstem, sizeof(rstem), "%s/recv", dir);
+	snprintf(cl_path, sizeof(cl_path), "%s/changelist", dir);
+	snprintf(delta_path, sizeof(delta_path), "%s/delta", dir);
+	fd = open(store_path, O_CREAT | O_RDWR, 0600);
+	if (fd < 0 || ftruncate(fd, STORE_BYTES))
+		return -1;
+	close(fd);
+	model[0] = malloc(ORIGIN_BYTES);
+	fill_text(model[0], ORIGIN_BYTES, 1);
+	memset(model[0] + 200 * CHUNK, 0, 56 * CHUNK); /* never written: zeros */
+	fd = open(origin_path, O_CREAT | O_RDWR, 0600);
+	if (fd < 0 || pwrite(fd, model[0], ORIGIN_BYTES, 0) != (ssize_t)ORIGIN_BYTES)
+		return -1;
+	close(fd);
+	if (bdev_open(store_path, 0, &b) || store_format(b, NULL, &fp, why, sizeof(why)))
+		return -1;
+	bdev_close(b);
+	if (server_create(sock_path, &srv, why, sizeof(why)))
+		return -1;
+	p.snapstore = store_path;
+	p.origin = origin_path;
+	p.invalidate = server_invalidate;
+	p.invalidate_priv = srv;
+	if (volume_open(&p, &vol, why, sizeof(why))) {
+		fprintf(stderr, "volume_open: %s\n", why);
+		return -1;
+	}
+	server_attach(srv, vol);
+	pthread_create(&thread, NULL, serve, NULL);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	server_stop(srv);
+	pthread_join(thread, NULL);
+	volume_close(vol);
+	server_destroy(srv);
+	for (int i = 0; i < 3; i++)
+		free(model[i]);
+	return system(pathf("rm -rf %s", dir));
+}
+
+static void test_delta_replication__through_the_server(void **state)
+{
+	struct changelist_reader *r;
+	struct changelist_header h;
+	u8 buf[8 * CHUNK], zero[4 * CHUNK] = {0};
+	u64 gen, c, want[] = {3, 4, 5, 6, 7, 10, 50, 51, 120, 121, 122, 123, 201}, n = 0;
+	int rc;
+
+	/* snapshot 1, then edits, a discard (zeros), an append into never-written space */
+	assert_int_equal(volume_create(vol, 1, &gen), 0);
+	model[1] = slurp(origin_path);
+	memcpy(buf, model[1] + 3 * CHUNK, 5 * CHUNK);
+	for (int i = 0; i < 5; i++)
+		memcpy(buf + i * CHUNK + 100 + i * 50, "EDITED", 6);
+	origin_write(3, 5, buf);
+	fill_text(buf, CHUNK, 77);
+	origin_write(10, 1, buf);
+	fill_text(buf, 2 * CHUNK, 78);
+	origin_write(50, 2, buf);
+	origin_write(120, 4, zero);
+	fill_text(buf, CHUNK, 79);
+	origin_write(201, 1, buf);
+	origin_write(3, 1, model[1] + 3 * CHUNK + 0); /* rewritten in the same gen */
+	origin_write(3, 1, buf);
+	assert_int_equal(volume_create(vol, 2, &gen), 0);
+	model[2] = slurp(origin_path);
+	/* later origin writes must not leak into snapshot 2 or its delta */
+	fill_text(buf, CHUNK, 80);
+	origin_write(60, 1, buf);
+
+	/* the changelist from the running server */
+	assert_int_equal(run("changelist", sock_path, cl_path, "1", "2", END), EXIT_OK);
+	assert_int_equal(changelist_open(&r, cl_path, &h), 0);
+	assert_int_equal(h.chunk_size, CHUNK);
+	assert_int_equal(h.volume_chunks, NCHUNKS);
+	assert_int_equal(h.src_tag, 1);
+	assert_int_equal(h.tgt_tag, 2);
+	assert_true(h.src_gen < h.tgt_gen);
+	while ((rc = changelist_next(r, &c)) == 1) {
+		assert_true(n < ARRAY_SIZE(want));
+		assert_int_equal(c, want[n]);
+		n++;
+	}
+	assert_int_equal(rc, 0);
+	assert_int_equal(n, ARRAY_SIZE(want));
+	changelist_close(r);
+
+	/* snapshot views through the server's mapping match the model */
+	export_snapshot(1, pathf("%s(1)", stem));
+	export_snapshot(2, pathf("%s(2)", stem));
+	expect_file(pathf("%s(1)", stem), model[1]);
+	expect_file(pathf("%s(2)", stem), model[2]);
+
+	/* delta 1 -> 2, applied on a receiver that holds snapshot 1 */
+	for (int k = 0; k < 3; k++) {
+		static const char *opts[] = {"--zstd-delta", "-x", "-b"};
+		int fd;
+
+		assert_int_equal(run("create", opts[k], cl_path, delta_path, stem, END), EXIT_OK);
+		fd = open(rstem, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		assert_int_equal(pwrite(fd, model[1], ORIGIN_BYTES, 0), (ssize_t)ORIGIN_BYTES);
+		close(fd);
+		fd = open(pathf("%s(1)", rstem), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		assert_int_equal(pwrite(fd, model[1], ORIGIN_BYTES, 0), (ssize_t)ORIGIN_BYTES);
+		close(fd);
+		assert_int_equal(run("apply", delta_path, rstem, END), EXIT_OK);
+		expect_file(rstem, model[2]);
+	}
+
+	/* a full delta of snapshot 2 from the server's whole-volume changelist */
+	assert_int_equal(run("changelist", sock_path, cl_path, "none", "2", END), EXIT_OK);
+	assert_int_equal(run("create", cl_path, delta_path, stem, END), EXIT_OK);
+	{
+		u8 *z = calloc(1, ORIGIN_BYTES);
+		int fd = open(rstem, O_WRONLY | O_TRUNC);
+
+		assert_int_equal(pwrite(fd, z, ORIGIN_BYTES, 0), (ssize_t)ORIGIN_BYTES);
+		close(fd);
+		free(z);
+	}
+	assert_int_equal(run("apply", delta_path, rstem, END), EXIT_OK);
+	/* the whole-volume list holds the chunks the server knows were written; the rest of
+	 * the receiver stays zero, so compare only those */
+	assert_int_equal(changelist_open(&r, cl_path, &h), 0);
+	{
+		u8 *got = slurp(rstem);
+
+		while ((rc = changelist_next(r, &c)) == 1)
+			assert_memory_equal(got + c * CHUNK, model[2] + c * CHUNK, CHUNK);
+		assert_int_equal(rc, 0);
+		free(got);
+	}
+	changelist_close(r);
+	/* a snapshot that does not exist: the server's reason, exit 1 */
+	assert_int_equal(run("changelist", sock_path, cl_path, "1", "9", END), EXIT_FAIL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_delta_replication__through_the_server),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
