@@ -252,7 +252,7 @@ cleanup()
 {
 	if [[ -n $QPID ]]; then
 		kill -KILL "$QPID" 2>/dev/null || true
-		wait "$QPID" 2>/dev/null || true
+		{ wait "$QPID"; } 2>/dev/null || true
 	fi
 	if [[ -n $TPID ]]; then
 		kill "$TPID" 2>/dev/null || true
@@ -372,7 +372,7 @@ run_boot()
 		fi
 		sleep "$POLL"
 	done
-	wait "$QPID" 2>/dev/null || true
+	{ wait "$QPID"; } 2>/dev/null || true
 	QPID=""
 	if [[ -n $TPID ]]; then
 		wait "$TPID" 2>/dev/null || true
@@ -387,13 +387,16 @@ run_boot()
 			cat "$TMP/qemu.out"
 		} | tee -a "$LOG"
 	fi
+	local msg=""
 	case $BOOT_END in
-	killed) echo "zumastor vm: ==== boot $boot: power cut: QEMU killed $((elapsed / 1000)).$((elapsed % 1000 / 100)) s after it started (host clock $(cat "$TMP/cut-time")) ====" |
-		tee -a "$LOG" ;;
-	timeout) echo "zumastor vm: ==== boot $boot: TIMEOUT: the scenario ran ${TIMEOUT}s, QEMU killed ====" | tee -a "$LOG" ;;
-	boot_timeout) echo "zumastor vm: ==== boot $boot: the guest did not start the scenario within ${BOOT_TIMEOUT}s, QEMU killed ====" |
-		tee -a "$LOG" ;;
+	killed) msg="power cut: QEMU killed $((elapsed / 1000)).$((elapsed % 1000 / 100)) s after it started (host clock $(cat "$TMP/cut-time"))" ;;
+	timeout) msg="TIMEOUT: the scenario ran ${TIMEOUT}s, QEMU killed" ;;
+	boot_timeout) msg="the guest did not start the scenario within ${BOOT_TIMEOUT}s, QEMU killed" ;;
 	esac
+	if [[ -n $msg ]]; then
+		echo "zumastor vm: ==== boot $boot: $msg ====" >>"$LOG"
+		[[ -n $QUIET ]] || echo "run-one: $NAME: boot $boot: $msg"
+	fi
 	return 0
 }
 
