@@ -370,6 +370,7 @@ static const struct option create_opts[] = {
 	{"limit", required_argument, NULL, 'l'},
 	{"resume", required_argument, NULL, 'R'},
 	{"verify-all", no_argument, NULL, 'V'},
+	{"no-source-check", no_argument, NULL, 'S'},
 	{"progress", no_argument, NULL, 'p'},
 	{"verbose", no_argument, NULL, 'v'},
 	{NULL, 0, NULL, 0},
@@ -377,7 +378,8 @@ static const struct option create_opts[] = {
 
 static const char create_usage[] =
 	"usage: ddsnap delta create [-r|-z[L]|--zstd[=L]|-x|--zstd-delta[=L]|-b[L]] [-l bytes/s]\n"
-	"                           [--resume TOKEN] [-v] <changelist> <deltafile|-> <devstem>\n";
+	"                           [--resume TOKEN] [--no-source-check] [-v]\n"
+	"                           <changelist> <deltafile|-> <devstem>\n";
 
 static int delta_create(int argc, char **argv)
 {
@@ -392,7 +394,7 @@ static int delta_create(int argc, char **argv)
 	const char *resume = NULL;
 	u64 limit = 0, chunk, run_start = 0;
 	u32 run_len = 0, max_run;
-	bool verbose = false, force_progress = false;
+	bool verbose = false, force_progress = false, no_src_check = false;
 	char *name;
 	int opt, rc, ret = EXIT_FAIL;
 
@@ -426,6 +428,10 @@ static int delta_create(int argc, char **argv)
 			break;
 		case 'V':
 			copts.verify_all = true;
+			rc = 0;
+			break;
+		case 'S':
+			no_src_check = true;
 			rc = 0;
 			break;
 		case 'p':
@@ -504,7 +510,11 @@ static int delta_create(int argc, char **argv)
 		}
 	}
 	c.chunk_size = ch.chunk_size;
-	c.use_src = !(h.flags & DELTA_FULL) && (copts.mode == DELTA_MODE_BEST ||
+	/* Every extent of an incremental delta carries the source checksum, so a receiver
+	 * whose snapshot differs from ours is refused whatever the codec (Zumastor's
+	 * "snapshot0 is not the same" check); --no-source-check skips reading the source
+	 * for the codecs that do not need it. */
+	c.use_src = !(h.flags & DELTA_FULL) && (!no_src_check || copts.mode == DELTA_MODE_BEST ||
 						delta_codec_get((u32)copts.mode)->differencing);
 	name = dev_name(argv[optind + 2], ch.tgt_tag);
 	rc = dev_open(&c.tgt, name, false);

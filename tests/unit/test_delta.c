@@ -414,6 +414,14 @@ static void test_delta__source_mismatch_refused(void **state)
 		free(o);
 	}
 	assert_file(pathf("%s(%u)", recv_stem, TAG_A), a2, VOL_BYTES);
+	/* a raw delta is refused too: every incremental extent carries the source checksum */
+	assert_int_equal(run("create", "-r", cl_path, delta_path, send_stem, END), EXIT_OK);
+	assert_int_equal(run("apply", "-n", delta_path, recv_stem, END), EXIT_FAIL);
+	/* unless the sender chose not to read its source */
+	assert_int_equal(
+		run("create", "-r", "--no-source-check", cl_path, delta_path, send_stem, END),
+		EXIT_OK);
+	assert_int_equal(run("apply", "-n", delta_path, recv_stem, END), EXIT_OK);
 	free(a2);
 }
 
