@@ -15,7 +15,6 @@
  * keeps state, so every function is thread-safe.
  */
 #include "block.h"
-#include <stdarg.h>
 #include <string.h>
 #include "crc32c.h"
 
@@ -54,17 +53,7 @@ u32 block_seal(void *block, const struct block_type *type, u64 blocknr, u64 txg)
 	return csum;
 }
 
-static int __printf(3, 4) why_fail(char *why, size_t whylen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (why && whylen) {
-		va_start(ap, fmt);
-		vsnprintf(why, whylen, fmt, ap);
-		va_end(ap);
-	}
-	return -EILSEQ;
-}
+#define why_fail(why, whylen, ...) why_printf(why, whylen, -EILSEQ, __VA_ARGS__)
 
 int block_validate(const void *block, const struct block_type *type, u64 blocknr, char *why,
 		   size_t whylen)

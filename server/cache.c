@@ -37,7 +37,6 @@
  */
 #include "cache.h"
 #include <pthread.h>
-#include <stdarg.h>
 #include <string.h>
 
 /*
@@ -266,17 +265,7 @@ void cache_destroy(struct cache *c)
 	free(c);
 }
 
-static int __printf(3, 4) set_why(char *why, size_t whylen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (why && whylen) {
-		va_start(ap, fmt);
-		vsnprintf(why, whylen, fmt, ap);
-		va_end(ap);
-	}
-	return 0;
-}
+#define set_why(why, whylen, ...) why_printf(why, whylen, 0, __VA_ARGS__)
 
 /*
  * Checks a cached entry against what the caller expects.  A dirty block that is not sealed

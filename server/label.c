@@ -14,25 +14,14 @@
  */
 #include "label.h"
 #include <fcntl.h>
-#include <stdarg.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 /* Any block count or address above this is corrupt: 2^48 blocks is an exabyte. */
-#define LABEL_MAX_BLOCKS (1ULL << 48)
+#define LABEL_MAX_BLOCKS	  (1ULL << 48)
 
-static int __printf(3, 4) why_set(char *why, size_t whylen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (why && whylen) {
-		va_start(ap, fmt);
-		vsnprintf(why, whylen, fmt, ap);
-		va_end(ap);
-	}
-	return -EILSEQ;
-}
+#define why_set(why, whylen, ...) why_printf(why, whylen, -EILSEQ, __VA_ARGS__)
 
 void label_pack(struct label_disk *d, const struct label *l)
 {

@@ -39,7 +39,6 @@
  */
 #include "store.h"
 #include <pthread.h>
-#include <stdarg.h>
 #include <string.h>
 #include <time.h>
 #include "log.h"
@@ -79,17 +78,7 @@ struct store {
 	struct store_stats st;
 };
 
-static int __printf(3, 4) why_set(char *why, size_t whylen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (why && whylen) {
-		va_start(ap, fmt);
-		vsnprintf(why, whylen, fmt, ap);
-		va_end(ap);
-	}
-	return 0;
-}
+#define why_set(why, whylen, ...) why_printf(why, whylen, 0, __VA_ARGS__)
 
 static u64 now_us(void)
 {

@@ -12,25 +12,14 @@
  * level is not below its parent's, which is refused).
  */
 #include "treewalk.h"
-#include <stdarg.h>
 #include <string.h>
 #include "format.h"
 
 /* Key orders as btree.h defines them (recorded in every node). */
-#define ORDER_MEMCMP 1
-#define ORDER_LE64   2
+#define ORDER_MEMCMP		  1
+#define ORDER_LE64		  2
 
-static int __printf(3, 4) why_set(char *why, size_t whylen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (why && whylen) {
-		va_start(ap, fmt);
-		vsnprintf(why, whylen, fmt, ap);
-		va_end(ap);
-	}
-	return -EILSEQ;
-}
+#define why_set(why, whylen, ...) why_printf(why, whylen, -EILSEQ, __VA_ARGS__)
 
 static int cmp_key(const u8 *a, const u8 *b, unsigned size, unsigned order)
 {

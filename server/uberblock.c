@@ -14,7 +14,6 @@
  * newest slot" is needed anywhere.
  */
 #include "uberblock.h"
-#include <stdarg.h>
 #include <string.h>
 
 static const char *const root_names[UB_NR_ROOTS] = {
@@ -39,17 +38,7 @@ const char *uberblock_scalar_name(unsigned i)
 	return i < UB_NR_SCALARS && scalar_names[i] ? scalar_names[i] : NULL;
 }
 
-static int __printf(3, 4) why_set(char *why, size_t whylen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (why && whylen) {
-		va_start(ap, fmt);
-		vsnprintf(why, whylen, fmt, ap);
-		va_end(ap);
-	}
-	return -EILSEQ;
-}
+#define why_set(why, whylen, ...) why_printf(why, whylen, -EILSEQ, __VA_ARGS__)
 
 void uberblock_pack(struct uberblock_disk *d, const struct uberblock *ub)
 {
