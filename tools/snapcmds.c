@@ -149,63 +149,52 @@ out_resume:
 	return rc;
 }
 
-int cmd_delete(int argc, char **argv)
+/*
+ * The shape of delete, priority and usecount: <server_socket> <tag> [<number>], one request,
+ * one result.  @what names the number (NULL: there is none), which may be left out when
+ * @optional; *@value (may be NULL) gets the result's value.
+ */
+static int tag_request(int argc, char **argv, u16 type, const char *what, s64 lo, s64 hi,
+		       bool optional, u64 *value)
 {
 	struct ctl_client *c;
-	struct ctl_msg req = {.type = CTL_DELETE}, reply = {0};
-	int rc;
+	struct ctl_msg req = {.type = type}, reply = {0};
+	int max = what ? 3 : 2, rc;
 
-	if (no_options(argc, argv) || !nargs_ok(argc, 2, 2))
+	if (no_options(argc, argv) || !nargs_ok(argc, optional ? 2 : max, max))
 		return cmd_usage(argv[0]);
 	if (parse_tag(argv[0], argv[optind + 1], &req.tag))
+		return EXIT_USAGE;
+	if (argc - optind == 3 && parse_s64(argv[0], what, argv[optind + 2], lo, hi, &req.arg))
 		return EXIT_USAGE;
 	c = connect_or_complain(argv[0], argv[optind]);
 	if (!c)
 		return EXIT_FAIL;
 	rc = simple_call(argv[0], c, &req, &reply);
+	if (value)
+		*value = reply.result.value;
 	ctl_client_close(c);
 	return rc;
+}
+
+int cmd_delete(int argc, char **argv)
+{
+	return tag_request(argc, argv, CTL_DELETE, NULL, 0, 0, false, NULL);
 }
 
 int cmd_priority(int argc, char **argv)
 {
-	struct ctl_client *c;
-	struct ctl_msg req = {.type = CTL_PRIORITY}, reply = {0};
-	int rc;
-
-	if (no_options(argc, argv) || !nargs_ok(argc, 3, 3))
-		return cmd_usage(argv[0]);
-	if (parse_tag(argv[0], argv[optind + 1], &req.tag) ||
-	    parse_s64(argv[0], "priority", argv[optind + 2], -128, 127, &req.arg))
-		return EXIT_USAGE;
-	c = connect_or_complain(argv[0], argv[optind]);
-	if (!c)
-		return EXIT_FAIL;
-	rc = simple_call(argv[0], c, &req, &reply);
-	ctl_client_close(c);
-	return rc;
+	return tag_request(argc, argv, CTL_PRIORITY, "priority", -128, 127, false, NULL);
 }
 
 int cmd_usecount(int argc, char **argv)
 {
-	struct ctl_client *c;
-	struct ctl_msg req = {.type = CTL_USECOUNT}, reply = {0};
-	int rc;
+	u64 count = 0;
+	int rc = tag_request(argc, argv, CTL_USECOUNT, "usecount change", -65535, 65535, true,
+			     &count);
 
-	if (no_options(argc, argv) || !nargs_ok(argc, 2, 3))
-		return cmd_usage(argv[0]);
-	if (parse_tag(argv[0], argv[optind + 1], &req.tag))
-		return EXIT_USAGE;
-	if (argc - optind == 3 &&
-	    parse_s64(argv[0], "usecount change", argv[optind + 2], -65535, 65535, &req.arg))
-		return EXIT_USAGE;
-	c = connect_or_complain(argv[0], argv[optind]);
-	if (!c)
-		return EXIT_FAIL;
-	rc = simple_call(argv[0], c, &req, &reply);
 	if (rc == EXIT_OK)
-		printf("%llu\n", (unsigned long long)reply.result.value);
-	ctl_client_close(c);
+		printf("%llu\n", (unsigned long long)count);
 	return rc;
 }
 
