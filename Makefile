@@ -70,7 +70,7 @@ KMOD := kernel/dm-ddsnap.ko
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
-.PHONY: all userspace kernel deps unit vm-test check lint fuzz fuzz-check stress stress-check \
+.PHONY: all userspace kernel deps unit cli vm-test check lint fuzz fuzz-check stress stress-check \
 	bench demo install clean format
 
 all: userspace kernel
@@ -139,6 +139,9 @@ deps:
 unit: $(UNIT_BINS)
 	@bash tests/unit/run.sh $(UNIT_BINS)
 
+cli: $(DDSNAP)
+	@bash tests/cli/run.sh $(BUILD)
+
 stress: $(STRESS_BINS)
 	@bash tests/stress/run.sh $(BUILD) $(DURATION)
 
@@ -162,6 +165,7 @@ check: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory lint
 	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory cli
 	@$(MAKE) --no-print-directory fuzz-check
 	@$(MAKE) --no-print-directory stress-check
 	@$(MAKE) --no-print-directory vm-test
