@@ -59,6 +59,9 @@
 #   VM_KERNEL=PATH      another kernel image (its modules must be in /lib/modules/<release>)
 #   VM_QEMU_ARGS=...    extra qemu arguments
 #
+# Two runs of the same scenario name in one tree take turns (a lock in build/vm/); runs of
+# different scenarios may overlap, but each guest wants 2 CPUs.
+#
 # Output: the console of every boot (kernel messages at loglevel 5, the scenario's output,
 # then the full dmesg) goes to build/vm/<name>.log; $RESULTS comes back as
 # build/vm/<name>.results/.  The last line printed is "PASS <name> (N.N s)" or

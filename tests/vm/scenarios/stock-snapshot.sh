@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-only
-# vm-disks: 2 128M
-# vm-timeout: 480
+# vm-disks: 2 64M
+# vm-timeout: 400
 #
 # stock-snapshot: the harness and the real kernel's own dm-snapshot, as the reference our
 # target is measured against.  ext4 on a snapshot-origin device over disk 1, files with
@@ -42,10 +42,10 @@ step "expected contents, from the seeds"
 	pattern b1 $((3 * MiB)) | entry b.bin
 	printf 'hello snapshot\n' | entry c.txt
 	pattern e1 $((5 * MiB + 12345)) | entry d/e.bin
-	pattern big1 $((16 * MiB)) | entry big.bin
+	pattern big1 $((8 * MiB)) | entry big.bin
 	{
-		head -c $((32 * MiB)) /dev/zero
-		pattern s1 $MiB $((32 * MiB))
+		head -c $((16 * MiB)) /dev/zero
+		pattern s1 $MiB $((16 * MiB))
 	} | entry sparse.bin
 	echo "link c.txt ./link"
 } >/tmp/ss/before.unsorted
@@ -57,10 +57,10 @@ manifest /tmp/ss/before
 	} | entry a.bin
 	printf 'hello snapshot\nchanged after the snapshot\n' | entry c.txt
 	pattern e1 4096 | entry d/e.bin
-	pattern big2 $((16 * MiB)) | entry big.bin
+	pattern big2 $((8 * MiB)) | entry big.bin
 	{
-		head -c $((32 * MiB)) /dev/zero
-		pattern s2 $MiB $((32 * MiB))
+		head -c $((16 * MiB)) /dev/zero
+		pattern s2 $MiB $((16 * MiB))
 	} | entry sparse.bin
 	pattern n1 $((2 * MiB)) | entry new.bin
 	echo "link c.txt ./link"
@@ -81,8 +81,8 @@ write_pattern /mnt/origin/a.bin a1 0 $MiB
 write_pattern /mnt/origin/b.bin b1 0 $((3 * MiB))
 printf 'hello snapshot\n' >/mnt/origin/c.txt
 write_pattern /mnt/origin/d/e.bin e1 0 $((5 * MiB + 12345))
-write_pattern /mnt/origin/big.bin big1 0 $((16 * MiB))
-write_pattern /mnt/origin/sparse.bin s1 $((32 * MiB)) $MiB
+write_pattern /mnt/origin/big.bin big1 0 $((8 * MiB))
+write_pattern /mnt/origin/sparse.bin s1 $((16 * MiB)) $MiB
 ln -s c.txt /mnt/origin/link
 sync
 tree_sums /mnt/origin >/tmp/ss/origin-before
@@ -104,8 +104,8 @@ write_pattern /mnt/origin/a.bin a2 0 $((256 * 1024))
 printf 'changed after the snapshot\n' >>/mnt/origin/c.txt
 truncate -s 4096 /mnt/origin/d/e.bin
 rm /mnt/origin/b.bin
-write_pattern /mnt/origin/big.bin big2 0 $((16 * MiB))
-write_pattern /mnt/origin/sparse.bin s2 $((32 * MiB)) $MiB
+write_pattern /mnt/origin/big.bin big2 0 $((8 * MiB))
+write_pattern /mnt/origin/sparse.bin s2 $((16 * MiB)) $MiB
 write_pattern /mnt/origin/new.bin n1 0 $((2 * MiB))
 sync
 drop_caches
@@ -118,7 +118,7 @@ step "the snapshot still holds the old bytes"
 read -r usage meta <<<"$(dmsetup status snap | cut -d ' ' -f 4-)"
 allocated=${usage%/*}
 log "exception store: $allocated of ${usage#*/} sectors used, $meta metadata"
-((allocated > meta + 16 * 2048)) || fail "dm-snapshot copied out only $allocated sectors ($meta metadata); expected >16 MiB"
+((allocated > meta + 8 * 2048)) || fail "dm-snapshot copied out only $allocated sectors ($meta metadata); expected >8 MiB"
 snap_sha=$(sha_of /dev/mapper/snap)
 expect_eq "$snap_sha" "$frozen_sha" "sha256 of the whole snapshot device vs the origin disk when frozen"
 log "snapshot device is bit-for-bit the frozen origin"
