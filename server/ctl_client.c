@@ -16,6 +16,7 @@ struct ctl_client {
 	u32 seq;
 	u32 chunk_bits;
 	u64 origin_sectors;
+	u8 uuid[16];
 	u8 buf[sizeof(struct ddsnap_head_wire) + CTL_MAX_BODY];
 };
 
@@ -88,6 +89,7 @@ int ctl_client_open(const char *sock, struct ctl_client **out, char *why, size_t
 	}
 	c->chunk_bits = reply.chunk_bits;
 	c->origin_sectors = reply.origin_sectors;
+	memcpy(c->uuid, reply.uuid, sizeof(c->uuid));
 	*out = c;
 	return 0;
 out_close:
@@ -117,6 +119,11 @@ u32 ctl_client_chunk_bits(const struct ctl_client *c)
 u64 ctl_client_origin_sectors(const struct ctl_client *c)
 {
 	return c->origin_sectors;
+}
+
+void ctl_client_uuid(const struct ctl_client *c, u8 uuid[16])
+{
+	memcpy(uuid, c->uuid, sizeof(c->uuid));
 }
 
 int ctl_client_list(struct ctl_client *c, struct ctl_snap **snaps, u32 *n, struct ctl_result *res,

@@ -31,6 +31,7 @@ void ctl_client_set_timeout(struct ctl_client *c, int timeout_ms);
 /* What the server said in HELLO. */
 u32 ctl_client_chunk_bits(const struct ctl_client *c);
 u64 ctl_client_origin_sectors(const struct ctl_client *c);
+void ctl_client_uuid(const struct ctl_client *c, u8 uuid[16]);
 
 /*
  * Sends @req (seq is filled in) and waits for its reply into @reply; the caller sets

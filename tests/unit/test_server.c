@@ -263,6 +263,12 @@ static void cli(u16 type, u32 tag, s64 arg, s32 want_error)
 
 	if (ctl_client_open(sock_path, &c, why, sizeof(why)))
 		fail_msg("ctl_client_open: %s", why);
+	{
+		u8 uuid[16], zero[16] = {0};
+
+		ctl_client_uuid(c, uuid); /* the volume's identity, from the label */
+		assert_memory_not_equal(uuid, zero, sizeof(uuid));
+	}
 	assert_int_equal(ctl_client_call(c, &req, &reply, why, sizeof(why)), 0);
 	assert_int_equal(reply.result.error, want_error);
 	ctl_client_close(c);
