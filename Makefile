@@ -75,7 +75,7 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 all: userspace kernel
 
-userspace: $(DDSNAP) $(MON_BINS) $(UNIT_BINS) $(STRESS_BINS) $(BENCH_BINS)
+userspace: $(DDSNAP) $(MON_BINS) $(UNIT_BINS) $(STRESS_BINS) $(BENCH_BINS) $(BUILD)/tests/wirepeer
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -104,6 +104,12 @@ $(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $(call obj,$(UNITLIB_SRC
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
 $(BUILD)/tests/stress_%: $(BUILD)/obj/tests/stress/%.o $(call obj,$(UNITLIB_SRCS)) $(TOOLLIB) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The wire test peer of the kernel scenarios (tests/vm/wirepeer.sh builds it in the guest
+# too); built here so it gets the same warnings as everything else.
+$(BUILD)/tests/wirepeer: $(BUILD)/obj/tests/vm/wirepeer.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
