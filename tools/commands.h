@@ -33,8 +33,10 @@ void cmd_error(const char *cmd, const char *fmt, ...) __attribute__((format(prin
 /* Prints the usage line of @cmd to stderr and returns EXIT_USAGE. */
 int cmd_usage(const char *cmd);
 
-int cmd_delta(int argc, char **argv);  /* tools/delta.c */
-int cmd_server(int argc, char **argv); /* tools/server_cmd.c */
+int cmd_delta(int argc, char **argv);	/* tools/delta.c */
+int cmd_send(int argc, char **argv);	/* tools/replicate.c */
+int cmd_receive(int argc, char **argv); /* tools/replicate.c */
+int cmd_server(int argc, char **argv);	/* tools/server_cmd.c */
 /* tools/snapcmds.c: against a running server */
 int cmd_create(int argc, char **argv);
 int cmd_delete(int argc, char **argv);

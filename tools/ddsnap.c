@@ -35,6 +35,13 @@ const struct ddsnap_command ddsnap_commands[] = {
 	 "add to a snapshot's persistent hold count and print it"},
 	{"delta", cmd_delta, "<changelist|create|apply> ...",
 	 "make or apply a delta between snapshots"},
+	{"send", cmd_send,
+	 "[codec options] [-l bytes/s] [-t token] [-d devstem] [--to host:port] <server_socket> "
+	 "[<fromtag>] <totag>",
+	 "stream snapshot <totag> (incremental from <fromtag>) to stdout or a receiver"},
+	{"receive", cmd_receive,
+	 "[-t tokenfile] [-d devstem] [--listen [addr:]port] <server_socket> <tag>",
+	 "apply a stream from send to this volume, then take snapshot <tag>"},
 	{NULL, NULL, NULL, NULL},
 };
 

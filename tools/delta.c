@@ -43,6 +43,7 @@
 #include "commands.h"
 #include "ctl_client.h"
 #include "delta_codec.h"
+#include "delta.h"
 #include "delta_stream.h"
 #include "xfer.h"
 
@@ -57,11 +58,14 @@
 /* Tag of the origin in changelists (ctl.h CTL_TAG_ORIGIN). */
 #define DELTA_TAG_ORIGIN 0xfffffffeu
 
+/* The subcommand errors are reported under ("delta", "send", "receive"). */
+static const char *derr_cmd = "delta";
+
 static __printf(1, 2) void derr(const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "ddsnap delta: ");
+	fprintf(stderr, "ddsnap %s: ", derr_cmd);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
@@ -77,7 +81,7 @@ struct dev {
 	u64 size;
 };
 
-static char *dev_name(const char *stem, u32 tag)
+char *delta_dev_name(const char *stem, u32 tag)
 {
 	char *p;
 
@@ -360,19 +364,64 @@ static int parse_mode(const char *name, const char *arg, struct delta_codec_opts
 	return 0;
 }
 
+void delta_create_defaults(struct delta_create_params *p, const char *cmd)
+{
+	*p = (struct delta_create_params){
+		.cmd = cmd, .out_fd = -1, .codec = {.mode = DELTA_CODEC_ZSTD_PREFIX}};
+}
+
+int delta_create_option(int opt, const char *arg, struct delta_create_params *p)
+{
+	int rc = 0;
+
+	switch (opt) {
+	case 'r':
+		rc = parse_mode("raw", NULL, &p->codec);
+		break;
+	case 'z':
+		rc = parse_mode("zlib", arg, &p->codec);
+		break;
+	case 'Z':
+		rc = parse_mode("zstd", arg, &p->codec);
+		break;
+	case 'x':
+		rc = parse_mode("xdelta3", arg, &p->codec);
+		break;
+	case 'P':
+		rc = parse_mode("zstd-prefix", arg, &p->codec);
+		break;
+	case 'b':
+		rc = parse_mode("best", arg, &p->codec);
+		break;
+	case 'l':
+		rc = xfer_parse_size(arg, &p->limit);
+		break;
+	case 'V':
+		p->codec.verify_all = true;
+		break;
+	case 'S':
+		p->no_src_check = true;
+		break;
+	case 'p':
+		p->force_progress = true;
+		break;
+	case 'v':
+		p->verbose = true;
+		break;
+	default:
+		return 1;
+	}
+	if (rc) {
+		derr_cmd = p->cmd;
+		derr("bad option value '%s'", arg ? arg : "");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static const struct option create_opts[] = {
-	{"raw", no_argument, NULL, 'r'},
-	{"zlib", optional_argument, NULL, 'z'},
-	{"zstd", optional_argument, NULL, 'Z'},
-	{"xdelta", optional_argument, NULL, 'x'},
-	{"zstd-delta", optional_argument, NULL, 'P'},
-	{"best", optional_argument, NULL, 'b'},
-	{"limit", required_argument, NULL, 'l'},
+	DELTA_CREATE_OPTIONS,
 	{"resume", required_argument, NULL, 'R'},
-	{"verify-all", no_argument, NULL, 'V'},
-	{"no-source-check", no_argument, NULL, 'S'},
-	{"progress", no_argument, NULL, 'p'},
-	{"verbose", no_argument, NULL, 'v'},
 	{NULL, 0, NULL, 0},
 };
 
@@ -383,71 +432,22 @@ static const char create_usage[] =
 
 static int delta_create(int argc, char **argv)
 {
-	struct delta_codec_opts copts = {.mode = DELTA_CODEC_ZSTD_PREFIX};
-	struct changelist_header ch;
-	struct changelist_reader *cr = NULL;
-	struct delta_header h = {0};
-	struct delta_token tok;
-	struct delta_trailer tr;
-	struct create c = {.tgt.fd = -1, .src.fd = -1};
-	struct out o = {.fd = -1};
-	const char *resume = NULL;
-	u64 limit = 0, chunk, run_start = 0;
-	u32 run_len = 0, max_run;
-	bool verbose = false, force_progress = false, no_src_check = false;
-	char *name;
-	int opt, rc, ret = EXIT_FAIL;
+	struct delta_create_params p;
+	int opt, rc, ret;
 
+	delta_create_defaults(&p, "delta");
 	optind = 0;
-	while ((opt = getopt_long(argc, argv, "rz::x::b::l:vh", create_opts, NULL)) != -1) {
-		switch (opt) {
-		case 'r':
-			rc = parse_mode("raw", NULL, &copts);
-			break;
-		case 'z':
-			rc = parse_mode("zlib", optarg, &copts);
-			break;
-		case 'Z':
-			rc = parse_mode("zstd", optarg, &copts);
-			break;
-		case 'x':
-			rc = parse_mode("xdelta3", optarg, &copts);
-			break;
-		case 'P':
-			rc = parse_mode("zstd-prefix", optarg, &copts);
-			break;
-		case 'b':
-			rc = parse_mode("best", optarg, &copts);
-			break;
-		case 'l':
-			rc = xfer_parse_size(optarg, &limit);
-			break;
-		case 'R':
-			resume = optarg;
-			rc = 0;
-			break;
-		case 'V':
-			copts.verify_all = true;
-			rc = 0;
-			break;
-		case 'S':
-			no_src_check = true;
-			rc = 0;
-			break;
-		case 'p':
-			force_progress = true;
-			rc = 0;
-			break;
-		case 'v':
-			verbose = true;
-			rc = 0;
-			break;
-		default:
-			fputs(create_usage, stderr);
-			return EXIT_USAGE;
+	while ((opt = getopt_long(argc, argv, DELTA_CREATE_SHORTOPTS "h", create_opts, NULL)) !=
+	       -1) {
+		if (opt == 'R') {
+			p.resume = optarg;
+			continue;
 		}
+		rc = delta_create_option(opt, optarg, &p);
+		if (rc < 0)
+			return EXIT_USAGE;
 		if (rc) {
-			derr("bad option value '%s'", optarg ? optarg : "");
+			fputs(create_usage, stderr);
 			return EXIT_USAGE;
 		}
 	}
@@ -455,8 +455,48 @@ static int delta_create(int argc, char **argv)
 		fputs(create_usage, stderr);
 		return EXIT_USAGE;
 	}
+	p.changelist = argv[optind];
+	p.devstem = argv[optind + 2];
+	if (!strcmp(argv[optind + 1], "-")) {
+		if (isatty(STDOUT_FILENO)) {
+			derr("refusing to write a binary delta to a terminal");
+			return EXIT_FAIL;
+		}
+		p.out_fd = STDOUT_FILENO;
+		return delta_create_stream(&p);
+	}
+	p.out_fd = open(argv[optind + 1], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (p.out_fd < 0) {
+		derr("cannot create %s: %s", argv[optind + 1], strerror(errno));
+		return EXIT_FAIL;
+	}
+	ret = delta_create_stream(&p);
+	if (ret == EXIT_OK && fsync(p.out_fd)) {
+		derr("writing %s: %s", argv[optind + 1], strerror(errno));
+		ret = EXIT_FAIL;
+	}
+	close(p.out_fd);
+	return ret;
+}
+
+int delta_create_stream(const struct delta_create_params *p)
+{
+	struct delta_codec_opts copts = p->codec;
+	struct changelist_header ch;
+	struct changelist_reader *cr = NULL;
+	struct delta_header h = {0};
+	struct delta_token tok;
+	struct delta_trailer tr;
+	struct create c = {.tgt.fd = -1, .src.fd = -1};
+	struct out o = {.fd = p->out_fd};
+	u64 chunk, run_start = 0;
+	u32 run_len = 0, max_run;
+	char *name;
+	int rc, ret = EXIT_FAIL;
+
+	derr_cmd = p->cmd;
 	/* one open file, two passes: validate all of it, then encode */
-	rc = changelist_open(&cr, argv[optind], &ch);
+	rc = changelist_open(&cr, p->changelist, &ch);
 	if (!rc) {
 		do
 			rc = changelist_next(cr, &chunk);
@@ -465,7 +505,7 @@ static int delta_create(int argc, char **argv)
 	if (!rc)
 		rc = changelist_rewind(cr);
 	if (rc) {
-		derr("changelist %s: %s", argv[optind],
+		derr("changelist %s: %s", p->changelist,
 		     rc != -EILSEQ ? strerror(-rc)
 		     : cr	   ? changelist_error(cr)
 				   : "not a valid changelist header");
@@ -486,10 +526,10 @@ static int delta_create(int argc, char **argv)
 	h.src_gen = ch.src_gen;
 	h.tgt_tag = ch.tgt_tag;
 	h.tgt_gen = ch.tgt_gen;
-	if (resume) {
-		rc = delta_token_load(resume, &tok);
+	if (p->resume) {
+		rc = delta_token_load(p->resume, &tok);
 		if (rc || !delta_token_matches(&tok, &h)) {
-			derr("resume token %s: %s", resume,
+			derr("resume token %s: %s", p->resume,
 			     rc ? strerror(-rc) : "belongs to another transfer");
 			goto out;
 		}
@@ -514,9 +554,9 @@ static int delta_create(int argc, char **argv)
 	 * whose snapshot differs from ours is refused whatever the codec (Zumastor's
 	 * "snapshot0 is not the same" check); --no-source-check skips reading the source
 	 * for the codecs that do not need it. */
-	c.use_src = !(h.flags & DELTA_FULL) && (!no_src_check || copts.mode == DELTA_MODE_BEST ||
+	c.use_src = !(h.flags & DELTA_FULL) && (!p->no_src_check || copts.mode == DELTA_MODE_BEST ||
 						delta_codec_get((u32)copts.mode)->differencing);
-	name = dev_name(argv[optind + 2], ch.tgt_tag);
+	name = delta_dev_name(p->devstem, ch.tgt_tag);
 	rc = dev_open(&c.tgt, name, false);
 	free(name);
 	if (rc)
@@ -526,7 +566,7 @@ static int delta_create(int argc, char **argv)
 		goto out;
 	}
 	if (c.use_src) {
-		name = dev_name(argv[optind + 2], ch.src_tag);
+		name = delta_dev_name(p->devstem, ch.src_tag);
 		rc = dev_open(&c.src, name, false);
 		free(name);
 		if (rc)
@@ -536,21 +576,8 @@ static int delta_create(int argc, char **argv)
 			goto out;
 		}
 	}
-	if (!strcmp(argv[optind + 1], "-")) {
-		if (isatty(STDOUT_FILENO)) {
-			derr("refusing to write a binary delta to a terminal");
-			goto out;
-		}
-		o.fd = STDOUT_FILENO;
-	} else {
-		o.fd = open(argv[optind + 1], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-		if (o.fd < 0) {
-			derr("cannot create %s: %s", argv[optind + 1], strerror(errno));
-			goto out;
-		}
-	}
-	xfer_rate_init(&o.rate, limit);
-	xfer_progress_init(&o.prog, "delta", ch.count * ch.chunk_size, force_progress);
+	xfer_rate_init(&o.rate, p->limit);
+	xfer_progress_init(&o.prog, p->cmd, ch.count * ch.chunk_size, p->force_progress);
 	rc = delta_writer_new(&c.w, out_write, &o, &h);
 	if (rc) {
 		derr("writing the delta header: %s", strerror(-rc));
@@ -587,24 +614,22 @@ static int delta_create(int argc, char **argv)
 		rc = create_flush(&c, &o);
 	if (!rc)
 		rc = delta_writer_finish(c.w, &tr);
-	if (!rc && o.fd != STDOUT_FILENO && fsync(o.fd))
-		rc = -errno;
 	xfer_progress_done(&o.prog);
 	if (rc) {
 		derr("delta not created: %s", rc == -EILSEQ ? changelist_error(cr) : strerror(-rc));
 		goto out;
 	}
-	if (verbose) {
+	if (p->verbose) {
 		struct delta_codec_stats st;
 
 		delta_codec_get_stats(c.dc, &st);
 		fprintf(stderr,
-			"ddsnap delta: %llu extents, %llu data chunks, %llu zero chunks; %llu "
+			"ddsnap %s: %llu extents, %llu data chunks, %llu zero chunks; %llu "
 			"bytes of data -> %llu payload bytes (%.2f%%); codecs raw %llu zlib %llu "
 			"zstd %llu xdelta3 %llu zstd-prefix %llu; %llu xdelta3 runs, %llu rejected "
 			"by the "
 			"verifying decode\n",
-			(unsigned long long)tr.extents, (unsigned long long)tr.data_chunks,
+			p->cmd, (unsigned long long)tr.extents, (unsigned long long)tr.data_chunks,
 			(unsigned long long)tr.zero_chunks, (unsigned long long)c.data_bytes,
 			(unsigned long long)tr.payload_bytes,
 			c.data_bytes ? 100.0 * (double)tr.payload_bytes / (double)c.data_bytes
@@ -621,8 +646,6 @@ out:
 	delta_codec_free(c.dc);
 	dev_close(&c.tgt);
 	dev_close(&c.src);
-	if (o.fd >= 0 && o.fd != STDOUT_FILENO)
-		close(o.fd);
 	free(c.items);
 	free(c.jobs);
 	free(c.tbuf);
@@ -885,62 +908,87 @@ static const char apply_usage[] =
 
 static int delta_apply(int argc, char **argv)
 {
-	struct apply a = {.origin.fd = -1, .src.fd = -1, .exit_code = EXIT_FAIL};
-	struct delta_token saved;
-	struct delta_record rec;
-	struct delta_trailer tr;
-	struct xfer_rate rate;
-	struct xfer_progress prog;
-	bool have_saved = false, verbose = false, force_progress = false;
-	u64 limit = 0, skip_until = 0;
-	int in = -1, opt, rc;
-	char *name;
+	struct delta_apply_params p = {.cmd = "delta"};
+	int opt, ret;
 
 	optind = 0;
 	while ((opt = getopt_long(argc, argv, "t:nl:vh", apply_opts, NULL)) != -1) {
 		switch (opt) {
 		case 't':
-			a.token_path = optarg;
+			p.token = optarg;
 			break;
 		case 'n':
-			a.check = true;
+			p.check = true;
 			break;
 		case 'l':
-			if (xfer_parse_size(optarg, &limit)) {
+			if (xfer_parse_size(optarg, &p.limit)) {
 				derr("bad rate '%s'", optarg);
 				return EXIT_USAGE;
 			}
 			break;
 		case 'p':
-			force_progress = true;
+			p.force_progress = true;
 			break;
 		case 'v':
-			verbose = true;
+			p.verbose = true;
 			break;
 		default:
 			fputs(apply_usage, stderr);
 			return EXIT_USAGE;
 		}
 	}
-	if (argc - optind != 2 || (a.check && a.token_path)) {
+	if (argc - optind != 2 || (p.check && p.token)) {
 		fputs(apply_usage, stderr);
 		return EXIT_USAGE;
 	}
-	if (!strcmp(argv[optind], "-")) {
-		in = STDIN_FILENO;
-	} else {
-		in = open(argv[optind], O_RDONLY | O_CLOEXEC);
-		if (in < 0) {
+	p.name = argv[optind];
+	p.devstem = argv[optind + 1];
+	if (!strcmp(argv[optind], "-"))
+		p.in_fd = STDIN_FILENO;
+	else {
+		p.in_fd = open(argv[optind], O_RDONLY | O_CLOEXEC);
+		if (p.in_fd < 0) {
 			derr("cannot open %s: %s", argv[optind], strerror(errno));
 			return EXIT_FAIL;
 		}
 	}
+	ret = delta_apply_stream(&p);
+	if (p.in_fd != STDIN_FILENO)
+		close(p.in_fd);
+	return ret;
+}
+
+int delta_apply_stream(const struct delta_apply_params *p)
+{
+	struct apply a = {.origin.fd = -1,
+			  .src.fd = -1,
+			  .exit_code = EXIT_FAIL,
+			  .token_path = p->token,
+			  .check = p->check};
+	struct delta_token saved;
+	struct delta_record rec;
+	struct delta_trailer tr;
+	struct xfer_rate rate;
+	struct xfer_progress prog;
+	bool have_saved = false;
+	u64 skip_until = 0;
+	int in = p->in_fd, rc;
+	char *name;
+
+	derr_cmd = p->cmd;
 	a.r = delta_reader_new(delta_fd_read, &in);
 	rc = delta_reader_header(a.r, &a.h);
 	if (rc) {
-		derr("%s: %s", argv[optind], delta_reader_error(a.r));
+		derr("%s: %s", p->name, delta_reader_error(a.r));
 		a.exit_code = rc == -EILSEQ ? EXIT_CORRUPT : EXIT_FAIL;
 		goto out;
+	}
+	if (p->on_header) {
+		rc = p->on_header(&a.h, p->arg);
+		if (rc) {
+			a.exit_code = rc;
+			goto out;
+		}
 	}
 	if (a.token_path) {
 		rc = delta_token_load(a.token_path, &saved);
@@ -963,7 +1011,7 @@ static int delta_apply(int argc, char **argv)
 	} else if (have_saved && saved.next_seq) {
 		skip_until = saved.next_seq; /* a full stream re-sent: skip what is on disk */
 	}
-	name = dev_name(argv[optind + 1], DELTA_TAG_ORIGIN);
+	name = delta_dev_name(p->devstem, DELTA_TAG_ORIGIN);
 	rc = dev_open(&a.origin, name, !a.check);
 	free(name);
 	if (rc)
@@ -974,7 +1022,7 @@ static int delta_apply(int argc, char **argv)
 		goto out;
 	}
 	if (!(a.h.flags & DELTA_FULL)) {
-		name = dev_name(argv[optind + 1], a.h.src_tag);
+		name = delta_dev_name(p->devstem, a.h.src_tag);
 		rc = dev_open(&a.src, name, false);
 		free(name);
 		if (rc)
@@ -990,15 +1038,15 @@ static int delta_apply(int argc, char **argv)
 	a.q = xmalloc(sizeof(*a.q) * DELTA_BATCH_EXTENTS);
 	delta_reader_token(a.r, &a.applied);
 	clock_gettime(CLOCK_MONOTONIC, &a.last_save);
-	xfer_rate_init(&rate, limit);
-	xfer_progress_init(&prog, "apply", 0, force_progress);
+	xfer_rate_init(&rate, p->limit);
+	xfer_progress_init(&prog, p->cmd, 0, p->force_progress);
 	for (;;) {
 		struct delta_token tok;
 
 		rc = delta_reader_next(a.r, &rec);
 		if (rc < 0) {
 			/* a bad record: what is queued was read intact, apply it first */
-			derr("%s: %s", argv[optind], delta_reader_error(a.r));
+			derr("%s: %s", p->name, delta_reader_error(a.r));
 			a.exit_code = rc == -EILSEQ ? EXIT_CORRUPT : EXIT_FAIL;
 			if (!skip_until)
 				apply_flush(&a);
@@ -1047,10 +1095,9 @@ static int delta_apply(int argc, char **argv)
 	if (a.token_path)
 		unlink(a.token_path);
 	delta_reader_trailer(a.r, &tr);
-	if (verbose || a.check)
-		fprintf(stderr,
-			"ddsnap delta: %s %llu extents and %llu zero extents (%llu chunks)\n",
-			a.check ? "verified, would apply" : "applied",
+	if (p->verbose || a.check)
+		fprintf(stderr, "ddsnap %s: %s %llu extents and %llu zero extents (%llu chunks)\n",
+			p->cmd, a.check ? "verified, would apply" : "applied",
 			(unsigned long long)tr.extents, (unsigned long long)tr.zero_extents,
 			(unsigned long long)a.written_chunks);
 	a.exit_code = EXIT_OK;
@@ -1064,8 +1111,6 @@ out:
 	delta_reader_free(a.r);
 	dev_close(&a.origin);
 	dev_close(&a.src);
-	if (in >= 0 && in != STDIN_FILENO)
-		close(in);
 	return a.exit_code;
 }
 
@@ -1107,28 +1152,18 @@ static const char changelist_usage[] =
 	"usage: ddsnap delta changelist <server socket> <changelist> <fromsnap|none> "
 	"<tosnap|origin>\n";
 
-/* Zumastor's argument order: ddsnap delta changelist <sock> <changelist> <snap1> <snap2>. */
-static int delta_changelist(int argc, char **argv)
+int delta_fetch_changelist(const char *cmd, struct ctl_client *c, const char *path, u32 from,
+			   u32 to)
 {
 	struct changelist_header h = {0};
 	struct changelist_writer *w = NULL;
-	struct ctl_client *c = NULL;
 	struct ctl_snap *snaps = NULL;
 	struct ctl_result res;
-	u32 nsnaps = 0, from, to;
+	u32 nsnaps = 0;
 	char why[256];
 	int rc, ret = EXIT_FAIL;
 
-	if (argc != 5 || parse_tag(argv[3], &from) || parse_tag(argv[4], &to) ||
-	    to == DELTA_TAG_NONE || from == DELTA_TAG_ORIGIN) {
-		fputs(changelist_usage, stderr);
-		return EXIT_USAGE;
-	}
-	rc = ctl_client_open(argv[1], &c, why, sizeof(why));
-	if (rc) {
-		derr("%s", why);
-		return EXIT_FAIL;
-	}
+	derr_cmd = cmd;
 	rc = ctl_client_list(c, &snaps, &nsnaps, &res, why, sizeof(why));
 	if (rc || res.error) {
 		derr("listing snapshots: %s", rc ? why : res.text);
@@ -1144,33 +1179,54 @@ static int delta_changelist(int argc, char **argv)
 	}
 	h.chunk_size = 1u << ctl_client_chunk_bits(c);
 	h.volume_chunks = (ctl_client_origin_sectors(c) << 9) / h.chunk_size;
-	/* TODO(server): HELLO does not carry the volume uuid yet; it stays zero. */
-	rc = changelist_create(&w, argv[2], &h);
+	ctl_client_uuid(c, h.uuid);
+	rc = changelist_create(&w, path, &h);
 	if (rc) {
-		derr("cannot create %s: %s", argv[2], strerror(-rc));
+		derr("cannot create %s: %s", path, strerror(-rc));
 		goto out;
 	}
 	rc = ctl_client_changelist(c, from, to, cl_append, w, &res, why, sizeof(why));
 	if (rc || res.error) {
-		derr("changelist %s -> %s: %s", argv[3], argv[4],
-		     rc ? (*why ? why : strerror(-rc)) : res.text);
+		derr("changelist: %s", rc ? (*why ? why : strerror(-rc)) : res.text);
 		changelist_abort(w);
 		goto out;
 	}
 	rc = changelist_commit(w);
 	if (rc) {
-		derr("writing %s: %s", argv[2], strerror(-rc));
+		derr("writing %s: %s", path, strerror(-rc));
 		goto out;
 	}
 	ret = EXIT_OK;
 out:
 	free(snaps);
+	return ret;
+}
+
+/* Zumastor's argument order: ddsnap delta changelist <sock> <changelist> <snap1> <snap2>. */
+static int delta_changelist(int argc, char **argv)
+{
+	struct ctl_client *c = NULL;
+	u32 from, to;
+	char why[256];
+	int ret;
+
+	if (argc != 5 || parse_tag(argv[3], &from) || parse_tag(argv[4], &to) ||
+	    to == DELTA_TAG_NONE || from == DELTA_TAG_ORIGIN) {
+		fputs(changelist_usage, stderr);
+		return EXIT_USAGE;
+	}
+	if (ctl_client_open(argv[1], &c, why, sizeof(why))) {
+		derr("%s", why);
+		return EXIT_FAIL;
+	}
+	ret = delta_fetch_changelist("delta", c, argv[2], from, to);
 	ctl_client_close(c);
 	return ret;
 }
 
 int cmd_delta(int argc, char **argv)
 {
+	derr_cmd = "delta";
 	if (argc < 2) {
 		fputs(changelist_usage, stderr);
 		fputs(create_usage, stderr);

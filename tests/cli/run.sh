@@ -14,7 +14,16 @@ ddsnap=$PWD/$1/bin/ddsnap
 dir=$(mktemp -d /tmp/ddsnap-cli-XXXXXX)
 store=$dir/store origin=$dir/origin sock=$dir/sock pid=$dir/pid
 passed=0 failed=0
-trap '[[ -f $pid ]] && kill "$(cat "$pid")" 2>/dev/null; sleep 0.5; rm -rf "$dir"' EXIT
+cleanup()
+{
+	local f
+	for f in "$pid" "$dir/rpid"; do
+		[[ -f $f ]] && kill "$(cat "$f")" 2>/dev/null
+	done
+	sleep 0.5
+	rm -rf "$dir"
+}
+trap cleanup EXIT
 
 # expect STATUS DESCRIPTION CMD...: runs CMD, checks its exit status.
 expect()
@@ -93,6 +102,71 @@ expect 1 "delete 1 again" "$ddsnap" delete "$sock" 1
 expect_out "no such snapshot" "the refusal says there is no such snapshot"
 expect 1 "a command against no server" "$ddsnap" list "$dir/nobody"
 expect_out "cannot connect" "the error says it cannot connect"
+
+# send and receive on files (no kernel): a second server is the replica; <stem>(T) files
+# stand for the snapshot devices.  Full, cut and resumed, TCP, and the refusals.
+rstore=$dir/rstore rorigin=$dir/rorigin rsock=$dir/rvol.sock rpid=$dir/rpid
+truncate -s 64M "$rstore"
+truncate -s 16M "$rorigin"
+expect 2 "send without arguments" "$ddsnap" send
+expect 2 "receive without arguments" "$ddsnap" receive
+expect 2 "send with a bad tag" "$ddsnap" send "$sock" x
+expect 2 "send with a bad rate" "$ddsnap" send -l 5q "$sock" 2
+expect 1 "send against no server" "$ddsnap" send -d "$dir/origin" "$dir/nobody.sock" 2
+expect_out "cannot connect" "send says it cannot connect"
+expect 1 "receive against no server" "$ddsnap" receive "$dir/nobody.sock" 2 </dev/null
+expect 0 "replica: initialize" "$ddsnap" initialize -c 16k "$rstore" "$rorigin"
+expect 0 "replica: server" "$ddsnap" server -p "$rpid" "$rstore" "$rorigin" "$rsock"
+head -c 5M /dev/urandom | dd of="$origin" bs=1M seek=2 conv=notrunc status=none
+cp "$origin" "$dir/origin(2)"
+expect 1 "send of a missing snapshot" "$ddsnap" send -d "$dir/origin" "$sock" 7
+send_recv()
+{
+	"$ddsnap" send -d "$dir/origin" "$sock" "$@" | "$ddsnap" receive -d "$rorigin" "$rsock" "${@: -1}"
+}
+expect 0 "full send | receive" send_recv 2
+expect 0 "the replica's origin is snapshot 2" cmp "$rorigin" "$dir/origin(2)"
+expect 0 "the replica took snapshot 2" "$ddsnap" status "$rsock" 2
+expect 1 "receiving snapshot 2 again is refused" send_recv 2
+expect_out "exists" "the refusal says it exists"
+head -c 3M /dev/urandom | dd of="$origin" bs=1M seek=9 conv=notrunc status=none
+expect 0 "master snapshot 3" "$ddsnap" create "$sock" 3
+cp "$origin" "$dir/origin(3)"
+cut_send()
+{
+	"$ddsnap" send -r -d "$dir/origin" "$sock" 3 | head -c 2000000 |
+		"$ddsnap" receive -t "$dir/tok" -d "$rorigin" "$rsock" 3
+}
+expect 3 "a stream cut midway fails" cut_send
+expect 0 "it left a resume token" test -s "$dir/tok"
+expect 1 "and no snapshot 3 on the replica" "$ddsnap" status "$rsock" 3
+resume_send()
+{
+	"$ddsnap" send -r -t "$dir/tok" -d "$dir/origin" "$sock" 3 |
+		"$ddsnap" receive -t "$dir/tok" -d "$rorigin" "$rsock" 3
+}
+expect 1 "a resumed stream without the token is refused" \
+	bash -c "'$ddsnap' send -r -t '$dir/tok' -d '$dir/origin' '$sock' 3 | '$ddsnap' receive -t '$dir/none' -d '$rorigin' '$rsock' 3"
+expect 0 "send -t TOKEN resumes and completes" resume_send
+expect 0 "the replica's origin is snapshot 3" cmp "$rorigin" "$dir/origin(3)"
+expect 1 "the token is gone" test -e "$dir/tok"
+expect 0 "master snapshot 4" "$ddsnap" create "$sock" 4
+cp "$origin" "$dir/origin(4)"
+expect 1 "a stream carrying another tag is refused" \
+	bash -c "'$ddsnap' send -d '$dir/origin' '$sock' 3 4 | '$ddsnap' receive -d '$rorigin' '$rsock' 5"
+expect 0 "replica: delete 3" "$ddsnap" delete "$rsock" 3
+expect 1 "a stream for a base the replica lacks is refused" send_recv 3 4
+expect_out "wrong base" "the refusal says wrong base"
+expect 0 "the replica's snapshots are unchanged" "$ddsnap" list "$rsock"
+expect_out "^2 " "snapshot 2 is still there"
+cp "$dir/origin(2)" "$dir/rorigin(2)" # the replica's snapshot 2 device
+port=$((20000 + RANDOM % 20000))
+"$ddsnap" receive --listen "127.0.0.1:$port" -d "$rorigin" "$rsock" 4 2>"$dir/rerr" &
+rcv=$!
+expect 0 "send --to 127.0.0.1:PORT (incremental 2 -> 4)" "$ddsnap" send --to "127.0.0.1:$port" -d "$dir/origin" "$sock" 2 4
+expect 0 "receive --listen exits 0" wait "$rcv"
+expect 0 "the replica's origin is snapshot 4" cmp "$rorigin" "$dir/origin(4)"
+kill -TERM "$(cat "$rpid")"
 
 kill -TERM "$(cat "$pid")"
 for _ in $(seq 50); do

@@ -1,0 +1,494 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * replicate.c - `ddsnap send` and `ddsnap receive`: incremental replication of a volume to
+ * another one, through a pipe (ssh) or a TCP connection.
+ *
+ *   ddsnap send <sock> [<fromtag>] <totag> | ssh replica ddsnap receive <sock> <totag>
+ *
+ * send asks its server for the changelist fromtag -> totag (the whole volume without
+ * fromtag), writes it to a private temporary file and encodes the delta stream from the
+ * snapshot devices <devstem>(fromtag) and <devstem>(totag) with the engine of `delta
+ * create` (tools/delta.h), to stdout or to a receiver listening on host:port.  receive
+ * checks the stream's header against its own server before touching anything (the target
+ * snapshot must not exist yet, the base snapshot must), applies it to <devstem> with the
+ * engine of `delta apply` (source checksums against <devstem>(fromtag), target checksums,
+ * resume token), and then takes snapshot <tag> through the same path as `ddsnap create`
+ * (origin devices suspended), so the next incremental has its base.
+ *
+ * devstem: -d, else /dev/mapper/<name> where <name> is the socket's file name without a
+ * trailing ".sock" (/run/vol.sock -> /dev/mapper/vol, snapshot 3 -> /dev/mapper/vol(3)).
+ *
+ * Interruption: receive keeps the resume token (-t, default <sock without .sock>.token) of
+ * what it has durably applied (delta.c's argument: the origin is fdatasynced before each
+ * token save).  `send -t TOKEN` with a copy of that token starts the stream at the token,
+ * and the receiver accepts such a stream only if its token says the same; re-sending the
+ * whole stream also works (records up to the token are checked, not applied).  Because
+ * extents carry absolute data decoded against the replica's immutable base snapshot, a
+ * record applied again after a crash rewrites identical bytes.  The snapshot is taken only
+ * after the trailer validated and the origin was synced; a failure after the apply and
+ * before the snapshot is repaired by receiving the same stream again.
+ *
+ * TCP mode carries no authentication or encryption (trusted networks only; ssh is the
+ * authenticated path).  After the trailer the receiver sends one byte back, its exit
+ * status, so `send` fails when the replica refused or failed the transfer.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include "base.h"
+#include "commands.h"
+#include "ctl_client.h"
+#include "delta.h"
+#include "xfer.h"
+
+/* send retries a refused connection this long: the receiver may still be starting. */
+#define REPL_CONNECT_SECS 15
+/* send waits this long for the receiver's status byte after the trailer (it syncs the
+ * origin and takes a snapshot, which waits for copy-outs to drain). */
+#define REPL_STATUS_TIMEOUT_SECS 600
+
+/* A snapshot tag on the command line: 0 .. DDSNAP_TAG_MAX - 1 (not the origin). */
+static int parse_snap_tag(const char *cmd, const char *s, u32 *tag)
+{
+	unsigned long long v;
+	char *end;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (!*s || *end || errno || s[0] == '-' || v >= DDSNAP_TAG_MAX) {
+		cmd_error(cmd, "bad snapshot tag '%s': a number from 0 to %u", s,
+			  DDSNAP_TAG_MAX - 1);
+		return -EINVAL;
+	}
+	*tag = (u32)v;
+	return 0;
+}
+
+/* <sock> without its directory and a trailing ".sock" (malloc'ed). */
+static char *sock_stem_name(const char *sock)
+{
+	const char *base = strrchr(sock, '/');
+	size_t n;
+
+	base = base ? base + 1 : sock;
+	n = strlen(base);
+	if (n > 5 && !strcmp(base + n - 5, ".sock"))
+		n -= 5;
+	return strndup(base, n);
+}
+
+/* The default devstem: /dev/mapper/<name of the socket>. */
+static char *default_devstem(const char *sock)
+{
+	char *name = sock_stem_name(sock), *p;
+
+	if (asprintf(&p, "/dev/mapper/%s", name) < 0)
+		abort();
+	free(name);
+	return p;
+}
+
+/* The default token file: <sock> with ".sock" replaced by ".token" (or appended). */
+static char *default_token(const char *sock)
+{
+	size_t n = strlen(sock);
+	char *p;
+
+	if (n > 5 && !strcmp(sock + n - 5, ".sock"))
+		n -= 5;
+	if (asprintf(&p, "%.*s.token", (int)n, sock) < 0)
+		abort();
+	return p;
+}
+
+/* Splits "host:port", "[v6]:port" or (@host_optional) "port" into host and port. */
+static int split_hostport(char *s, const char **host, const char **port, bool host_optional)
+{
+	char *colon = strrchr(s, ':');
+
+	if (!colon) {
+		if (!host_optional || !*s)
+			return -EINVAL;
+		*host = NULL;
+		*port = s;
+		return 0;
+	}
+	*colon = 0;
+	*port = colon + 1;
+	*host = s;
+	if (s[0] == '[' && colon > s + 1 && colon[-1] == ']') {
+		colon[-1] = 0;
+		*host = s + 1;
+	}
+	return **port && **host ? 0 : -EINVAL;
+}
+
+/* Connects to the receiver at @hostport, retrying refusals for REPL_CONNECT_SECS. */
+static int tcp_connect(const char *cmd, const char *hostport)
+{
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai, *a;
+	char *s = xstrdup(hostport);
+	const char *host, *port;
+	int fd = -1, err = 0;
+
+	if (split_hostport(s, &host, &port, false)) {
+		cmd_error(cmd, "bad address '%s': host:port", hostport);
+		free(s);
+		return -EINVAL;
+	}
+	err = getaddrinfo(host, port, &hints, &ai);
+	if (err) {
+		cmd_error(cmd, "%s: %s", hostport, gai_strerror(err));
+		free(s);
+		return -EINVAL;
+	}
+	for (int tries = 0; fd < 0 && tries < REPL_CONNECT_SECS * 10; tries++) {
+		bool refused = false;
+
+		for (a = ai; a && fd < 0; a = a->ai_next) {
+			fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+			if (fd < 0)
+				continue;
+			if (connect(fd, a->ai_addr, a->ai_addrlen) == 0)
+				break;
+			err = errno;
+			refused |= err == ECONNREFUSED;
+			close(fd);
+			fd = -1;
+		}
+		if (fd < 0 && !refused)
+			break;
+		if (fd < 0)
+			usleep(100000);
+	}
+	freeaddrinfo(ai);
+	if (fd < 0)
+		cmd_error(cmd, "cannot connect to %s: %s", hostport, strerror(err));
+	free(s);
+	return fd;
+}
+
+/* Listens on @spec ("[addr:]port") and accepts one connection. */
+static int tcp_accept(const char *cmd, const char *spec)
+{
+	struct addrinfo hints = {.ai_family = AF_UNSPEC,
+				 .ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_PASSIVE},
+			*ai;
+	char *s = xstrdup(spec);
+	const char *host, *port;
+	int lfd = -1, fd = -1, one = 1, err;
+
+	if (split_hostport(s, &host, &port, true)) {
+		cmd_error(cmd, "bad listen address '%s': [addr:]port", spec);
+		free(s);
+		return -EINVAL;
+	}
+	err = getaddrinfo(host, port, &hints, &ai);
+	if (err) {
+		cmd_error(cmd, "%s: %s", spec, gai_strerror(err));
+		free(s);
+		return -EINVAL;
+	}
+	lfd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+	if (lfd < 0 || setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    bind(lfd, ai->ai_addr, ai->ai_addrlen) || listen(lfd, 1)) {
+		cmd_error(cmd, "cannot listen on %s: %s", spec, strerror(errno));
+	} else {
+		do
+			fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		while (fd < 0 && errno == EINTR);
+		if (fd < 0)
+			cmd_error(cmd, "accepting on %s: %s", spec, strerror(errno));
+	}
+	if (lfd >= 0)
+		close(lfd);
+	freeaddrinfo(ai);
+	free(s);
+	return fd;
+}
+
+/* ---- send ---- */
+
+static const struct option send_opts[] = {
+	DELTA_CREATE_OPTIONS,
+	{"token", required_argument, NULL, 't'},
+	{"devstem", required_argument, NULL, 'd'},
+	{"to", required_argument, NULL, 'c'},
+	{NULL, 0, NULL, 0},
+};
+
+/* After the trailer on a TCP connection: the receiver's exit status. */
+static int send_wait_status(int fd, const char *to)
+{
+	struct timeval tv = {.tv_sec = REPL_STATUS_TIMEOUT_SECS};
+	u8 status;
+	ssize_t n;
+
+	shutdown(fd, SHUT_WR);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	do
+		n = read(fd, &status, 1);
+	while (n < 0 && errno == EINTR);
+	if (n != 1) {
+		cmd_error("send", "the receiver at %s did not confirm the transfer%s%s", to,
+			  n < 0 ? ": " : " (connection closed)", n < 0 ? strerror(errno) : "");
+		return EXIT_FAIL;
+	}
+	if (status != EXIT_OK) {
+		cmd_error("send",
+			  "the receiver at %s failed the transfer (exit status %u; its "
+			  "message says why)",
+			  to, status);
+		return EXIT_FAIL;
+	}
+	return EXIT_OK;
+}
+
+int cmd_send(int argc, char **argv)
+{
+	struct delta_create_params p;
+	struct ctl_client *c = NULL;
+	const char *to = NULL;
+	char *stem = NULL, tmpl[] = "/tmp/ddsnap-send-XXXXXX", *cl = NULL, why[300];
+	u32 from = DELTA_TAG_NONE, tag;
+	int opt, rc, n, ret = EXIT_FAIL;
+
+	delta_create_defaults(&p, "send");
+	optind = 0;
+	while ((opt = getopt_long(argc, argv, "+" DELTA_CREATE_SHORTOPTS "t:d:c:", send_opts,
+				  NULL)) != -1) {
+		switch (opt) {
+		case 't':
+			p.resume = optarg;
+			continue;
+		case 'd':
+			p.devstem = optarg;
+			continue;
+		case 'c':
+			to = optarg;
+			continue;
+		}
+		rc = delta_create_option(opt, optarg, &p);
+		if (rc < 0)
+			return EXIT_USAGE;
+		if (rc)
+			return cmd_usage(argv[0]);
+	}
+	n = argc - optind;
+	if (n < 2 || n > 3)
+		return cmd_usage(argv[0]);
+	if ((n == 3 && parse_snap_tag(argv[0], argv[optind + 1], &from)) ||
+	    parse_snap_tag(argv[0], argv[argc - 1], &tag))
+		return EXIT_USAGE;
+	if (from == tag) {
+		cmd_error(argv[0], "the source and target snapshots are the same (%u)", tag);
+		return EXIT_USAGE;
+	}
+	if (!to && isatty(STDOUT_FILENO)) {
+		cmd_error(argv[0], "refusing to write a binary stream to a terminal (pipe it into "
+				   "'ddsnap receive', or use --to host:port)");
+		return EXIT_USAGE;
+	}
+	if (!p.devstem)
+		p.devstem = stem = default_devstem(argv[optind]);
+	/* a closed pipe or connection is an error to report, not a silent death */
+	signal(SIGPIPE, SIG_IGN);
+	if (ctl_client_open(argv[optind], &c, why, sizeof(why))) {
+		cmd_error(argv[0], "%s", why);
+		goto out;
+	}
+	if (!mkdtemp(tmpl)) {
+		cmd_error(argv[0], "cannot create a temporary directory: %s", strerror(errno));
+		goto out;
+	}
+	if (asprintf(&cl, "%s/changelist", tmpl) < 0)
+		abort();
+	p.changelist = cl;
+	ret = delta_fetch_changelist("send", c, cl, from, tag);
+	ctl_client_close(c);
+	c = NULL;
+	if (ret != EXIT_OK)
+		goto out;
+	ret = EXIT_FAIL;
+	if (to) {
+		p.out_fd = tcp_connect(argv[0], to);
+		if (p.out_fd < 0)
+			goto out;
+	} else {
+		p.out_fd = STDOUT_FILENO;
+	}
+	ret = delta_create_stream(&p);
+	if (to) {
+		if (ret == EXIT_OK)
+			ret = send_wait_status(p.out_fd, to);
+		close(p.out_fd);
+	}
+out:
+	if (cl) {
+		unlink(cl);
+		rmdir(tmpl);
+	}
+	free(cl);
+	free(stem);
+	ctl_client_close(c);
+	return ret;
+}
+
+/* ---- receive ---- */
+
+struct recv_ctx {
+	u32 tag;
+	struct ctl_snap *snaps;
+	u32 nsnaps;
+};
+
+static bool has_snap(const struct recv_ctx *r, u32 tag)
+{
+	for (u32 i = 0; i < r->nsnaps; i++)
+		if (r->snaps[i].tag == tag)
+			return true;
+	return false;
+}
+
+/* The stream must carry snapshot <tag> and be based on a snapshot this replica has. */
+static int recv_check_header(const struct delta_header *h, void *arg)
+{
+	const struct recv_ctx *r = arg;
+
+	if (h->tgt_tag != r->tag) {
+		cmd_error("receive", "the stream carries snapshot %u, not %u: refused", h->tgt_tag,
+			  r->tag);
+		return EXIT_FAIL;
+	}
+	if (!(h->flags & DELTA_FULL) && !has_snap(r, h->src_tag)) {
+		cmd_error("receive",
+			  "wrong base: the stream is an incremental from snapshot %u, which this "
+			  "replica does not have; nothing was written",
+			  h->src_tag);
+		return EXIT_FAIL;
+	}
+	return 0;
+}
+
+static const struct option recv_opts[] = {
+	{"token", required_argument, NULL, 't'},
+	{"devstem", required_argument, NULL, 'd'},
+	{"listen", required_argument, NULL, 'L'},
+	{"limit", required_argument, NULL, 'l'},
+	{"progress", no_argument, NULL, 'p'},
+	{"verbose", no_argument, NULL, 'v'},
+	{NULL, 0, NULL, 0},
+};
+
+int cmd_receive(int argc, char **argv)
+{
+	struct delta_apply_params p = {.cmd = "receive", .name = "stream", .in_fd = -1};
+	struct recv_ctx r = {0};
+	struct ctl_client *c = NULL;
+	struct ctl_result res;
+	const char *listen_on = NULL;
+	char *stem = NULL, *token = NULL, why[300];
+	int opt, ret = EXIT_FAIL;
+
+	optind = 0;
+	while ((opt = getopt_long(argc, argv, "+t:d:L:l:v", recv_opts, NULL)) != -1) {
+		switch (opt) {
+		case 't':
+			p.token = optarg;
+			break;
+		case 'd':
+			p.devstem = optarg;
+			break;
+		case 'L':
+			listen_on = optarg;
+			break;
+		case 'l':
+			if (xfer_parse_size(optarg, &p.limit)) {
+				cmd_error(argv[0], "bad rate '%s'", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case 'p':
+			p.force_progress = true;
+			break;
+		case 'v':
+			p.verbose = true;
+			break;
+		default:
+			return cmd_usage(argv[0]);
+		}
+	}
+	if (argc - optind != 2)
+		return cmd_usage(argv[0]);
+	if (parse_snap_tag(argv[0], argv[optind + 1], &r.tag))
+		return EXIT_USAGE;
+	if (!listen_on && isatty(STDIN_FILENO)) {
+		cmd_error(argv[0], "refusing to read a binary stream from a terminal (pipe 'ddsnap "
+				   "send' into it, or use --listen [addr:]port)");
+		return EXIT_USAGE;
+	}
+	if (!p.devstem)
+		p.devstem = stem = default_devstem(argv[optind]);
+	if (!p.token)
+		p.token = token = default_token(argv[optind]);
+	signal(SIGPIPE, SIG_IGN);
+	if (ctl_client_open(argv[optind], &c, why, sizeof(why))) {
+		cmd_error(argv[0], "%s", why);
+		goto out;
+	}
+	if (ctl_client_list(c, &r.snaps, &r.nsnaps, &res, why, sizeof(why)) || res.error) {
+		cmd_error(argv[0], "listing snapshots: %s", res.error ? res.text : why);
+		goto out;
+	}
+	ctl_client_close(c);
+	c = NULL;
+	if (has_snap(&r, r.tag)) {
+		cmd_error(argv[0], "snapshot %u exists on this replica already: refused", r.tag);
+		goto out;
+	}
+	if (listen_on) {
+		p.in_fd = tcp_accept(argv[0], listen_on);
+		if (p.in_fd < 0)
+			goto out;
+	} else {
+		p.in_fd = STDIN_FILENO;
+	}
+	p.on_header = recv_check_header;
+	p.arg = &r;
+	ret = delta_apply_stream(&p);
+	if (ret == EXIT_OK) {
+		/* the same path as `ddsnap create`: origin devices suspended meanwhile */
+		char tagbuf[16], *av[] = {"create", (char *)argv[optind], tagbuf, NULL};
+
+		snprintf(tagbuf, sizeof(tagbuf), "%u", r.tag);
+		ret = cmd_create(3, av);
+		if (ret != EXIT_OK)
+			cmd_error(argv[0],
+				  "the stream was applied but snapshot %u was not taken: "
+				  "receive the same stream again",
+				  r.tag);
+	}
+	if (p.verbose && ret == EXIT_OK)
+		fprintf(stderr, "ddsnap receive: snapshot %u received\n", r.tag);
+out:
+	if (listen_on && p.in_fd >= 0) {
+		u8 status = (u8)ret;
+
+		if (write(p.in_fd, &status, 1) != 1 && p.verbose)
+			cmd_error(argv[0], "the sender went away before the status was sent");
+		close(p.in_fd);
+	}
+	free(r.snaps);
+	free(stem);
+	free(token);
+	ctl_client_close(c);
+	return ret;
+}
