@@ -1161,6 +1161,7 @@ int delta_fetch_changelist(const char *cmd, struct ctl_client *c, const char *pa
 	struct ctl_result res;
 	u32 nsnaps = 0;
 	char why[256];
+	bool found_from = false, found_to = false;
 	int rc, ret = EXIT_FAIL;
 
 	derr_cmd = cmd;
@@ -1176,6 +1177,17 @@ int delta_fetch_changelist(const char *cmd, struct ctl_client *c, const char *pa
 			h.src_gen = snaps[i].gen;
 		if (snaps[i].tag == to)
 			h.tgt_gen = snaps[i].gen;
+		found_from |= snaps[i].tag == from;
+		found_to |= snaps[i].tag == to;
+	}
+	/* the whole-volume listing does not look at the target: check both here */
+	if (!found_from && from != DELTA_TAG_NONE) {
+		derr("no snapshot %u", from);
+		goto out;
+	}
+	if (!found_to && to != DELTA_TAG_ORIGIN) {
+		derr("no snapshot %u", to);
+		goto out;
 	}
 	h.chunk_size = 1u << ctl_client_chunk_bits(c);
 	h.volume_chunks = (ctl_client_origin_sectors(c) << 9) / h.chunk_size;

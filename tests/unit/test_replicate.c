@@ -1,0 +1,378 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * test_replicate.c - `ddsnap send` and `ddsnap receive` between two volumes
+ * served by two real metadata servers in this process (on temporary files): a
+ * master whose origin writes go through the engine's copy-out as the kernel's
+ * would, and a replica.  Snapshot devices are files <stem>(T) materialised
+ * through the master's read mapping.  A full send, an incremental with chunks
+ * edited, appended and zeroed, a stream cut midway that resumes from the
+ * receiver's token (send -t) and ends identical, and the refusals that must
+ * write nothing: a stream for a base the replica lacks, a stream carrying
+ * another tag, a tag the replica has already.
+ */
+#include <stdarg.h>
+#include <setjmp.h>
+#include <string.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <cmocka.h>
+#include "bdev.h"
+#include "commands.h"
+#include "ctl_client.h"
+#include "server.h"
+#include "store.h"
+#include "volume.h"
+
+#define CHUNK_SHIFT  14
+#define CHUNK	     (1u << CHUNK_SHIFT)
+#define NCHUNKS	     256u
+#define ORIGIN_BYTES ((u64)NCHUNKS * CHUNK)
+#define STORE_BYTES  (48u << 20)
+
+/* receive takes its snapshot through cmd_create, which reports through these
+ * (ddsnap.c) */
+const struct ddsnap_command ddsnap_commands[] = {
+	{NULL, NULL, NULL, NULL},
+};
+
+void cmd_error(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "ddsnap %s: ", cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int cmd_usage(const char *cmd)
+{
+	fprintf(stderr, "usage: ddsnap %s ...\n", cmd);
+	return EXIT_USAGE;
+}
+
+struct side {
+	char store[128], origin[128], sock[128];
+	struct server *srv;
+	struct volume *vol;
+	pthread_t thread;
+};
+
+static char dir[] = "/tmp/test_replicateXXXXXX";
+static struct side master, replica;
+static char mstem[128], token[128];
+
+static char *pathf(const char *fmt, ...)
+{
+	static char bufs[4][256];
+	static int k;
+	char *b = bufs[k++ % 4];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(b, 256, fmt, ap);
+	va_end(ap);
+	return b;
+}
+
+static void *serve(void *arg)
+{
+	server_run(((struct side *)arg)->srv);
+	return NULL;
+}
+
+static int side_open(struct side *s, const char *name)
+{
+	struct store_format_params fp = {.chunk_shift = CHUNK_SHIFT, .origin_bytes = ORIGIN_BYTES};
+	struct volume_params p = {0};
+	struct bdev *b;
+	char why[300];
+	int fd;
+
+	snprintf(s->store, sizeof(s->store), "%s/%s-store", dir, name);
+	snprintf(s->origin, sizeof(s->origin), "%s/%s", dir, name);
+	snprintf(s->sock, sizeof(s->sock), "%s/%s.sock", dir, name);
+	fd = open(s->store, O_CREAT | O_RDWR, 0600);
+	if (fd < 0 || ftruncate(fd, STORE_BYTES))
+		return -1;
+	close(fd);
+	fd = open(s->origin, O_CREAT | O_RDWR, 0600);
+	if (fd < 0 || ftruncate(fd, (off_t)ORIGIN_BYTES))
+		return -1;
+	close(fd);
+	if (bdev_open(s->store, 0, &b) || store_format(b, NULL, &fp, why, sizeof(why)))
+		return -1;
+	bdev_close(b);
+	if (server_create(s->sock, &s->srv, why, sizeof(why)))
+		return -1;
+	p.snapstore = s->store;
+	p.origin = s->origin;
+	p.invalidate = server_invalidate;
+	p.invalidate_priv = s->srv;
+	if (volume_open(&p, &s->vol, why, sizeof(why))) {
+		fprintf(stderr, "volume_open: %s\n", why);
+		return -1;
+	}
+	server_attach(s->srv, s->vol);
+	return pthread_create(&s->thread, NULL, serve, s) ? -1 : 0;
+}
+
+static void side_close(struct side *s)
+{
+	server_stop(s->srv);
+	pthread_join(s->thread, NULL);
+	volume_close(s->vol);
+	server_destroy(s->srv);
+}
+
+static void fill(u8 *p, size_t len, u32 seed)
+{
+	for (size_t i = 0; i < len; i++) {
+		seed = seed * 1103515245u + 12345u;
+		/* compressible: a small alphabet */
+		p[i] = (u8)('a' + (seed >> 16) % 7);
+	}
+}
+
+/* Writes master origin chunks [c, c + n) the way the kernel does: copy-out
+ * first. */
+static void origin_write(u64 c, u32 n, const u8 *data)
+{
+	struct volume_range r = {c, n};
+	u64 gen;
+	int fd = open(master.origin, O_WRONLY);
+
+	assert_int_equal(volume_origin_write(master.vol, &r, 1, &gen), 0);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, data, (size_t)n * CHUNK, (off_t)(c * CHUNK)),
+			 (ssize_t)n * CHUNK);
+	close(fd);
+}
+
+/* Materialises master snapshot @tag as the file <mstem>(tag). */
+static void export_snapshot(u32 tag)
+{
+	int ofd = open(master.origin, O_RDONLY), sfd = open(master.store, O_RDONLY);
+	int out = open(pathf("%s(%u)", mstem, tag), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	u8 buf[CHUNK];
+
+	assert_true(ofd >= 0 && sfd >= 0 && out >= 0);
+	for (u64 c = 0; c < NCHUNKS; c++) {
+		bool from_origin;
+		u64 addr;
+
+		assert_int_equal(volume_snap_read(master.vol, tag, c, &from_origin, &addr), 0);
+		assert_int_equal(pread(from_origin ? ofd : sfd, buf, CHUNK,
+				       (off_t)((from_origin ? c : addr) * CHUNK)),
+				 CHUNK);
+		assert_int_equal(pwrite(out, buf, CHUNK, (off_t)(c * CHUNK)), CHUNK);
+	}
+	close(ofd);
+	close(sfd);
+	close(out);
+}
+
+static u8 *slurp(const char *path)
+{
+	u8 *p = malloc(ORIGIN_BYTES);
+	int fd = open(path, O_RDONLY);
+
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, p, ORIGIN_BYTES, 0), (ssize_t)ORIGIN_BYTES);
+	close(fd);
+	return p;
+}
+
+static bool same_files(const char *a, const char *b)
+{
+	u8 *x = slurp(a), *y = slurp(b);
+	bool same = !memcmp(x, y, ORIGIN_BYTES);
+
+	free(x);
+	free(y);
+	return same;
+}
+
+/* Runs a subcommand with fd @fd (0 or 1) redirected to/from @path. */
+static int run_io(int (*cmd)(int, char **), int fd, const char *path, ...)
+{
+	char *argv[16];
+	int argc = 0, saved = dup(fd), f, rc;
+	va_list ap;
+
+	va_start(ap, path);
+	while ((argv[argc] = va_arg(ap, char *)))
+		argc++;
+	va_end(ap);
+	f = fd ? open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644) : open(path, O_RDONLY);
+	assert_true(f >= 0 && saved >= 0);
+	fflush(stdout);
+	dup2(f, fd);
+	close(f);
+	rc = cmd(argc, argv);
+	fflush(stdout);
+	dup2(saved, fd);
+	close(saved);
+	return rc;
+}
+
+#define SEND(out, ...) run_io(cmd_send, 1, out, "send", "-d", mstem, __VA_ARGS__, (char *)NULL)
+#define RECEIVE(in, tag)                                                                       \
+	run_io(cmd_receive, 0, in, "receive", "-t", token, "-d", replica.origin, replica.sock, \
+	       tag, (char *)NULL)
+
+static bool replica_has(u32 tag)
+{
+	struct ctl_client *c;
+	struct ctl_snap *snaps = NULL;
+	struct ctl_result res;
+	u32 n = 0;
+	char why[256];
+	bool found = false;
+
+	assert_int_equal(ctl_client_open(replica.sock, &c, why, sizeof(why)), 0);
+	assert_int_equal(ctl_client_list(c, &snaps, &n, &res, why, sizeof(why)), 0);
+	for (u32 i = 0; i < n; i++)
+		found |= snaps[i].tag == tag;
+	free(snaps);
+	ctl_client_close(c);
+	return found;
+}
+
+static void copy_file(const char *from, const char *to)
+{
+	assert_int_equal(system(pathf("cp '%s' '%s'", from, to)), 0);
+}
+
+static int setup(void **state)
+{
+	if (!mkdtemp(dir))
+		return -1;
+	snprintf(mstem, sizeof(mstem), "%s/m", dir);
+	snprintf(token, sizeof(token), "%s/token", dir);
+	return side_open(&master, "master") || side_open(&replica, "replica") ? -1 : 0;
+}
+
+static int teardown(void **state)
+{
+	side_close(&master);
+	side_close(&replica);
+	return system(pathf("rm -rf %s", dir));
+}
+
+static void test_replicate__full_incremental_cut_resume_refusals(void **state)
+{
+	u8 *buf = malloc(64 * CHUNK), zero[8 * CHUNK] = {0};
+	char s1[160], s2[160], cut[160], s2r[160], s9[160], s34[160], s24[160];
+	u64 gen;
+	struct stat st;
+
+	snprintf(s1, sizeof(s1), "%s/s1", dir);
+	snprintf(s2, sizeof(s2), "%s/s2", dir);
+	snprintf(cut, sizeof(cut), "%s/s2cut", dir);
+	snprintf(s2r, sizeof(s2r), "%s/s2r", dir);
+	snprintf(s9, sizeof(s9), "%s/s9", dir);
+	snprintf(s34, sizeof(s34), "%s/s34", dir);
+	snprintf(s24, sizeof(s24), "%s/s24", dir);
+	/* master snapshot 1 of a volume with data and never-written (zero) chunks */
+	fill(buf, 64 * CHUNK, 1);
+	origin_write(0, 64, buf);
+	fill(buf, 32 * CHUNK, 2);
+	origin_write(100, 32, buf);
+	assert_int_equal(volume_create(master.vol, 1, &gen), 0);
+	export_snapshot(1);
+
+	/* full send to a file, received by the replica: its origin is snapshot 1 */
+	assert_int_equal(SEND(s1, master.sock, "1"), EXIT_OK);
+	assert_int_equal(RECEIVE(s1, "1"), EXIT_OK);
+	assert_true(same_files(replica.origin, pathf("%s(1)", mstem)));
+	assert_true(replica_has(1));
+	copy_file(replica.origin, pathf("%s(1)", replica.origin)); /* its snapshot device */
+	/* the same stream again: the tag exists, refused, nothing written */
+	assert_int_equal(RECEIVE(s1, "1"), EXIT_FAIL);
+
+	/* edits, an append into never-written space, zeroed chunks; snapshot 2 */
+	fill(buf, 3 * CHUNK, 3);
+	origin_write(5, 3, buf);
+	fill(buf, 40 * CHUNK, 4);
+	origin_write(180, 40, buf);
+	origin_write(110, 8, zero);
+	assert_int_equal(volume_create(master.vol, 2, &gen), 0);
+	export_snapshot(2);
+	{
+		u8 *whole;
+
+		assert_int_equal(SEND(s2, "-r", master.sock, "1", "2"), EXIT_OK);
+		/* a stream for snapshot 2 received as 9: refused, nothing written */
+		copy_file(s2, s9);
+		assert_int_equal(RECEIVE(s9, "9"), EXIT_FAIL);
+		assert_true(same_files(replica.origin, pathf("%s(1)", mstem)));
+		/* cut in the middle: the receiver fails with a token, no snapshot 2 */
+		assert_int_equal(stat(s2, &st), 0);
+		assert_true(st.st_size > 20 * CHUNK);
+		whole = malloc((size_t)st.st_size);
+		{
+			int fd = open(s2, O_RDONLY);
+
+			assert_int_equal(read(fd, whole, (size_t)st.st_size), st.st_size);
+			close(fd);
+			fd = open(cut, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+			assert_int_equal(write(fd, whole, (size_t)st.st_size / 2), st.st_size / 2);
+			close(fd);
+		}
+		free(whole);
+		assert_int_equal(RECEIVE(cut, "2"), EXIT_CORRUPT);
+		assert_int_equal(stat(token, &st), 0);
+		assert_false(replica_has(2));
+		/* a resumed stream from the token completes it */
+		assert_int_equal(SEND(s2r, "-r", "-t", token, master.sock, "1", "2"), EXIT_OK);
+		assert_int_equal(stat(s2r, &st), 0);
+		assert_int_equal(RECEIVE(s2r, "2"), EXIT_OK);
+		assert_true(same_files(replica.origin, pathf("%s(2)", mstem)));
+		assert_true(replica_has(2));
+		assert_int_not_equal(stat(token, &st), 0);
+	}
+
+	/* snapshots 3 and 4; a stream 3 -> 4 is for a base the replica lacks */
+	fill(buf, 2 * CHUNK, 5);
+	origin_write(30, 2, buf);
+	assert_int_equal(volume_create(master.vol, 3, &gen), 0);
+	fill(buf, 2 * CHUNK, 6);
+	origin_write(31, 2, buf);
+	assert_int_equal(volume_create(master.vol, 4, &gen), 0);
+	export_snapshot(3);
+	export_snapshot(4);
+	copy_file(replica.origin, pathf("%s(2)", replica.origin));
+	{
+		assert_int_equal(SEND(s34, master.sock, "3", "4"), EXIT_OK);
+		assert_int_equal(RECEIVE(s34, "4"), EXIT_FAIL);
+		assert_true(same_files(replica.origin, pathf("%s(2)", mstem)));
+		assert_false(replica_has(4));
+		assert_int_not_equal(stat(token, &st), 0); /* refused before any write */
+		/* from the base it has, 2 -> 4 works (snapshot 3 skipped) */
+		assert_int_equal(SEND(s24, "-b", master.sock, "2", "4"), EXIT_OK);
+		assert_int_equal(RECEIVE(s24, "4"), EXIT_OK);
+		assert_true(same_files(replica.origin, pathf("%s(4)", mstem)));
+		assert_true(replica_has(4));
+	}
+	/* argument errors */
+	assert_int_equal(run_io(cmd_send, 1, pathf("%s/x", dir), "send", master.sock, (char *)NULL),
+			 EXIT_USAGE);
+	assert_int_equal(run_io(cmd_send, 1, pathf("%s/x", dir), "send", master.sock, "2", "2",
+				(char *)NULL),
+			 EXIT_USAGE);
+	assert_int_equal(SEND(pathf("%s/x", dir), master.sock, "77"), EXIT_FAIL);
+	free(buf);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_replicate__full_incremental_cut_resume_refusals),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
