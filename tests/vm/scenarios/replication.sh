@@ -1,0 +1,207 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only
+# vm-disks: 4 48M
+# vm-timeout: 600
+#
+# replication: ddsnap send / receive between two volumes in one guest, a master and a
+# replica, each with its own server, socket and ddsnap devices.  ext4 on the master and a
+# series of snapshots with changes between them (in-place edits, appends, deletes, a file
+# truncated and then rewritten past its old end: the ZFS hole-birth reproducer).  A full
+# send through a pipe, incrementals through a pipe and over TCP on 127.0.0.1; after each,
+# the replica's snapshot device has the sha256 of the master's.  A stream cut midway (head
+# -c) and a receiver killed midway (SIGKILL) both resume from the receiver's token and end
+# identical.  A stream for a base the replica does not have is refused and leaves the
+# replica's origin and snapshots untouched; an incremental from an older base then works.
+set -euo pipefail
+. "$SRC/tests/vm/lib.sh"
+# Zumastor names snapshot devices vol(tag); keep the parentheses (dmsetup mangles them by default).
+export DM_DEFAULT_NAME_MANGLING_MODE=none
+
+# A private copy: the build tree is shared live over 9p and may be relinked meanwhile.
+ddsnap=/run/ddsnap
+cp "$BUILD/bin/ddsnap" "$ddsnap"
+mstore=${DISKS[0]} morigin=${DISKS[1]} rstore=${DISKS[2]} rorigin=${DISKS[3]}
+msock=/run/mvol.sock rsock=/run/rvol.sock
+# receive's default token for /run/rvol.sock
+token=/run/rvol.token
+port=7455
+rcv_pid=
+trap '[[ -n $rcv_pid ]] && kill -9 "$rcv_pid" 2>/dev/null; true' EXIT
+
+# same TAG: the replica's snapshot device TAG has the bytes of the master's.
+same()
+{
+	local m r
+	drop_caches
+	m=$(sha_of "/dev/mapper/mvol($1)")
+	r=$(sha_of "/dev/mapper/rvol($1)")
+	expect_eq "$r" "$m" "replica snapshot $1 (sha256 of the device)"
+	log "snapshot $1 identical on the replica: ${m:0:16}"
+}
+snap_dev() # snap_dev VOL TAG: the device of snapshot TAG
+{
+	local store origin sock
+	if [[ $1 == mvol ]]; then
+		store=$mstore origin=$morigin sock=$msock
+	else
+		store=$rstore origin=$rorigin sock=$rsock
+	fi
+	dm_create "$1($2)" "0 $n ddsnap $store $origin $sock $2"
+}
+master_snap() # master_snap TAG
+{
+	sync
+	must "$ddsnap" create "$msock" "$1"
+	snap_dev mvol "$1"
+}
+replica_tags()
+{
+	"$ddsnap" list "$rsock" | awk '{print $1}' | tr '\n' ' '
+}
+
+step "two volumes: master and replica, each with its own server and devices"
+must "$ddsnap" initialize "$mstore" "$morigin"
+must "$ddsnap" initialize "$rstore" "$rorigin"
+must "$ddsnap" server -l "$RESULTS/master.log" -p /run/mvol.pid "$mstore" "$morigin" "$msock"
+must "$ddsnap" server -l "$RESULTS/replica.log" -p /run/rvol.pid "$rstore" "$rorigin" "$rsock"
+load_ddsnap
+ip link set lo up # the guest has no network; TCP mode runs on loopback
+n=$("$ddsnap" status --size "$msock")
+expect_eq "$("$ddsnap" status --size "$rsock")" "$n" "replica volume size"
+kmsg_mark
+dm_create mvol "0 $n ddsnap $mstore $morigin $msock -1"
+dm_create rvol "0 $n ddsnap $rstore $rorigin $rsock -1"
+
+step "ext4 on the master, files, snapshot 1, full send through a pipe"
+mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 /dev/mapper/mvol
+mkdir -p /mnt/m /mnt/r
+mount /dev/mapper/mvol /mnt/m
+for i in 1 2 3 4 5 6; do
+	write_pattern "/mnt/m/f$i" "one-$i" 0 $((300 * 1024 + i * 7000))
+done
+write_pattern /mnt/m/hole "hole-1" 0 $((1024 * 1024))
+cp -a /usr/share/common-licenses /mnt/m/
+master_snap 1
+"$ddsnap" send "$msock" 1 | "$ddsnap" receive -v "$rsock" 1
+expect_eq "$(replica_tags)" "1 " "replica snapshots after the full send"
+snap_dev rvol 1
+same 1
+
+step "edits, appends, deletes, hole-birth; snapshot 2; incremental 1 -> 2 through a pipe"
+write_pattern /mnt/m/f1 "two-1" 4096 20000
+write_pattern /mnt/m/f2 "two-2-tail" $((300 * 1024 + 2 * 7000)) 100000
+rm /mnt/m/f3 /mnt/m/common-licenses/G*
+# hole birth: the file shrinks to 4 KiB, then is written 512 KiB past its old end; the
+# blocks in between were freed and are a hole that must read as zeros on the replica
+truncate -s 4096 /mnt/m/hole
+sync
+write_pattern /mnt/m/hole "hole-2" $((1536 * 1024)) 65536
+write_pattern /mnt/m/g1 "two-g1" 0 $((3 * 1024 * 1024))
+master_snap 2
+"$ddsnap" send "$msock" 1 2 | "$ddsnap" receive -v "$rsock" 2
+snap_dev rvol 2
+same 2
+
+step "more changes; snapshot 3; incremental 2 -> 3 over TCP on 127.0.0.1"
+write_pattern /mnt/m/f4 "three-4" 8192 50000
+rm /mnt/m/f5
+write_pattern /mnt/m/g2 "three-g2" 0 $((2 * 1024 * 1024))
+master_snap 3
+timeout 120 "$ddsnap" receive -v --listen "127.0.0.1:$port" "$rsock" 3 &
+rcv_pid=$!
+must timeout 120 "$ddsnap" send -v --to "127.0.0.1:$port" "$msock" 2 3
+wait "$rcv_pid" || fail "receive --listen exited with status $?"
+rcv_pid=
+snap_dev rvol 3
+same 3
+
+step "snapshot 4 (8 MiB of new data); a stream cut midway resumes from the token"
+write_pattern /mnt/m/big "four-big" 0 $((8 * 1024 * 1024))
+write_pattern /mnt/m/f6 "four-6" 0 30000
+master_snap 4
+rm -f "$token"
+sha_r3=$(sha_of "/dev/mapper/rvol(3)")
+rc=0
+"$ddsnap" send "$msock" 3 4 | head -c 3000000 | "$ddsnap" receive "$rsock" 4 || rc=$?
+((rc != 0)) || fail "a stream cut at 3 MB was received"
+[[ -s $token ]] || fail "the cut transfer left no resume token in $token"
+expect_eq "$(replica_tags)" "1 2 3 " "no snapshot 4 on the replica after the cut"
+cp "$token" /run/token-copy # what the sender gets (scp, ssh cat) in real life
+"$ddsnap" send -t /run/token-copy "$msock" 3 4 | "$ddsnap" receive -v "$rsock" 4
+[[ ! -e $token ]] || fail "the token survived a completed transfer"
+snap_dev rvol 4
+same 4
+expect_eq "$(sha_of "/dev/mapper/rvol(3)")" "$sha_r3" "replica snapshot 3 after receiving 4"
+
+step "snapshot 5; the receiver is killed midway (SIGKILL) and the transfer resumes"
+write_pattern /mnt/m/big "five-big" 0 $((6 * 1024 * 1024))
+master_snap 5
+"$ddsnap" receive --listen "127.0.0.1:$port" "$rsock" 5 &
+rcv_pid=$!
+# a slow sender, so the receiver dies with part of the stream applied
+"$ddsnap" send -r -l 1M --to "127.0.0.1:$port" "$msock" 4 5 &
+snd_pid=$!
+sleep 2.5
+kill -9 "$rcv_pid"
+wait "$rcv_pid" 2>/dev/null || true
+rcv_pid=
+rc=0
+wait "$snd_pid" || rc=$?
+((rc != 0)) || fail "send succeeded although its receiver was killed"
+[[ -s $token ]] || fail "the killed receiver left no resume token"
+expect_eq "$(replica_tags)" "1 2 3 4 " "no snapshot 5 on the replica after the kill"
+cp "$token" /run/token-copy
+"$ddsnap" send -r -t /run/token-copy "$msock" 4 5 | "$ddsnap" receive -v "$rsock" 5
+snap_dev rvol 5
+same 5
+
+step "a stream for a base the replica does not have is refused; an older base works"
+write_pattern /mnt/m/f1 "six-1" 0 40000
+master_snap 6
+write_pattern /mnt/m/f2 "seven-2" 0 40000
+master_snap 7
+drop_caches
+sha_origin=$(sha_of /dev/mapper/rvol)
+sha_r5=$(sha_of "/dev/mapper/rvol(5)")
+rc=0
+"$ddsnap" send "$msock" 6 7 | "$ddsnap" receive "$rsock" 7 2>"$RESULTS/wrongbase.txt" || rc=$?
+cat "$RESULTS/wrongbase.txt"
+((rc != 0)) || fail "a stream based on snapshot 6 was received by a replica without it"
+grep -q "wrong base" "$RESULTS/wrongbase.txt" || fail "the refusal does not say wrong base"
+expect_eq "$(replica_tags)" "1 2 3 4 5 " "replica snapshots after the refusal"
+drop_caches
+expect_eq "$(sha_of /dev/mapper/rvol)" "$sha_origin" "replica origin after the refusal"
+expect_eq "$(sha_of "/dev/mapper/rvol(5)")" "$sha_r5" "replica snapshot 5 after the refusal"
+"$ddsnap" send "$msock" 5 7 | "$ddsnap" receive -v "$rsock" 7
+snap_dev rvol 7
+same 7
+same 1
+
+step "the replica's snapshot 7 mounts and shows the master's files"
+mount -o ro,noload "/dev/mapper/rvol(7)" /mnt/r
+tree_sums /mnt/m >"$RESULTS/sums-master"
+tree_sums /mnt/r >"$RESULTS/sums-replica"
+expect_same "$RESULTS/sums-replica" "$RESULTS/sums-master" "files of replica snapshot 7"
+expect_eq "$(stat -c %s /mnt/r/hole)" $((1536 * 1024 + 65536)) "size of the hole-birth file"
+expect_eq "$(sha_of /mnt/r/hole 4096 $((1532 * 1024)))" \
+	"$(head -c $((1532 * 1024)) /dev/zero | sha256sum | cut -d ' ' -f 1)" "the hole reads as zeros"
+
+step "tear down; both stores check clean"
+umount /mnt/r /mnt/m
+for t in 1 2 3 4 5 7; do dm_remove "rvol($t)"; done
+for t in 1 2 3 4 5 6 7; do dm_remove "mvol($t)"; done
+dm_remove rvol
+dm_remove mvol
+for v in mvol rvol; do
+	kill -TERM "$(cat /run/$v.pid)"
+	for _ in $(seq 100); do
+		[[ -e /run/$v.pid ]] || break
+		sleep 0.2
+	done
+	[[ ! -e /run/$v.pid ]] || fail "the $v server did not stop on SIGTERM"
+done
+must "$ddsnap" check "$mstore"
+must "$ddsnap" check "$rstore"
+expect_no_kmsg 'BUG|WARNING|Oops|ddsnap.*(error|fail)' "kernel log"
+rmmod dm_ddsnap
+log "replication: every received snapshot was identical to the master's"
