@@ -26,7 +26,15 @@
  * extents carry absolute data decoded against the replica's immutable base snapshot, a
  * record applied again after a crash rewrites identical bytes.  The snapshot is taken only
  * after the trailer validated and the origin was synced; a failure after the apply and
- * before the snapshot is repaired by receiving the same stream again.
+ * before the snapshot is repaired by `ddsnap create` of the same tag on the replica.
+ *
+ * An incremental stream writes only the chunks that changed since its base; every other
+ * chunk of the replica's origin must still be what the replica's newest snapshot holds.
+ * So receive asks its server which origin chunks were written since that snapshot and
+ * refuses an incremental when there are any, unless the token says they belong to the
+ * interrupted transfer this stream continues (a refused or failed transfer, or a writer on
+ * the replica, would otherwise leave stale chunks under the new snapshot).  A full stream
+ * rewrites every chunk and is always accepted.
  *
  * TCP mode carries no authentication or encryption (trusted networks only; ssh is the
  * authenticated path).  After the trailer the receiver sends one byte back, its exit
@@ -348,6 +356,7 @@ struct recv_ctx {
 	u32 tag;
 	struct ctl_snap *snaps;
 	u32 nsnaps;
+	const char *sock, *token;
 };
 
 static bool has_snap(const struct recv_ctx *r, u32 tag)
@@ -358,7 +367,58 @@ static bool has_snap(const struct recv_ctx *r, u32 tag)
 	return false;
 }
 
-/* The stream must carry snapshot <tag> and be based on a snapshot this replica has. */
+static int count_chunks(const u64 *chunks, u32 n, void *arg)
+{
+	*(u64 *)arg += n;
+	return 0;
+}
+
+/*
+ * An incremental stream writes only the chunks that changed since its base, so the rest of
+ * the replica's origin must still hold what its newest snapshot holds.  Chunks written
+ * since then (a failed or refused transfer, a writer on the replica) are fine only when
+ * they belong to the interrupted transfer this stream continues, which the token says.
+ * Returns 0 or an exit code (message printed).
+ */
+static int recv_check_origin(const struct recv_ctx *r, const struct delta_header *h)
+{
+	const struct ctl_snap *newest = NULL;
+	struct ctl_client *c;
+	struct ctl_result res;
+	struct delta_token tok;
+	u64 written = 0;
+	char why[300];
+	int rc;
+
+	for (u32 i = 0; i < r->nsnaps; i++)
+		if (!newest || r->snaps[i].gen > newest->gen)
+			newest = &r->snaps[i];
+	if (!newest)
+		return 0;
+	if (ctl_client_open(r->sock, &c, why, sizeof(why))) {
+		cmd_error("receive", "%s", why);
+		return EXIT_FAIL;
+	}
+	rc = ctl_client_changelist(c, newest->tag, CTL_TAG_ORIGIN, count_chunks, &written, &res,
+				   why, sizeof(why));
+	ctl_client_close(c);
+	if (rc || res.error) {
+		cmd_error("receive", "changes since snapshot %u: %s", newest->tag,
+			  rc ? why : res.text);
+		return EXIT_FAIL;
+	}
+	if (!written || (delta_token_load(r->token, &tok) == 0 && delta_token_matches(&tok, h)))
+		return 0;
+	cmd_error("receive",
+		  "%llu chunks of the replica's origin were written since its snapshot %u and no "
+		  "resume token in %s matches this stream: an incremental would leave them; "
+		  "resume the interrupted transfer, or send a full stream; nothing was written",
+		  (unsigned long long)written, newest->tag, r->token);
+	return EXIT_FAIL;
+}
+
+/* The stream must carry snapshot <tag>, be based on a snapshot this replica has, and (if
+ * incremental) find the origin as its newest snapshot left it. */
 static int recv_check_header(const struct delta_header *h, void *arg)
 {
 	const struct recv_ctx *r = arg;
@@ -375,7 +435,7 @@ static int recv_check_header(const struct delta_header *h, void *arg)
 			  h->src_tag);
 		return EXIT_FAIL;
 	}
-	return 0;
+	return h->flags & DELTA_FULL ? 0 : recv_check_origin(r, h);
 }
 
 static const struct option recv_opts[] = {
@@ -461,6 +521,8 @@ int cmd_receive(int argc, char **argv)
 	} else {
 		p.in_fd = STDIN_FILENO;
 	}
+	r.sock = argv[optind];
+	r.token = p.token;
 	p.on_header = recv_check_header;
 	p.arg = &r;
 	ret = delta_apply_stream(&p);
@@ -473,8 +535,8 @@ int cmd_receive(int argc, char **argv)
 		if (ret != EXIT_OK)
 			cmd_error(argv[0],
 				  "the stream was applied but snapshot %u was not taken: "
-				  "receive the same stream again",
-				  r.tag);
+				  "take it with 'ddsnap create %s %u'",
+				  r.tag, argv[optind], r.tag);
 	}
 	if (p.verbose && ret == EXIT_OK)
 		fprintf(stderr, "ddsnap receive: snapshot %u received\n", r.tag);

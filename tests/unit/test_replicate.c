@@ -152,6 +152,16 @@ static void origin_write(u64 c, u32 n, const u8 *data)
 	close(fd);
 }
 
+/* Tells the replica's server that origin chunk @c was written, as its kernel target would
+ * (the bytes stay as they are). */
+static void replica_mark(u64 c)
+{
+	struct volume_range r = {c, 1};
+	u64 gen;
+
+	assert_int_equal(volume_origin_write(replica.vol, &r, 1, &gen), 0);
+}
+
 /* Materialises master snapshot @tag as the file <mstem>(tag). */
 static void export_snapshot(u32 tag)
 {
@@ -327,7 +337,9 @@ static void test_replicate__full_incremental_cut_resume_refusals(void **state)
 		assert_int_equal(RECEIVE(cut, "2"), EXIT_CORRUPT);
 		assert_int_equal(stat(token, &st), 0);
 		assert_false(replica_has(2));
-		/* a resumed stream from the token completes it */
+		/* what the cut transfer wrote, as the replica's kernel reports it */
+		replica_mark(5);
+		/* a resumed stream from the token completes it (the token explains the write) */
 		assert_int_equal(SEND(s2r, "-r", "-t", token, master.sock, "1", "2"), EXIT_OK);
 		assert_int_equal(stat(s2r, &st), 0);
 		assert_int_equal(RECEIVE(s2r, "2"), EXIT_OK);
@@ -358,6 +370,21 @@ static void test_replicate__full_incremental_cut_resume_refusals(void **state)
 		assert_true(same_files(replica.origin, pathf("%s(4)", mstem)));
 		assert_true(replica_has(4));
 	}
+	/* a write on the replica's origin since its snapshot 4: an incremental would keep it
+	 * under snapshot 5, so it is refused; a full stream rewrites everything */
+	fill(buf, 4 * CHUNK, 7);
+	origin_write(200, 4, buf);
+	assert_int_equal(volume_create(master.vol, 5, &gen), 0);
+	export_snapshot(5);
+	replica_mark(7);
+	assert_int_equal(SEND(s1, master.sock, "4", "5"), EXIT_OK);
+	assert_int_equal(RECEIVE(s1, "5"), EXIT_FAIL);
+	assert_false(replica_has(5));
+	assert_true(same_files(replica.origin, pathf("%s(4)", mstem)));
+	assert_int_equal(SEND(s1, master.sock, "5"), EXIT_OK);
+	assert_int_equal(RECEIVE(s1, "5"), EXIT_OK);
+	assert_true(same_files(replica.origin, pathf("%s(5)", mstem)));
+	assert_true(replica_has(5));
 	/* argument errors */
 	assert_int_equal(run_io(cmd_send, 1, pathf("%s/x", dir), "send", master.sock, (char *)NULL),
 			 EXIT_USAGE);
