@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-only
 # vm-disks: 4 48M
-# vm-timeout: 600
+# vm-timeout: 780
 #
 # replication: ddsnap send / receive between two volumes in one guest, a master and a
 # replica, each with its own server, socket and ddsnap devices.  ext4 on the master and a
@@ -12,6 +12,7 @@
 # -c) and a receiver killed midway (SIGKILL) both resume from the receiver's token and end
 # identical.  A stream for a base the replica does not have is refused and leaves the
 # replica's origin and snapshots untouched; an incremental from an older base then works.
+# A stray write on the replica's origin makes the next incremental refused.
 set -euo pipefail
 . "$SRC/tests/vm/lib.sh"
 # Zumastor names snapshot devices vol(tag); keep the parentheses (dmsetup mangles them by default).
@@ -186,10 +187,26 @@ expect_eq "$(stat -c %s /mnt/r/hole)" $((1536 * 1024 + 65536)) "size of the hole
 expect_eq "$(sha_of /mnt/r/hole 4096 $((1532 * 1024)))" \
 	"$(head -c $((1532 * 1024)) /dev/zero | sha256sum | cut -d ' ' -f 1)" "the hole reads as zeros"
 
+step "a stray write on the replica's origin: the next incremental is refused"
+write_pattern /mnt/m/f4 "eight-4" 0 20000
+master_snap 8
+sha_r7=$(sha_of "/dev/mapper/rvol(7)")
+write_pattern /dev/mapper/rvol "stray" $((1024 * 1024)) 16384
+sync
+rc=0
+"$ddsnap" send "$msock" 7 8 | "$ddsnap" receive "$rsock" 8 2>"$RESULTS/diverged.txt" || rc=$?
+cat "$RESULTS/diverged.txt"
+((rc != 0)) || fail "an incremental was received onto a replica origin written since snapshot 7"
+grep -q "written since its snapshot 7" "$RESULTS/diverged.txt" ||
+	fail "the refusal does not name the writes since snapshot 7"
+expect_eq "$(replica_tags)" "1 2 3 4 5 7 " "replica snapshots after the refusal"
+drop_caches
+expect_eq "$(sha_of "/dev/mapper/rvol(7)")" "$sha_r7" "replica snapshot 7 after the stray write"
+
 step "tear down; both stores check clean"
 umount /mnt/r /mnt/m
 for t in 1 2 3 4 5 7; do dm_remove "rvol($t)"; done
-for t in 1 2 3 4 5 6 7; do dm_remove "mvol($t)"; done
+for t in 1 2 3 4 5 6 7 8; do dm_remove "mvol($t)"; done
 dm_remove rvol
 dm_remove mvol
 for v in mvol rvol; do
