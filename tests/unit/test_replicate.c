@@ -342,6 +342,13 @@ static void test_replicate__full_incremental_cut_resume_refusals(void **state)
 		/* a resumed stream from the token completes it (the token explains the write) */
 		assert_int_equal(SEND(s2r, "-r", "-t", token, master.sock, "1", "2"), EXIT_OK);
 		assert_int_equal(stat(s2r, &st), 0);
+		{
+			struct stat whole_st;
+
+			/* it carries only what the cut stream did not apply */
+			assert_int_equal(stat(s2, &whole_st), 0);
+			assert_true(st.st_size < whole_st.st_size);
+		}
 		assert_int_equal(RECEIVE(s2r, "2"), EXIT_OK);
 		assert_true(same_files(replica.origin, pathf("%s(2)", mstem)));
 		assert_true(replica_has(2));
