@@ -6,6 +6,10 @@
  * Devices are named as in Zumastor: the origin is <devstem> (/dev/mapper/vol) and snapshot
  * tag T is "<devstem>(T)"; plain files work the same, which is how the tests run.
  *
+ * The engine is shared (tools/delta.h): delta_create_stream(), delta_apply_stream() and
+ * delta_fetch_changelist() serve these subcommands and `ddsnap send` / `ddsnap receive`
+ * (tools/replicate.c), which only add the transport, the server calls and the refusals.
+ *
  * create: validates the whole changelist first (a corrupt list must not yield a plausible
  * delta), then walks it, grouping consecutive chunks into extents of at most 1 MiB, split
  * where chunks turn zero or non-zero: zero chunks become zero records (discarded chunks
@@ -1039,7 +1043,7 @@ int delta_apply_stream(const struct delta_apply_params *p)
 	delta_reader_token(a.r, &a.applied);
 	clock_gettime(CLOCK_MONOTONIC, &a.last_save);
 	xfer_rate_init(&rate, p->limit);
-	xfer_progress_init(&prog, p->cmd, 0, p->force_progress);
+	xfer_progress_init(&prog, strcmp(p->cmd, "delta") ? p->cmd : "apply", 0, p->force_progress);
 	for (;;) {
 		struct delta_token tok;
 
