@@ -342,10 +342,14 @@ run_boot()
 	[[ -n $QUIET ]] || echo "run-one: $NAME: boot $boot of $BOOTS (kernel $KVER, TCG)"
 	"${QEMU[@]}" -serial "file:$console" </dev/null >"$TMP/qemu.out" 2>&1 &
 	QPID=$!
+	# The log grows as the guest runs (look at it during a long scenario); a watcher sees
+	# the scenario's part of it.
 	if [[ -z $QUIET ]]; then
-		tail -c +1 -s 0.1 -f --pid="$QPID" "$console" | clean_console | stream_filter &
-		TPID=$!
+		tail -c +1 -s 0.1 -f --pid="$QPID" "$console" | clean_console | tee -a "$LOG" | stream_filter &
+	else
+		tail -c +1 -s 0.1 -f --pid="$QPID" "$console" | clean_console >>"$LOG" &
 	fi
+	TPID=$!
 	# The scenario's clock starts when the guest says it starts the script; booting has its
 	# own limit, so a slow (shared, loaded) host does not eat the scenario's time.
 	t0=$(now_ms)
@@ -377,13 +381,12 @@ run_boot()
 	done
 	{ wait "$QPID"; } 2>/dev/null || true
 	QPID=""
-	if [[ -n $TPID ]]; then
-		wait "$TPID" 2>/dev/null || true
-		TPID=""
-		# A guest that never reached the scenario: show its whole console.
-		grep -q 'vm-guest: ' "$console" || clean_console <"$console"
+	wait "$TPID" 2>/dev/null || true
+	TPID=""
+	# A guest that never reached the scenario: show its whole console.
+	if [[ -z $QUIET ]] && ! grep -q 'vm-guest: ' "$console"; then
+		clean_console <"$console"
 	fi
-	clean_console <"$console" >>"$LOG"
 	if [[ -s $TMP/qemu.out ]]; then
 		{
 			echo "zumastor vm: ---- qemu said ----"
