@@ -13,7 +13,7 @@ PACKAGES=(
 	libcmocka-dev clang libclang-rt-14-dev valgrind clang-format cppcheck shellcheck sparse
 	# the real-kernel harness and what scenarios run in the guest
 	qemu-system-x86 busybox-static linux-image-amd64 cpio kmod dmsetup e2fsprogs
-	thin-provisioning-tools fio util-linux
+	thin-provisioning-tools fio util-linux openssl
 	# deltas
 	xdelta3 zstd
 )
