@@ -21,6 +21,7 @@ for s in bench/vm-*.sh; do
 	echo
 	echo "== $(basename "$s" .sh) (QEMU guest)"
 	bash tests/vm/run-one.sh "$(basename "$s" .sh)" "$s" || rc=1
-	cat "build/vm/$(basename "$s" .sh).results" 2>/dev/null || true
+	name=$(basename "$s" .sh)
+	cat "build/vm/$name.results/$name.results" 2>/dev/null || true
 done
 exit $rc

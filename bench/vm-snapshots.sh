@@ -1,0 +1,265 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only
+# vm-disks: 7 1G
+# vm-timeout: 2400
+#
+# vm-snapshots (make bench): what snapshots cost, as ratios against the raw virtio disk, for
+# the ddsnap target with the real server (ddsnapd), the kernel's dm-snapshot and dm-thin,
+# all measured in this one guest run.  fio (libaio, O_DIRECT) on the first REGION bytes of
+# each device, filled once before the first snapshot:
+#   4 KiB random writes, iodepth 16, every block once (randrepeat, random map), and
+#   1 MiB sequential writes, iodepth 4,
+# each as the first write after a fresh snapshot ("first": copy-outs) and again ("rewrite"),
+# with 1, 16, 256 and 1,000 snapshots in existence (dm-snapshot: 1 and 16 only, each of
+# its snapshots is a device that gets its own copy of every chunk); then 4 KiB random and
+# 1 MiB sequential reads of the origin and of the oldest snapshot.  Results:
+# $RESULTS/vm-snapshots.results (the table) and $RESULTS/raw.txt (one line per run).
+# Snapshots are created in a loop of 'ddsnap create' (with the origin device down when
+# there are many to make) and, for dm-thin, of 'create_snap' messages; no snapshot devices
+# except for the read runs.  A TCG guest on a shared host is noisy: only
+# the ratios within one run mean anything.
+set -euo pipefail
+. "$SRC/tests/vm/lib.sh"
+export DM_DEFAULT_NAME_MANGLING_MODE=none
+
+REGION=16M
+REGION_BYTES=$((16 * 1024 * 1024))
+COUNTS=(1 16 256 1000)
+install -m 0755 "$BUILD/bin/ddsnap" /tmp/ddsnap # the shared tree may rebuild its copy
+ddsnap=/tmp/ddsnap
+raw=${DISKS[0]}
+dd_store=${DISKS[1]}
+dd_origin=${DISKS[2]}
+ds_origin=${DISKS[3]}
+ds_cow=${DISKS[4]}
+thin_data=${DISKS[5]}
+thin_meta=${DISKS[6]}
+sock=/run/ddsnap-bench.sock
+out=$RESULTS/raw.txt
+: >"$out"
+
+# fio_run LABEL DEV KIND: one fio run over REGION of DEV; KIND is randwrite|write|randread|
+# read.  Prints IOPS (4 KiB random) or MiB/s (1 MiB sequential) and logs it.
+fio_run()
+{
+	local label=$1 dev=$2 kind=$3 bs=4k depth=16 json v
+	case $kind in
+	write | read) bs=1M depth=4 ;;
+	esac
+	fio --name=b --filename="$dev" --size="$REGION" --rw="$kind" --bs=$bs \
+		--ioengine=libaio --iodepth=$depth --direct=1 --randrepeat=1 --randseed=11 \
+		--output-format=json --output=/tmp/fio.json >/dev/null 2>&1 ||
+		fail "fio $label $kind on $dev failed"
+	json=$(cat /tmp/fio.json)
+	case $kind in
+	randwrite | write) v=$(jq '.jobs[0].write' <<<"$json") ;;
+	*) v=$(jq '.jobs[0].read' <<<"$json") ;;
+	esac
+	[[ $(jq '.jobs[0].error' <<<"$json") == 0 ]] || fail "fio $label $kind: error"
+	case $kind in
+	randwrite | randread) v=$(jq '.iops | floor' <<<"$v") ;;
+	*) v=$(jq '.bw_bytes / 1048576 | . * 10 | floor / 10' <<<"$v") ;;
+	esac
+	echo "$label $kind $v" >>"$out"
+	log "$label $kind: $v" >&2
+	echo "$v"
+}
+
+# fill DEV: writes REGION once (so first writes below are copy-outs, not allocations).
+fill() { dd if=/dev/zero of="$1" bs=1M count=$((REGION_BYTES / 1048576)) oflag=direct status=none; }
+
+declare -A R # R[config,workload,count] = value
+
+step "raw virtio disk"
+fill "$raw"
+R[raw,rand,0]=$(fio_run raw "$raw" randwrite)
+R[raw,seq,0]=$(fio_run raw "$raw" write)
+R[raw,rread,0]=$(fio_run raw "$raw" randread)
+R[raw,sread,0]=$(fio_run raw "$raw" read)
+
+# ---- the table -------------------------------------------------------------------------
+# cell CONFIG KEY COUNT RAWKEY: "value (ratio)" or "-".
+cell()
+{
+	local v=${R[$1,$2,$3]:-} r=${R[raw,$4,0]}
+	[[ -n $v ]] || {
+		echo "-"
+		return
+	}
+	awk -v v="$v" -v r="$r" 'BEGIN { printf "%s (%.2f)", v, v / r }'
+}
+# table: writes $RESULTS/vm-snapshots.results from what was measured so far.
+table()
+{
+	echo "vm-snapshots: $(date -u '+%F %T UTC'), kernel $KVER, TCG guest, 2 vCPUs; region $REGION"
+	echo "4 KiB random writes in IOPS, 1 MiB sequential in MiB/s; (ratio to the raw disk)"
+	echo "raw disk: rand write ${R[raw,rand,0]} IOPS, seq write ${R[raw,seq,0]} MiB/s," \
+		"rand read ${R[raw,rread,0]} IOPS, seq read ${R[raw,sread,0]} MiB/s"
+	echo "no snapshot: ddsnap rand write $(cell ddsnap base 0 rand), dm-thin $(cell thin base 0 rand)"
+	echo
+	echo "| workload | snapshots | ddsnap | dm-snapshot | dm-thin |"
+	echo "|---|---:|---:|---:|---:|"
+	for w in "rand:4 KiB random, first write:rand" "rand_re:4 KiB random, rewrite:rand" \
+		"seq:1 MiB sequential, first write:seq" "seq_re:1 MiB sequential, rewrite:seq"; do
+		IFS=: read -r key name rawkey <<<"$w"
+		for c in "${COUNTS[@]}"; do
+			echo "| $name | $c | $(cell ddsnap "$key" "$c" "$rawkey") |" \
+				"$(cell dmsnap "$key" "$c" "$rawkey") | $(cell thin "$key" "$c" "$rawkey") |"
+		done
+	done
+	echo "| 4 KiB random read, origin | all | $(cell ddsnap rread 0 rread) |" \
+		"$(cell dmsnap rread 0 rread) | $(cell thin rread 0 rread) |"
+	echo "| 1 MiB sequential read, origin | all | $(cell ddsnap sread 0 sread) |" \
+		"$(cell dmsnap sread 0 sread) | $(cell thin sread 0 sread) |"
+	echo "| 4 KiB random read, oldest snapshot | all | $(cell ddsnap snap_rread 0 rread) |" \
+		"$(cell dmsnap snap_rread 0 rread) | $(cell thin snap_rread 0 rread) |"
+	echo "| same, second pass (ddsnap: mappings cached) | all | $(cell ddsnap snap_rread2 0 rread) | - | - |"
+	echo "| 1 MiB sequential read, oldest snapshot | all | $(cell ddsnap snap_sread 0 sread) |" \
+		"$(cell dmsnap snap_sread 0 sread) | $(cell thin snap_sread 0 sread) |"
+	echo
+	echo "dm-snapshot: persistent, 16 KiB chunks, one COW device per snapshot (1 and 16 only)."
+	echo "dm-thin: 64 KiB data blocks, skip_block_zeroing.  ddsnap: 16 KiB chunks."
+} >"$RESULTS/vm-snapshots.results"
+
+# ---- dm-snapshot -----------------------------------------------------------------------
+step "dm-snapshot (persistent, 16 KiB chunks)"
+modprobe dm-snapshot
+ds_sectors=$((REGION_BYTES / 512))
+cow_sectors=$((32 * 1024 * 1024 / 512))
+dm_create dsbase "0 $ds_sectors linear $ds_origin 0"
+fill /dev/mapper/dsbase
+dm_create dsorig "0 $ds_sectors snapshot-origin /dev/mapper/dsbase"
+ds_snaps()
+{
+	local i
+	for ((i = 0; i < $1; i++)); do
+		dd if=/dev/zero of="$ds_cow" bs=4096 seek=$((i * cow_sectors / 8)) count=1 \
+			oflag=direct status=none
+		dm_create "dscow$i" "0 $cow_sectors linear $ds_cow $((i * cow_sectors))"
+		dmsetup suspend dsorig
+		dm_create "dssnap$i" "0 $ds_sectors snapshot /dev/mapper/dsbase /dev/mapper/dscow$i P 32"
+		dmsetup resume dsorig
+	done
+}
+ds_drop()
+{
+	local i
+	for ((i = 0; i < $1; i++)); do
+		dm_remove "dssnap$i"
+		dm_remove "dscow$i"
+	done
+}
+for c in 1 16; do
+	step "dm-snapshot with $c snapshots"
+	ds_snaps "$c"
+	R[dmsnap,rand,$c]=$(fio_run "dmsnap-$c-first" /dev/mapper/dsorig randwrite)
+	R[dmsnap,rand_re,$c]=$(fio_run "dmsnap-$c-rewrite" /dev/mapper/dsorig randwrite)
+	ds_drop "$c"
+	ds_snaps "$c"
+	R[dmsnap,seq,$c]=$(fio_run "dmsnap-$c-first" /dev/mapper/dsorig write)
+	R[dmsnap,seq_re,$c]=$(fio_run "dmsnap-$c-rewrite" /dev/mapper/dsorig write)
+	if ((c == 16)); then
+		R[dmsnap,rread,0]=$(fio_run dmsnap-origin /dev/mapper/dsorig randread)
+		R[dmsnap,sread,0]=$(fio_run dmsnap-origin /dev/mapper/dsorig read)
+		R[dmsnap,snap_rread,0]=$(fio_run dmsnap-snap /dev/mapper/dssnap0 randread)
+		R[dmsnap,snap_sread,0]=$(fio_run dmsnap-snap /dev/mapper/dssnap0 read)
+	fi
+	ds_drop "$c"
+done
+dm_remove dsorig
+dm_remove dsbase
+table
+
+# ---- ddsnap and dm-thin, side by side, count by count ---------------------------------
+step "ddsnap: initialize, server, origin device"
+must "$ddsnap" initialize "$dd_store" "$dd_origin"
+must "$ddsnap" server -l "$RESULTS/server.log" -p /run/ddsnapd.pid "$dd_store" "$dd_origin" "$sock"
+load_ddsnap
+n=$("$ddsnap" status --size "$sock")
+dm_create vol "0 $n ddsnap $dd_store $dd_origin $sock -1"
+vol=/dev/mapper/vol
+fill $vol
+R[ddsnap,base,0]=$(fio_run ddsnap-nosnap $vol randwrite)
+tag=0
+# dd_snap_to N: snapshots up to tag N.  With many to make, the origin device is taken down
+# first, so 'ddsnap create' has no device to suspend and resume (the server's work is the
+# same; the target's cache is empty after it reconnects, as after any create).
+dd_snap_to()
+{
+	local t0=$SECONDS down=0
+	if (($1 - tag > 4)); then
+		dm_remove vol
+		down=1
+	fi
+	while ((tag < $1)); do
+		tag=$((tag + 1))
+		"$ddsnap" create "$sock" "$tag" >/dev/null || fail "ddsnap create $tag"
+	done
+	((down == 0)) || dm_create vol "0 $n ddsnap $dd_store $dd_origin $sock -1"
+	log "ddsnap: $tag snapshots ($((SECONDS - t0)) s for the last ones)"
+}
+
+step "dm-thin (64 KiB data blocks)"
+modprobe dm-thin-pool
+dd if=/dev/zero of="$thin_meta" bs=4096 count=1 oflag=direct status=none
+meta_sectors=$((128 * 1024 * 1024 / 512))
+dm_create tmeta "0 $meta_sectors linear $thin_meta 0"
+dm_create pool "0 $(dev_sectors "$thin_data") thin-pool /dev/mapper/tmeta $thin_data 128 0 1 skip_block_zeroing"
+dmsetup message pool 0 "create_thin 0"
+dm_create thin "0 $((REGION_BYTES / 512)) thin /dev/mapper/pool 0"
+fill /dev/mapper/thin
+R[thin,base,0]=$(fio_run thin-nosnap /dev/mapper/thin randwrite)
+tid=0
+thin_snap_to()
+{
+	local t0=$SECONDS
+	while ((tid < $1)); do
+		tid=$((tid + 1))
+		# No I/O is in flight here, so the origin need not be suspended for each one.
+		dmsetup message pool 0 "create_snap $tid 0" || fail "create_snap $tid"
+	done
+	log "dm-thin: $tid snapshots ($((SECONDS - t0)) s for the last ones)"
+}
+
+for c in "${COUNTS[@]}"; do
+	step "ddsnap with $c snapshots"
+	dd_snap_to "$c"
+	R[ddsnap,rand,$c]=$(fio_run "ddsnap-$c-first" $vol randwrite)
+	R[ddsnap,rand_re,$c]=$(fio_run "ddsnap-$c-rewrite" $vol randwrite)
+	dd_snap_to $((c + 1))
+	R[ddsnap,seq,$c]=$(fio_run "ddsnap-$c-first" $vol write)
+	R[ddsnap,seq_re,$c]=$(fio_run "ddsnap-$c-rewrite" $vol write)
+	step "dm-thin with $c snapshots"
+	thin_snap_to "$c"
+	R[thin,rand,$c]=$(fio_run "thin-$c-first" /dev/mapper/thin randwrite)
+	R[thin,rand_re,$c]=$(fio_run "thin-$c-rewrite" /dev/mapper/thin randwrite)
+	thin_snap_to $((c + 1))
+	R[thin,seq,$c]=$(fio_run "thin-$c-first" /dev/mapper/thin write)
+	R[thin,seq_re,$c]=$(fio_run "thin-$c-rewrite" /dev/mapper/thin write)
+	table
+done
+
+step "reads: origins and oldest snapshots"
+R[ddsnap,rread,0]=$(fio_run ddsnap-origin $vol randread)
+R[ddsnap,sread,0]=$(fio_run ddsnap-origin $vol read)
+dm_create "vol(1)" "0 $n ddsnap $dd_store $dd_origin $sock 1"
+R[ddsnap,snap_rread,0]=$(fio_run ddsnap-snap1 "/dev/mapper/vol(1)" randread)
+R[ddsnap,snap_rread2,0]=$(fio_run ddsnap-snap1-cached "/dev/mapper/vol(1)" randread)
+R[ddsnap,snap_sread,0]=$(fio_run ddsnap-snap1 "/dev/mapper/vol(1)" read)
+"$ddsnap" status "$sock" | head -n 12 >"$RESULTS/ddsnap-status.txt" || true
+log "$(dmsetup status vol)"
+dm_remove "vol(1)"
+dm_remove vol
+kill -TERM "$(cat /run/ddsnapd.pid)"
+R[thin,rread,0]=$(fio_run thin-origin /dev/mapper/thin randread)
+R[thin,sread,0]=$(fio_run thin-origin /dev/mapper/thin read)
+dm_create tsnap "0 $((REGION_BYTES / 512)) thin /dev/mapper/pool 1"
+R[thin,snap_rread,0]=$(fio_run thin-snap1 /dev/mapper/tsnap randread)
+R[thin,snap_sread,0]=$(fio_run thin-snap1 /dev/mapper/tsnap read)
+log "$(dmsetup status pool)"
+dm_remove tsnap
+dm_remove thin
+dm_remove pool
+dm_remove tmeta
+table
+cat "$RESULTS/vm-snapshots.results"
