@@ -2,8 +2,10 @@
 # SPDX-License-Identifier: GPL-2.0-only
 #
 # make vm-test [T=name]: runs every tests/vm/scenarios/*.sh (or only tests/vm/scenarios/<name>.sh)
-# in its own guest, one after the other, through tests/vm/run-one.sh with VM_QUIET=1 (a
-# failing scenario prints the end of its output; every full log is build/vm/<name>.log).
+# in its own guest through tests/vm/run-one.sh with VM_QUIET=1 (a failing scenario prints the
+# end of its output; every full log is build/vm/<name>.log).  VM_JOBS guests run at once
+# (default 2 on a machine with at least 2 cores: a TCG guest mostly keeps one core busy); each
+# scenario's report is printed whole when it ends, so reports never interleave.
 # Records the counts as suite "vm" for scripts/summary.sh; the last line printed is
 # "vm: N passed, N failed".  Exit status 0 only if every scenario passed.
 #   run-all.sh [name]
@@ -34,9 +36,23 @@ fi
 
 passed=0 failed=0 failures=()
 start=$SECONDS
+jobs_max=${VM_JOBS:-$(($(nproc) >= 2 ? 2 : 1))}
+mkdir -p build/vm
 for s in "${scenarios[@]}"; do
 	name=$(basename "$s" .sh)
-	if VM_QUIET=1 bash tests/vm/run-one.sh "$name" "$s"; then
+	while (($(jobs -rp | wc -l) >= jobs_max)); do
+		wait -n
+	done
+	(
+		VM_QUIET=1 bash tests/vm/run-one.sh "$name" "$s" >"build/vm/$name.report" 2>&1
+		echo $? >"build/vm/$name.status"
+		cat "build/vm/$name.report"
+	) &
+done
+wait
+for s in "${scenarios[@]}"; do
+	name=$(basename "$s" .sh)
+	if [[ $(cat "build/vm/$name.status" 2>/dev/null) == 0 ]]; then
 		passed=$((passed + 1))
 	else
 		failed=$((failed + 1))
