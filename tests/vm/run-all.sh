@@ -5,7 +5,8 @@
 # in its own guest through tests/vm/run-one.sh with VM_QUIET=1 (a failing scenario prints the
 # end of its output; every full log is build/vm/<name>.log).  VM_JOBS guests run at once
 # (default 2 on a machine with at least 2 cores: a TCG guest mostly keeps one core busy); each
-# scenario's report is printed whole when it ends, so reports never interleave.
+# scenario's report is printed whole when it ends, so reports never interleave.  Scenarios
+# start longest first (by their vm-timeout), which keeps the wall time close to the longest.
 # Records the counts as suite "vm" for scripts/summary.sh; the last line printed is
 # "vm: N passed, N failed".  Exit status 0 only if every scenario passed.
 #   run-all.sh [name]
@@ -30,8 +31,12 @@ if [[ -n $only ]]; then
 		exit 1
 	fi
 else
-	shopt -s nullglob
-	scenarios=(tests/vm/scenarios/*.sh)
+	# Longest first (by declared timeout), so a long scenario overlaps the short ones
+	# instead of starting last.
+	mapfile -t scenarios < <(for s in tests/vm/scenarios/*.sh; do
+		t=$(sed -n 's/^# vm-timeout: *\([0-9]*\).*/\1/p' "$s" | head -n1)
+		echo "${t:-300} $s"
+	done | sort -k1,1nr -k2 | cut -d' ' -f2-)
 fi
 
 passed=0 failed=0 failures=()
