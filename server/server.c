@@ -294,33 +294,54 @@ static void handle_origin_write(struct conn *c, const struct wire_msg *m, struct
 			(struct wire_range_status){m->query.r[i].chunk, m->query.r[i].count, err};
 }
 
-static void handle_snapshot_map(struct conn *c, const struct wire_msg *m, struct wire_msg *r)
+/* SNAPSHOT_WRITE: every chunk of every range, in order, in one volume call (one commit). */
+static void handle_snapshot_write(struct conn *c, const struct wire_msg *m, struct wire_msg *r)
+{
+	struct volume_snap_chunk w[DDSNAP_WIRE_MAX_CHUNKS];
+	u32 n = 0;
+
+	for (u32 i = 0; i < m->query.nr; i++)
+		for (u32 k = 0; k < m->query.r[i].count; k++)
+			w[n++] = (struct volume_snap_chunk){.chunk = m->query.r[i].chunk + k,
+							    .whole = m->query.r[i].flags &
+								     DDSNAP_RANGE_WHOLE};
+	volume_snap_write(c->srv->vol, c->tag, w, n);
+	r->type = m->type | DDSNAP_MSG_REPLY;
+	r->map_reply.nr = n;
+	for (u32 i = 0; i < n; i++) {
+		struct wire_mapping *map = &r->map_reply.m[i];
+
+		*map = (struct wire_mapping){.chunk = w[i].chunk};
+		if (w[i].err) {
+			map->where = DDSNAP_MAP_ERROR;
+			map->error = w[i].err;
+		} else {
+			map->where = DDSNAP_MAP_PRIVATE;
+			map->addr = w[i].addr;
+		}
+	}
+}
+
+/* SNAPSHOT_READ: each chunk under a read lock taken before the lookup (readlock.h). */
+static void handle_snapshot_read(struct conn *c, const struct wire_msg *m, struct wire_msg *r)
 {
 	struct server *s = c->srv;
-	bool write = m->type == DDSNAP_MSG_SNAPSHOT_WRITE;
 	u32 n = 0;
 
 	r->type = m->type | DDSNAP_MSG_REPLY;
 	for (u32 i = 0; i < m->query.nr; i++) {
 		for (u32 k = 0; k < m->query.r[i].count; k++) {
 			struct wire_mapping *map = &r->map_reply.m[n++];
-			u64 chunk = m->query.r[i].chunk + k, addr = 0, lock = 0;
+			u64 chunk = m->query.r[i].chunk + k, addr = 0;
+			u64 lock = readlock_acquire(s->readlocks, c->id, chunk);
 			bool origin = false;
-			int err;
+			int err = volume_snap_read(s->vol, c->tag, chunk, &origin, &addr);
 
-			*map = (struct wire_mapping){.chunk = chunk};
-			if (write) {
-				err = volume_snap_write(s->vol, c->tag, chunk,
-							m->query.r[i].flags & DDSNAP_RANGE_WHOLE,
-							&addr);
-			} else {
-				lock = readlock_acquire(s->readlocks, c->id, chunk);
-				err = volume_snap_read(s->vol, c->tag, chunk, &origin, &addr);
-				if (err || !origin) {
-					readlock_release(s->readlocks, c->id, lock);
-					lock = 0;
-				}
+			if (err || !origin) {
+				readlock_release(s->readlocks, c->id, lock);
+				lock = 0;
 			}
+			*map = (struct wire_mapping){.chunk = chunk};
 			if (err) {
 				map->where = DDSNAP_MAP_ERROR;
 				map->error = err;
@@ -328,7 +349,7 @@ static void handle_snapshot_map(struct conn *c, const struct wire_msg *m, struct
 				map->where = DDSNAP_MAP_ORIGIN;
 				map->lock = lock;
 			} else {
-				map->where = write ? DDSNAP_MAP_PRIVATE : DDSNAP_MAP_SHARED;
+				map->where = DDSNAP_MAP_SHARED;
 				map->addr = addr;
 			}
 		}
@@ -361,8 +382,10 @@ static void *worker_main(void *arg)
 		if (!j->conn->dead) {
 			if (j->msg.type == DDSNAP_MSG_ORIGIN_WRITE)
 				handle_origin_write(j->conn, &j->msg, reply);
+			else if (j->msg.type == DDSNAP_MSG_SNAPSHOT_WRITE)
+				handle_snapshot_write(j->conn, &j->msg, reply);
 			else
-				handle_snapshot_map(j->conn, &j->msg, reply);
+				handle_snapshot_read(j->conn, &j->msg, reply);
 			send_wire(j->conn, reply);
 		}
 		conn_put(j->conn);

@@ -16,12 +16,21 @@
  * hook, which runs with no holder, may touch the engine without the volume lock.
  *
  * Group commit.  The engine runs in caller_flushes mode: under the lock it copies data and
- * appends log records; after the lock is dropped, the call flushes the snapstore and waits
- * until everything appended so far is durable (commit()), and only then returns.  Requests
- * that arrive meanwhile append to the same batch, so N concurrent origin writes cost about
- * one data flush and one log flush, not N.  Waiting for everything appended so far (not
- * only this call's records) matters: a chunk another request just copied out already reads
- * as safe, but its record may still be on its way to the disk.
+ * appends log records; after the lock is dropped, the call makes the copies durable and
+ * waits until everything appended so far is durable (commit()), and only then returns.
+ * Requests that arrive meanwhile append to the same batch, so N concurrent origin writes
+ * cost about one flush, not N.  Waiting for everything appended so far (not only this call's
+ * records) matters: a chunk another request just copied out already reads as safe, but its
+ * copy and record may still be on their way to the disk.
+ *
+ * Flushes saved.  Every copy the engine makes is followed by its log record.  When the log
+ * lives on the snapstore (no separate metadata device), the log's own flush, issued after
+ * the record was written and so after the copy completed, makes the copy durable too: a
+ * call needs no data flush at all, and a call whose records (and those it relies on) are
+ * already durable needs no flush of any kind -- the common origin write of a chunk that an
+ * earlier request of the same batch already copied.  With a separate metadata device the
+ * snapstore is flushed only when a copy counted in data_seq (bumped under the lock after each
+ * call that copied) is not yet known durable (data_durable).
  *
  * The intent log rule.  An appender holding the txg must never wait for log space, since
  * only the sync it is holding back would free it.  Appends therefore use
@@ -63,9 +72,12 @@
 struct volume {
 	pthread_mutex_t lock;
 	struct bdev *snapstore, *origin, *metadev;
+	bool borrowed; /* the devices belong to the caller (volume_params.snapstore_dev) */
 	struct store *store;
 	struct engine *engine;
 	u64 chunk_blocks; /* metadata blocks per data chunk */
+	u64 data_seq;	  /* calls that wrote snapstore data; bumped under the lock (atomic) */
+	u64 data_durable; /* data_seq known flushed (atomic) */
 	u64 origin_chunks;
 	/* The last changelist computed, served page by page. */
 	struct {
@@ -171,6 +183,19 @@ static int engine_pre_sync(void *arg, struct tx *tx)
  * Open and close
  *--------------------------------------------------------------*/
 
+/* Closes the devices the volume opened itself, and frees it. */
+static void volume_free(struct volume *v)
+{
+	if (!v->borrowed) {
+		bdev_close(v->metadev);
+		bdev_close(v->origin);
+		bdev_close(v->snapstore);
+	}
+	free(v->cl.chunks);
+	pthread_mutex_destroy(&v->lock);
+	free(v);
+}
+
 static int open_dev(const char *path, const char *role, struct bdev **out, char *why, size_t whylen)
 {
 	int r = bdev_open(path, 0, out);
@@ -193,11 +218,19 @@ int volume_open(const struct volume_params *p, struct volume **out, char *why, s
 	int r;
 
 	pthread_mutex_init(&v->lock, NULL);
-	r = open_dev(p->snapstore, "snapstore", &v->snapstore, why, whylen);
-	if (!r)
-		r = open_dev(p->origin, "origin", &v->origin, why, whylen);
-	if (!r && p->metadev)
-		r = open_dev(p->metadev, "metadata device", &v->metadev, why, whylen);
+	if (p->snapstore_dev) {
+		v->borrowed = true;
+		v->snapstore = p->snapstore_dev;
+		v->origin = p->origin_dev;
+		v->metadev = p->metadev_dev;
+		r = 0;
+	} else {
+		r = open_dev(p->snapstore, "snapstore", &v->snapstore, why, whylen);
+		if (!r)
+			r = open_dev(p->origin, "origin", &v->origin, why, whylen);
+		if (!r && p->metadev)
+			r = open_dev(p->metadev, "metadata device", &v->metadev, why, whylen);
+	}
 	if (r)
 		goto out_close_devs;
 
@@ -265,11 +298,7 @@ out_close_engine:
 out_close_store:
 	store_abandon(v->store);
 out_close_devs:
-	bdev_close(v->metadev);
-	bdev_close(v->origin);
-	bdev_close(v->snapstore);
-	pthread_mutex_destroy(&v->lock);
-	free(v);
+	volume_free(v);
 	return r;
 }
 
@@ -284,13 +313,15 @@ int volume_close(struct volume *v)
 		store_abandon(v->store);
 	else
 		r = store_close(v->store);
-	bdev_close(v->metadev);
-	bdev_close(v->origin);
-	bdev_close(v->snapstore);
-	free(v->cl.chunks);
-	pthread_mutex_destroy(&v->lock);
-	free(v);
+	volume_free(v);
 	return r;
+}
+
+void volume_abandon(struct volume *v)
+{
+	engine_close(v->engine);
+	store_abandon(v->store);
+	volume_free(v);
 }
 
 /*----------------------------------------------------------------
@@ -347,15 +378,37 @@ static bool retry_after_sync(struct volume *v, int err, int *tries)
 	return true;
 }
 
-/*
- * Makes everything appended so far durable, outside the volume lock: the data the engine
- * copied (when @data), then the log records describing it.  Returns @err, or the flush's
- * error if the call itself succeeded.
- */
-static int commit(struct volume *v, bool data, int err)
-{
-	int r = data ? bdev_flush(v->snapstore) : 0;
+/* What commit() must make durable: the copies the caller relies on, or all of them. */
+#define COMMIT_ALL UINT64_MAX
 
+/* Under the volume lock, after an engine call that wrote @wrote snapstore chunks. */
+static u64 data_written(struct volume *v, u64 wrote)
+{
+	if (wrote)
+		return __atomic_add_fetch(&v->data_seq, 1, __ATOMIC_ACQ_REL);
+	return __atomic_load_n(&v->data_seq, __ATOMIC_ACQUIRE);
+}
+
+/*
+ * Makes everything appended so far durable, outside the volume lock: the copies up to
+ * data_seq @need (COMMIT_ALL: every one so far), then the log records describing them (the
+ * essay's "Flushes saved").  Returns @err, or the flush's error if the call itself succeeded.
+ */
+static int commit(struct volume *v, u64 need, int err)
+{
+	int r = 0;
+
+	if (v->metadev && need > __atomic_load_n(&v->data_durable, __ATOMIC_ACQUIRE)) {
+		/* Every copy counted so far completed before this flush is issued. */
+		u64 upto = __atomic_load_n(&v->data_seq, __ATOMIC_ACQUIRE);
+		u64 old = __atomic_load_n(&v->data_durable, __ATOMIC_ACQUIRE);
+
+		r = bdev_flush(v->snapstore);
+		while (!r && old < upto &&
+		       !__atomic_compare_exchange_n(&v->data_durable, &old, upto, false,
+						    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+			;
+	}
 	if (!r)
 		r = intent_log_flush(store_log(v->store));
 	if (r)
@@ -392,6 +445,7 @@ int volume_origin_write(struct volume *v, const struct volume_range *r, u32 n, u
 {
 	struct engine_range ranges[64];
 	struct tx *tx;
+	u64 need = 0, copied;
 	int err = 0, tries = 0;
 
 	if (n > ARRAY_SIZE(ranges))
@@ -401,11 +455,13 @@ int volume_origin_write(struct volume *v, const struct volume_range *r, u32 n, u
 	do {
 		tx = begin(v, &err);
 		if (!tx)
-			return commit(v, true, err);
-		err = engine_origin_write(v->engine, tx, ranges, n, gen, NULL);
+			return commit(v, COMMIT_ALL, err);
+		copied = 0;
+		err = engine_origin_write(v->engine, tx, ranges, n, gen, &copied);
+		need = data_written(v, copied);
 		end(v, tx);
 	} while (retry_after_sync(v, err, &tries));
-	return commit(v, true, err);
+	return commit(v, err ? COMMIT_ALL : need, err);
 }
 
 int volume_snap_read(struct volume *v, u32 tag, u64 chunk, bool *origin, u64 *addr)
@@ -420,19 +476,34 @@ int volume_snap_read(struct volume *v, u32 tag, u64 chunk, bool *origin, u64 *ad
 	return err;
 }
 
-int volume_snap_write(struct volume *v, u32 tag, u64 chunk, bool whole, u64 *addr)
+int volume_snap_write(struct volume *v, u32 tag, struct volume_snap_chunk *c, u32 n)
 {
-	struct tx *tx;
 	int err = 0, tries = 0;
 
-	do {
-		tx = begin(v, &err);
-		if (!tx)
-			return commit(v, true, err);
-		err = engine_snap_write_map(v->engine, tx, tag, chunk, whole, addr);
+	for (u32 i = 0; i < n;) {
+		struct tx *tx = begin(v, &err);
+
+		if (!tx) {
+			for (; i < n; i++)
+				c[i].err = err;
+			break;
+		}
+		for (; i < n; i++) {
+			c[i].err = engine_snap_write_map(v->engine, tx, tag, c[i].chunk, c[i].whole,
+							 &c[i].addr);
+			if (c[i].err == -EAGAIN || c[i].err == -EWOULDBLOCK)
+				break;
+		}
+		(void)data_written(v, 1); /* copy-ins are not counted: flush all */
 		end(v, tx);
-	} while (retry_after_sync(v, err, &tries));
-	return commit(v, true, err);
+		if (i < n && !retry_after_sync(v, c[i].err, &tries))
+			i++; /* its error stands */
+	}
+	err = commit(v, COMMIT_ALL, 0);
+	for (u32 i = 0; i < n && err; i++)
+		if (!c[i].err)
+			c[i].err = err;
+	return err;
 }
 
 int volume_snap_state(struct volume *v, u32 tag, u32 *state, u64 *gen)

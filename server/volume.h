@@ -25,7 +25,13 @@ typedef int (*volume_invalidate_fn)(void *priv, u32 tag);
 
 struct volume_params {
 	const char *snapstore, *origin, *metadev; /* metadev may be NULL */
-	size_t cache_bytes;			  /* metadata cache budget */
+	/*
+	 * Or devices already open, used instead of the paths when snapstore_dev is set: the
+	 * volume borrows them and never closes them (tests run it on the fault-injecting RAM
+	 * device this way, and crash it with volume_abandon()).
+	 */
+	struct bdev *snapstore_dev, *origin_dev, *metadev_dev;
+	size_t cache_bytes; /* metadata cache budget */
 	volume_invalidate_fn invalidate;
 	void *invalidate_priv;
 };
@@ -38,6 +44,12 @@ int volume_open(const struct volume_params *p, struct volume **out, char *why, s
 
 /* Syncs a final txg, stops the sync thread, closes everything.  Returns 0 or -errno. */
 int volume_close(struct volume *v);
+
+/*
+ * A crash (tests): frees the volume without syncing or flushing anything, so the devices hold
+ * what a power cut would leave (with bdev_faulty_crash) and the next open replays the log.
+ */
+void volume_abandon(struct volume *v);
 
 u32 volume_chunk_bits(struct volume *v);
 u64 volume_origin_sectors(struct volume *v);
@@ -54,8 +66,19 @@ int volume_origin_write(struct volume *v, const struct volume_range *r, u32 n, u
 /* Snapshot read map: *origin = true, or the snapstore chunk in *addr. */
 int volume_snap_read(struct volume *v, u32 tag, u64 chunk, bool *origin, u64 *addr);
 
-/* Snapshot write map (private copy, created on first write). */
-int volume_snap_write(struct volume *v, u32 tag, u64 chunk, bool whole, u64 *addr);
+/* One chunk of a snapshot write map. */
+struct volume_snap_chunk {
+	u64 chunk;  /* in */
+	bool whole; /* in: the write covers the whole chunk (no copy-in needed) */
+	u64 addr;   /* out: the private snapstore chunk */
+	int err;    /* out: 0 or a negative errno for this chunk */
+};
+
+/*
+ * Snapshot write map of @n chunks (private copies, created on first write), one commit for
+ * all.  Returns 0, or the commit's error (then every chunk that had none carries it).
+ */
+int volume_snap_write(struct volume *v, u32 tag, struct volume_snap_chunk *c, u32 n);
 
 /* Snapshot state for IDENTIFY: 0 and *state (DDSNAP_STATE_*), *gen; or -ENODATA. */
 int volume_snap_state(struct volume *v, u32 tag, u32 *state, u64 *gen);

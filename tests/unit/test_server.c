@@ -11,6 +11,8 @@
  *    answered until that read's FINISH;
  *  - a snapshot create waits for the origin device to acknowledge DROP_CACHE;
  *  - writable snapshots get private chunks, and the origin is untouched;
+ *  - batched queries (many ranges, overlapping and repeated) get one answer per range or
+ *    chunk, in order;
  *  - malformed input closes only the offending connection;
  *  - everything survives a server stop and restart.
  */
@@ -466,6 +468,74 @@ static void test_server__writable_snapshot(void **state)
 	stop(&r);
 }
 
+/* Sends a query of @n ranges (as the kernel batches bios) and returns its reply. */
+static struct wire_msg *ask_ranges(struct kconn *k, u16 type, const struct wire_range *r, u32 n)
+{
+	struct wire_msg *m = msg_new(type, ++k->seq);
+
+	m->query.nr = n;
+	memcpy(m->query.r, r, n * sizeof(*r));
+	ksend(k, m);
+	assert_int_equal(krecv(k, m, 10000), 0);
+	assert_int_equal(m->type, type | DDSNAP_MSG_REPLY);
+	assert_int_equal(m->seq, k->seq);
+	return m;
+}
+
+static void test_server__batched_queries(void **state)
+{
+	/* Overlapping and repeated ranges, as the kernel sends for bios of one chunk. */
+	static const struct wire_range ow[] = {{50, 2, 0}, {60, 1, 0}, {50, 1, 0}, {51, 3, 0}};
+	static const struct wire_range sw[] = {{70, 2, DDSNAP_RANGE_WHOLE}, {72, 1, 0}};
+	static const struct wire_range sr[] = {{80, 1, 0}, {80, 1, 0}};
+	struct running r;
+	struct kconn origin = {0}, snap = {0};
+	struct wire_msg *m;
+
+	start(&r);
+	kconnect(&origin, DDSNAP_TAG_ORIGIN);
+	kconnect(&snap, 2);
+	/* One origin reply per range, in order, each echoing its range. */
+	m = ask_ranges(&origin, DDSNAP_MSG_ORIGIN_WRITE, ow, 4);
+	assert_int_equal(m->origin_reply.nr, 4);
+	for (u32 i = 0; i < 4; i++) {
+		assert_int_equal(m->origin_reply.r[i].chunk, ow[i].chunk);
+		assert_int_equal(m->origin_reply.r[i].count, ow[i].count);
+		assert_int_equal(m->origin_reply.r[i].error, 0);
+	}
+	free(m);
+	for (u64 c = 50; c < 54; c++)
+		write_chunk(origin_path, c, 'F', c);
+	write_chunk(origin_path, 60, 'F', 60);
+	for (u64 c = 50; c < 61; c++)
+		expect_snap(&snap, c, 'A');
+	/* Snapshot writes: a mapping per chunk, all private and distinct; the partial one
+	 * was copied in from the snapshot's view. */
+	m = ask_ranges(&snap, DDSNAP_MSG_SNAPSHOT_WRITE, sw, 2);
+	assert_int_equal(m->map_reply.nr, 3);
+	for (u32 i = 0; i < 3; i++) {
+		assert_int_equal(m->map_reply.m[i].chunk, 70 + i);
+		assert_int_equal(m->map_reply.m[i].where, DDSNAP_MAP_PRIVATE);
+		for (u32 j = 0; j < i; j++)
+			assert_int_not_equal(m->map_reply.m[i].addr, m->map_reply.m[j].addr);
+	}
+	expect_chunk(store_path, m->map_reply.m[2].addr, 'A', 72);
+	free(m);
+	/* The same chunk twice in a read: two mappings, each with its own read lock. */
+	m = ask_ranges(&snap, DDSNAP_MSG_SNAPSHOT_READ, sr, 2);
+	assert_int_equal(m->map_reply.nr, 2);
+	assert_int_equal(m->map_reply.m[0].where, DDSNAP_MAP_ORIGIN);
+	assert_int_equal(m->map_reply.m[1].where, DDSNAP_MAP_ORIGIN);
+	assert_true(m->map_reply.m[0].lock && m->map_reply.m[1].lock);
+	assert_int_not_equal(m->map_reply.m[0].lock, m->map_reply.m[1].lock);
+	finish(&snap, m->map_reply.m[0].lock);
+	finish(&snap, m->map_reply.m[1].lock);
+	free(m);
+	close(origin.fd);
+	close(snap.fd);
+	stop(&r);
+}
+
 static void test_server__bad_input_closes_only_that_connection(void **state)
 {
 	struct running r;
@@ -520,6 +590,7 @@ int main(void)
 		cmocka_unit_test(test_server__snapshots_see_their_time),
 		cmocka_unit_test(test_server__read_race),
 		cmocka_unit_test(test_server__writable_snapshot),
+		cmocka_unit_test(test_server__batched_queries),
 		cmocka_unit_test(test_server__bad_input_closes_only_that_connection),
 	};
 

@@ -1,0 +1,285 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * test_volume.c - the volume layer (volume.c) on the fault-injecting RAM device: the flushes
+ * an origin write costs, and crash safety of the flushes it saves.
+ *
+ * volume_origin_write() promises that when it returns, every copy-out the write needs (its
+ * own, or one another request made a moment earlier) and its record are durable, so the
+ * kernel may overwrite the origin.  It skips flushes it can prove unnecessary (volume.c,
+ * "Flushes saved").  These tests hold it to both halves, with the log on the snapstore and
+ * with a separate metadata device:
+ *  - cost: a write that copies pays for a flush; repeating it pays for none;
+ *  - safety: seeded rounds of random origin writes (overlapping and repeated ranges) in
+ *    which the origin is overwritten and flushed right after every acknowledged write (the
+ *    worst case: the new data reaches the disk at once), a power cut at a random write of the
+ *    store, reopen with log replay, and every snapshot read back and compared with a model.
+ * Seeds are printed; VOLUME_SEED=<n> replays one round.
+ */
+#include <stdarg.h>
+#include <setjmp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <cmocka.h>
+#include "bdev.h"
+#include "log.h"
+#include "store.h"
+#include "volume.h"
+
+#define MB	      (1024ULL * 1024)
+#define CHUNK_SHIFT   14
+#define CHUNK	      (1u << CHUNK_SHIFT)
+#define ORIGIN_CHUNKS 128u
+#define MAX_SNAPS     3
+
+struct fixture {
+	struct bdev *store, *origin, *meta; /* meta: NULL when the log lives on the store */
+	struct volume *v;
+	u8 origin_ver[ORIGIN_CHUNKS];
+	u8 snap_ver[MAX_SNAPS + 1][ORIGIN_CHUNKS]; /* [tag][chunk], tags 1..nsnaps */
+	u32 nsnaps;
+};
+
+static u8 buf[CHUNK] __attribute__((aligned(4096)));
+
+static void fill(u8 *b, u64 chunk, u8 ver)
+{
+	for (u32 i = 0; i < CHUNK; i++)
+		b[i] = (u8)(chunk * 131 + i * 7 + ver * 29);
+}
+
+static u64 rnd(u64 *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+static void vol_open(struct fixture *f)
+{
+	struct volume_params p = {
+		.snapstore_dev = f->store, .origin_dev = f->origin, .metadev_dev = f->meta};
+	char why[300];
+
+	if (volume_open(&p, &f->v, why, sizeof(why)))
+		fail_msg("volume_open: %s", why);
+}
+
+static void setup_fixture(struct fixture *f, bool split, u64 seed)
+{
+	struct store_format_params fp = {.chunk_shift = CHUNK_SHIFT,
+					 .origin_bytes = (u64)ORIGIN_CHUNKS * CHUNK};
+	char why[300];
+
+	memset(f, 0, sizeof(*f));
+	f->store = bdev_faulty_create(24 * MB, seed);
+	f->origin = bdev_faulty_create((u64)ORIGIN_CHUNKS * CHUNK, seed + 1);
+	f->meta = split ? bdev_faulty_create(8 * MB, seed + 2) : NULL;
+	for (u64 c = 0; c < ORIGIN_CHUNKS; c++) {
+		fill(buf, c, 0);
+		assert_int_equal(bdev_write(f->origin, buf, CHUNK, c * CHUNK), 0);
+	}
+	assert_int_equal(bdev_flush(f->origin), 0);
+	if (store_format(f->store, f->meta, &fp, why, sizeof(why)))
+		fail_msg("store_format: %s", why);
+	vol_open(f);
+}
+
+static void teardown_fixture(struct fixture *f)
+{
+	bdev_close(f->store);
+	bdev_close(f->origin);
+	bdev_close(f->meta);
+}
+
+static void snapshot(struct fixture *f)
+{
+	u64 gen;
+
+	f->nsnaps++;
+	assert_int_equal(volume_create(f->v, f->nsnaps, &gen), 0);
+	memcpy(f->snap_ver[f->nsnaps], f->origin_ver, ORIGIN_CHUNKS);
+}
+
+/*
+ * What the kernel does for a write of [chunk, chunk + count): ask, then overwrite the origin
+ * (flushed at once: the worst case for the copy-outs).  Returns volume_origin_write's result;
+ * the origin is only written when it is 0.
+ */
+static int kernel_write(struct fixture *f, const struct volume_range *r, u32 n)
+{
+	u64 gen;
+	int err = volume_origin_write(f->v, r, n, &gen);
+
+	if (err)
+		return err;
+	for (u32 i = 0; i < n; i++)
+		for (u64 c = r[i].chunk; c < r[i].chunk + r[i].count; c++) {
+			fill(buf, c, ++f->origin_ver[c]);
+			assert_int_equal(bdev_write(f->origin, buf, CHUNK, c * CHUNK), 0);
+		}
+	assert_int_equal(bdev_flush(f->origin), 0);
+	return 0;
+}
+
+static void expect_snapshots(struct fixture *f, u64 seed)
+{
+	static u8 want[CHUNK];
+
+	for (u32 tag = 1; tag <= f->nsnaps; tag++)
+		for (u64 c = 0; c < ORIGIN_CHUNKS; c++) {
+			bool origin;
+			u64 addr;
+
+			assert_int_equal(volume_snap_read(f->v, tag, c, &origin, &addr), 0);
+			if (origin)
+				assert_int_equal(bdev_read(f->origin, buf, CHUNK, c * CHUNK), 0);
+			else
+				assert_int_equal(bdev_read(f->store, buf, CHUNK, addr * CHUNK), 0);
+			fill(want, c, f->snap_ver[tag][c]);
+			if (memcmp(buf, want, CHUNK))
+				fail_msg("seed %llu: snapshot %u chunk %llu (%s) is not version %u",
+					 (unsigned long long)seed, tag, (unsigned long long)c,
+					 origin ? "origin" : "snapstore", f->snap_ver[tag][c]);
+		}
+}
+
+static u64 flushes(struct bdev *b)
+{
+	struct bdev_counters c = {0};
+
+	if (b)
+		bdev_faulty_counters(b, &c);
+	return c.flushes;
+}
+
+static u64 txg(struct fixture *f)
+{
+	struct ctl_status st;
+
+	assert_int_equal(volume_status(f->v, &st), 0);
+	return st.txg;
+}
+
+static void flush_costs(bool split)
+{
+	struct fixture f;
+	struct volume_range r = {5, 2};
+	struct bdev *log_dev;
+	u64 store0, log0, t0;
+	int tries = 0;
+
+	setup_fixture(&f, split, 1);
+	log_dev = split ? f.meta : f.store;
+	snapshot(&f);
+	store0 = flushes(f.store);
+	log0 = flushes(log_dev);
+	assert_int_equal(kernel_write(&f, &r, 1), 0);
+	/* Copied: the log was flushed, and with a separate log the data first. */
+	assert_true(flushes(log_dev) > log0);
+	if (split)
+		assert_true(flushes(f.store) > store0);
+	/* The same chunks again: nothing to copy, nothing pending, so no flush at all.  A txg
+	 * sync (every 5 s) may flush meanwhile; then the round is tried again. */
+	do {
+		t0 = txg(&f);
+		store0 = flushes(f.store);
+		log0 = flushes(f.meta);
+		assert_int_equal(kernel_write(&f, &r, 1), 0);
+	} while (txg(&f) != t0 && ++tries < 5);
+	assert_int_equal(flushes(f.store), store0);
+	assert_int_equal(flushes(f.meta), log0);
+	expect_snapshots(&f, 1);
+	assert_int_equal(volume_close(f.v), 0);
+	teardown_fixture(&f);
+}
+
+static void test_volume__repeated_write_needs_no_flush(void **state)
+{
+	flush_costs(false);
+}
+
+static void test_volume__repeated_write_needs_no_flush_split(void **state)
+{
+	flush_costs(true);
+}
+
+/* One crash round; see the essay. */
+static void crash_round(u64 seed, bool split)
+{
+	struct fixture f;
+	u64 rng = seed * 0x9E3779B97F4A7C15ULL + 1;
+	struct bdev *victim;
+	u32 writes = 0;
+
+	setup_fixture(&f, split, seed);
+	victim = split && (rnd(&rng) & 1) ? f.meta : f.store;
+	for (u32 s = 0; s < MAX_SNAPS; s++) {
+		snapshot(&f);
+		if (s == MAX_SNAPS - 1)
+			bdev_faulty_die_after(victim, 1 + rnd(&rng) % 80);
+		for (u32 k = rnd(&rng) % 12; k > 0; k--) {
+			struct volume_range r[4];
+			u32 n = 1 + rnd(&rng) % 4;
+
+			for (u32 i = 0; i < n; i++) {
+				/* Small ranges in a small space: overlaps and repeats are common. */
+				r[i].chunk = rnd(&rng) % (ORIGIN_CHUNKS - 4);
+				r[i].count = 1 + rnd(&rng) % 4;
+			}
+			if (kernel_write(&f, r, n))
+				goto crash;
+			writes++;
+		}
+	}
+crash:
+	bdev_faulty_crash(f.store, rnd(&rng) & 1);
+	if (f.meta)
+		bdev_faulty_crash(f.meta, rnd(&rng) & 1);
+	volume_abandon(f.v);
+	vol_open(&f);
+	expect_snapshots(&f, seed);
+	assert_int_equal(volume_close(f.v), 0);
+	teardown_fixture(&f);
+	(void)writes;
+}
+
+static void crash_rounds(bool split)
+{
+	const char *env = getenv("VOLUME_SEED");
+	u64 base = env ? strtoull(env, NULL, 0) : (u64)time(NULL);
+	u32 rounds = env ? 1 : 60;
+
+	for (u32 i = 0; i < rounds; i++) {
+		u64 seed = base + i;
+
+		if (!i || env)
+			print_message("test_volume: %s seeds from %llu (VOLUME_SEED=<n> replays)\n",
+				      split ? "split" : "single", (unsigned long long)seed);
+		crash_round(seed, split);
+	}
+}
+
+static void test_volume__acknowledged_copies_survive_a_crash(void **state)
+{
+	crash_rounds(false);
+}
+
+static void test_volume__acknowledged_copies_survive_a_crash_split(void **state)
+{
+	crash_rounds(true);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_volume__repeated_write_needs_no_flush),
+		cmocka_unit_test(test_volume__repeated_write_needs_no_flush_split),
+		cmocka_unit_test(test_volume__acknowledged_copies_survive_a_crash),
+		cmocka_unit_test(test_volume__acknowledged_copies_survive_a_crash_split),
+	};
+
+	log_set_level(LOGL_WARN); /* the crashes' I/O errors are expected */
+	return cmocka_run_group_tests_name("volume", tests, NULL, NULL);
+}
