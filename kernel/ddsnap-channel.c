@@ -7,9 +7,10 @@
  *   - a receive thread (ddsnap/<tag>) reads and validates every message, hands replies to
  *     ddsnap-target.c, processes DROP_CACHE and PING, and, when the connection breaks,
  *     reconnects with exponential backoff (DDSNAP_BACKOFF_MIN_MS .. MAX_MS);
- *   - an ordered send worker is the only writer of requests: queued bios get a sequence id,
- *     enter the sent table and go out one query each, then FINISH batches and control
- *     replies.  The map path only queues and kicks the worker: it never touches the socket;
+ *   - an ordered send worker is the only writer of requests: queued bios of one type are
+ *     batched into one query (up to the wire's bounds; an origin bio inside a range already
+ *     asked shares it), share its sequence id and enter the sent table; control replies and
+ *     FINISH batches go first.  The map path only queues and kicks the worker: it never touches the socket;
  *   - a timeout worker fails, once a second, the I/O that waited longer than the I/O timeout,
  *     and turns SERVER_LOST into FAILED when the server stays away that long.
  *
@@ -282,11 +283,80 @@ static void channel_lost(struct ddsnap_dev *dc, int err, const char *why)
 
 /* The send worker. */
 
+/*
+ * Place @io in the query being built in dc->batch (*nr ranges covering *total chunks, or
+ * mapping entries): set io->slot and return true, or return false if it does not fit.  An
+ * origin bio inside a range already asked reuses that range, and one that continues the last
+ * range extends it; a snapshot bio gets mapping entries of its own (each read lock belongs to
+ * one bio) and extends the last range when it continues it with the same flags.  O(*nr).
+ */
+static bool channel_place(struct ddsnap_dev *dc, struct ddsnap_io *io, u32 *nr, u32 *total)
+{
+	u32 flags = io->whole ? DDSNAP_RANGE_WHOLE : 0;
+	struct ddsnap_range *last = *nr ? &dc->batch[*nr - 1] : NULL;
+
+	if (io->type == DDSNAP_MSG_ORIGIN_WRITE) {
+		for (u32 i = *nr; i-- > 0;) {
+			struct ddsnap_range *r = &dc->batch[i];
+
+			if (io->chunk >= r->chunk && io->chunk + io->count <= r->chunk + r->count) {
+				io->slot = i;
+				return true;
+			}
+		}
+	}
+	if (*total + io->count > DDSNAP_WIRE_MAX_CHUNKS)
+		return false;
+	if (last && last->flags == flags && io->chunk == last->chunk + last->count) {
+		io->slot = io->type == DDSNAP_MSG_ORIGIN_WRITE ? *nr - 1 : *total;
+		last->count += io->count;
+	} else {
+		if (*nr == DDSNAP_WIRE_MAX_RANGES)
+			return false;
+		io->slot = io->type == DDSNAP_MSG_ORIGIN_WRITE ? *nr : *total;
+		dc->batch[(*nr)++] = (struct ddsnap_range){
+			.chunk = io->chunk, .count = io->count, .flags = flags};
+	}
+	*total += io->count;
+	return true;
+}
+
+/*
+ * Build one query from the queued bios of the first one's type, in queue order, as many as
+ * fit the wire's bounds: they share a seq, and each remembers its place in the reply.
+ * Under dc->lock and send_mutex.  Returns the message size in dc->send_buf.
+ */
+static size_t channel_batch(struct ddsnap_dev *dc)
+{
+	struct ddsnap_io *io, *tmp;
+	u16 type = list_first_entry(&dc->queued, struct ddsnap_io, list)->type;
+	u32 nr = 0, total = 0;
+	LIST_HEAD(batch);
+
+	list_for_each_entry_safe (io, tmp, &dc->queued, list) {
+		if (io->type != type)
+			continue;
+		if (!channel_place(dc, io, &nr, &total))
+			break;
+		list_move_tail(&io->list, &batch);
+	}
+	if (!++dc->next_seq)
+		dc->next_seq = 1;
+	list_for_each_entry_safe (io, tmp, &batch, list) {
+		list_del_init(&io->list);
+		io->seq = dc->next_seq;
+		io->batch = type == DDSNAP_MSG_ORIGIN_WRITE ? nr : total;
+		io->sent = true;
+		hash_add(dc->sent, &io->node, io->seq);
+	}
+	dc->stats.queries++;
+	return ddsnap_proto_query(dc->send_buf, type, dc->next_seq, dc->batch, nr);
+}
+
 /* Take the next thing to send, packed into dc->send_buf; 0 if nothing.  Under send_mutex. */
 static size_t channel_next(struct ddsnap_dev *dc)
 {
 	struct ddsnap_ctl *c = NULL;
-	struct ddsnap_io *io;
 	size_t n = 0;
 	u32 nr = 0;
 
@@ -306,15 +376,7 @@ static size_t channel_next(struct ddsnap_dev *dc)
 		}
 		dc->finish_count -= nr;
 	} else if (!list_empty(&dc->queued)) {
-		io = list_first_entry(&dc->queued, struct ddsnap_io, list);
-		list_del_init(&io->list);
-		if (!++dc->next_seq)
-			dc->next_seq = 1;
-		io->seq = dc->next_seq;
-		io->sent = true;
-		hash_add(dc->sent, &io->node, io->seq);
-		n = ddsnap_proto_query(dc->send_buf, io->type, io->seq, io->chunk, io->count,
-				       io->whole ? DDSNAP_RANGE_WHOLE : 0);
+		n = channel_batch(dc);
 	}
 	spin_unlock_irq(&dc->lock);
 	if (c) {
@@ -417,34 +479,48 @@ void ddsnap_channel_finish(struct ddsnap_dev *dc, u64 lock, u32 conn)
 
 /* The receive thread. */
 
-/* Take the bio waiting for reply seq out of the sent table; NULL if none (stale reply). */
-static struct ddsnap_io *channel_take(struct ddsnap_dev *dc, u32 seq)
+/*
+ * Move the bios waiting for reply @seq (one request, maybe a batch) out of the sent table onto
+ * @ios; false if there are none (a stale reply: they were failed by the timeout).
+ */
+static bool channel_take(struct ddsnap_dev *dc, u32 seq, struct list_head *ios)
 {
-	struct ddsnap_io *io, *found = NULL;
+	struct ddsnap_io *io;
+	struct hlist_node *tmp;
 	unsigned long flags;
 
 	spin_lock_irqsave(&dc->lock, flags);
-	hash_for_each_possible(dc->sent, io, node, seq)
+	hash_for_each_possible_safe(dc->sent, io, tmp, node, seq)
 	{
 		if (io->seq == seq && io->sent) {
 			hash_del(&io->node);
 			io->sent = false;
 			io->waiting = false;
 			dc->nr_waiting--;
-			found = io;
-			break;
+			list_add_tail(&io->list, ios);
 		}
 	}
-	if (!found)
+	if (list_empty(ios))
 		dc->stats.stale++;
 	spin_unlock_irqrestore(&dc->lock, flags);
-	return found;
+	return !list_empty(ios);
+}
+
+/* Fail the bios on @ios with @err. */
+static void channel_fail_list(struct ddsnap_dev *dc, struct list_head *ios, int err)
+{
+	struct ddsnap_io *io, *tmp;
+
+	list_for_each_entry_safe (io, tmp, ios, list) {
+		list_del_init(&io->list);
+		ddsnap_target_fail(dc, io, err);
+	}
 }
 
 /* Fail every waiting bio (the snapshot is gone). */
 static void channel_fail_all(struct ddsnap_dev *dc, int err)
 {
-	struct ddsnap_io *io, *tmp;
+	struct ddsnap_io *io;
 	struct hlist_node *htmp;
 	unsigned long flags;
 	unsigned int bkt;
@@ -463,10 +539,7 @@ static void channel_fail_all(struct ddsnap_dev *dc, int err)
 		dc->nr_waiting--;
 	}
 	spin_unlock_irqrestore(&dc->lock, flags);
-	list_for_each_entry_safe (io, tmp, &failed, list) {
-		list_del_init(&io->list);
-		ddsnap_target_fail(dc, io, err);
-	}
+	channel_fail_list(dc, &failed, err);
 }
 
 static void channel_ack_work(struct work_struct *work)
@@ -545,7 +618,7 @@ static int channel_receive_one(struct ddsnap_dev *dc, const char **why)
 {
 	struct ddsnap_head_wire h;
 	struct ddsnap_msg m;
-	struct ddsnap_io *io;
+	LIST_HEAD(ios);
 	u16 type;
 	u32 seq, len;
 	int r;
@@ -566,11 +639,9 @@ static int channel_receive_one(struct ddsnap_dev *dc, const char **why)
 	r = ddsnap_proto_unpack(type, seq, dc->recv_buf, len, &m, why);
 	if (r) {
 		/* A malformed reply fails the I/O it names, if any. */
-		io = (type & DDSNAP_MSG_REPLY) ? channel_take(dc, seq) : NULL;
-		if (io) {
-			DMERR_LIMIT("%s: bad reply for chunk %llu: %s", ddsnap_name(dc), io->chunk,
-				    *why);
-			ddsnap_target_fail(dc, io, -EIO);
+		if ((type & DDSNAP_MSG_REPLY) && channel_take(dc, seq, &ios)) {
+			DMERR_LIMIT("%s: bad reply to request %u: %s", ddsnap_name(dc), seq, *why);
+			channel_fail_list(dc, &ios, -EIO);
 		}
 		spin_lock_irq(&dc->lock);
 		dc->stats.bad_replies++;
@@ -592,15 +663,13 @@ static int channel_receive_one(struct ddsnap_dev *dc, const char **why)
 		DMERR_LIMIT("%s: server refused request %u (type %#x): error %d: %.*s",
 			    ddsnap_name(dc), seq, m.error.culprit, m.error.error, (int)m.error.len,
 			    m.error.text);
-		io = channel_take(dc, seq);
-		if (io)
-			ddsnap_target_fail(dc, io, m.error.error);
+		if (channel_take(dc, seq, &ios))
+			channel_fail_list(dc, &ios, m.error.error);
 		return 0;
 	default:
-		io = channel_take(dc, seq);
-		if (!io)
+		if (!channel_take(dc, seq, &ios))
 			return 0; /* already failed by the timeout */
-		r = ddsnap_target_reply(dc, io, &m, why);
+		r = ddsnap_target_reply(dc, &ios, &m, why);
 		if (r) {
 			spin_lock_irq(&dc->lock);
 			dc->stats.bad_replies++;
@@ -734,10 +803,7 @@ static void channel_timeout_work(struct work_struct *work)
 		DMERR("%s: %u I/O(s) failed: no reply from server %s within %u s (%s)",
 		      ddsnap_name(dc), n, dc->sock_name, dc->timeout_secs,
 		      dc->connected ? "connected" : "disconnected");
-	list_for_each_entry_safe (io, tmp, &expired, list) {
-		list_del_init(&io->list);
-		ddsnap_target_fail(dc, io, -EIO);
-	}
+	channel_fail_list(dc, &expired, -EIO);
 	if (lost)
 		ddsnap_set_mode(dc, DDSNAP_MODE_FAILED,
 				"server unreachable for longer than the I/O timeout");

@@ -2,7 +2,7 @@
 /*
  * ddsnap-proto.c - the kernel's encoders and decoders of ddsnap wire messages.
  *
- * What.  The kernel sends IDENTIFY, single-range queries, FINISH, DROP_CACHE replies and PING
+ * What.  The kernel sends IDENTIFY, batched queries, FINISH, DROP_CACHE replies and PING
  * replies, and receives the server's replies, DROP_CACHE, PING and ERROR.  The layouts are in
  * include/ddsnap_wire.h; userspace has its own codec (server/wire.c) that applies the same
  * rules, documented in doc/protocol.md.
@@ -22,6 +22,12 @@
 #include <asm/unaligned.h>
 
 #include "ddsnap.h"
+
+/* The largest query the send worker builds fits its buffer. */
+DDSNAP_WIRE_ASSERT(sizeof(struct ddsnap_head_wire) + sizeof(struct ddsnap_query_wire) +
+				   DDSNAP_WIRE_MAX_RANGES * sizeof(struct ddsnap_range_wire) <=
+			   DDSNAP_PROTO_MAX_SEND,
+		   "a full query fits the send buffer");
 
 static int proto_fail(const char **why, const char *reason)
 {
@@ -127,6 +133,22 @@ static int proto_unpack_mapping(const struct ddsnap_mapping_wire *w, bool read,
 	}
 }
 
+static void proto_unpack_status(const struct ddsnap_range_status_wire *w, struct ddsnap_range *p)
+{
+	p->chunk = le64_to_cpu(get_unaligned(&w->chunk));
+	p->count = le32_to_cpu(get_unaligned(&w->count));
+	p->flags = 0;
+	p->error = (s32)le32_to_cpu(get_unaligned(&w->error));
+}
+
+void ddsnap_proto_origin_range(const struct ddsnap_msg *m, u32 i, struct ddsnap_range *out)
+{
+	const struct ddsnap_range_status_wire *w = m->origin.ranges;
+
+	/* Already validated by ddsnap_proto_unpack(). */
+	proto_unpack_status(&w[i], out);
+}
+
 void ddsnap_proto_mapping(const struct ddsnap_msg *m, u32 i, struct ddsnap_mapping *out)
 {
 	const char *why;
@@ -167,22 +189,26 @@ int ddsnap_proto_unpack(u16 type, u32 seq, const void *body, u32 len, struct dds
 		const struct ddsnap_origin_reply_wire *w = body;
 		const struct ddsnap_range_status_wire *r = body + sizeof(*w);
 		u32 nr = (len - sizeof(*w)) / sizeof(*r);
+		struct ddsnap_range p;
 
 		if (w->reserved)
 			return proto_fail(why, "origin reply reserved field set");
 		if (le32_to_cpu(get_unaligned(&w->nr_ranges)) != nr)
 			return proto_fail(why, "origin reply range count does not match the body");
-		if (nr != 1)
-			return proto_fail(why, "origin reply does not have the one range asked");
+		if (!nr)
+			return proto_fail(why, "origin reply without ranges");
+		for (u32 i = 0; i < nr; i++) {
+			proto_unpack_status(&r[i], &p);
+			if (!p.count || p.chunk >= DDSNAP_WIRE_MAX_CHUNK ||
+			    p.count > DDSNAP_WIRE_MAX_CHUNK - p.chunk)
+				return proto_fail(why, "origin reply range out of bounds");
+			if (p.error && !proto_errno_ok(p.error))
+				return proto_fail(why,
+						  "origin reply error is not a negative errno");
+		}
 		m->origin.gen = le64_to_cpu(get_unaligned(&w->gen));
-		m->origin.chunk = le64_to_cpu(get_unaligned(&r->chunk));
-		m->origin.count = le32_to_cpu(get_unaligned(&r->count));
-		m->origin.error = (s32)le32_to_cpu(get_unaligned(&r->error));
-		if (!m->origin.count || m->origin.chunk >= DDSNAP_WIRE_MAX_CHUNK ||
-		    m->origin.count > DDSNAP_WIRE_MAX_CHUNK - m->origin.chunk)
-			return proto_fail(why, "origin reply range out of bounds");
-		if (m->origin.error && !proto_errno_ok(m->origin.error))
-			return proto_fail(why, "origin reply error is not a negative errno");
+		m->origin.nr = nr;
+		m->origin.ranges = r;
 		return 0;
 	}
 	case DDSNAP_MSG_SNAPSHOT_READ | DDSNAP_MSG_REPLY:
@@ -275,15 +301,17 @@ size_t ddsnap_proto_identify(void *buf, u32 seq, u32 tag, u64 dev_sectors)
 	return n;
 }
 
-size_t ddsnap_proto_query(void *buf, u16 type, u32 seq, u64 chunk, u32 count, u32 flags)
+size_t ddsnap_proto_query(void *buf, u16 type, u32 seq, const struct ddsnap_range *r, u32 nr)
 {
 	struct ddsnap_query_wire *w = buf + sizeof(struct ddsnap_head_wire);
-	size_t n = proto_head(buf, type, seq, sizeof(*w) + sizeof(w->ranges[0]));
+	size_t n = proto_head(buf, type, seq, sizeof(*w) + nr * sizeof(w->ranges[0]));
 
-	w->nr_ranges = cpu_to_le32(1);
-	w->ranges[0].chunk = cpu_to_le64(chunk);
-	w->ranges[0].count = cpu_to_le32(count);
-	w->ranges[0].flags = cpu_to_le32(flags);
+	w->nr_ranges = cpu_to_le32(nr);
+	for (u32 i = 0; i < nr; i++) {
+		w->ranges[i].chunk = cpu_to_le64(r[i].chunk);
+		w->ranges[i].count = cpu_to_le32(r[i].count);
+		w->ranges[i].flags = cpu_to_le32(r[i].flags);
+	}
 	return n;
 }
 

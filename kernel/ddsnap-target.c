@@ -19,8 +19,10 @@
  * any table line it cannot fully validate, with ti->error set and a kernel log line naming the
  * culprit; a failed ctr leaves nothing allocated or referenced.  An origin write that needs
  * the server reaches the origin only after the server's reply (the copy-out is durable by
- * then).  Every bio is split at chunk boundaries (max_io_len), so one bio is one chunk, except
- * origin discards (io_hints bounds them to one query).  Each bio is completed exactly once:
+ * then).  Snapshot bios are split at chunk boundaries (max_io_len), so one snapshot bio is one
+ * chunk (its mapping is per chunk); origin bios only every DDSNAP_ORIGIN_IO_CHUNKS chunks, so a
+ * large write stays one bio and one range of one query (io_hints bounds origin discards the
+ * same way the wire does).  Each bio is completed exactly once:
  * by dm (remapped), by the reply handler, by the timeout, or by a failure path, whichever
  * takes it out of the request table first (ddsnap-channel.c).
  *
@@ -165,44 +167,56 @@ static void ddsnap_submit(struct ddsnap_dev *dc, struct ddsnap_io *io, struct bi
 	submit_bio_noacct(bio);
 }
 
-int ddsnap_target_reply(struct ddsnap_dev *dc, struct ddsnap_io *io, const struct ddsnap_msg *m,
-			const char **why)
+/* Whether reply @m answers @io: NULL, or the reason it does not.  Changes nothing. */
+static const char *target_check(const struct ddsnap_io *io, const struct ddsnap_msg *m)
+{
+	struct ddsnap_mapping p;
+	struct ddsnap_range r;
+
+	if (m->type != (io->type | DDSNAP_MSG_REPLY))
+		return "reply type does not answer the request";
+	if (io->type == DDSNAP_MSG_ORIGIN_WRITE) {
+		if (m->origin.nr != io->batch)
+			return "origin reply range count differs from the request";
+		ddsnap_proto_origin_range(m, io->slot, &r);
+		if (io->chunk < r.chunk || io->chunk + io->count > r.chunk + r.count)
+			return "origin reply for other chunks than asked";
+		return NULL;
+	}
+	if (m->map.nr != io->batch)
+		return "mapping reply count differs from the request";
+	ddsnap_proto_mapping(m, io->slot, &p);
+	if (p.chunk != io->chunk)
+		return "mapping reply for another chunk than asked";
+	if (p.where == DDSNAP_MAP_SHARED && io->type == DDSNAP_MSG_SNAPSHOT_WRITE)
+		return "shared chunk given for a snapshot write";
+	return NULL;
+}
+
+/* Act on a reply that target_check() accepted for @io: remap and submit, or fail. */
+static void target_apply(struct ddsnap_dev *dc, struct ddsnap_io *io, const struct ddsnap_msg *m)
 {
 	struct bio *bio = dm_bio_from_per_bio_data(io, sizeof(*io));
 	struct ddsnap_mapping p;
+	struct ddsnap_range r;
 
-	if (m->type != (io->type | DDSNAP_MSG_REPLY)) {
-		*why = "reply type does not answer the request";
-		goto out_mismatch;
-	}
 	if (io->type == DDSNAP_MSG_ORIGIN_WRITE) {
-		if (m->origin.chunk != io->chunk || m->origin.count != io->count) {
-			*why = "origin reply for other chunks than asked";
-			goto out_mismatch;
-		}
-		if (m->origin.error) {
+		ddsnap_proto_origin_range(m, io->slot, &r);
+		if (r.error) {
 			DMERR_LIMIT("%s: server refused origin write to chunk %llu: error %d",
-				    ddsnap_name(dc), io->chunk, m->origin.error);
-			ddsnap_target_fail(dc, io, m->origin.error);
-			return 0;
+				    ddsnap_name(dc), io->chunk, r.error);
+			ddsnap_target_fail(dc, io, r.error);
+			return;
 		}
 		/* An answer from before the last DROP_CACHE is still an answer, but stale. */
 		if (m->origin.gen >= dc->gen)
 			ddsnap_cache_set_safe(dc, io->chunk, io->count);
 		ddsnap_remap_origin(dc, bio);
 		ddsnap_submit(dc, io, bio);
-		return 0;
+		return;
 	}
 
-	if (m->map.nr != 1) {
-		*why = "mapping reply does not have the one chunk asked";
-		goto out_mismatch;
-	}
-	ddsnap_proto_mapping(m, 0, &p);
-	if (p.chunk != io->chunk) {
-		*why = "mapping reply for another chunk than asked";
-		goto out_mismatch;
-	}
+	ddsnap_proto_mapping(m, io->slot, &p);
 	switch (p.where) {
 	case DDSNAP_MAP_ERROR:
 		DMERR_LIMIT("%s: server refused snapshot %s of chunk %llu: error %d",
@@ -210,17 +224,13 @@ int ddsnap_target_reply(struct ddsnap_dev *dc, struct ddsnap_io *io, const struc
 			    io->type == DDSNAP_MSG_SNAPSHOT_READ ? "read" : "write", io->chunk,
 			    p.error);
 		ddsnap_target_fail(dc, io, p.error);
-		return 0;
+		return;
 	case DDSNAP_MAP_ORIGIN: /* reads only: checked by the decoder */
 		io->lock = p.lock;
 		io->conn = dc->conn;
 		ddsnap_remap_origin(dc, bio);
 		break;
-	case DDSNAP_MAP_SHARED:
-		if (io->type == DDSNAP_MSG_SNAPSHOT_WRITE) {
-			*why = "shared chunk given for a snapshot write";
-			goto out_mismatch;
-		}
+	case DDSNAP_MAP_SHARED: /* reads only: checked above */
 		ddsnap_cache_set_mapping(dc, p.chunk, p.addr, false);
 		ddsnap_remap_store(dc, bio, p.addr);
 		break;
@@ -230,11 +240,34 @@ int ddsnap_target_reply(struct ddsnap_dev *dc, struct ddsnap_io *io, const struc
 		break;
 	}
 	ddsnap_submit(dc, io, bio);
-	return 0;
+}
 
-out_mismatch:
-	DMERR_LIMIT("%s: bad reply for chunk %llu: %s", ddsnap_name(dc), io->chunk, *why);
-	ddsnap_target_fail(dc, io, -EIO);
+int ddsnap_target_reply(struct ddsnap_dev *dc, struct list_head *ios, const struct ddsnap_msg *m,
+			const char **why)
+{
+	struct ddsnap_io *io, *tmp;
+	const char *bad = NULL;
+	u64 culprit = 0;
+
+	/* All or nothing: a reply that misanswers one bio of a batch is trusted for none. */
+	list_for_each_entry (io, ios, list) {
+		bad = target_check(io, m);
+		if (bad) {
+			culprit = io->chunk;
+			break;
+		}
+	}
+	list_for_each_entry_safe (io, tmp, ios, list) {
+		list_del_init(&io->list);
+		if (bad)
+			ddsnap_target_fail(dc, io, -EIO);
+		else
+			target_apply(dc, io, m);
+	}
+	if (!bad)
+		return 0;
+	*why = bad;
+	DMERR_LIMIT("%s: bad reply for chunk %llu: %s", ddsnap_name(dc), culprit, bad);
 	return -EPROTO;
 }
 
@@ -284,7 +317,9 @@ static int ddsnap_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	if (r)
 		goto out_put_origin;
 
-	r = dm_set_target_max_io_len(ti, ddsnap_chunk_sectors(dc));
+	r = dm_set_target_max_io_len(ti, ddsnap_is_origin(dc) ? ddsnap_chunk_sectors(dc) *
+									DDSNAP_ORIGIN_IO_CHUNKS
+							      : ddsnap_chunk_sectors(dc));
 	if (r)
 		goto out_stop_channel;
 	ti->num_flush_bios = 1;
@@ -405,10 +440,10 @@ static void ddsnap_status(struct dm_target *ti, status_type_t type, unsigned int
 		spin_unlock_irqrestore(&dc->lock, flags);
 		DMEMIT("mode=%s connected=%d waiting=%u mapped=%u hits=%llu misses=%llu "
 		       "errors=%llu timeouts=%llu bad_replies=%llu reconnects=%llu stale=%llu "
-		       "lost_locks=%llu gen=%llu chunk=%u timeout=%u",
+		       "lost_locks=%llu gen=%llu chunk=%u timeout=%u queries=%llu",
 		       ddsnap_mode_names[mode], connected, waiting, mapped, st.hits, st.misses,
 		       st.errors, st.timeouts, st.bad_replies, st.reconnects, st.stale,
-		       st.lost_locks, gen, 1u << dc->chunk_bits, dc->timeout_secs);
+		       st.lost_locks, gen, 1u << dc->chunk_bits, dc->timeout_secs, st.queries);
 		break;
 	case STATUSTYPE_TABLE:
 		if (ddsnap_is_origin(dc))

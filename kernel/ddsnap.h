@@ -48,6 +48,11 @@
 #define DDSNAP_BACKOFF_MAX_MS 2000
 /* Read locks waiting to be released; beyond this the oldest FINISH batch is sent early. */
 #define DDSNAP_FINISH_RING 1024
+/*
+ * Origin bios are split every this many chunks: a 1 MiB write of 16 KiB chunks stays one bio
+ * and one range.  Half the wire's DDSNAP_WIRE_MAX_CHUNKS, so two such bios share a query.
+ */
+#define DDSNAP_ORIGIN_IO_CHUNKS 128
 /* Sent requests are hashed by seq; 2^8 buckets keep chains short at a queue depth of ~1000. */
 #define DDSNAP_SENT_HASH_BITS 8
 
@@ -65,9 +70,11 @@ struct ddsnap_io {
 	u64 chunk;		/* first chunk of the bio */
 	u64 lock;		/* server read lock to release when the read completes */
 	u32 count;		/* chunks covered by the bio */
-	u32 seq;		/* of the request in flight */
+	u32 seq;		/* of the request in flight (shared by its batch) */
 	u32 conn;		/* connection the lock was granted on */
 	u16 type;		/* DDSNAP_MSG_* query while waiting, 0 otherwise */
+	u16 slot;		/* origin: its range in the reply; snapshot: its first mapping */
+	u16 batch;		/* ranges (origin) or mappings (snapshot) its request asked */
 	u8 epoch;		/* cache epoch this bio was counted in (if counted) */
 	bool counted;		/* holds a count in dc->epoch_inflight[epoch] */
 	bool waiting;		/* on dc->queued or in dc->sent */
@@ -84,6 +91,15 @@ struct ddsnap_stats {
 	u64 reconnects;
 	u64 stale;	/* replies to requests already failed */
 	u64 lost_locks; /* read locks that could not be queued for release */
+	u64 queries;	/* query messages sent (each a batch of one or more bios) */
+};
+
+/* A range of chunks as the kernel sends it in a query and reads it in an origin reply. */
+struct ddsnap_range {
+	u64 chunk;
+	u32 count;
+	u32 flags; /* DDSNAP_RANGE_* (queries) */
+	s32 error; /* 0 or a negative errno (origin replies) */
 };
 
 struct ddsnap_dev {
@@ -109,10 +125,11 @@ struct ddsnap_dev {
 	struct workqueue_struct *ack_wq; /* DROP_CACHE acks waiting for their epoch to drain */
 	struct work_struct send_work;
 	struct delayed_work timeout_work;
-	struct list_head ctl;	/* control messages to send (struct ddsnap_ctl) */
-	void *recv_buf;		/* DDSNAP_WIRE_MAX_BODY, receive thread only */
-	void *send_buf;		/* one message, under send_mutex */
-	u64 *finish_buf;	/* DDSNAP_WIRE_MAX_LOCKS lock ids, under send_mutex */
+	struct list_head ctl; /* control messages to send (struct ddsnap_ctl) */
+	void *recv_buf;	      /* DDSNAP_WIRE_MAX_BODY, receive thread only */
+	void *send_buf;	      /* one message, under send_mutex */
+	u64 *finish_buf;      /* DDSNAP_WIRE_MAX_LOCKS lock ids, under send_mutex */
+	struct ddsnap_range batch[DDSNAP_WIRE_MAX_RANGES]; /* the query being built, under lock */
 	wait_queue_head_t wait; /* recv thread backoff sleeps; epoch drains */
 
 	/* Under lock. */
@@ -156,7 +173,7 @@ static inline const char *ddsnap_name(const struct ddsnap_dev *dc)
 
 /* ddsnap-proto.c: every decoder returns 0 or -EPROTO with a static reason in *why. */
 
-/* A received message, host order.  The kernel asks about one range per query. */
+/* A received message, host order. */
 struct ddsnap_msg {
 	u16 type;
 	u32 seq;
@@ -167,10 +184,10 @@ struct ddsnap_msg {
 			u64 gen, dev_sectors;
 		} identify;
 		struct {
-			u64 gen, chunk;
-			u32 count;
-			s32 error;
-		} origin; /* ORIGIN_WRITE|REPLY of one range */
+			u64 gen;
+			u32 nr;
+			const void *ranges; /* nr ddsnap_range_status_wire in the receive buffer */
+		} origin;		    /* ORIGIN_WRITE|REPLY */
 		struct {
 			u32 nr;
 			const void *entries; /* nr ddsnap_mapping_wire in the receive buffer */
@@ -205,13 +222,16 @@ int ddsnap_proto_unpack(u16 type, u32 seq, const void *body, u32 len, struct dds
 			const char **why);
 /* Mapping i of a validated map reply (bounds checked by unpack). */
 void ddsnap_proto_mapping(const struct ddsnap_msg *m, u32 i, struct ddsnap_mapping *out);
+/* Range status i of a validated origin reply (bounds checked by unpack). */
+void ddsnap_proto_origin_range(const struct ddsnap_msg *m, u32 i, struct ddsnap_range *out);
 
 /* Encoders return the message size; buf holds at least DDSNAP_PROTO_MAX_SEND bytes. */
 #define DDSNAP_PROTO_MAX_SEND                                                  \
 	(sizeof(struct ddsnap_head_wire) + sizeof(struct ddsnap_finish_wire) + \
 	 DDSNAP_WIRE_MAX_LOCKS * sizeof(__le64))
 size_t ddsnap_proto_identify(void *buf, u32 seq, u32 tag, u64 dev_sectors);
-size_t ddsnap_proto_query(void *buf, u16 type, u32 seq, u64 chunk, u32 count, u32 flags);
+/* A query of nr (1..DDSNAP_WIRE_MAX_RANGES) ranges. */
+size_t ddsnap_proto_query(void *buf, u16 type, u32 seq, const struct ddsnap_range *r, u32 nr);
 size_t ddsnap_proto_finish(void *buf, const u64 *locks, u32 nr);
 size_t ddsnap_proto_drop_reply(void *buf, u32 seq, s32 error, u64 gen);
 size_t ddsnap_proto_ping_reply(void *buf, u32 seq, u64 nonce, u64 gen, u32 state, u32 inflight);
@@ -272,10 +292,12 @@ void ddsnap_set_mode(struct ddsnap_dev *dc, enum ddsnap_mode mode, const char *w
 /* ddsnap-target.c: called by the receive thread with a validated message. */
 
 /*
- * A reply to io arrived (already removed from the request table).  Returns 0, or -EPROTO if
- * the reply does not answer io (io has then been failed; the caller drops the connection).
+ * A reply to the bios on @ios arrived (all of one request, already removed from the request
+ * table and linked through io->list).  Every bio is completed or remapped, and the list is
+ * left empty.  Returns 0, or -EPROTO if the reply does not answer every one of them (all have
+ * then been failed; the caller drops the connection).
  */
-int ddsnap_target_reply(struct ddsnap_dev *dc, struct ddsnap_io *io, const struct ddsnap_msg *m,
+int ddsnap_target_reply(struct ddsnap_dev *dc, struct list_head *ios, const struct ddsnap_msg *m,
 			const char **why);
 /* Fail io's bio with err (negative errno), counting it. */
 void ddsnap_target_fail(struct ddsnap_dev *dc, struct ddsnap_io *io, int err);
