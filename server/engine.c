@@ -57,6 +57,7 @@
 #include "crc32c.h"
 #include "deadlist.h"
 #include "format.h"
+#include "iopool.h"
 #include "log.h"
 #include <stdarg.h>
 #include <string.h>
@@ -121,6 +122,11 @@ struct batch_ent {
 	u32 csum; /* of the copied data, for the log record */
 };
 
+/* One copy I/O of a batch: entries [i, i + n), consecutive in chunk and in address. */
+struct copy_piece {
+	u32 i, n;
+};
+
 struct engine {
 	struct engine_params p;
 	u64 gen;
@@ -133,6 +139,9 @@ struct engine {
 	struct snap **dirty; /* snapshots whose overlay changed since the last sync */
 	u32 ndirty, dirty_cap;
 	struct batch_ent *batch;
+	struct copy_piece *pieces; /* ENGINE_BATCH_CHUNKS */
+	struct iopool *copiers;
+	void **copybufs; /* one per copier; copybufs[0] == copybuf */
 	void *copybuf;
 	u64 copyouts, policy_deletes, policy_invalidates, enospc;
 	bool failed;
@@ -498,10 +507,15 @@ int engine_open(const struct engine_params *p, const struct engine_roots *roots,
 	e->hash = xzalloc(e->hash_size * sizeof(*e->hash));
 	e->head_dl = deadlist_create();
 	e->batch = xmalloc(ENGINE_BATCH_CHUNKS * sizeof(*e->batch));
-	if (posix_memalign(&e->copybuf, BDEV_ALIGN, ENGINE_COPY_MAX_BYTES)) {
-		err = -ENOMEM;
-		goto fail_close;
-	}
+	e->pieces = xmalloc(ENGINE_BATCH_CHUNKS * sizeof(*e->pieces));
+	e->copiers = iopool_create(p->read_only ? 0 : p->copy_threads);
+	e->copybufs = xzalloc(iopool_width(e->copiers) * sizeof(*e->copybufs));
+	for (unsigned w = 0; w < iopool_width(e->copiers); w++)
+		if (posix_memalign(&e->copybufs[w], BDEV_ALIGN, ENGINE_COPY_MAX_BYTES)) {
+			err = -ENOMEM;
+			goto fail_close;
+		}
+	e->copybuf = e->copybufs[0];
 	err = btree_open(&exception_tree_type, p->cache, &roots->exceptions, &e->exc);
 	if (err)
 		goto fail_close;
@@ -542,7 +556,11 @@ void engine_close(struct engine *e)
 	if (e->table)
 		btree_close(e->table);
 	free(e->batch);
-	free(e->copybuf);
+	free(e->pieces);
+	for (unsigned w = 0; e->copybufs && w < iopool_width(e->copiers); w++)
+		free(e->copybufs[w]);
+	free(e->copybufs);
+	iopool_destroy(e->copiers);
 	free(e);
 }
 
@@ -777,27 +795,44 @@ static int cmp_batch(const void *a, const void *b)
 }
 
 /*
- * Copies the origin chunks of batch entries [@i, @i + @n), consecutive in chunk and in
- * address, to the snapstore, and records each chunk's checksum for its log record.
+ * Copy piece @job of e->pieces: origin to snapstore in copier @worker's buffer, recording
+ * each chunk's checksum for its log record.  Runs on a copier thread: touches only its own
+ * batch entries and buffer (iopool_fn).
  */
-static int copy_run(struct engine *e, u32 i, u32 n)
+static int copy_piece(void *arg, unsigned worker, u32 job)
 {
-	u64 cs = e->p.chunk_size, per = ENGINE_COPY_MAX_BYTES / cs;
+	struct engine *e = arg;
+	struct copy_piece *pc = &e->pieces[job];
+	u64 cs = e->p.chunk_size;
+	void *buf = e->copybufs[worker];
+	int err = bdev_read(e->p.origin, buf, pc->n * cs, e->batch[pc->i].chunk * cs);
 
-	while (n) {
-		u32 k = (u32)MIN(n, per);
-		int err = bdev_read(e->p.origin, e->copybuf, k * cs, e->batch[i].chunk * cs);
+	if (!err)
+		err = bdev_write(e->p.snapstore, buf, pc->n * cs, e->batch[pc->i].addr * cs);
+	for (u32 x = 0; !err && x < pc->n; x++)
+		e->batch[pc->i + x].csum = crc32c(0, (u8 *)buf + x * cs, cs);
+	return err;
+}
 
-		if (!err)
-			err = bdev_write(e->p.snapstore, e->copybuf, k * cs, e->batch[i].addr * cs);
-		if (err)
-			return err;
-		for (u32 x = 0; x < k; x++)
-			e->batch[i + x].csum = crc32c(0, (u8 *)e->copybuf + x * cs, cs);
-		i += k;
-		n -= k;
+/*
+ * Copies the origin chunks of e->batch[0..n) (addresses assigned) to the snapstore: runs
+ * consecutive in chunk and in address become one I/O each (up to ENGINE_COPY_MAX_BYTES),
+ * and the copier threads do several at once.
+ */
+static int copy_batch(struct engine *e, u32 n)
+{
+	u32 per = ENGINE_COPY_MAX_BYTES / e->p.chunk_size, np = 0;
+
+	for (u32 i = 0; i < n;) {
+		u32 j = i + 1;
+
+		while (j < n && j - i < per && e->batch[j].chunk == e->batch[j - 1].chunk + 1 &&
+		       e->batch[j].addr == e->batch[j - 1].addr + 1)
+			j++;
+		e->pieces[np++] = (struct copy_piece){i, j - i};
+		i = j;
 	}
-	return 0;
+	return iopool_run(e->copiers, copy_piece, e, np);
 }
 
 /* Copies one origin chunk to snapstore @addr (replay of a copy-out whose data was lost). */
@@ -864,17 +899,9 @@ static int batch_copyout(struct engine *e, struct tx *tx, u32 n)
 		for (u64 j = 0; j < got; j++)
 			e->batch[i++].addr = start + j;
 	}
-	for (i = 0; i < n;) {
-		u32 j = i + 1;
-
-		while (j < n && e->batch[j].chunk == e->batch[j - 1].chunk + 1 &&
-		       e->batch[j].addr == e->batch[j - 1].addr + 1)
-			j++;
-		err = copy_run(e, i, j - i);
-		if (err)
-			goto fail_free;
-		i = j;
-	}
+	err = copy_batch(e, n);
+	if (err)
+		goto fail_free;
 	if (e->p.log_append && !e->p.caller_flushes) {
 		/* the saved data is durable before the reply (and before its record, though
 		 * replay would redo a copy whose checksum does not match) */

@@ -130,6 +130,11 @@ struct engine_params {
 	/* Full-store policy: false = never drop snapshots, fail copy-needing writes. */
 	bool autodelete;
 	/*
+	 * Threads that copy the scattered chunks of one origin-write batch at once (0: the
+	 * calling thread copies them one after another).  Each holds a 1 MiB buffer.
+	 */
+	unsigned copy_threads;
+	/*
 	 * Reads only (check, dump, list): origin, snapstore, space and log may be NULL, and
 	 * every call that would change something returns -EROFS.
 	 */

@@ -65,6 +65,11 @@
  * after a sync this many times before the error goes to the caller.
  */
 #define VOLUME_MAX_RETRIES 3
+/*
+ * Copier threads of the engine: a batch of scattered copy-outs (random writes after a
+ * snapshot) goes to the disks this many at a time instead of one by one.
+ */
+#define VOLUME_COPY_THREADS 8
 /* Chunks the full-store policy keeps free: 1/64 of the data space, at least this many. */
 #define VOLUME_RESERVE_MIN_CHUNKS 64
 #define VOLUME_RESERVE_SHIFT	  6
@@ -268,6 +273,7 @@ int volume_open(const struct volume_params *p, struct volume **out, char *why, s
 	ep.reserve_chunks =
 		MAX((space_avail(v) >> VOLUME_RESERVE_SHIFT), (u64)VOLUME_RESERVE_MIN_CHUNKS);
 	ep.autodelete = true;
+	ep.copy_threads = VOLUME_COPY_THREADS;
 	store_root(v->store, UB_ROOT_EXCEPTIONS, &roots.exceptions);
 	store_root(v->store, UB_ROOT_SNAPSHOTS, &roots.snapshots);
 	roots.gen = store_scalar(v->store, UB_SCALAR_GEN);
