@@ -12,19 +12,25 @@
 # each as the first write after a fresh snapshot ("first": copy-outs) and again ("rewrite"),
 # with 1, 16, 256 and 1,000 snapshots in existence (dm-snapshot: 1 and 16 only, each of
 # its snapshots is a device that gets its own copy of every chunk); then 4 KiB random and
-# 1 MiB sequential reads of the origin and of the oldest snapshot.  Results:
+# 1 MiB sequential reads of the origin and of the oldest snapshot.  The raw disk is measured
+# at the start, before each snapshot count and at the end; ratios are to the median of those
+# runs, and the table shows their spread (the noise floor of the run).  Results:
 # $RESULTS/vm-snapshots.results (the table) and $RESULTS/raw.txt (one line per run).
 # Snapshots are created in a loop of 'ddsnap create' (with the origin device down when
 # there are many to make) and, for dm-thin, of 'create_snap' messages; no snapshot devices
 # except for the read runs.  A TCG guest on a shared host is noisy: only
 # the ratios within one run mean anything.
+#
+# Knobs (host environment, passed in by run-one.sh): VM_ARG_COUNTS="1 16" (snapshot counts,
+# default 1 16 256 1000), VM_ARG_SKIP="dmsnap thin" (configurations to leave out).
 set -euo pipefail
 . "$SRC/tests/vm/lib.sh"
 export DM_DEFAULT_NAME_MANGLING_MODE=none
 
-REGION=16M
-REGION_BYTES=$((16 * 1024 * 1024))
-COUNTS=(1 16 256 1000)
+REGION=32M
+REGION_BYTES=$((32 * 1024 * 1024))
+read -r -a COUNTS <<<"${VM_ARG_COUNTS:-1 16 256 1000}"
+skip() { [[ " ${VM_ARG_SKIP:-} " == *" $1 "* ]]; }
 install -m 0755 "$BUILD/bin/ddsnap" /tmp/ddsnap # the shared tree may rebuild its copy
 ddsnap=/tmp/ddsnap
 raw=${DISKS[0]}
@@ -69,13 +75,29 @@ fio_run()
 fill() { dd if=/dev/zero of="$1" bs=1M count=$((REGION_BYTES / 1048576)) oflag=direct status=none; }
 
 declare -A R # R[config,workload,count] = value
+declare -A RAWS # RAWS[workload] = "v1 v2 ...": every raw run
 
-step "raw virtio disk"
+# raw_runs: one more measurement of the raw disk; R[raw,*,0] becomes the median so far.
+raw_runs()
+{
+	local w v
+	step "raw virtio disk"
+	for w in rand:randwrite seq:write rread:randread sread:read; do
+		v=$(fio_run raw "$raw" "${w#*:}")
+		RAWS[${w%%:*}]="${RAWS[${w%%:*}]:-} $v"
+		R[raw,${w%%:*},0]=$(tr ' ' '\n' <<<"${RAWS[${w%%:*}]}" | sed '/^$/d' | sort -g |
+			awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
+	done
+}
+# spread W: "min-max over N runs" of the raw runs of workload W.
+spread()
+{
+	tr ' ' '\n' <<<"${RAWS[$1]}" | sed '/^$/d' | sort -g |
+		awk '{ v[NR] = $1 } END { printf "%s-%s over %d runs", v[1], v[NR], NR }'
+}
+
 fill "$raw"
-R[raw,rand,0]=$(fio_run raw "$raw" randwrite)
-R[raw,seq,0]=$(fio_run raw "$raw" write)
-R[raw,rread,0]=$(fio_run raw "$raw" randread)
-R[raw,sread,0]=$(fio_run raw "$raw" read)
+raw_runs
 
 # ---- the table -------------------------------------------------------------------------
 # cell CONFIG KEY COUNT RAWKEY: "value (ratio)" or "-".
@@ -93,8 +115,9 @@ table()
 {
 	echo "vm-snapshots: $(date -u '+%F %T UTC'), kernel $KVER, TCG guest, 2 vCPUs; region $REGION"
 	echo "4 KiB random writes in IOPS, 1 MiB sequential in MiB/s; (ratio to the raw disk)"
-	echo "raw disk: rand write ${R[raw,rand,0]} IOPS, seq write ${R[raw,seq,0]} MiB/s," \
-		"rand read ${R[raw,rread,0]} IOPS, seq read ${R[raw,sread,0]} MiB/s"
+	echo "raw disk (median; spread): rand write ${R[raw,rand,0]} IOPS ($(spread rand))," \
+		"seq write ${R[raw,seq,0]} MiB/s ($(spread seq)), rand read ${R[raw,rread,0]} IOPS" \
+		"($(spread rread)), seq read ${R[raw,sread,0]} MiB/s ($(spread sread))"
 	echo "no snapshot: ddsnap rand write $(cell ddsnap base 0 rand), dm-thin $(cell thin base 0 rand)"
 	echo
 	echo "| workload | snapshots | ddsnap | dm-snapshot | dm-thin |"
@@ -125,7 +148,7 @@ table()
 step "dm-snapshot (persistent, 16 KiB chunks)"
 modprobe dm-snapshot
 ds_sectors=$((REGION_BYTES / 512))
-cow_sectors=$((32 * 1024 * 1024 / 512))
+cow_sectors=$((40 * 1024 * 1024 / 512))
 dm_create dsbase "0 $ds_sectors linear $ds_origin 0"
 fill /dev/mapper/dsbase
 dm_create dsorig "0 $ds_sectors snapshot-origin /dev/mapper/dsbase"
@@ -150,6 +173,7 @@ ds_drop()
 	done
 }
 for c in 1 16; do
+	skip dmsnap && break
 	step "dm-snapshot with $c snapshots"
 	ds_snaps "$c"
 	R[dmsnap,rand,$c]=$(fio_run "dmsnap-$c-first" /dev/mapper/dsorig randwrite)
@@ -199,16 +223,19 @@ dd_snap_to()
 	log "ddsnap: $tag snapshots ($((SECONDS - t0)) s for the last ones)"
 }
 
-step "dm-thin (64 KiB data blocks)"
-modprobe dm-thin-pool
-dd if=/dev/zero of="$thin_meta" bs=4096 count=1 oflag=direct status=none
-meta_sectors=$((128 * 1024 * 1024 / 512))
-dm_create tmeta "0 $meta_sectors linear $thin_meta 0"
-dm_create pool "0 $(dev_sectors "$thin_data") thin-pool /dev/mapper/tmeta $thin_data 128 0 1 skip_block_zeroing"
-dmsetup message pool 0 "create_thin 0"
-dm_create thin "0 $((REGION_BYTES / 512)) thin /dev/mapper/pool 0"
-fill /dev/mapper/thin
-R[thin,base,0]=$(fio_run thin-nosnap /dev/mapper/thin randwrite)
+if ! skip thin; then
+	step "dm-thin (64 KiB data blocks)"
+	modprobe dm-thin-pool
+	dd if=/dev/zero of="$thin_meta" bs=4096 count=1 oflag=direct status=none
+	meta_sectors=$((128 * 1024 * 1024 / 512))
+	dm_create tmeta "0 $meta_sectors linear $thin_meta 0"
+	pool_table="0 $(dev_sectors "$thin_data") thin-pool /dev/mapper/tmeta $thin_data 128 0 1"
+	dm_create pool "$pool_table skip_block_zeroing"
+	dmsetup message pool 0 "create_thin 0"
+	dm_create thin "0 $((REGION_BYTES / 512)) thin /dev/mapper/pool 0"
+	fill /dev/mapper/thin
+	R[thin,base,0]=$(fio_run thin-nosnap /dev/mapper/thin randwrite)
+fi
 tid=0
 thin_snap_to()
 {
@@ -222,6 +249,7 @@ thin_snap_to()
 }
 
 for c in "${COUNTS[@]}"; do
+	raw_runs
 	step "ddsnap with $c snapshots"
 	dd_snap_to "$c"
 	R[ddsnap,rand,$c]=$(fio_run "ddsnap-$c-first" $vol randwrite)
@@ -229,6 +257,10 @@ for c in "${COUNTS[@]}"; do
 	dd_snap_to $((c + 1))
 	R[ddsnap,seq,$c]=$(fio_run "ddsnap-$c-first" $vol write)
 	R[ddsnap,seq_re,$c]=$(fio_run "ddsnap-$c-rewrite" $vol write)
+	skip thin && {
+		table
+		continue
+	}
 	step "dm-thin with $c snapshots"
 	thin_snap_to "$c"
 	R[thin,rand,$c]=$(fio_run "thin-$c-first" /dev/mapper/thin randwrite)
@@ -251,15 +283,18 @@ log "$(dmsetup status vol)"
 dm_remove "vol(1)"
 dm_remove vol
 kill -TERM "$(cat /run/ddsnapd.pid)"
-R[thin,rread,0]=$(fio_run thin-origin /dev/mapper/thin randread)
-R[thin,sread,0]=$(fio_run thin-origin /dev/mapper/thin read)
-dm_create tsnap "0 $((REGION_BYTES / 512)) thin /dev/mapper/pool 1"
-R[thin,snap_rread,0]=$(fio_run thin-snap1 /dev/mapper/tsnap randread)
-R[thin,snap_sread,0]=$(fio_run thin-snap1 /dev/mapper/tsnap read)
-log "$(dmsetup status pool)"
-dm_remove tsnap
-dm_remove thin
-dm_remove pool
-dm_remove tmeta
+raw_runs
+if ! skip thin; then
+	R[thin,rread,0]=$(fio_run thin-origin /dev/mapper/thin randread)
+	R[thin,sread,0]=$(fio_run thin-origin /dev/mapper/thin read)
+	dm_create tsnap "0 $((REGION_BYTES / 512)) thin /dev/mapper/pool 1"
+	R[thin,snap_rread,0]=$(fio_run thin-snap1 /dev/mapper/tsnap randread)
+	R[thin,snap_sread,0]=$(fio_run thin-snap1 /dev/mapper/tsnap read)
+	log "$(dmsetup status pool)"
+	dm_remove tsnap
+	dm_remove thin
+	dm_remove pool
+	dm_remove tmeta
+fi
 table
 cat "$RESULTS/vm-snapshots.results"

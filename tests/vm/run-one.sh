@@ -58,6 +58,8 @@
 #   VM_REUSE_DISKS=1    with VM_KEEP_DISKS: boot on the images already there (not fresh ones)
 #   VM_KERNEL=PATH      another kernel image (its modules must be in /lib/modules/<release>)
 #   VM_QEMU_ARGS=...    extra qemu arguments
+#   VM_ARG_<NAME>=...   passed into the guest under the same name, for the scenario's own knobs
+#                       (bench/vm-snapshots.sh: VM_ARG_COUNTS, VM_ARG_SKIP)
 #
 # Two runs of the same scenario name in one tree take turns (a lock in build/vm/); runs of
 # different scenarios may overlap, but each guest wants 2 CPUs.
@@ -335,6 +337,10 @@ run_boot()
 		printf 'export %s=%q\n' VM_NAME "$NAME" VM_BOOT "$boot" VM_BOOTS "$BOOTS" \
 			VM_HOST_SRC "$TOP" VM_BUILD_REL "$BUILD_REL" VM_NDISKS "$NDISKS" \
 			VM_SCRIPT "$SCRIPT_BASE"
+		local arg
+		for arg in $(compgen -v VM_ARG_ || true); do
+			printf 'export %s=%q\n' "$arg" "${!arg}"
+		done
 	} >"$SHARE/env"
 	rm -f "$SHARE/status.$boot" "$SHARE/results/kill-now"
 	: >"$console"
