@@ -132,6 +132,21 @@ build/fuzz/libddsnap.a: $(patsubst %.c,build/fuzz/obj/%.o,$(LIB_SRCS))
 build/fuzz/%: build/fuzz/obj/tests/fuzz/%.o build/fuzz/libddsnap.a
 	$(FUZZ_CC) -fsanitize=fuzzer,address,undefined -pthread -o $@ $^ $(LDLIBS)
 
+# The kernel's own codec (kernel/ddsnap-proto.c) compiled in userspace through the shim in
+# tests/unit/kshim, for test_kproto and fuzz_kproto: the very code the module runs (kernel
+# style: arithmetic on void pointers).
+KSHIM := -Itests/unit/kshim -Ikernel
+$(BUILD)/obj/kshim/ddsnap-proto.o: kernel/ddsnap-proto.c
+	@mkdir -p $(dir $@)
+	$(CC) $(KSHIM) $(CPPFLAGS) $(CFLAGS) -Wno-pointer-arith -c -o $@ $<
+$(BUILD)/obj/tests/unit/test_kproto.o: CPPFLAGS += $(KSHIM)
+$(BUILD)/tests/test_kproto: $(BUILD)/obj/kshim/ddsnap-proto.o
+build/fuzz/obj/kshim/ddsnap-proto.o: kernel/ddsnap-proto.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(KSHIM) $(FUZZ_FLAGS) -c -o $@ $<
+build/fuzz/obj/tests/fuzz/fuzz_kproto.o: FUZZ_FLAGS += $(KSHIM)
+build/fuzz/fuzz_kproto: build/fuzz/obj/kshim/ddsnap-proto.o
+
 kernel: $(KMOD)
 $(KMOD): $(wildcard kernel/*.c kernel/*.h include/*.h) kernel/Kbuild Kbuild
 	@test -d "$(KDIR)" || { echo "no kernel headers in KDIR='$(KDIR)'; run 'make deps'"; exit 1; }

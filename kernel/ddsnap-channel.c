@@ -284,44 +284,6 @@ static void channel_lost(struct ddsnap_dev *dc, int err, const char *why)
 /* The send worker. */
 
 /*
- * Place @io in the query being built in dc->batch (*nr ranges covering *total chunks, or
- * mapping entries): set io->slot and return true, or return false if it does not fit.  An
- * origin bio inside a range already asked reuses that range, and one that continues the last
- * range extends it; a snapshot bio gets mapping entries of its own (each read lock belongs to
- * one bio) and extends the last range when it continues it with the same flags.  O(*nr).
- */
-static bool channel_place(struct ddsnap_dev *dc, struct ddsnap_io *io, u32 *nr, u32 *total)
-{
-	u32 flags = io->whole ? DDSNAP_RANGE_WHOLE : 0;
-	struct ddsnap_range *last = *nr ? &dc->batch[*nr - 1] : NULL;
-
-	if (io->type == DDSNAP_MSG_ORIGIN_WRITE) {
-		for (u32 i = *nr; i-- > 0;) {
-			struct ddsnap_range *r = &dc->batch[i];
-
-			if (io->chunk >= r->chunk && io->chunk + io->count <= r->chunk + r->count) {
-				io->slot = i;
-				return true;
-			}
-		}
-	}
-	if (*total + io->count > DDSNAP_WIRE_MAX_CHUNKS)
-		return false;
-	if (last && last->flags == flags && io->chunk == last->chunk + last->count) {
-		io->slot = io->type == DDSNAP_MSG_ORIGIN_WRITE ? *nr - 1 : *total;
-		last->count += io->count;
-	} else {
-		if (*nr == DDSNAP_WIRE_MAX_RANGES)
-			return false;
-		io->slot = io->type == DDSNAP_MSG_ORIGIN_WRITE ? *nr : *total;
-		dc->batch[(*nr)++] = (struct ddsnap_range){
-			.chunk = io->chunk, .count = io->count, .flags = flags};
-	}
-	*total += io->count;
-	return true;
-}
-
-/*
  * Build one query from the queued bios of the first one's type, in queue order, as many as
  * fit the wire's bounds: they share a seq, and each remembers its place in the reply.
  * Under dc->lock and send_mutex.  Returns the message size in dc->send_buf.
@@ -330,14 +292,20 @@ static size_t channel_batch(struct ddsnap_dev *dc)
 {
 	struct ddsnap_io *io, *tmp;
 	u16 type = list_first_entry(&dc->queued, struct ddsnap_io, list)->type;
-	u32 nr = 0, total = 0;
+	struct ddsnap_query *q = &dc->query;
 	LIST_HEAD(batch);
+	int slot;
 
+	q->nr = 0;
+	q->total = 0;
 	list_for_each_entry_safe (io, tmp, &dc->queued, list) {
 		if (io->type != type)
 			continue;
-		if (!channel_place(dc, io, &nr, &total))
+		slot = ddsnap_proto_batch_add(q, type, io->chunk, io->count,
+					      io->whole ? DDSNAP_RANGE_WHOLE : 0);
+		if (slot < 0)
 			break;
+		io->slot = slot;
 		list_move_tail(&io->list, &batch);
 	}
 	if (!++dc->next_seq)
@@ -345,12 +313,12 @@ static size_t channel_batch(struct ddsnap_dev *dc)
 	list_for_each_entry_safe (io, tmp, &batch, list) {
 		list_del_init(&io->list);
 		io->seq = dc->next_seq;
-		io->batch = type == DDSNAP_MSG_ORIGIN_WRITE ? nr : total;
+		io->batch = ddsnap_proto_batch_replies(q, type);
 		io->sent = true;
 		hash_add(dc->sent, &io->node, io->seq);
 	}
 	dc->stats.queries++;
-	return ddsnap_proto_query(dc->send_buf, type, dc->next_seq, dc->batch, nr);
+	return ddsnap_proto_query(dc->send_buf, type, dc->next_seq, q);
 }
 
 /* Take the next thing to send, packed into dc->send_buf; 0 if nothing.  Under send_mutex. */

@@ -2,7 +2,7 @@
 /*
  * ddsnap-proto.c - the kernel's encoders and decoders of ddsnap wire messages.
  *
- * What.  The kernel sends IDENTIFY, batched queries, FINISH, DROP_CACHE replies and PING
+ * What.  The kernel builds batched queries (ddsnap_proto_batch_add) and sends IDENTIFY, queries, FINISH, DROP_CACHE replies and PING
  * replies, and receives the server's replies, DROP_CACHE, PING and ERROR.  The layouts are in
  * include/ddsnap_wire.h; userspace has its own codec (server/wire.c) that applies the same
  * rules, documented in doc/protocol.md.
@@ -21,7 +21,7 @@
 #include <linux/string.h>
 #include <asm/unaligned.h>
 
-#include "ddsnap.h"
+#include "ddsnap-proto.h"
 
 /* The largest query the send worker builds fits its buffer. */
 DDSNAP_WIRE_ASSERT(sizeof(struct ddsnap_head_wire) + sizeof(struct ddsnap_query_wire) +
@@ -301,18 +301,52 @@ size_t ddsnap_proto_identify(void *buf, u32 seq, u32 tag, u64 dev_sectors)
 	return n;
 }
 
-size_t ddsnap_proto_query(void *buf, u16 type, u32 seq, const struct ddsnap_range *r, u32 nr)
+size_t ddsnap_proto_query(void *buf, u16 type, u32 seq, const struct ddsnap_query *q)
 {
 	struct ddsnap_query_wire *w = buf + sizeof(struct ddsnap_head_wire);
-	size_t n = proto_head(buf, type, seq, sizeof(*w) + nr * sizeof(w->ranges[0]));
+	size_t n = proto_head(buf, type, seq, sizeof(*w) + q->nr * sizeof(w->ranges[0]));
 
-	w->nr_ranges = cpu_to_le32(nr);
-	for (u32 i = 0; i < nr; i++) {
-		w->ranges[i].chunk = cpu_to_le64(r[i].chunk);
-		w->ranges[i].count = cpu_to_le32(r[i].count);
-		w->ranges[i].flags = cpu_to_le32(r[i].flags);
+	w->nr_ranges = cpu_to_le32(q->nr);
+	for (u32 i = 0; i < q->nr; i++) {
+		w->ranges[i].chunk = cpu_to_le64(q->r[i].chunk);
+		w->ranges[i].count = cpu_to_le32(q->r[i].count);
+		w->ranges[i].flags = cpu_to_le32(q->r[i].flags);
 	}
 	return n;
+}
+
+int ddsnap_proto_batch_add(struct ddsnap_query *q, u16 type, u64 chunk, u32 count, u32 flags)
+{
+	bool origin = type == DDSNAP_MSG_ORIGIN_WRITE;
+	struct ddsnap_range *last = q->nr ? &q->r[q->nr - 1] : NULL;
+	int slot;
+
+	if (!count)
+		return -1;
+	if (origin)
+		for (u32 i = q->nr; i-- > 0;)
+			if (chunk >= q->r[i].chunk &&
+			    chunk + count <= q->r[i].chunk + q->r[i].count)
+				return i;
+	if (count > DDSNAP_WIRE_MAX_CHUNKS - q->total)
+		return -1;
+	if (last && last->flags == flags && chunk == last->chunk + last->count) {
+		slot = origin ? q->nr - 1 : q->total;
+		last->count += count;
+	} else {
+		if (q->nr == DDSNAP_WIRE_MAX_RANGES)
+			return -1;
+		slot = origin ? q->nr : q->total;
+		q->r[q->nr++] =
+			(struct ddsnap_range){.chunk = chunk, .count = count, .flags = flags};
+	}
+	q->total += count;
+	return slot;
+}
+
+u32 ddsnap_proto_batch_replies(const struct ddsnap_query *q, u16 type)
+{
+	return type == DDSNAP_MSG_ORIGIN_WRITE ? q->nr : q->total;
 }
 
 size_t ddsnap_proto_finish(void *buf, const u64 *locks, u32 nr)

@@ -33,7 +33,7 @@
 #include <linux/workqueue.h>
 #include <linux/xarray.h>
 
-#include "ddsnap_wire.h"
+#include "ddsnap-proto.h"
 
 #define DM_MSG_PREFIX "ddsnap"
 
@@ -94,14 +94,6 @@ struct ddsnap_stats {
 	u64 queries;	/* query messages sent (each a batch of one or more bios) */
 };
 
-/* A range of chunks as the kernel sends it in a query and reads it in an origin reply. */
-struct ddsnap_range {
-	u64 chunk;
-	u32 count;
-	u32 flags; /* DDSNAP_RANGE_* (queries) */
-	s32 error; /* 0 or a negative errno (origin replies) */
-};
-
 struct ddsnap_dev {
 	struct dm_target *ti;
 	struct dm_dev *snapstore;
@@ -125,12 +117,12 @@ struct ddsnap_dev {
 	struct workqueue_struct *ack_wq; /* DROP_CACHE acks waiting for their epoch to drain */
 	struct work_struct send_work;
 	struct delayed_work timeout_work;
-	struct list_head ctl; /* control messages to send (struct ddsnap_ctl) */
-	void *recv_buf;	      /* DDSNAP_WIRE_MAX_BODY, receive thread only */
-	void *send_buf;	      /* one message, under send_mutex */
-	u64 *finish_buf;      /* DDSNAP_WIRE_MAX_LOCKS lock ids, under send_mutex */
-	struct ddsnap_range batch[DDSNAP_WIRE_MAX_RANGES]; /* the query being built, under lock */
-	wait_queue_head_t wait; /* recv thread backoff sleeps; epoch drains */
+	struct list_head ctl;	   /* control messages to send (struct ddsnap_ctl) */
+	void *recv_buf;		   /* DDSNAP_WIRE_MAX_BODY, receive thread only */
+	void *send_buf;		   /* one message, under send_mutex */
+	u64 *finish_buf;	   /* DDSNAP_WIRE_MAX_LOCKS lock ids, under send_mutex */
+	struct ddsnap_query query; /* the query being built, under lock */
+	wait_queue_head_t wait;	   /* recv thread backoff sleeps; epoch drains */
 
 	/* Under lock. */
 	spinlock_t lock;
@@ -171,70 +163,7 @@ static inline const char *ddsnap_name(const struct ddsnap_dev *dc)
 
 /*----------------------------------------------------------------*/
 
-/* ddsnap-proto.c: every decoder returns 0 or -EPROTO with a static reason in *why. */
-
-/* A received message, host order. */
-struct ddsnap_msg {
-	u16 type;
-	u32 seq;
-	union {
-		struct {
-			s32 error;
-			u32 version, chunk_bits, state;
-			u64 gen, dev_sectors;
-		} identify;
-		struct {
-			u64 gen;
-			u32 nr;
-			const void *ranges; /* nr ddsnap_range_status_wire in the receive buffer */
-		} origin;		    /* ORIGIN_WRITE|REPLY */
-		struct {
-			u32 nr;
-			const void *entries; /* nr ddsnap_mapping_wire in the receive buffer */
-		} map;
-		struct {
-			u32 reason, state;
-			u64 gen;
-		} drop;
-		struct {
-			u64 nonce;
-		} ping;
-		struct {
-			s32 error;
-			u16 culprit;
-			u16 len;
-			const char *text; /* in the receive buffer, not NUL-terminated */
-		} error;
-	};
-};
-
-struct ddsnap_mapping {
-	u64 chunk, addr, lock;
-	u32 where;
-	s32 error;
-};
-
-/* Header check: magic, flags, a type the kernel may receive, body length bounds.  O(1). */
-int ddsnap_proto_head(const struct ddsnap_head_wire *h, u16 *type, u32 *seq, u32 *len,
-		      const char **why);
-/* Body decode and validation for a header that passed ddsnap_proto_head().  O(len). */
-int ddsnap_proto_unpack(u16 type, u32 seq, const void *body, u32 len, struct ddsnap_msg *m,
-			const char **why);
-/* Mapping i of a validated map reply (bounds checked by unpack). */
-void ddsnap_proto_mapping(const struct ddsnap_msg *m, u32 i, struct ddsnap_mapping *out);
-/* Range status i of a validated origin reply (bounds checked by unpack). */
-void ddsnap_proto_origin_range(const struct ddsnap_msg *m, u32 i, struct ddsnap_range *out);
-
-/* Encoders return the message size; buf holds at least DDSNAP_PROTO_MAX_SEND bytes. */
-#define DDSNAP_PROTO_MAX_SEND                                                  \
-	(sizeof(struct ddsnap_head_wire) + sizeof(struct ddsnap_finish_wire) + \
-	 DDSNAP_WIRE_MAX_LOCKS * sizeof(__le64))
-size_t ddsnap_proto_identify(void *buf, u32 seq, u32 tag, u64 dev_sectors);
-/* A query of nr (1..DDSNAP_WIRE_MAX_RANGES) ranges. */
-size_t ddsnap_proto_query(void *buf, u16 type, u32 seq, const struct ddsnap_range *r, u32 nr);
-size_t ddsnap_proto_finish(void *buf, const u64 *locks, u32 nr);
-size_t ddsnap_proto_drop_reply(void *buf, u32 seq, s32 error, u64 gen);
-size_t ddsnap_proto_ping_reply(void *buf, u32 seq, u64 nonce, u64 gen, u32 state, u32 inflight);
+/* ddsnap-proto.c: see ddsnap-proto.h. */
 
 /*----------------------------------------------------------------*/
 
