@@ -92,6 +92,8 @@ static void pack_status(struct ctl_status_reply_wire *w, const struct ctl_status
 	w->readlocks = cpu_to_le32(s->readlocks);
 	w->log_used = cpu_to_le64(s->log_used);
 	w->log_size = cpu_to_le64(s->log_size);
+	w->origin_queries = cpu_to_le64(s->origin_queries);
+	w->origin_batches = cpu_to_le64(s->origin_batches);
 }
 
 /* The body size of @m, or 0 if it cannot be encoded. */
@@ -294,6 +296,8 @@ static void unpack_status(struct ctl_status *s, const struct ctl_status_reply_wi
 	s->readlocks = le32_to_cpu(w->readlocks);
 	s->log_used = le64_to_cpu(w->log_used);
 	s->log_size = le64_to_cpu(w->log_size);
+	s->origin_queries = le64_to_cpu(w->origin_queries);
+	s->origin_batches = le64_to_cpu(w->origin_batches);
 }
 
 /* Checks that the body is exactly @fixed bytes plus @count entries of @entry bytes. */

@@ -131,6 +131,8 @@ struct ctl_status_reply_wire {
 	__le32 devices;	       /* ddsnap devices connected */
 	__le32 readlocks;
 	__le64 log_used, log_size; /* intent log blocks */
+	__le64 origin_queries;	   /* ORIGIN_WRITE queries served since the server started */
+	__le64 origin_batches;	   /* volume calls that served them (coalescing, server.c) */
 };
 
 struct ctl_changelist_wire {
@@ -155,7 +157,7 @@ static_assert(sizeof(struct ctl_tag_wire) == 16, "ctl_tag_wire size");
 static_assert(sizeof(struct ctl_snap_wire) == 56, "ctl_snap_wire size");
 static_assert(sizeof(struct ctl_list_reply_wire) == sizeof(struct ctl_result_wire) + 16,
 	      "ctl_list_reply_wire size");
-static_assert(sizeof(struct ctl_status_reply_wire) == sizeof(struct ctl_result_wire) + 112,
+static_assert(sizeof(struct ctl_status_reply_wire) == sizeof(struct ctl_result_wire) + 128,
 	      "ctl_status_reply_wire size");
 static_assert(sizeof(struct ctl_changelist_wire) == 16, "ctl_changelist_wire size");
 static_assert(sizeof(struct ctl_changelist_reply_wire) == sizeof(struct ctl_result_wire) + 16,
@@ -186,6 +188,7 @@ struct ctl_snap {
 struct ctl_status {
 	u64 gen, txg, chunk_size, origin_bytes, data_total, data_free, meta_total, meta_free;
 	u64 exceptions, snapshots, reserve_chunks, log_used, log_size;
+	u64 origin_queries, origin_batches;
 	u32 devices, readlocks;
 };
 

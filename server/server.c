@@ -11,6 +11,16 @@
  * must never wait behind the volume lock: a worker may be holding it while waiting for a
  * read lock or a cache drop that only those messages release.
  *
+ * Coalescing.  Origin writes serialize on the volume lock anyway, so one worker at a time
+ * starts them (origin_busy): it takes every ORIGIN_WRITE queued (up to
+ * SERVER_COALESCE_RANGES ranges) and serves them with one volume call: one hold of the volume
+ * lock, one batch of copy-outs that the engine's copier threads do at once, one commit.
+ * Meanwhile the other workers serve snapshot queries, and new origin writes queue up for
+ * the next batch, which another worker starts as soon as this one leaves the volume lock:
+ * its copies overlap this batch's commit.  Under a stream of small random writes this turns N serial rounds of copy
+ * I/O and flushes into one; with no queue nothing waits for a batch to fill.  A batch that
+ * fails is served again job by job, so each reply carries its own query's outcome.
+ *
  * Replies to one connection are serialised by its send lock; a whole message is one
  * write, so replies from several workers never interleave.
  *
@@ -83,6 +93,8 @@ struct server {
 	pthread_cond_t qcond;
 	struct job *qhead, **qtail;
 	bool qstop;
+	bool origin_busy;		    /* a worker is serving a batch of ORIGIN_WRITEs */
+	u64 origin_queries, origin_batches; /* served, under qlock */
 	pthread_t workers[SERVER_WORKERS];
 };
 
@@ -270,28 +282,72 @@ static void handle_identify(struct conn *c, const struct wire_msg *m)
 	send_wire(c, &r);
 }
 
-static void handle_origin_write(struct conn *c, const struct wire_msg *m, struct wire_msg *r)
+/*
+ * The reply to ORIGIN_WRITE @m after the volume call returned @err in @gen: sent once every
+ * read lock on its chunks is gone (when it succeeded).
+ */
+static void origin_reply(struct conn *c, const struct wire_msg *m, int err, u64 gen,
+			 struct wire_msg *r)
 {
 	struct server *s = c->srv;
-	struct volume_range ranges[DDSNAP_WIRE_MAX_RANGES];
-	u64 gen = 0;
-	int err;
 
-	for (u32 i = 0; i < m->query.nr; i++)
-		ranges[i] = (struct volume_range){m->query.r[i].chunk, m->query.r[i].count};
-	err = volume_origin_write(s->vol, ranges, m->query.nr, &gen);
 	if (!err)
 		for (u32 i = 0; i < m->query.nr; i++)
-			readlock_wait(s->readlocks, ranges[i].chunk, ranges[i].count, 0);
-	if (err)
+			readlock_wait(s->readlocks, m->query.r[i].chunk, m->query.r[i].count, 0);
+	else
 		log_err("origin write of %u ranges from chunk %llu failed: %s", m->query.nr,
-			(unsigned long long)ranges[0].chunk, strerror(-err));
+			(unsigned long long)m->query.r[0].chunk, strerror(-err));
 	r->type = DDSNAP_MSG_ORIGIN_WRITE | DDSNAP_MSG_REPLY;
+	r->seq = m->seq;
 	r->origin_reply.nr = m->query.nr;
 	r->origin_reply.gen = gen;
 	for (u32 i = 0; i < m->query.nr; i++)
 		r->origin_reply.r[i] =
 			(struct wire_range_status){m->query.r[i].chunk, m->query.r[i].count, err};
+	send_wire(c, r);
+}
+
+/* The worker holding origin_busy left the volume lock: the next batch may start. */
+static void origin_done(struct server *s, u32 n)
+{
+	pthread_mutex_lock(&s->qlock);
+	s->origin_busy = false;
+	s->origin_queries += n;
+	s->origin_batches++;
+	pthread_cond_broadcast(&s->qcond);
+	pthread_mutex_unlock(&s->qlock);
+}
+
+/*
+ * ORIGIN_WRITE jobs @j[0..n), coalesced (see the essay): one volume call, then each reply.
+ * With @busy, called holding origin_busy, which it gives back once the volume lock is left.
+ */
+static void handle_origin_writes(struct server *s, struct job **j, u32 n, bool busy,
+				 struct wire_msg *r)
+{
+	struct volume_range ranges[SERVER_COALESCE_RANGES] = {{0}};
+	u32 nr = 0;
+	u64 gen = 0, need;
+	int err;
+
+	for (u32 k = 0; k < n; k++)
+		for (u32 i = 0; i < j[k]->msg.query.nr; i++)
+			ranges[nr++] = (struct volume_range){j[k]->msg.query.r[i].chunk,
+							     j[k]->msg.query.r[i].count};
+	err = volume_origin_write_start(s->vol, ranges, nr, &gen, &need);
+	if (busy)
+		origin_done(s, n);
+	err = volume_origin_write_finish(s->vol, need, err);
+	if (err && n > 1) {
+		/* What was done is done; each job again alone gets its own outcome. */
+		for (u32 k = 0; k < n; k++)
+			handle_origin_writes(s, &j[k], 1, false, r);
+		return;
+	}
+	for (u32 k = 0; k < n; k++) {
+		memset(r, 0, offsetof(struct wire_msg, query));
+		origin_reply(j[k]->conn, &j[k]->msg, err, gen, r);
+	}
 }
 
 /* SNAPSHOT_WRITE: every chunk of every range, in order, in one volume call (one commit). */
@@ -357,39 +413,81 @@ static void handle_snapshot_read(struct conn *c, const struct wire_msg *m, struc
 	r->map_reply.nr = n;
 }
 
+/* Under qlock: the first job a worker may take now (origin writes wait for origin_busy). */
+static struct job **next_job(struct server *s)
+{
+	struct job **p = &s->qhead;
+
+	while (*p && (*p)->msg.type == DDSNAP_MSG_ORIGIN_WRITE && s->origin_busy)
+		p = &(*p)->next;
+	return *p ? p : NULL;
+}
+
+/*
+ * Under qlock: takes the job at @first; when it is an ORIGIN_WRITE, also every live
+ * ORIGIN_WRITE queued after it that fits SERVER_COALESCE_RANGES, and marks origin_busy.
+ * Returns how many are in @j.
+ */
+static u32 take_jobs(struct server *s, struct job **first, struct job **j)
+{
+	struct job **p = first;
+	u32 n = 0, nr = 0;
+	bool origin = (*first)->msg.type == DDSNAP_MSG_ORIGIN_WRITE;
+
+	do {
+		struct job *x = *p;
+
+		if (n == 0 || (x->msg.type == DDSNAP_MSG_ORIGIN_WRITE && !x->conn->dead &&
+			       nr + x->msg.query.nr <= SERVER_COALESCE_RANGES)) {
+			*p = x->next;
+			j[n++] = x;
+			nr += x->msg.query.nr;
+		} else {
+			p = &x->next;
+		}
+	} while (origin && *p && nr < SERVER_COALESCE_RANGES);
+	s->origin_busy |= origin;
+	/* The tail moved if the last job was taken: find it again (the queue is short). */
+	for (s->qtail = &s->qhead; *s->qtail;)
+		s->qtail = &(*s->qtail)->next;
+	return n;
+}
+
 static void *worker_main(void *arg)
 {
 	struct server *s = arg;
 	struct wire_msg *reply = xmalloc(sizeof(*reply));
+	struct job *j[SERVER_COALESCE_RANGES];
 
 	for (;;) {
-		struct job *j;
+		struct job **first;
+		u32 n;
 
 		pthread_mutex_lock(&s->qlock);
-		while (!s->qhead && !s->qstop)
+		while (!(first = next_job(s)) && !s->qstop)
 			pthread_cond_wait(&s->qcond, &s->qlock);
-		j = s->qhead;
-		if (j) {
-			s->qhead = j->next;
-			if (!s->qhead)
-				s->qtail = &s->qhead;
-		}
+		n = first ? take_jobs(s, first, j) : 0;
 		pthread_mutex_unlock(&s->qlock);
-		if (!j)
+		if (!n)
 			break;
 		memset(reply, 0, offsetof(struct wire_msg, query));
-		reply->seq = j->msg.seq;
-		if (!j->conn->dead) {
-			if (j->msg.type == DDSNAP_MSG_ORIGIN_WRITE)
-				handle_origin_write(j->conn, &j->msg, reply);
-			else if (j->msg.type == DDSNAP_MSG_SNAPSHOT_WRITE)
-				handle_snapshot_write(j->conn, &j->msg, reply);
+		reply->seq = j[0]->msg.seq;
+		if (j[0]->msg.type == DDSNAP_MSG_ORIGIN_WRITE) {
+			if (n > 1 || !j[0]->conn->dead)
+				handle_origin_writes(s, j, n, true, reply);
 			else
-				handle_snapshot_read(j->conn, &j->msg, reply);
-			send_wire(j->conn, reply);
+				origin_done(s, n);
+		} else if (!j[0]->conn->dead) {
+			if (j[0]->msg.type == DDSNAP_MSG_SNAPSHOT_WRITE)
+				handle_snapshot_write(j[0]->conn, &j[0]->msg, reply);
+			else
+				handle_snapshot_read(j[0]->conn, &j[0]->msg, reply);
+			send_wire(j[0]->conn, reply);
 		}
-		conn_put(j->conn);
-		free(j);
+		for (u32 k = 0; k < n; k++) {
+			conn_put(j[k]->conn);
+			free(j[k]);
+		}
 	}
 	free(reply);
 	return NULL;
@@ -562,6 +660,10 @@ static void ctl_request(struct conn *c, const struct ctl_msg *m, struct ctl_msg 
 		err = volume_status(s->vol, &r->status);
 		r->status.devices = count_devices(s);
 		r->status.readlocks = (u32)readlock_count(s->readlocks);
+		pthread_mutex_lock(&s->qlock);
+		r->status.origin_queries = s->origin_queries;
+		r->status.origin_batches = s->origin_batches;
+		pthread_mutex_unlock(&s->qlock);
 		break;
 	case CTL_CHANGELIST:
 		r->chunks = chunks;

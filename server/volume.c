@@ -447,13 +447,15 @@ u64 volume_gen(struct volume *v)
 	return st.gen;
 }
 
-int volume_origin_write(struct volume *v, const struct volume_range *r, u32 n, u64 *gen)
+int volume_origin_write_start(struct volume *v, const struct volume_range *r, u32 n, u64 *gen,
+			      u64 *need)
 {
-	struct engine_range ranges[64];
+	struct engine_range ranges[VOLUME_MAX_RANGES];
 	struct tx *tx;
-	u64 need = 0, copied;
+	u64 copied;
 	int err = 0, tries = 0;
 
+	*need = COMMIT_ALL;
 	if (n > ARRAY_SIZE(ranges))
 		return -EINVAL;
 	for (u32 i = 0; i < n; i++)
@@ -461,13 +463,26 @@ int volume_origin_write(struct volume *v, const struct volume_range *r, u32 n, u
 	do {
 		tx = begin(v, &err);
 		if (!tx)
-			return commit(v, COMMIT_ALL, err);
+			return err;
 		copied = 0;
 		err = engine_origin_write(v->engine, tx, ranges, n, gen, &copied);
-		need = data_written(v, copied);
+		*need = err ? COMMIT_ALL : data_written(v, copied);
 		end(v, tx);
 	} while (retry_after_sync(v, err, &tries));
-	return commit(v, err ? COMMIT_ALL : need, err);
+	return err;
+}
+
+int volume_origin_write_finish(struct volume *v, u64 need, int err)
+{
+	return commit(v, need, err);
+}
+
+int volume_origin_write(struct volume *v, const struct volume_range *r, u32 n, u64 *gen)
+{
+	u64 need;
+	int err = volume_origin_write_start(v, r, n, gen, &need);
+
+	return volume_origin_write_finish(v, need, err);
 }
 
 int volume_snap_read(struct volume *v, u32 tag, u64 chunk, bool *origin, u64 *addr)

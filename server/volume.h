@@ -60,8 +60,24 @@ struct volume_range {
 	u64 chunk, count;
 };
 
-/* The engine's origin write for a batch of ranges; *gen = the gen they are safe in. */
+/* Most ranges one origin write takes (the server coalesces queries up to this). */
+#define VOLUME_MAX_RANGES 256
+
+/*
+ * The engine's origin write for a batch of up to VOLUME_MAX_RANGES ranges (-EINVAL beyond);
+ * *gen = the gen they are safe in.
+ */
 int volume_origin_write(struct volume *v, const struct volume_range *r, u32 n, u64 *gen);
+/*
+ * volume_origin_write() in its two halves, for a caller that overlaps the commit of one
+ * batch with the copies of the next: _start does the engine's work under the volume lock and
+ * returns its result with what _finish must make durable in *@need; _finish, outside the
+ * lock, makes it durable and returns @err or the commit's error.  Every _start needs its
+ * _finish before the writes may reach the origin.
+ */
+int volume_origin_write_start(struct volume *v, const struct volume_range *r, u32 n, u64 *gen,
+			      u64 *need);
+int volume_origin_write_finish(struct volume *v, u64 need, int err);
 
 /* Snapshot read map: *origin = true, or the snapstore chunk in *addr. */
 int volume_snap_read(struct volume *v, u32 tag, u64 chunk, bool *origin, u64 *addr);

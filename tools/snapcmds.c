@@ -347,6 +347,10 @@ int cmd_status(int argc, char **argv)
 		printf("%llu snapshots, %u devices connected, %u read locks\n",
 		       (unsigned long long)st->snapshots, st->devices, st->readlocks);
 		if (verbose)
+			printf("origin writes: %llu queries served in %llu batches\n",
+			       (unsigned long long)st->origin_queries,
+			       (unsigned long long)st->origin_batches);
+		if (verbose)
 			printf("data chunks %llu total, %llu free; metadata blocks %llu total, "
 			       "%llu free\n",
 			       (unsigned long long)st->data_total,

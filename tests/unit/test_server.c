@@ -12,7 +12,7 @@
  *  - a snapshot create waits for the origin device to acknowledge DROP_CACHE;
  *  - writable snapshots get private chunks, and the origin is untouched;
  *  - batched queries (many ranges, overlapping and repeated) get one answer per range or
- *    chunk, in order;
+ *    chunk, in order; many queries at once (coalesced by the server) each get their own;
  *  - malformed input closes only the offending connection;
  *  - everything survives a server stop and restart.
  */
@@ -536,6 +536,50 @@ static void test_server__batched_queries(void **state)
 	stop(&r);
 }
 
+/*
+ * Many ORIGIN_WRITEs at once, as a busy origin device sends them: the server may serve those
+ * queued together with one volume call, yet every reply answers its own query, and a query
+ * naming chunks beyond the volume fails alone.
+ */
+static void test_server__coalesced_origin_writes(void **state)
+{
+	enum { N = 40, BAD = 17 };
+	struct running r;
+	struct kconn origin = {0}, snap = {0};
+	struct wire_msg *m = msg_new(0, 0);
+	u32 first_seq;
+	bool seen[N] = {false};
+
+	start(&r);
+	kconnect(&origin, DDSNAP_TAG_ORIGIN);
+	kconnect(&snap, 2);
+	first_seq = origin.seq + 1;
+	for (u32 k = 0; k < N; k++)
+		query(&origin, DDSNAP_MSG_ORIGIN_WRITE,
+		      k == BAD ? ORIGIN_BYTES / CHUNK + 5 : 100 + k, 1, 0);
+	for (u32 got = 0; got < N; got++) {
+		u32 k;
+
+		assert_int_equal(krecv(&origin, m, 10000), 0);
+		assert_int_equal(m->type, DDSNAP_MSG_ORIGIN_WRITE | DDSNAP_MSG_REPLY);
+		k = m->seq - first_seq;
+		assert_true(k < N && !seen[k]);
+		seen[k] = true;
+		assert_int_equal(m->origin_reply.nr, 1);
+		assert_int_equal(m->origin_reply.r[0].chunk,
+				 k == BAD ? ORIGIN_BYTES / CHUNK + 5 : 100 + k);
+		assert_int_equal(m->origin_reply.r[0].error, k == BAD ? -EINVAL : 0);
+	}
+	for (u64 c = 100; c < 100 + N; c++)
+		write_chunk(origin_path, c, 'G', c);
+	for (u64 c = 100; c < 100 + N; c++)
+		expect_snap(&snap, c, c == 100 + BAD ? 'G' : 'A');
+	free(m);
+	close(origin.fd);
+	close(snap.fd);
+	stop(&r);
+}
+
 static void test_server__bad_input_closes_only_that_connection(void **state)
 {
 	struct running r;
@@ -591,6 +635,7 @@ int main(void)
 		cmocka_unit_test(test_server__read_race),
 		cmocka_unit_test(test_server__writable_snapshot),
 		cmocka_unit_test(test_server__batched_queries),
+		cmocka_unit_test(test_server__coalesced_origin_writes),
 		cmocka_unit_test(test_server__bad_input_closes_only_that_connection),
 	};
 
