@@ -105,7 +105,7 @@ $(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $(call obj,$(UNITLIB_SRC
 
 $(BUILD)/tests/stress_%: $(BUILD)/obj/tests/stress/%.o $(call obj,$(UNITLIB_SRCS)) $(TOOLLIB) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka # tests/unit/lib's fixtures assert with cmocka
 
 # The wire test peer of the kernel scenarios (tests/vm/wirepeer.sh builds it in the guest
 # too); built here so it gets the same warnings as everything else.

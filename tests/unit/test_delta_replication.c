@@ -13,15 +13,12 @@
 #include <setjmp.h>
 #include <string.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <unistd.h>
 #include <cmocka.h>
-#include "bdev.h"
 #include "changelist.h"
 #include "commands.h"
-#include "server.h"
-#include "store.h"
 #include "volume.h"
+#include "lib/srvfix.h"
 
 #define CHUNK_SHIFT  14
 #define CHUNK	     (1u << CHUNK_SHIFT)
@@ -31,11 +28,8 @@
 #define END	     ((char *)NULL)
 
 static char dir[] = "/tmp/test_delta_replXXXXXX";
-static char store_path[128], origin_path[128], sock_path[128], stem[128], rstem[128];
-static char cl_path[128], delta_path[128];
-static struct server *srv;
-static struct volume *vol;
-static pthread_t thread;
+static char stem[128], rstem[128], cl_path[128], delta_path[128];
+static struct srvfix vf; /* the volume and its server */
 /* the model: what each snapshot must read */
 static u8 *model[3];
 
@@ -52,12 +46,6 @@ static char *pathf(const char *fmt, ...)
 	return b;
 }
 
-static void *serve(void *arg)
-{
-	server_run(srv);
-	return NULL;
-}
-
 static void fill_text(u8 *p, size_t len, u32 seed)
 {
 	static const char *w[] = {"snapshot ", "origin ", "chunk ", "the ", "replica\n", "42 "};
@@ -72,49 +60,18 @@ static void fill_text(u8 *p, size_t len, u32 seed)
 /* Writes @data to origin chunks [c, c + n) the way the kernel does: copy-out first. */
 static void origin_write(u64 c, u32 n, const u8 *data)
 {
-	struct volume_range r = {c, n};
-	u64 gen;
-	int fd = open(origin_path, O_WRONLY);
-
-	assert_int_equal(volume_origin_write(vol, &r, 1, &gen), 0);
-	assert_true(fd >= 0);
-	assert_int_equal(pwrite(fd, data, (size_t)n * CHUNK, (off_t)(c * CHUNK)),
-			 (ssize_t)n * CHUNK);
-	close(fd);
+	srvfix_origin_write(&vf, c, n, data);
 }
 
 /* Materialises snapshot @tag as a file through the server's read mapping. */
 static void export_snapshot(u32 tag, const char *path)
 {
-	int ofd = open(origin_path, O_RDONLY), sfd = open(store_path, O_RDONLY);
-	int out = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	u8 buf[CHUNK];
-
-	assert_true(ofd >= 0 && sfd >= 0 && out >= 0);
-	for (u64 c = 0; c < NCHUNKS; c++) {
-		bool from_origin;
-		u64 addr;
-
-		assert_int_equal(volume_snap_read(vol, tag, c, &from_origin, &addr), 0);
-		assert_int_equal(pread(from_origin ? ofd : sfd, buf, CHUNK,
-				       (off_t)((from_origin ? c : addr) * CHUNK)),
-				 CHUNK);
-		assert_int_equal(pwrite(out, buf, CHUNK, (off_t)(c * CHUNK)), CHUNK);
-	}
-	close(ofd);
-	close(sfd);
-	close(out);
+	srvfix_export(&vf, tag, path);
 }
 
 static u8 *slurp(const char *path)
 {
-	u8 *p = malloc(ORIGIN_BYTES);
-	int fd = open(path, O_RDONLY);
-
-	assert_true(fd >= 0);
-	assert_int_equal(pread(fd, p, ORIGIN_BYTES, 0), (ssize_t)ORIGIN_BYTES);
-	close(fd);
-	return p;
+	return srvfix_slurp(path, ORIGIN_BYTES);
 }
 
 static void expect_file(const char *path, const u8 *want)
@@ -144,56 +101,23 @@ static int run(const char *first, ...)
 
 static int setup(void **state)
 {
-	struct store_format_params fp = {.chunk_shift = CHUNK_SHIFT, .origin_bytes = ORIGIN_BYTES};
-	struct volume_params p = {0};
-	struct bdev *b;
-	char why[300];
-	int fd;
-
 	if (!mkdtemp(dir))
 		return -1;
-	snprintf(store_path, sizeof(store_path), "%s/store", dir);
-	snprintf(origin_path, sizeof(origin_path), "%s/origin", dir);
-	snprintf(sock_path, sizeof(sock_path), "%s/sock", dir);
 	snprintf(stem, sizeof(stem), "%s/send", dir);
 	snprintf(rstem, sizeof(rstem), "%s/recv", dir);
 	snprintf(cl_path, sizeof(cl_path), "%s/changelist", dir);
 	snprintf(delta_path, sizeof(delta_path), "%s/delta", dir);
-	fd = open(store_path, O_CREAT | O_RDWR, 0600);
-	if (fd < 0 || ftruncate(fd, STORE_BYTES))
-		return -1;
-	close(fd);
 	model[0] = malloc(ORIGIN_BYTES);
 	fill_text(model[0], ORIGIN_BYTES, 1);
 	memset(model[0] + 200 * CHUNK, 0, 56 * CHUNK); /* never written: zeros */
-	fd = open(origin_path, O_CREAT | O_RDWR, 0600);
-	if (fd < 0 || pwrite(fd, model[0], ORIGIN_BYTES, 0) != (ssize_t)ORIGIN_BYTES)
+	if (srvfix_create(&vf, dir, "origin", CHUNK_SHIFT, ORIGIN_BYTES, STORE_BYTES, model[0]))
 		return -1;
-	close(fd);
-	if (bdev_open(store_path, 0, &b) || store_format(b, NULL, &fp, why, sizeof(why)))
-		return -1;
-	bdev_close(b);
-	if (server_create(sock_path, &srv, why, sizeof(why)))
-		return -1;
-	p.snapstore = store_path;
-	p.origin = origin_path;
-	p.invalidate = server_invalidate;
-	p.invalidate_priv = srv;
-	if (volume_open(&p, &vol, why, sizeof(why))) {
-		fprintf(stderr, "volume_open: %s\n", why);
-		return -1;
-	}
-	server_attach(srv, vol);
-	pthread_create(&thread, NULL, serve, NULL);
-	return 0;
+	return srvfix_start(&vf);
 }
 
 static int teardown(void **state)
 {
-	server_stop(srv);
-	pthread_join(thread, NULL);
-	volume_close(vol);
-	server_destroy(srv);
+	srvfix_stop(&vf);
 	for (int i = 0; i < 3; i++)
 		free(model[i]);
 	return system(pathf("rm -rf %s", dir));
@@ -208,8 +132,8 @@ static void test_delta_replication__through_the_server(void **state)
 	int rc;
 
 	/* snapshot 1, then edits, a discard (zeros), an append into never-written space */
-	assert_int_equal(volume_create(vol, 1, &gen), 0);
-	model[1] = slurp(origin_path);
+	assert_int_equal(volume_create(vf.vol, 1, &gen), 0);
+	model[1] = slurp(vf.origin);
 	memcpy(buf, model[1] + 3 * CHUNK, 5 * CHUNK);
 	for (int i = 0; i < 5; i++)
 		memcpy(buf + i * CHUNK + 100 + i * 50, "EDITED", 6);
@@ -223,14 +147,14 @@ static void test_delta_replication__through_the_server(void **state)
 	origin_write(201, 1, buf);
 	origin_write(3, 1, model[1] + 3 * CHUNK + 0); /* rewritten in the same gen */
 	origin_write(3, 1, buf);
-	assert_int_equal(volume_create(vol, 2, &gen), 0);
-	model[2] = slurp(origin_path);
+	assert_int_equal(volume_create(vf.vol, 2, &gen), 0);
+	model[2] = slurp(vf.origin);
 	/* later origin writes must not leak into snapshot 2 or its delta */
 	fill_text(buf, CHUNK, 80);
 	origin_write(60, 1, buf);
 
 	/* the changelist from the running server */
-	assert_int_equal(run("changelist", sock_path, cl_path, "1", "2", END), EXIT_OK);
+	assert_int_equal(run("changelist", vf.sock, cl_path, "1", "2", END), EXIT_OK);
 	assert_int_equal(changelist_open(&r, cl_path, &h), 0);
 	assert_int_equal(h.chunk_size, CHUNK);
 	assert_int_equal(h.volume_chunks, NCHUNKS);
@@ -269,7 +193,7 @@ static void test_delta_replication__through_the_server(void **state)
 	}
 
 	/* a full delta of snapshot 2 from the server's whole-volume changelist */
-	assert_int_equal(run("changelist", sock_path, cl_path, "none", "2", END), EXIT_OK);
+	assert_int_equal(run("changelist", vf.sock, cl_path, "none", "2", END), EXIT_OK);
 	assert_int_equal(run("create", cl_path, delta_path, stem, END), EXIT_OK);
 	{
 		u8 *z = calloc(1, ORIGIN_BYTES);
@@ -293,7 +217,7 @@ static void test_delta_replication__through_the_server(void **state)
 	}
 	changelist_close(r);
 	/* a snapshot that does not exist: the server's reason, exit 1 */
-	assert_int_equal(run("changelist", sock_path, cl_path, "1", "9", END), EXIT_FAIL);
+	assert_int_equal(run("changelist", vf.sock, cl_path, "1", "9", END), EXIT_FAIL);
 }
 
 int main(void)

@@ -14,16 +14,14 @@
 #include <setjmp.h>
 #include <string.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <unistd.h>
 #include <sys/stat.h>
 #include <cmocka.h>
-#include "bdev.h"
 #include "commands.h"
 #include "ctl_client.h"
 #include "server.h"
-#include "store.h"
 #include "volume.h"
+#include "lib/srvfix.h"
 
 #define CHUNK_SHIFT  14
 #define CHUNK	     (1u << CHUNK_SHIFT)
@@ -31,38 +29,8 @@
 #define ORIGIN_BYTES ((u64)NCHUNKS * CHUNK)
 #define STORE_BYTES  (48u << 20)
 
-/* receive takes its snapshot through cmd_create, which reports through these
- * (ddsnap.c) */
-const struct ddsnap_command ddsnap_commands[] = {
-	{NULL, NULL, NULL, NULL},
-};
-
-void cmd_error(const char *cmd, const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "ddsnap %s: ", cmd);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
-
-int cmd_usage(const char *cmd)
-{
-	fprintf(stderr, "usage: ddsnap %s ...\n", cmd);
-	return EXIT_USAGE;
-}
-
-struct side {
-	char store[128], origin[128], sock[128];
-	struct server *srv;
-	struct volume *vol;
-	pthread_t thread;
-};
-
 static char dir[] = "/tmp/test_replicateXXXXXX";
-static struct side master, replica;
+static struct srvfix master, replica;
 static char mstem[128], token[128];
 
 static char *pathf(const char *fmt, ...)
@@ -78,56 +46,6 @@ static char *pathf(const char *fmt, ...)
 	return b;
 }
 
-static void *serve(void *arg)
-{
-	server_run(((struct side *)arg)->srv);
-	return NULL;
-}
-
-static int side_open(struct side *s, const char *name)
-{
-	struct store_format_params fp = {.chunk_shift = CHUNK_SHIFT, .origin_bytes = ORIGIN_BYTES};
-	struct volume_params p = {0};
-	struct bdev *b;
-	char why[300];
-	int fd;
-
-	snprintf(s->store, sizeof(s->store), "%s/%s-store", dir, name);
-	snprintf(s->origin, sizeof(s->origin), "%s/%s", dir, name);
-	snprintf(s->sock, sizeof(s->sock), "%s/%s.sock", dir, name);
-	fd = open(s->store, O_CREAT | O_RDWR, 0600);
-	if (fd < 0 || ftruncate(fd, STORE_BYTES))
-		return -1;
-	close(fd);
-	fd = open(s->origin, O_CREAT | O_RDWR, 0600);
-	if (fd < 0 || ftruncate(fd, (off_t)ORIGIN_BYTES))
-		return -1;
-	close(fd);
-	if (bdev_open(s->store, 0, &b) || store_format(b, NULL, &fp, why, sizeof(why)))
-		return -1;
-	bdev_close(b);
-	if (server_create(s->sock, &s->srv, why, sizeof(why)))
-		return -1;
-	p.snapstore = s->store;
-	p.origin = s->origin;
-	p.invalidate = server_invalidate;
-	p.invalidate_priv = s->srv;
-	if (volume_open(&p, &s->vol, why, sizeof(why))) {
-		fprintf(stderr, "volume_open: %s\n", why);
-		return -1;
-	}
-	server_attach(s->srv, s->vol);
-	return pthread_create(&s->thread, NULL, serve, s) ? -1 : 0;
-}
-
-static void side_close(struct side *s)
-{
-	server_stop(s->srv);
-	pthread_join(s->thread, NULL);
-	volume_close(s->vol);
-	server_destroy(s->srv);
-}
-
 static void fill(u8 *p, size_t len, u32 seed)
 {
 	for (size_t i = 0; i < len; i++) {
@@ -137,19 +55,10 @@ static void fill(u8 *p, size_t len, u32 seed)
 	}
 }
 
-/* Writes master origin chunks [c, c + n) the way the kernel does: copy-out
- * first. */
+/* Writes master origin chunks [c, c + n) the way the kernel does: copy-out first. */
 static void origin_write(u64 c, u32 n, const u8 *data)
 {
-	struct volume_range r = {c, n};
-	u64 gen;
-	int fd = open(master.origin, O_WRONLY);
-
-	assert_int_equal(volume_origin_write(master.vol, &r, 1, &gen), 0);
-	assert_true(fd >= 0);
-	assert_int_equal(pwrite(fd, data, (size_t)n * CHUNK, (off_t)(c * CHUNK)),
-			 (ssize_t)n * CHUNK);
-	close(fd);
+	srvfix_origin_write(&master, c, n, data);
 }
 
 /* Tells the replica's server that origin chunk @c was written, as its kernel target would
@@ -165,35 +74,12 @@ static void replica_mark(u64 c)
 /* Materialises master snapshot @tag as the file <mstem>(tag). */
 static void export_snapshot(u32 tag)
 {
-	int ofd = open(master.origin, O_RDONLY), sfd = open(master.store, O_RDONLY);
-	int out = open(pathf("%s(%u)", mstem, tag), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	u8 buf[CHUNK];
-
-	assert_true(ofd >= 0 && sfd >= 0 && out >= 0);
-	for (u64 c = 0; c < NCHUNKS; c++) {
-		bool from_origin;
-		u64 addr;
-
-		assert_int_equal(volume_snap_read(master.vol, tag, c, &from_origin, &addr), 0);
-		assert_int_equal(pread(from_origin ? ofd : sfd, buf, CHUNK,
-				       (off_t)((from_origin ? c : addr) * CHUNK)),
-				 CHUNK);
-		assert_int_equal(pwrite(out, buf, CHUNK, (off_t)(c * CHUNK)), CHUNK);
-	}
-	close(ofd);
-	close(sfd);
-	close(out);
+	srvfix_export(&master, tag, pathf("%s(%u)", mstem, tag));
 }
 
 static u8 *slurp(const char *path)
 {
-	u8 *p = malloc(ORIGIN_BYTES);
-	int fd = open(path, O_RDONLY);
-
-	assert_true(fd >= 0);
-	assert_int_equal(pread(fd, p, ORIGIN_BYTES, 0), (ssize_t)ORIGIN_BYTES);
-	close(fd);
-	return p;
+	return srvfix_slurp(path, ORIGIN_BYTES);
 }
 
 static bool same_files(const char *a, const char *b)
@@ -257,6 +143,13 @@ static void copy_file(const char *from, const char *to)
 	assert_int_equal(system(pathf("cp '%s' '%s'", from, to)), 0);
 }
 
+static int side_open(struct srvfix *f, const char *name)
+{
+	if (srvfix_create(f, dir, name, CHUNK_SHIFT, ORIGIN_BYTES, STORE_BYTES, NULL))
+		return -1;
+	return srvfix_start(f);
+}
+
 static int setup(void **state)
 {
 	if (!mkdtemp(dir))
@@ -268,8 +161,8 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	side_close(&master);
-	side_close(&replica);
+	srvfix_stop(&master);
+	srvfix_stop(&replica);
 	return system(pathf("rm -rf %s", dir));
 }
 

@@ -33,6 +33,7 @@
 #include "unixsock.h"
 #include "volume.h"
 #include "wire.h"
+#include "lib/srvfix.h"
 
 #define CHUNK_SHIFT  14
 #define CHUNK	     (1u << CHUNK_SHIFT)
@@ -40,42 +41,16 @@
 #define STORE_BYTES  (48u << 20)
 
 static char dir[] = "/tmp/ddsnap-test-server-XXXXXX";
-static char store_path[128], origin_path[128], sock_path[128];
+static struct srvfix vf; /* the volume and its server, stopped and started by the tests */
 
-struct running {
-	struct server *srv;
-	struct volume *vol;
-	pthread_t thread;
-};
-
-static void *serve(void *arg)
+static void start(void)
 {
-	struct running *r = arg;
-
-	server_run(r->srv);
-	return NULL;
+	assert_int_equal(srvfix_start(&vf), 0);
 }
 
-static void start(struct running *r)
+static void stop(void)
 {
-	struct volume_params p = {.snapstore = store_path, .origin = origin_path};
-	char why[300];
-
-	assert_int_equal(server_create(sock_path, &r->srv, why, sizeof(why)), 0);
-	p.invalidate = server_invalidate;
-	p.invalidate_priv = r->srv;
-	if (volume_open(&p, &r->vol, why, sizeof(why)))
-		fail_msg("volume_open: %s", why);
-	server_attach(r->srv, r->vol);
-	pthread_create(&r->thread, NULL, serve, r);
-}
-
-static void stop(struct running *r)
-{
-	server_stop(r->srv);
-	pthread_join(r->thread, NULL);
-	assert_int_equal(volume_close(r->vol), 0);
-	server_destroy(r->srv);
+	srvfix_stop(&vf);
 }
 
 /*----------------------------------------------------------------
@@ -139,7 +114,7 @@ static u64 kconnect(struct kconn *k, u32 tag)
 	struct wire_msg *m = msg_new(DDSNAP_MSG_IDENTIFY, ++k->seq);
 	u64 gen;
 
-	k->fd = unixsock_connect(sock_path, 2000);
+	k->fd = unixsock_connect(vf.sock, 2000);
 	assert_true(k->fd >= 0);
 	m->identify.version = DDSNAP_WIRE_VERSION;
 	m->identify.tag = tag;
@@ -243,12 +218,12 @@ static void expect_snap(struct kconn *snap, u64 chunk, char version)
 	assert_int_equal(m->map_reply.nr, 1);
 	switch (m->map_reply.m[0].where) {
 	case DDSNAP_MAP_ORIGIN:
-		expect_chunk(origin_path, chunk, version, chunk);
+		expect_chunk(vf.origin, chunk, version, chunk);
 		finish(snap, m->map_reply.m[0].lock);
 		break;
 	case DDSNAP_MAP_SHARED:
 	case DDSNAP_MAP_PRIVATE:
-		expect_chunk(store_path, m->map_reply.m[0].addr, version, chunk);
+		expect_chunk(vf.store, m->map_reply.m[0].addr, version, chunk);
 		break;
 	default:
 		fail_msg("chunk %llu mapped to error %d", (unsigned long long)chunk,
@@ -263,7 +238,7 @@ static void cli(u16 type, u32 tag, s64 arg, s32 want_error)
 	struct ctl_msg req = {.type = type, .tag = tag, .arg = arg}, reply = {0};
 	char why[300];
 
-	if (ctl_client_open(sock_path, &c, why, sizeof(why)))
+	if (ctl_client_open(vf.sock, &c, why, sizeof(why)))
 		fail_msg("ctl_client_open: %s", why);
 	{
 		u8 uuid[16], zero[16] = {0};
@@ -282,37 +257,19 @@ static void cli(u16 type, u32 tag, s64 arg, s32 want_error)
 
 static int setup(void **state)
 {
-	struct store_format_params fp = {.chunk_shift = CHUNK_SHIFT, .origin_bytes = ORIGIN_BYTES};
-	struct bdev *b;
-	char why[300];
-	int fd;
-
-	if (!mkdtemp(dir))
+	if (!mkdtemp(dir) ||
+	    srvfix_create(&vf, dir, "origin", CHUNK_SHIFT, ORIGIN_BYTES, STORE_BYTES, NULL))
 		return -1;
-	snprintf(store_path, sizeof(store_path), "%s/store", dir);
-	snprintf(origin_path, sizeof(origin_path), "%s/origin", dir);
-	snprintf(sock_path, sizeof(sock_path), "%s/sock", dir);
-	fd = open(store_path, O_CREAT | O_RDWR, 0600);
-	if (fd < 0 || ftruncate(fd, STORE_BYTES))
-		return -1;
-	close(fd);
-	fd = open(origin_path, O_CREAT | O_RDWR, 0600);
-	if (fd < 0 || ftruncate(fd, ORIGIN_BYTES))
-		return -1;
-	close(fd);
 	for (u64 c = 0; c < ORIGIN_BYTES / CHUNK; c++)
-		write_chunk(origin_path, c, 'A', c);
-	if (bdev_open(store_path, 0, &b) || store_format(b, NULL, &fp, why, sizeof(why)))
-		return -1;
-	bdev_close(b);
+		write_chunk(vf.origin, c, 'A', c);
 	return 0;
 }
 
 static int teardown(void **state)
 {
-	unlink(store_path);
-	unlink(origin_path);
-	unlink(sock_path);
+	unlink(vf.store);
+	unlink(vf.origin);
+	unlink(vf.sock);
 	rmdir(dir);
 	return 0;
 }
@@ -344,14 +301,13 @@ static void *ack_drop_late(void *arg)
 
 static void test_server__snapshots_see_their_time(void **state)
 {
-	struct running r;
 	struct kconn origin = {0}, snap1 = {0}, snap2 = {0};
 	struct late_ack ack = {.k = &origin, .delay_ms = 300};
 	struct timespec done;
 	pthread_t t;
 	u64 gen0, gen1;
 
-	start(&r);
+	start();
 	gen0 = kconnect(&origin, DDSNAP_TAG_ORIGIN);
 
 	/* Create waits for the origin device's cache drop. */
@@ -366,11 +322,11 @@ static void test_server__snapshots_see_their_time(void **state)
 	/* Overwrite chunks 0..9 the way the kernel does: ask, then write. */
 	origin_write(&origin, 0, 10);
 	for (u64 c = 0; c < 10; c++)
-		write_chunk(origin_path, c, 'B', c);
+		write_chunk(vf.origin, c, 'B', c);
 	/* A second write of the same chunks in this gen needs no copy (and must not make one). */
 	origin_write(&origin, 0, 10);
 	for (u64 c = 0; c < 5; c++)
-		write_chunk(origin_path, c, 'C', c);
+		write_chunk(vf.origin, c, 'C', c);
 
 	gen1 = kconnect(&snap1, 1);
 	assert_int_equal(gen1, gen0);
@@ -387,7 +343,7 @@ static void test_server__snapshots_see_their_time(void **state)
 	}
 	origin_write(&origin, 0, 20);
 	for (u64 c = 0; c < 20; c++)
-		write_chunk(origin_path, c, 'D', c);
+		write_chunk(vf.origin, c, 'D', c);
 	kconnect(&snap2, 2);
 	for (u64 c = 0; c < 20; c++) {
 		expect_snap(&snap1, c, 'A');
@@ -398,8 +354,8 @@ static void test_server__snapshots_see_their_time(void **state)
 	close(origin.fd);
 	close(snap1.fd);
 	close(snap2.fd);
-	stop(&r);
-	start(&r);
+	stop();
+	start();
 	kconnect(&snap1, 1);
 	kconnect(&snap2, 2);
 	for (u64 c = 0; c < 20; c++) {
@@ -408,17 +364,16 @@ static void test_server__snapshots_see_their_time(void **state)
 	}
 	close(snap1.fd);
 	close(snap2.fd);
-	stop(&r);
+	stop();
 }
 
 static void test_server__read_race(void **state)
 {
-	struct running r;
 	struct kconn origin = {0}, snap = {0};
 	struct wire_msg *m, *reply = msg_new(0, 0);
 	u64 lock;
 
-	start(&r);
+	start();
 	kconnect(&origin, DDSNAP_TAG_ORIGIN);
 	kconnect(&snap, 2);
 	/* Chunk 30 was never written since snapshot 2: it reads from the origin, locked. */
@@ -434,38 +389,37 @@ static void test_server__read_race(void **state)
 	assert_int_equal(krecv(&origin, reply, 5000), 0);
 	assert_int_equal(reply->type, DDSNAP_MSG_ORIGIN_WRITE | DDSNAP_MSG_REPLY);
 	assert_int_equal(reply->origin_reply.r[0].error, 0);
-	write_chunk(origin_path, 30, 'E', 30);
+	write_chunk(vf.origin, 30, 'E', 30);
 	expect_snap(&snap, 30, 'A');
 	free(reply);
 	close(origin.fd);
 	close(snap.fd);
-	stop(&r);
+	stop();
 }
 
 static void test_server__writable_snapshot(void **state)
 {
-	struct running r;
 	struct kconn snap = {0};
 	struct wire_msg *m;
 	u64 addr;
 
-	start(&r);
+	start();
 	kconnect(&snap, 1);
 	/* A partial first write: the server copies the snapshot's view (A) into a private chunk. */
 	m = ask(&snap, DDSNAP_MSG_SNAPSHOT_WRITE, 40, 1, 0);
 	assert_int_equal(m->map_reply.m[0].where, DDSNAP_MAP_PRIVATE);
 	addr = m->map_reply.m[0].addr;
 	free(m);
-	expect_chunk(store_path, addr, 'A', 40);
-	write_chunk(store_path, addr, 'W', 40);
+	expect_chunk(vf.store, addr, 'A', 40);
+	write_chunk(vf.store, addr, 'W', 40);
 	/* Later reads and writes map to the same private chunk; the origin is untouched. */
 	m = ask(&snap, DDSNAP_MSG_SNAPSHOT_WRITE, 40, 1, DDSNAP_RANGE_WHOLE);
 	assert_int_equal(m->map_reply.m[0].addr, addr);
 	free(m);
 	expect_snap(&snap, 40, 'W');
-	expect_chunk(origin_path, 40, 'A', 40);
+	expect_chunk(vf.origin, 40, 'A', 40);
 	close(snap.fd);
-	stop(&r);
+	stop();
 }
 
 /* Sends a query of @n ranges (as the kernel batches bios) and returns its reply. */
@@ -488,11 +442,10 @@ static void test_server__batched_queries(void **state)
 	static const struct wire_range ow[] = {{50, 2, 0}, {60, 1, 0}, {50, 1, 0}, {51, 3, 0}};
 	static const struct wire_range sw[] = {{70, 2, DDSNAP_RANGE_WHOLE}, {72, 1, 0}};
 	static const struct wire_range sr[] = {{80, 1, 0}, {80, 1, 0}};
-	struct running r;
 	struct kconn origin = {0}, snap = {0};
 	struct wire_msg *m;
 
-	start(&r);
+	start();
 	kconnect(&origin, DDSNAP_TAG_ORIGIN);
 	kconnect(&snap, 2);
 	/* One origin reply per range, in order, each echoing its range. */
@@ -505,8 +458,8 @@ static void test_server__batched_queries(void **state)
 	}
 	free(m);
 	for (u64 c = 50; c < 54; c++)
-		write_chunk(origin_path, c, 'F', c);
-	write_chunk(origin_path, 60, 'F', 60);
+		write_chunk(vf.origin, c, 'F', c);
+	write_chunk(vf.origin, 60, 'F', 60);
 	for (u64 c = 50; c < 61; c++)
 		expect_snap(&snap, c, 'A');
 	/* Snapshot writes: a mapping per chunk, all private and distinct; the partial one
@@ -519,7 +472,7 @@ static void test_server__batched_queries(void **state)
 		for (u32 j = 0; j < i; j++)
 			assert_int_not_equal(m->map_reply.m[i].addr, m->map_reply.m[j].addr);
 	}
-	expect_chunk(store_path, m->map_reply.m[2].addr, 'A', 72);
+	expect_chunk(vf.store, m->map_reply.m[2].addr, 'A', 72);
 	free(m);
 	/* The same chunk twice in a read: two mappings, each with its own read lock. */
 	m = ask_ranges(&snap, DDSNAP_MSG_SNAPSHOT_READ, sr, 2);
@@ -533,7 +486,7 @@ static void test_server__batched_queries(void **state)
 	free(m);
 	close(origin.fd);
 	close(snap.fd);
-	stop(&r);
+	stop();
 }
 
 /*
@@ -544,13 +497,12 @@ static void test_server__batched_queries(void **state)
 static void test_server__coalesced_origin_writes(void **state)
 {
 	enum { N = 40, BAD = 17 };
-	struct running r;
 	struct kconn origin = {0}, snap = {0};
 	struct wire_msg *m = msg_new(0, 0);
 	u32 first_seq;
 	bool seen[N] = {false};
 
-	start(&r);
+	start();
 	kconnect(&origin, DDSNAP_TAG_ORIGIN);
 	kconnect(&snap, 2);
 	first_seq = origin.seq + 1;
@@ -571,28 +523,27 @@ static void test_server__coalesced_origin_writes(void **state)
 		assert_int_equal(m->origin_reply.r[0].error, k == BAD ? -EINVAL : 0);
 	}
 	for (u64 c = 100; c < 100 + N; c++)
-		write_chunk(origin_path, c, 'G', c);
+		write_chunk(vf.origin, c, 'G', c);
 	for (u64 c = 100; c < 100 + N; c++)
 		expect_snap(&snap, c, c == 100 + BAD ? 'G' : 'A');
 	free(m);
 	close(origin.fd);
 	close(snap.fd);
-	stop(&r);
+	stop();
 }
 
 static void test_server__bad_input_closes_only_that_connection(void **state)
 {
-	struct running r;
 	struct kconn bad = {0}, good = {0}, origin = {0};
 	struct wire_msg *m = msg_new(0, 0);
 	u8 garbage[64];
 	ssize_t n;
 	char c;
 
-	start(&r);
+	start();
 	kconnect(&good, 1);
 	/* Garbage instead of a message. */
-	bad.fd = unixsock_connect(sock_path, 2000);
+	bad.fd = unixsock_connect(vf.sock, 2000);
 	memset(garbage, 0x5a, sizeof(garbage));
 	assert_int_equal(unixsock_write_full(bad.fd, garbage, sizeof(garbage)), 0);
 	assert_int_equal(krecv(&bad, m, 5000), 0);
@@ -609,7 +560,7 @@ static void test_server__bad_input_closes_only_that_connection(void **state)
 	close(origin.fd);
 	/* IDENTIFY of a snapshot that does not exist is refused. */
 	{
-		struct kconn none = {.fd = unixsock_connect(sock_path, 2000)};
+		struct kconn none = {.fd = unixsock_connect(vf.sock, 2000)};
 		struct wire_msg *id = msg_new(DDSNAP_MSG_IDENTIFY, 1);
 
 		id->identify.version = DDSNAP_WIRE_VERSION;
@@ -625,7 +576,7 @@ static void test_server__bad_input_closes_only_that_connection(void **state)
 	expect_snap(&good, 0, 'A');
 	free(m);
 	close(good.fd);
-	stop(&r);
+	stop();
 }
 
 int main(void)

@@ -21,27 +21,6 @@
 #include "store.h"
 #include "store_check.h"
 
-/* tools/ddsnap.c holds main() and these; the test calls the subcommands without it. */
-const struct ddsnap_command ddsnap_commands[] = {
-	{NULL, NULL, NULL, NULL},
-};
-
-void cmd_error(const char *cmd, const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "ddsnap %s: ", cmd);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
-
-int cmd_usage(const char *cmd)
-{
-	return EXIT_USAGE;
-}
-
 #define MB	 (1024ULL * 1024)
 #define CHUNK	 4096u
 #define ORIGIN	 (1 * MB) /* 256 chunks: rewritten often */

@@ -14,28 +14,6 @@
 #include "bdev.h"
 #include "label.h"
 
-/* tools/ddsnap.c holds main() and these; the test links the subcommands without it. */
-const struct ddsnap_command ddsnap_commands[] = {
-	{NULL, NULL, NULL, NULL},
-};
-
-void cmd_error(const char *cmd, const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "ddsnap %s: ", cmd);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
-
-int cmd_usage(const char *cmd)
-{
-	fprintf(stderr, "usage: ddsnap %s ...\n", cmd);
-	return EXIT_USAGE;
-}
-
 struct files {
 	char snap[64], origin[64], meta[64], out[64];
 };
