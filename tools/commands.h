@@ -30,6 +30,7 @@ extern const struct ddsnap_command ddsnap_commands[];
 
 /* Prints "ddsnap <cmd>: <msg>" to stderr. */
 void cmd_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void cmd_verror(const char *cmd, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* Prints the usage line of @cmd to stderr and returns EXIT_USAGE. */
 int cmd_usage(const char *cmd);
 

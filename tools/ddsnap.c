@@ -2,8 +2,8 @@
 /*
  * ddsnap.c - main() of the ddsnap admin tool: dispatches to a subcommand.
  *
- * Every subcommand lives in its own tools/<name>.c; this file only holds the table, the
- * top-level usage and version, and the shared error helpers.  Argument order follows
+ * Every subcommand lives in its own tools/<name>.c; this file only holds the table and the
+ * top-level usage and version and cmd_usage (the error printers are in cmdutil.c).  Argument order follows
  * Zumastor's ddsnap so old scripts read naturally (snapstore before origin).
  */
 #include <stdio.h>
@@ -44,17 +44,6 @@ const struct ddsnap_command ddsnap_commands[] = {
 	 "apply a stream from send to this volume, then take snapshot <tag>"},
 	{NULL, NULL, NULL, NULL},
 };
-
-void cmd_error(const char *cmd, const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "ddsnap %s: ", cmd);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
 
 int cmd_usage(const char *cmd)
 {

@@ -69,11 +69,9 @@ static __printf(1, 2) void derr(const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "ddsnap %s: ", derr_cmd);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	cmd_verror(derr_cmd, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 }
 
 /* ---- devices ---- */
