@@ -1326,18 +1326,18 @@ static void snap_info(struct engine *e, struct snap *s, struct engine_snapinfo *
 	}
 }
 
-u32 engine_list(struct engine *e, struct engine_snapinfo *out, u32 max)
+u32 engine_list(struct engine *e, u32 first, struct engine_snapinfo *out, u32 max)
 {
 	u32 n = 0;
 
 	for (u32 i = 0; i < e->nlive; i++, n++)
-		if (n < max)
-			snap_info(e, e->live[i], &out[n]);
+		if (n >= first && n - first < max)
+			snap_info(e, e->live[i], &out[n - first]);
 	for (u32 h = 0; e->ninvalid && h < e->hash_size; h++)
 		for (struct snap *s = e->hash[h]; s; s = s->hnext)
 			if (s->state == ENGINE_SNAP_INVALID) {
-				if (n < max)
-					snap_info(e, s, &out[n]);
+				if (n >= first && n - first < max)
+					snap_info(e, s, &out[n - first]);
 				n++;
 			}
 	return n;

@@ -274,10 +274,11 @@ struct engine_snapinfo {
 };
 
 /*
- * Fills @out with up to @max snapshots, live ones in gen order, then invalidated ones, and
- * returns how many exist.  O(snapshots * log sublists).
+ * Fills @out with up to @max snapshots from position @first of the list -- live ones in gen
+ * order, then invalidated ones -- and returns how many exist in all.  A page costs
+ * O(snapshots + max * log sublists): only the snapshots returned are summed up.
  */
-u32 engine_list(struct engine *e, struct engine_snapinfo *out, u32 max);
+u32 engine_list(struct engine *e, u32 first, struct engine_snapinfo *out, u32 max);
 /* One snapshot's info.  Returns 0 or -ENODATA.  O(log sublists). */
 int engine_snap_info(struct engine *e, u32 tag, struct engine_snapinfo *out);
 

@@ -182,18 +182,29 @@ static void send_error(struct conn *c, u32 seq, u16 culprit, int error, const ch
  * answer within SERVER_DROP_TIMEOUT_MS is cut off, which drops its cache as surely (the
  * kernel forgets everything on a new IDENTIFY).
  */
+/* Under s->lock: is @c a live kernel connection of the origin, or of snapshot @tag? */
+static bool drop_target(const struct conn *c, u32 tag)
+{
+	if (c->kind != CONN_KERNEL || c->dead)
+		return false;
+	return tag == DDSNAP_TAG_ORIGIN ? c->origin : !c->origin && c->tag == tag;
+}
+
 static void drop_caches(struct server *s, u32 tag, u32 reason, u32 state, u64 gen)
 {
-	struct conn *targets[256];
+	struct conn **targets;
 	unsigned n = 0;
 	struct timespec deadline;
 	bool waiting;
 
 	pthread_mutex_lock(&s->lock);
-	for (struct conn *c = s->conns; c && n < ARRAY_SIZE(targets); c = c->next) {
-		if (c->kind != CONN_KERNEL || c->dead)
-			continue;
-		if (tag == DDSNAP_TAG_ORIGIN ? !c->origin : (c->origin || c->tag != tag))
+	for (struct conn *c = s->conns; c; c = c->next)
+		n += drop_target(c, tag);
+	/* Every one of them, however many: a device left out would keep writing unasked. */
+	targets = xmalloc((n ? n : 1) * sizeof(*targets));
+	n = 0;
+	for (struct conn *c = s->conns; c; c = c->next) {
+		if (!drop_target(c, tag))
 			continue;
 		c->refs++;
 		c->drop_seq = ++c->next_seq;
@@ -230,6 +241,7 @@ static void drop_caches(struct server *s, u32 tag, u32 reason, u32 state, u64 ge
 	pthread_mutex_unlock(&s->lock);
 	for (unsigned i = 0; i < n; i++)
 		conn_put(targets[i]);
+	free(targets);
 }
 
 int server_invalidate(void *priv, u32 tag)

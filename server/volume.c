@@ -648,21 +648,18 @@ static void snap_to_ctl(struct ctl_snap *c, const struct engine_snapinfo *i)
 int volume_list(struct volume *v, u64 cursor, struct ctl_snap *out, u32 max, u32 *count, u32 *total,
 		u64 *next)
 {
-	struct engine_snapinfo *all;
-	u32 n, have;
+	struct engine_snapinfo *page = xmalloc((max ? max : 1) * sizeof(*page));
+	u32 n, first = cursor < UINT32_MAX ? (u32)cursor : UINT32_MAX;
 
 	pthread_mutex_lock(&v->lock);
-	n = engine_list(v->engine, NULL, 0);
-	all = xmalloc((n ? n : 1) * sizeof(*all));
-	have = engine_list(v->engine, all, n);
+	n = engine_list(v->engine, first, page, max);
 	pthread_mutex_unlock(&v->lock);
-	n = MIN(n, have);
 	*total = n;
-	*count = 0;
-	for (u64 i = cursor; i < n && *count < max; i++)
-		snap_to_ctl(&out[(*count)++], &all[i]);
-	*next = cursor + *count < n ? cursor + *count : CTL_CURSOR_END;
-	free(all);
+	*count = first < n ? MIN(n - first, max) : 0;
+	for (u32 i = 0; i < *count; i++)
+		snap_to_ctl(&out[i], &page[i]);
+	*next = first + *count < n ? first + *count : CTL_CURSOR_END;
+	free(page);
 	return 0;
 }
 

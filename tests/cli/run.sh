@@ -166,6 +166,13 @@ rcv=$!
 expect 0 "send --to 127.0.0.1:PORT (incremental 2 -> 4)" "$ddsnap" send --to "127.0.0.1:$port" -d "$dir/origin" "$sock" 2 4
 expect 0 "receive --listen exits 0" wait "$rcv"
 expect 0 "the replica's origin is snapshot 4" cmp "$rorigin" "$dir/origin(4)"
+
+# list across pages (64 snapshots a reply): 150 more on the replica, all listed, in order.
+for t in $(seq 1000 1149); do "$ddsnap" create "$rsock" "$t" >/dev/null || break; done
+expect 0 "list of 152 snapshots" "$ddsnap" list "$rsock"
+cut -d' ' -f1 "$dir/out" >"$dir/listed"
+printf '%s\n' 2 4 $(seq 1000 1149) >"$dir/created"
+expect 0 "list shows every snapshot once, oldest first" cmp "$dir/listed" "$dir/created"
 kill -TERM "$(cat "$rpid")"
 
 kill -TERM "$(cat "$pid")"

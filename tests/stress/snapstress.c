@@ -209,7 +209,7 @@ static void verify_all(struct efix *f, struct snapmodel *m, const char *when)
 	u32 tags[MAX_LIVE + 1], n = snapmodel_tags(m, tags, MAX_LIVE + 1);
 	struct engine_snapinfo info[MAX_LIVE + 2];
 	u8 *buf;
-	u32 live = engine_list(f->e, info, MAX_LIVE + 2);
+	u32 live = engine_list(f->e, 0, info, MAX_LIVE + 2);
 
 	if (live != n)
 		die("%s: engine has %u snapshots, model %u", when, live, n);

@@ -611,10 +611,16 @@ static void test_engine__full_store_policy(void **state)
 	assert_int_equal(st.policy_invalidates, 1);
 	assert_int_equal(invalidated_tag, 12);
 	assert_int_equal(engine_snap_read_map(f.e, 12, 0, &where, &addr), -EIO);
-	assert_int_equal(engine_list(f.e, info, 8), 2);
+	assert_int_equal(engine_list(f.e, 0, info, 8), 2);
 	assert_int_equal(info[0].tag, 10);
 	assert_int_equal(info[1].tag, 12);
 	assert_int_equal(info[1].state, ENGINE_SNAP_INVALID);
+	/* A page from position 1: only the invalidated one; past the end: nothing. */
+	memset(info, 0, sizeof(info[0]) * 2);
+	assert_int_equal(engine_list(f.e, 1, info, 8), 2);
+	assert_int_equal(info[0].tag, 12);
+	assert_int_equal(info[1].tag, 0);
+	assert_int_equal(engine_list(f.e, 5, info, 8), 2);
 
 	/* 10 is held: nothing can go, so copy-needing writes fail and change nothing. */
 	assert_int_equal(engine_hold(f.e, &f.tx, 10, 1), 0);
