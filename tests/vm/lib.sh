@@ -263,3 +263,46 @@ vm_power_cut()
 	sleep 60
 	fail "the host did not cut the power within 60 s"
 }
+
+# ---- The real server (ddsnapd), for the server-* scenarios -------------------------------
+
+# srv_setup NAME: sets ddsnap (a private copy of build/bin/ddsnap: the shared tree may rebuild
+# its own while a scenario runs), sock and pidfile for a server called NAME.  The scenario
+# sets store and origin before srv_start.
+srv_setup()
+{
+	install -m 0755 "$BUILD/bin/ddsnap" /tmp/ddsnap
+	# shellcheck disable=SC2034 # used by the scenarios
+	ddsnap=/tmp/ddsnap sock=/run/ddsnap-$1.sock pidfile=/run/ddsnapd-$1.pid
+}
+
+# srv_start: starts the server on $store and $origin, listening on $sock, logging to
+# $RESULTS/server.log; a start that hangs fails after 120 s.
+srv_start()
+{
+	# shellcheck disable=SC2154 # the scenario sets store and origin
+	must timeout 120 "$ddsnap" server -l "$RESULTS/server.log" -p "$pidfile" \
+		"$store" "$origin" "$sock"
+}
+
+# srv_stop: SIGTERM, then waits (30 s at most) until the server has removed its pid file
+# (its final txg is synced by then).
+srv_stop()
+{
+	kill -TERM "$(cat "$pidfile")"
+	for _ in $(seq 150); do
+		[[ -e $pidfile ]] || return 0
+		sleep 0.2
+	done
+	fail "the server did not stop on SIGTERM within 30 s"
+}
+
+# srv_kill: SIGKILL, and waits until the process is gone.
+srv_kill()
+{
+	local pid
+	pid=$(cat "$pidfile")
+	kill -KILL "$pid"
+	while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+	log "server $pid killed"
+}

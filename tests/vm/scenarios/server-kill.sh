@@ -21,10 +21,7 @@ set -euo pipefail
 export DM_DEFAULT_NAME_MANGLING_MODE=none
 
 store=${DISKS[0]}
-install -m 0755 "$BUILD/bin/ddsnap" /tmp/ddsnap # the shared tree may rebuild its copy
-ddsnap=/tmp/ddsnap
-sock=/run/ddsnap-kill.sock
-pidfile=/run/ddsnapd-kill.pid
+srv_setup kill
 vol=/dev/mapper/vol
 MIB=$((1024 * 1024))
 SIZE=$((48 * MIB))
@@ -34,28 +31,6 @@ C=16384
 dm_create origin0 "0 $((SIZE / 512)) linear ${DISKS[1]} 0"
 origin=/dev/mapper/origin0
 
-srv_start()
-{
-	must timeout 120 "$ddsnap" server -l "$RESULTS/server.log" -p "$pidfile" \
-		"$store" "$origin" "$sock"
-}
-srv_kill()
-{
-	local pid
-	pid=$(cat "$pidfile")
-	kill -KILL "$pid"
-	while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
-	log "server $pid killed"
-}
-srv_stop()
-{
-	kill -TERM "$(cat "$pidfile")"
-	for _ in $(seq 150); do
-		[[ -e $pidfile ]] || return 0
-		sleep 0.2
-	done
-	fail "the server did not stop on SIGTERM within 30 s"
-}
 # wait_mode DEV MODE SECS: waits for "mode=MODE" in the target's status.
 wait_mode()
 {

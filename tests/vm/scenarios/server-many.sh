@@ -22,11 +22,7 @@ set -euo pipefail
 export DM_DEFAULT_NAME_MANGLING_MODE=none
 
 store=${DISKS[0]}
-# A private copy: the shared tree's build/bin/ddsnap may be rebuilt while this runs.
-install -m 0755 "$BUILD/bin/ddsnap" /tmp/ddsnap
-ddsnap=/tmp/ddsnap
-sock=/run/ddsnap-many.sock
-pidfile=/run/ddsnapd-many.pid
+srv_setup many
 vol=/dev/mapper/vol
 NSNAP=${NSNAP:-305} # snapshots taken
 NKEEP=${NKEEP:-45}  # survivors after the random deletes
@@ -43,20 +39,6 @@ RANDOM=$seed
 # The origin is a small slice of the second disk (small, so whole-image checks are cheap).
 dm_create origin0 "0 $((SIZE / 512)) linear ${DISKS[1]} 0"
 origin=/dev/mapper/origin0
-
-srv_start()
-{
-	must "$ddsnap" server -l "$RESULTS/server.log" -p "$pidfile" "$store" "$origin" "$sock"
-}
-srv_stop()
-{
-	kill -TERM "$(cat "$pidfile")"
-	for _ in $(seq 150); do
-		[[ -e $pidfile ]] || return 0
-		sleep 0.2
-	done
-	fail "the server did not stop on SIGTERM within 30 s"
-}
 
 # Process start-ups are what costs most in a TCG guest: writes copy slices of a random
 # pool made once, and the writer's bookkeeping uses shell builtins only.

@@ -22,10 +22,7 @@ set -euo pipefail
 export DM_DEFAULT_NAME_MANGLING_MODE=none
 
 store=${DISKS[0]}
-install -m 0755 "$BUILD/bin/ddsnap" /tmp/ddsnap # the shared tree may rebuild its copy
-ddsnap=/tmp/ddsnap
-sock=/run/ddsnap-cut.sock
-pidfile=/run/ddsnapd-cut.pid
+srv_setup cut
 vol=/dev/mapper/vol
 C=16384
 SIZE=$((8 * 1024 * 1024))
@@ -46,19 +43,6 @@ pattern "cut-pool-$seed" $((POOL_BLOCKS * 4096)) >/tmp/pool
 dm_create origin0 "0 $((SIZE / 512)) linear ${DISKS[1]} 0"
 origin=/dev/mapper/origin0
 
-srv_start()
-{
-	must "$ddsnap" server -l "$RESULTS/server.log" -p "$pidfile" "$store" "$origin" "$sock"
-}
-srv_stop()
-{
-	kill -TERM "$(cat "$pidfile")"
-	for _ in $(seq 150); do
-		[[ -e $pidfile ]] || return 0
-		sleep 0.2
-	done
-	fail "the server did not stop on SIGTERM within 30 s"
-}
 # slot_write I: slot I's 8 KiB (pool blocks 2I mod ..), then a flush; O_DIRECT for even I,
 # buffered for odd I.
 slot_write()

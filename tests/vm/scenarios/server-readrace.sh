@@ -17,10 +17,7 @@ set -euo pipefail
 export DM_DEFAULT_NAME_MANGLING_MODE=none
 
 store=${DISKS[0]}
-install -m 0755 "$BUILD/bin/ddsnap" /tmp/ddsnap # the shared tree may rebuild its copy
-ddsnap=/tmp/ddsnap
-sock=/run/ddsnap-race.sock
-pidfile=/run/ddsnapd-race.pid
+srv_setup race
 vol=/dev/mapper/vol
 C=16384
 NCH=64 # chunks in the racing region
@@ -34,16 +31,6 @@ RANDOM=$seed
 
 dm_create origin0 "0 $((SIZE / 512)) linear ${DISKS[1]} 0"
 origin=/dev/mapper/origin0
-
-srv_stop()
-{
-	kill -TERM "$(cat "$pidfile")"
-	for _ in $(seq 150); do
-		[[ -e $pidfile ]] || return 0
-		sleep 0.2
-	done
-	fail "the server did not stop on SIGTERM within 30 s"
-}
 
 # shuffled N: 0..N-1 in a seeded random order, one per line.
 shuffled()
@@ -61,7 +48,7 @@ shuffled()
 
 step "initialize, server, origin"
 must "$ddsnap" initialize "$store" "$origin"
-must "$ddsnap" server -l "$RESULTS/server.log" -p "$pidfile" "$store" "$origin" "$sock"
+srv_start
 load_ddsnap
 n=$("$ddsnap" status --size "$sock")
 dm_create vol "0 $n ddsnap $store $origin $sock -1"

@@ -15,10 +15,7 @@ set -euo pipefail
 export DM_DEFAULT_NAME_MANGLING_MODE=none
 
 store=${DISKS[0]}
-install -m 0755 "$BUILD/bin/ddsnap" /tmp/ddsnap # the shared tree may rebuild its copy
-ddsnap=/tmp/ddsnap
-sock=/run/ddsnap-wr.sock
-pidfile=/run/ddsnapd-wr.pid
+srv_setup wr
 vol=/dev/mapper/vol
 KIB=1024
 MIB=$((1024 * KIB))
@@ -28,19 +25,6 @@ C=16384 # chunk size (the initialize default, checked below)
 dm_create origin0 "0 $((SIZE / 512)) linear ${DISKS[1]} 0"
 origin=/dev/mapper/origin0
 
-srv_start()
-{
-	must "$ddsnap" server -l "$RESULTS/server.log" -p "$pidfile" "$store" "$origin" "$sock"
-}
-srv_stop()
-{
-	kill -TERM "$(cat "$pidfile")"
-	for _ in $(seq 150); do
-		[[ -e $pidfile ]] || return 0
-		sleep 0.2
-	done
-	fail "the server did not stop on SIGTERM within 30 s"
-}
 snap_dev() { echo "/dev/mapper/vol($1)"; }
 snap_up() { dm_create "vol($1)" "0 $n ddsnap $store $origin $sock $1"; }
 # put DEV SEED OFF LEN: seeded pattern bytes at OFF (512-byte aligned), O_DIRECT.
