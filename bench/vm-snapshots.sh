@@ -9,7 +9,8 @@
 # each device, filled once before the first snapshot:
 #   4 KiB random writes, iodepth 16, every block once (randrepeat, random map), and
 #   1 MiB sequential writes, iodepth 4,
-# each as the first write after a fresh snapshot ("first": copy-outs) and again ("rewrite"),
+# each as the first write after a fresh snapshot ("first": copy-outs) and again ("rewrite",
+# the median of three runs, as for the origin reads),
 # with 1, 16, 256 and 1,000 snapshots in existence (dm-snapshot: 1 and 16 only, each of
 # its snapshots is a device that gets its own copy of every chunk); then 4 KiB random and
 # 1 MiB sequential reads of the origin and of the oldest snapshot.  The raw disk is measured
@@ -74,6 +75,24 @@ fio_run()
 # fill DEV: writes REGION once (so first writes below are copy-outs, not allocations).
 fill() { dd if=/dev/zero of="$1" bs=1M count=$((REGION_BYTES / 1048576)) oflag=direct status=none; }
 
+# median: the median of the numbers on stdin (whitespace separated).
+median()
+{
+	tr ' ' '\n' | sed '/^$/d' | sort -g |
+		awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# fio_med LABEL DEV KIND: the median of three fio_run (for runs that leave the device as
+# they found it: rewrites and reads, where one noisy run would decide a ratio).
+fio_med()
+{
+	local a b c
+	a=$(fio_run "$@")
+	b=$(fio_run "$@")
+	c=$(fio_run "$@")
+	echo "$a $b $c" | median
+}
+
 declare -A R # R[config,workload,count] = value
 declare -A RAWS # RAWS[workload] = "v1 v2 ...": every raw run
 
@@ -85,8 +104,7 @@ raw_runs()
 	for w in rand:randwrite seq:write rread:randread sread:read; do
 		v=$(fio_run raw "$raw" "${w#*:}")
 		RAWS[${w%%:*}]="${RAWS[${w%%:*}]:-} $v"
-		R[raw,${w%%:*},0]=$(tr ' ' '\n' <<<"${RAWS[${w%%:*}]}" | sed '/^$/d' | sort -g |
-			awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
+		R[raw,${w%%:*},0]=$(median <<<"${RAWS[${w%%:*}]}")
 	done
 }
 # spread W: "min-max over N runs" of the raw runs of workload W.
@@ -98,6 +116,16 @@ spread()
 
 fill "$raw"
 raw_runs
+
+# dm-linear over the raw disk: what any device-mapper target costs in this guest, the floor
+# under every ratio below.
+step "dm-linear over the raw disk"
+dm_create lin "0 $((REGION_BYTES / 512)) linear $raw 0"
+R[linear,rand_re,0]=$(fio_med linear /dev/mapper/lin randwrite)
+R[linear,seq_re,0]=$(fio_med linear /dev/mapper/lin write)
+R[linear,rread,0]=$(fio_med linear /dev/mapper/lin randread)
+R[linear,sread,0]=$(fio_med linear /dev/mapper/lin read)
+dm_remove lin
 
 # ---- the table -------------------------------------------------------------------------
 # cell CONFIG KEY COUNT RAWKEY: "value (ratio)" or "-".
@@ -118,6 +146,9 @@ table()
 	echo "raw disk (median; spread): rand write ${R[raw,rand,0]} IOPS ($(spread rand))," \
 		"seq write ${R[raw,seq,0]} MiB/s ($(spread seq)), rand read ${R[raw,rread,0]} IOPS" \
 		"($(spread rread)), seq read ${R[raw,sread,0]} MiB/s ($(spread sread))"
+	echo "dm-linear over the raw disk (the device-mapper floor): rand write" \
+		"$(cell linear rand_re 0 rand), seq write $(cell linear seq_re 0 seq), rand read" \
+		"$(cell linear rread 0 rread), seq read $(cell linear sread 0 sread)"
 	echo "no snapshot: ddsnap rand write $(cell ddsnap base 0 rand), dm-thin $(cell thin base 0 rand)"
 	echo
 	echo "| workload | snapshots | ddsnap | dm-snapshot | dm-thin |"
@@ -177,14 +208,14 @@ for c in 1 16; do
 	step "dm-snapshot with $c snapshots"
 	ds_snaps "$c"
 	R[dmsnap,rand,$c]=$(fio_run "dmsnap-$c-first" /dev/mapper/dsorig randwrite)
-	R[dmsnap,rand_re,$c]=$(fio_run "dmsnap-$c-rewrite" /dev/mapper/dsorig randwrite)
+	R[dmsnap,rand_re,$c]=$(fio_med "dmsnap-$c-rewrite" /dev/mapper/dsorig randwrite)
 	ds_drop "$c"
 	ds_snaps "$c"
 	R[dmsnap,seq,$c]=$(fio_run "dmsnap-$c-first" /dev/mapper/dsorig write)
-	R[dmsnap,seq_re,$c]=$(fio_run "dmsnap-$c-rewrite" /dev/mapper/dsorig write)
+	R[dmsnap,seq_re,$c]=$(fio_med "dmsnap-$c-rewrite" /dev/mapper/dsorig write)
 	if ((c == 16)); then
-		R[dmsnap,rread,0]=$(fio_run dmsnap-origin /dev/mapper/dsorig randread)
-		R[dmsnap,sread,0]=$(fio_run dmsnap-origin /dev/mapper/dsorig read)
+		R[dmsnap,rread,0]=$(fio_med dmsnap-origin /dev/mapper/dsorig randread)
+		R[dmsnap,sread,0]=$(fio_med dmsnap-origin /dev/mapper/dsorig read)
 		R[dmsnap,snap_rread,0]=$(fio_run dmsnap-snap /dev/mapper/dssnap0 randread)
 		R[dmsnap,snap_sread,0]=$(fio_run dmsnap-snap /dev/mapper/dssnap0 read)
 	fi
@@ -253,10 +284,10 @@ for c in "${COUNTS[@]}"; do
 	step "ddsnap with $c snapshots"
 	dd_snap_to "$c"
 	R[ddsnap,rand,$c]=$(fio_run "ddsnap-$c-first" $vol randwrite)
-	R[ddsnap,rand_re,$c]=$(fio_run "ddsnap-$c-rewrite" $vol randwrite)
+	R[ddsnap,rand_re,$c]=$(fio_med "ddsnap-$c-rewrite" $vol randwrite)
 	dd_snap_to $((c + 1))
 	R[ddsnap,seq,$c]=$(fio_run "ddsnap-$c-first" $vol write)
-	R[ddsnap,seq_re,$c]=$(fio_run "ddsnap-$c-rewrite" $vol write)
+	R[ddsnap,seq_re,$c]=$(fio_med "ddsnap-$c-rewrite" $vol write)
 	skip thin && {
 		table
 		continue
@@ -264,16 +295,16 @@ for c in "${COUNTS[@]}"; do
 	step "dm-thin with $c snapshots"
 	thin_snap_to "$c"
 	R[thin,rand,$c]=$(fio_run "thin-$c-first" /dev/mapper/thin randwrite)
-	R[thin,rand_re,$c]=$(fio_run "thin-$c-rewrite" /dev/mapper/thin randwrite)
+	R[thin,rand_re,$c]=$(fio_med "thin-$c-rewrite" /dev/mapper/thin randwrite)
 	thin_snap_to $((c + 1))
 	R[thin,seq,$c]=$(fio_run "thin-$c-first" /dev/mapper/thin write)
-	R[thin,seq_re,$c]=$(fio_run "thin-$c-rewrite" /dev/mapper/thin write)
+	R[thin,seq_re,$c]=$(fio_med "thin-$c-rewrite" /dev/mapper/thin write)
 	table
 done
 
 step "reads: origins and oldest snapshots"
-R[ddsnap,rread,0]=$(fio_run ddsnap-origin $vol randread)
-R[ddsnap,sread,0]=$(fio_run ddsnap-origin $vol read)
+R[ddsnap,rread,0]=$(fio_med ddsnap-origin $vol randread)
+R[ddsnap,sread,0]=$(fio_med ddsnap-origin $vol read)
 dm_create "vol(1)" "0 $n ddsnap $dd_store $dd_origin $sock 1"
 R[ddsnap,snap_rread,0]=$(fio_run ddsnap-snap1 "/dev/mapper/vol(1)" randread)
 R[ddsnap,snap_rread2,0]=$(fio_run ddsnap-snap1-cached "/dev/mapper/vol(1)" randread)
@@ -285,8 +316,8 @@ dm_remove vol
 kill -TERM "$(cat /run/ddsnapd.pid)"
 raw_runs
 if ! skip thin; then
-	R[thin,rread,0]=$(fio_run thin-origin /dev/mapper/thin randread)
-	R[thin,sread,0]=$(fio_run thin-origin /dev/mapper/thin read)
+	R[thin,rread,0]=$(fio_med thin-origin /dev/mapper/thin randread)
+	R[thin,sread,0]=$(fio_med thin-origin /dev/mapper/thin read)
 	dm_create tsnap "0 $((REGION_BYTES / 512)) thin /dev/mapper/pool 1"
 	R[thin,snap_rread,0]=$(fio_run thin-snap1 /dev/mapper/tsnap randread)
 	R[thin,snap_sread,0]=$(fio_run thin-snap1 /dev/mapper/tsnap read)
