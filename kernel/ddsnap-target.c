@@ -433,7 +433,9 @@ static void ddsnap_status(struct dm_target *ti, status_type_t type, unsigned int
 		spin_lock_irqsave(&dc->lock, flags);
 		st = dc->stats;
 		waiting = dc->nr_waiting;
-		mapped = dc->epoch_inflight[0] + dc->epoch_inflight[1];
+		mapped = atomic_read(&dc->epoch_inflight[0]) + atomic_read(&dc->epoch_inflight[1]);
+		st.hits = atomic64_read(&dc->hits);
+		st.misses = atomic64_read(&dc->misses);
 		mode = dc->mode;
 		connected = dc->connected;
 		gen = dc->gen;

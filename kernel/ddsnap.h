@@ -15,8 +15,9 @@
  * Locks, outermost first:
  *	dc->send_mutex	serializes writers to the socket and replacement of dc->sock
  *	dc->lock	spinlock, irq-safe (end_io may run in interrupt context): the request
- *			table (queued list, sent hash), mode, connection flags, cache epochs and
- *			their in-flight counts, the FINISH ring, statistics
+ *			table (queued list, sent hash), mode, connection flags, the change of
+ *			cache epoch, the FINISH ring, statistics other than hits and misses
+ * The map path's cache hits take no lock: epoch counts are atomics (ddsnap-cache.c).
  * The cache's xarray has its own lock, taken inside dc->lock.
  */
 #ifndef DDSNAP_KERNEL_H
@@ -83,8 +84,8 @@ struct ddsnap_io {
 };
 
 struct ddsnap_stats {
-	u64 hits;	 /* I/O mapped from the cache */
-	u64 misses;	 /* I/O that asked the server */
+	u64 hits;	 /* I/O mapped from the cache (status: from dc->hits) */
+	u64 misses;	 /* I/O that asked the server (status: from dc->misses) */
 	u64 errors;	 /* I/O failed by the target */
 	u64 timeouts;	 /* of which: no reply in time */
 	u64 bad_replies; /* replies refused by validation */
@@ -144,11 +145,12 @@ struct ddsnap_dev {
 	u64 gen;   /* the server's gen as last told */
 	u32 state; /* DDSNAP_STATE_* as last told */
 
-	/* Cache (ddsnap-cache.c); the epoch and counts under lock. */
+	/* Cache (ddsnap-cache.c): the epoch changes under lock and is read without it. */
 	unsigned long *safe; /* origin: chunk safe to write in this gen */
 	struct xarray map;   /* snapshot: chunk -> xa_mk_value(addr << 1 | private) */
 	u8 epoch;
-	unsigned int epoch_inflight[2];
+	atomic_t epoch_inflight[2];
+	atomic64_t hits, misses; /* lock-free counters of the map path */
 };
 
 static inline bool ddsnap_is_origin(const struct ddsnap_dev *dc)
@@ -176,13 +178,13 @@ void ddsnap_cache_exit(struct ddsnap_dev *dc);
 /*
  * Map path: if every chunk of [chunk, chunk + count) is known safe (origin) or mapped
  * (snapshot; private only if @write), count the bio in the current epoch and return true
- * (with *addr, *where for a snapshot chunk); else return false and count nothing.
- * Takes dc->lock.  O(count).  Never sleeps.
+ * (with *addr for a snapshot chunk); else return false and count nothing.  Lock-free.
+ * O(count).  Never sleeps.
  */
 bool ddsnap_cache_lookup(struct ddsnap_dev *dc, struct ddsnap_io *io, bool write, u64 *addr);
-/* Count a bio remapped from a server reply in the current epoch.  Takes dc->lock. */
+/* Count a bio remapped from a server reply in the current epoch.  Lock-free. */
 void ddsnap_cache_count(struct ddsnap_dev *dc, struct ddsnap_io *io);
-/* end_io: drop the bio's epoch count.  Any context.  Takes dc->lock. */
+/* end_io: drop the bio's epoch count.  Any context.  Lock-free. */
 void ddsnap_cache_uncount(struct ddsnap_dev *dc, struct ddsnap_io *io);
 /* Receive thread: remember a server answer.  May sleep (GFP_NOIO); never fails I/O. */
 void ddsnap_cache_set_safe(struct ddsnap_dev *dc, u64 chunk, u32 count);
