@@ -24,10 +24,7 @@ static u64 rng = 0x2545f4914f6cdd1dull;
 
 static u32 rnd(void)
 {
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return (u32)(rng >> 11);
+	return (u32)(xorshift64(&rng) >> 11);
 }
 
 static const char *vocab[] = {

@@ -59,10 +59,7 @@ static u64 rnd_state = 88172645463325252ull;
 
 static u64 rnd(void)
 {
-	rnd_state ^= rnd_state << 13;
-	rnd_state ^= rnd_state >> 7;
-	rnd_state ^= rnd_state << 17;
-	return rnd_state;
+	return xorshift64(&rnd_state);
 }
 
 /*------------------------------------------------------------------------------------------

@@ -37,10 +37,7 @@ static u64 rng_state = 88172645463325252ull;
 
 static u64 rng(void)
 {
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return rng_state;
+	return xorshift64(&rng_state);
 }
 
 static void row(u64 n, const char *what, u64 ops, double secs)

@@ -68,10 +68,7 @@ static u64 rng = 0x9e3779b97f4a7c15ull;
 
 static u32 rnd(void)
 {
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return (u32)(rng >> 11);
+	return (u32)(xorshift64(&rng) >> 11);
 }
 
 static __printf(1, 2) __noreturn void die(const char *fmt, ...)

@@ -88,6 +88,18 @@ static inline u64 le64_to_cpu(__le64 v)
 }
 
 /*
+ * xorshift64 (Marsaglia): advances the nonzero state *@s and returns it.  Tests, stress
+ * programs and benchmarks draw their seeded workloads from it; nothing on disk depends on it.
+ */
+static inline u64 xorshift64(u64 *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+/*
  * Writes a printf-formatted reason into @why (if @why and @whylen are non-zero) and returns
  * @err, so a failure path reads `return why_printf(why, whylen, -EILSEQ, "...", ...)`.
  */

@@ -38,14 +38,6 @@ struct report {
 	u64 txg, digest;
 };
 
-static u64 rnd(u64 *x)
-{
-	*x ^= *x << 13;
-	*x ^= *x >> 7;
-	*x ^= *x << 17;
-	return *x;
-}
-
 static u64 mix(u64 h, u64 v)
 {
 	h ^= v + 0x9E3779B97F4A7C15ULL + (h << 6) + (h >> 2);
@@ -157,7 +149,7 @@ static void __noreturn child(const char *path, u64 seed, int fd)
 		_exit(2);
 	}
 	for (;;) {
-		u64 k = rnd(&rng) % NKEYS, start, n;
+		u64 k = xorshift64(&rng) % NKEYS, start, n;
 		struct tx *tx = store_tx_hold(o.s);
 		int r;
 
@@ -165,7 +157,7 @@ static void __noreturn child(const char *path, u64 seed, int fd)
 			_exit(4);
 		btree_put_le64(key, 0, k);
 		btree_put_le64(key, 1, 1);
-		if (rnd(&rng) % 100 < 70) {
+		if (xorshift64(&rng) % 100 < 70) {
 			if (metaslab_alloc_data(store_metaslab(o.s), 1, &start, &n))
 				_exit(5);
 			btree_put_le64(val, 0, tx->txg);
@@ -258,7 +250,7 @@ static int round_run(const char *path, u64 seed, int round)
 		child(path, seed, fds[1]);
 	}
 	close(fds[1]);
-	usleep((useconds_t)(KILL_MIN_MS + rnd(&rng) % (KILL_MAX_MS - KILL_MIN_MS)) * 1000);
+	usleep((useconds_t)(KILL_MIN_MS + xorshift64(&rng) % (KILL_MAX_MS - KILL_MIN_MS)) * 1000);
 	kill(pid, SIGKILL);
 	waitpid(pid, &st, 0);
 	if (!WIFSIGNALED(st)) {

@@ -17,10 +17,7 @@ static u64 rng = 88172645463325252ull;
 
 static u32 rnd(void)
 {
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return (u32)(rng >> 11);
+	return (u32)(xorshift64(&rng) >> 11);
 }
 
 enum kind { K_RANDOM, K_ZERO, K_TEXT, K_MIXED, K_NKIND };

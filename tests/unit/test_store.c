@@ -553,14 +553,6 @@ static void verify_model(struct btree *t, const u64 *model, u64 seed)
 			 (unsigned long long)seen, (unsigned long long)want);
 }
 
-static u64 rnd(u64 *x)
-{
-	*x ^= *x << 13;
-	*x ^= *x >> 7;
-	*x ^= *x << 17;
-	return *x;
-}
-
 /*
  * One workload over a store: random ops in txgs; returns when the store failed or @nops
  * ran.  @committed follows every sync that returned 0; @attempt is the model of the txg
@@ -572,7 +564,7 @@ static void run_workload(struct owner *o, u64 *rng, u64 *model, u64 *committed, 
 	u8 key[16], val[16], old[16];
 
 	for (int i = 0; i < nops; i++) {
-		u64 op = rnd(rng) % 100, k = rnd(rng) % NKEYS, start, n;
+		u64 op = xorshift64(rng) % 100, k = xorshift64(rng) % NKEYS, start, n;
 		struct tx *tx;
 		int r;
 
@@ -651,32 +643,32 @@ static void crash_iteration(u64 seed)
 	assert_int_equal(owner_open(&o, b, m), 0);
 	/* Some committed history first, then the fault somewhere in what follows. */
 	run_workload(&o, &rng, model, committed, &committed_txg, attempt, &attempt_txg,
-		     (int)(rnd(&rng) % 300));
+		     (int)(xorshift64(&rng) % 300));
 	assert_int_equal(store_failed(o.s), 0);
-	fd = m && (rnd(&rng) % 4) ? m : b;
-	fault = rnd(&rng) % 4;
+	fd = m && (xorshift64(&rng) % 4) ? m : b;
+	fault = xorshift64(&rng) % 4;
 	switch (fault) {
 	case 0:
-		bdev_faulty_die_after(fd, 1 + rnd(&rng) % 60);
+		bdev_faulty_die_after(fd, 1 + xorshift64(&rng) % 60);
 		break;
 	case 1:
 		/* Power fails during a write: it lands torn and nothing after it lands. */
-		fault = 1 + rnd(&rng) % 60;
+		fault = 1 + xorshift64(&rng) % 60;
 		bdev_faulty_tear_write(fd, fault);
 		bdev_faulty_die_after(fd, fault);
 		break;
 	case 2:
-		bdev_faulty_fail_write(fd, 1 + rnd(&rng) % 60);
+		bdev_faulty_fail_write(fd, 1 + xorshift64(&rng) % 60);
 		break;
 	default:
 		break; /* a plain power cut at the end */
 	}
 	run_workload(&o, &rng, model, committed, &committed_txg, attempt, &attempt_txg,
-		     (int)(rnd(&rng) % 400));
+		     (int)(xorshift64(&rng) % 400));
 	/* Power cut: the process dies with the store open. */
-	bdev_faulty_crash(b, rnd(&rng) & 1);
+	bdev_faulty_crash(b, xorshift64(&rng) & 1);
 	if (m)
-		bdev_faulty_crash(m, rnd(&rng) & 1);
+		bdev_faulty_crash(m, xorshift64(&rng) & 1);
 	btree_close(o.t);
 	store_abandon(o.s);
 

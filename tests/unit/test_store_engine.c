@@ -160,19 +160,11 @@ static void vol_abandon(struct vol *v)
 	store_abandon(v->s);
 }
 
-static u64 rnd(u64 *x)
-{
-	*x ^= *x << 13;
-	*x ^= *x >> 7;
-	*x ^= *x << 17;
-	return *x;
-}
-
 /* Random engine work until @nops ran or something failed (the device died). */
 static void workload(struct vol *v, u64 *rng, u32 *next_tag, int nops)
 {
 	for (int i = 0; i < nops; i++) {
-		u64 op = rnd(rng) % 100, gen;
+		u64 op = xorshift64(rng) % 100, gen;
 		struct tx *tx;
 		int r;
 
@@ -187,21 +179,24 @@ static void workload(struct vol *v, u64 *rng, u32 *next_tag, int nops)
 		if (op < 12) {
 			r = engine_create(v->e, tx, (*next_tag)++, 0, 0);
 		} else if (op < 17) {
-			r = *next_tag ? engine_delete(v->e, tx, (u32)(rnd(rng) % *next_tag)) : 0;
+			r = *next_tag ? engine_delete(v->e, tx, (u32)(xorshift64(rng) % *next_tag))
+				      : 0;
 			if (r == -ENODATA)
 				r = 0;
 		} else if (op < 25) {
 			/* A writable snapshot's first write makes an overlay entry. */
 			u64 addr;
 
-			r = *next_tag ? engine_snap_write_map(v->e, tx, (u32)(rnd(rng) % *next_tag),
-							      rnd(rng) % (ORIGIN / CHUNK),
-							      rnd(rng) & 1, &addr)
+			r = *next_tag ? engine_snap_write_map(v->e, tx,
+							      (u32)(xorshift64(rng) % *next_tag),
+							      xorshift64(rng) % (ORIGIN / CHUNK),
+							      xorshift64(rng) & 1, &addr)
 				      : 0;
 			if (r == -ENODATA)
 				r = 0;
 		} else {
-			struct engine_range rg = {rnd(rng) % (ORIGIN / CHUNK), 1 + rnd(rng) % 8};
+			struct engine_range rg = {xorshift64(rng) % (ORIGIN / CHUNK),
+						  1 + xorshift64(rng) % 8};
 
 			if (rg.chunk + rg.count > ORIGIN / CHUNK)
 				rg.count = ORIGIN / CHUNK - rg.chunk;
@@ -260,17 +255,17 @@ static void iteration(u64 seed)
 	v.snap = bdev_faulty_create(12 * MB, seed);
 	assert_int_equal(store_format(v.snap, NULL, &p, why, sizeof(why)), 0);
 	assert_int_equal(vol_open(&v), 0);
-	workload(&v, &rng, &tag, (int)(rnd(&rng) % 200));
+	workload(&v, &rng, &tag, (int)(xorshift64(&rng) % 200));
 	assert_int_equal(store_failed(v.s), 0);
-	if (rnd(&rng) % 4) {
-		u64 n = 1 + rnd(&rng) % 80;
+	if (xorshift64(&rng) % 4) {
+		u64 n = 1 + xorshift64(&rng) % 80;
 
-		if (rnd(&rng) & 1)
+		if (xorshift64(&rng) & 1)
 			bdev_faulty_tear_write(v.snap, n);
 		bdev_faulty_die_after(v.snap, n);
 	}
-	workload(&v, &rng, &tag, (int)(rnd(&rng) % 300));
-	bdev_faulty_crash(v.snap, rnd(&rng) & 1);
+	workload(&v, &rng, &tag, (int)(xorshift64(&rng) % 300));
+	bdev_faulty_crash(v.snap, xorshift64(&rng) & 1);
 	vol_abandon(&v);
 
 	/* Recovery as the server does it: open, replay into the engine, sync. */

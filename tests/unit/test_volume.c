@@ -48,14 +48,6 @@ static void fill(u8 *b, u64 chunk, u8 ver)
 		b[i] = (u8)(chunk * 131 + i * 7 + ver * 29);
 }
 
-static u64 rnd(u64 *s)
-{
-	*s ^= *s << 13;
-	*s ^= *s >> 7;
-	*s ^= *s << 17;
-	return *s;
-}
-
 static void vol_open(struct fixture *f)
 {
 	struct volume_params p = {
@@ -214,19 +206,19 @@ static void crash_round(u64 seed, bool split)
 	u32 writes = 0;
 
 	setup_fixture(&f, split, seed);
-	victim = split && (rnd(&rng) & 1) ? f.meta : f.store;
+	victim = split && (xorshift64(&rng) & 1) ? f.meta : f.store;
 	for (u32 s = 0; s < MAX_SNAPS; s++) {
 		snapshot(&f);
 		if (s == MAX_SNAPS - 1)
-			bdev_faulty_die_after(victim, 1 + rnd(&rng) % 80);
-		for (u32 k = rnd(&rng) % 12; k > 0; k--) {
+			bdev_faulty_die_after(victim, 1 + xorshift64(&rng) % 80);
+		for (u32 k = xorshift64(&rng) % 12; k > 0; k--) {
 			struct volume_range r[4];
-			u32 n = 1 + rnd(&rng) % 4;
+			u32 n = 1 + xorshift64(&rng) % 4;
 
 			for (u32 i = 0; i < n; i++) {
 				/* Small ranges in a small space: overlaps and repeats are common. */
-				r[i].chunk = rnd(&rng) % (ORIGIN_CHUNKS - 4);
-				r[i].count = 1 + rnd(&rng) % 4;
+				r[i].chunk = xorshift64(&rng) % (ORIGIN_CHUNKS - 4);
+				r[i].count = 1 + xorshift64(&rng) % 4;
 			}
 			if (kernel_write(&f, r, n))
 				goto crash;
@@ -234,9 +226,9 @@ static void crash_round(u64 seed, bool split)
 		}
 	}
 crash:
-	bdev_faulty_crash(f.store, rnd(&rng) & 1);
+	bdev_faulty_crash(f.store, xorshift64(&rng) & 1);
 	if (f.meta)
-		bdev_faulty_crash(f.meta, rnd(&rng) & 1);
+		bdev_faulty_crash(f.meta, xorshift64(&rng) & 1);
 	volume_abandon(f.v);
 	vol_open(&f);
 	expect_snapshots(&f, seed);
