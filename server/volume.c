@@ -452,7 +452,7 @@ int volume_origin_write_start(struct volume *v, const struct volume_range *r, u3
 {
 	struct engine_range ranges[VOLUME_MAX_RANGES];
 	struct tx *tx;
-	u64 copied;
+	u64 copied, seq;
 	int err = 0, tries = 0;
 
 	*need = COMMIT_ALL;
@@ -466,7 +466,9 @@ int volume_origin_write_start(struct volume *v, const struct volume_range *r, u3
 			return err;
 		copied = 0;
 		err = engine_origin_write(v->engine, tx, ranges, n, gen, &copied);
-		*need = err ? COMMIT_ALL : data_written(v, copied);
+		/* Counted even when it failed: what it copied is safe for the next caller. */
+		seq = data_written(v, copied);
+		*need = err ? COMMIT_ALL : seq;
 		end(v, tx);
 	} while (retry_after_sync(v, err, &tries));
 	return err;
@@ -515,7 +517,9 @@ int volume_snap_write(struct volume *v, u32 tag, struct volume_snap_chunk *c, u3
 			if (c[i].err == -EAGAIN || c[i].err == -EWOULDBLOCK)
 				break;
 		}
-		(void)data_written(v, 1); /* copy-ins are not counted: flush all */
+		/* Copy-ins are not counted one by one: count the call, so an origin write that
+		 * relies on one (its snapshot now has an overlay) waits for its flush too. */
+		(void)data_written(v, 1);
 		end(v, tx);
 		if (i < n && !retry_after_sync(v, c[i].err, &tries))
 			i++; /* its error stands */
