@@ -25,6 +25,8 @@
 #define CHUNK	 4096u
 #define ORIGIN	 (1 * MB) /* 256 chunks: rewritten often */
 #define MAX_SNAP 8
+/* Free log blocks kept before each engine call: volume.c's rule (see its essay). */
+#define LOG_HEADROOM 64
 
 struct vol {
 	struct bdev *origin, *snap;
@@ -79,7 +81,12 @@ static int log_append(void *priv, struct tx *tx, u16 type, const void *payload, 
 {
 	struct vol *v = priv;
 
-	return intent_log_append(store_log(v->s), type, tx->txg, payload, len, 0, NULL);
+	/*
+	 * Never wait for log space while holding the txg: only the sync held back by that hold
+	 * would free it.  workload() keeps headroom, so this fails only on a full ring.
+	 */
+	return intent_log_append(store_log(v->s), type, tx->txg, payload, len, INTENT_LOG_NOWAIT,
+				 NULL);
 }
 
 static int log_flush(void *priv)
@@ -160,6 +167,23 @@ static void vol_abandon(struct vol *v)
 	store_abandon(v->s);
 }
 
+/*
+ * Makes sure the intent log has LOG_HEADROOM free blocks before a call that may log, syncing
+ * (without a hold) when it has not.  Returns 0, or the sync's error (the device died).
+ */
+static int log_room(struct vol *v)
+{
+	struct intent_log *log = store_log(v->s);
+	u64 used, total;
+	int r;
+
+	intent_log_usage(log, &used, &total);
+	if (total - used >= LOG_HEADROOM)
+		return 0;
+	r = store_sync(v->s);
+	return r ? r : intent_log_wait_space(log);
+}
+
 /* Random engine work until @nops ran or something failed (the device died). */
 static void workload(struct vol *v, u64 *rng, u32 *next_tag, int nops)
 {
@@ -173,6 +197,8 @@ static void workload(struct vol *v, u64 *rng, u32 *next_tag, int nops)
 				return;
 			continue;
 		}
+		if (log_room(v))
+			return;
 		tx = store_tx_hold(v->s);
 		if (!tx)
 			return;
