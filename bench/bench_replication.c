@@ -690,8 +690,6 @@ int main(int argc, char **argv)
 			full_stream = file_size(out);
 			unlink(out);
 		}
-		p = (struct producer){.changelist = cl};
-		c = (struct consumer){0};
 		snprintf(link_target, sizeof(link_target), "%s(3)", stem);
 		snprintf(link_path, sizeof(link_path), "%s(3)", rstem);
 		if (symlink(link_target, link_path))

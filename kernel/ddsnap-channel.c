@@ -10,7 +10,8 @@
  *   - an ordered send worker is the only writer of requests: queued bios of one type are
  *     batched into one query (up to the wire's bounds; an origin bio inside a range already
  *     asked shares it), share its sequence id and enter the sent table; control replies and
- *     FINISH batches go first.  The map path only queues and kicks the worker: it never touches the socket;
+ *     FINISH batches go first.  The map path only queues and kicks the worker: it never
+ *     touches the socket;
  *   - a timeout worker fails, once a second, the I/O that waited longer than the I/O timeout,
  *     and turns SERVER_LOST into FAILED when the server stays away that long.
  *

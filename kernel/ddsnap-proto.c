@@ -2,8 +2,8 @@
 /*
  * ddsnap-proto.c - the kernel's encoders and decoders of ddsnap wire messages.
  *
- * What.  The kernel builds batched queries (ddsnap_proto_batch_add) and sends IDENTIFY, queries, FINISH, DROP_CACHE replies and PING
- * replies, and receives the server's replies, DROP_CACHE, PING and ERROR.  The layouts are in
+ * What.  The kernel builds batched queries (ddsnap_proto_batch_add) and sends IDENTIFY,
+ * queries, FINISH, DROP_CACHE replies and PING replies, and receives the server's replies, DROP_CACHE, PING and ERROR.  The layouts are in
  * include/ddsnap_wire.h; userspace has its own codec (server/wire.c) that applies the same
  * rules, documented in doc/protocol.md.
  *

@@ -283,6 +283,7 @@ static int ddsnap_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	struct ddsnap_dev *dc;
 	fmode_t mode = dm_table_get_mode(ti->table);
 	int r;
+	sector_t max_io;
 
 	if (argc != 4) {
 		DMERR("expected 4 arguments <snapstore_dev> <origin_dev> <server_socket> <tag>, "
@@ -317,9 +318,10 @@ static int ddsnap_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	if (r)
 		goto out_put_origin;
 
-	r = dm_set_target_max_io_len(ti, ddsnap_is_origin(dc) ? ddsnap_chunk_sectors(dc) *
-									DDSNAP_ORIGIN_IO_CHUNKS
-							      : ddsnap_chunk_sectors(dc));
+	max_io = ddsnap_chunk_sectors(dc);
+	if (ddsnap_is_origin(dc))
+		max_io *= DDSNAP_ORIGIN_IO_CHUNKS;
+	r = dm_set_target_max_io_len(ti, max_io);
 	if (r)
 		goto out_stop_channel;
 	ti->num_flush_bios = 1;
@@ -434,8 +436,6 @@ static void ddsnap_status(struct dm_target *ti, status_type_t type, unsigned int
 		st = dc->stats;
 		waiting = dc->nr_waiting;
 		mapped = atomic_read(&dc->epoch_inflight[0]) + atomic_read(&dc->epoch_inflight[1]);
-		st.hits = atomic64_read(&dc->hits);
-		st.misses = atomic64_read(&dc->misses);
 		mode = dc->mode;
 		connected = dc->connected;
 		gen = dc->gen;
@@ -443,9 +443,10 @@ static void ddsnap_status(struct dm_target *ti, status_type_t type, unsigned int
 		DMEMIT("mode=%s connected=%d waiting=%u mapped=%u hits=%llu misses=%llu "
 		       "errors=%llu timeouts=%llu bad_replies=%llu reconnects=%llu stale=%llu "
 		       "lost_locks=%llu gen=%llu chunk=%u timeout=%u queries=%llu",
-		       ddsnap_mode_names[mode], connected, waiting, mapped, st.hits, st.misses,
-		       st.errors, st.timeouts, st.bad_replies, st.reconnects, st.stale,
-		       st.lost_locks, gen, 1u << dc->chunk_bits, dc->timeout_secs, st.queries);
+		       ddsnap_mode_names[mode], connected, waiting, mapped,
+		       (u64)atomic64_read(&dc->hits), (u64)atomic64_read(&dc->misses), st.errors,
+		       st.timeouts, st.bad_replies, st.reconnects, st.stale, st.lost_locks, gen,
+		       1u << dc->chunk_bits, dc->timeout_secs, st.queries);
 		break;
 	case STATUSTYPE_TABLE:
 		if (ddsnap_is_origin(dc))

@@ -84,8 +84,7 @@ struct ddsnap_io {
 };
 
 struct ddsnap_stats {
-	u64 hits;	 /* I/O mapped from the cache (status: from dc->hits) */
-	u64 misses;	 /* I/O that asked the server (status: from dc->misses) */
+	/* hits and misses are dc->hits and dc->misses: the map path counts them lock-free */
 	u64 errors;	 /* I/O failed by the target */
 	u64 timeouts;	 /* of which: no reply in time */
 	u64 bad_replies; /* replies refused by validation */

@@ -17,8 +17,9 @@
  * lock, one batch of copy-outs that the engine's copier threads do at once, one commit.
  * Meanwhile the other workers serve snapshot queries, and new origin writes queue up for
  * the next batch, which another worker starts as soon as this one leaves the volume lock:
- * its copies overlap this batch's commit.  Under a stream of small random writes this turns N serial rounds of copy
- * I/O and flushes into one; with no queue nothing waits for a batch to fill.  A batch that
+ * its copies overlap this batch's commit.  Under a stream of small random writes this turns
+ * N serial rounds of copy I/O and flushes into one; with no queue nothing waits for a batch
+ * to fill.  A batch that
  * fails is served again job by job, so each reply carries its own query's outcome.
  *
  * Replies to one connection are serialised by its send lock; a whole message is one
@@ -176,12 +177,6 @@ static void send_error(struct conn *c, u32 seq, u16 culprit, int error, const ch
  * Cache drops (snapshot created, snapshot invalidated)
  *--------------------------------------------------------------*/
 
-/*
- * Sends DROP_CACHE to every kernel connection of the origin (@tag == DDSNAP_TAG_ORIGIN)
- * or of snapshot @tag and waits for every acknowledgement; a connection that does not
- * answer within SERVER_DROP_TIMEOUT_MS is cut off, which drops its cache as surely (the
- * kernel forgets everything on a new IDENTIFY).
- */
 /* Under s->lock: is @c a live kernel connection of the origin, or of snapshot @tag? */
 static bool drop_target(const struct conn *c, u32 tag)
 {
@@ -189,6 +184,13 @@ static bool drop_target(const struct conn *c, u32 tag)
 		return false;
 	return tag == DDSNAP_TAG_ORIGIN ? c->origin : !c->origin && c->tag == tag;
 }
+
+/*
+ * Sends DROP_CACHE to every kernel connection of the origin (@tag == DDSNAP_TAG_ORIGIN)
+ * or of snapshot @tag and waits for every acknowledgement; a connection that does not
+ * answer within SERVER_DROP_TIMEOUT_MS is cut off, which drops its cache as surely (the
+ * kernel forgets everything on a new IDENTIFY).
+ */
 
 static void drop_caches(struct server *s, u32 tag, u32 reason, u32 state, u64 gen)
 {
@@ -319,13 +321,18 @@ static void origin_reply(struct conn *c, const struct wire_msg *m, int err, u64 
 	send_wire(c, r);
 }
 
-/* The worker holding origin_busy left the volume lock: the next batch may start. */
+/*
+ * The worker holding origin_busy left the volume lock: the next batch may start.  @n
+ * queries were served (0 when every one taken came from a dead connection).
+ */
 static void origin_done(struct server *s, u32 n)
 {
 	pthread_mutex_lock(&s->qlock);
 	s->origin_busy = false;
-	s->origin_queries += n;
-	s->origin_batches++;
+	if (n) {
+		s->origin_queries += n;
+		s->origin_batches++;
+	}
 	pthread_cond_broadcast(&s->qcond);
 	pthread_mutex_unlock(&s->qlock);
 }
@@ -452,6 +459,8 @@ static u32 take_jobs(struct server *s, struct job **first, struct job **j)
 		if (n == 0 || (x->msg.type == DDSNAP_MSG_ORIGIN_WRITE && !x->conn->dead &&
 			       nr + x->msg.query.nr <= SERVER_COALESCE_RANGES)) {
 			*p = x->next;
+			if (!*p)
+				s->qtail = p; /* x was the last job */
 			j[n++] = x;
 			nr += x->msg.query.nr;
 		} else {
@@ -459,9 +468,6 @@ static u32 take_jobs(struct server *s, struct job **first, struct job **j)
 		}
 	} while (origin && *p && nr < SERVER_COALESCE_RANGES);
 	s->origin_busy |= origin;
-	/* The tail moved if the last job was taken: find it again (the queue is short). */
-	for (s->qtail = &s->qhead; *s->qtail;)
-		s->qtail = &(*s->qtail)->next;
 	return n;
 }
 
@@ -482,14 +488,14 @@ static void *worker_main(void *arg)
 		pthread_mutex_unlock(&s->qlock);
 		if (!n)
 			break;
-		memset(reply, 0, offsetof(struct wire_msg, query));
-		reply->seq = j[0]->msg.seq;
 		if (j[0]->msg.type == DDSNAP_MSG_ORIGIN_WRITE) {
 			if (n > 1 || !j[0]->conn->dead)
 				handle_origin_writes(s, j, n, true, reply);
 			else
-				origin_done(s, n);
+				origin_done(s, 0);
 		} else if (!j[0]->conn->dead) {
+			memset(reply, 0, offsetof(struct wire_msg, query));
+			reply->seq = j[0]->msg.seq;
 			if (j[0]->msg.type == DDSNAP_MSG_SNAPSHOT_WRITE)
 				handle_snapshot_write(j[0]->conn, &j[0]->msg, reply);
 			else
