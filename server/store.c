@@ -229,6 +229,30 @@ struct tx *store_tx_hold(struct store *s)
 	return tx;
 }
 
+bool store_read_hold(struct store *s)
+{
+	bool held = false;
+
+	pthread_mutex_lock(&s->lock);
+	while (s->quiescing && !s->failed)
+		pthread_cond_wait(&s->cond, &s->lock);
+	if (!s->failed) {
+		s->holders++;
+		held = true;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return held;
+}
+
+void store_read_release(struct store *s)
+{
+	pthread_mutex_lock(&s->lock);
+	VERIFY(s->holders > 0);
+	if (!--s->holders)
+		pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+}
+
 void store_tx_release(struct store *s, struct tx *tx)
 {
 	struct cache_stats cs;

@@ -129,6 +129,15 @@ struct tx *store_tx_hold(struct store *s);
 void store_tx_release(struct store *s, struct tx *tx);
 
 /*
+ * A hold for a caller that only reads the structures a sync rewrites (trees whose dirty
+ * nodes get their addresses and checksums in a pre-sync hook): keeps a sync from running
+ * under it, without marking the txg changed.  Blocks while a sync is quiescing or running.
+ * Returns false, holding nothing, when the store failed (no sync runs any more).
+ */
+bool store_read_hold(struct store *s);
+void store_read_release(struct store *s);
+
+/*
  * Syncs the open txg now (see the top of this file), even if nothing changed.  Returns 0,
  * or the sticky error of a failed store (-EIO, -ENOSPC, a hook's error).  Blocks.  Must not
  * be called while holding the txg.

@@ -11,9 +11,12 @@
  * engine_replay() before anything else may change the volume.
  *
  * Locking.  One mutex (the volume lock) serialises every engine call, which is what the
- * engine requires.  Each call holds the open txg for its duration (store_tx_hold), so a
- * sync can never see a half-done change: the sync waits for the holder, and the pre-sync
- * hook, which runs with no holder, may touch the engine without the volume lock.
+ * engine requires.  Each call holds the open txg for its duration (store_tx_hold, or
+ * store_read_hold for a call that only reads), so a sync can never see a half-done change
+ * and never rewrites a tree under a lookup: the sync waits for the holder, and the pre-sync
+ * hook, which runs with no holder, may touch the engine without the volume lock.  (Lookups
+ * once ran without a hold; a snapshot read then met a node pointer in the middle of the
+ * hook's rewrite and failed its checksum, -EILSEQ.)
  *
  * Group commit.  The engine runs in caller_flushes mode: under the lock it copies data and
  * appends log records; after the lock is dropped, the call makes the copies durable and
@@ -242,6 +245,7 @@ int volume_open(const struct volume_params *p, struct volume **out, char *why, s
 	cfg.snapstore = v->snapstore;
 	cfg.metadev = v->metadev;
 	cfg.cache_bytes = p->cache_bytes;
+	cfg.txg_timeout_ms = p->txg_timeout_ms;
 	r = store_open(&cfg, &v->store, sub, sizeof(sub));
 	if (r) {
 		why_printf(why, whylen, r, "cannot open the store on %s: %s", p->snapstore, sub);
@@ -369,6 +373,25 @@ static void end(struct volume *v, struct tx *tx)
 }
 
 /*
+ * For a call that only reads the engine: the volume lock, and a read hold so that no sync
+ * (whose pre-sync hook rewrites tree nodes and their pointers without the volume lock) runs
+ * under the lookup.  Returns whether the hold was taken (not when the store failed: then no
+ * sync runs).
+ */
+static bool read_begin(struct volume *v)
+{
+	pthread_mutex_lock(&v->lock);
+	return store_read_hold(v->store);
+}
+
+static void read_end(struct volume *v, bool held)
+{
+	if (held)
+		store_read_release(v->store);
+	pthread_mutex_unlock(&v->lock);
+}
+
+/*
  * Whether a call that failed with @err should run again: after -EAGAIN (freed space becomes
  * reusable once the open txg is durable) or -EWOULDBLOCK (the log ring is full), sync the
  * txg, and for the latter wait for ring space.  Called without the volume lock or a hold.
@@ -441,9 +464,10 @@ u64 volume_gen(struct volume *v)
 {
 	struct engine_status st;
 
-	pthread_mutex_lock(&v->lock);
+	bool held = read_begin(v);
+
 	engine_status(v->engine, &st);
-	pthread_mutex_unlock(&v->lock);
+	read_end(v, held);
 	return st.gen;
 }
 
@@ -490,11 +514,10 @@ int volume_origin_write(struct volume *v, const struct volume_range *r, u32 n, u
 int volume_snap_read(struct volume *v, u32 tag, u64 chunk, bool *origin, u64 *addr)
 {
 	enum engine_map_where where;
-	int err;
+	bool held = read_begin(v);
+	int err = engine_snap_read_map(v->engine, tag, chunk, &where, addr);
 
-	pthread_mutex_lock(&v->lock);
-	err = engine_snap_read_map(v->engine, tag, chunk, &where, addr);
-	pthread_mutex_unlock(&v->lock);
+	read_end(v, held);
 	*origin = !err && where == ENGINE_MAP_ORIGIN;
 	return err;
 }
@@ -534,11 +557,10 @@ int volume_snap_write(struct volume *v, u32 tag, struct volume_snap_chunk *c, u3
 int volume_snap_state(struct volume *v, u32 tag, u32 *state, u64 *gen)
 {
 	struct engine_snapinfo info;
-	int err;
+	bool held = read_begin(v);
+	int err = engine_snap_info(v->engine, tag, &info);
 
-	pthread_mutex_lock(&v->lock);
-	err = engine_snap_info(v->engine, tag, &info);
-	pthread_mutex_unlock(&v->lock);
+	read_end(v, held);
 	if (err)
 		return err;
 	*state = info.state == ENGINE_SNAP_INVALID ? DDSNAP_STATE_INVALID : DDSNAP_STATE_NORMAL;
@@ -548,11 +570,10 @@ int volume_snap_state(struct volume *v, u32 tag, u32 *state, u64 *gen)
 
 int volume_snap_open(struct volume *v, u32 tag, int delta)
 {
-	int err;
+	bool held = read_begin(v);
+	int err = engine_open_count(v->engine, tag, delta);
 
-	pthread_mutex_lock(&v->lock);
-	err = engine_open_count(v->engine, tag, delta);
-	pthread_mutex_unlock(&v->lock);
+	read_end(v, held);
 	return err;
 }
 
@@ -655,9 +676,10 @@ int volume_list(struct volume *v, u64 cursor, struct ctl_snap *out, u32 max, u32
 	struct engine_snapinfo *page = xmalloc((max ? max : 1) * sizeof(*page));
 	u32 n, first = cursor < UINT32_MAX ? (u32)cursor : UINT32_MAX;
 
-	pthread_mutex_lock(&v->lock);
+	bool held = read_begin(v);
+
 	n = engine_list(v->engine, first, page, max);
-	pthread_mutex_unlock(&v->lock);
+	read_end(v, held);
 	*total = n;
 	*count = first < n ? MIN(n - first, max) : 0;
 	for (u32 i = 0; i < *count; i++)
@@ -672,8 +694,8 @@ int volume_status(struct volume *v, struct ctl_status *out)
 	struct engine_status es;
 	struct metaslab_class_stats d, m, none;
 	u64 used = 0, total = 0;
+	bool held = read_begin(v);
 
-	pthread_mutex_lock(&v->lock);
 	engine_status(v->engine, &es);
 	metaslab_stats(store_metaslab(v->store), METASLAB_CLASS_DATA, &d);
 	metaslab_stats(store_metaslab(v->store), METASLAB_CLASS_META, &m);
@@ -696,7 +718,7 @@ int volume_status(struct volume *v, struct ctl_status *out)
 		.log_used = used,
 		.log_size = total,
 	};
-	pthread_mutex_unlock(&v->lock);
+	read_end(v, held);
 	return 0;
 }
 
@@ -706,6 +728,7 @@ int volume_changelist(struct volume *v, u32 from, u32 to, u64 cursor, u64 *out, 
 	struct engine_status es;
 	u64 i;
 	int err = 0;
+	bool held;
 
 	*count = 0;
 	*next = CTL_CURSOR_END;
@@ -716,7 +739,7 @@ int volume_changelist(struct volume *v, u32 from, u32 to, u64 cursor, u64 *out, 
 		*next = i < v->origin_chunks ? i : CTL_CURSOR_END;
 		return 0;
 	}
-	pthread_mutex_lock(&v->lock);
+	held = read_begin(v);
 	engine_status(v->engine, &es);
 	/*
 	 * A listing is computed when it starts (cursor 0) and served from memory page by page,
@@ -752,7 +775,7 @@ int volume_changelist(struct volume *v, u32 from, u32 to, u64 cursor, u64 *out, 
 			out[(*count)++] = v->cl.chunks[i];
 		*next = i < v->cl.n ? v->cl.chunks[i] : CTL_CURSOR_END;
 	}
-	pthread_mutex_unlock(&v->lock);
+	read_end(v, held);
 	return err;
 }
 

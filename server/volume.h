@@ -31,7 +31,8 @@ struct volume_params {
 	 * device this way, and crash it with volume_abandon()).
 	 */
 	struct bdev *snapstore_dev, *origin_dev, *metadev_dev;
-	size_t cache_bytes; /* metadata cache budget */
+	size_t cache_bytes;	 /* metadata cache budget */
+	unsigned txg_timeout_ms; /* 0: the store's default (tests sync often with 1) */
 	volume_invalidate_fn invalidate;
 	void *invalidate_priv;
 };

@@ -12,14 +12,20 @@
  *  - safety: seeded rounds of random origin writes (overlapping and repeated ranges) in
  *    which the origin is overwritten and flushed right after every acknowledged write (the
  *    worst case: the new data reaches the disk at once), a power cut at a random write of the
- *    store, reopen with log replay, and every snapshot read back and compared with a model.
+ *    store, reopen with log replay, and every snapshot read back and compared with a model;
+ *  - lookups during syncs: reader threads map every chunk of every snapshot while origin
+ *    writes dirty the trees and the sync thread, on a 1 ms timer, writes them out; every
+ *    lookup must succeed and every copied chunk hold its snapshot's data.
  * Seeds are printed; VOLUME_SEED=<n> replays one round.
  */
 #include <stdarg.h>
 #include <setjmp.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <cmocka.h>
 #include "bdev.h"
 #include "log.h"
@@ -38,6 +44,7 @@ struct fixture {
 	u8 origin_ver[ORIGIN_CHUNKS];
 	u8 snap_ver[MAX_SNAPS + 1][ORIGIN_CHUNKS]; /* [tag][chunk], tags 1..nsnaps */
 	u32 nsnaps;
+	unsigned txg_timeout_ms; /* 0: the default */
 };
 
 static u8 buf[CHUNK] __attribute__((aligned(4096)));
@@ -51,20 +58,25 @@ static void fill(u8 *b, u64 chunk, u8 ver)
 static void vol_open(struct fixture *f)
 {
 	struct volume_params p = {
-		.snapstore_dev = f->store, .origin_dev = f->origin, .metadev_dev = f->meta};
+		.snapstore_dev = f->store,
+		.origin_dev = f->origin,
+		.metadev_dev = f->meta,
+		.txg_timeout_ms = f->txg_timeout_ms,
+	};
 	char why[300];
 
 	if (volume_open(&p, &f->v, why, sizeof(why)))
 		fail_msg("volume_open: %s", why);
 }
 
-static void setup_fixture(struct fixture *f, bool split, u64 seed)
+static void setup_fixture_sync(struct fixture *f, bool split, u64 seed, unsigned txg_ms)
 {
 	struct store_format_params fp = {.chunk_shift = CHUNK_SHIFT,
 					 .origin_bytes = (u64)ORIGIN_CHUNKS * CHUNK};
 	char why[300];
 
 	memset(f, 0, sizeof(*f));
+	f->txg_timeout_ms = txg_ms;
 	f->store = bdev_faulty_create(24 * MB, seed);
 	f->origin = bdev_faulty_create((u64)ORIGIN_CHUNKS * CHUNK, seed + 1);
 	f->meta = split ? bdev_faulty_create(8 * MB, seed + 2) : NULL;
@@ -76,6 +88,11 @@ static void setup_fixture(struct fixture *f, bool split, u64 seed)
 	if (store_format(f->store, f->meta, &fp, why, sizeof(why)))
 		fail_msg("store_format: %s", why);
 	vol_open(f);
+}
+
+static void setup_fixture(struct fixture *f, bool split, u64 seed)
+{
+	setup_fixture_sync(f, split, seed, 0);
 }
 
 static void teardown_fixture(struct fixture *f)
@@ -263,6 +280,110 @@ static void test_volume__acknowledged_copies_survive_a_crash_split(void **state)
 	crash_rounds(true);
 }
 
+/* A reader thread of test_volume__lookups_during_syncs. */
+struct reader {
+	pthread_t thread;
+	struct fixture *f;
+	_Atomic u32 *nsnaps; /* snapshots published to readers (their snap_ver is final) */
+	atomic_bool *stop;
+	u64 lookups;
+	int err;     /* the first failed lookup's error, 0 if none */
+	u32 bad_tag; /* and where: a failed lookup or a copied chunk with the wrong data */
+	u64 bad_chunk;
+	bool wrong_data;
+};
+
+static void *reader_main(void *arg)
+{
+	struct reader *r = arg;
+	u8 *got, *want;
+
+	VERIFY(!posix_memalign((void **)&got, 4096, CHUNK));
+	want = malloc(CHUNK);
+	while (!atomic_load(r->stop) && !r->err && !r->wrong_data) {
+		u32 n = atomic_load(r->nsnaps);
+
+		for (u32 tag = 1; tag <= n && !r->err && !r->wrong_data; tag++)
+			for (u64 c = 0; c < ORIGIN_CHUNKS; c++) {
+				bool origin;
+				u64 addr;
+				int err = volume_snap_read(r->f->v, tag, c, &origin, &addr);
+
+				r->lookups++;
+				if (err) {
+					r->err = err;
+					r->bad_tag = tag;
+					r->bad_chunk = c;
+					break;
+				}
+				if (origin)
+					continue; /* the origin changes under us: only copies are final */
+				VERIFY(!bdev_read(r->f->store, got, CHUNK, addr * CHUNK));
+				fill(want, c, r->f->snap_ver[tag][c]);
+				if (memcmp(got, want, CHUNK)) {
+					r->wrong_data = true;
+					r->bad_tag = tag;
+					r->bad_chunk = c;
+					break;
+				}
+			}
+	}
+	free(got);
+	free(want);
+	return NULL;
+}
+
+/*
+ * Snapshot lookups hold no txg of their own; they must still never run while a sync
+ * rewrites the trees under them (volume.c, "Locking").
+ */
+static void test_volume__lookups_during_syncs(void **state)
+{
+	const char *env = getenv("VOLUME_SEED");
+	u64 seed = env ? strtoull(env, NULL, 0) : (u64)time(NULL);
+	u64 rng = seed * 0x9E3779B97F4A7C15ULL + 3, lookups = 0;
+	struct reader r[2];
+	struct fixture f;
+	_Atomic u32 published = 0;
+	atomic_bool stop = false;
+	u64 txg0;
+
+	print_message("test_volume: lookups during syncs, seed %llu\n", (unsigned long long)seed);
+	setup_fixture_sync(&f, false, seed, 1);
+	txg0 = txg(&f);
+	for (int i = 0; i < 2; i++) {
+		r[i] = (struct reader){.f = &f, .nsnaps = &published, .stop = &stop};
+		assert_int_equal(pthread_create(&r[i].thread, NULL, reader_main, &r[i]), 0);
+	}
+	for (u32 s = 0; s < MAX_SNAPS; s++) {
+		snapshot(&f);
+		atomic_store(&published, f.nsnaps);
+		for (u32 k = 0; k < 150; k++) {
+			struct volume_range rg = {xorshift64(&rng) % (ORIGIN_CHUNKS - 2),
+						  1 + xorshift64(&rng) % 2};
+
+			assert_int_equal(kernel_write(&f, &rg, 1), 0);
+			usleep(300); /* let the 1 ms sync timer run between writes */
+		}
+	}
+	atomic_store(&stop, true);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(pthread_join(r[i].thread, NULL), 0);
+		lookups += r[i].lookups;
+		if (r[i].err || r[i].wrong_data)
+			fail_msg("seed %llu: snapshot %u chunk %llu: %s", (unsigned long long)seed,
+				 r[i].bad_tag, (unsigned long long)r[i].bad_chunk,
+				 r[i].wrong_data ? "a copied chunk holds other data"
+						 : strerror(-r[i].err));
+	}
+	print_message("test_volume: %llu lookups over %llu txgs\n", (unsigned long long)lookups,
+		      (unsigned long long)(txg(&f) - txg0));
+	assert_true(txg(&f) - txg0 > 10); /* the syncs did run under the readers */
+	expect_snapshots(&f, seed);
+	assert_int_equal(volume_close(f.v), 0);
+	teardown_fixture(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -270,6 +391,7 @@ int main(void)
 		cmocka_unit_test(test_volume__repeated_write_needs_no_flush_split),
 		cmocka_unit_test(test_volume__acknowledged_copies_survive_a_crash),
 		cmocka_unit_test(test_volume__acknowledged_copies_survive_a_crash_split),
+		cmocka_unit_test(test_volume__lookups_during_syncs),
 	};
 
 	log_set_level(LOGL_WARN); /* the crashes' I/O errors are expected */
