@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "commands.h"
+#include "crc32c.h"
 #include "log.h"
 #include "server.h"
 #include "volume.h"
@@ -217,8 +218,9 @@ int cmd_server(int argc, char **argv)
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGPIPE, &sa, NULL);
 
-	log_info("ddsnapd serving snapstore %s, origin %s%s%s on %s", vp.snapstore, vp.origin,
-		 vp.metadev ? ", metadata " : "", vp.metadev ? vp.metadev : "", sock);
+	log_info("ddsnapd serving snapstore %s, origin %s%s%s on %s (crc32c: %s)", vp.snapstore,
+		 vp.origin, vp.metadev ? ", metadata " : "", vp.metadev ? vp.metadev : "", sock,
+		 crc32c_impl_name(crc32c_impl()));
 	if (!foreground) {
 		int null = open("/dev/null", O_RDWR);
 
