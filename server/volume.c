@@ -463,7 +463,6 @@ void volume_uuid(struct volume *v, u8 uuid[16])
 u64 volume_gen(struct volume *v)
 {
 	struct engine_status st;
-
 	bool held = read_begin(v);
 
 	engine_status(v->engine, &st);
@@ -675,7 +674,6 @@ int volume_list(struct volume *v, u64 cursor, struct ctl_snap *out, u32 max, u32
 {
 	struct engine_snapinfo *page = xmalloc((max ? max : 1) * sizeof(*page));
 	u32 n, first = cursor < UINT32_MAX ? (u32)cursor : UINT32_MAX;
-
 	bool held = read_begin(v);
 
 	n = engine_list(v->engine, first, page, max);
