@@ -2,10 +2,13 @@
 /*
  * iopool.c - fork-join job threads (iopool.h).
  *
- * Design.  A batch is published under the pool mutex as (fn, arg, n) with a batch number;
- * idle threads claim job indexes from a shared counter until none are left, and the last one
- * to finish wakes the caller.  Claiming under the mutex costs one lock round trip per job,
- * negligible beside the disk I/O each job does (a 16 KiB .. 1 MiB copy).
+ * Design.  A batch is published under the pool mutex as (fn, arg, n); the caller and the
+ * threads claim job indexes from a shared counter until none are left, and the last one to
+ * finish wakes the caller.  Claiming under the mutex costs one lock round trip per job,
+ * negligible beside the disk I/O each job does (a 16 KiB .. 1 MiB copy).  The caller works
+ * too, as worker index nthreads, and only min(n - 1, nthreads) threads are woken: a wakeup
+ * is a context switch, and under an emulator (QEMU's TCG) one costs about as much as a small
+ * disk I/O, so a batch of two chunks wakes one thread, not all eight.
  *
  * Invariants.  At most one batch is published at a time (callers serialize); a thread runs
  * jobs only of the current batch; done == n exactly when every job has returned.
@@ -37,6 +40,25 @@ struct iopool_thread {
 	unsigned index;
 };
 
+/* Under p->lock: claims one job of the current batch and runs it as @worker. */
+static void run_one(struct iopool *p, unsigned worker)
+{
+	u32 j = p->next++;
+	iopool_fn fn = p->fn;
+	void *arg = p->arg;
+	int r;
+
+	pthread_mutex_unlock(&p->lock);
+	r = fn(arg, worker, j);
+	pthread_mutex_lock(&p->lock);
+	if (r && j < p->err_job) {
+		p->err_job = j;
+		p->err = r;
+	}
+	if (++p->done == p->n)
+		pthread_cond_signal(&p->done_cv);
+}
+
 static void *iopool_main(void *a)
 {
 	struct iopool_thread t = *(struct iopool_thread *)a;
@@ -49,20 +71,7 @@ static void *iopool_main(void *a)
 			pthread_cond_wait(&p->work, &p->lock);
 		if (p->stop)
 			break;
-		u32 j = p->next++;
-		iopool_fn fn = p->fn;
-		void *arg = p->arg;
-
-		pthread_mutex_unlock(&p->lock);
-		int r = fn(arg, t.index, j);
-
-		pthread_mutex_lock(&p->lock);
-		if (r && j < p->err_job) {
-			p->err_job = j;
-			p->err = r;
-		}
-		if (++p->done == p->n)
-			pthread_cond_signal(&p->done_cv);
+		run_one(p, t.index);
 	}
 	pthread_mutex_unlock(&p->lock);
 	return NULL;
@@ -105,7 +114,7 @@ void iopool_destroy(struct iopool *p)
 
 unsigned iopool_width(const struct iopool *p)
 {
-	return p->nthreads ? p->nthreads : 1;
+	return p->nthreads + 1;
 }
 
 int iopool_run(struct iopool *p, iopool_fn fn, void *arg, u32 n)
@@ -115,9 +124,9 @@ int iopool_run(struct iopool *p, iopool_fn fn, void *arg, u32 n)
 	if (!n)
 		return 0;
 	if (!p->nthreads || n == 1) {
-		/* Nothing to overlap: run in the caller, as worker 0 (no thread is busy). */
+		/* Nothing to overlap: run in the caller (no thread is busy). */
 		for (u32 j = 0; j < n; j++) {
-			int r = fn(arg, 0, j);
+			int r = fn(arg, p->nthreads, j);
 
 			if (r && !err)
 				err = r;
@@ -132,7 +141,10 @@ int iopool_run(struct iopool *p, iopool_fn fn, void *arg, u32 n)
 	p->err_job = n;
 	p->err = 0;
 	p->n = n; /* published last: threads test next < n */
-	pthread_cond_broadcast(&p->work);
+	for (u32 k = 0; k < n - 1 && k < p->nthreads; k++)
+		pthread_cond_signal(&p->work);
+	while (p->next < n)
+		run_one(p, p->nthreads);
 	while (p->done < n)
 		pthread_cond_wait(&p->done_cv, &p->lock);
 	err = p->err;

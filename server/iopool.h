@@ -4,9 +4,10 @@
  * wait for all of them (fork-join): the engine's copy-outs of a batch of scattered chunks,
  * which would otherwise go to the disks one after another.
  *
- * Jobs get the index of the thread running them, so callers keep per-thread buffers.  One
- * batch at a time: the caller serializes iopool_run() itself (the engine holds the volume
- * lock).  A pool of 0 threads is valid and runs every job in the caller, in order.
+ * Jobs get the index of the thread running them (the caller of iopool_run() runs jobs too,
+ * as the last index), so callers keep per-worker buffers.  One batch at a time: the caller
+ * serializes iopool_run() itself (the engine holds the volume lock).  A pool of 0 threads is
+ * valid and runs every job in the caller, in order.
  */
 #ifndef DDSNAP_IOPOOL_H
 #define DDSNAP_IOPOOL_H
@@ -22,11 +23,12 @@ typedef int (*iopool_fn)(void *arg, unsigned worker, u32 job);
 struct iopool *iopool_create(unsigned threads);
 /* Stops and joins the threads.  No batch may be running.  NULL is ignored. */
 void iopool_destroy(struct iopool *p);
-/* How many distinct worker indexes jobs may see: max(threads, 1). */
+/* How many distinct worker indexes jobs may see: threads + 1 (the caller). */
 unsigned iopool_width(const struct iopool *p);
 
 /*
- * Runs @fn(@arg, worker, j) for every j in [0, @n), at most width at once, and returns when
+ * Runs @fn(@arg, worker, j) for every j in [0, @n), at most width at once (waking no more
+ * threads than there are jobs beyond one for the caller), and returns when
  * all have: 0, or the result of the lowest-numbered job that failed.  Every job runs even
  * when one fails (each may own resources the caller cleans up by index).  Blocks.
  */

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * test_iopool.c - the fork-join job threads: every job runs exactly once per batch, workers
- * stay within the width and run at once, the lowest failed job's error is returned while
- * the others still run, and a pool of no threads runs jobs in the caller in order.
+ * stay within the width and run at once (the caller among them), the lowest failed job's
+ * error is returned while the others still run, and a pool of no threads runs jobs in the
+ * caller in order.
  */
 #include <stdarg.h>
 #include <setjmp.h>
@@ -53,6 +54,15 @@ static void run_batches(unsigned threads)
 		}
 		if (threads > 1)
 			assert_true(b.peak > 1); /* jobs overlapped */
+		assert_true(b.peak <= (int)b.width);
+		if (threads) {
+			/* The caller works too, as the last index. */
+			bool caller = false;
+
+			for (u32 j = 0; j < JOBS; j++)
+				caller |= b.worker_of[j] == b.width - 1;
+			assert_true(caller);
+		}
 		if (!threads)
 			for (u32 j = 0; j < JOBS; j++)
 				assert_int_equal(b.order[j], j);
