@@ -264,6 +264,7 @@ static void channel_lost(struct ddsnap_dev *dc, int err, const char *why)
 		list_add(&io->list, &dc->queued);
 	}
 	dc->finish_count = 0;
+	dc->lock_credits = 0; /* the old connection's locks and credits mean nothing now */
 	spin_unlock_irqrestore(&dc->lock, flags);
 	mutex_unlock(&dc->send_mutex);
 	if (sock) {
@@ -284,15 +285,21 @@ static void channel_lost(struct ddsnap_dev *dc, int err, const char *why)
 
 /* The send worker. */
 
+/* Under dc->lock: may @io be sent now?  A snapshot read needs a lock credit per chunk. */
+static bool channel_may_send(const struct ddsnap_dev *dc, const struct ddsnap_io *io)
+{
+	return io->type != DDSNAP_MSG_SNAPSHOT_READ ||
+	       dc->lock_credits + io->count <= DDSNAP_FINISH_RING;
+}
+
 /*
- * Build one query from the queued bios of the first one's type, in queue order, as many as
- * fit the wire's bounds: they share a seq, and each remembers its place in the reply.
- * Under dc->lock and send_mutex.  Returns the message size in dc->send_buf.
+ * Build one query of @type from the queued bios of that type, in queue order, as many as fit
+ * the wire's bounds and the lock credits: they share a seq, and each remembers its place in
+ * the reply.  Under dc->lock and send_mutex.  Returns the message size in dc->send_buf.
  */
-static size_t channel_batch(struct ddsnap_dev *dc)
+static size_t channel_batch(struct ddsnap_dev *dc, u16 type)
 {
 	struct ddsnap_io *io, *tmp;
-	u16 type = list_first_entry(&dc->queued, struct ddsnap_io, list)->type;
 	struct ddsnap_query *q = &dc->query;
 	LIST_HEAD(batch);
 	int slot;
@@ -302,11 +309,17 @@ static size_t channel_batch(struct ddsnap_dev *dc)
 	list_for_each_entry_safe (io, tmp, &dc->queued, list) {
 		if (io->type != type)
 			continue;
+		if (!channel_may_send(dc, io))
+			break;
 		slot = ddsnap_proto_batch_add(q, type, io->chunk, io->count,
 					      io->whole ? DDSNAP_RANGE_WHOLE : 0);
 		if (slot < 0)
 			break;
 		io->slot = slot;
+		if (type == DDSNAP_MSG_SNAPSHOT_READ) {
+			dc->lock_credits += io->count;
+			io->credit_conn = dc->conn;
+		}
 		list_move_tail(&io->list, &batch);
 	}
 	if (!++dc->next_seq)
@@ -326,6 +339,7 @@ static size_t channel_batch(struct ddsnap_dev *dc)
 static size_t channel_next(struct ddsnap_dev *dc)
 {
 	struct ddsnap_ctl *c = NULL;
+	struct ddsnap_io *io;
 	size_t n = 0;
 	u32 nr = 0;
 
@@ -344,8 +358,15 @@ static size_t channel_next(struct ddsnap_dev *dc)
 			dc->finish_head = (dc->finish_head + 1) % DDSNAP_FINISH_RING;
 		}
 		dc->finish_count -= nr;
-	} else if (!list_empty(&dc->queued)) {
-		n = channel_batch(dc);
+		dc->lock_credits -= nr;
+	} else {
+		/* The first queued bio that may go; a snapshot read may wait for credits. */
+		list_for_each_entry (io, &dc->queued, list) {
+			if (channel_may_send(dc, io)) {
+				n = channel_batch(dc, io->type);
+				break;
+			}
+		}
 	}
 	spin_unlock_irq(&dc->lock);
 	if (c) {
@@ -423,24 +444,36 @@ bool ddsnap_channel_queue(struct ddsnap_dev *dc, struct ddsnap_io *io, u16 type)
 	return true;
 }
 
-void ddsnap_channel_finish(struct ddsnap_dev *dc, u64 lock, u32 conn)
+void ddsnap_channel_finish(struct ddsnap_dev *dc, struct ddsnap_io *io)
 {
 	unsigned long flags;
-	bool queued = false;
+	bool kick = false;
+	u32 give_back = io->count;
 
 	spin_lock_irqsave(&dc->lock, flags);
-	if (dc->connected && conn == dc->conn) {
-		if (dc->finish_count < DDSNAP_FINISH_RING) {
+	/* Credits and locks of an older connection were forgotten when it was lost. */
+	if (io->lock && dc->connected && io->conn == dc->conn) {
+		/* One credit goes into the ring with the lock; its FINISH gives it back. */
+		if (!WARN_ON_ONCE(dc->finish_count >= DDSNAP_FINISH_RING)) {
 			dc->finish_ring[(dc->finish_head + dc->finish_count) % DDSNAP_FINISH_RING] =
-				lock;
+				io->lock;
 			dc->finish_count++;
-			queued = true;
+			give_back--;
 		} else {
 			dc->stats.lost_locks++;
 		}
+		kick = true;
 	}
+	if (io->credit_conn && dc->connected && io->credit_conn == dc->conn) {
+		WARN_ON_ONCE(give_back > dc->lock_credits);
+		dc->lock_credits -= min(give_back, dc->lock_credits);
+		/* Snapshot reads may be waiting for these credits. */
+		kick |= give_back && !list_empty(&dc->queued);
+	}
+	io->lock = 0;
+	io->credit_conn = 0;
 	spin_unlock_irqrestore(&dc->lock, flags);
-	if (queued)
+	if (kick)
 		channel_kick_send(dc);
 }
 

@@ -409,10 +409,8 @@ static int ddsnap_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *er
 	struct ddsnap_io *io = dm_per_bio_data(bio, sizeof(*io));
 
 	ddsnap_cache_uncount(dc, io);
-	if (io->lock) {
-		ddsnap_channel_finish(dc, io->lock, io->conn);
-		io->lock = 0;
-	}
+	if (io->lock || io->credit_conn)
+		ddsnap_channel_finish(dc, io);
 	return DM_ENDIO_DONE;
 }
 

@@ -47,7 +47,11 @@
 /* Reconnect backoff: first retry soon (a restarting server), then no more than every 2 s. */
 #define DDSNAP_BACKOFF_MIN_MS 50
 #define DDSNAP_BACKOFF_MAX_MS 2000
-/* Read locks waiting to be released; beyond this the oldest FINISH batch is sent early. */
+/*
+ * Read locks waiting to be released.  It can never overflow: a snapshot read is sent only
+ * with a lock credit (dc->lock_credits), which it holds until its lock's release leaves the
+ * ring in a FINISH (or, with no lock granted, until the bio ends), and there are this many.
+ */
 #define DDSNAP_FINISH_RING 1024
 /*
  * Origin bios are split every this many chunks: a 1 MiB write of 16 KiB chunks stays one bio
@@ -73,6 +77,7 @@ struct ddsnap_io {
 	u32 count;		/* chunks covered by the bio */
 	u32 seq;		/* of the request in flight (shared by its batch) */
 	u32 conn;		/* connection the lock was granted on */
+	u32 credit_conn;	/* connection whose credits (count) it holds, 0: none */
 	u16 type;		/* DDSNAP_MSG_* query while waiting, 0 otherwise */
 	u16 slot;		/* origin: its range in the reply; snapshot: its first mapping */
 	u16 batch;		/* ranges (origin) or mappings (snapshot) its request asked */
@@ -139,7 +144,7 @@ struct ddsnap_dev {
 	unsigned int nr_waiting; /* on queued or in sent */
 	u64 finish_ring[DDSNAP_FINISH_RING];
 	unsigned int finish_head, finish_count;
-	u32 finish_conn; /* connection the ring's locks belong to */
+	u32 lock_credits; /* snapshot-read chunks sent, unreleased (<= DDSNAP_FINISH_RING) */
 	struct ddsnap_stats stats;
 	u64 gen;   /* the server's gen as last told */
 	u32 state; /* DDSNAP_STATE_* as last told */
@@ -210,8 +215,11 @@ int ddsnap_channel_start(struct ddsnap_dev *dc);
 void ddsnap_channel_stop(struct ddsnap_dev *dc);
 /* Map path: queue a bio needing the server.  Never sleeps; false if the target is failed. */
 bool ddsnap_channel_queue(struct ddsnap_dev *dc, struct ddsnap_io *io, u16 type);
-/* end_io: queue a read lock for release.  Any context. */
-void ddsnap_channel_finish(struct ddsnap_dev *dc, u64 lock, u32 conn);
+/*
+ * end_io: queue a read lock for release, and give back the lock credits @io still holds.
+ * Any context.
+ */
+void ddsnap_channel_finish(struct ddsnap_dev *dc, struct ddsnap_io *io);
 /* message "reconnect": drop the connection now (the receive thread reconnects). */
 void ddsnap_channel_kick(struct ddsnap_dev *dc);
 /* Set the mode, logging a change once and raising a dm event.  Takes dc->lock. */

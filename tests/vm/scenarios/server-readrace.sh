@@ -142,6 +142,36 @@ for ((round = 1; round <= ROUNDS; round++)); do
 		/tmp/img.$((round - 1)) "snapshot $round"
 	dm_remove "vol($round)"
 done
+step "more snapshot reads in flight than the FINISH ring holds"
+# 1 MiB reads of a fresh snapshot whose chunks are all on the origin, 32 at once: 2048
+# chunk reads would each want a read lock, twice the 1024 releases the target can queue.
+# The target sends a snapshot read only with a lock credit, so the server never holds more
+# than 1024 locks, no release is lost, and an origin write of every chunk afterwards does
+# not wait forever for a lock nobody will release.
+last=$((ROUNDS + 1))
+must "$ddsnap" create "$sock" "$last"
+dm_create "vol($last)" "0 $n ddsnap $store $origin $sock $last"
+dd if=$vol bs=1M count=$((SIZE / 1048576)) iflag=direct status=none >/tmp/img.last
+fio --name=flood --filename="/dev/mapper/vol($last)" --rw=randread --bs=1M --iodepth=32 \
+	--ioengine=libaio --direct=1 --time_based --runtime=6 --eta=never --output=/tmp/flood.txt &
+fp=$!
+peak=0
+while kill -0 $fp 2>/dev/null; do
+	l=$("$ddsnap" status "$sock" | sed -n 's/.* \([0-9]*\) read locks.*/\1/p')
+	((${l:-0} > peak)) && peak=$l
+	sleep 0.2
+done
+wait $fp || fail "fio flood of snapshot $last failed: $(tail -5 /tmp/flood.txt)"
+log "snapshot reads in flight: at most $peak read locks held by the server at once"
+((peak <= 1024)) || fail "the server held $peak read locks, more than the target's 1024 credits"
+st=$(dmsetup status "vol($last)")
+log "vol($last): $st"
+[[ $st == *lost_locks=0* && $st == *errors=0* ]] || fail "snapshot device lost locks: $st"
+timeout 60 dd if=/dev/urandom of=$vol bs=1M count=$((SIZE / 1048576)) oflag=direct \
+	status=none || fail "overwriting the origin after the flood did not finish in 60 s"
+expect_same <(dd if="/dev/mapper/vol($last)" bs=1M iflag=direct status=none) /tmp/img.last \
+	"snapshot $last after the flood and the overwrite"
+dm_remove "vol($last)"
 expect_no_kmsg 'ddsnap.*(error|fail|bad reply)' "kernel log"
 
 step "tear down, check the store"
