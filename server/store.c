@@ -213,15 +213,31 @@ out_unlock:
 	return r;
 }
 
+/* Under s->lock: waits out a sync, then counts a holder unless the store failed. */
+static bool hold_locked(struct store *s)
+{
+	while (s->quiescing && !s->failed)
+		pthread_cond_wait(&s->cond, &s->lock);
+	if (s->failed)
+		return false;
+	s->holders++;
+	return true;
+}
+
+/* Under s->lock: drops a holder; the last one lets a waiting sync go on. */
+static void unhold_locked(struct store *s)
+{
+	VERIFY(s->holders > 0);
+	if (!--s->holders)
+		pthread_cond_broadcast(&s->cond);
+}
+
 struct tx *store_tx_hold(struct store *s)
 {
 	struct tx *tx = NULL;
 
 	pthread_mutex_lock(&s->lock);
-	while (s->quiescing && !s->failed)
-		pthread_cond_wait(&s->cond, &s->lock);
-	if (!s->failed && !s->cfg.read_only) {
-		s->holders++;
+	if (!s->cfg.read_only && hold_locked(s)) {
 		s->changed = true;
 		tx = &s->tx;
 	}
@@ -231,15 +247,10 @@ struct tx *store_tx_hold(struct store *s)
 
 bool store_read_hold(struct store *s)
 {
-	bool held = false;
+	bool held;
 
 	pthread_mutex_lock(&s->lock);
-	while (s->quiescing && !s->failed)
-		pthread_cond_wait(&s->cond, &s->lock);
-	if (!s->failed) {
-		s->holders++;
-		held = true;
-	}
+	held = hold_locked(s);
 	pthread_mutex_unlock(&s->lock);
 	return held;
 }
@@ -247,9 +258,7 @@ bool store_read_hold(struct store *s)
 void store_read_release(struct store *s)
 {
 	pthread_mutex_lock(&s->lock);
-	VERIFY(s->holders > 0);
-	if (!--s->holders)
-		pthread_cond_broadcast(&s->cond);
+	unhold_locked(s);
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -262,9 +271,7 @@ void store_tx_release(struct store *s, struct tx *tx)
 	cache_stats(s->cache, &cs);
 	over = cs.dirty * DDSNAP_BLOCK_SIZE >= s->cfg.dirty_max_bytes;
 	pthread_mutex_lock(&s->lock);
-	VERIFY(s->holders > 0);
-	if (!--s->holders)
-		pthread_cond_broadcast(&s->cond);
+	unhold_locked(s);
 	if (over && s->thread_running && !s->kick) {
 		s->kick = true;
 		s->st.dirty_syncs++;
