@@ -3,8 +3,8 @@
  * ddsnap-proto.c - the kernel's encoders and decoders of ddsnap wire messages.
  *
  * What.  The kernel builds batched queries (ddsnap_proto_batch_add) and sends IDENTIFY,
- * queries, FINISH, DROP_CACHE replies and PING replies, and receives the server's replies, DROP_CACHE, PING and ERROR.  The layouts are in
- * include/ddsnap_wire.h; userspace has its own codec (server/wire.c) that applies the same
+ * queries, FINISH, DROP_CACHE replies and PING replies, and receives the server's replies,
+ * DROP_CACHE, PING and ERROR.  The layouts are in include/ddsnap_wire.h; userspace has its own codec (server/wire.c) that applies the same
  * rules, documented in doc/protocol.md.
  *
  * Invariants.  Every received byte is untrusted: the header is checked (magic, flags, type,

@@ -9,8 +9,8 @@
  * buffer a few times and the faster one is kept -- the way the Linux kernel picks its xor
  * and RAID-6 routines at boot.  Claiming an instruction is not running it fast: under an
  * emulator (QEMU's TCG, where the guest's crc32 instruction becomes a bit-at-a-time loop in
- * a helper) the table is several times faster, and the server checksums every chunk it
- * copies.  On real x86 hardware the instruction wins by far.  Both give identical results,
+ * a helper) the table measures faster and is chosen, and the server checksums every chunk
+ * it copies.  On real x86 hardware the instruction is expected to win and be kept.  Both give identical results,
  * which the unit test checks over random buffers with each path forced.
  */
 #include "crc32c.h"

@@ -6,9 +6,8 @@
  * threads claim job indexes from a shared counter until none are left, and the last one to
  * finish wakes the caller.  Claiming under the mutex costs one lock round trip per job,
  * negligible beside the disk I/O each job does (a 16 KiB .. 1 MiB copy).  The caller works
- * too, as worker index nthreads, and only min(n - 1, nthreads) threads are woken: a wakeup
- * is a context switch, and under an emulator (QEMU's TCG) one costs about as much as a small
- * disk I/O, so a batch of two chunks wakes one thread, not all eight.
+ * too, as worker index nthreads, and only min(n - 1, nthreads) threads are woken, since each
+ * wakeup is a context switch: a batch of two chunks wakes one thread, not all eight.
  *
  * Invariants.  At most one batch is published at a time (callers serialize); a thread runs
  * jobs only of the current batch; done == n exactly when every job has returned.

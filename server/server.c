@@ -19,8 +19,8 @@
  * the next batch, which another worker starts as soon as this one leaves the volume lock:
  * its copies overlap this batch's commit.  Under a stream of small random writes this turns
  * N serial rounds of copy I/O and flushes into one; with no queue nothing waits for a batch
- * to fill.  A batch that
- * fails is served again job by job, so each reply carries its own query's outcome.
+ * to fill.  A batch that fails is served again job by job, so each reply carries its own
+ * query's outcome.
  *
  * Replies to one connection are serialised by its send lock; a whole message is one
  * write, so replies from several workers never interleave.
@@ -191,7 +191,6 @@ static bool drop_target(const struct conn *c, u32 tag)
  * answer within SERVER_DROP_TIMEOUT_MS is cut off, which drops its cache as surely (the
  * kernel forgets everything on a new IDENTIFY).
  */
-
 static void drop_caches(struct server *s, u32 tag, u32 reason, u32 state, u64 gen)
 {
 	struct conn **targets;
