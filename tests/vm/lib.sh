@@ -236,19 +236,26 @@ kmsg_since_mark()
 	dmesg | tail -n "+$((VM_KMSG_MARK + 1))"
 }
 
+# The two checks below grep a copy of the log, not a pipe from dmesg: a grep that stops
+# at its first match would kill the writer with SIGPIPE, and under pipefail the pipeline
+# would then report failure for a match (expect_kmsg failed, expect_no_kmsg passed).
+
 # expect_kmsg REGEX WHAT: fails unless a kernel log line since the mark matches REGEX (ERE).
 expect_kmsg()
 {
-	kmsg_since_mark | grep -q -E -- "$1" && return 0
-	kmsg_since_mark | tail -n 20 >&2
+	local log
+	log=$(kmsg_since_mark)
+	grep -q -E -- "$1" <<<"$log" && return 0
+	tail -n 20 <<<"$log" >&2
 	fail "$2: no kernel message matching '$1'"
 }
 
 # expect_no_kmsg REGEX WHAT: fails if a kernel log line since the mark matches REGEX.
 expect_no_kmsg()
 {
-	local hit
-	hit=$(kmsg_since_mark | grep -m 1 -E -- "$1") || return 0
+	local log hit
+	log=$(kmsg_since_mark)
+	hit=$(grep -m 1 -E -- "$1" <<<"$log") || return 0
 	fail "$2: unexpected kernel message: $hit"
 }
 
