@@ -360,6 +360,7 @@ struct delta_reader {
 	struct delta_header h;
 	struct run_state s;
 	struct delta_trailer trailer;
+	bool csum_only; /* failed on the trailer's stream checksum alone */
 	enum { R_NEW, R_RECORDS, R_DONE, R_FAILED } state;
 	u8 *payload;
 	size_t payload_cap;
@@ -497,8 +498,11 @@ static int r_trailer(struct delta_reader *r, const u8 *type_bytes)
 	    t.zero_extents != r->s.tot.zero_extents || t.data_chunks != r->s.tot.data_chunks ||
 	    t.zero_chunks != r->s.tot.zero_chunks || t.payload_bytes != r->s.tot.payload_bytes)
 		return r_fail(r, "trailer totals differ from the records read (records lost?)");
-	if (CSUM_BAD(t.stream_csum, r->s.csum))
+	if (CSUM_BAD(t.stream_csum, r->s.csum)) {
+		r->trailer = t;
+		r->csum_only = true;
 		return r_fail(r, "stream checksum mismatch");
+	}
 	rc = r_get(r, &extra, 1, "the end of the stream");
 	if (rc == 0)
 		return r_fail(r, "bytes after the trailer");
@@ -591,6 +595,14 @@ int delta_reader_next(struct delta_reader *r, struct delta_record *rec)
 void delta_reader_trailer(const struct delta_reader *r, struct delta_trailer *t)
 {
 	*t = r->trailer;
+}
+
+bool delta_reader_csum_mismatch(const struct delta_reader *r, struct delta_trailer *t)
+{
+	if (r->state != R_FAILED || !r->csum_only)
+		return false;
+	*t = r->trailer;
+	return true;
 }
 
 void delta_reader_token(const struct delta_reader *r, struct delta_token *t)

@@ -150,6 +150,15 @@ int delta_reader_header(struct delta_reader *r, struct delta_header *h);
 int delta_reader_next(struct delta_reader *r, struct delta_record *rec);
 /* After delta_reader_next() returned 0: the trailer. */
 void delta_reader_trailer(const struct delta_reader *r, struct delta_trailer *t);
+/*
+ * After delta_reader_next() failed with "stream checksum mismatch": true, and *t is the
+ * sender's trailer (intact: its own checksum and every total matched).  Every record header
+ * passed its checksum, so only payload bytes can differ from what was sent; a caller that
+ * verified each decoded payload against its tgt_csum has applied the sender's data, and may
+ * name the resume point by the sender's t->stream_csum instead of the damaged bytes'.
+ * False after any other failure or none.
+ */
+bool delta_reader_csum_mismatch(const struct delta_reader *r, struct delta_trailer *t);
 /* The token for "every record up to the last one returned has been applied" (right after
  * delta_reader_header(): the stream's start).  A caller that reads ahead captures it after
  * each record and saves the one of the last record it really applied. */

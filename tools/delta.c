@@ -1050,8 +1050,15 @@ int delta_apply_stream(const struct delta_apply_params *p)
 			/* a bad record: what is queued was read intact, apply it first */
 			derr("%s: %s", p->name, delta_reader_error(a.r));
 			a.exit_code = rc == -EILSEQ ? EXIT_CORRUPT : EXIT_FAIL;
-			if (!skip_until)
-				apply_flush(&a);
+			if (skip_until)
+				break;
+			apply_flush(&a);
+			if (delta_reader_csum_mismatch(a.r, &tr) && a.applied.next_seq == tr.end_seq) {
+				/* each extent matched its tgt_csum: the data on disk is the sender's */
+				derr("every extent passed its own checks and is applied; the damaged "
+				     "bytes decoded to the same data");
+				a.applied.stream_csum = tr.stream_csum;
+			}
 			break;
 		}
 		if (rc == 0) {
@@ -1088,7 +1095,10 @@ int delta_apply_stream(const struct delta_apply_params *p)
 		a.dirty = false;
 	}
 	if (rc) {
-		if (a.token_path && a.origin.fd >= 0 && apply_save(&a) == 0)
+		/* skipping a re-sent stream that was never matched to the token: keep the token */
+		if (skip_until && a.token_path)
+			derr("resume token %s unchanged", a.token_path);
+		else if (a.token_path && a.origin.fd >= 0 && apply_save(&a) == 0)
 			derr("resume token saved in %s (next record %llu, chunk %llu)",
 			     a.token_path, (unsigned long long)a.applied.next_seq,
 			     (unsigned long long)a.applied.next_chunk);

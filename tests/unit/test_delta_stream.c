@@ -101,6 +101,10 @@ static struct delta_trailer make_stream(struct sink *s, const struct delta_heade
 	return t;
 }
 
+/* After read_all(): whether it failed on the stream checksum alone, and the sent trailer. */
+static bool last_csum_only;
+static struct delta_trailer last_sent;
+
 /* Reads a whole stream; returns 0 or the first error, and the number of records. */
 static int read_all(const u8 *p, size_t len, size_t chunk, unsigned *nrec, char *why, size_t whylen)
 {
@@ -120,6 +124,7 @@ static int read_all(const u8 *p, size_t len, size_t chunk, unsigned *nrec, char 
 	}
 	if (why)
 		snprintf(why, whylen, "%s", delta_reader_error(r));
+	last_csum_only = delta_reader_csum_mismatch(r, &last_sent);
 	delta_reader_free(r);
 	return rc;
 }
@@ -190,13 +195,28 @@ static void test_delta_stream__every_bit_flip_fails(void **state)
 	char why[256];
 	unsigned n;
 
-	make_stream(&s, &h, NULL);
+	struct delta_trailer t = make_stream(&s, &h, NULL);
+	unsigned csum_only = 0;
+
 	for (size_t bit = 0; bit < s.len * 8; bit++) {
 		s.p[bit / 8] ^= (u8)(1u << (bit % 8));
 		assert_int_equal(read_all(s.p, s.len, 0, &n, why, sizeof(why)), -EILSEQ);
 		assert_true(strlen(why) > 10);
+		/* only payload bytes escape every record check; the trailer then names the
+		 * sender's checksum, the one the undamaged stream has */
+		assert_int_equal(last_csum_only, !strcmp(why, "stream checksum mismatch"));
+		if (last_csum_only) {
+			assert_int_equal(n, 4);
+			assert_memory_equal(&last_sent, &t, sizeof(t));
+			csum_only++;
+		}
 		s.p[bit / 8] ^= (u8)(1u << (bit % 8));
 	}
+	/* the two payloads (zstd-prefix, raw 4096 bytes) are the only such bytes */
+	assert_true(csum_only >= 4096 * 8);
+	assert_true(csum_only < 4096 * 8 + 8192 * 8);
+	assert_int_equal(read_all(s.p, s.len, 0, &n, why, sizeof(why)), 0);
+	assert_false(last_csum_only);
 	free(s.p);
 }
 
