@@ -691,6 +691,18 @@ struct intent_log *store_log(struct store *s)
 	return s->log;
 }
 
+int store_log_room(struct store *s, u64 blocks)
+{
+	u64 used, total;
+	int r;
+
+	intent_log_usage(s->log, &used, &total);
+	if (total - used >= blocks)
+		return 0;
+	r = store_sync(s);
+	return r ? r : intent_log_wait_space(s->log);
+}
+
 static void store_log_pressure(void *arg)
 {
 	struct store *s = arg;

@@ -214,4 +214,14 @@ int store_open_log(struct store *s, store_replay_fn replay, void *arg, char *why
 /* The intent log, or NULL before store_open_log.  O(1). */
 struct intent_log *store_log(struct store *s);
 
+/*
+ * The intent log rule: an appender holding the txg must never wait for log space, since
+ * only the sync it holds back would free it.  So appends under a hold use
+ * INTENT_LOG_NOWAIT, and before taking the hold a caller makes room with this: when the
+ * ring has fewer than @blocks free, it syncs and waits for the freed space.  Callers
+ * serialize among themselves (one appender between this check and its release).  Returns 0
+ * or the sync's sticky error.  Blocks; must not be called while holding the txg.
+ */
+int store_log_room(struct store *s, u64 blocks);
+
 #endif

@@ -35,11 +35,10 @@
  * snapstore is flushed only when a copy counted in data_seq (bumped under the lock after each
  * call that copied) is not yet known durable (data_durable).
  *
- * The intent log rule.  An appender holding the txg must never wait for log space, since
- * only the sync it is holding back would free it.  Appends therefore use
- * INTENT_LOG_NOWAIT, and before each call that may log, this file makes sure the ring has
- * VOLUME_LOG_HEADROOM_BLOCKS free, forcing a sync (without a hold) when it has not.  The
- * volume lock makes the check and the call atomic with respect to other appenders.
+ * The intent log rule (store_log_room()).  Appends use INTENT_LOG_NOWAIT, and before each
+ * call that may log, this file makes room for VOLUME_LOG_HEADROOM_BLOCKS, syncing (without
+ * a hold) when the ring is short.  The volume lock makes the check and the call atomic
+ * with respect to other appenders.
  *
  * Crash argument.  Nothing here writes anything itself: the engine's records reach the log
  * before its calls return, and the trees reach the disk only through txg syncs.  A crash at
@@ -344,19 +343,12 @@ void volume_abandon(struct volume *v)
  */
 static struct tx *begin(struct volume *v, int *err)
 {
-	struct intent_log *log = store_log(v->store);
 	struct tx *tx;
-	u64 used, total;
 
 	pthread_mutex_lock(&v->lock);
-	intent_log_usage(log, &used, &total);
-	if (total - used < VOLUME_LOG_HEADROOM_BLOCKS) {
-		*err = store_sync(v->store);
-		if (!*err)
-			*err = intent_log_wait_space(log);
-		if (*err)
-			goto out_unlock;
-	}
+	*err = store_log_room(v->store, VOLUME_LOG_HEADROOM_BLOCKS);
+	if (*err)
+		goto out_unlock;
 	tx = store_tx_hold(v->store);
 	if (tx)
 		return tx;

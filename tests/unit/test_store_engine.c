@@ -167,21 +167,10 @@ static void vol_abandon(struct vol *v)
 	store_abandon(v->s);
 }
 
-/*
- * Makes sure the intent log has LOG_HEADROOM free blocks before a call that may log, syncing
- * (without a hold) when it has not.  Returns 0, or the sync's error (the device died).
- */
+/* Room for one engine call in the intent log (store_log_room()). */
 static int log_room(struct vol *v)
 {
-	struct intent_log *log = store_log(v->s);
-	u64 used, total;
-	int r;
-
-	intent_log_usage(log, &used, &total);
-	if (total - used >= LOG_HEADROOM)
-		return 0;
-	r = store_sync(v->s);
-	return r ? r : intent_log_wait_space(log);
+	return store_log_room(v->s, LOG_HEADROOM);
 }
 
 /* Random engine work until @nops ran or something failed (the device died). */
