@@ -333,9 +333,9 @@ static void test_delta__token_refuses_other_stream(void **state)
 	 * the token stays the one of the stream that was applied, however often it is tried */
 	tok0 = get(tok_path, &tok_len);
 	for (int i = 0; i < 2; i++) {
-		assert_int_equal(run("apply", "-t", tok_path, pathf("%s.raw", delta_path),
-				     recv_stem, END),
-				 EXIT_FAIL);
+		assert_int_equal(
+			run("apply", "-t", tok_path, pathf("%s.raw", delta_path), recv_stem, END),
+			EXIT_FAIL);
 		d = get(tok_path, &n);
 		assert_int_equal(n, tok_len);
 		assert_memory_equal(d, tok0, n);
