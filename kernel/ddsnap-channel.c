@@ -57,6 +57,18 @@ struct ddsnap_ctl {
 	u8 buf[sizeof(struct ddsnap_head_wire) + sizeof(struct ddsnap_ping_wire)];
 };
 
+/*
+ * A snapshot read that timed out after it was sent.  The server may still grant it a read
+ * lock: the late reply's lock must be released, or that chunk's origin writes wait for ever.
+ * The orphan keeps the read's lock credit until then, so the FINISH always has a ring slot.
+ */
+struct ddsnap_orphan {
+	struct list_head list;
+	u64 chunk;
+	u32 seq, conn, count; /* count: the credits it holds */
+	u16 slot, batch;
+};
+
 /* A DROP_CACHE acknowledgement waiting for its cache epoch to drain. */
 struct ddsnap_drop_ack {
 	struct work_struct work;
@@ -242,9 +254,18 @@ static int channel_install(struct ddsnap_dev *dc, struct socket *sock, const str
 	return 0;
 }
 
+static void channel_free_orphans(struct list_head *orphans)
+{
+	struct ddsnap_orphan *o, *tmp;
+
+	list_for_each_entry_safe (o, tmp, orphans, list)
+		kfree(o);
+}
+
 /* Receive thread: the connection broke; requeue what was sent and forget its state. */
 static void channel_lost(struct ddsnap_dev *dc, int err, const char *why)
 {
+	LIST_HEAD(orphans);
 	struct ddsnap_io *io;
 	struct hlist_node *tmp;
 	struct socket *sock;
@@ -265,8 +286,10 @@ static void channel_lost(struct ddsnap_dev *dc, int err, const char *why)
 	}
 	dc->finish_count = 0;
 	dc->lock_credits = 0; /* the old connection's locks and credits mean nothing now */
+	list_splice_init(&dc->orphans, &orphans);
 	spin_unlock_irqrestore(&dc->lock, flags);
 	mutex_unlock(&dc->send_mutex);
+	channel_free_orphans(&orphans);
 	if (sock) {
 		kernel_sock_shutdown(sock, SHUT_RDWR);
 		sock_release(sock);
@@ -444,6 +467,21 @@ bool ddsnap_channel_queue(struct ddsnap_dev *dc, struct ddsnap_io *io, u16 type)
 	return true;
 }
 
+/*
+ * Under dc->lock: queue @lock for FINISH.  One lock credit goes into the ring with it (its
+ * FINISH gives it back); returns whether it did (false: the ring was full, the lock is lost).
+ */
+static bool channel_push_finish(struct ddsnap_dev *dc, u64 lock)
+{
+	if (WARN_ON_ONCE(dc->finish_count >= DDSNAP_FINISH_RING)) {
+		dc->stats.lost_locks++;
+		return false;
+	}
+	dc->finish_ring[(dc->finish_head + dc->finish_count) % DDSNAP_FINISH_RING] = lock;
+	dc->finish_count++;
+	return true;
+}
+
 void ddsnap_channel_finish(struct ddsnap_dev *dc, struct ddsnap_io *io)
 {
 	unsigned long flags;
@@ -453,15 +491,8 @@ void ddsnap_channel_finish(struct ddsnap_dev *dc, struct ddsnap_io *io)
 	spin_lock_irqsave(&dc->lock, flags);
 	/* Credits and locks of an older connection were forgotten when it was lost. */
 	if (io->lock && dc->connected && io->conn == dc->conn) {
-		/* One credit goes into the ring with the lock; its FINISH gives it back. */
-		if (!WARN_ON_ONCE(dc->finish_count >= DDSNAP_FINISH_RING)) {
-			dc->finish_ring[(dc->finish_head + dc->finish_count) % DDSNAP_FINISH_RING] =
-				io->lock;
-			dc->finish_count++;
+		if (channel_push_finish(dc, io->lock))
 			give_back--;
-		} else {
-			dc->stats.lost_locks++;
-		}
 		kick = true;
 	}
 	if (io->credit_conn && dc->connected && io->credit_conn == dc->conn) {
@@ -506,6 +537,41 @@ static bool channel_take(struct ddsnap_dev *dc, u32 seq, struct list_head *ios)
 		dc->stats.stale++;
 	spin_unlock_irqrestore(&dc->lock, flags);
 	return !list_empty(ios);
+}
+
+/*
+ * A reply to request @seq arrived (@m: a validated SNAPSHOT_READ reply, or NULL for an ERROR
+ * reply): release what its timed-out reads were granted, and their credits.  Receive thread.
+ */
+static void channel_orphans_reply(struct ddsnap_dev *dc, u32 seq, const struct ddsnap_msg *m)
+{
+	struct ddsnap_orphan *o, *tmp;
+	struct ddsnap_mapping p;
+	unsigned long flags;
+	bool kick = false;
+	LIST_HEAD(done);
+
+	spin_lock_irqsave(&dc->lock, flags);
+	list_for_each_entry_safe (o, tmp, &dc->orphans, list) {
+		u32 give_back = o->count;
+
+		if (o->seq != seq || o->conn != dc->conn)
+			continue;
+		list_move(&o->list, &done);
+		kick = true;
+		if (m && m->map.nr == o->batch) {
+			ddsnap_proto_mapping(m, o->slot, &p);
+			if (p.chunk == o->chunk && p.where == DDSNAP_MAP_ORIGIN && p.lock &&
+			    channel_push_finish(dc, p.lock))
+				give_back--; /* one credit went into the ring with the lock */
+		}
+		WARN_ON_ONCE(give_back > dc->lock_credits);
+		dc->lock_credits -= min(give_back, dc->lock_credits);
+	}
+	spin_unlock_irqrestore(&dc->lock, flags);
+	channel_free_orphans(&done);
+	if (kick)
+		channel_kick_send(dc);
 }
 
 /* Fail the bios on @ios with @err. */
@@ -621,6 +687,7 @@ static int channel_receive_one(struct ddsnap_dev *dc, const char **why)
 	struct ddsnap_head_wire h;
 	struct ddsnap_msg m;
 	LIST_HEAD(ios);
+	bool taken;
 	u16 type;
 	u32 seq, len;
 	int r;
@@ -667,9 +734,13 @@ static int channel_receive_one(struct ddsnap_dev *dc, const char **why)
 			    m.error.text);
 		if (channel_take(dc, seq, &ios))
 			channel_fail_list(dc, &ios, m.error.error);
+		channel_orphans_reply(dc, seq, NULL);
 		return 0;
 	default:
-		if (!channel_take(dc, seq, &ios))
+		taken = channel_take(dc, seq, &ios);
+		if (type == (DDSNAP_MSG_SNAPSHOT_READ | DDSNAP_MSG_REPLY))
+			channel_orphans_reply(dc, seq, &m);
+		if (!taken)
 			return 0; /* already failed by the timeout */
 		r = ddsnap_target_reply(dc, &ios, &m, why);
 		if (r) {
@@ -765,6 +836,30 @@ static int channel_thread(void *arg)
 
 /* The I/O timeout. */
 
+/*
+ * Under dc->lock: a sent snapshot read timed out; keep its credit in an orphan until its
+ * reply (channel_orphans_reply()) or the connection's end.  Without memory the credit stays
+ * with the bio (end_io returns it) and a lock in a late reply is lost.
+ */
+static void channel_orphan(struct ddsnap_dev *dc, struct ddsnap_io *io)
+{
+	struct ddsnap_orphan *o;
+
+	if (io->type != DDSNAP_MSG_SNAPSHOT_READ || !dc->connected || io->credit_conn != dc->conn)
+		return;
+	o = kmalloc(sizeof(*o), GFP_ATOMIC);
+	if (!o)
+		return;
+	*o = (struct ddsnap_orphan){.chunk = io->chunk,
+				    .seq = io->seq,
+				    .conn = dc->conn,
+				    .count = io->count,
+				    .slot = io->slot,
+				    .batch = io->batch};
+	list_add_tail(&o->list, &dc->orphans);
+	io->credit_conn = 0;
+}
+
 static void channel_timeout_work(struct work_struct *work)
 {
 	struct ddsnap_dev *dc =
@@ -791,6 +886,7 @@ static void channel_timeout_work(struct work_struct *work)
 			io->sent = false;
 			list_add_tail(&io->list, &expired);
 			n++;
+			channel_orphan(dc, io);
 		}
 	}
 	list_for_each_entry (io, &expired, list)
@@ -836,6 +932,7 @@ int ddsnap_channel_start(struct ddsnap_dev *dc)
 	init_waitqueue_head(&dc->wait);
 	INIT_LIST_HEAD(&dc->queued);
 	INIT_LIST_HEAD(&dc->ctl);
+	INIT_LIST_HEAD(&dc->orphans);
 	hash_init(dc->sent);
 	INIT_WORK(&dc->send_work, channel_send_work);
 	INIT_DELAYED_WORK(&dc->timeout_work, channel_timeout_work);
@@ -948,6 +1045,7 @@ void ddsnap_channel_stop(struct ddsnap_dev *dc)
 		sock_release(dc->sock);
 	dc->sock = NULL;
 	channel_free_ctl(dc, true, 0);
+	channel_free_orphans(&dc->orphans);
 	ddsnap_cache_exit(dc);
 	kfree(dc->finish_buf);
 	kfree(dc->send_buf);

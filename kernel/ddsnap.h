@@ -145,6 +145,7 @@ struct ddsnap_dev {
 	u64 finish_ring[DDSNAP_FINISH_RING];
 	unsigned int finish_head, finish_count;
 	u32 lock_credits; /* snapshot-read chunks sent, unreleased (<= DDSNAP_FINISH_RING) */
+	struct list_head orphans; /* timed-out snapshot reads whose reply may bring a lock */
 	struct ddsnap_stats stats;
 	u64 gen;   /* the server's gen as last told */
 	u32 state; /* DDSNAP_STATE_* as last told */

@@ -20,12 +20,15 @@
  *	badmagic	replies to queries with 16 bytes of garbage
  *	silent		never replies to queries
  *	die-after:N	exits abruptly (no goodbye) after N query replies
+ *	hold		keeps query replies (read locks granted) until "release"
  *
  * Commands, one per line on the FIFO given by --cmd (results appended to --status):
  *	snap TAG	create snapshot TAG; DROP_CACHE(NEW_SNAPSHOT) to origin clients;
  *			"done snap TAG" once every client acknowledged
  *	delete TAG	DROP_CACHE(SNAPSHOT_GONE) to TAG's clients, then forget it; "done delete TAG"
  *	mode M		switch misbehaviour; "done mode M"
+ *	release		mode normal, then send the replies "hold" kept; "done release"
+ *	locks		"locks N": read locks granted and not yet released; "done locks"
  *	quit		exit
  *
  * usage: wirepeer --socket PATH --origin DEV --store DEV [--chunk-bits N] [--mode M]
@@ -95,6 +98,13 @@ static FILE *status;
 static char pending_cmd[64];
 static unsigned int pending_acks;
 
+#define MAX_HELD 256
+static struct held {
+	int client;
+	struct wire_msg *reply;
+} held[MAX_HELD];
+static unsigned int nr_held;
+
 static void say(const char *fmt, ...) __printf(1, 2);
 static void say(const char *fmt, ...)
 {
@@ -132,6 +142,13 @@ static void drop_client(int i, const char *why)
 			deferred[k] = deferred[--nr_deferred];
 		else
 			k++;
+	for (unsigned int k = 0; k < nr_held;)
+		if (held[k].client == i) {
+			free(held[k].reply);
+			held[k] = held[--nr_held];
+		} else {
+			k++;
+		}
 }
 
 static int send_raw(int i, const void *buf, size_t n)
@@ -230,6 +247,12 @@ static bool misbehave(int i, const struct wire_msg *reply)
 
 	if (!strcmp(mode, "silent"))
 		return true;
+	if (!strcmp(mode, "hold") && nr_held < MAX_HELD) {
+		held[nr_held].client = i;
+		held[nr_held].reply = xmalloc(sizeof(*reply));
+		*held[nr_held++].reply = *reply;
+		return true;
+	}
 	if (!strcmp(mode, "badmagic")) {
 		memset(buf, 0x5a, 16);
 		send_raw(i, buf, 16);
@@ -539,6 +562,18 @@ static void command(char *line)
 		die_after = 0;
 		if (sscanf(mode, "die-after:%lu", &die_after) == 1)
 			replies_sent = 0;
+	} else if (!strcmp(line, "release")) {
+		strcpy(mode, "normal");
+		for (unsigned int k = 0; k < nr_held; k++) {
+			if (clients[held[k].client].fd >= 0)
+				send_reply(held[k].client, held[k].reply);
+			free(held[k].reply);
+		}
+		say("released %u held replies", nr_held);
+		nr_held = 0;
+	} else if (!strcmp(line, "locks")) {
+		snprintf(msg, sizeof(msg), "locks %u", nr_locks);
+		status_line(msg);
 	} else if (!strcmp(line, "quit")) {
 		status_line("done quit");
 		exit(0);

@@ -5,9 +5,10 @@
 #
 # ddsnap-badpeer: the kernel target facing a misbehaving server, played by the wire TEST PEER
 # (tests/vm/wirepeer.c).  Garbage replies fail the I/O they answer with EIO and a logged
-# reason; a server that never answers makes I/O fail after the I/O timeout; a server that is
-# gone makes I/O fail after the timeout and then at once (mode failed); nothing hangs, no
-# oops, and the device and module go away cleanly.
+# reason; a server that never answers makes I/O fail after the I/O timeout, and the read
+# lock of a snapshot read answered too late is released; a server that is gone makes I/O
+# fail after the timeout and then at once (mode failed); nothing hangs, no oops, and the
+# device and module go away cleanly.
 set -euo pipefail
 . "$SRC/tests/vm/lib.sh"
 . "$SRC/tests/vm/wirepeer.sh"
@@ -57,6 +58,33 @@ expect_kmsg "no reply from server .* within 3 s" "timeout logged"
 step "a server back to normal: I/O flows again"
 peer_cmd bad mode normal
 must wr 5
+
+step "a late reply to a timed-out snapshot read: its read lock is released"
+# peer_locks N: wait up to 5 s until the peer holds N read locks
+peer_locks()
+{
+	local i
+	for ((i = 0; i < 25; i++)); do
+		peer_cmd bad locks
+		grep -qxF "locks $1" /run/bad.status && return 0
+		sleep 0.2
+	done
+	fail "the peer holds $(grep '^locks' /run/bad.status), expected $1"
+}
+peer_cmd bad snap 1
+dm_create snap1 "0 $n ddsnap $store $origin $sock 1"
+dmsetup message snap1 0 timeout 3
+peer_cmd bad mode hold
+must_fail dd if=/dev/mapper/snap1 of=/dev/null bs=4096 count=1 skip=$((20 * 16)) iflag=direct \
+	status=none
+peer_locks 1 # granted with the reply the peer keeps
+peer_cmd bad release
+peer_locks 0 # the kernel sent FINISH for the lock of the late reply
+st=$(dmsetup status snap1)
+log "$st"
+[[ $st == *" stale=1 "* && $st == *" lost_locks=0 "* ]] || fail "snapshot status: $st"
+must wr 20 # an origin write to that chunk waits for no leaked lock
+dm_remove snap1
 
 step "bad magic: connection dropped, request re-sent, then timed out"
 peer_cmd bad mode badmagic
