@@ -145,15 +145,26 @@ log "$NSNAP snapshots in $((SECONDS - t0)) s; the writer made $((final_k - NB + 
 expect_eq "$("$ddsnap" list "$sock" | wc -l)" "$NSNAP" "snapshots listed"
 
 # verify TAG: snapshot TAG's device reads its image (regions A and B, and nothing beyond).
+# The first time, by region A's checksum and region B's rule; the image that passed is
+# remembered (FULL), and later checks compare the whole device with it: a snapshot never
+# changes, and one pipeline costs a TCG guest far less than the five processes of a check.
+declare -A FULL
 verify()
 {
-	local t=$1 dev="/dev/mapper/vol($1)"
+	local t=$1 dev="/dev/mapper/vol($1)" sum
 	dm_create "vol($t)" "0 $n ddsnap $store $origin $sock $t"
+	if [[ -n ${FULL[$t]:-} ]]; then
+		sum=$(dd if="$dev" bs=65536 iflag=direct status=none | sha256sum)
+		dm_remove "vol($t)"
+		expect_eq "$sum" "${FULL[$t]}" "snapshot $t image (as verified before)"
+		return 0
+	fi
 	dd if="$dev" of=/tmp/snap bs=65536 iflag=direct status=none
 	dm_remove "vol($t)"
 	expect_eq "$(head -c "$A_LEN" /tmp/snap | sha256sum)" "${SHA_A[$t]}" "snapshot $t region A"
 	tail -c +$((B_OFF + 1)) /tmp/snap >/tmp/b
 	check_b /tmp/b "${LO[$t]}" "${HI[$t]}" || fail "snapshot $t region B (writes ${LO[$t]}..${HI[$t]})"
+	FULL[$t]=$(sha256sum </tmp/snap)
 }
 
 step "the origin holds the last writes"
