@@ -30,6 +30,7 @@ export DM_DEFAULT_NAME_MANGLING_MODE=none
 
 REGION=32M
 REGION_BYTES=$((32 * 1024 * 1024))
+READ_SECS=2 # origin reads loop this long (fio_run)
 read -r -a COUNTS <<<"${VM_ARG_COUNTS:-1 16 256 1000}"
 skip() { [[ " ${VM_ARG_SKIP:-} " == *" $1 "* ]]; }
 install -m 0755 "$BUILD/bin/ddsnap" /tmp/ddsnap # the shared tree may rebuild its copy
@@ -46,16 +47,20 @@ out=$RESULTS/raw.txt
 : >"$out"
 
 # fio_run LABEL DEV KIND: one fio run over REGION of DEV; KIND is randwrite|write|randread|
-# read.  Prints IOPS (4 KiB random) or MiB/s (1 MiB sequential) and logs it.
+# read.  Prints IOPS (4 KiB random) or MiB/s (1 MiB sequential) and logs it.  With FIO_SECS
+# set, the run loops over the region for that many seconds instead of one pass (reads of
+# data that does not change: a pass of 32 MiB lasts a tenth of a second or less, too short
+# to measure).
 fio_run()
 {
-	local label=$1 dev=$2 kind=$3 bs=4k depth=16 json v
+	local label=$1 dev=$2 kind=$3 bs=4k depth=16 json v timed=()
 	case $kind in
 	write | read) bs=1M depth=4 ;;
 	esac
+	[[ -z ${FIO_SECS:-} ]] || timed=(--time_based --runtime="$FIO_SECS")
 	fio --name=b --filename="$dev" --size="$REGION" --rw="$kind" --bs=$bs \
 		--ioengine=libaio --iodepth=$depth --direct=1 --randrepeat=1 --randseed=11 \
-		--output-format=json --output=/tmp/fio.json >/dev/null 2>&1 ||
+		"${timed[@]}" --output-format=json --output=/tmp/fio.json >/dev/null 2>&1 ||
 		fail "fio $label $kind on $dev failed"
 	json=$(cat /tmp/fio.json)
 	case $kind in
@@ -102,7 +107,10 @@ raw_runs()
 	local w v
 	step "raw virtio disk"
 	for w in rand:randwrite seq:write rread:randread sread:read; do
-		v=$(fio_run raw "$raw" "${w#*:}")
+		case $w in
+		r*) v=$(FIO_SECS=$READ_SECS fio_run raw "$raw" "${w#*:}") ;;
+		*) v=$(fio_run raw "$raw" "${w#*:}") ;;
+		esac
 		RAWS[${w%%:*}]="${RAWS[${w%%:*}]:-} $v"
 		R[raw,${w%%:*},0]=$(median <<<"${RAWS[${w%%:*}]}")
 	done
@@ -123,8 +131,8 @@ step "dm-linear over the raw disk"
 dm_create lin "0 $((REGION_BYTES / 512)) linear $raw 0"
 R[linear,rand_re,0]=$(fio_med linear /dev/mapper/lin randwrite)
 R[linear,seq_re,0]=$(fio_med linear /dev/mapper/lin write)
-R[linear,rread,0]=$(fio_med linear /dev/mapper/lin randread)
-R[linear,sread,0]=$(fio_med linear /dev/mapper/lin read)
+R[linear,rread,0]=$(FIO_SECS=$READ_SECS fio_med linear /dev/mapper/lin randread)
+R[linear,sread,0]=$(FIO_SECS=$READ_SECS fio_med linear /dev/mapper/lin read)
 dm_remove lin
 
 # ---- the table -------------------------------------------------------------------------
@@ -151,8 +159,12 @@ table()
 		"$(cell linear rread 0 rread), seq read $(cell linear sread 0 sread)"
 	echo "no snapshot: ddsnap rand write $(cell ddsnap base 0 rand), dm-thin $(cell thin base 0 rand)"
 	if [[ -n ${R[raw,irand,0]:-} ]]; then
-		echo "4 KiB random rewrites taking turns (median of 3 rounds): raw ${R[raw,irand,0]}" \
-			"IOPS, dm-linear $(cell linear irand 0 irand), ddsnap origin $(cell ddsnap irand 0 irand)"
+		echo "taking turns (median of 3 rounds): 4 KiB random rewrites: raw ${R[raw,irand,0]}" \
+			"IOPS, dm-linear $(cell linear irand 0 irand), ddsnap origin $(cell ddsnap irand 0 irand);" \
+			"origin 4 KiB random reads: raw ${R[raw,iread,0]} IOPS, dm-linear" \
+			"$(cell linear iread 0 iread), ddsnap $(cell ddsnap iread 0 iread); origin 1 MiB" \
+			"sequential reads: raw ${R[raw,isread,0]} MiB/s, dm-linear" \
+			"$(cell linear isread 0 isread), ddsnap $(cell ddsnap isread 0 isread)"
 	fi
 	echo
 	echo "| workload | snapshots | ddsnap | dm-snapshot | dm-thin |"
@@ -218,8 +230,8 @@ for c in 1 16; do
 	R[dmsnap,seq,$c]=$(fio_run "dmsnap-$c-first" /dev/mapper/dsorig write)
 	R[dmsnap,seq_re,$c]=$(fio_med "dmsnap-$c-rewrite" /dev/mapper/dsorig write)
 	if ((c == 16)); then
-		R[dmsnap,rread,0]=$(fio_med dmsnap-origin /dev/mapper/dsorig randread)
-		R[dmsnap,sread,0]=$(fio_med dmsnap-origin /dev/mapper/dsorig read)
+		R[dmsnap,rread,0]=$(FIO_SECS=$READ_SECS fio_med dmsnap-origin /dev/mapper/dsorig randread)
+		R[dmsnap,sread,0]=$(FIO_SECS=$READ_SECS fio_med dmsnap-origin /dev/mapper/dsorig read)
 		R[dmsnap,snap_rread,0]=$(fio_run dmsnap-snap /dev/mapper/dssnap0 randread)
 		R[dmsnap,snap_sread,0]=$(fio_run dmsnap-snap /dev/mapper/dssnap0 read)
 	fi
@@ -308,22 +320,26 @@ done
 
 # Rewrites once more, the three devices taking turns, three rounds: what the target's
 # cache-hit path costs with the noise of time taken out (every origin chunk is safe now).
-step "interleaved 4 KiB random rewrites: raw, dm-linear, ddsnap origin"
+# Origin reads the same way, READ_SECS each.
+step "interleaved 4 KiB random rewrites and origin reads: raw, dm-linear, ddsnap origin"
 dm_create lin "0 $((REGION_BYTES / 512)) linear $raw 0"
-ir=() il=() id=()
+declare -A T # T[config,workload] = "v1 v2 v3"
 for _ in 1 2 3; do
-	ir+=("$(fio_run raw-turn "$raw" randwrite)")
-	il+=("$(fio_run linear-turn /dev/mapper/lin randwrite)")
-	id+=("$(fio_run ddsnap-turn $vol randwrite)")
+	for w in irand:randwrite:: iread:randread:$READ_SECS isread:read:$READ_SECS; do
+		IFS=: read -r key kind secs <<<"$w"
+		T[raw,$key]+=" $(FIO_SECS=$secs fio_run raw-turn "$raw" "$kind")"
+		T[linear,$key]+=" $(FIO_SECS=$secs fio_run linear-turn /dev/mapper/lin "$kind")"
+		T[ddsnap,$key]+=" $(FIO_SECS=$secs fio_run ddsnap-turn $vol "$kind")"
+	done
 done
 dm_remove lin
-R[raw,irand,0]=$(echo "${ir[*]}" | median)
-R[linear,irand,0]=$(echo "${il[*]}" | median)
-R[ddsnap,irand,0]=$(echo "${id[*]}" | median)
+for k in "${!T[@]}"; do
+	R[$k,0]=$(median <<<"${T[$k]}")
+done
 
 step "reads: origins and oldest snapshots"
-R[ddsnap,rread,0]=$(fio_med ddsnap-origin $vol randread)
-R[ddsnap,sread,0]=$(fio_med ddsnap-origin $vol read)
+R[ddsnap,rread,0]=$(FIO_SECS=$READ_SECS fio_med ddsnap-origin $vol randread)
+R[ddsnap,sread,0]=$(FIO_SECS=$READ_SECS fio_med ddsnap-origin $vol read)
 dm_create "vol(1)" "0 $n ddsnap $dd_store $dd_origin $sock 1"
 R[ddsnap,snap_rread,0]=$(fio_run ddsnap-snap1 "/dev/mapper/vol(1)" randread)
 R[ddsnap,snap_rread2,0]=$(fio_run ddsnap-snap1-cached "/dev/mapper/vol(1)" randread)
@@ -335,8 +351,8 @@ dm_remove vol
 kill -TERM "$(cat /run/ddsnapd.pid)"
 raw_runs
 if ! skip thin; then
-	R[thin,rread,0]=$(fio_med thin-origin /dev/mapper/thin randread)
-	R[thin,sread,0]=$(fio_med thin-origin /dev/mapper/thin read)
+	R[thin,rread,0]=$(FIO_SECS=$READ_SECS fio_med thin-origin /dev/mapper/thin randread)
+	R[thin,sread,0]=$(FIO_SECS=$READ_SECS fio_med thin-origin /dev/mapper/thin read)
 	dm_create tsnap "0 $((REGION_BYTES / 512)) thin /dev/mapper/pool 1"
 	R[thin,snap_rread,0]=$(fio_run thin-snap1 /dev/mapper/tsnap randread)
 	R[thin,snap_sread,0]=$(fio_run thin-snap1 /dev/mapper/tsnap read)
