@@ -108,7 +108,7 @@ raw_runs()
 	step "raw virtio disk"
 	for w in rand:randwrite seq:write rread:randread sread:read; do
 		case $w in
-		r*) v=$(FIO_SECS=$READ_SECS fio_run raw "$raw" "${w#*:}") ;;
+		rread:* | sread:*) v=$(FIO_SECS=$READ_SECS fio_run raw "$raw" "${w#*:}") ;;
 		*) v=$(fio_run raw "$raw" "${w#*:}") ;;
 		esac
 		RAWS[${w%%:*}]="${RAWS[${w%%:*}]:-} $v"
