@@ -65,7 +65,7 @@ struct ddsnap_ctl {
 struct ddsnap_orphan {
 	struct list_head list;
 	u64 chunk;
-	u32 seq, conn, count; /* count: the credits it holds */
+	u32 seq, count; /* count: the credits it holds */
 	u16 slot, batch;
 };
 
@@ -482,6 +482,13 @@ static bool channel_push_finish(struct ddsnap_dev *dc, u64 lock)
 	return true;
 }
 
+/* Under dc->lock: @n snapshot-read credits come back. */
+static void channel_return_credits(struct ddsnap_dev *dc, u32 n)
+{
+	WARN_ON_ONCE(n > dc->lock_credits);
+	dc->lock_credits -= min(n, dc->lock_credits);
+}
+
 void ddsnap_channel_finish(struct ddsnap_dev *dc, struct ddsnap_io *io)
 {
 	unsigned long flags;
@@ -496,8 +503,7 @@ void ddsnap_channel_finish(struct ddsnap_dev *dc, struct ddsnap_io *io)
 		kick = true;
 	}
 	if (io->credit_conn && dc->connected && io->credit_conn == dc->conn) {
-		WARN_ON_ONCE(give_back > dc->lock_credits);
-		dc->lock_credits -= min(give_back, dc->lock_credits);
+		channel_return_credits(dc, give_back);
 		/* Snapshot reads may be waiting for these credits. */
 		kick |= give_back && !list_empty(&dc->queued);
 	}
@@ -551,11 +557,15 @@ static void channel_orphans_reply(struct ddsnap_dev *dc, u32 seq, const struct d
 	bool kick = false;
 	LIST_HEAD(done);
 
+	/* Unlocked peek: an orphan of @seq was added before channel_take() took dc->lock. */
+	if (list_empty(&dc->orphans))
+		return;
 	spin_lock_irqsave(&dc->lock, flags);
 	list_for_each_entry_safe (o, tmp, &dc->orphans, list) {
 		u32 give_back = o->count;
 
-		if (o->seq != seq || o->conn != dc->conn)
+		/* orphans of an older connection were freed when it was lost */
+		if (o->seq != seq)
 			continue;
 		list_move(&o->list, &done);
 		kick = true;
@@ -565,8 +575,7 @@ static void channel_orphans_reply(struct ddsnap_dev *dc, u32 seq, const struct d
 			    channel_push_finish(dc, p.lock))
 				give_back--; /* one credit went into the ring with the lock */
 		}
-		WARN_ON_ONCE(give_back > dc->lock_credits);
-		dc->lock_credits -= min(give_back, dc->lock_credits);
+		channel_return_credits(dc, give_back);
 	}
 	spin_unlock_irqrestore(&dc->lock, flags);
 	channel_free_orphans(&done);
@@ -852,7 +861,6 @@ static void channel_orphan(struct ddsnap_dev *dc, struct ddsnap_io *io)
 		return;
 	*o = (struct ddsnap_orphan){.chunk = io->chunk,
 				    .seq = io->seq,
-				    .conn = dc->conn,
 				    .count = io->count,
 				    .slot = io->slot,
 				    .batch = io->batch};

@@ -10,8 +10,8 @@
  * and RAID-6 routines at boot.  Claiming an instruction is not running it fast: under an
  * emulator (QEMU's TCG, where the guest's crc32 instruction becomes a bit-at-a-time loop in
  * a helper) the table measures faster and is chosen, and the server checksums every chunk
- * it copies.  On real x86 hardware the instruction is expected to win and be kept.  Both give identical results,
- * which the unit test checks over random buffers with each path forced.
+ * it copies.  On this x86 host the instruction wins and is kept.  Both give identical
+ * results, which the unit test checks over random buffers with each path forced.
  */
 #include "crc32c.h"
 #include <pthread.h>

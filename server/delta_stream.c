@@ -599,7 +599,7 @@ void delta_reader_trailer(const struct delta_reader *r, struct delta_trailer *t)
 
 bool delta_reader_csum_mismatch(const struct delta_reader *r, struct delta_trailer *t)
 {
-	if (r->state != R_FAILED || !r->csum_only)
+	if (!r->csum_only) /* set only together with the failure */
 		return false;
 	*t = r->trailer;
 	return true;

@@ -29,8 +29,8 @@ unsigned iopool_width(const struct iopool *p);
 /*
  * Runs @fn(@arg, worker, j) for every j in [0, @n), at most width at once (waking no more
  * threads than there are jobs beyond one for the caller), and returns when all have: 0, or
- * the result of the lowest-numbered job that failed.  Every job runs even
- * when one fails (each may own resources the caller cleans up by index).  Blocks.
+ * the result of the lowest-numbered job that failed.  Every job runs even when one fails
+ * (each may own resources the caller cleans up by index).  Blocks.
  */
 int iopool_run(struct iopool *p, iopool_fn fn, void *arg, u32 n);
 

@@ -1056,9 +1056,8 @@ int delta_apply_stream(const struct delta_apply_params *p)
 			if (delta_reader_csum_mismatch(a.r, &tr) &&
 			    a.applied.next_seq == tr.end_seq) {
 				/* each extent matched its tgt_csum: the data on disk is the sender's */
-				derr("every extent passed its own checks and is applied; the "
-				     "damaged "
-				     "bytes decoded to the same data");
+				derr("every extent passed its own checks and is applied; "
+				     "the damaged bytes decoded to the same data");
 				a.applied.stream_csum = tr.stream_csum;
 			}
 			break;
