@@ -313,8 +313,13 @@ out_close_devs:
 
 int volume_close(struct volume *v)
 {
+	struct intent_log_stats ls;
 	int r = store_sync(v->store);
 
+	intent_log_stats(store_log(v->store), &ls);
+	log_info("intent log since open: %llu records in %llu batches, %llu flushes",
+		 (unsigned long long)ls.records, (unsigned long long)ls.batches,
+		 (unsigned long long)ls.flushes);
 	if (r)
 		log_err("final txg sync failed: %s", strerror(-r));
 	engine_close(v->engine);
