@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-only
-# vm-disks: 7 1G
+# vm-disks: 9 1G
 # vm-timeout: 2400
 #
 # vm-snapshots (make bench): what snapshots cost, as ratios against the raw virtio disk, for
@@ -9,11 +9,12 @@
 # each device, filled once before the first snapshot:
 #   4 KiB random writes, iodepth 16, every block once (randrepeat, random map), and
 #   1 MiB sequential writes, iodepth 4,
-# each as the first write after a fresh snapshot ("first": copy-outs) and again ("rewrite",
-# the median of three runs, as for the origin reads),
-# with 1, 16, 256 and 1,000 snapshots in existence (dm-snapshot: 1 and 16 only, each of
-# its snapshots is a device that gets its own copy of every chunk); then 4 KiB random and
-# 1 MiB sequential reads of the origin and of the oldest snapshot.  The raw disk is measured
+# each as the first write after a fresh snapshot ("first": copy-outs; the median of three
+# passes, each after one more snapshot) and again ("rewrite": the median of three runs of
+# LOOP_SECS each, as for the origin reads and the raw disk), with 1, 16, 256 and 1,000
+# snapshots in existence (two more for the later passes; dm-snapshot: 1 and 16 only, each
+# of its snapshots is a device that gets its own copy of every chunk); then 4 KiB random
+# and 1 MiB sequential reads of the origin and of the oldest snapshot.  The raw disk is measured
 # at the start, before each snapshot count and at the end; ratios are to the median of those
 # runs, and the table shows their spread (the noise floor of the run).  Results:
 # $RESULTS/vm-snapshots.results (the table) and $RESULTS/raw.txt (one line per run).
@@ -22,15 +23,19 @@
 # except for the read runs.  A TCG guest on a shared host is noisy: only
 # the ratios within one run mean anything.
 #
+# ddsnap runs twice, side by side: with its default 16 KiB chunks, and with 64 KiB chunks
+# (dm-thin's block size here), so first writes can be compared at the same granularity: a
+# 4 KiB first write copies a whole chunk or block, and a 64 KiB one covers 16 such writes.
+#
 # Knobs (host environment, passed in by run-one.sh): VM_ARG_COUNTS="1 16" (snapshot counts,
-# default 1 16 256 1000), VM_ARG_SKIP="dmsnap thin" (configurations to leave out).
+# default 1 16 256 1000), VM_ARG_SKIP="dmsnap thin dd64" (configurations to leave out).
 set -euo pipefail
 . "$SRC/tests/vm/lib.sh"
 export DM_DEFAULT_NAME_MANGLING_MODE=none
 
 REGION=32M
 REGION_BYTES=$((32 * 1024 * 1024))
-READ_SECS=2 # origin reads loop this long (fio_run)
+LOOP_SECS=2 # rewrites, origin reads and the raw disk loop this long (fio_run)
 read -r -a COUNTS <<<"${VM_ARG_COUNTS:-1 16 256 1000}"
 skip() { [[ " ${VM_ARG_SKIP:-} " == *" $1 "* ]]; }
 install -m 0755 "$BUILD/bin/ddsnap" /tmp/ddsnap # the shared tree may rebuild its copy
@@ -42,15 +47,17 @@ ds_origin=${DISKS[3]}
 ds_cow=${DISKS[4]}
 thin_data=${DISKS[5]}
 thin_meta=${DISKS[6]}
-sock=/run/ddsnap-bench.sock
+dd64_store=${DISKS[7]}
+dd64_origin=${DISKS[8]}
 out=$RESULTS/raw.txt
 : >"$out"
 
 # fio_run LABEL DEV KIND: one fio run over REGION of DEV; KIND is randwrite|write|randread|
 # read.  Prints IOPS (4 KiB random) or MiB/s (1 MiB sequential) and logs it.  With FIO_SECS
-# set, the run loops over the region for that many seconds instead of one pass (reads of
-# data that does not change: a pass of 32 MiB lasts a tenth of a second or less, too short
-# to measure).
+# set, the run loops over the region for that many seconds instead of one pass: for runs
+# that leave the device as they found it (rewrites, reads, the raw disk), where one pass of
+# 32 MiB lasts a tenth of a second or less (a 1 MiB sequential rewrite, 0.03 s), too short
+# to measure.
 fio_run()
 {
 	local label=$1 dev=$2 kind=$3 bs=4k depth=16 json v timed=()
@@ -98,6 +105,22 @@ fio_med()
 	echo "$a $b $c" | median
 }
 
+# first_med KEY LABEL DEV KIND SNAP...: R[KEY] becomes the median of three first writes,
+# each after one more snapshot made by the command SNAP...  One first-write pass lasts
+# 0.1-2 s, short enough for one hiccup of a TCG guest on a shared host to halve it (the
+# same sequential pass measured 129 and 288 MiB/s in two rounds of one scratch run).  Not
+# in a subshell: SNAP counts the snapshots it made in shell variables.
+first_med()
+{
+	local key=$1 label=$2 dev=$3 kind=$4 v=""
+	shift 4
+	for _ in 1 2 3; do
+		"$@"
+		v+=" $(fio_run "$label" "$dev" "$kind")"
+	done
+	R[$key]=$(median <<<"$v")
+}
+
 declare -A R # R[config,workload,count] = value
 declare -A RAWS # RAWS[workload] = "v1 v2 ...": every raw run
 
@@ -107,10 +130,7 @@ raw_runs()
 	local w v
 	step "raw virtio disk"
 	for w in rand:randwrite seq:write rread:randread sread:read; do
-		case $w in
-		rread:* | sread:*) v=$(FIO_SECS=$READ_SECS fio_run raw "$raw" "${w#*:}") ;;
-		*) v=$(fio_run raw "$raw" "${w#*:}") ;;
-		esac
+		v=$(FIO_SECS=$LOOP_SECS fio_run raw "$raw" "${w#*:}")
 		RAWS[${w%%:*}]="${RAWS[${w%%:*}]:-} $v"
 		R[raw,${w%%:*},0]=$(median <<<"${RAWS[${w%%:*}]}")
 	done
@@ -122,6 +142,19 @@ spread()
 		awk '{ v[NR] = $1 } END { printf "%s-%s over %d runs", v[1], v[NR], NR }'
 }
 
+# The guest's disks are sparse files on the host, and the first write to any part of one
+# makes the host allocate blocks: a copy-out or a dm-thin block landing on never-written
+# space measured half the speed of one landing on space written before (1 MiB sequential
+# first writes at 64 KiB chunks, 131-145 against 246-285 MiB/s in one scratch run).  So every
+# device whose writes go to new places as snapshots accumulate is written through once
+# first, as a real disk would not need; the raw disk and the origins are filled (their
+# measured region) before they are measured anyway.
+step "writing the snapshot stores and pools once (host allocation out of the numbers)"
+for d in "$dd_store" "$dd64_store" "$ds_cow" "$thin_data"; do
+	dd if=/dev/zero of="$d" bs=1M count=$(($(dev_sectors "$d") / 2048)) oflag=direct \
+		status=none || fail "writing $d through"
+done
+
 fill "$raw"
 raw_runs
 
@@ -129,10 +162,10 @@ raw_runs
 # under every ratio below.
 step "dm-linear over the raw disk"
 dm_create lin "0 $((REGION_BYTES / 512)) linear $raw 0"
-R[linear,rand_re,0]=$(fio_med linear /dev/mapper/lin randwrite)
-R[linear,seq_re,0]=$(fio_med linear /dev/mapper/lin write)
-R[linear,rread,0]=$(FIO_SECS=$READ_SECS fio_med linear /dev/mapper/lin randread)
-R[linear,sread,0]=$(FIO_SECS=$READ_SECS fio_med linear /dev/mapper/lin read)
+R[linear,rand_re,0]=$(FIO_SECS=$LOOP_SECS fio_med linear /dev/mapper/lin randwrite)
+R[linear,seq_re,0]=$(FIO_SECS=$LOOP_SECS fio_med linear /dev/mapper/lin write)
+R[linear,rread,0]=$(FIO_SECS=$LOOP_SECS fio_med linear /dev/mapper/lin randread)
+R[linear,sread,0]=$(FIO_SECS=$LOOP_SECS fio_med linear /dev/mapper/lin read)
 dm_remove lin
 
 # ---- the table -------------------------------------------------------------------------
@@ -167,28 +200,31 @@ table()
 			"$(cell linear isread 0 isread), ddsnap $(cell ddsnap isread 0 isread)"
 	fi
 	echo
-	echo "| workload | snapshots | ddsnap | dm-snapshot | dm-thin |"
-	echo "|---|---:|---:|---:|---:|"
+	echo "| workload | snapshots | ddsnap | ddsnap, 64 KiB chunks | dm-snapshot | dm-thin |"
+	echo "|---|---:|---:|---:|---:|---:|"
 	for w in "rand:4 KiB random, first write:rand" "rand_re:4 KiB random, rewrite:rand" \
 		"seq:1 MiB sequential, first write:seq" "seq_re:1 MiB sequential, rewrite:seq"; do
 		IFS=: read -r key name rawkey <<<"$w"
 		for c in "${COUNTS[@]}"; do
 			echo "| $name | $c | $(cell ddsnap "$key" "$c" "$rawkey") |" \
+				"$(cell dd64 "$key" "$c" "$rawkey") |" \
 				"$(cell dmsnap "$key" "$c" "$rawkey") | $(cell thin "$key" "$c" "$rawkey") |"
 		done
 	done
-	echo "| 4 KiB random read, origin | all | $(cell ddsnap rread 0 rread) |" \
+	echo "| 4 KiB random read, origin | all | $(cell ddsnap rread 0 rread) | - |" \
 		"$(cell dmsnap rread 0 rread) | $(cell thin rread 0 rread) |"
-	echo "| 1 MiB sequential read, origin | all | $(cell ddsnap sread 0 sread) |" \
+	echo "| 1 MiB sequential read, origin | all | $(cell ddsnap sread 0 sread) | - |" \
 		"$(cell dmsnap sread 0 sread) | $(cell thin sread 0 sread) |"
-	echo "| 4 KiB random read, oldest snapshot | all | $(cell ddsnap snap_rread 0 rread) |" \
+	echo "| 4 KiB random read, oldest snapshot | all | $(cell ddsnap snap_rread 0 rread) | - |" \
 		"$(cell dmsnap snap_rread 0 rread) | $(cell thin snap_rread 0 rread) |"
-	echo "| same, second pass (ddsnap: mappings cached) | all | $(cell ddsnap snap_rread2 0 rread) | - | - |"
-	echo "| 1 MiB sequential read, oldest snapshot | all | $(cell ddsnap snap_sread 0 sread) |" \
+	echo "| same, second pass (ddsnap: mappings cached) | all |" \
+		"$(cell ddsnap snap_rread2 0 rread) | - | - | - |"
+	echo "| 1 MiB sequential read, oldest snapshot | all | $(cell ddsnap snap_sread 0 sread) | - |" \
 		"$(cell dmsnap snap_sread 0 sread) | $(cell thin snap_sread 0 sread) |"
 	echo
 	echo "dm-snapshot: persistent, 16 KiB chunks, one COW device per snapshot (1 and 16 only)."
-	echo "dm-thin: 64 KiB data blocks, skip_block_zeroing.  ddsnap: 16 KiB chunks."
+	echo "dm-thin: 64 KiB data blocks, skip_block_zeroing.  ddsnap: 16 KiB chunks (the default)"
+	echo "and 64 KiB chunks (a second store and server)."
 } >"$RESULTS/vm-snapshots.results"
 
 # ---- dm-snapshot -----------------------------------------------------------------------
@@ -224,14 +260,14 @@ for c in 1 16; do
 	step "dm-snapshot with $c snapshots"
 	ds_snaps "$c"
 	R[dmsnap,rand,$c]=$(fio_run "dmsnap-$c-first" /dev/mapper/dsorig randwrite)
-	R[dmsnap,rand_re,$c]=$(fio_med "dmsnap-$c-rewrite" /dev/mapper/dsorig randwrite)
+	R[dmsnap,rand_re,$c]=$(FIO_SECS=$LOOP_SECS fio_med "dmsnap-$c-rewrite" /dev/mapper/dsorig randwrite)
 	ds_drop "$c"
 	ds_snaps "$c"
 	R[dmsnap,seq,$c]=$(fio_run "dmsnap-$c-first" /dev/mapper/dsorig write)
-	R[dmsnap,seq_re,$c]=$(fio_med "dmsnap-$c-rewrite" /dev/mapper/dsorig write)
+	R[dmsnap,seq_re,$c]=$(FIO_SECS=$LOOP_SECS fio_med "dmsnap-$c-rewrite" /dev/mapper/dsorig write)
 	if ((c == 16)); then
-		R[dmsnap,rread,0]=$(FIO_SECS=$READ_SECS fio_med dmsnap-origin /dev/mapper/dsorig randread)
-		R[dmsnap,sread,0]=$(FIO_SECS=$READ_SECS fio_med dmsnap-origin /dev/mapper/dsorig read)
+		R[dmsnap,rread,0]=$(FIO_SECS=$LOOP_SECS fio_med dmsnap-origin /dev/mapper/dsorig randread)
+		R[dmsnap,sread,0]=$(FIO_SECS=$LOOP_SECS fio_med dmsnap-origin /dev/mapper/dsorig read)
 		R[dmsnap,snap_rread,0]=$(fio_run dmsnap-snap /dev/mapper/dssnap0 randread)
 		R[dmsnap,snap_sread,0]=$(fio_run dmsnap-snap /dev/mapper/dssnap0 read)
 	fi
@@ -242,33 +278,56 @@ dm_remove dsbase
 table
 
 # ---- ddsnap and dm-thin, side by side, count by count ---------------------------------
-step "ddsnap: initialize, server, origin device"
-must "$ddsnap" initialize "$dd_store" "$dd_origin"
-must "$ddsnap" server -l "$RESULTS/server.log" -p /run/ddsnapd.pid "$dd_store" "$dd_origin" "$sock"
+# dd_start KEY STORE ORIGIN CHUNK: a store with CHUNK-sized chunks, its server on socket
+# DSOCK[KEY], and its origin device DDEV[KEY] (a name in /dev/mapper), filled once.
+declare -A DSOCK DDEV DTAG DSECT
+dd_start()
+{
+	local key=$1 store=$2 origin=$3 chunk=$4
+	step "ddsnap ($chunk chunks): initialize, server, origin device"
+	DSOCK[$key]=/run/ddsnap-bench-$key.sock
+	DDEV[$key]=vol-$key
+	DTAG[$key]=0
+	must "$ddsnap" initialize -c "$chunk" "$store" "$origin"
+	must "$ddsnap" server -l "$RESULTS/server-$key.log" -p "/run/ddsnapd-$key.pid" \
+		"$store" "$origin" "${DSOCK[$key]}"
+	DSECT[$key]=$("$ddsnap" status --size "${DSOCK[$key]}")
+	dd_table "$key"
+	fill "/dev/mapper/${DDEV[$key]}"
+}
+# dd_table KEY: creates KEY's origin device.
+dd_table()
+{
+	dm_create "${DDEV[$1]}" "0 ${DSECT[$1]} ddsnap ${DSTORE[$1]} ${DORIGIN[$1]} ${DSOCK[$1]} -1"
+}
+declare -A DSTORE=([ddsnap]=$dd_store [dd64]=$dd64_store)
+declare -A DORIGIN=([ddsnap]=$dd_origin [dd64]=$dd64_origin)
 load_ddsnap
-n=$("$ddsnap" status --size "$sock")
-dm_create vol "0 $n ddsnap $dd_store $dd_origin $sock -1"
-vol=/dev/mapper/vol
-fill $vol
-R[ddsnap,base,0]=$(fio_run ddsnap-nosnap $vol randwrite)
-tag=0
-# dd_snap_to N: snapshots up to tag N.  With many to make, the origin device is taken down
-# first, so 'ddsnap create' has no device to suspend and resume (the server's work is the
-# same; the target's cache is empty after it reconnects, as after any create).
+dd_start ddsnap "$dd_store" "$dd_origin" 16k
+vol=/dev/mapper/${DDEV[ddsnap]}
+sock=${DSOCK[ddsnap]}
+n=${DSECT[ddsnap]}
+R[ddsnap,base,0]=$(fio_run ddsnap-nosnap "$vol" randwrite)
+skip dd64 || dd_start dd64 "$dd64_store" "$dd64_origin" 64k
+# dd_snap_to KEY N: KEY's snapshots up to tag N.  With many to make, the origin device is
+# taken down first, so 'ddsnap create' has no device to suspend and resume (the server's
+# work is the same; the target's cache is empty after it reconnects, as after any create).
 dd_snap_to()
 {
-	local t0=$SECONDS down=0
-	if (($1 - tag > 4)); then
-		dm_remove vol
+	local key=$1 t0=$SECONDS down=0
+	if (($2 - DTAG[$key] > 4)); then
+		dm_remove "${DDEV[$key]}"
 		down=1
 	fi
-	while ((tag < $1)); do
-		tag=$((tag + 1))
-		"$ddsnap" create "$sock" "$tag" >/dev/null || fail "ddsnap create $tag"
+	while ((DTAG[$key] < $2)); do
+		DTAG[$key]=$((DTAG[$key] + 1))
+		"$ddsnap" create "${DSOCK[$key]}" "${DTAG[$key]}" >/dev/null ||
+			fail "ddsnap create ${DTAG[$key]} on $key"
 	done
-	((down == 0)) || dm_create vol "0 $n ddsnap $dd_store $dd_origin $sock -1"
-	log "ddsnap: $tag snapshots ($((SECONDS - t0)) s for the last ones)"
+	((down == 0)) || dd_table "$key"
+	log "ddsnap $key: ${DTAG[$key]} snapshots ($((SECONDS - t0)) s for the last ones)"
 }
+dd_snap_next() { dd_snap_to "$1" $((DTAG[$1] + 1)); }
 
 if ! skip thin; then
 	step "dm-thin (64 KiB data blocks)"
@@ -294,42 +353,45 @@ thin_snap_to()
 	done
 	log "dm-thin: $tid snapshots ($((SECONDS - t0)) s for the last ones)"
 }
+thin_snap_next() { thin_snap_to $((tid + 1)); }
 
 for c in "${COUNTS[@]}"; do
 	raw_runs
-	step "ddsnap with $c snapshots"
-	dd_snap_to "$c"
-	R[ddsnap,rand,$c]=$(fio_run "ddsnap-$c-first" $vol randwrite)
-	R[ddsnap,rand_re,$c]=$(fio_med "ddsnap-$c-rewrite" $vol randwrite)
-	dd_snap_to $((c + 1))
-	R[ddsnap,seq,$c]=$(fio_run "ddsnap-$c-first" $vol write)
-	R[ddsnap,seq_re,$c]=$(fio_med "ddsnap-$c-rewrite" $vol write)
+	for key in ddsnap dd64; do
+		[[ $key == ddsnap ]] || ! skip "$key" || continue
+		step "ddsnap $key with $c snapshots"
+		dev=/dev/mapper/${DDEV[$key]}
+		dd_snap_to "$key" $((c - 1))
+		first_med "$key,rand,$c" "$key-$c-first" "$dev" randwrite dd_snap_next "$key"
+		R[$key,rand_re,$c]=$(FIO_SECS=$LOOP_SECS fio_med "$key-$c-rewrite" "$dev" randwrite)
+		first_med "$key,seq,$c" "$key-$c-first" "$dev" write dd_snap_next "$key"
+		R[$key,seq_re,$c]=$(FIO_SECS=$LOOP_SECS fio_med "$key-$c-rewrite" "$dev" write)
+	done
 	skip thin && {
 		table
 		continue
 	}
 	step "dm-thin with $c snapshots"
-	thin_snap_to "$c"
-	R[thin,rand,$c]=$(fio_run "thin-$c-first" /dev/mapper/thin randwrite)
-	R[thin,rand_re,$c]=$(fio_med "thin-$c-rewrite" /dev/mapper/thin randwrite)
-	thin_snap_to $((c + 1))
-	R[thin,seq,$c]=$(fio_run "thin-$c-first" /dev/mapper/thin write)
-	R[thin,seq_re,$c]=$(fio_med "thin-$c-rewrite" /dev/mapper/thin write)
+	thin_snap_to $((c - 1))
+	first_med "thin,rand,$c" "thin-$c-first" /dev/mapper/thin randwrite thin_snap_next
+	R[thin,rand_re,$c]=$(FIO_SECS=$LOOP_SECS fio_med "thin-$c-rewrite" /dev/mapper/thin randwrite)
+	first_med "thin,seq,$c" "thin-$c-first" /dev/mapper/thin write thin_snap_next
+	R[thin,seq_re,$c]=$(FIO_SECS=$LOOP_SECS fio_med "thin-$c-rewrite" /dev/mapper/thin write)
 	table
 done
 
 # Rewrites once more, the three devices taking turns, three rounds: what the target's
 # cache-hit path costs with the noise of time taken out (every origin chunk is safe now).
-# Origin reads the same way, READ_SECS each.
+# Origin reads the same way, LOOP_SECS each.
 step "interleaved 4 KiB random rewrites and origin reads: raw, dm-linear, ddsnap origin"
 dm_create lin "0 $((REGION_BYTES / 512)) linear $raw 0"
 declare -A T # T[config,workload] = "v1 v2 v3"
 for _ in 1 2 3; do
-	for w in irand:randwrite:: iread:randread:$READ_SECS isread:read:$READ_SECS; do
+	for w in irand:randwrite:$LOOP_SECS iread:randread:$LOOP_SECS isread:read:$LOOP_SECS; do
 		IFS=: read -r key kind secs <<<"$w"
 		T[raw,$key]+=" $(FIO_SECS=$secs fio_run raw-turn "$raw" "$kind")"
 		T[linear,$key]+=" $(FIO_SECS=$secs fio_run linear-turn /dev/mapper/lin "$kind")"
-		T[ddsnap,$key]+=" $(FIO_SECS=$secs fio_run ddsnap-turn $vol "$kind")"
+		T[ddsnap,$key]+=" $(FIO_SECS=$secs fio_run ddsnap-turn "$vol" "$kind")"
 	done
 done
 dm_remove lin
@@ -338,21 +400,25 @@ for k in "${!T[@]}"; do
 done
 
 step "reads: origins and oldest snapshots"
-R[ddsnap,rread,0]=$(FIO_SECS=$READ_SECS fio_med ddsnap-origin $vol randread)
-R[ddsnap,sread,0]=$(FIO_SECS=$READ_SECS fio_med ddsnap-origin $vol read)
+R[ddsnap,rread,0]=$(FIO_SECS=$LOOP_SECS fio_med ddsnap-origin "$vol" randread)
+R[ddsnap,sread,0]=$(FIO_SECS=$LOOP_SECS fio_med ddsnap-origin "$vol" read)
 dm_create "vol(1)" "0 $n ddsnap $dd_store $dd_origin $sock 1"
 R[ddsnap,snap_rread,0]=$(fio_run ddsnap-snap1 "/dev/mapper/vol(1)" randread)
 R[ddsnap,snap_rread2,0]=$(fio_run ddsnap-snap1-cached "/dev/mapper/vol(1)" randread)
 R[ddsnap,snap_sread,0]=$(fio_run ddsnap-snap1 "/dev/mapper/vol(1)" read)
 "$ddsnap" status "$sock" | head -n 12 >"$RESULTS/ddsnap-status.txt" || true
-log "$(dmsetup status vol)"
+log "$(dmsetup status "${DDEV[ddsnap]}")"
 dm_remove "vol(1)"
-dm_remove vol
-kill -TERM "$(cat /run/ddsnapd.pid)"
+dm_remove "${DDEV[ddsnap]}"
+kill -TERM "$(cat /run/ddsnapd-ddsnap.pid)"
+if ! skip dd64; then
+	dm_remove "${DDEV[dd64]}"
+	kill -TERM "$(cat /run/ddsnapd-dd64.pid)"
+fi
 raw_runs
 if ! skip thin; then
-	R[thin,rread,0]=$(FIO_SECS=$READ_SECS fio_med thin-origin /dev/mapper/thin randread)
-	R[thin,sread,0]=$(FIO_SECS=$READ_SECS fio_med thin-origin /dev/mapper/thin read)
+	R[thin,rread,0]=$(FIO_SECS=$LOOP_SECS fio_med thin-origin /dev/mapper/thin randread)
+	R[thin,sread,0]=$(FIO_SECS=$LOOP_SECS fio_med thin-origin /dev/mapper/thin read)
 	dm_create tsnap "0 $((REGION_BYTES / 512)) thin /dev/mapper/pool 1"
 	R[thin,snap_rread,0]=$(fio_run thin-snap1 /dev/mapper/tsnap randread)
 	R[thin,snap_sread,0]=$(fio_run thin-snap1 /dev/mapper/tsnap read)
