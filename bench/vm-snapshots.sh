@@ -260,7 +260,8 @@ for c in 1 16; do
 	step "dm-snapshot with $c snapshots"
 	ds_snaps "$c"
 	R[dmsnap,rand,$c]=$(fio_run "dmsnap-$c-first" /dev/mapper/dsorig randwrite)
-	R[dmsnap,rand_re,$c]=$(FIO_SECS=$LOOP_SECS fio_med "dmsnap-$c-rewrite" /dev/mapper/dsorig randwrite)
+	R[dmsnap,rand_re,$c]=$(FIO_SECS=$LOOP_SECS fio_med "dmsnap-$c-rewrite" /dev/mapper/dsorig \
+		randwrite)
 	ds_drop "$c"
 	ds_snaps "$c"
 	R[dmsnap,seq,$c]=$(fio_run "dmsnap-$c-first" /dev/mapper/dsorig write)
@@ -278,19 +279,22 @@ dm_remove dsbase
 table
 
 # ---- ddsnap and dm-thin, side by side, count by count ---------------------------------
-# dd_start KEY STORE ORIGIN CHUNK: a store with CHUNK-sized chunks, its server on socket
-# DSOCK[KEY], and its origin device DDEV[KEY] (a name in /dev/mapper), filled once.
+# The ddsnap configurations: KEY -> store and origin disks.
+declare -A DSTORE=([ddsnap]=$dd_store [dd64]=$dd64_store)
+declare -A DORIGIN=([ddsnap]=$dd_origin [dd64]=$dd64_origin)
 declare -A DSOCK DDEV DTAG DSECT
+# dd_start KEY CHUNK: a store with CHUNK-sized chunks on KEY's disks, its server on socket
+# DSOCK[KEY], and its origin device DDEV[KEY] (a name in /dev/mapper), filled once.
 dd_start()
 {
-	local key=$1 store=$2 origin=$3 chunk=$4
+	local key=$1 chunk=$2
 	step "ddsnap ($chunk chunks): initialize, server, origin device"
 	DSOCK[$key]=/run/ddsnap-bench-$key.sock
 	DDEV[$key]=vol-$key
 	DTAG[$key]=0
-	must "$ddsnap" initialize -c "$chunk" "$store" "$origin"
+	must "$ddsnap" initialize -c "$chunk" "${DSTORE[$key]}" "${DORIGIN[$key]}"
 	must "$ddsnap" server -l "$RESULTS/server-$key.log" -p "/run/ddsnapd-$key.pid" \
-		"$store" "$origin" "${DSOCK[$key]}"
+		"${DSTORE[$key]}" "${DORIGIN[$key]}" "${DSOCK[$key]}"
 	DSECT[$key]=$("$ddsnap" status --size "${DSOCK[$key]}")
 	dd_table "$key"
 	fill "/dev/mapper/${DDEV[$key]}"
@@ -300,15 +304,13 @@ dd_table()
 {
 	dm_create "${DDEV[$1]}" "0 ${DSECT[$1]} ddsnap ${DSTORE[$1]} ${DORIGIN[$1]} ${DSOCK[$1]} -1"
 }
-declare -A DSTORE=([ddsnap]=$dd_store [dd64]=$dd64_store)
-declare -A DORIGIN=([ddsnap]=$dd_origin [dd64]=$dd64_origin)
 load_ddsnap
-dd_start ddsnap "$dd_store" "$dd_origin" 16k
+dd_start ddsnap 16k
 vol=/dev/mapper/${DDEV[ddsnap]}
 sock=${DSOCK[ddsnap]}
 n=${DSECT[ddsnap]}
 R[ddsnap,base,0]=$(fio_run ddsnap-nosnap "$vol" randwrite)
-skip dd64 || dd_start dd64 "$dd64_store" "$dd64_origin" 64k
+skip dd64 || dd_start dd64 64k
 # dd_snap_to KEY N: KEY's snapshots up to tag N.  With many to make, the origin device is
 # taken down first, so 'ddsnap create' has no device to suspend and resume (the server's
 # work is the same; the target's cache is empty after it reconnects, as after any create).
