@@ -525,7 +525,7 @@ out_free:
 	return r;
 }
 
-static void store_stop_thread(struct store *s)
+void store_stop_thread(struct store *s)
 {
 	if (!s->thread_running)
 		return;

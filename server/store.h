@@ -109,6 +109,14 @@ int store_open(const struct store_config *cfg, struct store **out, char *why, si
 int store_close(struct store *s);
 
 /*
+ * Stops the sync thread (once; later calls do nothing): no timed or log-pressure sync, and
+ * so no pre-sync hook, runs after it returns.  A caller closing what its hooks use (the
+ * volume's engine) stops the thread first, syncs a last time itself, and only then closes
+ * them; store_close() and store_abandon() stop it too.
+ */
+void store_stop_thread(struct store *s);
+
+/*
  * Frees the store without syncing anything: what a crash leaves (tests), or the way out of a
  * failed store.  The open txg's changes are lost; the devices hold the last durable txg.
  */

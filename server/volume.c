@@ -303,6 +303,7 @@ int volume_open(const struct volume_params *p, struct volume **out, char *why, s
 	return 0;
 
 out_close_engine:
+	store_stop_thread(v->store);
 	engine_close(v->engine);
 out_close_store:
 	store_abandon(v->store);
@@ -314,7 +315,10 @@ out_close_devs:
 int volume_close(struct volume *v)
 {
 	struct intent_log_stats ls;
-	int r = store_sync(v->store);
+	int r;
+
+	store_stop_thread(v->store); /* no sync may run the engine's hook once it is closed */
+	r = store_sync(v->store);
 
 	intent_log_stats(store_log(v->store), &ls);
 	log_info("intent log since open: %llu records in %llu batches, %llu flushes",
@@ -333,6 +337,7 @@ int volume_close(struct volume *v)
 
 void volume_abandon(struct volume *v)
 {
+	store_stop_thread(v->store);
 	engine_close(v->engine);
 	store_abandon(v->store);
 	volume_free(v);
