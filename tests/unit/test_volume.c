@@ -17,7 +17,10 @@
  *    written, then the power cut right after the origin overwrite: the copy must survive;
  *  - lookups during syncs: reader threads map every chunk of every snapshot while origin
  *    writes dirty the trees and the sync thread, on a 1 ms timer, writes them out; every
- *    lookup must succeed and every copied chunk hold its snapshot's data.
+ *    lookup must succeed and every copied chunk hold its snapshot's data;
+ *  - concurrency: writer threads with colliding ranges, snapshots created and deleted among
+ *    them, a store device that dies at a random point, a power cut, and every snapshot whose
+ *    create or delete was answered read back after replay.
  * Seeds are printed; VOLUME_SEED=<n> replays one round.
  */
 #include <stdarg.h>
@@ -135,26 +138,32 @@ static int kernel_write(struct fixture *f, const struct volume_range *r, u32 n)
 	return 0;
 }
 
-static void expect_snapshots(struct fixture *f, u64 seed)
+/* Snapshot @tag reads version @ver[c] of every chunk c. */
+static void expect_snapshot(struct fixture *f, u32 tag, const u8 *ver, u64 seed)
 {
 	static u8 want[CHUNK];
 
-	for (u32 tag = 1; tag <= f->nsnaps; tag++)
-		for (u64 c = 0; c < ORIGIN_CHUNKS; c++) {
-			bool origin;
-			u64 addr;
+	for (u64 c = 0; c < ORIGIN_CHUNKS; c++) {
+		bool origin;
+		u64 addr;
 
-			assert_int_equal(volume_snap_read(f->v, tag, c, &origin, &addr), 0);
-			if (origin)
-				assert_int_equal(bdev_read(f->origin, buf, CHUNK, c * CHUNK), 0);
-			else
-				assert_int_equal(bdev_read(f->store, buf, CHUNK, addr * CHUNK), 0);
-			fill(want, c, f->snap_ver[tag][c]);
-			if (memcmp(buf, want, CHUNK))
-				fail_msg("seed %llu: snapshot %u chunk %llu (%s) is not version %u",
-					 (unsigned long long)seed, tag, (unsigned long long)c,
-					 origin ? "origin" : "snapstore", f->snap_ver[tag][c]);
-		}
+		assert_int_equal(volume_snap_read(f->v, tag, c, &origin, &addr), 0);
+		if (origin)
+			assert_int_equal(bdev_read(f->origin, buf, CHUNK, c * CHUNK), 0);
+		else
+			assert_int_equal(bdev_read(f->store, buf, CHUNK, addr * CHUNK), 0);
+		fill(want, c, ver[c]);
+		if (memcmp(buf, want, CHUNK))
+			fail_msg("seed %llu: snapshot %u chunk %llu (%s) is not version %u",
+				 (unsigned long long)seed, tag, (unsigned long long)c,
+				 origin ? "origin" : "snapstore", ver[c]);
+	}
+}
+
+static void expect_snapshots(struct fixture *f, u64 seed)
+{
+	for (u32 tag = 1; tag <= f->nsnaps; tag++)
+		expect_snapshot(f, tag, f->snap_ver[tag], seed);
 }
 
 static u64 flushes(struct bdev *b)
@@ -292,6 +301,7 @@ struct late_commit {
 	struct bdev b;
 	struct fixture *f;
 	bool armed, fired;
+	unsigned delay_us; /* also: every chunk-sized write takes this long (slow copies) */
 };
 
 static struct bdev *late_inner(struct bdev *b)
@@ -313,6 +323,8 @@ static int late_write(struct bdev *b, const void *p, size_t len, u64 off)
 		lc->fired = true;
 		assert_int_equal(volume_origin_write_finish(lc->f->v, 0, 0), 0);
 	}
+	if (lc->delay_us && len >= CHUNK)
+		usleep(lc->delay_us);
 	return bdev_write(late_inner(b), p, len, off);
 }
 
@@ -363,6 +375,193 @@ static void test_volume__late_log_flush_does_not_cover_copies(void **state)
 	expect_snapshots(&f, 11);
 	assert_int_equal(volume_close(f.v), 0);
 	teardown_fixture(&f);
+}
+
+/*
+ * Concurrent origin writes, creates and deletes, as the server's workers make them.  Writer
+ * threads do what the kernel does: ask, and overwrite the origin once the answer is still
+ * good for the current gen (a snapshot taken after the answer makes the kernel ask again).
+ * Their ranges collide, and some calls take more than one engine batch.  Copies are slowed
+ * down so that calls queue on the volume lock and commits overlap the next call's copies,
+ * and the sync thread runs every millisecond.  Meanwhile the main thread
+ * takes snapshots with the origin writes held off (as the suspend of `ddsnap create` does;
+ * volume calls may still be in flight), deletes old ones while the writers run, checks
+ * every live snapshot, and at a random point kills a store device.  Then a power cut,
+ * reopen with replay, and every snapshot whose create or delete was answered reads its
+ * data.
+ */
+#define CW_WRITERS 3
+#define CW_ROUNDS  24
+
+struct cw {
+	struct fixture *f;
+	pthread_rwlock_t quiet;	     /* writers' origin overwrites (read) against creates (write) */
+	pthread_mutex_t origin_lock; /* one origin overwrite (and its versions) at a time */
+	atomic_bool stop;
+	atomic_bool armed; /* the device may die from now on: errors are expected */
+	_Atomic u64 writes, retries;
+};
+
+struct cw_writer {
+	pthread_t thread;
+	struct cw *cw;
+	u64 rng;
+	_Atomic int err; /* the volume call that failed (the device died), or 0 */
+	bool early;	 /* it failed before the device could die */
+};
+
+static void *cw_writer_main(void *arg)
+{
+	struct cw_writer *w = arg;
+	struct cw *cw = w->cw;
+	struct fixture *f = cw->f;
+	u8 *data;
+
+	VERIFY(!posix_memalign((void **)&data, 4096, CHUNK));
+	while (!atomic_load(&cw->stop) && !w->err) {
+		struct volume_range r[3];
+		/* mostly a few small ranges in a small space; now and then three long ones,
+		 * so that the call spans two engine batches (256 chunks each) */
+		bool span = xorshift64(&w->rng) % 6 == 0;
+		u32 n = span ? 3 : 1 + xorshift64(&w->rng) % 3;
+		u64 gen;
+
+		for (u32 i = 0; i < n; i++) {
+			r[i].count = span ? 100 : 1 + xorshift64(&w->rng) % 4;
+			r[i].chunk = xorshift64(&w->rng) % (ORIGIN_CHUNKS - r[i].count + 1);
+		}
+		for (;;) {
+			w->err = volume_origin_write(f->v, r, n, &gen);
+			if (w->err) {
+				w->early = !atomic_load(&cw->armed);
+				break;
+			}
+			pthread_rwlock_rdlock(&cw->quiet);
+			if (volume_gen(f->v) == gen)
+				break;
+			pthread_rwlock_unlock(&cw->quiet); /* a snapshot came between: ask again */
+			atomic_fetch_add(&cw->retries, 1);
+		}
+		if (w->err)
+			break;
+		pthread_mutex_lock(&cw->origin_lock);
+		for (u32 i = 0; i < n; i++)
+			for (u64 c = r[i].chunk; c < r[i].chunk + r[i].count; c++) {
+				fill(data, c, ++f->origin_ver[c]);
+				VERIFY(!bdev_write(f->origin, data, CHUNK, c * CHUNK));
+			}
+		VERIFY(!bdev_flush(f->origin));
+		pthread_mutex_unlock(&cw->origin_lock);
+		pthread_rwlock_unlock(&cw->quiet);
+		atomic_fetch_add(&cw->writes, 1);
+	}
+	free(data);
+	return NULL;
+}
+
+enum cw_state { CW_NONE, CW_LIVE, CW_DELETED, CW_UNKNOWN };
+
+static void cw_round(u64 seed, bool split)
+{
+	u64 rng = seed * 0x9E3779B97F4A7C15ULL + 5;
+	struct late_commit slow = {.b = {.ops = &late_ops, .name = "slow"}, .delay_us = 150};
+	static u8 ver[CW_ROUNDS + 1][ORIGIN_CHUNKS];
+	enum cw_state state[CW_ROUNDS + 1] = {CW_NONE};
+	struct cw_writer w[CW_WRITERS];
+	u32 die_round = CW_ROUNDS / 2 + xorshift64(&rng) % (CW_ROUNDS / 2);
+	struct bdev *victim;
+	struct fixture f;
+	struct cw cw = {.f = &f};
+	bool died = false;
+
+	setup_fixture_sync(&f, split, seed, 1);
+	assert_int_equal(volume_close(f.v), 0);
+	slow.f = &f;
+	slow.b.size = f.store->size;
+	f.store_dev = &slow.b;
+	vol_open(&f);
+	victim = split && (xorshift64(&rng) & 1) ? f.meta : f.store;
+	pthread_rwlock_init(&cw.quiet, NULL);
+	pthread_mutex_init(&cw.origin_lock, NULL);
+	for (int i = 0; i < CW_WRITERS; i++) {
+		w[i] = (struct cw_writer){.cw = &cw, .rng = seed * 7 + (u64)i + 1};
+		assert_int_equal(pthread_create(&w[i].thread, NULL, cw_writer_main, &w[i]), 0);
+	}
+	for (u32 tag = 1; tag <= CW_ROUNDS && !died; tag++) {
+		u64 gen;
+		int err;
+
+		usleep(2000 + xorshift64(&rng) % 4000);
+		if (tag == die_round) {
+			atomic_store(&cw.armed, true);
+			bdev_faulty_die_after(victim, 1 + xorshift64(&rng) % 40);
+		}
+		pthread_rwlock_wrlock(&cw.quiet);
+		memcpy(ver[tag], f.origin_ver, ORIGIN_CHUNKS);
+		err = volume_create(f.v, tag, &gen);
+		state[tag] = err ? CW_UNKNOWN : CW_LIVE;
+		died |= err != 0;
+		if (err && tag < die_round)
+			fail_msg("seed %llu: create %u: %s", (unsigned long long)seed, tag,
+				 strerror(-err));
+		for (u32 t = 1; t < tag && !died; t++)
+			if (state[t] == CW_LIVE)
+				expect_snapshot(&f, t, ver[t], seed); /* the origin is still */
+		pthread_rwlock_unlock(&cw.quiet);
+		for (u32 t = 1; t < tag && !died; t++) {
+			/* keep about four: delete a random older one while the writers run */
+			if (state[t] != CW_LIVE || tag - t < 4 || xorshift64(&rng) % 2)
+				continue;
+			err = volume_delete(f.v, t);
+			state[t] = err ? CW_UNKNOWN : CW_DELETED;
+			died |= err != 0;
+			if (err && tag < die_round)
+				fail_msg("seed %llu: delete %u: %s", (unsigned long long)seed, t,
+					 strerror(-err));
+		}
+		for (int i = 0; i < CW_WRITERS; i++)
+			died |= w[i].err != 0;
+	}
+	atomic_store(&cw.stop, true);
+	for (int i = 0; i < CW_WRITERS; i++) {
+		assert_int_equal(pthread_join(w[i].thread, NULL), 0);
+		if (w[i].early)
+			fail_msg("seed %llu: an origin write failed before any device did: %s",
+				 (unsigned long long)seed, strerror(-w[i].err));
+	}
+	bdev_faulty_crash(f.store, xorshift64(&rng) & 1);
+	if (f.meta)
+		bdev_faulty_crash(f.meta, xorshift64(&rng) & 1);
+	volume_abandon(f.v);
+	vol_open(&f);
+	for (u32 t = 1; t <= CW_ROUNDS; t++) {
+		u32 st;
+		u64 gen;
+		int err = volume_snap_state(f.v, t, &st, &gen);
+
+		if (state[t] == CW_LIVE)
+			expect_snapshot(&f, t, ver[t], seed);
+		else if (state[t] == CW_DELETED || state[t] == CW_NONE)
+			assert_int_equal(err, -ENODATA);
+	}
+	print_message("test_volume: seed %llu %s: %llu writes, %llu asked again, device %s\n",
+		      (unsigned long long)seed, split ? "split" : "single",
+		      (unsigned long long)atomic_load(&cw.writes),
+		      (unsigned long long)atomic_load(&cw.retries), died ? "died" : "lived");
+	assert_int_equal(volume_close(f.v), 0);
+	pthread_rwlock_destroy(&cw.quiet);
+	pthread_mutex_destroy(&cw.origin_lock);
+	teardown_fixture(&f);
+}
+
+static void test_volume__concurrent_writers_creates_deletes_crash(void **state)
+{
+	const char *env = getenv("VOLUME_SEED");
+	u64 base = env ? strtoull(env, NULL, 0) : (u64)time(NULL);
+	u32 rounds = env ? 2 : 6;
+
+	for (u32 i = 0; i < rounds; i++)
+		cw_round(base + i / 2, i & 1);
 }
 
 /* A reader thread of test_volume__lookups_during_syncs. */
@@ -478,6 +677,7 @@ int main(void)
 		cmocka_unit_test(test_volume__late_log_flush_does_not_cover_copies),
 		cmocka_unit_test(test_volume__acknowledged_copies_survive_a_crash_split),
 		cmocka_unit_test(test_volume__lookups_during_syncs),
+		cmocka_unit_test(test_volume__concurrent_writers_creates_deletes_crash),
 	};
 
 	log_set_level(LOGL_WARN); /* the crashes' I/O errors are expected */
