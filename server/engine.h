@@ -96,6 +96,8 @@ enum engine_logrec_type {
 	ENGINE_LOG_CREATE = 0x102,  /* {tag, gen, ctime, priority} */
 	ENGINE_LOG_DROP = 0x103,    /* {tag, flags}: deleted, or invalidated by the policy */
 	ENGINE_LOG_SETATTR = 0x104, /* {tag, holds (in chunk), priority}: the new values */
+	/* {chunk, birth, death, addr}: a copy-out logged with params->copies_ordered (no csum) */
+	ENGINE_LOG_COPYOUT_ORDERED = 0x105,
 };
 
 /* Called before an in-use snapshot is invalidated; must return once its device dropped its
@@ -134,6 +136,16 @@ struct engine_params {
 	 * calling thread copies them one after another).  Each holds a 1 MiB buffer.
 	 */
 	unsigned copy_threads;
+	/*
+	 * The caller guarantees that a copy-out's log record never becomes durable before the
+	 * copied data: the log shares the snapstore, so the flush that makes a record durable,
+	 * issued after the copy completed, makes the copy durable too.  Copy-outs are then
+	 * logged without a checksum of their data (ENGINE_LOG_COPYOUT_ORDERED) and replay
+	 * trusts the copy.  False (a separate log device): each record carries the data's
+	 * crc32c, and replay redoes a copy whose data does not match (its flush was lost, so
+	 * its origin write was never released).
+	 */
+	bool copies_ordered;
 	/*
 	 * Reads only (check, dump, list): origin, snapstore, space and log may be NULL, and
 	 * every call that would change something returns -EROFS.

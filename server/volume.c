@@ -277,6 +277,8 @@ int volume_open(const struct volume_params *p, struct volume **out, char *why, s
 		MAX((space_avail(v) >> VOLUME_RESERVE_SHIFT), (u64)VOLUME_RESERVE_MIN_CHUNKS);
 	ep.autodelete = true;
 	ep.copy_threads = VOLUME_COPY_THREADS;
+	/* the log's flushes are the snapstore's ("Flushes saved"): no data checksums */
+	ep.copies_ordered = !v->metadev;
 	store_root(v->store, UB_ROOT_EXCEPTIONS, &roots.exceptions);
 	store_root(v->store, UB_ROOT_SNAPSHOTS, &roots.snapshots);
 	roots.gen = store_scalar(v->store, UB_SCALAR_GEN);

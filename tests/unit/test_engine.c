@@ -88,10 +88,17 @@ static int count_invalidate(void *priv, u32 tag)
 	return 0;
 }
 
+/* Durability modes of the random runs (engine.h): params.caller_flushes, copies_ordered. */
+#define MODE_CALLER_FLUSHES 1u
+#define MODE_ORDERED	    2u
+
 static void world_init(struct world *w, u64 seed, u64 nchunks, u64 data_chunks, bool faulty,
-		       bool caller_flushes)
+		       unsigned mode)
 {
-	struct efix_opts o = {.faulty = faulty, .seed = seed, .caller_flushes = caller_flushes};
+	struct efix_opts o = {.faulty = faulty,
+			      .seed = seed,
+			      .caller_flushes = mode & MODE_CALLER_FLUSHES,
+			      .copies_ordered = mode & MODE_ORDERED};
 
 	memset(w, 0, sizeof(*w));
 	w->seed = seed;
@@ -399,11 +406,11 @@ static int op_crash(struct world *w)
  * The random sequence: origin writes (single and batched), snapshot writes, creates, deletes
  * (oldest, newest, random), syncs, clean reopens and, with @crashes, power cuts with replay.
  */
-static void run_random(u64 seed, u64 steps, bool crashes, bool policy, bool caller_flushes)
+static void run_random(u64 seed, u64 steps, bool crashes, bool policy, unsigned mode)
 {
 	struct world ww, *w = &ww;
 
-	world_init(w, seed, 24, policy ? 40 : 4096, crashes, caller_flushes);
+	world_init(w, seed, 24, policy ? 40 : 4096, crashes, mode);
 	if (policy) {
 		w->policy = true;
 		w->held = xzalloc(steps + 2);
@@ -413,9 +420,11 @@ static void run_random(u64 seed, u64 steps, bool crashes, bool policy, bool call
 		w->f.params.invalidate = count_invalidate;
 		VERIFY(!engine_open(&w->f.params, &w->f.roots, &w->f.e));
 	}
-	print_message("engine model: seed %llu, %llu steps%s%s%s\n", (unsigned long long)seed,
+	print_message("engine model: seed %llu, %llu steps%s%s%s%s\n", (unsigned long long)seed,
 		      (unsigned long long)steps, crashes ? ", with crashes" : "",
-		      policy ? ", full store" : "", caller_flushes ? ", caller flushes" : "");
+		      policy ? ", full store" : "",
+		      mode & MODE_CALLER_FLUSHES ? ", caller flushes" : "",
+		      mode & MODE_ORDERED ? ", ordered copies" : "");
 	for (u64 step = 0; step < steps; step++) {
 		u64 op = rnd_below(&w->r, 100);
 		bool reopened = false;
@@ -479,7 +488,7 @@ static void test_engine__model_random(void **state)
 	u64 seed = test_seed(1);
 
 	for (u64 s = seed; s < seed + 4; s++)
-		run_random(s, 600, false, false, false);
+		run_random(s, 600, false, false, 0);
 }
 
 static void test_engine__model_crash_replay(void **state)
@@ -488,9 +497,12 @@ static void test_engine__model_crash_replay(void **state)
 
 	for (u64 s = seed; s < seed + 4; s++)
 		run_random(s, 500, true, false, false);
-	/* the server's group-commit mode: flushes after the engine call, outside its lock */
+	/* the server's group-commit mode: flushes after the engine call, outside its lock;
+	 * with a separate log device, and with the log on the snapstore (no data checksums) */
 	for (u64 s = seed + 4; s < seed + 7; s++)
-		run_random(s, 500, true, false, true);
+		run_random(s, 500, true, false, MODE_CALLER_FLUSHES);
+	for (u64 s = seed + 7; s < seed + 10; s++)
+		run_random(s, 500, true, false, MODE_CALLER_FLUSHES | MODE_ORDERED);
 }
 
 /*
@@ -503,7 +515,7 @@ static void test_engine__model_many_snapshots(void **state)
 	struct world ww, *w = &ww;
 	const u64 steps = 4000;
 
-	world_init(w, seed, 16, 1 << 16, false, false);
+	world_init(w, seed, 16, 1 << 16, false, 0);
 	print_message("engine model: seed %llu, %llu steps, up to 300 live snapshots\n",
 		      (unsigned long long)seed, (unsigned long long)steps);
 	for (u64 step = 0; step < steps; step++) {
@@ -536,9 +548,9 @@ static void test_engine__model_full_store(void **state)
 	u64 seed = test_seed(300);
 
 	for (u64 s = seed; s < seed + 3; s++)
-		run_random(s, 500, false, true, false);
+		run_random(s, 500, false, true, 0);
 	for (u64 s = seed + 3; s < seed + 6; s++)
-		run_random(s, 500, true, true, s % 2);
+		run_random(s, 500, true, true, (unsigned)(s % 4)); /* every mode */
 }
 
 static u32 invalidated_tag;

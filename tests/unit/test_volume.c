@@ -15,6 +15,8 @@
  *    store, reopen with log replay, and every snapshot read back and compared with a model;
  *  - a late log flush: another request's commit flushing the log while a copy-out is being
  *    written, then the power cut right after the origin overwrite: the copy must survive;
+ *  - with a separate log device, a record made durable before its copy (by another
+ *    request's log flush): replay must find the copy lost by its checksum;
  *  - lookups during syncs: reader threads map every chunk of every snapshot while origin
  *    writes dirty the trees and the sync thread, on a 1 ms timer, writes them out; every
  *    lookup must succeed and every copied chunk hold its snapshot's data;
@@ -302,6 +304,11 @@ struct late_commit {
 	struct fixture *f;
 	bool armed, fired;
 	unsigned delay_us; /* also: every chunk-sized write takes this long (slow copies) */
+	/* Or, once armed_flush: right after the next flush, a volume_origin_write_start of
+	 * @other (its copies and records, not its commit), and what it must make durable. */
+	bool armed_flush;
+	struct volume_range other;
+	u64 other_need;
 };
 
 static struct bdev *late_inner(struct bdev *b)
@@ -330,7 +337,18 @@ static int late_write(struct bdev *b, const void *p, size_t len, u64 off)
 
 static int late_flush(struct bdev *b)
 {
-	return bdev_flush(late_inner(b));
+	struct late_commit *lc = container_of(b, struct late_commit, b);
+	int err = bdev_flush(late_inner(b));
+	u64 gen;
+
+	if (!err && lc->armed_flush) {
+		lc->armed_flush = false;
+		lc->fired = true;
+		assert_int_equal(
+			volume_origin_write_start(lc->f->v, &lc->other, 1, &gen, &lc->other_need),
+			0);
+	}
+	return err;
 }
 
 static void late_close(struct bdev *b)
@@ -564,6 +582,41 @@ static void test_volume__concurrent_writers_creates_deletes_crash(void **state)
 		cw_round(base + i / 2, i & 1);
 }
 
+/*
+ * With a separate metadata device, a log flush can make a copy-out's record durable before
+ * its data: request A's commit flushes the snapstore, request C copies and logs meanwhile,
+ * and A's log flush then carries C's record.  Power cut before C's own commit: C's record
+ * is on the log, its copy is lost, and its origin write was never released.  Replay must
+ * notice by the record's data checksum and copy again from the origin.  (With the log on
+ * the snapstore the same flush would have covered C's copy, and records carry no checksum:
+ * engine.h, copies_ordered.)
+ */
+static void test_volume__split_log_flush_before_copy_flush(void **state)
+{
+	struct volume_range a = {3, 2};
+	struct late_commit lc = {.b = {.ops = &late_ops, .name = "late"}, .other = {40, 3}};
+	struct fixture f;
+
+	setup_fixture(&f, true, 12);
+	assert_int_equal(volume_close(f.v), 0);
+	lc.f = &f;
+	lc.b.size = f.store->size;
+	f.store_dev = &lc.b;
+	vol_open(&f);
+	snapshot(&f);
+	lc.armed_flush = true;
+	assert_int_equal(kernel_write(&f, &a, 1), 0);
+	assert_true(lc.fired);
+	assert_true(bdev_faulty_unflushed(f.store) > 0); /* C's copies */
+	bdev_faulty_crash(f.store, false);
+	bdev_faulty_crash(f.meta, false);
+	volume_abandon(f.v);
+	vol_open(&f);
+	expect_snapshots(&f, 12);
+	assert_int_equal(volume_close(f.v), 0);
+	teardown_fixture(&f);
+}
+
 /* A reader thread of test_volume__lookups_during_syncs. */
 struct reader {
 	pthread_t thread;
@@ -675,6 +728,7 @@ int main(void)
 		cmocka_unit_test(test_volume__repeated_write_needs_no_flush_split),
 		cmocka_unit_test(test_volume__acknowledged_copies_survive_a_crash),
 		cmocka_unit_test(test_volume__late_log_flush_does_not_cover_copies),
+		cmocka_unit_test(test_volume__split_log_flush_before_copy_flush),
 		cmocka_unit_test(test_volume__acknowledged_copies_survive_a_crash_split),
 		cmocka_unit_test(test_volume__lookups_during_syncs),
 		cmocka_unit_test(test_volume__concurrent_writers_creates_deletes_crash),

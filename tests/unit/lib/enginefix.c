@@ -282,6 +282,7 @@ static void fix_params(struct efix *f)
 		.log_priv = f,
 		.autodelete = true,
 		.caller_flushes = f->caller_flushes,
+		.copies_ordered = f->copies_ordered,
 	};
 	if (f->caller_flushes)
 		f->params.log_flush = NULL;
@@ -339,6 +340,7 @@ void efix_init_opts(struct efix *f, u32 chunk_size, u64 origin_chunks, u64 data_
 	fix_setup(f, chunk_size, origin_chunks, data_chunks, meta_bytes);
 	f->faulty = o->faulty;
 	f->caller_flushes = o->caller_flushes;
+	f->copies_ordered = o->copies_ordered;
 	if (o->cache_bytes)
 		f->cache_bytes = o->cache_bytes;
 	if (o->faulty) {
