@@ -362,6 +362,16 @@ static const struct bdev_ops late_ops = {
 	.close = late_close,
 };
 
+/* Closes the volume and opens it again with @lc between it and the snapstore. */
+static void reopen_on_shim(struct fixture *f, struct late_commit *lc)
+{
+	assert_int_equal(volume_close(f->v), 0);
+	lc->f = f;
+	lc->b.size = f->store->size;
+	f->store_dev = &lc->b;
+	vol_open(f);
+}
+
 /*
  * A log flush in the middle of a copy-out (another request's commit arriving late) must not
  * count as the flush that makes this copy durable: the write's own commit flushes after its
@@ -378,11 +388,7 @@ static void test_volume__late_log_flush_does_not_cover_copies(void **state)
 	struct fixture f;
 
 	setup_fixture(&f, false, 11);
-	assert_int_equal(volume_close(f.v), 0);
-	lc.f = &f;
-	lc.b.size = f.store->size;
-	f.store_dev = &lc.b;
-	vol_open(&f);
+	reopen_on_shim(&f, &lc);
 	snapshot(&f);
 	lc.armed = true;
 	assert_int_equal(kernel_write(&f, &r, 1), 0);
@@ -493,11 +499,7 @@ static void cw_round(u64 seed, bool split)
 	bool died = false;
 
 	setup_fixture_sync(&f, split, seed, 1);
-	assert_int_equal(volume_close(f.v), 0);
-	slow.f = &f;
-	slow.b.size = f.store->size;
-	f.store_dev = &slow.b;
-	vol_open(&f);
+	reopen_on_shim(&f, &slow);
 	victim = split && (xorshift64(&rng) & 1) ? f.meta : f.store;
 	pthread_rwlock_init(&cw.quiet, NULL);
 	pthread_mutex_init(&cw.origin_lock, NULL);
@@ -598,11 +600,7 @@ static void test_volume__split_log_flush_before_copy_flush(void **state)
 	struct fixture f;
 
 	setup_fixture(&f, true, 12);
-	assert_int_equal(volume_close(f.v), 0);
-	lc.f = &f;
-	lc.b.size = f.store->size;
-	f.store_dev = &lc.b;
-	vol_open(&f);
+	reopen_on_shim(&f, &lc);
 	snapshot(&f);
 	lc.armed_flush = true;
 	assert_int_equal(kernel_write(&f, &a, 1), 0);
