@@ -47,8 +47,9 @@
  * on the snapstore (params.copies_ordered) the flush that makes the record durable was
  * issued after the copy completed and covers it, so the record is logged without one and
  * its copy trusted: no pass over the copied data, which under an emulated CPU cost about
- * 2 ms per MiB copied (BENCHMARKS.md).  Creates, deletes, overlay inserts and policy drops follow the same rule and
- * are replayed in order, so the replayed state is the state the caller was told about.
+ * 2 ms per MiB copied (BENCHMARKS.md).  Creates, deletes, overlay inserts and policy drops
+ * follow the same rule and are replayed in order, so the replayed state is the state the
+ * caller was told about.
  * Logging first means a failed append leaves nothing to undo; a change that fails after its
  * record was appended fails the engine (-EROFS until reopened), because replay would apply
  * it.  A failed log flush leaves the records pending, so a retried request flushes again

@@ -11,8 +11,8 @@
  * With a separate metadata device, the data region's metaslabs serve DATA and the metadata
  * region's serve METADATA.  With one device (meta_blocks == 0), both classes share the data
  * region: a metaslab is unclaimed until its first allocation claims it for that class, and
- * the claim is persistent (the table records it) until the metaslab is entirely free again.  DATA never claims the space METADATA
- * needs to sync (see metaslab.c, "Reserves").
+ * the claim is persistent (the table records it) until the metaslab is entirely free again.
+ * DATA never claims the space METADATA needs to sync (see metaslab.c, "Reserves").
  *
  * Txg contract (DESIGN.md 4).  The allocator tracks the open txg itself: it starts at the
  * @txg given to create/open and advances when metaslab_sync() returns.
