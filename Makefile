@@ -146,6 +146,11 @@ build/fuzz/obj/kshim/ddsnap-proto.o: kernel/ddsnap-proto.c
 	$(FUZZ_CC) $(KSHIM) $(FUZZ_FLAGS) -c -o $@ $<
 build/fuzz/obj/tests/fuzz/fuzz_kproto.o: FUZZ_FLAGS += $(KSHIM)
 build/fuzz/fuzz_kproto: build/fuzz/obj/kshim/ddsnap-proto.o
+# The replay fuzzer runs a real engine on the unit tests' fixture (linked before the archive).
+build/fuzz/obj/tests/fuzz/fuzz_engine_replay.o: FUZZ_FLAGS += -Itests/unit
+build/fuzz/fuzz_engine_replay: build/fuzz/obj/tests/fuzz/fuzz_engine_replay.o \
+		build/fuzz/obj/tests/unit/lib/enginefix.o build/fuzz/libddsnap.a
+	$(FUZZ_CC) -fsanitize=fuzzer,address,undefined -pthread -o $@ $^ $(LDLIBS)
 
 kernel: $(KMOD)
 $(KMOD): $(wildcard kernel/*.c kernel/*.h include/*.h) kernel/Kbuild Kbuild
