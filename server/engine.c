@@ -1503,7 +1503,7 @@ static int replay_copyout(struct engine *e, struct tx *tx, const struct engine_l
 			  bool verify)
 {
 	u64 chunk = le64_to_cpu(r->chunk), birth = le64_to_cpu(r->birth);
-	u64 death = le64_to_cpu(r->death), addr = le64_to_cpu(r->addr), key;
+	u64 death = le64_to_cpu(r->death), addr = le64_to_cpu(r->addr), key, ld;
 	u8 k[16], v[16];
 	int err;
 
@@ -1518,6 +1518,14 @@ static int replay_copyout(struct engine *e, struct tx *tx, const struct engine_l
 	key = sublist_key(e, birth);
 	if (!key || key >= death)
 		return 0; /* every snapshot that saw it was dropped by a later record */
+	/* Replayed in order, the engine is as it was when the record was made: the gen was
+	 * its death, and its birth the chunk's last death (batch_decide).  Anything else is
+	 * not a record this engine wrote, and applying it would corrupt the deadlists. */
+	err = last_death(e, chunk, &ld);
+	if (err)
+		return err;
+	if (death != e->gen || ld != birth)
+		return -EPROTO;
 	if (e->p.space->claim) {
 		err = e->p.space->claim(e->p.space_priv, tx, addr, 1);
 		if (err)

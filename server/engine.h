@@ -82,7 +82,11 @@ struct engine_space_ops {
 	u64 (*avail)(void *priv);
 	/* Chunks freed but not reusable until their txg is durable.  May be NULL (none). */
 	u64 (*deferred)(void *priv);
-	/* Marks a run allocated during log replay.  Returns 0 or -EEXIST.  May be NULL. */
+	/*
+	 * Marks a run allocated during log replay.  Returns 0, -EEXIST, or -EINVAL for a run
+	 * outside the data space (the start comes from the log: it may be anything, and
+	 * start + count may wrap).  May be NULL.
+	 */
 	int (*claim)(void *priv, struct tx *tx, u64 start, u64 count);
 };
 
@@ -332,7 +336,8 @@ int engine_changelist(struct engine *e, u32 a, u32 b, u64 **chunks, u64 *n,
  * Re-applies one intent log record (type, payload) after a crash, in the first txg opened
  * after the last synced one, in log order.  A record already reflected in the trees is
  * skipped, so replaying a record twice is harmless.  Returns 0, -EPROTO (malformed or
- * inconsistent record), or a metadata error.  O(log exceptions); a drop costs what the
+ * inconsistent record: a copy-out must carry the current gen as its death and the chunk's
+ * last death as its birth, as the engine wrote it), the claim's error, or a metadata error.  O(log exceptions); a drop costs what the
  * delete did.
  */
 int engine_replay(struct engine *e, struct tx *tx, u16 type, const void *payload, u16 len);

@@ -145,6 +145,9 @@ static int space_claim(void *priv, struct tx *tx, u64 start, u64 count)
 {
 	struct volume *v = priv;
 
+	/* A replayed record's address: in blocks it must not wrap into the data region. */
+	if (start > UINT64_MAX / v->chunk_blocks)
+		return -EINVAL;
 	return metaslab_claim_data(store_metaslab(v->store), start * v->chunk_blocks, count);
 }
 

@@ -797,6 +797,50 @@ static void test_engine__check_finds_damage(void **state)
 }
 
 /*
+ * Replay applies records in log order, so a copy-out the engine wrote always carries the
+ * current gen as its death and the chunk's last death as its birth, and an address in the
+ * data space.  A record that does not (a buggy or foreign writer: fuzz_engine_replay found
+ * both) is refused and changes nothing; the engine's own still replays.
+ */
+static void test_engine__replay_refuses_foreign_copyouts(void **state)
+{
+	struct engine_logrec_disk r;
+	struct engine_check_report rep;
+	char why[256];
+	u8 *buf = xmalloc(CS);
+	struct efix f;
+
+	efix_init(&f, CS, 16, 64, false, 1);
+	assert_int_equal(engine_create(f.e, &f.tx, 1, 1, 0), 0);
+	fill(buf, CS, 4, 1);
+	assert_int_equal(efix_origin_write(&f, 4, 0, CS, buf), 0); /* {4, 0, 2} */
+	assert_int_equal(engine_create(f.e, &f.tx, 2, 2, 0), 0);
+	assert_int_equal(engine_create(f.e, &f.tx, 3, 3, 0), 0); /* gen 4 now */
+	memset(&r, 0, sizeof(r));
+	r.chunk = cpu_to_le64(4);
+	r.birth = cpu_to_le64(2); /* chunk 4's last death */
+	r.death = cpu_to_le64(3); /* not the current gen */
+	r.addr = cpu_to_le64(40);
+	assert_int_equal(engine_replay(f.e, &f.tx, ENGINE_LOG_COPYOUT_ORDERED, &r, sizeof(r)),
+			 -EPROTO);
+	r.death = cpu_to_le64(4);
+	r.birth = cpu_to_le64(0); /* not chunk 4's last death */
+	assert_int_equal(engine_replay(f.e, &f.tx, ENGINE_LOG_COPYOUT_ORDERED, &r, sizeof(r)),
+			 -EPROTO);
+	r.birth = cpu_to_le64(2);
+	r.addr = cpu_to_le64(UINT64_MAX); /* claim of [addr, addr + 1) would wrap */
+	assert_int_equal(engine_replay(f.e, &f.tx, ENGINE_LOG_COPYOUT_ORDERED, &r, sizeof(r)),
+			 -EINVAL);
+	r.addr = cpu_to_le64(40);
+	assert_int_equal(engine_replay(f.e, &f.tx, ENGINE_LOG_COPYOUT_ORDERED, &r, sizeof(r)), 0);
+	assert_int_equal(engine_check(f.e, NULL, &rep, why, sizeof(why)), 0);
+	assert_int_equal(rep.problems, 0);
+	assert_int_equal(rep.data_chunks, 2);
+	free(buf);
+	efix_fini(&f);
+}
+
+/*
  * A discard is a write for the copy-out rule (DESIGN.md 3): the snapshot keeps the data the
  * origin is about to lose, and the changelist names the chunk.
  */
@@ -986,6 +1030,7 @@ int main(void)
 		cmocka_unit_test(test_engine__full_store_no_autodelete),
 		cmocka_unit_test(test_engine__log_failures),
 		cmocka_unit_test(test_engine__check_finds_damage),
+		cmocka_unit_test(test_engine__replay_refuses_foreign_copyouts),
 		cmocka_unit_test(test_engine__discard_is_a_write),
 		cmocka_unit_test(test_engine__cost_origin_write_independent_of_snapshots),
 		cmocka_unit_test(test_engine__cost_delete_nothing_unique),

@@ -164,6 +164,8 @@ static int fix_claim(void *priv, struct tx *tx, u64 start, u64 count)
 {
 	struct efix *f = priv;
 
+	if (count > f->databits.n || start > f->databits.n - count)
+		return -EINVAL; /* (a replayed record's address; start + count may wrap) */
 	for (u64 i = start; i < start + count; i++) {
 		int err = bits_claim(&f->databits, i);
 
