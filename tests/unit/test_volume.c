@@ -17,6 +17,8 @@
  *    written, then the power cut right after the origin overwrite: the copy must survive;
  *  - with a separate log device, a record made durable before its copy (by another
  *    request's log flush): replay must find the copy lost by its checksum;
+ *  - a made-up copy-out record whose address, in blocks, wraps into the data region: open
+ *    must refuse it, every time, and leave the store as it was;
  *  - lookups during syncs: reader threads map every chunk of every snapshot while origin
  *    writes dirty the trees and the sync thread, on a 1 ms timer, writes them out; every
  *    lookup must succeed and every copied chunk hold its snapshot's data;
@@ -35,6 +37,9 @@
 #include <unistd.h>
 #include <cmocka.h>
 #include "bdev.h"
+#include "engine.h"
+#include "format.h"
+#include "intent_log.h"
 #include "log.h"
 #include "store.h"
 #include "volume.h"
@@ -615,6 +620,54 @@ static void test_volume__split_log_flush_before_copy_flush(void **state)
 	teardown_fixture(&f);
 }
 
+/*
+ * A copy-out record whose address is at the top of the range (a buggy or foreign writer:
+ * the log's checksums pass) must stop replay with a clear error and leave the store as it
+ * was: in blocks the address wrapped around into the data region once.
+ */
+static void test_volume__replay_refuses_a_wrapping_address(void **state)
+{
+	struct engine_logrec_disk r;
+	struct store_config cfg = {0};
+	struct volume_params p = {0};
+	struct volume_range w = {7, 1};
+	struct store *st;
+	struct fixture f;
+	char why[300];
+	bool origin;
+	u64 seq, addr;
+
+	setup_fixture(&f, false, 13);
+	snapshot(&f);
+	assert_int_equal(kernel_write(&f, &w, 1), 0); /* a copy-out shows where data lives */
+	assert_int_equal(volume_snap_read(f.v, 1, 7, &origin, &addr), 0);
+	assert_false(origin);
+	assert_int_equal(volume_close(f.v), 0);
+	/* Append the record to the log of the closed store, as a crash would leave it. */
+	cfg.snapstore = f.store;
+	cfg.no_sync_thread = true;
+	if (store_open(&cfg, &st, why, sizeof(why)) ||
+	    store_open_log(st, NULL, NULL, why, sizeof(why)))
+		fail_msg("store: %s", why);
+	memset(&r, 0, sizeof(r));
+	r.chunk = cpu_to_le64(5);
+	r.birth = cpu_to_le64(0);
+	r.death = cpu_to_le64(2); /* the gen after snapshot 1: right but for the address */
+	/* In 4 KiB blocks (x4) this wraps to a free chunk just after the copy. */
+	r.addr = cpu_to_le64((1ull << 62) + addr + 5);
+	assert_int_equal(intent_log_append(store_log(st), ENGINE_LOG_COPYOUT_ORDERED,
+					   store_open_txg(st), &r, sizeof(r), 0, &seq),
+			 0);
+	assert_int_equal(intent_log_wait(store_log(st), seq), 0);
+	store_abandon(st);
+	for (int round = 0; round < 2; round++) {
+		p = (struct volume_params){.snapstore_dev = f.store, .origin_dev = f.origin};
+		assert_int_equal(volume_open(&p, &f.v, why, sizeof(why)), -EINVAL);
+		assert_non_null(strstr(why, "intent log"));
+	}
+	teardown_fixture(&f);
+}
+
 /* A reader thread of test_volume__lookups_during_syncs. */
 struct reader {
 	pthread_t thread;
@@ -727,6 +780,7 @@ int main(void)
 		cmocka_unit_test(test_volume__acknowledged_copies_survive_a_crash),
 		cmocka_unit_test(test_volume__late_log_flush_does_not_cover_copies),
 		cmocka_unit_test(test_volume__split_log_flush_before_copy_flush),
+		cmocka_unit_test(test_volume__replay_refuses_a_wrapping_address),
 		cmocka_unit_test(test_volume__acknowledged_copies_survive_a_crash_split),
 		cmocka_unit_test(test_volume__lookups_during_syncs),
 		cmocka_unit_test(test_volume__concurrent_writers_creates_deletes_crash),
