@@ -32,8 +32,15 @@
  * reserved field, counts out of bounds) may answer ERROR and closes the connection; the
  * kernel fails the I/O of a bad reply and reconnects.
  *
+ * Versions.  IDENTIFY carries the newest version the kernel speaks; the server answers with
+ * the version of this connection, the older of the two, or refuses one older than it
+ * supports.  Each side then sends only what that version has.
+ *
  * Version history:
  *	1: initial version.
+ *	2: DDSNAP_RANGE_AHEAD in SNAPSHOT_READ (mappings asked for the kernel's cache only);
+ *	   the server answers an older kernel in the kernel's version (version 1 servers
+ *	   refuse every version but their own).
  */
 #ifndef DDSNAP_WIRE_H
 #define DDSNAP_WIRE_H
@@ -49,7 +56,8 @@
 #define DDSNAP_WIRE_ASSERT(expr, what) _Static_assert(expr, what)
 
 #define DDSNAP_WIRE_MAGIC	       0x4e534444u /* "DDSN" in byte order */
-#define DDSNAP_WIRE_VERSION	       1u
+#define DDSNAP_WIRE_VERSION	       2u	   /* the newest version this header describes */
+#define DDSNAP_WIRE_VERSION_MIN	       1u /* the oldest a peer of this header still speaks */
 
 /* Tag of the origin device (table tag -1); snapshot tags are 0..DDSNAP_TAG_MAX. */
 #define DDSNAP_TAG_ORIGIN 0xffffffffu
@@ -110,15 +118,16 @@ struct ddsnap_head_wire {
 
 /*
  * IDENTIFY - first message on every connection, kernel -> server.
- *	version		DDSNAP_WIRE_VERSION of the kernel.
+ *	version		the newest version the kernel speaks (its DDSNAP_WIRE_VERSION).
  *	tag		snapshot tag, or DDSNAP_TAG_ORIGIN.
  *	dev_sectors	length of the dm target in 512-byte sectors.
  *	chunk_bits	chunk size the kernel expects (log2 bytes), or 0 to take the server's.
  *
  * IDENTIFY|REPLY - server -> kernel.
- *	error		0, or: -EPROTONOSUPPORT (version), -ENOENT (no such snapshot),
- *			-EINVAL (dev_sectors or chunk_bits do not match the volume).
- *	version		DDSNAP_WIRE_VERSION of the server.
+ *	error		0, or: -EPROTONOSUPPORT (version older than the server supports),
+ *			-ENOENT (no such snapshot), -EINVAL (dev_sectors or chunk_bits do not
+ *			match the volume).
+ *	version		the connection's version: the older of the kernel's and the server's.
  *	chunk_bits	the volume's chunk size (log2 bytes), in [CHUNK_BITS_MIN, MAX].
  *	state		DDSNAP_STATE_* of the snapshot (NORMAL for the origin).
  *	gen		origin: the current gen; snapshot: the snapshot's gen.
@@ -147,10 +156,16 @@ struct ddsnap_identify_reply_wire {
 
 /*
  * A run of chunks: chunk .. chunk + count - 1.  count >= 1 and chunk + count <=
- * DDSNAP_WIRE_MAX_CHUNK.  flags: DDSNAP_RANGE_WHOLE only in SNAPSHOT_WRITE (the write
- * overwrites these chunks entirely, so the server need not copy their old contents).
+ * DDSNAP_WIRE_MAX_CHUNK.  flags, at most one:
+ *	DDSNAP_RANGE_WHOLE	only in SNAPSHOT_WRITE: the write overwrites these chunks entirely,
+ *				so the server need not copy their old contents.
+ *	DDSNAP_RANGE_AHEAD	only in SNAPSHOT_READ, version 2 on: no bio waits for these
+ *				chunks; the kernel asks where they are to fill its cache before
+ *				reads come (mapping read-ahead).  Such ranges follow every range
+ *				without the flag, and a query has at least one of those.
  */
 #define DDSNAP_RANGE_WHOLE 0x1u
+#define DDSNAP_RANGE_AHEAD 0x2u
 
 struct ddsnap_range_wire {
 	__le64 chunk;
@@ -167,7 +182,8 @@ struct ddsnap_range_wire {
  * a live snapshot still needs, makes the copies and their records durable, waits for any read
  * lock on these chunks (see SNAPSHOT_READ), and only then replies.
  *
- * SNAPSHOT_READ asks where the snapshot's chunks are.  SNAPSHOT_WRITE asks for private
+ * SNAPSHOT_READ asks where the snapshot's chunks are (and, for RANGE_AHEAD ranges, where
+ * they will be read from soon).  SNAPSHOT_WRITE asks for private
  * (writable) snapstore chunks for the snapshot, allocating and copying as needed.
  */
 struct ddsnap_query_wire {
@@ -202,7 +218,8 @@ struct ddsnap_origin_reply_wire {
  * chunk, in request order (ranges expanded).
  *	where	DDSNAP_MAP_ORIGIN: read the origin (SNAPSHOT_READ only).  If lock != 0 the server
  *		holds a read lock on the chunk: origin writes to it wait until the kernel sends
- *		FINISH {lock} after its read completed (the read race, DESIGN 5).
+ *		FINISH {lock} after its read completed (the read race, DESIGN 5).  A chunk
+ *		of a RANGE_AHEAD range never has a lock: the kernel reads no origin from it.
  *		DDSNAP_MAP_SHARED: snapstore chunk addr, read-only (may be shared with other
  *		snapshots); cacheable until DROP_CACHE.
  *		DDSNAP_MAP_PRIVATE: snapstore chunk addr owned by this snapshot alone: reads and

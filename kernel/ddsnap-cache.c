@@ -124,9 +124,21 @@ void ddsnap_cache_set_safe(struct ddsnap_dev *dc, u64 chunk, u32 count)
 
 void ddsnap_cache_set_mapping(struct ddsnap_dev *dc, u64 chunk, u64 addr, bool private)
 {
+	void *old;
+
+	if (chunk >= dc->nr_chunks)
+		return;
+	/* Only this (receive) thread stores, so the test and the store do not race. */
+	old = xa_load(&dc->map, chunk);
+	if (!private && xa_is_value(old) && (xa_to_value(old) & 1))
+		return;
 	/* A failed insert only costs a later round trip. */
-	if (chunk < dc->nr_chunks)
-		xa_store(&dc->map, chunk, xa_mk_value(addr << 1 | private), GFP_NOIO);
+	xa_store(&dc->map, chunk, xa_mk_value(addr << 1 | private), GFP_NOIO);
+}
+
+bool ddsnap_cache_mapped(struct ddsnap_dev *dc, u64 chunk)
+{
+	return xa_is_value(xa_load(&dc->map, chunk));
 }
 
 u8 ddsnap_cache_drop(struct ddsnap_dev *dc)
@@ -141,6 +153,7 @@ u8 ddsnap_cache_drop(struct ddsnap_dev *dc)
 	if (dc->safe)
 		bitmap_zero(dc->safe, dc->nr_chunks);
 	xa_for_each(&dc->map, index, v) xa_erase(&dc->map, index);
+	dc->ahead_lo = dc->ahead_hi = 0; /* its answers are gone too */
 	old = dc->epoch;
 	/* the cache is empty before the new epoch shows (pairs with cache_get's acquire) */
 	smp_store_release(&dc->epoch, old ^ 1);

@@ -194,8 +194,9 @@ static int channel_handshake(struct ddsnap_dev *dc, struct socket **res, struct 
 		r = m->identify.error;
 		goto out_release;
 	}
-	if (m->identify.version != DDSNAP_WIRE_VERSION) {
-		*why = "server speaks another protocol version";
+	if (m->identify.version < DDSNAP_WIRE_VERSION_MIN ||
+	    m->identify.version > DDSNAP_WIRE_VERSION) {
+		*why = "server answered a protocol version the kernel does not speak";
 		r = -EPROTONOSUPPORT;
 		goto out_release;
 	}
@@ -245,6 +246,7 @@ static int channel_install(struct ddsnap_dev *dc, struct socket *sock, const str
 	dc->sock = sock;
 	dc->connected = true;
 	dc->conn++;
+	dc->version = m->identify.version;
 	dc->gen = m->identify.gen;
 	dc->state = m->identify.state;
 	if (m->identify.state == DDSNAP_STATE_INVALID)
@@ -316,6 +318,37 @@ static bool channel_may_send(const struct ddsnap_dev *dc, const struct ddsnap_io
 }
 
 /*
+ * Under dc->lock: add a read-ahead range to snapshot read query @q: the chunks among the
+ * window (dc->ahead chunks) after its last range that are neither cached nor asked for by
+ * read-ahead already, as far as the device and the wire allow; *first is its first chunk.
+ *
+ * Read-ahead asks for a zone [ahead_lo, ahead_hi) that grows while queries continue inside
+ * it: a sequential reader's window starts inside the zone (its answers may still be on their
+ * way) and only the part past ahead_hi is asked, so the zone stays a window ahead of the
+ * reads.  A query elsewhere starts a new zone.  Adds nothing when the window is cached or
+ * asked already, past the device's end, or the query is full.  O(window).
+ */
+static void channel_ahead(struct ddsnap_dev *dc, struct ddsnap_query *q, u64 *first)
+{
+	const struct ddsnap_range *last = &q->r[q->nr - 1];
+	u64 start = last->chunk + last->count;
+	u64 limit = min_t(u64, start + dc->ahead, dc->nr_chunks);
+	bool zone;
+
+	while (start < limit && ddsnap_cache_mapped(dc, start))
+		start++;
+	zone = start >= dc->ahead_lo && start <= dc->ahead_hi;
+	if (zone)
+		start = max(start, dc->ahead_hi);
+	if (start >= limit || ddsnap_proto_batch_ahead(q, start, limit - start) < 0)
+		return;
+	*first = start;
+	if (!zone)
+		dc->ahead_lo = start;
+	dc->ahead_hi = start + q->r[q->nr - 1].count;
+}
+
+/*
  * Build one query of @type from the queued bios of that type, in queue order, as many as fit
  * the wire's bounds and the lock credits: they share a seq, and each remembers its place in
  * the reply.  Under dc->lock and send_mutex.  Returns the message size in dc->send_buf.
@@ -325,6 +358,8 @@ static size_t channel_batch(struct ddsnap_dev *dc, u16 type)
 	struct ddsnap_io *io, *tmp;
 	struct ddsnap_query *q = &dc->query;
 	LIST_HEAD(batch);
+	u64 ahead = 0;
+	u32 ahead_slot;
 	int slot;
 
 	q->nr = 0;
@@ -345,12 +380,17 @@ static size_t channel_batch(struct ddsnap_dev *dc, u16 type)
 		}
 		list_move_tail(&io->list, &batch);
 	}
+	ahead_slot = ddsnap_proto_batch_replies(q, type);
+	if (type == DDSNAP_MSG_SNAPSHOT_READ && dc->version >= 2)
+		channel_ahead(dc, q, &ahead);
 	if (!++dc->next_seq)
 		dc->next_seq = 1;
 	list_for_each_entry_safe (io, tmp, &batch, list) {
 		list_del_init(&io->list);
 		io->seq = dc->next_seq;
 		io->batch = ddsnap_proto_batch_replies(q, type);
+		io->ahead_slot = ahead_slot;
+		io->ahead = ahead;
 		io->sent = true;
 		hash_add(dc->sent, &io->node, io->seq);
 	}
@@ -945,6 +985,7 @@ int ddsnap_channel_start(struct ddsnap_dev *dc)
 	INIT_WORK(&dc->send_work, channel_send_work);
 	INIT_DELAYED_WORK(&dc->timeout_work, channel_timeout_work);
 	dc->timeout_secs = DDSNAP_IO_TIMEOUT_SECS;
+	dc->ahead = DDSNAP_AHEAD_MAX;
 	dc->mode = DDSNAP_MODE_NORMAL;
 	get_fs_root(current->fs, &dc->root);
 

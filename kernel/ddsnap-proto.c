@@ -344,6 +344,20 @@ int ddsnap_proto_batch_add(struct ddsnap_query *q, u16 type, u64 chunk, u32 coun
 	return slot;
 }
 
+int ddsnap_proto_batch_ahead(struct ddsnap_query *q, u64 chunk, u32 count)
+{
+	int slot = q->total;
+
+	if (count > DDSNAP_WIRE_MAX_CHUNKS - q->total)
+		count = DDSNAP_WIRE_MAX_CHUNKS - q->total;
+	if (!q->nr || !count || q->nr == DDSNAP_WIRE_MAX_RANGES)
+		return -1;
+	q->r[q->nr++] =
+		(struct ddsnap_range){.chunk = chunk, .count = count, .flags = DDSNAP_RANGE_AHEAD};
+	q->total += count;
+	return slot;
+}
+
 u32 ddsnap_proto_batch_replies(const struct ddsnap_query *q, u16 type)
 {
 	return type == DDSNAP_MSG_ORIGIN_WRITE ? q->nr : q->total;

@@ -42,6 +42,12 @@ struct ddsnap_query {
  * the same flags.  O(q->nr).
  */
 int ddsnap_proto_batch_add(struct ddsnap_query *q, u16 type, u64 chunk, u32 count, u32 flags);
+/*
+ * Add a RANGE_AHEAD range to snapshot read query @q (after its bios' ranges, of which it has
+ * at least one): up to @count chunks from @chunk, fewer if the wire's bounds allow no more.
+ * Returns the slot of its first mapping entry, or -1 if not one chunk fits.  O(1).
+ */
+int ddsnap_proto_batch_ahead(struct ddsnap_query *q, u64 chunk, u32 count);
 /* Entries the reply to @q of @type has: ranges (origin) or mappings (snapshot). */
 u32 ddsnap_proto_batch_replies(const struct ddsnap_query *q, u16 type);
 

@@ -242,11 +242,59 @@ static void target_apply(struct ddsnap_dev *dc, struct ddsnap_io *io, const stru
 	ddsnap_submit(dc, io, bio);
 }
 
+/*
+ * Whether the read-ahead mappings of reply @m (from @io's request) answer what it asked: NULL,
+ * or the reason they do not.  Changes nothing.
+ */
+static const char *target_check_ahead(const struct ddsnap_io *io, const struct ddsnap_msg *m)
+{
+	struct ddsnap_mapping p;
+
+	for (u32 i = io->ahead_slot; i < io->batch; i++) {
+		ddsnap_proto_mapping(m, i, &p);
+		if (p.chunk != io->ahead + (i - io->ahead_slot))
+			return "read-ahead mapping for another chunk than asked";
+		if (p.lock)
+			return "read lock given for a read-ahead chunk";
+	}
+	return NULL;
+}
+
+/*
+ * Cache the snapstore mappings of a checked reply's read-ahead part, and adapt the window: it
+ * halves while fewer than a quarter of its chunks are in the snapstore, and doubles while
+ * more than half are.
+ */
+static void target_apply_ahead(struct ddsnap_dev *dc, u32 ahead_slot, u32 batch,
+			       const struct ddsnap_msg *m)
+{
+	u32 n = batch - ahead_slot, cached = 0, w = READ_ONCE(dc->ahead);
+	struct ddsnap_mapping p;
+	unsigned long flags;
+
+	for (u32 i = ahead_slot; i < batch; i++) {
+		ddsnap_proto_mapping(m, i, &p);
+		if (p.where != DDSNAP_MAP_SHARED && p.where != DDSNAP_MAP_PRIVATE)
+			continue;
+		ddsnap_cache_set_mapping(dc, p.chunk, p.addr, p.where == DDSNAP_MAP_PRIVATE);
+		cached++;
+	}
+	if (cached * 4 < n)
+		w = max_t(u32, w / 2, DDSNAP_AHEAD_MIN);
+	else if (cached * 2 > n)
+		w = min_t(u32, w * 2, DDSNAP_AHEAD_MAX);
+	spin_lock_irqsave(&dc->lock, flags);
+	dc->ahead = w;
+	dc->stats.ahead += cached;
+	spin_unlock_irqrestore(&dc->lock, flags);
+}
+
 int ddsnap_target_reply(struct ddsnap_dev *dc, struct list_head *ios, const struct ddsnap_msg *m,
 			const char **why)
 {
 	struct ddsnap_io *io, *tmp;
 	const char *bad = NULL;
+	u32 ahead_slot = 0, batch = 0;
 	u64 culprit = 0;
 
 	/* All or nothing: a reply that misanswers one bio of a batch is trusted for none. */
@@ -257,6 +305,16 @@ int ddsnap_target_reply(struct ddsnap_dev *dc, struct list_head *ios, const stru
 			break;
 		}
 	}
+	/* The bios of one request share its read-ahead range (and target_check saw the count). */
+	io = list_first_entry_or_null(ios, struct ddsnap_io, list);
+	if (!bad && io && io->ahead_slot < io->batch) {
+		ahead_slot = io->ahead_slot;
+		batch = io->batch;
+		bad = target_check_ahead(io, m);
+		culprit = io->ahead;
+	}
+	if (!bad && ahead_slot < batch)
+		target_apply_ahead(dc, ahead_slot, batch, m);
 	list_for_each_entry_safe (io, tmp, ios, list) {
 		list_del_init(&io->list);
 		if (bad)
@@ -440,11 +498,11 @@ static void ddsnap_status(struct dm_target *ti, status_type_t type, unsigned int
 		spin_unlock_irqrestore(&dc->lock, flags);
 		DMEMIT("mode=%s connected=%d waiting=%u mapped=%u hits=%llu misses=%llu "
 		       "errors=%llu timeouts=%llu bad_replies=%llu reconnects=%llu stale=%llu "
-		       "lost_locks=%llu gen=%llu chunk=%u timeout=%u queries=%llu",
+		       "lost_locks=%llu gen=%llu chunk=%u timeout=%u queries=%llu ahead=%llu",
 		       ddsnap_mode_names[mode], connected, waiting, mapped,
 		       (u64)atomic64_read(&dc->hits), (u64)atomic64_read(&dc->misses), st.errors,
 		       st.timeouts, st.bad_replies, st.reconnects, st.stale, st.lost_locks, gen,
-		       1u << dc->chunk_bits, dc->timeout_secs, st.queries);
+		       1u << dc->chunk_bits, dc->timeout_secs, st.queries, st.ahead);
 		break;
 	case STATUSTYPE_TABLE:
 		if (ddsnap_is_origin(dc))

@@ -58,6 +58,15 @@
  * and one range.  Half the wire's DDSNAP_WIRE_MAX_CHUNKS, so two such bios share a query.
  */
 #define DDSNAP_ORIGIN_IO_CHUNKS 128
+/*
+ * Mapping read-ahead (version 2 servers): a snapshot read query also asks where up to this
+ * many chunks after its last one are, to fill the cache before reads come there.  64 chunks
+ * (1 MiB at 16 KiB) keep the extra lookups far cheaper than one round trip; the window
+ * halves down to DDSNAP_AHEAD_MIN while few of its answers are cacheable (a snapshot still
+ * mostly on the origin) and doubles back while most are.
+ */
+#define DDSNAP_AHEAD_MAX 64
+#define DDSNAP_AHEAD_MIN 4
 /* Sent requests are hashed by seq; 2^8 buckets keep chains short at a queue depth of ~1000. */
 #define DDSNAP_SENT_HASH_BITS 8
 
@@ -74,6 +83,7 @@ struct ddsnap_io {
 	unsigned long start;	/* jiffies when queued: the I/O timeout runs from here */
 	u64 chunk;		/* first chunk of the bio */
 	u64 lock;		/* server read lock to release when the read completes */
+	u64 ahead;		/* first chunk of its request's RANGE_AHEAD range, if any */
 	u32 count;		/* chunks covered by the bio */
 	u32 seq;		/* of the request in flight (shared by its batch) */
 	u32 conn;		/* connection the lock was granted on */
@@ -81,11 +91,12 @@ struct ddsnap_io {
 	u16 type;		/* DDSNAP_MSG_* query while waiting, 0 otherwise */
 	u16 slot;		/* origin: its range in the reply; snapshot: its first mapping */
 	u16 batch;		/* ranges (origin) or mappings (snapshot) its request asked */
-	u8 epoch;		/* cache epoch this bio was counted in (if counted) */
-	bool counted;		/* holds a count in dc->epoch_inflight[epoch] */
-	bool waiting;		/* on dc->queued or in dc->sent */
-	bool sent;		/* in dc->sent rather than on dc->queued */
-	bool whole;		/* a snapshot write covering its whole chunk */
+	u16 ahead_slot; /* first read-ahead mapping of its request's reply (= batch: none) */
+	u8 epoch;	/* cache epoch this bio was counted in (if counted) */
+	bool counted;	/* holds a count in dc->epoch_inflight[epoch] */
+	bool waiting;	/* on dc->queued or in dc->sent */
+	bool sent;	/* in dc->sent rather than on dc->queued */
+	bool whole;	/* a snapshot write covering its whole chunk */
 };
 
 struct ddsnap_stats {
@@ -97,6 +108,7 @@ struct ddsnap_stats {
 	u64 stale;	/* replies to requests already failed */
 	u64 lost_locks; /* read locks that could not be queued for release */
 	u64 queries;	/* query messages sent (each a batch of one or more bios) */
+	u64 ahead;	/* mappings cached from read-ahead answers */
 };
 
 struct ddsnap_dev {
@@ -135,7 +147,8 @@ struct ddsnap_dev {
 	bool connected;
 	bool dead; /* sticky failure: snapshot gone or refused */
 	bool stopping;
-	u32 conn; /* connection number, bumped on every connect */
+	u32 conn;    /* connection number, bumped on every connect */
+	u32 version; /* the connection's wire version (the server's IDENTIFY answer) */
 	u32 next_seq;
 	unsigned long lost_since; /* jiffies the connection was lost */
 	unsigned int timeout_secs;
@@ -144,7 +157,9 @@ struct ddsnap_dev {
 	unsigned int nr_waiting; /* on queued or in sent */
 	u64 finish_ring[DDSNAP_FINISH_RING];
 	unsigned int finish_head, finish_count;
-	u32 lock_credits; /* snapshot-read chunks sent, unreleased (<= DDSNAP_FINISH_RING) */
+	u32 lock_credits;	/* snapshot-read chunks sent, unreleased (<= DDSNAP_FINISH_RING) */
+	u32 ahead;		/* read-ahead window in chunks (DDSNAP_AHEAD_MIN..MAX) */
+	u64 ahead_lo, ahead_hi; /* the chunks read-ahead asked for since its zone began */
 	struct list_head orphans; /* timed-out snapshot reads whose reply may bring a lock */
 	struct ddsnap_stats stats;
 	u64 gen;   /* the server's gen as last told */
@@ -191,9 +206,16 @@ bool ddsnap_cache_lookup(struct ddsnap_dev *dc, struct ddsnap_io *io, bool write
 void ddsnap_cache_count(struct ddsnap_dev *dc, struct ddsnap_io *io);
 /* end_io: drop the bio's epoch count.  Any context.  Lock-free. */
 void ddsnap_cache_uncount(struct ddsnap_dev *dc, struct ddsnap_io *io);
-/* Receive thread: remember a server answer.  May sleep (GFP_NOIO); never fails I/O. */
+/*
+ * Receive thread: remember a server answer.  May sleep (GFP_NOIO); never fails I/O.  A
+ * shared mapping never replaces a private one: a chunk a snapshot owns stays its own until
+ * the snapshot goes (and its cache with it), so a shared answer given before the snapshot
+ * write that made it private is stale.
+ */
 void ddsnap_cache_set_safe(struct ddsnap_dev *dc, u64 chunk, u32 count);
 void ddsnap_cache_set_mapping(struct ddsnap_dev *dc, u64 chunk, u64 addr, bool private);
+/* Whether @chunk has a cached mapping (snapshot devices).  Lock-free. */
+bool ddsnap_cache_mapped(struct ddsnap_dev *dc, u64 chunk);
 /*
  * Forget everything and start a new epoch; returns the old epoch, to wait for with
  * ddsnap_cache_drained().  First waits until the epoch before the old one has drained (the

@@ -266,7 +266,7 @@ static void handle_identify(struct conn *c, const struct wire_msg *m)
 	u64 gen = volume_gen(s->vol);
 	int err = 0;
 
-	if (m->identify.version != DDSNAP_WIRE_VERSION) {
+	if (m->identify.version < DDSNAP_WIRE_VERSION_MIN) {
 		err = -EPROTONOSUPPORT;
 	} else if (m->identify.dev_sectors != volume_origin_sectors(s->vol) ||
 		   (m->identify.chunk_bits &&
@@ -287,7 +287,8 @@ static void handle_identify(struct conn *c, const struct wire_msg *m)
 	c->origin = m->identify.tag == DDSNAP_TAG_ORIGIN;
 	c->tag = m->identify.tag;
 	r.identify_reply.error = err;
-	r.identify_reply.version = DDSNAP_WIRE_VERSION;
+	r.identify_reply.version = m->identify.version < DDSNAP_WIRE_VERSION ? m->identify.version
+									     : DDSNAP_WIRE_VERSION;
 	r.identify_reply.chunk_bits = volume_chunk_bits(s->vol);
 	r.identify_reply.state = state;
 	r.identify_reply.gen = gen;
@@ -396,7 +397,10 @@ static void handle_snapshot_write(struct conn *c, const struct wire_msg *m, stru
 	}
 }
 
-/* SNAPSHOT_READ: each chunk under a read lock taken before the lookup (readlock.h). */
+/*
+ * SNAPSHOT_READ: each chunk under a read lock taken before the lookup (readlock.h), except
+ * in RANGE_AHEAD ranges: nothing reads the origin for those, so they take no lock.
+ */
 static void handle_snapshot_read(struct conn *c, const struct wire_msg *m, struct wire_msg *r)
 {
 	struct server *s = c->srv;
@@ -404,14 +408,16 @@ static void handle_snapshot_read(struct conn *c, const struct wire_msg *m, struc
 
 	r->type = m->type | DDSNAP_MSG_REPLY;
 	for (u32 i = 0; i < m->query.nr; i++) {
+		bool ahead = m->query.r[i].flags & DDSNAP_RANGE_AHEAD;
+
 		for (u32 k = 0; k < m->query.r[i].count; k++) {
 			struct wire_mapping *map = &r->map_reply.m[n++];
 			u64 chunk = m->query.r[i].chunk + k, addr = 0;
-			u64 lock = readlock_acquire(s->readlocks, c->id, chunk);
+			u64 lock = ahead ? 0 : readlock_acquire(s->readlocks, c->id, chunk);
 			bool origin = false;
 			int err = volume_snap_read(s->vol, c->tag, chunk, &origin, &addr);
 
-			if (err || !origin) {
+			if (lock && (err || !origin)) {
 				readlock_release(s->readlocks, c->id, lock);
 				lock = 0;
 			}

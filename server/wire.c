@@ -89,6 +89,7 @@ static bool wire_errno_ok(s32 e)
 
 static int wire_validate_query(const struct wire_msg *m, const char **why)
 {
+	bool ahead = false;
 	u64 total = 0;
 
 	if (m->query.nr < 1 || m->query.nr > DDSNAP_WIRE_MAX_RANGES)
@@ -101,10 +102,28 @@ static int wire_validate_query(const struct wire_msg *m, const char **why)
 		if (r->chunk >= DDSNAP_WIRE_MAX_CHUNK ||
 		    r->count > DDSNAP_WIRE_MAX_CHUNK - r->chunk)
 			return wire_fail(why, "query range beyond the largest chunk", -EINVAL);
-		if (r->flags & ~DDSNAP_RANGE_WHOLE)
-			return wire_fail(why, "query range has unknown flags", -EINVAL);
-		if (r->flags && m->type != DDSNAP_MSG_SNAPSHOT_WRITE)
-			return wire_fail(why, "RANGE_WHOLE outside SNAPSHOT_WRITE", -EINVAL);
+		switch (r->flags) {
+		case 0:
+			if (ahead)
+				return wire_fail(why, "RANGE_AHEAD range before a range without it",
+						 -EINVAL);
+			break;
+		case DDSNAP_RANGE_WHOLE:
+			if (m->type != DDSNAP_MSG_SNAPSHOT_WRITE)
+				return wire_fail(why, "RANGE_WHOLE outside SNAPSHOT_WRITE",
+						 -EINVAL);
+			break;
+		case DDSNAP_RANGE_AHEAD:
+			if (m->type != DDSNAP_MSG_SNAPSHOT_READ)
+				return wire_fail(why, "RANGE_AHEAD outside SNAPSHOT_READ", -EINVAL);
+			if (!i)
+				return wire_fail(why, "query starts with a RANGE_AHEAD range",
+						 -EINVAL);
+			ahead = true;
+			break;
+		default:
+			return wire_fail(why, "query range has unknown or combined flags", -EINVAL);
+		}
 		total += r->count;
 	}
 	if (total > DDSNAP_WIRE_MAX_CHUNKS)

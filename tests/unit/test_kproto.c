@@ -103,6 +103,41 @@ static void test_kproto__server_decodes_kernel_queries(void **state)
 	free(m);
 }
 
+/* A read-ahead range follows the bios' ranges, is clipped to the wire, and the server takes it. */
+static void test_kproto__read_ahead_range(void **state)
+{
+	const u16 r = DDSNAP_MSG_SNAPSHOT_READ;
+	struct ddsnap_query q = {0};
+	struct wire_msg *m = calloc(1, sizeof(*m));
+	const char *why = NULL;
+	u8 buf[4096];
+	size_t n;
+
+	assert_int_equal(ddsnap_proto_batch_ahead(&q, 10, 64), -1); /* no bio's range yet */
+	assert_int_equal(ddsnap_proto_batch_add(&q, r, 5, 1, 0), 0);
+	assert_int_equal(ddsnap_proto_batch_add(&q, r, 6, 200, 0), 1);
+	assert_int_equal(ddsnap_proto_batch_ahead(&q, 206, 64), 201); /* 55 chunks fit */
+	assert_int_equal(q.nr, 2);
+	assert_int_equal(q.r[1].chunk, 206);
+	assert_int_equal(q.r[1].count, DDSNAP_WIRE_MAX_CHUNKS - 201);
+	assert_int_equal(q.r[1].flags, DDSNAP_RANGE_AHEAD);
+	assert_int_equal(ddsnap_proto_batch_replies(&q, r), DDSNAP_WIRE_MAX_CHUNKS);
+	assert_int_equal(ddsnap_proto_batch_ahead(&q, 300, 1), -1); /* the wire is full */
+
+	n = ddsnap_proto_query(buf, r, 7, &q);
+	if (wire_unpack(buf, n, m, &why))
+		fail_msg("server refused the kernel's read-ahead query: %s", why);
+	assert_int_equal(m->query.nr, 2);
+	assert_int_equal(m->query.r[1].chunk, 206);
+	assert_int_equal(m->query.r[1].flags, DDSNAP_RANGE_AHEAD);
+
+	memset(&q, 0, sizeof(q));
+	for (u32 i = 0; i < DDSNAP_WIRE_MAX_RANGES; i++)
+		ddsnap_proto_batch_add(&q, r, i * 10, 1, 0);
+	assert_int_equal(ddsnap_proto_batch_ahead(&q, 1000, 8), -1); /* no range left */
+	free(m);
+}
+
 /* Server-encoded @m, decoded by the kernel: 0 or the kernel's -EPROTO with *why. */
 static int kdecode(const u8 *buf, size_t n, struct ddsnap_msg *k, const char **why)
 {
@@ -273,6 +308,7 @@ int main(void)
 		cmocka_unit_test(test_kproto__snapshot_batches_keep_own_entries),
 		cmocka_unit_test(test_kproto__batches_respect_the_wire_bounds),
 		cmocka_unit_test(test_kproto__server_decodes_kernel_queries),
+		cmocka_unit_test(test_kproto__read_ahead_range),
 		cmocka_unit_test(test_kproto__kernel_decodes_server_replies),
 		cmocka_unit_test(test_kproto__kernel_refuses_malformed_replies),
 	};

@@ -108,21 +108,30 @@ static struct wire_msg *msg_new(u16 type, u32 seq)
 	return m;
 }
 
-/* Connects as the device of @tag and returns the IDENTIFY reply's gen. */
-static u64 kconnect(struct kconn *k, u32 tag)
+/* Connects as the device of @tag speaking @version; returns the IDENTIFY reply (caller frees). */
+static struct wire_msg *kidentify(struct kconn *k, u32 tag, u32 version)
 {
 	struct wire_msg *m = msg_new(DDSNAP_MSG_IDENTIFY, ++k->seq);
-	u64 gen;
 
 	k->fd = unixsock_connect(vf.sock, 2000);
 	assert_true(k->fd >= 0);
-	m->identify.version = DDSNAP_WIRE_VERSION;
+	m->identify.version = version;
 	m->identify.tag = tag;
 	m->identify.dev_sectors = ORIGIN_BYTES >> 9;
 	ksend(k, m);
 	assert_int_equal(krecv(k, m, 5000), 0);
 	assert_int_equal(m->type, DDSNAP_MSG_IDENTIFY | DDSNAP_MSG_REPLY);
+	return m;
+}
+
+/* Connects as the device of @tag and returns the IDENTIFY reply's gen. */
+static u64 kconnect(struct kconn *k, u32 tag)
+{
+	struct wire_msg *m = kidentify(k, tag, DDSNAP_WIRE_VERSION);
+	u64 gen;
+
 	assert_int_equal(m->identify_reply.error, 0);
+	assert_int_equal(m->identify_reply.version, DDSNAP_WIRE_VERSION);
 	assert_int_equal(m->identify_reply.chunk_bits, CHUNK_SHIFT);
 	gen = m->identify_reply.gen;
 	free(m);
@@ -422,6 +431,32 @@ static void test_server__writable_snapshot(void **state)
 	stop();
 }
 
+/* The connection speaks the older of the two versions; one older than the server's oldest is refused. */
+static void test_server__version_negotiation(void **state)
+{
+	static const struct {
+		u32 kernel, answer;
+		s32 error;
+	} cases[] = {
+		{DDSNAP_WIRE_VERSION_MIN, DDSNAP_WIRE_VERSION_MIN, 0},
+		{DDSNAP_WIRE_VERSION, DDSNAP_WIRE_VERSION, 0},
+		{DDSNAP_WIRE_VERSION + 5, DDSNAP_WIRE_VERSION, 0},
+		{DDSNAP_WIRE_VERSION_MIN - 1, DDSNAP_WIRE_VERSION_MIN - 1, -EPROTONOSUPPORT},
+	};
+
+	start();
+	for (u32 i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct kconn k = {0};
+		struct wire_msg *m = kidentify(&k, 2, cases[i].kernel);
+
+		assert_int_equal(m->identify_reply.error, cases[i].error);
+		assert_int_equal(m->identify_reply.version, cases[i].answer);
+		free(m);
+		close(k.fd);
+	}
+	stop();
+}
+
 /* Sends a query of @n ranges (as the kernel batches bios) and returns its reply. */
 static struct wire_msg *ask_ranges(struct kconn *k, u16 type, const struct wire_range *r, u32 n)
 {
@@ -484,6 +519,54 @@ static void test_server__batched_queries(void **state)
 	finish(&snap, m->map_reply.m[0].lock);
 	finish(&snap, m->map_reply.m[1].lock);
 	free(m);
+	close(origin.fd);
+	close(snap.fd);
+	stop();
+}
+
+/*
+ * Read-ahead: chunks of a RANGE_AHEAD range are mapped like any other, but an origin mapping
+ * comes without a read lock, so an origin write there is not held up.
+ */
+static void test_server__read_ahead(void **state)
+{
+	static const struct wire_range sr[] = {{300, 1, 0}, {301, 4, DDSNAP_RANGE_AHEAD}};
+	struct kconn origin = {0}, snap = {0};
+	struct wire_msg *m, *reply = msg_new(0, 0);
+
+	start();
+	kconnect(&origin, DDSNAP_TAG_ORIGIN);
+	kconnect(&snap, 2);
+	origin_write(&origin, 302, 2); /* copies 302 and 303 out for the snapshots */
+	write_chunk(vf.origin, 302, 'H', 302);
+	write_chunk(vf.origin, 303, 'H', 303);
+	m = ask_ranges(&snap, DDSNAP_MSG_SNAPSHOT_READ, sr, 2);
+	assert_int_equal(m->map_reply.nr, 5);
+	for (u32 i = 0; i < 5; i++)
+		assert_int_equal(m->map_reply.m[i].chunk, 300 + i);
+	assert_int_equal(m->map_reply.m[0].where, DDSNAP_MAP_ORIGIN);
+	assert_true(m->map_reply.m[0].lock != 0); /* the bio's own chunk: locked */
+	for (u32 i = 1; i < 5; i++) {
+		u32 where = i == 2 || i == 3 ? DDSNAP_MAP_SHARED : DDSNAP_MAP_ORIGIN;
+
+		assert_int_equal(m->map_reply.m[i].where, where);
+		assert_int_equal(m->map_reply.m[i].lock, 0);
+		if (where == DDSNAP_MAP_SHARED)
+			expect_chunk(vf.store, m->map_reply.m[i].addr, 'A', 300 + i);
+	}
+	/* An origin write to a read-ahead chunk on the origin goes at once... */
+	query(&origin, DDSNAP_MSG_ORIGIN_WRITE, 304, 1, 0);
+	assert_int_equal(krecv(&origin, reply, 5000), 0);
+	assert_int_equal(reply->type, DDSNAP_MSG_ORIGIN_WRITE | DDSNAP_MSG_REPLY);
+	assert_int_equal(reply->origin_reply.r[0].error, 0);
+	/* ...and one to the bio's chunk waits for its FINISH. */
+	query(&origin, DDSNAP_MSG_ORIGIN_WRITE, 300, 1, 0);
+	assert_int_equal(krecv(&origin, reply, 300), -EAGAIN);
+	finish(&snap, m->map_reply.m[0].lock);
+	assert_int_equal(krecv(&origin, reply, 5000), 0);
+	assert_int_equal(reply->origin_reply.r[0].error, 0);
+	free(m);
+	free(reply);
 	close(origin.fd);
 	close(snap.fd);
 	stop();
@@ -586,6 +669,8 @@ int main(void)
 		cmocka_unit_test(test_server__read_race),
 		cmocka_unit_test(test_server__writable_snapshot),
 		cmocka_unit_test(test_server__batched_queries),
+		cmocka_unit_test(test_server__version_negotiation),
+		cmocka_unit_test(test_server__read_ahead),
 		cmocka_unit_test(test_server__coalesced_origin_writes),
 		cmocka_unit_test(test_server__bad_input_closes_only_that_connection),
 	};

@@ -42,6 +42,8 @@ static void make_msg(struct wire_msg *m, u16 type)
 		m->query.r[2] = (struct wire_range){.chunk = DDSNAP_WIRE_MAX_CHUNK - 2, .count = 2};
 		if (type == DDSNAP_MSG_SNAPSHOT_WRITE)
 			m->query.r[1].flags = DDSNAP_RANGE_WHOLE;
+		if (type == DDSNAP_MSG_SNAPSHOT_READ)
+			m->query.r[2].flags = DDSNAP_RANGE_AHEAD;
 		break;
 	case DDSNAP_MSG_ORIGIN_WRITE | DDSNAP_MSG_REPLY:
 		m->origin_reply.nr = 2;
@@ -379,10 +381,34 @@ static void test_wire__bad_ranges(void **state)
 	put32(H + 8 + 12, DDSNAP_RANGE_WHOLE); /* WHOLE outside SNAPSHOT_WRITE */
 	expect_refused(n, "RANGE_WHOLE");
 
+	n = pack_ok(&m);
+	put32(H + 8 + 12, DDSNAP_RANGE_AHEAD); /* a read-ahead range first */
+	expect_refused(n, "starts with a RANGE_AHEAD range");
+
+	n = pack_ok(&m);
+	put32(H + 8 + 16 + 12, DDSNAP_RANGE_AHEAD); /* read-ahead, then a range without it */
+	put32(H + 8 + 32 + 12, 0);
+	expect_refused(n, "RANGE_AHEAD range before a range without it");
+
+	n = pack_ok(&m);
+	put32(H + 8 + 32 + 12, DDSNAP_RANGE_AHEAD | DDSNAP_RANGE_WHOLE);
+	expect_refused(n, "unknown or combined flags");
+
 	make_msg(&m, DDSNAP_MSG_SNAPSHOT_WRITE);
 	n = pack_ok(&m);
-	put32(H + 8 + 12, 2);
-	expect_refused(n, "unknown flags");
+	put32(H + 8 + 12, 4);
+	expect_refused(n, "unknown or combined flags");
+
+	n = pack_ok(&m);
+	put32(H + 8 + 32 + 12, DDSNAP_RANGE_AHEAD); /* read-ahead in a write */
+	expect_refused(n, "RANGE_AHEAD outside SNAPSHOT_READ");
+
+	make_msg(&m, DDSNAP_MSG_ORIGIN_WRITE);
+	n = pack_ok(&m);
+	put32(H + 8 + 32 + 12, DDSNAP_RANGE_AHEAD);
+	expect_refused(n, "RANGE_AHEAD outside SNAPSHOT_READ");
+
+	make_msg(&m, DDSNAP_MSG_SNAPSHOT_WRITE);
 
 	n = pack_ok(&m);
 	put32(H + 8 + 8, DDSNAP_WIRE_MAX_CHUNKS); /* 256 + 4 + 2 chunks in all */

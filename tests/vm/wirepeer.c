@@ -2,7 +2,8 @@
 /*
  * wirepeer.c - a TEST PEER for the ddsnap kernel target, not the metadata server.
  *
- * It speaks the wire protocol (include/ddsnap_wire.h, through server/wire.c) with a naive
+ * It speaks version 1 of the wire protocol (include/ddsnap_wire.h, through server/wire.c:
+ * no read-ahead, which it refuses by dropping the connection) with a naive
  * in-memory policy, so that VM scenarios can drive the real kernel target before ddsnapd
  * exists and can make the server misbehave on purpose.  Nothing is persistent: a killed peer
  * forgets every snapshot.
@@ -409,11 +410,11 @@ static void handle_identify(int i, const struct wire_msg *q)
 	memset(&r, 0, sizeof(r));
 	r.type = DDSNAP_MSG_IDENTIFY | DDSNAP_MSG_REPLY;
 	r.seq = q->seq;
-	r.identify_reply.version = DDSNAP_WIRE_VERSION;
+	r.identify_reply.version = DDSNAP_WIRE_VERSION_MIN; /* a version 1 peer: no read-ahead */
 	r.identify_reply.chunk_bits = chunk_bits;
 	r.identify_reply.dev_sectors = dev_sectors;
 	r.identify_reply.gen = gen;
-	if (q->identify.version != DDSNAP_WIRE_VERSION)
+	if (q->identify.version < DDSNAP_WIRE_VERSION_MIN)
 		r.identify_reply.error = -EPROTONOSUPPORT;
 	else if (q->identify.tag != DDSNAP_TAG_ORIGIN && !(s = find_snap(q->identify.tag)))
 		r.identify_reply.error = -ENOENT;
@@ -446,6 +447,12 @@ static void handle_msg(int i, const struct wire_msg *m)
 		return;
 	case DDSNAP_MSG_SNAPSHOT_READ:
 	case DDSNAP_MSG_SNAPSHOT_WRITE:
+		/* Version 1 has no read-ahead: a kernel must not send it after that answer. */
+		for (u32 k = 0; k < m->query.nr; k++)
+			if (m->query.r[k].flags & DDSNAP_RANGE_AHEAD) {
+				drop_client(i, "RANGE_AHEAD on a version 1 connection");
+				return;
+			}
 		handle_snapshot_io(i, m);
 		return;
 	case DDSNAP_MSG_FINISH:

@@ -8,8 +8,10 @@
 # the origin has already overwritten) read back from it, also through a fresh device (the
 # server's mapping, not the kernel's cache) and after a server restart; the origin is not
 # touched by them, and neither is an older or a newer snapshot; origin writes to the same
-# chunks afterwards do not show in the snapshot.  Then the snapshot is deleted, the other
-# snapshots still read their images, and the stopped store passes 'ddsnap check'.
+# chunks afterwards do not show in the snapshot.  A fresh device reading copied-out chunks
+# 4 KiB at a time asks the server once and finds the rest in the cache (mapping read-ahead).
+# Then the snapshot is deleted, the other snapshots still read their images, and the stopped
+# store passes 'ddsnap check'.
 set -euo pipefail
 . "$SRC/tests/vm/lib.sh"
 export DM_DEFAULT_NAME_MANGLING_MODE=none
@@ -109,6 +111,23 @@ splice /tmp/o1 "wr-o2b" $((100 * C)) $((2 * C))
 same $vol /tmp/o1 "the origin after its rewrite"
 same "$(snap_dev 1)" /tmp/s1 "snapshot 1 after the origin rewrite"
 same "$(snap_dev 2)" /tmp/s2 "snapshot 2 after the origin rewrite"
+
+step "mapping read-ahead: 4 KiB reads of snapshot 2 over chunks the origin rewrote"
+# Chunks 3..14 of snapshot 2 are copy-outs now.  A fresh device reads them 4 KiB at a time:
+# the first read asks the server, and its query also asks where the chunks after it are
+# (RANGE_AHEAD), so the reads of the other eleven chunks hit the cache.
+dm_remove "vol(2)"
+snap_up 2
+dd if="$(snap_dev 2)" of=/tmp/ra bs=4096 skip=$((3 * C / 4096)) count=$((12 * C / 4096)) \
+	iflag=direct status=none
+cmp -s /tmp/ra <(dd if=/tmp/s2 bs=4096 skip=$((3 * C / 4096)) count=$((12 * C / 4096)) \
+	status=none) || fail "snapshot 2's chunks 3..14 read through read-ahead mappings differ"
+st=$(dmsetup status "vol(2)")
+log "vol(2): $st"
+misses=$(sed -n 's/.* misses=\([0-9]*\).*/\1/p' <<<"$st")
+ahead=$(sed -n 's/.* ahead=\([0-9]*\).*/\1/p' <<<"$st")
+((misses <= 2)) || fail "$misses of 48 reads asked the server (read-ahead should leave 1 or 2)"
+((ahead >= 11)) || fail "read-ahead cached $ahead mappings, fewer than the 11 chunks after the first"
 
 step "fresh devices (mappings from the server, not the kernel's cache), then a server restart"
 dm_remove "vol(1)"
