@@ -330,11 +330,13 @@ static bool channel_may_send(const struct ddsnap_dev *dc, const struct ddsnap_io
  */
 static void channel_ahead(struct ddsnap_dev *dc, struct ddsnap_query *q, u64 *first)
 {
-	const struct ddsnap_range *last = &q->r[q->nr - 1];
-	u64 start = last->chunk + last->count;
-	u64 limit = min_t(u64, start + dc->ahead, dc->nr_chunks);
+	u64 start, limit;
 	bool zone;
 
+	if (!q->nr)
+		return; /* no bio fitted (the map path bounds bios by the wire: cannot happen) */
+	start = q->r[q->nr - 1].chunk + q->r[q->nr - 1].count;
+	limit = min_t(u64, start + dc->ahead, dc->nr_chunks);
 	while (start < limit && ddsnap_cache_mapped(dc, start))
 		start++;
 	zone = start >= dc->ahead_lo && start <= dc->ahead_hi;
