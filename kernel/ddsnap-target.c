@@ -261,18 +261,18 @@ static const char *target_check_ahead(const struct ddsnap_io *io, const struct d
 }
 
 /*
- * Cache the snapstore mappings of a checked reply's read-ahead part, and adapt the window: it
- * halves while fewer than a quarter of its chunks are in the snapstore, and doubles while
- * more than half are.
+ * Cache the snapstore mappings of the read-ahead part of reply @m (checked, from @io's
+ * request), and adapt the window: it halves while fewer than a quarter of its chunks are in
+ * the snapstore, and doubles while more than half are.
  */
-static void target_apply_ahead(struct ddsnap_dev *dc, u32 ahead_slot, u32 batch,
+static void target_apply_ahead(struct ddsnap_dev *dc, const struct ddsnap_io *io,
 			       const struct ddsnap_msg *m)
 {
-	u32 n = batch - ahead_slot, cached = 0, w = READ_ONCE(dc->ahead);
+	u32 n = io->batch - io->ahead_slot, cached = 0, w = READ_ONCE(dc->ahead);
 	struct ddsnap_mapping p;
 	unsigned long flags;
 
-	for (u32 i = ahead_slot; i < batch; i++) {
+	for (u32 i = io->ahead_slot; i < io->batch; i++) {
 		ddsnap_proto_mapping(m, i, &p);
 		if (p.where != DDSNAP_MAP_SHARED && p.where != DDSNAP_MAP_PRIVATE)
 			continue;
@@ -294,7 +294,6 @@ int ddsnap_target_reply(struct ddsnap_dev *dc, struct list_head *ios, const stru
 {
 	struct ddsnap_io *io, *tmp;
 	const char *bad = NULL;
-	u32 ahead_slot = 0, batch = 0;
 	u64 culprit = 0;
 
 	/* All or nothing: a reply that misanswers one bio of a batch is trusted for none. */
@@ -308,13 +307,12 @@ int ddsnap_target_reply(struct ddsnap_dev *dc, struct list_head *ios, const stru
 	/* The bios of one request share its read-ahead range (and target_check saw the count). */
 	io = list_first_entry_or_null(ios, struct ddsnap_io, list);
 	if (!bad && io && io->ahead_slot < io->batch) {
-		ahead_slot = io->ahead_slot;
-		batch = io->batch;
 		bad = target_check_ahead(io, m);
-		culprit = io->ahead;
+		if (bad)
+			culprit = io->ahead;
+		else
+			target_apply_ahead(dc, io, m);
 	}
-	if (!bad && ahead_slot < batch)
-		target_apply_ahead(dc, ahead_slot, batch, m);
 	list_for_each_entry_safe (io, tmp, ios, list) {
 		list_del_init(&io->list);
 		if (bad)

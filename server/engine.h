@@ -337,8 +337,8 @@ int engine_changelist(struct engine *e, u32 a, u32 b, u64 **chunks, u64 *n,
  * after the last synced one, in log order.  A record already reflected in the trees is
  * skipped, so replaying a record twice is harmless.  Returns 0, -EPROTO (malformed or
  * inconsistent record: a copy-out must carry the current gen as its death and the chunk's
- * last death as its birth, as the engine wrote it), the claim's error, or a metadata error.  O(log exceptions); a drop costs what the
- * delete did.
+ * last death as its birth, as the engine wrote it), the claim's error, or a metadata error.
+ * O(log exceptions); a drop costs what the delete did.
  */
 int engine_replay(struct engine *e, struct tx *tx, u16 type, const void *payload, u16 len);
 

@@ -287,8 +287,7 @@ static void handle_identify(struct conn *c, const struct wire_msg *m)
 	c->origin = m->identify.tag == DDSNAP_TAG_ORIGIN;
 	c->tag = m->identify.tag;
 	r.identify_reply.error = err;
-	r.identify_reply.version = m->identify.version < DDSNAP_WIRE_VERSION ? m->identify.version
-									     : DDSNAP_WIRE_VERSION;
+	r.identify_reply.version = MIN(m->identify.version, DDSNAP_WIRE_VERSION);
 	r.identify_reply.chunk_bits = volume_chunk_bits(s->vol);
 	r.identify_reply.state = state;
 	r.identify_reply.gen = gen;
