@@ -16,6 +16,8 @@ PACKAGES=(
 	thin-provisioning-tools fio util-linux openssl
 	# deltas
 	xdelta3 zstd
+	# make fresh-test: a minimal Debian root to run the first steps of the README in
+	debootstrap
 )
 
 missing=()
@@ -26,11 +28,15 @@ for p in "${PACKAGES[@]}"; do
 done
 ((${#missing[@]} == 0)) && exit 0
 
-echo "deps: installing ${missing[*]}"
 if [[ $(id -u) -ne 0 ]]; then
-	echo "deps: must run as root to install packages (or install them: ${missing[*]})" >&2
+	{
+		echo "deps: these Debian packages are missing: ${missing[*]}"
+		echo "deps: installing them needs root; run this as root, then run make again:"
+		echo "    apt-get update && apt-get install -y --no-install-recommends ${missing[*]}"
+	} >&2
 	exit 1
 fi
+echo "deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
