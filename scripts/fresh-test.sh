@@ -77,9 +77,9 @@ new_root()
 	cp -a "$base" "$root"
 	rm -f "$root/.complete"
 	cp /etc/resolv.conf "$root/etc/resolv.conf"
-	git clone -q --no-hardlinks "$repo" "$root/root/zumastor"
+	git -c advice.detachedHead=false clone -q --no-hardlinks "$repo" "$root/root/zumastor"
 	chroot "$root" useradd -m -s /bin/bash newcomer
-	git clone -q --no-hardlinks "$repo" "$root/home/newcomer/zumastor"
+	git -c advice.detachedHead=false clone -q --no-hardlinks "$repo" "$root/home/newcomer/zumastor"
 	chroot "$root" chown -R newcomer: /home/newcomer/zumastor
 	echo "$root"
 }
@@ -153,7 +153,7 @@ run_case()
 			if grep -q 'A real Linux kernel' "$log"; then
 				result demo 1
 			else
-				result demo 0 "the guest did not boot into the demo (log: $log)"
+				result demo 0 "make demo exited $rc before the guest booted into the demo (log: $log)"
 			fi
 		elif ((rc == 0)) && grep -q '^PASS demo' "$log"; then
 			result demo 1
