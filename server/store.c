@@ -732,6 +732,7 @@ static int store_replay_one(void *arg, const struct intent_log_record *rec)
 int store_open_log(struct store *s, store_replay_fn replay, void *arg, char *why, size_t whylen)
 {
 	struct replay_ctx c = {.s = s, .fn = replay, .arg = arg};
+	struct intent_log_damage d;
 	struct intent_log_config cfg = {
 		.bdev = s->meta,
 		.start = s->label.log_start,
@@ -741,7 +742,10 @@ int store_open_log(struct store *s, store_replay_fn replay, void *arg, char *why
 		.replay_arg = &c,
 		.pressure = store_log_pressure,
 		.pressure_arg = s,
+		.discard_damaged = s->cfg.discard_damaged_log,
+		.damage = &d,
 	};
+	char msg[600];
 	struct tx *tx;
 	int r;
 
@@ -757,10 +761,14 @@ int store_open_log(struct store *s, store_replay_fn replay, void *arg, char *why
 	cfg.replay_from = (struct intent_log_pos){s->last.log_block_seq, s->last.log_rec_seq};
 	pthread_mutex_unlock(&s->lock);
 	r = intent_log_open(&cfg, &s->log);
-	if (r) {
-		s->log = NULL;
-		why_set(why, whylen, "intent log: %s", strerror(-r));
+	if (r == -EILSEQ && d.damaged) {
+		why_set(why, whylen, "intent log %s",
+			intent_log_damage_describe(&d, msg, sizeof(msg)));
+	} else if (r) {
+		why_set(why, whylen, "intent log: %s", errmsg(r));
 	}
+	if (r)
+		s->log = NULL;
 	store_tx_release(s, tx);
 	return r;
 }

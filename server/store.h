@@ -73,6 +73,11 @@ struct store_config {
 	u64 dirty_max_bytes;	 /* 0: TXG_DIRTY_MAX_BYTES */
 	bool no_sync_thread;	 /* sync only on store_sync()/close (tests, tools) */
 	bool read_only;		 /* no writes at all: check, dump */
+	/*
+	 * Open even though the intent log is damaged (intent_log.h): replay up to the damage
+	 * and drop the records after it.  The administrator's choice, never a default.
+	 */
+	bool discard_damaged_log;
 };
 
 struct store_format_params {

@@ -355,40 +355,34 @@ static void check_trees(struct checker *c)
 
 int store_log_walk(struct bdev *meta, const struct label *l, const struct uberblock *ub,
 		   int (*fn)(void *arg, const struct intent_log_record *rec), void *arg,
-		   u64 *pending)
+		   u64 *pending, struct intent_log_damage *damage)
 {
-	struct intent_log_record recs[INTENT_LOG_MAX_RECORDS_PER_BLOCK];
-	u64 s = ub->log_block_seq, rec = ub->log_rec_seq, n = 0;
-	void *buf = NULL;
-	int r = 0;
+	struct intent_log_config cfg = {
+		.bdev = meta,
+		.start = l->log_start,
+		.nblocks = l->log_blocks,
+		.guid = l->log_guid,
+		.synced_txg = ub->txg,
+		.replay_from = {ub->log_block_seq, ub->log_rec_seq},
+		.replay = fn,
+		.replay_arg = arg,
+		.damage = damage,
+	};
 
-	if (posix_memalign(&buf, BDEV_ALIGN, DDSNAP_BLOCK_SIZE))
-		return -ENOMEM;
-	for (u64 i = 0; i < l->log_blocks; i++, s++) {
-		struct intent_log_block_info info;
-		u64 at = l->log_start + s % l->log_blocks;
+	return intent_log_scan(&cfg, pending);
+}
 
-		r = bdev_read(meta, buf, DDSNAP_BLOCK_SIZE, at * DDSNAP_BLOCK_SIZE);
-		if (r)
-			break;
-		if (intent_log_block_decode(buf, at, &info, recs, ARRAY_SIZE(recs), NULL, 0) ||
-		    info.guid != l->log_guid || info.seq != s || info.first_rec_seq != rec)
-			break; /* the end of the log */
-		for (unsigned k = 0; k < info.nrecords && !r; k++) {
-			if (recs[k].txg <= ub->txg)
-				continue;
-			n++;
-			if (fn)
-				r = fn(arg, &recs[k]);
-		}
-		if (r)
-			break;
-		rec += info.nrecords;
-	}
-	free(buf);
-	if (pending)
-		*pending = n;
-	return r;
+/* The records the next open replays, and damage that would make it refuse (intent_log.h). */
+static void check_log(struct checker *c)
+{
+	struct intent_log_damage d;
+	char msg[600];
+	int r = store_log_walk(c->meta, &c->label, &c->ub, NULL, NULL, &c->rep->log_pending, &d);
+
+	if (r)
+		finding(c, true, "intent log: %s", errmsg(r));
+	else if (d.damaged)
+		finding(c, true, "intent log %s", intent_log_damage_describe(&d, msg, sizeof(msg)));
 }
 
 static void summary(struct checker *c)
@@ -462,8 +456,7 @@ int store_check(struct bdev *snap, struct bdev *meta, FILE *out, struct store_ch
 		c.data_seen = xzalloc(DIV_ROUND_UP(c.nchunks, 64) * sizeof(u64));
 		check_space(&c);
 		check_trees(&c);
-		if (store_log_walk(c.meta, &c.label, &c.ub, NULL, NULL, &rep->log_pending))
-			finding(&c, true, "intent log: read error");
+		check_log(&c);
 		metaslab_close(c.mg);
 		cache_destroy(c.cache);
 		free(c.seen);

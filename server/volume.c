@@ -224,7 +224,7 @@ int volume_open(const struct volume_params *p, struct volume **out, char *why, s
 	struct engine_roots roots = {0};
 	const struct label *l;
 	struct store_hook hook = {.pre_sync = engine_pre_sync, .arg = v};
-	char sub[300];
+	char sub[700]; /* an intent log damage report is long */
 	int r;
 
 	pthread_mutex_init(&v->lock, NULL);
@@ -248,6 +248,7 @@ int volume_open(const struct volume_params *p, struct volume **out, char *why, s
 	cfg.metadev = v->metadev;
 	cfg.cache_bytes = p->cache_bytes;
 	cfg.txg_timeout_ms = p->txg_timeout_ms;
+	cfg.discard_damaged_log = p->discard_damaged_log;
 	r = store_open(&cfg, &v->store, sub, sizeof(sub));
 	if (r) {
 		why_printf(why, whylen, r, "cannot open the store on %s: %s", p->snapstore, sub);

@@ -31,8 +31,9 @@ struct volume_params {
 	 * device this way, and crash it with volume_abandon()).
 	 */
 	struct bdev *snapstore_dev, *origin_dev, *metadev_dev;
-	size_t cache_bytes;	 /* metadata cache budget */
-	unsigned txg_timeout_ms; /* 0: the store's default (tests sync often with 1) */
+	size_t cache_bytes;	  /* metadata cache budget */
+	unsigned txg_timeout_ms;  /* 0: the store's default (tests sync often with 1) */
+	bool discard_damaged_log; /* store_config.discard_damaged_log */
 	volume_invalidate_fn invalidate;
 	void *invalidate_priv;
 };

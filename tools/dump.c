@@ -225,7 +225,8 @@ static int dump_more(FILE *f, struct bdev *meta, const struct label *l, const st
 	struct cache *cache = cache_create(meta, DUMP_CACHE_BYTES);
 	struct overlay_ctx o = {.f = f, .meta = meta, .entries = entries};
 	struct metaslab_group *mg;
-	char why[200] = "";
+	struct intent_log_damage d;
+	char why[200] = "", msg[600];
 	int r, errors = 0;
 
 	cache_set_synced_txg(cache, ub->txg);
@@ -246,8 +247,13 @@ static int dump_more(FILE *f, struct bdev *meta, const struct label *l, const st
 		metaslab_close(mg);
 	}
 	cache_destroy(cache);
-	if (store_log_walk(meta, l, ub, dump_logrec, f, NULL)) {
-		fprintf(f, "error intent log: read error\n");
+	r = store_log_walk(meta, l, ub, dump_logrec, f, NULL, &d);
+	if (r) {
+		fprintf(f, "error intent log: %s\n", errmsg(r));
+		errors++;
+	} else if (d.damaged) {
+		fprintf(f, "error intent log %s\n",
+			intent_log_damage_describe(&d, msg, sizeof(msg)));
 		errors++;
 	}
 	return errors;

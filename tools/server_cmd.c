@@ -2,7 +2,7 @@
 /*
  * server_cmd.c - `ddsnap server`: run ddsnapd for one volume.
  *
- *	ddsnap server [-f] [-l logfile] [-p pidfile] [-k cachesize]
+ *	ddsnap server [-f] [-l logfile] [-p pidfile] [-k cachesize] [--discard-damaged-log]
  *		<snapstore> <origin> [<metadev>] <server_socket>
  *
  * Startup order matters for the administrator: the socket is bound first (so a second
@@ -138,13 +138,21 @@ int cmd_server(int argc, char **argv)
 	struct server *srv = NULL;
 	bool foreground = false;
 	const char *sock;
-	char why[400];
+	char why[900];
 	int opt, n, r, notify = -1, rc = EXIT_FAIL;
 	struct sigaction sa = {0};
 
+	static const struct option longopts[] = {
+		{"discard-damaged-log", no_argument, NULL, 'D'},
+		{0},
+	};
+
 	optind = 1;
-	while ((opt = getopt(argc, argv, "+fl:p:k:")) != -1) {
+	while ((opt = getopt_long(argc, argv, "+fl:p:k:", longopts, NULL)) != -1) {
 		switch (opt) {
+		case 'D':
+			vp.discard_damaged_log = true;
+			break;
 		case 'f':
 			foreground = true;
 			break;
