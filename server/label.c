@@ -286,6 +286,18 @@ int label_read(struct bdev *b, int copy, struct label *out, char *why, size_t wh
 	return r;
 }
 
+int label_fits(const struct label *l, const struct bdev *b, u32 role, char *why, size_t whylen)
+{
+	u64 blocks = role == LABEL_ROLE_METADEV ? l->metadev_blocks : l->snapstore_blocks;
+
+	if (b->size / DDSNAP_BLOCK_SIZE >= blocks)
+		return 0;
+	return why_printf(
+		why, whylen, -EINVAL, "%s %s is %llu bytes, its label says %llu: truncated?",
+		role == LABEL_ROLE_METADEV ? "metadata device" : "snapstore", b->name,
+		(unsigned long long)b->size, (unsigned long long)(blocks * DDSNAP_BLOCK_SIZE));
+}
+
 bool label_same_store(const struct label *a, const struct label *b)
 {
 	struct label_disk *x = xzalloc(sizeof(*x)), *y = xzalloc(sizeof(*y));

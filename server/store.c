@@ -431,10 +431,9 @@ static int store_read_labels(struct store *s, char *why, size_t whylen)
 		why_set(why, whylen, "store uses features this version does not know");
 		return -EOPNOTSUPP;
 	}
-	if (s->snap->size / DDSNAP_BLOCK_SIZE < s->label.snapstore_blocks) {
-		why_set(why, whylen, "%s is smaller than when it was initialized", s->snap->name);
-		return -EINVAL;
-	}
+	r = label_fits(&s->label, s->snap, LABEL_ROLE_SNAPSTORE, why, whylen);
+	if (r)
+		return r;
 	if (!s->label.metadev_blocks) {
 		if (s->cfg.metadev) {
 			why_set(why, whylen, "store has no metadata device");
@@ -455,11 +454,7 @@ static int store_read_labels(struct store *s, char *why, size_t whylen)
 		why_set(why, whylen, "%s is not the metadata device of this store", s->meta->name);
 		return -EINVAL;
 	}
-	if (s->meta->size / DDSNAP_BLOCK_SIZE < s->label.metadev_blocks) {
-		why_set(why, whylen, "%s is smaller than when it was initialized", s->meta->name);
-		return -EINVAL;
-	}
-	return 0;
+	return label_fits(&s->label, s->meta, LABEL_ROLE_METADEV, why, whylen);
 }
 
 static void store_free(struct store *s)

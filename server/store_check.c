@@ -39,8 +39,9 @@ struct checker {
 	struct uberblock ub;
 	struct cache *cache;
 	struct metaslab_group *mg;
-	u64 *seen;	/* metadata blocks referenced, by device block */
-	u64 *data_seen; /* data chunks referenced, by chunk address */
+	u64 *seen;	 /* metadata blocks referenced, by device block: meta_blocks bits */
+	u64 *data_seen;	 /* data chunks referenced, by chunk address: nchunks bits */
+	u64 meta_blocks; /* the metadata device's blocks as the label says (block numbers too) */
 	u64 region_start, region_blocks, chunk_blocks, nchunks;
 	char tree[64];
 	unsigned root; /* which uberblock root the walk came from */
@@ -51,8 +52,10 @@ struct checker {
 	u64 damaged; /* subtrees that could not be read: what they hold looks leaked */
 };
 
-static bool bit_test_set(u64 *map, u64 i)
+/* Callers check @i against the bitmap's source first: the VERIFY is the backstop. */
+static bool bit_test_set(u64 *map, u64 nbits, u64 i)
 {
+	VERIFY(i < nbits);
 	bool was = map[i / 64] & (1ULL << (i % 64));
 
 	map[i / 64] |= 1ULL << (i % 64);
@@ -131,7 +134,7 @@ static void account_meta(struct checker *c, const char *what, u64 blocknr, u64 b
 		finding(c, true, "%s: block %llu born in txg %llu after the uberblock's %llu", what,
 			(unsigned long long)blocknr, (unsigned long long)birth,
 			(unsigned long long)c->ub.txg);
-	if (bit_test_set(c->seen, blocknr)) {
+	if (bit_test_set(c->seen, c->meta_blocks, blocknr)) {
 		finding(c, true, "%s: block %llu referenced twice", what,
 			(unsigned long long)blocknr);
 		return;
@@ -153,7 +156,7 @@ static void account_data(struct checker *c, u64 addr)
 			(unsigned long long)addr);
 		return;
 	}
-	if (bit_test_set(c->data_seen, addr)) {
+	if (bit_test_set(c->data_seen, c->nchunks, addr)) {
 		finding(c, true, "%s: data chunk %llu referenced twice", c->tree,
 			(unsigned long long)addr);
 		return;
@@ -280,7 +283,8 @@ static int account_allocated(void *arg, enum metaslab_class_disk cls, u64 start,
 	if (cls == METASLAB_CLASS_META) {
 		c->rep->meta_allocated += n;
 		for (u64 b = start; b < start + n; b++)
-			if (!(c->seen[b / 64] & (1ULL << (b % 64))) && !c->meta_leaks++)
+			if ((b >= c->meta_blocks || !(c->seen[b / 64] & (1ULL << (b % 64)))) &&
+			    !c->meta_leaks++)
 				c->first_meta_leak = b;
 	} else if (cls == METASLAB_CLASS_DATA) {
 		c->rep->data_allocated += n;
@@ -443,6 +447,15 @@ int store_check(struct bdev *snap, struct bdev *meta, FILE *out, struct store_ch
 		return -EINVAL;
 	}
 	c.meta = meta ? meta : snap;
+	/* Block numbers below come from the label and the trees: the devices must hold them. */
+	if (label_fits(&c.label, snap, LABEL_ROLE_SNAPSTORE, why, sizeof(why)) ||
+	    (meta && label_fits(&c.label, meta, LABEL_ROLE_METADEV, why, sizeof(why)))) {
+		finding(&c, true, "%s", why);
+		if (out)
+			fprintf(out, "check: %llu errors (nothing else checked)\n",
+				(unsigned long long)rep->errors);
+		return 0;
+	}
 	check_labels(&c, snap, LABEL_ROLE_SNAPSTORE);
 	if (meta)
 		check_labels(&c, meta, LABEL_ROLE_METADEV);
@@ -452,7 +465,8 @@ int store_check(struct bdev *snap, struct bdev *meta, FILE *out, struct store_ch
 		c.region_blocks = c.label.meta_blocks ? c.label.meta_blocks : c.label.data_blocks;
 		c.chunk_blocks = label_chunk_blocks(&c.label);
 		c.nchunks = c.label.snapstore_blocks / c.chunk_blocks;
-		c.seen = xzalloc(DIV_ROUND_UP(c.meta->size / DDSNAP_BLOCK_SIZE, 64) * sizeof(u64));
+		c.meta_blocks = meta ? c.label.metadev_blocks : c.label.snapstore_blocks;
+		c.seen = xzalloc(DIV_ROUND_UP(c.meta_blocks, 64) * sizeof(u64));
 		c.data_seen = xzalloc(DIV_ROUND_UP(c.nchunks, 64) * sizeof(u64));
 		check_space(&c);
 		check_trees(&c);

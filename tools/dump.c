@@ -284,6 +284,12 @@ static int dump_store(FILE *f, struct bdev *snap, struct bdev *meta, bool all, b
 		fprintf(f, "error store has a metadata device: name it\n");
 		return -EINVAL;
 	}
+	/* A short device: say so, then dump what can be read (reads past its end fail). */
+	if (label_fits(&l, snap, LABEL_ROLE_SNAPSTORE, why, sizeof(why)) ||
+	    (meta && label_fits(&l, meta, LABEL_ROLE_METADEV, why, sizeof(why)))) {
+		fprintf(f, "error %s\n", why);
+		errors++;
+	}
 	meta = meta ? meta : snap;
 	r = uberblock_read_newest(meta, &l, &newest, NULL, why, sizeof(why));
 	if (r) {

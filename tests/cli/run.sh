@@ -221,6 +221,22 @@ for _ in $(seq 50); do
 done
 expect 0 "check is clean after the discard" "$ddsnap" check "$dstore"
 
+# Issue 16 defect 6: a store shorter than its label says (truncated to half) is reported
+# clearly by check, dump and the server, with no crash; the same for a metadata device.
+cp "$dstore" "$dir/tstore"
+truncate -s 32M "$dir/tstore"
+expect 3 "check of a snapstore truncated to half" "$ddsnap" check "$dir/tstore"
+expect_out "^error: snapstore .*tstore is 33554432 bytes, its label says 67108864: truncated\?" "check says it is truncated"
+expect 3 "dump of a truncated snapstore reports errors" "$ddsnap" dump "$dir/tstore"
+expect_out "^error snapstore .*truncated\?" "dump says it is truncated"
+expect 1 "server refuses a truncated snapstore" "$ddsnap" server -l "$dir/tlog" "$dir/tstore" "$origin" "$dir/tsock"
+expect_out "its label says 67108864: truncated\?" "the server says it is truncated"
+truncate -s 16M "$dir/tmeta"
+expect 0 "initialize with a metadata device" "$ddsnap" initialize -y "$dir/tstore" "$origin" "$dir/tmeta"
+truncate -s 8M "$dir/tmeta"
+expect 3 "check of a truncated metadata device" "$ddsnap" check "$dir/tstore" "$dir/tmeta"
+expect_out "^error: metadata device .*tmeta is 8388608 bytes, its label says 16777216: truncated\?" "check says the metadata device is truncated"
+
 results_record cli "$passed" "$failed"
 echo "cli: $passed passed, $failed failed"
 ((failed == 0))
