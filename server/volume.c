@@ -738,7 +738,7 @@ int volume_changelist(struct volume *v, u32 from, u32 to, u64 cursor, u64 *out, 
 
 	*count = 0;
 	*next = CTL_CURSOR_END;
-	if (from == CTL_TAG_NONE) {
+	if (from == DDSNAP_TAG_NONE) {
 		/* No source: every chunk of the volume. */
 		for (i = cursor; i < v->origin_chunks && *count < max; i++)
 			out[(*count)++] = i;
@@ -756,7 +756,7 @@ int volume_changelist(struct volume *v, u32 from, u32 to, u64 cursor, u64 *out, 
 		free(v->cl.chunks);
 		v->cl.chunks = NULL;
 		v->cl.valid = false;
-		err = engine_changelist(v->engine, from, to == CTL_TAG_ORIGIN ? ENGINE_HEAD : to,
+		err = engine_changelist(v->engine, from, to == DDSNAP_TAG_HEAD ? ENGINE_HEAD : to,
 					&v->cl.chunks, &v->cl.n, NULL);
 		if (!err) {
 			v->cl.valid = true;

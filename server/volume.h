@@ -118,8 +118,8 @@ int volume_list(struct volume *v, u64 cursor, struct ctl_snap *out, u32 max, u32
 int volume_status(struct volume *v, struct ctl_status *out);
 
 /*
- * Changed chunks @from -> @to (CTL_TAG_NONE: the whole volume's written chunks;
- * CTL_TAG_ORIGIN: the live origin) at or after chunk @cursor: up to @max in @out,
+ * Changed chunks @from -> @to (DDSNAP_TAG_NONE: the whole volume's written chunks;
+ * DDSNAP_TAG_HEAD: the live origin) at or after chunk @cursor: up to @max in @out,
  * ascending; *next = where to continue or CTL_CURSOR_END.
  */
 int volume_changelist(struct volume *v, u32 from, u32 to, u64 cursor, u64 *out, u32 max, u32 *count,

@@ -43,38 +43,6 @@ static void on_hup(int sig)
 	log_reopen();
 }
 
-static int parse_size(const char *s, size_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (!*s || errno || s[0] == '-')
-		return -EINVAL;
-	switch (*end) {
-	case 'k':
-	case 'K':
-		v <<= 10;
-		end++;
-		break;
-	case 'm':
-	case 'M':
-		v <<= 20;
-		end++;
-		break;
-	case 'g':
-	case 'G':
-		v <<= 30;
-		end++;
-		break;
-	}
-	if (*end || v < (1 << 20))
-		return -EINVAL;
-	*out = (size_t)v;
-	return 0;
-}
-
 static int write_pidfile(const char *path)
 {
 	char buf[32];
@@ -141,6 +109,7 @@ int cmd_server(int argc, char **argv)
 	char why[900];
 	int opt, n, r, notify = -1, rc = EXIT_FAIL;
 	struct sigaction sa = {0};
+	u64 size;
 
 	static const struct option longopts[] = {
 		{"discard-damaged-log", no_argument, NULL, 'D'},
@@ -163,12 +132,13 @@ int cmd_server(int argc, char **argv)
 			pidfile = optarg;
 			break;
 		case 'k':
-			if (parse_size(optarg, &vp.cache_bytes)) {
+			if (cmd_parse_size(optarg, SIZE_MAX, &size) || size < (1 << 20)) {
 				cmd_error(argv[0],
 					  "bad cache size '%s' (at least 1M; k/M/G suffix)",
 					  optarg);
 				return EXIT_USAGE;
 			}
+			vp.cache_bytes = (size_t)size;
 			break;
 		default:
 			return cmd_usage(argv[0]);

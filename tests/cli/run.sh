@@ -62,6 +62,8 @@ expect 2 "unknown command" "$ddsnap" frobnicate
 expect 0 "version" "$ddsnap" --version
 expect 2 "initialize without arguments" "$ddsnap" initialize
 expect 2 "initialize with a bad chunk size" "$ddsnap" initialize -c 3000 "$store" "$origin"
+expect 2 "initialize with a chunk size that would wrap to 16k" "$ddsnap" initialize -c 18014398509482000k "$store" "$origin"
+expect_out "chunk size '18014398509482000k'" "the refusal names the chunk size"
 expect 0 "initialize" "$ddsnap" initialize "$store" "$origin"
 expect 1 "initialize refuses an initialized store without -y" "$ddsnap" initialize "$store" "$origin"
 expect 0 "initialize -y" "$ddsnap" initialize -y -c 16k "$store" "$origin"
@@ -69,6 +71,8 @@ expect 0 "initialize -y" "$ddsnap" initialize -y -c 16k "$store" "$origin"
 expect 1 "server on a missing snapstore" "$ddsnap" server "$dir/nope" "$origin" "$sock"
 expect_out "nope" "the error names the missing device"
 expect 2 "server with a bad cache size" "$ddsnap" server -k 1x "$store" "$origin" "$sock"
+expect 2 "server with a cache size that would wrap to 1G" "$ddsnap" server -k 17179869185G "$store" "$origin" "$sock"
+expect_out "bad cache size '17179869185G'" "the refusal names the cache size"
 expect 1 "server with a relative socket path" "$ddsnap" server "$store" "$origin" relative.sock
 expect_out "cannot listen on relative.sock" "the error names the socket"
 expect 0 "server starts and reports ready" "$ddsnap" server -l "$dir/log" -p "$pid" "$store" "$origin" "$sock"
@@ -82,6 +86,9 @@ expect 1 "create 1 again" "$ddsnap" create "$sock" 1
 expect_out "exists" "the refusal says the tag exists"
 expect 2 "create with a bad tag" "$ddsnap" create "$sock" -5
 expect 2 "create with a tag out of range" "$ddsnap" create "$sock" 4294967295
+expect 2 "create with the reserved tag 4294967294" "$ddsnap" create "$sock" 4294967294
+expect_out "bad snapshot tag '4294967294': a number from 0 to 4294967293" "the refusal states the tag range"
+expect 2 "usecount with a count that would wrap" "$ddsnap" usecount "$sock" 1 18446744073709551617
 expect 0 "create 2" "$ddsnap" create "$sock" 2
 expect 0 "list" "$ddsnap" list "$sock"
 expect_out "^1 .*Z$" "list shows tag 1 with its UTC time"
@@ -115,6 +122,10 @@ expect 2 "send with a bad rate" "$ddsnap" send -l 5q "$sock" 2
 expect 1 "send against no server" "$ddsnap" send -d "$dir/origin" "$dir/nobody.sock" 2
 expect_out "cannot connect" "send says it cannot connect"
 expect 1 "receive against no server" "$ddsnap" receive "$dir/nobody.sock" 2 </dev/null
+expect 1 "receive --listen on port 99999" "$ddsnap" receive --listen 99999 -d "$rorigin" "$sock" 9 </dev/null
+expect_out "bad listen address '99999': \[addr:\]port, the port 1..65535" "the refusal states the port range"
+expect 1 "send --to a port out of range" "$ddsnap" send --to 127.0.0.1:65536 -d "$dir/origin" "$sock" 2
+expect_out "bad address '127.0.0.1:65536'" "the refusal names the address"
 expect 0 "replica: initialize" "$ddsnap" initialize -c 16k "$rstore" "$rorigin"
 expect 0 "replica: server" "$ddsnap" server -p "$rpid" "$rstore" "$rorigin" "$rsock"
 head -c 5M /dev/urandom | dd of="$origin" bs=1M seek=2 conv=notrunc status=none
