@@ -279,9 +279,16 @@ int label_read(struct bdev *b, int copy, struct label *out, char *why, size_t wh
 	if (r && r != -EIO) {
 		if (!any_magic)
 			r = -ENODATA;
-		if (why && whylen)
-			snprintf(why, whylen, "%s: %s%s%s", b->name, any_magic ? "" : "no label",
-				 sub[first], copy < 0 && sub[1][0] ? sub[1] : "");
+		if (!any_magic && first == last)
+			why_printf(why, whylen, r, "%s: no label copy %d", b->name, first);
+		else if (!any_magic)
+			why_printf(why, whylen, r, "%s: no label", b->name);
+		else if (first == last)
+			why_printf(why, whylen, r, "%s: label copy %d: %s", b->name, first,
+				   sub[first]);
+		else
+			why_printf(why, whylen, r, "%s: label copy 0: %s; copy 1: %s", b->name,
+				   sub[0], sub[1]);
 	}
 	return r;
 }

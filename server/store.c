@@ -203,7 +203,7 @@ int store_sync(struct store *s)
 	if (r) {
 		s->failed = r;
 		log_err("store: sync of txg %llu failed (%s); the store refuses changes now",
-			(unsigned long long)s->open_txg, strerror(-r));
+			(unsigned long long)s->open_txg, errmsg(r));
 	}
 	s->quiescing = false;
 	pthread_cond_broadcast(&s->cond);
@@ -409,7 +409,7 @@ int store_format(struct bdev *snapstore, struct bdev *metadev, const struct stor
 	if (!r)
 		r = label_write(snapstore, &l, LABEL_ROLE_SNAPSTORE);
 	if (r)
-		why_set(why, whylen, "writing the new store: %s", strerror(-r));
+		why_set(why, whylen, "writing the new store: %s", errmsg(r));
 	return r;
 }
 

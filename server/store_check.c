@@ -88,7 +88,7 @@ static void check_labels(struct checker *c, struct bdev *b, u32 role)
 		int r = label_read(b, copy, &l, why, sizeof(why));
 
 		if (r) {
-			finding(c, true, "%s: label copy %d: %s", b->name, copy, why);
+			finding(c, true, "%s", why); /* names the device and the copy */
 			continue;
 		}
 		if (l.role != role || !label_same_store(&l, &c->label))
@@ -235,7 +235,7 @@ static int report_damage(void *arg, u64 blocknr, int err, const char *why)
 {
 	struct checker *c = arg;
 
-	finding(c, true, "%s tree: %s", c->tree, why[0] ? why : strerror(-err));
+	finding(c, true, "%s tree: %s", c->tree, why[0] ? why : errmsg(err));
 	/* Its pointer still holds the block: not a leak, only unreadable. */
 	account_meta(c, c->tree, blocknr, 0);
 	c->damaged++;
@@ -249,7 +249,7 @@ static void walk_tree(struct checker *c, const struct blkptr *root, struct store
 	int r = treewalk(c->meta, root, &w, why, sizeof(why));
 
 	if (r)
-		finding(c, true, "%s tree: %s", c->tree, why[0] ? why : strerror(-r));
+		finding(c, true, "%s tree: %s", c->tree, why[0] ? why : errmsg(r));
 	if (t)
 		*t = (struct store_check_tree){.nodes = w.nodes,
 					       .leaves = w.leaves,
@@ -308,7 +308,7 @@ static void check_space(struct checker *c)
 	cache_set_synced_txg(c->cache, c->ub.txg);
 	r = metaslab_open(c->cache, &c->ub.metaslab, c->ub.txg, &c->mg, why, sizeof(why));
 	if (r) {
-		finding(c, true, "metaslab table: %s", why[0] ? why : strerror(-r));
+		finding(c, true, "metaslab table: %s", why[0] ? why : errmsg(r));
 		c->mg = NULL;
 		return;
 	}

@@ -211,8 +211,7 @@ static int open_dev(const char *path, const char *role, struct bdev **out, char 
 	int r = bdev_open(path, 0, out);
 
 	if (r)
-		return why_printf(why, whylen, r, "cannot open %s %s: %s", role, path,
-				  strerror(-r));
+		return why_printf(why, whylen, r, "cannot open %s %s: %s", role, path, errmsg(r));
 	return 0;
 }
 
@@ -283,12 +282,14 @@ int volume_open(const struct volume_params *p, struct volume **out, char *why, s
 	ep.copy_threads = VOLUME_COPY_THREADS;
 	/* the log's flushes are the snapstore's ("Flushes saved"): no data checksums */
 	ep.copies_ordered = !v->metadev;
+	ep.data_first = l->data_start / v->chunk_blocks;
+	ep.data_end = (l->data_start + l->data_blocks) / v->chunk_blocks;
 	store_root(v->store, UB_ROOT_EXCEPTIONS, &roots.exceptions);
 	store_root(v->store, UB_ROOT_SNAPSHOTS, &roots.snapshots);
 	roots.gen = store_scalar(v->store, UB_SCALAR_GEN);
 	r = engine_open(&ep, &roots, &v->engine);
 	if (r) {
-		why_printf(why, whylen, r, "cannot open the snapshot metadata: %s", strerror(-r));
+		why_printf(why, whylen, r, "cannot open the snapshot metadata: %s", errmsg(r));
 		goto out_close_store;
 	}
 	store_add_hook(v->store, &hook);
@@ -331,7 +332,7 @@ int volume_close(struct volume *v)
 		 (unsigned long long)ls.records, (unsigned long long)ls.batches,
 		 (unsigned long long)ls.flushes);
 	if (r)
-		log_err("final txg sync failed: %s", strerror(-r));
+		log_err("final txg sync failed: %s", errmsg(r));
 	engine_close(v->engine);
 	if (r)
 		store_abandon(v->store);
@@ -449,7 +450,7 @@ static int commit(struct volume *v, u64 need, int err)
 	if (!r)
 		r = intent_log_flush(store_log(v->store));
 	if (r)
-		log_err("intent log commit failed: %s", strerror(-r));
+		log_err("intent log commit failed: %s", errmsg(r));
 	return err ? err : r;
 }
 

@@ -278,7 +278,7 @@ static int create_flush(struct create *c, struct out *o)
 		c->chunks_done += it->count;
 	}
 	if (rc)
-		derr("writing the delta: %s", strerror(-rc));
+		derr("writing the delta: %s", errmsg(rc));
 	xfer_progress_update(&o->prog, c->chunks_done * c->chunk_size);
 	c->nitems = c->njobs = 0;
 	c->tfill = c->ofill = 0;
@@ -507,7 +507,7 @@ int delta_create_stream(const struct delta_create_params *p)
 		rc = changelist_rewind(cr);
 	if (rc) {
 		derr("changelist %s: %s", p->changelist,
-		     rc != -EILSEQ ? strerror(-rc)
+		     rc != -EILSEQ ? errmsg(rc)
 		     : cr	   ? changelist_error(cr)
 				   : "not a valid changelist header");
 		changelist_close(cr);
@@ -531,7 +531,7 @@ int delta_create_stream(const struct delta_create_params *p)
 		rc = delta_token_load(p->resume, &tok);
 		if (rc || !delta_token_matches(&tok, &h)) {
 			derr("resume token %s: %s", p->resume,
-			     rc ? strerror(-rc) : "belongs to another transfer");
+			     rc ? errmsg(rc) : "belongs to another transfer");
 			goto out;
 		}
 		h.start_seq = tok.next_seq;
@@ -581,7 +581,7 @@ int delta_create_stream(const struct delta_create_params *p)
 	xfer_progress_init(&o.prog, p->cmd, ch.count * ch.chunk_size, p->force_progress);
 	rc = delta_writer_new(&c.w, out_write, &o, &h);
 	if (rc) {
-		derr("writing the delta header: %s", strerror(-rc));
+		derr("writing the delta header: %s", errmsg(rc));
 		goto out;
 	}
 	max_run = DELTA_MAX_EXTENT / ch.chunk_size;
@@ -617,7 +617,7 @@ int delta_create_stream(const struct delta_create_params *p)
 		rc = delta_writer_finish(c.w, &tr);
 	xfer_progress_done(&o.prog);
 	if (rc) {
-		derr("delta not created: %s", rc == -EILSEQ ? changelist_error(cr) : strerror(-rc));
+		derr("delta not created: %s", rc == -EILSEQ ? changelist_error(cr) : errmsg(rc));
 		goto out;
 	}
 	if (p->verbose) {
@@ -690,13 +690,13 @@ static int apply_save(struct apply *a)
 		return 0;
 	if (a->dirty && fdatasync(a->origin.fd)) {
 		rc = -errno;
-		derr("sync %s: %s", a->origin.path, strerror(-rc));
+		derr("sync %s: %s", a->origin.path, errmsg(rc));
 		return rc;
 	}
 	a->dirty = false;
 	rc = delta_token_save(a->token_path, &a->applied);
 	if (rc)
-		derr("saving resume token %s: %s", a->token_path, strerror(-rc));
+		derr("saving resume token %s: %s", a->token_path, errmsg(rc));
 	clock_gettime(CLOCK_MONOTONIC, &a->last_save);
 	return rc;
 }
@@ -1203,18 +1203,18 @@ int delta_fetch_changelist(const char *cmd, struct ctl_client *c, const char *pa
 	ctl_client_uuid(c, h.uuid);
 	rc = changelist_create(&w, path, &h);
 	if (rc) {
-		derr("cannot create %s: %s", path, strerror(-rc));
+		derr("cannot create %s: %s", path, errmsg(rc));
 		goto out;
 	}
 	rc = ctl_client_changelist(c, from, to, cl_append, w, &res, why, sizeof(why));
 	if (rc || res.error) {
-		derr("changelist: %s", rc ? (*why ? why : strerror(-rc)) : res.text);
+		derr("changelist: %s", rc ? (*why ? why : errmsg(rc)) : res.text);
 		changelist_abort(w);
 		goto out;
 	}
 	rc = changelist_commit(w);
 	if (rc) {
-		derr("writing %s: %s", path, strerror(-rc));
+		derr("writing %s: %s", path, errmsg(rc));
 		goto out;
 	}
 	ret = EXIT_OK;

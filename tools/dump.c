@@ -159,7 +159,7 @@ static int dump_damage(void *arg, u64 blocknr, int err, const char *why)
 {
 	struct dump_ctx *d = arg;
 
-	fprintf(d->f, "error tree %s: %s\n", d->tree, why[0] ? why : strerror(-err));
+	fprintf(d->f, "error tree %s: %s\n", d->tree, why[0] ? why : errmsg(err));
 	return 0;
 }
 
@@ -174,7 +174,7 @@ static int dump_tree(FILE *f, struct bdev *meta, const char *name, const struct 
 	fprintf(f, "tree %s\n", name);
 	r = treewalk(meta, root, &w, why, sizeof(why));
 	if (r)
-		fprintf(f, "error tree %s: %s\n", name, why[0] ? why : strerror(-r));
+		fprintf(f, "error tree %s: %s\n", name, why[0] ? why : errmsg(r));
 	return r || w.damaged ? -EILSEQ : 0;
 }
 
@@ -233,14 +233,14 @@ static int dump_more(FILE *f, struct bdev *meta, const struct label *l, const st
 	if (ub->roots[UB_ROOT_SNAPSHOTS].blocknr) {
 		r = engine_overlay_roots(cache, &ub->roots[UB_ROOT_SNAPSHOTS], dump_overlay, &o);
 		if (r) {
-			fprintf(f, "error overlays: %s\n", strerror(-r));
+			fprintf(f, "error overlays: %s\n", errmsg(r));
 			errors++;
 		}
 		errors += o.errors;
 	}
 	r = metaslab_open(cache, &ub->metaslab, ub->txg, &mg, why, sizeof(why));
 	if (r) {
-		fprintf(f, "error metaslab table: %s\n", why[0] ? why : strerror(-r));
+		fprintf(f, "error metaslab table: %s\n", why[0] ? why : errmsg(r));
 		errors++;
 	} else {
 		metaslab_walk_allocated(mg, dump_run, f);
@@ -340,13 +340,13 @@ int cmd_dump(int argc, char **argv)
 		return cmd_usage("dump");
 	r = bdev_open(argv[optind], BDEV_RDONLY, &snap);
 	if (r) {
-		cmd_error("dump", "%s: %s", argv[optind], strerror(-r));
+		cmd_error("dump", "%s: %s", argv[optind], errmsg(r));
 		goto out;
 	}
 	if (argc - optind == 2) {
 		r = bdev_open(argv[optind + 1], BDEV_RDONLY, &meta);
 		if (r) {
-			cmd_error("dump", "%s: %s", argv[optind + 1], strerror(-r));
+			cmd_error("dump", "%s: %s", argv[optind + 1], errmsg(r));
 			goto out;
 		}
 	}

@@ -82,18 +82,18 @@ int cmd_initialize(int argc, char **argv)
 
 	r = bdev_open(argv[optind], 0, &snap);
 	if (r) {
-		cmd_error("initialize", "%s: %s", argv[optind], strerror(-r));
+		cmd_error("initialize", "%s: %s", argv[optind], errmsg(r));
 		goto out;
 	}
 	r = bdev_open(argv[optind + 1], BDEV_RDONLY | BDEV_BUFFERED, &origin);
 	if (r) {
-		cmd_error("initialize", "origin %s: %s", argv[optind + 1], strerror(-r));
+		cmd_error("initialize", "origin %s: %s", argv[optind + 1], errmsg(r));
 		goto out;
 	}
 	if (argc - optind == 3) {
 		r = bdev_open(argv[optind + 2], 0, &meta);
 		if (r) {
-			cmd_error("initialize", "%s: %s", argv[optind + 2], strerror(-r));
+			cmd_error("initialize", "%s: %s", argv[optind + 2], errmsg(r));
 			goto out;
 		}
 	}

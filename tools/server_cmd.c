@@ -153,7 +153,7 @@ int cmd_server(int argc, char **argv)
 	sock = argv[argc - 1];
 
 	if (logfile && (r = log_open(logfile))) {
-		cmd_error(argv[0], "cannot open log file %s: %s", logfile, strerror(-r));
+		cmd_error(argv[0], "cannot open log file %s: %s", logfile, errmsg(r));
 		return EXIT_FAIL;
 	}
 	r = server_create(sock, &srv, why, sizeof(why));
@@ -164,14 +164,14 @@ int cmd_server(int argc, char **argv)
 	if (!foreground) {
 		r = daemonize(&notify);
 		if (r) {
-			cmd_error(argv[0], "cannot start the daemon: %s", strerror(-r));
+			cmd_error(argv[0], "cannot start the daemon: %s", errmsg(r));
 			goto out_server;
 		}
 		if (!logfile)
 			log_open(NULL); /* stderr until /dev/null below */
 	}
 	if (pidfile && (r = write_pidfile(pidfile))) {
-		cmd_error(argv[0], "cannot write pid file %s: %s", pidfile, strerror(-r));
+		cmd_error(argv[0], "cannot write pid file %s: %s", pidfile, errmsg(r));
 		goto out_server;
 	}
 
@@ -216,7 +216,7 @@ int cmd_server(int argc, char **argv)
 	rc = r ? EXIT_FAIL : EXIT_OK;
 	r = volume_close(vol);
 	if (r) {
-		log_err("final sync failed: %s", strerror(-r));
+		log_err("final sync failed: %s", errmsg(r));
 		rc = EXIT_FAIL;
 	} else {
 		log_info("stopped cleanly");

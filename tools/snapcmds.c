@@ -53,8 +53,7 @@ static int simple_call(const char *cmd, struct ctl_client *c, struct ctl_msg *re
 	}
 	if (reply->result.error) {
 		cmd_error(cmd, "%s",
-			  reply->result.text[0] ? reply->result.text
-						: strerror(-reply->result.error));
+			  reply->result.text[0] ? reply->result.text : errmsg(reply->result.error));
 		return EXIT_FAIL;
 	}
 	return EXIT_OK;

@@ -75,6 +75,9 @@ expect 2 "server with a cache size that would wrap to 1G" "$ddsnap" server -k 17
 expect_out "bad cache size '17179869185G'" "the refusal names the cache size"
 expect 1 "server with a relative socket path" "$ddsnap" server "$store" "$origin" relative.sock
 expect_out "cannot listen on relative.sock" "the error names the socket"
+expect_out "a socket name is an absolute path or @name" "and says what a socket name is"
+expect 1 "a command with a relative socket path" "$ddsnap" list relative.sock
+expect_out "relative.sock: a socket name is an absolute path or @name" "the client says it too"
 expect 0 "server starts and reports ready" "$ddsnap" server -l "$dir/log" -p "$pid" "$store" "$origin" "$sock"
 expect 1 "a second server on the same socket is refused" "$ddsnap" server "$store" "$origin" "$sock"
 expect_out "another server" "the error says another server runs there"
@@ -247,6 +250,26 @@ expect 0 "initialize with a metadata device" "$ddsnap" initialize -y "$dir/tstor
 truncate -s 8M "$dir/tmeta"
 expect 3 "check of a truncated metadata device" "$ddsnap" check "$dir/tstore" "$dir/tmeta"
 expect_out "^error: metadata device .*tmeta is 8388608 bytes, its label says 16777216: truncated\?" "check says the metadata device is truncated"
+
+# Messages say what is wrong in the project's words (issue 16): tree damage is "metadata
+# damaged", not libc's multibyte-character text; a missing label copy does not run into the
+# next message.
+cp "$dstore" "$dir/mstore"
+root=$("$ddsnap" dump "$dir/mstore" | sed -n 's/^root snapshots blocknr=\([0-9]*\) .*/\1/p')
+printf '\377' | dd of="$dir/mstore" bs=1 seek=$((root * 4096 + 200)) conv=notrunc status=none
+expect 1 "server on a store with a damaged tree node" "$ddsnap" server -l "$dir/mlog" "$dir/mstore" "$origin" "$dir/msock"
+expect_out "cannot open the snapshot metadata: metadata damaged \(checksum, magic or structure\)" "the refusal says metadata damaged"
+expect 3 "check of the damaged tree node" "$ddsnap" check "$dir/mstore"
+expect_out "^error: snapshots tree: btree leaf: checksum" "check names the tree and the checksum"
+expect 1 "no multibyte-character text for tree damage" grep -rq "multibyte" "$dir/out" "$dir/err" "$dir/mlog"
+cp "$dstore" "$dir/mstore"
+printf 'XXXX' | dd of="$dir/mstore" bs=1 seek=4 conv=notrunc status=none
+expect 3 "check of a store whose first label copy lost its magic" "$ddsnap" check "$dir/mstore"
+expect_out "^error: .*mstore: no label copy 0$" "check says which label copy is missing"
+truncate -s 64M "$dir/blank"
+expect 1 "server on a file that holds no store" "$ddsnap" server -l "$dir/blog" "$dir/blank" "$origin" "$dir/bsock"
+expect_out "blank: no label$" "the refusal says there is no label"
+expect 1 "and does not run into the next message" grep -q "labellabel" "$dir/out" "$dir/err"
 
 results_record cli "$passed" "$failed"
 echo "cli: $passed passed, $failed failed"
