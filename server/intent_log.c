@@ -846,7 +846,7 @@ static int il_read_log(struct intent_log *log, const struct intent_log_config *c
 
 int intent_log_open(const struct intent_log_config *cfg, struct intent_log **out)
 {
-	struct intent_log_damage local, *d;
+	struct intent_log_damage local = {0}, *d;
 	struct intent_log *log;
 	char msg[600];
 	int r;
@@ -885,7 +885,7 @@ out_free_log:
 
 int intent_log_scan(const struct intent_log_config *cfg, u64 *replayed)
 {
-	struct intent_log_damage local;
+	struct intent_log_damage local = {0};
 	struct intent_log_config c;
 	struct intent_log *log;
 	int r;
