@@ -101,7 +101,7 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
 	if (mode & 2) {
 		struct bdev *dev = bdev_ram_create(FUZZ_RING * DDSNAP_BLOCK_SIZE);
 		struct replay_check c = {0};
-		struct intent_log_damage d;
+		struct intent_log_damage d = {0};
 		struct intent_log_config cfg = {
 			.bdev = dev,
 			.start = 0,
