@@ -679,7 +679,7 @@ int main(int argc, char **argv)
 		snprintf(raw, sizeof(raw), "%s/raw", dir);
 		make_file(rstem, origin_bytes);
 		make_file(raw, origin_bytes);
-		fetch_changelist(cl, DELTA_TAG_NONE, 3);
+		fetch_changelist(cl, DDSNAP_TAG_NONE, 3);
 		{
 			int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 

@@ -59,9 +59,23 @@
 #define DDSNAP_WIRE_VERSION	       2u	   /* the newest version this header describes */
 #define DDSNAP_WIRE_VERSION_MIN	       1u /* the oldest a peer of this header still speaks */
 
-/* Tag of the origin device (table tag -1); snapshot tags are 0..DDSNAP_TAG_MAX. */
+/*
+ * Snapshot tags are 0..DDSNAP_TAG_MAX everywhere: the dm table, this protocol, the control
+ * protocol, the store, delta streams and changelists.  The two values above it are reserved,
+ * and each meaning has one name, here:
+ *   DDSNAP_TAG_ORIGIN  0xffffffff  the origin device, in this protocol (dm table tag -1);
+ *   DDSNAP_TAG_NONE    0xffffffff  "no snapshot" (a full delta or changelist) in the control
+ *                                  protocol, delta streams and changelist files;
+ *   DDSNAP_TAG_HEAD    0xfffffffe  the live origin as a changelist or delta target, in the
+ *                                  same formats.
+ * The formats predate this header; the values stay as they are.
+ */
+#define DDSNAP_TAG_MAX	  0xfffffffdu
 #define DDSNAP_TAG_ORIGIN 0xffffffffu
-#define DDSNAP_TAG_MAX	  0xfffffffeu
+#define DDSNAP_TAG_NONE	  0xffffffffu
+#define DDSNAP_TAG_HEAD	  0xfffffffeu
+DDSNAP_WIRE_ASSERT(DDSNAP_TAG_MAX < DDSNAP_TAG_HEAD && DDSNAP_TAG_HEAD < DDSNAP_TAG_NONE,
+		   "snapshot tags lie below every reserved tag");
 
 /*
  * Chunk size, as log2 of bytes: at least one page (the kernel maps whole pages) and at most

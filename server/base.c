@@ -30,6 +30,27 @@ int why_printf(char *why, size_t whylen, int err, const char *fmt, ...)
 	return err;
 }
 
+const char *errmsg(int err)
+{
+	switch (err) {
+	case -EILSEQ:
+		return "metadata damaged (checksum, magic or structure)";
+	case -ENOTBLK:
+		return "misplaced block (read from the wrong address)";
+	case -ENODATA:
+		return "not found";
+	case -EPROTO:
+		return "bad protocol message";
+	case -ESTALE:
+		return "stale (an older txg or generation)";
+	case -ENOSPC:
+		return "out of space";
+	default:
+		/* strerror is thread-safe in glibc for known errnos (static strings) */
+		return strerror(err < 0 ? -err : err);
+	}
+}
+
 void *xmalloc(size_t size)
 {
 	void *p = malloc(size ? size : 1);

@@ -13,6 +13,8 @@
  *   -ENOTBLK  misplaced block      -ENOSPC   out of space
  *   -EPROTO   bad wire message     -ESTALE   old txg / generation
  *   -EWOULDBLOCK would block       -EINVAL   bad argument from a caller
+ * errmsg() turns one into words for a person: these meanings, not libc's (strerror(EILSEQ)
+ * is about multibyte characters).
  */
 #ifndef DDSNAP_BASE_H
 #define DDSNAP_BASE_H
@@ -104,6 +106,13 @@ static inline u64 xorshift64(u64 *s)
  * @err, so a failure path reads `return why_printf(why, whylen, -EILSEQ, "...", ...)`.
  */
 int why_printf(char *why, size_t whylen, int err, const char *fmt, ...) __printf(4, 5);
+
+/*
+ * A short phrase for the negative errno @err in the meaning above (for -EILSEQ "metadata
+ * damaged (checksum, magic or structure)", for -ENOTBLK "misplaced block (read from the
+ * wrong address)", ...), strerror() for the rest.  Never NULL.  Thread-safe.
+ */
+const char *errmsg(int err);
 
 /* Allocation that cannot fail quietly: aborts with a message on exhaustion. */
 void *xmalloc(size_t size);

@@ -635,6 +635,11 @@ const void *btree_cursor_key(const struct btree_cursor *c)
 	return c->valid ? node_ckey(c->leaf, &c->tree->leaf, (unsigned)c->idx) : NULL;
 }
 
+u64 btree_cursor_blocknr(const struct btree_cursor *c)
+{
+	return c->valid ? le64_to_cpu(cbn(c->leaf)->hdr.blocknr) : 0;
+}
+
 const void *btree_cursor_value(const struct btree_cursor *c)
 {
 	return c->valid ? node_cval(c->leaf, &c->tree->leaf, (unsigned)c->idx) : NULL;

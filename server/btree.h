@@ -248,6 +248,9 @@ int btree_cursor_seek(struct btree_cursor *c, const void *key, enum btree_seek h
 int btree_cursor_next(struct btree_cursor *c);
 int btree_cursor_prev(struct btree_cursor *c);
 
+/* The block number of the leaf holding the current entry, for messages (0 unpositioned). */
+u64 btree_cursor_blocknr(const struct btree_cursor *c);
+
 /* The current entry's key and value bytes (valid until the next cursor call). */
 const void *btree_cursor_key(const struct btree_cursor *c);
 const void *btree_cursor_value(const struct btree_cursor *c);

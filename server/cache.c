@@ -338,7 +338,7 @@ int cache_read(struct cache *c, const struct block_type *type, u64 blocknr, u64 
 	r = bdev_read(c->bdev, fresh->cb.data, DDSNAP_BLOCK_SIZE, blocknr * DDSNAP_BLOCK_SIZE);
 	if (r) {
 		set_why(why, whylen, "reading block %llu of %s: %s", (unsigned long long)blocknr,
-			c->bdev->name, strerror(-r));
+			c->bdev->name, errmsg(r));
 		goto out_free;
 	}
 	r = block_validate(fresh->cb.data, type, blocknr, why, whylen);

@@ -325,13 +325,13 @@ int changelist_verify(const char *path, struct changelist_header *h, char *why, 
 	if (rc) {
 		if (why)
 			snprintf(why, whylen, "%s",
-				 rc == -EILSEQ ? "not a valid changelist header" : strerror(-rc));
+				 rc == -EILSEQ ? "not a valid changelist header" : errmsg(rc));
 		return rc;
 	}
 	while ((rc = changelist_next(r, &c)) == 1)
 		;
 	if (rc && why)
-		snprintf(why, whylen, "%s", rc == -EILSEQ ? changelist_error(r) : strerror(-rc));
+		snprintf(why, whylen, "%s", rc == -EILSEQ ? changelist_error(r) : errmsg(rc));
 	changelist_close(r);
 	return rc;
 }

@@ -28,8 +28,8 @@
 struct changelist_header {
 	u8 uuid[16];
 	u32 chunk_size; /* power of two, 512 .. 1 MiB */
-	u32 src_tag;	/* 0xffffffff: no source (full delta) */
-	u32 tgt_tag;	/* 0xfffffffe: the origin */
+	u32 src_tag;	/* DDSNAP_TAG_NONE: no source (full delta) */
+	u32 tgt_tag;	/* DDSNAP_TAG_HEAD: the live origin */
 	u64 src_gen, tgt_gen;
 	u64 volume_chunks; /* size of the target in chunks; every chunk is below it */
 	u64 count;	   /* set by the writer */

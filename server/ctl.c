@@ -447,8 +447,10 @@ int ctl_unpack(const void *buf, size_t len, struct ctl_msg *m, const char **why)
 			m->from = le32_to_cpu(w->from);
 			m->to = le32_to_cpu(w->to);
 			m->cursor = le64_to_cpu(w->cursor);
-			if (m->to == CTL_TAG_NONE)
+			if (m->to == DDSNAP_TAG_NONE)
 				REFUSE("CHANGELIST target cannot be 'none'");
+			if (m->from == DDSNAP_TAG_HEAD)
+				REFUSE("CHANGELIST source cannot be the live origin");
 		}
 		return 0;
 	case CTL_SYNC:

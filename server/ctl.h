@@ -50,9 +50,8 @@ enum ctl_type {
 	CTL_LAST = 0x0108,
 };
 
-/* Tags in CHANGELIST: no source (the whole volume), and the live origin as target. */
-#define CTL_TAG_NONE	    0xffffffffu
-#define CTL_TAG_ORIGIN	    0xfffffffeu
+/* Tags in CHANGELIST: DDSNAP_TAG_NONE (no source: the whole volume) and DDSNAP_TAG_HEAD
+ * (the live origin as target), ddsnap_wire.h. */
 
 #define CTL_MAX_TEXT	    240u  /* reason text in a result */
 #define CTL_LIST_PAGE	    64u	  /* snapshots per LIST reply */
@@ -136,8 +135,8 @@ struct ctl_status_reply_wire {
 };
 
 struct ctl_changelist_wire {
-	__le32 from; /* tag or CTL_TAG_NONE */
-	__le32 to;   /* tag or CTL_TAG_ORIGIN */
+	__le32 from; /* tag or DDSNAP_TAG_NONE */
+	__le32 to;   /* tag or DDSNAP_TAG_HEAD */
 	__le64 cursor;
 };
 

@@ -36,7 +36,7 @@ int ctl_client_call(struct ctl_client *c, const struct ctl_msg *req, struct ctl_
 		return why_printf(why, whylen, (int)n, "cannot encode %s", ctl_type_name(m.type));
 	r = unixsock_write_full(c->fd, c->buf, (size_t)n);
 	if (r)
-		return why_printf(why, whylen, r, "sending to the server: %s", strerror(-r));
+		return why_printf(why, whylen, r, "sending to the server: %s", errmsg(r));
 	r = unixsock_read_full(c->fd, c->buf, head);
 	if (!r)
 		r = ctl_frame(c->buf, &body, &reason);
@@ -52,7 +52,7 @@ int ctl_client_call(struct ctl_client *c, const struct ctl_msg *req, struct ctl_
 		return why_printf(why, whylen, -ETIMEDOUT, "no reply from the server in %d ms",
 				  c->timeout_ms);
 	if (r)
-		return why_printf(why, whylen, r, "reading from the server: %s", strerror(-r));
+		return why_printf(why, whylen, r, "reading from the server: %s", errmsg(r));
 	if (reply->seq != m.seq || reply->type != (m.type | DDSNAP_MSG_REPLY))
 		return why_printf(why, whylen, -EPROTO, "the server answered %s #%u to %s #%u",
 				  ctl_type_name(reply->type), reply->seq, ctl_type_name(m.type),
@@ -69,7 +69,7 @@ int ctl_client_open(const char *sock, struct ctl_client **out, char *why, size_t
 	fd = unixsock_connect(sock, 5000);
 	if (fd < 0)
 		return why_printf(why, whylen, fd, "cannot connect to server socket %s: %s", sock,
-				  strerror(-fd));
+				  unixsock_errmsg(fd));
 	c = xzalloc(sizeof(*c));
 	c->fd = fd;
 	ctl_client_set_timeout(c, CTL_CLIENT_TIMEOUT_MS);

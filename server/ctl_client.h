@@ -49,7 +49,7 @@ int ctl_client_list(struct ctl_client *c, struct ctl_snap **snaps, u32 *n, struc
 		    char *why, size_t whylen);
 
 /*
- * Streams the changelist @from -> @to (CTL_TAG_NONE / CTL_TAG_ORIGIN allowed) page by page
+ * Streams the changelist @from -> @to (DDSNAP_TAG_NONE / DDSNAP_TAG_HEAD allowed) page by page
  * to @fn, which returns 0 to go on or a negative errno to stop (returned as is).
  */
 int ctl_client_changelist(struct ctl_client *c, u32 from, u32 to,

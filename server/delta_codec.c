@@ -1031,7 +1031,7 @@ static int xdelta3_encode_run(struct delta_codec *dc, int level, struct delta_jo
 			rc = fd_write_zeros(tgt_fd, slot - j->len);
 	}
 	if (rc) {
-		codec_fail(dc, "xdelta3 batch: writing memfd: %s", strerror(-rc));
+		codec_fail(dc, "xdelta3 batch: writing memfd: %s", errmsg(rc));
 		goto out_close;
 	}
 	lseek(tgt_fd, 0, SEEK_SET);
@@ -1240,7 +1240,7 @@ static int xdelta3_decode_run(struct delta_codec *dc, struct delta_djob *jobs,
 	}
 	free(win);
 	if (rc) {
-		codec_fail(dc, "xdelta3 batch: writing memfd: %s", strerror(-rc));
+		codec_fail(dc, "xdelta3 batch: writing memfd: %s", errmsg(rc));
 		goto out_close;
 	}
 	lseek(in_fd, 0, SEEK_SET);

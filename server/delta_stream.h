@@ -25,6 +25,7 @@
 
 #include <sys/types.h>
 #include "base.h"
+#include "ddsnap_wire.h"
 
 #define DELTA_STREAM_MAGIC   0x5a44454cu /* "ZDEL" */
 #define DELTA_STREAM_VERSION 1u
@@ -43,8 +44,7 @@
 /* extent flags */
 #define DELTA_EXTENT_SRC_CSUM 0x1u /* src_csum is the checksum of the source extent */
 
-/* Snapshot tag of "no snapshot" (full streams) and of the origin, as in Zumastor. */
-#define DELTA_TAG_NONE 0xffffffffu
+/* Tags: DDSNAP_TAG_NONE for "no snapshot" (full streams), DDSNAP_TAG_HEAD for the live origin. */
 
 /* Zero records may be long: they carry no data. */
 #define DELTA_MAX_ZERO_CHUNKS (1u << 24)

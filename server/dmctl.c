@@ -7,6 +7,7 @@
  * cookie so that on a system with udev the device nodes are settled when it returns.
  */
 #include "dmctl.h"
+#include "ddsnap_wire.h"
 #include <libdevmapper.h>
 #include <stdio.h>
 #include <string.h>
@@ -25,7 +26,7 @@ int dmctl_parse_params(const char *params, char *sock, size_t socklen, s64 *tag)
 		return -EINVAL;
 	errno = 0;
 	v = strtoll(t, &end, 10);
-	if (errno || *end || v < -1 || v > 0xfffffffeLL)
+	if (errno || *end || v < -1 || v > DDSNAP_TAG_MAX)
 		return -EINVAL;
 	if (strlen(s) >= socklen)
 		return -ENAMETOOLONG;

@@ -465,6 +465,36 @@ static u64 sublist_key(struct engine *e, u64 birth)
 	return i < e->nlive ? e->live[i]->gen : 0;
 }
 
+/* Whether snapstore chunk @addr lies in the data region (when the caller said where). */
+static bool addr_ok(const struct engine *e, u64 addr)
+{
+	return !e->p.data_end || (addr >= e->p.data_first && addr < e->p.data_end);
+}
+
+/*
+ * An exception no writer produces: a chunk beyond the volume, birth not before death, a
+ * death after the current gen, or data outside the data region.  Its leaf's checksum was
+ * valid (a bug or a crafted block): refuse the store rather than serve it.  Returns 0 or
+ * -EILSEQ, logging the leaf and entry.
+ */
+static int exception_ok(struct engine *e, u64 leaf, int idx, u64 chunk, u64 death, u64 birth,
+			u64 addr)
+{
+	const char *what = chunk >= e->p.origin_chunks ? "chunk beyond the volume"
+			   : birth >= death	       ? "born no earlier than it died"
+			   : death > e->gen	       ? "dies after the current gen"
+			   : !addr_ok(e, addr)	       ? "data address outside the data region"
+						       : NULL;
+
+	if (!what)
+		return 0;
+	log_err("engine: exceptions tree leaf block %llu entry %d (chunk %llu, birth %llu, "
+		"death %llu, address %llu): %s",
+		(unsigned long long)leaf, idx, (unsigned long long)chunk, (unsigned long long)birth,
+		(unsigned long long)death, (unsigned long long)addr, what);
+	return -EILSEQ;
+}
+
 static int rebuild_deadlists(struct engine *e)
 {
 	struct btree_cursor c;
@@ -476,6 +506,11 @@ static int rebuild_deadlists(struct engine *e)
 		const void *k = btree_cursor_key(&c), *v = btree_cursor_value(&c);
 		u64 chunk = btree_get_le64(k, 0), death = btree_get_le64(k, 1);
 		u64 birth = btree_get_le64(v, 0), key = sublist_key(e, birth);
+
+		err = exception_ok(e, btree_cursor_blocknr(&c), c.idx, chunk, death, birth,
+				   btree_get_le64(v, 1));
+		if (err)
+			break;
 
 		if (!key || key >= death) {
 			/* Visible to no live snapshot: engine_check reports it; keep it listed. */
@@ -1049,6 +1084,14 @@ static int snap_lookup(struct engine *e, struct snap *s, u64 chunk, enum engine_
 			return err;
 		btree_put_le64(k, 0, chunk);
 		err = btree_lookup(ov, k, v);
+		if (!err && !addr_ok(e, btree_get_le64(v, 0))) {
+			log_err("engine: overlay of snapshot %u: chunk %llu maps to %llu, outside "
+				"the "
+				"data region",
+				s->tag, (unsigned long long)chunk,
+				(unsigned long long)btree_get_le64(v, 0));
+			return -EILSEQ;
+		}
 		if (!err) {
 			*where = ENGINE_MAP_SNAPSTORE;
 			*addr = btree_get_le64(v, 0);
@@ -1059,6 +1102,14 @@ static int snap_lookup(struct engine *e, struct snap *s, u64 chunk, enum engine_
 	}
 	exc_key(k, chunk, s->gen + 1);
 	err = btree_find(e->exc, k, BTREE_GE, ko, v);
+	if (!err && btree_get_le64(ko, 0) == chunk && !addr_ok(e, btree_get_le64(v, 1))) {
+		/* open checked every exception; one added since came from our own allocator */
+		log_err("engine: exception (chunk %llu, death %llu) maps to %llu, outside the data "
+			"region",
+			(unsigned long long)chunk, (unsigned long long)btree_get_le64(ko, 1),
+			(unsigned long long)btree_get_le64(v, 1));
+		return -EILSEQ;
+	}
 	if (!err && btree_get_le64(ko, 0) == chunk) {
 		*where = ENGINE_MAP_SNAPSTORE;
 		*addr = btree_get_le64(v, 1);

@@ -151,6 +151,12 @@ struct engine_params {
 	 */
 	bool copies_ordered;
 	/*
+	 * The data region, as snapstore chunk addresses [data_first, data_end): an exception or
+	 * overlay entry naming a chunk outside it is damage (-EILSEQ at open or when read),
+	 * never an address handed out.  Both 0: not checked (tools without a label).
+	 */
+	u64 data_first, data_end;
+	/*
 	 * Reads only (check, dump, list): origin, snapstore, space and log may be NULL, and
 	 * every call that would change something returns -EROFS.
 	 */

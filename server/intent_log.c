@@ -21,7 +21,17 @@
  * expected block seq, the log's guid, and as its first record the expected record seq; each
  * following block the next ones.  A block from an earlier lap (seq too small by a multiple of
  * nblocks), from another store (guid), torn (checksum), or with impossible contents
- * (structure, record checksum) ends replay.
+ * (structure, record checksum) ends the chain.
+ *
+ * Damage.  Where the chain ends is normally the end of the log or a torn tail; but it may be
+ * a block that was acknowledged and later damaged, and then the records after it were
+ * promised too.  Open reads the rest of the lap before replaying anything: intact blocks of
+ * this lap that lie beyond what the batches in flight at a crash can have reached
+ * (INTENT_LOG_MAX_BATCHES_IN_FLIGHT, the writer's bound, see il_find_damage) prove damage,
+ * and open then refuses with -EILSEQ and a report (struct intent_log_damage), writing
+ * nothing, so the evidence stays for the checker and the next open.  Only the
+ * administrator's cfg->discard_damaged replays up to the damage and then clears the whole
+ * rest of the ring, so that no new block ever chains into the stale ones.
  *
  * Group commit (leader/follower, no thread of our own).  Appenders copy their record into
  * the open batch buffer under the mutex.  A waiter whose record is not durable and finds no
@@ -29,8 +39,9 @@
  * mutex, seals the blocks, writes them with one device write (two when the batch wraps the
  * ring), flushes once, and retakes the mutex to publish durable_seq and wake everyone.
  * Records appended meanwhile fill the other buffer and ride the next batch, whose leader is
- * the first waiter to see the write finished.  So at most one batch is in flight, and the
- * number of flushes is the number of batches, not of records.
+ * the first waiter to see the write finished.  So at most one batch is in flight
+ * (INTENT_LOG_MAX_BATCHES_IN_FLIGHT, which replay's damage test relies on), and the number
+ * of flushes is the number of batches, not of records.  A batch always starts a new block.
  *
  * Invariants (under the mutex):
  *  - tail <= open->first_block <= next_block <= tail + nblocks: the ring never overwrites a
@@ -58,9 +69,11 @@
  *    the point where replay stopped (the device reorders sectors).  If a new batch were
  *    later written over the first of them only, a second replay would chain from it into
  *    these stale ones.  So open, before appending anything, overwrites the
- *    INTENT_LOG_MAX_BATCH_BLOCKS slots after the end with zeros and flushes: that covers
+ *    INTENT_LOG_MAX_IN_FLIGHT_BLOCKS slots after the end with zeros and flushes: that covers
  *    every slot the lost batch can have touched (it began right after the last flushed
- *    block, so at or before the end).  The scrub stays within the free part of the ring; a
+ *    block, so at or before the end).  Because of this scrub, a later open never finds an
+ *    intact block of this lap beyond that bound unless a durable block was damaged: the
+ *    damage test above has no false alarm from an earlier crash.  The scrub stays within the free part of the ring; a
  *    lost write past that would have overwritten a block replay needed, so replay ended
  *    before it anyway.  If we crash during the scrub, the next open replays as far as it
  *    can (perhaps further into the lost batch: still records nobody was promised) and
@@ -87,6 +100,8 @@
 
 static_assert(INTENT_LOG_MAX_PAYLOAD <= 0xffff, "record len is a __le16");
 static_assert(BLOCK_AREA <= 0xffff, "block used is a __le16");
+static_assert(INTENT_LOG_MAX_BATCHES_IN_FLIGHT == 1,
+	      "the leader code keeps one batch in flight (writing is a bool, two buffers)");
 
 struct il_batch {
 	u8 *buf;	    /* INTENT_LOG_MAX_BATCH_BLOCKS blocks, BDEV_ALIGN-aligned */
@@ -107,7 +122,8 @@ struct intent_log {
 	pthread_cond_t durable_cv;
 	pthread_cond_t space_cv;
 
-	struct il_batch batch[2];
+	/* One open batch and the ones in flight (the leader code writes one at a time). */
+	struct il_batch batch[INTENT_LOG_MAX_BATCHES_IN_FLIGHT + 1];
 	struct il_batch *open; /* being filled; the other one is the leader's when writing */
 	bool writing;
 	bool pressure_sent; /* the pressure callback ran since usage last fell below the mark */
@@ -214,6 +230,7 @@ static int il_walk(const void *block, struct intent_log_block_info *info,
 		info->first_rec_seq = first;
 		info->max_txg = hdr_txg;
 		info->nrecords = nrec;
+		info->used = used;
 	}
 	return 0;
 }
@@ -554,59 +571,93 @@ void intent_log_stats(struct intent_log *log, struct intent_log_stats *out)
 /*----------------------------------------------------------------*/
 /* Open, replay, close */
 
+/* Read-ahead over the ring for replay and the damage scan: a batch's worth per read. */
+struct il_reader {
+	u8 *buf;       /* INTENT_LOG_MAX_BATCH_BLOCKS blocks */
+	u64 first;     /* block seq of buf's first block */
+	unsigned have; /* blocks in buf */
+	u64 limit;     /* one past the last block seq to read: the end of this lap */
+};
+
+static int il_read(struct intent_log *log, struct il_reader *rd, u64 s, const u8 **blk)
+{
+	int r;
+
+	if (!rd->have || s < rd->first || s >= rd->first + rd->have) {
+		unsigned n = (unsigned)MIN((u64)INTENT_LOG_MAX_BATCH_BLOCKS, rd->limit - s);
+
+		rd->have = 0;
+		r = il_io(log, false, rd->buf, s, n);
+		if (r) {
+			log_err("intent log: reading block seq %llu: %d", (unsigned long long)s, r);
+			return r;
+		}
+		rd->first = s;
+		rd->have = n;
+	}
+	*blk = rd->buf + (size_t)(s - rd->first) * DDSNAP_BLOCK_SIZE;
+	return 0;
+}
+
 /*
- * Reads the chain from cfg->replay_from and hands each record newer than cfg->synced_txg to
- * the callback.  Sets next_block and next_seq after the last valid block.  Returns 0, -EIO,
- * or the callback's error.
+ * Decodes @blk as block seq @s of this log: valid, this log's guid, that sequence number.
+ * Returns 0 or -EILSEQ with the reason in @why.
  */
-static int il_replay(struct intent_log *log, const struct intent_log_config *cfg)
+static int il_decode_seq(struct intent_log *log, const u8 *blk, u64 s,
+			 struct intent_log_block_info *info, struct intent_log_record *recs,
+			 unsigned maxrecs, char *why, size_t whylen)
+{
+	int r = intent_log_block_decode(blk, il_addr(log, s), info, recs, maxrecs, why, whylen);
+
+	if (r)
+		return r;
+	if (info->guid != log->guid)
+		return il_why(why, whylen, "a block of another log (guid %llx)",
+			      (unsigned long long)info->guid);
+	if (info->seq != s)
+		return il_why(why, whylen, "block seq %llu, an earlier lap's",
+			      (unsigned long long)info->seq);
+	return 0;
+}
+
+/*
+ * Follows the chain from cfg->replay_from: sets next_block and next_seq after its last
+ * block, and d->end_block, d->end_rec, d->why where it ends.  With @replay, hands each
+ * record newer than cfg->synced_txg to cfg->replay and records per slot what space
+ * reclamation needs.  Returns 0, -EIO, or the callback's error.
+ */
+static int il_chain(struct intent_log *log, const struct intent_log_config *cfg,
+		    struct il_reader *rd, bool replay, struct intent_log_damage *d)
 {
 	u64 s = cfg->replay_from.block_seq, rec = cfg->replay_from.rec_seq;
-	u8 *buf = log->batch[0].buf;
-	unsigned have = 0, at = 0;
-	char why[160];
 	int r = 0;
 
-	for (u64 i = 0; i < log->nblocks; i++, s++) {
+	snprintf(d->why, sizeof(d->why), "the ring is full");
+	for (; s < rd->limit; s++) {
 		struct intent_log_record rv[INTENT_LOG_MAX_RECORDS_PER_BLOCK];
 		struct intent_log_block_info info;
 		const u8 *blk;
 
-		if (at == have) {
-			/* Read ahead a batch's worth, stopping at the ring's end. */
-			have = (unsigned)MIN((u64)INTENT_LOG_MAX_BATCH_BLOCKS,
-					     MIN(log->nblocks - i, log->nblocks - il_slot(log, s)));
-			at = 0;
-			r = il_io(log, false, buf, s, have);
-			if (r) {
-				log_err("intent log: reading block seq %llu: %d",
-					(unsigned long long)s, r);
-				return r;
-			}
-		}
-		blk = buf + (size_t)at++ * DDSNAP_BLOCK_SIZE;
-		r = intent_log_block_decode(blk, il_addr(log, s), &info, rv, ARRAY_SIZE(rv), why,
-					    sizeof(why));
+		r = il_read(log, rd, s, &blk);
+		if (r)
+			return r;
+		r = il_decode_seq(log, blk, s, &info, rv, ARRAY_SIZE(rv), d->why, sizeof(d->why));
+		if (!r && info.first_rec_seq != rec)
+			r = il_why(d->why, sizeof(d->why), "first record %llu, expected %llu",
+				   (unsigned long long)info.first_rec_seq, (unsigned long long)rec);
 		if (r) {
-			log_debug("intent log: replay ends at block seq %llu: %s",
-				  (unsigned long long)s, why);
+			r = 0;
 			break;
 		}
-		if (info.guid != log->guid || info.seq != s || info.first_rec_seq != rec) {
-			log_debug("intent log: replay ends at block seq %llu: block of guid %llx "
-				  "seq %llu first record %llu",
-				  (unsigned long long)s, (unsigned long long)info.guid,
-				  (unsigned long long)info.seq,
-				  (unsigned long long)info.first_rec_seq);
-			break;
-		}
-		for (unsigned k = 0; k < info.nrecords; k++) {
-			if (rv[k].txg <= cfg->synced_txg || !cfg->replay)
+		for (unsigned k = 0; replay && k < info.nrecords; k++) {
+			if (rv[k].txg <= cfg->synced_txg)
+				continue;
+			log->st.replayed++;
+			if (!cfg->replay)
 				continue;
 			r = cfg->replay(cfg->replay_arg, &rv[k]);
 			if (r)
 				return r;
-			log->st.replayed++;
 		}
 		/* Replayed records are re-applied in the first txg after open. */
 		log->blk_txg[il_slot(log, s)] = cfg->synced_txg + 1;
@@ -615,23 +666,104 @@ static int il_replay(struct intent_log *log, const struct intent_log_config *cfg
 	}
 	log->next_block = s;
 	log->next_seq = rec;
+	d->end_block = s;
+	d->end_rec = rec;
 	return 0;
 }
 
 /*
- * Zeroes the slots after the end of the log that the batch in flight at a crash may have
- * reached, within the free part of the ring, and flushes (see the crash argument above).
+ * Damage.  The chain ended at block seq E.  If that is a torn tail, the batch holding E
+ * began at or before E (every block before it was durable when it was issued), and the
+ * batches in flight with it cover fewer than INTENT_LOG_MAX_IN_FLIGHT_BLOCKS blocks from
+ * there; nothing after them was written.  So an intact block of this lap after E proves
+ * that the batch holding E was durable, and E damaged, when it lies at or beyond
+ * E + INTENT_LOG_MAX_IN_FLIGHT_BLOCKS, or when INTENT_LOG_MAX_BATCHES_IN_FLIGHT intact blocks
+ * after E each provably start a batch.  A block starts a batch when its first record would
+ * have fit in the intact block before it: the writer only starts a block within a batch
+ * when the next record does not fit in the last one.  Scans the rest of this lap; fills the
+ * intact_* fields and d->damaged.  Returns 0 or -EIO.
  */
-static int il_scrub(struct intent_log *log)
+static int il_find_damage(struct intent_log *log, struct il_reader *rd, struct intent_log_damage *d)
 {
-	u64 n = MIN((u64)INTENT_LOG_MAX_BATCH_BLOCKS, log->nblocks - il_used_locked(log));
-	u8 *zero = log->batch[1].buf;
-	int r;
+	unsigned prev_used = 0, starts = 0;
+	bool prev_ok = false;
 
+	for (u64 t = d->end_block + 1; t < rd->limit; t++) {
+		struct intent_log_block_info info;
+		struct intent_log_record first;
+		const u8 *blk;
+		int r = il_read(log, rd, t, &blk);
+
+		if (r)
+			return r;
+		if (il_decode_seq(log, blk, t, &info, &first, 1, NULL, 0)) {
+			prev_ok = false;
+			continue;
+		}
+		if (prev_ok && il_rec_size(first.len) <= BLOCK_AREA - prev_used)
+			starts++;
+		if (!d->intact_blocks) {
+			d->intact_first = t;
+			d->intact_rec = info.first_rec_seq;
+		}
+		d->intact_blocks++;
+		d->intact_records += info.nrecords;
+		d->intact_last = t;
+		if (starts >= INTENT_LOG_MAX_BATCHES_IN_FLIGHT ||
+		    t - d->end_block >= INTENT_LOG_MAX_IN_FLIGHT_BLOCKS)
+			d->damaged = true;
+		prev_ok = true;
+		prev_used = info.used;
+	}
+	return 0;
+}
+
+const char *intent_log_damage_describe(const struct intent_log_damage *d, char *buf, size_t len)
+{
+	char lost[80];
+
+	if (!d->damaged) {
+		snprintf(buf, len, "ends at block seq %llu, record %llu (%s)",
+			 (unsigned long long)d->end_block, (unsigned long long)d->end_rec, d->why);
+		return buf;
+	}
+	if (d->intact_rec == d->end_rec + 1)
+		snprintf(lost, sizeof(lost), "record %llu is", (unsigned long long)d->end_rec);
+	else if (d->intact_rec > d->end_rec)
+		snprintf(lost, sizeof(lost), "records %llu..%llu are",
+			 (unsigned long long)d->end_rec, (unsigned long long)d->intact_rec - 1);
+	else
+		snprintf(lost, sizeof(lost), "records from %llu are",
+			 (unsigned long long)d->end_rec);
+	snprintf(buf, len,
+		 "damaged: block seq %llu is unreadable (%s) but %llu intact blocks follow it "
+		 "(seq %llu..%llu), so it was acknowledged, not torn: %s lost and the %llu "
+		 "records after the gap cannot be replayed.  Inspect with `ddsnap check`; `ddsnap "
+		 "server "
+		 "--discard-damaged-log` opens the store without them",
+		 (unsigned long long)d->end_block, d->why, (unsigned long long)d->intact_blocks,
+		 (unsigned long long)d->intact_first, (unsigned long long)d->intact_last, lost,
+		 (unsigned long long)d->intact_records);
+	return buf;
+}
+
+/*
+ * Zeroes @n slots from the end of the log (within the free part of the ring) and flushes:
+ * the INTENT_LOG_MAX_IN_FLIGHT_BLOCKS that the batches in flight at a crash may have reached
+ * (see the crash argument above), or after accepted damage the whole rest of the ring.
+ */
+static int il_scrub(struct intent_log *log, u64 n)
+{
+	u8 *zero = log->batch[1].buf;
+	int r = 0;
+
+	n = MIN(n, log->nblocks - il_used_locked(log));
 	if (!n)
 		return 0;
-	memset(zero, 0, (size_t)n * DDSNAP_BLOCK_SIZE);
-	r = il_io(log, true, zero, log->next_block, (unsigned)n);
+	memset(zero, 0, (size_t)INTENT_LOG_MAX_BATCH_BLOCKS * DDSNAP_BLOCK_SIZE);
+	for (u64 done = 0; done < n && !r; done += INTENT_LOG_MAX_BATCH_BLOCKS)
+		r = il_io(log, true, zero, log->next_block + done,
+			  (unsigned)MIN((u64)INTENT_LOG_MAX_BATCH_BLOCKS, n - done));
 	if (!r)
 		r = bdev_flush(log->bdev);
 	if (!r)
@@ -651,14 +783,11 @@ static bool il_config_ok(const struct intent_log_config *cfg)
 	       cfg->synced_txg < UINT64_MAX;
 }
 
-int intent_log_open(const struct intent_log_config *cfg, struct intent_log **out)
+/* A log with its buffers, not yet read. */
+static struct intent_log *il_alloc(const struct intent_log_config *cfg)
 {
-	struct intent_log *log;
-	int r;
+	struct intent_log *log = xzalloc(sizeof(*log));
 
-	if (!il_config_ok(cfg) || !out)
-		return -EINVAL;
-	log = xzalloc(sizeof(*log));
 	log->bdev = cfg->bdev;
 	log->start = cfg->start;
 	log->nblocks = cfg->nblocks;
@@ -670,7 +799,7 @@ int intent_log_open(const struct intent_log_config *cfg, struct intent_log **out
 	pthread_cond_init(&log->space_cv, NULL);
 	log->blk_txg = xzalloc(log->nblocks * sizeof(u64));
 	log->blk_first = xzalloc(log->nblocks * sizeof(u64));
-	for (int i = 0; i < 2; i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(log->batch); i++) {
 		size_t size = (size_t)INTENT_LOG_MAX_BATCH_BLOCKS * DDSNAP_BLOCK_SIZE;
 
 		if (posix_memalign((void **)&log->batch[i].buf, BDEV_ALIGN, size))
@@ -678,12 +807,70 @@ int intent_log_open(const struct intent_log_config *cfg, struct intent_log **out
 	}
 	log->open = &log->batch[0];
 	log->tail = cfg->replay_from.block_seq;
+	return log;
+}
 
-	r = il_replay(log, cfg);
+static void il_free(struct intent_log *log)
+{
+	pthread_cond_destroy(&log->space_cv);
+	pthread_cond_destroy(&log->durable_cv);
+	pthread_mutex_destroy(&log->lock);
+	for (size_t i = 0; i < ARRAY_SIZE(log->batch); i++)
+		free(log->batch[i].buf);
+	free(log->blk_first);
+	free(log->blk_txg);
+	free(log);
+}
+
+/*
+ * Reads the chain, then the rest of this lap for damage, and only then, unless damage is
+ * proven and not to be discarded, replays: a refused open has handed out no record.
+ */
+static int il_read_log(struct intent_log *log, const struct intent_log_config *cfg,
+		       struct intent_log_damage *d)
+{
+	struct il_reader rd = {
+		.buf = log->batch[0].buf,
+		.limit = cfg->replay_from.block_seq + log->nblocks,
+	};
+	int r;
+
+	memset(d, 0, sizeof(*d));
+	r = il_chain(log, cfg, &rd, false, d);
+	if (!r)
+		r = il_find_damage(log, &rd, d);
+	if (r || (d->damaged && !cfg->discard_damaged))
+		return r;
+	return il_chain(log, cfg, &rd, true, d);
+}
+
+int intent_log_open(const struct intent_log_config *cfg, struct intent_log **out)
+{
+	struct intent_log_damage local = {0}, *d;
+	struct intent_log *log;
+	char msg[600];
+	int r;
+
+	if (!il_config_ok(cfg) || !out)
+		return -EINVAL;
+	d = cfg->damage ? cfg->damage : &local;
+	log = il_alloc(cfg);
+	r = il_read_log(log, cfg, d);
 	if (r)
 		goto out_free_log;
+	if (d->damaged) {
+		intent_log_damage_describe(d, msg, sizeof(msg));
+		if (!cfg->discard_damaged) {
+			log_err("intent log %s", msg);
+			r = -EILSEQ;
+			goto out_free_log;
+		}
+		log_err("intent log %s; discarded as the administrator asked", msg);
+	}
+	log_debug("intent log: %s", intent_log_damage_describe(d, msg, sizeof(msg)));
 	log->durable_seq = log->next_seq;
-	r = il_scrub(log);
+	/* After accepted damage, the intact blocks past it must never chain into a new log. */
+	r = il_scrub(log, d->damaged ? log->nblocks : INTENT_LOG_MAX_IN_FLIGHT_BLOCKS);
 	if (r) {
 		log_err("intent log: clearing after the end of the log failed: %d", r);
 		goto out_free_log;
@@ -692,8 +879,26 @@ int intent_log_open(const struct intent_log_config *cfg, struct intent_log **out
 	return 0;
 
 out_free_log:
-	log->failed = r;
-	intent_log_close(log);
+	il_free(log);
+	return r;
+}
+
+int intent_log_scan(const struct intent_log_config *cfg, u64 *replayed)
+{
+	struct intent_log_damage local = {0};
+	struct intent_log_config c;
+	struct intent_log *log;
+	int r;
+
+	if (!il_config_ok(cfg))
+		return -EINVAL;
+	c = *cfg;
+	c.discard_damaged = true; /* hand out what open would replay were the loss accepted */
+	log = il_alloc(&c);
+	r = il_read_log(log, &c, c.damage ? c.damage : &local);
+	if (replayed)
+		*replayed = log->st.replayed;
+	il_free(log);
 	return r;
 }
 
@@ -704,12 +909,5 @@ void intent_log_close(struct intent_log *log)
 	pthread_mutex_lock(&log->lock);
 	(void)il_wait_locked(log, log->next_seq);
 	pthread_mutex_unlock(&log->lock);
-	pthread_cond_destroy(&log->space_cv);
-	pthread_cond_destroy(&log->durable_cv);
-	pthread_mutex_destroy(&log->lock);
-	free(log->batch[0].buf);
-	free(log->batch[1].buf);
-	free(log->blk_first);
-	free(log->blk_txg);
-	free(log);
+	il_free(log);
 }

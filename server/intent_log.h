@@ -37,7 +37,8 @@
  * Thread safety: append, wait, commit, wait_space, usage, stats, sync_point and synced may be
  * called from any number of threads at once.  open and close are not concurrent with anything.
  *
- * Errors (base.h): -EINVAL bad argument, -EIO a write or flush failed (sticky: the log
+ * Errors (base.h): -EINVAL bad argument, -EILSEQ proven damage at open (struct
+ * intent_log_damage), -EIO a write or flush failed (sticky: the log
  * refuses everything but close after that, since what reached the disk is unknown),
  * -EWOULDBLOCK no ring space under INTENT_LOG_NOWAIT, -ENOMEM never (allocation aborts).
  */
@@ -65,6 +66,15 @@ struct intent_log;
  * after the end of the log, which open overwrites before appending (see intent_log.c).
  */
 #define INTENT_LOG_MAX_BATCH_BLOCKS 32
+/*
+ * Batches a crash can leave partly written: the writer issues a batch only once every batch
+ * this many before it is durable (today one batch is written at a time; issue 21 may make it
+ * two).  Replay relies on it to tell a torn tail from damage (intent_log.c, "Damage").
+ */
+#define INTENT_LOG_MAX_BATCHES_IN_FLIGHT 1
+/* Blocks after the end of the log that the batches in flight at a crash can have touched. */
+#define INTENT_LOG_MAX_IN_FLIGHT_BLOCKS \
+	(INTENT_LOG_MAX_BATCHES_IN_FLIGHT * INTENT_LOG_MAX_BATCH_BLOCKS)
 /* The smallest ring: a full batch plus room for the next one to fill during its flush. */
 #define INTENT_LOG_MIN_BLOCKS (2 * INTENT_LOG_MAX_BATCH_BLOCKS)
 /*
@@ -94,6 +104,34 @@ struct intent_log_record {
 	const void *payload;
 };
 
+/*
+ * Where the chain of log blocks ended, and whether that end is damage rather than a torn
+ * tail.  Replay follows the chain from the replay position and stops at the first block that
+ * does not continue it.  After a crash, a torn tail is normal: the batches in flight
+ * (INTENT_LOG_MAX_BATCHES_IN_FLIGHT) may have landed in part, and none of their records were
+ * acknowledged.  But intact blocks of this lap after the end that belong to a later batch
+ * (further than INTENT_LOG_MAX_IN_FLIGHT_BLOCKS, or provably starting a new batch) were
+ * written after the end's batch was durable: the end is damage, and acknowledged records
+ * after it would be lost.
+ */
+struct intent_log_damage {
+	bool damaged;
+	u64 end_block;	    /* block seq where the chain ended */
+	u64 end_rec;	    /* record seq expected there: the first record not replayed */
+	char why[160];	    /* why the block at end_block does not continue the chain */
+	u64 intact_blocks;  /* intact blocks of this lap after end_block */
+	u64 intact_records; /* records in them */
+	u64 intact_first;   /* block seq of the first of them (when intact_blocks) */
+	u64 intact_rec;	    /* record seq of its first record */
+	u64 intact_last;    /* block seq of the last of them */
+};
+
+/*
+ * One line for an administrator: what was lost where and how to proceed (damage->damaged),
+ * or where the log ended.  Returns @buf.
+ */
+const char *intent_log_damage_describe(const struct intent_log_damage *d, char *buf, size_t len);
+
 struct intent_log_config {
 	struct bdev *bdev;
 	u64 start;   /* first block of the log region, in DDSNAP_BLOCK_SIZE blocks */
@@ -119,15 +157,33 @@ struct intent_log_config {
 	 */
 	void (*pressure)(void *arg);
 	void *pressure_arg;
+	/*
+	 * Proven damage (see struct intent_log_damage) makes open fail with -EILSEQ.  With
+	 * this set it replays the records before the damage instead, logs what is lost, and
+	 * clears the rest of the ring so that the intact blocks after it never replay: the
+	 * administrator's explicit acceptance of the loss (ddsnap server --discard-damaged-log).
+	 */
+	bool discard_damaged;
+	/* If not NULL, filled by open and intent_log_scan with where replay ended and why. */
+	struct intent_log_damage *damage;
 };
 
 /*
- * Opens the log: replays (see cfg->replay), then makes the region after the last valid
- * record safe to append to (one write and one flush).  Returns 0 and *out, -EINVAL (bad
- * config), -EIO, or the replay callback's error.  O(records replayed + ring blocks read).
- * Blocks on I/O.
+ * Opens the log: reads the chain and the rest of the ring for damage, replays (see
+ * cfg->replay), then makes the region after the last valid record safe to append to (one
+ * write and one flush; with cfg->discard_damaged after damage, the whole rest of the ring).
+ * Returns 0 and *out, -EINVAL (bad config), -EILSEQ (proven damage, nothing replayed: see
+ * cfg->damage), -EIO, or the replay callback's error.  O(ring blocks).  Blocks on I/O.
  */
 int intent_log_open(const struct intent_log_config *cfg, struct intent_log **out);
+
+/*
+ * Reads the log as open would, without writing: calls cfg->replay (may be NULL) for every
+ * record open would replay, and fills cfg->damage.  For the checker and the dump tool.
+ * *@replayed (may be NULL) gets the number of those records.  Returns 0 (damage or not),
+ * -EINVAL, -EIO, or the callback's error.  O(ring blocks).  Blocks on I/O.
+ */
+int intent_log_scan(const struct intent_log_config *cfg, u64 *replayed);
 
 /*
  * Makes every appended record durable (unless the log failed), then frees the log.  Nothing
@@ -216,6 +272,7 @@ struct intent_log_block_info {
 	u64 first_rec_seq; /* sequence of its first record */
 	u64 max_txg;	   /* the header txg: the newest txg of its records */
 	unsigned nrecords;
+	unsigned used; /* bytes of records in the block */
 };
 
 /*

@@ -279,11 +279,30 @@ int label_read(struct bdev *b, int copy, struct label *out, char *why, size_t wh
 	if (r && r != -EIO) {
 		if (!any_magic)
 			r = -ENODATA;
-		if (why && whylen)
-			snprintf(why, whylen, "%s: %s%s%s", b->name, any_magic ? "" : "no label",
-				 sub[first], copy < 0 && sub[1][0] ? sub[1] : "");
+		if (!any_magic && first == last)
+			why_printf(why, whylen, r, "%s: no label copy %d", b->name, first);
+		else if (!any_magic)
+			why_printf(why, whylen, r, "%s: no label", b->name);
+		else if (first == last)
+			why_printf(why, whylen, r, "%s: label copy %d: %s", b->name, first,
+				   sub[first]);
+		else
+			why_printf(why, whylen, r, "%s: label copy 0: %s; copy 1: %s", b->name,
+				   sub[0], sub[1]);
 	}
 	return r;
+}
+
+int label_fits(const struct label *l, const struct bdev *b, u32 role, char *why, size_t whylen)
+{
+	u64 blocks = role == LABEL_ROLE_METADEV ? l->metadev_blocks : l->snapstore_blocks;
+
+	if (b->size / DDSNAP_BLOCK_SIZE >= blocks)
+		return 0;
+	return why_printf(
+		why, whylen, -EINVAL, "%s %s is %llu bytes, its label says %llu: truncated?",
+		role == LABEL_ROLE_METADEV ? "metadata device" : "snapstore", b->name,
+		(unsigned long long)b->size, (unsigned long long)(blocks * DDSNAP_BLOCK_SIZE));
 }
 
 bool label_same_store(const struct label *a, const struct label *b)

@@ -102,4 +102,12 @@ static inline u64 label_chunk_blocks(const struct label *l)
 /* True iff both labels describe the same store layout (role aside). */
 bool label_same_store(const struct label *a, const struct label *b);
 
+/*
+ * Whether device @b, holding @l in @role (LABEL_ROLE_*), is at least as large as @l says:
+ * every block number the store's metadata holds was checked against the label, so a
+ * shorter device (truncated, or the wrong one) would be read past its end.  Returns 0, or
+ * -EINVAL with "snapstore X is N bytes, its label says M: truncated?" in @why.  O(1).
+ */
+int label_fits(const struct label *l, const struct bdev *b, u32 role, char *why, size_t whylen);
+
 #endif

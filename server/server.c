@@ -142,8 +142,7 @@ static int conn_send(struct conn *c, const void *buf, size_t len)
 	r = unixsock_write_full(c->fd, buf, len);
 	pthread_mutex_unlock(&c->send_lock);
 	if (r)
-		log_debug("connection %llu: send failed: %s", (unsigned long long)c->id,
-			  strerror(-r));
+		log_debug("connection %llu: send failed: %s", (unsigned long long)c->id, errmsg(r));
 	return r;
 }
 
@@ -280,7 +279,7 @@ static void handle_identify(struct conn *c, const struct wire_msg *m)
 	if (err)
 		log_warn("connection %llu: IDENTIFY tag %d, %llu sectors refused: %s",
 			 (unsigned long long)c->id, (int)m->identify.tag,
-			 (unsigned long long)m->identify.dev_sectors, strerror(-err));
+			 (unsigned long long)m->identify.dev_sectors, errmsg(err));
 	else
 		log_info("connection %llu: %s device connected", (unsigned long long)c->id,
 			 m->identify.tag == DDSNAP_TAG_ORIGIN ? "origin" : "snapshot");
@@ -309,7 +308,7 @@ static void origin_reply(struct conn *c, const struct wire_msg *m, int err, u64 
 			readlock_wait(s->readlocks, m->query.r[i].chunk, m->query.r[i].count, 0);
 	else
 		log_err("origin write of %u ranges from chunk %llu failed: %s", m->query.nr,
-			(unsigned long long)m->query.r[0].chunk, strerror(-err));
+			(unsigned long long)m->query.r[0].chunk, errmsg(err));
 	r->type = DDSNAP_MSG_ORIGIN_WRITE | DDSNAP_MSG_REPLY;
 	r->seq = m->seq;
 	r->origin_reply.nr = m->query.nr;
@@ -573,7 +572,7 @@ static int kernel_message(struct conn *c, const struct wire_msg *m)
 			c->drop_pending = false;
 			if (m->drop_reply.error)
 				log_warn("connection %llu: cache drop answered %s",
-					 (unsigned long long)c->id, strerror(-m->drop_reply.error));
+					 (unsigned long long)c->id, errmsg(m->drop_reply.error));
 			pthread_cond_broadcast(&s->cond);
 		}
 		pthread_mutex_unlock(&s->lock);
@@ -619,7 +618,7 @@ static const char *tag_reason(int err)
 	case -EROFS:
 		return "the volume failed and refuses changes; restart the server";
 	default:
-		return strerror(-err);
+		return errmsg(err);
 	}
 }
 
@@ -854,7 +853,8 @@ int server_create(const char *sock, struct server **out, char *why, size_t whyle
 
 	if (fd < 0) {
 		snprintf(why, whylen, "cannot listen on %s: %s", sock,
-			 fd == -EADDRINUSE ? "another server is running there" : strerror(-fd));
+			 fd == -EADDRINUSE ? "another server is running there"
+					   : unixsock_errmsg(fd));
 		free(s);
 		return fd;
 	}

@@ -203,7 +203,7 @@ int store_sync(struct store *s)
 	if (r) {
 		s->failed = r;
 		log_err("store: sync of txg %llu failed (%s); the store refuses changes now",
-			(unsigned long long)s->open_txg, strerror(-r));
+			(unsigned long long)s->open_txg, errmsg(r));
 	}
 	s->quiescing = false;
 	pthread_cond_broadcast(&s->cond);
@@ -409,7 +409,7 @@ int store_format(struct bdev *snapstore, struct bdev *metadev, const struct stor
 	if (!r)
 		r = label_write(snapstore, &l, LABEL_ROLE_SNAPSTORE);
 	if (r)
-		why_set(why, whylen, "writing the new store: %s", strerror(-r));
+		why_set(why, whylen, "writing the new store: %s", errmsg(r));
 	return r;
 }
 
@@ -431,10 +431,9 @@ static int store_read_labels(struct store *s, char *why, size_t whylen)
 		why_set(why, whylen, "store uses features this version does not know");
 		return -EOPNOTSUPP;
 	}
-	if (s->snap->size / DDSNAP_BLOCK_SIZE < s->label.snapstore_blocks) {
-		why_set(why, whylen, "%s is smaller than when it was initialized", s->snap->name);
-		return -EINVAL;
-	}
+	r = label_fits(&s->label, s->snap, LABEL_ROLE_SNAPSTORE, why, whylen);
+	if (r)
+		return r;
 	if (!s->label.metadev_blocks) {
 		if (s->cfg.metadev) {
 			why_set(why, whylen, "store has no metadata device");
@@ -455,11 +454,7 @@ static int store_read_labels(struct store *s, char *why, size_t whylen)
 		why_set(why, whylen, "%s is not the metadata device of this store", s->meta->name);
 		return -EINVAL;
 	}
-	if (s->meta->size / DDSNAP_BLOCK_SIZE < s->label.metadev_blocks) {
-		why_set(why, whylen, "%s is smaller than when it was initialized", s->meta->name);
-		return -EINVAL;
-	}
-	return 0;
+	return label_fits(&s->label, s->meta, LABEL_ROLE_METADEV, why, whylen);
 }
 
 static void store_free(struct store *s)
@@ -732,6 +727,7 @@ static int store_replay_one(void *arg, const struct intent_log_record *rec)
 int store_open_log(struct store *s, store_replay_fn replay, void *arg, char *why, size_t whylen)
 {
 	struct replay_ctx c = {.s = s, .fn = replay, .arg = arg};
+	struct intent_log_damage d;
 	struct intent_log_config cfg = {
 		.bdev = s->meta,
 		.start = s->label.log_start,
@@ -741,7 +737,10 @@ int store_open_log(struct store *s, store_replay_fn replay, void *arg, char *why
 		.replay_arg = &c,
 		.pressure = store_log_pressure,
 		.pressure_arg = s,
+		.discard_damaged = s->cfg.discard_damaged_log,
+		.damage = &d,
 	};
+	char msg[600];
 	struct tx *tx;
 	int r;
 
@@ -757,10 +756,14 @@ int store_open_log(struct store *s, store_replay_fn replay, void *arg, char *why
 	cfg.replay_from = (struct intent_log_pos){s->last.log_block_seq, s->last.log_rec_seq};
 	pthread_mutex_unlock(&s->lock);
 	r = intent_log_open(&cfg, &s->log);
-	if (r) {
-		s->log = NULL;
-		why_set(why, whylen, "intent log: %s", strerror(-r));
+	if (r == -EILSEQ && d.damaged) {
+		why_set(why, whylen, "intent log %s",
+			intent_log_damage_describe(&d, msg, sizeof(msg)));
+	} else if (r) {
+		why_set(why, whylen, "intent log: %s", errmsg(r));
 	}
+	if (r)
+		s->log = NULL;
 	store_tx_release(s, tx);
 	return r;
 }

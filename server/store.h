@@ -73,6 +73,11 @@ struct store_config {
 	u64 dirty_max_bytes;	 /* 0: TXG_DIRTY_MAX_BYTES */
 	bool no_sync_thread;	 /* sync only on store_sync()/close (tests, tools) */
 	bool read_only;		 /* no writes at all: check, dump */
+	/*
+	 * Open even though the intent log is damaged (intent_log.h): replay up to the damage
+	 * and drop the records after it.  The administrator's choice, never a default.
+	 */
+	bool discard_damaged_log;
 };
 
 struct store_format_params {
@@ -214,8 +219,10 @@ typedef int (*store_replay_fn)(void *arg, struct tx *tx, const struct intent_log
  * the open txg, then makes the log ready to append.  Call once, after store_open and after
  * the engine that replays is open, before any append.  From then on every sync records the
  * log position in its uberblock and frees the log space its txg covered; log pressure kicks
- * an early sync.  Returns 0, -EROFS (read-only or failed store), -EIO, or @replay's error,
- * with the reason in @why.  Blocks.
+ * an early sync.  Returns 0, -EROFS (read-only or failed store), -EILSEQ (the log is
+ * damaged past a torn tail: nothing replayed, what was lost and how to proceed in @why;
+ * see store_config.discard_damaged_log), -EIO, or @replay's error, with the reason in
+ * @why.  Blocks.
  */
 int store_open_log(struct store *s, store_replay_fn replay, void *arg, char *why, size_t whylen);
 

@@ -39,8 +39,9 @@ struct checker {
 	struct uberblock ub;
 	struct cache *cache;
 	struct metaslab_group *mg;
-	u64 *seen;	/* metadata blocks referenced, by device block */
-	u64 *data_seen; /* data chunks referenced, by chunk address */
+	u64 *seen;	 /* metadata blocks referenced, by device block: meta_blocks bits */
+	u64 *data_seen;	 /* data chunks referenced, by chunk address: nchunks bits */
+	u64 meta_blocks; /* the metadata device's blocks as the label says (block numbers too) */
 	u64 region_start, region_blocks, chunk_blocks, nchunks;
 	char tree[64];
 	unsigned root; /* which uberblock root the walk came from */
@@ -51,8 +52,10 @@ struct checker {
 	u64 damaged; /* subtrees that could not be read: what they hold looks leaked */
 };
 
-static bool bit_test_set(u64 *map, u64 i)
+/* Callers check @i against the bitmap's source first: the VERIFY is the backstop. */
+static bool bit_test_set(u64 *map, u64 nbits, u64 i)
 {
+	VERIFY(i < nbits);
 	bool was = map[i / 64] & (1ULL << (i % 64));
 
 	map[i / 64] |= 1ULL << (i % 64);
@@ -85,7 +88,7 @@ static void check_labels(struct checker *c, struct bdev *b, u32 role)
 		int r = label_read(b, copy, &l, why, sizeof(why));
 
 		if (r) {
-			finding(c, true, "%s: label copy %d: %s", b->name, copy, why);
+			finding(c, true, "%s", why); /* names the device and the copy */
 			continue;
 		}
 		if (l.role != role || !label_same_store(&l, &c->label))
@@ -131,7 +134,7 @@ static void account_meta(struct checker *c, const char *what, u64 blocknr, u64 b
 		finding(c, true, "%s: block %llu born in txg %llu after the uberblock's %llu", what,
 			(unsigned long long)blocknr, (unsigned long long)birth,
 			(unsigned long long)c->ub.txg);
-	if (bit_test_set(c->seen, blocknr)) {
+	if (bit_test_set(c->seen, c->meta_blocks, blocknr)) {
 		finding(c, true, "%s: block %llu referenced twice", what,
 			(unsigned long long)blocknr);
 		return;
@@ -153,7 +156,7 @@ static void account_data(struct checker *c, u64 addr)
 			(unsigned long long)addr);
 		return;
 	}
-	if (bit_test_set(c->data_seen, addr)) {
+	if (bit_test_set(c->data_seen, c->nchunks, addr)) {
 		finding(c, true, "%s: data chunk %llu referenced twice", c->tree,
 			(unsigned long long)addr);
 		return;
@@ -232,7 +235,7 @@ static int report_damage(void *arg, u64 blocknr, int err, const char *why)
 {
 	struct checker *c = arg;
 
-	finding(c, true, "%s tree: %s", c->tree, why[0] ? why : strerror(-err));
+	finding(c, true, "%s tree: %s", c->tree, why[0] ? why : errmsg(err));
 	/* Its pointer still holds the block: not a leak, only unreadable. */
 	account_meta(c, c->tree, blocknr, 0);
 	c->damaged++;
@@ -246,7 +249,7 @@ static void walk_tree(struct checker *c, const struct blkptr *root, struct store
 	int r = treewalk(c->meta, root, &w, why, sizeof(why));
 
 	if (r)
-		finding(c, true, "%s tree: %s", c->tree, why[0] ? why : strerror(-r));
+		finding(c, true, "%s tree: %s", c->tree, why[0] ? why : errmsg(r));
 	if (t)
 		*t = (struct store_check_tree){.nodes = w.nodes,
 					       .leaves = w.leaves,
@@ -280,7 +283,8 @@ static int account_allocated(void *arg, enum metaslab_class_disk cls, u64 start,
 	if (cls == METASLAB_CLASS_META) {
 		c->rep->meta_allocated += n;
 		for (u64 b = start; b < start + n; b++)
-			if (!(c->seen[b / 64] & (1ULL << (b % 64))) && !c->meta_leaks++)
+			if ((b >= c->meta_blocks || !(c->seen[b / 64] & (1ULL << (b % 64)))) &&
+			    !c->meta_leaks++)
 				c->first_meta_leak = b;
 	} else if (cls == METASLAB_CLASS_DATA) {
 		c->rep->data_allocated += n;
@@ -304,7 +308,7 @@ static void check_space(struct checker *c)
 	cache_set_synced_txg(c->cache, c->ub.txg);
 	r = metaslab_open(c->cache, &c->ub.metaslab, c->ub.txg, &c->mg, why, sizeof(why));
 	if (r) {
-		finding(c, true, "metaslab table: %s", why[0] ? why : strerror(-r));
+		finding(c, true, "metaslab table: %s", why[0] ? why : errmsg(r));
 		c->mg = NULL;
 		return;
 	}
@@ -355,40 +359,34 @@ static void check_trees(struct checker *c)
 
 int store_log_walk(struct bdev *meta, const struct label *l, const struct uberblock *ub,
 		   int (*fn)(void *arg, const struct intent_log_record *rec), void *arg,
-		   u64 *pending)
+		   u64 *pending, struct intent_log_damage *damage)
 {
-	struct intent_log_record recs[INTENT_LOG_MAX_RECORDS_PER_BLOCK];
-	u64 s = ub->log_block_seq, rec = ub->log_rec_seq, n = 0;
-	void *buf = NULL;
-	int r = 0;
+	struct intent_log_config cfg = {
+		.bdev = meta,
+		.start = l->log_start,
+		.nblocks = l->log_blocks,
+		.guid = l->log_guid,
+		.synced_txg = ub->txg,
+		.replay_from = {ub->log_block_seq, ub->log_rec_seq},
+		.replay = fn,
+		.replay_arg = arg,
+		.damage = damage,
+	};
 
-	if (posix_memalign(&buf, BDEV_ALIGN, DDSNAP_BLOCK_SIZE))
-		return -ENOMEM;
-	for (u64 i = 0; i < l->log_blocks; i++, s++) {
-		struct intent_log_block_info info;
-		u64 at = l->log_start + s % l->log_blocks;
+	return intent_log_scan(&cfg, pending);
+}
 
-		r = bdev_read(meta, buf, DDSNAP_BLOCK_SIZE, at * DDSNAP_BLOCK_SIZE);
-		if (r)
-			break;
-		if (intent_log_block_decode(buf, at, &info, recs, ARRAY_SIZE(recs), NULL, 0) ||
-		    info.guid != l->log_guid || info.seq != s || info.first_rec_seq != rec)
-			break; /* the end of the log */
-		for (unsigned k = 0; k < info.nrecords && !r; k++) {
-			if (recs[k].txg <= ub->txg)
-				continue;
-			n++;
-			if (fn)
-				r = fn(arg, &recs[k]);
-		}
-		if (r)
-			break;
-		rec += info.nrecords;
-	}
-	free(buf);
-	if (pending)
-		*pending = n;
-	return r;
+/* The records the next open replays, and damage that would make it refuse (intent_log.h). */
+static void check_log(struct checker *c)
+{
+	struct intent_log_damage d;
+	char msg[600];
+	int r = store_log_walk(c->meta, &c->label, &c->ub, NULL, NULL, &c->rep->log_pending, &d);
+
+	if (r)
+		finding(c, true, "intent log: %s", errmsg(r));
+	else if (d.damaged)
+		finding(c, true, "intent log %s", intent_log_damage_describe(&d, msg, sizeof(msg)));
 }
 
 static void summary(struct checker *c)
@@ -449,6 +447,15 @@ int store_check(struct bdev *snap, struct bdev *meta, FILE *out, struct store_ch
 		return -EINVAL;
 	}
 	c.meta = meta ? meta : snap;
+	/* Block numbers below come from the label and the trees: the devices must hold them. */
+	if (label_fits(&c.label, snap, LABEL_ROLE_SNAPSTORE, why, sizeof(why)) ||
+	    (meta && label_fits(&c.label, meta, LABEL_ROLE_METADEV, why, sizeof(why)))) {
+		finding(&c, true, "%s", why);
+		if (out)
+			fprintf(out, "check: %llu errors (nothing else checked)\n",
+				(unsigned long long)rep->errors);
+		return 0;
+	}
 	check_labels(&c, snap, LABEL_ROLE_SNAPSTORE);
 	if (meta)
 		check_labels(&c, meta, LABEL_ROLE_METADEV);
@@ -458,12 +465,12 @@ int store_check(struct bdev *snap, struct bdev *meta, FILE *out, struct store_ch
 		c.region_blocks = c.label.meta_blocks ? c.label.meta_blocks : c.label.data_blocks;
 		c.chunk_blocks = label_chunk_blocks(&c.label);
 		c.nchunks = c.label.snapstore_blocks / c.chunk_blocks;
-		c.seen = xzalloc(DIV_ROUND_UP(c.meta->size / DDSNAP_BLOCK_SIZE, 64) * sizeof(u64));
+		c.meta_blocks = meta ? c.label.metadev_blocks : c.label.snapstore_blocks;
+		c.seen = xzalloc(DIV_ROUND_UP(c.meta_blocks, 64) * sizeof(u64));
 		c.data_seen = xzalloc(DIV_ROUND_UP(c.nchunks, 64) * sizeof(u64));
 		check_space(&c);
 		check_trees(&c);
-		if (store_log_walk(c.meta, &c.label, &c.ub, NULL, NULL, &rep->log_pending))
-			finding(&c, true, "intent log: read error");
+		check_log(&c);
 		metaslab_close(c.mg);
 		cache_destroy(c.cache);
 		free(c.seen);

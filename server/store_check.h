@@ -56,11 +56,13 @@ int store_check(struct bdev *snap, struct bdev *meta, FILE *out, struct store_ch
  * Reads the intent log of the store described by @l and @ub on @meta as replay would (from
  * the uberblock's log position, block by block while the chain holds: this log's guid,
  * consecutive block and record sequence numbers) and calls @fn (may be NULL) for every
- * record of a txg after ub->txg: the records the next open replays.  *@pending (may be NULL)
- * gets their count.  Returns 0, @fn's non-zero return, or -EIO.  O(log blocks).  Read-only.
+ * record of a txg after ub->txg: the records the next open replays (with damage: the ones
+ * before it).  *@pending (may be NULL) gets their count, *@damage (may be NULL) where the log
+ * ended and whether that is damage (intent_log_scan).  Returns 0, @fn's non-zero return, or
+ * -EIO.  O(log blocks).  Read-only.
  */
 int store_log_walk(struct bdev *meta, const struct label *l, const struct uberblock *ub,
 		   int (*fn)(void *arg, const struct intent_log_record *rec), void *arg,
-		   u64 *pending);
+		   u64 *pending, struct intent_log_damage *damage);
 
 #endif

@@ -36,6 +36,15 @@ int unixsock_addr(const char *name, struct sockaddr_un *sa, socklen_t *len)
 	return 0;
 }
 
+const char *unixsock_errmsg(int err)
+{
+	if (err == -EINVAL)
+		return "a socket name is an absolute path or @name";
+	if (err == -ENAMETOOLONG)
+		return "the name does not fit a socket address (107 bytes)";
+	return errmsg(err);
+}
+
 int unixsock_connect(const char *name, int timeout_ms)
 {
 	struct sockaddr_un sa;

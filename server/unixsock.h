@@ -20,6 +20,13 @@
 int unixsock_addr(const char *name, struct sockaddr_un *sa, socklen_t *len);
 
 /*
+ * Words for an error of unixsock_addr, _connect or _listen about socket @name: what is
+ * wrong with the name for -EINVAL and -ENAMETOOLONG (not libc's "Invalid argument"),
+ * errmsg() for the rest.  Never NULL.
+ */
+const char *unixsock_errmsg(int err);
+
+/*
  * Connects to @name, waiting at most @timeout_ms for the connection.  Returns a connected
  * close-on-exec descriptor or -errno (-ENOENT, -ECONNREFUSED: no server; -ETIMEDOUT).
  */

@@ -211,8 +211,7 @@ static int open_dev(const char *path, const char *role, struct bdev **out, char 
 	int r = bdev_open(path, 0, out);
 
 	if (r)
-		return why_printf(why, whylen, r, "cannot open %s %s: %s", role, path,
-				  strerror(-r));
+		return why_printf(why, whylen, r, "cannot open %s %s: %s", role, path, errmsg(r));
 	return 0;
 }
 
@@ -224,7 +223,7 @@ int volume_open(const struct volume_params *p, struct volume **out, char *why, s
 	struct engine_roots roots = {0};
 	const struct label *l;
 	struct store_hook hook = {.pre_sync = engine_pre_sync, .arg = v};
-	char sub[300];
+	char sub[700]; /* an intent log damage report is long */
 	int r;
 
 	pthread_mutex_init(&v->lock, NULL);
@@ -248,6 +247,7 @@ int volume_open(const struct volume_params *p, struct volume **out, char *why, s
 	cfg.metadev = v->metadev;
 	cfg.cache_bytes = p->cache_bytes;
 	cfg.txg_timeout_ms = p->txg_timeout_ms;
+	cfg.discard_damaged_log = p->discard_damaged_log;
 	r = store_open(&cfg, &v->store, sub, sizeof(sub));
 	if (r) {
 		why_printf(why, whylen, r, "cannot open the store on %s: %s", p->snapstore, sub);
@@ -282,12 +282,14 @@ int volume_open(const struct volume_params *p, struct volume **out, char *why, s
 	ep.copy_threads = VOLUME_COPY_THREADS;
 	/* the log's flushes are the snapstore's ("Flushes saved"): no data checksums */
 	ep.copies_ordered = !v->metadev;
+	ep.data_first = l->data_start / v->chunk_blocks;
+	ep.data_end = (l->data_start + l->data_blocks) / v->chunk_blocks;
 	store_root(v->store, UB_ROOT_EXCEPTIONS, &roots.exceptions);
 	store_root(v->store, UB_ROOT_SNAPSHOTS, &roots.snapshots);
 	roots.gen = store_scalar(v->store, UB_SCALAR_GEN);
 	r = engine_open(&ep, &roots, &v->engine);
 	if (r) {
-		why_printf(why, whylen, r, "cannot open the snapshot metadata: %s", strerror(-r));
+		why_printf(why, whylen, r, "cannot open the snapshot metadata: %s", errmsg(r));
 		goto out_close_store;
 	}
 	store_add_hook(v->store, &hook);
@@ -330,7 +332,7 @@ int volume_close(struct volume *v)
 		 (unsigned long long)ls.records, (unsigned long long)ls.batches,
 		 (unsigned long long)ls.flushes);
 	if (r)
-		log_err("final txg sync failed: %s", strerror(-r));
+		log_err("final txg sync failed: %s", errmsg(r));
 	engine_close(v->engine);
 	if (r)
 		store_abandon(v->store);
@@ -448,7 +450,7 @@ static int commit(struct volume *v, u64 need, int err)
 	if (!r)
 		r = intent_log_flush(store_log(v->store));
 	if (r)
-		log_err("intent log commit failed: %s", strerror(-r));
+		log_err("intent log commit failed: %s", errmsg(r));
 	return err ? err : r;
 }
 
@@ -737,7 +739,7 @@ int volume_changelist(struct volume *v, u32 from, u32 to, u64 cursor, u64 *out, 
 
 	*count = 0;
 	*next = CTL_CURSOR_END;
-	if (from == CTL_TAG_NONE) {
+	if (from == DDSNAP_TAG_NONE) {
 		/* No source: every chunk of the volume. */
 		for (i = cursor; i < v->origin_chunks && *count < max; i++)
 			out[(*count)++] = i;
@@ -755,7 +757,7 @@ int volume_changelist(struct volume *v, u32 from, u32 to, u64 cursor, u64 *out, 
 		free(v->cl.chunks);
 		v->cl.chunks = NULL;
 		v->cl.valid = false;
-		err = engine_changelist(v->engine, from, to == CTL_TAG_ORIGIN ? ENGINE_HEAD : to,
+		err = engine_changelist(v->engine, from, to == DDSNAP_TAG_HEAD ? ENGINE_HEAD : to,
 					&v->cl.chunks, &v->cl.n, NULL);
 		if (!err) {
 			v->cl.valid = true;

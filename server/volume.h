@@ -31,8 +31,9 @@ struct volume_params {
 	 * device this way, and crash it with volume_abandon()).
 	 */
 	struct bdev *snapstore_dev, *origin_dev, *metadev_dev;
-	size_t cache_bytes;	 /* metadata cache budget */
-	unsigned txg_timeout_ms; /* 0: the store's default (tests sync often with 1) */
+	size_t cache_bytes;	  /* metadata cache budget */
+	unsigned txg_timeout_ms;  /* 0: the store's default (tests sync often with 1) */
+	bool discard_damaged_log; /* store_config.discard_damaged_log */
 	volume_invalidate_fn invalidate;
 	void *invalidate_priv;
 };
@@ -117,8 +118,8 @@ int volume_list(struct volume *v, u64 cursor, struct ctl_snap *out, u32 max, u32
 int volume_status(struct volume *v, struct ctl_status *out);
 
 /*
- * Changed chunks @from -> @to (CTL_TAG_NONE: the whole volume's written chunks;
- * CTL_TAG_ORIGIN: the live origin) at or after chunk @cursor: up to @max in @out,
+ * Changed chunks @from -> @to (DDSNAP_TAG_NONE: the whole volume's written chunks;
+ * DDSNAP_TAG_HEAD: the live origin) at or after chunk @cursor: up to @max in @out,
  * ascending; *next = where to continue or CTL_CURSOR_END.
  */
 int volume_changelist(struct volume *v, u32 from, u32 to, u64 cursor, u64 *out, u32 max, u32 *count,

@@ -43,7 +43,7 @@ static u64 check_engine(struct bdev *snap, struct bdev *meta)
 				 l.origin_bytes >> l.chunk_shift, NULL, &er, why, sizeof(why));
 	cache_destroy(cache);
 	if (r)
-		printf("error: engine: %s\n", why[0] ? why : strerror(-r));
+		printf("error: engine: %s\n", why[0] ? why : errmsg(r));
 	printf("engine: %llu exceptions, %llu overlay chunks, %llu data chunks, %llu live "
 	       "snapshots, %llu invalidated, %llu problems\n",
 	       (unsigned long long)er.exceptions, (unsigned long long)er.overlay_chunks,
@@ -65,13 +65,13 @@ int cmd_check(int argc, char **argv)
 		return cmd_usage("check");
 	r = bdev_open(argv[optind], BDEV_RDONLY, &snap);
 	if (r) {
-		cmd_error("check", "%s: %s", argv[optind], strerror(-r));
+		cmd_error("check", "%s: %s", argv[optind], errmsg(r));
 		goto out;
 	}
 	if (argc - optind == 2) {
 		r = bdev_open(argv[optind + 1], BDEV_RDONLY, &meta);
 		if (r) {
-			cmd_error("check", "%s: %s", argv[optind + 1], strerror(-r));
+			cmd_error("check", "%s: %s", argv[optind + 1], errmsg(r));
 			goto out;
 		}
 	}

@@ -10,6 +10,7 @@
 #define DDSNAP_COMMANDS_H
 
 #include <stdarg.h>
+#include "base.h"
 
 enum ddsnap_exit {
 	EXIT_OK = 0,
@@ -33,6 +34,22 @@ void cmd_error(const char *cmd, const char *fmt, ...) __attribute__((format(prin
 void cmd_verror(const char *cmd, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* Prints the usage line of @cmd to stderr and returns EXIT_USAGE. */
 int cmd_usage(const char *cmd);
+
+/*
+ * The one way numbers are read from the command line (cmdutil.c): decimal digits only, no
+ * sign (but cmd_parse_s64's '-'), no spaces or trailing text, overflow-checked, then range-
+ * checked.  Each returns 0 with *out set, or -EINVAL with *out untouched; the caller says
+ * what was wrong.
+ */
+int cmd_parse_u64(const char *s, u64 lo, u64 hi, u64 *out);
+int cmd_parse_s64(const char *s, s64 lo, s64 hi, s64 *out);
+/* A size in bytes: digits and one optional suffix k, M, G or T (any case, powers of 1024),
+ * at most @max. */
+int cmd_parse_size(const char *s, u64 max, u64 *out);
+/* A TCP port: 1..65535. */
+int cmd_parse_port(const char *s, u16 *out);
+/* A snapshot tag, 0..DDSNAP_TAG_MAX; prints "bad snapshot tag" for @cmd when it is not. */
+int cmd_parse_tag(const char *cmd, const char *s, u32 *out);
 
 int cmd_delta(int argc, char **argv);	/* tools/delta.c */
 int cmd_send(int argc, char **argv);	/* tools/replicate.c */

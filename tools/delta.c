@@ -35,6 +35,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -59,8 +60,6 @@
 #define DELTA_TOKEN_INTERVAL 1.0
 /* Device I/O alignment for O_DIRECT buffers. */
 #define DELTA_IO_ALIGN 4096u
-/* Tag of the origin in changelists (ctl.h CTL_TAG_ORIGIN). */
-#define DELTA_TAG_ORIGIN 0xfffffffeu
 
 /* The subcommand errors are reported under ("delta", "send", "receive"). */
 static const char *derr_cmd = "delta";
@@ -87,7 +86,7 @@ char *delta_dev_name(const char *stem, u32 tag)
 {
 	char *p;
 
-	if (tag == DELTA_TAG_ORIGIN)
+	if (tag == DDSNAP_TAG_HEAD)
 		return xstrdup(stem);
 	if (asprintf(&p, "%s(%u)", stem, tag) < 0)
 		abort();
@@ -279,7 +278,7 @@ static int create_flush(struct create *c, struct out *o)
 		c->chunks_done += it->count;
 	}
 	if (rc)
-		derr("writing the delta: %s", strerror(-rc));
+		derr("writing the delta: %s", errmsg(rc));
 	xfer_progress_update(&o->prog, c->chunks_done * c->chunk_size);
 	c->nitems = c->njobs = 0;
 	c->tfill = c->ofill = 0;
@@ -347,7 +346,7 @@ static int create_run(struct create *c, struct out *o, u64 chunk, u32 count)
 static int parse_mode(const char *name, const char *arg, struct delta_codec_opts *o)
 {
 	const struct delta_codec_ops *ops;
-	char *end;
+	s64 level;
 
 	if (!strcmp(name, "best")) {
 		o->mode = DELTA_MODE_BEST;
@@ -359,9 +358,9 @@ static int parse_mode(const char *name, const char *arg, struct delta_codec_opts
 	}
 	o->level = 0;
 	if (arg && *arg) {
-		o->level = (int)strtol(arg, &end, 10);
-		if (*end || o->level <= 0)
+		if (cmd_parse_s64(arg, 1, INT_MAX, &level))
 			return -EINVAL;
+		o->level = (int)level;
 	}
 	return 0;
 }
@@ -396,7 +395,7 @@ int delta_create_option(int opt, const char *arg, struct delta_create_params *p)
 		rc = parse_mode("best", arg, &p->codec);
 		break;
 	case 'l':
-		rc = xfer_parse_size(arg, &p->limit);
+		rc = cmd_parse_size(arg, UINT64_MAX, &p->limit);
 		break;
 	case 'V':
 		p->codec.verify_all = true;
@@ -508,7 +507,7 @@ int delta_create_stream(const struct delta_create_params *p)
 		rc = changelist_rewind(cr);
 	if (rc) {
 		derr("changelist %s: %s", p->changelist,
-		     rc != -EILSEQ ? strerror(-rc)
+		     rc != -EILSEQ ? errmsg(rc)
 		     : cr	   ? changelist_error(cr)
 				   : "not a valid changelist header");
 		changelist_close(cr);
@@ -522,7 +521,7 @@ int delta_create_stream(const struct delta_create_params *p)
 	}
 	memcpy(h.uuid, ch.uuid, sizeof(h.uuid));
 	h.chunk_size = ch.chunk_size;
-	h.flags = ch.src_tag == DELTA_TAG_NONE ? DELTA_FULL : 0;
+	h.flags = ch.src_tag == DDSNAP_TAG_NONE ? DELTA_FULL : 0;
 	h.volume_chunks = ch.volume_chunks;
 	h.src_tag = ch.src_tag;
 	h.src_gen = ch.src_gen;
@@ -532,7 +531,7 @@ int delta_create_stream(const struct delta_create_params *p)
 		rc = delta_token_load(p->resume, &tok);
 		if (rc || !delta_token_matches(&tok, &h)) {
 			derr("resume token %s: %s", p->resume,
-			     rc ? strerror(-rc) : "belongs to another transfer");
+			     rc ? errmsg(rc) : "belongs to another transfer");
 			goto out;
 		}
 		h.start_seq = tok.next_seq;
@@ -582,7 +581,7 @@ int delta_create_stream(const struct delta_create_params *p)
 	xfer_progress_init(&o.prog, p->cmd, ch.count * ch.chunk_size, p->force_progress);
 	rc = delta_writer_new(&c.w, out_write, &o, &h);
 	if (rc) {
-		derr("writing the delta header: %s", strerror(-rc));
+		derr("writing the delta header: %s", errmsg(rc));
 		goto out;
 	}
 	max_run = DELTA_MAX_EXTENT / ch.chunk_size;
@@ -618,7 +617,7 @@ int delta_create_stream(const struct delta_create_params *p)
 		rc = delta_writer_finish(c.w, &tr);
 	xfer_progress_done(&o.prog);
 	if (rc) {
-		derr("delta not created: %s", rc == -EILSEQ ? changelist_error(cr) : strerror(-rc));
+		derr("delta not created: %s", rc == -EILSEQ ? changelist_error(cr) : errmsg(rc));
 		goto out;
 	}
 	if (p->verbose) {
@@ -691,13 +690,13 @@ static int apply_save(struct apply *a)
 		return 0;
 	if (a->dirty && fdatasync(a->origin.fd)) {
 		rc = -errno;
-		derr("sync %s: %s", a->origin.path, strerror(-rc));
+		derr("sync %s: %s", a->origin.path, errmsg(rc));
 		return rc;
 	}
 	a->dirty = false;
 	rc = delta_token_save(a->token_path, &a->applied);
 	if (rc)
-		derr("saving resume token %s: %s", a->token_path, strerror(-rc));
+		derr("saving resume token %s: %s", a->token_path, errmsg(rc));
 	clock_gettime(CLOCK_MONOTONIC, &a->last_save);
 	return rc;
 }
@@ -923,7 +922,7 @@ static int delta_apply(int argc, char **argv)
 			p.check = true;
 			break;
 		case 'l':
-			if (xfer_parse_size(optarg, &p.limit)) {
+			if (cmd_parse_size(optarg, UINT64_MAX, &p.limit)) {
 				derr("bad rate '%s'", optarg);
 				return EXIT_USAGE;
 			}
@@ -1013,7 +1012,7 @@ int delta_apply_stream(const struct delta_apply_params *p)
 	} else if (have_saved && saved.next_seq) {
 		skip_until = saved.next_seq; /* a full stream re-sent: skip what is on disk */
 	}
-	name = delta_dev_name(p->devstem, DELTA_TAG_ORIGIN);
+	name = delta_dev_name(p->devstem, DDSNAP_TAG_HEAD);
 	rc = dev_open(&a.origin, name, !a.check);
 	free(name);
 	if (rc)
@@ -1131,20 +1130,17 @@ out:
 
 static int parse_tag(const char *s, u32 *tag)
 {
-	char *end;
-	unsigned long v;
+	u64 v;
 
 	if (!strcmp(s, "none") || !strcmp(s, "-1")) {
-		*tag = DELTA_TAG_NONE;
+		*tag = DDSNAP_TAG_NONE;
 		return 0;
 	}
 	if (!strcmp(s, "origin")) {
-		*tag = DELTA_TAG_ORIGIN;
+		*tag = DDSNAP_TAG_HEAD;
 		return 0;
 	}
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno || *end || end == s || v >= DELTA_TAG_ORIGIN)
+	if (cmd_parse_u64(s, 0, DDSNAP_TAG_MAX, &v))
 		return -EINVAL;
 	*tag = (u32)v;
 	return 0;
@@ -1194,11 +1190,11 @@ int delta_fetch_changelist(const char *cmd, struct ctl_client *c, const char *pa
 		found_to |= snaps[i].tag == to;
 	}
 	/* the whole-volume listing does not look at the target: check both here */
-	if (!found_from && from != DELTA_TAG_NONE) {
+	if (!found_from && from != DDSNAP_TAG_NONE) {
 		derr("no snapshot %u", from);
 		goto out;
 	}
-	if (!found_to && to != DELTA_TAG_ORIGIN) {
+	if (!found_to && to != DDSNAP_TAG_HEAD) {
 		derr("no snapshot %u", to);
 		goto out;
 	}
@@ -1207,18 +1203,18 @@ int delta_fetch_changelist(const char *cmd, struct ctl_client *c, const char *pa
 	ctl_client_uuid(c, h.uuid);
 	rc = changelist_create(&w, path, &h);
 	if (rc) {
-		derr("cannot create %s: %s", path, strerror(-rc));
+		derr("cannot create %s: %s", path, errmsg(rc));
 		goto out;
 	}
 	rc = ctl_client_changelist(c, from, to, cl_append, w, &res, why, sizeof(why));
 	if (rc || res.error) {
-		derr("changelist: %s", rc ? (*why ? why : strerror(-rc)) : res.text);
+		derr("changelist: %s", rc ? (*why ? why : errmsg(rc)) : res.text);
 		changelist_abort(w);
 		goto out;
 	}
 	rc = changelist_commit(w);
 	if (rc) {
-		derr("writing %s: %s", path, strerror(-rc));
+		derr("writing %s: %s", path, errmsg(rc));
 		goto out;
 	}
 	ret = EXIT_OK;
@@ -1236,7 +1232,7 @@ static int delta_changelist(int argc, char **argv)
 	int ret;
 
 	if (argc != 5 || parse_tag(argv[3], &from) || parse_tag(argv[4], &to) ||
-	    to == DELTA_TAG_NONE || from == DELTA_TAG_ORIGIN) {
+	    to == DDSNAP_TAG_NONE || from == DDSNAP_TAG_HEAD) {
 		fputs(changelist_usage, stderr);
 		return EXIT_USAGE;
 	}

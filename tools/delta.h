@@ -90,15 +90,15 @@ struct delta_apply_params {
 int delta_apply_stream(const struct delta_apply_params *p);
 
 /*
- * Asks the server behind @c for the changelist @from -> @to (DELTA_TAG_NONE: the whole
- * volume; 0xfffffffe: the origin) and writes it atomically to @path, with the volume's
+ * Asks the server behind @c for the changelist @from -> @to (DDSNAP_TAG_NONE: the whole
+ * volume; DDSNAP_TAG_HEAD: the live origin) and writes it atomically to @path, with the volume's
  * uuid, chunk size and size and the two snapshots' gens.  Returns an exit code (the
  * server's reason printed on refusal, for instance a missing snapshot).
  */
 int delta_fetch_changelist(const char *cmd, struct ctl_client *c, const char *path, u32 from,
 			   u32 to);
 
-/* "<stem>(tag)", or @stem itself for the origin tag 0xfffffffe.  Caller frees. */
+/* "<stem>(tag)", or @stem itself for DDSNAP_TAG_HEAD (the live origin).  Caller frees. */
 char *delta_dev_name(const char *stem, u32 tag);
 
 #endif

@@ -159,7 +159,7 @@ static int dump_damage(void *arg, u64 blocknr, int err, const char *why)
 {
 	struct dump_ctx *d = arg;
 
-	fprintf(d->f, "error tree %s: %s\n", d->tree, why[0] ? why : strerror(-err));
+	fprintf(d->f, "error tree %s: %s\n", d->tree, why[0] ? why : errmsg(err));
 	return 0;
 }
 
@@ -174,7 +174,7 @@ static int dump_tree(FILE *f, struct bdev *meta, const char *name, const struct 
 	fprintf(f, "tree %s\n", name);
 	r = treewalk(meta, root, &w, why, sizeof(why));
 	if (r)
-		fprintf(f, "error tree %s: %s\n", name, why[0] ? why : strerror(-r));
+		fprintf(f, "error tree %s: %s\n", name, why[0] ? why : errmsg(r));
 	return r || w.damaged ? -EILSEQ : 0;
 }
 
@@ -225,29 +225,35 @@ static int dump_more(FILE *f, struct bdev *meta, const struct label *l, const st
 	struct cache *cache = cache_create(meta, DUMP_CACHE_BYTES);
 	struct overlay_ctx o = {.f = f, .meta = meta, .entries = entries};
 	struct metaslab_group *mg;
-	char why[200] = "";
+	struct intent_log_damage d;
+	char why[200] = "", msg[600];
 	int r, errors = 0;
 
 	cache_set_synced_txg(cache, ub->txg);
 	if (ub->roots[UB_ROOT_SNAPSHOTS].blocknr) {
 		r = engine_overlay_roots(cache, &ub->roots[UB_ROOT_SNAPSHOTS], dump_overlay, &o);
 		if (r) {
-			fprintf(f, "error overlays: %s\n", strerror(-r));
+			fprintf(f, "error overlays: %s\n", errmsg(r));
 			errors++;
 		}
 		errors += o.errors;
 	}
 	r = metaslab_open(cache, &ub->metaslab, ub->txg, &mg, why, sizeof(why));
 	if (r) {
-		fprintf(f, "error metaslab table: %s\n", why[0] ? why : strerror(-r));
+		fprintf(f, "error metaslab table: %s\n", why[0] ? why : errmsg(r));
 		errors++;
 	} else {
 		metaslab_walk_allocated(mg, dump_run, f);
 		metaslab_close(mg);
 	}
 	cache_destroy(cache);
-	if (store_log_walk(meta, l, ub, dump_logrec, f, NULL)) {
-		fprintf(f, "error intent log: read error\n");
+	r = store_log_walk(meta, l, ub, dump_logrec, f, NULL, &d);
+	if (r) {
+		fprintf(f, "error intent log: %s\n", errmsg(r));
+		errors++;
+	} else if (d.damaged) {
+		fprintf(f, "error intent log %s\n",
+			intent_log_damage_describe(&d, msg, sizeof(msg)));
 		errors++;
 	}
 	return errors;
@@ -277,6 +283,12 @@ static int dump_store(FILE *f, struct bdev *snap, struct bdev *meta, bool all, b
 	} else if (l.metadev_blocks) {
 		fprintf(f, "error store has a metadata device: name it\n");
 		return -EINVAL;
+	}
+	/* A short device: say so, then dump what can be read (reads past its end fail). */
+	if (label_fits(&l, snap, LABEL_ROLE_SNAPSTORE, why, sizeof(why)) ||
+	    (meta && label_fits(&l, meta, LABEL_ROLE_METADEV, why, sizeof(why)))) {
+		fprintf(f, "error %s\n", why);
+		errors++;
 	}
 	meta = meta ? meta : snap;
 	r = uberblock_read_newest(meta, &l, &newest, NULL, why, sizeof(why));
@@ -328,13 +340,13 @@ int cmd_dump(int argc, char **argv)
 		return cmd_usage("dump");
 	r = bdev_open(argv[optind], BDEV_RDONLY, &snap);
 	if (r) {
-		cmd_error("dump", "%s: %s", argv[optind], strerror(-r));
+		cmd_error("dump", "%s: %s", argv[optind], errmsg(r));
 		goto out;
 	}
 	if (argc - optind == 2) {
 		r = bdev_open(argv[optind + 1], BDEV_RDONLY, &meta);
 		if (r) {
-			cmd_error("dump", "%s: %s", argv[optind + 1], strerror(-r));
+			cmd_error("dump", "%s: %s", argv[optind + 1], errmsg(r));
 			goto out;
 		}
 	}

@@ -17,25 +17,6 @@
 #include "label.h"
 #include "store.h"
 
-/* Parses "16k", "16K", "16384", "1m", "1M" into bytes; 0 on a syntax error. */
-static u64 parse_size(const char *s)
-{
-	char *end;
-	unsigned long long v = strtoull(s, &end, 10);
-
-	if (end == s)
-		return 0;
-	if (*end == 'k' || *end == 'K')
-		v <<= 10, end++;
-	else if (*end == 'm' || *end == 'M')
-		v <<= 20, end++;
-	if (*end == 'i' && end[1] == 'B')
-		end += 2;
-	else if (*end == 'B')
-		end++;
-	return *end ? 0 : v;
-}
-
 /* True if @b carries something that looks like a store label (valid or damaged). */
 static bool looks_initialized(struct bdev *b)
 {
@@ -73,8 +54,8 @@ int cmd_initialize(int argc, char **argv)
 	while ((c = getopt(argc, argv, "c:hy")) != -1) {
 		switch (c) {
 		case 'c':
-			chunk = parse_size(optarg);
-			if (!IS_POWER_OF_2(chunk) || chunk < (1ULL << LABEL_MIN_CHUNK_SHIFT) ||
+			if (cmd_parse_size(optarg, 1ULL << LABEL_MAX_CHUNK_SHIFT, &chunk) ||
+			    !IS_POWER_OF_2(chunk) || chunk < (1ULL << LABEL_MIN_CHUNK_SHIFT) ||
 			    chunk > (1ULL << LABEL_MAX_CHUNK_SHIFT)) {
 				cmd_error("initialize",
 					  "chunk size '%s': must be a power of two from 4k to 1m",
@@ -101,18 +82,18 @@ int cmd_initialize(int argc, char **argv)
 
 	r = bdev_open(argv[optind], 0, &snap);
 	if (r) {
-		cmd_error("initialize", "%s: %s", argv[optind], strerror(-r));
+		cmd_error("initialize", "%s: %s", argv[optind], errmsg(r));
 		goto out;
 	}
 	r = bdev_open(argv[optind + 1], BDEV_RDONLY | BDEV_BUFFERED, &origin);
 	if (r) {
-		cmd_error("initialize", "origin %s: %s", argv[optind + 1], strerror(-r));
+		cmd_error("initialize", "origin %s: %s", argv[optind + 1], errmsg(r));
 		goto out;
 	}
 	if (argc - optind == 3) {
 		r = bdev_open(argv[optind + 2], 0, &meta);
 		if (r) {
-			cmd_error("initialize", "%s: %s", argv[optind + 2], strerror(-r));
+			cmd_error("initialize", "%s: %s", argv[optind + 2], errmsg(r));
 			goto out;
 		}
 	}

@@ -62,23 +62,6 @@
  * origin and takes a snapshot, which waits for copy-outs to drain). */
 #define REPL_STATUS_TIMEOUT_SECS 600
 
-/* A snapshot tag on the command line: 0 .. DDSNAP_TAG_MAX - 1 (not the origin). */
-static int parse_snap_tag(const char *cmd, const char *s, u32 *tag)
-{
-	unsigned long long v;
-	char *end;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (!*s || *end || errno || s[0] == '-' || v >= DDSNAP_TAG_MAX) {
-		cmd_error(cmd, "bad snapshot tag '%s': a number from 0 to %u", s,
-			  DDSNAP_TAG_MAX - 1);
-		return -EINVAL;
-	}
-	*tag = (u32)v;
-	return 0;
-}
-
 /* <sock> without its directory and a trailing ".sock" (malloc'ed). */
 static char *sock_stem_name(const char *sock)
 {
@@ -120,9 +103,13 @@ static char *default_token(const char *sock)
 static int split_hostport(char *s, const char **host, const char **port, bool host_optional)
 {
 	char *colon = strrchr(s, ':');
+	u16 num;
 
+	/* getaddrinfo would take 99999 as port 34463, and a service name as a port */
+	if (cmd_parse_port(colon ? colon + 1 : s, &num))
+		return -EINVAL;
 	if (!colon) {
-		if (!host_optional || !*s)
+		if (!host_optional)
 			return -EINVAL;
 		*host = NULL;
 		*port = s;
@@ -135,7 +122,7 @@ static int split_hostport(char *s, const char **host, const char **port, bool ho
 		colon[-1] = 0;
 		*host = s + 1;
 	}
-	return **port && **host ? 0 : -EINVAL;
+	return **host ? 0 : -EINVAL;
 }
 
 /* Connects to the receiver at @hostport, retrying refusals for REPL_CONNECT_SECS. */
@@ -147,7 +134,7 @@ static int tcp_connect(const char *cmd, const char *hostport)
 	int fd = -1, err = 0;
 
 	if (split_hostport(s, &host, &port, false)) {
-		cmd_error(cmd, "bad address '%s': host:port", hostport);
+		cmd_error(cmd, "bad address '%s': host:port, the port 1..65535", hostport);
 		free(s);
 		return -EINVAL;
 	}
@@ -195,7 +182,7 @@ static int tcp_accept(const char *cmd, const char *spec)
 	int lfd = -1, fd = -1, one = 1, err;
 
 	if (split_hostport(s, &host, &port, true)) {
-		cmd_error(cmd, "bad listen address '%s': [addr:]port", spec);
+		cmd_error(cmd, "bad listen address '%s': [addr:]port, the port 1..65535", spec);
 		free(s);
 		return -EINVAL;
 	}
@@ -266,7 +253,7 @@ int cmd_send(int argc, char **argv)
 	struct ctl_client *c = NULL;
 	const char *to = NULL;
 	char *stem = NULL, tmpl[] = "/tmp/ddsnap-send-XXXXXX", *cl = NULL, why[300];
-	u32 from = DELTA_TAG_NONE, tag;
+	u32 from = DDSNAP_TAG_NONE, tag;
 	int opt, rc, n, ret = EXIT_FAIL;
 
 	delta_create_defaults(&p, "send");
@@ -293,8 +280,8 @@ int cmd_send(int argc, char **argv)
 	n = argc - optind;
 	if (n < 2 || n > 3)
 		return cmd_usage(argv[0]);
-	if ((n == 3 && parse_snap_tag(argv[0], argv[optind + 1], &from)) ||
-	    parse_snap_tag(argv[0], argv[argc - 1], &tag))
+	if ((n == 3 && cmd_parse_tag(argv[0], argv[optind + 1], &from)) ||
+	    cmd_parse_tag(argv[0], argv[argc - 1], &tag))
 		return EXIT_USAGE;
 	if (from == tag) {
 		cmd_error(argv[0], "the source and target snapshots are the same (%u)", tag);
@@ -399,7 +386,7 @@ static int recv_check_origin(const struct recv_ctx *r, const struct delta_header
 		cmd_error("receive", "%s", why);
 		return EXIT_FAIL;
 	}
-	rc = ctl_client_changelist(c, newest->tag, CTL_TAG_ORIGIN, count_chunks, &written, &res,
+	rc = ctl_client_changelist(c, newest->tag, DDSNAP_TAG_HEAD, count_chunks, &written, &res,
 				   why, sizeof(why));
 	ctl_client_close(c);
 	if (rc || res.error) {
@@ -471,7 +458,7 @@ int cmd_receive(int argc, char **argv)
 			listen_on = optarg;
 			break;
 		case 'l':
-			if (xfer_parse_size(optarg, &p.limit)) {
+			if (cmd_parse_size(optarg, UINT64_MAX, &p.limit)) {
 				cmd_error(argv[0], "bad rate '%s'", optarg);
 				return EXIT_USAGE;
 			}
@@ -488,7 +475,7 @@ int cmd_receive(int argc, char **argv)
 	}
 	if (argc - optind != 2)
 		return cmd_usage(argv[0]);
-	if (parse_snap_tag(argv[0], argv[optind + 1], &r.tag))
+	if (cmd_parse_tag(argv[0], argv[optind + 1], &r.tag))
 		return EXIT_USAGE;
 	if (!listen_on && isatty(STDIN_FILENO)) {
 		cmd_error(argv[0], "refusing to read a binary stream from a terminal (pipe 'ddsnap "

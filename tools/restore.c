@@ -254,7 +254,7 @@ static int build(struct restore *rs, struct store *s)
 		r = metaslab_claim_data(store_metaslab(s), rs->data[i][0], rs->data[i][1] / cb);
 		if (r)
 			cmd_error("restore", "data run at %llu: %s",
-				  (unsigned long long)rs->data[i][0], strerror(-r));
+				  (unsigned long long)rs->data[i][0], errmsg(r));
 	}
 	/* The old overlay roots point into the old store: each is rebuilt below, or empty. */
 	for (u64 j = 0; j < rs->snaps.n; j++)
@@ -360,13 +360,13 @@ int cmd_restore(int argc, char **argv)
 
 	r = bdev_open(argv[optind + 1], 0, &snap);
 	if (r) {
-		cmd_error("restore", "%s: %s", argv[optind + 1], strerror(-r));
+		cmd_error("restore", "%s: %s", argv[optind + 1], errmsg(r));
 		goto out;
 	}
 	if (argc - optind == 3) {
 		r = bdev_open(argv[optind + 2], 0, &meta);
 		if (r) {
-			cmd_error("restore", "%s: %s", argv[optind + 2], strerror(-r));
+			cmd_error("restore", "%s: %s", argv[optind + 2], errmsg(r));
 			goto out;
 		}
 	}
@@ -391,13 +391,13 @@ int cmd_restore(int argc, char **argv)
 	}
 	r = build(rs, s);
 	if (r) {
-		cmd_error("restore", "building the trees: %s", strerror(-r));
+		cmd_error("restore", "building the trees: %s", errmsg(r));
 		store_abandon(s);
 		goto out;
 	}
 	r = store_close(s);
 	if (r) {
-		cmd_error("restore", "syncing: %s", strerror(-r));
+		cmd_error("restore", "syncing: %s", errmsg(r));
 		goto out;
 	}
 	printf("restored %llu exceptions, %llu snapshots, %u overlays, %llu data runs\n",

@@ -2,7 +2,7 @@
 /*
  * server_cmd.c - `ddsnap server`: run ddsnapd for one volume.
  *
- *	ddsnap server [-f] [-l logfile] [-p pidfile] [-k cachesize]
+ *	ddsnap server [-f] [-l logfile] [-p pidfile] [-k cachesize] [--discard-damaged-log]
  *		<snapstore> <origin> [<metadev>] <server_socket>
  *
  * Startup order matters for the administrator: the socket is bound first (so a second
@@ -41,38 +41,6 @@ static void on_stop(int sig)
 static void on_hup(int sig)
 {
 	log_reopen();
-}
-
-static int parse_size(const char *s, size_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (!*s || errno || s[0] == '-')
-		return -EINVAL;
-	switch (*end) {
-	case 'k':
-	case 'K':
-		v <<= 10;
-		end++;
-		break;
-	case 'm':
-	case 'M':
-		v <<= 20;
-		end++;
-		break;
-	case 'g':
-	case 'G':
-		v <<= 30;
-		end++;
-		break;
-	}
-	if (*end || v < (1 << 20))
-		return -EINVAL;
-	*out = (size_t)v;
-	return 0;
 }
 
 static int write_pidfile(const char *path)
@@ -138,13 +106,22 @@ int cmd_server(int argc, char **argv)
 	struct server *srv = NULL;
 	bool foreground = false;
 	const char *sock;
-	char why[400];
+	char why[900];
 	int opt, n, r, notify = -1, rc = EXIT_FAIL;
 	struct sigaction sa = {0};
+	u64 size;
+
+	static const struct option longopts[] = {
+		{"discard-damaged-log", no_argument, NULL, 'D'},
+		{0},
+	};
 
 	optind = 1;
-	while ((opt = getopt(argc, argv, "+fl:p:k:")) != -1) {
+	while ((opt = getopt_long(argc, argv, "+fl:p:k:", longopts, NULL)) != -1) {
 		switch (opt) {
+		case 'D':
+			vp.discard_damaged_log = true;
+			break;
 		case 'f':
 			foreground = true;
 			break;
@@ -155,12 +132,13 @@ int cmd_server(int argc, char **argv)
 			pidfile = optarg;
 			break;
 		case 'k':
-			if (parse_size(optarg, &vp.cache_bytes)) {
+			if (cmd_parse_size(optarg, SIZE_MAX, &size) || size < (1 << 20)) {
 				cmd_error(argv[0],
 					  "bad cache size '%s' (at least 1M; k/M/G suffix)",
 					  optarg);
 				return EXIT_USAGE;
 			}
+			vp.cache_bytes = (size_t)size;
 			break;
 		default:
 			return cmd_usage(argv[0]);
@@ -175,7 +153,7 @@ int cmd_server(int argc, char **argv)
 	sock = argv[argc - 1];
 
 	if (logfile && (r = log_open(logfile))) {
-		cmd_error(argv[0], "cannot open log file %s: %s", logfile, strerror(-r));
+		cmd_error(argv[0], "cannot open log file %s: %s", logfile, errmsg(r));
 		return EXIT_FAIL;
 	}
 	r = server_create(sock, &srv, why, sizeof(why));
@@ -186,14 +164,14 @@ int cmd_server(int argc, char **argv)
 	if (!foreground) {
 		r = daemonize(&notify);
 		if (r) {
-			cmd_error(argv[0], "cannot start the daemon: %s", strerror(-r));
+			cmd_error(argv[0], "cannot start the daemon: %s", errmsg(r));
 			goto out_server;
 		}
 		if (!logfile)
 			log_open(NULL); /* stderr until /dev/null below */
 	}
 	if (pidfile && (r = write_pidfile(pidfile))) {
-		cmd_error(argv[0], "cannot write pid file %s: %s", pidfile, strerror(-r));
+		cmd_error(argv[0], "cannot write pid file %s: %s", pidfile, errmsg(r));
 		goto out_server;
 	}
 
@@ -238,7 +216,7 @@ int cmd_server(int argc, char **argv)
 	rc = r ? EXIT_FAIL : EXIT_OK;
 	r = volume_close(vol);
 	if (r) {
-		log_err("final sync failed: %s", strerror(-r));
+		log_err("final sync failed: %s", errmsg(r));
 		rc = EXIT_FAIL;
 	} else {
 		log_info("stopped cleanly");

@@ -19,35 +19,13 @@
 #include "ctl_client.h"
 #include "dmctl.h"
 
-/* Parses a snapshot tag: a decimal number 0..DDSNAP_TAG_MAX. */
-static int parse_tag(const char *cmd, const char *s, u32 *tag)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (!*s || *end || errno || s[0] == '-' || v > DDSNAP_TAG_MAX) {
-		cmd_error(cmd, "bad snapshot tag '%s': a number from 0 to %u", s, DDSNAP_TAG_MAX);
-		return -EINVAL;
-	}
-	*tag = (u32)v;
-	return 0;
-}
-
 static int parse_s64(const char *cmd, const char *what, const char *s, s64 lo, s64 hi, s64 *out)
 {
-	char *end;
-	long long v;
-
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	if (!*s || *end || errno || v < lo || v > hi) {
+	if (cmd_parse_s64(s, lo, hi, out)) {
 		cmd_error(cmd, "bad %s '%s': a number from %lld to %lld", what, s, (long long)lo,
 			  (long long)hi);
 		return -EINVAL;
 	}
-	*out = v;
 	return 0;
 }
 
@@ -75,8 +53,7 @@ static int simple_call(const char *cmd, struct ctl_client *c, struct ctl_msg *re
 	}
 	if (reply->result.error) {
 		cmd_error(cmd, "%s",
-			  reply->result.text[0] ? reply->result.text
-						: strerror(-reply->result.error));
+			  reply->result.text[0] ? reply->result.text : errmsg(reply->result.error));
 		return EXIT_FAIL;
 	}
 	return EXIT_OK;
@@ -111,7 +88,7 @@ int cmd_create(int argc, char **argv)
 
 	if (no_options(argc, argv) || !nargs_ok(argc, 2, 2))
 		return cmd_usage(argv[0]);
-	if (parse_tag(argv[0], argv[optind + 1], &req.tag))
+	if (cmd_parse_tag(argv[0], argv[optind + 1], &req.tag))
 		return EXIT_USAGE;
 	c = connect_or_complain(argv[0], argv[optind]);
 	if (!c)
@@ -163,7 +140,7 @@ static int tag_request(int argc, char **argv, u16 type, const char *what, s64 lo
 
 	if (no_options(argc, argv) || !nargs_ok(argc, optional ? 2 : max, max))
 		return cmd_usage(argv[0]);
-	if (parse_tag(argv[0], argv[optind + 1], &req.tag))
+	if (cmd_parse_tag(argv[0], argv[optind + 1], &req.tag))
 		return EXIT_USAGE;
 	if (argc - optind == 3 && parse_s64(argv[0], what, argv[optind + 2], lo, hi, &req.arg))
 		return EXIT_USAGE;
@@ -309,7 +286,7 @@ int cmd_status(int argc, char **argv)
 	}
 	if (!nargs_ok(argc, 1, 2))
 		return cmd_usage(argv[0]);
-	if (argc - optind == 2 && parse_tag(argv[0], argv[optind + 1], &tag))
+	if (argc - optind == 2 && cmd_parse_tag(argv[0], argv[optind + 1], &tag))
 		return EXIT_USAGE;
 	c = connect_or_complain(argv[0], argv[optind]);
 	if (!c)

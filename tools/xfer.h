@@ -46,9 +46,6 @@ void xfer_progress_update(struct xfer_progress *p, uint64_t done);
 /* Final redraw and newline. */
 void xfer_progress_done(struct xfer_progress *p);
 
-/* Parses "1048576", "512k", "10M", "1G" (powers of 1024) into *out.  Returns 0 or -EINVAL. */
-int xfer_parse_size(const char *s, uint64_t *out);
-
 /* Seconds since @t (CLOCK_MONOTONIC). */
 double xfer_elapsed(const struct timespec *t);
 

@@ -17,7 +17,7 @@ passed=0 failed=0
 cleanup()
 {
 	local f
-	for f in "$pid" "$dir/rpid"; do
+	for f in "$pid" "$dir/rpid" "$dir/dpid"; do
 		[[ -f $f ]] && kill "$(cat "$f")" 2>/dev/null
 	done
 	sleep 0.5
@@ -62,6 +62,8 @@ expect 2 "unknown command" "$ddsnap" frobnicate
 expect 0 "version" "$ddsnap" --version
 expect 2 "initialize without arguments" "$ddsnap" initialize
 expect 2 "initialize with a bad chunk size" "$ddsnap" initialize -c 3000 "$store" "$origin"
+expect 2 "initialize with a chunk size that would wrap to 16k" "$ddsnap" initialize -c 18014398509482000k "$store" "$origin"
+expect_out "chunk size '18014398509482000k'" "the refusal names the chunk size"
 expect 0 "initialize" "$ddsnap" initialize "$store" "$origin"
 expect 1 "initialize refuses an initialized store without -y" "$ddsnap" initialize "$store" "$origin"
 expect 0 "initialize -y" "$ddsnap" initialize -y -c 16k "$store" "$origin"
@@ -69,8 +71,13 @@ expect 0 "initialize -y" "$ddsnap" initialize -y -c 16k "$store" "$origin"
 expect 1 "server on a missing snapstore" "$ddsnap" server "$dir/nope" "$origin" "$sock"
 expect_out "nope" "the error names the missing device"
 expect 2 "server with a bad cache size" "$ddsnap" server -k 1x "$store" "$origin" "$sock"
+expect 2 "server with a cache size that would wrap to 1G" "$ddsnap" server -k 17179869185G "$store" "$origin" "$sock"
+expect_out "bad cache size '17179869185G'" "the refusal names the cache size"
 expect 1 "server with a relative socket path" "$ddsnap" server "$store" "$origin" relative.sock
 expect_out "cannot listen on relative.sock" "the error names the socket"
+expect_out "a socket name is an absolute path or @name" "and says what a socket name is"
+expect 1 "a command with a relative socket path" "$ddsnap" list relative.sock
+expect_out "relative.sock: a socket name is an absolute path or @name" "the client says it too"
 expect 0 "server starts and reports ready" "$ddsnap" server -l "$dir/log" -p "$pid" "$store" "$origin" "$sock"
 expect 1 "a second server on the same socket is refused" "$ddsnap" server "$store" "$origin" "$sock"
 expect_out "another server" "the error says another server runs there"
@@ -82,6 +89,9 @@ expect 1 "create 1 again" "$ddsnap" create "$sock" 1
 expect_out "exists" "the refusal says the tag exists"
 expect 2 "create with a bad tag" "$ddsnap" create "$sock" -5
 expect 2 "create with a tag out of range" "$ddsnap" create "$sock" 4294967295
+expect 2 "create with the reserved tag 4294967294" "$ddsnap" create "$sock" 4294967294
+expect_out "bad snapshot tag '4294967294': a number from 0 to 4294967293" "the refusal states the tag range"
+expect 2 "usecount with a count that would wrap" "$ddsnap" usecount "$sock" 1 18446744073709551617
 expect 0 "create 2" "$ddsnap" create "$sock" 2
 expect 0 "list" "$ddsnap" list "$sock"
 expect_out "^1 .*Z$" "list shows tag 1 with its UTC time"
@@ -115,6 +125,10 @@ expect 2 "send with a bad rate" "$ddsnap" send -l 5q "$sock" 2
 expect 1 "send against no server" "$ddsnap" send -d "$dir/origin" "$dir/nobody.sock" 2
 expect_out "cannot connect" "send says it cannot connect"
 expect 1 "receive against no server" "$ddsnap" receive "$dir/nobody.sock" 2 </dev/null
+expect 1 "receive --listen on port 99999" "$ddsnap" receive --listen 99999 -d "$rorigin" "$sock" 9 </dev/null
+expect_out "bad listen address '99999': \[addr:\]port, the port 1..65535" "the refusal states the port range"
+expect 1 "send --to a port out of range" "$ddsnap" send --to 127.0.0.1:65536 -d "$dir/origin" "$sock" 2
+expect_out "bad address '127.0.0.1:65536'" "the refusal names the address"
 expect 0 "replica: initialize" "$ddsnap" initialize -c 16k "$rstore" "$rorigin"
 expect 0 "replica: server" "$ddsnap" server -p "$rpid" "$rstore" "$rorigin" "$rsock"
 head -c 5M /dev/urandom | dd of="$origin" bs=1M seek=2 conv=notrunc status=none
@@ -187,6 +201,75 @@ expect 0 "dump" "$ddsnap" dump "$store"
 expect_out "^label " "dump starts with the label"
 expect 0 "the server starts again on the same store" "$ddsnap" server -p "$pid" "$store" "$origin" "$sock"
 expect 0 "snapshot 2 survived the restart" "$ddsnap" status "$sock" 2
+
+kill -TERM "$(cat "$pid")"
+
+# Issue 16 defect 3: one flipped byte in a middle intent log block after 30 acknowledged
+# creates and a SIGKILL.  The intact blocks after it prove damage, not a torn tail: the
+# server refuses, check reports it (exit 3), and both keep saying so until the administrator
+# accepts the loss with --discard-damaged-log.
+dstore=$dir/dstore dsock=$dir/dsock dpid=$dir/dpid
+truncate -s 64M "$dstore"
+"$ddsnap" initialize "$dstore" "$origin" >/dev/null
+"$ddsnap" server -l "$dir/dlog" -p "$dpid" "$dstore" "$origin" "$dsock"
+for t in $(seq 1 30); do "$ddsnap" create "$dsock" "$t" >/dev/null; done
+kill -KILL "$(cat "$dpid")"
+rm -f "$dsock" "$dpid"
+log_start=$("$ddsnap" dump "$dstore" | sed -n 's/^label .* log_start=\([0-9]*\) .*/\1/p')
+seq0=$("$ddsnap" dump "$dstore" | sed -n 's/^uberblock .*newest.* log_block_seq=\([0-9]*\) .*/\1/p')
+printf '\377' | dd of="$dstore" bs=1 seek=$(((log_start + seq0 + 10) * 4096 + 100)) conv=notrunc status=none
+for pass in 1 2; do
+	expect 1 "server refuses a store with a damaged intent log ($pass)" "$ddsnap" server -p "$dpid" "$dstore" "$origin" "$dsock"
+	expect_out "intent log damaged: block seq $((seq0 + 10)) is unreadable .* 19 intact blocks follow" "the refusal says which block and how much follows"
+	expect_out "discard-damaged-log" "the refusal says how to proceed"
+	expect 3 "check reports the damaged intent log ($pass)" "$ddsnap" check "$dstore"
+	expect_out "^error: intent log damaged: block seq $((seq0 + 10))" "check names the damaged block"
+done
+expect 0 "server --discard-damaged-log accepts the loss" "$ddsnap" server --discard-damaged-log -l "$dir/dlog" -p "$dpid" "$dstore" "$origin" "$dsock"
+expect 0 "list after the discard" "$ddsnap" list "$dsock"
+expect 0 "the 10 snapshots before the damage came back" test "$(wc -l <"$dir/out")" -eq 10
+kill -TERM "$(cat "$dpid")"
+for _ in $(seq 50); do
+	[[ -e $dpid ]] || break
+	sleep 0.1
+done
+expect 0 "check is clean after the discard" "$ddsnap" check "$dstore"
+
+# Issue 16 defect 6: a store shorter than its label says (truncated to half) is reported
+# clearly by check, dump and the server, with no crash; the same for a metadata device.
+cp "$dstore" "$dir/tstore"
+truncate -s 32M "$dir/tstore"
+expect 3 "check of a snapstore truncated to half" "$ddsnap" check "$dir/tstore"
+expect_out "^error: snapstore .*tstore is 33554432 bytes, its label says 67108864: truncated\?" "check says it is truncated"
+expect 3 "dump of a truncated snapstore reports errors" "$ddsnap" dump "$dir/tstore"
+expect_out "^error snapstore .*truncated\?" "dump says it is truncated"
+expect 1 "server refuses a truncated snapstore" "$ddsnap" server -l "$dir/tlog" "$dir/tstore" "$origin" "$dir/tsock"
+expect_out "its label says 67108864: truncated\?" "the server says it is truncated"
+truncate -s 16M "$dir/tmeta"
+expect 0 "initialize with a metadata device" "$ddsnap" initialize -y "$dir/tstore" "$origin" "$dir/tmeta"
+truncate -s 8M "$dir/tmeta"
+expect 3 "check of a truncated metadata device" "$ddsnap" check "$dir/tstore" "$dir/tmeta"
+expect_out "^error: metadata device .*tmeta is 8388608 bytes, its label says 16777216: truncated\?" "check says the metadata device is truncated"
+
+# Messages say what is wrong in the project's words (issue 16): tree damage is "metadata
+# damaged", not libc's multibyte-character text; a missing label copy does not run into the
+# next message.
+cp "$dstore" "$dir/mstore"
+root=$("$ddsnap" dump "$dir/mstore" | sed -n 's/^root snapshots blocknr=\([0-9]*\) .*/\1/p')
+printf '\377' | dd of="$dir/mstore" bs=1 seek=$((root * 4096 + 200)) conv=notrunc status=none
+expect 1 "server on a store with a damaged tree node" "$ddsnap" server -l "$dir/mlog" "$dir/mstore" "$origin" "$dir/msock"
+expect_out "cannot open the snapshot metadata: metadata damaged \(checksum, magic or structure\)" "the refusal says metadata damaged"
+expect 3 "check of the damaged tree node" "$ddsnap" check "$dir/mstore"
+expect_out "^error: snapshots tree: btree leaf: checksum" "check names the tree and the checksum"
+expect 1 "no multibyte-character text for tree damage" grep -rq "multibyte" "$dir/out" "$dir/err" "$dir/mlog"
+cp "$dstore" "$dir/mstore"
+printf 'XXXX' | dd of="$dir/mstore" bs=1 seek=4 conv=notrunc status=none
+expect 3 "check of a store whose first label copy lost its magic" "$ddsnap" check "$dir/mstore"
+expect_out "^error: .*mstore: no label copy 0$" "check says which label copy is missing"
+truncate -s 64M "$dir/blank"
+expect 1 "server on a file that holds no store" "$ddsnap" server -l "$dir/blog" "$dir/blank" "$origin" "$dir/bsock"
+expect_out "blank: no label$" "the refusal says there is no label"
+expect 1 "and does not run into the next message" grep -q "labellabel" "$dir/out" "$dir/err"
 
 results_record cli "$passed" "$failed"
 echo "cli: $passed passed, $failed failed"

@@ -11,7 +11,8 @@
  * Checks: no crash or sanitizer report; decode returns 0, -EILSEQ or -ENOTBLK with a
  * NUL-terminated reason; every decoded record lies inside its block, in sequence, with a
  * type other than 0; replay hands out records in strictly increasing sequence, never more
- * than the valid blocks hold, and the reopened log accepts an append.
+ * than the valid blocks hold, and the reopened log accepts an append; an open refused for
+ * damage (-EILSEQ) has replayed nothing, and opens with the discard override.
  */
 #include <string.h>
 #include "intent_log.h"
@@ -100,6 +101,7 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
 	if (mode & 2) {
 		struct bdev *dev = bdev_ram_create(FUZZ_RING * DDSNAP_BLOCK_SIZE);
 		struct replay_check c = {0};
+		struct intent_log_damage d = {0};
 		struct intent_log_config cfg = {
 			.bdev = dev,
 			.start = 0,
@@ -108,13 +110,21 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
 			.synced_txg = (mode & 4) ? 1 : 0,
 			.replay = on_replay,
 			.replay_arg = &c,
+			.damage = &d,
 		};
 		struct intent_log *log;
 		u64 seq;
+		int r;
 
 		if (bdev_write(dev, blocks, sizeof(blocks), 0))
 			abort();
-		if (intent_log_open(&cfg, &log))
+		r = intent_log_open(&cfg, &log);
+		/* Proven damage refuses before replaying anything; the override then opens. */
+		if (r == -EILSEQ && d.damaged && !c.count) {
+			cfg.discard_damaged = true;
+			r = intent_log_open(&cfg, &log);
+		}
+		if (r)
 			abort();
 		if (c.count > valid_records)
 			abort();

@@ -116,11 +116,13 @@ static void test_ctl__round_trips(void **state)
 	assert_memory_equal(chunks_out, chunks_in, sizeof(chunks_in));
 	assert_true(out.next == CTL_CURSOR_END);
 
-	m = (struct ctl_msg){
-		.type = CTL_CHANGELIST, .from = CTL_TAG_NONE, .to = CTL_TAG_ORIGIN, .cursor = 5};
+	m = (struct ctl_msg){.type = CTL_CHANGELIST,
+			     .from = DDSNAP_TAG_NONE,
+			     .to = DDSNAP_TAG_HEAD,
+			     .cursor = 5};
 	unpack_ok(pack(&m), &out);
-	assert_int_equal(out.from, CTL_TAG_NONE);
-	assert_int_equal(out.to, CTL_TAG_ORIGIN);
+	assert_int_equal(out.from, DDSNAP_TAG_NONE);
+	assert_int_equal(out.to, DDSNAP_TAG_HEAD);
 }
 
 static void test_ctl__pack_refuses_unencodable(void **state)
@@ -186,11 +188,17 @@ static void test_ctl__malformed(void **state)
 			     .chunk_bits = 14,
 			     .chunks = chunks_in};
 	refused(pack(&m), CTL_CHANGELIST_PAGE);
-	/* A tag beyond the tag space. */
+	/* A tag beyond the tag space: both reserved values (issue 16: 4294967294 was taken). */
 	m = (struct ctl_msg){.type = CTL_CREATE, .tag = DDSNAP_TAG_ORIGIN};
 	refused(pack(&m), 0);
-	/* A changelist whose target is 'none'. */
-	m = (struct ctl_msg){.type = CTL_CHANGELIST, .from = 1, .to = CTL_TAG_NONE};
+	m = (struct ctl_msg){.type = CTL_CREATE, .tag = DDSNAP_TAG_HEAD};
+	refused(pack(&m), 0);
+	m = (struct ctl_msg){.type = CTL_DELETE, .tag = DDSNAP_TAG_MAX + 1};
+	refused(pack(&m), 0);
+	/* A changelist whose target is 'none', or whose source is the live origin. */
+	m = (struct ctl_msg){.type = CTL_CHANGELIST, .from = 1, .to = DDSNAP_TAG_NONE};
+	refused(pack(&m), 0);
+	m = (struct ctl_msg){.type = CTL_CHANGELIST, .from = DDSNAP_TAG_HEAD, .to = 1};
 	refused(pack(&m), 0);
 	/* A hello reply with an impossible chunk size. */
 	m = (struct ctl_msg){.type = CTL_HELLO | DDSNAP_MSG_REPLY, .chunk_bits = 40};

@@ -154,7 +154,7 @@ static void test_ctl_client__paging(void **state)
 		assert_int_equal(snaps[i].tag, i);
 	free(snaps);
 	assert_int_equal(
-		ctl_client_changelist(c, 1, CTL_TAG_ORIGIN, collect, got, &res, why, sizeof(why)),
+		ctl_client_changelist(c, 1, DDSNAP_TAG_HEAD, collect, got, &res, why, sizeof(why)),
 		0);
 	assert_int_equal(got[0], 10000);
 	{

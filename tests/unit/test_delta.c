@@ -148,7 +148,7 @@ static void make_changelist(u32 src_tag)
 	memcpy(h.uuid, "volume-uuid-0001", 16);
 	assert_int_equal(changelist_create(&w, cl_path, &h), 0);
 	for (u32 c = 0; c < NCHUNKS; c++)
-		if (src_tag == DELTA_TAG_NONE || c == 7 || c == 8 ||
+		if (src_tag == DDSNAP_TAG_NONE || c == 7 || c == 8 ||
 		    memcmp(snap_a + (size_t)c * CHUNK, snap_b + (size_t)c * CHUNK, CHUNK))
 			assert_int_equal(changelist_append(w, c), 0);
 	assert_int_equal(changelist_commit(w), 0);
@@ -437,7 +437,7 @@ static void test_delta__full_delta_and_pipes(void **state)
 	int saved_out = dup(1), saved_in = dup(0), fd;
 	u8 *zero = calloc(1, VOL_BYTES);
 
-	make_changelist(DELTA_TAG_NONE);
+	make_changelist(DDSNAP_TAG_NONE);
 	/* create to stdout */
 	fd = open(delta_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	assert_true(fd >= 0);
@@ -503,7 +503,7 @@ static void test_delta__usage_and_bad_inputs(void **state)
 	/* not a delta */
 	assert_int_equal(run("apply", cl_path, recv_stem, END), EXIT_CORRUPT);
 	/* a rate limit is honoured: a full delta (~3 MiB) at 8 MiB/s after a 1 MiB burst */
-	make_changelist(DELTA_TAG_NONE);
+	make_changelist(DDSNAP_TAG_NONE);
 	{
 		struct timespec t0, t1;
 

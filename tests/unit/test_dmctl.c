@@ -19,9 +19,9 @@ static void test_dmctl__parse_params(void **state)
 			 0);
 	assert_string_equal(sock, "/run/zumastor/servers/vol");
 	assert_true(tag == DMCTL_TAG_ORIGIN);
-	assert_int_equal(dmctl_parse_params("8:16 8:32 @vol 4294967294", sock, sizeof(sock), &tag),
+	assert_int_equal(dmctl_parse_params("8:16 8:32 @vol 4294967293", sock, sizeof(sock), &tag),
 			 0);
-	assert_true(tag == 4294967294LL);
+	assert_true(tag == 4294967293LL);
 	assert_string_equal(sock, "@vol");
 
 	assert_int_equal(dmctl_parse_params("8:16 8:32 @vol", sock, sizeof(sock), &tag), -EINVAL);
@@ -30,6 +30,9 @@ static void test_dmctl__parse_params(void **state)
 	assert_int_equal(dmctl_parse_params("8:16 8:32 @vol -2", sock, sizeof(sock), &tag),
 			 -EINVAL);
 	assert_int_equal(dmctl_parse_params("8:16 8:32 @vol 4294967295", sock, sizeof(sock), &tag),
+			 -EINVAL);
+	/* reserved (ddsnap_wire.h): never a snapshot */
+	assert_int_equal(dmctl_parse_params("8:16 8:32 @vol 4294967294", sock, sizeof(sock), &tag),
 			 -EINVAL);
 	assert_int_equal(dmctl_parse_params("8:16 8:32 @vol 7x", sock, sizeof(sock), &tag),
 			 -EINVAL);

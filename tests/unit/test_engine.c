@@ -581,6 +581,127 @@ static int write_chunks(struct efix *f, u64 first, u64 n, u64 version)
  * or ENGINE_PRIO_KEEP snapshot is never dropped, and then copy-needing writes get -ENOSPC
  * while writes that need no copy still pass.
  */
+/*
+ * Sets field @field (0 birth, 1 address) of entry 0 of the one-leaf exception tree at
+ * @roots to @val on the metadata device, re-sealing the leaf and the root pointer's checksum:
+ * a crafted leaf whose every checksum is valid.  Returns the original block (free it).
+ */
+static u8 *craft_exception(struct efix *f, struct engine_roots *roots, unsigned field, u64 val)
+{
+	u64 blocknr = roots->exceptions.blocknr;
+	u8 *blk = NULL, *orig = xmalloc(DDSNAP_BLOCK_SIZE);
+	struct btree_node_disk *n;
+	unsigned cap = BTREE_NODE_PAYLOAD / (16 + sizeof(struct exception_disk));
+
+	assert_int_equal(posix_memalign((void **)&blk, BDEV_ALIGN, DDSNAP_BLOCK_SIZE), 0);
+	assert_int_equal(bdev_read(f->meta, blk, DDSNAP_BLOCK_SIZE, blocknr * DDSNAP_BLOCK_SIZE),
+			 0);
+	memcpy(orig, blk, DDSNAP_BLOCK_SIZE);
+	n = (struct btree_node_disk *)blk;
+	assert_int_equal(n->level, 0);
+	assert_int_equal(le16_to_cpu(n->value_size), sizeof(struct exception_disk));
+	btree_put_le64(n->payload + (size_t)cap * 16, field, val);
+	roots->exceptions.csum =
+		block_seal(blk, &btree_leaf_block_type, blocknr, le64_to_cpu(n->hdr.txg));
+	assert_int_equal(bdev_write(f->meta, blk, DDSNAP_BLOCK_SIZE, blocknr * DDSNAP_BLOCK_SIZE),
+			 0);
+	free(blk);
+	return orig;
+}
+
+/* Opens a second engine on @f's devices with @roots; returns engine_open's result. */
+static int open_on(struct efix *f, const struct engine_roots *roots)
+{
+	struct engine_params p = f->params;
+	struct engine *e = NULL;
+	int r;
+
+	p.cache = cache_create(f->meta, 1 << 20);
+	r = engine_open(&p, roots, &e);
+	if (!r)
+		engine_close(e);
+	cache_destroy(p.cache);
+	return r;
+}
+
+/*
+ * Issue 16: tree entries with impossible values under valid checksums (a crafted leaf, or a
+ * bug) are refused at open with -EILSEQ instead of served to the kernel: an exception whose
+ * data lies outside the data region (40 chunks here), and one born no earlier than it died.
+ */
+static void test_engine__impossible_entry_refused(void **state)
+{
+	static const struct {
+		unsigned field;
+		u64 val;
+	} bad[] = {{1, 40}, {1, 1ULL << 40}, {0, 1000}};
+	struct efix f;
+
+	efix_init(&f, CS, 64, 40, false, 1);
+	assert_int_equal(engine_create(f.e, &f.tx, 1, 1, 0), 0);
+	assert_int_equal(write_chunks(&f, 0, 4, 1), 0);
+	assert_int_equal(efix_sync(&f), 0);
+	assert_int_equal(open_on(&f, &f.roots), 0);
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		struct engine_roots roots = f.roots;
+		u8 *orig = craft_exception(&f, &roots, bad[i].field, bad[i].val);
+
+		assert_int_equal(open_on(&f, &roots), -EILSEQ);
+		assert_int_equal(bdev_write(f.meta, orig, DDSNAP_BLOCK_SIZE,
+					    roots.exceptions.blocknr * DDSNAP_BLOCK_SIZE),
+				 0);
+		free(orig);
+	}
+	/* The data region's last chunk is fine: the test above is the bound, not an accident. */
+	{
+		struct engine_roots roots = f.roots;
+		u8 *orig = craft_exception(&f, &roots, 1, 39);
+
+		assert_int_equal(open_on(&f, &roots), 0);
+		assert_int_equal(bdev_write(f.meta, orig, DDSNAP_BLOCK_SIZE,
+					    roots.exceptions.blocknr * DDSNAP_BLOCK_SIZE),
+				 0);
+		free(orig);
+	}
+	assert_int_equal(open_on(&f, &f.roots), 0);
+	efix_fini(&f);
+}
+
+/*
+ * The read side of the same rule: an overlay entry (not read at open) whose address lies
+ * outside the data region is never handed to the kernel.  The entry is real; the data region
+ * the reopened engine is told about excludes it.
+ */
+static void test_engine__impossible_overlay_address_refused(void **state)
+{
+	static u8 data[CS];
+	enum engine_map_where where;
+	struct engine_params p;
+	struct engine *e = NULL;
+	struct efix f;
+	u64 addr, addr2;
+
+	efix_init(&f, CS, 64, 40, false, 1);
+	assert_int_equal(engine_create(f.e, &f.tx, 1, 1, 0), 0);
+	memset(data, 0x5a, sizeof(data));
+	assert_int_equal(efix_snap_write(&f, 1, 7, 0, CS, data), 0);
+	assert_int_equal(efix_sync(&f), 0);
+	assert_int_equal(engine_snap_read_map(f.e, 1, 7, &where, &addr), 0);
+	assert_int_equal(where, ENGINE_MAP_SNAPSTORE);
+
+	p = f.params;
+	p.cache = cache_create(f.meta, 1 << 20);
+	p.data_first = addr + 1;
+	assert_int_equal(engine_open(&p, &f.roots, &e), 0);
+	assert_int_equal(engine_snap_read_map(e, 1, 7, &where, &addr2), -EILSEQ);
+	/* chunks without an overlay entry still map to the origin */
+	assert_int_equal(engine_snap_read_map(e, 1, 8, &where, &addr2), 0);
+	assert_int_equal(where, ENGINE_MAP_ORIGIN);
+	engine_close(e);
+	cache_destroy(p.cache);
+	efix_fini(&f);
+}
+
 static void test_engine__full_store_policy(void **state)
 {
 	struct engine_snapinfo info[8];
@@ -1026,6 +1147,8 @@ int main(void)
 		cmocka_unit_test(test_engine__model_crash_replay),
 		cmocka_unit_test(test_engine__model_full_store),
 		cmocka_unit_test(test_engine__model_many_snapshots),
+		cmocka_unit_test(test_engine__impossible_entry_refused),
+		cmocka_unit_test(test_engine__impossible_overlay_address_refused),
 		cmocka_unit_test(test_engine__full_store_policy),
 		cmocka_unit_test(test_engine__full_store_no_autodelete),
 		cmocka_unit_test(test_engine__log_failures),

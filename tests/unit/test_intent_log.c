@@ -788,6 +788,125 @@ static void test_intent_log__stale_block_after_end(void **state)
 	bdev_close(dev);
 }
 
+/*
+ * Defect 3 of issue 16: 30 acknowledged records, one per batch and block, then one flipped
+ * byte in block 10.  The 19 intact blocks after it start batches of their own (their record
+ * would have fit in the block before), so block 10 was durable: open must refuse, hand out
+ * nothing, say what was lost, and keep the evidence for the next open and the checker.  The
+ * administrator's override then replays the 10 records before it and clears the rest, so a
+ * new log never chains into the stale blocks.
+ */
+static void test_intent_log__damaged_middle_block(void **state)
+{
+	struct bdev *dev = bdev_faulty_create(65 * DDSNAP_BLOCK_SIZE, 12);
+	struct intent_log_damage d;
+	struct intent_log_config cfg;
+	struct intent_log *log = NULL;
+	struct got g = {0};
+	char msg[600];
+	u64 seq, n;
+
+	cfg_init(&cfg, dev, 1, 64, 12, &g);
+	cfg.damage = &d;
+	log = open_ok(&cfg);
+	assert_false(d.damaged);
+	for (u64 i = 0; i < 30; i++)
+		assert_int_equal(intent_log_commit(log, 1, 1 + i, &i, sizeof(i), 0, &seq), 0);
+	intent_log_close(log);
+	bdev_faulty_corrupt(dev, (cfg.start + 10) * DDSNAP_BLOCK_SIZE + 100, 1);
+
+	for (int pass = 0; pass < 2; pass++) {
+		log = NULL;
+		assert_int_equal(intent_log_open(&cfg, &log), -EILSEQ);
+		assert_null(log);
+		assert_int_equal(g.n, 0);
+		assert_true(d.damaged);
+		assert_int_equal(d.end_block, 10);
+		assert_int_equal(d.end_rec, 10);
+		assert_int_equal(d.intact_blocks, 19);
+		assert_int_equal(d.intact_first, 11);
+		assert_int_equal(d.intact_rec, 11);
+		assert_int_equal(d.intact_last, 29);
+		assert_int_equal(d.intact_records, 19);
+	}
+	intent_log_damage_describe(&d, msg, sizeof(msg));
+	assert_non_null(strstr(msg, "damaged: block seq 10 is unreadable"));
+	assert_non_null(strstr(msg, "19 intact blocks follow it (seq 11..29)"));
+	assert_non_null(strstr(msg, "record 10 is lost and the 19 records after the gap"));
+	assert_non_null(strstr(msg, "--discard-damaged-log"));
+
+	/* The checker's read-only scan sees the same, and what open would replay. */
+	memset(&d, 0, sizeof(d));
+	assert_int_equal(intent_log_scan(&cfg, &n), 0);
+	assert_int_equal(n, 10);
+	assert_true(d.damaged);
+	got_reset(&g);
+
+	/* Accepting the loss: the 10 records before the damage, then a fresh log after them. */
+	cfg.discard_damaged = true;
+	log = open_ok(&cfg);
+	assert_int_equal(g.n, 10);
+	assert_true(d.damaged);
+	assert_int_equal(intent_log_commit(log, 2, 50, "z", 1, 0, &seq), 0);
+	assert_int_equal(seq, 10);
+	intent_log_close(log);
+	got_reset(&g);
+	cfg.discard_damaged = false;
+	log = open_ok(&cfg);
+	assert_false(d.damaged);
+	assert_int_equal(d.intact_blocks, 0);
+	assert_int_equal(g.n, 11);
+	assert_int_equal(g.r[10].type, 2);
+	intent_log_close(log);
+	got_free(&g);
+	bdev_close(dev);
+}
+
+/*
+ * An intact block INTENT_LOG_MAX_IN_FLIGHT_BLOCKS or more after the end proves damage even
+ * when no block provably starts a batch (full-size records never fit in the block before);
+ * fewer intact blocks than that after a bad one are a torn tail and replay cleanly.
+ */
+static void test_intent_log__damage_by_distance(void **state)
+{
+	const u64 total = INTENT_LOG_MAX_IN_FLIGHT_BLOCKS + 8;
+	static u8 p[INTENT_LOG_MAX_PAYLOAD];
+
+	/* Bad block 4: the last intact block lies beyond the bound; bad block 8: within it. */
+	for (u64 bad = 4; bad <= 8; bad += 4) {
+		struct bdev *dev = bdev_faulty_create(80 * DDSNAP_BLOCK_SIZE, 13);
+		struct intent_log_damage d;
+		struct intent_log_config cfg;
+		struct intent_log *log = NULL;
+		struct got g = {0};
+		u64 seq;
+
+		cfg_init(&cfg, dev, 0, 80, 13, &g);
+		cfg.damage = &d;
+		log = open_ok(&cfg);
+		for (u64 i = 0; i < total; i++) {
+			make_payload(p, sizeof(p), 13, i);
+			assert_int_equal(intent_log_commit(log, 1, 1, p, sizeof(p), 0, &seq), 0);
+		}
+		intent_log_close(log);
+		bdev_faulty_corrupt(dev, bad * DDSNAP_BLOCK_SIZE + 3000, 1);
+		if (bad + INTENT_LOG_MAX_IN_FLIGHT_BLOCKS < total) {
+			assert_int_equal(intent_log_open(&cfg, &log), -EILSEQ);
+			assert_true(d.damaged);
+			assert_int_equal(g.n, 0);
+		} else {
+			log = open_ok(&cfg);
+			assert_false(d.damaged);
+			assert_int_equal(g.n, bad);
+			intent_log_close(log);
+		}
+		assert_int_equal(d.end_block, bad);
+		assert_int_equal(d.intact_blocks, total - bad - 1);
+		got_free(&g);
+		bdev_close(dev);
+	}
+}
+
 /*----------------------------------------------------------------*/
 /* Randomized crash tests against a model */
 
@@ -1210,6 +1329,8 @@ int main(void)
 		cmocka_unit_test(test_intent_log__corrupt_record_valid_checksum),
 		cmocka_unit_test(test_intent_log__corrupt_block),
 		cmocka_unit_test(test_intent_log__stale_block_after_end),
+		cmocka_unit_test(test_intent_log__damaged_middle_block),
+		cmocka_unit_test(test_intent_log__damage_by_distance),
 		cmocka_unit_test(test_intent_log__crash_random),
 		cmocka_unit_test(test_intent_log__crash_concurrent),
 	};

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * test_xfer.c - size parsing accepts exactly the documented forms; the rate limit keeps an
- * absolute schedule (bytes / limit after the burst) and costs nothing when off; the progress
- * line stays silent when stderr is not a terminal.
+ * test_xfer.c - the rate limit keeps an absolute schedule (bytes / limit after the burst)
+ * and costs nothing when off; the progress line stays silent when stderr is not a
+ * terminal.  (Size parsing moved to cmdutil: test_cmdutil.c.)
  */
 #include <stdarg.h>
 #include <setjmp.h>
@@ -11,26 +11,6 @@
 #include <errno.h>
 #include <cmocka.h>
 #include "xfer.h"
-
-static void test_xfer__parse_size(void **state)
-{
-	uint64_t v;
-
-	assert_int_equal(xfer_parse_size("1048576", &v), 0);
-	assert_int_equal(v, 1048576);
-	assert_int_equal(xfer_parse_size("512k", &v), 0);
-	assert_int_equal(v, 512 << 10);
-	assert_int_equal(xfer_parse_size("10M", &v), 0);
-	assert_int_equal(v, 10 << 20);
-	assert_int_equal(xfer_parse_size("2G", &v), 0);
-	assert_int_equal(v, 2ull << 30);
-	assert_int_equal(xfer_parse_size("", &v), -EINVAL);
-	assert_int_equal(xfer_parse_size("-5", &v), -EINVAL);
-	assert_int_equal(xfer_parse_size("5MB", &v), -EINVAL);
-	assert_int_equal(xfer_parse_size("fast", &v), -EINVAL);
-	assert_int_equal(xfer_parse_size("99999999999999999999", &v), -EINVAL);
-	assert_int_equal(xfer_parse_size("17179869184G", &v), -EINVAL);
-}
 
 static void test_xfer__rate_limit_schedule(void **state)
 {
@@ -70,7 +50,6 @@ static void test_xfer__progress_silent_without_tty(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_xfer__parse_size),
 		cmocka_unit_test(test_xfer__rate_limit_schedule),
 		cmocka_unit_test(test_xfer__progress_silent_without_tty),
 	};

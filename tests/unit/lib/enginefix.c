@@ -285,6 +285,8 @@ static void fix_params(struct efix *f)
 		.autodelete = true,
 		.caller_flushes = f->caller_flushes,
 		.copies_ordered = f->copies_ordered,
+		.data_first = 0,
+		.data_end = f->data_chunks,
 	};
 	if (f->caller_flushes)
 		f->params.log_flush = NULL;

@@ -66,6 +66,7 @@ refuse "is not a number" "$store" "$origin" /run/ddsnap.sock abc
 refuse "is not a number" "$store" "$origin" /run/ddsnap.sock 7x
 refuse "out of range" "$store" "$origin" /run/ddsnap.sock -2
 refuse "out of range" "$store" "$origin" /run/ddsnap.sock 4294967295
+refuse "0..4294967293 (snapshot)" "$store" "$origin" /run/ddsnap.sock 4294967294 # reserved
 refuse "out of range" "$store" "$origin" /run/ddsnap.sock 99999999999999999999999
 refuse "neither an absolute path" "$store" "$origin" relative.sock -1
 refuse "names no abstract socket" "$store" "$origin" @ -1
