@@ -17,7 +17,7 @@ passed=0 failed=0
 cleanup()
 {
 	local f
-	for f in "$pid" "$dir/rpid" "$dir/relpid"; do
+	for f in "$pid" "$dir/rpid" "$dir/relpid" "$dir/v1pid"; do
 		[[ -f $f ]] && kill "$(cat "$f")" 2>/dev/null
 	done
 	sleep 0.5
@@ -263,6 +263,25 @@ expect 0 "dump" "$ddsnap" dump "$store"
 expect_out "^label " "dump starts with the label"
 expect 0 "the server starts again on the same store" "$ddsnap" server -p "$pid" "$store" "$origin" "$sock"
 expect 0 "snapshot 2 survived the restart" "$ddsnap" status "$sock" 2
+
+# A store in format 1 as the code before issue 16 wrote it (store-v1.img.gz: 8 MiB, 4 KiB
+# chunks, a 1 MiB origin, snapshots 1 and 3, one exception): every later ddsnap opens it as
+# it is or upgrades it (doc/format.md, "Versions and upgrades").
+gunzip -c tests/cli/store-v1.img.gz >"$dir/v1"
+truncate -s 1M "$dir/v1origin"
+expect 0 "check a format-1 store" "$ddsnap" check "$dir/v1"
+expect_out "engine: 1 exceptions, .* 2 live snapshots" "it holds its exception and snapshots"
+expect 0 "dump a format-1 store" "$ddsnap" dump "$dir/v1"
+expect_out "^label device=snapstore version=1 .*features=0x0:0x0:0x0$" "its label is version 1 without features"
+expect 0 "a server opens a format-1 store" "$ddsnap" server -p "$dir/v1pid" "$dir/v1" "$dir/v1origin" "$dir/v1.sock"
+expect 0 "list its snapshots" "$ddsnap" list "$dir/v1.sock"
+expect_out "^3 " "snapshot 3 is there"
+kill -TERM "$(cat "$dir/v1pid")"
+for _ in $(seq 50); do
+	[[ -e $dir/v1pid ]] || break
+	sleep 0.1
+done
+expect 0 "it still checks clean after the server" "$ddsnap" check "$dir/v1"
 
 # A grown snapstore keeps its last label copy where initialize put it.
 cp "$dir/o2" "$dir/grown"
