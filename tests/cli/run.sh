@@ -196,6 +196,9 @@ expect 0 "replica: server" "$ddsnap" server -p "$rpid" "$rstore" "$rorigin" "$rs
 head -c 5M /dev/urandom | dd of="$origin" bs=1M seek=2 conv=notrunc status=none
 cp "$origin" "$dir/origin(2)"
 expect 1 "send of a missing snapshot" "$ddsnap" send -d "$dir/origin" "$sock" 7
+expect 1 "receive into a FIFO origin is refused at once" timeout 20 \
+	bash -c "'$ddsnap' send -d '$dir/origin' '$sock' 2 | '$ddsnap' receive -d '$dir/fifo' '$rsock' 2"
+expect_out "fifo is a FIFO, not a regular file or block device" "the error says it is a FIFO"
 send_recv()
 {
 	"$ddsnap" send -d "$dir/origin" "$sock" "$@" | "$ddsnap" receive -d "$rorigin" "$rsock" "${@: -1}"
