@@ -17,7 +17,7 @@ passed=0 failed=0
 cleanup()
 {
 	local f
-	for f in "$pid" "$dir/rpid" "$dir/relpid" "$dir/v1pid"; do
+	for f in "$pid" "$dir/rpid" "$dir/relpid" "$dir/v1pid" "$dir/kpid"; do
 		[[ -f $f ]] && kill "$(cat "$f")" 2>/dev/null
 	done
 	sleep 0.5
@@ -127,6 +127,10 @@ expect 1 "initialize with a store as the origin is refused" "$ddsnap" initialize
 expect 1 "even with -y" "$ddsnap" initialize -y "$dir/blank" "$store"
 expect_out "origin .*store holds a ddsnap store: the arguments look swapped" "the error says the arguments look swapped"
 expect 0 "initialize -y overwrites the filesystem" "$ddsnap" initialize -y "$dir/fs" "$dir/blank"
+truncate -s 32M "$dir/fs2"
+mkfs.ext4 -q -F "$dir/fs2" >/dev/null 2>&1
+expect 1 "restore over an ext4 filesystem is refused" bash -c "'$ddsnap' dump '$dir/fs' | '$ddsnap' restore - '$dir/fs2'"
+expect_out "snapstore .*fs2 holds an ext4 filesystem; -y overwrites it" "the error names what is there"
 
 # Partial last chunk (doc/misuse.md): refused at initialize, naming the fix.
 truncate -s $((16 * 1048576 + 4096)) "$dir/oodd"
@@ -285,6 +289,21 @@ for _ in $(seq 50); do
 	sleep 0.1
 done
 expect 0 "it still checks clean after the server" "$ddsnap" check "$dir/v1"
+
+# A killed server leaves no lock behind: the kernel drops it with the process.
+expect 0 "a server on the 4k store" "$ddsnap" server -p "$dir/kpid" "$dir/o2" "$dir/oodd" "$dir/k.sock"
+kpid=$(cat "$dir/kpid")
+kill -KILL "$kpid"
+for _ in $(seq 50); do
+	kill -0 "$kpid" 2>/dev/null || break
+	sleep 0.1
+done
+expect 0 "after kill -9 a new server opens the store" "$ddsnap" server -p "$dir/kpid" "$dir/o2" "$dir/oodd" "$dir/k.sock"
+kill -TERM "$(cat "$dir/kpid")"
+for _ in $(seq 50); do
+	[[ -e $dir/kpid ]] || break
+	sleep 0.1
+done
 
 # A grown snapstore keeps its last label copy where initialize put it.
 cp "$dir/o2" "$dir/grown"
