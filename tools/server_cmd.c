@@ -12,7 +12,7 @@
  * the daemon forks, opens and locks the devices and the store (ownership.h: a second server
  * on the same store, or on a device in the wrong role, is refused naming the holder) and
  * replays its intent log, and only then binds the socket, so a failed start leaves no socket
- * file.  The parent returns 0 once the socket is bound, so a script that started the server
+ * file, and then writes the pid file, so a second server never overwrites the first's.  The parent returns 0 once the socket is bound, so a script that started the server
  * can immediately load dm tables against it; any failure is printed by the daemon (its
  * stderr is still the caller's) and the parent exits non-zero.
  *
@@ -163,7 +163,7 @@ int cmd_server(int argc, char **argv)
 	struct volume_params vp = {0};
 	struct volume *vol = NULL;
 	struct server *srv = NULL;
-	bool foreground = false;
+	bool foreground = false, pid_written = false;
 	const char *sock;
 	char *args[4] = {NULL};
 	char why[600];
@@ -235,27 +235,29 @@ int cmd_server(int argc, char **argv)
 	}
 	if (!foreground && !logfile)
 		log_open(NULL); /* stderr until /dev/null below */
-	if (pidfile && (r = write_pidfile(pidfile))) {
-		cmd_error(argv[0], "cannot write pid file %s: %s", pidfile,
-			  r == -EINVAL	? "not a regular file"
-			  : r == -ELOOP ? "a symbolic link"
-					: strerror(-r));
-		pidfile = NULL; /* not ours to remove */
-		goto out_free;
-	}
-
 	vp.invalidate = invalidate_attached;
 	r = volume_open(&vp, &vol, why, sizeof(why));
 	if (r) {
 		cmd_error(argv[0], "%s", why);
 		log_err("cannot open the volume: %s", why);
-		goto out_pidfile;
+		goto out_free;
 	}
 	r = server_create(sock, &srv, why, sizeof(why));
 	if (r) {
 		cmd_error(argv[0], "%s", why);
 		goto out_volume;
 	}
+	/* After the store and the socket are ours: never another server's pid file. */
+	if (pidfile && (r = write_pidfile(pidfile))) {
+		cmd_error(argv[0], "cannot write pid file %s: %s", pidfile,
+			  r == -EINVAL	? "not a regular file"
+			  : r == -ELOOP ? "a symbolic link"
+					: strerror(-r));
+		if (sock[0] != '@')
+			unlink(sock); /* bound just now: a failed start leaves no socket */
+		goto out_volume;
+	}
+	pid_written = pidfile != NULL;
 	attached = srv;
 	server_attach(srv, vol);
 	if (mlockall(MCL_CURRENT | MCL_FUTURE) < 0)
@@ -298,9 +300,8 @@ out_volume:
 	}
 	attached = NULL;
 	server_destroy(srv);
-out_pidfile:
-	if (pidfile)
-		unlink(pidfile);
+	if (pid_written)
+		unlink(pidfile); /* ours: written once the store and the socket were */
 out_free:
 	tell_parent(&notify, (char)rc);
 	for (int i = 0; i < n; i++)
