@@ -478,9 +478,13 @@ static int delta_create(int argc, char **argv)
 		p.out_fd = STDOUT_FILENO;
 		return delta_create_stream(&p);
 	}
-	p.out_fd = open(argv[optind + 1], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	/* Never through a symlink, never over a block device (a store, an origin). */
+	p.out_fd = ownership_open_file(argv[optind + 1], O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	if (p.out_fd < 0) {
-		derr("cannot create %s: %s", argv[optind + 1], strerror(errno));
+		derr("cannot create %s: %s", argv[optind + 1],
+		     p.out_fd == -EINVAL  ? "not a regular file"
+		     : p.out_fd == -ELOOP ? "a symbolic link"
+					  : strerror(-p.out_fd));
 		return EXIT_FAIL;
 	}
 	ret = delta_create_stream(&p);

@@ -14,6 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include "changelist.h"
+#include "delta_stream.h"
 #include "ownership.h"
 #include "unixsock.h"
 
@@ -35,10 +37,10 @@ static int teardown(void **state)
 
 static const char *path_of(const char *name)
 {
-	static char p[4][128];
+	static char p[8][128];
 	static int i;
 
-	i = (i + 1) % 4;
+	i = (i + 1) % 8;
 	snprintf(p[i], sizeof(p[i]), "%s/%s", dir, name);
 	return p[i];
 }
@@ -185,6 +187,30 @@ static void test_ownership__open_file(void **state)
 	close(fd);
 }
 
+/* Resume tokens and changelists are written through <path>.tmp: never a symlink there. */
+static void test_ownership__tmp_files_never_follow(void **state)
+{
+	const char *victim = path_of("v3"), *tok = path_of("tok"), *tok_tmp = path_of("tok.tmp"),
+		   *cl = path_of("cl"), *cl_tmp = path_of("cl.tmp");
+	struct delta_token t = {.chunk_size = 4096};
+	struct changelist_header h = {.chunk_size = 4096, .volume_chunks = 16};
+	struct changelist_writer *w = NULL;
+
+	make_file(victim, 8, "precious");
+	assert_int_equal(symlink(victim, tok_tmp), 0);
+	assert_int_equal(delta_token_save(tok, &t), -ELOOP);
+	assert_contents(victim, "precious");
+	assert_int_equal(symlink(victim, cl_tmp), 0);
+	assert_int_equal(changelist_create(&w, cl, &h), -ELOOP);
+	assert_contents(victim, "precious");
+	/* Without the trap both work. */
+	assert_int_equal(unlink(tok_tmp), 0);
+	assert_int_equal(delta_token_save(tok, &t), 0);
+	assert_int_equal(unlink(cl_tmp), 0);
+	assert_int_equal(changelist_create(&w, cl, &h), 0);
+	assert_int_equal(changelist_commit(w), 0);
+}
+
 /* Only a socket is ever replaced at the listening path. */
 static void test_ownership__listen_replaces_only_sockets(void **state)
 {
@@ -224,6 +250,7 @@ int main(void)
 		cmocka_unit_test(test_ownership__not_a_device),
 		cmocka_unit_test(test_ownership__distinct),
 		cmocka_unit_test(test_ownership__open_file),
+		cmocka_unit_test(test_ownership__tmp_files_never_follow),
 		cmocka_unit_test(test_ownership__listen_replaces_only_sockets),
 	};
 
