@@ -193,25 +193,22 @@ int label_plan(struct label *l, u64 snap_bytes, u64 meta_bytes, u64 origin_bytes
 	}
 	if (origin_bytes & ((1ULL << chunk_shift) - 1)) {
 		u64 fit = MIN(origin_bytes & -origin_bytes, 1ULL << LABEL_MAX_CHUNK_SHIFT);
+		unsigned long long size = origin_bytes, cs = 1ULL << chunk_shift,
+				   tail = origin_bytes & (cs - 1);
 
 		if (fit >= (1ULL << LABEL_MIN_CHUNK_SHIFT))
 			why_set(why, whylen,
 				"origin of %llu bytes is not a multiple of the chunk size %llu: "
-				"its "
-				"last %llu bytes could not be snapshotted; use a chunk size that "
-				"divides it (-c %lluk) or resize the origin to a multiple of %llu",
-				(unsigned long long)origin_bytes, 1ULL << chunk_shift,
-				(unsigned long long)(origin_bytes & ((1ULL << chunk_shift) - 1)),
-				(unsigned long long)(fit >> 10), 1ULL << chunk_shift);
+				"its last %llu bytes could not be snapshotted; use a chunk size "
+				"that divides it (-c %lluk) or resize the origin to a multiple "
+				"of %llu",
+				size, cs, tail, (unsigned long long)(fit >> 10), cs);
 		else
 			why_set(why, whylen,
 				"origin of %llu bytes is not a multiple of the chunk size %llu "
-				"(nor "
-				"of 4 KiB, the smallest chunk): its last %llu bytes could not be "
-				"snapshotted; resize the origin to a multiple of %llu",
-				(unsigned long long)origin_bytes, 1ULL << chunk_shift,
-				(unsigned long long)(origin_bytes & ((1ULL << chunk_shift) - 1)),
-				1ULL << chunk_shift);
+				"(nor of 4 KiB, the smallest chunk): its last %llu bytes could "
+				"not be snapshotted; resize the origin to a multiple of %llu",
+				size, cs, tail, cs);
 		return -EINVAL;
 	}
 	chunk = 1ULL << (chunk_shift - DDSNAP_BLOCK_SHIFT);
@@ -330,7 +327,7 @@ int label_read(struct bdev *b, int copy, struct label *out, char *why, size_t wh
 	 * it was.  Without a valid copy 0 the device's last block is the one place to look.
 	 */
 	r0 = label_read_at(b, buf, 0, &l0, sub[0], sizeof(sub[0]), &magic[0]);
-	if (copy == 0 || (copy < 0 && r0 == 0) || r0 == -EIO) {
+	if (copy == 0 || (copy < 0 && r0 == 0)) {
 		r = r0;
 		if (!r)
 			*out = l0;
