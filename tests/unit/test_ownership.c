@@ -3,7 +3,9 @@
  * test_ownership.c - what a path is before ddsnap writes it, and who owns a store
  * (ownership.h): the flock modes and the holder named in a refusal, FIFOs and directories
  * refused without waiting, two roles on one file, pid/log files never through a symlink,
- * and the listening socket that never replaces anything but a socket (unixsock.h).
+ * resume tokens and changelists never written through a symlink, the listening socket that
+ * never replaces anything but a socket (unixsock.h), and volume_open's refusals (a second
+ * owner, the snapstore as its own origin, an origin of another size).
  */
 #include <stdarg.h>
 #include <setjmp.h>
@@ -18,6 +20,8 @@
 #include "delta_stream.h"
 #include "ownership.h"
 #include "unixsock.h"
+#include "volume.h"
+#include "lib/srvfix.h"
 
 static char dir[64];
 
@@ -211,6 +215,40 @@ static void test_ownership__tmp_files_never_follow(void **state)
 	assert_int_equal(changelist_commit(w), 0);
 }
 
+/* volume_open: one owner per store, the origin of the recorded size, no role twice. */
+static void test_ownership__volume_open(void **state)
+{
+	struct srvfix f;
+	struct volume_params p = {0};
+	struct volume *v = NULL, *v2 = NULL;
+	char why[600], want[64];
+
+	assert_int_equal(srvfix_create(&f, dir, "vol", 12, 1 << 20, 16 << 20, NULL), 0);
+	p.snapstore = f.store;
+	p.origin = f.origin;
+	assert_int_equal(volume_open(&p, &v, why, sizeof(why)), 0);
+	assert_int_equal(volume_open(&p, &v2, why, sizeof(why)), -EBUSY);
+	snprintf(want, sizeof(want), "is in use by pid %d", (int)getpid());
+	assert_non_null(strstr(why, want));
+	assert_non_null(strstr(why, "snapstore "));
+	assert_int_equal(volume_close(v), 0);
+
+	p.origin = f.store; /* the snapstore as its own origin */
+	assert_int_equal(volume_open(&p, &v, why, sizeof(why)), -EINVAL);
+	assert_non_null(strstr(why, "is the same file as the snapstore"));
+	p.origin = path_of("bigger");
+	make_file(p.origin, (1 << 20) + 4096, NULL);
+	assert_int_equal(volume_open(&p, &v, why, sizeof(why)), -EINVAL);
+	assert_non_null(strstr(why, "has 1052672 bytes but the store"));
+	assert_non_null(strstr(why, "made for an origin of 1048576 bytes"));
+	p.origin = path_of("smaller");
+	make_file(p.origin, (1 << 20) - 4096, NULL);
+	assert_int_equal(volume_open(&p, &v, why, sizeof(why)), -EINVAL);
+	p.origin = f.origin;
+	assert_int_equal(volume_open(&p, &v, why, sizeof(why)), 0);
+	assert_int_equal(volume_close(v), 0);
+}
+
 /* Only a socket is ever replaced at the listening path. */
 static void test_ownership__listen_replaces_only_sockets(void **state)
 {
@@ -252,6 +290,7 @@ int main(void)
 		cmocka_unit_test(test_ownership__open_file),
 		cmocka_unit_test(test_ownership__tmp_files_never_follow),
 		cmocka_unit_test(test_ownership__listen_replaces_only_sockets),
+		cmocka_unit_test(test_ownership__volume_open),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
