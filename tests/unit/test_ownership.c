@@ -218,7 +218,7 @@ static void test_ownership__tmp_files_never_follow(void **state)
 /* volume_open: one owner per store, the origin of the recorded size, no role twice. */
 static void test_ownership__volume_open(void **state)
 {
-	struct srvfix f;
+	struct srvfix f = {0};
 	struct volume_params p = {0};
 	struct volume *v = NULL, *v2 = NULL;
 	char why[600], want[64];
