@@ -22,7 +22,7 @@ CC ?= gcc
 ifeq ($(origin CC),default)
 CC := gcc
 endif
-PKGS := libtirpc libzstd devmapper zlib
+PKGS := libtirpc libzstd devmapper zlib blkid
 PREFIX ?= /usr/local
 DESTDIR ?=
 
@@ -42,7 +42,7 @@ endif
 WARN := -std=gnu11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla \
 	-Wformat=2 -Wpointer-arith -Wno-unused-parameter -Werror
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ltirpc -lzstd -ldevmapper -lz)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ltirpc -lzstd -ldevmapper -lz -lblkid)
 CPPFLAGS += -D_GNU_SOURCE -Iinclude -Iserver -Itools $(PKG_CFLAGS)
 CFLAGS ?= -O2 -g
 CFLAGS += $(WARN) -pthread -MMD -MP $(SANFLAGS)

@@ -7,7 +7,7 @@ set -euo pipefail
 
 PACKAGES=(
 	# build
-	gcc make pkg-config libc6-dev zlib1g-dev libzstd-dev libtirpc-dev libdevmapper-dev
+	gcc make pkg-config libc6-dev zlib1g-dev libzstd-dev libtirpc-dev libdevmapper-dev libblkid-dev
 	linux-headers-amd64
 	# unit tests, fuzzing, lint
 	libcmocka-dev clang libclang-rt-14-dev valgrind clang-format cppcheck shellcheck sparse

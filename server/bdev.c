@@ -27,6 +27,7 @@
 #include <linux/fs.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -158,14 +159,15 @@ int bdev_open(const char *path, unsigned flags, struct bdev **out)
 	u64 size;
 	int fd, r;
 
-	fd = open(path, mode | O_CLOEXEC | (direct ? O_DIRECT : 0));
+	/* O_NONBLOCK: opening a FIFO must not wait for a writer; cleared below. */
+	fd = open(path, mode | O_CLOEXEC | O_NONBLOCK | (direct ? O_DIRECT : 0));
 	if (fd < 0 && direct && errno == EINVAL) {
 		direct = false; /* tmpfs and friends */
-		fd = open(path, mode | O_CLOEXEC);
+		fd = open(path, mode | O_CLOEXEC | O_NONBLOCK);
 	}
 	if (fd < 0)
 		return -errno;
-	if (fstat(fd, &st) < 0) {
+	if (fstat(fd, &st) < 0 || fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0) {
 		r = -errno;
 		goto out_close;
 	}
@@ -183,6 +185,11 @@ int bdev_open(const char *path, unsigned flags, struct bdev **out)
 	size -= size % BDEV_SECTOR;
 	if (!size) {
 		r = -EINVAL;
+		goto out_close;
+	}
+	if ((flags & (BDEV_LOCK_SHARED | BDEV_LOCK_EXCL)) &&
+	    flock(fd, ((flags & BDEV_LOCK_EXCL) ? LOCK_EX : LOCK_SH) | LOCK_NB) < 0) {
+		r = errno == EWOULDBLOCK ? -EBUSY : -errno;
 		goto out_close;
 	}
 	f = xzalloc(sizeof(*f));

@@ -62,13 +62,22 @@ static inline void bdev_close(struct bdev *b)
 enum bdev_open_flags {
 	BDEV_RDONLY = 1 << 0,
 	BDEV_BUFFERED = 1 << 1, /* no O_DIRECT (tests on tmpfs, tools that only read a little) */
+	/*
+	 * An advisory lock (flock) on the open file, held until bdev_close: shared or
+	 * exclusive, never waiting (ownership.h says who takes which).
+	 */
+	BDEV_LOCK_SHARED = 1 << 2,
+	BDEV_LOCK_EXCL = 1 << 3,
 };
 
 /*
  * Opens a regular file or a block device.  Uses O_DIRECT unless BDEV_BUFFERED or the
  * filesystem refuses it (tmpfs), in which case writes are made durable by fdatasync in
  * bdev_flush.  The size of a file is its length rounded down to a sector; of a block device,
- * BLKGETSIZE64.  Returns 0 and *out, or -errno (-ENOENT, -EACCES, -EINVAL if size is 0).
+ * BLKGETSIZE64.  Anything else (a FIFO, a socket, a character device, a directory) is
+ * refused without waiting for a peer.  Returns 0 and *out, or -errno (-ENOENT, -EACCES,
+ * -EINVAL: not a regular file or block device, or size 0; -EBUSY: the lock asked for is held
+ * by another open file).
  */
 int bdev_open(const char *path, unsigned flags, struct bdev **out);
 

@@ -14,6 +14,7 @@
  * the next create truncates).
  */
 #include "changelist.h"
+#include "ownership.h"
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdarg.h>
@@ -93,9 +94,9 @@ int changelist_create(struct changelist_writer **wp, const char *path,
 	w->tmp = xmalloc(plen + 5);
 	memcpy(w->tmp, path, plen);
 	memcpy(w->tmp + plen, ".tmp", 5);
-	w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	w->fd = ownership_open_file(w->tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644); /* no symlink */
 	if (w->fd < 0) {
-		rc = -errno;
+		rc = w->fd;
 		goto out_free;
 	}
 	hdr_pack(&w->h, hb);

@@ -30,6 +30,7 @@
  * damage.
  */
 #include "delta_stream.h"
+#include "ownership.h"
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdarg.h>
@@ -699,9 +700,9 @@ int delta_token_save(const char *path, const struct delta_token *t)
 	delta_token_pack(t, buf);
 	memcpy(tmp, path, plen);
 	memcpy(tmp + plen, ".tmp", 5);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	fd = ownership_open_file(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600); /* no symlink */
 	if (fd < 0) {
-		rc = -errno;
+		rc = fd;
 		goto out_free;
 	}
 	rc = delta_fd_write(&fd, buf, sizeof(buf));

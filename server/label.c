@@ -133,7 +133,16 @@ static int label_validate(const void *block, char *why, size_t whylen)
 	const struct label_disk *d = block;
 	struct label l;
 
-	for (size_t i = 0; i < sizeof(d->reserved); i++)
+	/*
+	 * A store of a newer format may use reserved bytes under a feature bit this code does
+	 * not know: the opener refuses it by its features (store_read_labels), not as damage.
+	 * doc/format.md, "Versions and upgrades".
+	 */
+	bool newer = le64_to_cpu(d->feature_incompat) & ~LABEL_FEATURE_INCOMPAT_KNOWN ||
+		     le64_to_cpu(d->feature_ro_compat) & ~LABEL_FEATURE_RO_COMPAT_KNOWN ||
+		     le64_to_cpu(d->feature_compat) & ~LABEL_FEATURE_COMPAT_KNOWN;
+
+	for (size_t i = 0; !newer && i < sizeof(d->reserved); i++)
 		if (d->reserved[i])
 			return why_set(why, whylen, "reserved byte %zu set", i);
 	label_unpack(&l, d);
@@ -180,6 +189,26 @@ int label_plan(struct label *l, u64 snap_bytes, u64 meta_bytes, u64 origin_bytes
 			"origin of %llu bytes: not a whole number of sectors of at "
 			"least one chunk",
 			(unsigned long long)origin_bytes);
+		return -EINVAL;
+	}
+	if (origin_bytes & ((1ULL << chunk_shift) - 1)) {
+		u64 fit = MIN(origin_bytes & -origin_bytes, 1ULL << LABEL_MAX_CHUNK_SHIFT);
+		unsigned long long size = origin_bytes, cs = 1ULL << chunk_shift,
+				   tail = origin_bytes & (cs - 1);
+
+		if (fit >= (1ULL << LABEL_MIN_CHUNK_SHIFT))
+			why_set(why, whylen,
+				"origin of %llu bytes is not a multiple of the chunk size %llu: "
+				"its last %llu bytes could not be snapshotted; use a chunk size "
+				"that divides it (-c %lluk) or resize the origin to a multiple "
+				"of %llu",
+				size, cs, tail, (unsigned long long)(fit >> 10), cs);
+		else
+			why_set(why, whylen,
+				"origin of %llu bytes is not a multiple of the chunk size %llu "
+				"(nor of 4 KiB, the smallest chunk): its last %llu bytes could "
+				"not be snapshotted; resize the origin to a multiple of %llu",
+				size, cs, tail, cs);
 		return -EINVAL;
 	}
 	chunk = 1ULL << (chunk_shift - DDSNAP_BLOCK_SHIFT);
@@ -250,33 +279,68 @@ int label_write(struct bdev *b, const struct label *l, u32 role)
 	return r;
 }
 
+/*
+ * Reads and validates the label copy at block @at of @b into @out.  Returns 0, -EIO, or
+ * -EILSEQ/-ENOTBLK with the reason in @sub; *@magic says whether the block had the magic.
+ */
+static int label_read_at(struct bdev *b, void *buf, u64 at, struct label *out, char *sub,
+			 size_t sublen, bool *magic)
+{
+	int r;
+
+	if (at >= b->size / DDSNAP_BLOCK_SIZE)
+		return why_set(sub, sublen, "block %llu is past the end of the device",
+			       (unsigned long long)at);
+	r = bdev_read(b, buf, DDSNAP_BLOCK_SIZE, at * DDSNAP_BLOCK_SIZE);
+	if (r)
+		return r;
+	if (le32_to_cpu(((struct block_header_disk *)buf)->magic) == MAGIC_LABEL)
+		*magic = true;
+	r = block_validate(buf, &label_block_type, at, sub, sublen);
+	if (!r)
+		label_unpack(out, buf);
+	return r;
+}
+
+u64 label_copy1_blocknr(const struct label *l)
+{
+	return label_last_blocknr(l->role == LABEL_ROLE_METADEV ? l->metadev_blocks
+								: l->snapstore_blocks);
+}
+
 int label_read(struct bdev *b, int copy, struct label *out, char *why, size_t whylen)
 {
 	u64 blocks = b->size / DDSNAP_BLOCK_SIZE;
-	u64 at[2] = {0, blocks ? label_last_blocknr(blocks) : 0};
-	int first = copy < 0 ? 0 : copy, last = copy < 0 ? 1 : copy, r = -ENODATA;
-	bool any_magic = false;
+	bool magic[2] = {false, false};
 	char sub[2][128] = {"", ""};
+	struct label l0;
 	void *buf = NULL;
+	int r0, r = -ENODATA;
 
 	if (copy > 1 || blocks < 2)
 		return -EINVAL;
 	if (posix_memalign(&buf, BDEV_ALIGN, DDSNAP_BLOCK_SIZE))
 		return -ENOMEM;
-	for (int i = first; i <= last; i++) {
-		r = bdev_read(b, buf, DDSNAP_BLOCK_SIZE, at[i] * DDSNAP_BLOCK_SIZE);
-		if (r)
-			break;
-		if (le32_to_cpu(((struct block_header_disk *)buf)->magic) == MAGIC_LABEL)
-			any_magic = true;
-		r = block_validate(buf, &label_block_type, at[i], sub[i], sizeof(sub[i]));
-		if (!r) {
-			label_unpack(out, buf);
-			break;
-		}
+	/*
+	 * Copy 1 is in the last block of the device as initialize sized it (copy 0 records the
+	 * size), not of the device as it is now: a snapstore grown since keeps its label where
+	 * it was.  Without a valid copy 0 the device's last block is the one place to look.
+	 */
+	r0 = label_read_at(b, buf, 0, &l0, sub[0], sizeof(sub[0]), &magic[0]);
+	if (copy == 0 || (copy < 0 && r0 == 0)) {
+		r = r0;
+		if (!r)
+			*out = l0;
+	} else {
+		r = label_read_at(b, buf,
+				  r0 ? label_last_blocknr(blocks) : label_copy1_blocknr(&l0), out,
+				  sub[1], sizeof(sub[1]), &magic[1]);
 	}
 	free(buf);
 	if (r && r != -EIO) {
+		int first = copy < 0 ? 0 : copy, last = copy < 0 ? 1 : copy;
+		bool any_magic = copy < 0 ? magic[0] || magic[1] : magic[copy];
+
 		if (!any_magic)
 			r = -ENODATA;
 		if (!any_magic && first == last)

@@ -38,7 +38,14 @@
 #define LABEL_MIN_META_BLOCKS 256
 #define LABEL_MIN_DATA_CHUNKS 16
 
-/* Feature bits this code knows (none yet): unknown incompat bits refuse the store. */
+/*
+ * Feature bits this code knows (none yet).  The format's one version scheme (doc/format.md,
+ * "Versions and upgrades"): the label and uberblock version fields stay 1; every format
+ * change adds one bit, incompat (an older binary refuses the store), ro_compat (an older
+ * binary may only read it) or compat (an older binary may use it).  A label with a bit this
+ * code does not know may use reserved bytes; it is refused by its features, not as damage.
+ */
+#define LABEL_FEATURE_COMPAT_KNOWN    0ULL
 #define LABEL_FEATURE_INCOMPAT_KNOWN  0ULL
 #define LABEL_FEATURE_RO_COMPAT_KNOWN 0ULL
 
@@ -76,6 +83,12 @@ static inline u64 label_last_blocknr(u64 dev_blocks)
 {
 	return dev_blocks - 1;
 }
+
+/*
+ * The address of the last label copy of the device @l describes (its role's recorded size,
+ * which stays put when the device grows).
+ */
+u64 label_copy1_blocknr(const struct label *l);
 
 /* Converts; label_unpack does not validate (block_validate did). */
 void label_pack(struct label_disk *d, const struct label *l);

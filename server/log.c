@@ -8,6 +8,7 @@
  * fail, and losing that one line is acceptable).
  */
 #include "log.h"
+#include "ownership.h"
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -24,11 +25,10 @@ static enum log_level log_level = LOGL_INFO;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static const char *const level_names[] = {"error", "warning", "info", "debug"};
 
+/* Never through a symlink, never anything but a regular file (ownership.h). */
 static int log_open_fd(const char *path)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-
-	return fd < 0 ? -errno : fd;
+	return ownership_open_file(path, O_WRONLY | O_CREAT | O_APPEND, 0640);
 }
 
 int log_open(const char *path)

@@ -15,7 +15,10 @@
 
 enum log_level { LOGL_ERR = 0, LOGL_WARN = 1, LOGL_INFO = 2, LOGL_DEBUG = 3 };
 
-/* Sends the log to @path (appending), or stderr when NULL. Returns 0 or -errno. */
+/*
+ * Sends the log to @path (appending; never through a symlink, only to a regular file or a
+ * character device: -ELOOP, -EINVAL), or stderr when NULL.  Returns 0 or -errno.
+ */
 int log_open(const char *path);
 /* Reopens the log file (after rotation; SIGHUP). Returns 0 or -errno. */
 int log_reopen(void);

@@ -3,9 +3,11 @@
  * server.h - the network side of ddsnapd: the listening socket, one connection per ddsnap
  * device and per CLI call, the worker pool, read locks and cache invalidation.
  *
- * Lifecycle:  server_create() (listens) -> volume_open() with server_invalidate as its
- * invalidate callback -> server_attach() -> server_run() (returns after server_stop()) ->
- * volume_close() -> server_destroy().  server_stop() is async-signal-safe.
+ * Lifecycle:  volume_open() (its invalidate callback reaches server_invalidate once the
+ * server exists; before, no device can hold mappings) -> server_create() (listens) ->
+ * server_attach() -> server_run() (returns after server_stop()) -> volume_close() ->
+ * server_destroy().  Opening the volume first means a start that fails leaves no socket
+ * (tools/server_cmd.c).  server_stop() is async-signal-safe.
  */
 #ifndef DDSNAP_SERVER_H
 #define DDSNAP_SERVER_H

@@ -428,7 +428,11 @@ static int store_read_labels(struct store *s, char *why, size_t whylen)
 	}
 	if (s->label.feature_incompat & ~LABEL_FEATURE_INCOMPAT_KNOWN ||
 	    (!s->cfg.read_only && s->label.feature_ro_compat & ~LABEL_FEATURE_RO_COMPAT_KNOWN)) {
-		why_set(why, whylen, "store uses features this version does not know");
+		why_set(why, whylen,
+			"store on %s uses format features this ddsnap does not know (incompat "
+			"0x%llx, ro_compat 0x%llx): a newer ddsnap made or upgraded it; use that",
+			s->snap->name, (unsigned long long)s->label.feature_incompat,
+			(unsigned long long)s->label.feature_ro_compat);
 		return -EOPNOTSUPP;
 	}
 	r = label_fits(&s->label, s->snap, LABEL_ROLE_SNAPSTORE, why, whylen);

@@ -5,7 +5,8 @@
  * Connect with a timeout uses a non-blocking connect and poll; for AF_UNIX this mostly
  * matters when a server's backlog is full.  Listening probes an existing socket file by
  * connecting to it: only when nothing answers is the file unlinked and re-bound, so two
- * servers never steal each other's socket.
+ * servers never steal each other's socket; and only a socket is ever unlinked (lstat), never
+ * the regular file, device node or symlink a mistyped command line named instead.
  */
 #include "unixsock.h"
 #include <fcntl.h>
@@ -85,6 +86,15 @@ out_close:
 	return r;
 }
 
+int unixsock_check_path(const char *name)
+{
+	struct stat st;
+
+	if (name[0] == '@' || lstat(name, &st) < 0)
+		return 0;
+	return S_ISSOCK(st.st_mode) ? 0 : -EEXIST;
+}
+
 int unixsock_listen(const char *name, int backlog)
 {
 	struct sockaddr_un sa;
@@ -103,11 +113,19 @@ int unixsock_listen(const char *name, int backlog)
 		r = -errno;
 		if (r != -EADDRINUSE || name[0] == '@')
 			goto out_close;
+		r = unixsock_check_path(name);
+		if (r)
+			goto out_close; /* not a socket: never ours to remove */
 		probe = unixsock_connect(name, 1000);
 		if (probe >= 0) {
 			close(probe);
+			r = -EADDRINUSE;
 			goto out_close; /* a live server owns it */
 		}
+		/* A dead server's socket; a rename race in between is caught by the check. */
+		r = unixsock_check_path(name);
+		if (r)
+			goto out_close;
 		unlink(name);
 		if (bind(fd, (struct sockaddr *)&sa, len) < 0) {
 			r = -errno;

@@ -34,9 +34,16 @@ int unixsock_connect(const char *name, int timeout_ms);
 
 /*
  * Listens on @name.  A socket file left by a dead server is replaced; one with a live
- * server behind it is not (-EADDRINUSE).  Returns the listening descriptor or -errno.
+ * server behind it is not (-EADDRINUSE); anything at @name that is not a socket (a file, a
+ * device, a symlink) is left alone (-EEXIST).  Returns the listening descriptor or -errno.
  */
 int unixsock_listen(const char *name, int backlog);
+
+/*
+ * Whether @name may be bound: 0 if it is abstract, absent or a socket (lstat: a symlink is
+ * not), -EEXIST if something else is there.
+ */
+int unixsock_check_path(const char *name);
 
 /* Reads exactly @len bytes.  Returns 0, -EPIPE if the peer closed first, or -errno. */
 int unixsock_read_full(int fd, void *buf, size_t len);

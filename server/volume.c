@@ -46,6 +46,7 @@
  * acknowledged change.
  */
 #include "volume.h"
+#include "ownership.h"
 #include "bdev.h"
 #include "engine.h"
 #include "intent_log.h"
@@ -206,15 +207,6 @@ static void volume_free(struct volume *v)
 	free(v);
 }
 
-static int open_dev(const char *path, const char *role, struct bdev **out, char *why, size_t whylen)
-{
-	int r = bdev_open(path, 0, out);
-
-	if (r)
-		return why_printf(why, whylen, r, "cannot open %s %s: %s", role, path, errmsg(r));
-	return 0;
-}
-
 int volume_open(const struct volume_params *p, struct volume **out, char *why, size_t whylen)
 {
 	struct volume *v = xzalloc(sizeof(*v));
@@ -234,11 +226,20 @@ int volume_open(const struct volume_params *p, struct volume **out, char *why, s
 		v->metadev = p->metadev_dev;
 		r = 0;
 	} else {
-		r = open_dev(p->snapstore, "snapstore", &v->snapstore, why, whylen);
+		/* One store per process, one process per store: every device exclusively. */
+		const char *paths[] = {p->snapstore, p->origin, p->metadev};
+		const char *roles[] = {"snapstore", "origin", "metadata device"};
+
+		r = ownership_distinct(paths, roles, 3, why, whylen);
 		if (!r)
-			r = open_dev(p->origin, "origin", &v->origin, why, whylen);
+			r = ownership_open(p->snapstore, roles[0], 0, OWN_EXCLUSIVE, &v->snapstore,
+					   why, whylen);
+		if (!r)
+			r = ownership_open(p->origin, roles[1], 0, OWN_EXCLUSIVE, &v->origin, why,
+					   whylen);
 		if (!r && p->metadev)
-			r = open_dev(p->metadev, "metadata device", &v->metadev, why, whylen);
+			r = ownership_open(p->metadev, roles[2], 0, OWN_EXCLUSIVE, &v->metadev, why,
+					   whylen);
 	}
 	if (r)
 		goto out_close_devs;
@@ -254,13 +255,23 @@ int volume_open(const struct volume_params *p, struct volume **out, char *why, s
 		goto out_close_devs;
 	}
 	l = store_label(v->store);
-	if (v->origin->size < l->origin_bytes) {
+	if (v->origin->size != l->origin_bytes) {
+		/* Smaller: chunks past its end are gone; larger: another origin, or a grown one
+		 * whose new tail no snapshot would protect.  Either way, not this store's. */
 		r = why_printf(why, whylen, -EINVAL,
-			       "origin %s has %llu bytes but the store was made for %llu",
-			       p->origin, (unsigned long long)v->origin->size,
+			       "origin %s has %llu bytes but the store on %s was made for an "
+			       "origin of %llu bytes: the wrong origin, or one that was resized",
+			       p->origin ? p->origin : v->origin->name,
+			       (unsigned long long)v->origin->size,
+			       p->snapstore ? p->snapstore : v->snapstore->name,
 			       (unsigned long long)l->origin_bytes);
 		goto out_close_store;
 	}
+	if (l->origin_bytes & ((1ULL << l->chunk_shift) - 1))
+		log_warn("origin %s: its last %llu bytes are less than a chunk and are not "
+			 "snapshotted (a store initialized before partial chunks were refused)",
+			 v->origin->name,
+			 (unsigned long long)(l->origin_bytes & ((1ULL << l->chunk_shift) - 1)));
 	v->chunk_blocks = label_chunk_blocks(l);
 	v->origin_chunks = l->origin_bytes >> l->chunk_shift;
 

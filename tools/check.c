@@ -63,18 +63,9 @@ int cmd_check(int argc, char **argv)
 		return cmd_usage("check");
 	if (argc - optind < 1 || argc - optind > 2)
 		return cmd_usage("check");
-	r = bdev_open(argv[optind], BDEV_RDONLY, &snap);
-	if (r) {
-		cmd_error("check", "%s: %s", argv[optind], errmsg(r));
+	if (cmd_open_store("check", argv[optind], argc - optind == 2 ? argv[optind + 1] : NULL,
+			   false, &snap, &meta))
 		goto out;
-	}
-	if (argc - optind == 2) {
-		r = bdev_open(argv[optind + 1], BDEV_RDONLY, &meta);
-		if (r) {
-			cmd_error("check", "%s: %s", argv[optind + 1], errmsg(r));
-			goto out;
-		}
-	}
 	r = store_check(snap, meta, stdout, &rep);
 	if (r == -EILSEQ || r == -ENOTBLK)
 		ret = EXIT_CORRUPT;

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * cmdutil.c - what every subcommand shares (commands.h): the error printers and the strict
- * parsers for numbers, sizes, ports and snapshot tags given on the command line.  In the
+ * cmdutil.c - what every subcommand shares (commands.h): the error printers, the strict
+ * parsers for numbers, sizes, ports and snapshot tags given on the command line, opening a
+ * store's devices under their ownership lock (ownership.h), and recognising what is on a
+ * device before a store is written over it (libblkid, after ddsnap's own label).  In the
  * tools library, so that tests and benchmarks calling subcommands without main() get them
  * too (cmd_usage, which reads main()'s command table, stays in tools/ddsnap.c).
  *
@@ -11,10 +13,15 @@
  * fits.  What a libc parser would silently turn into another value ("18014398509482000k",
  * "99999" as a port) is refused with the caller's message.
  */
+#include <blkid.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include "commands.h"
 #include "ddsnap_wire.h"
+#include "bdev.h"
+#include "label.h"
+#include "ownership.h"
 
 void cmd_verror(const char *cmd, const char *fmt, va_list ap)
 {
@@ -118,4 +125,88 @@ int cmd_parse_tag(const char *cmd, const char *s, u32 *out)
 	}
 	*out = (u32)v;
 	return 0;
+}
+
+int cmd_open_store(const char *cmd, const char *snap_path, const char *meta_path, bool write,
+		   struct bdev **snap, struct bdev **meta)
+{
+	enum ownership_mode mode = write ? OWN_EXCLUSIVE : OWN_SHARED;
+	unsigned flags = write ? 0 : BDEV_RDONLY;
+	const char *paths[] = {snap_path, meta_path};
+	const char *roles[] = {"snapstore", "metadata device"};
+	char why[512];
+	int r;
+
+	*snap = *meta = NULL;
+	r = ownership_distinct(paths, roles, 2, why, sizeof(why));
+	if (!r)
+		r = ownership_open(snap_path, roles[0], flags, mode, snap, why, sizeof(why));
+	if (!r && meta_path)
+		r = ownership_open(meta_path, roles[1], flags, mode, meta, why, sizeof(why));
+	if (r == -EBUSY && !write)
+		cmd_error(cmd, "%s: stop it first (%s reads a store only while nothing writes it)",
+			  why, cmd);
+	else if (r)
+		cmd_error(cmd, "%s", why);
+	return r;
+}
+
+const char *cmd_probe(struct bdev *b, const char *path, char *buf, size_t len)
+{
+	const char *type = NULL, *what = "";
+	blkid_probe pr;
+	struct label l;
+	int r = label_read(b, -1, &l, NULL, 0);
+
+	if (r != -ENODATA && r != -EINVAL)
+		return snprintf(buf, len, "a ddsnap store"), buf;
+	pr = blkid_new_probe_from_filename(path);
+	if (!pr)
+		return NULL;
+	blkid_probe_enable_superblocks(pr, 1);
+	blkid_probe_set_superblocks_flags(pr, BLKID_SUBLKS_TYPE | BLKID_SUBLKS_USAGE);
+	blkid_probe_enable_partitions(pr, 1);
+	blkid_probe_set_partitions_flags(pr, BLKID_PARTS_MAGIC);
+	r = blkid_do_safeprobe(pr);
+	if (r == -2) {
+		snprintf(buf, len, "several conflicting signatures");
+	} else if (r == 0) {
+		const char *usage = NULL;
+
+		if (!blkid_probe_lookup_value(pr, "TYPE", &type, NULL)) {
+			blkid_probe_lookup_value(pr, "USAGE", &usage, NULL);
+			what = usage && !strcmp(usage, "filesystem") ? "filesystem" : "signature";
+		} else if (!blkid_probe_lookup_value(pr, "PTTYPE", &type, NULL)) {
+			what = "partition table";
+		}
+		if (type)
+			snprintf(buf, len, "%s %s %s", strchr("aeiou", type[0]) ? "an" : "a", type,
+				 what);
+		else
+			snprintf(buf, len, "a signature libblkid recognises");
+	}
+	blkid_free_probe(pr);
+	return r == 0 || r == -2 ? buf : NULL;
+}
+
+bool cmd_may_overwrite(const char *cmd, struct bdev *b, const char *path, const char *role,
+		       bool yes, bool origin_blank)
+{
+	char what[128];
+
+	if (yes || !cmd_probe(b, path, what, sizeof(what)))
+		return true;
+	if (!strcmp(what, "a ddsnap store"))
+		cmd_error(cmd,
+			  "the %s %s holds a ddsnap store; -y overwrites it (all its snapshots "
+			  "are lost)",
+			  role, path);
+	else if (origin_blank && strstr(what, "filesystem"))
+		cmd_error(cmd,
+			  "the %s %s holds %s: it looks like the origin (arguments swapped? "
+			  "the snapstore comes first); -y overwrites it",
+			  role, path, what);
+	else
+		cmd_error(cmd, "the %s %s holds %s; -y overwrites it", role, path, what);
+	return false;
 }

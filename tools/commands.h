@@ -11,6 +11,9 @@
 
 #include <stdarg.h>
 #include "base.h"
+#include <stdbool.h>
+
+struct bdev;
 
 enum ddsnap_exit {
 	EXIT_OK = 0,
@@ -50,6 +53,31 @@ int cmd_parse_size(const char *s, u64 max, u64 *out);
 int cmd_parse_port(const char *s, u16 *out);
 /* A snapshot tag, 0..DDSNAP_TAG_MAX; prints "bad snapshot tag" for @cmd when it is not. */
 int cmd_parse_tag(const char *cmd, const char *s, u32 *out);
+
+/*
+ * Opens a store's snapstore @snap_path and, if @meta_path, its metadata device for @cmd
+ * (ownership_open: type checked, locked exclusively for @write, shared otherwise; read-only
+ * unless @write).  Prints the reason on failure.  Returns 0, or -errno with both *@snap and
+ * *@meta NULL or open (the caller closes them either way).
+ */
+int cmd_open_store(const char *cmd, const char *snap_path, const char *meta_path, bool write,
+		   struct bdev **snap, struct bdev **meta);
+
+/*
+ * What is on the device @b at @path, in a few words for a message: "a ddsnap store",
+ * "an ext4 filesystem", "a linux_raid_member signature", "a dos partition table", or NULL
+ * for nothing recognised (libblkid's probe, after ddsnap's own label).
+ */
+const char *cmd_probe(struct bdev *b, const char *path, char *buf, size_t len);
+
+/*
+ * Decides whether @cmd may write a new store over the @role device @b at @path: without
+ * @yes, anything cmd_probe recognises is refused (with @origin_blank, a filesystem there is
+ * called what it looks like: the origin, with the arguments swapped).  Prints the reason.
+ * Returns true if it may.
+ */
+bool cmd_may_overwrite(const char *cmd, struct bdev *b, const char *path, const char *role,
+		       bool yes, bool origin_blank);
 
 int cmd_delta(int argc, char **argv);	/* tools/delta.c */
 int cmd_send(int argc, char **argv);	/* tools/replicate.c */

@@ -51,6 +51,7 @@
 #include "delta.h"
 #include "delta_stream.h"
 #include "xfer.h"
+#include "ownership.h"
 
 /* Encode batch: enough extents for xdelta3 to amortise its process start (~1 ms), small
  * enough to keep memory (source + target + payload scratch) bounded. */
@@ -93,17 +94,20 @@ char *delta_dev_name(const char *stem, u32 tag)
 	return p;
 }
 
+static void dev_close(struct dev *d);
+
 static int dev_open(struct dev *d, const char *path, bool write)
 {
 	int flags = (write ? O_RDWR : O_RDONLY) | O_CLOEXEC;
-	struct stat st;
+	struct stat st = {0};
 
 	d->path = xstrdup(path);
 	d->direct = true;
-	d->fd = open(path, flags | O_DIRECT);
+	/* O_NONBLOCK: a FIFO must be refused below, not waited on (ownership.h). */
+	d->fd = open(path, flags | O_NONBLOCK | O_DIRECT);
 	if (d->fd < 0 && errno == EINVAL) {
 		d->direct = false;
-		d->fd = open(path, flags);
+		d->fd = open(path, flags | O_NONBLOCK);
 	}
 	if (d->fd < 0) {
 		int e = errno;
@@ -113,7 +117,14 @@ static int dev_open(struct dev *d, const char *path, bool write)
 		d->path = NULL;
 		return -e;
 	}
-	if (fstat(d->fd, &st) == 0 && S_ISBLK(st.st_mode)) {
+	if (fstat(d->fd, &st) < 0 || (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) ||
+	    fcntl(d->fd, F_SETFL, fcntl(d->fd, F_GETFL) & ~O_NONBLOCK) < 0) {
+		derr("%s is %s, not a regular file or block device", path,
+		     ownership_kind(st.st_mode));
+		dev_close(d);
+		return -EINVAL;
+	}
+	if (S_ISBLK(st.st_mode)) {
 		if (ioctl(d->fd, BLKGETSIZE64, &d->size))
 			d->size = 0;
 	} else {
@@ -466,9 +477,13 @@ static int delta_create(int argc, char **argv)
 		p.out_fd = STDOUT_FILENO;
 		return delta_create_stream(&p);
 	}
-	p.out_fd = open(argv[optind + 1], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	/* Never through a symlink, never over a block device (a store, an origin). */
+	p.out_fd = ownership_open_file(argv[optind + 1], O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	if (p.out_fd < 0) {
-		derr("cannot create %s: %s", argv[optind + 1], strerror(errno));
+		derr("cannot create %s: %s", argv[optind + 1],
+		     p.out_fd == -EINVAL  ? "not a regular file"
+		     : p.out_fd == -ELOOP ? "a symbolic link"
+					  : strerror(-p.out_fd));
 		return EXIT_FAIL;
 	}
 	ret = delta_create_stream(&p);

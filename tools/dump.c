@@ -338,18 +338,9 @@ int cmd_dump(int argc, char **argv)
 	}
 	if (argc - optind < 1 || argc - optind > 2)
 		return cmd_usage("dump");
-	r = bdev_open(argv[optind], BDEV_RDONLY, &snap);
-	if (r) {
-		cmd_error("dump", "%s: %s", argv[optind], errmsg(r));
+	if (cmd_open_store("dump", argv[optind], argc - optind == 2 ? argv[optind + 1] : NULL,
+			   false, &snap, &meta))
 		goto out;
-	}
-	if (argc - optind == 2) {
-		r = bdev_open(argv[optind + 1], BDEV_RDONLY, &meta);
-		if (r) {
-			cmd_error("dump", "%s: %s", argv[optind + 1], errmsg(r));
-			goto out;
-		}
-	}
 	r = dump_store(stdout, snap, meta, all, entries);
 	ret = !r ? EXIT_OK : (r == -EILSEQ || r == -ENOTBLK) ? EXIT_CORRUPT : EXIT_FAIL;
 out:

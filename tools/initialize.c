@@ -4,10 +4,13 @@
  * writes a new, empty store (store_format) on the snapstore and the optional metadata
  * device, sized for the origin.
  *
- * It refuses to overwrite anything that looks like a store (a label with a valid or a
- * damaged checksum on either device) unless -y is given: an initialize is the one command
- * that destroys every snapshot at once.  Works on block devices and plain files alike (the
- * sizes come from bdev_open).
+ * Before it writes anything it checks what the devices are (cmd_open_store,
+ * ownership.h: regular files or block devices, no two roles one device, none in use by a
+ * server) and what they hold (cmd_probe: a ddsnap label, or anything libblkid recognises,
+ * such as a filesystem, a RAID member or an LVM physical volume); it overwrites a device
+ * that holds something only with -y.  An initialize is the one command that destroys every
+ * snapshot at once.  An origin that holds a ddsnap store means swapped arguments and is
+ * refused even with -y.  Works on block devices and plain files alike.
  */
 #include <getopt.h>
 #include <string.h>
@@ -15,28 +18,8 @@
 #include "commands.h"
 #include "bdev.h"
 #include "label.h"
+#include "ownership.h"
 #include "store.h"
-
-/* True if @b carries something that looks like a store label (valid or damaged). */
-static bool looks_initialized(struct bdev *b)
-{
-	struct label l;
-	int r = label_read(b, -1, &l, NULL, 0);
-
-	return r != -ENODATA && r != -EINVAL;
-}
-
-/* True if @a and @b name the same file or block device (two names for one disk). */
-static bool same_device(const char *a, const char *b)
-{
-	struct stat x, y;
-
-	if (!b || stat(a, &x) || stat(b, &y))
-		return false;
-	if (S_ISBLK(x.st_mode) && S_ISBLK(y.st_mode))
-		return x.st_rdev == y.st_rdev;
-	return x.st_dev == y.st_dev && x.st_ino == y.st_ino;
-}
 
 int cmd_initialize(int argc, char **argv)
 {
@@ -45,7 +28,9 @@ int cmd_initialize(int argc, char **argv)
 	const struct label *l;
 	struct store_config cfg;
 	struct store *s = NULL;
-	bool yes = false;
+	const char *paths[3], *roles[] = {"snapstore", "origin", "metadata device"};
+	bool yes = false, origin_blank;
+	char what[128];
 	u64 chunk = 1ULL << LABEL_DEFAULT_CHUNK_SHIFT;
 	char why[256] = "";
 	int c, r, ret = EXIT_FAIL;
@@ -73,38 +58,36 @@ int cmd_initialize(int argc, char **argv)
 	if (argc - optind < 2 || argc - optind > 3)
 		return cmd_usage("initialize");
 	p.chunk_shift = (u32)__builtin_ctzll(chunk);
-	if (same_device(argv[optind], argv[optind + 1]) ||
-	    same_device(argv[optind + 1], argv[optind + 2]) ||
-	    same_device(argv[optind], argv[optind + 2])) {
-		cmd_error("initialize", "snapstore, origin and metadata device must be different");
+	paths[0] = argv[optind];
+	paths[1] = argv[optind + 1];
+	paths[2] = argc - optind == 3 ? argv[optind + 2] : NULL;
+	if (ownership_distinct(paths, roles, 3, why, sizeof(why))) {
+		cmd_error("initialize", "%s", why);
 		return EXIT_USAGE;
 	}
-
-	r = bdev_open(argv[optind], 0, &snap);
+	/* The store's devices exclusively, the origin shared: no server may be using any. */
+	if (cmd_open_store("initialize", paths[0], paths[2], true, &snap, &meta))
+		goto out;
+	r = ownership_open(paths[1], roles[1], BDEV_RDONLY | BDEV_BUFFERED, OWN_SHARED, &origin,
+			   why, sizeof(why));
 	if (r) {
-		cmd_error("initialize", "%s: %s", argv[optind], errmsg(r));
+		cmd_error("initialize", "%s", why);
 		goto out;
 	}
-	r = bdev_open(argv[optind + 1], BDEV_RDONLY | BDEV_BUFFERED, &origin);
-	if (r) {
-		cmd_error("initialize", "origin %s: %s", argv[optind + 1], errmsg(r));
-		goto out;
-	}
-	if (argc - optind == 3) {
-		r = bdev_open(argv[optind + 2], 0, &meta);
-		if (r) {
-			cmd_error("initialize", "%s: %s", argv[optind + 2], errmsg(r));
-			goto out;
-		}
-	}
-	p.origin_bytes = origin->size;
-	if (!yes && (looks_initialized(snap) || (meta && looks_initialized(meta)))) {
+	/* An origin with a store label: the snapstore and origin arguments are swapped. */
+	if (cmd_probe(origin, paths[1], what, sizeof(what)) && !strcmp(what, "a ddsnap store")) {
 		cmd_error("initialize",
-			  "%s holds a ddsnap store; -y overwrites it (all snapshots "
-			  "are lost)",
-			  looks_initialized(snap) ? snap->name : meta->name);
+			  "the origin %s holds a ddsnap store: the arguments look swapped (the "
+			  "snapstore comes first); -y does not override this (wipefs the label to "
+			  "use that device as an origin)",
+			  paths[1]);
 		goto out;
 	}
+	origin_blank = !cmd_probe(origin, paths[1], what, sizeof(what));
+	if (!cmd_may_overwrite("initialize", snap, paths[0], roles[0], yes, origin_blank) ||
+	    (meta && !cmd_may_overwrite("initialize", meta, paths[2], roles[2], yes, origin_blank)))
+		goto out;
+	p.origin_bytes = origin->size;
 	r = store_format(snap, meta, &p, why, sizeof(why));
 	if (r) {
 		cmd_error("initialize", "%s", why);

@@ -313,7 +313,6 @@ int cmd_restore(int argc, char **argv)
 	struct store_format_params p = {0};
 	struct store_config cfg = {.no_sync_thread = true};
 	struct store *s = NULL;
-	struct label l;
 	char line[RESTORE_MAX_LINE], why[256] = "";
 	bool yes = false;
 	FILE *in;
@@ -358,23 +357,13 @@ int cmd_restore(int argc, char **argv)
 		fprintf(stderr, "ddsnap restore: %llu intent log records not restored\n",
 			(unsigned long long)rs->log_records);
 
-	r = bdev_open(argv[optind + 1], 0, &snap);
-	if (r) {
-		cmd_error("restore", "%s: %s", argv[optind + 1], errmsg(r));
+	if (cmd_open_store("restore", argv[optind + 1],
+			   argc - optind == 3 ? argv[optind + 2] : NULL, true, &snap, &meta))
 		goto out;
-	}
-	if (argc - optind == 3) {
-		r = bdev_open(argv[optind + 2], 0, &meta);
-		if (r) {
-			cmd_error("restore", "%s: %s", argv[optind + 2], errmsg(r));
-			goto out;
-		}
-	}
-	if (!yes && (label_read(snap, -1, &l, NULL, 0) != -ENODATA ||
-		     (meta && label_read(meta, -1, &l, NULL, 0) != -ENODATA))) {
-		cmd_error("restore", "the target holds a ddsnap store; -y overwrites it");
+	if (!cmd_may_overwrite("restore", snap, argv[optind + 1], "snapstore", yes, false) ||
+	    (meta &&
+	     !cmd_may_overwrite("restore", meta, argv[optind + 2], "metadata device", yes, false)))
 		goto out;
-	}
 	p.chunk_shift = rs->chunk_shift;
 	p.origin_bytes = rs->origin_bytes;
 	r = store_format(snap, meta, &p, why, sizeof(why));

@@ -5,11 +5,16 @@
  *	ddsnap server [-f] [-l logfile] [-p pidfile] [-k cachesize] [--discard-damaged-log]
  *		<snapstore> <origin> [<metadev>] <server_socket>
  *
- * Startup order matters for the administrator: the socket is bound first (so a second
- * server for the same socket is refused at once), then the store is opened and its intent
- * log replayed, and only then does the parent return 0, so a script that started the
- * server can immediately load dm tables against it.  Any startup failure is reported by the
- * parent with its reason and a non-zero exit.
+ * Startup order matters for the administrator.  Relative paths are made absolute first
+ * (the daemon works in /).  Nothing touches the filesystem before the arguments have their
+ * roles: the last one must be the socket (absent, or a socket a dead server left; a file or
+ * device there means an argument was forgotten, and it is refused, never replaced).  Then
+ * the daemon forks, opens and locks the devices and the store (ownership.h: a second server
+ * on the same store, or on a device in the wrong role, is refused naming the holder) and
+ * replays its intent log, and only then binds the socket, so a failed start leaves no socket
+ * file, and then writes the pid file, so a second server never overwrites the first's.  The parent returns 0 once the socket is bound, so a script that started the server
+ * can immediately load dm tables against it; any failure is printed by the daemon (its
+ * stderr is still the caller's) and the parent exits non-zero.
  *
  * Once serving, the daemon locks its memory (mlockall): it sits under the block I/O path
  * of the volume it serves, and a page fault that needs memory reclaim that needs writes to
@@ -27,10 +32,32 @@
 #include "commands.h"
 #include "crc32c.h"
 #include "log.h"
+#include "ownership.h"
 #include "server.h"
+#include "unixsock.h"
 #include "volume.h"
 
 static struct server *running;
+static struct server *attached; /* the server the volume's invalidations go to */
+
+/* The volume's invalidate callback: before the socket exists no device can hold mappings. */
+static int invalidate_attached(void *priv, u32 tag)
+{
+	return attached ? server_invalidate(attached, tag) : 0;
+}
+
+/* @p made absolute against the working directory (NULL stays NULL; "@name" stays). */
+static char *abs_path(const char *p)
+{
+	char cwd[4096];
+	char *out;
+
+	if (!p || p[0] == '/' || p[0] == '@' || !getcwd(cwd, sizeof(cwd)))
+		return p ? xstrdup(p) : NULL;
+	if (asprintf(&out, "%s/%s", cwd, p) < 0)
+		return xstrdup(p);
+	return out;
+}
 
 static void on_stop(int sig)
 {
@@ -46,11 +73,11 @@ static void on_hup(int sig)
 static int write_pidfile(const char *path)
 {
 	char buf[32];
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	int fd = ownership_open_file(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	int n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
 
 	if (fd < 0)
-		return -errno;
+		return fd;
 	if (write(fd, buf, (size_t)n) != n) {
 		close(fd);
 		return -EIO;
@@ -104,8 +131,9 @@ int cmd_server(int argc, char **argv)
 	struct volume_params vp = {0};
 	struct volume *vol = NULL;
 	struct server *srv = NULL;
-	bool foreground = false;
+	bool foreground = false, pid_written = false;
 	const char *sock;
+	char *args[4] = {NULL};
 	char why[900];
 	int opt, n, r, notify = -1, rc = EXIT_FAIL;
 	struct sigaction sa = {0};
@@ -147,42 +175,68 @@ int cmd_server(int argc, char **argv)
 	n = argc - optind;
 	if (n != 3 && n != 4)
 		return cmd_usage(argv[0]);
-	vp.snapstore = argv[optind];
-	vp.origin = argv[optind + 1];
-	vp.metadev = n == 4 ? argv[optind + 2] : NULL;
-	sock = argv[argc - 1];
+	for (int i = 0; i < n; i++)
+		args[i] = abs_path(argv[optind + i]);
+	vp.snapstore = args[0];
+	vp.origin = args[1];
+	vp.metadev = n == 4 ? args[2] : NULL;
+	sock = args[n - 1];
+	logfile = abs_path(logfile);
+	pidfile = abs_path(pidfile);
 
-	if (logfile && (r = log_open(logfile))) {
-		cmd_error(argv[0], "cannot open log file %s: %s", logfile, errmsg(r));
-		return EXIT_FAIL;
-	}
-	r = server_create(sock, &srv, why, sizeof(why));
-	if (r) {
-		cmd_error(argv[0], "%s", why);
-		return EXIT_FAIL;
+	/* The roles first: a file or device where the socket belongs is a forgotten argument. */
+	if (unixsock_check_path(sock)) {
+		struct stat st;
+
+		lstat(sock, &st);
+		cmd_error(argv[0],
+			  "the socket %s is %s, not a socket: the last argument names the server's "
+			  "socket%s; nothing was changed",
+			  sock, ownership_kind(st.st_mode),
+			  n == 3 ? " (a metadata device given without a socket?)" : "");
+		rc = EXIT_USAGE;
+		goto out_free;
 	}
 	if (!foreground) {
 		r = daemonize(&notify);
 		if (r) {
 			cmd_error(argv[0], "cannot start the daemon: %s", errmsg(r));
-			goto out_server;
+			goto out_free;
 		}
-		if (!logfile)
-			log_open(NULL); /* stderr until /dev/null below */
 	}
-	if (pidfile && (r = write_pidfile(pidfile))) {
-		cmd_error(argv[0], "cannot write pid file %s: %s", pidfile, errmsg(r));
-		goto out_server;
+	if (logfile && (r = log_open(logfile))) {
+		cmd_error(argv[0], "cannot open log file %s: %s", logfile,
+			  r == -EINVAL	? "not a regular file"
+			  : r == -ELOOP ? "a symbolic link"
+					: errmsg(r));
+		goto out_free;
 	}
-
-	vp.invalidate = server_invalidate;
-	vp.invalidate_priv = srv;
+	if (!foreground && !logfile)
+		log_open(NULL); /* stderr until /dev/null below */
+	vp.invalidate = invalidate_attached;
 	r = volume_open(&vp, &vol, why, sizeof(why));
 	if (r) {
 		cmd_error(argv[0], "%s", why);
 		log_err("cannot open the volume: %s", why);
-		goto out_pidfile;
+		goto out_free;
 	}
+	r = server_create(sock, &srv, why, sizeof(why));
+	if (r) {
+		cmd_error(argv[0], "%s", why);
+		goto out_volume;
+	}
+	/* After the store and the socket are ours: never another server's pid file. */
+	if (pidfile && (r = write_pidfile(pidfile))) {
+		cmd_error(argv[0], "cannot write pid file %s: %s", pidfile,
+			  r == -EINVAL	? "not a regular file"
+			  : r == -ELOOP ? "a symbolic link"
+					: errmsg(r));
+		if (sock[0] != '@')
+			unlink(sock); /* bound just now: a failed start leaves no socket */
+		goto out_volume;
+	}
+	pid_written = pidfile != NULL;
+	attached = srv;
 	server_attach(srv, vol);
 	if (mlockall(MCL_CURRENT | MCL_FUTURE) < 0)
 		log_warn("mlockall: %s: memory pressure could stall the server", strerror(errno));
@@ -214,18 +268,23 @@ int cmd_server(int argc, char **argv)
 	r = server_run(srv);
 	running = NULL;
 	rc = r ? EXIT_FAIL : EXIT_OK;
+out_volume:
 	r = volume_close(vol);
 	if (r) {
 		log_err("final sync failed: %s", errmsg(r));
 		rc = EXIT_FAIL;
-	} else {
+	} else if (rc == EXIT_OK) {
 		log_info("stopped cleanly");
 	}
-out_pidfile:
-	if (pidfile)
-		unlink(pidfile);
-out_server:
+	attached = NULL;
 	server_destroy(srv);
+	if (pid_written)
+		unlink(pidfile); /* ours: written once the store and the socket were */
+out_free:
 	tell_parent(&notify, (char)rc);
+	for (int i = 0; i < n; i++)
+		free(args[i]);
+	free((char *)logfile);
+	free((char *)pidfile);
 	return rc;
 }

@@ -17,7 +17,7 @@ passed=0 failed=0
 cleanup()
 {
 	local f
-	for f in "$pid" "$dir/rpid" "$dir/dpid"; do
+	for f in "$pid" "$dir/rpid" "$dir/dpid" "$dir/relpid" "$dir/v1pid" "$dir/kpid"; do
 		[[ -f $f ]] && kill "$(cat "$f")" 2>/dev/null
 	done
 	sleep 0.5
@@ -73,14 +73,97 @@ expect_out "nope" "the error names the missing device"
 expect 2 "server with a bad cache size" "$ddsnap" server -k 1x "$store" "$origin" "$sock"
 expect 2 "server with a cache size that would wrap to 1G" "$ddsnap" server -k 17179869185G "$store" "$origin" "$sock"
 expect_out "bad cache size '17179869185G'" "the refusal names the cache size"
-expect 1 "server with a relative socket path" "$ddsnap" server "$store" "$origin" relative.sock
-expect_out "cannot listen on relative.sock" "the error names the socket"
-expect_out "a socket name is an absolute path or @name" "and says what a socket name is"
 expect 1 "a command with a relative socket path" "$ddsnap" list relative.sock
 expect_out "relative.sock: a socket name is an absolute path or @name" "the client says it too"
+
+# Misuse of paths (doc/misuse.md, "Paths"): nothing the server or a tool was not asked to
+# write is touched; every refusal names what is wrong.
+truncate -s 64M "$dir/mstore"
+truncate -s 8M "$dir/meta"
+expect 0 "initialize a store with a metadata device" "$ddsnap" initialize "$dir/mstore" "$origin" "$dir/meta"
+cp "$dir/meta" "$dir/meta.copy"
+expect 2 "server with the socket forgotten (metadev last) is refused" "$ddsnap" server "$dir/mstore" "$origin" "$dir/meta"
+expect_out "meta is a regular file, not a socket" "the error says the last argument is not a socket"
+expect 0 "the metadata device is untouched" cmp "$dir/meta" "$dir/meta.copy"
+truncate -s 16M "$dir/o2"
+expect 2 "server store o2 o2 is refused" "$ddsnap" server "$store" "$dir/o2" "$dir/o2"
+expect 0 "o2 is still a regular file" test -f "$dir/o2" -a ! -S "$dir/o2"
+echo precious >"$dir/victim"
+ln -s "$dir/victim" "$dir/lsock"
+expect 2 "server with a symlink as its socket is refused" "$ddsnap" server "$store" "$origin" "$dir/lsock"
+expect 0 "the symlink and its target are untouched" test -L "$dir/lsock" -a "$(cat "$dir/victim")" = precious
+expect 1 "server with the snapstore as its own origin" "$ddsnap" server "$store" "$store" "$dir/s1.sock"
+expect_out "origin .*store is the same file as the snapstore" "the error names both roles"
+expect 1 "a failed start" "$ddsnap" server "$dir/nope" "$origin" "$dir/fail.sock"
+expect 1 "leaves no socket file" test -e "$dir/fail.sock"
+mkfifo "$dir/fifo"
+expect 1 "server with a FIFO origin fails at once" timeout 10 "$ddsnap" server "$store" "$dir/fifo" "$dir/s1.sock"
+expect_out "fifo is a FIFO, not a regular file or block device" "the error says it is a FIFO"
+expect 1 "initialize with a FIFO origin fails at once" timeout 10 "$ddsnap" initialize "$dir/o2" "$dir/fifo"
+expect_out "fifo is a FIFO" "the error says it is a FIFO"
+ln -s "$dir/victim" "$dir/plink"
+expect 1 "server with a symlink as its pid file is refused" "$ddsnap" server -p "$dir/plink" "$store" "$origin" "$dir/s1.sock"
+expect 1 "server with a symlink as its log file is refused" "$ddsnap" server -l "$dir/plink" "$store" "$origin" "$dir/s1.sock"
+expect_out "symbolic link" "the error says it is a symbolic link"
+expect 0 "the symlinks' target is untouched" test "$(cat "$dir/victim")" = precious
+expect 1 "nor did they leave a socket" test -e "$dir/s1.sock"
+truncate -s 17M "$dir/obig"
+truncate -s 15M "$dir/osmall"
+expect 1 "server with a larger origin than the label records" "$ddsnap" server "$store" "$dir/obig" "$dir/s1.sock"
+expect_out "has 17825792 bytes but the store .* origin of 16777216 bytes" "the error names both sizes"
+expect 1 "server with a smaller origin than the label records" "$ddsnap" server "$store" "$dir/osmall" "$dir/s1.sock"
+(cd "$dir" && "$ddsnap" server -p "$dir/relpid" "$store" "$origin" rel.sock >"$dir/out" 2>&1)
+expect 0 "a relative socket path works in daemon mode" test -S "$dir/rel.sock"
+expect 0 "a command reaches it by its absolute path" "$ddsnap" status --size "$dir/rel.sock"
+kill -TERM "$(cat "$dir/relpid")"
+for _ in $(seq 50); do
+	[[ -e $dir/relpid ]] || break
+	sleep 0.1
+done
+expect 1 "it removed its socket on SIGTERM" test -e "$dir/rel.sock"
+
+# What is on a device before initialize writes over it (libblkid), and swapped arguments.
+truncate -s 32M "$dir/fs"
+mkfs.ext4 -q -F "$dir/fs" >/dev/null 2>&1
+truncate -s 16M "$dir/blank"
+expect 1 "initialize over an ext4 filesystem is refused" "$ddsnap" initialize "$dir/fs" "$dir/blank"
+expect_out "holds an ext4 filesystem: it looks like the origin \\(arguments swapped" "the error says the arguments look swapped"
+expect 0 "the filesystem is untouched" bash -c "blkid -p -o value -s TYPE '$dir/fs' | grep -qx ext4"
+expect 1 "initialize with a store as the origin is refused" "$ddsnap" initialize "$dir/blank" "$store"
+expect 1 "even with -y" "$ddsnap" initialize -y "$dir/blank" "$store"
+expect_out "origin .*store holds a ddsnap store: the arguments look swapped" "the error says the arguments look swapped"
+expect 0 "initialize -y overwrites the filesystem" "$ddsnap" initialize -y "$dir/fs" "$dir/blank"
+truncate -s 32M "$dir/fs2"
+mkfs.ext4 -q -F "$dir/fs2" >/dev/null 2>&1
+expect 1 "restore over an ext4 filesystem is refused" bash -c "'$ddsnap' dump '$dir/fs' | '$ddsnap' restore - '$dir/fs2'"
+expect_out "snapstore .*fs2 holds an ext4 filesystem; -y overwrites it" "the error names what is there"
+
+# Partial last chunk (doc/misuse.md): refused at initialize, naming the fix.
+truncate -s $((16 * 1048576 + 4096)) "$dir/oodd"
+expect 1 "initialize with an origin not a multiple of the chunk size" "$ddsnap" initialize -y "$dir/o2" "$dir/oodd"
+expect_out "origin of 16781312 bytes is not a multiple of the chunk size 16384.*-c 4k" "the error names both sizes and the fix"
+expect 0 "the suggested chunk size works" "$ddsnap" initialize -y -c 4k "$dir/o2" "$dir/oodd"
+
 expect 0 "server starts and reports ready" "$ddsnap" server -l "$dir/log" -p "$pid" "$store" "$origin" "$sock"
-expect 1 "a second server on the same socket is refused" "$ddsnap" server "$store" "$origin" "$sock"
+expect 1 "a second server on the same socket is refused" "$ddsnap" server "$dir/o2" "$dir/oodd" "$sock"
 expect_out "another server" "the error says another server runs there"
+
+# One process owns a store (doc/misuse.md, "Ownership").
+expect 1 "a second server on the same store is refused" "$ddsnap" server "$store" "$origin" "$dir/s2.sock"
+expect_out "snapstore .*store is in use by pid $(cat "$pid") \\(.*ddsnap server" "the error names the server's pid and command line"
+expect 1 "and left no socket" test -e "$dir/s2.sock"
+first=$(cat "$pid")
+expect 1 "a second server on the same store with the same pid file" "$ddsnap" server -p "$pid" "$store" "$origin" "$dir/s2.sock"
+expect 1 "a second server on the same socket with the same pid file" "$ddsnap" server -p "$pid" "$dir/o2" "$dir/oodd" "$sock"
+expect 0 "the first server's pid file is intact" test "$(cat "$pid")" = "$first"
+expect 1 "initialize -y on a served store is refused" "$ddsnap" initialize -y "$store" "$dir/o2"
+expect_out "in use by pid $(cat "$pid")" "the error names the server"
+expect 1 "initialize -y of a new store for a served origin is refused" "$ddsnap" initialize -y "$dir/blank" "$origin"
+expect_out "origin .* is in use by pid" "the error names the origin's server"
+expect 1 "check on a served store is refused" "$ddsnap" check "$store"
+expect_out "stop it first" "the error says to stop the server"
+expect 1 "dump on a served store is refused" "$ddsnap" dump "$store"
+expect 1 "restore -y onto a served store is refused" bash -c "'$ddsnap' dump '$dir/o2' | '$ddsnap' restore -y - '$store'"
 
 expect 0 "status --size" "$ddsnap" status --size "$sock"
 expect_out "^32768$" "the size is the origin's in sectors"
@@ -134,6 +217,9 @@ expect 0 "replica: server" "$ddsnap" server -p "$rpid" "$rstore" "$rorigin" "$rs
 head -c 5M /dev/urandom | dd of="$origin" bs=1M seek=2 conv=notrunc status=none
 cp "$origin" "$dir/origin(2)"
 expect 1 "send of a missing snapshot" "$ddsnap" send -d "$dir/origin" "$sock" 7
+expect 1 "receive into a FIFO origin is refused at once" timeout 20 \
+	bash -c "'$ddsnap' send -d '$dir/origin' '$sock' 2 | '$ddsnap' receive -d '$dir/fifo' '$rsock' 2"
+expect_out "fifo is a FIFO, not a regular file or block device" "the error says it is a FIFO"
 send_recv()
 {
 	"$ddsnap" send -d "$dir/origin" "$sock" "$@" | "$ddsnap" receive -d "$rorigin" "$rsock" "${@: -1}"
@@ -203,6 +289,10 @@ expect 0 "the server starts again on the same store" "$ddsnap" server -p "$pid" 
 expect 0 "snapshot 2 survived the restart" "$ddsnap" status "$sock" 2
 
 kill -TERM "$(cat "$pid")"
+for _ in $(seq 50); do
+	[[ -e $pid ]] || break
+	sleep 0.1
+done
 
 # Issue 16 defect 3: one flipped byte in a middle intent log block after 30 acknowledged
 # creates and a SIGKILL.  The intact blocks after it prove damage, not a torn tail: the
@@ -213,7 +303,12 @@ truncate -s 64M "$dstore"
 "$ddsnap" initialize "$dstore" "$origin" >/dev/null
 "$ddsnap" server -l "$dir/dlog" -p "$dpid" "$dstore" "$origin" "$dsock"
 for t in $(seq 1 30); do "$ddsnap" create "$dsock" "$t" >/dev/null; done
-kill -KILL "$(cat "$dpid")"
+dpid_n=$(cat "$dpid")
+kill -KILL "$dpid_n"
+for _ in $(seq 100); do
+	kill -0 "$dpid_n" 2>/dev/null || break # its store lock goes with it
+	sleep 0.05
+done
 rm -f "$dsock" "$dpid"
 log_start=$("$ddsnap" dump "$dstore" | sed -n 's/^label .* log_start=\([0-9]*\) .*/\1/p')
 seq0=$("$ddsnap" dump "$dstore" | sed -n 's/^uberblock .*newest.* log_block_seq=\([0-9]*\) .*/\1/p')
@@ -270,6 +365,46 @@ truncate -s 64M "$dir/blank"
 expect 1 "server on a file that holds no store" "$ddsnap" server -l "$dir/blog" "$dir/blank" "$origin" "$dir/bsock"
 expect_out "blank: no label$" "the refusal says there is no label"
 expect 1 "and does not run into the next message" grep -q "labellabel" "$dir/out" "$dir/err"
+
+# A store in format 1 as the code before issue 16 wrote it (store-v1.img.gz: 8 MiB, 4 KiB
+# chunks, a 1 MiB origin, snapshots 1 and 3, one exception): every later ddsnap opens it as
+# it is or upgrades it (doc/format.md, "Versions and upgrades").
+gunzip -c tests/cli/store-v1.img.gz >"$dir/v1"
+truncate -s 1M "$dir/v1origin"
+expect 0 "check a format-1 store" "$ddsnap" check "$dir/v1"
+expect_out "engine: 1 exceptions, .* 2 live snapshots" "it holds its exception and snapshots"
+expect 0 "dump a format-1 store" "$ddsnap" dump "$dir/v1"
+expect_out "^label device=snapstore version=1 .*features=0x0:0x0:0x0$" "its label is version 1 without features"
+expect 0 "a server opens a format-1 store" "$ddsnap" server -p "$dir/v1pid" "$dir/v1" "$dir/v1origin" "$dir/v1.sock"
+expect 0 "list its snapshots" "$ddsnap" list "$dir/v1.sock"
+expect_out "^3 " "snapshot 3 is there"
+kill -TERM "$(cat "$dir/v1pid")"
+for _ in $(seq 50); do
+	[[ -e $dir/v1pid ]] || break
+	sleep 0.1
+done
+expect 0 "it still checks clean after the server" "$ddsnap" check "$dir/v1"
+
+# A killed server leaves no lock behind: the kernel drops it with the process.
+expect 0 "a server on the 4k store" "$ddsnap" server -p "$dir/kpid" "$dir/o2" "$dir/oodd" "$dir/k.sock"
+kpid=$(cat "$dir/kpid")
+kill -KILL "$kpid"
+for _ in $(seq 50); do
+	kill -0 "$kpid" 2>/dev/null || break
+	sleep 0.1
+done
+expect 0 "after kill -9 a new server opens the store" "$ddsnap" server -p "$dir/kpid" "$dir/o2" "$dir/oodd" "$dir/k.sock"
+kill -TERM "$(cat "$dir/kpid")"
+for _ in $(seq 50); do
+	[[ -e $dir/kpid ]] || break
+	sleep 0.1
+done
+
+# A grown snapstore keeps its last label copy where initialize put it.
+cp "$dir/o2" "$dir/grown"
+truncate -s +16M "$dir/grown"
+expect 0 "check a grown snapstore" "$ddsnap" check "$dir/grown"
+expect_out "clean" "it is clean (both label copies found)"
 
 results_record cli "$passed" "$failed"
 echo "cli: $passed passed, $failed failed"

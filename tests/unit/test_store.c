@@ -210,6 +210,91 @@ static void test_store__label_copy_survives(void **state)
 	bdev_close(b);
 }
 
+/* A grown device keeps its last label copy where initialize put it (doc/format.md). */
+static void test_store__label_grown_device(void **state)
+{
+	struct bdev *b = bdev_ram_create(16 * MB), *grown = bdev_ram_create(24 * MB);
+	void *buf = NULL;
+	struct store *s;
+	struct label l;
+
+	format_ok(b, NULL, 0);
+	assert_int_equal(posix_memalign(&buf, BDEV_ALIGN, 16 * MB), 0);
+	assert_int_equal(bdev_read(b, buf, 16 * MB, 0), 0);
+	assert_int_equal(bdev_write(grown, buf, 16 * MB, 0), 0);
+	assert_int_equal(label_read(grown, 0, &l, NULL, 0), 0);
+	assert_int_equal(label_copy1_blocknr(&l), 16 * MB / DDSNAP_BLOCK_SIZE - 1);
+	assert_int_equal(label_read(grown, 1, &l, NULL, 0), 0);
+	assert_int_equal(label_read(grown, -1, &l, NULL, 0), 0);
+	check_ok(grown, NULL);
+	s = open_ok(grown, NULL);
+	assert_int_equal(store_close(s), 0);
+	free(buf);
+	bdev_close(grown);
+	bdev_close(b);
+}
+
+/* An origin that is not a whole number of chunks is refused, naming a chunk size that fits. */
+static void test_store__plan_partial_chunk(void **state)
+{
+	struct label l;
+	char why[512];
+
+	assert_int_equal(label_plan(&l, 64 * MB, 0, 16 * MB + 4096, 14, 0, 0, why, sizeof(why)),
+			 -EINVAL);
+	assert_non_null(strstr(why, "not a multiple of the chunk size 16384"));
+	assert_non_null(strstr(why, "last 4096 bytes"));
+	assert_non_null(strstr(why, "-c 4k"));
+	assert_int_equal(label_plan(&l, 64 * MB, 0, 16 * MB + 512, 12, 0, 0, why, sizeof(why)),
+			 -EINVAL);
+	assert_non_null(strstr(why, "nor of 4 KiB"));
+	assert_int_equal(label_plan(&l, 64 * MB, 0, 16 * MB + 4096, 12, 0, 0, why, sizeof(why)), 0);
+	assert_int_equal(
+		label_plan(&l, 64 * MB, 0, 16 * MB + 64 * 1024, 20, 0, 0, why, sizeof(why)),
+		-EINVAL);
+	assert_non_null(strstr(why, "-c 64k"));
+}
+
+/*
+ * A label from a newer format (a feature bit this code does not know, reserved bytes in
+ * use): refused by its features with a message that says so, not reported as damage.
+ */
+static void test_store__label_unknown_feature(void **state)
+{
+	struct bdev *b = bdev_ram_create(16 * MB);
+	struct label_disk *ld = NULL;
+	struct store_config cfg = cfg_of(b, NULL);
+	struct store *s = NULL;
+	struct label l;
+	char why[256];
+
+	format_ok(b, NULL, 0);
+	assert_int_equal(label_read(b, 0, &l, NULL, 0), 0);
+	assert_int_equal(posix_memalign((void **)&ld, BDEV_ALIGN, sizeof(*ld)), 0);
+	memset(ld, 0, sizeof(*ld));
+	l.feature_incompat = 1ULL << 40;
+	label_pack(ld, &l);
+	ld->reserved[0] = 0x5a; /* a field of that newer format */
+	for (int i = 0; i < 2; i++) {
+		u64 at = i ? label_copy1_blocknr(&l) : 0;
+
+		block_seal(ld, &label_block_type, at, 0);
+		assert_int_equal(block_validate(ld, &label_block_type, at, why, sizeof(why)), 0);
+		assert_int_equal(bdev_write(b, ld, sizeof(*ld), at * DDSNAP_BLOCK_SIZE), 0);
+	}
+	assert_int_equal(store_open(&cfg, &s, why, sizeof(why)), -EOPNOTSUPP);
+	assert_non_null(strstr(why, "format features this ddsnap does not know"));
+	assert_non_null(strstr(why, "incompat 0x10000000000"));
+	/* Without the bit, the same reserved byte is damage. */
+	l.feature_incompat = 0;
+	label_pack(ld, &l);
+	ld->reserved[0] = 0x5a;
+	block_seal(ld, &label_block_type, 0, 0);
+	assert_int_equal(block_validate(ld, &label_block_type, 0, why, sizeof(why)), -EILSEQ);
+	free(ld);
+	bdev_close(b);
+}
+
 /* Valid checksums over impossible contents: the structure validators refuse them. */
 static void test_store__label_uberblock_structure(void **state)
 {
@@ -820,6 +905,9 @@ int main(void)
 		cmocka_unit_test(test_store__deferred_free),
 		cmocka_unit_test(test_store__check_finds_leak),
 		cmocka_unit_test(test_store__sync_thread_timer_and_dirty_bound),
+		cmocka_unit_test(test_store__label_grown_device),
+		cmocka_unit_test(test_store__plan_partial_chunk),
+		cmocka_unit_test(test_store__label_unknown_feature),
 		cmocka_unit_test(test_store__intent_log_replay),
 		cmocka_unit_test(test_store__damage_detected),
 		cmocka_unit_test(test_store__crash_random_workloads),
