@@ -16,6 +16,8 @@ PACKAGES=(
 	thin-provisioning-tools fio util-linux openssl
 	# deltas
 	xdelta3 zstd
+	# the CLI tests check ddsnap's --json output (tests/cli/run.sh)
+	jq
 )
 
 missing=()
