@@ -17,7 +17,7 @@
 #   bench/bench_*.c        -> $(BUILD)/bench/bench_*
 #
 # Fixed target names (other parts rely on them): all deps unit vm-test check lint bench demo
-# install clean.
+# install clean (and cli, monitor: the command-line suites on plain files).
 
 SHELL := /bin/bash
 CC ?= gcc
@@ -74,7 +74,7 @@ KMOD := kernel/dm-ddsnap.ko
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
-.PHONY: all userspace kernel deps unit cli vm-test check lint fuzz fuzz-check stress stress-check \
+.PHONY: all userspace kernel deps unit cli monitor vm-test check lint fuzz fuzz-check stress stress-check \
 	bench demo install clean format
 
 all: userspace kernel
@@ -177,6 +177,9 @@ unit: $(UNIT_BINS)
 cli: $(DDSNAP)
 	@bash tests/cli/run.sh $(BUILD)
 
+monitor: $(DDSNAP) $(MON_BINS)
+	@bash tests/monitor/run.sh $(BUILD)
+
 stress: $(STRESS_BINS)
 	@bash tests/stress/run.sh $(BUILD) $(DURATION)
 
@@ -201,6 +204,7 @@ check: deps
 	@$(MAKE) --no-print-directory lint
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory cli
+	@$(MAKE) --no-print-directory monitor
 	@$(MAKE) --no-print-directory fuzz-check
 	@$(MAKE) --no-print-directory stress-check
 	@$(MAKE) --no-print-directory vm-test

@@ -13,22 +13,32 @@
  *	zumastor-helper plan --now T [schedule options]	snapshots on stdin (below)
  *	zumastor-helper fsid <volume uuid> <@GMT name|origin>
  *	zumastor-helper fsid-free <fsid> <own export path|-> [file...]
+ *	zumastor-helper identify <device>		what a device holds (below)
  *
- * plan reads one snapshot a line, "<@GMT name> [held]", and prints
+ * plan reads one snapshot a line, "<@GMT name or UTC seconds> [held]", and prints
  *	due <kind,kind|->		whether to take a snapshot at --now, and for which kinds
  *	next <seconds>			when one is due next if none is taken (-1: no schedule)
- *	snap <name> keep|prune <priority> <kind,kind|-> <why>	one line per snapshot, oldest first
+ *	snap <name> <seconds> keep|prune <priority> <kind,kind|-> <why>
+ *					one line per snapshot, in the order read
  * Schedule options: --frequent MIN:COUNT --hourly N --daily N --weekly N --monthly N, each
  * validated as the config file would be.
+ *
+ * identify prints "snapstore <uuid>" or "metadev <uuid>" for a device carrying a ddsnap
+ * store label (either copy), "damaged <reason>" for one whose label is there but broken,
+ * and "none" otherwise (the script asks blkid about filesystems), so that define volume can
+ * recognise every device before writing anything and refuse a swapped pair.
  *
  * Exit status: 0 done, 1 refused (the message on stderr says what and why), 2 usage.
  * No state, no locking: the shell script holds the volume lock around whatever it decides.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "bdev.h"
+#include "label.h"
 #include "zconf.h"
 #include "zfsid.h"
 #include "zsched.h"
@@ -44,7 +54,8 @@ static const char usage_text[] =
 	"       zumastor-helper plan --now <seconds> [--frequent MIN:COUNT] [--hourly N] [--daily "
 	"N] [--weekly N] [--monthly N] < snapshots\n"
 	"       zumastor-helper fsid <volume uuid> <@GMT name|origin>\n"
-	"       zumastor-helper fsid-free <fsid> <own export path|-> [exports file...]\n";
+	"       zumastor-helper fsid-free <fsid> <own export path|-> [exports file...]\n"
+	"       zumastor-helper identify <device>\n";
 
 static int usage(void)
 {
@@ -189,16 +200,19 @@ static int cmd_plan(int argc, char **argv)
 	while (fgets(line, sizeof(line), stdin)) {
 		char name[64], flag[16];
 		int64_t t;
-		int got;
+		int got, used = 0;
 
 		line[strcspn(line, "\n")] = 0;
 		got = sscanf(line, "%63s %15s", name, flag);
 		if (got < 1)
 			continue;
-		if (zs_parse_name(name, &t) || (got == 2 && strcmp(flag, "held"))) {
+		if ((zs_parse_name(name, &t) &&
+		     (sscanf(name, "%" SCNd64 "%n", &t, &used) != 1 || name[used] ||
+		      t < ZS_TIME_MIN || t > ZS_TIME_MAX)) ||
+		    (got == 2 && strcmp(flag, "held"))) {
 			fprintf(stderr,
-				"zumastor-helper: bad snapshot line '%s': '<@GMT name> "
-				"[held]'\n",
+				"zumastor-helper: bad snapshot line '%s': '<@GMT name or UTC "
+				"seconds> [held]'\n",
 				line);
 			rc = FAIL;
 			goto out;
@@ -235,8 +249,8 @@ static int cmd_plan(int argc, char **argv)
 		char name[ZS_NAME_LEN], why[256];
 
 		zs_name(snaps[i].time, name);
-		printf("snap %s %s %d ", name, snaps[i].prune ? "prune" : "keep",
-		       zs_priority(snaps[i].keep));
+		printf("snap %s %lld %s %d ", name, (long long)snaps[i].time,
+		       snaps[i].prune ? "prune" : "keep", zs_priority(snaps[i].keep));
 		for (int k = 0, first = 1; k < ZS_KINDS; k++)
 			if (snaps[i].keep & (1u << k)) {
 				printf("%s%s", first ? "" : ",", zs_kind_name(k));
@@ -290,6 +304,36 @@ static int cmd_fsid_free(int argc, char **argv)
 			return FAIL;
 		}
 	}
+	return OK;
+}
+
+static int cmd_identify(const char *dev)
+{
+	struct bdev *b;
+	struct label l;
+	char why[256], uuid[37];
+	int err = bdev_open(dev, BDEV_RDONLY | BDEV_BUFFERED, &b);
+
+	if (err) {
+		fprintf(stderr, "zumastor: cannot open %s: %s\n", dev, strerror(-err));
+		return FAIL;
+	}
+	err = label_read(b, -1, &l, why, sizeof(why));
+	bdev_close(b);
+	if (err == -ENODATA) {
+		puts("none");
+		return OK;
+	}
+	if (err == -EIO) {
+		fprintf(stderr, "zumastor: cannot read %s: %s\n", dev, why);
+		return FAIL;
+	}
+	if (err) {
+		printf("damaged %s\n", why);
+		return OK;
+	}
+	zconf_format_uuid(l.uuid, uuid);
+	printf("%s %s\n", l.role == LABEL_ROLE_METADEV ? "metadev" : "snapstore", uuid);
 	return OK;
 }
 
@@ -366,6 +410,8 @@ int main(int argc, char **argv)
 		puts(out);
 		return OK;
 	}
+	if (!strcmp(argv[1], "identify") && argc == 3)
+		return cmd_identify(argv[2]);
 	if (!strcmp(argv[1], "fsid-free") && argc >= 3)
 		return cmd_fsid_free(argc - 1, argv + 1);
 	return usage();

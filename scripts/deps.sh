@@ -16,8 +16,9 @@ PACKAGES=(
 	thin-provisioning-tools fio util-linux openssl
 	# deltas
 	xdelta3 zstd
-	# the CLI tests check ddsnap's --json output (tests/cli/run.sh)
-	jq
+	# the CLI and monitor tests check JSON output (tests/cli, tests/monitor); the monitor
+	# reads ddsnap's JSON with jq at run time
+	jq python3
 )
 
 missing=()
