@@ -92,6 +92,14 @@ for c in "define volume" "define schedule" "define export" "forget volume" show 
 	expect 0 "$c --help" z $c --help
 	expect_out "^usage: zumastor" "$c --help prints its usage"
 done
+# man_clean PAGE: the page renders (man -l) with no warning from groff.
+man_clean()
+{
+	local out
+	out=$(MANWIDTH=80 man --warnings -l "$1" 2>&1 >/dev/null) && [[ -z $out ]]
+}
+expect 0 "zumastor(8) renders without warnings" man_clean tools/man/zumastor.8
+expect 0 "ddsnap(8) renders without warnings" man_clean tools/man/ddsnap.8
 expect 2 "define without what" z define
 expect 2 "define volume with two arguments" z define volume home "$dir/dev/o1"
 
