@@ -224,6 +224,7 @@ install: all
 	for b in $(MON_BINS); do install -D -m 0755 $$b $(DESTDIR)$(PREFIX)/sbin/$$(basename $$b); done
 	for f in monitor/zumastor; do test -f $$f && install -D -m 0755 $$f $(DESTDIR)$(PREFIX)/sbin/zumastor; done; true
 	for m in tools/man/*.8; do test -f $$m && install -D -m 0644 $$m $(DESTDIR)$(PREFIX)/share/man/man8/$$(basename $$m); done; true
+	bash scripts/install-units.sh $(PREFIX)/sbin "$(DESTDIR)"
 	install -D -m 0644 $(KMOD) $(DESTDIR)/lib/modules/$(KVER)/extra/dm-ddsnap.ko
 
 clean:

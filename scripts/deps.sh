@@ -19,8 +19,8 @@ PACKAGES=(
 	# the CLI and monitor tests check JSON output (tests/cli, tests/monitor); the monitor
 	# reads ddsnap's JSON with jq at run time
 	jq python3
-	# the monitor tests render the man pages
-	man-db
+	# the monitor tests render the man pages and check the systemd units
+	man-db systemd
 )
 
 missing=()

@@ -276,7 +276,41 @@ after=$("$ddsnap" list --json "$ZUMASTOR_RUN/servers/home.sock" | jq '.snapshots
 expect 0 "and take one snapshot between them" test $((after - before)) -eq 1
 expect 0 "one of them took it" test "$(cat "$dir/t1" "$dir/t2" | grep -c took)" -eq 1
 
+# --- boot: the systemd units, the cron file, start --boot, stop --shutdown ------------------
+expect 0 "install-units.sh" bash scripts/install-units.sh "$src/monitor" "$dir/root"
+units=$dir/root/lib/systemd/system
+mkdir -p "$dir/root/share/man/man8"
+cp tools/man/*.8 "$dir/root/share/man/man8/"
+# verify also runs man for each Documentation= page: MANPATH finds ours
+MANPATH=$dir/root/share/man expect 0 "systemd-analyze verify accepts the units" \
+	systemd-analyze verify "$units/zumastor.service" "$units/zumastor-tick.service" "$units/zumastor-tick.timer"
+expect 0 "they run the installed zumastor" grep -q "^ExecStart=$src/monitor/zumastor tick$" "$units/zumastor-tick.service"
+expect 0 "the timer is enabled" test -L "$dir/root/etc/systemd/system/timers.target.wants/zumastor-tick.timer"
+expect 0 "zumastor.service is enabled" test -L "$dir/root/etc/systemd/system/multi-user.target.wants/zumastor.service"
+cronline=$(grep -v '^#' "$dir/root/etc/cron.d/zumastor")
+expect 0 "the cron file ticks every minute as root" grep -Eq '^\* \* \* \* \* root ' "$dir/root/etc/cron.d/zumastor"
+mkdir -p "$dir/timer-on" "$dir/timer-off"
+printf '#!/bin/sh\nexit 0\n' >"$dir/timer-on/systemctl"
+printf '#!/bin/sh\nexit 3\n' >"$dir/timer-off/systemctl"
+chmod +x "$dir/timer-on/systemctl" "$dir/timer-off/systemctl"
+count()
+{
+	"$ddsnap" list --json "$ZUMASTOR_RUN/servers/home.sock" | jq '.snapshots | length'
+}
+before=$(count)
+ZUMASTOR_NOW=$((ZUMASTOR_NOW + 120)) PATH=$dir/timer-on:$PATH expect 0 "cron while the timer is active" sh -c "${cronline#* root }"
+expect 0 "it did not tick" test "$(count)" -eq "$before"
+ZUMASTOR_NOW=$((ZUMASTOR_NOW + 120)) PATH=$dir/timer-off:$PATH expect 0 "cron without the timer" sh -c "${cronline#* root }"
+expect 0 "it ticked: one snapshot taken" test "$(count)" -eq $((before + 1))
+expect 0 "stop --all --shutdown" z stop --all --shutdown
+expect 0 "the volume stays marked started" test -e "$vol/state/started"
+expect 2 "stop --boot is not a thing" z stop --boot
+expect 0 "start --boot" z start --boot
+expect_out "started volume home" "start --boot starts the started volume"
+expect 0 "it runs" "$ddsnap" status --size "$ZUMASTOR_RUN/servers/home.sock"
+
 # --- stop, a server killed under the monitor, forget --------------------------------------
+after=$(count)
 kill -KILL "$(cat "$ZUMASTOR_RUN/pid/home.pid")"
 sleep 0.3
 expect 2 "check with the server killed" z check
