@@ -14,6 +14,7 @@
  *	zumastor-helper fsid <volume uuid> <@GMT name|origin>
  *	zumastor-helper fsid-free <fsid> <own export path|-> [file...]
  *	zumastor-helper identify <device>		what a device holds (below)
+ *	zumastor-helper devname <vol> <@GMT name|origin>	the device-mapper name
  *
  * plan reads one snapshot a line, "<@GMT name or UTC seconds> [held]", and prints
  *	due <kind,kind|->		whether to take a snapshot at --now, and for which kinds
@@ -55,7 +56,8 @@ static const char usage_text[] =
 	"N] [--weekly N] [--monthly N] < snapshots\n"
 	"       zumastor-helper fsid <volume uuid> <@GMT name|origin>\n"
 	"       zumastor-helper fsid-free <fsid> <own export path|-> [exports file...]\n"
-	"       zumastor-helper identify <device>\n";
+	"       zumastor-helper identify <device>\n"
+	"       zumastor-helper devname <vol> <@GMT name|origin>\n";
 
 static int usage(void)
 {
@@ -408,6 +410,22 @@ int main(int argc, char **argv)
 		zfsid_derive(vol, strcmp(argv[3], "origin") ? (uint64_t)t : ZFSID_ORIGIN, fsid);
 		zconf_format_uuid(fsid, out);
 		puts(out);
+		return OK;
+	}
+	if (!strcmp(argv[1], "devname") && argc == 4) {
+		char dev[ZS_DEVNAME_MAX + 1];
+		int64_t t = 0;
+
+		if (strcmp(argv[3], "origin") && zs_parse_name(argv[3], &t)) {
+			refuse("snapshot", argv[3], "origin or @GMT-YYYY.MM.DD-HH.MM.SS");
+			return FAIL;
+		}
+		if (zs_devname(argv[2], t, dev)) {
+			zconf_volume_name(argv[2], &allowed);
+			refuse("volume name", argv[2], allowed);
+			return FAIL;
+		}
+		puts(dev);
 		return OK;
 	}
 	if (!strcmp(argv[1], "identify") && argc == 3)

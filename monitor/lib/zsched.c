@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "zconf.h"
 #include "zsched.h"
 
 static const char *const kind_names[ZS_KINDS] = {"frequent", "hourly", "daily", "weekly",
@@ -51,6 +52,17 @@ int zs_name(int64_t t, char buf[ZS_NAME_LEN])
 		return -EINVAL;
 	if (strftime(buf, ZS_NAME_LEN, "@GMT-%Y.%m.%d-%H.%M.%S", &tm) != ZS_NAME_LEN - 1)
 		return -EINVAL;
+	return 0;
+}
+
+int zs_devname(const char *vol, int64_t t, char buf[ZS_DEVNAME_MAX + 1])
+{
+	char name[ZS_NAME_LEN];
+	const char *allowed;
+
+	if (zconf_volume_name(vol, &allowed) || (t && zs_name(t, name)))
+		return -EINVAL;
+	snprintf(buf, ZS_DEVNAME_MAX + 1, "%s%s", vol, t ? name : "");
 	return 0;
 }
 

@@ -85,6 +85,22 @@ bool zs_frequent_min_ok(uint32_t min);
 int zs_name(int64_t t, char buf[ZS_NAME_LEN]);
 
 /*
+ * Device-mapper names (DESIGN.md 9.5): the origin device is "<vol>", snapshot @t's is
+ * "<vol>@GMT-YYYY.MM.DD-HH.MM.SS".  Volume names are [A-Za-z0-9_.+-] (zconf.h) and the suffix
+ * adds '@', '.', '-' and digits: characters dmsetup's default name mangling and udev's rules
+ * leave unchanged (unlike Zumastor's "vol(7)"), and no '@' in a volume name makes the split
+ * unambiguous.  At most ZS_DEVNAME_MAX characters, under device-mapper's 127.
+ */
+#define ZS_DEVNAME_MAX (64 + ZS_NAME_LEN - 1)
+
+/*
+ * Writes the device name of snapshot @t (0: the origin) of volume @vol into @buf
+ * (ZS_DEVNAME_MAX + 1 bytes).  Returns 0, or -EINVAL for a volume name zconf refuses or a
+ * time out of range.
+ */
+int zs_devname(const char *vol, int64_t t, char buf[ZS_DEVNAME_MAX + 1]);
+
+/*
  * Parses an @GMT name (exactly the format zs_name writes, a real date and time) into *@t.
  * Returns 0 or -EINVAL.
  */

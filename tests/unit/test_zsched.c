@@ -207,6 +207,51 @@ static void test_zsched__names(void **state)
 	set_tz("UTC");
 }
 
+/* Device names use only the characters dmsetup's default mangling and udev pass unchanged. */
+static void test_zsched__device_names(void **state)
+{
+	static const char vchars[] = "ABCZabcz0189_.+-";
+	static const char safe[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789#+-.:=@_";
+	char vol[ZS_DEVNAME_MAX + 1], dev[ZS_DEVNAME_MAX + 1], name[ZS_NAME_LEN];
+	u64 seed = 0xdefaced;
+
+	assert_int_equal(zs_devname("home", 0, dev), 0);
+	assert_string_equal(dev, "home");
+	assert_int_equal(zs_devname("home", utc(2026, 12, 6, 10, 0, 0), dev), 0);
+	assert_string_equal(dev, "home@GMT-2026.12.06-10.00.00");
+	assert_int_equal(zs_devname("vol(7)", 0, dev), -EINVAL);
+	assert_int_equal(zs_devname("a/b", 5, dev), -EINVAL);
+	assert_int_equal(zs_devname("home", -1, dev), -EINVAL);
+	for (int i = 0; i < 10000; i++) {
+		size_t len = 1 + xorshift64(&seed) % 64;
+		int64_t t = (int64_t)(xorshift64(&seed) % (ZS_TIME_MAX + 1));
+		const char *at;
+		int64_t back;
+
+		for (size_t j = 0; j < len; j++)
+			vol[j] = vchars[j ? xorshift64(&seed) % (sizeof(vchars) - 1)
+					  : xorshift64(&seed) % 12]; /* no leading . + - */
+		vol[len] = 0;
+		assert_int_equal(zs_devname(vol, t, dev), 0);
+		assert_true(strlen(dev) <= ZS_DEVNAME_MAX && ZS_DEVNAME_MAX <= 127);
+		assert_int_equal(strspn(dev, safe), strlen(dev));
+		at = strchr(dev, '@');
+		if (!t) {
+			assert_null(at);
+			assert_string_equal(dev, vol);
+			continue;
+		}
+		assert_non_null(at); /* the split: the volume, then the @GMT name */
+		assert_int_equal((size_t)(at - dev), len);
+		assert_int_equal(strncmp(dev, vol, len), 0);
+		assert_int_equal(zs_parse_name(at, &back), 0);
+		assert_int_equal(back, t);
+		assert_int_equal(zs_name(t, name), 0);
+		assert_string_equal(at, name);
+	}
+}
+
 /* Ticks every minute from @from to @to: which instants took a snapshot. */
 static size_t minute_ticks(const struct zs_schedule *s, int64_t from, int64_t to,
 			   struct zs_snap *snaps, size_t cap)
@@ -473,6 +518,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_zsched__names),
+		cmocka_unit_test(test_zsched__device_names),
 		cmocka_unit_test(test_zsched__dst_hours),
 		cmocka_unit_test(test_zsched__one_snapshot_serves_every_kind),
 		cmocka_unit_test(test_zsched__retention_rules),
