@@ -212,6 +212,7 @@ expect 1 "check with no snapshot yet" z check
 expect_out "^ZUMASTOR WARNING - home has no snapshot \|" "check warns: no snapshot"
 expect 0 "snapshot" z snapshot home
 expect_out "^@GMT-2026.12.06-10.00.00$" "snapshot prints its name: the test clock's UTC time"
+expect 0 "and only its name on stdout" test "$(cat "$dir/out")" = "@GMT-2026.12.06-10.00.00"
 expect 1 "a second snapshot in the same second (test clock)" z snapshot home
 expect_out "is not older than now" "the refusal says why"
 expect 0 "the server has it as tag = its UTC seconds" "$ddsnap" status --json "$ZUMASTOR_RUN/servers/home.sock" 1796551200
