@@ -8,6 +8,8 @@
 #   tools/*.c              -> $(BUILD)/bin/ddsnap    (tools/ddsnap.c holds main(); the
 #                                                    other files are its subcommands)
 #   monitor/*.c            -> $(BUILD)/bin/<name>    (one small helper program per file)
+#   monitor/lib/*.c        -> $(BUILD)/libzumastor.a (the monitor's exact logic: names,
+#                                                    config values, retention, fsids)
 #   tests/unit/test_*.c    -> $(BUILD)/tests/test_*  (one cmocka binary per module)
 #   tests/unit/lib/*.c     -> linked into every unit test (models, fixtures)
 #   tests/stress/*.c       -> $(BUILD)/tests/stress_*
@@ -15,7 +17,7 @@
 #   bench/bench_*.c        -> $(BUILD)/bench/bench_*
 #
 # Fixed target names (other parts rely on them): all deps unit vm-test check lint bench demo
-# fresh-test install clean.
+# fresh-test install clean (and cli, monitor: the command-line suites on plain files).
 
 SHELL := /bin/bash
 CC ?= gcc
@@ -43,7 +45,7 @@ WARN := -std=gnu11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototyp
 	-Wformat=2 -Wpointer-arith -Wno-unused-parameter -Werror
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ltirpc -lzstd -ldevmapper -lz -lblkid)
-CPPFLAGS += -D_GNU_SOURCE -Iinclude -Iserver -Itools $(PKG_CFLAGS)
+CPPFLAGS += -D_GNU_SOURCE -Iinclude -Iserver -Itools -Imonitor/lib $(PKG_CFLAGS)
 CFLAGS ?= -O2 -g
 CFLAGS += $(WARN) -pthread -MMD -MP $(SANFLAGS)
 LDFLAGS += -pthread $(SANFLAGS)
@@ -52,6 +54,7 @@ LDLIBS += $(PKG_LIBS)
 LIB_SRCS := $(wildcard server/*.c)
 TOOL_SRCS := $(filter-out tools/ddsnap.c,$(wildcard tools/*.c))
 MON_SRCS := $(wildcard monitor/*.c)
+MONLIB_SRCS := $(wildcard monitor/lib/*.c)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNITLIB_SRCS := $(wildcard tests/unit/lib/*.c)
 STRESS_SRCS := $(wildcard tests/stress/*.c)
@@ -60,6 +63,7 @@ BENCH_SRCS := $(wildcard bench/bench_*.c)
 
 LIB := $(BUILD)/libddsnap.a
 TOOLLIB := $(BUILD)/libddsnap-tools.a
+MONLIB := $(BUILD)/libzumastor.a
 DDSNAP := $(BUILD)/bin/ddsnap
 MON_BINS := $(patsubst monitor/%.c,$(BUILD)/bin/%,$(MON_SRCS))
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
@@ -70,8 +74,8 @@ KMOD := kernel/dm-ddsnap.ko
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
-.PHONY: all userspace kernel deps unit cli vm-test check lint fuzz fuzz-check stress stress-check \
-	bench demo fresh-test install clean format
+.PHONY: all userspace kernel deps unit cli monitor vm-test check lint fuzz fuzz-check stress \
+	stress-check bench demo fresh-test install clean format
 
 all: userspace kernel
 
@@ -91,15 +95,20 @@ $(TOOLLIB): $(call obj,$(TOOL_SRCS))
 	rm -f $@
 	$(if $^,ar rcs $@ $^,ar rcs $@)
 
+$(MONLIB): $(call obj,$(MONLIB_SRCS))
+	@mkdir -p $(dir $@)
+	rm -f $@
+	$(if $^,ar rcs $@ $^,ar rcs $@)
+
 $(DDSNAP): $(call obj,tools/ddsnap.c) $(TOOLLIB) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/bin/%: $(BUILD)/obj/monitor/%.o $(LIB)
+$(BUILD)/bin/%: $(BUILD)/obj/monitor/%.o $(MONLIB) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $(call obj,$(UNITLIB_SRCS)) $(TOOLLIB) $(LIB)
+$(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $(call obj,$(UNITLIB_SRCS)) $(TOOLLIB) $(MONLIB) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
@@ -168,6 +177,9 @@ unit: $(UNIT_BINS)
 cli: $(DDSNAP)
 	@bash tests/cli/run.sh $(BUILD)
 
+monitor: $(DDSNAP) $(MON_BINS)
+	@bash tests/monitor/run.sh $(BUILD)
+
 stress: $(STRESS_BINS)
 	@bash tests/stress/run.sh $(BUILD) $(DURATION)
 
@@ -188,7 +200,7 @@ lint:
 
 # The steps of 'make check', in order; it stops at the first that fails.  fresh-test runs the
 # first ones only (CHECK_STEPS=unit).
-CHECK_STEPS ?= lint unit cli fuzz-check stress-check vm-test
+CHECK_STEPS ?= lint unit cli monitor fuzz-check stress-check vm-test
 
 # check, demo and bench install the packages first and only then build, in a sub-make: this
 # make read PKG_CFLAGS and KDIR before 'deps' ran, so on a fresh machine they are empty here
@@ -219,6 +231,7 @@ install: all
 	for b in $(MON_BINS); do install -D -m 0755 $$b $(DESTDIR)$(PREFIX)/sbin/$$(basename $$b); done
 	for f in monitor/zumastor; do test -f $$f && install -D -m 0755 $$f $(DESTDIR)$(PREFIX)/sbin/zumastor; done; true
 	for m in tools/man/*.8; do test -f $$m && install -D -m 0644 $$m $(DESTDIR)$(PREFIX)/share/man/man8/$$(basename $$m); done; true
+	bash scripts/install-units.sh $(PREFIX)/sbin "$(DESTDIR)"
 	install -D -m 0644 $(KMOD) $(DESTDIR)/lib/modules/$(KVER)/extra/dm-ddsnap.ko
 
 clean:

@@ -18,6 +18,11 @@ PACKAGES=(
 	xdelta3 zstd
 	# make fresh-test: a minimal Debian root to run the first steps of the README in
 	debootstrap
+	# the CLI and monitor tests check JSON output (tests/cli, tests/monitor); the monitor
+	# reads ddsnap's JSON with jq at run time
+	jq python3
+	# the monitor tests render the man pages and check the systemd units
+	man-db systemd
 )
 
 missing=()

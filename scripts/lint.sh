@@ -49,7 +49,7 @@ cpp()
 {
 	((${#usersrc[@]} == 0)) && return 0
 	cppcheck -q --error-exitcode=1 --enable=warning,portability,performance \
-		--inline-suppr --std=c11 -D_GNU_SOURCE -D__x86_64__ -Iinclude -Iserver -Itools \
+		--inline-suppr --std=c11 -D_GNU_SOURCE -D__x86_64__ -Iinclude -Iserver -Itools -Imonitor/lib \
 		--suppress=missingIncludeSystem --suppress=unknownMacro "${usersrc[@]}"
 }
 

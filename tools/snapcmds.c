@@ -9,6 +9,10 @@
  * kill the tool are blocked while a device is suspended, so an impatient Ctrl-C cannot leave
  * the volume frozen.  Without device-mapper (tests on plain files) there is nothing to
  * suspend and the step is skipped.
+ *
+ * list and status also speak JSON (--json) for programs such as the zumastor monitor, so that
+ * nothing parses text meant for people: one object on stdout, keys and units as in ddsnap(8)
+ * (bytes, seconds since the epoch and ISO 8601 UTC), keys only ever added, never renamed.
  */
 #include <getopt.h>
 #include <signal.h>
@@ -221,20 +225,82 @@ static int fetch_list(const char *cmd, struct ctl_client *c, struct ctl_snap **s
 	return EXIT_OK;
 }
 
+static const char *state_name(u32 state)
+{
+	return state == DDSNAP_STATE_INVALID ? "invalid" : "normal";
+}
+
+/* One snapshot as a JSON object (ddsnap(8), JSON OUTPUT); @full adds the space fields. */
+static void json_snap(const struct ctl_snap *s, bool full)
+{
+	char when[32];
+
+	format_time(s->ctime, when, sizeof(when));
+	printf("{\"tag\": %u, \"created\": \"%s\", \"ctime\": %llu, \"state\": \"%s\"", s->tag,
+	       when, (unsigned long long)s->ctime, state_name(s->state));
+	if (full)
+		printf(", \"gen\": %llu, \"unique_bytes\": %llu, \"written_bytes\": %llu, "
+		       "\"priority\": %d, \"usecount\": %u, \"devices\": %u, \"overlay\": %s",
+		       (unsigned long long)s->gen, (unsigned long long)s->unique_bytes,
+		       (unsigned long long)s->written_bytes, s->priority, s->usecount, s->devices,
+		       s->flags & CTL_SNAP_WRITTEN ? "true" : "false");
+	putchar('}');
+}
+
+static void json_uuid(struct ctl_client *c)
+{
+	u8 u[16];
+
+	ctl_client_uuid(c, u);
+	printf("\"%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x\"", u[0],
+	       u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13],
+	       u[14], u[15]);
+}
+
+/* -j/--json, the only option of list. */
+static int json_option(int argc, char **argv, bool *json)
+{
+	static const struct option longopts[] = {
+		{"json", no_argument, NULL, 'j'},
+		{NULL, 0, NULL, 0},
+	};
+	int opt;
+
+	optind = 1;
+	*json = false;
+	while ((opt = getopt_long(argc, argv, "+j", longopts, NULL)) != -1) {
+		if (opt != 'j')
+			return -1;
+		*json = true;
+	}
+	return 0;
+}
+
 int cmd_list(int argc, char **argv)
 {
 	struct ctl_client *c;
 	struct ctl_snap *snaps = NULL;
+	bool json;
 	u32 n = 0;
 	int rc;
 
-	if (no_options(argc, argv) || !nargs_ok(argc, 1, 1))
+	if (json_option(argc, argv, &json) || !nargs_ok(argc, 1, 1))
 		return cmd_usage(argv[0]);
 	c = connect_or_complain(argv[0], argv[optind]);
 	if (!c)
 		return EXIT_FAIL;
 	rc = fetch_list(argv[0], c, &snaps, &n);
-	for (u32 i = 0; rc == EXIT_OK && i < n; i++) {
+	if (rc == EXIT_OK && json) {
+		printf("{\"uuid\": ");
+		json_uuid(c);
+		printf(", \"snapshots\": [");
+		for (u32 i = 0; i < n; i++) {
+			printf(i ? ", " : "");
+			json_snap(&snaps[i], false);
+		}
+		printf("]}\n");
+	}
+	for (u32 i = 0; rc == EXIT_OK && !json && i < n; i++) {
 		char when[32];
 
 		format_time(snaps[i].ctime, when, sizeof(when));
@@ -261,30 +327,78 @@ static void print_snap(const struct ctl_snap *s, bool verbose)
 	putchar('\n');
 }
 
+/* status --json: the store and every snapshot (only @tag's if >= 0) as one object. */
+static int status_json(const char *cmd, struct ctl_client *c, const struct ctl_status *st,
+		       const struct ctl_snap *snaps, u32 n, s64 tag)
+{
+	bool found = false;
+
+	for (u32 i = 0; i < n; i++)
+		found |= snaps[i].tag == tag;
+	if (tag >= 0 && !found) {
+		cmd_error(cmd, "no snapshot %lld", (long long)tag);
+		return EXIT_FAIL;
+	}
+	printf("{\"uuid\": ");
+	json_uuid(c);
+	printf(", \"origin_bytes\": %llu, \"chunk_size\": %llu, \"gen\": %llu, \"txg\": %llu",
+	       (unsigned long long)st->origin_bytes, (unsigned long long)st->chunk_size,
+	       (unsigned long long)st->gen, (unsigned long long)st->txg);
+	printf(", \"snapstore\": {\"total_bytes\": %llu, \"used_bytes\": %llu, \"free_bytes\": "
+	       "%llu, \"reserve_bytes\": %llu}",
+	       (unsigned long long)(st->data_total * st->chunk_size),
+	       (unsigned long long)((st->data_total - st->data_free) * st->chunk_size),
+	       (unsigned long long)(st->data_free * st->chunk_size),
+	       (unsigned long long)(st->reserve_chunks * st->chunk_size));
+	printf(", \"metadata\": {\"total_bytes\": %llu, \"used_bytes\": %llu}",
+	       (unsigned long long)st->meta_total * 4096,
+	       (unsigned long long)(st->meta_total - st->meta_free) * 4096);
+	printf(", \"exceptions\": %llu, \"intent_log\": {\"used_blocks\": %llu, \"size_blocks\": "
+	       "%llu}",
+	       (unsigned long long)st->exceptions, (unsigned long long)st->log_used,
+	       (unsigned long long)st->log_size);
+	printf(", \"devices\": %u, \"readlocks\": %u, \"origin_queries\": %llu, "
+	       "\"origin_batches\": %llu, \"snapshots\": [",
+	       st->devices, st->readlocks, (unsigned long long)st->origin_queries,
+	       (unsigned long long)st->origin_batches);
+	for (u32 i = 0, first = 1; i < n; i++) {
+		if (tag >= 0 && snaps[i].tag != tag)
+			continue;
+		printf(first ? "" : ", ");
+		json_snap(&snaps[i], true);
+		first = 0;
+	}
+	printf("]}\n");
+	return EXIT_OK;
+}
+
 int cmd_status(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{"verbose", no_argument, NULL, 'v'},
 		{"size", no_argument, NULL, 's'},
+		{"json", no_argument, NULL, 'j'},
 		{NULL, 0, NULL, 0},
 	};
 	struct ctl_client *c;
 	struct ctl_msg req = {.type = CTL_STATUS}, reply = {0};
 	struct ctl_snap *snaps = NULL;
-	bool verbose = false, size = false, found = false;
+	bool verbose = false, size = false, json = false, found = false;
 	u32 n = 0, tag = 0;
 	int rc, opt;
 
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "+vs", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+vsj", longopts, NULL)) != -1) {
 		if (opt == 'v')
 			verbose = true;
 		else if (opt == 's')
 			size = true;
+		else if (opt == 'j')
+			json = true;
 		else
 			return cmd_usage(argv[0]);
 	}
-	if (!nargs_ok(argc, 1, 2))
+	if (!nargs_ok(argc, 1, 2) || (size && json))
 		return cmd_usage(argv[0]);
 	if (argc - optind == 2 && cmd_parse_tag(argv[0], argv[optind + 1], &tag))
 		return EXIT_USAGE;
@@ -300,6 +414,11 @@ int cmd_status(int argc, char **argv)
 	rc = simple_call(argv[0], c, &req, &reply);
 	if (rc == EXIT_OK)
 		rc = fetch_list(argv[0], c, &snaps, &n);
+	if (rc == EXIT_OK && json) {
+		rc = status_json(argv[0], c, &reply.status, snaps, n,
+				 argc - optind == 2 ? (s64)tag : -1);
+		goto out;
+	}
 	if (rc == EXIT_OK && argc - optind == 1) {
 		const struct ctl_status *st = &reply.status;
 		char a[16], b[16], d[16];
@@ -350,6 +469,7 @@ int cmd_status(int argc, char **argv)
 			rc = EXIT_FAIL;
 		}
 	}
+out:
 	free(snaps);
 	ctl_client_close(c);
 	return rc;

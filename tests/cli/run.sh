@@ -53,6 +53,20 @@ expect_out()
 		sed 's/^/     /' "$dir/out" "$dir/err"
 	fi
 }
+# expect_json FILTER DESCRIPTION: the last command printed valid JSON (python3 -m json.tool)
+# for which the jq FILTER is true.
+expect_json()
+{
+	cp "$dir/out" "$dir/json"
+	if python3 -m json.tool "$dir/json" >/dev/null && jq -e "$1" "$dir/json" >/dev/null; then
+		passed=$((passed + 1))
+		echo "ok   $2"
+	else
+		failed=$((failed + 1))
+		echo "FAIL $2: not valid JSON, or '$1' is not true of:"
+		sed 's/^/     /' "$dir/json"
+	fi
+}
 
 truncate -s 64M "$store"
 truncate -s 16M "$origin"
@@ -190,6 +204,20 @@ expect 0 "status" "$ddsnap" status "$sock"
 expect_out " 2 .* -7 " "status shows snapshot 2's priority"
 expect 0 "status of one snapshot" "$ddsnap" status -v "$sock" 2
 expect 1 "status of a missing snapshot" "$ddsnap" status "$sock" 9
+# --json (ddsnap(8) JSON OUTPUT): one valid object, the same facts as the text
+expect 0 "list --json" "$ddsnap" list --json "$sock"
+expect_json '[.snapshots[].tag] == [1, 2] and (.snapshots[0].created | test("^[0-9-]{10}T[0-9:]{8}Z$")) and (.uuid | test("^[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}$"))' \
+	"list --json: valid, tags 1 and 2 oldest first, UTC times, the volume uuid"
+expect 0 "status --json" "$ddsnap" status --json "$sock"
+expect_json '(.snapshots[] | select(.tag == 2) | .priority) == -7 and .origin_bytes == 16777216 and .chunk_size == 16384 and .snapstore.total_bytes > 0 and .snapstore.used_bytes + .snapstore.free_bytes == .snapstore.total_bytes and (.snapshots | length) == 2' \
+	"status --json: valid, snapshot 2's priority, the store's size and use"
+expect 0 "status -j of one snapshot" "$ddsnap" status -j "$sock" 2
+expect_json '[.snapshots[].tag] == [2] and .snapshots[0].usecount == 0 and .snapshots[0].state == "normal"' \
+	"status -j of one snapshot: only that one"
+expect 1 "status --json of a missing snapshot" "$ddsnap" status --json "$sock" 9
+expect_out "no snapshot 9" "the refusal names the snapshot"
+expect 2 "status --json with --size" "$ddsnap" status --json --size "$sock"
+expect 2 "list with an unknown option" "$ddsnap" list --jsn "$sock"
 expect 0 "delete 1" "$ddsnap" delete "$sock" 1
 expect 1 "delete 1 again" "$ddsnap" delete "$sock" 1
 expect_out "no such snapshot" "the refusal says there is no such snapshot"
@@ -273,6 +301,10 @@ expect 0 "list of 152 snapshots" "$ddsnap" list "$rsock"
 cut -d' ' -f1 "$dir/out" >"$dir/listed"
 printf '%s\n' 2 4 $(seq 1000 1149) >"$dir/created"
 expect 0 "list shows every snapshot once, oldest first" cmp "$dir/listed" "$dir/created"
+expect 0 "list --json of 152 snapshots (three pages)" "$ddsnap" list --json "$rsock"
+expect_json '.snapshots | length == 152' "list --json: valid, 152 snapshots"
+jq -r '.snapshots[].tag' "$dir/json" >"$dir/listed"
+expect 0 "list --json has every snapshot once, oldest first" cmp "$dir/listed" "$dir/created"
 kill -TERM "$(cat "$rpid")"
 
 kill -TERM "$(cat "$pid")"
