@@ -2,8 +2,10 @@
 /*
  * misuse.c - random admin mistakes against a live store: a second server on the same store,
  * initialize over a served store or with its arguments swapped, a forgotten socket argument
- * that names a file, stray signals, SIGKILL in the middle of a create, the server's file
- * descriptors exhausted by idle connections, reserved tags.  After every mistake it checks
+ * that names a file, the store as its own origin, a FIFO as a device, check or dump of the
+ * served store, stray signals, SIGKILL in the middle of a create, the server's file
+ * descriptors exhausted by idle connections, reserved tags.  Every command must end within
+ * COMMAND_TIMEOUT seconds (a hang is a failure).  After every mistake it checks
  * that the mistake was refused or harmless; every few, it stops the server and checks that
  * every acknowledged snapshot (a `ddsnap create` that exited 0) still reads back exactly as
  * the origin was when it was taken, that the origin is intact, and that `ddsnap check` says
@@ -37,13 +39,14 @@
 #include <unistd.h>
 #include "volume.h"
 
-#define CS	      4096u
-#define CHUNKS	      64u	  /* the origin: 256 KiB, rewritten often */
-#define STORE_BYTES   (32u << 20) /* never full */
-#define MAX_SNAPS     24	  /* live snapshots kept at most (older ones are deleted) */
-#define IDLE_CONNS    300	  /* more than the server's descriptors (SERVER_NOFILE) */
-#define SERVER_NOFILE 256u	  /* the descriptor limit the server runs with here */
-#define VERIFY_EVERY  6		  /* mistakes between full offline verifications */
+#define CS		4096u
+#define CHUNKS		64u	    /* the origin: 256 KiB, rewritten often */
+#define STORE_BYTES	(32u << 20) /* never full */
+#define MAX_SNAPS	24	    /* live snapshots kept at most (older ones are deleted) */
+#define IDLE_CONNS	300	    /* more than the server's descriptors (SERVER_NOFILE) */
+#define SERVER_NOFILE	256u	    /* the descriptor limit the server runs with here */
+#define VERIFY_EVERY	6	    /* mistakes between full offline verifications */
+#define COMMAND_TIMEOUT 30	    /* seconds any ddsnap command may take here */
 
 struct snap {
 	u32 tag;
@@ -125,11 +128,14 @@ static int run(const char *arg, ...)
 			dup2(fd, 2);
 		}
 		setrlimit(RLIMIT_NOFILE, &lim);
+		alarm(COMMAND_TIMEOUT); /* survives exec: a hung command dies of SIGALRM */
 		execv(m.ddsnap, (char **)argv);
 		_exit(127);
 	}
 	if (waitpid(p, &st, 0) < 0)
 		die("waitpid: %s", strerror(errno));
+	if (WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM && strcmp(argv[1], "server"))
+		die("ddsnap %s hung for %d s (log: %s)", argv[1], COMMAND_TIMEOUT, m.log);
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
@@ -358,6 +364,34 @@ static void forgotten_socket(void)
 	close(fd);
 }
 
+/* The snapstore as its own origin, and a FIFO where a device belongs: refused at once. */
+static void wrong_devices(void)
+{
+	char fifo[320];
+
+	if (run("server", "-l", m.log, "-p", m.pid2, m.store, m.store, m.sock2, NULL) == 0)
+		die("a server started with the snapstore as its own origin");
+	snprintf(fifo, sizeof(fifo), "%s/fifo", m.dir);
+	unlink(fifo);
+	if (mkfifo(fifo, 0600))
+		die("mkfifo: %s", strerror(errno));
+	if (run("server", "-l", m.log, "-p", m.pid2, m.store, fifo, m.sock2, NULL) == 0 ||
+	    run("initialize", "-y", fifo, m.origin, NULL) == 0)
+		die("a FIFO was accepted as a store device");
+	unlink(fifo);
+}
+
+/* check and dump of the store a server is writing: refused, never a false damage report. */
+static void check_live(void)
+{
+	int r = run("check", m.store, NULL);
+
+	if (r == 0 || r == 3)
+		die("check of a served store %s", r ? "reported damage" : "ran");
+	if (run("dump", m.store, NULL) == 0)
+		die("dump of a served store ran");
+}
+
 static void stray_signals(void)
 {
 	static const int sigs[] = {SIGUSR1, SIGUSR2, SIGALRM, SIGHUP, SIGPIPE};
@@ -453,9 +487,9 @@ static void restart_clean(void)
 }
 
 static void (*const mistakes[])(void) = {
-	second_server,	     reinitialize,  swapped_initialize,
-	forgotten_socket,    stray_signals, kill_during_create,
-	exhaust_descriptors, reserved_tags, restart_clean,
+	second_server, reinitialize,	    swapped_initialize, forgotten_socket,
+	wrong_devices, check_live,	    stray_signals,	kill_during_create,
+	reserved_tags, exhaust_descriptors, restart_clean,
 };
 
 static void make_file(const char *path, u64 bytes)
