@@ -5,7 +5,9 @@
  * Connect with a timeout uses a non-blocking connect and poll; for AF_UNIX this mostly
  * matters when a server's backlog is full.  Listening probes an existing socket file by
  * connecting to it: only when nothing answers is the file unlinked and re-bound, so two
- * servers never steal each other's socket.
+ * servers never steal each other's socket.  A path socket's file is UNIXSOCK_MODE from
+ * the moment it exists (the mode is set on the socket before bind, then exactly after it):
+ * the caller's umask never widens it.
  */
 #include "unixsock.h"
 #include <fcntl.h>
@@ -88,6 +90,11 @@ int unixsock_listen(const char *name, int backlog)
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
+	/* Linux creates the file with the socket inode's mode less the umask: never wider. */
+	if (fchmod(fd, UNIXSOCK_MODE) < 0) {
+		r = -errno;
+		goto out_close;
+	}
 	if (bind(fd, (struct sockaddr *)&sa, len) < 0) {
 		int probe;
 
@@ -104,6 +111,11 @@ int unixsock_listen(const char *name, int backlog)
 			r = -errno;
 			goto out_close;
 		}
+	}
+	/* Exactly UNIXSOCK_MODE, whatever the umask took away, before anyone can connect. */
+	if (name[0] == '/' && fchmodat(AT_FDCWD, name, UNIXSOCK_MODE, AT_SYMLINK_NOFOLLOW) < 0) {
+		r = -errno;
+		goto out_close;
 	}
 	if (listen(fd, backlog) < 0) {
 		r = -errno;

@@ -25,9 +25,13 @@ int unixsock_addr(const char *name, struct sockaddr_un *sa, socklen_t *len);
  */
 int unixsock_connect(const char *name, int timeout_ms);
 
+/* The mode of a path socket unixsock_listen() creates: its owner only. */
+#define UNIXSOCK_MODE 0600
+
 /*
  * Listens on @name.  A socket file left by a dead server is replaced; one with a live
- * server behind it is not (-EADDRINUSE).  Returns the listening descriptor or -errno.
+ * server behind it is not (-EADDRINUSE).  A path socket is created UNIXSOCK_MODE whatever
+ * the umask.  Returns the listening descriptor or -errno.
  */
 int unixsock_listen(const char *name, int backlog);
 

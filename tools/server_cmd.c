@@ -2,7 +2,7 @@
 /*
  * server_cmd.c - `ddsnap server`: run ddsnapd for one volume.
  *
- *	ddsnap server [-f] [-l logfile] [-p pidfile] [-k cachesize]
+ *	ddsnap server [-f] [-l logfile] [-p pidfile] [-k cachesize] [-g|--group group]
  *		<snapstore> <origin> [<metadev>] <server_socket>
  *
  * Startup order matters for the administrator: the socket is bound first (so a second
@@ -14,10 +14,15 @@
  * Once serving, the daemon locks its memory (mlockall): it sits under the block I/O path
  * of the volume it serves, and a page fault that needs memory reclaim that needs writes to
  * that volume would deadlock.  SIGTERM and SIGINT stop it cleanly (connections cut, a final
- * txg synced); SIGHUP reopens the log file; SIGPIPE is ignored.
+ * txg synced); SIGHUP reopens the log file; the other signals whose default would kill it
+ * and that a user may send by mistake (SIGPIPE, SIGUSR1, SIGUSR2, SIGALRM, ... see
+ * ignored_signals) are ignored from the start, so nothing but SIGKILL stops it uncleanly.
+ *
+ * Access (server.h): root, and with -g the members of that group for the control protocol.
  */
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -31,6 +36,34 @@
 #include "volume.h"
 
 static struct server *running;
+
+/* Signals whose default action terminates and that mean nothing to the daemon. */
+static const int ignored_signals[] = {SIGPIPE, SIGUSR1, SIGUSR2, SIGALRM,   SIGVTALRM, SIGPROF,
+				      SIGIO,   SIGPWR,	SIGXFSZ, SIGSTKFLT, SIGXCPU};
+
+static const struct option server_opts[] = {
+	{"group", required_argument, NULL, 'g'},
+	{NULL, 0, NULL, 0},
+};
+
+/* Group @name (or a number) to *@gid.  Returns 0 or -ENOENT. */
+static int parse_group(const char *name, gid_t *gid)
+{
+	struct group *g = getgrnam(name);
+	char *end;
+	unsigned long v;
+
+	if (g) {
+		*gid = g->gr_gid;
+		return 0;
+	}
+	errno = 0;
+	v = strtoul(name, &end, 10);
+	if (!*name || *end || errno || name[0] == '-' || v >= (gid_t)-1)
+		return -ENOENT;
+	*gid = (gid_t)v;
+	return 0;
+}
 
 static void on_stop(int sig)
 {
@@ -136,15 +169,23 @@ int cmd_server(int argc, char **argv)
 	struct volume_params vp = {0};
 	struct volume *vol = NULL;
 	struct server *srv = NULL;
-	bool foreground = false;
+	bool foreground = false, group_set = false;
+	gid_t group = 0;
 	const char *sock;
 	char why[400];
 	int opt, n, r, notify = -1, rc = EXIT_FAIL;
 	struct sigaction sa = {0};
 
 	optind = 1;
-	while ((opt = getopt(argc, argv, "+fl:p:k:")) != -1) {
+	while ((opt = getopt_long(argc, argv, "+fl:p:k:g:", server_opts, NULL)) != -1) {
 		switch (opt) {
+		case 'g':
+			if (parse_group(optarg, &group)) {
+				cmd_error(argv[0], "no such group '%s'", optarg);
+				return EXIT_USAGE;
+			}
+			group_set = true;
+			break;
 		case 'f':
 			foreground = true;
 			break;
@@ -178,10 +219,19 @@ int cmd_server(int argc, char **argv)
 		cmd_error(argv[0], "cannot open log file %s: %s", logfile, strerror(-r));
 		return EXIT_FAIL;
 	}
+	sa.sa_handler = SIG_IGN;
+	for (size_t i = 0; i < ARRAY_SIZE(ignored_signals); i++)
+		sigaction(ignored_signals[i], &sa, NULL);
+	sa.sa_handler = on_hup;
+	sigaction(SIGHUP, &sa, NULL);
 	r = server_create(sock, &srv, why, sizeof(why));
 	if (r) {
 		cmd_error(argv[0], "%s", why);
 		return EXIT_FAIL;
+	}
+	if (group_set && (r = server_allow_group(srv, group, why, sizeof(why)))) {
+		cmd_error(argv[0], "%s", why);
+		goto out_server;
 	}
 	if (!foreground) {
 		r = daemonize(&notify);
@@ -213,10 +263,6 @@ int cmd_server(int argc, char **argv)
 	sa.sa_handler = on_stop;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
-	sa.sa_handler = on_hup;
-	sigaction(SIGHUP, &sa, NULL);
-	sa.sa_handler = SIG_IGN;
-	sigaction(SIGPIPE, &sa, NULL);
 
 	log_info("ddsnapd serving snapstore %s, origin %s%s%s on %s (crc32c: %s)", vp.snapstore,
 		 vp.origin, vp.metadev ? ", metadata " : "", vp.metadev ? vp.metadev : "", sock,
