@@ -727,6 +727,10 @@ static const char *tag_reason(int err)
 		return "the snapshot is held or in use";
 	case -ENOSPC:
 		return "the snapshot store is full";
+	case -EIO: /* a host filesystem out of space is one (bdev.c), never -ENOSPC */
+		return "I/O error on the store's devices (the server log says which); once it is "
+		       "fixed, restart the server if it keeps refusing: replay keeps what was "
+		       "acknowledged";
 	case -EROFS:
 		return "the volume failed and refuses changes; restart the server";
 	default:
