@@ -911,8 +911,10 @@ static void serve_kernel(struct conn *c, u8 *buf)
 		if (first) {
 			first = false;
 			c->kind = CONN_KERNEL;
-			if (handle_identify(c, m))
-				break; /* nothing else is valid on it */
+			if (handle_identify(c, m)) {
+				c->kind = CONN_NEW; /* never was a device */
+				break;		    /* and nothing else is valid on it */
+			}
 			continue;
 		}
 		if (kernel_message(c, m))
