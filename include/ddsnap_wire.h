@@ -96,6 +96,12 @@ DDSNAP_WIRE_ASSERT(DDSNAP_TAG_MAX < DDSNAP_TAG_HEAD && DDSNAP_TAG_HEAD < DDSNAP_
 #define DDSNAP_WIRE_MAX_LOCKS  512u
 #define DDSNAP_WIRE_MAX_TEXT   256u
 #define DDSNAP_WIRE_MAX_BODY   8200u /* = the largest: a mapping reply of MAX_CHUNKS */
+/*
+ * Read locks one connection may hold at once (granted, FINISH not yet sent).  The kernel
+ * stays within it by its lock credits (kernel/ddsnap.h); the server answers a snapshot
+ * read that would need more with a DDSNAP_MAP_ERROR mapping of -EBUSY.
+ */
+#define DDSNAP_WIRE_MAX_READLOCKS 1024u
 
 /* Chunk numbers stay below 2^48 so that chunk << chunk_bits never overflows a u64 byte offset. */
 #define DDSNAP_WIRE_MAX_CHUNK (1ull << 48)

@@ -52,7 +52,7 @@
  * with a lock credit (dc->lock_credits), which it holds until its lock's release leaves the
  * ring in a FINISH (or, with no lock granted, until the bio ends), and there are this many.
  */
-#define DDSNAP_FINISH_RING 1024
+#define DDSNAP_FINISH_RING DDSNAP_WIRE_MAX_READLOCKS /* the server grants no more */
 /*
  * Origin bios are split every this many chunks: a 1 MiB write of 16 KiB chunks stays one bio
  * and one range.  Half the wire's DDSNAP_WIRE_MAX_CHUNKS, so two such bios share a query.

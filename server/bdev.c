@@ -11,6 +11,12 @@
  * the same fdatasync() makes durable.  A caller's buffer that is not BDEV_ALIGN-aligned is
  * copied through an aligned bounce buffer rather than refused.
  *
+ * A file on a host filesystem that fills up (a sparse store file, a quota) fails writes with
+ * ENOSPC or EDQUOT.  That is an I/O error of the device, not the snapshot store running out
+ * of chunks (-ENOSPC in this project means the latter, and makes the full-store policy and
+ * the user's messages say "the snapshot store is full"): it is returned as -EIO, logged once
+ * when it starts and once when a write succeeds again, and the next request simply retries.
+ *
  * RAM backend.  One calloc'd image; flush is a no-op.
  *
  * Faulty RAM backend.  Two images: @durable is what survives a power cut, @visible is what a
@@ -23,6 +29,7 @@
  * Invariants (faulty): for every sector s not marked unflushed, visible[s] == durable[s].
  */
 #include "bdev.h"
+#include "log.h"
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <pthread.h>
@@ -49,9 +56,21 @@ static int bdev_check_range(const struct bdev *b, size_t len, u64 off)
 struct bdev_file {
 	struct bdev b;
 	int fd;
-	bool direct; /* O_DIRECT is on; cleared for good if the filesystem refuses it */
+	bool direct;	/* O_DIRECT is on; cleared for good if the filesystem refuses it */
+	bool host_full; /* the last write failed for lack of host space (atomic) */
 	char *path;
 };
+
+/* A write to @f failed with @err (ENOSPC, EDQUOT): say so, once until it works again. */
+static int bdev_file_host_full(struct bdev_file *f, int err)
+{
+	if (!__atomic_exchange_n(&f->host_full, true, __ATOMIC_ACQ_REL))
+		log_err("%s: the host filesystem holding it is out of space (%s): writes fail "
+			"with I/O errors until space is freed; this is not the snapshot store "
+			"being full",
+			f->path, strerror(err));
+	return -EIO;
+}
 
 /* Drops O_DIRECT after the filesystem refused an O_DIRECT request with EINVAL. */
 static bool bdev_file_drop_direct(struct bdev_file *f)
@@ -80,7 +99,9 @@ static int bdev_file_io(struct bdev_file *f, void *buf, size_t len, u64 off, boo
 				continue;
 			if (errno == EINVAL && f->direct && bdev_file_drop_direct(f))
 				continue;
-			return errno == ENOSPC ? -ENOSPC : -EIO;
+			if (write && (errno == ENOSPC || errno == EDQUOT))
+				return bdev_file_host_full(f, errno);
+			return -EIO;
 		}
 		if (n == 0) {
 			if (write)
@@ -91,6 +112,9 @@ static int bdev_file_io(struct bdev_file *f, void *buf, size_t len, u64 off, boo
 		}
 		done += (size_t)n;
 	}
+	if (write && __atomic_load_n(&f->host_full, __ATOMIC_ACQUIRE) &&
+	    __atomic_exchange_n(&f->host_full, false, __ATOMIC_ACQ_REL))
+		log_info("%s: writes succeed again (host space freed)", f->path);
 	return 0;
 }
 

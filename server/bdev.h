@@ -39,7 +39,10 @@ struct bdev {
 	const char *name; /* path, or "ram" / "faulty" */
 };
 
-/* Returns 0 or -errno (-EIO, -EINVAL for misaligned/out-of-range requests). Blocks. */
+/*
+ * Returns 0 or -errno (-EIO, also for a host filesystem out of space; -EINVAL for
+ * misaligned/out-of-range requests).  Blocks.
+ */
 static inline int bdev_read(struct bdev *b, void *buf, size_t len, u64 off)
 {
 	return b->ops->read(b, buf, len, off);

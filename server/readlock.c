@@ -18,6 +18,8 @@
 
 struct readlock {
 	u64 id, conn, chunk;
+	u64 since_ms;  /* CLOCK_MONOTONIC when taken */
+	bool reported; /* readlock_overdue() named it already */
 	struct readlock *next_id, *next_chunk;
 };
 
@@ -29,6 +31,14 @@ struct readlock_table {
 	struct readlock *by_id[READLOCK_BUCKETS];
 	struct readlock *by_chunk[READLOCK_BUCKETS];
 };
+
+static u64 now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (u64)ts.tv_sec * 1000 + (u64)ts.tv_nsec / 1000000;
+}
 
 static unsigned bucket(u64 v)
 {
@@ -75,6 +85,8 @@ u64 readlock_acquire(struct readlock_table *t, u64 conn, u64 chunk)
 	l->id = t->next_id++;
 	l->conn = conn;
 	l->chunk = chunk;
+	l->since_ms = now_ms();
+	l->reported = false;
 	bi = bucket(l->id);
 	bc = bucket(chunk);
 	l->next_id = t->by_id[bi];
@@ -192,6 +204,38 @@ u64 readlock_count(struct readlock_table *t)
 
 	pthread_mutex_lock(&t->lock);
 	n = t->count;
+	pthread_mutex_unlock(&t->lock);
+	return n;
+}
+
+unsigned readlock_overdue(struct readlock_table *t, u64 age_ms, struct readlock_overdue *out,
+			  unsigned cap)
+{
+	u64 now = now_ms();
+	unsigned n = 0;
+
+	pthread_mutex_lock(&t->lock);
+	for (unsigned b = 0; b < READLOCK_BUCKETS && t->count; b++)
+		for (struct readlock *l = t->by_id[b]; l; l = l->next_id) {
+			u64 age = now - l->since_ms;
+			unsigned i = 0;
+
+			if (l->reported || age < age_ms)
+				continue;
+			while (i < n && out[i].conn != l->conn)
+				i++;
+			if (i == n) {
+				if (n == cap)
+					continue; /* the next call reports it */
+				out[n++] = (struct readlock_overdue){.conn = l->conn};
+			}
+			l->reported = true;
+			out[i].count++;
+			if (age > out[i].age_ms) {
+				out[i].age_ms = age;
+				out[i].chunk = l->chunk;
+			}
+		}
 	pthread_mutex_unlock(&t->lock);
 	return n;
 }

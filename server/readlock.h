@@ -15,7 +15,9 @@
  * cannot conflict: no live snapshot reads that chunk from the origin (copy-out rule).
  *
  * Locks belong to a connection; when it closes, all its locks are released (the kernel
- * re-issues reads that were in flight on a later connection).
+ * re-issues reads that were in flight on a later connection).  A lock is never dropped
+ * for being old: that would reopen the race.  readlock_overdue() finds the ones held
+ * unusually long, so that the server can say which connection holds up origin writes.
  *
  * Locking: one mutex and condition variable inside; all functions are thread-safe.
  * readlock_wait() blocks; the rest never block beyond the mutex.
@@ -48,5 +50,21 @@ int readlock_wait(struct readlock_table *t, u64 chunk, u64 count, unsigned timeo
 
 /* Locks currently held (for status). */
 u64 readlock_count(struct readlock_table *t);
+
+/* One connection's locks that readlock_overdue() found held too long. */
+struct readlock_overdue {
+	u64 conn;	/* the connection holding them */
+	u64 chunk;	/* the oldest one's chunk */
+	u64 age_ms;	/* the oldest one's age */
+	unsigned count; /* its locks newly over the age */
+};
+
+/*
+ * Locks held longer than @age_ms that no earlier call reported, one entry per connection:
+ * fills up to @cap entries and returns how many.  Each lock is reported once; those of
+ * connections beyond @cap wait for the next call.  Releases nothing.  O(locks + buckets).
+ */
+unsigned readlock_overdue(struct readlock_table *t, u64 age_ms, struct readlock_overdue *out,
+			  unsigned cap);
 
 #endif

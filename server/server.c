@@ -32,6 +32,21 @@
  * gives back the snapshot's open count.  Workers still holding it send into a shut-down
  * socket and get EPIPE, which is harmless.
  *
+ * Peers.  The acceptor reads each peer's credentials (SO_PEERCRED) before anything else.
+ * A peer that may use neither protocol, or that would exceed a bound (server_limits), gets
+ * no thread: the acceptor keeps it on a short list until its first message arrives, answers
+ * that in its own protocol (a control reply or an IDENTIFY reply carrying -EACCES/-EBUSY
+ * and a reason) and closes it; after SERVER_REFUSE_WAIT_MS it is closed unanswered.
+ * Every refusal is logged with the peer's pid and uid (rate-limited: a flood of refused
+ * peers costs one line a second).  A connection that is not root's is refused at IDENTIFY,
+ * and an IDENTIFY refused for any reason closes the connection, so only an authenticated
+ * kernel connection ever reaches the queries that take read locks.
+ *
+ * The acceptor's other duties, on its poll timeout: answering or expiring refusals, logging
+ * read locks held longer than readlock_warn_ms (server.h), and, when accept() failed for
+ * lack of descriptors or memory, leaving the listening socket alone for a backoff that
+ * doubles up to SERVER_ACCEPT_BACKOFF_MAX_MS instead of spinning on it.
+ *
  * Ordering guarantees the kernel relies on (DESIGN.md 5): an ORIGIN_WRITE reply is sent
  * only after volume_origin_write() returned (copies and their records durable) and after
  * every read lock on the written chunks is gone.  A SNAPSHOT_READ takes the read lock on
@@ -46,10 +61,14 @@
 #include "ctl.h"
 #include "log.h"
 #include <fcntl.h>
+#include <stdarg.h>
 #include <poll.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 enum conn_kind { CONN_NEW, CONN_KERNEL, CONN_CTL };
@@ -61,9 +80,13 @@ struct conn {
 	u64 id;
 	int refs; /* under srv->lock */
 	enum conn_kind kind;
+	struct ucred cred; /* the peer's, when it connected */
+	bool root;	   /* cred.uid == 0: may be a kernel connection */
 	bool dead;
-	bool origin;	  /* kernel: the origin device, else snapshot @tag */
-	bool snap_opened; /* volume_snap_open(+1) was done */
+	u32 readlocks;		/* held (atomic): at most srv->lim.readlocks */
+	bool readlocks_refused; /* logged once */
+	bool origin;		/* kernel: the origin device, else snapshot @tag */
+	bool snap_opened;	/* volume_snap_open(+1) was done */
 	u32 tag;
 	u32 next_seq; /* our requests to the kernel (DROP_CACHE) */
 	/* Cache drop in progress, under srv->lock. */
@@ -78,17 +101,42 @@ struct job {
 	struct wire_msg msg;
 };
 
+/* A peer being refused: the acceptor answers its first message, then closes it. */
+struct refusal {
+	int fd;
+	int error;
+	u64 deadline_ms;
+	char text[160];
+};
+
+/* At most one log line per interval for a kind of event; the rest are counted. */
+struct ratelimit {
+	u64 next_ms;
+	unsigned suppressed;
+};
+#define SERVER_LOG_INTERVAL_MS 1000
+
 struct server {
 	char *sock;
 	int listen_fd;
 	int stop_pipe[2];
 	struct volume *vol;
 	struct readlock_table *readlocks;
+	struct server_limits lim;
+	bool group_set;
+	gid_t group;
 	pthread_mutex_t lock; /* conns, refs, drops, readers */
 	pthread_cond_t cond;  /* drop acks, readers exiting */
 	struct conn *conns;
 	u64 next_conn_id;
-	unsigned readers;
+	unsigned readers;      /* connection threads */
+	unsigned user_readers; /* of which serve peers other than root */
+	/* The acceptor's own state (server_run's thread only). */
+	struct refusal refusing[SERVER_REFUSING];
+	unsigned nrefusing;
+	unsigned accept_backoff_ms;
+	u64 accept_resume_ms, readlock_scan_ms;
+	struct ratelimit refuse_log, accept_log;
 	/* Work queue. */
 	pthread_mutex_t qlock;
 	pthread_cond_t qcond;
@@ -98,6 +146,32 @@ struct server {
 	u64 origin_queries, origin_batches; /* served, under qlock */
 	pthread_t workers[SERVER_WORKERS];
 };
+
+static u64 now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (u64)ts.tv_sec * 1000 + (u64)ts.tv_nsec / 1000000;
+}
+
+/*
+ * Whether to log an event now: true at most once per SERVER_LOG_INTERVAL_MS; *@suppressed
+ * then says how many were not logged since.  Callers serialise per @r.
+ */
+static bool ratelimit_ok(struct ratelimit *r, unsigned *suppressed)
+{
+	u64 now = now_ms();
+
+	if (now < r->next_ms) {
+		r->suppressed++;
+		return false;
+	}
+	r->next_ms = now + SERVER_LOG_INTERVAL_MS;
+	*suppressed = r->suppressed;
+	r->suppressed = 0;
+	return true;
+}
 
 /*----------------------------------------------------------------
  * Connections
@@ -257,7 +331,8 @@ int server_invalidate(void *priv, u32 tag)
  * Kernel requests
  *--------------------------------------------------------------*/
 
-static void handle_identify(struct conn *c, const struct wire_msg *m)
+/* Returns 0, or the error IDENTIFY was refused with (the connection then closes). */
+static int handle_identify(struct conn *c, const struct wire_msg *m)
 {
 	struct server *s = c->srv;
 	struct wire_msg r = {.type = DDSNAP_MSG_IDENTIFY | DDSNAP_MSG_REPLY, .seq = m->seq};
@@ -265,7 +340,9 @@ static void handle_identify(struct conn *c, const struct wire_msg *m)
 	u64 gen = volume_gen(s->vol);
 	int err = 0;
 
-	if (m->identify.version < DDSNAP_WIRE_VERSION_MIN) {
+	if (!c->root) {
+		err = -EACCES; /* only root (the kernel) may be a device */
+	} else if (m->identify.version < DDSNAP_WIRE_VERSION_MIN) {
 		err = -EPROTONOSUPPORT;
 	} else if (m->identify.dev_sectors != volume_origin_sectors(s->vol) ||
 		   (m->identify.chunk_bits &&
@@ -277,9 +354,11 @@ static void handle_identify(struct conn *c, const struct wire_msg *m)
 			c->snap_opened = true;
 	}
 	if (err)
-		log_warn("connection %llu: IDENTIFY tag %d, %llu sectors refused: %s",
-			 (unsigned long long)c->id, (int)m->identify.tag,
-			 (unsigned long long)m->identify.dev_sectors, errmsg(err));
+		log_warn("connection %llu (pid %d, uid %u): IDENTIFY tag %d, %llu sectors refused: "
+			 "%s",
+			 (unsigned long long)c->id, (int)c->cred.pid, (unsigned)c->cred.uid,
+			 (int)m->identify.tag, (unsigned long long)m->identify.dev_sectors,
+			 err == -EACCES ? "only root may connect a device" : errmsg(err));
 	else
 		log_info("connection %llu: %s device connected", (unsigned long long)c->id,
 			 m->identify.tag == DDSNAP_TAG_ORIGIN ? "origin" : "snapshot");
@@ -292,6 +371,7 @@ static void handle_identify(struct conn *c, const struct wire_msg *m)
 	r.identify_reply.gen = gen;
 	r.identify_reply.dev_sectors = volume_origin_sectors(s->vol);
 	send_wire(c, &r);
+	return err;
 }
 
 /*
@@ -396,8 +476,38 @@ static void handle_snapshot_write(struct conn *c, const struct wire_msg *m, stru
 }
 
 /*
+ * Takes a read lock on @chunk for @c within its bound (SERVER_MAX_READLOCKS).  Returns the
+ * lock, or 0 when @c holds as many as it may: the kernel never does (its lock credits), so
+ * the peer misbehaves; that is logged once per connection.
+ */
+static u64 conn_lock(struct conn *c, u64 chunk)
+{
+	struct server *s = c->srv;
+
+	if (__atomic_add_fetch(&c->readlocks, 1, __ATOMIC_ACQ_REL) > s->lim.readlocks) {
+		__atomic_sub_fetch(&c->readlocks, 1, __ATOMIC_ACQ_REL);
+		if (!__atomic_exchange_n(&c->readlocks_refused, true, __ATOMIC_ACQ_REL))
+			log_warn("connection %llu (pid %d): holds %u read locks, the most one "
+				 "connection may; snapshot reads needing more fail with EBUSY",
+				 (unsigned long long)c->id, (int)c->cred.pid, s->lim.readlocks);
+		return 0;
+	}
+	return readlock_acquire(s->readlocks, c->id, chunk);
+}
+
+static int conn_unlock(struct conn *c, u64 lock)
+{
+	int r = readlock_release(c->srv->readlocks, c->id, lock);
+
+	if (!r)
+		__atomic_sub_fetch(&c->readlocks, 1, __ATOMIC_ACQ_REL);
+	return r;
+}
+
+/*
  * SNAPSHOT_READ: each chunk under a read lock taken before the lookup (readlock.h), except
- * in RANGE_AHEAD ranges: nothing reads the origin for those, so they take no lock.
+ * in RANGE_AHEAD ranges: nothing reads the origin for those, so they take no lock.  A chunk
+ * whose lock is over the connection's bound is answered -EBUSY without a lookup.
  */
 static void handle_snapshot_read(struct conn *c, const struct wire_msg *m, struct wire_msg *r)
 {
@@ -411,12 +521,14 @@ static void handle_snapshot_read(struct conn *c, const struct wire_msg *m, struc
 		for (u32 k = 0; k < m->query.r[i].count; k++) {
 			struct wire_mapping *map = &r->map_reply.m[n++];
 			u64 chunk = m->query.r[i].chunk + k, addr = 0;
-			u64 lock = ahead ? 0 : readlock_acquire(s->readlocks, c->id, chunk);
+			u64 lock = ahead ? 0 : conn_lock(c, chunk);
 			bool origin = false;
-			int err = volume_snap_read(s->vol, c->tag, chunk, &origin, &addr);
+			int err = ahead || lock
+					  ? volume_snap_read(s->vol, c->tag, chunk, &origin, &addr)
+					  : -EBUSY;
 
 			if (lock && (err || !origin)) {
-				readlock_release(s->readlocks, c->id, lock);
+				conn_unlock(c, lock);
 				lock = 0;
 			}
 			*map = (struct wire_mapping){.chunk = chunk};
@@ -549,7 +661,7 @@ static int kernel_message(struct conn *c, const struct wire_msg *m)
 		return 0;
 	case DDSNAP_MSG_FINISH:
 		for (u32 i = 0; i < m->finish.nr; i++)
-			if (readlock_release(s->readlocks, c->id, m->finish.lock[i]))
+			if (conn_unlock(c, m->finish.lock[i]))
 				log_warn("connection %llu: FINISH of unknown read lock %llu",
 					 (unsigned long long)c->id,
 					 (unsigned long long)m->finish.lock[i]);
@@ -615,6 +727,10 @@ static const char *tag_reason(int err)
 		return "the snapshot is held or in use";
 	case -ENOSPC:
 		return "the snapshot store is full";
+	case -EIO: /* a host filesystem out of space is one (bdev.c), never -ENOSPC */
+		return "I/O error on the store's devices (the server log says which); once it is "
+		       "fixed, restart the server if it keeps refusing: replay keeps what was "
+		       "acknowledged";
 	case -EROFS:
 		return "the volume failed and refuses changes; restart the server";
 	default:
@@ -795,7 +911,10 @@ static void serve_kernel(struct conn *c, u8 *buf)
 		if (first) {
 			first = false;
 			c->kind = CONN_KERNEL;
-			handle_identify(c, m);
+			if (handle_identify(c, m)) {
+				c->kind = CONN_NEW; /* never was a device */
+				break;		    /* and nothing else is valid on it */
+			}
 			continue;
 		}
 		if (kernel_message(c, m))
@@ -808,6 +927,7 @@ static void *reader_main(void *arg)
 {
 	struct conn *c = arg;
 	struct server *s = c->srv;
+	bool root = c->root; /* c may be gone when the count is given back */
 	u8 *buf =
 		xmalloc(sizeof(struct ddsnap_head_wire) + MAX(DDSNAP_WIRE_MAX_BODY, CTL_MAX_BODY));
 	u16 type;
@@ -828,6 +948,7 @@ static void *reader_main(void *arg)
 	shutdown(c->fd, SHUT_RDWR);
 	if (readlock_release_conn(s->readlocks, c->id))
 		log_debug("connection %llu: released its read locks", (unsigned long long)c->id);
+	__atomic_store_n(&c->readlocks, 0, __ATOMIC_RELEASE);
 	if (c->snap_opened)
 		volume_snap_open(s->vol, c->tag, -1);
 	if (c->kind == CONN_KERNEL)
@@ -837,6 +958,7 @@ static void *reader_main(void *arg)
 
 	pthread_mutex_lock(&s->lock);
 	s->readers--;
+	s->user_readers -= !root;
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
 	return NULL;
@@ -868,6 +990,8 @@ int server_create(const char *sock, struct server **out, char *why, size_t whyle
 	}
 	s->sock = xstrdup(sock);
 	s->listen_fd = fd;
+	s->lim = (struct server_limits){SERVER_MAX_CONNS, SERVER_MAX_USER_CONNS,
+					SERVER_MAX_READLOCKS, SERVER_READLOCK_WARN_MS};
 	s->readlocks = readlock_create();
 	pthread_mutex_init(&s->lock, NULL);
 	{
@@ -885,6 +1009,26 @@ int server_create(const char *sock, struct server **out, char *why, size_t whyle
 	return 0;
 }
 
+int server_allow_group(struct server *s, gid_t gid, char *why, size_t whylen)
+{
+	if (s->sock[0] == '/' && (lchown(s->sock, (uid_t)-1, gid) < 0 ||
+				  fchmodat(AT_FDCWD, s->sock, 0660, AT_SYMLINK_NOFOLLOW) < 0)) {
+		int r = -errno;
+
+		snprintf(why, whylen, "cannot give socket %s to group %u: %s", s->sock,
+			 (unsigned)gid, strerror(errno));
+		return r;
+	}
+	s->group_set = true;
+	s->group = gid;
+	return 0;
+}
+
+void server_set_limits(struct server *s, const struct server_limits *l)
+{
+	s->lim = *l;
+}
+
 void server_attach(struct server *s, struct volume *v)
 {
 	s->vol = v;
@@ -899,52 +1043,316 @@ void server_stop(struct server *s)
 	}
 }
 
+/*----------------------------------------------------------------
+ * The acceptor: credentials, bounds, refusals
+ *--------------------------------------------------------------*/
+
+/* Is @gid the group of @cred or one of the peer's supplementary groups (SO_PEERGROUPS)? */
+static bool peer_in_group(int fd, const struct ucred *cred, gid_t gid)
+{
+	gid_t groups[256];
+	socklen_t len = sizeof(groups);
+
+	if (cred->gid == gid)
+		return true;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0)
+		return false; /* more than 256 groups, or an old kernel: the primary one only */
+	for (size_t i = 0; i < len / sizeof(gid_t); i++)
+		if (groups[i] == gid)
+			return true;
+	return false;
+}
+
+/* Answers a refused peer's first message @head in its own protocol. */
+static void refusal_answer(struct refusal *f, const struct ddsnap_head_wire *head)
+{
+	u16 type = le16_to_cpu(head->type);
+	u32 seq = le32_to_cpu(head->seq);
+	size_t size = WIRE_HEAD_SIZE + MAX(DDSNAP_WIRE_MAX_BODY, CTL_MAX_BODY);
+	u8 *buf = xmalloc(size);
+	ssize_t n;
+
+	if (ctl_is_ctl_type(type)) {
+		struct ctl_msg r = {.type = (type & DDSNAP_MSG_TYPE_MASK) | DDSNAP_MSG_REPLY,
+				    .seq = seq};
+
+		ctl_result_set(&r.result, f->error, "%s", f->text);
+		n = ctl_pack(&r, buf, size);
+	} else {
+		struct wire_msg *r = xzalloc(sizeof(*r));
+		const char *why = NULL;
+
+		r->seq = seq;
+		if (type == DDSNAP_MSG_IDENTIFY) {
+			r->type = DDSNAP_MSG_IDENTIFY | DDSNAP_MSG_REPLY;
+			r->identify_reply.error = f->error;
+		} else {
+			r->type = DDSNAP_MSG_ERROR | DDSNAP_MSG_REPLY;
+			r->error.error = f->error;
+			r->error.culprit = type;
+			r->error.len = (u16)MIN(strlen(f->text), DDSNAP_WIRE_MAX_TEXT);
+			memcpy(r->error.text, f->text, r->error.len);
+		}
+		n = wire_pack(r, buf, size, &why);
+		free(r);
+	}
+	if (n > 0 && send(f->fd, buf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+		/* The peer is gone or stuffed its buffer: it is cut off either way. */
+	}
+	free(buf);
+}
+
+/*
+ * Refuses peer @fd with @error and a reason: logged (rate-limited), then answered by
+ * refusals_poll() once its first message is in, or closed.  Takes @fd.
+ */
+static void __printf(5, 6)
+	refuse(struct server *s, int fd, const struct ucred *cred, int error, const char *fmt, ...)
+{
+	struct refusal *f;
+	unsigned suppressed;
+	va_list ap;
+
+	if (s->nrefusing == SERVER_REFUSING) {
+		close(fd); /* a flood: the newest is cut off without an answer */
+		s->refuse_log.suppressed++;
+		return;
+	}
+	f = &s->refusing[s->nrefusing++];
+	f->fd = fd;
+	f->error = error;
+	f->deadline_ms = now_ms() + SERVER_REFUSE_WAIT_MS;
+	va_start(ap, fmt);
+	vsnprintf(f->text, sizeof(f->text), fmt, ap);
+	va_end(ap);
+	if (ratelimit_ok(&s->refuse_log, &suppressed))
+		log_warn("refused a connection from pid %d, uid %u, gid %u: %s%s%.0u%s",
+			 (int)cred->pid, (unsigned)cred->uid, (unsigned)cred->gid, f->text,
+			 suppressed ? " (and " : "", suppressed,
+			 suppressed ? " more refused since the last such line)" : "");
+}
+
+/*
+ * Answers the refused peers whose first message arrived (@p: their poll results, in
+ * s->refusing order); closes those answered, gone or out of time.
+ */
+static void refusals_poll(struct server *s, const struct pollfd *p)
+{
+	u64 now = now_ms();
+
+	/* Backwards: removing entry i moves the last one, already looked at, into its place. */
+	for (unsigned i = s->nrefusing; i-- > 0;) {
+		struct refusal *f = &s->refusing[i];
+		struct ddsnap_head_wire head;
+		bool done = now >= f->deadline_ms;
+
+		if (p[i].revents) {
+			ssize_t n = recv(f->fd, &head, sizeof(head), MSG_DONTWAIT | MSG_PEEK);
+
+			if (n == (ssize_t)sizeof(head))
+				refusal_answer(f, &head);
+			done |= n == (ssize_t)sizeof(head) || n == 0 ||
+				(n < 0 && errno != EAGAIN && errno != EINTR);
+		}
+		if (done) {
+			close(f->fd);
+			*f = s->refusing[--s->nrefusing];
+		}
+	}
+}
+
+/*
+ * accept() failed with @err.  Out of descriptors or memory, the pending connection stays
+ * queued and the socket stays readable: pause it (doubling backoff) rather than spin, and
+ * log at most a line a second.
+ */
+static void accept_failed(struct server *s, int err)
+{
+	unsigned suppressed;
+
+	if (err == EINTR || err == EAGAIN || err == ECONNABORTED)
+		return;
+	s->accept_backoff_ms = s->accept_backoff_ms
+				       ? MIN(2 * s->accept_backoff_ms, SERVER_ACCEPT_BACKOFF_MAX_MS)
+				       : SERVER_ACCEPT_BACKOFF_MIN_MS;
+	s->accept_resume_ms = now_ms() + s->accept_backoff_ms;
+	if (ratelimit_ok(&s->accept_log, &suppressed))
+		log_warn("cannot accept connections: %s%s; new connections wait (%u more "
+			 "failures since the last such line)",
+			 strerror(err),
+			 err == EMFILE || err == ENFILE ? " (raise the limit: ulimit -n)" : "",
+			 suppressed);
+}
+
 static void accept_one(struct server *s)
 {
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
 	struct conn *c;
 	pthread_attr_t attr;
 	pthread_t t;
-	int fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	bool root, full;
+	int r, fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC);
 
 	if (fd < 0) {
-		if (errno != EINTR && errno != EAGAIN && errno != ECONNABORTED)
-			log_warn("accept: %s", strerror(errno));
+		accept_failed(s, errno);
+		return;
+	}
+	s->accept_backoff_ms = 0;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+		log_warn("cannot read a peer's credentials: %s; connection refused",
+			 strerror(errno));
+		close(fd);
+		return;
+	}
+	root = cred.uid == 0;
+	if (!root && !(s->group_set && peer_in_group(fd, &cred, s->group))) {
+		refuse(s, fd, &cred, -EACCES, "permission denied: uid %u is not root%s",
+		       (unsigned)cred.uid, s->group_set ? " or in the server's group" : "");
+		return;
+	}
+	pthread_mutex_lock(&s->lock);
+	full = s->readers >= s->lim.conns || (!root && s->user_readers >= s->lim.user_conns);
+	if (!full) {
+		s->readers++;
+		s->user_readers += !root;
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (full) {
+		refuse(s, fd, &cred, -EBUSY, "too many connections (%u%s at once); try again later",
+		       root ? s->lim.conns : s->lim.user_conns, root ? "" : " of non-root peers");
 		return;
 	}
 	c = xzalloc(sizeof(*c));
 	c->srv = s;
 	c->fd = fd;
 	c->refs = 1;
+	c->cred = cred;
+	c->root = root;
 	pthread_mutex_init(&c->send_lock, NULL);
 	pthread_mutex_lock(&s->lock);
 	c->id = ++s->next_conn_id;
 	c->next = s->conns;
 	s->conns = c;
-	s->readers++;
 	pthread_mutex_unlock(&s->lock);
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&t, &attr, reader_main, c)) {
-		log_err("cannot start a connection thread");
+	pthread_attr_setstacksize(&attr, SERVER_CONN_STACK);
+	r = pthread_create(&t, &attr, reader_main, c);
+	pthread_attr_destroy(&attr);
+	if (r) {
+		log_err("cannot start a connection thread: %s; connection %llu closed", strerror(r),
+			(unsigned long long)c->id);
 		pthread_mutex_lock(&s->lock);
 		s->readers--;
+		s->user_readers -= !root;
 		pthread_mutex_unlock(&s->lock);
 		conn_put(c);
 	}
-	pthread_attr_destroy(&attr);
+}
+
+/* Logs the connections holding read locks longer than lim.readlock_warn_ms (once each). */
+static void readlocks_scan(struct server *s)
+{
+	struct readlock_overdue o[16];
+	unsigned n = readlock_overdue(s->readlocks, s->lim.readlock_warn_ms, o, ARRAY_SIZE(o));
+
+	for (unsigned i = 0; i < n; i++) {
+		int pid = 0;
+
+		pthread_mutex_lock(&s->lock);
+		for (struct conn *c = s->conns; c; c = c->next)
+			if (c->id == o[i].conn)
+				pid = c->cred.pid;
+		pthread_mutex_unlock(&s->lock);
+		log_warn("connection %llu (pid %d) holds %u more read lock%s over %u ms (oldest: "
+			 "chunk %llu, %llu ms): origin writes to those chunks wait until it sends "
+			 "FINISH or disconnects",
+			 (unsigned long long)o[i].conn, pid, o[i].count, o[i].count == 1 ? "" : "s",
+			 s->lim.readlock_warn_ms, (unsigned long long)o[i].chunk,
+			 (unsigned long long)o[i].age_ms);
+	}
+}
+
+/* The acceptor's poll timeout: the nearest refusal deadline, scan or end of backoff. */
+static int acceptor_timeout(struct server *s, u64 now)
+{
+	u64 next = s->readlock_scan_ms;
+
+	for (unsigned i = 0; i < s->nrefusing; i++)
+		next = MIN(next, s->refusing[i].deadline_ms);
+	if (s->accept_resume_ms > now)
+		next = MIN(next, s->accept_resume_ms);
+	return next > now ? (int)MIN(next - now, 60000) : 0;
+}
+
+/*
+ * Raises the descriptor limit as far as it goes and lowers the connection bound below it
+ * (SERVER_FD_RESERVE), so that connections, not descriptors, run out first.
+ */
+static void fit_conns_to_fds(struct server *s)
+{
+	struct rlimit nofile;
+	u64 room;
+
+	if (getrlimit(RLIMIT_NOFILE, &nofile))
+		return;
+	if (nofile.rlim_cur < nofile.rlim_max) {
+		nofile.rlim_cur = nofile.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &nofile))
+			getrlimit(RLIMIT_NOFILE, &nofile);
+	}
+	room = nofile.rlim_cur > SERVER_FD_RESERVE ? nofile.rlim_cur - SERVER_FD_RESERVE : 1;
+	if (room < s->lim.conns) {
+		log_warn("%llu descriptors allow %llu connections, not %u (raise ulimit -n)",
+			 (unsigned long long)nofile.rlim_cur, (unsigned long long)room,
+			 s->lim.conns);
+		s->lim.conns = (unsigned)room;
+		s->lim.user_conns = MIN(s->lim.user_conns, s->lim.conns);
+	}
 }
 
 int server_run(struct server *s)
 {
-	for (unsigned i = 0; i < SERVER_WORKERS; i++)
-		pthread_create(&s->workers[i], NULL, worker_main, s);
+	unsigned scan_ms = MAX(50u, MIN(5000u, s->lim.readlock_warn_ms / 2));
+	unsigned started = 0;
+
+	fit_conns_to_fds(s);
+
+	for (; started < SERVER_WORKERS; started++) {
+		int r = pthread_create(&s->workers[started], NULL, worker_main, s);
+
+		if (r) {
+			log_err("cannot start a worker thread: %s", strerror(r));
+			break;
+		}
+	}
+	if (started < SERVER_WORKERS) {
+		close(s->listen_fd);
+		s->listen_fd = -1;
+		pthread_mutex_lock(&s->qlock);
+		s->qstop = true;
+		pthread_cond_broadcast(&s->qcond);
+		pthread_mutex_unlock(&s->qlock);
+		while (started)
+			pthread_join(s->workers[--started], NULL);
+		return -EAGAIN;
+	}
 	log_info("serving on %s", s->sock);
+	s->readlock_scan_ms = now_ms() + scan_ms;
 
 	for (;;) {
-		struct pollfd p[2] = {{.fd = s->listen_fd, .events = POLLIN},
-				      {.fd = s->stop_pipe[0], .events = POLLIN}};
+		struct pollfd p[2 + SERVER_REFUSING];
+		u64 now = now_ms();
+		bool listening = now >= s->accept_resume_ms;
+		int r;
 
-		if (poll(p, 2, -1) < 0) {
+		p[0] = (struct pollfd){.fd = listening ? s->listen_fd : -1, .events = POLLIN};
+		p[1] = (struct pollfd){.fd = s->stop_pipe[0], .events = POLLIN};
+		for (unsigned i = 0; i < s->nrefusing; i++)
+			p[2 + i] = (struct pollfd){.fd = s->refusing[i].fd, .events = POLLIN};
+		r = poll(p, 2 + s->nrefusing, acceptor_timeout(s, now));
+		if (r < 0) {
 			if (errno == EINTR)
 				continue;
 			log_err("poll: %s", strerror(errno));
@@ -952,10 +1360,17 @@ int server_run(struct server *s)
 		}
 		if (p[1].revents)
 			break;
+		refusals_poll(s, p + 2);
+		if (now_ms() >= s->readlock_scan_ms) {
+			readlocks_scan(s);
+			s->readlock_scan_ms = now_ms() + scan_ms;
+		}
 		if (p[0].revents & POLLIN)
 			accept_one(s);
 	}
 
+	while (s->nrefusing)
+		close(s->refusing[--s->nrefusing].fd);
 	/* Stop: no new connections; cut the open ones; wait for readers and workers. */
 	log_info("shutting down");
 	close(s->listen_fd);

@@ -6,7 +6,9 @@
  * matters when a server's backlog is full.  Listening probes an existing socket file by
  * connecting to it: only when nothing answers is the file unlinked and re-bound, so two
  * servers never steal each other's socket; and only a socket is ever unlinked (lstat), never
- * the regular file, device node or symlink a mistyped command line named instead.
+ * the regular file, device node or symlink a mistyped command line named instead.  A path
+ * socket's file is UNIXSOCK_MODE from the moment it exists (the mode is set on the socket
+ * before bind, then exactly after it): the caller's umask never widens it.
  */
 #include "unixsock.h"
 #include <fcntl.h>
@@ -107,6 +109,11 @@ int unixsock_listen(const char *name, int backlog)
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
+	/* Linux creates the file with the socket inode's mode less the umask: never wider. */
+	if (fchmod(fd, UNIXSOCK_MODE) < 0) {
+		r = -errno;
+		goto out_close;
+	}
 	if (bind(fd, (struct sockaddr *)&sa, len) < 0) {
 		int probe;
 
@@ -131,6 +138,11 @@ int unixsock_listen(const char *name, int backlog)
 			r = -errno;
 			goto out_close;
 		}
+	}
+	/* Exactly UNIXSOCK_MODE, whatever the umask took away, before anyone can connect. */
+	if (name[0] == '/' && fchmodat(AT_FDCWD, name, UNIXSOCK_MODE, AT_SYMLINK_NOFOLLOW) < 0) {
+		r = -errno;
+		goto out_close;
 	}
 	if (listen(fd, backlog) < 0) {
 		r = -errno;

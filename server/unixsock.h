@@ -32,10 +32,14 @@ const char *unixsock_errmsg(int err);
  */
 int unixsock_connect(const char *name, int timeout_ms);
 
+/* The mode of a path socket unixsock_listen() creates: its owner only. */
+#define UNIXSOCK_MODE 0600
+
 /*
  * Listens on @name.  A socket file left by a dead server is replaced; one with a live
  * server behind it is not (-EADDRINUSE); anything at @name that is not a socket (a file, a
- * device, a symlink) is left alone (-EEXIST).  Returns the listening descriptor or -errno.
+ * device, a symlink) is left alone (-EEXIST).  A path socket is created UNIXSOCK_MODE
+ * whatever the umask.  Returns the listening descriptor or -errno.
  */
 int unixsock_listen(const char *name, int backlog);
 

@@ -20,8 +20,8 @@ const struct ddsnap_command ddsnap_commands[] = {
 	{"restore", cmd_restore, "[-y] <dumpfile|-> <snapstore> [<metadev>]",
 	 "build a store from the text of dump (fixtures)"},
 	{"server", cmd_server,
-	 "[-f] [-l logfile] [-p pidfile] [-k cachesize] [--discard-damaged-log] <snapstore> "
-	 "<origin> [<metadev>] "
+	 "[-f] [-l logfile] [-p pidfile] [-k cachesize] [-g group] [--discard-damaged-log] "
+	 "<snapstore> <origin> [<metadev>] "
 	 "<server_socket>",
 	 "run ddsnapd, the snapshot metadata server, for one volume"},
 	{"create", cmd_create, "<server_socket> <tag>",

@@ -2,8 +2,8 @@
 /*
  * server_cmd.c - `ddsnap server`: run ddsnapd for one volume.
  *
- *	ddsnap server [-f] [-l logfile] [-p pidfile] [-k cachesize] [--discard-damaged-log]
- *		<snapstore> <origin> [<metadev>] <server_socket>
+ *	ddsnap server [-f] [-l logfile] [-p pidfile] [-k cachesize] [-g|--group group]
+ *		[--discard-damaged-log] <snapstore> <origin> [<metadev>] <server_socket>
  *
  * Startup order matters for the administrator.  Relative paths are made absolute first
  * (the daemon works in /).  Nothing touches the filesystem before the arguments have their
@@ -19,10 +19,15 @@
  * Once serving, the daemon locks its memory (mlockall): it sits under the block I/O path
  * of the volume it serves, and a page fault that needs memory reclaim that needs writes to
  * that volume would deadlock.  SIGTERM and SIGINT stop it cleanly (connections cut, a final
- * txg synced); SIGHUP reopens the log file; SIGPIPE is ignored.
+ * txg synced); SIGHUP reopens the log file; the other signals whose default would kill it
+ * and that a user may send by mistake (SIGPIPE, SIGUSR1, SIGUSR2, SIGALRM, ... see
+ * ignored_signals) are ignored from the start, so nothing but SIGKILL stops it uncleanly.
+ *
+ * Access (server.h): root, and with -g the members of that group for the control protocol.
  */
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -57,6 +62,32 @@ static char *abs_path(const char *p)
 	if (asprintf(&out, "%s/%s", cwd, p) < 0)
 		return xstrdup(p);
 	return out;
+}
+
+/* Signals whose default action terminates and that mean nothing to the daemon. */
+static const int ignored_signals[] = {SIGPIPE, SIGUSR1, SIGUSR2, SIGALRM,   SIGVTALRM, SIGPROF,
+				      SIGIO,   SIGPWR,	SIGXFSZ, SIGSTKFLT, SIGXCPU};
+
+static const struct option server_opts[] = {
+	{"group", required_argument, NULL, 'g'},
+	{"discard-damaged-log", no_argument, NULL, 'D'},
+	{NULL, 0, NULL, 0},
+};
+
+/* Group @name (or a number) to *@gid.  Returns 0 or -ENOENT. */
+static int parse_group(const char *name, gid_t *gid)
+{
+	struct group *g = getgrnam(name);
+	u64 v;
+
+	if (g) {
+		*gid = g->gr_gid;
+		return 0;
+	}
+	if (cmd_parse_u64(name, 0, (gid_t)-2, &v))
+		return -ENOENT;
+	*gid = (gid_t)v;
+	return 0;
 }
 
 static void on_stop(int sig)
@@ -131,7 +162,8 @@ int cmd_server(int argc, char **argv)
 	struct volume_params vp = {0};
 	struct volume *vol = NULL;
 	struct server *srv = NULL;
-	bool foreground = false, pid_written = false;
+	bool foreground = false, pid_written = false, group_set = false;
+	gid_t group = 0;
 	const char *sock;
 	char *args[4] = {NULL};
 	char why[900];
@@ -139,14 +171,16 @@ int cmd_server(int argc, char **argv)
 	struct sigaction sa = {0};
 	u64 size;
 
-	static const struct option longopts[] = {
-		{"discard-damaged-log", no_argument, NULL, 'D'},
-		{0},
-	};
-
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "+fl:p:k:", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+fl:p:k:g:", server_opts, NULL)) != -1) {
 		switch (opt) {
+		case 'g':
+			if (parse_group(optarg, &group)) {
+				cmd_error(argv[0], "no such group '%s'", optarg);
+				return EXIT_USAGE;
+			}
+			group_set = true;
+			break;
 		case 'D':
 			vp.discard_damaged_log = true;
 			break;
@@ -183,6 +217,12 @@ int cmd_server(int argc, char **argv)
 	sock = args[n - 1];
 	logfile = abs_path(logfile);
 	pidfile = abs_path(pidfile);
+
+	sa.sa_handler = SIG_IGN;
+	for (size_t i = 0; i < ARRAY_SIZE(ignored_signals); i++)
+		sigaction(ignored_signals[i], &sa, NULL);
+	sa.sa_handler = on_hup;
+	sigaction(SIGHUP, &sa, NULL);
 
 	/* The roles first: a file or device where the socket belongs is a forgotten argument. */
 	if (unixsock_check_path(sock)) {
@@ -225,6 +265,10 @@ int cmd_server(int argc, char **argv)
 		cmd_error(argv[0], "%s", why);
 		goto out_volume;
 	}
+	if (group_set && (r = server_allow_group(srv, group, why, sizeof(why)))) {
+		cmd_error(argv[0], "%s", why);
+		goto out_volume;
+	}
 	/* After the store and the socket are ours: never another server's pid file. */
 	if (pidfile && (r = write_pidfile(pidfile))) {
 		cmd_error(argv[0], "cannot write pid file %s: %s", pidfile,
@@ -245,10 +289,6 @@ int cmd_server(int argc, char **argv)
 	sa.sa_handler = on_stop;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
-	sa.sa_handler = on_hup;
-	sigaction(SIGHUP, &sa, NULL);
-	sa.sa_handler = SIG_IGN;
-	sigaction(SIGPIPE, &sa, NULL);
 
 	log_info("ddsnapd serving snapstore %s, origin %s%s%s on %s (crc32c: %s)", vp.snapstore,
 		 vp.origin, vp.metadev ? ", metadata " : "", vp.metadev ? vp.metadev : "", sock,

@@ -224,6 +224,45 @@ expect_out "no such snapshot" "the refusal says there is no such snapshot"
 expect 1 "a command against no server" "$ddsnap" list "$dir/nobody"
 expect_out "cannot connect" "the error says it cannot connect"
 
+# Peers and signals (doc/misuse.md): on an abstract socket (no file mode) only root gets
+# in; with -g the group's members use the control protocol; a path socket is 0600/0660
+# whatever the umask; signals sent by mistake do not kill the server.
+pstore=$dir/pstore porigin=$dir/porigin ppid=$dir/ppid psock=@ddsnap-cli-$$
+truncate -s 64M "$pstore"
+truncate -s 16M "$porigin"
+nobody=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+expect 0 "peers: initialize" "$ddsnap" initialize "$pstore" "$porigin"
+expect 0 "peers: server on an abstract socket" "$ddsnap" server -l "$dir/plog" -p "$ppid" "$pstore" "$porigin" "$psock"
+expect 1 "a user who is not root cannot list" "${nobody[@]}" "$ddsnap" list "$psock"
+expect_out "permission denied: uid 65534 is not root" "the refusal says why"
+expect 1 "a user who is not root cannot create" "${nobody[@]}" "$ddsnap" create "$psock" 7
+expect 0 "root can" "$ddsnap" create "$psock" 7
+for s in USR1 USR2 ALRM HUP PIPE VTALRM PROF IO; do kill -s "$s" "$(cat "$ppid")"; done
+sleep 0.3
+expect 0 "SIGUSR1, SIGUSR2, SIGALRM, SIGHUP, ... leave the server running" kill -0 "$(cat "$ppid")"
+expect 0 "and serving" "$ddsnap" status "$psock" 7
+kill -TERM "$(cat "$ppid")"
+for _ in $(seq 50); do
+	[[ -e $ppid ]] || break
+	sleep 0.1
+done
+expect 0 "SIGTERM after them still stops it cleanly" grep -q "stopped cleanly" "$dir/plog"
+expect 0 "the refusals were logged with pid and uid" grep -q "refused a connection from pid [0-9]*, uid 65534" "$dir/plog"
+chmod 711 "$dir" # let nobody reach a path socket in it
+expect 0 "peers: server with -g under umask 000" bash -c 'umask 000; exec "$@"' - "$ddsnap" server -g nogroup -p "$ppid" "$pstore" "$porigin" "$dir/psock"
+expect 0 "its socket is 0660, group nogroup" stat -c %a:%G "$dir/psock"
+expect_out "^660:nogroup$" "mode and group"
+expect 0 "a member of the group can list" "${nobody[@]}" "$ddsnap" list "$dir/psock"
+expect_out "^7 " "and sees snapshot 7"
+expect 2 "-g with an unknown group" "$ddsnap" server -g no-such-group-here "$pstore" "$porigin" "$dir/psock2"
+expect_out "no such group" "the error names the group"
+kill -TERM "$(cat "$ppid")"
+for _ in $(seq 50); do
+	[[ -e $ppid ]] || break
+	sleep 0.1
+done
+chmod 700 "$dir"
+
 # send and receive on files (no kernel): a second server is the replica; <stem>(T) files
 # stand for the snapshot devices.  Full, cut and resumed, TCP, and the refusals.
 rstore=$dir/rstore rorigin=$dir/rorigin rsock=$dir/rvol.sock rpid=$dir/rpid

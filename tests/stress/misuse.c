@@ -168,7 +168,7 @@ static void wait_gone(pid_t p)
 static void server_start(void)
 {
 	unlink(m.pid);
-	if (run("server", "-l", m.log, "-p", m.pid, m.store, m.origin, m.sock, NULL))
+	if (run("server", "-l", m.log, "-p", m.pid, m.store, m.origin, m.sock, (char *)NULL))
 		die("the server would not start on its own store (log: %s)", m.log);
 	m.server = read_pid(m.pid);
 	if (!alive(m.server))
@@ -209,7 +209,7 @@ static bool listed(u32 tag)
 
 	if (truncate(m.log, 0))
 		die("truncate %s: %s", m.log, strerror(errno));
-	if (run("list", m.sock, NULL))
+	if (run("list", m.sock, (char *)NULL))
 		die("list failed on a running server (log: %s)", m.log);
 	snprintf(want, sizeof(want), "%u", tag);
 	f = fopen(m.log, "r");
@@ -231,12 +231,12 @@ static void create(void)
 		u32 old = m.snaps[rnd() % m.nsnaps].tag;
 
 		snprintf(tag, sizeof(tag), "%u", old);
-		if (run("delete", m.sock, tag, NULL))
+		if (run("delete", m.sock, tag, (char *)NULL))
 			die("delete of live snapshot %u refused (log: %s)", old, m.log);
 		forget(old);
 	}
 	snprintf(tag, sizeof(tag), "%u", m.next_tag);
-	if (run("create", m.sock, tag, NULL))
+	if (run("create", m.sock, tag, (char *)NULL))
 		die("create %u refused by a healthy server (log: %s)", m.next_tag, m.log);
 	m.snaps[m.nsnaps].tag = m.next_tag++;
 	memcpy(m.snaps[m.nsnaps++].serial, m.origin_serial, sizeof(m.origin_serial));
@@ -263,7 +263,7 @@ static void verify_offline(void)
 
 	if (alive(m.server))
 		die("verify_offline with the server running");
-	if (run("check", m.store, NULL))
+	if (run("check", m.store, (char *)NULL))
 		die("ddsnap check reports damage (log: %s)", m.log);
 	v = open_volume();
 	if (ofd < 0 || sfd < 0)
@@ -313,7 +313,8 @@ static void verify_offline(void)
 static void second_server(void)
 {
 	unlink(m.pid2);
-	if (run("server", "-l", m.log, "-p", m.pid2, m.store, m.origin, m.sock2, NULL) == 0) {
+	if (run("server", "-l", m.log, "-p", m.pid2, m.store, m.origin, m.sock2, (char *)NULL) ==
+	    0) {
 		pid_t p = read_pid(m.pid2);
 
 		if (p > 0)
@@ -324,7 +325,7 @@ static void second_server(void)
 
 static void reinitialize(void)
 {
-	if (run("initialize", "-y", m.store, m.origin, NULL) == 0)
+	if (run("initialize", "-y", m.store, m.origin, (char *)NULL) == 0)
 		die("initialize -y succeeded on a store a running server uses");
 }
 
@@ -334,7 +335,7 @@ static void swapped_initialize(void)
 
 	if (running)
 		server_stop(SIGTERM);
-	if (run("initialize", m.origin, m.store, NULL) == 0)
+	if (run("initialize", m.origin, m.store, (char *)NULL) == 0)
 		die("initialize with snapstore and origin swapped (no -y) overwrote the origin");
 	server_start();
 }
@@ -350,8 +351,10 @@ static void forgotten_socket(void)
 		die("write %s: %s", m.precious, strerror(errno));
 	close(fd);
 	/* A metadata device's path where the socket belongs; and the origin as its own socket. */
-	if (run("server", "-l", m.log, "-p", m.pid2, m.store, m.origin, m.precious, NULL) == 0 ||
-	    run("server", "-l", m.log, "-p", m.pid2, m.store, m.origin, m.origin, NULL) == 0) {
+	if (run("server", "-l", m.log, "-p", m.pid2, m.store, m.origin, m.precious, (char *)NULL) ==
+		    0 ||
+	    run("server", "-l", m.log, "-p", m.pid2, m.store, m.origin, m.origin, (char *)NULL) ==
+		    0) {
 		pid_t p = read_pid(m.pid2);
 
 		if (p > 0)
@@ -369,14 +372,14 @@ static void wrong_devices(void)
 {
 	char fifo[320];
 
-	if (run("server", "-l", m.log, "-p", m.pid2, m.store, m.store, m.sock2, NULL) == 0)
+	if (run("server", "-l", m.log, "-p", m.pid2, m.store, m.store, m.sock2, (char *)NULL) == 0)
 		die("a server started with the snapstore as its own origin");
 	snprintf(fifo, sizeof(fifo), "%s/fifo", m.dir);
 	unlink(fifo);
 	if (mkfifo(fifo, 0600))
 		die("mkfifo: %s", strerror(errno));
-	if (run("server", "-l", m.log, "-p", m.pid2, m.store, fifo, m.sock2, NULL) == 0 ||
-	    run("initialize", "-y", fifo, m.origin, NULL) == 0)
+	if (run("server", "-l", m.log, "-p", m.pid2, m.store, fifo, m.sock2, (char *)NULL) == 0 ||
+	    run("initialize", "-y", fifo, m.origin, (char *)NULL) == 0)
 		die("a FIFO was accepted as a store device");
 	unlink(fifo);
 }
@@ -384,11 +387,11 @@ static void wrong_devices(void)
 /* check and dump of the store a server is writing: refused, never a false damage report. */
 static void check_live(void)
 {
-	int r = run("check", m.store, NULL);
+	int r = run("check", m.store, (char *)NULL);
 
 	if (r == 0 || r == 3)
 		die("check of a served store %s", r ? "reported damage" : "ran");
-	if (run("dump", m.store, NULL) == 0)
+	if (run("dump", m.store, (char *)NULL) == 0)
 		die("dump of a served store ran");
 }
 
@@ -431,7 +434,7 @@ static void kill_during_create(void)
 	server_start();
 	if (listed(t)) {
 		if (m.nsnaps == MAX_SNAPS) {
-			if (run("delete", m.sock, tag, NULL))
+			if (run("delete", m.sock, tag, (char *)NULL))
 				die("delete %u refused", t);
 			return;
 		}
@@ -461,7 +464,7 @@ static void exhaust_descriptors(void)
 		}
 	}
 	/* Refused or served, never hung or dead; and served again once the idle ones go. */
-	run("list", m.sock, NULL);
+	run("list", m.sock, (char *)NULL);
 	if (!alive(m.server))
 		die("the server died with %u idle connections", n);
 	while (n)
@@ -472,10 +475,10 @@ static void exhaust_descriptors(void)
 
 static void reserved_tags(void)
 {
-	if (run("create", m.sock, "4294967295", NULL) == 0 ||
-	    run("create", m.sock, "4294967294", NULL) == 0)
+	if (run("create", m.sock, "4294967295", (char *)NULL) == 0 ||
+	    run("create", m.sock, "4294967294", (char *)NULL) == 0)
 		die("a reserved tag (0xfffffffe or 0xffffffff) was accepted as a snapshot");
-	if (run("delete", m.sock, "4000000000", NULL) == 0)
+	if (run("delete", m.sock, "4000000000", (char *)NULL) == 0)
 		die("deleting a snapshot that does not exist succeeded");
 }
 
@@ -524,7 +527,7 @@ static void setup(void)
 			die("write origin: %s", strerror(errno));
 	}
 	close(fd);
-	if (run("initialize", "-c", "4k", m.store, m.origin, NULL))
+	if (run("initialize", "-c", "4k", m.store, m.origin, (char *)NULL))
 		die("initialize of fresh files failed (log: %s)", m.log);
 	m.next_tag = 1;
 }

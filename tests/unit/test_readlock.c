@@ -126,10 +126,41 @@ static void test_readlock__random_against_model(void **state)
 	readlock_destroy(t);
 }
 
+/* Locks held too long are reported once each, grouped by connection, and never released. */
+static void test_readlock__overdue_reported_once(void **state)
+{
+	struct readlock_table *t = readlock_create();
+	struct readlock_overdue o[2];
+	u64 a = readlock_acquire(t, 1, 10);
+
+	readlock_acquire(t, 1, 11);
+	readlock_acquire(t, 2, 12);
+	assert_int_equal(readlock_overdue(t, 60000, o, 2), 0); /* none that old */
+	usleep(20000);
+	/* Room for one connection: the other's locks wait for the next call. */
+	assert_int_equal(readlock_overdue(t, 10, o, 1), 1);
+	assert_true(o[0].conn == 1 || o[0].conn == 2);
+	assert_int_equal(o[0].count, o[0].conn == 1 ? 2 : 1);
+	assert_true(o[0].age_ms >= 10);
+	assert_int_equal(readlock_overdue(t, 10, o + 1, 1), 1);
+	assert_int_not_equal(o[1].conn, o[0].conn);
+	assert_int_equal(readlock_overdue(t, 10, o, 2), 0); /* each reported once */
+	assert_int_equal(readlock_count(t), 3);		    /* and none released */
+	readlock_release(t, 1, a);
+	readlock_acquire(t, 1, 13);
+	usleep(20000);
+	assert_int_equal(readlock_overdue(t, 10, o, 2), 1); /* only the new one */
+	assert_int_equal(o[0].conn, 1);
+	assert_int_equal(o[0].count, 1);
+	assert_int_equal(o[0].chunk, 13);
+	readlock_destroy(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_readlock__ownership),
+		cmocka_unit_test(test_readlock__overdue_reported_once),
 		cmocka_unit_test(test_readlock__writer_waits_for_reader),
 		cmocka_unit_test(test_readlock__random_against_model),
 	};

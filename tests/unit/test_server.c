@@ -33,6 +33,7 @@
 #include "unixsock.h"
 #include "volume.h"
 #include "wire.h"
+#include "lib/kpeer.h"
 #include "lib/srvfix.h"
 
 #define CHUNK_SHIFT  14
@@ -57,69 +58,12 @@ static void stop(void)
  * Playing the kernel
  *--------------------------------------------------------------*/
 
-struct kconn {
-	int fd;
-	u32 seq;
-};
-
-static void ksend(struct kconn *k, const struct wire_msg *m)
-{
-	u8 buf[WIRE_MAX_MSG];
-	const char *why = NULL;
-	ssize_t n = wire_pack(m, buf, sizeof(buf), &why);
-
-	if (n < 0)
-		fail_msg("wire_pack: %s", why);
-	assert_int_equal(unixsock_write_full(k->fd, buf, (size_t)n), 0);
-}
-
-/* Receives one message; returns -EAGAIN if none arrives within @ms. */
-static int krecv(struct kconn *k, struct wire_msg *m, int ms)
-{
-	u8 buf[WIRE_MAX_MSG];
-	struct pollfd p = {.fd = k->fd, .events = POLLIN};
-	const char *why = NULL;
-	size_t total = 0;
-	int r;
-
-	if (poll(&p, 1, ms) == 0)
-		return -EAGAIN;
-	r = unixsock_read_full(k->fd, buf, WIRE_HEAD_SIZE);
-	if (r)
-		return r;
-	r = wire_frame(buf, WIRE_HEAD_SIZE, &total, &why);
-	if (r == -EWOULDBLOCK)
-		r = unixsock_read_full(k->fd, buf + WIRE_HEAD_SIZE, total - WIRE_HEAD_SIZE);
-	else if (!r)
-		total = WIRE_HEAD_SIZE;
-	if (!r)
-		r = wire_unpack(buf, total, m, &why);
-	if (r == -EPROTO)
-		fail_msg("server sent a malformed message: %s", why);
-	return r;
-}
-
-static struct wire_msg *msg_new(u16 type, u32 seq)
-{
-	struct wire_msg *m = calloc(1, sizeof(*m));
-
-	m->type = type;
-	m->seq = seq;
-	return m;
-}
-
 /* Connects as the device of @tag speaking @version; returns the IDENTIFY reply (caller frees). */
 static struct wire_msg *kidentify(struct kconn *k, u32 tag, u32 version)
 {
-	struct wire_msg *m = msg_new(DDSNAP_MSG_IDENTIFY, ++k->seq);
+	struct wire_msg *m = kidentify_at(k, vf.sock, tag, version, ORIGIN_BYTES >> 9);
 
-	k->fd = unixsock_connect(vf.sock, 2000);
-	assert_true(k->fd >= 0);
-	m->identify.version = version;
-	m->identify.tag = tag;
-	m->identify.dev_sectors = ORIGIN_BYTES >> 9;
-	ksend(k, m);
-	assert_int_equal(krecv(k, m, 5000), 0);
+	assert_non_null(m);
 	assert_int_equal(m->type, DDSNAP_MSG_IDENTIFY | DDSNAP_MSG_REPLY);
 	return m;
 }
@@ -138,22 +82,12 @@ static u64 kconnect(struct kconn *k, u32 tag)
 	return gen;
 }
 
-static void query(struct kconn *k, u16 type, u64 chunk, u32 count, u32 flags)
-{
-	struct wire_msg *m = msg_new(type, ++k->seq);
-
-	m->query.nr = 1;
-	m->query.r[0] = (struct wire_range){chunk, count, flags};
-	ksend(k, m);
-	free(m);
-}
-
 /* Sends a query and returns its reply (caller frees), answering DROP_CACHEs on the way. */
 static struct wire_msg *ask(struct kconn *k, u16 type, u64 chunk, u32 count, u32 flags)
 {
-	struct wire_msg *m = msg_new(0, 0);
+	struct wire_msg *m = kmsg(0, 0);
 
-	query(k, type, chunk, count, flags);
+	kquery(k, type, chunk, count, flags);
 	for (;;) {
 		assert_int_equal(krecv(k, m, 10000), 0);
 		if (m->type != DDSNAP_MSG_DROP_CACHE)
@@ -173,16 +107,6 @@ static void origin_write(struct kconn *k, u64 chunk, u32 count)
 
 	assert_int_equal(m->origin_reply.nr, 1);
 	assert_int_equal(m->origin_reply.r[0].error, 0);
-	free(m);
-}
-
-static void finish(struct kconn *k, u64 lock)
-{
-	struct wire_msg *m = msg_new(DDSNAP_MSG_FINISH, ++k->seq);
-
-	m->finish.nr = 1;
-	m->finish.lock[0] = lock;
-	ksend(k, m);
 	free(m);
 }
 
@@ -228,7 +152,7 @@ static void expect_snap(struct kconn *snap, u64 chunk, char version)
 	switch (m->map_reply.m[0].where) {
 	case DDSNAP_MAP_ORIGIN:
 		expect_chunk(vf.origin, chunk, version, chunk);
-		finish(snap, m->map_reply.m[0].lock);
+		kfinish(snap, m->map_reply.m[0].lock);
 		break;
 	case DDSNAP_MAP_SHARED:
 	case DDSNAP_MAP_PRIVATE:
@@ -293,7 +217,7 @@ struct late_ack {
 static void *ack_drop_late(void *arg)
 {
 	struct late_ack *a = arg;
-	struct wire_msg *m = msg_new(0, 0);
+	struct wire_msg *m = kmsg(0, 0);
 
 	assert_int_equal(krecv(a->k, m, 10000), 0);
 	assert_int_equal(m->type, DDSNAP_MSG_DROP_CACHE);
@@ -379,7 +303,7 @@ static void test_server__snapshots_see_their_time(void **state)
 static void test_server__read_race(void **state)
 {
 	struct kconn origin = {0}, snap = {0};
-	struct wire_msg *m, *reply = msg_new(0, 0);
+	struct wire_msg *m, *reply = kmsg(0, 0);
 	u64 lock;
 
 	start();
@@ -392,9 +316,9 @@ static void test_server__read_race(void **state)
 	assert_true(lock != 0);
 	free(m);
 	/* The origin write of chunk 30 copies it out but is not released while the read runs. */
-	query(&origin, DDSNAP_MSG_ORIGIN_WRITE, 30, 1, 0);
+	kquery(&origin, DDSNAP_MSG_ORIGIN_WRITE, 30, 1, 0);
 	assert_int_equal(krecv(&origin, reply, 300), -EAGAIN);
-	finish(&snap, lock);
+	kfinish(&snap, lock);
 	assert_int_equal(krecv(&origin, reply, 5000), 0);
 	assert_int_equal(reply->type, DDSNAP_MSG_ORIGIN_WRITE | DDSNAP_MSG_REPLY);
 	assert_int_equal(reply->origin_reply.r[0].error, 0);
@@ -460,7 +384,7 @@ static void test_server__version_negotiation(void **state)
 /* Sends a query of @n ranges (as the kernel batches bios) and returns its reply. */
 static struct wire_msg *ask_ranges(struct kconn *k, u16 type, const struct wire_range *r, u32 n)
 {
-	struct wire_msg *m = msg_new(type, ++k->seq);
+	struct wire_msg *m = kmsg(type, ++k->seq);
 
 	m->query.nr = n;
 	memcpy(m->query.r, r, n * sizeof(*r));
@@ -516,8 +440,8 @@ static void test_server__batched_queries(void **state)
 	assert_int_equal(m->map_reply.m[1].where, DDSNAP_MAP_ORIGIN);
 	assert_true(m->map_reply.m[0].lock && m->map_reply.m[1].lock);
 	assert_int_not_equal(m->map_reply.m[0].lock, m->map_reply.m[1].lock);
-	finish(&snap, m->map_reply.m[0].lock);
-	finish(&snap, m->map_reply.m[1].lock);
+	kfinish(&snap, m->map_reply.m[0].lock);
+	kfinish(&snap, m->map_reply.m[1].lock);
 	free(m);
 	close(origin.fd);
 	close(snap.fd);
@@ -532,7 +456,7 @@ static void test_server__read_ahead(void **state)
 {
 	static const struct wire_range sr[] = {{300, 1, 0}, {301, 4, DDSNAP_RANGE_AHEAD}};
 	struct kconn origin = {0}, snap = {0};
-	struct wire_msg *m, *reply = msg_new(0, 0);
+	struct wire_msg *m, *reply = kmsg(0, 0);
 
 	start();
 	kconnect(&origin, DDSNAP_TAG_ORIGIN);
@@ -555,14 +479,14 @@ static void test_server__read_ahead(void **state)
 			expect_chunk(vf.store, m->map_reply.m[i].addr, 'A', 300 + i);
 	}
 	/* An origin write to a read-ahead chunk on the origin goes at once... */
-	query(&origin, DDSNAP_MSG_ORIGIN_WRITE, 304, 1, 0);
+	kquery(&origin, DDSNAP_MSG_ORIGIN_WRITE, 304, 1, 0);
 	assert_int_equal(krecv(&origin, reply, 5000), 0);
 	assert_int_equal(reply->type, DDSNAP_MSG_ORIGIN_WRITE | DDSNAP_MSG_REPLY);
 	assert_int_equal(reply->origin_reply.r[0].error, 0);
 	/* ...and one to the bio's chunk waits for its FINISH. */
-	query(&origin, DDSNAP_MSG_ORIGIN_WRITE, 300, 1, 0);
+	kquery(&origin, DDSNAP_MSG_ORIGIN_WRITE, 300, 1, 0);
 	assert_int_equal(krecv(&origin, reply, 300), -EAGAIN);
-	finish(&snap, m->map_reply.m[0].lock);
+	kfinish(&snap, m->map_reply.m[0].lock);
 	assert_int_equal(krecv(&origin, reply, 5000), 0);
 	assert_int_equal(reply->origin_reply.r[0].error, 0);
 	free(m);
@@ -581,7 +505,7 @@ static void test_server__coalesced_origin_writes(void **state)
 {
 	enum { N = 40, BAD = 17 };
 	struct kconn origin = {0}, snap = {0};
-	struct wire_msg *m = msg_new(0, 0);
+	struct wire_msg *m = kmsg(0, 0);
 	u32 first_seq;
 	bool seen[N] = {false};
 
@@ -590,8 +514,8 @@ static void test_server__coalesced_origin_writes(void **state)
 	kconnect(&snap, 2);
 	first_seq = origin.seq + 1;
 	for (u32 k = 0; k < N; k++)
-		query(&origin, DDSNAP_MSG_ORIGIN_WRITE,
-		      k == BAD ? ORIGIN_BYTES / CHUNK + 5 : 100 + k, 1, 0);
+		kquery(&origin, DDSNAP_MSG_ORIGIN_WRITE,
+		       k == BAD ? ORIGIN_BYTES / CHUNK + 5 : 100 + k, 1, 0);
 	for (u32 got = 0; got < N; got++) {
 		u32 k;
 
@@ -618,7 +542,7 @@ static void test_server__coalesced_origin_writes(void **state)
 static void test_server__bad_input_closes_only_that_connection(void **state)
 {
 	struct kconn bad = {0}, good = {0}, origin = {0};
-	struct wire_msg *m = msg_new(0, 0);
+	struct wire_msg *m = kmsg(0, 0);
 	u8 garbage[64];
 	ssize_t n;
 	char c;
@@ -637,14 +561,14 @@ static void test_server__bad_input_closes_only_that_connection(void **state)
 	close(bad.fd);
 	/* A snapshot query on the origin's connection. */
 	kconnect(&origin, DDSNAP_TAG_ORIGIN);
-	query(&origin, DDSNAP_MSG_SNAPSHOT_READ, 0, 1, 0);
+	kquery(&origin, DDSNAP_MSG_SNAPSHOT_READ, 0, 1, 0);
 	assert_int_equal(krecv(&origin, m, 5000), 0);
 	assert_int_equal(m->type, DDSNAP_MSG_ERROR | DDSNAP_MSG_REPLY);
 	close(origin.fd);
 	/* IDENTIFY of a snapshot that does not exist is refused. */
 	{
 		struct kconn none = {.fd = unixsock_connect(vf.sock, 2000)};
-		struct wire_msg *id = msg_new(DDSNAP_MSG_IDENTIFY, 1);
+		struct wire_msg *id = kmsg(DDSNAP_MSG_IDENTIFY, 1);
 
 		id->identify.version = DDSNAP_WIRE_VERSION;
 		id->identify.tag = 77;

@@ -73,6 +73,12 @@ int srvfix_start(struct srvfix *f)
 		server_destroy(f->srv);
 		return -1;
 	}
+	if (f->limits)
+		server_set_limits(f->srv, f->limits);
+	if (f->allow_group && server_allow_group(f->srv, f->group, why, sizeof(why))) {
+		fprintf(stderr, "server_allow_group: %s\n", why);
+		return -1;
+	}
 	server_attach(f->srv, f->vol);
 	return pthread_create(&f->thread, NULL, serve, f) ? -1 : 0;
 }

@@ -13,9 +13,11 @@
 #define DDSNAP_SRVFIX_H
 
 #include <pthread.h>
+#include <sys/types.h>
 #include "base.h"
 
 struct server;
+struct server_limits;
 struct volume;
 
 struct srvfix {
@@ -25,6 +27,10 @@ struct srvfix {
 	struct server *srv;
 	struct volume *vol;
 	pthread_t thread;
+	/* Set before srvfix_start to change the server's defaults. */
+	const struct server_limits *limits;
+	bool allow_group; /* server_allow_group(group) */
+	gid_t group;
 };
 
 /*
