@@ -147,6 +147,12 @@ smbclient -N //127.0.0.1/home -c "get $oldest/gone.txt /tmp/gone.txt" >"$RESULTS
 	fail "smbclient get: $(cat "$RESULTS/get")"
 expect_eq "$(cat /tmp/gone.txt)" "this file is deleted on the third day" "the deleted file from $oldest"
 
+step "status --json: every snapshot mounted and exported over NFS and Samba"
+z status --json home >"$RESULTS/status.json"
+jq -e --argjson n "${#names[@]}" '.volumes[0].snapshots | length == $n and
+	all(.mounted and .exported == ["nfs", "samba"])' "$RESULTS/status.json" >/dev/null ||
+	fail "status --json: $(cat "$RESULTS/status.json")"
+
 step "stop refuses while a snapshot mount is busy, and changes nothing"
 cp "$exports" "$RESULTS/exports-before"
 (cd "$snaps/$yesterday" && exec sleep 300) &
