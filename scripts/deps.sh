@@ -21,6 +21,9 @@ PACKAGES=(
 	# the CLI and monitor tests check JSON output (tests/cli, tests/monitor); the monitor
 	# reads ddsnap's JSON with jq at run time
 	jq python3
+	# the monitor's runtime and the monitor-nas scenario: NFS, Samba, udev in the guest, xfs
+	# snapshot mounts, fuser (what keeps a mount busy); vfs_shadow_copy2 is in samba-vfs-modules
+	nfs-kernel-server rpcbind samba samba-vfs-modules smbclient udev xfsprogs psmisc
 	# the monitor tests render the man pages and check the systemd units
 	man-db systemd
 )

@@ -242,8 +242,8 @@ expect_out "took @GMT-2026.12.06-11.00.00" "tick took the due snapshot"
 ZUMASTOR_NOW=$((1796551200 + 7200)) expect 0 "tick two hours later" z tick
 expect_out "pruned @GMT-2026.12.06-11.00.00" "the unheld one of the last hour is pruned"
 expect 0 "status --json" z status --json home
-expect_json '[.volumes[0].snapshots[].name] == ["@GMT-2026.12.06-10.00.00", "@GMT-2026.12.06-12.00.00"] and .volumes[0].snapshots[0].held and .volumes[0].snapshots[0].why == "held" and .volumes[0].snapshots[1].kinds == ["hourly"]' \
-	"status --json: the held snapshot kept and why, the newest kept for hourly"
+expect_json '[.volumes[0].snapshots[].name] == ["@GMT-2026.12.06-10.00.00", "@GMT-2026.12.06-12.00.00"] and .volumes[0].snapshots[0].held and .volumes[0].snapshots[0].why == "held" and .volumes[0].snapshots[1].kinds == ["hourly"] and (.volumes[0].snapshots | all(.mounted == false and .exported == []))' \
+	"status --json: the held snapshot kept and why, the newest kept for hourly, nothing mounted on plain files"
 expect 0 "release" z release home @GMT-2026.12.06-10.00.00
 ZUMASTOR_NOW=$((1796551200 + 7260)) expect 0 "tick after release" z tick
 expect_out "pruned @GMT-2026.12.06-10.00.00" "the released snapshot is pruned"
