@@ -473,23 +473,16 @@ static int full_scan_entry(void *arg, const void *key, const void *value)
 	return 0;
 }
 
-static u64 death_aggr(const void *key, const void *value)
-{
-	return btree_get_le64(key, 1);
-}
-
 /* The baseline: every leaf of the exception tree read, every entry tested. */
 static u64 full_scan(struct harness *h, u64 after_gen, u64 *leaves)
 {
-	static const struct btree_type exc_type = {"exceptions", 16, 16, BTREE_KEY_LE64,
-						   death_aggr};
 	struct engine_roots roots;
 	struct btree_walk w = {0};
 	struct btree *t;
 	u64 n = 0;
 
 	must(engine_sync(h->e, &h->tx, &roots), "sync");
-	must(btree_open(&exc_type, h->cache, &roots.exceptions, &t), "open");
+	must(btree_open(&engine_exception_tree_type, h->cache, &roots.exceptions, &t), "open");
 	full_scan_min_death = after_gen;
 	w.entry = full_scan_entry;
 	w.arg = &n;

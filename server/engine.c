@@ -84,7 +84,7 @@ static u64 exc_aggr(const void *key, const void *value)
 	return btree_get_le64(key, 1);
 }
 
-static const struct btree_type exception_tree_type = {
+const struct btree_type engine_exception_tree_type = {
 	.name = "exceptions",
 	.key_size = 16,
 	.value_size = sizeof(struct exception_disk),
@@ -92,7 +92,7 @@ static const struct btree_type exception_tree_type = {
 	.aggr = exc_aggr,
 };
 
-static const struct btree_type overlay_tree_type = {
+const struct btree_type engine_overlay_tree_type = {
 	.name = "overlay",
 	.key_size = 8,
 	.value_size = sizeof(struct overlay_disk),
@@ -100,7 +100,7 @@ static const struct btree_type overlay_tree_type = {
 	.aggr = NULL,
 };
 
-static const struct btree_type snapshot_table_type = {
+const struct btree_type engine_snapshot_table_type = {
 	.name = "snapshots",
 	.key_size = 8,
 	.value_size = sizeof(struct snap_record_disk),
@@ -311,7 +311,8 @@ static int table_put(struct engine *e, struct tx *tx, const struct snap *s)
 static int snap_overlay(struct engine *e, struct snap *s, struct btree **out)
 {
 	if (!s->overlay) {
-		int err = btree_open(&overlay_tree_type, e->p.cache, &s->overlay_root, &s->overlay);
+		int err = btree_open(&engine_overlay_tree_type, e->p.cache, &s->overlay_root,
+				     &s->overlay);
 
 		if (err)
 			return err;
@@ -522,10 +523,10 @@ int engine_open(const struct engine_params *p, const struct engine_roots *roots,
 			goto fail_close;
 		}
 	e->copybuf = e->copybufs[0];
-	err = btree_open(&exception_tree_type, p->cache, &roots->exceptions, &e->exc);
+	err = btree_open(&engine_exception_tree_type, p->cache, &roots->exceptions, &e->exc);
 	if (err)
 		goto fail_close;
-	err = btree_open(&snapshot_table_type, p->cache, &roots->snapshots, &e->table);
+	err = btree_open(&engine_snapshot_table_type, p->cache, &roots->snapshots, &e->table);
 	if (err)
 		goto fail_close;
 	err = load_table(e);
@@ -1629,7 +1630,7 @@ int engine_overlay_roots(struct cache *cache, const struct blkptr *snapshots,
 {
 	struct btree_cursor c;
 	struct btree *t;
-	int err = btree_open(&snapshot_table_type, cache, snapshots, &t);
+	int err = btree_open(&engine_snapshot_table_type, cache, snapshots, &t);
 
 	if (err)
 		return err;

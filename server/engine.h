@@ -69,6 +69,20 @@ struct engine;
 /* Names the live head (the origin) wherever a snapshot tag is expected. */
 #define ENGINE_HEAD UINT32_MAX
 
+/*
+ * The engine's three tree formats (format.h, "Snapshot engine"), the one owner of their key
+ * and value sizes, key order and aggregate.  For tools and tests that build or read the
+ * trees without an engine (restore, the checker's tests, benchmarks); the engine uses the
+ * same objects.
+ *  - exceptions: key (chunk, death) as two le64, value struct exception_disk; the aggregate
+ *    is the death, so block pointers carry the largest death below them.
+ *  - snapshots: key the tag as le64, value struct snap_record_disk.
+ *  - overlay (one per writable snapshot): key the chunk as le64, value struct overlay_disk.
+ */
+extern const struct btree_type engine_exception_tree_type;
+extern const struct btree_type engine_snapshot_table_type;
+extern const struct btree_type engine_overlay_tree_type;
+
 /* The snapstore data allocator, in chunk units.  All are called under the engine's lock. */
 struct engine_space_ops {
 	/*

@@ -17,6 +17,8 @@
 #include "commands.h"
 #include "bdev.h"
 #include "btree.h"
+#include "engine.h"
+#include "format.h"
 #include "label.h"
 #include "store.h"
 
@@ -24,36 +26,14 @@
 #define RESTORE_MAX_LINE     (2 * (BTREE_MAX_KEY_SIZE + BTREE_MAX_VALUE_SIZE) + 256)
 #define RESTORE_MAX_OVERLAYS 4096
 
-static u64 aggr_death(const void *key, const void *value)
-{
-	return btree_get_le64(key, 1);
-}
-
-/* The engine's tree formats (format.h, "Snapshot engine"). */
-static const struct btree_type exceptions_type = {
-	.name = "exceptions",
-	.key_size = 16,
-	.value_size = 16,
-	.order = BTREE_KEY_LE64,
-	.aggr = aggr_death,
-};
-static const struct btree_type snapshots_type = {
-	.name = "snapshots",
-	.key_size = 8,
-	.value_size = 64,
-	.order = BTREE_KEY_LE64,
-};
-static const struct btree_type overlay_type = {
-	.name = "overlay",
-	.key_size = 8,
-	.value_size = 8,
-	.order = BTREE_KEY_LE64,
-};
-
+/* One entry of any of the engine's trees: room for the largest key and value (format.h). */
 struct entry {
-	u8 key[16];
-	u8 value[64];
+	u8 key[2 * sizeof(__le64)];
+	u8 value[sizeof(struct snap_record_disk)];
 };
+static_assert(sizeof(struct exception_disk) <= sizeof(struct snap_record_disk) &&
+		      sizeof(struct overlay_disk) <= sizeof(struct snap_record_disk),
+	      "restore entry fits every engine value");
 
 struct tree_text {
 	const struct btree_type *type;
@@ -177,7 +157,7 @@ static int parse_line(struct restore *rs, char *line)
 			if (rs->noverlays == RESTORE_MAX_OVERLAYS)
 				return bad_line(rs, "too many overlays");
 			rs->cur = &rs->overlays[rs->noverlays++];
-			rs->cur->type = &overlay_type;
+			rs->cur->type = &engine_overlay_tree_type;
 			rs->cur->tag = (u32)strtoul(name + 8, NULL, 10);
 		} else {
 			return bad_line(rs, "a tree this version does not restore");
@@ -243,9 +223,9 @@ static int build(struct restore *rs, struct store *s)
 	struct tx *tx;
 	int r;
 
-	r = btree_open(&exceptions_type, store_cache(s), &empty, &b.exc);
+	r = btree_open(&engine_exception_tree_type, store_cache(s), &empty, &b.exc);
 	if (!r)
-		r = btree_open(&snapshots_type, store_cache(s), &empty, &b.snaps);
+		r = btree_open(&engine_snapshot_table_type, store_cache(s), &empty, &b.snaps);
 	if (r)
 		goto out_close;
 	store_add_hook(s, &h);
@@ -265,7 +245,7 @@ static int build(struct restore *rs, struct store *s)
 		struct btree *o = NULL;
 		struct blkptr root;
 
-		r = btree_open(&overlay_type, store_cache(s), &empty, &o);
+		r = btree_open(&engine_overlay_tree_type, store_cache(s), &empty, &o);
 		if (!r)
 			r = insert_all(o, tx, &rs->overlays[i]);
 		if (!r)
@@ -319,8 +299,8 @@ int cmd_restore(int argc, char **argv)
 	FILE *in;
 	int c, r, ret = EXIT_FAIL;
 
-	rs->exc.type = &exceptions_type;
-	rs->snaps.type = &snapshots_type;
+	rs->exc.type = &engine_exception_tree_type;
+	rs->snaps.type = &engine_snapshot_table_type;
 	optind = 1;
 	while ((c = getopt(argc, argv, "hy")) != -1) {
 		if (c != 'y') {

@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "btree.h"
+#include "engine.h"
 #include "log.h"
 #include "store.h"
 #include "store_check.h"
@@ -43,20 +44,6 @@ static u64 mix(u64 h, u64 v)
 	h ^= v + 0x9E3779B97F4A7C15ULL + (h << 6) + (h >> 2);
 	return h * 0xff51afd7ed558ccdULL;
 }
-
-/* The exception-tree format: (chunk, death) -> (birth txg, addr in chunks). */
-static u64 exc_aggr(const void *key, const void *value)
-{
-	return btree_get_le64(key, 1);
-}
-
-static const struct btree_type exc_type = {
-	.name = "stress exceptions",
-	.key_size = 16,
-	.value_size = 16,
-	.order = BTREE_KEY_LE64,
-	.aggr = exc_aggr,
-};
 
 struct owner {
 	struct store *s;
@@ -128,7 +115,7 @@ static int owner_open(struct owner *o, const char *path, bool sync_thread, char 
 	}
 	o->chunk_blocks = label_chunk_blocks(store_label(o->s));
 	store_root(o->s, UB_ROOT_EXCEPTIONS, &root);
-	r = btree_open(&exc_type, store_cache(o->s), &root, &o->t);
+	r = btree_open(&engine_exception_tree_type, store_cache(o->s), &root, &o->t);
 	if (r)
 		return r;
 	store_add_hook(o->s, &h);

@@ -726,15 +726,6 @@ static void test_engine__log_failures(void **state)
 	efix_fini(&f);
 }
 
-static u64 test_death_aggr(const void *key, const void *value)
-{
-	return btree_get_le64(key, 1);
-}
-
-/* The exception tree's type as engine.c declares it (the nodes record sizes and order). */
-static const struct btree_type test_exc_type = {"exceptions", 16, 16, BTREE_KEY_LE64,
-						test_death_aggr};
-
 /* Inserts a raw exception into a copy of the synced tree; returns the roots that see it. */
 static struct engine_roots tamper(struct efix *f, u64 chunk, u64 death, u64 birth, u64 addr)
 {
@@ -742,7 +733,8 @@ static struct engine_roots tamper(struct efix *f, u64 chunk, u64 death, u64 birt
 	struct btree *t;
 	u8 k[16], v[16];
 
-	assert_int_equal(btree_open(&test_exc_type, f->cache, &f->roots.exceptions, &t), 0);
+	assert_int_equal(
+		btree_open(&engine_exception_tree_type, f->cache, &f->roots.exceptions, &t), 0);
 	btree_put_le64(k, 0, chunk);
 	btree_put_le64(k, 1, death);
 	btree_put_le64(v, 0, birth);
