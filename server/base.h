@@ -88,6 +88,16 @@ static inline u64 le64_to_cpu(__le64 v)
 }
 
 /*
+ * Multiplicative (Fibonacci) hashing, Knuth 6.4: @x times 2^64 / golden ratio.  The high bits
+ * of the product are the well-mixed ones: a table of 2^k slots takes bits from the top.
+ * In-memory hash tables only (tags, block numbers, VCDIFF match keys); nothing on disk.
+ */
+static inline u64 hash_golden64(u64 x)
+{
+	return x * 0x9E3779B97F4A7C15ULL;
+}
+
+/*
  * xorshift64 (Marsaglia): advances the nonzero state *@s and returns it.  Tests, stress
  * programs and benchmarks draw their seeded workloads from it; nothing on disk depends on it.
  */

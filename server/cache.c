@@ -114,7 +114,7 @@ static void clist_del(struct centry *e)
 
 static u64 hash_slot(const struct cache *c, u64 blocknr)
 {
-	return (blocknr * 0x9E3779B97F4A7C15ULL >> 17) & (c->nbuckets - 1);
+	return (hash_golden64(blocknr) >> 17) & (c->nbuckets - 1);
 }
 
 static struct centry *hash_find(struct cache *c, u64 blocknr)

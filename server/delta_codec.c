@@ -797,7 +797,7 @@ static u32 vc_hash(const u8 *tgt, size_t len, u64 p)
 
 	for (int i = 0; i < VC_MIN_MATCH; i++)
 		v = (v << 8) | tbyte(tgt, len, p + (u64)i);
-	return (u32)((v * 0x9E3779B97F4A7C15ull) >> (64 - VC_HASH_BITS));
+	return (u32)(hash_golden64(v) >> (64 - VC_HASH_BITS));
 }
 
 /*

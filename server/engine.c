@@ -78,6 +78,7 @@
 #define ENGINE_COPY_MAX_BYTES (1u << 20)
 /* Initial tag hash size (grows by doubling at load factor 1). */
 #define ENGINE_HASH_MIN 64
+static_assert((ENGINE_HASH_MIN & (ENGINE_HASH_MIN - 1)) == 0, "tag_hash masks: a power of two");
 
 static u64 exc_aggr(const void *key, const void *value)
 {
@@ -180,7 +181,7 @@ static int engine_fail(struct engine *e, int err, const char *what)
 
 static u32 tag_hash(u32 tag, u32 size)
 {
-	return (u32)(((u64)tag * 0x9E3779B97F4A7C15ull) >> 32) & (size - 1);
+	return (u32)(hash_golden64(tag) >> 32) & (size - 1);
 }
 
 static struct snap *snap_find(struct engine *e, u32 tag)

@@ -52,6 +52,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+static_assert(SERVER_COALESCE_RANGES <= VOLUME_MAX_RANGES, "one volume call serves a batch");
+
 enum conn_kind { CONN_NEW, CONN_KERNEL, CONN_CTL };
 
 struct conn {

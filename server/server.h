@@ -19,7 +19,7 @@ struct volume;
 #define SERVER_DROP_TIMEOUT_MS 30000 /* a device that does not ack a cache drop is cut off */
 #define SERVER_BACKLOG	       64
 /* Ranges of queued ORIGIN_WRITEs one worker serves with one volume call (server.c). */
-#define SERVER_COALESCE_RANGES 256 /* <= VOLUME_MAX_RANGES */
+#define SERVER_COALESCE_RANGES 256 /* <= VOLUME_MAX_RANGES (asserted in server.c) */
 
 /* Listens on @sock.  Returns 0 and *@out or -errno with a sentence in @why. */
 int server_create(const char *sock, struct server **out, char *why, size_t whylen);

@@ -7,7 +7,7 @@
  * trusts none of it before checking: sizes non-zero and bounded, nr_entries within
  * capacity, internal nodes with blkptr-sized values and at least one child, keys strictly
  * increasing under the recorded order, the level matching the magic and decreasing by one
- * per step.  Recursion depth is bounded by TREEWALK_MAX_DEPTH, so a cycle of pointers in a
+ * per step.  Recursion depth is bounded by BTREE_MAX_DEPTH, so a cycle of pointers in a
  * corrupt store ends as -EILSEQ rather than a stack overflow (a cycle needs a child whose
  * level is not below its parent's, which is refused).
  */
@@ -50,7 +50,7 @@ static int node_validate(const void *block, bool leaf, char *why, size_t whylen)
 		return why_set(why, whylen, "reserved field set");
 	if (leaf != (n->level == 0))
 		return why_set(why, whylen, "level %u in a %s", n->level, leaf ? "leaf" : "node");
-	if (n->level >= TREEWALK_MAX_DEPTH)
+	if (n->level >= BTREE_MAX_DEPTH)
 		return why_set(why, whylen, "level %u", n->level);
 	if (!ks || ks > 128 || (!leaf && vs != sizeof(struct blkptr_disk)) || vs > 512)
 		return why_set(why, whylen, "key size %u, value size %u", ks, vs);
@@ -95,7 +95,7 @@ struct walk_ctx {
 	char *why;
 	size_t whylen;
 	bool stopping; /* w->damage asked to stop: pass its return up unchanged */
-	void *bufs[TREEWALK_MAX_DEPTH];
+	void *bufs[BTREE_MAX_DEPTH];
 };
 
 static bool is_damage(int r)
@@ -127,8 +127,8 @@ static int walk_node(struct walk_ctx *c, const struct blkptr *p, int level, unsi
 	u32 magic;
 	int r;
 
-	if (depth >= TREEWALK_MAX_DEPTH)
-		return why_set(c->why, c->whylen, "tree deeper than %d", TREEWALK_MAX_DEPTH);
+	if (depth >= BTREE_MAX_DEPTH)
+		return why_set(c->why, c->whylen, "tree deeper than %d", BTREE_MAX_DEPTH);
 	if (p->blocknr >= c->b->size / DDSNAP_BLOCK_SIZE)
 		return why_set(c->why, c->whylen, "pointer to block %llu beyond the device",
 			       (unsigned long long)p->blocknr);
@@ -210,7 +210,7 @@ int treewalk(struct bdev *b, const struct blkptr *root, struct treewalk *w, char
 		why[0] = '\0';
 	if (root->blocknr)
 		r = walk_report(&c, root->blocknr, walk_node(&c, root, -1, 0));
-	for (int i = 0; i < TREEWALK_MAX_DEPTH; i++)
+	for (int i = 0; i < BTREE_MAX_DEPTH; i++)
 		free(c.bufs[i]);
 	return r;
 }
