@@ -414,8 +414,12 @@ static bool retry_after_sync(struct volume *v, int err, int *tries)
 	return true;
 }
 
-/* What commit() must make durable: the copies the caller relies on, or all of them. */
-#define COMMIT_ALL UINT64_MAX
+/*
+ * What commit() must make durable besides the log: the copies the caller relies on (a
+ * data_seq), all of them, or none (the call wrote no snapstore data).
+ */
+#define COMMIT_ALL  UINT64_MAX
+#define COMMIT_NONE 0
 
 /* Under the volume lock, after an engine call that wrote @wrote snapstore chunks. */
 static u64 data_written(struct volume *v, u64 wrote)
@@ -600,7 +604,7 @@ int volume_create(struct volume *v, u32 tag, u64 *gen)
 			err = engine_snap_info(v->engine, tag, &info);
 		end(v, tx);
 	} while (retry_after_sync(v, err, &tries));
-	err = commit(v, false, err);
+	err = commit(v, COMMIT_NONE, err);
 	if (!err)
 		*gen = info.gen;
 	return err;
@@ -618,7 +622,7 @@ int volume_delete(struct volume *v, u32 tag)
 		err = engine_delete(v->engine, tx, tag);
 		end(v, tx);
 	} while (retry_after_sync(v, err, &tries));
-	return commit(v, false, err);
+	return commit(v, COMMIT_NONE, err);
 }
 
 int volume_priority(struct volume *v, u32 tag, s32 priority)
@@ -635,7 +639,7 @@ int volume_priority(struct volume *v, u32 tag, s32 priority)
 		err = engine_set_priority(v->engine, tx, tag, (int8_t)priority);
 		end(v, tx);
 	} while (retry_after_sync(v, err, &tries));
-	return commit(v, false, err);
+	return commit(v, COMMIT_NONE, err);
 }
 
 int volume_usecount(struct volume *v, u32 tag, s32 delta, u32 *count)
@@ -656,7 +660,7 @@ int volume_usecount(struct volume *v, u32 tag, s32 delta, u32 *count)
 	if (!engine_snap_info(v->engine, tag, &info))
 		*count = info.holds;
 	end(v, tx);
-	return commit(v, false, err);
+	return commit(v, COMMIT_NONE, err);
 }
 
 static void snap_to_ctl(struct ctl_snap *c, const struct engine_snapinfo *i)
