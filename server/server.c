@@ -849,6 +849,17 @@ static void *reader_main(void *arg)
  * The server
  *--------------------------------------------------------------*/
 
+/* A condition variable whose timed waits count CLOCK_MONOTONIC (immune to clock steps). */
+static void cond_init_monotonic(pthread_cond_t *cond)
+{
+	pthread_condattr_t attr;
+
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(cond, &attr);
+	pthread_condattr_destroy(&attr);
+}
+
 int server_create(const char *sock, struct server **out, char *why, size_t whylen)
 {
 	struct server *s = xzalloc(sizeof(*s));
@@ -872,14 +883,7 @@ int server_create(const char *sock, struct server **out, char *why, size_t whyle
 	s->listen_fd = fd;
 	s->readlocks = readlock_create();
 	pthread_mutex_init(&s->lock, NULL);
-	{
-		pthread_condattr_t attr;
-
-		pthread_condattr_init(&attr);
-		pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-		pthread_cond_init(&s->cond, &attr);
-		pthread_condattr_destroy(&attr);
-	}
+	cond_init_monotonic(&s->cond);
 	pthread_mutex_init(&s->qlock, NULL);
 	pthread_cond_init(&s->qcond, NULL);
 	s->qtail = &s->qhead;

@@ -216,6 +216,16 @@ static int open_dev(const char *path, const char *role, struct bdev **out, char 
 	return 0;
 }
 
+/* Says in the text log which txg the store opened at and what replay re-applied. */
+static void report_open(struct volume *v)
+{
+	struct intent_log_stats ls;
+
+	intent_log_stats(store_log(v->store), &ls);
+	log_info("store opened at txg %llu, %llu log records replayed",
+		 (unsigned long long)store_synced_txg(v->store), (unsigned long long)ls.replayed);
+}
+
 int volume_open(const struct volume_params *p, struct volume **out, char *why, size_t whylen)
 {
 	struct volume *v = xzalloc(sizeof(*v));
@@ -296,14 +306,7 @@ int volume_open(const struct volume_params *p, struct volume **out, char *why, s
 		why_printf(why, whylen, r, "cannot replay the intent log: %s", sub);
 		goto out_close_engine;
 	}
-	{
-		struct intent_log_stats ls;
-
-		intent_log_stats(store_log(v->store), &ls);
-		log_info("store opened at txg %llu, %llu log records replayed",
-			 (unsigned long long)store_synced_txg(v->store),
-			 (unsigned long long)ls.replayed);
-	}
+	report_open(v);
 	*out = v;
 	return 0;
 
