@@ -2,7 +2,9 @@
 /*
  * engine.c - the snapshot engine: exceptions with birth and death in one COW B+tree,
  * birth-keyed deadlists, the copy-out and lookup rules, writable snapshot overlays, the
- * full-store policy (DESIGN.md 3).
+ * full-store policy (DESIGN.md 3).  Replay of the engine's intent-log records is in
+ * engine_replay.c and the invariant checker in engine_check.c; the three share the state
+ * and helpers in engine_internal.h.
  *
  * What is persistent.  Three kinds of tree, all struct btree: the exception tree
  * ((chunk, death) -> (birth, addr), aggregate max death), one overlay tree per writable
@@ -58,14 +60,13 @@
  * back to the space map as deferred frees: a crash before the freeing txg is durable still
  * finds them intact.
  */
-#include "engine.h"
+#include "engine_internal.h"
 #include "btree.h"
 #include "crc32c.h"
 #include "deadlist.h"
 #include "format.h"
 #include "iopool.h"
 #include "log.h"
-#include <stdarg.h>
 #include <string.h>
 
 /*
@@ -109,67 +110,9 @@ const struct btree_type engine_snapshot_table_type = {
 	.aggr = NULL,
 };
 
-struct snap {
-	u32 tag;
-	u64 gen, ctime;
-	int8_t priority;
-	u16 holds;
-	u32 opens;
-	enum engine_snap_state state;
-	struct deadlist *dl;	    /* NULL when invalidated */
-	struct blkptr overlay_root; /* as of the last sync (or load) */
-	struct btree *overlay;	    /* opened on first use; NULL until then */
-	u64 overlay_chunks;
-	bool overlay_dirty; /* on e->dirty: overlay changed in the open txg */
-	struct snap *hnext;
-};
-
-struct batch_ent {
-	u64 chunk, birth, addr;
-	u32 csum; /* of the copied data, for the log record */
-};
-
-/* One copy I/O of a batch: entries [i, i + n), consecutive in chunk and in address. */
-struct copy_piece {
-	u32 i, n;
-};
-
-struct engine {
-	struct engine_params p;
-	u64 gen;
-	struct btree *exc, *table;
-	struct snap **live; /* sorted by gen */
-	u32 nlive, live_cap;
-	struct snap **hash;
-	u32 hash_size, nsnaps, ninvalid;
-	struct deadlist *head_dl;
-	struct snap **dirty; /* snapshots whose overlay changed since the last sync */
-	u32 ndirty, dirty_cap;
-	struct batch_ent *batch;
-	struct copy_piece *pieces; /* ENGINE_BATCH_CHUNKS */
-	struct iopool *copiers;
-	void **copybufs; /* one per copier; copybufs[0] == copybuf */
-	void *copybuf;
-	u64 copyouts, policy_deletes, policy_invalidates, enospc;
-	bool failed;
-	bool log_pending; /* records appended since the last log flush */
-};
-
 /*------------------------------------------------------------------------------------------
  * Small helpers
  *----------------------------------------------------------------------------------------*/
-
-static void exc_key(u8 *k, u64 chunk, u64 death)
-{
-	btree_put_le64(k, 0, chunk);
-	btree_put_le64(k, 1, death);
-}
-
-static void exc_val(u8 *v, u64 birth, u64 addr)
-{
-	btree_put_le64(v, 0, birth);
-	btree_put_le64(v, 1, addr);
-}
 
 /* A metadata error after the first change of a multi-step operation. */
 static int engine_fail(struct engine *e, int err, const char *what)
@@ -184,7 +127,7 @@ static u32 tag_hash(u32 tag, u32 size)
 	return (u32)(hash_golden64(tag) >> 32) & (size - 1);
 }
 
-static struct snap *snap_find(struct engine *e, u32 tag)
+struct snap *snap_find(struct engine *e, u32 tag)
 {
 	for (struct snap *s = e->hash[tag_hash(tag, e->hash_size)]; s; s = s->hnext)
 		if (s->tag == tag)
@@ -230,7 +173,7 @@ static void hash_del(struct engine *e, struct snap *s)
 }
 
 /* Index in live[] of the first snapshot with gen >= @gen (nlive if none).  O(log live). */
-static u32 live_first_ge(const struct engine *e, u64 gen)
+u32 live_first_ge(const struct engine *e, u64 gen)
 {
 	u32 lo = 0, hi = e->nlive;
 
@@ -243,11 +186,6 @@ static u32 live_first_ge(const struct engine *e, u64 gen)
 			hi = mid;
 	}
 	return lo;
-}
-
-static u64 newest_gen(const struct engine *e)
-{
-	return e->nlive ? e->live[e->nlive - 1]->gen : 0;
 }
 
 static void live_append(struct engine *e, struct snap *s)
@@ -285,7 +223,7 @@ static void record_pack(struct snap_record_disk *r, const struct snap *s)
 	r->state = (u8)s->state;
 }
 
-static int record_unpack(struct snap *s, const struct snap_record_disk *r)
+int record_unpack(struct snap *s, const struct snap_record_disk *r)
 {
 	if (r->state > ENGINE_SNAP_INVALID || r->reserved)
 		return -EILSEQ;
@@ -309,7 +247,7 @@ static int table_put(struct engine *e, struct tx *tx, const struct snap *s)
 	return btree_insert(e->table, tx, k, &r, BTREE_OVERWRITE);
 }
 
-static int snap_overlay(struct engine *e, struct snap *s, struct btree **out)
+int snap_overlay(struct engine *e, struct snap *s, struct btree **out)
 {
 	if (!s->overlay) {
 		int err = btree_open(&engine_overlay_tree_type, e->p.cache, &s->overlay_root,
@@ -322,7 +260,7 @@ static int snap_overlay(struct engine *e, struct snap *s, struct btree **out)
 	return 0;
 }
 
-static void mark_overlay_dirty(struct engine *e, struct snap *s)
+void mark_overlay_dirty(struct engine *e, struct snap *s)
 {
 	if (s->overlay_dirty)
 		return;
@@ -368,7 +306,7 @@ static int log_flush(struct engine *e)
 }
 
 /* last_death(L): the largest death among L's exceptions, 0 if none.  O(log n). */
-static int last_death(struct engine *e, u64 chunk, u64 *death)
+int last_death(struct engine *e, u64 chunk, u64 *death)
 {
 	u8 k[16], ko[16];
 	int err;
@@ -460,7 +398,7 @@ static struct deadlist *owner_dl(struct engine *e, u64 death)
 }
 
 /* The sublist key for an exception born in @birth (see the essay), or 0 if none is live. */
-static u64 sublist_key(struct engine *e, u64 birth)
+u64 sublist_key(struct engine *e, u64 birth)
 {
 	u32 i = live_first_ge(e, birth);
 
@@ -660,7 +598,7 @@ static int free_overlay(struct engine *e, struct tx *tx, struct snap *s)
  * only @s saw: free them; then merge @s's deadlist into N's.  @invalidate keeps the table
  * entry in state invalid.  Any error after the first change fails the engine.
  */
-static int snap_drop(struct engine *e, struct tx *tx, struct snap *s, bool invalidate)
+int snap_drop(struct engine *e, struct tx *tx, struct snap *s, bool invalidate)
 {
 	struct free_ctx f = {.e = e, .tx = tx};
 	struct deadlist *next_dl, *doomed;
@@ -844,7 +782,7 @@ static int copy_batch(struct engine *e, u32 n)
 }
 
 /* Copies one origin chunk to snapstore @addr (replay of a copy-out whose data was lost). */
-static int copy_one(struct engine *e, u64 chunk, u64 addr)
+int copy_one(struct engine *e, u64 chunk, u64 addr)
 {
 	int err = bdev_read(e->p.origin, e->copybuf, e->p.chunk_size, chunk * e->p.chunk_size);
 
@@ -856,7 +794,7 @@ static int copy_one(struct engine *e, u64 chunk, u64 addr)
 	return err;
 }
 
-static u32 chunk_csum(struct engine *e, u64 addr, int *err)
+u32 chunk_csum(struct engine *e, u64 addr, int *err)
 {
 	*err = bdev_read(e->p.snapstore, e->copybuf, e->p.chunk_size, addr * e->p.chunk_size);
 	return *err ? 0 : crc32c(0, e->copybuf, e->p.chunk_size);
@@ -1176,7 +1114,7 @@ fail_free:
  * Create, delete, holds
  *----------------------------------------------------------------------------------------*/
 
-static int snap_create(struct engine *e, struct tx *tx, u32 tag, u64 ctime, int8_t priority)
+int snap_create(struct engine *e, struct tx *tx, u32 tag, u64 ctime, int8_t priority)
 {
 	struct snap *s = snap_new(tag);
 	int err;
@@ -1244,8 +1182,8 @@ int engine_delete(struct engine *e, struct tx *tx, u32 tag)
 }
 
 /* Sets holds and priority, logged (unless replaying) so they are durable on return. */
-static int snap_setattr(struct engine *e, struct tx *tx, struct snap *s, u16 holds, int8_t priority,
-			bool replaying)
+int snap_setattr(struct engine *e, struct tx *tx, struct snap *s, u16 holds, int8_t priority,
+		 bool replaying)
 {
 	u16 old_holds = s->holds;
 	int8_t old_prio = s->priority;
@@ -1422,13 +1360,6 @@ static int changed_overlay(void *arg, const void *key, const void *value)
 	return 0;
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-	u64 x = *(const u64 *)a, y = *(const u64 *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 static int walk_overlay(struct engine *e, struct snap *s, struct chunk_vec *cv,
 			struct engine_walk_stats *st)
 {
@@ -1490,385 +1421,4 @@ int engine_changelist(struct engine *e, u32 a, u32 b, u64 **chunks, u64 *n,
 			cv.v[(*n)++] = cv.v[i];
 	*chunks = cv.v;
 	return 0;
-}
-
-/*------------------------------------------------------------------------------------------
- * Replay
- *----------------------------------------------------------------------------------------*/
-
-/*
- * Re-applies a copy-out.  With @verify (ENGINE_LOG_COPYOUT) the saved data must match the
- * record's checksum, or the copy is redone from the origin; an ordered record's copy is
- * durable whenever the record is (params.copies_ordered), so it is trusted.
- */
-static int replay_copyout(struct engine *e, struct tx *tx, const struct engine_logrec_disk *r,
-			  bool verify)
-{
-	u64 chunk = le64_to_cpu(r->chunk), birth = le64_to_cpu(r->birth);
-	u64 death = le64_to_cpu(r->death), addr = le64_to_cpu(r->addr), key, ld;
-	u8 k[16], v[16];
-	int err;
-
-	if (chunk >= e->p.origin_chunks || birth >= death || death > e->gen)
-		return -EPROTO;
-	exc_key(k, chunk, death);
-	err = btree_lookup(e->exc, k, NULL);
-	if (!err)
-		return 0;
-	if (err != -ENODATA)
-		return err;
-	key = sublist_key(e, birth);
-	if (!key || key >= death)
-		return 0; /* every snapshot that saw it was dropped by a later record */
-	/* Replayed in order, the engine is as it was when the record was made: the gen was
-	 * its death, and its birth the chunk's last death (batch_decide).  Anything else is
-	 * not a record this engine wrote, and applying it would corrupt the deadlists. */
-	err = last_death(e, chunk, &ld);
-	if (err)
-		return err;
-	if (death != e->gen || ld != birth)
-		return -EPROTO;
-	if (e->p.space->claim) {
-		err = e->p.space->claim(e->p.space_priv, tx, addr, 1);
-		if (err)
-			return err;
-	}
-	if (verify && (chunk_csum(e, addr, &err) != le32_to_cpu(r->csum) || err)) {
-		/* The copy never became durable, so its origin write was never released. */
-		err = copy_one(e, chunk, addr);
-		if (err)
-			return err;
-	}
-	exc_val(v, birth, addr);
-	err = btree_insert(e->exc, tx, k, v, BTREE_NOOVERWRITE);
-	if (err)
-		return err;
-	deadlist_insert(e->head_dl, key, chunk, death, e->p.chunk_size);
-	return 0;
-}
-
-static int replay_overlay(struct engine *e, struct tx *tx, const struct engine_logrec_disk *r)
-{
-	struct snap *s = snap_find(e, le32_to_cpu(r->tag));
-	u64 chunk = le64_to_cpu(r->chunk), addr = le64_to_cpu(r->addr);
-	struct btree *ov;
-	u8 k[8], v[8];
-	int err;
-
-	if (!s || s->state == ENGINE_SNAP_INVALID)
-		return 0; /* dropped by a later record that was already synced */
-	if (chunk >= e->p.origin_chunks)
-		return -EPROTO;
-	err = snap_overlay(e, s, &ov);
-	if (err)
-		return err;
-	btree_put_le64(k, 0, chunk);
-	err = btree_lookup(ov, k, NULL);
-	if (err != -ENODATA)
-		return err;
-	if (e->p.space->claim) {
-		err = e->p.space->claim(e->p.space_priv, tx, addr, 1);
-		if (err)
-			return err;
-	}
-	btree_put_le64(v, 0, addr);
-	err = btree_insert(ov, tx, k, v, BTREE_NOOVERWRITE);
-	if (err)
-		return err;
-	s->overlay_chunks++;
-	mark_overlay_dirty(e, s);
-	return 0;
-}
-
-int engine_replay(struct engine *e, struct tx *tx, u16 type, const void *payload, u16 len)
-{
-	struct engine_logrec_disk r;
-	struct snap *s;
-
-	if (e->p.read_only)
-		return -EROFS;
-	if (len != sizeof(r))
-		return -EPROTO;
-	memcpy(&r, payload, sizeof(r));
-	switch (type) {
-	case ENGINE_LOG_COPYOUT:
-		return replay_copyout(e, tx, &r, true);
-	case ENGINE_LOG_COPYOUT_ORDERED:
-		return replay_copyout(e, tx, &r, false);
-	case ENGINE_LOG_OVERLAY:
-		return replay_overlay(e, tx, &r);
-	case ENGINE_LOG_CREATE:
-		s = snap_find(e, le32_to_cpu(r.tag));
-		if (s && s->gen == le64_to_cpu(r.death))
-			return 0;
-		if (s || le64_to_cpu(r.death) != e->gen || le32_to_cpu(r.tag) == ENGINE_HEAD)
-			return -EPROTO;
-		return snap_create(e, tx, le32_to_cpu(r.tag), le64_to_cpu(r.ctime),
-				   (int8_t)r.priority);
-	case ENGINE_LOG_SETATTR:
-		s = snap_find(e, le32_to_cpu(r.tag));
-		if (!s)
-			return 0; /* deleted by a later record */
-		if (le64_to_cpu(r.chunk) > UINT16_MAX)
-			return -EPROTO;
-		return snap_setattr(e, tx, s, (u16)le64_to_cpu(r.chunk), (int8_t)r.priority, true);
-	case ENGINE_LOG_DROP:
-		s = snap_find(e, le32_to_cpu(r.tag));
-		if (!s || (r.flags && s->state == ENGINE_SNAP_INVALID))
-			return 0;
-		return snap_drop(e, tx, s, r.flags & 1);
-	default:
-		return -EPROTO;
-	}
-}
-
-/*------------------------------------------------------------------------------------------
- * Checking
- *----------------------------------------------------------------------------------------*/
-
-int engine_overlay_roots(struct cache *cache, const struct blkptr *snapshots,
-			 int (*fn)(void *arg, u32 tag, const struct blkptr *root), void *arg)
-{
-	struct btree_cursor c;
-	struct btree *t;
-	int err = btree_open(&engine_snapshot_table_type, cache, snapshots, &t);
-
-	if (err)
-		return err;
-	btree_cursor_init(&c, t);
-	for (err = btree_cursor_seek(&c, NULL, BTREE_FIRST); !err; err = btree_cursor_next(&c)) {
-		u64 tag = btree_get_le64(btree_cursor_key(&c), 0);
-		struct snap_record_disk r;
-		struct snap s;
-
-		memcpy(&r, btree_cursor_value(&c), sizeof(r));
-		if (tag >= ENGINE_HEAD || record_unpack(&s, &r)) {
-			err = -EILSEQ;
-			break;
-		}
-		if (s.overlay_root.blocknr) {
-			err = fn(arg, (u32)tag, &s.overlay_root);
-			if (err)
-				break;
-		}
-	}
-	btree_cursor_fini(&c);
-	btree_close(t);
-	return err == -ENODATA ? 0 : err;
-}
-
-int engine_check_offline(struct cache *cache, const struct engine_roots *roots, u32 chunk_size,
-			 u64 origin_chunks, const struct engine_check_ops *ops,
-			 struct engine_check_report *r, char *why, size_t whylen)
-{
-	struct engine_params p = {
-		.chunk_size = chunk_size,
-		.origin_chunks = origin_chunks,
-		.cache = cache,
-		.read_only = true,
-	};
-	struct engine *e;
-	int err = engine_open(&p, roots, &e);
-
-	memset(r, 0, sizeof(*r));
-	if (err) {
-		snprintf(why, whylen, "cannot open the engine's trees (%d)", err);
-		return err;
-	}
-	err = engine_check(e, ops, r, why, whylen);
-	engine_close(e);
-	return err;
-}
-
-int engine_exception_stats(struct engine *e, struct btree_stats *out)
-{
-	return btree_stats(e->exc, out);
-}
-
-struct check_ctx {
-	struct engine *e;
-	struct engine_check_report *r;
-	char *why;
-	size_t whylen;
-	u64 *addrs;
-	u64 naddrs, cap;
-	u64 *owner_count; /* per live index, plus the head at [nlive] */
-};
-
-__printf(2, 3) static void problem(struct check_ctx *c, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!c->r->problems++) {
-		va_start(ap, fmt);
-		vsnprintf(c->why, c->whylen, fmt, ap);
-		va_end(ap);
-	}
-}
-
-static void check_addr(struct check_ctx *c, u64 addr)
-{
-	if (c->naddrs == c->cap) {
-		c->cap = c->cap ? 2 * c->cap : 1024;
-		c->addrs = xrealloc(c->addrs, c->cap * sizeof(*c->addrs));
-	}
-	c->addrs[c->naddrs++] = addr;
-}
-
-static int check_exception(void *arg, const void *key, const void *value)
-{
-	struct check_ctx *c = arg;
-	struct engine *e = c->e;
-	u64 chunk = btree_get_le64(key, 0), death = btree_get_le64(key, 1);
-	u64 birth = btree_get_le64(value, 0), addr = btree_get_le64(value, 1);
-	u32 i;
-
-	c->r->exceptions++;
-	if (chunk >= e->p.origin_chunks || birth >= death || death > e->gen)
-		problem(c, "exception (%llu, %llu) birth %llu out of range",
-			(unsigned long long)chunk, (unsigned long long)death,
-			(unsigned long long)birth);
-	i = live_first_ge(e, birth);
-	if (i == e->nlive || e->live[i]->gen >= death)
-		problem(c, "exception (%llu, %llu) born %llu is visible to no live snapshot",
-			(unsigned long long)chunk, (unsigned long long)death,
-			(unsigned long long)birth);
-	c->owner_count[live_first_ge(e, death)]++;
-	check_addr(c, addr);
-	return 0;
-}
-
-static int check_overlay_entry(void *arg, const void *key, const void *value)
-{
-	struct check_ctx *c = arg;
-
-	c->r->overlay_chunks++;
-	check_addr(c, btree_get_le64(value, 0));
-	return 0;
-}
-
-/* Every entry of a deadlist must name an existing exception owned by that deadlist. */
-struct dlcheck {
-	struct check_ctx *c;
-	u32 owner;
-	int err;
-};
-
-static int check_dl_entry(void *arg, u64 key, const struct deadlist_entry *ent)
-{
-	struct dlcheck *d = arg;
-	u8 k[16];
-	int err;
-
-	exc_key(k, ent->chunk, ent->death);
-	err = btree_lookup(d->c->e->exc, k, NULL);
-	if (err == -ENODATA)
-		problem(d->c, "deadlist entry (%llu, %llu) names no exception",
-			(unsigned long long)ent->chunk, (unsigned long long)ent->death);
-	else if (err)
-		return err;
-	if (live_first_ge(d->c->e, ent->death) != d->owner)
-		problem(d->c, "deadlist entry (%llu, %llu) on the wrong deadlist",
-			(unsigned long long)ent->chunk, (unsigned long long)ent->death);
-	return 0;
-}
-
-static int check_deadlist(struct check_ctx *c, struct deadlist *dl, u32 owner)
-{
-	struct dlcheck d = {.c = c, .owner = owner};
-	char why[160];
-
-	if (deadlist_verify(dl, why, sizeof(why)))
-		problem(c, "deadlist of %s %u: %s", owner < c->e->nlive ? "snapshot" : "head",
-			owner < c->e->nlive ? c->e->live[owner]->tag : 0, why);
-	if (deadlist_count(dl) != c->owner_count[owner])
-		problem(c, "deadlist of %s %u holds %llu entries, the tree has %llu",
-			owner < c->e->nlive ? "snapshot" : "head",
-			owner < c->e->nlive ? c->e->live[owner]->tag : 0,
-			(unsigned long long)deadlist_count(dl),
-			(unsigned long long)c->owner_count[owner]);
-	return deadlist_walk(dl, check_dl_entry, &d);
-}
-
-static int check_meta_block(void *arg, u64 blocknr, u64 birth_txg, unsigned level)
-{
-	const struct engine_check_ops *ops = arg;
-
-	return ops->meta(ops->arg, blocknr, birth_txg);
-}
-
-static int verify_tree(struct btree *t, const struct engine_check_ops *ops, char *why,
-		       size_t whylen)
-{
-	bool meta = ops && ops->meta;
-
-	return btree_verify(t, meta ? check_meta_block : NULL, meta ? (void *)ops : NULL, NULL, why,
-			    whylen);
-}
-
-int engine_check(struct engine *e, const struct engine_check_ops *ops,
-		 struct engine_check_report *r, char *why, size_t whylen)
-{
-	struct check_ctx c = {.e = e, .r = r, .why = why, .whylen = whylen};
-	struct btree_walk w = {.entry = check_exception, .arg = &c};
-	struct btree_walk ow = {.entry = check_overlay_entry, .arg = &c};
-	int err;
-
-	memset(r, 0, sizeof(*r));
-	if (whylen)
-		why[0] = 0;
-	r->live = e->nlive;
-	r->invalidated = e->ninvalid;
-	c.owner_count = xzalloc((e->nlive + 1) * sizeof(u64));
-	err = verify_tree(e->exc, ops, why, whylen);
-	if (!err)
-		err = verify_tree(e->table, ops, why, whylen);
-	if (!err)
-		err = btree_walk(e->exc, &w);
-	for (u32 i = 1; !err && i < e->nlive; i++)
-		if (e->live[i - 1]->gen >= e->live[i]->gen)
-			problem(&c, "live snapshots out of gen order");
-	if (!err && e->nlive && newest_gen(e) >= e->gen)
-		problem(&c, "snapshot gen %llu not below the gen counter %llu",
-			(unsigned long long)newest_gen(e), (unsigned long long)e->gen);
-	for (u32 i = 0; !err && i < e->nlive; i++) {
-		struct snap *s = e->live[i];
-		u64 before = r->overlay_chunks;
-
-		if (s->overlay_chunks || s->overlay || s->overlay_root.blocknr) {
-			struct btree *ov;
-
-			err = snap_overlay(e, s, &ov);
-			if (!err)
-				err = verify_tree(ov, ops, why, whylen);
-			if (!err)
-				err = btree_walk(ov, &ow);
-			if (!err && r->overlay_chunks - before != s->overlay_chunks)
-				problem(&c,
-					"snapshot %u overlay holds %llu chunks, record says %llu",
-					s->tag, (unsigned long long)(r->overlay_chunks - before),
-					(unsigned long long)s->overlay_chunks);
-		}
-	}
-	for (u32 i = 0; !err && i < e->nlive; i++)
-		err = check_deadlist(&c, e->live[i]->dl, i);
-	if (!err)
-		err = check_deadlist(&c, e->head_dl, e->nlive);
-	if (!err) {
-		if (c.naddrs > 1)
-			qsort(c.addrs, c.naddrs, sizeof(*c.addrs), cmp_u64);
-		for (u64 i = 0; i < c.naddrs; i++) {
-			if (i && c.addrs[i] == c.addrs[i - 1])
-				problem(&c, "data chunk %llu used twice",
-					(unsigned long long)c.addrs[i]);
-			if (ops && ops->data && !err)
-				err = ops->data(ops->arg, c.addrs[i], 1);
-		}
-		r->data_chunks = c.naddrs;
-	}
-	free(c.addrs);
-	free(c.owner_count);
-	if (err)
-		return err;
-	return r->problems ? -EILSEQ : 0;
 }
