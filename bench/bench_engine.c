@@ -169,12 +169,12 @@ static u64 h_deferred(void *priv)
 	return h->dataa.ndeferred;
 }
 
-static int h_log_append(void *priv, struct tx *tx, u16 type, const void *p, u16 len)
+static int h_ilog_append(void *priv, struct tx *tx, u16 type, const void *p, u16 len)
 {
 	return 0;
 }
 
-static int h_log_flush(void *priv)
+static int h_ilog_flush(void *priv)
 {
 	struct harness *h = priv;
 
@@ -265,9 +265,9 @@ static void h_open(struct harness *h, u64 origin_chunks, u64 data_chunks, bool l
 		.cache = h->cache,
 		.space = &h->space,
 		.space_priv = h,
-		.log_append = log ? h_log_append : NULL,
-		.log_flush = log ? h_log_flush : NULL,
-		.log_priv = h,
+		.ilog_append = log ? h_ilog_append : NULL,
+		.ilog_flush = log ? h_ilog_flush : NULL,
+		.ilog_priv = h,
 	};
 	h->params = p;
 	if (engine_open(&p, &roots, &h->e)) {

@@ -284,24 +284,24 @@ static void unmark_overlay_dirty(struct engine *e, struct snap *s)
 	s->overlay_dirty = false;
 }
 
-static int log_rec(struct engine *e, struct tx *tx, u16 type, const struct engine_logrec_disk *r)
+static int ilog_rec(struct engine *e, struct tx *tx, u16 type, const struct engine_logrec_disk *r)
 {
-	if (!e->p.log_append)
+	if (!e->p.ilog_append)
 		return 0;
-	e->log_pending = true;
-	return e->p.log_append(e->p.log_priv, tx, type, r, sizeof(*r));
+	e->ilog_pending = true;
+	return e->p.ilog_append(e->p.ilog_priv, tx, type, r, sizeof(*r));
 }
 
-static int log_flush(struct engine *e)
+static int ilog_flush(struct engine *e)
 {
 	int err;
 
-	if (!e->log_pending || e->p.caller_flushes)
+	if (!e->ilog_pending || e->p.caller_flushes)
 		return 0;
 	/* On failure the records stay pending: a retried request must not pass unflushed. */
-	err = e->p.log_flush(e->p.log_priv);
+	err = e->p.ilog_flush(e->p.ilog_priv);
 	if (!err)
-		e->log_pending = false;
+		e->ilog_pending = false;
 	return err;
 }
 
@@ -439,8 +439,8 @@ int engine_open(const struct engine_params *p, const struct engine_roots *roots,
 
 	if (!p->chunk_size || !IS_POWER_OF_2(p->chunk_size) || p->chunk_size < BDEV_ALIGN ||
 	    p->chunk_size > ENGINE_COPY_MAX_BYTES || !p->cache || !p->origin_chunks ||
-	    (p->log_flush && !p->log_append) ||
-	    (p->log_append && !p->log_flush && !p->caller_flushes))
+	    (p->ilog_flush && !p->ilog_append) ||
+	    (p->ilog_append && !p->ilog_flush && !p->caller_flushes))
 		return -EINVAL;
 	if (!p->read_only &&
 	    (!p->origin || !p->snapstore || !p->space || !p->space->alloc || !p->space->free ||
@@ -649,14 +649,14 @@ int snap_drop(struct engine *e, struct tx *tx, struct snap *s, bool invalidate)
 	return 0;
 }
 
-static int log_drop(struct engine *e, struct tx *tx, u32 tag, bool invalidate)
+static int ilog_drop(struct engine *e, struct tx *tx, u32 tag, bool invalidate)
 {
 	struct engine_logrec_disk r;
 
 	memset(&r, 0, sizeof(r));
 	r.tag = cpu_to_le32(tag);
 	r.flags = invalidate;
-	return log_rec(e, tx, ENGINE_LOG_DROP, &r);
+	return ilog_rec(e, tx, ENGINE_LOG_DROP, &r);
 }
 
 /*------------------------------------------------------------------------------------------
@@ -715,7 +715,7 @@ static int ensure_space(struct engine *e, struct tx *tx, u64 need)
 		log_info("engine: store full: %s snapshot %u (gen %llu, priority %d)",
 			 inval ? "invalidating" : "deleting", v->tag, (unsigned long long)v->gen,
 			 v->priority);
-		err = log_drop(e, tx, v->tag, inval);
+		err = ilog_drop(e, tx, v->tag, inval);
 		if (err)
 			return err;
 		err = snap_drop(e, tx, v, inval);
@@ -848,7 +848,7 @@ static int batch_copyout(struct engine *e, struct tx *tx, u32 n)
 	err = copy_batch(e, n);
 	if (err)
 		goto fail_free;
-	if (e->p.log_append && !e->p.caller_flushes) {
+	if (e->p.ilog_append && !e->p.caller_flushes) {
 		/* the saved data is durable before the reply (and before its record, though
 		 * replay would redo a copy whose checksum does not match) */
 		err = bdev_flush(e->p.snapstore);
@@ -860,7 +860,7 @@ static int batch_copyout(struct engine *e, struct tx *tx, u32 n)
 		struct engine_logrec_disk r;
 		u8 k[16], v[16];
 
-		if (e->p.log_append) {
+		if (e->p.ilog_append) {
 			memset(&r, 0, sizeof(r));
 			r.chunk = cpu_to_le64(b->chunk);
 			r.birth = cpu_to_le64(b->birth);
@@ -868,17 +868,17 @@ static int batch_copyout(struct engine *e, struct tx *tx, u32 n)
 			r.addr = cpu_to_le64(b->addr);
 			if (!e->p.copies_ordered)
 				r.csum = cpu_to_le32(b->csum);
-			err = log_rec(e, tx,
-				      e->p.copies_ordered ? ENGINE_LOG_COPYOUT_ORDERED
-							  : ENGINE_LOG_COPYOUT,
-				      &r);
+			err = ilog_rec(e, tx,
+				       e->p.copies_ordered ? ENGINE_LOG_COPYOUT_ORDERED
+							   : ENGINE_LOG_COPYOUT,
+				       &r);
 			if (err)
 				goto fail_free;
 		}
 		exc_key(k, b->chunk, e->gen);
 		exc_val(v, b->birth, b->addr);
 		err = btree_insert(e->exc, tx, k, v, BTREE_NOOVERWRITE);
-		if (err && e->p.log_append)
+		if (err && e->p.ilog_append)
 			return engine_fail(e, err, "recording a logged copy-out");
 		if (err)
 			goto fail_free;
@@ -954,9 +954,9 @@ int engine_origin_write(struct engine *e, struct tx *tx, const struct engine_ran
 	if (!err && n)
 		err = origin_batch(e, tx, n, &ncopied);
 	if (err)
-		(void)log_flush(e); /* what was done is reported as done */
+		(void)ilog_flush(e); /* what was done is reported as done */
 	else
-		err = log_flush(e);
+		err = ilog_flush(e);
 	if (copied)
 		*copied = ncopied;
 	if (gen)
@@ -1056,7 +1056,7 @@ int engine_snap_write_map(struct engine *e, struct tx *tx, u32 tag, u64 chunk, b
 		if (!err) {
 			*addr = btree_get_le64(v, 0);
 			/* a mapping whose record is not durable yet is not handed out */
-			return log_flush(e);
+			return ilog_flush(e);
 		}
 		if (err != -ENODATA)
 			return err;
@@ -1079,7 +1079,7 @@ int engine_snap_write_map(struct engine *e, struct tx *tx, u32 tag, u64 chunk, b
 		if (!err)
 			err = bdev_write(e->p.snapstore, e->copybuf, e->p.chunk_size,
 					 p * e->p.chunk_size);
-		if (!err && e->p.log_append && !e->p.caller_flushes)
+		if (!err && e->p.ilog_append && !e->p.caller_flushes)
 			err = bdev_flush(e->p.snapstore);
 		if (err)
 			goto fail_free;
@@ -1088,18 +1088,18 @@ int engine_snap_write_map(struct engine *e, struct tx *tx, u32 tag, u64 chunk, b
 	r.tag = cpu_to_le32(tag);
 	r.chunk = cpu_to_le64(chunk);
 	r.addr = cpu_to_le64(p);
-	err = log_rec(e, tx, ENGINE_LOG_OVERLAY, &r);
+	err = ilog_rec(e, tx, ENGINE_LOG_OVERLAY, &r);
 	if (err)
 		goto fail_free;
 	btree_put_le64(v, 0, p);
 	err = btree_insert(ov, tx, k, v, BTREE_NOOVERWRITE);
-	if (err && e->p.log_append)
+	if (err && e->p.ilog_append)
 		return engine_fail(e, err, "recording a logged overlay insert");
 	if (err)
 		goto fail_free;
 	s->overlay_chunks++;
 	mark_overlay_dirty(e, s);
-	err = log_flush(e);
+	err = ilog_flush(e);
 	if (err)
 		return err; /* in the overlay and the log; a retry flushes again */
 	*addr = p;
@@ -1151,14 +1151,14 @@ int engine_create(struct engine *e, struct tx *tx, u32 tag, u64 ctime, int8_t pr
 	r.death = cpu_to_le64(e->gen);
 	r.ctime = cpu_to_le64(ctime);
 	r.priority = (u8)priority;
-	err = log_rec(e, tx, ENGINE_LOG_CREATE, &r);
+	err = ilog_rec(e, tx, ENGINE_LOG_CREATE, &r);
 	if (err)
 		return err;
 	err = snap_create(e, tx, tag, ctime, priority);
-	if (err && e->p.log_append)
+	if (err && e->p.ilog_append)
 		return engine_fail(e, err, "recording a logged snapshot create");
 	if (!err)
-		err = log_flush(e);
+		err = ilog_flush(e);
 	return err;
 }
 
@@ -1173,11 +1173,11 @@ int engine_delete(struct engine *e, struct tx *tx, u32 tag)
 		return -ENODATA;
 	if (s->holds || s->opens)
 		return -EBUSY;
-	err = log_drop(e, tx, tag, false);
+	err = ilog_drop(e, tx, tag, false);
 	if (!err)
 		err = snap_drop(e, tx, s, false);
 	if (!err)
-		err = log_flush(e);
+		err = ilog_flush(e);
 	return err;
 }
 
@@ -1195,7 +1195,7 @@ int snap_setattr(struct engine *e, struct tx *tx, struct snap *s, u16 holds, int
 		r.tag = cpu_to_le32(s->tag);
 		r.chunk = cpu_to_le64(holds);
 		r.priority = (u8)priority;
-		err = log_rec(e, tx, ENGINE_LOG_SETATTR, &r);
+		err = ilog_rec(e, tx, ENGINE_LOG_SETATTR, &r);
 		if (err)
 			return err;
 	}
@@ -1205,11 +1205,11 @@ int snap_setattr(struct engine *e, struct tx *tx, struct snap *s, u16 holds, int
 	if (err) {
 		s->holds = old_holds;
 		s->priority = old_prio;
-		if (!replaying && e->p.log_append)
+		if (!replaying && e->p.ilog_append)
 			return engine_fail(e, err, "recording a logged hold or priority");
 		return err;
 	}
-	return replaying ? 0 : log_flush(e);
+	return replaying ? 0 : ilog_flush(e);
 }
 
 int engine_hold(struct engine *e, struct tx *tx, u32 tag, int delta)

@@ -62,7 +62,7 @@ struct engine {
 	void *copybuf;
 	u64 copyouts, policy_deletes, policy_invalidates, enospc;
 	bool failed;
-	bool log_pending; /* records appended since the last log flush */
+	bool ilog_pending; /* records appended since the last log flush */
 };
 
 /*------------------------------------------------------------------------------------------

@@ -159,7 +159,7 @@ static const struct engine_space_ops space_ops = {
 	.claim = space_claim,
 };
 
-static int log_append(void *priv, struct tx *tx, u16 type, const void *payload, u16 len)
+static int ilog_append(void *priv, struct tx *tx, u16 type, const void *payload, u16 len)
 {
 	struct volume *v = priv;
 	u64 seq;
@@ -281,8 +281,8 @@ int volume_open(const struct volume_params *p, struct volume **out, char *why, s
 	ep.cache = store_cache(v->store);
 	ep.space = &space_ops;
 	ep.space_priv = v;
-	ep.log_append = log_append;
-	ep.log_priv = v;
+	ep.ilog_append = ilog_append;
+	ep.ilog_priv = v;
 	ep.caller_flushes = true;
 	ep.invalidate = p->invalidate;
 	ep.invalidate_priv = p->invalidate_priv;
