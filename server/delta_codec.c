@@ -120,10 +120,10 @@ static int zlib_encode(struct delta_codec *dc, int level, struct delta_job *jobs
 	for (unsigned i = 0; i < n; i++) {
 		struct delta_job *j = &jobs[i];
 		uLongf dlen = compressBound(j->len);
-		int rc = compress2(j->out, &dlen, j->tgt, j->len, level);
+		int err = compress2(j->out, &dlen, j->tgt, j->len, level);
 
-		if (rc != Z_OK) {
-			codec_fail(dc, "zlib compress2 failed (%d)", rc);
+		if (err != Z_OK) {
+			codec_fail(dc, "zlib compress2 failed (%d)", err);
 			j->err = -EIO;
 			continue;
 		}
@@ -139,13 +139,13 @@ static int zlib_decode(struct delta_codec *dc, struct delta_djob *jobs, unsigned
 		struct delta_djob *j = &jobs[i];
 		uLongf dlen = j->len;
 		uLong slen = j->payload_len;
-		int rc = uncompress2(j->tgt, &dlen, j->payload, &slen);
+		int err = uncompress2(j->tgt, &dlen, j->payload, &slen);
 
 		j->err = 0;
-		if (rc != Z_OK || dlen != j->len || slen != j->payload_len) {
+		if (err != Z_OK || dlen != j->len || slen != j->payload_len) {
 			codec_fail(dc, "corrupt zlib payload (%s, %lu of %zu bytes out)",
-				   rc == Z_OK ? "trailing bytes" : zError(rc), (unsigned long)dlen,
-				   j->len);
+				   err == Z_OK ? "trailing bytes" : zError(err),
+				   (unsigned long)dlen, j->len);
 			j->err = -EILSEQ;
 		}
 	}
@@ -187,10 +187,10 @@ static unsigned ceil_log2(size_t v)
 static int zstd_encode_one(struct delta_codec *dc, int level, struct delta_job *j, bool prefix)
 {
 	size_t r;
-	int rc = zstd_cctx(dc);
+	int err = zstd_cctx(dc);
 
-	if (rc)
-		return rc;
+	if (err)
+		return err;
 	ZSTD_CCtx_setParameter(dc->cctx, ZSTD_c_compressionLevel, level);
 	ZSTD_CCtx_setParameter(dc->cctx, ZSTD_c_contentSizeFlag, 1);
 	ZSTD_CCtx_setParameter(dc->cctx, ZSTD_c_checksumFlag, 0);
@@ -245,10 +245,10 @@ static int zstd_decode_one(struct delta_codec *dc, struct delta_djob *j, bool pr
 {
 	unsigned long long fcs;
 	size_t r;
-	int rc = zstd_dctx(dc);
+	int err = zstd_dctx(dc);
 
-	if (rc)
-		return rc;
+	if (err)
+		return err;
 	fcs = ZSTD_getFrameContentSize(j->payload, j->payload_len);
 	if (fcs != j->len) {
 		codec_fail(dc, "corrupt zstd payload: frame content size %lld, extent %zu",
@@ -339,10 +339,10 @@ static int fd_write_zeros(int fd, size_t len)
 
 	while (len) {
 		size_t k = MIN(len, sizeof(zeros));
-		int rc = fd_write_all(fd, zeros, k);
+		int err = fd_write_all(fd, zeros, k);
 
-		if (rc)
-			return rc;
+		if (err)
+			return err;
 		len -= k;
 	}
 	return 0;
@@ -379,7 +379,7 @@ static int xdelta3_run(struct delta_codec *dc, char **args, int in_fd, int out_f
 	char *argv[24];
 	char **envp;
 	size_t nenv = 0, k = 0;
-	int err_fd, status, rc;
+	int err_fd, status, err;
 	pid_t pid;
 
 	argv[k++] = (char *)prog;
@@ -404,21 +404,21 @@ static int xdelta3_run(struct delta_codec *dc, char **args, int in_fd, int out_f
 	posix_spawn_file_actions_adddup2(&fa, in_fd, 0);
 	posix_spawn_file_actions_adddup2(&fa, out_fd, 1);
 	posix_spawn_file_actions_adddup2(&fa, err_fd, 2);
-	rc = posix_spawnp(&pid, prog, &fa, NULL, argv, envp);
+	err = posix_spawnp(&pid, prog, &fa, NULL, argv, envp);
 	posix_spawn_file_actions_destroy(&fa);
 	free(envp);
 	dc->stats.xdelta3_runs++;
-	if (rc) {
-		codec_fail(dc, "cannot run %s: %s", prog, strerror(rc));
+	if (err) {
+		codec_fail(dc, "cannot run %s: %s", prog, strerror(err));
 		close(err_fd);
-		return rc == ENOENT ? -ENOENT : -EIO;
+		return err == ENOENT ? -ENOENT : -EIO;
 	}
 	while (waitpid(pid, &status, 0) < 0)
 		if (errno != EINTR) {
 			status = -1;
 			break;
 		}
-	rc = 0;
+	err = 0;
 	if (!WIFEXITED(status) || WEXITSTATUS(status)) {
 		char msg[160] = "";
 		ssize_t r = pread(err_fd, msg, sizeof(msg) - 1, 0);
@@ -428,14 +428,14 @@ static int xdelta3_run(struct delta_codec *dc, char **args, int in_fd, int out_f
 			msg[strcspn(msg, "\n")] = 0;
 		}
 		if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
-			rc = -ENOENT;
+			err = -ENOENT;
 		else
-			rc = -EIO;
+			err = -EIO;
 		codec_fail(dc, "%s failed (status %d): %s", prog,
 			   WIFEXITED(status) ? WEXITSTATUS(status) : -1, msg);
 	}
 	close(err_fd);
-	return rc;
+	return err;
 }
 
 /*
@@ -457,7 +457,7 @@ static int xdelta3_encode_run(struct delta_codec *dc, int level, struct delta_jo
 			      const unsigned *idx, unsigned m)
 {
 	size_t slot = xd_slot(jobs[idx[0]].len), outlen = 0, total = slot * m;
-	int src_fd = -1, tgt_fd = -1, out_fd = -1, rc, hl;
+	int src_fd = -1, tgt_fd = -1, out_fd = -1, err, hl;
 	char path[64], wopt[32], bopt[32], lopt[8];
 	const u8 *out = NULL, *p, *end;
 	char *args[16];
@@ -466,20 +466,20 @@ static int xdelta3_encode_run(struct delta_codec *dc, int level, struct delta_jo
 	src_fd = memfd_new(dc, "xd-src");
 	tgt_fd = memfd_new(dc, "xd-tgt");
 	out_fd = memfd_new(dc, "xd-out");
-	rc = (src_fd < 0) ? src_fd : (tgt_fd < 0) ? tgt_fd : (out_fd < 0) ? out_fd : 0;
-	for (unsigned i = 0; !rc && i < m; i++) {
+	err = (src_fd < 0) ? src_fd : (tgt_fd < 0) ? tgt_fd : (out_fd < 0) ? out_fd : 0;
+	for (unsigned i = 0; !err && i < m; i++) {
 		const struct delta_job *j = &jobs[idx[i]];
 
-		rc = fd_write_all(src_fd, j->src, j->len);
-		if (!rc)
-			rc = fd_write_zeros(src_fd, slot - j->len);
-		if (!rc)
-			rc = fd_write_all(tgt_fd, j->tgt, j->len);
-		if (!rc)
-			rc = fd_write_zeros(tgt_fd, slot - j->len);
+		err = fd_write_all(src_fd, j->src, j->len);
+		if (!err)
+			err = fd_write_zeros(src_fd, slot - j->len);
+		if (!err)
+			err = fd_write_all(tgt_fd, j->tgt, j->len);
+		if (!err)
+			err = fd_write_zeros(tgt_fd, slot - j->len);
 	}
-	if (rc) {
-		codec_fail(dc, "xdelta3 batch: writing memfd: %s", strerror(-rc));
+	if (err) {
+		codec_fail(dc, "xdelta3 batch: writing memfd: %s", strerror(-err));
 		goto out_close;
 	}
 	lseek(tgt_fd, 0, SEEK_SET);
@@ -500,14 +500,14 @@ static int xdelta3_encode_run(struct delta_codec *dc, int level, struct delta_jo
 	args[k++] = path;
 	args[k++] = "-A";
 	args[k] = NULL;
-	rc = xdelta3_run(dc, args, tgt_fd, out_fd);
-	if (rc)
+	err = xdelta3_run(dc, args, tgt_fd, out_fd);
+	if (err)
 		goto out_close;
 	out = fd_map(out_fd, &outlen);
 	hl = out ? vc_header_len(out, outlen) : -EILSEQ;
 	if (hl < 0) {
 		codec_fail(dc, "xdelta3 produced no valid VCDIFF header");
-		rc = -EIO;
+		err = -EIO;
 		goto out_unmap;
 	}
 	p = out + hl;
@@ -521,7 +521,7 @@ static int xdelta3_encode_run(struct delta_codec *dc, int level, struct delta_jo
 		if (vc_window_parse(p, end, &w) || w.tgt_len != slot) {
 			codec_fail(dc, "xdelta3 output: window %u is not one %zu byte extent", i,
 				   slot);
-			rc = -EIO;
+			err = -EIO;
 			goto out_unmap;
 		}
 		p = w.end;
@@ -558,7 +558,7 @@ static int xdelta3_encode_run(struct delta_codec *dc, int level, struct delta_jo
 	if (p != end) {
 		codec_fail(dc, "xdelta3 output: %zu bytes after the last window",
 			   (size_t)(end - p));
-		rc = -EIO;
+		err = -EIO;
 	}
 out_unmap:
 	if (out)
@@ -570,7 +570,7 @@ out_close:
 		close(tgt_fd);
 	if (out_fd >= 0)
 		close(out_fd);
-	return rc;
+	return err;
 }
 
 static int cmp_job_len(const void *a, const void *b, void *arg)
@@ -587,7 +587,7 @@ static int cmp_job_len(const void *a, const void *b, void *arg)
 static int xdelta3_encode(struct delta_codec *dc, int level, struct delta_job *jobs, unsigned n)
 {
 	unsigned *idx = xmalloc(sizeof(*idx) * (n ? n : 1)), m = 0;
-	int rc = 0;
+	int err = 0;
 
 	for (unsigned i = 0; i < n; i++) {
 		jobs[i].err = -EOPNOTSUPP;
@@ -595,19 +595,19 @@ static int xdelta3_encode(struct delta_codec *dc, int level, struct delta_job *j
 			idx[m++] = i;
 	}
 	qsort_r(idx, m, sizeof(*idx), cmp_job_len, jobs);
-	for (unsigned a = 0, b; a < m && !rc; a = b) {
+	for (unsigned a = 0, b; a < m && !err; a = b) {
 		for (b = a + 1; b < m && xd_slot(jobs[idx[b]].len) == xd_slot(jobs[idx[a]].len);
 		     b++)
 			;
-		rc = xdelta3_encode_run(dc, level, jobs, idx + a, b - a);
-		if (rc)
+		err = xdelta3_encode_run(dc, level, jobs, idx + a, b - a);
+		if (err)
 			for (unsigned i = a; i < b; i++)
-				jobs[idx[i]].err = rc;
-		if (rc == -EIO)
-			rc = 0; /* this length class falls back; try the others */
+				jobs[idx[i]].err = err;
+		if (err == -EIO)
+			err = 0; /* this length class falls back; try the others */
 	}
 	free(idx);
-	return rc;
+	return err;
 }
 
 /* A parsed xdelta3 payload, ready to join a decode run. */
@@ -657,7 +657,7 @@ static int xdelta3_decode_run(struct delta_codec *dc, struct delta_djob *jobs,
 			      const struct xd_dec *d, unsigned m)
 {
 	int src_fd = memfd_new(dc, "xd-src"), in_fd = memfd_new(dc, "xd-delta");
-	int out_fd = memfd_new(dc, "xd-out"), rc;
+	int out_fd = memfd_new(dc, "xd-out"), err;
 	size_t want = 0, outlen = 0, off = 0;
 	u64 base = 0;
 	u8 *win = NULL;
@@ -665,30 +665,30 @@ static int xdelta3_decode_run(struct delta_codec *dc, struct delta_djob *jobs,
 	char path[64];
 	char *args[8];
 
-	rc = (src_fd < 0) ? src_fd : (in_fd < 0) ? in_fd : (out_fd < 0) ? out_fd : 0;
-	if (!rc)
-		rc = fd_write_all(in_fd, jobs[d[0].job].payload, (size_t)d[0].hl);
-	for (unsigned i = 0; !rc && i < m; i++) {
+	err = (src_fd < 0) ? src_fd : (in_fd < 0) ? in_fd : (out_fd < 0) ? out_fd : 0;
+	if (!err)
+		err = fd_write_all(in_fd, jobs[d[0].job].payload, (size_t)d[0].hl);
+	for (unsigned i = 0; !err && i < m; i++) {
 		const struct delta_djob *j = &jobs[d[i].job];
 		size_t slot = xd_slot(j->len), wl;
 
 		if (j->src) {
-			rc = fd_write_all(src_fd, j->src, j->len);
-			if (!rc)
-				rc = fd_write_zeros(src_fd, slot - j->len);
+			err = fd_write_all(src_fd, j->src, j->len);
+			if (!err)
+				err = fd_write_zeros(src_fd, slot - j->len);
 		} else {
-			rc = fd_write_zeros(src_fd, slot);
+			err = fd_write_zeros(src_fd, slot);
 		}
 		win = xrealloc(win, (size_t)d[i].w.enc_len + 32);
 		wl = vc_window_emit(win, &d[i].w, d[i].w.seg_pos + base);
-		if (!rc)
-			rc = fd_write_all(in_fd, win, wl);
+		if (!err)
+			err = fd_write_all(in_fd, win, wl);
 		base += slot;
 		want += (size_t)d[i].w.tgt_len;
 	}
 	free(win);
-	if (rc) {
-		codec_fail(dc, "xdelta3 batch: writing memfd: %s", strerror(-rc));
+	if (err) {
+		codec_fail(dc, "xdelta3 batch: writing memfd: %s", strerror(-err));
 		goto out_close;
 	}
 	lseek(in_fd, 0, SEEK_SET);
@@ -698,13 +698,13 @@ static int xdelta3_decode_run(struct delta_codec *dc, struct delta_djob *jobs,
 	args[2] = "-s";
 	args[3] = path;
 	args[4] = NULL;
-	rc = xdelta3_run(dc, args, in_fd, out_fd);
-	if (rc)
+	err = xdelta3_run(dc, args, in_fd, out_fd);
+	if (err)
 		goto out_close;
 	out = fd_map(out_fd, &outlen);
 	if (outlen != want) {
 		codec_fail(dc, "xdelta3 decoded %zu bytes, expected %zu", outlen, want);
-		rc = -EILSEQ;
+		err = -EILSEQ;
 		goto out_unmap;
 	}
 	for (unsigned i = 0; i < m; i++) {
@@ -730,34 +730,34 @@ out_close:
 		close(in_fd);
 	if (out_fd >= 0)
 		close(out_fd);
-	return rc;
+	return err;
 }
 
 /* Decodes d[0..m); on a failed run, splits it so the bad payload is found. */
 static int xdelta3_decode_split(struct delta_codec *dc, struct delta_djob *jobs,
 				const struct xd_dec *d, unsigned m)
 {
-	int rc = xdelta3_decode_run(dc, jobs, d, m);
+	int err = xdelta3_decode_run(dc, jobs, d, m);
 
-	if (rc == -ENOENT || rc == -ENOMEM)
-		return rc;
-	if (!rc)
+	if (err == -ENOENT || err == -ENOMEM)
+		return err;
+	if (!err)
 		return 0;
 	if (m == 1) {
 		jobs[d[0].job].err = -EILSEQ;
 		return 0;
 	}
-	rc = xdelta3_decode_split(dc, jobs, d, m / 2);
-	if (!rc)
-		rc = xdelta3_decode_split(dc, jobs, d + m / 2, m - m / 2);
-	return rc;
+	err = xdelta3_decode_split(dc, jobs, d, m / 2);
+	if (!err)
+		err = xdelta3_decode_split(dc, jobs, d + m / 2, m - m / 2);
+	return err;
 }
 
 static int xdelta3_decode(struct delta_codec *dc, struct delta_djob *jobs, unsigned n)
 {
 	struct xd_dec *d = xmalloc(sizeof(*d) * (n ? n : 1));
 	unsigned m = 0;
-	int rc = 0;
+	int err = 0;
 
 	for (unsigned i = 0; i < n; i++) {
 		jobs[i].err = xdelta3_check(dc, &jobs[i], &d[m]);
@@ -765,16 +765,16 @@ static int xdelta3_decode(struct delta_codec *dc, struct delta_djob *jobs, unsig
 			d[m++].job = i;
 	}
 	/* consecutive payloads with identical file headers share a run */
-	for (unsigned a = 0, b; a < m && !rc; a = b) {
+	for (unsigned a = 0, b; a < m && !err; a = b) {
 		const u8 *ha = jobs[d[a].job].payload;
 
 		for (b = a + 1; b < m; b++)
 			if (d[b].hl != d[a].hl || memcmp(jobs[d[b].job].payload, ha, d[a].hl))
 				break;
-		rc = xdelta3_decode_split(dc, jobs, d + a, b - a);
+		err = xdelta3_decode_split(dc, jobs, d + a, b - a);
 	}
 	free(d);
-	return rc;
+	return err;
 }
 
 static const struct delta_codec_ops codec_table[DELTA_CODEC_COUNT] = {
@@ -864,7 +864,7 @@ static int try_codec(struct delta_codec *dc, const struct delta_codec_ops *ops, 
 	struct delta_djob *dj = NULL;
 	size_t off = 0, voff = 0;
 	u8 *scr, *ver = NULL;
-	int rc;
+	int err;
 
 	for (unsigned i = 0; i < n; i++)
 		off += delta_codec_bound(jobs[i].len);
@@ -876,8 +876,8 @@ static int try_codec(struct delta_codec *dc, const struct delta_codec_ops *ops, 
 		tmp[i].out_len = 0;
 		off += delta_codec_bound(jobs[i].len);
 	}
-	rc = ops->encode(dc, level, tmp, n);
-	if (rc)
+	err = ops->encode(dc, level, tmp, n);
+	if (err)
 		goto out;
 	if (verify) {
 		dj = xzalloc(sizeof(*dj) * n);
@@ -906,20 +906,20 @@ static int try_codec(struct delta_codec *dc, const struct delta_codec_ops *ops, 
 				map[m] = i;
 				sub[m++] = dj[i];
 			}
-		rc = m ? ops->decode(dc, sub, m) : 0;
+		err = m ? ops->decode(dc, sub, m) : 0;
 		for (unsigned k = 0; k < m; k++) {
 			unsigned i = map[k];
 
-			if (rc || sub[k].err || memcmp(sub[k].tgt, jobs[i].tgt, jobs[i].len)) {
+			if (err || sub[k].err || memcmp(sub[k].tgt, jobs[i].tgt, jobs[i].len)) {
 				tmp[i].err = -EILSEQ;
 				dc->stats.verify_failures++;
 			}
 		}
 		free(sub);
 		free(map);
-		if (rc == -ENOENT || rc == -EIO)
-			rc = 0; /* unverifiable: the jobs above fell back already */
-		if (rc)
+		if (err == -ENOENT || err == -EIO)
+			err = 0; /* unverifiable: the jobs above fell back already */
+		if (err)
 			goto out;
 	}
 	for (unsigned i = 0; i < n; i++) {
@@ -934,13 +934,13 @@ static int try_codec(struct delta_codec *dc, const struct delta_codec_ops *ops, 
 out:
 	free(dj);
 	free(tmp);
-	return rc;
+	return err;
 }
 
 int delta_codec_encode_batch(struct delta_codec *dc, struct delta_job *jobs, unsigned n)
 {
 	size_t *best;
-	int rc = 0, level = dc->opts.level;
+	int err = 0, level = dc->opts.level;
 	u32 asked = dc->opts.mode == DELTA_MODE_BEST ? DELTA_CODEC_COUNT : (u32)dc->opts.mode;
 
 	if (!n)
@@ -961,23 +961,23 @@ int delta_codec_encode_batch(struct delta_codec *dc, struct delta_job *jobs, uns
 		static const u32 cand[] = {DELTA_CODEC_ZSTD, DELTA_CODEC_ZSTD_PREFIX,
 					   DELTA_CODEC_XDELTA3};
 
-		for (unsigned c = 0; c < ARRAY_SIZE(cand) && !rc; c++) {
+		for (unsigned c = 0; c < ARRAY_SIZE(cand) && !err; c++) {
 			const struct delta_codec_ops *ops = delta_codec_get(cand[c]);
 			int lv = (level && ops->id != DELTA_CODEC_XDELTA3) ? level
 									   : ops->default_level;
 
-			rc = try_codec(dc, ops, lv, jobs, n, best,
-				       ops->differencing || dc->opts.verify_all);
-			if (rc == -ENOENT)
-				rc = 0; /* no xdelta3 program: the others still count */
+			err = try_codec(dc, ops, lv, jobs, n, best,
+					ops->differencing || dc->opts.verify_all);
+			if (err == -ENOENT)
+				err = 0; /* no xdelta3 program: the others still count */
 		}
 	} else if (asked != DELTA_CODEC_RAW) {
 		const struct delta_codec_ops *ops = delta_codec_get(asked);
 
-		rc = try_codec(dc, ops, level ? level : ops->default_level, jobs, n, best,
-			       ops->differencing || dc->opts.verify_all);
-		if (rc == -ENOENT)
-			rc = 0; /* no xdelta3 program: everything went out raw */
+		err = try_codec(dc, ops, level ? level : ops->default_level, jobs, n, best,
+				ops->differencing || dc->opts.verify_all);
+		if (err == -ENOENT)
+			err = 0; /* no xdelta3 program: everything went out raw */
 	}
 	for (unsigned i = 0; i < n; i++) {
 		if (jobs[i].codec == DELTA_CODEC_RAW && asked != DELTA_CODEC_RAW)
@@ -985,14 +985,14 @@ int delta_codec_encode_batch(struct delta_codec *dc, struct delta_job *jobs, uns
 		dc->stats.chosen[jobs[i].codec]++;
 	}
 	free(best);
-	return rc;
+	return err;
 }
 
 int delta_codec_decode_batch(struct delta_codec *dc, struct delta_djob *jobs, unsigned n)
 {
 	unsigned *map = xmalloc(sizeof(*map) * (n ? n : 1));
 	struct delta_djob *sub = xmalloc(sizeof(*sub) * (n ? n : 1));
-	int rc = 0;
+	int err = 0;
 
 	for (unsigned i = 0; i < n; i++) {
 		jobs[i].err = 0;
@@ -1004,7 +1004,7 @@ int delta_codec_decode_batch(struct delta_codec *dc, struct delta_djob *jobs, un
 			jobs[i].err = -EINVAL;
 		}
 	}
-	for (u32 c = 0; c < DELTA_CODEC_COUNT && !rc; c++) {
+	for (u32 c = 0; c < DELTA_CODEC_COUNT && !err; c++) {
 		unsigned m = 0;
 
 		for (unsigned i = 0; i < n; i++)
@@ -1014,15 +1014,15 @@ int delta_codec_decode_batch(struct delta_codec *dc, struct delta_djob *jobs, un
 			}
 		if (!m)
 			continue;
-		rc = codec_table[c].decode(dc, sub, m);
+		err = codec_table[c].decode(dc, sub, m);
 		for (unsigned k = 0; k < m; k++)
-			jobs[map[k]].err = rc ? rc : sub[k].err;
+			jobs[map[k]].err = err ? err : sub[k].err;
 	}
-	for (unsigned i = 0; i < n && !rc; i++)
-		rc = jobs[i].err;
+	for (unsigned i = 0; i < n && !err; i++)
+		err = jobs[i].err;
 	free(map);
 	free(sub);
-	return rc;
+	return err;
 }
 
 int delta_codec_encode(struct delta_codec *dc, struct delta_job *job)

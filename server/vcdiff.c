@@ -443,10 +443,10 @@ ssize_t vc_rewrite(const struct vc_window *w, u64 base, size_t slot, const u8 *s
 	size_t nops, k = 0;
 	u64 lo = UINT64_MAX, hi = 0, seg;
 	struct vc_emit e = {.cap = cap};
-	int rc = vc_parse_ops(w, base, slot, &ops, &nops);
+	int err = vc_parse_ops(w, base, slot, &ops, &nops);
 
-	if (rc)
-		return rc;
+	if (err)
+		return err;
 	vc_reclaim(ops, nops, src, tgt, len, slot);
 	ops = vc_self_copies(ops, &nops, tgt, len, w->tgt_len);
 	for (size_t i = 0; i < nops; i++)
@@ -458,7 +458,7 @@ ssize_t vc_rewrite(const struct vc_window *w, u64 base, size_t slot, const u8 *s
 	e.data = xmalloc(cap);
 	e.inst = xmalloc(cap);
 	e.addr = xmalloc(cap);
-	for (size_t i = 0; i < nops && !rc; i++) {
+	for (size_t i = 0; i < nops && !err; i++) {
 		struct vc_op *op = &ops[i];
 		u8 v[10];
 		size_t vl;
@@ -470,7 +470,7 @@ ssize_t vc_rewrite(const struct vc_window *w, u64 base, size_t slot, const u8 *s
 			while (i + 1 < nops && ops[i + 1].type == VC_ADD)
 				l += ops[++i].len;
 			if (!em_room(&e, l, 11, 0)) {
-				rc = -EOPNOTSUPP;
+				err = -EOPNOTSUPP;
 				break;
 			}
 			for (u64 t = 0; t < l; t++)
@@ -484,7 +484,7 @@ ssize_t vc_rewrite(const struct vc_window *w, u64 base, size_t slot, const u8 *s
 			continue;
 		}
 		if (!em_room(&e, 1, 11, 10)) {
-			rc = -EOPNOTSUPP;
+			err = -EOPNOTSUPP;
 			break;
 		}
 		if (op->type == VC_RUN) {
@@ -509,7 +509,7 @@ ssize_t vc_rewrite(const struct vc_window *w, u64 base, size_t slot, const u8 *s
 			e.ni += vc_put(e.inst + e.ni, op->len);
 		}
 	}
-	if (!rc) {
+	if (!err) {
 		u8 hdr[64];
 		size_t hl = 0, enc_len;
 
@@ -520,7 +520,7 @@ ssize_t vc_rewrite(const struct vc_window *w, u64 base, size_t slot, const u8 *s
 		hl += vc_put(hdr + hl, e.na);
 		enc_len = hl + ((w->ind & VCD_ADLER32) ? 4 : 0) + e.nd + e.ni + e.na;
 		if (enc_len + 32 > cap) {
-			rc = -EOPNOTSUPP;
+			err = -EOPNOTSUPP;
 		} else {
 			o[k++] = (u8)((seg ? VCD_SOURCE : 0) | (w->ind & VCD_ADLER32));
 			if (seg) {
@@ -554,5 +554,5 @@ ssize_t vc_rewrite(const struct vc_window *w, u64 base, size_t slot, const u8 *s
 	free(e.inst);
 	free(e.addr);
 	free(ops);
-	return rc ? rc : (ssize_t)k;
+	return err ? err : (ssize_t)k;
 }

@@ -183,10 +183,10 @@ static int parse_line(struct restore *rs, char *line)
 static int insert_all(struct btree *t, struct tx *tx, const struct tree_text *tt)
 {
 	for (u64 i = 0; i < tt->n; i++) {
-		int r = btree_insert(t, tx, tt->v[i].key, tt->v[i].value, BTREE_NOOVERWRITE);
+		int err = btree_insert(t, tx, tt->v[i].key, tt->v[i].value, BTREE_NOOVERWRITE);
 
-		if (r)
-			return r;
+		if (err)
+			return err;
 	}
 	return 0;
 }
@@ -200,12 +200,12 @@ static int built_pre_sync(void *arg, struct tx *tx)
 {
 	struct built *b = arg;
 	struct blkptr root;
-	int r = btree_sync(b->exc, tx);
+	int err = btree_sync(b->exc, tx);
 
-	if (!r)
-		r = btree_sync(b->snaps, tx);
-	if (r)
-		return r;
+	if (!err)
+		err = btree_sync(b->snaps, tx);
+	if (err)
+		return err;
 	btree_root(b->exc, &root);
 	store_set_root(b->s, UB_ROOT_EXCEPTIONS, &root);
 	btree_root(b->snaps, &root);
@@ -221,36 +221,36 @@ static int build(struct restore *rs, struct store *s)
 	struct blkptr empty = {0};
 	u64 cb = label_chunk_blocks(store_label(s));
 	struct tx *tx;
-	int r;
+	int err;
 
-	r = btree_open(&engine_exception_tree_type, store_cache(s), &empty, &b.exc);
-	if (!r)
-		r = btree_open(&engine_snapshot_table_type, store_cache(s), &empty, &b.snaps);
-	if (r)
+	err = btree_open(&engine_exception_tree_type, store_cache(s), &empty, &b.exc);
+	if (!err)
+		err = btree_open(&engine_snapshot_table_type, store_cache(s), &empty, &b.snaps);
+	if (err)
 		goto out_close;
 	store_add_hook(s, &h);
 	tx = store_tx_hold(s);
-	for (u64 i = 0; i < rs->ndata && !r; i++) {
-		r = metaslab_claim_data(store_metaslab(s), rs->data[i][0], rs->data[i][1] / cb);
-		if (r)
+	for (u64 i = 0; i < rs->ndata && !err; i++) {
+		err = metaslab_claim_data(store_metaslab(s), rs->data[i][0], rs->data[i][1] / cb);
+		if (err)
 			cmd_error("restore", "data run at %llu: %s",
-				  (unsigned long long)rs->data[i][0], strerror(-r));
+				  (unsigned long long)rs->data[i][0], strerror(-err));
 	}
 	/* The old overlay roots point into the old store: each is rebuilt below, or empty. */
 	for (u64 j = 0; j < rs->snaps.n; j++)
 		memset(&((struct snap_record_disk *)rs->snaps.v[j].value)->overlay, 0,
 		       sizeof(struct blkptr_disk));
 	/* Overlays first: each snapshot record names its overlay's (sealed) root. */
-	for (unsigned i = 0; i < rs->noverlays && !r; i++) {
+	for (unsigned i = 0; i < rs->noverlays && !err; i++) {
 		struct btree *o = NULL;
 		struct blkptr root;
 
-		r = btree_open(&engine_overlay_tree_type, store_cache(s), &empty, &o);
-		if (!r)
-			r = insert_all(o, tx, &rs->overlays[i]);
-		if (!r)
-			r = btree_sync(o, tx);
-		if (!r) {
+		err = btree_open(&engine_overlay_tree_type, store_cache(s), &empty, &o);
+		if (!err)
+			err = insert_all(o, tx, &rs->overlays[i]);
+		if (!err)
+			err = btree_sync(o, tx);
+		if (!err) {
 			btree_root(o, &root);
 			for (u64 j = 0; j < rs->snaps.n; j++) {
 				struct snap_record_disk *rec = (void *)rs->snaps.v[j].value;
@@ -261,19 +261,19 @@ static int build(struct restore *rs, struct store *s)
 		}
 		btree_close(o);
 	}
-	if (!r)
-		r = insert_all(b.exc, tx, &rs->exc);
-	if (!r)
-		r = insert_all(b.snaps, tx, &rs->snaps);
+	if (!err)
+		err = insert_all(b.exc, tx, &rs->exc);
+	if (!err)
+		err = insert_all(b.snaps, tx, &rs->snaps);
 	store_set_scalar(s, UB_SCALAR_GEN, rs->gen);
 	store_set_scalar(s, UB_SCALAR_NEXT_SNAP, rs->next_snap);
 	store_tx_release(s, tx);
-	if (!r)
-		r = store_sync(s);
+	if (!err)
+		err = store_sync(s);
 out_close:
 	btree_close(b.exc);
 	btree_close(b.snaps);
-	return r;
+	return err;
 }
 
 static void restore_free(struct restore *rs)
@@ -297,7 +297,7 @@ int cmd_restore(int argc, char **argv)
 	char line[RESTORE_MAX_LINE], why[256] = "";
 	bool yes = false;
 	FILE *in;
-	int c, r, ret = EXIT_FAIL;
+	int c, err, ret = EXIT_FAIL;
 
 	rs->exc.type = &engine_exception_tree_type;
 	rs->snaps.type = &engine_snapshot_table_type;
@@ -338,15 +338,15 @@ int cmd_restore(int argc, char **argv)
 		fprintf(stderr, "ddsnap restore: %llu intent log records not restored\n",
 			(unsigned long long)rs->log_records);
 
-	r = bdev_open(argv[optind + 1], 0, &snap);
-	if (r) {
-		cmd_error("restore", "%s: %s", argv[optind + 1], strerror(-r));
+	err = bdev_open(argv[optind + 1], 0, &snap);
+	if (err) {
+		cmd_error("restore", "%s: %s", argv[optind + 1], strerror(-err));
 		goto out;
 	}
 	if (argc - optind == 3) {
-		r = bdev_open(argv[optind + 2], 0, &meta);
-		if (r) {
-			cmd_error("restore", "%s: %s", argv[optind + 2], strerror(-r));
+		err = bdev_open(argv[optind + 2], 0, &meta);
+		if (err) {
+			cmd_error("restore", "%s: %s", argv[optind + 2], strerror(-err));
 			goto out;
 		}
 	}
@@ -357,27 +357,27 @@ int cmd_restore(int argc, char **argv)
 	}
 	p.chunk_shift = rs->chunk_shift;
 	p.origin_bytes = rs->origin_bytes;
-	r = store_format(snap, meta, &p, why, sizeof(why));
-	if (r) {
+	err = store_format(snap, meta, &p, why, sizeof(why));
+	if (err) {
 		cmd_error("restore", "%s", why);
 		goto out;
 	}
 	cfg.snapstore = snap;
 	cfg.metadev = meta;
-	r = store_open(&cfg, &s, why, sizeof(why));
-	if (r) {
+	err = store_open(&cfg, &s, why, sizeof(why));
+	if (err) {
 		cmd_error("restore", "%s", why);
 		goto out;
 	}
-	r = build(rs, s);
-	if (r) {
-		cmd_error("restore", "building the trees: %s", strerror(-r));
+	err = build(rs, s);
+	if (err) {
+		cmd_error("restore", "building the trees: %s", strerror(-err));
 		store_abandon(s);
 		goto out;
 	}
-	r = store_close(s);
-	if (r) {
-		cmd_error("restore", "syncing: %s", strerror(-r));
+	err = store_close(s);
+	if (err) {
+		cmd_error("restore", "syncing: %s", strerror(-err));
 		goto out;
 	}
 	printf("restored %llu exceptions, %llu snapshots, %u overlays, %llu data runs\n",
