@@ -30,6 +30,7 @@
 #include "engine.h"
 #include "log.h"
 #include "../unit/lib/enginefix.h"
+#include "../unit/lib/rng.h"
 #include "../unit/lib/snapmodel.h"
 
 #define CS	      4096u
@@ -54,24 +55,6 @@ struct hrec {
 
 static u64 g_seed;
 static const char *g_dir; /* kept on failure, for inspection */
-
-struct rnd {
-	u64 s;
-};
-
-static u64 rnd_next(struct rnd *r)
-{
-	u64 z = (r->s += 0x9E3779B97F4A7C15ull);
-
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-	return z ^ (z >> 31);
-}
-
-static u64 rnd_below(struct rnd *r, u64 n)
-{
-	return n ? rnd_next(r) % n : 0;
-}
 
 /* The pattern: 32-byte words naming chunk, serial, gen and seed. */
 static void fill(u8 *buf, u32 len, u64 chunk, u64 serial, u64 gen)

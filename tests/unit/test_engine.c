@@ -19,29 +19,11 @@
 #include "btree.h"
 #include "engine.h"
 #include "lib/enginefix.h"
+#include "lib/rng.h"
 #include "lib/snapmodel.h"
 
 #define CS	 4096u
 #define MAX_TAGS 512 /* live snapshots a test may hold */
-
-struct rnd {
-	u64 s;
-};
-
-static u64 rnd_next(struct rnd *r)
-{
-	/* splitmix64: small, good enough, and the same everywhere. */
-	u64 z = (r->s += 0x9E3779B97F4A7C15ull);
-
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-	return z ^ (z >> 31);
-}
-
-static u64 rnd_below(struct rnd *r, u64 n)
-{
-	return n ? rnd_next(r) % n : 0;
-}
 
 /* A pattern that names the chunk and the write, so a misplaced or stale read shows. */
 static void fill(u8 *buf, u32 len, u64 chunk, u64 version)
