@@ -10,6 +10,7 @@
 #include "base.h"
 #include <stdarg.h>
 #include <string.h>
+#include <unistd.h>
 
 void base_verify_failed(const char *expr, const char *file, int line)
 {
@@ -28,6 +29,24 @@ int why_printf(char *why, size_t whylen, int err, const char *fmt, ...)
 		va_end(ap);
 	}
 	return err;
+}
+
+int write_full(int fd, const void *buf, size_t len)
+{
+	const u8 *p = buf;
+
+	while (len) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
 }
 
 void *xmalloc(size_t size)

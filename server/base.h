@@ -115,6 +115,13 @@ static inline u64 xorshift64(u64 *s)
  */
 int why_printf(char *why, size_t whylen, int err, const char *fmt, ...) __printf(4, 5);
 
+/*
+ * Writes all @len bytes of @buf to @fd, retrying short writes and EINTR.  Returns 0 or
+ * -errno of the failing write (bytes before it were written).  Blocks.  Sockets that must
+ * not raise SIGPIPE use unixsock_write_full (send with MSG_NOSIGNAL) instead.
+ */
+int write_full(int fd, const void *buf, size_t len);
+
 /* Allocation that cannot fail quietly: aborts with a message on exhaustion. */
 void *xmalloc(size_t size);
 void *xzalloc(size_t size);

@@ -315,31 +315,13 @@ static int memfd_new(struct delta_codec *dc, const char *name)
 	return fd;
 }
 
-static int fd_write_all(int fd, const void *buf, size_t len)
-{
-	const u8 *p = buf;
-
-	while (len) {
-		ssize_t w = write(fd, p, len);
-
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += w;
-		len -= (size_t)w;
-	}
-	return 0;
-}
-
 static int fd_write_zeros(int fd, size_t len)
 {
 	static const u8 zeros[4096];
 
 	while (len) {
 		size_t k = MIN(len, sizeof(zeros));
-		int err = fd_write_all(fd, zeros, k);
+		int err = write_full(fd, zeros, k);
 
 		if (err)
 			return err;
@@ -470,11 +452,11 @@ static int xdelta3_encode_run(struct delta_codec *dc, int level, struct delta_jo
 	for (unsigned i = 0; !err && i < m; i++) {
 		const struct delta_job *j = &jobs[idx[i]];
 
-		err = fd_write_all(src_fd, j->src, j->len);
+		err = write_full(src_fd, j->src, j->len);
 		if (!err)
 			err = fd_write_zeros(src_fd, slot - j->len);
 		if (!err)
-			err = fd_write_all(tgt_fd, j->tgt, j->len);
+			err = write_full(tgt_fd, j->tgt, j->len);
 		if (!err)
 			err = fd_write_zeros(tgt_fd, slot - j->len);
 	}
@@ -667,13 +649,13 @@ static int xdelta3_decode_run(struct delta_codec *dc, struct delta_djob *jobs,
 
 	err = (src_fd < 0) ? src_fd : (in_fd < 0) ? in_fd : (out_fd < 0) ? out_fd : 0;
 	if (!err)
-		err = fd_write_all(in_fd, jobs[d[0].job].payload, (size_t)d[0].hl);
+		err = write_full(in_fd, jobs[d[0].job].payload, (size_t)d[0].hl);
 	for (unsigned i = 0; !err && i < m; i++) {
 		const struct delta_djob *j = &jobs[d[i].job];
 		size_t slot = xd_slot(j->len), wl;
 
 		if (j->src) {
-			err = fd_write_all(src_fd, j->src, j->len);
+			err = write_full(src_fd, j->src, j->len);
 			if (!err)
 				err = fd_write_zeros(src_fd, slot - j->len);
 		} else {
@@ -682,7 +664,7 @@ static int xdelta3_decode_run(struct delta_codec *dc, struct delta_djob *jobs,
 		win = xrealloc(win, (size_t)d[i].w.enc_len + 32);
 		wl = vc_window_emit(win, &d[i].w, d[i].w.seg_pos + base);
 		if (!err)
-			err = fd_write_all(in_fd, win, wl);
+			err = write_full(in_fd, win, wl);
 		base += slot;
 		want += (size_t)d[i].w.tgt_len;
 	}
