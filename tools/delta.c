@@ -908,6 +908,29 @@ static const char apply_usage[] =
 	"  -n, --check  verify the whole delta against this receiver (source checksums,\n"
 	"               decoding, target checksums) and write nothing\n";
 
+int delta_apply_option(int opt, const char *arg, struct delta_apply_params *p)
+{
+	switch (opt) {
+	case 't':
+		p->token = arg;
+		return 0;
+	case 'l':
+		if (xfer_parse_size(arg, &p->limit)) {
+			cmd_error(p->cmd, "bad rate '%s'", arg);
+			return -EINVAL;
+		}
+		return 0;
+	case 'p':
+		p->force_progress = true;
+		return 0;
+	case 'v':
+		p->verbose = true;
+		return 0;
+	default:
+		return 1;
+	}
+}
+
 static int delta_apply(int argc, char **argv)
 {
 	struct delta_apply_params p = {.cmd = "delta"};
@@ -915,26 +938,14 @@ static int delta_apply(int argc, char **argv)
 
 	optind = 0;
 	while ((opt = getopt_long(argc, argv, "t:nl:vh", apply_opts, NULL)) != -1) {
-		switch (opt) {
-		case 't':
-			p.token = optarg;
-			break;
-		case 'n':
+		if (opt == 'n') {
 			p.check = true;
-			break;
-		case 'l':
-			if (xfer_parse_size(optarg, &p.limit)) {
-				derr("bad rate '%s'", optarg);
-				return EXIT_USAGE;
-			}
-			break;
-		case 'p':
-			p.force_progress = true;
-			break;
-		case 'v':
-			p.verbose = true;
-			break;
-		default:
+			continue;
+		}
+		ret = delta_apply_option(opt, optarg, &p);
+		if (ret < 0)
+			return EXIT_USAGE;
+		if (ret) {
 			fputs(apply_usage, stderr);
 			return EXIT_USAGE;
 		}
