@@ -481,64 +481,171 @@ static int delta_create(int argc, char **argv)
 	return ret;
 }
 
+/*
+ * create, phase 1: the whole changelist must be valid before anything is written (a
+ * corrupt list must not yield a plausible delta).  One open file, two passes: on success
+ * *@cr is rewound for the encoding pass.  Returns EXIT_OK or an exit code (message printed).
+ */
+static int create_validate(const struct delta_create_params *p, struct changelist_reader **cr,
+			   struct changelist_header *ch)
+{
+	u64 chunk;
+	int rc = changelist_open(cr, p->changelist, ch);
+
+	if (!rc) {
+		do
+			rc = changelist_next(*cr, &chunk);
+		while (rc == 1);
+	}
+	if (!rc)
+		rc = changelist_rewind(*cr);
+	if (rc) {
+		derr("changelist %s: %s", p->changelist,
+		     rc != -EILSEQ ? strerror(-rc)
+		     : *cr	   ? changelist_error(*cr)
+				   : "not a valid changelist header");
+		changelist_close(*cr);
+		*cr = NULL;
+		return rc == -EILSEQ ? EXIT_CORRUPT : EXIT_FAIL;
+	}
+	return EXIT_OK;
+}
+
+/*
+ * create, phase 2: the stream header @h from the changelist, starting where the resume
+ * token p->resume says if there is one.  Returns 0, or -1 with the message printed.
+ */
+static int create_header(const struct delta_create_params *p, const struct changelist_header *ch,
+			 struct delta_header *h)
+{
+	struct delta_token tok;
+	int rc;
+
+	memcpy(h->uuid, ch->uuid, sizeof(h->uuid));
+	h->chunk_size = ch->chunk_size;
+	h->flags = ch->src_tag == DELTA_TAG_NONE ? DELTA_FULL : 0;
+	h->volume_chunks = ch->volume_chunks;
+	h->src_tag = ch->src_tag;
+	h->src_gen = ch->src_gen;
+	h->tgt_tag = ch->tgt_tag;
+	h->tgt_gen = ch->tgt_gen;
+	if (!p->resume)
+		return 0;
+	rc = delta_token_load(p->resume, &tok);
+	if (rc || !delta_token_matches(&tok, h)) {
+		derr("resume token %s: %s", p->resume,
+		     rc ? strerror(-rc) : "belongs to another transfer");
+		return -1;
+	}
+	h->start_seq = tok.next_seq;
+	h->start_chunk = tok.next_chunk;
+	h->start_csum = tok.stream_csum;
+	return 0;
+}
+
+/*
+ * create, phase 3: opens the device of snapshot @tag (<devstem>(tag)) for reading into @d;
+ * it must cover the changelist's volume.  Returns 0, or -1 with the message printed.
+ */
+static int create_open_dev(const struct delta_create_params *p, const struct changelist_header *ch,
+			   u32 tag, struct dev *d)
+{
+	char *name = delta_dev_name(p->devstem, tag);
+	int rc = dev_open(d, name, false);
+
+	free(name);
+	if (rc)
+		return -1;
+	if (d->size < ch->volume_chunks * ch->chunk_size) {
+		derr("%s is smaller than the changelist's volume", d->path);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * create, phase 4: walks the rewound changelist from @start_chunk, groups consecutive
+ * chunks into runs of at most @max_run, and encodes and writes them (create_run, then the
+ * last batch).  Returns 0 or a negative errno (-EILSEQ: the changelist, changelist_error).
+ */
+static int create_encode(struct create *c, struct out *o, struct changelist_reader *cr,
+			 u64 start_chunk, u32 max_run)
+{
+	u64 chunk, run_start = 0;
+	u32 run_len = 0;
+	int rc;
+
+	while ((rc = changelist_next(cr, &chunk)) == 1) {
+		rc = 0;
+		if (chunk < start_chunk)
+			continue;
+		if (run_len && chunk == run_start + run_len && run_len < max_run) {
+			run_len++;
+			continue;
+		}
+		if (run_len) {
+			rc = create_run(c, o, run_start, run_len);
+			if (rc)
+				break;
+		}
+		run_start = chunk;
+		run_len = 1;
+	}
+	if (!rc && run_len)
+		rc = create_run(c, o, run_start, run_len);
+	if (!rc)
+		rc = create_flush(c, o);
+	return rc;
+}
+
+/* create, phase 5 (-v): what was written and which codecs won, on stderr. */
+static void create_report(const struct delta_create_params *p, struct create *c,
+			  const struct delta_trailer *tr)
+{
+	struct delta_codec_stats st;
+
+	delta_codec_get_stats(c->dc, &st);
+	fprintf(stderr,
+		"ddsnap %s: %llu extents, %llu data chunks, %llu zero chunks; %llu "
+		"bytes of data -> %llu payload bytes (%.2f%%); codecs raw %llu zlib %llu "
+		"zstd %llu xdelta3 %llu zstd-prefix %llu; %llu xdelta3 runs, %llu rejected "
+		"by the "
+		"verifying decode\n",
+		p->cmd, (unsigned long long)tr->extents, (unsigned long long)tr->data_chunks,
+		(unsigned long long)tr->zero_chunks, (unsigned long long)c->data_bytes,
+		(unsigned long long)tr->payload_bytes,
+		c->data_bytes ? 100.0 * (double)tr->payload_bytes / (double)c->data_bytes : 0.0,
+		(unsigned long long)st.chosen[0], (unsigned long long)st.chosen[1],
+		(unsigned long long)st.chosen[2], (unsigned long long)st.chosen[3],
+		(unsigned long long)st.chosen[4], (unsigned long long)st.xdelta3_runs,
+		(unsigned long long)st.verify_failures);
+}
+
 int delta_create_stream(const struct delta_create_params *p)
 {
 	struct delta_codec_opts copts = p->codec;
 	struct changelist_header ch;
 	struct changelist_reader *cr = NULL;
 	struct delta_header h = {0};
-	struct delta_token tok;
 	struct delta_trailer tr;
 	struct create c = {.tgt.fd = -1, .src.fd = -1};
 	struct out o = {.fd = p->out_fd};
-	u64 chunk, run_start = 0;
-	u32 run_len = 0, max_run;
-	char *name;
-	int rc, ret = EXIT_FAIL;
+	u32 max_run;
+	int rc, ret;
 
 	derr_cmd = p->cmd;
-	/* one open file, two passes: validate all of it, then encode */
-	rc = changelist_open(&cr, p->changelist, &ch);
-	if (!rc) {
-		do
-			rc = changelist_next(cr, &chunk);
-		while (rc == 1);
-	}
-	if (!rc)
-		rc = changelist_rewind(cr);
-	if (rc) {
-		derr("changelist %s: %s", p->changelist,
-		     rc != -EILSEQ ? strerror(-rc)
-		     : cr	   ? changelist_error(cr)
-				   : "not a valid changelist header");
-		changelist_close(cr);
-		return rc == -EILSEQ ? EXIT_CORRUPT : EXIT_FAIL;
-	}
+	ret = create_validate(p, &cr, &ch);
+	if (ret != EXIT_OK)
+		return ret;
+	ret = EXIT_FAIL;
 	c.dc = delta_codec_new(&copts);
 	if (!c.dc) {
 		derr("bad codec level");
 		ret = EXIT_USAGE;
 		goto out;
 	}
-	memcpy(h.uuid, ch.uuid, sizeof(h.uuid));
-	h.chunk_size = ch.chunk_size;
-	h.flags = ch.src_tag == DELTA_TAG_NONE ? DELTA_FULL : 0;
-	h.volume_chunks = ch.volume_chunks;
-	h.src_tag = ch.src_tag;
-	h.src_gen = ch.src_gen;
-	h.tgt_tag = ch.tgt_tag;
-	h.tgt_gen = ch.tgt_gen;
-	if (p->resume) {
-		rc = delta_token_load(p->resume, &tok);
-		if (rc || !delta_token_matches(&tok, &h)) {
-			derr("resume token %s: %s", p->resume,
-			     rc ? strerror(-rc) : "belongs to another transfer");
-			goto out;
-		}
-		h.start_seq = tok.next_seq;
-		h.start_chunk = tok.next_chunk;
-		h.start_csum = tok.stream_csum;
-	}
+	if (create_header(p, &ch, &h))
+		goto out;
 	if ((h.flags & DELTA_FULL) && copts.mode != DELTA_MODE_BEST &&
 	    delta_codec_get((u32)copts.mode)->differencing) {
 		/* nothing to difference against: compress instead */
@@ -558,26 +665,9 @@ int delta_create_stream(const struct delta_create_params *p)
 	 * for the codecs that do not need it. */
 	c.use_src = !(h.flags & DELTA_FULL) && (!p->no_src_check || copts.mode == DELTA_MODE_BEST ||
 						delta_codec_get((u32)copts.mode)->differencing);
-	name = delta_dev_name(p->devstem, ch.tgt_tag);
-	rc = dev_open(&c.tgt, name, false);
-	free(name);
-	if (rc)
+	if (create_open_dev(p, &ch, ch.tgt_tag, &c.tgt) ||
+	    (c.use_src && create_open_dev(p, &ch, ch.src_tag, &c.src)))
 		goto out;
-	if (c.tgt.size < ch.volume_chunks * ch.chunk_size) {
-		derr("%s is smaller than the changelist's volume", c.tgt.path);
-		goto out;
-	}
-	if (c.use_src) {
-		name = delta_dev_name(p->devstem, ch.src_tag);
-		rc = dev_open(&c.src, name, false);
-		free(name);
-		if (rc)
-			goto out;
-		if (c.src.size < ch.volume_chunks * ch.chunk_size) {
-			derr("%s is smaller than the changelist's volume", c.src.path);
-			goto out;
-		}
-	}
 	xfer_rate_init(&o.rate, p->limit);
 	xfer_progress_init(&o.prog, p->cmd, ch.count * ch.chunk_size, p->force_progress);
 	rc = delta_writer_new(&c.w, out_write, &o, &h);
@@ -594,26 +684,7 @@ int delta_create_stream(const struct delta_create_params *p)
 	c.tbuf = abuf(DELTA_BATCH_BYTES);
 	c.sbuf = abuf(DELTA_BATCH_BYTES);
 	c.obuf = xmalloc((DELTA_BATCH_BYTES / ch.chunk_size) * delta_codec_bound(ch.chunk_size));
-	while ((rc = changelist_next(cr, &chunk)) == 1) {
-		rc = 0;
-		if (chunk < h.start_chunk)
-			continue;
-		if (run_len && chunk == run_start + run_len && run_len < max_run) {
-			run_len++;
-			continue;
-		}
-		if (run_len) {
-			rc = create_run(&c, &o, run_start, run_len);
-			if (rc)
-				break;
-		}
-		run_start = chunk;
-		run_len = 1;
-	}
-	if (!rc && run_len)
-		rc = create_run(&c, &o, run_start, run_len);
-	if (!rc)
-		rc = create_flush(&c, &o);
+	rc = create_encode(&c, &o, cr, h.start_chunk, max_run);
 	if (!rc)
 		rc = delta_writer_finish(c.w, &tr);
 	xfer_progress_done(&o.prog);
@@ -621,26 +692,8 @@ int delta_create_stream(const struct delta_create_params *p)
 		derr("delta not created: %s", rc == -EILSEQ ? changelist_error(cr) : strerror(-rc));
 		goto out;
 	}
-	if (p->verbose) {
-		struct delta_codec_stats st;
-
-		delta_codec_get_stats(c.dc, &st);
-		fprintf(stderr,
-			"ddsnap %s: %llu extents, %llu data chunks, %llu zero chunks; %llu "
-			"bytes of data -> %llu payload bytes (%.2f%%); codecs raw %llu zlib %llu "
-			"zstd %llu xdelta3 %llu zstd-prefix %llu; %llu xdelta3 runs, %llu rejected "
-			"by the "
-			"verifying decode\n",
-			p->cmd, (unsigned long long)tr.extents, (unsigned long long)tr.data_chunks,
-			(unsigned long long)tr.zero_chunks, (unsigned long long)c.data_bytes,
-			(unsigned long long)tr.payload_bytes,
-			c.data_bytes ? 100.0 * (double)tr.payload_bytes / (double)c.data_bytes
-				     : 0.0,
-			(unsigned long long)st.chosen[0], (unsigned long long)st.chosen[1],
-			(unsigned long long)st.chosen[2], (unsigned long long)st.chosen[3],
-			(unsigned long long)st.chosen[4], (unsigned long long)st.xdelta3_runs,
-			(unsigned long long)st.verify_failures);
-	}
+	if (p->verbose)
+		create_report(p, &c, &tr);
 	ret = EXIT_OK;
 out:
 	changelist_close(cr);
