@@ -1024,6 +1024,148 @@ static int delta_apply(int argc, char **argv)
 	return ret;
 }
 
+/*
+ * apply, phase 1: where this receiver resumes.  Loads the token (if -t) into *@saved; a
+ * resumed stream must start exactly at it, and a full stream re-sent after an interruption
+ * is skipped up to it (*@skip_until, 0 if nothing is skipped).  Returns 0, or -1 with the
+ * message printed.
+ */
+static int apply_resume_point(struct apply *a, struct delta_token *saved, u64 *skip_until)
+{
+	bool have_saved = false;
+	int rc;
+
+	*skip_until = 0;
+	if (a->token_path) {
+		rc = delta_token_load(a->token_path, saved);
+		if (rc == -EILSEQ) {
+			derr("resume token %s is corrupt", a->token_path);
+			return -1;
+		}
+		have_saved = !rc && delta_token_matches(saved, &a->h);
+	}
+	if (a->h.start_seq) {
+		/* a resumed stream must continue exactly where this receiver stopped */
+		if (!have_saved || saved->next_seq != a->h.start_seq ||
+		    saved->next_chunk != a->h.start_chunk ||
+		    saved->stream_csum != a->h.start_csum) {
+			derr("this stream resumes at record %llu, chunk %llu, but %s",
+			     (unsigned long long)a->h.start_seq,
+			     (unsigned long long)a->h.start_chunk,
+			     have_saved ? "the resume token says otherwise"
+					: "there is no matching resume token (-t)");
+			return -1;
+		}
+	} else if (have_saved && saved->next_seq) {
+		*skip_until = saved->next_seq; /* a full stream re-sent: skip what is on disk */
+	}
+	return 0;
+}
+
+/*
+ * apply, phase 2: opens the origin <devstem> (read-only with --check), which must cover the
+ * delta's volume, and for an incremental delta the source snapshot <devstem>(src).
+ * Returns 0, or -1 with the message printed.
+ */
+static int apply_open_devs(const struct delta_apply_params *p, struct apply *a)
+{
+	char *name = delta_dev_name(p->devstem, DELTA_TAG_ORIGIN);
+	int rc = dev_open(&a->origin, name, !a->check);
+
+	free(name);
+	if (rc)
+		return -1;
+	if (a->origin.size < a->h.volume_chunks * a->h.chunk_size) {
+		derr("%s is smaller than the delta's volume (%llu bytes)", a->origin.path,
+		     (unsigned long long)(a->h.volume_chunks * a->h.chunk_size));
+		return -1;
+	}
+	if (!(a->h.flags & DELTA_FULL)) {
+		name = delta_dev_name(p->devstem, a->h.src_tag);
+		rc = dev_open(&a->src, name, false);
+		free(name);
+		if (rc)
+			return -1;
+	}
+	return 0;
+}
+
+/* apply, phase 3: the raw codec, the zero extent and the queue every record needs. */
+static void apply_buffers(struct apply *a)
+{
+	struct delta_codec_opts co = {.mode = DELTA_CODEC_RAW};
+
+	a->dc = delta_codec_new(&co);
+	a->zeros = abuf(DELTA_MAX_EXTENT);
+	memset(a->zeros, 0, DELTA_MAX_EXTENT);
+	a->q = xmalloc(sizeof(*a->q) * DELTA_BATCH_EXTENTS);
+}
+
+/*
+ * apply, phase 4: reads and applies every record up to the trailer (skipping those before
+ * *@skip_until, then checking the skipped part against @saved), at the rate limit, with
+ * progress.  Returns 0 once the trailer validated and everything queued is applied, or a
+ * negative errno (a->exit_code says EXIT_CORRUPT for a corrupt stream).
+ */
+static int apply_records(const struct delta_apply_params *p, struct apply *a,
+			 const struct delta_token *saved, u64 *skip_until)
+{
+	struct delta_record rec;
+	struct delta_trailer tr;
+	struct xfer_rate rate;
+	struct xfer_progress prog;
+	int rc;
+
+	xfer_rate_init(&rate, p->limit);
+	xfer_progress_init(&prog, strcmp(p->cmd, "delta") ? p->cmd : "apply", 0, p->force_progress);
+	for (;;) {
+		struct delta_token tok;
+
+		rc = delta_reader_next(a->r, &rec);
+		if (rc < 0) {
+			/* a bad record: what is queued was read intact, apply it first */
+			derr("%s: %s", p->name, delta_reader_error(a->r));
+			a->exit_code = rc == -EILSEQ ? EXIT_CORRUPT : EXIT_FAIL;
+			if (*skip_until)
+				break;
+			apply_flush(a);
+			if (delta_reader_csum_mismatch(a->r, &tr) &&
+			    a->applied.next_seq == tr.end_seq) {
+				/* each extent matched its tgt_csum: the data on disk is the sender's */
+				derr("every extent passed its own checks and is applied; "
+				     "the damaged bytes decoded to the same data");
+				a->applied.stream_csum = tr.stream_csum;
+			}
+			break;
+		}
+		if (rc == 0) {
+			/* trailer validated: apply what is queued; the transfer is complete */
+			rc = apply_flush(a);
+			break;
+		}
+		delta_reader_token(a->r, &tok);
+		if (rec.seq < *skip_until) {
+			a->applied = tok;
+			continue;
+		}
+		if (*skip_until) {
+			rc = check_skipped(a, saved);
+			if (rc)
+				break;
+			*skip_until = 0;
+		}
+		rc = apply_record(a, &rec, &tok);
+		if (rc)
+			break;
+		xfer_rate_account(&rate, rec.payload_len);
+		xfer_progress_update(&prog, a->written_chunks * a->h.chunk_size);
+	}
+	if (!rc && *skip_until)
+		rc = check_skipped(a, saved);
+	xfer_progress_done(&prog);
+	return rc;
+}
+
 int delta_apply_stream(const struct delta_apply_params *p)
 {
 	struct apply a = {.origin.fd = -1,
@@ -1032,14 +1174,9 @@ int delta_apply_stream(const struct delta_apply_params *p)
 			  .token_path = p->token,
 			  .check = p->check};
 	struct delta_token saved;
-	struct delta_record rec;
 	struct delta_trailer tr;
-	struct xfer_rate rate;
-	struct xfer_progress prog;
-	bool have_saved = false;
 	u64 skip_until = 0;
 	int in = p->in_fd, rc;
-	char *name;
 
 	derr_cmd = p->cmd;
 	a.r = delta_reader_new(delta_fd_read, &in);
@@ -1056,101 +1193,12 @@ int delta_apply_stream(const struct delta_apply_params *p)
 			goto out;
 		}
 	}
-	if (a.token_path) {
-		rc = delta_token_load(a.token_path, &saved);
-		if (rc == -EILSEQ) {
-			derr("resume token %s is corrupt", a.token_path);
-			goto out;
-		}
-		have_saved = !rc && delta_token_matches(&saved, &a.h);
-	}
-	if (a.h.start_seq) {
-		/* a resumed stream must continue exactly where this receiver stopped */
-		if (!have_saved || saved.next_seq != a.h.start_seq ||
-		    saved.next_chunk != a.h.start_chunk || saved.stream_csum != a.h.start_csum) {
-			derr("this stream resumes at record %llu, chunk %llu, but %s",
-			     (unsigned long long)a.h.start_seq, (unsigned long long)a.h.start_chunk,
-			     have_saved ? "the resume token says otherwise"
-					: "there is no matching resume token (-t)");
-			goto out;
-		}
-	} else if (have_saved && saved.next_seq) {
-		skip_until = saved.next_seq; /* a full stream re-sent: skip what is on disk */
-	}
-	name = delta_dev_name(p->devstem, DELTA_TAG_ORIGIN);
-	rc = dev_open(&a.origin, name, !a.check);
-	free(name);
-	if (rc)
+	if (apply_resume_point(&a, &saved, &skip_until) || apply_open_devs(p, &a))
 		goto out;
-	if (a.origin.size < a.h.volume_chunks * a.h.chunk_size) {
-		derr("%s is smaller than the delta's volume (%llu bytes)", a.origin.path,
-		     (unsigned long long)(a.h.volume_chunks * a.h.chunk_size));
-		goto out;
-	}
-	if (!(a.h.flags & DELTA_FULL)) {
-		name = delta_dev_name(p->devstem, a.h.src_tag);
-		rc = dev_open(&a.src, name, false);
-		free(name);
-		if (rc)
-			goto out;
-	}
-	{
-		struct delta_codec_opts co = {.mode = DELTA_CODEC_RAW};
-
-		a.dc = delta_codec_new(&co);
-	}
-	a.zeros = abuf(DELTA_MAX_EXTENT);
-	memset(a.zeros, 0, DELTA_MAX_EXTENT);
-	a.q = xmalloc(sizeof(*a.q) * DELTA_BATCH_EXTENTS);
+	apply_buffers(&a);
 	delta_reader_token(a.r, &a.applied);
 	clock_gettime(CLOCK_MONOTONIC, &a.last_save);
-	xfer_rate_init(&rate, p->limit);
-	xfer_progress_init(&prog, strcmp(p->cmd, "delta") ? p->cmd : "apply", 0, p->force_progress);
-	for (;;) {
-		struct delta_token tok;
-
-		rc = delta_reader_next(a.r, &rec);
-		if (rc < 0) {
-			/* a bad record: what is queued was read intact, apply it first */
-			derr("%s: %s", p->name, delta_reader_error(a.r));
-			a.exit_code = rc == -EILSEQ ? EXIT_CORRUPT : EXIT_FAIL;
-			if (skip_until)
-				break;
-			apply_flush(&a);
-			if (delta_reader_csum_mismatch(a.r, &tr) &&
-			    a.applied.next_seq == tr.end_seq) {
-				/* each extent matched its tgt_csum: the data on disk is the sender's */
-				derr("every extent passed its own checks and is applied; "
-				     "the damaged bytes decoded to the same data");
-				a.applied.stream_csum = tr.stream_csum;
-			}
-			break;
-		}
-		if (rc == 0) {
-			/* trailer validated: apply what is queued; the transfer is complete */
-			rc = apply_flush(&a);
-			break;
-		}
-		delta_reader_token(a.r, &tok);
-		if (rec.seq < skip_until) {
-			a.applied = tok;
-			continue;
-		}
-		if (skip_until) {
-			rc = check_skipped(&a, &saved);
-			if (rc)
-				break;
-			skip_until = 0;
-		}
-		rc = apply_record(&a, &rec, &tok);
-		if (rc)
-			break;
-		xfer_rate_account(&rate, rec.payload_len);
-		xfer_progress_update(&prog, a.written_chunks * a.h.chunk_size);
-	}
-	if (!rc && skip_until)
-		rc = check_skipped(&a, &saved);
-	xfer_progress_done(&prog);
+	rc = apply_records(p, &a, &saved, &skip_until);
 	/* make durable what was applied, and record where to resume */
 	if (a.origin.fd >= 0 && !a.check) {
 		if (fdatasync(a.origin.fd) && !rc) {
