@@ -27,6 +27,7 @@
 #include "log.h"
 #include "store.h"
 #include "store_check.h"
+#include "common.h"
 
 #define NKEYS	    2000
 #define STORE_BYTES (48ULL << 20)
@@ -300,35 +301,19 @@ static int round_run(const char *path, u64 seed, int round)
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"duration", required_argument, NULL, 'd'},
-		{"seed", required_argument, NULL, 's'},
-		{"dir", required_argument, NULL, 'D'},
-		{NULL, 0, NULL, 0},
-	};
-	u64 duration = 20, seed = (u64)time(NULL) ^ ((u64)getpid() << 16);
-	const char *dir = "/tmp";
+	struct stress_args args = {
+		.duration = 20, .seed = (u64)time(NULL) ^ ((u64)getpid() << 16), .dir = "/tmp"};
+	u64 duration, seed;
+	const char *dir;
 	char path[512];
 	time_t end;
-	int c, rounds = 0;
+	int rounds = 0;
 
-	while ((c = getopt_long(argc, argv, "d:s:D:", opts, NULL)) != -1) {
-		switch (c) {
-		case 'd':
-			duration = strtoull(optarg, NULL, 0);
-			break;
-		case 's':
-			seed = strtoull(optarg, NULL, 0);
-			break;
-		case 'D':
-			dir = optarg;
-			break;
-		default:
-			fprintf(stderr, "usage: %s [--duration SECS] [--seed N] [--dir DIR]\n",
-				argv[0]);
-			return 2;
-		}
-	}
+	if (stress_args_parse(argc, argv, &args))
+		return 2;
+	duration = (u64)args.duration;
+	seed = args.seed;
+	dir = args.dir;
 	printf("stress_store: seed %llu (--seed %llu replays), %llu s\n", (unsigned long long)seed,
 	       (unsigned long long)seed, (unsigned long long)duration);
 	fflush(stdout);
