@@ -27,6 +27,7 @@
 #include "btree.h"
 #include "bdev.h"
 #include "cache.h"
+#include "engine.h"
 
 /* Clean-block budget: a quarter of the 10^7 tree, so lookups do go to the device. */
 #define CACHE_BUDGET ((size_t)128 << 20)
@@ -71,13 +72,6 @@ static void balloc_free(struct tx *tx, u64 blocknr, u64 birth)
 }
 
 static const struct tx_ops balloc_ops = {balloc_alloc, balloc_free};
-
-static u64 exc_aggr(const void *key, const void *value)
-{
-	return btree_get_le64(key, 1);
-}
-
-static const struct btree_type exc_type = {"exceptions", 16, 16, BTREE_KEY_LE64, exc_aggr};
 
 /* A bijection on u64, so distinct i give distinct, scattered chunks. */
 static u64 mix(u64 x)
@@ -194,7 +188,7 @@ static void bench(u64 n)
 	r.a.next = 1;
 	r.a.free = xmalloc(nblocks * sizeof(u64));
 	r.tx = (struct tx){.txg = 1, .cache = r.cache, .ops = &balloc_ops, .priv = &r.a};
-	VERIFY(btree_open(&exc_type, r.cache, &empty, &t) == 0);
+	VERIFY(btree_open(&engine_exception_tree_type, r.cache, &empty, &t) == 0);
 
 	t0 = now();
 	for (u64 i = 0; i < n; i++) {

@@ -169,12 +169,12 @@ static u64 h_deferred(void *priv)
 	return h->dataa.ndeferred;
 }
 
-static int h_log_append(void *priv, struct tx *tx, u16 type, const void *p, u16 len)
+static int h_ilog_append(void *priv, struct tx *tx, u16 type, const void *p, u16 len)
 {
 	return 0;
 }
 
-static int h_log_flush(void *priv)
+static int h_ilog_flush(void *priv)
 {
 	struct harness *h = priv;
 
@@ -265,9 +265,9 @@ static void h_open(struct harness *h, u64 origin_chunks, u64 data_chunks, bool l
 		.cache = h->cache,
 		.space = &h->space,
 		.space_priv = h,
-		.log_append = log ? h_log_append : NULL,
-		.log_flush = log ? h_log_flush : NULL,
-		.log_priv = h,
+		.ilog_append = log ? h_ilog_append : NULL,
+		.ilog_flush = log ? h_ilog_flush : NULL,
+		.ilog_priv = h,
 	};
 	h->params = p;
 	if (engine_open(&p, &roots, &h->e)) {
@@ -473,23 +473,16 @@ static int full_scan_entry(void *arg, const void *key, const void *value)
 	return 0;
 }
 
-static u64 death_aggr(const void *key, const void *value)
-{
-	return btree_get_le64(key, 1);
-}
-
 /* The baseline: every leaf of the exception tree read, every entry tested. */
 static u64 full_scan(struct harness *h, u64 after_gen, u64 *leaves)
 {
-	static const struct btree_type exc_type = {"exceptions", 16, 16, BTREE_KEY_LE64,
-						   death_aggr};
 	struct engine_roots roots;
 	struct btree_walk w = {0};
 	struct btree *t;
 	u64 n = 0;
 
 	must(engine_sync(h->e, &h->tx, &roots), "sync");
-	must(btree_open(&exc_type, h->cache, &roots.exceptions, &t), "open");
+	must(btree_open(&engine_exception_tree_type, h->cache, &roots.exceptions, &t), "open");
 	full_scan_min_death = after_gen;
 	w.entry = full_scan_entry;
 	w.arg = &n;

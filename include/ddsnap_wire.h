@@ -145,7 +145,7 @@ struct ddsnap_head_wire {
  *
  * IDENTIFY|REPLY - server -> kernel.
  *	error		0, or: -EPROTONOSUPPORT (version older than the server supports),
- *			-ENOENT (no such snapshot), -EINVAL (dev_sectors or chunk_bits do not
+ *			-ENODATA (no such snapshot), -EINVAL (dev_sectors or chunk_bits do not
  *			match the volume).
  *	version		the connection's version: the older of the kernel's and the server's.
  *	chunk_bits	the volume's chunk size (log2 bytes), in [CHUNK_BITS_MIN, MAX].

@@ -78,7 +78,17 @@ struct ddsnap_drop_ack {
 	u8 epoch;
 };
 
-static const char *const mode_names[] = {"normal", "server-lost", "failed"};
+static const char *const mode_names[] = {
+	[DDSNAP_MODE_NORMAL] = "normal",
+	[DDSNAP_MODE_SERVER_LOST] = "server-lost",
+	[DDSNAP_MODE_FAILED] = "failed",
+};
+static_assert(ARRAY_SIZE(mode_names) == DDSNAP_MODE_FAILED + 1, "a name for every mode");
+
+const char *ddsnap_mode_name(enum ddsnap_mode mode)
+{
+	return mode < ARRAY_SIZE(mode_names) ? mode_names[mode] : "unknown";
+}
 
 void ddsnap_set_mode(struct ddsnap_dev *dc, enum ddsnap_mode mode, const char *why)
 {
@@ -93,8 +103,8 @@ void ddsnap_set_mode(struct ddsnap_dev *dc, enum ddsnap_mode mode, const char *w
 	spin_unlock_irqrestore(&dc->lock, flags);
 	if (old == mode)
 		return;
-	DMWARN_LIMIT("%s: mode %s -> %s: %s", ddsnap_name(dc), mode_names[old], mode_names[mode],
-		     why);
+	DMWARN_LIMIT("%s: mode %s -> %s: %s", ddsnap_name(dc), ddsnap_mode_name(old),
+		     ddsnap_mode_name(mode), why);
 	dm_table_event(dc->ti->table);
 }
 

@@ -470,8 +470,6 @@ static int ddsnap_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *er
 	return DM_ENDIO_DONE;
 }
 
-static const char *const ddsnap_mode_names[] = {"normal", "server-lost", "failed"};
-
 static void ddsnap_status(struct dm_target *ti, status_type_t type, unsigned int status_flags,
 			  char *result, unsigned int maxlen)
 {
@@ -497,7 +495,7 @@ static void ddsnap_status(struct dm_target *ti, status_type_t type, unsigned int
 		DMEMIT("mode=%s connected=%d waiting=%u mapped=%u hits=%llu misses=%llu "
 		       "errors=%llu timeouts=%llu bad_replies=%llu reconnects=%llu stale=%llu "
 		       "lost_locks=%llu gen=%llu chunk=%u timeout=%u queries=%llu ahead=%llu",
-		       ddsnap_mode_names[mode], connected, waiting, mapped,
+		       ddsnap_mode_name(mode), connected, waiting, mapped,
 		       (u64)atomic64_read(&dc->hits), (u64)atomic64_read(&dc->misses), st.errors,
 		       st.timeouts, st.bad_replies, st.reconnects, st.stale, st.lost_locks, gen,
 		       1u << dc->chunk_bits, dc->timeout_secs, st.queries, st.ahead);

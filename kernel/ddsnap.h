@@ -248,6 +248,8 @@ void ddsnap_channel_finish(struct ddsnap_dev *dc, struct ddsnap_io *io);
 void ddsnap_channel_kick(struct ddsnap_dev *dc);
 /* Set the mode, logging a change once and raising a dm event.  Takes dc->lock. */
 void ddsnap_set_mode(struct ddsnap_dev *dc, enum ddsnap_mode mode, const char *why);
+/* The mode as the log and the status line spell it ("normal", "server-lost", "failed"). */
+const char *ddsnap_mode_name(enum ddsnap_mode mode);
 
 /*----------------------------------------------------------------*/
 

@@ -10,6 +10,7 @@
 #include "base.h"
 #include <stdarg.h>
 #include <string.h>
+#include <unistd.h>
 
 void base_verify_failed(const char *expr, const char *file, int line)
 {
@@ -49,6 +50,24 @@ const char *errmsg(int err)
 		/* strerror is thread-safe in glibc for known errnos (static strings) */
 		return strerror(err < 0 ? -err : err);
 	}
+}
+
+int write_full(int fd, const void *buf, size_t len)
+{
+	const u8 *p = buf;
+
+	while (len) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
 }
 
 void *xmalloc(size_t size)

@@ -90,6 +90,16 @@ static inline u64 le64_to_cpu(__le64 v)
 }
 
 /*
+ * Multiplicative (Fibonacci) hashing, Knuth 6.4: @x times 2^64 / golden ratio.  The high bits
+ * of the product are the well-mixed ones: a table of 2^k slots takes bits from the top.
+ * In-memory hash tables only (tags, block numbers, VCDIFF match keys); nothing on disk.
+ */
+static inline u64 hash_golden64(u64 x)
+{
+	return x * 0x9E3779B97F4A7C15ULL;
+}
+
+/*
  * xorshift64 (Marsaglia): advances the nonzero state *@s and returns it.  Tests, stress
  * programs and benchmarks draw their seeded workloads from it; nothing on disk depends on it.
  */
@@ -113,6 +123,13 @@ int why_printf(char *why, size_t whylen, int err, const char *fmt, ...) __printf
  * wrong address)", ...), strerror() for the rest.  Never NULL.  Thread-safe.
  */
 const char *errmsg(int err);
+
+/*
+ * Writes all @len bytes of @buf to @fd, retrying short writes and EINTR.  Returns 0 or
+ * -errno of the failing write (bytes before it were written).  Blocks.  Sockets that must
+ * not raise SIGPIPE use unixsock_write_full (send with MSG_NOSIGNAL) instead.
+ */
+int write_full(int fd, const void *buf, size_t len);
 
 /* Allocation that cannot fail quietly: aborts with a message on exhaustion. */
 void *xmalloc(size_t size);

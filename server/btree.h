@@ -2,7 +2,8 @@
 /*
  * btree.h - the copy-on-write B+tree behind every persistent map of a store: the exception
  * tree ((chunk, death) -> (birth, address)), the per-snapshot overlays (chunk -> address),
- * the snapshot table, deadlist sublists.
+ * the snapshot table.  (Deadlists are not trees on disk: the engine rebuilds them in memory
+ * from the exception tree at open, engine.c and deadlist.h.)
  *
  * A tree is described by a struct btree_type (fixed key and value sizes, a key order, an
  * optional aggregate) and named by its root, a struct blkptr that the owner keeps wherever

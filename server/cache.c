@@ -114,7 +114,7 @@ static void clist_del(struct centry *e)
 
 static u64 hash_slot(const struct cache *c, u64 blocknr)
 {
-	return (blocknr * 0x9E3779B97F4A7C15ULL >> 17) & (c->nbuckets - 1);
+	return (hash_golden64(blocknr) >> 17) & (c->nbuckets - 1);
 }
 
 static struct centry *hash_find(struct cache *c, u64 blocknr)
@@ -309,7 +309,7 @@ int cache_read(struct cache *c, const struct block_type *type, u64 blocknr, u64 
 	       struct cblock **out, char *why, size_t whylen)
 {
 	struct centry *e, *fresh;
-	int r;
+	int err;
 
 	if (why && whylen)
 		why[0] = '\0';
@@ -321,28 +321,28 @@ int cache_read(struct cache *c, const struct block_type *type, u64 blocknr, u64 
 	pthread_mutex_lock(&c->lock);
 	e = hash_find(c, blocknr);
 	if (e) {
-		r = centry_check_locked(c, e, type, expect_txg, why, whylen);
-		if (!r) {
+		err = centry_check_locked(c, e, type, expect_txg, why, whylen);
+		if (!err) {
 			centry_get_locked(c, e);
 			c->st.hits++;
 			*out = &e->cb;
 		}
 		pthread_mutex_unlock(&c->lock);
-		return r;
+		return err;
 	}
 	c->st.misses++;
 	c->st.reads++;
 	pthread_mutex_unlock(&c->lock);
 
 	fresh = centry_alloc(blocknr);
-	r = bdev_read(c->bdev, fresh->cb.data, DDSNAP_BLOCK_SIZE, blocknr * DDSNAP_BLOCK_SIZE);
-	if (r) {
+	err = bdev_read(c->bdev, fresh->cb.data, DDSNAP_BLOCK_SIZE, blocknr * DDSNAP_BLOCK_SIZE);
+	if (err) {
 		set_why(why, whylen, "reading block %llu of %s: %s", (unsigned long long)blocknr,
-			c->bdev->name, errmsg(r));
+			c->bdev->name, errmsg(err));
 		goto out_free;
 	}
-	r = block_validate(fresh->cb.data, type, blocknr, why, whylen);
-	if (r)
+	err = block_validate(fresh->cb.data, type, blocknr, why, whylen);
+	if (err)
 		goto out_free;
 	fresh->type = type;
 
@@ -356,13 +356,13 @@ int cache_read(struct cache *c, const struct block_type *type, u64 blocknr, u64 
 		e = fresh;
 		hash_insert(c, e);
 	}
-	r = centry_check_locked(c, e, type, expect_txg, why, whylen);
-	if (r) {
+	err = centry_check_locked(c, e, type, expect_txg, why, whylen);
+	if (err) {
 		if (fresh)
 			centry_destroy_locked(c,
 					      fresh); /* not what the caller wants; don't keep it */
 		pthread_mutex_unlock(&c->lock);
-		return r;
+		return err;
 	}
 	centry_get_locked(c, e);
 	if (fresh)
@@ -373,7 +373,7 @@ int cache_read(struct cache *c, const struct block_type *type, u64 blocknr, u64 
 
 out_free:
 	centry_free(fresh);
-	return r;
+	return err;
 }
 
 /* Returns a referenced dirty entry for @blocknr, reusing an unreferenced stale one. */
@@ -503,42 +503,42 @@ static int cmp_centry(const void *a, const void *b)
 static int cache_write_sorted(struct cache *c, struct centry **v, u64 n, u64 *ios)
 {
 	void *stage = NULL;
-	int r = 0;
+	int err = 0;
 
-	for (u64 i = 0; i < n && !r;) {
+	for (u64 i = 0; i < n && !err;) {
 		u64 run = 1;
 
 		while (i + run < n && run < CACHE_WRITE_BATCH_BLOCKS &&
 		       v[i + run]->cb.blocknr == v[i]->cb.blocknr + run)
 			run++;
 		if (run == 1) {
-			r = bdev_write(c->bdev, v[i]->cb.data, DDSNAP_BLOCK_SIZE,
-				       v[i]->cb.blocknr * DDSNAP_BLOCK_SIZE);
+			err = bdev_write(c->bdev, v[i]->cb.data, DDSNAP_BLOCK_SIZE,
+					 v[i]->cb.blocknr * DDSNAP_BLOCK_SIZE);
 		} else {
 			if (!stage &&
 			    posix_memalign(&stage, BDEV_ALIGN,
 					   CACHE_WRITE_BATCH_BLOCKS * DDSNAP_BLOCK_SIZE)) {
-				r = -ENOMEM;
+				err = -ENOMEM;
 				break;
 			}
 			for (u64 j = 0; j < run; j++)
 				memcpy((u8 *)stage + j * DDSNAP_BLOCK_SIZE, v[i + j]->cb.data,
 				       DDSNAP_BLOCK_SIZE);
-			r = bdev_write(c->bdev, stage, run * DDSNAP_BLOCK_SIZE,
-				       v[i]->cb.blocknr * DDSNAP_BLOCK_SIZE);
+			err = bdev_write(c->bdev, stage, run * DDSNAP_BLOCK_SIZE,
+					 v[i]->cb.blocknr * DDSNAP_BLOCK_SIZE);
 		}
 		(*ios)++;
 		i += run;
 	}
 	free(stage);
-	return r;
+	return err;
 }
 
 int cache_sync(struct cache *c, u64 txg)
 {
 	struct centry **v, *e;
 	u64 n = 0, ios = 0;
-	int r;
+	int err;
 
 	pthread_mutex_lock(&c->lock);
 	v = xmalloc((c->nr_dirty + 1) * sizeof(*v));
@@ -556,13 +556,13 @@ int cache_sync(struct cache *c, u64 txg)
 	pthread_mutex_unlock(&c->lock);
 
 	qsort(v, n, sizeof(*v), cmp_centry);
-	r = cache_write_sorted(c, v, n, &ios);
+	err = cache_write_sorted(c, v, n, &ios);
 
 	pthread_mutex_lock(&c->lock);
 	c->st.writes += ios;
 	for (u64 i = 0; i < n; i++) {
 		e = v[i];
-		if (!r && e->dirty) {
+		if (!err && e->dirty) {
 			clist_del(e);
 			e->dirty = false;
 			e->sealed = false;
@@ -571,12 +571,12 @@ int cache_sync(struct cache *c, u64 txg)
 		if (!--e->refs && !e->dirty)
 			clist_add(&c->lru, e);
 	}
-	if (!r)
+	if (!err)
 		c->synced_txg = txg;
 	cache_evict_locked(c);
 	pthread_mutex_unlock(&c->lock);
 	free(v);
-	return r;
+	return err;
 }
 
 void cache_set_synced_txg(struct cache *c, u64 txg)

@@ -15,7 +15,8 @@
  * segment strays into another extent's slot is re-encoded standalone (vc_rewrite: own-slot
  * copies kept, foreign copies reclaimed from the own source when the bytes match, else
  * literal); one that copies from earlier target windows falls back.  Decoding does the
- * reverse: rebase every window into a shared source memfd and run xdelta3 -d once.
+ * reverse: rebase every window into a shared source memfd and run xdelta3 -d once.  The
+ * VCDIFF parsing and rewriting is in vcdiff.c.
  *
  * Invariants.
  *  - A payload returned by delta_codec_encode_batch() always decodes to the target: raw
@@ -34,8 +35,8 @@
  * ones before it still count.
  */
 #include "delta_codec.h"
+#include "vcdiff.h"
 #include <fcntl.h>
-#include <pthread.h>
 #include <spawn.h>
 #include <stdarg.h>
 #include <string.h>
@@ -52,15 +53,6 @@
 #define ZSTD_MIN_WINDOWLOG 10u
 /* xdelta3 rejects -B below 512 KiB. */
 #define XDELTA_MIN_SRCWIN (512u << 10)
-/* The VCDIFF magic (RFC 3284 section 4.1) and the indicator bits we handle. */
-static const u8 vcdiff_magic[4] = {0xd6, 0xc3, 0xc4, 0x00};
-#define VCD_DECOMPRESS 0x01
-#define VCD_CODETABLE  0x02
-#define VCD_APPHEADER  0x04
-#define VCD_SOURCE     0x01
-#define VCD_TARGET     0x02
-#define VCD_ADLER32    0x04 /* xdelta3 extension: checksum in the delta encoding */
-#define VCD_HDR_MAX    64   /* longest file header we keep (magic, indicator, id, app header) */
 
 struct delta_codec {
 	struct delta_codec_opts opts;
@@ -128,10 +120,10 @@ static int zlib_encode(struct delta_codec *dc, int level, struct delta_job *jobs
 	for (unsigned i = 0; i < n; i++) {
 		struct delta_job *j = &jobs[i];
 		uLongf dlen = compressBound(j->len);
-		int rc = compress2(j->out, &dlen, j->tgt, j->len, level);
+		int err = compress2(j->out, &dlen, j->tgt, j->len, level);
 
-		if (rc != Z_OK) {
-			codec_fail(dc, "zlib compress2 failed (%d)", rc);
+		if (err != Z_OK) {
+			codec_fail(dc, "zlib compress2 failed (%d)", err);
 			j->err = -EIO;
 			continue;
 		}
@@ -147,13 +139,13 @@ static int zlib_decode(struct delta_codec *dc, struct delta_djob *jobs, unsigned
 		struct delta_djob *j = &jobs[i];
 		uLongf dlen = j->len;
 		uLong slen = j->payload_len;
-		int rc = uncompress2(j->tgt, &dlen, j->payload, &slen);
+		int err = uncompress2(j->tgt, &dlen, j->payload, &slen);
 
 		j->err = 0;
-		if (rc != Z_OK || dlen != j->len || slen != j->payload_len) {
+		if (err != Z_OK || dlen != j->len || slen != j->payload_len) {
 			codec_fail(dc, "corrupt zlib payload (%s, %lu of %zu bytes out)",
-				   rc == Z_OK ? "trailing bytes" : zError(rc), (unsigned long)dlen,
-				   j->len);
+				   err == Z_OK ? "trailing bytes" : zError(err),
+				   (unsigned long)dlen, j->len);
 			j->err = -EILSEQ;
 		}
 	}
@@ -195,10 +187,10 @@ static unsigned ceil_log2(size_t v)
 static int zstd_encode_one(struct delta_codec *dc, int level, struct delta_job *j, bool prefix)
 {
 	size_t r;
-	int rc = zstd_cctx(dc);
+	int err = zstd_cctx(dc);
 
-	if (rc)
-		return rc;
+	if (err)
+		return err;
 	ZSTD_CCtx_setParameter(dc->cctx, ZSTD_c_compressionLevel, level);
 	ZSTD_CCtx_setParameter(dc->cctx, ZSTD_c_contentSizeFlag, 1);
 	ZSTD_CCtx_setParameter(dc->cctx, ZSTD_c_checksumFlag, 0);
@@ -253,10 +245,10 @@ static int zstd_decode_one(struct delta_codec *dc, struct delta_djob *j, bool pr
 {
 	unsigned long long fcs;
 	size_t r;
-	int rc = zstd_dctx(dc);
+	int err = zstd_dctx(dc);
 
-	if (rc)
-		return rc;
+	if (err)
+		return err;
 	fcs = ZSTD_getFrameContentSize(j->payload, j->payload_len);
 	if (fcs != j->len) {
 		codec_fail(dc, "corrupt zstd payload: frame content size %lld, extent %zu",
@@ -323,34 +315,16 @@ static int memfd_new(struct delta_codec *dc, const char *name)
 	return fd;
 }
 
-static int fd_write_all(int fd, const void *buf, size_t len)
-{
-	const u8 *p = buf;
-
-	while (len) {
-		ssize_t w = write(fd, p, len);
-
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += w;
-		len -= (size_t)w;
-	}
-	return 0;
-}
-
 static int fd_write_zeros(int fd, size_t len)
 {
 	static const u8 zeros[4096];
 
 	while (len) {
 		size_t k = MIN(len, sizeof(zeros));
-		int rc = fd_write_all(fd, zeros, k);
+		int err = write_full(fd, zeros, k);
 
-		if (rc)
-			return rc;
+		if (err)
+			return err;
 		len -= k;
 	}
 	return 0;
@@ -387,7 +361,7 @@ static int xdelta3_run(struct delta_codec *dc, char **args, int in_fd, int out_f
 	char *argv[24];
 	char **envp;
 	size_t nenv = 0, k = 0;
-	int err_fd, status, rc;
+	int err_fd, status, err;
 	pid_t pid;
 
 	argv[k++] = (char *)prog;
@@ -412,21 +386,21 @@ static int xdelta3_run(struct delta_codec *dc, char **args, int in_fd, int out_f
 	posix_spawn_file_actions_adddup2(&fa, in_fd, 0);
 	posix_spawn_file_actions_adddup2(&fa, out_fd, 1);
 	posix_spawn_file_actions_adddup2(&fa, err_fd, 2);
-	rc = posix_spawnp(&pid, prog, &fa, NULL, argv, envp);
+	err = posix_spawnp(&pid, prog, &fa, NULL, argv, envp);
 	posix_spawn_file_actions_destroy(&fa);
 	free(envp);
 	dc->stats.xdelta3_runs++;
-	if (rc) {
-		codec_fail(dc, "cannot run %s: %s", prog, strerror(rc));
+	if (err) {
+		codec_fail(dc, "cannot run %s: %s", prog, strerror(err));
 		close(err_fd);
-		return rc == ENOENT ? -ENOENT : -EIO;
+		return err == ENOENT ? -ENOENT : -EIO;
 	}
 	while (waitpid(pid, &status, 0) < 0)
 		if (errno != EINTR) {
 			status = -1;
 			break;
 		}
-	rc = 0;
+	err = 0;
 	if (!WIFEXITED(status) || WEXITSTATUS(status)) {
 		char msg[160] = "";
 		ssize_t r = pread(err_fd, msg, sizeof(msg) - 1, 0);
@@ -436,558 +410,14 @@ static int xdelta3_run(struct delta_codec *dc, char **args, int in_fd, int out_f
 			msg[strcspn(msg, "\n")] = 0;
 		}
 		if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
-			rc = -ENOENT;
+			err = -ENOENT;
 		else
-			rc = -EIO;
+			err = -EIO;
 		codec_fail(dc, "%s failed (status %d): %s", prog,
 			   WIFEXITED(status) ? WEXITSTATUS(status) : -1, msg);
 	}
 	close(err_fd);
-	return rc;
-}
-
-/* RFC 3284 integers: base 128, most significant digit first, high bit = more follow. */
-static int vc_get(const u8 **p, const u8 *end, u64 *v)
-{
-	u64 x = 0;
-
-	for (int i = 0; i < 9; i++) {
-		if (*p >= end)
-			return -EILSEQ;
-		u8 b = *(*p)++;
-
-		x = (x << 7) | (b & 0x7f);
-		if (!(b & 0x80)) {
-			*v = x;
-			return x >> 62 ? -EILSEQ : 0;
-		}
-	}
-	return -EILSEQ;
-}
-
-static size_t vc_put(u8 *p, u64 v)
-{
-	u8 tmp[10];
-	size_t n = 0, k = 0;
-
-	do {
-		tmp[n++] = v & 0x7f;
-		v >>= 7;
-	} while (v);
-	while (n--)
-		p[k++] = tmp[n] | (n ? 0x80 : 0);
-	return k;
-}
-
-/* Length of the VCDIFF file header at @p, or -EILSEQ. */
-static int vc_header_len(const u8 *p, size_t len)
-{
-	const u8 *q = p + 5, *end = p + len;
-	u64 applen;
-
-	if (len < 5 || memcmp(p, vcdiff_magic, 4))
-		return -EILSEQ;
-	if (p[4] & ~(VCD_DECOMPRESS | VCD_APPHEADER))
-		return -EILSEQ; /* custom code tables are not accepted */
-	if (p[4] & VCD_DECOMPRESS) {
-		if (q >= end)
-			return -EILSEQ;
-		q++;
-	}
-	if (p[4] & VCD_APPHEADER) {
-		if (vc_get(&q, end, &applen) || applen > (u64)(end - q))
-			return -EILSEQ;
-		q += applen;
-	}
-	return (q - p) > VCD_HDR_MAX ? -EILSEQ : (int)(q - p);
-}
-
-/* One parsed window. */
-struct vc_window {
-	u8 ind;
-	u64 seg_len, seg_pos;
-	u64 tgt_len;
-	const u8 *enc; /* delta encoding (after its length) */
-	u64 enc_len;
-	const u8 *end; /* first byte after the window */
-};
-
-static int vc_window_parse(const u8 *p, const u8 *end, struct vc_window *w)
-{
-	const u8 *q = p, *e;
-	u64 v;
-
-	if (q >= end)
-		return -EILSEQ;
-	w->ind = *q++;
-	if (w->ind & ~(VCD_SOURCE | VCD_TARGET | VCD_ADLER32))
-		return -EILSEQ;
-	w->seg_len = w->seg_pos = 0;
-	if (w->ind & (VCD_SOURCE | VCD_TARGET)) {
-		if (vc_get(&q, end, &w->seg_len) || vc_get(&q, end, &w->seg_pos))
-			return -EILSEQ;
-	}
-	if (vc_get(&q, end, &w->enc_len) || w->enc_len > (u64)(end - q))
-		return -EILSEQ;
-	w->enc = q;
-	w->end = q + w->enc_len;
-	e = q;
-	if (vc_get(&e, w->end, &v))
-		return -EILSEQ;
-	w->tgt_len = v;
-	return 0;
-}
-
-/* Writes window @w with its source segment moved to @pos; returns bytes written to @o. */
-static size_t vc_window_emit(u8 *o, const struct vc_window *w, u64 pos)
-{
-	size_t k = 0;
-
-	o[k++] = w->ind;
-	if (w->ind & (VCD_SOURCE | VCD_TARGET)) {
-		k += vc_put(o + k, w->seg_len);
-		k += vc_put(o + k, pos);
-	}
-	k += vc_put(o + k, w->enc_len);
-	memcpy(o + k, w->enc, w->enc_len);
-	return k + w->enc_len;
-}
-
-/*
- * Rewriting a window that strays out of its slot.  xdelta3 indexes the whole batch source,
- * so text with a shared vocabulary often copies from another extent's source.  We know the
- * target bytes, so such a window can be re-encoded standalone: copies from the extent's own
- * source slot stay copies (rebased), copies from earlier target bytes stay copies, runs stay
- * runs, and everything else becomes literal ADDs.  Parsing uses the RFC 3284 default code
- * table and address cache; emitting uses only single-instruction opcodes in VCD_SELF mode.
- * The result is verified by decoding like every other differencing payload.
- */
-enum { VC_NOOP, VC_ADD, VC_RUN, VC_COPY };
-
-struct vc_inst {
-	u8 type, size, mode;
-};
-
-static struct vc_inst vc_table[256][2];
-static pthread_once_t vc_table_once = PTHREAD_ONCE_INIT;
-
-static void vc_table_init(void)
-{
-	unsigned i = 0;
-
-	vc_table[i++][0] = (struct vc_inst){VC_RUN, 0, 0};
-	for (u8 s = 0; s <= 17; s++)
-		vc_table[i++][0] = (struct vc_inst){VC_ADD, s, 0};
-	for (u8 m = 0; m <= 8; m++) {
-		vc_table[i++][0] = (struct vc_inst){VC_COPY, 0, m};
-		for (u8 s = 4; s <= 18; s++)
-			vc_table[i++][0] = (struct vc_inst){VC_COPY, s, m};
-	}
-	for (u8 m = 0; m <= 5; m++)
-		for (u8 a = 1; a <= 4; a++)
-			for (u8 s = 4; s <= 6; s++) {
-				vc_table[i][0] = (struct vc_inst){VC_ADD, a, 0};
-				vc_table[i++][1] = (struct vc_inst){VC_COPY, s, m};
-			}
-	for (u8 m = 6; m <= 8; m++)
-		for (u8 a = 1; a <= 4; a++) {
-			vc_table[i][0] = (struct vc_inst){VC_ADD, a, 0};
-			vc_table[i++][1] = (struct vc_inst){VC_COPY, 4, m};
-		}
-	for (u8 m = 0; m <= 8; m++) {
-		vc_table[i][0] = (struct vc_inst){VC_COPY, 4, m};
-		vc_table[i++][1] = (struct vc_inst){VC_ADD, 1, 0};
-	}
-	VERIFY(i == 256);
-}
-
-#define VC_NEAR 4
-#define VC_SAME 3
-
-/* One piece of the rewritten target window. */
-struct vc_op {
-	u8 type;      /* VC_ADD (literal from the target), VC_RUN, VC_COPY (source), VC_NOOP (copy
-		    * from the target itself) */
-	u8 byte;      /* RUN */
-	bool foreign; /* an ADD that was a copy from another extent's source */
-	u64 tpos;     /* where it lands in the target window */
-	u64 len;
-	u64 from; /* COPY: offset in the slot; target copy: offset in the target window */
-};
-
-struct vc_emit {
-	u8 *data, *inst, *addr;
-	size_t nd, ni, na, cap;
-};
-
-static bool em_room(const struct vc_emit *e, size_t d, size_t i, size_t a)
-{
-	return e->nd + d <= e->cap && e->ni + i <= e->cap && e->na + a <= e->cap;
-}
-
-/* Parses @w (delta encoding without secondary compression) into ops; see above. */
-static int vc_parse_ops(const struct vc_window *w, u64 base, size_t slot, struct vc_op **opsp,
-			size_t *nops)
-{
-	const u8 *p = w->enc, *end = w->end, *data, *inst, *addr, *dend, *iend, *aend;
-	u64 tgt_len, dlen, ilen, alen, tpos = 0, near[VC_NEAR] = {0}, same[VC_SAME * 256];
-	unsigned next = 0;
-	size_t n = 0, cap = 64;
-	struct vc_op *ops;
-
-	pthread_once(&vc_table_once, vc_table_init);
-	memset(same, 0, sizeof(same));
-	if (vc_get(&p, end, &tgt_len) || p >= end)
-		return -EILSEQ;
-	if (*p++ != 0)
-		return -EOPNOTSUPP; /* secondary compression: leave it alone */
-	if (vc_get(&p, end, &dlen) || vc_get(&p, end, &ilen) || vc_get(&p, end, &alen))
-		return -EILSEQ;
-	if (w->ind & VCD_ADLER32)
-		p += 4;
-	if (p > end || dlen > (u64)(end - p) || ilen > (u64)(end - p) - dlen ||
-	    alen != (u64)(end - p) - dlen - ilen)
-		return -EILSEQ;
-	data = p;
-	dend = inst = data + dlen;
-	iend = addr = inst + ilen;
-	aend = addr + alen;
-	ops = xmalloc(cap * sizeof(*ops));
-	while (inst < iend) {
-		u8 op = *inst++;
-
-		for (int k = 0; k < 2; k++) {
-			struct vc_inst in = vc_table[op][k];
-			u64 size = in.size, a, here;
-			struct vc_op o = {.type = VC_ADD};
-
-			if (in.type == VC_NOOP)
-				continue;
-			if (!size && vc_get(&inst, iend, &size))
-				goto bad;
-			if (size > tgt_len - tpos)
-				goto bad;
-			o.len = size;
-			o.from = tpos;
-			o.tpos = tpos;
-			if (in.type == VC_ADD) {
-				if (size > (u64)(dend - data))
-					goto bad;
-				data += size;
-			} else if (in.type == VC_RUN) {
-				if (data >= dend)
-					goto bad;
-				o.type = VC_RUN;
-				o.byte = *data++;
-			} else {
-				here = w->seg_len + tpos;
-				if (in.mode == 0) {
-					if (vc_get(&addr, aend, &a))
-						goto bad;
-				} else if (in.mode == 1) {
-					if (vc_get(&addr, aend, &a) || a > here)
-						goto bad;
-					a = here - a;
-				} else if (in.mode < 2 + VC_NEAR) {
-					if (vc_get(&addr, aend, &a))
-						goto bad;
-					a += near[in.mode - 2];
-				} else {
-					if (addr >= aend)
-						goto bad;
-					a = same[(in.mode - 2 - VC_NEAR) * 256 + *addr++];
-				}
-				near[next] = a;
-				next = (next + 1) % VC_NEAR;
-				same[a % (VC_SAME * 256)] = a;
-				if (a >= here)
-					goto bad;
-				if (a + size <= w->seg_len) {
-					u64 abs = w->seg_pos + a;
-
-					if (abs >= base && abs + size <= base + slot) {
-						o.type = VC_COPY;
-						o.from = abs - base;
-					} else {
-						o.foreign = true;
-					}
-				} else if (a >= w->seg_len) {
-					o.type = VC_NOOP;
-					o.from = a - w->seg_len;
-				}
-			}
-			if (n == cap) {
-				cap *= 2;
-				ops = xrealloc(ops, cap * sizeof(*ops));
-			}
-			ops[n++] = o;
-			tpos += size;
-		}
-	}
-	if (tpos != tgt_len || data != dend || addr != aend)
-		goto bad;
-	*opsp = ops;
-	*nops = n;
-	return 0;
-bad:
-	free(ops);
-	return -EILSEQ;
-}
-
-/*
- * Re-encodes window @w of the extent whose source slot starts at @base as a standalone
- * window into @o (at most @cap bytes); @tgt is the target (len bytes, zeros beyond).
- * Returns the window length, or a negative errno (-EOPNOTSUPP: not worth it or unsupported).
- */
-static bool same_bytes(const u8 *src, const u8 *tgt, size_t len, u64 s, u64 t, u64 n)
-{
-	for (u64 i = 0; i < n; i++)
-		if ((s + i < len ? src[s + i] : 0) != (t + i < len ? tgt[t + i] : 0))
-			return false;
-	return true;
-}
-
-/*
- * A copy from another extent's source often has the same bytes in this extent's source at
- * the offset the neighbouring copies use (an edit in place, or after an insert): turn it
- * back into a copy from our own slot when the bytes really are there.
- */
-static void vc_reclaim(struct vc_op *ops, size_t nops, const u8 *src, const u8 *tgt, size_t len,
-		       size_t slot)
-{
-	s64 shift = 0; /* source offset - target offset of the last own copy */
-
-	for (size_t i = 0; i < nops; i++) {
-		struct vc_op *op = &ops[i];
-		s64 cand[2] = {shift, 0};
-
-		if (op->type == VC_COPY) {
-			shift = (s64)op->from - (s64)(op->tpos);
-			continue;
-		}
-		if (!op->foreign)
-			continue;
-		for (int c = 0; c < 2; c++) {
-			s64 from = (s64)op->tpos + cand[c];
-
-			if (from < 0 || (u64)from + op->len > slot ||
-			    !same_bytes(src, tgt, len, (u64)from, op->tpos, op->len))
-				continue;
-			op->type = VC_COPY;
-			op->foreign = false;
-			op->from = (u64)from;
-			shift = cand[c];
-			break;
-		}
-	}
-}
-
-/* Index of 8-byte strings of the target window, for vc_self_copies(). */
-#define VC_HASH_BITS 14
-#define VC_MIN_MATCH 8
-
-static u8 tbyte(const u8 *tgt, size_t len, u64 i)
-{
-	return i < len ? tgt[i] : 0;
-}
-
-static u32 vc_hash(const u8 *tgt, size_t len, u64 p)
-{
-	u64 v = 0;
-
-	for (int i = 0; i < VC_MIN_MATCH; i++)
-		v = (v << 8) | tbyte(tgt, len, p + (u64)i);
-	return (u32)((v * 0x9E3779B97F4A7C15ull) >> (64 - VC_HASH_BITS));
-}
-
-/*
- * The foreign copies that vc_reclaim() could not return to our own source would become
- * literals; many of them (common words of new text) repeat earlier bytes of the same target
- * window, which VCDIFF can copy.  Rebuilds the op list with those pieces as target copies.
- * O(window) time, a 64 KiB table.
- */
-static struct vc_op *vc_self_copies(struct vc_op *ops, size_t *nops, const u8 *tgt, size_t len,
-				    u64 wlen)
-{
-	u32 *head = xmalloc(sizeof(u32) << VC_HASH_BITS);
-	size_t n = 0, cap = *nops + 16;
-	struct vc_op *out = xmalloc(cap * sizeof(*out));
-	u64 indexed = 0;
-
-	memset(head, 0xff, sizeof(u32) << VC_HASH_BITS);
-	for (size_t i = 0; i < *nops; i++) {
-		struct vc_op op = ops[i];
-		u64 end = op.tpos + op.len, u = op.tpos, ls = op.tpos;
-
-		for (; indexed < op.tpos && indexed + VC_MIN_MATCH <= wlen; indexed++)
-			head[vc_hash(tgt, len, indexed)] = (u32)indexed;
-		if (op.type != VC_ADD || !op.foreign || op.len < VC_MIN_MATCH) {
-			op.foreign = false;
-			if (n + 1 > cap)
-				out = xrealloc(out, (cap *= 2) * sizeof(*out));
-			out[n++] = op;
-			continue;
-		}
-		while (u + VC_MIN_MATCH <= end) {
-			u32 c = head[vc_hash(tgt, len, u)];
-			u64 m = 0;
-
-			if (c != UINT32_MAX && c < u)
-				while (u + m < end &&
-				       tbyte(tgt, len, c + m) == tbyte(tgt, len, u + m))
-					m++;
-			if (m >= VC_MIN_MATCH) {
-				if (n + 2 > cap)
-					out = xrealloc(out, (cap *= 2) * sizeof(*out));
-				if (u > ls)
-					out[n++] = (struct vc_op){.type = VC_ADD,
-								  .tpos = ls,
-								  .from = ls,
-								  .len = u - ls};
-				out[n++] = (struct vc_op){
-					.type = VC_NOOP, .tpos = u, .from = c, .len = m};
-				for (u64 q = u; q < u + m && q + VC_MIN_MATCH <= wlen; q++)
-					head[vc_hash(tgt, len, q)] = (u32)q;
-				u += m;
-				ls = u;
-				continue;
-			}
-			head[vc_hash(tgt, len, u)] = (u32)u;
-			u++;
-		}
-		if (end > ls) {
-			if (n + 1 > cap)
-				out = xrealloc(out, (cap *= 2) * sizeof(*out));
-			out[n++] = (struct vc_op){
-				.type = VC_ADD, .tpos = ls, .from = ls, .len = end - ls};
-		}
-		indexed = MAX(indexed, u);
-	}
-	free(head);
-	free(ops);
-	*nops = n;
-	return out;
-}
-
-static ssize_t vc_rewrite(const struct vc_window *w, u64 base, size_t slot, const u8 *src,
-			  const u8 *tgt, size_t len, u8 *o, size_t cap)
-{
-	struct vc_op *ops;
-	size_t nops, k = 0;
-	u64 lo = UINT64_MAX, hi = 0, seg;
-	struct vc_emit e = {.cap = cap};
-	int rc = vc_parse_ops(w, base, slot, &ops, &nops);
-
-	if (rc)
-		return rc;
-	vc_reclaim(ops, nops, src, tgt, len, slot);
-	ops = vc_self_copies(ops, &nops, tgt, len, w->tgt_len);
-	for (size_t i = 0; i < nops; i++)
-		if (ops[i].type == VC_COPY) {
-			lo = MIN(lo, ops[i].from);
-			hi = MAX(hi, ops[i].from + ops[i].len);
-		}
-	seg = hi > lo ? hi - lo : 0;
-	e.data = xmalloc(cap);
-	e.inst = xmalloc(cap);
-	e.addr = xmalloc(cap);
-	for (size_t i = 0; i < nops && !rc; i++) {
-		struct vc_op *op = &ops[i];
-		u8 v[10];
-		size_t vl;
-
-		if (op->type == VC_ADD) {
-			/* merge neighbouring literals */
-			u64 from = op->from, l = op->len;
-
-			while (i + 1 < nops && ops[i + 1].type == VC_ADD)
-				l += ops[++i].len;
-			if (!em_room(&e, l, 11, 0)) {
-				rc = -EOPNOTSUPP;
-				break;
-			}
-			for (u64 t = 0; t < l; t++)
-				e.data[e.nd++] = from + t < len ? tgt[from + t] : 0;
-			if (l <= 17) {
-				e.inst[e.ni++] = (u8)(1 + l);
-			} else {
-				e.inst[e.ni++] = 1;
-				e.ni += vc_put(e.inst + e.ni, l);
-			}
-			continue;
-		}
-		if (!em_room(&e, 1, 11, 10)) {
-			rc = -EOPNOTSUPP;
-			break;
-		}
-		if (op->type == VC_RUN) {
-			e.data[e.nd++] = op->byte;
-			e.inst[e.ni++] = 0;
-			e.ni += vc_put(e.inst + e.ni, op->len);
-			continue;
-		}
-		/* copies, VCD_SELF addresses: source first, then the target window */
-		while (op->type == VC_COPY && i + 1 < nops && ops[i + 1].type == VC_COPY &&
-		       ops[i + 1].from == op->from + op->len) {
-			op->len += ops[i + 1].len; /* contiguous source copies: one instruction */
-			i++;
-		}
-		vl = vc_put(v, op->type == VC_COPY ? op->from - lo : seg + op->from);
-		memcpy(e.addr + e.na, v, vl);
-		e.na += vl;
-		if (op->len >= 4 && op->len <= 18) {
-			e.inst[e.ni++] = (u8)(19 + op->len - 3);
-		} else {
-			e.inst[e.ni++] = 19;
-			e.ni += vc_put(e.inst + e.ni, op->len);
-		}
-	}
-	if (!rc) {
-		u8 hdr[64];
-		size_t hl = 0, enc_len;
-
-		hl += vc_put(hdr + hl, w->tgt_len);
-		hdr[hl++] = 0;
-		hl += vc_put(hdr + hl, e.nd);
-		hl += vc_put(hdr + hl, e.ni);
-		hl += vc_put(hdr + hl, e.na);
-		enc_len = hl + ((w->ind & VCD_ADLER32) ? 4 : 0) + e.nd + e.ni + e.na;
-		if (enc_len + 32 > cap) {
-			rc = -EOPNOTSUPP;
-		} else {
-			o[k++] = (u8)((seg ? VCD_SOURCE : 0) | (w->ind & VCD_ADLER32));
-			if (seg) {
-				k += vc_put(o + k, seg);
-				k += vc_put(o + k, lo);
-			}
-			k += vc_put(o + k, enc_len);
-			memcpy(o + k, hdr, hl);
-			k += hl;
-			if (w->ind & VCD_ADLER32) {
-				/* same target bytes, same checksum: after the three lengths */
-				const u8 *q = w->enc;
-				u64 dummy;
-
-				(void)vc_get(&q, w->end, &dummy);
-				q++;
-				for (int f = 0; f < 3; f++)
-					(void)vc_get(&q, w->end, &dummy);
-				memcpy(o + k, q, 4);
-				k += 4;
-			}
-			memcpy(o + k, e.data, e.nd);
-			k += e.nd;
-			memcpy(o + k, e.inst, e.ni);
-			k += e.ni;
-			memcpy(o + k, e.addr, e.na);
-			k += e.na;
-		}
-	}
-	free(e.data);
-	free(e.inst);
-	free(e.addr);
-	free(ops);
-	return rc ? rc : (ssize_t)k;
+	return err;
 }
 
 /*
@@ -1009,7 +439,7 @@ static int xdelta3_encode_run(struct delta_codec *dc, int level, struct delta_jo
 			      const unsigned *idx, unsigned m)
 {
 	size_t slot = xd_slot(jobs[idx[0]].len), outlen = 0, total = slot * m;
-	int src_fd = -1, tgt_fd = -1, out_fd = -1, rc, hl;
+	int src_fd = -1, tgt_fd = -1, out_fd = -1, err, hl;
 	char path[64], wopt[32], bopt[32], lopt[8];
 	const u8 *out = NULL, *p, *end;
 	char *args[16];
@@ -1018,20 +448,20 @@ static int xdelta3_encode_run(struct delta_codec *dc, int level, struct delta_jo
 	src_fd = memfd_new(dc, "xd-src");
 	tgt_fd = memfd_new(dc, "xd-tgt");
 	out_fd = memfd_new(dc, "xd-out");
-	rc = (src_fd < 0) ? src_fd : (tgt_fd < 0) ? tgt_fd : (out_fd < 0) ? out_fd : 0;
-	for (unsigned i = 0; !rc && i < m; i++) {
+	err = (src_fd < 0) ? src_fd : (tgt_fd < 0) ? tgt_fd : (out_fd < 0) ? out_fd : 0;
+	for (unsigned i = 0; !err && i < m; i++) {
 		const struct delta_job *j = &jobs[idx[i]];
 
-		rc = fd_write_all(src_fd, j->src, j->len);
-		if (!rc)
-			rc = fd_write_zeros(src_fd, slot - j->len);
-		if (!rc)
-			rc = fd_write_all(tgt_fd, j->tgt, j->len);
-		if (!rc)
-			rc = fd_write_zeros(tgt_fd, slot - j->len);
+		err = write_full(src_fd, j->src, j->len);
+		if (!err)
+			err = fd_write_zeros(src_fd, slot - j->len);
+		if (!err)
+			err = write_full(tgt_fd, j->tgt, j->len);
+		if (!err)
+			err = fd_write_zeros(tgt_fd, slot - j->len);
 	}
-	if (rc) {
-		codec_fail(dc, "xdelta3 batch: writing memfd: %s", errmsg(rc));
+	if (err) {
+		codec_fail(dc, "xdelta3 batch: writing memfd: %s", errmsg(err));
 		goto out_close;
 	}
 	lseek(tgt_fd, 0, SEEK_SET);
@@ -1052,14 +482,14 @@ static int xdelta3_encode_run(struct delta_codec *dc, int level, struct delta_jo
 	args[k++] = path;
 	args[k++] = "-A";
 	args[k] = NULL;
-	rc = xdelta3_run(dc, args, tgt_fd, out_fd);
-	if (rc)
+	err = xdelta3_run(dc, args, tgt_fd, out_fd);
+	if (err)
 		goto out_close;
 	out = fd_map(out_fd, &outlen);
 	hl = out ? vc_header_len(out, outlen) : -EILSEQ;
 	if (hl < 0) {
 		codec_fail(dc, "xdelta3 produced no valid VCDIFF header");
-		rc = -EIO;
+		err = -EIO;
 		goto out_unmap;
 	}
 	p = out + hl;
@@ -1073,7 +503,7 @@ static int xdelta3_encode_run(struct delta_codec *dc, int level, struct delta_jo
 		if (vc_window_parse(p, end, &w) || w.tgt_len != slot) {
 			codec_fail(dc, "xdelta3 output: window %u is not one %zu byte extent", i,
 				   slot);
-			rc = -EIO;
+			err = -EIO;
 			goto out_unmap;
 		}
 		p = w.end;
@@ -1110,7 +540,7 @@ static int xdelta3_encode_run(struct delta_codec *dc, int level, struct delta_jo
 	if (p != end) {
 		codec_fail(dc, "xdelta3 output: %zu bytes after the last window",
 			   (size_t)(end - p));
-		rc = -EIO;
+		err = -EIO;
 	}
 out_unmap:
 	if (out)
@@ -1122,7 +552,7 @@ out_close:
 		close(tgt_fd);
 	if (out_fd >= 0)
 		close(out_fd);
-	return rc;
+	return err;
 }
 
 static int cmp_job_len(const void *a, const void *b, void *arg)
@@ -1139,7 +569,7 @@ static int cmp_job_len(const void *a, const void *b, void *arg)
 static int xdelta3_encode(struct delta_codec *dc, int level, struct delta_job *jobs, unsigned n)
 {
 	unsigned *idx = xmalloc(sizeof(*idx) * (n ? n : 1)), m = 0;
-	int rc = 0;
+	int err = 0;
 
 	for (unsigned i = 0; i < n; i++) {
 		jobs[i].err = -EOPNOTSUPP;
@@ -1147,19 +577,19 @@ static int xdelta3_encode(struct delta_codec *dc, int level, struct delta_job *j
 			idx[m++] = i;
 	}
 	qsort_r(idx, m, sizeof(*idx), cmp_job_len, jobs);
-	for (unsigned a = 0, b; a < m && !rc; a = b) {
+	for (unsigned a = 0, b; a < m && !err; a = b) {
 		for (b = a + 1; b < m && xd_slot(jobs[idx[b]].len) == xd_slot(jobs[idx[a]].len);
 		     b++)
 			;
-		rc = xdelta3_encode_run(dc, level, jobs, idx + a, b - a);
-		if (rc)
+		err = xdelta3_encode_run(dc, level, jobs, idx + a, b - a);
+		if (err)
 			for (unsigned i = a; i < b; i++)
-				jobs[idx[i]].err = rc;
-		if (rc == -EIO)
-			rc = 0; /* this length class falls back; try the others */
+				jobs[idx[i]].err = err;
+		if (err == -EIO)
+			err = 0; /* this length class falls back; try the others */
 	}
 	free(idx);
-	return rc;
+	return err;
 }
 
 /* A parsed xdelta3 payload, ready to join a decode run. */
@@ -1209,7 +639,7 @@ static int xdelta3_decode_run(struct delta_codec *dc, struct delta_djob *jobs,
 			      const struct xd_dec *d, unsigned m)
 {
 	int src_fd = memfd_new(dc, "xd-src"), in_fd = memfd_new(dc, "xd-delta");
-	int out_fd = memfd_new(dc, "xd-out"), rc;
+	int out_fd = memfd_new(dc, "xd-out"), err;
 	size_t want = 0, outlen = 0, off = 0;
 	u64 base = 0;
 	u8 *win = NULL;
@@ -1217,30 +647,30 @@ static int xdelta3_decode_run(struct delta_codec *dc, struct delta_djob *jobs,
 	char path[64];
 	char *args[8];
 
-	rc = (src_fd < 0) ? src_fd : (in_fd < 0) ? in_fd : (out_fd < 0) ? out_fd : 0;
-	if (!rc)
-		rc = fd_write_all(in_fd, jobs[d[0].job].payload, (size_t)d[0].hl);
-	for (unsigned i = 0; !rc && i < m; i++) {
+	err = (src_fd < 0) ? src_fd : (in_fd < 0) ? in_fd : (out_fd < 0) ? out_fd : 0;
+	if (!err)
+		err = write_full(in_fd, jobs[d[0].job].payload, (size_t)d[0].hl);
+	for (unsigned i = 0; !err && i < m; i++) {
 		const struct delta_djob *j = &jobs[d[i].job];
 		size_t slot = xd_slot(j->len), wl;
 
 		if (j->src) {
-			rc = fd_write_all(src_fd, j->src, j->len);
-			if (!rc)
-				rc = fd_write_zeros(src_fd, slot - j->len);
+			err = write_full(src_fd, j->src, j->len);
+			if (!err)
+				err = fd_write_zeros(src_fd, slot - j->len);
 		} else {
-			rc = fd_write_zeros(src_fd, slot);
+			err = fd_write_zeros(src_fd, slot);
 		}
 		win = xrealloc(win, (size_t)d[i].w.enc_len + 32);
 		wl = vc_window_emit(win, &d[i].w, d[i].w.seg_pos + base);
-		if (!rc)
-			rc = fd_write_all(in_fd, win, wl);
+		if (!err)
+			err = write_full(in_fd, win, wl);
 		base += slot;
 		want += (size_t)d[i].w.tgt_len;
 	}
 	free(win);
-	if (rc) {
-		codec_fail(dc, "xdelta3 batch: writing memfd: %s", errmsg(rc));
+	if (err) {
+		codec_fail(dc, "xdelta3 batch: writing memfd: %s", errmsg(err));
 		goto out_close;
 	}
 	lseek(in_fd, 0, SEEK_SET);
@@ -1250,13 +680,13 @@ static int xdelta3_decode_run(struct delta_codec *dc, struct delta_djob *jobs,
 	args[2] = "-s";
 	args[3] = path;
 	args[4] = NULL;
-	rc = xdelta3_run(dc, args, in_fd, out_fd);
-	if (rc)
+	err = xdelta3_run(dc, args, in_fd, out_fd);
+	if (err)
 		goto out_close;
 	out = fd_map(out_fd, &outlen);
 	if (outlen != want) {
 		codec_fail(dc, "xdelta3 decoded %zu bytes, expected %zu", outlen, want);
-		rc = -EILSEQ;
+		err = -EILSEQ;
 		goto out_unmap;
 	}
 	for (unsigned i = 0; i < m; i++) {
@@ -1282,34 +712,34 @@ out_close:
 		close(in_fd);
 	if (out_fd >= 0)
 		close(out_fd);
-	return rc;
+	return err;
 }
 
 /* Decodes d[0..m); on a failed run, splits it so the bad payload is found. */
 static int xdelta3_decode_split(struct delta_codec *dc, struct delta_djob *jobs,
 				const struct xd_dec *d, unsigned m)
 {
-	int rc = xdelta3_decode_run(dc, jobs, d, m);
+	int err = xdelta3_decode_run(dc, jobs, d, m);
 
-	if (rc == -ENOENT || rc == -ENOMEM)
-		return rc;
-	if (!rc)
+	if (err == -ENOENT || err == -ENOMEM)
+		return err;
+	if (!err)
 		return 0;
 	if (m == 1) {
 		jobs[d[0].job].err = -EILSEQ;
 		return 0;
 	}
-	rc = xdelta3_decode_split(dc, jobs, d, m / 2);
-	if (!rc)
-		rc = xdelta3_decode_split(dc, jobs, d + m / 2, m - m / 2);
-	return rc;
+	err = xdelta3_decode_split(dc, jobs, d, m / 2);
+	if (!err)
+		err = xdelta3_decode_split(dc, jobs, d + m / 2, m - m / 2);
+	return err;
 }
 
 static int xdelta3_decode(struct delta_codec *dc, struct delta_djob *jobs, unsigned n)
 {
 	struct xd_dec *d = xmalloc(sizeof(*d) * (n ? n : 1));
 	unsigned m = 0;
-	int rc = 0;
+	int err = 0;
 
 	for (unsigned i = 0; i < n; i++) {
 		jobs[i].err = xdelta3_check(dc, &jobs[i], &d[m]);
@@ -1317,16 +747,16 @@ static int xdelta3_decode(struct delta_codec *dc, struct delta_djob *jobs, unsig
 			d[m++].job = i;
 	}
 	/* consecutive payloads with identical file headers share a run */
-	for (unsigned a = 0, b; a < m && !rc; a = b) {
+	for (unsigned a = 0, b; a < m && !err; a = b) {
 		const u8 *ha = jobs[d[a].job].payload;
 
 		for (b = a + 1; b < m; b++)
 			if (d[b].hl != d[a].hl || memcmp(jobs[d[b].job].payload, ha, d[a].hl))
 				break;
-		rc = xdelta3_decode_split(dc, jobs, d + a, b - a);
+		err = xdelta3_decode_split(dc, jobs, d + a, b - a);
 	}
 	free(d);
-	return rc;
+	return err;
 }
 
 static const struct delta_codec_ops codec_table[DELTA_CODEC_COUNT] = {
@@ -1416,7 +846,7 @@ static int try_codec(struct delta_codec *dc, const struct delta_codec_ops *ops, 
 	struct delta_djob *dj = NULL;
 	size_t off = 0, voff = 0;
 	u8 *scr, *ver = NULL;
-	int rc;
+	int err;
 
 	for (unsigned i = 0; i < n; i++)
 		off += delta_codec_bound(jobs[i].len);
@@ -1428,8 +858,8 @@ static int try_codec(struct delta_codec *dc, const struct delta_codec_ops *ops, 
 		tmp[i].out_len = 0;
 		off += delta_codec_bound(jobs[i].len);
 	}
-	rc = ops->encode(dc, level, tmp, n);
-	if (rc)
+	err = ops->encode(dc, level, tmp, n);
+	if (err)
 		goto out;
 	if (verify) {
 		dj = xzalloc(sizeof(*dj) * n);
@@ -1458,20 +888,20 @@ static int try_codec(struct delta_codec *dc, const struct delta_codec_ops *ops, 
 				map[m] = i;
 				sub[m++] = dj[i];
 			}
-		rc = m ? ops->decode(dc, sub, m) : 0;
+		err = m ? ops->decode(dc, sub, m) : 0;
 		for (unsigned k = 0; k < m; k++) {
 			unsigned i = map[k];
 
-			if (rc || sub[k].err || memcmp(sub[k].tgt, jobs[i].tgt, jobs[i].len)) {
+			if (err || sub[k].err || memcmp(sub[k].tgt, jobs[i].tgt, jobs[i].len)) {
 				tmp[i].err = -EILSEQ;
 				dc->stats.verify_failures++;
 			}
 		}
 		free(sub);
 		free(map);
-		if (rc == -ENOENT || rc == -EIO)
-			rc = 0; /* unverifiable: the jobs above fell back already */
-		if (rc)
+		if (err == -ENOENT || err == -EIO)
+			err = 0; /* unverifiable: the jobs above fell back already */
+		if (err)
 			goto out;
 	}
 	for (unsigned i = 0; i < n; i++) {
@@ -1486,13 +916,13 @@ static int try_codec(struct delta_codec *dc, const struct delta_codec_ops *ops, 
 out:
 	free(dj);
 	free(tmp);
-	return rc;
+	return err;
 }
 
 int delta_codec_encode_batch(struct delta_codec *dc, struct delta_job *jobs, unsigned n)
 {
 	size_t *best;
-	int rc = 0, level = dc->opts.level;
+	int err = 0, level = dc->opts.level;
 	u32 asked = dc->opts.mode == DELTA_MODE_BEST ? DELTA_CODEC_COUNT : (u32)dc->opts.mode;
 
 	if (!n)
@@ -1513,23 +943,23 @@ int delta_codec_encode_batch(struct delta_codec *dc, struct delta_job *jobs, uns
 		static const u32 cand[] = {DELTA_CODEC_ZSTD, DELTA_CODEC_ZSTD_PREFIX,
 					   DELTA_CODEC_XDELTA3};
 
-		for (unsigned c = 0; c < ARRAY_SIZE(cand) && !rc; c++) {
+		for (unsigned c = 0; c < ARRAY_SIZE(cand) && !err; c++) {
 			const struct delta_codec_ops *ops = delta_codec_get(cand[c]);
 			int lv = (level && ops->id != DELTA_CODEC_XDELTA3) ? level
 									   : ops->default_level;
 
-			rc = try_codec(dc, ops, lv, jobs, n, best,
-				       ops->differencing || dc->opts.verify_all);
-			if (rc == -ENOENT)
-				rc = 0; /* no xdelta3 program: the others still count */
+			err = try_codec(dc, ops, lv, jobs, n, best,
+					ops->differencing || dc->opts.verify_all);
+			if (err == -ENOENT)
+				err = 0; /* no xdelta3 program: the others still count */
 		}
 	} else if (asked != DELTA_CODEC_RAW) {
 		const struct delta_codec_ops *ops = delta_codec_get(asked);
 
-		rc = try_codec(dc, ops, level ? level : ops->default_level, jobs, n, best,
-			       ops->differencing || dc->opts.verify_all);
-		if (rc == -ENOENT)
-			rc = 0; /* no xdelta3 program: everything went out raw */
+		err = try_codec(dc, ops, level ? level : ops->default_level, jobs, n, best,
+				ops->differencing || dc->opts.verify_all);
+		if (err == -ENOENT)
+			err = 0; /* no xdelta3 program: everything went out raw */
 	}
 	for (unsigned i = 0; i < n; i++) {
 		if (jobs[i].codec == DELTA_CODEC_RAW && asked != DELTA_CODEC_RAW)
@@ -1537,14 +967,14 @@ int delta_codec_encode_batch(struct delta_codec *dc, struct delta_job *jobs, uns
 		dc->stats.chosen[jobs[i].codec]++;
 	}
 	free(best);
-	return rc;
+	return err;
 }
 
 int delta_codec_decode_batch(struct delta_codec *dc, struct delta_djob *jobs, unsigned n)
 {
 	unsigned *map = xmalloc(sizeof(*map) * (n ? n : 1));
 	struct delta_djob *sub = xmalloc(sizeof(*sub) * (n ? n : 1));
-	int rc = 0;
+	int err = 0;
 
 	for (unsigned i = 0; i < n; i++) {
 		jobs[i].err = 0;
@@ -1556,7 +986,7 @@ int delta_codec_decode_batch(struct delta_codec *dc, struct delta_djob *jobs, un
 			jobs[i].err = -EINVAL;
 		}
 	}
-	for (u32 c = 0; c < DELTA_CODEC_COUNT && !rc; c++) {
+	for (u32 c = 0; c < DELTA_CODEC_COUNT && !err; c++) {
 		unsigned m = 0;
 
 		for (unsigned i = 0; i < n; i++)
@@ -1566,15 +996,15 @@ int delta_codec_decode_batch(struct delta_codec *dc, struct delta_djob *jobs, un
 			}
 		if (!m)
 			continue;
-		rc = codec_table[c].decode(dc, sub, m);
+		err = codec_table[c].decode(dc, sub, m);
 		for (unsigned k = 0; k < m; k++)
-			jobs[map[k]].err = rc ? rc : sub[k].err;
+			jobs[map[k]].err = err ? err : sub[k].err;
 	}
-	for (unsigned i = 0; i < n && !rc; i++)
-		rc = jobs[i].err;
+	for (unsigned i = 0; i < n && !err; i++)
+		err = jobs[i].err;
 	free(map);
 	free(sub);
-	return rc;
+	return err;
 }
 
 int delta_codec_encode(struct delta_codec *dc, struct delta_job *job)

@@ -653,21 +653,7 @@ int delta_token_unpack(struct delta_token *t, const u8 in[DELTA_TOKEN_BYTES])
 
 int delta_fd_write(void *fdp, const void *buf, size_t len)
 {
-	int fd = *(int *)fdp;
-	const u8 *p = buf;
-
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
+	return write_full(*(int *)fdp, buf, len);
 }
 
 ssize_t delta_fd_read(void *fdp, void *buf, size_t len)

@@ -2,7 +2,9 @@
 /*
  * engine.c - the snapshot engine: exceptions with birth and death in one COW B+tree,
  * birth-keyed deadlists, the copy-out and lookup rules, writable snapshot overlays, the
- * full-store policy (DESIGN.md 3).
+ * full-store policy (DESIGN.md 3).  Replay of the engine's intent-log records is in
+ * engine_replay.c and the invariant checker in engine_check.c; the three share the state
+ * and helpers in engine_internal.h.
  *
  * What is persistent.  Three kinds of tree, all struct btree: the exception tree
  * ((chunk, death) -> (birth, addr), aggregate max death), one overlay tree per writable
@@ -58,14 +60,13 @@
  * back to the space map as deferred frees: a crash before the freeing txg is durable still
  * finds them intact.
  */
-#include "engine.h"
+#include "engine_internal.h"
 #include "btree.h"
 #include "crc32c.h"
 #include "deadlist.h"
 #include "format.h"
 #include "iopool.h"
 #include "log.h"
-#include <stdarg.h>
 #include <string.h>
 
 /*
@@ -78,13 +79,14 @@
 #define ENGINE_COPY_MAX_BYTES (1u << 20)
 /* Initial tag hash size (grows by doubling at load factor 1). */
 #define ENGINE_HASH_MIN 64
+static_assert((ENGINE_HASH_MIN & (ENGINE_HASH_MIN - 1)) == 0, "tag_hash masks: a power of two");
 
 static u64 exc_aggr(const void *key, const void *value)
 {
 	return btree_get_le64(key, 1);
 }
 
-static const struct btree_type exception_tree_type = {
+const struct btree_type engine_exception_tree_type = {
 	.name = "exceptions",
 	.key_size = 16,
 	.value_size = sizeof(struct exception_disk),
@@ -92,7 +94,7 @@ static const struct btree_type exception_tree_type = {
 	.aggr = exc_aggr,
 };
 
-static const struct btree_type overlay_tree_type = {
+const struct btree_type engine_overlay_tree_type = {
 	.name = "overlay",
 	.key_size = 8,
 	.value_size = sizeof(struct overlay_disk),
@@ -100,7 +102,7 @@ static const struct btree_type overlay_tree_type = {
 	.aggr = NULL,
 };
 
-static const struct btree_type snapshot_table_type = {
+const struct btree_type engine_snapshot_table_type = {
 	.name = "snapshots",
 	.key_size = 8,
 	.value_size = sizeof(struct snap_record_disk),
@@ -108,67 +110,9 @@ static const struct btree_type snapshot_table_type = {
 	.aggr = NULL,
 };
 
-struct snap {
-	u32 tag;
-	u64 gen, ctime;
-	int8_t priority;
-	u16 holds;
-	u32 opens;
-	enum engine_snap_state state;
-	struct deadlist *dl;	    /* NULL when invalidated */
-	struct blkptr overlay_root; /* as of the last sync (or load) */
-	struct btree *overlay;	    /* opened on first use; NULL until then */
-	u64 overlay_chunks;
-	bool overlay_dirty; /* on e->dirty: overlay changed in the open txg */
-	struct snap *hnext;
-};
-
-struct batch_ent {
-	u64 chunk, birth, addr;
-	u32 csum; /* of the copied data, for the log record */
-};
-
-/* One copy I/O of a batch: entries [i, i + n), consecutive in chunk and in address. */
-struct copy_piece {
-	u32 i, n;
-};
-
-struct engine {
-	struct engine_params p;
-	u64 gen;
-	struct btree *exc, *table;
-	struct snap **live; /* sorted by gen */
-	u32 nlive, live_cap;
-	struct snap **hash;
-	u32 hash_size, nsnaps, ninvalid;
-	struct deadlist *head_dl;
-	struct snap **dirty; /* snapshots whose overlay changed since the last sync */
-	u32 ndirty, dirty_cap;
-	struct batch_ent *batch;
-	struct copy_piece *pieces; /* ENGINE_BATCH_CHUNKS */
-	struct iopool *copiers;
-	void **copybufs; /* one per copier; copybufs[0] == copybuf */
-	void *copybuf;
-	u64 copyouts, policy_deletes, policy_invalidates, enospc;
-	bool failed;
-	bool log_pending; /* records appended since the last log flush */
-};
-
 /*------------------------------------------------------------------------------------------
  * Small helpers
  *----------------------------------------------------------------------------------------*/
-
-static void exc_key(u8 *k, u64 chunk, u64 death)
-{
-	btree_put_le64(k, 0, chunk);
-	btree_put_le64(k, 1, death);
-}
-
-static void exc_val(u8 *v, u64 birth, u64 addr)
-{
-	btree_put_le64(v, 0, birth);
-	btree_put_le64(v, 1, addr);
-}
 
 /* A metadata error after the first change of a multi-step operation. */
 static int engine_fail(struct engine *e, int err, const char *what)
@@ -180,10 +124,10 @@ static int engine_fail(struct engine *e, int err, const char *what)
 
 static u32 tag_hash(u32 tag, u32 size)
 {
-	return (u32)(((u64)tag * 0x9E3779B97F4A7C15ull) >> 32) & (size - 1);
+	return (u32)(hash_golden64(tag) >> 32) & (size - 1);
 }
 
-static struct snap *snap_find(struct engine *e, u32 tag)
+struct snap *snap_find(struct engine *e, u32 tag)
 {
 	for (struct snap *s = e->hash[tag_hash(tag, e->hash_size)]; s; s = s->hnext)
 		if (s->tag == tag)
@@ -229,7 +173,7 @@ static void hash_del(struct engine *e, struct snap *s)
 }
 
 /* Index in live[] of the first snapshot with gen >= @gen (nlive if none).  O(log live). */
-static u32 live_first_ge(const struct engine *e, u64 gen)
+u32 live_first_ge(const struct engine *e, u64 gen)
 {
 	u32 lo = 0, hi = e->nlive;
 
@@ -242,11 +186,6 @@ static u32 live_first_ge(const struct engine *e, u64 gen)
 			hi = mid;
 	}
 	return lo;
-}
-
-static u64 newest_gen(const struct engine *e)
-{
-	return e->nlive ? e->live[e->nlive - 1]->gen : 0;
 }
 
 static void live_append(struct engine *e, struct snap *s)
@@ -284,7 +223,7 @@ static void record_pack(struct snap_record_disk *r, const struct snap *s)
 	r->state = (u8)s->state;
 }
 
-static int record_unpack(struct snap *s, const struct snap_record_disk *r)
+int record_unpack(struct snap *s, const struct snap_record_disk *r)
 {
 	if (r->state > ENGINE_SNAP_INVALID || r->reserved)
 		return -EILSEQ;
@@ -308,10 +247,11 @@ static int table_put(struct engine *e, struct tx *tx, const struct snap *s)
 	return btree_insert(e->table, tx, k, &r, BTREE_OVERWRITE);
 }
 
-static int snap_overlay(struct engine *e, struct snap *s, struct btree **out)
+int snap_overlay(struct engine *e, struct snap *s, struct btree **out)
 {
 	if (!s->overlay) {
-		int err = btree_open(&overlay_tree_type, e->p.cache, &s->overlay_root, &s->overlay);
+		int err = btree_open(&engine_overlay_tree_type, e->p.cache, &s->overlay_root,
+				     &s->overlay);
 
 		if (err)
 			return err;
@@ -320,7 +260,7 @@ static int snap_overlay(struct engine *e, struct snap *s, struct btree **out)
 	return 0;
 }
 
-static void mark_overlay_dirty(struct engine *e, struct snap *s)
+void mark_overlay_dirty(struct engine *e, struct snap *s)
 {
 	if (s->overlay_dirty)
 		return;
@@ -344,29 +284,29 @@ static void unmark_overlay_dirty(struct engine *e, struct snap *s)
 	s->overlay_dirty = false;
 }
 
-static int log_rec(struct engine *e, struct tx *tx, u16 type, const struct engine_logrec_disk *r)
+static int ilog_rec(struct engine *e, struct tx *tx, u16 type, const struct engine_logrec_disk *r)
 {
-	if (!e->p.log_append)
+	if (!e->p.ilog_append)
 		return 0;
-	e->log_pending = true;
-	return e->p.log_append(e->p.log_priv, tx, type, r, sizeof(*r));
+	e->ilog_pending = true;
+	return e->p.ilog_append(e->p.ilog_priv, tx, type, r, sizeof(*r));
 }
 
-static int log_flush(struct engine *e)
+static int ilog_flush(struct engine *e)
 {
 	int err;
 
-	if (!e->log_pending || e->p.caller_flushes)
+	if (!e->ilog_pending || e->p.caller_flushes)
 		return 0;
 	/* On failure the records stay pending: a retried request must not pass unflushed. */
-	err = e->p.log_flush(e->p.log_priv);
+	err = e->p.ilog_flush(e->p.ilog_priv);
 	if (!err)
-		e->log_pending = false;
+		e->ilog_pending = false;
 	return err;
 }
 
 /* last_death(L): the largest death among L's exceptions, 0 if none.  O(log n). */
-static int last_death(struct engine *e, u64 chunk, u64 *death)
+int last_death(struct engine *e, u64 chunk, u64 *death)
 {
 	u8 k[16], ko[16];
 	int err;
@@ -458,7 +398,7 @@ static struct deadlist *owner_dl(struct engine *e, u64 death)
 }
 
 /* The sublist key for an exception born in @birth (see the essay), or 0 if none is live. */
-static u64 sublist_key(struct engine *e, u64 birth)
+u64 sublist_key(struct engine *e, u64 birth)
 {
 	u32 i = live_first_ge(e, birth);
 
@@ -534,8 +474,8 @@ int engine_open(const struct engine_params *p, const struct engine_roots *roots,
 
 	if (!p->chunk_size || !IS_POWER_OF_2(p->chunk_size) || p->chunk_size < BDEV_ALIGN ||
 	    p->chunk_size > ENGINE_COPY_MAX_BYTES || !p->cache || !p->origin_chunks ||
-	    (p->log_flush && !p->log_append) ||
-	    (p->log_append && !p->log_flush && !p->caller_flushes))
+	    (p->ilog_flush && !p->ilog_append) ||
+	    (p->ilog_append && !p->ilog_flush && !p->caller_flushes))
 		return -EINVAL;
 	if (!p->read_only &&
 	    (!p->origin || !p->snapstore || !p->space || !p->space->alloc || !p->space->free ||
@@ -557,10 +497,10 @@ int engine_open(const struct engine_params *p, const struct engine_roots *roots,
 			goto fail_close;
 		}
 	e->copybuf = e->copybufs[0];
-	err = btree_open(&exception_tree_type, p->cache, &roots->exceptions, &e->exc);
+	err = btree_open(&engine_exception_tree_type, p->cache, &roots->exceptions, &e->exc);
 	if (err)
 		goto fail_close;
-	err = btree_open(&snapshot_table_type, p->cache, &roots->snapshots, &e->table);
+	err = btree_open(&engine_snapshot_table_type, p->cache, &roots->snapshots, &e->table);
 	if (err)
 		goto fail_close;
 	err = load_table(e);
@@ -693,7 +633,7 @@ static int free_overlay(struct engine *e, struct tx *tx, struct snap *s)
  * only @s saw: free them; then merge @s's deadlist into N's.  @invalidate keeps the table
  * entry in state invalid.  Any error after the first change fails the engine.
  */
-static int snap_drop(struct engine *e, struct tx *tx, struct snap *s, bool invalidate)
+int snap_drop(struct engine *e, struct tx *tx, struct snap *s, bool invalidate)
 {
 	struct free_ctx f = {.e = e, .tx = tx};
 	struct deadlist *next_dl, *doomed;
@@ -744,14 +684,14 @@ static int snap_drop(struct engine *e, struct tx *tx, struct snap *s, bool inval
 	return 0;
 }
 
-static int log_drop(struct engine *e, struct tx *tx, u32 tag, bool invalidate)
+static int ilog_drop(struct engine *e, struct tx *tx, u32 tag, bool invalidate)
 {
 	struct engine_logrec_disk r;
 
 	memset(&r, 0, sizeof(r));
 	r.tag = cpu_to_le32(tag);
 	r.flags = invalidate;
-	return log_rec(e, tx, ENGINE_LOG_DROP, &r);
+	return ilog_rec(e, tx, ENGINE_LOG_DROP, &r);
 }
 
 /*------------------------------------------------------------------------------------------
@@ -810,7 +750,7 @@ static int ensure_space(struct engine *e, struct tx *tx, u64 need)
 		log_info("engine: store full: %s snapshot %u (gen %llu, priority %d)",
 			 inval ? "invalidating" : "deleting", v->tag, (unsigned long long)v->gen,
 			 v->priority);
-		err = log_drop(e, tx, v->tag, inval);
+		err = ilog_drop(e, tx, v->tag, inval);
 		if (err)
 			return err;
 		err = snap_drop(e, tx, v, inval);
@@ -877,7 +817,7 @@ static int copy_batch(struct engine *e, u32 n)
 }
 
 /* Copies one origin chunk to snapstore @addr (replay of a copy-out whose data was lost). */
-static int copy_one(struct engine *e, u64 chunk, u64 addr)
+int copy_one(struct engine *e, u64 chunk, u64 addr)
 {
 	int err = bdev_read(e->p.origin, e->copybuf, e->p.chunk_size, chunk * e->p.chunk_size);
 
@@ -889,7 +829,7 @@ static int copy_one(struct engine *e, u64 chunk, u64 addr)
 	return err;
 }
 
-static u32 chunk_csum(struct engine *e, u64 addr, int *err)
+u32 chunk_csum(struct engine *e, u64 addr, int *err)
 {
 	*err = bdev_read(e->p.snapstore, e->copybuf, e->p.chunk_size, addr * e->p.chunk_size);
 	return *err ? 0 : crc32c(0, e->copybuf, e->p.chunk_size);
@@ -943,7 +883,7 @@ static int batch_copyout(struct engine *e, struct tx *tx, u32 n)
 	err = copy_batch(e, n);
 	if (err)
 		goto fail_free;
-	if (e->p.log_append && !e->p.caller_flushes) {
+	if (e->p.ilog_append && !e->p.caller_flushes) {
 		/* the saved data is durable before the reply (and before its record, though
 		 * replay would redo a copy whose checksum does not match) */
 		err = bdev_flush(e->p.snapstore);
@@ -955,7 +895,7 @@ static int batch_copyout(struct engine *e, struct tx *tx, u32 n)
 		struct engine_logrec_disk r;
 		u8 k[16], v[16];
 
-		if (e->p.log_append) {
+		if (e->p.ilog_append) {
 			memset(&r, 0, sizeof(r));
 			r.chunk = cpu_to_le64(b->chunk);
 			r.birth = cpu_to_le64(b->birth);
@@ -963,17 +903,17 @@ static int batch_copyout(struct engine *e, struct tx *tx, u32 n)
 			r.addr = cpu_to_le64(b->addr);
 			if (!e->p.copies_ordered)
 				r.csum = cpu_to_le32(b->csum);
-			err = log_rec(e, tx,
-				      e->p.copies_ordered ? ENGINE_LOG_COPYOUT_ORDERED
-							  : ENGINE_LOG_COPYOUT,
-				      &r);
+			err = ilog_rec(e, tx,
+				       e->p.copies_ordered ? ENGINE_LOG_COPYOUT_ORDERED
+							   : ENGINE_LOG_COPYOUT,
+				       &r);
 			if (err)
 				goto fail_free;
 		}
 		exc_key(k, b->chunk, e->gen);
 		exc_val(v, b->birth, b->addr);
 		err = btree_insert(e->exc, tx, k, v, BTREE_NOOVERWRITE);
-		if (err && e->p.log_append)
+		if (err && e->p.ilog_append)
 			return engine_fail(e, err, "recording a logged copy-out");
 		if (err)
 			goto fail_free;
@@ -1049,9 +989,9 @@ int engine_origin_write(struct engine *e, struct tx *tx, const struct engine_ran
 	if (!err && n)
 		err = origin_batch(e, tx, n, &ncopied);
 	if (err)
-		(void)log_flush(e); /* what was done is reported as done */
+		(void)ilog_flush(e); /* what was done is reported as done */
 	else
-		err = log_flush(e);
+		err = ilog_flush(e);
 	if (copied)
 		*copied = ncopied;
 	if (gen)
@@ -1167,7 +1107,7 @@ int engine_snap_write_map(struct engine *e, struct tx *tx, u32 tag, u64 chunk, b
 		if (!err) {
 			*addr = btree_get_le64(v, 0);
 			/* a mapping whose record is not durable yet is not handed out */
-			return log_flush(e);
+			return ilog_flush(e);
 		}
 		if (err != -ENODATA)
 			return err;
@@ -1190,7 +1130,7 @@ int engine_snap_write_map(struct engine *e, struct tx *tx, u32 tag, u64 chunk, b
 		if (!err)
 			err = bdev_write(e->p.snapstore, e->copybuf, e->p.chunk_size,
 					 p * e->p.chunk_size);
-		if (!err && e->p.log_append && !e->p.caller_flushes)
+		if (!err && e->p.ilog_append && !e->p.caller_flushes)
 			err = bdev_flush(e->p.snapstore);
 		if (err)
 			goto fail_free;
@@ -1199,18 +1139,18 @@ int engine_snap_write_map(struct engine *e, struct tx *tx, u32 tag, u64 chunk, b
 	r.tag = cpu_to_le32(tag);
 	r.chunk = cpu_to_le64(chunk);
 	r.addr = cpu_to_le64(p);
-	err = log_rec(e, tx, ENGINE_LOG_OVERLAY, &r);
+	err = ilog_rec(e, tx, ENGINE_LOG_OVERLAY, &r);
 	if (err)
 		goto fail_free;
 	btree_put_le64(v, 0, p);
 	err = btree_insert(ov, tx, k, v, BTREE_NOOVERWRITE);
-	if (err && e->p.log_append)
+	if (err && e->p.ilog_append)
 		return engine_fail(e, err, "recording a logged overlay insert");
 	if (err)
 		goto fail_free;
 	s->overlay_chunks++;
 	mark_overlay_dirty(e, s);
-	err = log_flush(e);
+	err = ilog_flush(e);
 	if (err)
 		return err; /* in the overlay and the log; a retry flushes again */
 	*addr = p;
@@ -1225,7 +1165,7 @@ fail_free:
  * Create, delete, holds
  *----------------------------------------------------------------------------------------*/
 
-static int snap_create(struct engine *e, struct tx *tx, u32 tag, u64 ctime, int8_t priority)
+int snap_create(struct engine *e, struct tx *tx, u32 tag, u64 ctime, int8_t priority)
 {
 	struct snap *s = snap_new(tag);
 	int err;
@@ -1262,14 +1202,14 @@ int engine_create(struct engine *e, struct tx *tx, u32 tag, u64 ctime, int8_t pr
 	r.death = cpu_to_le64(e->gen);
 	r.ctime = cpu_to_le64(ctime);
 	r.priority = (u8)priority;
-	err = log_rec(e, tx, ENGINE_LOG_CREATE, &r);
+	err = ilog_rec(e, tx, ENGINE_LOG_CREATE, &r);
 	if (err)
 		return err;
 	err = snap_create(e, tx, tag, ctime, priority);
-	if (err && e->p.log_append)
+	if (err && e->p.ilog_append)
 		return engine_fail(e, err, "recording a logged snapshot create");
 	if (!err)
-		err = log_flush(e);
+		err = ilog_flush(e);
 	return err;
 }
 
@@ -1284,17 +1224,17 @@ int engine_delete(struct engine *e, struct tx *tx, u32 tag)
 		return -ENODATA;
 	if (s->holds || s->opens)
 		return -EBUSY;
-	err = log_drop(e, tx, tag, false);
+	err = ilog_drop(e, tx, tag, false);
 	if (!err)
 		err = snap_drop(e, tx, s, false);
 	if (!err)
-		err = log_flush(e);
+		err = ilog_flush(e);
 	return err;
 }
 
 /* Sets holds and priority, logged (unless replaying) so they are durable on return. */
-static int snap_setattr(struct engine *e, struct tx *tx, struct snap *s, u16 holds, int8_t priority,
-			bool replaying)
+int snap_setattr(struct engine *e, struct tx *tx, struct snap *s, u16 holds, int8_t priority,
+		 bool replaying)
 {
 	u16 old_holds = s->holds;
 	int8_t old_prio = s->priority;
@@ -1306,7 +1246,7 @@ static int snap_setattr(struct engine *e, struct tx *tx, struct snap *s, u16 hol
 		r.tag = cpu_to_le32(s->tag);
 		r.chunk = cpu_to_le64(holds);
 		r.priority = (u8)priority;
-		err = log_rec(e, tx, ENGINE_LOG_SETATTR, &r);
+		err = ilog_rec(e, tx, ENGINE_LOG_SETATTR, &r);
 		if (err)
 			return err;
 	}
@@ -1316,11 +1256,11 @@ static int snap_setattr(struct engine *e, struct tx *tx, struct snap *s, u16 hol
 	if (err) {
 		s->holds = old_holds;
 		s->priority = old_prio;
-		if (!replaying && e->p.log_append)
+		if (!replaying && e->p.ilog_append)
 			return engine_fail(e, err, "recording a logged hold or priority");
 		return err;
 	}
-	return replaying ? 0 : log_flush(e);
+	return replaying ? 0 : ilog_flush(e);
 }
 
 int engine_hold(struct engine *e, struct tx *tx, u32 tag, int delta)
@@ -1471,13 +1411,6 @@ static int changed_overlay(void *arg, const void *key, const void *value)
 	return 0;
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-	u64 x = *(const u64 *)a, y = *(const u64 *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 static int walk_overlay(struct engine *e, struct snap *s, struct chunk_vec *cv,
 			struct engine_walk_stats *st)
 {
@@ -1539,385 +1472,4 @@ int engine_changelist(struct engine *e, u32 a, u32 b, u64 **chunks, u64 *n,
 			cv.v[(*n)++] = cv.v[i];
 	*chunks = cv.v;
 	return 0;
-}
-
-/*------------------------------------------------------------------------------------------
- * Replay
- *----------------------------------------------------------------------------------------*/
-
-/*
- * Re-applies a copy-out.  With @verify (ENGINE_LOG_COPYOUT) the saved data must match the
- * record's checksum, or the copy is redone from the origin; an ordered record's copy is
- * durable whenever the record is (params.copies_ordered), so it is trusted.
- */
-static int replay_copyout(struct engine *e, struct tx *tx, const struct engine_logrec_disk *r,
-			  bool verify)
-{
-	u64 chunk = le64_to_cpu(r->chunk), birth = le64_to_cpu(r->birth);
-	u64 death = le64_to_cpu(r->death), addr = le64_to_cpu(r->addr), key, ld;
-	u8 k[16], v[16];
-	int err;
-
-	if (chunk >= e->p.origin_chunks || birth >= death || death > e->gen)
-		return -EPROTO;
-	exc_key(k, chunk, death);
-	err = btree_lookup(e->exc, k, NULL);
-	if (!err)
-		return 0;
-	if (err != -ENODATA)
-		return err;
-	key = sublist_key(e, birth);
-	if (!key || key >= death)
-		return 0; /* every snapshot that saw it was dropped by a later record */
-	/* Replayed in order, the engine is as it was when the record was made: the gen was
-	 * its death, and its birth the chunk's last death (batch_decide).  Anything else is
-	 * not a record this engine wrote, and applying it would corrupt the deadlists. */
-	err = last_death(e, chunk, &ld);
-	if (err)
-		return err;
-	if (death != e->gen || ld != birth)
-		return -EPROTO;
-	if (e->p.space->claim) {
-		err = e->p.space->claim(e->p.space_priv, tx, addr, 1);
-		if (err)
-			return err;
-	}
-	if (verify && (chunk_csum(e, addr, &err) != le32_to_cpu(r->csum) || err)) {
-		/* The copy never became durable, so its origin write was never released. */
-		err = copy_one(e, chunk, addr);
-		if (err)
-			return err;
-	}
-	exc_val(v, birth, addr);
-	err = btree_insert(e->exc, tx, k, v, BTREE_NOOVERWRITE);
-	if (err)
-		return err;
-	deadlist_insert(e->head_dl, key, chunk, death, e->p.chunk_size);
-	return 0;
-}
-
-static int replay_overlay(struct engine *e, struct tx *tx, const struct engine_logrec_disk *r)
-{
-	struct snap *s = snap_find(e, le32_to_cpu(r->tag));
-	u64 chunk = le64_to_cpu(r->chunk), addr = le64_to_cpu(r->addr);
-	struct btree *ov;
-	u8 k[8], v[8];
-	int err;
-
-	if (!s || s->state == ENGINE_SNAP_INVALID)
-		return 0; /* dropped by a later record that was already synced */
-	if (chunk >= e->p.origin_chunks)
-		return -EPROTO;
-	err = snap_overlay(e, s, &ov);
-	if (err)
-		return err;
-	btree_put_le64(k, 0, chunk);
-	err = btree_lookup(ov, k, NULL);
-	if (err != -ENODATA)
-		return err;
-	if (e->p.space->claim) {
-		err = e->p.space->claim(e->p.space_priv, tx, addr, 1);
-		if (err)
-			return err;
-	}
-	btree_put_le64(v, 0, addr);
-	err = btree_insert(ov, tx, k, v, BTREE_NOOVERWRITE);
-	if (err)
-		return err;
-	s->overlay_chunks++;
-	mark_overlay_dirty(e, s);
-	return 0;
-}
-
-int engine_replay(struct engine *e, struct tx *tx, u16 type, const void *payload, u16 len)
-{
-	struct engine_logrec_disk r;
-	struct snap *s;
-
-	if (e->p.read_only)
-		return -EROFS;
-	if (len != sizeof(r))
-		return -EPROTO;
-	memcpy(&r, payload, sizeof(r));
-	switch (type) {
-	case ENGINE_LOG_COPYOUT:
-		return replay_copyout(e, tx, &r, true);
-	case ENGINE_LOG_COPYOUT_ORDERED:
-		return replay_copyout(e, tx, &r, false);
-	case ENGINE_LOG_OVERLAY:
-		return replay_overlay(e, tx, &r);
-	case ENGINE_LOG_CREATE:
-		s = snap_find(e, le32_to_cpu(r.tag));
-		if (s && s->gen == le64_to_cpu(r.death))
-			return 0;
-		if (s || le64_to_cpu(r.death) != e->gen || le32_to_cpu(r.tag) == ENGINE_HEAD)
-			return -EPROTO;
-		return snap_create(e, tx, le32_to_cpu(r.tag), le64_to_cpu(r.ctime),
-				   (int8_t)r.priority);
-	case ENGINE_LOG_SETATTR:
-		s = snap_find(e, le32_to_cpu(r.tag));
-		if (!s)
-			return 0; /* deleted by a later record */
-		if (le64_to_cpu(r.chunk) > UINT16_MAX)
-			return -EPROTO;
-		return snap_setattr(e, tx, s, (u16)le64_to_cpu(r.chunk), (int8_t)r.priority, true);
-	case ENGINE_LOG_DROP:
-		s = snap_find(e, le32_to_cpu(r.tag));
-		if (!s || (r.flags && s->state == ENGINE_SNAP_INVALID))
-			return 0;
-		return snap_drop(e, tx, s, r.flags & 1);
-	default:
-		return -EPROTO;
-	}
-}
-
-/*------------------------------------------------------------------------------------------
- * Checking
- *----------------------------------------------------------------------------------------*/
-
-int engine_overlay_roots(struct cache *cache, const struct blkptr *snapshots,
-			 int (*fn)(void *arg, u32 tag, const struct blkptr *root), void *arg)
-{
-	struct btree_cursor c;
-	struct btree *t;
-	int err = btree_open(&snapshot_table_type, cache, snapshots, &t);
-
-	if (err)
-		return err;
-	btree_cursor_init(&c, t);
-	for (err = btree_cursor_seek(&c, NULL, BTREE_FIRST); !err; err = btree_cursor_next(&c)) {
-		u64 tag = btree_get_le64(btree_cursor_key(&c), 0);
-		struct snap_record_disk r;
-		struct snap s;
-
-		memcpy(&r, btree_cursor_value(&c), sizeof(r));
-		if (tag >= ENGINE_HEAD || record_unpack(&s, &r)) {
-			err = -EILSEQ;
-			break;
-		}
-		if (s.overlay_root.blocknr) {
-			err = fn(arg, (u32)tag, &s.overlay_root);
-			if (err)
-				break;
-		}
-	}
-	btree_cursor_fini(&c);
-	btree_close(t);
-	return err == -ENODATA ? 0 : err;
-}
-
-int engine_check_offline(struct cache *cache, const struct engine_roots *roots, u32 chunk_size,
-			 u64 origin_chunks, const struct engine_check_ops *ops,
-			 struct engine_check_report *r, char *why, size_t whylen)
-{
-	struct engine_params p = {
-		.chunk_size = chunk_size,
-		.origin_chunks = origin_chunks,
-		.cache = cache,
-		.read_only = true,
-	};
-	struct engine *e;
-	int err = engine_open(&p, roots, &e);
-
-	memset(r, 0, sizeof(*r));
-	if (err) {
-		snprintf(why, whylen, "cannot open the engine's trees (%d)", err);
-		return err;
-	}
-	err = engine_check(e, ops, r, why, whylen);
-	engine_close(e);
-	return err;
-}
-
-int engine_exception_stats(struct engine *e, struct btree_stats *out)
-{
-	return btree_stats(e->exc, out);
-}
-
-struct check_ctx {
-	struct engine *e;
-	struct engine_check_report *r;
-	char *why;
-	size_t whylen;
-	u64 *addrs;
-	u64 naddrs, cap;
-	u64 *owner_count; /* per live index, plus the head at [nlive] */
-};
-
-__printf(2, 3) static void problem(struct check_ctx *c, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!c->r->problems++) {
-		va_start(ap, fmt);
-		vsnprintf(c->why, c->whylen, fmt, ap);
-		va_end(ap);
-	}
-}
-
-static void check_addr(struct check_ctx *c, u64 addr)
-{
-	if (c->naddrs == c->cap) {
-		c->cap = c->cap ? 2 * c->cap : 1024;
-		c->addrs = xrealloc(c->addrs, c->cap * sizeof(*c->addrs));
-	}
-	c->addrs[c->naddrs++] = addr;
-}
-
-static int check_exception(void *arg, const void *key, const void *value)
-{
-	struct check_ctx *c = arg;
-	struct engine *e = c->e;
-	u64 chunk = btree_get_le64(key, 0), death = btree_get_le64(key, 1);
-	u64 birth = btree_get_le64(value, 0), addr = btree_get_le64(value, 1);
-	u32 i;
-
-	c->r->exceptions++;
-	if (chunk >= e->p.origin_chunks || birth >= death || death > e->gen)
-		problem(c, "exception (%llu, %llu) birth %llu out of range",
-			(unsigned long long)chunk, (unsigned long long)death,
-			(unsigned long long)birth);
-	i = live_first_ge(e, birth);
-	if (i == e->nlive || e->live[i]->gen >= death)
-		problem(c, "exception (%llu, %llu) born %llu is visible to no live snapshot",
-			(unsigned long long)chunk, (unsigned long long)death,
-			(unsigned long long)birth);
-	c->owner_count[live_first_ge(e, death)]++;
-	check_addr(c, addr);
-	return 0;
-}
-
-static int check_overlay_entry(void *arg, const void *key, const void *value)
-{
-	struct check_ctx *c = arg;
-
-	c->r->overlay_chunks++;
-	check_addr(c, btree_get_le64(value, 0));
-	return 0;
-}
-
-/* Every entry of a deadlist must name an existing exception owned by that deadlist. */
-struct dlcheck {
-	struct check_ctx *c;
-	u32 owner;
-	int err;
-};
-
-static int check_dl_entry(void *arg, u64 key, const struct deadlist_entry *ent)
-{
-	struct dlcheck *d = arg;
-	u8 k[16];
-	int err;
-
-	exc_key(k, ent->chunk, ent->death);
-	err = btree_lookup(d->c->e->exc, k, NULL);
-	if (err == -ENODATA)
-		problem(d->c, "deadlist entry (%llu, %llu) names no exception",
-			(unsigned long long)ent->chunk, (unsigned long long)ent->death);
-	else if (err)
-		return err;
-	if (live_first_ge(d->c->e, ent->death) != d->owner)
-		problem(d->c, "deadlist entry (%llu, %llu) on the wrong deadlist",
-			(unsigned long long)ent->chunk, (unsigned long long)ent->death);
-	return 0;
-}
-
-static int check_deadlist(struct check_ctx *c, struct deadlist *dl, u32 owner)
-{
-	struct dlcheck d = {.c = c, .owner = owner};
-	char why[160];
-
-	if (deadlist_verify(dl, why, sizeof(why)))
-		problem(c, "deadlist of %s %u: %s", owner < c->e->nlive ? "snapshot" : "head",
-			owner < c->e->nlive ? c->e->live[owner]->tag : 0, why);
-	if (deadlist_count(dl) != c->owner_count[owner])
-		problem(c, "deadlist of %s %u holds %llu entries, the tree has %llu",
-			owner < c->e->nlive ? "snapshot" : "head",
-			owner < c->e->nlive ? c->e->live[owner]->tag : 0,
-			(unsigned long long)deadlist_count(dl),
-			(unsigned long long)c->owner_count[owner]);
-	return deadlist_walk(dl, check_dl_entry, &d);
-}
-
-static int check_meta_block(void *arg, u64 blocknr, u64 birth_txg, unsigned level)
-{
-	const struct engine_check_ops *ops = arg;
-
-	return ops->meta(ops->arg, blocknr, birth_txg);
-}
-
-static int verify_tree(struct btree *t, const struct engine_check_ops *ops, char *why,
-		       size_t whylen)
-{
-	bool meta = ops && ops->meta;
-
-	return btree_verify(t, meta ? check_meta_block : NULL, meta ? (void *)ops : NULL, NULL, why,
-			    whylen);
-}
-
-int engine_check(struct engine *e, const struct engine_check_ops *ops,
-		 struct engine_check_report *r, char *why, size_t whylen)
-{
-	struct check_ctx c = {.e = e, .r = r, .why = why, .whylen = whylen};
-	struct btree_walk w = {.entry = check_exception, .arg = &c};
-	struct btree_walk ow = {.entry = check_overlay_entry, .arg = &c};
-	int err;
-
-	memset(r, 0, sizeof(*r));
-	if (whylen)
-		why[0] = 0;
-	r->live = e->nlive;
-	r->invalidated = e->ninvalid;
-	c.owner_count = xzalloc((e->nlive + 1) * sizeof(u64));
-	err = verify_tree(e->exc, ops, why, whylen);
-	if (!err)
-		err = verify_tree(e->table, ops, why, whylen);
-	if (!err)
-		err = btree_walk(e->exc, &w);
-	for (u32 i = 1; !err && i < e->nlive; i++)
-		if (e->live[i - 1]->gen >= e->live[i]->gen)
-			problem(&c, "live snapshots out of gen order");
-	if (!err && e->nlive && newest_gen(e) >= e->gen)
-		problem(&c, "snapshot gen %llu not below the gen counter %llu",
-			(unsigned long long)newest_gen(e), (unsigned long long)e->gen);
-	for (u32 i = 0; !err && i < e->nlive; i++) {
-		struct snap *s = e->live[i];
-		u64 before = r->overlay_chunks;
-
-		if (s->overlay_chunks || s->overlay || s->overlay_root.blocknr) {
-			struct btree *ov;
-
-			err = snap_overlay(e, s, &ov);
-			if (!err)
-				err = verify_tree(ov, ops, why, whylen);
-			if (!err)
-				err = btree_walk(ov, &ow);
-			if (!err && r->overlay_chunks - before != s->overlay_chunks)
-				problem(&c,
-					"snapshot %u overlay holds %llu chunks, record says %llu",
-					s->tag, (unsigned long long)(r->overlay_chunks - before),
-					(unsigned long long)s->overlay_chunks);
-		}
-	}
-	for (u32 i = 0; !err && i < e->nlive; i++)
-		err = check_deadlist(&c, e->live[i]->dl, i);
-	if (!err)
-		err = check_deadlist(&c, e->head_dl, e->nlive);
-	if (!err) {
-		if (c.naddrs > 1)
-			qsort(c.addrs, c.naddrs, sizeof(*c.addrs), cmp_u64);
-		for (u64 i = 0; i < c.naddrs; i++) {
-			if (i && c.addrs[i] == c.addrs[i - 1])
-				problem(&c, "data chunk %llu used twice",
-					(unsigned long long)c.addrs[i]);
-			if (ops && ops->data && !err)
-				err = ops->data(ops->arg, c.addrs[i], 1);
-		}
-		r->data_chunks = c.naddrs;
-	}
-	free(c.addrs);
-	free(c.owner_count);
-	if (err)
-		return err;
-	return r->problems ? -EILSEQ : 0;
 }

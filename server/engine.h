@@ -22,7 +22,7 @@
  * called after the txg's last change, before cache_sync(), and yields the roots the
  * uberblock keeps.  Durability of individual requests:
  *  - copy-outs, first snapshot writes (overlay inserts), creates, deletes, hold and
- *    priority changes and the full-store policy's drops are logged (params->log_append)
+ *    priority changes and the full-store policy's drops are logged (params->ilog_append)
  *    and flushed before the call returns, so the caller may acknowledge at once; replay
  *    re-applies them in order.  (engine_open_count is memory only: devices reconnect.)
  *  - with params->caller_flushes the engine appends but never waits: the caller drops its
@@ -34,7 +34,7 @@
  *
  * Locking.  None inside: the caller serialises every call on one engine (the server's engine
  * lock).  Calls block on metadata reads (cache misses), on data I/O (copy-outs, copy-ins),
- * and on params->log_flush.
+ * and on params->ilog_flush.
  *
  * Errors (base.h): -ENODATA no such snapshot, -EEXIST tag in use, -EBUSY held or in use,
  * -EIO an invalidated snapshot or an I/O error, -ENOSPC store full and nothing may be
@@ -42,7 +42,7 @@
  * (sync, then ask again), -EINVAL bad argument, -EILSEQ/-ENOTBLK/-ESTALE corrupt metadata,
  * -EROFS the engine failed earlier in a way that left memory and disk out of step (it
  * refuses every further change; reopen from the last synced txg) or was opened read-only.
- * Errors of params->log_append/log_flush (-EWOULDBLOCK, -EIO) are returned unchanged; a
+ * Errors of params->ilog_append/ilog_flush (-EWOULDBLOCK, -EIO) are returned unchanged; a
  * failed append changes nothing, so the caller may wait and retry the whole call.
  *
  * Full-store policy.  Before copy-outs would leave fewer than params->reserve_chunks free
@@ -68,6 +68,20 @@ struct engine;
 #define ENGINE_PRIO_KEEP 127
 /* Names the live head (the origin) wherever a snapshot tag is expected. */
 #define ENGINE_HEAD UINT32_MAX
+
+/*
+ * The engine's three tree formats (format.h, "Snapshot engine"), the one owner of their key
+ * and value sizes, key order and aggregate.  For tools and tests that build or read the
+ * trees without an engine (restore, the checker's tests, benchmarks); the engine uses the
+ * same objects.
+ *  - exceptions: key (chunk, death) as two le64, value struct exception_disk; the aggregate
+ *    is the death, so block pointers carry the largest death below them.
+ *  - snapshots: key the tag as le64, value struct snap_record_disk.
+ *  - overlay (one per writable snapshot): key the chunk as le64, value struct overlay_disk.
+ */
+extern const struct btree_type engine_exception_tree_type;
+extern const struct btree_type engine_snapshot_table_type;
+extern const struct btree_type engine_overlay_tree_type;
 
 /* The snapstore data allocator, in chunk units.  All are called under the engine's lock. */
 struct engine_space_ops {
@@ -117,16 +131,16 @@ struct engine_params {
 	const struct engine_space_ops *space;
 	void *space_priv;
 	/*
-	 * The intent log (DESIGN.md 4): log_append queues one record of the open txg,
-	 * log_flush returns 0 once every queued record is durable (group commit), or -errno.
+	 * The intent log (DESIGN.md 4): ilog_append queues one record of the open txg,
+	 * ilog_flush returns 0 once every queued record is durable (group commit), or -errno.
 	 * Both NULL: no log (tests that never crash, tools that only read).
 	 */
-	int (*log_append)(void *priv, struct tx *tx, u16 type, const void *payload, u16 len);
-	int (*log_flush)(void *priv);
-	void *log_priv;
+	int (*ilog_append)(void *priv, struct tx *tx, u16 type, const void *payload, u16 len);
+	int (*ilog_flush)(void *priv);
+	void *ilog_priv;
 	/*
 	 * The caller makes each call's effects durable itself (see Transactions above):
-	 * log_flush may then be NULL, and neither it nor a snapstore flush is ever issued.
+	 * ilog_flush may then be NULL, and neither it nor a snapstore flush is ever issued.
 	 */
 	bool caller_flushes;
 	engine_invalidate_fn invalidate;

@@ -410,7 +410,7 @@ static_assert(offsetof(struct label_disk, reserved) == 192, "label reserved");
 enum uberblock_root {
 	UB_ROOT_EXCEPTIONS = 0, /* (chunk, death) -> (birth, address) */
 	UB_ROOT_SNAPSHOTS = 1,	/* the snapshot table */
-	UB_ROOT_DEADLISTS = 2,	/* deadlist sublists */
+	UB_ROOT_DEADLISTS = 2,	/* reserved for persisted deadlists: zero (rebuilt at open) */
 	UB_ROOT_OVERLAYS = 3,	/* writable snapshots' private overlays */
 	UB_NR_ROOTS = 8,	/* 4..7 spare, zero */
 };

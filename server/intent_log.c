@@ -355,6 +355,26 @@ static void il_pressure_locked(struct intent_log *log)
 	pthread_mutex_lock(&log->lock);
 }
 
+/* Appends an empty block to the open batch @b; the ring has room for it. */
+static void il_start_block_locked(struct intent_log *log, struct il_batch *b)
+{
+	u64 s = log->next_block++;
+	u8 *blk = b->buf + (size_t)b->nblocks * DDSNAP_BLOCK_SIZE;
+	struct intent_log_block_disk *h = il_hdr(blk);
+
+	if (!b->nblocks)
+		b->first_block = s;
+	b->txg[b->nblocks] = 0;
+	b->nblocks++;
+	b->last_used = 0;
+	memset(blk, 0, DDSNAP_BLOCK_SIZE);
+	h->guid = cpu_to_le64(log->guid);
+	h->seq = cpu_to_le64(s);
+	h->first_rec_seq = cpu_to_le64(log->next_seq);
+	log->blk_txg[il_slot(log, s)] = 0;
+	log->blk_first[il_slot(log, s)] = log->next_seq;
+}
+
 /*
  * Makes room for a record of @size bytes in the open batch: the last block if it fits, else
  * a new block.  Returns 0 with the room ready, -EIO, or -EWOULDBLOCK.
@@ -389,25 +409,8 @@ static int il_reserve_locked(struct intent_log *log, size_t size, unsigned flags
 			pthread_cond_wait(&log->space_cv, &log->lock);
 			continue;
 		}
-		/* Start a block. */
-		{
-			u64 s = log->next_block++;
-			u8 *blk = b->buf + (size_t)b->nblocks * DDSNAP_BLOCK_SIZE;
-			struct intent_log_block_disk *h = il_hdr(blk);
-
-			if (!b->nblocks)
-				b->first_block = s;
-			b->txg[b->nblocks] = 0;
-			b->nblocks++;
-			b->last_used = 0;
-			memset(blk, 0, DDSNAP_BLOCK_SIZE);
-			h->guid = cpu_to_le64(log->guid);
-			h->seq = cpu_to_le64(s);
-			h->first_rec_seq = cpu_to_le64(log->next_seq);
-			log->blk_txg[il_slot(log, s)] = 0;
-			log->blk_first[il_slot(log, s)] = log->next_seq;
-			return 0;
-		}
+		il_start_block_locked(log, b);
+		return 0;
 	}
 }
 

@@ -19,6 +19,10 @@
 #define LABEL_MIN_CHUNK_SHIFT	  12 /* 4 KiB: no smaller than a metadata block */
 #define LABEL_MAX_CHUNK_SHIFT	  20 /* 1 MiB: larger chunks copy out far more than written */
 #define LABEL_DEFAULT_CHUNK_SHIFT 14 /* 16 KiB: Zumastor's default, a balance of the two */
+static_assert(LABEL_MIN_CHUNK_SHIFT >= DDSNAP_BLOCK_SHIFT &&
+		      LABEL_MIN_CHUNK_SHIFT <= LABEL_DEFAULT_CHUNK_SHIFT &&
+		      LABEL_DEFAULT_CHUNK_SHIFT <= LABEL_MAX_CHUNK_SHIFT,
+	      "chunk size limits");
 /*
  * Uberblock ring slots: 16 txgs of history to fall back on if the newest uberblocks are
  * damaged, for 64 KiB.  At least 2, so that writing one slot never overwrites the newest.
@@ -26,6 +30,9 @@
 #define LABEL_UB_SLOTS	   16
 #define LABEL_MIN_UB_SLOTS 2
 #define LABEL_MAX_UB_SLOTS 1024
+static_assert(LABEL_MIN_UB_SLOTS >= 2 && LABEL_MIN_UB_SLOTS <= LABEL_UB_SLOTS &&
+		      LABEL_UB_SLOTS <= LABEL_MAX_UB_SLOTS,
+	      "uberblock ring limits");
 /*
  * Intent log ring: 2048 blocks (8 MiB) holds several seconds of copy-out records at full
  * speed, so appenders rarely wait for a txg sync; capped at 1/16 of a small device.

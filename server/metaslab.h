@@ -3,8 +3,8 @@
  * metaslab.h - the block allocator: device regions split into metaslabs, each with a space
  * map (space_map.h) on disk and range trees in memory, serving two allocation classes.
  *
- *   METADATA  single 4 KiB blocks for struct tx (B+tree nodes, space map and table blocks,
- *             deadlists); block numbers on the metadata device (the cache's device).
+ *   METADATA  single 4 KiB blocks for struct tx (B+tree nodes, space map and table
+ *             blocks); block numbers on the metadata device (the cache's device).
  *   DATA      contiguous runs of chunks, chunk-aligned, on the snapstore, for batches of
  *             copy-outs; block numbers on the snapstore in 4 KiB blocks.
  *

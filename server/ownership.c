@@ -137,7 +137,7 @@ int ownership_open(const char *path, const char *role, unsigned flags, enum owne
 				  path);
 	if (r)
 		return why_printf(why, whylen, r, "cannot open %s %s: %s", role, path,
-				  strerror(-r));
+				  errmsg(r));
 	return 0;
 }
 

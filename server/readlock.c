@@ -15,6 +15,7 @@
 #include <time.h>
 
 #define READLOCK_BUCKETS 4096 /* power of two; thousands of reads in flight stay short-chained */
+static_assert((READLOCK_BUCKETS & (READLOCK_BUCKETS - 1)) == 0, "bucket() masks");
 
 struct readlock {
 	u64 id, conn, chunk;

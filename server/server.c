@@ -71,6 +71,8 @@
 #include <time.h>
 #include <unistd.h>
 
+static_assert(SERVER_COALESCE_RANGES <= VOLUME_MAX_RANGES, "one volume call serves a batch");
+
 enum conn_kind { CONN_NEW, CONN_KERNEL, CONN_CTL };
 
 struct conn {
@@ -968,6 +970,17 @@ static void *reader_main(void *arg)
  * The server
  *--------------------------------------------------------------*/
 
+/* A condition variable whose timed waits count CLOCK_MONOTONIC (immune to clock steps). */
+static void cond_init_monotonic(pthread_cond_t *cond)
+{
+	pthread_condattr_t attr;
+
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(cond, &attr);
+	pthread_condattr_destroy(&attr);
+}
+
 int server_create(const char *sock, struct server **out, char *why, size_t whylen)
 {
 	struct server *s = xzalloc(sizeof(*s));
@@ -994,14 +1007,7 @@ int server_create(const char *sock, struct server **out, char *why, size_t whyle
 					SERVER_MAX_READLOCKS, SERVER_READLOCK_WARN_MS};
 	s->readlocks = readlock_create();
 	pthread_mutex_init(&s->lock, NULL);
-	{
-		pthread_condattr_t attr;
-
-		pthread_condattr_init(&attr);
-		pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-		pthread_cond_init(&s->cond, &attr);
-		pthread_condattr_destroy(&attr);
-	}
+	cond_init_monotonic(&s->cond);
 	pthread_mutex_init(&s->qlock, NULL);
 	pthread_cond_init(&s->qcond, NULL);
 	s->qtail = &s->qhead;

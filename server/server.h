@@ -70,7 +70,7 @@ struct volume;
 #define SERVER_REFUSE_WAIT_MS 1000
 #define SERVER_REFUSING	      16 /* refused peers awaiting their answer at once; more are cut */
 /* Ranges of queued ORIGIN_WRITEs one worker serves with one volume call (server.c). */
-#define SERVER_COALESCE_RANGES 256 /* <= VOLUME_MAX_RANGES */
+#define SERVER_COALESCE_RANGES 256 /* <= VOLUME_MAX_RANGES (asserted in server.c) */
 
 struct server_limits {
 	unsigned conns;		   /* connections at once */

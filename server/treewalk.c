@@ -7,7 +7,7 @@
  * trusts none of it before checking: sizes non-zero and bounded, nr_entries within
  * capacity, internal nodes with blkptr-sized values and at least one child, keys strictly
  * increasing under the recorded order, the level matching the magic and decreasing by one
- * per step.  Recursion depth is bounded by TREEWALK_MAX_DEPTH, so a cycle of pointers in a
+ * per step.  Recursion depth is bounded by BTREE_MAX_DEPTH, so a cycle of pointers in a
  * corrupt store ends as -EILSEQ rather than a stack overflow (a cycle needs a child whose
  * level is not below its parent's, which is refused).
  */
@@ -50,7 +50,7 @@ static int node_validate(const void *block, bool leaf, char *why, size_t whylen)
 		return why_set(why, whylen, "reserved field set");
 	if (leaf != (n->level == 0))
 		return why_set(why, whylen, "level %u in a %s", n->level, leaf ? "leaf" : "node");
-	if (n->level >= TREEWALK_MAX_DEPTH)
+	if (n->level >= BTREE_MAX_DEPTH)
 		return why_set(why, whylen, "level %u", n->level);
 	if (!ks || ks > 128 || (!leaf && vs != sizeof(struct blkptr_disk)) || vs > 512)
 		return why_set(why, whylen, "key size %u, value size %u", ks, vs);
@@ -95,26 +95,26 @@ struct walk_ctx {
 	char *why;
 	size_t whylen;
 	bool stopping; /* w->damage asked to stop: pass its return up unchanged */
-	void *bufs[TREEWALK_MAX_DEPTH];
+	void *bufs[BTREE_MAX_DEPTH];
 };
 
-static bool is_damage(int r)
+static bool is_damage(int err)
 {
-	return r == -EILSEQ || r == -ENOTBLK || r == -ESTALE;
+	return err == -EILSEQ || err == -ENOTBLK || err == -ESTALE;
 }
 
 static int walk_node(struct walk_ctx *c, const struct blkptr *p, int level, unsigned depth);
 
 /* Hands a damaged subtree to w->damage, if there is one, and says whether to go on. */
-static int walk_report(struct walk_ctx *c, u64 blocknr, int r)
+static int walk_report(struct walk_ctx *c, u64 blocknr, int err)
 {
-	if (!is_damage(r) || !c->w->damage || c->stopping)
-		return r;
+	if (!is_damage(err) || !c->w->damage || c->stopping)
+		return err;
 	c->w->damaged++;
-	r = c->w->damage(c->w->arg, blocknr, r, c->why ? c->why : "");
-	if (r)
+	err = c->w->damage(c->w->arg, blocknr, err, c->why ? c->why : "");
+	if (err)
 		c->stopping = true;
-	return r;
+	return err;
 }
 
 /* Reads and checks the child @p expected at @level (-1: the root, any level). */
@@ -125,24 +125,24 @@ static int walk_node(struct walk_ctx *c, const struct blkptr *p, int level, unsi
 	struct treewalk_node tn;
 	u8 *buf;
 	u32 magic;
-	int r;
+	int err;
 
-	if (depth >= TREEWALK_MAX_DEPTH)
-		return why_set(c->why, c->whylen, "tree deeper than %d", TREEWALK_MAX_DEPTH);
+	if (depth >= BTREE_MAX_DEPTH)
+		return why_set(c->why, c->whylen, "tree deeper than %d", BTREE_MAX_DEPTH);
 	if (p->blocknr >= c->b->size / DDSNAP_BLOCK_SIZE)
 		return why_set(c->why, c->whylen, "pointer to block %llu beyond the device",
 			       (unsigned long long)p->blocknr);
 	if (!c->bufs[depth] && posix_memalign(&c->bufs[depth], BDEV_ALIGN, DDSNAP_BLOCK_SIZE))
 		return -ENOMEM;
 	buf = c->bufs[depth];
-	r = bdev_read(c->b, buf, DDSNAP_BLOCK_SIZE, p->blocknr * DDSNAP_BLOCK_SIZE);
-	if (r)
-		return r;
+	err = bdev_read(c->b, buf, DDSNAP_BLOCK_SIZE, p->blocknr * DDSNAP_BLOCK_SIZE);
+	if (err)
+		return err;
 	magic = le32_to_cpu(((struct block_header_disk *)buf)->magic);
 	type = magic == MAGIC_BTREE_NODE ? &treewalk_node_type : &treewalk_leaf_type;
-	r = block_validate(buf, type, p->blocknr, c->why, c->whylen);
-	if (r)
-		return r;
+	err = block_validate(buf, type, p->blocknr, c->why, c->whylen);
+	if (err)
+		return err;
 	n = (const void *)buf;
 	if (block_txg(buf) != p->birth_txg) {
 		why_set(c->why, c->whylen, "block %llu: txg %llu, pointer expects %llu",
@@ -170,9 +170,9 @@ static int walk_node(struct walk_ctx *c, const struct blkptr *p, int level, unsi
 	if (depth + 1 > c->w->height)
 		c->w->height = depth + 1;
 	if (c->w->node) {
-		r = c->w->node(c->w->arg, &tn);
-		if (r)
-			return r;
+		err = c->w->node(c->w->arg, &tn);
+		if (err)
+			return err;
 	}
 	if (tn.level == 0) {
 		c->w->leaves++;
@@ -189,10 +189,10 @@ static int walk_node(struct walk_ctx *c, const struct blkptr *p, int level, unsi
 
 			/* The buffer is reused by deeper levels only: this level's stays valid. */
 			blkptr_unpack(&child, &ptrs[i]);
-			r = walk_report(c, child.blocknr,
-					walk_node(c, &child, (int)tn.level - 1, depth + 1));
-			if (r)
-				return r;
+			err = walk_report(c, child.blocknr,
+					  walk_node(c, &child, (int)tn.level - 1, depth + 1));
+			if (err)
+				return err;
 		}
 	}
 	return 0;
@@ -202,15 +202,15 @@ int treewalk(struct bdev *b, const struct blkptr *root, struct treewalk *w, char
 	     size_t whylen)
 {
 	struct walk_ctx c = {.b = b, .w = w, .why = why, .whylen = whylen};
-	int r = 0;
+	int err = 0;
 
 	w->nodes = w->leaves = w->entries = 0;
 	w->height = 0;
 	if (why && whylen)
 		why[0] = '\0';
 	if (root->blocknr)
-		r = walk_report(&c, root->blocknr, walk_node(&c, root, -1, 0));
-	for (int i = 0; i < TREEWALK_MAX_DEPTH; i++)
+		err = walk_report(&c, root->blocknr, walk_node(&c, root, -1, 0));
+	for (int i = 0; i < BTREE_MAX_DEPTH; i++)
 		free(c.bufs[i]);
-	return r;
+	return err;
 }

@@ -17,9 +17,7 @@
 #include "base.h"
 #include "bdev.h"
 #include "block.h"
-
-/* Deepest tree accepted (btree.h's BTREE_MAX_DEPTH). */
-#define TREEWALK_MAX_DEPTH 16
+#include "btree.h" /* BTREE_MAX_DEPTH: the deepest tree accepted */
 
 struct treewalk_node {
 	u64 blocknr, txg;

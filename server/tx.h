@@ -3,7 +3,7 @@
  * tx.h - the transaction context every persistent structure is modified in.
  *
  * A struct tx names the open transaction group and supplies metadata block allocation.
- * Modules that change persistent maps (btree, space maps, deadlists) take a struct tx and
+ * Modules that change persistent maps (btree, space maps) take a struct tx and
  * never talk to the txg machinery directly, so their unit tests can use a trivial allocator
  * and the store can use the space maps.
  *

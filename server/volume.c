@@ -160,7 +160,7 @@ static const struct engine_space_ops space_ops = {
 	.claim = space_claim,
 };
 
-static int log_append(void *priv, struct tx *tx, u16 type, const void *payload, u16 len)
+static int ilog_append(void *priv, struct tx *tx, u16 type, const void *payload, u16 len)
 {
 	struct volume *v = priv;
 	u64 seq;
@@ -205,6 +205,16 @@ static void volume_free(struct volume *v)
 	free(v->cl.chunks);
 	pthread_mutex_destroy(&v->lock);
 	free(v);
+}
+
+/* Says in the text log which txg the store opened at and what replay re-applied. */
+static void report_open(struct volume *v)
+{
+	struct intent_log_stats ls;
+
+	intent_log_stats(store_log(v->store), &ls);
+	log_info("store opened at txg %llu, %llu log records replayed",
+		 (unsigned long long)store_synced_txg(v->store), (unsigned long long)ls.replayed);
 }
 
 int volume_open(const struct volume_params *p, struct volume **out, char *why, size_t whylen)
@@ -282,8 +292,8 @@ int volume_open(const struct volume_params *p, struct volume **out, char *why, s
 	ep.cache = store_cache(v->store);
 	ep.space = &space_ops;
 	ep.space_priv = v;
-	ep.log_append = log_append;
-	ep.log_priv = v;
+	ep.ilog_append = ilog_append;
+	ep.ilog_priv = v;
 	ep.caller_flushes = true;
 	ep.invalidate = p->invalidate;
 	ep.invalidate_priv = p->invalidate_priv;
@@ -309,14 +319,7 @@ int volume_open(const struct volume_params *p, struct volume **out, char *why, s
 		why_printf(why, whylen, r, "cannot replay the intent log: %s", sub);
 		goto out_close_engine;
 	}
-	{
-		struct intent_log_stats ls;
-
-		intent_log_stats(store_log(v->store), &ls);
-		log_info("store opened at txg %llu, %llu log records replayed",
-			 (unsigned long long)store_synced_txg(v->store),
-			 (unsigned long long)ls.replayed);
-	}
+	report_open(v);
 	*out = v;
 	return 0;
 
@@ -427,8 +430,12 @@ static bool retry_after_sync(struct volume *v, int err, int *tries)
 	return true;
 }
 
-/* What commit() must make durable: the copies the caller relies on, or all of them. */
-#define COMMIT_ALL UINT64_MAX
+/*
+ * What commit() must make durable besides the log: the copies the caller relies on (a
+ * data_seq), all of them, or none (the call wrote no snapstore data).
+ */
+#define COMMIT_ALL  UINT64_MAX
+#define COMMIT_NONE 0
 
 /* Under the volume lock, after an engine call that wrote @wrote snapstore chunks. */
 static u64 data_written(struct volume *v, u64 wrote)
@@ -613,7 +620,7 @@ int volume_create(struct volume *v, u32 tag, u64 *gen)
 			err = engine_snap_info(v->engine, tag, &info);
 		end(v, tx);
 	} while (retry_after_sync(v, err, &tries));
-	err = commit(v, false, err);
+	err = commit(v, COMMIT_NONE, err);
 	if (!err)
 		*gen = info.gen;
 	return err;
@@ -631,7 +638,7 @@ int volume_delete(struct volume *v, u32 tag)
 		err = engine_delete(v->engine, tx, tag);
 		end(v, tx);
 	} while (retry_after_sync(v, err, &tries));
-	return commit(v, false, err);
+	return commit(v, COMMIT_NONE, err);
 }
 
 int volume_priority(struct volume *v, u32 tag, s32 priority)
@@ -648,7 +655,7 @@ int volume_priority(struct volume *v, u32 tag, s32 priority)
 		err = engine_set_priority(v->engine, tx, tag, (int8_t)priority);
 		end(v, tx);
 	} while (retry_after_sync(v, err, &tries));
-	return commit(v, false, err);
+	return commit(v, COMMIT_NONE, err);
 }
 
 int volume_usecount(struct volume *v, u32 tag, s32 delta, u32 *count)
@@ -669,7 +676,7 @@ int volume_usecount(struct volume *v, u32 tag, s32 delta, u32 *count)
 	if (!engine_snap_info(v->engine, tag, &info))
 		*count = info.holds;
 	end(v, tx);
-	return commit(v, false, err);
+	return commit(v, COMMIT_NONE, err);
 }
 
 static void snap_to_ctl(struct ctl_snap *c, const struct engine_snapinfo *i)

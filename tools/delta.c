@@ -483,7 +483,7 @@ static int delta_create(int argc, char **argv)
 		derr("cannot create %s: %s", argv[optind + 1],
 		     p.out_fd == -EINVAL  ? "not a regular file"
 		     : p.out_fd == -ELOOP ? "a symbolic link"
-					  : strerror(-p.out_fd));
+					  : errmsg(p.out_fd));
 		return EXIT_FAIL;
 	}
 	ret = delta_create_stream(&p);
@@ -495,64 +495,171 @@ static int delta_create(int argc, char **argv)
 	return ret;
 }
 
+/*
+ * create, phase 1: the whole changelist must be valid before anything is written (a
+ * corrupt list must not yield a plausible delta).  One open file, two passes: on success
+ * *@cr is rewound for the encoding pass.  Returns EXIT_OK or an exit code (message printed).
+ */
+static int create_validate(const struct delta_create_params *p, struct changelist_reader **cr,
+			   struct changelist_header *ch)
+{
+	u64 chunk;
+	int rc = changelist_open(cr, p->changelist, ch);
+
+	if (!rc) {
+		do
+			rc = changelist_next(*cr, &chunk);
+		while (rc == 1);
+	}
+	if (!rc)
+		rc = changelist_rewind(*cr);
+	if (rc) {
+		derr("changelist %s: %s", p->changelist,
+		     rc != -EILSEQ ? errmsg(rc)
+		     : *cr	   ? changelist_error(*cr)
+				   : "not a valid changelist header");
+		changelist_close(*cr);
+		*cr = NULL;
+		return rc == -EILSEQ ? EXIT_CORRUPT : EXIT_FAIL;
+	}
+	return EXIT_OK;
+}
+
+/*
+ * create, phase 2: the stream header @h from the changelist, starting where the resume
+ * token p->resume says if there is one.  Returns 0, or -1 with the message printed.
+ */
+static int create_header(const struct delta_create_params *p, const struct changelist_header *ch,
+			 struct delta_header *h)
+{
+	struct delta_token tok;
+	int rc;
+
+	memcpy(h->uuid, ch->uuid, sizeof(h->uuid));
+	h->chunk_size = ch->chunk_size;
+	h->flags = ch->src_tag == DDSNAP_TAG_NONE ? DELTA_FULL : 0;
+	h->volume_chunks = ch->volume_chunks;
+	h->src_tag = ch->src_tag;
+	h->src_gen = ch->src_gen;
+	h->tgt_tag = ch->tgt_tag;
+	h->tgt_gen = ch->tgt_gen;
+	if (!p->resume)
+		return 0;
+	rc = delta_token_load(p->resume, &tok);
+	if (rc || !delta_token_matches(&tok, h)) {
+		derr("resume token %s: %s", p->resume,
+		     rc ? errmsg(rc) : "belongs to another transfer");
+		return -1;
+	}
+	h->start_seq = tok.next_seq;
+	h->start_chunk = tok.next_chunk;
+	h->start_csum = tok.stream_csum;
+	return 0;
+}
+
+/*
+ * create, phase 3: opens the device of snapshot @tag (<devstem>(tag)) for reading into @d;
+ * it must cover the changelist's volume.  Returns 0, or -1 with the message printed.
+ */
+static int create_open_dev(const struct delta_create_params *p, const struct changelist_header *ch,
+			   u32 tag, struct dev *d)
+{
+	char *name = delta_dev_name(p->devstem, tag);
+	int rc = dev_open(d, name, false);
+
+	free(name);
+	if (rc)
+		return -1;
+	if (d->size < ch->volume_chunks * ch->chunk_size) {
+		derr("%s is smaller than the changelist's volume", d->path);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * create, phase 4: walks the rewound changelist from @start_chunk, groups consecutive
+ * chunks into runs of at most @max_run, and encodes and writes them (create_run, then the
+ * last batch).  Returns 0 or a negative errno (-EILSEQ: the changelist, changelist_error).
+ */
+static int create_encode(struct create *c, struct out *o, struct changelist_reader *cr,
+			 u64 start_chunk, u32 max_run)
+{
+	u64 chunk, run_start = 0;
+	u32 run_len = 0;
+	int rc;
+
+	while ((rc = changelist_next(cr, &chunk)) == 1) {
+		rc = 0;
+		if (chunk < start_chunk)
+			continue;
+		if (run_len && chunk == run_start + run_len && run_len < max_run) {
+			run_len++;
+			continue;
+		}
+		if (run_len) {
+			rc = create_run(c, o, run_start, run_len);
+			if (rc)
+				break;
+		}
+		run_start = chunk;
+		run_len = 1;
+	}
+	if (!rc && run_len)
+		rc = create_run(c, o, run_start, run_len);
+	if (!rc)
+		rc = create_flush(c, o);
+	return rc;
+}
+
+/* create, phase 5 (-v): what was written and which codecs won, on stderr. */
+static void create_report(const struct delta_create_params *p, struct create *c,
+			  const struct delta_trailer *tr)
+{
+	struct delta_codec_stats st;
+
+	delta_codec_get_stats(c->dc, &st);
+	fprintf(stderr,
+		"ddsnap %s: %llu extents, %llu data chunks, %llu zero chunks; %llu "
+		"bytes of data -> %llu payload bytes (%.2f%%); codecs raw %llu zlib %llu "
+		"zstd %llu xdelta3 %llu zstd-prefix %llu; %llu xdelta3 runs, %llu rejected "
+		"by the "
+		"verifying decode\n",
+		p->cmd, (unsigned long long)tr->extents, (unsigned long long)tr->data_chunks,
+		(unsigned long long)tr->zero_chunks, (unsigned long long)c->data_bytes,
+		(unsigned long long)tr->payload_bytes,
+		c->data_bytes ? 100.0 * (double)tr->payload_bytes / (double)c->data_bytes : 0.0,
+		(unsigned long long)st.chosen[0], (unsigned long long)st.chosen[1],
+		(unsigned long long)st.chosen[2], (unsigned long long)st.chosen[3],
+		(unsigned long long)st.chosen[4], (unsigned long long)st.xdelta3_runs,
+		(unsigned long long)st.verify_failures);
+}
+
 int delta_create_stream(const struct delta_create_params *p)
 {
 	struct delta_codec_opts copts = p->codec;
 	struct changelist_header ch;
 	struct changelist_reader *cr = NULL;
 	struct delta_header h = {0};
-	struct delta_token tok;
 	struct delta_trailer tr;
 	struct create c = {.tgt.fd = -1, .src.fd = -1};
 	struct out o = {.fd = p->out_fd};
-	u64 chunk, run_start = 0;
-	u32 run_len = 0, max_run;
-	char *name;
-	int rc, ret = EXIT_FAIL;
+	u32 max_run;
+	int rc, ret;
 
 	derr_cmd = p->cmd;
-	/* one open file, two passes: validate all of it, then encode */
-	rc = changelist_open(&cr, p->changelist, &ch);
-	if (!rc) {
-		do
-			rc = changelist_next(cr, &chunk);
-		while (rc == 1);
-	}
-	if (!rc)
-		rc = changelist_rewind(cr);
-	if (rc) {
-		derr("changelist %s: %s", p->changelist,
-		     rc != -EILSEQ ? errmsg(rc)
-		     : cr	   ? changelist_error(cr)
-				   : "not a valid changelist header");
-		changelist_close(cr);
-		return rc == -EILSEQ ? EXIT_CORRUPT : EXIT_FAIL;
-	}
+	ret = create_validate(p, &cr, &ch);
+	if (ret != EXIT_OK)
+		return ret;
+	ret = EXIT_FAIL;
 	c.dc = delta_codec_new(&copts);
 	if (!c.dc) {
 		derr("bad codec level");
 		ret = EXIT_USAGE;
 		goto out;
 	}
-	memcpy(h.uuid, ch.uuid, sizeof(h.uuid));
-	h.chunk_size = ch.chunk_size;
-	h.flags = ch.src_tag == DDSNAP_TAG_NONE ? DELTA_FULL : 0;
-	h.volume_chunks = ch.volume_chunks;
-	h.src_tag = ch.src_tag;
-	h.src_gen = ch.src_gen;
-	h.tgt_tag = ch.tgt_tag;
-	h.tgt_gen = ch.tgt_gen;
-	if (p->resume) {
-		rc = delta_token_load(p->resume, &tok);
-		if (rc || !delta_token_matches(&tok, &h)) {
-			derr("resume token %s: %s", p->resume,
-			     rc ? errmsg(rc) : "belongs to another transfer");
-			goto out;
-		}
-		h.start_seq = tok.next_seq;
-		h.start_chunk = tok.next_chunk;
-		h.start_csum = tok.stream_csum;
-	}
+	if (create_header(p, &ch, &h))
+		goto out;
 	if ((h.flags & DELTA_FULL) && copts.mode != DELTA_MODE_BEST &&
 	    delta_codec_get((u32)copts.mode)->differencing) {
 		/* nothing to difference against: compress instead */
@@ -572,26 +679,9 @@ int delta_create_stream(const struct delta_create_params *p)
 	 * for the codecs that do not need it. */
 	c.use_src = !(h.flags & DELTA_FULL) && (!p->no_src_check || copts.mode == DELTA_MODE_BEST ||
 						delta_codec_get((u32)copts.mode)->differencing);
-	name = delta_dev_name(p->devstem, ch.tgt_tag);
-	rc = dev_open(&c.tgt, name, false);
-	free(name);
-	if (rc)
+	if (create_open_dev(p, &ch, ch.tgt_tag, &c.tgt) ||
+	    (c.use_src && create_open_dev(p, &ch, ch.src_tag, &c.src)))
 		goto out;
-	if (c.tgt.size < ch.volume_chunks * ch.chunk_size) {
-		derr("%s is smaller than the changelist's volume", c.tgt.path);
-		goto out;
-	}
-	if (c.use_src) {
-		name = delta_dev_name(p->devstem, ch.src_tag);
-		rc = dev_open(&c.src, name, false);
-		free(name);
-		if (rc)
-			goto out;
-		if (c.src.size < ch.volume_chunks * ch.chunk_size) {
-			derr("%s is smaller than the changelist's volume", c.src.path);
-			goto out;
-		}
-	}
 	xfer_rate_init(&o.rate, p->limit);
 	xfer_progress_init(&o.prog, p->cmd, ch.count * ch.chunk_size, p->force_progress);
 	rc = delta_writer_new(&c.w, out_write, &o, &h);
@@ -608,26 +698,7 @@ int delta_create_stream(const struct delta_create_params *p)
 	c.tbuf = abuf(DELTA_BATCH_BYTES);
 	c.sbuf = abuf(DELTA_BATCH_BYTES);
 	c.obuf = xmalloc((DELTA_BATCH_BYTES / ch.chunk_size) * delta_codec_bound(ch.chunk_size));
-	while ((rc = changelist_next(cr, &chunk)) == 1) {
-		rc = 0;
-		if (chunk < h.start_chunk)
-			continue;
-		if (run_len && chunk == run_start + run_len && run_len < max_run) {
-			run_len++;
-			continue;
-		}
-		if (run_len) {
-			rc = create_run(&c, &o, run_start, run_len);
-			if (rc)
-				break;
-		}
-		run_start = chunk;
-		run_len = 1;
-	}
-	if (!rc && run_len)
-		rc = create_run(&c, &o, run_start, run_len);
-	if (!rc)
-		rc = create_flush(&c, &o);
+	rc = create_encode(&c, &o, cr, h.start_chunk, max_run);
 	if (!rc)
 		rc = delta_writer_finish(c.w, &tr);
 	xfer_progress_done(&o.prog);
@@ -635,26 +706,8 @@ int delta_create_stream(const struct delta_create_params *p)
 		derr("delta not created: %s", rc == -EILSEQ ? changelist_error(cr) : errmsg(rc));
 		goto out;
 	}
-	if (p->verbose) {
-		struct delta_codec_stats st;
-
-		delta_codec_get_stats(c.dc, &st);
-		fprintf(stderr,
-			"ddsnap %s: %llu extents, %llu data chunks, %llu zero chunks; %llu "
-			"bytes of data -> %llu payload bytes (%.2f%%); codecs raw %llu zlib %llu "
-			"zstd %llu xdelta3 %llu zstd-prefix %llu; %llu xdelta3 runs, %llu rejected "
-			"by the "
-			"verifying decode\n",
-			p->cmd, (unsigned long long)tr.extents, (unsigned long long)tr.data_chunks,
-			(unsigned long long)tr.zero_chunks, (unsigned long long)c.data_bytes,
-			(unsigned long long)tr.payload_bytes,
-			c.data_bytes ? 100.0 * (double)tr.payload_bytes / (double)c.data_bytes
-				     : 0.0,
-			(unsigned long long)st.chosen[0], (unsigned long long)st.chosen[1],
-			(unsigned long long)st.chosen[2], (unsigned long long)st.chosen[3],
-			(unsigned long long)st.chosen[4], (unsigned long long)st.xdelta3_runs,
-			(unsigned long long)st.verify_failures);
-	}
+	if (p->verbose)
+		create_report(p, &c, &tr);
 	ret = EXIT_OK;
 out:
 	changelist_close(cr);
@@ -922,6 +975,29 @@ static const char apply_usage[] =
 	"  -n, --check  verify the whole delta against this receiver (source checksums,\n"
 	"               decoding, target checksums) and write nothing\n";
 
+int delta_apply_option(int opt, const char *arg, struct delta_apply_params *p)
+{
+	switch (opt) {
+	case 't':
+		p->token = arg;
+		return 0;
+	case 'l':
+		if (cmd_parse_size(arg, UINT64_MAX, &p->limit)) {
+			cmd_error(p->cmd, "bad rate '%s'", arg);
+			return -EINVAL;
+		}
+		return 0;
+	case 'p':
+		p->force_progress = true;
+		return 0;
+	case 'v':
+		p->verbose = true;
+		return 0;
+	default:
+		return 1;
+	}
+}
+
 static int delta_apply(int argc, char **argv)
 {
 	struct delta_apply_params p = {.cmd = "delta"};
@@ -929,26 +1005,14 @@ static int delta_apply(int argc, char **argv)
 
 	optind = 0;
 	while ((opt = getopt_long(argc, argv, "t:nl:vh", apply_opts, NULL)) != -1) {
-		switch (opt) {
-		case 't':
-			p.token = optarg;
-			break;
-		case 'n':
+		if (opt == 'n') {
 			p.check = true;
-			break;
-		case 'l':
-			if (cmd_parse_size(optarg, UINT64_MAX, &p.limit)) {
-				derr("bad rate '%s'", optarg);
-				return EXIT_USAGE;
-			}
-			break;
-		case 'p':
-			p.force_progress = true;
-			break;
-		case 'v':
-			p.verbose = true;
-			break;
-		default:
+			continue;
+		}
+		ret = delta_apply_option(opt, optarg, &p);
+		if (ret < 0)
+			return EXIT_USAGE;
+		if (ret) {
 			fputs(apply_usage, stderr);
 			return EXIT_USAGE;
 		}
@@ -974,6 +1038,148 @@ static int delta_apply(int argc, char **argv)
 	return ret;
 }
 
+/*
+ * apply, phase 1: where this receiver resumes.  Loads the token (if -t) into *@saved; a
+ * resumed stream must start exactly at it, and a full stream re-sent after an interruption
+ * is skipped up to it (*@skip_until, 0 if nothing is skipped).  Returns 0, or -1 with the
+ * message printed.
+ */
+static int apply_resume_point(struct apply *a, struct delta_token *saved, u64 *skip_until)
+{
+	bool have_saved = false;
+	int rc;
+
+	*skip_until = 0;
+	if (a->token_path) {
+		rc = delta_token_load(a->token_path, saved);
+		if (rc == -EILSEQ) {
+			derr("resume token %s is corrupt", a->token_path);
+			return -1;
+		}
+		have_saved = !rc && delta_token_matches(saved, &a->h);
+	}
+	if (a->h.start_seq) {
+		/* a resumed stream must continue exactly where this receiver stopped */
+		if (!have_saved || saved->next_seq != a->h.start_seq ||
+		    saved->next_chunk != a->h.start_chunk ||
+		    saved->stream_csum != a->h.start_csum) {
+			derr("this stream resumes at record %llu, chunk %llu, but %s",
+			     (unsigned long long)a->h.start_seq,
+			     (unsigned long long)a->h.start_chunk,
+			     have_saved ? "the resume token says otherwise"
+					: "there is no matching resume token (-t)");
+			return -1;
+		}
+	} else if (have_saved && saved->next_seq) {
+		*skip_until = saved->next_seq; /* a full stream re-sent: skip what is on disk */
+	}
+	return 0;
+}
+
+/*
+ * apply, phase 2: opens the origin <devstem> (read-only with --check), which must cover the
+ * delta's volume, and for an incremental delta the source snapshot <devstem>(src).
+ * Returns 0, or -1 with the message printed.
+ */
+static int apply_open_devs(const struct delta_apply_params *p, struct apply *a)
+{
+	char *name = delta_dev_name(p->devstem, DDSNAP_TAG_HEAD);
+	int rc = dev_open(&a->origin, name, !a->check);
+
+	free(name);
+	if (rc)
+		return -1;
+	if (a->origin.size < a->h.volume_chunks * a->h.chunk_size) {
+		derr("%s is smaller than the delta's volume (%llu bytes)", a->origin.path,
+		     (unsigned long long)(a->h.volume_chunks * a->h.chunk_size));
+		return -1;
+	}
+	if (!(a->h.flags & DELTA_FULL)) {
+		name = delta_dev_name(p->devstem, a->h.src_tag);
+		rc = dev_open(&a->src, name, false);
+		free(name);
+		if (rc)
+			return -1;
+	}
+	return 0;
+}
+
+/* apply, phase 3: the raw codec, the zero extent and the queue every record needs. */
+static void apply_buffers(struct apply *a)
+{
+	struct delta_codec_opts co = {.mode = DELTA_CODEC_RAW};
+
+	a->dc = delta_codec_new(&co);
+	a->zeros = abuf(DELTA_MAX_EXTENT);
+	memset(a->zeros, 0, DELTA_MAX_EXTENT);
+	a->q = xmalloc(sizeof(*a->q) * DELTA_BATCH_EXTENTS);
+}
+
+/*
+ * apply, phase 4: reads and applies every record up to the trailer (skipping those before
+ * *@skip_until, then checking the skipped part against @saved), at the rate limit, with
+ * progress.  Returns 0 once the trailer validated and everything queued is applied, or a
+ * negative errno (a->exit_code says EXIT_CORRUPT for a corrupt stream).
+ */
+static int apply_records(const struct delta_apply_params *p, struct apply *a,
+			 const struct delta_token *saved, u64 *skip_until)
+{
+	struct delta_record rec;
+	struct delta_trailer tr;
+	struct xfer_rate rate;
+	struct xfer_progress prog;
+	int rc;
+
+	xfer_rate_init(&rate, p->limit);
+	xfer_progress_init(&prog, strcmp(p->cmd, "delta") ? p->cmd : "apply", 0, p->force_progress);
+	for (;;) {
+		struct delta_token tok;
+
+		rc = delta_reader_next(a->r, &rec);
+		if (rc < 0) {
+			/* a bad record: what is queued was read intact, apply it first */
+			derr("%s: %s", p->name, delta_reader_error(a->r));
+			a->exit_code = rc == -EILSEQ ? EXIT_CORRUPT : EXIT_FAIL;
+			if (*skip_until)
+				break;
+			apply_flush(a);
+			if (delta_reader_csum_mismatch(a->r, &tr) &&
+			    a->applied.next_seq == tr.end_seq) {
+				/* each extent matched its tgt_csum: the data on disk is the sender's */
+				derr("every extent passed its own checks and is applied; "
+				     "the damaged bytes decoded to the same data");
+				a->applied.stream_csum = tr.stream_csum;
+			}
+			break;
+		}
+		if (rc == 0) {
+			/* trailer validated: apply what is queued; the transfer is complete */
+			rc = apply_flush(a);
+			break;
+		}
+		delta_reader_token(a->r, &tok);
+		if (rec.seq < *skip_until) {
+			a->applied = tok;
+			continue;
+		}
+		if (*skip_until) {
+			rc = check_skipped(a, saved);
+			if (rc)
+				break;
+			*skip_until = 0;
+		}
+		rc = apply_record(a, &rec, &tok);
+		if (rc)
+			break;
+		xfer_rate_account(&rate, rec.payload_len);
+		xfer_progress_update(&prog, a->written_chunks * a->h.chunk_size);
+	}
+	if (!rc && *skip_until)
+		rc = check_skipped(a, saved);
+	xfer_progress_done(&prog);
+	return rc;
+}
+
 int delta_apply_stream(const struct delta_apply_params *p)
 {
 	struct apply a = {.origin.fd = -1,
@@ -982,14 +1188,9 @@ int delta_apply_stream(const struct delta_apply_params *p)
 			  .token_path = p->token,
 			  .check = p->check};
 	struct delta_token saved;
-	struct delta_record rec;
 	struct delta_trailer tr;
-	struct xfer_rate rate;
-	struct xfer_progress prog;
-	bool have_saved = false;
 	u64 skip_until = 0;
 	int in = p->in_fd, rc;
-	char *name;
 
 	derr_cmd = p->cmd;
 	a.r = delta_reader_new(delta_fd_read, &in);
@@ -1006,101 +1207,12 @@ int delta_apply_stream(const struct delta_apply_params *p)
 			goto out;
 		}
 	}
-	if (a.token_path) {
-		rc = delta_token_load(a.token_path, &saved);
-		if (rc == -EILSEQ) {
-			derr("resume token %s is corrupt", a.token_path);
-			goto out;
-		}
-		have_saved = !rc && delta_token_matches(&saved, &a.h);
-	}
-	if (a.h.start_seq) {
-		/* a resumed stream must continue exactly where this receiver stopped */
-		if (!have_saved || saved.next_seq != a.h.start_seq ||
-		    saved.next_chunk != a.h.start_chunk || saved.stream_csum != a.h.start_csum) {
-			derr("this stream resumes at record %llu, chunk %llu, but %s",
-			     (unsigned long long)a.h.start_seq, (unsigned long long)a.h.start_chunk,
-			     have_saved ? "the resume token says otherwise"
-					: "there is no matching resume token (-t)");
-			goto out;
-		}
-	} else if (have_saved && saved.next_seq) {
-		skip_until = saved.next_seq; /* a full stream re-sent: skip what is on disk */
-	}
-	name = delta_dev_name(p->devstem, DDSNAP_TAG_HEAD);
-	rc = dev_open(&a.origin, name, !a.check);
-	free(name);
-	if (rc)
+	if (apply_resume_point(&a, &saved, &skip_until) || apply_open_devs(p, &a))
 		goto out;
-	if (a.origin.size < a.h.volume_chunks * a.h.chunk_size) {
-		derr("%s is smaller than the delta's volume (%llu bytes)", a.origin.path,
-		     (unsigned long long)(a.h.volume_chunks * a.h.chunk_size));
-		goto out;
-	}
-	if (!(a.h.flags & DELTA_FULL)) {
-		name = delta_dev_name(p->devstem, a.h.src_tag);
-		rc = dev_open(&a.src, name, false);
-		free(name);
-		if (rc)
-			goto out;
-	}
-	{
-		struct delta_codec_opts co = {.mode = DELTA_CODEC_RAW};
-
-		a.dc = delta_codec_new(&co);
-	}
-	a.zeros = abuf(DELTA_MAX_EXTENT);
-	memset(a.zeros, 0, DELTA_MAX_EXTENT);
-	a.q = xmalloc(sizeof(*a.q) * DELTA_BATCH_EXTENTS);
+	apply_buffers(&a);
 	delta_reader_token(a.r, &a.applied);
 	clock_gettime(CLOCK_MONOTONIC, &a.last_save);
-	xfer_rate_init(&rate, p->limit);
-	xfer_progress_init(&prog, strcmp(p->cmd, "delta") ? p->cmd : "apply", 0, p->force_progress);
-	for (;;) {
-		struct delta_token tok;
-
-		rc = delta_reader_next(a.r, &rec);
-		if (rc < 0) {
-			/* a bad record: what is queued was read intact, apply it first */
-			derr("%s: %s", p->name, delta_reader_error(a.r));
-			a.exit_code = rc == -EILSEQ ? EXIT_CORRUPT : EXIT_FAIL;
-			if (skip_until)
-				break;
-			apply_flush(&a);
-			if (delta_reader_csum_mismatch(a.r, &tr) &&
-			    a.applied.next_seq == tr.end_seq) {
-				/* each extent matched its tgt_csum: the data on disk is the sender's */
-				derr("every extent passed its own checks and is applied; "
-				     "the damaged bytes decoded to the same data");
-				a.applied.stream_csum = tr.stream_csum;
-			}
-			break;
-		}
-		if (rc == 0) {
-			/* trailer validated: apply what is queued; the transfer is complete */
-			rc = apply_flush(&a);
-			break;
-		}
-		delta_reader_token(a.r, &tok);
-		if (rec.seq < skip_until) {
-			a.applied = tok;
-			continue;
-		}
-		if (skip_until) {
-			rc = check_skipped(&a, &saved);
-			if (rc)
-				break;
-			skip_until = 0;
-		}
-		rc = apply_record(&a, &rec, &tok);
-		if (rc)
-			break;
-		xfer_rate_account(&rate, rec.payload_len);
-		xfer_progress_update(&prog, a.written_chunks * a.h.chunk_size);
-	}
-	if (!rc && skip_until)
-		rc = check_skipped(&a, &saved);
-	xfer_progress_done(&prog);
+	rc = apply_records(p, &a, &saved, &skip_until);
 	/* make durable what was applied, and record where to resume */
 	if (a.origin.fd >= 0 && !a.check) {
 		if (fdatasync(a.origin.fd) && !rc) {

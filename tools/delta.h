@@ -80,6 +80,13 @@ struct delta_apply_params {
 };
 
 /*
+ * The options `delta apply` and `receive` share, for getopt_long: -t TOKEN, -l RATE,
+ * --progress, -v.  Takes one option returned by getopt_long: 0 if it was one of these and
+ * valid, -EINVAL for a bad value (message printed under p->cmd), 1 if it is not one of these.
+ */
+int delta_apply_option(int opt, const char *arg, struct delta_apply_params *p);
+
+/*
  * Applies the stream from p->in_fd to <devstem> (doc/delta-format.md, reader rules and
  * resume token): every extent's source checksum is checked against <devstem>(src) before
  * the extent is written and its target checksum after decoding.  With a token file, a

@@ -447,30 +447,17 @@ int cmd_receive(int argc, char **argv)
 
 	optind = 0;
 	while ((opt = getopt_long(argc, argv, "+t:d:L:l:v", recv_opts, NULL)) != -1) {
-		switch (opt) {
-		case 't':
-			p.token = optarg;
-			break;
-		case 'd':
+		if (opt == 'd') {
 			p.devstem = optarg;
-			break;
-		case 'L':
+		} else if (opt == 'L') {
 			listen_on = optarg;
-			break;
-		case 'l':
-			if (cmd_parse_size(optarg, UINT64_MAX, &p.limit)) {
-				cmd_error(argv[0], "bad rate '%s'", optarg);
+		} else {
+			int err = delta_apply_option(opt, optarg, &p);
+
+			if (err < 0)
 				return EXIT_USAGE;
-			}
-			break;
-		case 'p':
-			p.force_progress = true;
-			break;
-		case 'v':
-			p.verbose = true;
-			break;
-		default:
-			return cmd_usage(argv[0]);
+			if (err)
+				return cmd_usage(argv[0]);
 		}
 	}
 	if (argc - optind != 2)

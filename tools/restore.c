@@ -17,6 +17,8 @@
 #include "commands.h"
 #include "bdev.h"
 #include "btree.h"
+#include "engine.h"
+#include "format.h"
 #include "label.h"
 #include "store.h"
 
@@ -24,36 +26,14 @@
 #define RESTORE_MAX_LINE     (2 * (BTREE_MAX_KEY_SIZE + BTREE_MAX_VALUE_SIZE) + 256)
 #define RESTORE_MAX_OVERLAYS 4096
 
-static u64 aggr_death(const void *key, const void *value)
-{
-	return btree_get_le64(key, 1);
-}
-
-/* The engine's tree formats (format.h, "Snapshot engine"). */
-static const struct btree_type exceptions_type = {
-	.name = "exceptions",
-	.key_size = 16,
-	.value_size = 16,
-	.order = BTREE_KEY_LE64,
-	.aggr = aggr_death,
-};
-static const struct btree_type snapshots_type = {
-	.name = "snapshots",
-	.key_size = 8,
-	.value_size = 64,
-	.order = BTREE_KEY_LE64,
-};
-static const struct btree_type overlay_type = {
-	.name = "overlay",
-	.key_size = 8,
-	.value_size = 8,
-	.order = BTREE_KEY_LE64,
-};
-
+/* One entry of any of the engine's trees: room for the largest key and value (format.h). */
 struct entry {
-	u8 key[16];
-	u8 value[64];
+	u8 key[2 * sizeof(__le64)];
+	u8 value[sizeof(struct snap_record_disk)];
 };
+static_assert(sizeof(struct exception_disk) <= sizeof(struct snap_record_disk) &&
+		      sizeof(struct overlay_disk) <= sizeof(struct snap_record_disk),
+	      "restore entry fits every engine value");
 
 struct tree_text {
 	const struct btree_type *type;
@@ -177,7 +157,7 @@ static int parse_line(struct restore *rs, char *line)
 			if (rs->noverlays == RESTORE_MAX_OVERLAYS)
 				return bad_line(rs, "too many overlays");
 			rs->cur = &rs->overlays[rs->noverlays++];
-			rs->cur->type = &overlay_type;
+			rs->cur->type = &engine_overlay_tree_type;
 			rs->cur->tag = (u32)strtoul(name + 8, NULL, 10);
 		} else {
 			return bad_line(rs, "a tree this version does not restore");
@@ -203,10 +183,10 @@ static int parse_line(struct restore *rs, char *line)
 static int insert_all(struct btree *t, struct tx *tx, const struct tree_text *tt)
 {
 	for (u64 i = 0; i < tt->n; i++) {
-		int r = btree_insert(t, tx, tt->v[i].key, tt->v[i].value, BTREE_NOOVERWRITE);
+		int err = btree_insert(t, tx, tt->v[i].key, tt->v[i].value, BTREE_NOOVERWRITE);
 
-		if (r)
-			return r;
+		if (err)
+			return err;
 	}
 	return 0;
 }
@@ -220,12 +200,12 @@ static int built_pre_sync(void *arg, struct tx *tx)
 {
 	struct built *b = arg;
 	struct blkptr root;
-	int r = btree_sync(b->exc, tx);
+	int err = btree_sync(b->exc, tx);
 
-	if (!r)
-		r = btree_sync(b->snaps, tx);
-	if (r)
-		return r;
+	if (!err)
+		err = btree_sync(b->snaps, tx);
+	if (err)
+		return err;
 	btree_root(b->exc, &root);
 	store_set_root(b->s, UB_ROOT_EXCEPTIONS, &root);
 	btree_root(b->snaps, &root);
@@ -241,36 +221,36 @@ static int build(struct restore *rs, struct store *s)
 	struct blkptr empty = {0};
 	u64 cb = label_chunk_blocks(store_label(s));
 	struct tx *tx;
-	int r;
+	int err;
 
-	r = btree_open(&exceptions_type, store_cache(s), &empty, &b.exc);
-	if (!r)
-		r = btree_open(&snapshots_type, store_cache(s), &empty, &b.snaps);
-	if (r)
+	err = btree_open(&engine_exception_tree_type, store_cache(s), &empty, &b.exc);
+	if (!err)
+		err = btree_open(&engine_snapshot_table_type, store_cache(s), &empty, &b.snaps);
+	if (err)
 		goto out_close;
 	store_add_hook(s, &h);
 	tx = store_tx_hold(s);
-	for (u64 i = 0; i < rs->ndata && !r; i++) {
-		r = metaslab_claim_data(store_metaslab(s), rs->data[i][0], rs->data[i][1] / cb);
-		if (r)
+	for (u64 i = 0; i < rs->ndata && !err; i++) {
+		err = metaslab_claim_data(store_metaslab(s), rs->data[i][0], rs->data[i][1] / cb);
+		if (err)
 			cmd_error("restore", "data run at %llu: %s",
-				  (unsigned long long)rs->data[i][0], errmsg(r));
+				  (unsigned long long)rs->data[i][0], errmsg(err));
 	}
 	/* The old overlay roots point into the old store: each is rebuilt below, or empty. */
 	for (u64 j = 0; j < rs->snaps.n; j++)
 		memset(&((struct snap_record_disk *)rs->snaps.v[j].value)->overlay, 0,
 		       sizeof(struct blkptr_disk));
 	/* Overlays first: each snapshot record names its overlay's (sealed) root. */
-	for (unsigned i = 0; i < rs->noverlays && !r; i++) {
+	for (unsigned i = 0; i < rs->noverlays && !err; i++) {
 		struct btree *o = NULL;
 		struct blkptr root;
 
-		r = btree_open(&overlay_type, store_cache(s), &empty, &o);
-		if (!r)
-			r = insert_all(o, tx, &rs->overlays[i]);
-		if (!r)
-			r = btree_sync(o, tx);
-		if (!r) {
+		err = btree_open(&engine_overlay_tree_type, store_cache(s), &empty, &o);
+		if (!err)
+			err = insert_all(o, tx, &rs->overlays[i]);
+		if (!err)
+			err = btree_sync(o, tx);
+		if (!err) {
 			btree_root(o, &root);
 			for (u64 j = 0; j < rs->snaps.n; j++) {
 				struct snap_record_disk *rec = (void *)rs->snaps.v[j].value;
@@ -281,19 +261,19 @@ static int build(struct restore *rs, struct store *s)
 		}
 		btree_close(o);
 	}
-	if (!r)
-		r = insert_all(b.exc, tx, &rs->exc);
-	if (!r)
-		r = insert_all(b.snaps, tx, &rs->snaps);
+	if (!err)
+		err = insert_all(b.exc, tx, &rs->exc);
+	if (!err)
+		err = insert_all(b.snaps, tx, &rs->snaps);
 	store_set_scalar(s, UB_SCALAR_GEN, rs->gen);
 	store_set_scalar(s, UB_SCALAR_NEXT_SNAP, rs->next_snap);
 	store_tx_release(s, tx);
-	if (!r)
-		r = store_sync(s);
+	if (!err)
+		err = store_sync(s);
 out_close:
 	btree_close(b.exc);
 	btree_close(b.snaps);
-	return r;
+	return err;
 }
 
 static void restore_free(struct restore *rs)
@@ -316,10 +296,10 @@ int cmd_restore(int argc, char **argv)
 	char line[RESTORE_MAX_LINE], why[256] = "";
 	bool yes = false;
 	FILE *in;
-	int c, r, ret = EXIT_FAIL;
+	int c, err, ret = EXIT_FAIL;
 
-	rs->exc.type = &exceptions_type;
-	rs->snaps.type = &snapshots_type;
+	rs->exc.type = &engine_exception_tree_type;
+	rs->snaps.type = &engine_snapshot_table_type;
 	optind = 1;
 	while ((c = getopt(argc, argv, "hy")) != -1) {
 		if (c != 'y') {
@@ -366,27 +346,27 @@ int cmd_restore(int argc, char **argv)
 		goto out;
 	p.chunk_shift = rs->chunk_shift;
 	p.origin_bytes = rs->origin_bytes;
-	r = store_format(snap, meta, &p, why, sizeof(why));
-	if (r) {
+	err = store_format(snap, meta, &p, why, sizeof(why));
+	if (err) {
 		cmd_error("restore", "%s", why);
 		goto out;
 	}
 	cfg.snapstore = snap;
 	cfg.metadev = meta;
-	r = store_open(&cfg, &s, why, sizeof(why));
-	if (r) {
+	err = store_open(&cfg, &s, why, sizeof(why));
+	if (err) {
 		cmd_error("restore", "%s", why);
 		goto out;
 	}
-	r = build(rs, s);
-	if (r) {
-		cmd_error("restore", "building the trees: %s", errmsg(r));
+	err = build(rs, s);
+	if (err) {
+		cmd_error("restore", "building the trees: %s", errmsg(err));
 		store_abandon(s);
 		goto out;
 	}
-	r = store_close(s);
-	if (r) {
-		cmd_error("restore", "syncing: %s", errmsg(r));
+	err = store_close(s);
+	if (err) {
+		cmd_error("restore", "syncing: %s", errmsg(err));
 		goto out;
 	}
 	printf("restored %llu exceptions, %llu snapshots, %u overlays, %llu data runs\n",

@@ -272,6 +272,12 @@ expect 2 "send without arguments" "$ddsnap" send
 expect 2 "receive without arguments" "$ddsnap" receive
 expect 2 "send with a bad tag" "$ddsnap" send "$sock" x
 expect 2 "send with a bad rate" "$ddsnap" send -l 5q "$sock" 2
+# delta apply and receive share their option parser (delta_apply_option): same refusal
+expect 2 "receive with a bad rate" "$ddsnap" receive -l 5q "$sock" 2 </dev/null
+expect_out "ddsnap receive: bad rate '5q'" "receive names the bad rate"
+expect 2 "delta apply with a bad rate" "$ddsnap" delta apply -l 5q "$dir/none" "$dir/origin"
+expect_out "ddsnap delta: bad rate '5q'" "delta apply names the bad rate"
+expect 2 "delta apply with both -n and -t" "$ddsnap" delta apply -n -t "$dir/tok" "$dir/none" "$dir/origin"
 expect 1 "send against no server" "$ddsnap" send -d "$dir/origin" "$dir/nobody.sock" 2
 expect_out "cannot connect" "send says it cannot connect"
 expect 1 "receive against no server" "$ddsnap" receive "$dir/nobody.sock" 2 </dev/null

@@ -28,6 +28,7 @@
 #include <unistd.h>
 #include "intent_log.h"
 #include "log.h"
+#include "common.h"
 
 #define STRESS_LOG_START  1   /* a block before the ring, as the store's label would be */
 #define STRESS_LOG_BLOCKS 256 /* small, so the ring laps many times per run */
@@ -305,36 +306,19 @@ static int run_life(const char *path, u64 salt, int kill_after_ms)
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"duration", required_argument, NULL, 'd'},
-		{"seed", required_argument, NULL, 's'},
-		{"dir", required_argument, NULL, 'D'},
-		{NULL, 0, NULL, 0},
-	};
-	u64 seed = (u64)time(NULL), rng;
-	const char *dir = "/var/tmp";
-	double duration = 60, end;
+	struct stress_args args = {.duration = 60, .seed = (u64)time(NULL), .dir = "/var/tmp"};
+	u64 seed, rng;
+	const char *dir;
+	double duration, end;
 	char path[4096];
 	struct timespec ts;
-	int c, r = 0;
+	int r = 0;
 
-	while ((c = getopt_long(argc, argv, "d:s:D:", opts, NULL)) != -1) {
-		switch (c) {
-		case 'd':
-			duration = atof(optarg);
-			break;
-		case 's':
-			seed = strtoull(optarg, NULL, 0);
-			break;
-		case 'D':
-			dir = optarg;
-			break;
-		default:
-			fprintf(stderr, "usage: %s [--duration SECS] [--seed N] [--dir DIR]\n",
-				argv[0]);
-			return 2;
-		}
-	}
+	if (stress_args_parse(argc, argv, &args))
+		return 2;
+	seed = args.seed;
+	dir = args.dir;
+	duration = args.duration;
 	printf("stress_intent_log: seed %llu, %.0f s\n", (unsigned long long)seed, duration);
 	fflush(stdout);
 	rng = seed | 1;

@@ -30,6 +30,8 @@
 #include "engine.h"
 #include "log.h"
 #include "../unit/lib/enginefix.h"
+#include "../unit/lib/rng.h"
+#include "common.h"
 #include "../unit/lib/snapmodel.h"
 
 #define CS	      4096u
@@ -54,24 +56,6 @@ struct hrec {
 
 static u64 g_seed;
 static const char *g_dir; /* kept on failure, for inspection */
-
-struct rnd {
-	u64 s;
-};
-
-static u64 rnd_next(struct rnd *r)
-{
-	u64 z = (r->s += 0x9E3779B97F4A7C15ull);
-
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-	return z ^ (z >> 31);
-}
-
-static u64 rnd_below(struct rnd *r, u64 n)
-{
-	return n ? rnd_next(r) % n : 0;
-}
 
 /* The pattern: 32-byte words naming chunk, serial, gen and seed. */
 static void fill(u8 *buf, u32 len, u64 chunk, u64 serial, u64 gen)
@@ -514,33 +498,22 @@ static bool remove_dir(const char *dir)
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {{"duration", required_argument, NULL, 'd'},
-					     {"seed", required_argument, NULL, 's'},
-					     {"dir", required_argument, NULL, 'D'},
-					     {NULL, 0, NULL, 0}};
+	struct stress_args args = {.duration = 20};
 	char tmpl[] = "/tmp/snapstress.XXXXXX", hpath[4096];
 	const char *dir = NULL;
 	struct history h = {.fd = -1, .next_tag = 1};
-	u64 duration = 20, rounds = 0, kills = 0;
+	u64 duration, rounds = 0, kills = 0;
 	struct timespec t0, t;
 	struct rnd rn;
 	struct efix f;
-	int c, err;
+	int err;
 
-	g_seed = (u64)time(NULL) ^ ((u64)getpid() << 20);
-	while ((c = getopt_long(argc, argv, "d:s:D:", opts, NULL)) != -1) {
-		if (c == 'd')
-			duration = strtoull(optarg, NULL, 0);
-		else if (c == 's')
-			g_seed = strtoull(optarg, NULL, 0);
-		else if (c == 'D')
-			dir = optarg;
-		else {
-			fprintf(stderr, "usage: %s [--duration SECS] [--seed N] [--dir DIR]\n",
-				argv[0]);
-			return 2;
-		}
-	}
+	args.seed = (u64)time(NULL) ^ ((u64)getpid() << 20);
+	if (stress_args_parse(argc, argv, &args))
+		return 2;
+	duration = (u64)args.duration;
+	g_seed = args.seed;
+	dir = args.dir;
 	printf("snapstress: seed %llu, duration %llu s\n", (unsigned long long)g_seed,
 	       (unsigned long long)duration);
 	fflush(stdout);

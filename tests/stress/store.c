@@ -23,9 +23,11 @@
 #include <time.h>
 #include <unistd.h>
 #include "btree.h"
+#include "engine.h"
 #include "log.h"
 #include "store.h"
 #include "store_check.h"
+#include "common.h"
 
 #define NKEYS	    2000
 #define STORE_BYTES (48ULL << 20)
@@ -43,20 +45,6 @@ static u64 mix(u64 h, u64 v)
 	h ^= v + 0x9E3779B97F4A7C15ULL + (h << 6) + (h >> 2);
 	return h * 0xff51afd7ed558ccdULL;
 }
-
-/* The exception-tree format: (chunk, death) -> (birth txg, addr in chunks). */
-static u64 exc_aggr(const void *key, const void *value)
-{
-	return btree_get_le64(key, 1);
-}
-
-static const struct btree_type exc_type = {
-	.name = "stress exceptions",
-	.key_size = 16,
-	.value_size = 16,
-	.order = BTREE_KEY_LE64,
-	.aggr = exc_aggr,
-};
 
 struct owner {
 	struct store *s;
@@ -128,7 +116,7 @@ static int owner_open(struct owner *o, const char *path, bool sync_thread, char 
 	}
 	o->chunk_blocks = label_chunk_blocks(store_label(o->s));
 	store_root(o->s, UB_ROOT_EXCEPTIONS, &root);
-	r = btree_open(&exc_type, store_cache(o->s), &root, &o->t);
+	r = btree_open(&engine_exception_tree_type, store_cache(o->s), &root, &o->t);
 	if (r)
 		return r;
 	store_add_hook(o->s, &h);
@@ -313,35 +301,19 @@ static int round_run(const char *path, u64 seed, int round)
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"duration", required_argument, NULL, 'd'},
-		{"seed", required_argument, NULL, 's'},
-		{"dir", required_argument, NULL, 'D'},
-		{NULL, 0, NULL, 0},
-	};
-	u64 duration = 20, seed = (u64)time(NULL) ^ ((u64)getpid() << 16);
-	const char *dir = "/tmp";
+	struct stress_args args = {
+		.duration = 20, .seed = (u64)time(NULL) ^ ((u64)getpid() << 16), .dir = "/tmp"};
+	u64 duration, seed;
+	const char *dir;
 	char path[512];
 	time_t end;
-	int c, rounds = 0;
+	int rounds = 0;
 
-	while ((c = getopt_long(argc, argv, "d:s:D:", opts, NULL)) != -1) {
-		switch (c) {
-		case 'd':
-			duration = strtoull(optarg, NULL, 0);
-			break;
-		case 's':
-			seed = strtoull(optarg, NULL, 0);
-			break;
-		case 'D':
-			dir = optarg;
-			break;
-		default:
-			fprintf(stderr, "usage: %s [--duration SECS] [--seed N] [--dir DIR]\n",
-				argv[0]);
-			return 2;
-		}
-	}
+	if (stress_args_parse(argc, argv, &args))
+		return 2;
+	duration = (u64)args.duration;
+	seed = args.seed;
+	dir = args.dir;
 	printf("stress_store: seed %llu (--seed %llu replays), %llu s\n", (unsigned long long)seed,
 	       (unsigned long long)seed, (unsigned long long)duration);
 	fflush(stdout);

@@ -105,11 +105,13 @@ static void *fake_thread(void *arg)
 	return NULL;
 }
 
-static const char *sockname = "@ddsnap-test-ctl-client";
+/* Abstract names are machine-wide: the pid keeps concurrent runs (other checkouts) apart. */
+static char sockname[64];
 
 static void start(struct fake *f, enum behaviour how)
 {
 	f->how = how;
+	snprintf(sockname, sizeof(sockname), "@ddsnap-test-ctl-client-%d", (int)getpid());
 	f->lfd = unixsock_listen(sockname, 4);
 	assert_true(f->lfd >= 0);
 	pthread_create(&f->thread, NULL, fake_thread, f);

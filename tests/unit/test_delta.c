@@ -19,13 +19,14 @@
 #include "changelist.h"
 #include "commands.h"
 #include "delta_stream.h"
+#include "lib/testfiles.h"
 
 #define CHUNK	  4096u
 #define NCHUNKS	  1024u
 #define VOL_BYTES ((size_t)CHUNK * NCHUNKS)
 #define TAG_A	  1u
 #define TAG_B	  2u
-/* the end of run()\'s argument list: a typed null pointer, as variadic functions need */
+/* the end of run_delta()'s argument list: a typed null pointer, as variadic functions need */
 #define END ((char *)NULL)
 
 static char dir[] = "/tmp/test_deltaXXXXXX";
@@ -36,19 +37,6 @@ static u64 rng = 0x9e3779b97f4a7c15ull;
 static u32 rnd(void)
 {
 	return (u32)(xorshift64(&rng) >> 11);
-}
-
-static char *pathf(const char *fmt, ...)
-{
-	static char bufs[4][256];
-	static int k;
-	char *b = bufs[k++ % 4];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(b, 256, fmt, ap);
-	va_end(ap);
-	return b;
 }
 
 static void put(const char *path, const u8 *p, size_t len)
@@ -85,21 +73,6 @@ static void assert_file(const char *path, const u8 *want, size_t len)
 		if (memcmp(p + c * CHUNK, want + c * CHUNK, CHUNK))
 			fail_msg("%s differs at chunk %zu", path, c);
 	free(p);
-}
-
-static int run(const char *first, ...)
-{
-	char *argv[32];
-	int argc = 0;
-	va_list ap;
-
-	argv[argc++] = "delta";
-	argv[argc++] = (char *)first;
-	va_start(ap, first);
-	while ((argv[argc] = va_arg(ap, char *)))
-		argc++;
-	va_end(ap);
-	return cmd_delta(argc, argv);
 }
 
 static const char *text[] = {"the quick brown fox ", "jumps over ",
@@ -196,10 +169,10 @@ static void test_delta__every_codec_reproduces_target(void **state)
 
 		if (opts[i])
 			assert_int_equal(
-				run("create", opts[i], cl_path, delta_path, send_stem, END),
+				run_delta("create", opts[i], cl_path, delta_path, send_stem, END),
 				EXIT_OK);
 		else
-			assert_int_equal(run("create", cl_path, delta_path, send_stem, END),
+			assert_int_equal(run_delta("create", cl_path, delta_path, send_stem, END),
 					 EXIT_OK);
 		free(get(delta_path, &n));
 		if (i == 0)
@@ -207,7 +180,8 @@ static void test_delta__every_codec_reproduces_target(void **state)
 		else
 			assert_true(n < raw_size / 2); /* everything beats raw on this data */
 		reset_receiver();
-		assert_int_equal(run("apply", "-t", tok_path, delta_path, recv_stem, END), EXIT_OK);
+		assert_int_equal(run_delta("apply", "-t", tok_path, delta_path, recv_stem, END),
+				 EXIT_OK);
 		assert_file(recv_stem, snap_b, VOL_BYTES);
 		assert_file(pathf("%s(%u)", recv_stem, TAG_A), snap_a, VOL_BYTES);
 		assert_int_equal(access(tok_path, F_OK), -1); /* complete: no token left */
@@ -269,14 +243,15 @@ static void corrupt_apply_resume(const char *codec)
 	u8 *d, *expect;
 	struct delta_token tok;
 
-	assert_int_equal(run("create", codec, cl_path, delta_path, send_stem, END), EXIT_OK);
+	assert_int_equal(run_delta("create", codec, cl_path, delta_path, send_stem, END), EXIT_OK);
 	off = payload_offset(delta_path, 3, &bad_chunk);
 	d = get(delta_path, &n);
 	d[off] ^= 0x10;
 	put(pathf("%s.bad", delta_path), d, n);
 	reset_receiver();
-	assert_int_equal(run("apply", "-t", tok_path, pathf("%s.bad", delta_path), recv_stem, END),
-			 EXIT_CORRUPT);
+	assert_int_equal(
+		run_delta("apply", "-t", tok_path, pathf("%s.bad", delta_path), recv_stem, END),
+		EXIT_CORRUPT);
 	/* records 0..2 applied, record 3 not written, nothing after it */
 	expect = partial_expect(bad_chunk);
 	assert_file(recv_stem, expect, VOL_BYTES);
@@ -285,21 +260,23 @@ static void corrupt_apply_resume(const char *codec)
 	assert_int_equal(tok.next_seq, 3);
 	assert_true(tok.next_chunk <= bad_chunk); /* the end of record 2 */
 	/* resume 1: the sender restarts from the token */
-	assert_int_equal(run("create", codec, "--resume", tok_path, cl_path,
-			     pathf("%s.resumed", delta_path), send_stem, END),
+	assert_int_equal(run_delta("create", codec, "--resume", tok_path, cl_path,
+				   pathf("%s.resumed", delta_path), send_stem, END),
 			 EXIT_OK);
 	assert_int_equal(
-		run("apply", "-t", tok_path, pathf("%s.resumed", delta_path), recv_stem, END),
+		run_delta("apply", "-t", tok_path, pathf("%s.resumed", delta_path), recv_stem, END),
 		EXIT_OK);
 	assert_file(recv_stem, snap_b, VOL_BYTES);
 	/* a resumed stream without the token is refused, and writes nothing */
 	reset_receiver();
-	assert_int_equal(run("apply", pathf("%s.resumed", delta_path), recv_stem, END), EXIT_FAIL);
+	assert_int_equal(run_delta("apply", pathf("%s.resumed", delta_path), recv_stem, END),
+			 EXIT_FAIL);
 	assert_file(recv_stem, snap_a, VOL_BYTES);
 	/* resume 2: the whole good stream is sent again; applied records are skipped */
-	assert_int_equal(run("apply", "-t", tok_path, pathf("%s.bad", delta_path), recv_stem, END),
-			 EXIT_CORRUPT);
-	assert_int_equal(run("apply", "-t", tok_path, delta_path, recv_stem, END), EXIT_OK);
+	assert_int_equal(
+		run_delta("apply", "-t", tok_path, pathf("%s.bad", delta_path), recv_stem, END),
+		EXIT_CORRUPT);
+	assert_int_equal(run_delta("apply", "-t", tok_path, delta_path, recv_stem, END), EXIT_OK);
 	assert_file(recv_stem, snap_b, VOL_BYTES);
 	assert_int_equal(access(tok_path, F_OK), -1);
 	free(expect);
@@ -318,24 +295,27 @@ static void test_delta__token_refuses_other_stream(void **state)
 	size_t off, n, tok_len;
 	u8 *d, *tok0;
 
-	assert_int_equal(run("create", "-r", cl_path, pathf("%s.raw", delta_path), send_stem, END),
+	assert_int_equal(
+		run_delta("create", "-r", cl_path, pathf("%s.raw", delta_path), send_stem, END),
+		EXIT_OK);
+	assert_int_equal(run_delta("create", "--zstd", cl_path, delta_path, send_stem, END),
 			 EXIT_OK);
-	assert_int_equal(run("create", "--zstd", cl_path, delta_path, send_stem, END), EXIT_OK);
 	off = payload_offset(delta_path, 5, &bad_chunk);
 	d = get(delta_path, &n);
 	d[off] ^= 0x01;
 	put(pathf("%s.bad", delta_path), d, n);
 	free(d);
 	reset_receiver();
-	assert_int_equal(run("apply", "-t", tok_path, pathf("%s.bad", delta_path), recv_stem, END),
-			 EXIT_CORRUPT);
+	assert_int_equal(
+		run_delta("apply", "-t", tok_path, pathf("%s.bad", delta_path), recv_stem, END),
+		EXIT_CORRUPT);
 	/* the raw stream has the same chunks but other bytes: refused at the resume point, and
 	 * the token stays the one of the stream that was applied, however often it is tried */
 	tok0 = get(tok_path, &tok_len);
 	for (int i = 0; i < 2; i++) {
-		assert_int_equal(
-			run("apply", "-t", tok_path, pathf("%s.raw", delta_path), recv_stem, END),
-			EXIT_FAIL);
+		assert_int_equal(run_delta("apply", "-t", tok_path, pathf("%s.raw", delta_path),
+					   recv_stem, END),
+				 EXIT_FAIL);
 		d = get(tok_path, &n);
 		assert_int_equal(n, tok_len);
 		assert_memory_equal(d, tok0, n);
@@ -343,7 +323,7 @@ static void test_delta__token_refuses_other_stream(void **state)
 	}
 	free(tok0);
 	/* without the token it is simply applied from the start */
-	assert_int_equal(run("apply", pathf("%s.raw", delta_path), recv_stem, END), EXIT_OK);
+	assert_int_equal(run_delta("apply", pathf("%s.raw", delta_path), recv_stem, END), EXIT_OK);
 	assert_file(recv_stem, snap_b, VOL_BYTES);
 }
 
@@ -363,28 +343,28 @@ static void test_delta__truncated_stream_resumes(void **state)
 	u8 *d;
 	struct delta_token tok;
 
-	assert_int_equal(run("create", "-b", cl_path, delta_path, send_stem, END), EXIT_OK);
+	assert_int_equal(run_delta("create", "-b", cl_path, delta_path, send_stem, END), EXIT_OK);
 	d = get(delta_path, &n);
 	for (size_t cut = 0; cut < n; cut += n / 7 + 1) {
 		put(pathf("%s.cut", delta_path), d, cut);
 		reset_receiver();
-		assert_int_equal(
-			run("apply", "-t", tok_path, pathf("%s.cut", delta_path), recv_stem, END),
-			EXIT_CORRUPT);
+		assert_int_equal(run_delta("apply", "-t", tok_path, pathf("%s.cut", delta_path),
+					   recv_stem, END),
+				 EXIT_CORRUPT);
 		assert_file(pathf("%s(%u)", recv_stem, TAG_A), snap_a, VOL_BYTES);
 		if (delta_token_load(tok_path, &tok) == 0) {
 			u8 *e = partial_expect(tok.next_chunk);
 
 			assert_file(recv_stem, e, VOL_BYTES);
 			free(e);
-			assert_int_equal(run("create", "-b", "--resume", tok_path, cl_path,
-					     pathf("%s.resumed", delta_path), send_stem, END),
+			assert_int_equal(run_delta("create", "-b", "--resume", tok_path, cl_path,
+						   pathf("%s.resumed", delta_path), send_stem, END),
 					 EXIT_OK);
-			assert_int_equal(run("apply", "-t", tok_path,
-					     pathf("%s.resumed", delta_path), recv_stem, END),
+			assert_int_equal(run_delta("apply", "-t", tok_path,
+						   pathf("%s.resumed", delta_path), recv_stem, END),
 					 EXIT_OK);
 		} else {
-			assert_int_equal(run("apply", delta_path, recv_stem, END), EXIT_OK);
+			assert_int_equal(run_delta("apply", delta_path, recv_stem, END), EXIT_OK);
 		}
 		assert_file(recv_stem, snap_b, VOL_BYTES);
 	}
@@ -395,22 +375,22 @@ static void test_delta__source_mismatch_refused(void **state)
 {
 	u8 *a2 = malloc(VOL_BYTES);
 
-	assert_int_equal(run("create", "--zstd-delta", cl_path, delta_path, send_stem, END),
+	assert_int_equal(run_delta("create", "--zstd-delta", cl_path, delta_path, send_stem, END),
 			 EXIT_OK);
 	reset_receiver();
 	memcpy(a2, snap_a, VOL_BYTES);
 	a2[150 * CHUNK + 5] ^= 1; /* the receiver's A is not the sender's A */
 	put(pathf("%s(%u)", recv_stem, TAG_A), a2, VOL_BYTES);
 	/* --check finds it without writing anything; a good receiver passes the check */
-	assert_int_equal(run("apply", "-n", delta_path, recv_stem, END), EXIT_FAIL);
+	assert_int_equal(run_delta("apply", "-n", delta_path, recv_stem, END), EXIT_FAIL);
 	assert_file(recv_stem, snap_a, VOL_BYTES);
-	assert_int_equal(run("apply", "-n", "-t", tok_path, delta_path, recv_stem, END),
+	assert_int_equal(run_delta("apply", "-n", "-t", tok_path, delta_path, recv_stem, END),
 			 EXIT_USAGE);
 	put(pathf("%s(%u)", recv_stem, TAG_A), snap_a, VOL_BYTES);
-	assert_int_equal(run("apply", "--check", delta_path, recv_stem, END), EXIT_OK);
+	assert_int_equal(run_delta("apply", "--check", delta_path, recv_stem, END), EXIT_OK);
 	assert_file(recv_stem, snap_a, VOL_BYTES);
 	put(pathf("%s(%u)", recv_stem, TAG_A), a2, VOL_BYTES);
-	assert_int_equal(run("apply", delta_path, recv_stem, END), EXIT_FAIL);
+	assert_int_equal(run_delta("apply", delta_path, recv_stem, END), EXIT_FAIL);
 	/* nothing at or after the mismatching extent was written */
 	{
 		size_t n;
@@ -422,13 +402,13 @@ static void test_delta__source_mismatch_refused(void **state)
 	}
 	assert_file(pathf("%s(%u)", recv_stem, TAG_A), a2, VOL_BYTES);
 	/* a raw delta is refused too: every incremental extent carries the source checksum */
-	assert_int_equal(run("create", "-r", cl_path, delta_path, send_stem, END), EXIT_OK);
-	assert_int_equal(run("apply", "-n", delta_path, recv_stem, END), EXIT_FAIL);
+	assert_int_equal(run_delta("create", "-r", cl_path, delta_path, send_stem, END), EXIT_OK);
+	assert_int_equal(run_delta("apply", "-n", delta_path, recv_stem, END), EXIT_FAIL);
 	/* unless the sender chose not to read its source */
 	assert_int_equal(
-		run("create", "-r", "--no-source-check", cl_path, delta_path, send_stem, END),
+		run_delta("create", "-r", "--no-source-check", cl_path, delta_path, send_stem, END),
 		EXIT_OK);
-	assert_int_equal(run("apply", "-n", delta_path, recv_stem, END), EXIT_OK);
+	assert_int_equal(run_delta("apply", "-n", delta_path, recv_stem, END), EXIT_OK);
 	free(a2);
 }
 
@@ -443,7 +423,7 @@ static void test_delta__full_delta_and_pipes(void **state)
 	assert_true(fd >= 0);
 	dup2(fd, 1);
 	close(fd);
-	assert_int_equal(run("create", "-b", cl_path, "-", send_stem, END), EXIT_OK);
+	assert_int_equal(run_delta("create", "-b", cl_path, "-", send_stem, END), EXIT_OK);
 	dup2(saved_out, 1);
 	/* apply from stdin onto an empty origin, with no snapshot A at all */
 	put(recv_stem, zero, VOL_BYTES);
@@ -452,7 +432,7 @@ static void test_delta__full_delta_and_pipes(void **state)
 	assert_true(fd >= 0);
 	dup2(fd, 0);
 	close(fd);
-	assert_int_equal(run("apply", "-", recv_stem, END), EXIT_OK);
+	assert_int_equal(run_delta("apply", "-", recv_stem, END), EXIT_OK);
 	dup2(saved_in, 0);
 	close(saved_in);
 	close(saved_out);
@@ -461,11 +441,11 @@ static void test_delta__full_delta_and_pipes(void **state)
 	{
 		size_t n;
 
-		assert_int_equal(run("create", cl_path, delta_path, send_stem, END), EXIT_OK);
+		assert_int_equal(run_delta("create", cl_path, delta_path, send_stem, END), EXIT_OK);
 		free(get(delta_path, &n));
 		assert_true(n < VOL_BYTES / 3);
 		put(recv_stem, zero, VOL_BYTES);
-		assert_int_equal(run("apply", delta_path, recv_stem, END), EXIT_OK);
+		assert_int_equal(run_delta("apply", delta_path, recv_stem, END), EXIT_OK);
 		assert_file(recv_stem, snap_b, VOL_BYTES);
 	}
 	free(zero);
@@ -477,31 +457,34 @@ static void test_delta__usage_and_bad_inputs(void **state)
 	size_t n;
 	u8 *d;
 
-	assert_int_equal(run("frobnicate", END), EXIT_USAGE);
-	assert_int_equal(run("create", cl_path, END), EXIT_USAGE);
-	assert_int_equal(run("create", "-z12", cl_path, delta_path, send_stem, END), EXIT_USAGE);
-	assert_int_equal(run("create", "-l", "fast", cl_path, delta_path, send_stem, END),
+	assert_int_equal(run_delta("frobnicate", END), EXIT_USAGE);
+	assert_int_equal(run_delta("create", cl_path, END), EXIT_USAGE);
+	assert_int_equal(run_delta("create", "-z12", cl_path, delta_path, send_stem, END),
 			 EXIT_USAGE);
-	assert_int_equal(run("apply", delta_path, END), EXIT_USAGE);
-	assert_int_equal(run("changelist", "/nonexistent.sock", cl_path, "1", END), EXIT_USAGE);
-	assert_int_equal(run("changelist", "/nonexistent.sock", cl_path, "1", "none", END),
+	assert_int_equal(run_delta("create", "-l", "fast", cl_path, delta_path, send_stem, END),
 			 EXIT_USAGE);
-	assert_int_equal(run("changelist", pathf("%s/no.sock", dir), pathf("%s/cl2", dir), "none",
-			     "origin", END),
+	assert_int_equal(run_delta("apply", delta_path, END), EXIT_USAGE);
+	assert_int_equal(run_delta("changelist", "/nonexistent.sock", cl_path, "1", END),
+			 EXIT_USAGE);
+	assert_int_equal(run_delta("changelist", "/nonexistent.sock", cl_path, "1", "none", END),
+			 EXIT_USAGE);
+	assert_int_equal(run_delta("changelist", pathf("%s/no.sock", dir), pathf("%s/cl2", dir),
+				   "none", "origin", END),
 			 EXIT_FAIL);
 	assert_int_equal(access(pathf("%s/cl2", dir), F_OK), -1);
 	/* a corrupt changelist yields no delta */
 	d = get(cl_path, &n);
 	d[n - 3] ^= 1;
 	put(pathf("%s.bad", cl_path), d, n);
-	assert_int_equal(run("create", pathf("%s.bad", cl_path), delta_path, send_stem, END),
+	assert_int_equal(run_delta("create", pathf("%s.bad", cl_path), delta_path, send_stem, END),
 			 EXIT_CORRUPT);
 	free(d);
 	/* a missing snapshot device */
-	assert_int_equal(run("create", "-x", cl_path, delta_path, pathf("%s/nothere", dir), END),
-			 EXIT_FAIL);
+	assert_int_equal(
+		run_delta("create", "-x", cl_path, delta_path, pathf("%s/nothere", dir), END),
+		EXIT_FAIL);
 	/* not a delta */
-	assert_int_equal(run("apply", cl_path, recv_stem, END), EXIT_CORRUPT);
+	assert_int_equal(run_delta("apply", cl_path, recv_stem, END), EXIT_CORRUPT);
 	/* a rate limit is honoured: a full delta (~3 MiB) at 8 MiB/s after a 1 MiB burst */
 	make_changelist(DDSNAP_TAG_NONE);
 	{
@@ -509,7 +492,7 @@ static void test_delta__usage_and_bad_inputs(void **state)
 
 		clock_gettime(CLOCK_MONOTONIC, &t0);
 		assert_int_equal(
-			run("create", "-r", "-l", "8M", cl_path, delta_path, send_stem, END),
+			run_delta("create", "-r", "-l", "8M", cl_path, delta_path, send_stem, END),
 			EXIT_OK);
 		clock_gettime(CLOCK_MONOTONIC, &t1);
 		free(get(delta_path, &n));
@@ -567,7 +550,7 @@ static void test_delta__random_corruption_model(void **state)
 		put(pathf("%s(%u)", send_stem, TAG_A), snap_a, VOL_BYTES);
 		put(pathf("%s(%u)", send_stem, TAG_B), snap_b, VOL_BYTES);
 		make_changelist(TAG_A);
-		assert_int_equal(run("create", codec, cl_path, delta_path, send_stem, END),
+		assert_int_equal(run_delta("create", codec, cl_path, delta_path, send_stem, END),
 				 EXIT_OK);
 		d = get(delta_path, &n);
 		at = 92 + rnd() % (n - 92);
@@ -576,7 +559,7 @@ static void test_delta__random_corruption_model(void **state)
 		put(pathf("%s.x", delta_path), d, kind == 2 ? at : n);
 		free(d);
 		reset_receiver();
-		rc = run("apply", "-t", tok_path, pathf("%s.x", delta_path), recv_stem, END);
+		rc = run_delta("apply", "-t", tok_path, pathf("%s.x", delta_path), recv_stem, END);
 		if (rc == EXIT_OK) {
 			assert_int_equal(kind, 0); /* damage is always detected */
 			assert_file(recv_stem, snap_b, VOL_BYTES);
@@ -585,8 +568,9 @@ static void test_delta__random_corruption_model(void **state)
 			e = partial_expect(tok.next_chunk);
 			assert_file(recv_stem, e, VOL_BYTES);
 			free(e);
-			assert_int_equal(run("apply", "-t", tok_path, delta_path, recv_stem, END),
-					 EXIT_OK);
+			assert_int_equal(
+				run_delta("apply", "-t", tok_path, delta_path, recv_stem, END),
+				EXIT_OK);
 			assert_file(recv_stem, snap_b, VOL_BYTES);
 		}
 		assert_file(pathf("%s(%u)", recv_stem, TAG_A), snap_a, VOL_BYTES);

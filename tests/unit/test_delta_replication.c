@@ -19,6 +19,7 @@
 #include "commands.h"
 #include "volume.h"
 #include "lib/srvfix.h"
+#include "lib/testfiles.h"
 
 #define CHUNK_SHIFT  14
 #define CHUNK	     (1u << CHUNK_SHIFT)
@@ -32,19 +33,6 @@ static char stem[128], rstem[128], cl_path[128], delta_path[128];
 static struct srvfix vf; /* the volume and its server */
 /* the model: what each snapshot must read */
 static u8 *model[3];
-
-static char *pathf(const char *fmt, ...)
-{
-	static char bufs[4][256];
-	static int k;
-	char *b = bufs[k++ % 4];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(b, 256, fmt, ap);
-	va_end(ap);
-	return b;
-}
 
 static void fill_text(u8 *p, size_t len, u32 seed)
 {
@@ -82,21 +70,6 @@ static void expect_file(const char *path, const u8 *want)
 		if (memcmp(got + c * CHUNK, want + c * CHUNK, CHUNK))
 			fail_msg("%s differs at chunk %llu", path, (unsigned long long)c);
 	free(got);
-}
-
-static int run(const char *first, ...)
-{
-	char *argv[16];
-	int argc = 0;
-	va_list ap;
-
-	argv[argc++] = "delta";
-	argv[argc++] = (char *)first;
-	va_start(ap, first);
-	while ((argv[argc] = va_arg(ap, char *)))
-		argc++;
-	va_end(ap);
-	return cmd_delta(argc, argv);
 }
 
 static int setup(void **state)
@@ -154,7 +127,7 @@ static void test_delta_replication__through_the_server(void **state)
 	origin_write(60, 1, buf);
 
 	/* the changelist from the running server */
-	assert_int_equal(run("changelist", vf.sock, cl_path, "1", "2", END), EXIT_OK);
+	assert_int_equal(run_delta("changelist", vf.sock, cl_path, "1", "2", END), EXIT_OK);
 	assert_int_equal(changelist_open(&r, cl_path, &h), 0);
 	assert_int_equal(h.chunk_size, CHUNK);
 	assert_int_equal(h.volume_chunks, NCHUNKS);
@@ -181,20 +154,21 @@ static void test_delta_replication__through_the_server(void **state)
 		static const char *opts[] = {"--zstd-delta", "-x", "-b"};
 		int fd;
 
-		assert_int_equal(run("create", opts[k], cl_path, delta_path, stem, END), EXIT_OK);
+		assert_int_equal(run_delta("create", opts[k], cl_path, delta_path, stem, END),
+				 EXIT_OK);
 		fd = open(rstem, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 		assert_int_equal(pwrite(fd, model[1], ORIGIN_BYTES, 0), (ssize_t)ORIGIN_BYTES);
 		close(fd);
 		fd = open(pathf("%s(1)", rstem), O_WRONLY | O_CREAT | O_TRUNC, 0644);
 		assert_int_equal(pwrite(fd, model[1], ORIGIN_BYTES, 0), (ssize_t)ORIGIN_BYTES);
 		close(fd);
-		assert_int_equal(run("apply", delta_path, rstem, END), EXIT_OK);
+		assert_int_equal(run_delta("apply", delta_path, rstem, END), EXIT_OK);
 		expect_file(rstem, model[2]);
 	}
 
 	/* a full delta of snapshot 2 from the server's whole-volume changelist */
-	assert_int_equal(run("changelist", vf.sock, cl_path, "none", "2", END), EXIT_OK);
-	assert_int_equal(run("create", cl_path, delta_path, stem, END), EXIT_OK);
+	assert_int_equal(run_delta("changelist", vf.sock, cl_path, "none", "2", END), EXIT_OK);
+	assert_int_equal(run_delta("create", cl_path, delta_path, stem, END), EXIT_OK);
 	{
 		u8 *z = calloc(1, ORIGIN_BYTES);
 		int fd = open(rstem, O_WRONLY | O_TRUNC);
@@ -203,7 +177,7 @@ static void test_delta_replication__through_the_server(void **state)
 		close(fd);
 		free(z);
 	}
-	assert_int_equal(run("apply", delta_path, rstem, END), EXIT_OK);
+	assert_int_equal(run_delta("apply", delta_path, rstem, END), EXIT_OK);
 	/* the whole-volume list holds the chunks the server knows were written; the rest of
 	 * the receiver stays zero, so compare only those */
 	assert_int_equal(changelist_open(&r, cl_path, &h), 0);
@@ -217,7 +191,7 @@ static void test_delta_replication__through_the_server(void **state)
 	}
 	changelist_close(r);
 	/* a snapshot that does not exist: the server's reason, exit 1 */
-	assert_int_equal(run("changelist", vf.sock, cl_path, "1", "9", END), EXIT_FAIL);
+	assert_int_equal(run_delta("changelist", vf.sock, cl_path, "1", "9", END), EXIT_FAIL);
 }
 
 int main(void)

@@ -19,29 +19,11 @@
 #include "btree.h"
 #include "engine.h"
 #include "lib/enginefix.h"
+#include "lib/rng.h"
 #include "lib/snapmodel.h"
 
 #define CS	 4096u
 #define MAX_TAGS 512 /* live snapshots a test may hold */
-
-struct rnd {
-	u64 s;
-};
-
-static u64 rnd_next(struct rnd *r)
-{
-	/* splitmix64: small, good enough, and the same everywhere. */
-	u64 z = (r->s += 0x9E3779B97F4A7C15ull);
-
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-	return z ^ (z >> 31);
-}
-
-static u64 rnd_below(struct rnd *r, u64 n)
-{
-	return n ? rnd_next(r) % n : 0;
-}
 
 /* A pattern that names the chunk and the write, so a misplaced or stale read shows. */
 static void fill(u8 *buf, u32 len, u64 chunk, u64 version)
@@ -847,15 +829,6 @@ static void test_engine__log_failures(void **state)
 	efix_fini(&f);
 }
 
-static u64 test_death_aggr(const void *key, const void *value)
-{
-	return btree_get_le64(key, 1);
-}
-
-/* The exception tree's type as engine.c declares it (the nodes record sizes and order). */
-static const struct btree_type test_exc_type = {"exceptions", 16, 16, BTREE_KEY_LE64,
-						test_death_aggr};
-
 /* Inserts a raw exception into a copy of the synced tree; returns the roots that see it. */
 static struct engine_roots tamper(struct efix *f, u64 chunk, u64 death, u64 birth, u64 addr)
 {
@@ -863,7 +836,8 @@ static struct engine_roots tamper(struct efix *f, u64 chunk, u64 death, u64 birt
 	struct btree *t;
 	u8 k[16], v[16];
 
-	assert_int_equal(btree_open(&test_exc_type, f->cache, &f->roots.exceptions, &t), 0);
+	assert_int_equal(
+		btree_open(&engine_exception_tree_type, f->cache, &f->roots.exceptions, &t), 0);
 	btree_put_le64(k, 0, chunk);
 	btree_put_le64(k, 1, death);
 	btree_put_le64(v, 0, birth);

@@ -22,6 +22,7 @@
 #include "server.h"
 #include "volume.h"
 #include "lib/srvfix.h"
+#include "lib/testfiles.h"
 
 #define CHUNK_SHIFT  14
 #define CHUNK	     (1u << CHUNK_SHIFT)
@@ -32,19 +33,6 @@
 static char dir[] = "/tmp/test_replicateXXXXXX";
 static struct srvfix master, replica;
 static char mstem[128], token[128];
-
-static char *pathf(const char *fmt, ...)
-{
-	static char bufs[4][256];
-	static int k;
-	char *b = bufs[k++ % 4];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(b, 256, fmt, ap);
-	va_end(ap);
-	return b;
-}
 
 static void fill(u8 *p, size_t len, u32 seed)
 {

@@ -17,25 +17,12 @@
 #include <unistd.h>
 #include <cmocka.h>
 #include "btree.h"
+#include "engine.h"
 #include "store.h"
 #include "store_check.h"
 #include "treewalk.h"
 
 #define MB (1024ULL * 1024)
-
-/* The crash test's tree has the exception tree's format: (chunk, death) -> (birth, addr). */
-static u64 kv_aggr(const void *key, const void *value)
-{
-	return btree_get_le64(key, 1);
-}
-
-static const struct btree_type kv_type = {
-	.name = "test exceptions",
-	.key_size = 16,
-	.value_size = 16,
-	.order = BTREE_KEY_LE64,
-	.aggr = kv_aggr,
-};
 
 static struct store_config cfg_of(struct bdev *snap, struct bdev *meta)
 {
@@ -478,7 +465,7 @@ static void test_store__sync_thread_timer_and_dirty_bound(void **state)
 	assert_true(st.timer_syncs >= 1);
 
 	/* Many dirty blocks at once (a tree of many leaves): the bound kicks a sync. */
-	assert_int_equal(btree_open(&kv_type, store_cache(s), &root, &t), 0);
+	assert_int_equal(btree_open(&engine_exception_tree_type, store_cache(s), &root, &t), 0);
 	tx = store_tx_hold(s);
 	for (u64 i = 0; i < 3000; i++) {
 		btree_put_le64(key, 0, i * 7919 % 100003);
@@ -594,7 +581,7 @@ static int owner_open(struct owner *o, struct bdev *b, struct bdev *m)
 	}
 	o->chunk_blocks = label_chunk_blocks(store_label(o->s));
 	store_root(o->s, UB_ROOT_EXCEPTIONS, &root);
-	r = btree_open(&kv_type, store_cache(o->s), &root, &o->t);
+	r = btree_open(&engine_exception_tree_type, store_cache(o->s), &root, &o->t);
 	if (r) {
 		store_close(o->s);
 		return r;

@@ -77,7 +77,7 @@ static const struct engine_space_ops space_ops = {
 	.claim = space_claim,
 };
 
-static int log_append(void *priv, struct tx *tx, u16 type, const void *payload, u16 len)
+static int ilog_append(void *priv, struct tx *tx, u16 type, const void *payload, u16 len)
 {
 	struct vol *v = priv;
 
@@ -89,7 +89,7 @@ static int log_append(void *priv, struct tx *tx, u16 type, const void *payload, 
 				 NULL);
 }
 
-static int log_flush(void *priv)
+static int ilog_flush(void *priv)
 {
 	struct vol *v = priv;
 
@@ -130,9 +130,9 @@ static int vol_open(struct vol *v)
 		.snapstore = v->snap,
 		.space = &space_ops,
 		.space_priv = v,
-		.log_append = log_append,
-		.log_flush = log_flush,
-		.log_priv = v,
+		.ilog_append = ilog_append,
+		.ilog_flush = ilog_flush,
+		.ilog_priv = v,
 		.autodelete = false,
 	};
 	struct engine_roots roots = {0};

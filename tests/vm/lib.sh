@@ -16,6 +16,8 @@
 # Our module:    have_ddsnap | load_ddsnap
 # Kernel log:    kmsg_mark | kmsg_since_mark | expect_kmsg REGEX WHAT | expect_no_kmsg REGEX WHAT
 # Power cuts:    vm_power_cut  (see tests/vm/run-one.sh; $RESULTS survives every boot)
+# Real server:   srv_setup NAME | srv_start | srv_stop | srv_kill
+#                srv_dev TAG | srv_dev_up TAG  (the ddsnap devices of $store/$origin/$sock)
 #
 # A failing "set -e" command is reported with its line and status before the script exits.
 # Offsets and lengths are in bytes.  Nothing here needs more than coreutils, util-linux,
@@ -302,6 +304,21 @@ srv_stop()
 		sleep 0.2
 	done
 	fail "the server did not stop on SIGTERM within 30 s"
+}
+
+# srv_dev TAG: the path of the ddsnap device of TAG: /dev/mapper/vol for the origin (-1),
+# /dev/mapper/vol(TAG) for a snapshot.
+srv_dev()
+{
+	if [[ $1 == -1 ]]; then echo /dev/mapper/vol; else echo "/dev/mapper/vol($1)"; fi
+}
+
+# srv_dev_up TAG: creates that device, $n sectors of the ddsnap target on $store, $origin
+# and $sock (the scenario sets n).
+srv_dev_up()
+{
+	# shellcheck disable=SC2154 # the scenario sets n, store, origin and sock
+	dm_create "$(basename "$(srv_dev "$1")")" "0 $n ddsnap $store $origin $sock $1"
 }
 
 # srv_kill: SIGKILL, and waits until the process is gone.

@@ -417,7 +417,7 @@ static void handle_identify(int i, const struct wire_msg *q)
 	if (q->identify.version < DDSNAP_WIRE_VERSION_MIN)
 		r.identify_reply.error = -EPROTONOSUPPORT;
 	else if (q->identify.tag != DDSNAP_TAG_ORIGIN && !(s = find_snap(q->identify.tag)))
-		r.identify_reply.error = -ENOENT;
+		r.identify_reply.error = -ENODATA; /* what the server sends (ddsnap_wire.h) */
 	else if (q->identify.dev_sectors > dev_sectors)
 		r.identify_reply.error = -EINVAL;
 	if (s)

@@ -10,6 +10,8 @@
 #   peer_cmd NAME CMD...        send a command and wait for its "done" line
 #   peer_kill NAME              SIGKILL it (no goodbye) and wait until it is gone
 #   peer_sock NAME              the socket path
+#   peer_volume NAME            the scenario's volume for peer NAME: store=DISKS[0],
+#                               origin=DISKS[1], PEER_STORE, PEER_ORIGIN, n (sectors), sock
 
 PEER_BIN=/tmp/wirepeer
 
@@ -24,6 +26,14 @@ peer_build()
 peer_sock()
 {
 	echo "/run/$1.sock"
+}
+
+peer_volume()
+{
+	# shellcheck disable=SC2034 # used by the scenarios and peer_start
+	store=${DISKS[0]} origin=${DISKS[1]} PEER_STORE=${DISKS[0]} PEER_ORIGIN=${DISKS[1]}
+	# shellcheck disable=SC2034
+	n=$(dev_sectors "$origin") sock=$(peer_sock "$1")
 }
 
 peer_start()

@@ -183,7 +183,7 @@ static u32 rec_csum(const struct efix_rec *r)
 	return crc32c(0, &c, sizeof(c));
 }
 
-static int fix_log_append(void *priv, struct tx *tx, u16 type, const void *payload, u16 len)
+static int fix_ilog_append(void *priv, struct tx *tx, u16 type, const void *payload, u16 len)
 {
 	struct efix *f = priv;
 	struct efix_rec *r;
@@ -205,7 +205,7 @@ static int fix_log_append(void *priv, struct tx *tx, u16 type, const void *paylo
 	return 0;
 }
 
-static int fix_log_flush(void *priv)
+static int fix_ilog_flush(void *priv)
 {
 	struct efix *f = priv;
 
@@ -279,9 +279,9 @@ static void fix_params(struct efix *f)
 		.origin_chunks = f->origin_chunks,
 		.space = &f->space,
 		.space_priv = f,
-		.log_append = fix_log_append,
-		.log_flush = fix_log_flush,
-		.log_priv = f,
+		.ilog_append = fix_ilog_append,
+		.ilog_flush = fix_ilog_flush,
+		.ilog_priv = f,
 		.autodelete = true,
 		.caller_flushes = f->caller_flushes,
 		.copies_ordered = f->copies_ordered,
@@ -289,7 +289,7 @@ static void fix_params(struct efix *f)
 		.data_end = f->data_chunks,
 	};
 	if (f->caller_flushes)
-		f->params.log_flush = NULL;
+		f->params.ilog_flush = NULL;
 }
 
 int efix_commit(struct efix *f)
@@ -299,7 +299,7 @@ int efix_commit(struct efix *f)
 	if (!f->caller_flushes)
 		return 0;
 	err = bdev_flush(f->snapstore);
-	return err ? err : fix_log_flush(f);
+	return err ? err : fix_ilog_flush(f);
 }
 
 static int fix_open_engine(struct efix *f)

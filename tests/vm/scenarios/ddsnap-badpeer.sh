@@ -13,12 +13,7 @@ set -euo pipefail
 . "$SRC/tests/vm/lib.sh"
 . "$SRC/tests/vm/wirepeer.sh"
 
-store=${DISKS[0]}
-origin=${DISKS[1]}
-PEER_ORIGIN=$origin
-PEER_STORE=$store
-n=$(dev_sectors "$origin")
-sock=$(peer_sock bad)
+peer_volume bad
 
 # wr CHUNK: one direct 4 KiB write into a 64 KiB chunk of the origin device.
 wr()

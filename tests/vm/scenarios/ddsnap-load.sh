@@ -100,7 +100,7 @@ PEER_ORIGIN=$origin
 PEER_STORE=$store
 peer_build
 peer_start lp
-refuse "server refused IDENTIFY (error -2)" "$store" "$origin" /run/lp.sock 5
+refuse "server refused IDENTIFY (error -61)" "$store" "$origin" /run/lp.sock 5
 if dmsetup create ddsnap_ok --table "0 $sectors ddsnap $store $origin /run/lp.sock -1"; then
 	st=$(dmsetup status ddsnap_ok)
 	say "status: $st"

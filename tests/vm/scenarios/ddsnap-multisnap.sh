@@ -13,14 +13,10 @@ set -euo pipefail
 . "$SRC/tests/vm/lib.sh"
 . "$SRC/tests/vm/wirepeer.sh"
 
-store=${DISKS[0]}
-origin=${DISKS[1]}
-PEER_ORIGIN=$origin
-PEER_STORE=$store
+peer_volume ms
 # Only the first 24 MiB of the disk: the test peer never frees snapstore chunks, and three
 # generations of a 24 MiB origin fit the 96 MiB store.
 n=49152
-sock=$(peer_sock ms)
 
 # scribble SEED COUNT: COUNT direct writes of 4 KiB..128 KiB of random bytes at random
 # 4 KiB-aligned offsets of the origin device (a seeded, replayable sequence).

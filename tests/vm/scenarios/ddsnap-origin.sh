@@ -13,12 +13,7 @@ set -euo pipefail
 . "$SRC/tests/vm/lib.sh"
 . "$SRC/tests/vm/wirepeer.sh"
 
-store=${DISKS[0]}
-origin=${DISKS[1]}
-PEER_ORIGIN=$origin
-PEER_STORE=$store
-n=$(dev_sectors "$origin")
-sock=$(peer_sock peer)
+peer_volume peer
 
 step "load the module, start the test peer"
 load_ddsnap

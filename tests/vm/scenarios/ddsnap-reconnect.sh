@@ -11,12 +11,7 @@ set -euo pipefail
 . "$SRC/tests/vm/lib.sh"
 . "$SRC/tests/vm/wirepeer.sh"
 
-store=${DISKS[0]}
-origin=${DISKS[1]}
-PEER_ORIGIN=$origin
-PEER_STORE=$store
-n=$(dev_sectors "$origin")
-sock=$(peer_sock rc)
+peer_volume rc
 
 step "load, test peer, origin device"
 load_ddsnap

@@ -16,23 +16,17 @@ export DM_DEFAULT_NAME_MANGLING_MODE=none
 
 store=${DISKS[0]}
 origin=${DISKS[1]}
-# A private copy: the build tree is shared live over 9p and may be relinked meanwhile.
-ddsnap=/run/ddsnap
-cp "$BUILD/bin/ddsnap" "$ddsnap"
-sock=/run/ddsnap-vol.sock
-pidfile=/run/ddsnapd.pid
+srv_setup vol
 
-snapdev() { echo "/dev/mapper/vol($1)"; }
-snap_table() { echo "0 $n ddsnap $store $origin $sock $1"; }
 
 step "initialize the store, start the server, load the target"
 must "$ddsnap" initialize "$store" "$origin"
-must "$ddsnap" server -l "$RESULTS/server.log" -p "$pidfile" "$store" "$origin" "$sock"
+srv_start
 load_ddsnap
 n=$("$ddsnap" status --size "$sock")
 expect_eq "$n" "$(dev_sectors "$origin")" "volume size reported by the server"
 kmsg_mark
-dm_create vol "0 $n ddsnap $store $origin $sock -1"
+srv_dev_up -1
 
 step "ext4 on the origin, files with known contents"
 mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 /dev/mapper/vol
@@ -48,8 +42,8 @@ tree_sums /mnt/vol >"$RESULTS/sums-1"
 
 step "snapshot 1 (the origin is suspended by ddsnap create)"
 must "$ddsnap" create "$sock" 1
-dm_create "vol(1)" "$(snap_table 1)"
-mount -o ro,noload "$(snapdev 1)" /mnt/s1
+srv_dev_up 1
+mount -o ro,noload "$(srv_dev 1)" /mnt/s1
 tree_sums /mnt/s1 >"$RESULTS/sums-s1"
 expect_same "$RESULTS/sums-s1" "$RESULTS/sums-1" "snapshot 1 right after creation"
 
@@ -69,12 +63,12 @@ expect_same "$RESULTS/sums-s1b" "$RESULTS/sums-1" "snapshot 1 after the origin c
 
 step "snapshot 2"
 must "$ddsnap" create "$sock" 2
-dm_create "vol(2)" "$(snap_table 2)"
-mount -o ro,noload "$(snapdev 2)" /mnt/s2
+srv_dev_up 2
+mount -o ro,noload "$(srv_dev 2)" /mnt/s2
 tree_sums /mnt/s2 >"$RESULTS/sums-s2"
 expect_same "$RESULTS/sums-s2" "$RESULTS/sums-2" "snapshot 2 right after creation"
-sha1=$(sha_of "$(snapdev 1)")
-sha2=$(sha_of "$(snapdev 2)")
+sha1=$(sha_of "$(srv_dev 1)")
+sha2=$(sha_of "$(srv_dev 2)")
 
 step "fio rewrites the origin with verify=crc32c; snapshot devices must not change"
 fio --name=rewrite --filename=/mnt/vol/fio.dat --size=48M --rw=randwrite --bs=4k \
@@ -83,8 +77,8 @@ fio --name=rewrite --filename=/mnt/vol/fio.dat --size=48M --rw=randwrite --bs=4k
 grep -q "err= 0" "$RESULTS/fio.txt" || fail "fio reported errors: $(cat "$RESULTS/fio.txt")"
 sync
 drop_caches
-expect_eq "$(sha_of "$(snapdev 1)")" "$sha1" "snapshot 1 device after fio"
-expect_eq "$(sha_of "$(snapdev 2)")" "$sha2" "snapshot 2 device after fio"
+expect_eq "$(sha_of "$(srv_dev 1)")" "$sha1" "snapshot 1 device after fio"
+expect_eq "$(sha_of "$(srv_dev 2)")" "$sha2" "snapshot 2 device after fio"
 tree_sums /mnt/s1 >"$RESULTS/sums-s1c"
 expect_same "$RESULTS/sums-s1c" "$RESULTS/sums-1" "snapshot 1 files after fio"
 
@@ -98,7 +92,7 @@ dm_remove "vol(1)"
 must "$ddsnap" delete "$sock" 1
 expect_eq "$("$ddsnap" list "$sock" | awk '{print $1}' | tr '\n' ' ')" "2 " "list after delete"
 drop_caches
-expect_eq "$(sha_of "$(snapdev 2)")" "$sha2" "snapshot 2 device after deleting 1"
+expect_eq "$(sha_of "$(srv_dev 2)")" "$sha2" "snapshot 2 device after deleting 1"
 must_fail "$ddsnap" delete "$sock" 1
 
 step "tear down, stop the server cleanly, check the store"
@@ -106,12 +100,7 @@ umount /mnt/s2
 umount /mnt/vol
 dm_remove "vol(2)"
 dm_remove vol
-kill -TERM "$(cat "$pidfile")"
-for _ in $(seq 100); do
-	[[ -e $pidfile ]] || break
-	sleep 0.2
-done
-[[ ! -e $pidfile ]] || fail "the server did not stop on SIGTERM"
+srv_stop
 must "$ddsnap" check "$store"
 expect_no_kmsg 'BUG|WARNING|Oops|ddsnap.*(error|fail)' "kernel log"
 rmmod dm_ddsnap

@@ -27,8 +27,6 @@ C=16384 # chunk size (the initialize default, checked below)
 dm_create origin0 "0 $((SIZE / 512)) linear ${DISKS[1]} 0"
 origin=/dev/mapper/origin0
 
-snap_dev() { echo "/dev/mapper/vol($1)"; }
-snap_up() { dm_create "vol($1)" "0 $n ddsnap $store $origin $sock $1"; }
 # put DEV SEED OFF LEN: seeded pattern bytes at OFF (512-byte aligned), O_DIRECT.
 put()
 {
@@ -59,7 +57,7 @@ must "$ddsnap" initialize "$store" "$origin"
 srv_start
 load_ddsnap
 n=$("$ddsnap" status --size "$sock")
-dm_create vol "0 $n ddsnap $store $origin $sock -1"
+srv_dev_up -1
 [[ $(dmsetup status vol) == *chunk=$C* ]] || fail "chunk size is not $C: $(dmsetup status vol)"
 pattern "wr-base" "$SIZE" | dd of=$vol bs=1M iflag=fullblock oflag=direct status=none
 img $vol /tmp/o0
@@ -72,10 +70,10 @@ put $vol "wr-o1b" $((100 * C + 1024)) 2048
 must "$ddsnap" create "$sock" 2
 img $vol /tmp/s2
 cp /tmp/s2 /tmp/o1
-snap_up 1
-snap_up 2
-same "$(snap_dev 1)" /tmp/s1 "snapshot 1 before any snapshot write"
-same "$(snap_dev 2)" /tmp/s2 "snapshot 2 before any snapshot write"
+srv_dev_up 1
+srv_dev_up 2
+same "$(srv_dev 1)" /tmp/s1 "snapshot 1 before any snapshot write"
+same "$(srv_dev 2)" /tmp/s2 "snapshot 2 before any snapshot write"
 
 # The writes to snapshot 1, as "seed offset length": a partial chunk, a whole chunk, a
 # span over three chunks, sub-4k pieces, chunks the origin rewrote after snapshot 1 (so
@@ -95,13 +93,13 @@ writes=(
 step "write to snapshot 1 (${#writes[@]} writes)"
 for w in "${writes[@]}"; do
 	read -r seed off len <<<"$w"
-	put "$(snap_dev 1)" "wr-s1-$seed" "$off" "$len"
+	put "$(srv_dev 1)" "wr-s1-$seed" "$off" "$len"
 	splice /tmp/s1 "wr-s1-$seed" "$off" "$len"
 done
 sync
-same "$(snap_dev 1)" /tmp/s1 "snapshot 1 after its writes"
+same "$(srv_dev 1)" /tmp/s1 "snapshot 1 after its writes"
 same $vol /tmp/o1 "the origin after the snapshot writes"
-same "$(snap_dev 2)" /tmp/s2 "snapshot 2 after snapshot 1's writes"
+same "$(srv_dev 2)" /tmp/s2 "snapshot 2 after snapshot 1's writes"
 
 step "the origin rewrites the chunks snapshot 1 wrote"
 put $vol "wr-o2" $((3 * C)) $((12 * C))
@@ -109,16 +107,16 @@ put $vol "wr-o2b" $((100 * C)) $((2 * C))
 splice /tmp/o1 "wr-o2" $((3 * C)) $((12 * C))
 splice /tmp/o1 "wr-o2b" $((100 * C)) $((2 * C))
 same $vol /tmp/o1 "the origin after its rewrite"
-same "$(snap_dev 1)" /tmp/s1 "snapshot 1 after the origin rewrite"
-same "$(snap_dev 2)" /tmp/s2 "snapshot 2 after the origin rewrite"
+same "$(srv_dev 1)" /tmp/s1 "snapshot 1 after the origin rewrite"
+same "$(srv_dev 2)" /tmp/s2 "snapshot 2 after the origin rewrite"
 
 step "mapping read-ahead: 4 KiB reads of snapshot 2 over chunks the origin rewrote"
 # Chunks 3..14 of snapshot 2 are copy-outs now.  A fresh device reads them 4 KiB at a time:
 # the first read asks the server, and its query also asks where the chunks after it are
 # (RANGE_AHEAD), so the reads of the other eleven chunks hit the cache.
 dm_remove "vol(2)"
-snap_up 2
-dd if="$(snap_dev 2)" of=/tmp/ra bs=4096 skip=$((3 * C / 4096)) count=$((12 * C / 4096)) \
+srv_dev_up 2
+dd if="$(srv_dev 2)" of=/tmp/ra bs=4096 skip=$((3 * C / 4096)) count=$((12 * C / 4096)) \
 	iflag=direct status=none
 cmp -s /tmp/ra <(dd if=/tmp/s2 bs=4096 skip=$((3 * C / 4096)) count=$((12 * C / 4096)) \
 	status=none) || fail "snapshot 2's chunks 3..14 read through read-ahead mappings differ"
@@ -132,33 +130,33 @@ ahead=$(sed -n 's/.* ahead=\([0-9]*\).*/\1/p' <<<"$st")
 step "fresh devices (mappings from the server, not the kernel's cache), then a server restart"
 dm_remove "vol(1)"
 dmsetup message vol 0 drop_cache
-snap_up 1
-same "$(snap_dev 1)" /tmp/s1 "snapshot 1 through a fresh device"
+srv_dev_up 1
+same "$(srv_dev 1)" /tmp/s1 "snapshot 1 through a fresh device"
 dm_remove "vol(1)"
 dm_remove "vol(2)"
 dm_remove vol
 srv_stop
 srv_start
-dm_create vol "0 $n ddsnap $store $origin $sock -1"
-snap_up 1
-snap_up 2
-same "$(snap_dev 1)" /tmp/s1 "snapshot 1 after a server restart"
-same "$(snap_dev 2)" /tmp/s2 "snapshot 2 after a server restart"
+srv_dev_up -1
+srv_dev_up 1
+srv_dev_up 2
+same "$(srv_dev 1)" /tmp/s1 "snapshot 1 after a server restart"
+same "$(srv_dev 2)" /tmp/s2 "snapshot 2 after a server restart"
 same $vol /tmp/o1 "the origin after a server restart"
 
 step "more snapshot writes after the restart, and snapshot 3 taken after them"
-put "$(snap_dev 1)" "wr-s1-late" $((7 * C + 2048)) 4096
+put "$(srv_dev 1)" "wr-s1-late" $((7 * C + 2048)) 4096
 splice /tmp/s1 "wr-s1-late" $((7 * C + 2048)) 4096
-put "$(snap_dev 2)" "wr-s2" $((40 * C)) $((2 * C))
+put "$(srv_dev 2)" "wr-s2" $((40 * C)) $((2 * C))
 splice /tmp/s2 "wr-s2" $((40 * C)) $((2 * C))
 must "$ddsnap" create "$sock" 3
 cp /tmp/o1 /tmp/s3
 put $vol "wr-o3" $((7 * C)) $((2 * C))
 splice /tmp/o1 "wr-o3" $((7 * C)) $((2 * C))
-snap_up 3
-same "$(snap_dev 1)" /tmp/s1 "snapshot 1"
-same "$(snap_dev 2)" /tmp/s2 "snapshot 2"
-same "$(snap_dev 3)" /tmp/s3 "snapshot 3"
+srv_dev_up 3
+same "$(srv_dev 1)" /tmp/s1 "snapshot 1"
+same "$(srv_dev 2)" /tmp/s2 "snapshot 2"
+same "$(srv_dev 3)" /tmp/s3 "snapshot 3"
 same $vol /tmp/o1 "the origin"
 "$ddsnap" status "$sock" | tee "$RESULTS/status.txt"
 
@@ -173,8 +171,8 @@ else
 fi
 expect_eq "$("$ddsnap" list "$sock" | awk '{print $1}' | tr '\n' ' ')" "2 3 " "snapshots after the delete"
 drop_caches
-same "$(snap_dev 2)" /tmp/s2 "snapshot 2 after deleting 1"
-same "$(snap_dev 3)" /tmp/s3 "snapshot 3 after deleting 1"
+same "$(srv_dev 2)" /tmp/s2 "snapshot 2 after deleting 1"
+same "$(srv_dev 3)" /tmp/s3 "snapshot 3 after deleting 1"
 same $vol /tmp/o1 "the origin after deleting 1"
 if dmsetup create "vol(1)" --table "0 $n ddsnap $store $origin $sock 1" 2>/dev/null; then
 	fail "a device for the deleted snapshot 1 was created"
