@@ -14,7 +14,7 @@
  * the next create truncates).
  */
 #include "changelist.h"
-#include "ownership.h"
+#include "path.h"
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdarg.h>
@@ -94,7 +94,7 @@ int changelist_create(struct changelist_writer **wp, const char *path,
 	w->tmp = xmalloc(plen + 5);
 	memcpy(w->tmp, path, plen);
 	memcpy(w->tmp + plen, ".tmp", 5);
-	w->fd = ownership_open_file(w->tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644); /* no symlink */
+	w->fd = path_open_file(w->tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644); /* no symlink */
 	if (w->fd < 0) {
 		rc = w->fd;
 		goto out_free;

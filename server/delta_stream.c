@@ -30,7 +30,7 @@
  * damage.
  */
 #include "delta_stream.h"
-#include "ownership.h"
+#include "path.h"
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdarg.h>
@@ -686,7 +686,7 @@ int delta_token_save(const char *path, const struct delta_token *t)
 	delta_token_pack(t, buf);
 	memcpy(tmp, path, plen);
 	memcpy(tmp + plen, ".tmp", 5);
-	fd = ownership_open_file(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600); /* no symlink */
+	fd = path_open_file(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600); /* no symlink */
 	if (fd < 0) {
 		rc = fd;
 		goto out_free;

@@ -8,7 +8,7 @@
  * fail, and losing that one line is acceptable).
  */
 #include "log.h"
-#include "ownership.h"
+#include "path.h"
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -28,7 +28,7 @@ static const char *const level_names[] = {"error", "warning", "info", "debug"};
 /* Never through a symlink, never anything but a regular file (ownership.h). */
 static int log_open_fd(const char *path)
 {
-	return ownership_open_file(path, O_WRONLY | O_CREAT | O_APPEND, 0640);
+	return path_open_file(path, O_WRONLY | O_CREAT | O_APPEND, 0640);
 }
 
 int log_open(const char *path)

@@ -28,25 +28,6 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-const char *ownership_kind(mode_t m)
-{
-	if (S_ISREG(m))
-		return "a regular file";
-	if (S_ISBLK(m))
-		return "a block device";
-	if (S_ISCHR(m))
-		return "a character device";
-	if (S_ISDIR(m))
-		return "a directory";
-	if (S_ISFIFO(m))
-		return "a FIFO";
-	if (S_ISSOCK(m))
-		return "a socket";
-	if (S_ISLNK(m))
-		return "a symbolic link";
-	return "not a file";
-}
-
 /* Reads /proc/<pid>/cmdline into @buf with spaces between the arguments. */
 static void holder_cmdline(long pid, char *buf, size_t len)
 {
@@ -124,7 +105,7 @@ int ownership_open(const char *path, const char *role, unsigned flags, enum owne
 	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
 		return why_printf(why, whylen, -EINVAL,
 				  "%s %s is %s, not a regular file or block device", role, path,
-				  ownership_kind(st.st_mode));
+				  path_kind(st.st_mode));
 	flags |= mode == OWN_EXCLUSIVE ? BDEV_LOCK_EXCL : BDEV_LOCK_SHARED;
 	r = bdev_open(path, flags, out);
 	if (r == -EBUSY) {
@@ -136,8 +117,7 @@ int ownership_open(const char *path, const char *role, unsigned flags, enum owne
 				  "%s %s is empty or not a regular file or block device", role,
 				  path);
 	if (r)
-		return why_printf(why, whylen, r, "cannot open %s %s: %s", role, path,
-				  errmsg(r));
+		return why_printf(why, whylen, r, "cannot open %s %s: %s", role, path, errmsg(r));
 	return 0;
 }
 
@@ -167,19 +147,4 @@ int ownership_distinct(const char *const *paths, const char *const *roles, int n
 						  roles[j], paths[j]);
 	}
 	return 0;
-}
-
-int ownership_open_file(const char *path, int flags, mode_t mode)
-{
-	struct stat st;
-	int fd = open(path, flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, mode);
-
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) < 0 || (!S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode)) ||
-	    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0) {
-		close(fd);
-		return -EINVAL;
-	}
-	return fd;
 }

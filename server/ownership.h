@@ -22,14 +22,14 @@
  * lives on the inode: two different device nodes for one disk (a second mknod) are not
  * seen as one; the usual /dev and /dev/mapper names are the same inode or a symlink to it.
  *
- * Pid and log files are opened with ownership_open_file: never through a symlink, never
- * a block device, FIFO or directory.
+ * Pid and log files are opened with path_open_file (util/path.h).
  */
 #ifndef DDSNAP_OWNERSHIP_H
 #define DDSNAP_OWNERSHIP_H
 
 #include <sys/types.h>
 #include "base.h"
+#include "path.h"
 #include "bdev.h"
 
 enum ownership_mode {
@@ -60,17 +60,5 @@ int ownership_distinct(const char *const *paths, const char *const *roles, int n
  * "another process" when /proc does not say.  O(number of locks in the system).
  */
 void ownership_holder(const char *path, char *buf, size_t len);
-
-/* What a file of mode @m is, for messages: "a regular file", "a FIFO", ... */
-const char *ownership_kind(mode_t m);
-
-/*
- * Opens a pid or log file for writing (@flags: O_WRONLY plus O_CREAT, O_TRUNC or O_APPEND):
- * never through a symlink (O_NOFOLLOW), and only a regular file or a character device such
- * as /dev/null (a block device, a FIFO or a directory there is refused without waiting).
- * Returns the fd (close-on-exec), or -errno: -ELOOP (a symlink), -EINVAL (none of those),
- * what open says.
- */
-int ownership_open_file(const char *path, int flags, mode_t mode);
 
 #endif

@@ -120,7 +120,7 @@ static int dev_open(struct dev *d, const char *path, bool write)
 	if (fstat(d->fd, &st) < 0 || (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) ||
 	    fcntl(d->fd, F_SETFL, fcntl(d->fd, F_GETFL) & ~O_NONBLOCK) < 0) {
 		derr("%s is %s, not a regular file or block device", path,
-		     ownership_kind(st.st_mode));
+		     path_kind(st.st_mode));
 		dev_close(d);
 		return -EINVAL;
 	}
@@ -478,7 +478,7 @@ static int delta_create(int argc, char **argv)
 		return delta_create_stream(&p);
 	}
 	/* Never through a symlink, never over a block device (a store, an origin). */
-	p.out_fd = ownership_open_file(argv[optind + 1], O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	p.out_fd = path_open_file(argv[optind + 1], O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	if (p.out_fd < 0) {
 		derr("cannot create %s: %s", argv[optind + 1],
 		     p.out_fd == -EINVAL  ? "not a regular file"

@@ -104,7 +104,7 @@ static void on_hup(int sig)
 static int write_pidfile(const char *path)
 {
 	char buf[32];
-	int fd = ownership_open_file(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	int fd = path_open_file(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	int n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
 
 	if (fd < 0)
@@ -232,7 +232,7 @@ int cmd_server(int argc, char **argv)
 		cmd_error(argv[0],
 			  "the socket %s is %s, not a socket: the last argument names the server's "
 			  "socket%s; nothing was changed",
-			  sock, ownership_kind(st.st_mode),
+			  sock, path_kind(st.st_mode),
 			  n == 3 ? " (a metadata device given without a socket?)" : "");
 		rc = EXIT_USAGE;
 		goto out_free;

@@ -174,19 +174,19 @@ static void test_ownership__open_file(void **state)
 
 	make_file(victim, 8, "precious");
 	assert_int_equal(symlink(victim, ln), 0);
-	assert_int_equal(ownership_open_file(ln, O_WRONLY | O_CREAT | O_TRUNC, 0644), -ELOOP);
+	assert_int_equal(path_open_file(ln, O_WRONLY | O_CREAT | O_TRUNC, 0644), -ELOOP);
 	assert_contents(victim, "precious");
 	assert_int_equal(mkfifo(fifo, 0600), 0);
 	signal(SIGALRM, on_alarm);
 	alarm(10);
-	fd = ownership_open_file(fifo, O_WRONLY | O_CREAT | O_APPEND, 0640);
+	fd = path_open_file(fifo, O_WRONLY | O_CREAT | O_APPEND, 0640);
 	alarm(0);
 	assert_true(fd == -EINVAL || fd == -ENXIO); /* no reader: open says so first */
-	assert_true(ownership_open_file(dir, O_WRONLY | O_CREAT | O_APPEND, 0640) < 0);
-	fd = ownership_open_file(pid, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(path_open_file(dir, O_WRONLY | O_CREAT | O_APPEND, 0640) < 0);
+	fd = path_open_file(pid, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	assert_true(fd >= 0);
 	close(fd);
-	fd = ownership_open_file("/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0640);
+	fd = path_open_file("/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0640);
 	assert_true(fd >= 0);
 	close(fd);
 }
