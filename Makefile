@@ -4,7 +4,8 @@
 # SANITIZER=address|undefined); the kernel module is built in place by Kbuild.
 #
 # Modules are found by wildcard so adding one never means editing this file:
-#   server/*.c             -> $(BUILD)/libddsnap.a   (metadata engine, server, codecs)
+#   server/<layer>/*.c     -> $(BUILD)/libddsnap.a   (metadata engine, server, codecs; the
+#                                                    layers: doc/HACKING.md, scripts/lint-layers.sh)
 #   tools/*.c              -> $(BUILD)/bin/ddsnap    (tools/ddsnap.c holds main(); the
 #                                                    other files are its subcommands)
 #   monitor/*.c            -> $(BUILD)/bin/<name>    (one small helper program per file)
@@ -51,7 +52,7 @@ CFLAGS += $(WARN) -pthread -MMD -MP $(SANFLAGS)
 LDFLAGS += -pthread $(SANFLAGS)
 LDLIBS += $(PKG_LIBS)
 
-LIB_SRCS := $(wildcard server/*.c)
+LIB_SRCS := $(wildcard server/*/*.c)
 TOOL_SRCS := $(filter-out tools/ddsnap.c,$(wildcard tools/*.c))
 MON_SRCS := $(wildcard monitor/*.c)
 MONLIB_SRCS := $(wildcard monitor/lib/*.c)

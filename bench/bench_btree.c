@@ -24,10 +24,10 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include "btree.h"
-#include "bdev.h"
-#include "cache.h"
-#include "engine.h"
+#include "pdata/btree.h"
+#include "blk/bdev.h"
+#include "blk/cache.h"
+#include "snap/engine.h"
 
 /* Clean-block budget: a quarter of the 10^7 tree, so lookups do go to the device. */
 #define CACHE_BUDGET ((size_t)128 << 20)

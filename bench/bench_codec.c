@@ -18,7 +18,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include "delta_codec.h"
+#include "delta/delta_codec.h"
 
 static u64 rng = 0x2545f4914f6cdd1dull;
 

@@ -19,11 +19,11 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include "btree.h"
-#include "bdev.h"
-#include "cache.h"
-#include "engine.h"
-#include "log.h"
+#include "pdata/btree.h"
+#include "blk/bdev.h"
+#include "blk/cache.h"
+#include "snap/engine.h"
+#include "util/log.h"
 
 #define CS	      4096u
 #define CACHE_BUDGET  ((size_t)64 << 20)

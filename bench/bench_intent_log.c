@@ -19,7 +19,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include "intent_log.h"
+#include "store/intent_log.h"
 
 #define BENCH_LOG_BLOCKS  16384 /* 64 MiB ring: room for a few txgs at full speed */
 #define BENCH_TXG_MS	  100	/* txg sync interval of the simulated store */

@@ -18,10 +18,10 @@
  */
 #include <string.h>
 #include <time.h>
-#include "bdev.h"
-#include "cache.h"
-#include "metaslab.h"
-#include "range_tree.h"
+#include "blk/bdev.h"
+#include "blk/cache.h"
+#include "pdata/metaslab.h"
+#include "pdata/range_tree.h"
 
 #define OPS_PER_ROW 500000ull
 

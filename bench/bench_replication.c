@@ -42,14 +42,14 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/stat.h>
-#include "bdev.h"
+#include "blk/bdev.h"
 #include "commands.h"
-#include "ctl_client.h"
+#include "client/ctl_client.h"
 #include "delta.h"
-#include "log.h"
-#include "server.h"
-#include "store.h"
-#include "volume.h"
+#include "util/log.h"
+#include "daemon/server.h"
+#include "store/store.h"
+#include "snap/volume.h"
 
 #define CHUNK_SHIFT 14
 #define CHUNK	    (1u << CHUNK_SHIFT)

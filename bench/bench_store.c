@@ -16,9 +16,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include "btree.h"
-#include "log.h"
-#include "store.h"
+#include "pdata/btree.h"
+#include "util/log.h"
+#include "store/store.h"
 
 #define MB (1ULL << 20)
 /* Entries in the tree before the sync measurements: about 800 leaves, 3 levels. */

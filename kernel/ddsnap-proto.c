@@ -5,7 +5,7 @@
  * What.  The kernel builds batched queries (ddsnap_proto_batch_add) and sends IDENTIFY,
  * queries, FINISH, DROP_CACHE replies and PING replies, and receives the server's replies,
  * DROP_CACHE, PING and ERROR.  The layouts are in include/ddsnap_wire.h; userspace has its
- * own codec (server/wire.c) that applies the same rules, documented in doc/protocol.md.
+ * own codec (server/proto/wire.c) that applies the same rules, documented in doc/protocol.md.
  *
  * Invariants.  Every received byte is untrusted: the header is checked (magic, flags, type,
  * length within the type's bounds) before the body is read, and the body (counts against its

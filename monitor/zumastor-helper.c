@@ -38,8 +38,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include "bdev.h"
-#include "label.h"
+#include "blk/bdev.h"
+#include "store/label.h"
 #include "zconf.h"
 #include "zfsid.h"
 #include "zsched.h"

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0-only
 #
 # make lint: clang-format (check only), cppcheck on userspace C, shellcheck on every shell
-# script, sparse on the kernel module, and an SPDX line on every source file.
+# script, sparse on the kernel module, an SPDX line on every source file, and the layers of
+# server/ (scripts/lint-layers.sh, with its self-test: a planted upward include must fail).
 #   lint.sh <KDIR>
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
@@ -74,7 +75,13 @@ kernel_sparse()
 	fi
 }
 
+layers()
+{
+	bash scripts/lint-layers.sh && bash scripts/lint-layers.sh --self-test
+}
+
 step spdx spdx
+step layers layers
 step clang-format fmt
 step cppcheck cpp
 step shellcheck shc

@@ -10,12 +10,12 @@
 #include <getopt.h>
 #include <string.h>
 #include "commands.h"
-#include "bdev.h"
-#include "cache.h"
-#include "engine.h"
-#include "label.h"
-#include "store_check.h"
-#include "uberblock.h"
+#include "blk/bdev.h"
+#include "blk/cache.h"
+#include "snap/engine.h"
+#include "store/label.h"
+#include "store/store_check.h"
+#include "store/uberblock.h"
 
 /* Cache for the engine's check: it reads every tree node once; upper levels stay. */
 #define CHECK_ENGINE_CACHE_BYTES (32ULL << 20)

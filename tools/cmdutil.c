@@ -19,9 +19,9 @@
 #include <string.h>
 #include "commands.h"
 #include "ddsnap_wire.h"
-#include "bdev.h"
-#include "label.h"
-#include "ownership.h"
+#include "blk/bdev.h"
+#include "store/label.h"
+#include "blk/ownership.h"
 
 void cmd_verror(const char *cmd, const char *fmt, va_list ap)
 {

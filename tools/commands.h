@@ -10,7 +10,7 @@
 #define DDSNAP_COMMANDS_H
 
 #include <stdarg.h>
-#include "base.h"
+#include "util/base.h"
 #include <stdbool.h>
 
 struct bdev;

@@ -43,15 +43,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <linux/fs.h>
-#include "base.h"
-#include "changelist.h"
+#include "util/base.h"
+#include "delta/changelist.h"
 #include "commands.h"
-#include "ctl_client.h"
-#include "delta_codec.h"
+#include "client/ctl_client.h"
+#include "delta/delta_codec.h"
 #include "delta.h"
-#include "delta_stream.h"
+#include "delta/delta_stream.h"
 #include "xfer.h"
-#include "ownership.h"
+#include "blk/ownership.h"
 
 /* Encode batch: enough extents for xdelta3 to amortise its process start (~1 ms), small
  * enough to keep memory (source + target + payload scratch) bounded. */
@@ -119,8 +119,7 @@ static int dev_open(struct dev *d, const char *path, bool write)
 	}
 	if (fstat(d->fd, &st) < 0 || (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) ||
 	    fcntl(d->fd, F_SETFL, fcntl(d->fd, F_GETFL) & ~O_NONBLOCK) < 0) {
-		derr("%s is %s, not a regular file or block device", path,
-		     path_kind(st.st_mode));
+		derr("%s is %s, not a regular file or block device", path, path_kind(st.st_mode));
 		dev_close(d);
 		return -EINVAL;
 	}

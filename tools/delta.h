@@ -14,9 +14,9 @@
 #define DDSNAP_TOOLS_DELTA_H
 
 #include <getopt.h>
-#include "base.h"
-#include "delta_codec.h"
-#include "delta_stream.h"
+#include "util/base.h"
+#include "delta/delta_codec.h"
+#include "delta/delta_stream.h"
 
 struct ctl_client;
 

@@ -13,15 +13,15 @@
 #include <getopt.h>
 #include <string.h>
 #include "commands.h"
-#include "bdev.h"
-#include "cache.h"
-#include "engine.h"
-#include "format.h"
-#include "label.h"
-#include "metaslab.h"
-#include "store_check.h"
-#include "treewalk.h"
-#include "uberblock.h"
+#include "blk/bdev.h"
+#include "blk/cache.h"
+#include "snap/engine.h"
+#include "blk/format.h"
+#include "store/label.h"
+#include "pdata/metaslab.h"
+#include "store/store_check.h"
+#include "pdata/treewalk.h"
+#include "store/uberblock.h"
 
 /* Cache for reading the metaslab table and space maps once. */
 #define DUMP_CACHE_BYTES (16ULL << 20)

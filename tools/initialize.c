@@ -16,10 +16,10 @@
 #include <string.h>
 #include <sys/stat.h>
 #include "commands.h"
-#include "bdev.h"
-#include "label.h"
-#include "ownership.h"
-#include "store.h"
+#include "blk/bdev.h"
+#include "store/label.h"
+#include "blk/ownership.h"
+#include "store/store.h"
 
 int cmd_initialize(int argc, char **argv)
 {

@@ -50,9 +50,9 @@
 #include <unistd.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
-#include "base.h"
+#include "util/base.h"
 #include "commands.h"
-#include "ctl_client.h"
+#include "client/ctl_client.h"
 #include "delta.h"
 #include "xfer.h"
 

@@ -15,12 +15,12 @@
 #include <getopt.h>
 #include <string.h>
 #include "commands.h"
-#include "bdev.h"
-#include "btree.h"
-#include "engine.h"
-#include "format.h"
-#include "label.h"
-#include "store.h"
+#include "blk/bdev.h"
+#include "pdata/btree.h"
+#include "snap/engine.h"
+#include "blk/format.h"
+#include "store/label.h"
+#include "store/store.h"
 
 /* Longest dump line we accept: an entry of the largest key and value, in hex. */
 #define RESTORE_MAX_LINE     (2 * (BTREE_MAX_KEY_SIZE + BTREE_MAX_VALUE_SIZE) + 256)

@@ -35,12 +35,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "commands.h"
-#include "crc32c.h"
-#include "log.h"
-#include "ownership.h"
-#include "server.h"
-#include "unixsock.h"
-#include "volume.h"
+#include "util/crc32c.h"
+#include "util/log.h"
+#include "blk/ownership.h"
+#include "daemon/server.h"
+#include "util/unixsock.h"
+#include "snap/volume.h"
 
 static struct server *running;
 static struct server *attached; /* the server the volume's invalidations go to */

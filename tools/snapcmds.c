@@ -20,8 +20,8 @@
 #include <string.h>
 #include <time.h>
 #include "commands.h"
-#include "ctl_client.h"
-#include "dmctl.h"
+#include "client/ctl_client.h"
+#include "client/dmctl.h"
 
 static int parse_s64(const char *cmd, const char *what, const char *s, s64 lo, s64 hi, s64 *out)
 {

@@ -10,7 +10,7 @@
  * is NUL-terminated, and a block that validates also re-seals to the same checksum.
  */
 #include <string.h>
-#include "block.h"
+#include "blk/block.h"
 
 /* A structure validator that reads a count and bounds it, like the real ones. */
 static int fuzz_validate(const void *block, char *why, size_t whylen)

@@ -12,9 +12,9 @@
  * error other than the documented ones (children of an internal node point at garbage).
  */
 #include <string.h>
-#include "btree.h"
-#include "bdev.h"
-#include "cache.h"
+#include "pdata/btree.h"
+#include "blk/bdev.h"
+#include "blk/cache.h"
 
 #define FUZZ_BLOCKS 16
 

@@ -5,7 +5,7 @@
  * re-encodes, and that encoding decodes to the same message.
  */
 #include <string.h>
-#include "ctl.h"
+#include "proto/ctl.h"
 
 int LLVMFuzzerTestOneInput(const u8 *data, size_t size);
 

@@ -7,8 +7,8 @@
  * payloads are parsed but not run (a process per input would starve the fuzzer).
  */
 #include <string.h>
-#include "delta_codec.h"
-#include "delta_stream.h"
+#include "delta/delta_codec.h"
+#include "delta/delta_stream.h"
 
 struct mem {
 	const u8 *p;

@@ -18,9 +18,9 @@
  * around (the fixture's claim; the volume's multiplied it into blocks, which could wrap too).
  */
 #include <string.h>
-#include "engine.h"
-#include "format.h"
-#include "log.h"
+#include "snap/engine.h"
+#include "blk/format.h"
+#include "util/log.h"
 #include "lib/enginefix.h"
 
 #define CS	  4096u

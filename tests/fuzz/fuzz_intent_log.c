@@ -15,8 +15,8 @@
  * damage (-EILSEQ) has replayed nothing, and opens with the discard override.
  */
 #include <string.h>
-#include "intent_log.h"
-#include "log.h"
+#include "store/intent_log.h"
+#include "util/log.h"
 
 #define FUZZ_BLOCKS 4
 #define FUZZ_RING   INTENT_LOG_MIN_BLOCKS

@@ -17,10 +17,10 @@
  *                  documented error.
  */
 #include <string.h>
-#include "bdev.h"
-#include "cache.h"
-#include "metaslab.h"
-#include "space_map.h"
+#include "blk/bdev.h"
+#include "blk/cache.h"
+#include "pdata/metaslab.h"
+#include "pdata/space_map.h"
 
 #define SM_FUZZ_CHAIN 4
 #define SM_FUZZ_TXG   5

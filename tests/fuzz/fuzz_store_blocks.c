@@ -9,10 +9,10 @@
  * label or uberblock that validates unpacks and packs back to the same bytes.
  */
 #include <string.h>
-#include "block.h"
-#include "label.h"
-#include "treewalk.h"
-#include "uberblock.h"
+#include "blk/block.h"
+#include "store/label.h"
+#include "pdata/treewalk.h"
+#include "store/uberblock.h"
 
 int LLVMFuzzerTestOneInput(const u8 *data, size_t size);
 

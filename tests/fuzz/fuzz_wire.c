@@ -7,7 +7,7 @@
  */
 #include <stdint.h>
 #include <string.h>
-#include "wire.h"
+#include "proto/wire.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

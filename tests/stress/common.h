@@ -10,7 +10,7 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include "base.h"
+#include "util/base.h"
 
 struct stress_args {
 	double duration; /* seconds */

@@ -26,8 +26,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#include "intent_log.h"
-#include "log.h"
+#include "store/intent_log.h"
+#include "util/log.h"
 #include "common.h"
 
 #define STRESS_LOG_START  1   /* a block before the ring, as the store's label would be */

@@ -37,7 +37,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#include "volume.h"
+#include "snap/volume.h"
 
 #define CS		4096u
 #define CHUNKS		64u	    /* the origin: 256 KiB, rewritten often */

@@ -27,8 +27,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#include "engine.h"
-#include "log.h"
+#include "snap/engine.h"
+#include "util/log.h"
 #include "../unit/lib/enginefix.h"
 #include "../unit/lib/rng.h"
 #include "common.h"

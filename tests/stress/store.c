@@ -22,11 +22,11 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#include "btree.h"
-#include "engine.h"
-#include "log.h"
-#include "store.h"
-#include "store_check.h"
+#include "pdata/btree.h"
+#include "snap/engine.h"
+#include "util/log.h"
+#include "store/store.h"
+#include "store/store_check.h"
 #include "common.h"
 
 #define NKEYS	    2000

@@ -10,7 +10,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 #include <cmocka.h>
-#include "bdev.h"
+#include "blk/bdev.h"
 
 #define SEC BDEV_SECTOR
 

@@ -9,8 +9,8 @@
 #include <setjmp.h>
 #include <string.h>
 #include <cmocka.h>
-#include "block.h"
-#include "crc32c.h"
+#include "blk/block.h"
+#include "util/crc32c.h"
 #include "lib/testblk.h"
 
 static struct testblk_disk *sealed_block(u64 blocknr, u64 txg)

@@ -19,9 +19,9 @@
 #include <setjmp.h>
 #include <string.h>
 #include <cmocka.h>
-#include "btree.h"
-#include "bdev.h"
-#include "cache.h"
+#include "pdata/btree.h"
+#include "blk/bdev.h"
+#include "blk/cache.h"
 
 /*----------------------------------------------------------------
  * Test transaction: allocator with deferred frees

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <pthread.h>
 #include <cmocka.h>
-#include "cache.h"
+#include "blk/cache.h"
 #include "lib/testblk.h"
 
 #define NBLOCKS 512

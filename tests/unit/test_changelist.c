@@ -11,7 +11,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 #include <cmocka.h>
-#include "changelist.h"
+#include "delta/changelist.h"
 
 static char dir[] = "/tmp/test_changelistXXXXXX";
 static char path[128];

@@ -7,7 +7,7 @@
 #include <setjmp.h>
 #include <string.h>
 #include <cmocka.h>
-#include "crc32c.h"
+#include "util/crc32c.h"
 
 static void test_crc32c__check_value(void **state)
 {

@@ -8,7 +8,7 @@
 #include <setjmp.h>
 #include <string.h>
 #include <cmocka.h>
-#include "ctl.h"
+#include "proto/ctl.h"
 
 static u8 buf[sizeof(struct ddsnap_head_wire) + CTL_MAX_BODY];
 static struct ctl_snap snaps_in[CTL_LIST_PAGE], snaps_out[CTL_LIST_PAGE];

@@ -13,8 +13,8 @@
 #include <unistd.h>
 #include <sys/stat.h>
 #include <cmocka.h>
-#include "ctl_client.h"
-#include "unixsock.h"
+#include "client/ctl_client.h"
+#include "util/unixsock.h"
 
 enum behaviour { GOOD, GARBAGE, WRONG_SEQ, SILENT, HANGUP, OLD_VERSION };
 

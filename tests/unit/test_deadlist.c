@@ -8,7 +8,7 @@
 #include <setjmp.h>
 #include <string.h>
 #include <cmocka.h>
-#include "deadlist.h"
+#include "snap/deadlist.h"
 
 #define NDL  4
 #define MAXE 20000

@@ -16,9 +16,9 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <cmocka.h>
-#include "changelist.h"
+#include "delta/changelist.h"
 #include "commands.h"
-#include "delta_stream.h"
+#include "delta/delta_stream.h"
 #include "lib/testfiles.h"
 
 #define CHUNK	  4096u

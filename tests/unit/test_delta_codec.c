@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
-#include "delta_codec.h"
+#include "delta/delta_codec.h"
 
 static u64 rng = 88172645463325252ull;
 

@@ -15,9 +15,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 #include <cmocka.h>
-#include "changelist.h"
+#include "delta/changelist.h"
 #include "commands.h"
-#include "volume.h"
+#include "snap/volume.h"
 #include "lib/srvfix.h"
 #include "lib/testfiles.h"
 

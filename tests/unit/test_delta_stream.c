@@ -11,9 +11,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 #include <cmocka.h>
-#include "crc32c.h"
-#include "delta_codec.h"
-#include "delta_stream.h"
+#include "util/crc32c.h"
+#include "delta/delta_codec.h"
+#include "delta/delta_stream.h"
 #include <rpc/xdr.h> /* after base.h: it defines MIN/MAX only if unset */
 
 struct sink {

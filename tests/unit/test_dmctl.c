@@ -7,7 +7,7 @@
 #include <setjmp.h>
 #include <string.h>
 #include <cmocka.h>
-#include "dmctl.h"
+#include "client/dmctl.h"
 
 static void test_dmctl__parse_params(void **state)
 {

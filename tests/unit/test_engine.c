@@ -16,8 +16,8 @@
 #include <setjmp.h>
 #include <string.h>
 #include <cmocka.h>
-#include "btree.h"
-#include "engine.h"
+#include "pdata/btree.h"
+#include "snap/engine.h"
 #include "lib/enginefix.h"
 #include "lib/rng.h"
 #include "lib/snapmodel.h"

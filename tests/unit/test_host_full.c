@@ -19,8 +19,8 @@
 #include <unistd.h>
 #include <sys/mount.h>
 #include <cmocka.h>
-#include "bdev.h"
-#include "volume.h"
+#include "blk/bdev.h"
+#include "snap/volume.h"
 #include "lib/srvfix.h"
 
 #define CHUNK_SHIFT  14

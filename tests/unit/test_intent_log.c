@@ -22,8 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
-#include "intent_log.h"
-#include "log.h"
+#include "store/intent_log.h"
+#include "util/log.h"
 
 /*----------------------------------------------------------------*/
 /* Helpers */

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
-#include "iopool.h"
+#include "util/iopool.h"
 
 #define JOBS 200
 

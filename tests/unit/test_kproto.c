@@ -2,7 +2,7 @@
 /*
  * test_kproto.c - the kernel target's own codec (kernel/ddsnap-proto.c, compiled here through
  * tests/unit/kshim) against the rules of doc/protocol.md and against the server's codec
- * (server/wire.c):
+ * (server/proto/wire.c):
  *  - batching: which range or mapping entry answers each bio, merging of contained and
  *    continuing origin bios, separate entries for snapshot bios, the wire's bounds;
  *  - what the kernel encodes, the server decodes to the same query;
@@ -14,7 +14,7 @@
 #include <string.h>
 #include <cmocka.h>
 #include "ddsnap-proto.h"
-#include "wire.h"
+#include "proto/wire.h"
 
 #define HEAD sizeof(struct ddsnap_head_wire)
 

@@ -9,7 +9,7 @@
 #include <pthread.h>
 #include <unistd.h>
 #include <cmocka.h>
-#include "log.h"
+#include "util/log.h"
 
 static char path[] = "/tmp/ddsnap-test-log-XXXXXX";
 

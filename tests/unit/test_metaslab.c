@@ -15,9 +15,9 @@
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
-#include "bdev.h"
-#include "cache.h"
-#include "metaslab.h"
+#include "blk/bdev.h"
+#include "blk/cache.h"
+#include "pdata/metaslab.h"
 
 #define CHUNK_SHIFT 2 /* 4-block chunks */
 #define CB	    (1u << CHUNK_SHIFT)

@@ -16,11 +16,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
-#include "changelist.h"
-#include "delta_stream.h"
-#include "ownership.h"
-#include "unixsock.h"
-#include "volume.h"
+#include "delta/changelist.h"
+#include "delta/delta_stream.h"
+#include "blk/ownership.h"
+#include "util/unixsock.h"
+#include "snap/volume.h"
 #include "lib/srvfix.h"
 
 static char dir[64];

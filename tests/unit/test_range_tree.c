@@ -11,7 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
-#include "range_tree.h"
+#include "pdata/range_tree.h"
 
 /*----------------------------------------------------------------*/
 /* the bitmap model */

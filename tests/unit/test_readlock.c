@@ -9,7 +9,7 @@
 #include <pthread.h>
 #include <unistd.h>
 #include <cmocka.h>
-#include "readlock.h"
+#include "daemon/readlock.h"
 
 static void test_readlock__ownership(void **state)
 {

@@ -18,9 +18,9 @@
 #include <sys/stat.h>
 #include <cmocka.h>
 #include "commands.h"
-#include "ctl_client.h"
-#include "server.h"
-#include "volume.h"
+#include "client/ctl_client.h"
+#include "daemon/server.h"
+#include "snap/volume.h"
 #include "lib/srvfix.h"
 #include "lib/testfiles.h"
 

@@ -26,13 +26,13 @@
 #include <unistd.h>
 #include <sys/stat.h>
 #include <cmocka.h>
-#include "bdev.h"
-#include "ctl_client.h"
-#include "server.h"
-#include "store.h"
-#include "unixsock.h"
-#include "volume.h"
-#include "wire.h"
+#include "blk/bdev.h"
+#include "client/ctl_client.h"
+#include "daemon/server.h"
+#include "store/store.h"
+#include "util/unixsock.h"
+#include "snap/volume.h"
+#include "proto/wire.h"
 #include "lib/kpeer.h"
 #include "lib/srvfix.h"
 

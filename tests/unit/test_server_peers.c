@@ -30,11 +30,11 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <cmocka.h>
-#include "ctl_client.h"
-#include "log.h"
-#include "server.h"
-#include "unixsock.h"
-#include "wire.h"
+#include "client/ctl_client.h"
+#include "util/log.h"
+#include "daemon/server.h"
+#include "util/unixsock.h"
+#include "proto/wire.h"
 #include "lib/kpeer.h"
 #include "lib/srvfix.h"
 

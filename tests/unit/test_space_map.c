@@ -12,9 +12,9 @@
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
-#include "bdev.h"
-#include "cache.h"
-#include "space_map.h"
+#include "blk/bdev.h"
+#include "blk/cache.h"
+#include "pdata/space_map.h"
 
 #define DEV_BLOCKS 2048 /* log blocks come from [1, DEV_BLOCKS) */
 #define MS_START   100000

@@ -16,11 +16,11 @@
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
-#include "btree.h"
-#include "engine.h"
-#include "store.h"
-#include "store_check.h"
-#include "treewalk.h"
+#include "pdata/btree.h"
+#include "snap/engine.h"
+#include "store/store.h"
+#include "store/store_check.h"
+#include "pdata/treewalk.h"
 
 #define MB (1024ULL * 1024)
 

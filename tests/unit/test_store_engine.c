@@ -17,9 +17,9 @@
 #include <cmocka.h>
 #include <unistd.h>
 #include "commands.h"
-#include "engine.h"
-#include "store.h"
-#include "store_check.h"
+#include "snap/engine.h"
+#include "store/store.h"
+#include "store/store_check.h"
 
 #define MB	 (1024ULL * 1024)
 #define CHUNK	 4096u

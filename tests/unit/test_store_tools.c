@@ -11,8 +11,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 #include "commands.h"
-#include "bdev.h"
-#include "label.h"
+#include "blk/bdev.h"
+#include "store/label.h"
 
 struct files {
 	char snap[64], origin[64], meta[64], out[64];

@@ -36,13 +36,13 @@
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
-#include "bdev.h"
-#include "engine.h"
-#include "format.h"
-#include "intent_log.h"
-#include "log.h"
-#include "store.h"
-#include "volume.h"
+#include "blk/bdev.h"
+#include "snap/engine.h"
+#include "blk/format.h"
+#include "store/intent_log.h"
+#include "util/log.h"
+#include "store/store.h"
+#include "snap/volume.h"
 
 #define MB	      (1024ULL * 1024)
 #define CHUNK_SHIFT   14
@@ -184,7 +184,7 @@ static u64 flushes(struct bdev *b)
 
 static u64 txg(struct fixture *f)
 {
-	struct ctl_status st;
+	struct volume_stats st;
 
 	assert_int_equal(volume_status(f->v, &st), 0);
 	return st.txg;

@@ -9,7 +9,7 @@
 #include <setjmp.h>
 #include <string.h>
 #include <cmocka.h>
-#include "wire.h"
+#include "proto/wire.h"
 
 static u8 buf[WIRE_MAX_MSG + 64];
 

@@ -12,7 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
-#include "base.h"
+#include "util/base.h"
 #include "zconf.h"
 
 struct good {

@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
-#include "base.h"
+#include "util/base.h"
 #include "zconf.h"
 #include "zfsid.h"
 

@@ -22,7 +22,7 @@
 #include <string.h>
 #include <time.h>
 #include <cmocka.h>
-#include "base.h"
+#include "util/base.h"
 #include "zsched.h"
 
 #define DAY 86400

@@ -2,7 +2,7 @@
 /*
  * wirepeer.c - a TEST PEER for the ddsnap kernel target, not the metadata server.
  *
- * It speaks version 1 of the wire protocol (include/ddsnap_wire.h, through server/wire.c:
+ * It speaks version 1 of the wire protocol (include/ddsnap_wire.h, through server/proto/wire.c:
  * no read-ahead, which it refuses by dropping the connection) with a naive
  * in-memory policy, so that VM scenarios can drive the real kernel target before ddsnapd
  * exists and can make the server misbehave on purpose.  Nothing is persistent: a killed peer
@@ -47,7 +47,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 #include <linux/fs.h>
-#include "wire.h"
+#include "proto/wire.h"
 
 #define MAX_CLIENTS 16
 #define MAX_SNAPS   16

@@ -20,7 +20,7 @@ peer_build()
 	[[ -x $PEER_BIN ]] && return 0
 	gcc -O2 -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -D_GNU_SOURCE \
 		-I"$SRC/include" -I"$SRC/server" -o "$PEER_BIN" "$SRC/tests/vm/wirepeer.c" \
-		"$SRC/server/wire.c" "$SRC/server/base.c" || fail "cannot build the test peer"
+		"$SRC/server/proto/wire.c" "$SRC/server/util/base.c" || fail "cannot build the test peer"
 }
 
 peer_sock()

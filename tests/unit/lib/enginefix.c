@@ -15,7 +15,7 @@
  * both bitmaps are rebuilt from what the synced trees reference.
  */
 #include "enginefix.h"
-#include "crc32c.h"
+#include "util/crc32c.h"
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>

@@ -17,11 +17,11 @@
 #ifndef DDSNAP_ENGINEFIX_H
 #define DDSNAP_ENGINEFIX_H
 
-#include "base.h"
-#include "bdev.h"
-#include "cache.h"
-#include "engine.h"
-#include "tx.h"
+#include "util/base.h"
+#include "blk/bdev.h"
+#include "blk/cache.h"
+#include "snap/engine.h"
+#include "pdata/tx.h"
 
 struct efix_rec {
 	u64 txg;

@@ -9,7 +9,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 #include "kpeer.h"
-#include "unixsock.h"
+#include "util/unixsock.h"
 
 struct wire_msg *kmsg(u16 type, u32 seq)
 {

@@ -7,8 +7,8 @@
 #ifndef DDSNAP_KPEER_H
 #define DDSNAP_KPEER_H
 
-#include "base.h"
-#include "wire.h"
+#include "util/base.h"
+#include "proto/wire.h"
 
 struct kconn {
 	int fd;

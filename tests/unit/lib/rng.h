@@ -2,13 +2,13 @@
 /*
  * rng.h - the seeded generator of the model-based tests and stress programs: splitmix64, so
  * a printed seed replays the same sequence in every program that uses it.  Header only;
- * not thread-safe (one struct rnd per thread).  server/base.h's xorshift64 serves code
+ * not thread-safe (one struct rnd per thread).  server/util/base.h's xorshift64 serves code
  * that only needs scattered bytes.
  */
 #ifndef DDSNAP_TEST_RNG_H
 #define DDSNAP_TEST_RNG_H
 
-#include "base.h"
+#include "util/base.h"
 
 struct rnd {
 	u64 s;

@@ -12,7 +12,7 @@
 #ifndef DDSNAP_SNAPMODEL_H
 #define DDSNAP_SNAPMODEL_H
 
-#include "base.h"
+#include "util/base.h"
 
 struct snapmodel;
 

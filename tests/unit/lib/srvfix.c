@@ -10,10 +10,10 @@
 #include <unistd.h>
 #include <cmocka.h>
 #include "srvfix.h"
-#include "bdev.h"
-#include "server.h"
-#include "store.h"
-#include "volume.h"
+#include "blk/bdev.h"
+#include "daemon/server.h"
+#include "store/store.h"
+#include "snap/volume.h"
 
 static int make_file(const char *path, u64 bytes, const void *data)
 {

@@ -14,7 +14,7 @@
 
 #include <pthread.h>
 #include <sys/types.h>
-#include "base.h"
+#include "util/base.h"
 
 struct server;
 struct server_limits;

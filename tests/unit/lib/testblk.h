@@ -8,7 +8,7 @@
 #ifndef DDSNAP_TESTBLK_H
 #define DDSNAP_TESTBLK_H
 
-#include "block.h"
+#include "blk/block.h"
 
 #define TESTBLK_MAGIC 0x7e57b10c
 #define TESTBLK_CAP   ((DDSNAP_BLOCK_SIZE - sizeof(struct block_header_disk) - 8) / 8)

@@ -7,7 +7,7 @@
 #ifndef DDSNAP_TESTFILES_H
 #define DDSNAP_TESTFILES_H
 
-#include "base.h"
+#include "util/base.h"
 
 /*
  * The path formatted from @fmt, in one of four rotating static buffers of 256 bytes: up to

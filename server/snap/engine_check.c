@@ -1,0 +1,266 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * engine_check.c - engine_check() and engine_check_offline(): verify the invariants listed
+ * in engine.c's essay (the trees' own structure, every exception visible to a live snapshot
+ * and named once by its owner's deadlist, overlay counts, each data chunk used once), and
+ * engine_overlay_roots() for the store's walkers; engine_exception_stats().
+ *
+ * The checker reads and never writes: engine_check_offline opens the engine read-only on a
+ * cache of the synced trees.  Problems are counted and the first is described in @why; an
+ * I/O or corruption error while reading stops the check and is returned.
+ *
+ * Locking.  None: the caller serialises calls on the engine (engine.h).
+ *
+ * Crash argument.  Nothing here changes state, so there is nothing to recover.
+ */
+#include "snap/engine_internal.h"
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+int engine_overlay_roots(struct cache *cache, const struct blkptr *snapshots,
+			 int (*fn)(void *arg, u32 tag, const struct blkptr *root), void *arg)
+{
+	struct btree_cursor c;
+	struct btree *t;
+	int err = btree_open(&engine_snapshot_table_type, cache, snapshots, &t);
+
+	if (err)
+		return err;
+	btree_cursor_init(&c, t);
+	for (err = btree_cursor_seek(&c, NULL, BTREE_FIRST); !err; err = btree_cursor_next(&c)) {
+		u64 tag = btree_get_le64(btree_cursor_key(&c), 0);
+		struct snap_record_disk r;
+		struct snap s;
+
+		memcpy(&r, btree_cursor_value(&c), sizeof(r));
+		if (tag >= ENGINE_HEAD || record_unpack(&s, &r)) {
+			err = -EILSEQ;
+			break;
+		}
+		if (s.overlay_root.blocknr) {
+			err = fn(arg, (u32)tag, &s.overlay_root);
+			if (err)
+				break;
+		}
+	}
+	btree_cursor_fini(&c);
+	btree_close(t);
+	return err == -ENODATA ? 0 : err;
+}
+
+int engine_check_offline(struct cache *cache, const struct engine_roots *roots, u32 chunk_size,
+			 u64 origin_chunks, const struct engine_check_ops *ops,
+			 struct engine_check_report *r, char *why, size_t whylen)
+{
+	struct engine_params p = {
+		.chunk_size = chunk_size,
+		.origin_chunks = origin_chunks,
+		.cache = cache,
+		.read_only = true,
+	};
+	struct engine *e;
+	int err = engine_open(&p, roots, &e);
+
+	memset(r, 0, sizeof(*r));
+	if (err) {
+		snprintf(why, whylen, "cannot open the engine's trees (%d)", err);
+		return err;
+	}
+	err = engine_check(e, ops, r, why, whylen);
+	engine_close(e);
+	return err;
+}
+
+int engine_exception_stats(struct engine *e, struct btree_stats *out)
+{
+	return btree_stats(e->exc, out);
+}
+
+struct check_ctx {
+	struct engine *e;
+	struct engine_check_report *r;
+	char *why;
+	size_t whylen;
+	u64 *addrs;
+	u64 naddrs, cap;
+	u64 *owner_count; /* per live index, plus the head at [nlive] */
+};
+
+__printf(2, 3) static void problem(struct check_ctx *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!c->r->problems++) {
+		va_start(ap, fmt);
+		vsnprintf(c->why, c->whylen, fmt, ap);
+		va_end(ap);
+	}
+}
+
+static void check_addr(struct check_ctx *c, u64 addr)
+{
+	if (c->naddrs == c->cap) {
+		c->cap = c->cap ? 2 * c->cap : 1024;
+		c->addrs = xrealloc(c->addrs, c->cap * sizeof(*c->addrs));
+	}
+	c->addrs[c->naddrs++] = addr;
+}
+
+static int check_exception(void *arg, const void *key, const void *value)
+{
+	struct check_ctx *c = arg;
+	struct engine *e = c->e;
+	u64 chunk = btree_get_le64(key, 0), death = btree_get_le64(key, 1);
+	u64 birth = btree_get_le64(value, 0), addr = btree_get_le64(value, 1);
+	u32 i;
+
+	c->r->exceptions++;
+	if (chunk >= e->p.origin_chunks || birth >= death || death > e->gen)
+		problem(c, "exception (%llu, %llu) birth %llu out of range",
+			(unsigned long long)chunk, (unsigned long long)death,
+			(unsigned long long)birth);
+	i = live_first_ge(e, birth);
+	if (i == e->nlive || e->live[i]->gen >= death)
+		problem(c, "exception (%llu, %llu) born %llu is visible to no live snapshot",
+			(unsigned long long)chunk, (unsigned long long)death,
+			(unsigned long long)birth);
+	c->owner_count[live_first_ge(e, death)]++;
+	check_addr(c, addr);
+	return 0;
+}
+
+static int check_overlay_entry(void *arg, const void *key, const void *value)
+{
+	struct check_ctx *c = arg;
+
+	c->r->overlay_chunks++;
+	check_addr(c, btree_get_le64(value, 0));
+	return 0;
+}
+
+/* Every entry of a deadlist must name an existing exception owned by that deadlist. */
+struct dlcheck {
+	struct check_ctx *c;
+	u32 owner;
+	int err;
+};
+
+static int check_dl_entry(void *arg, u64 key, const struct deadlist_entry *ent)
+{
+	struct dlcheck *d = arg;
+	u8 k[16];
+	int err;
+
+	exc_key(k, ent->chunk, ent->death);
+	err = btree_lookup(d->c->e->exc, k, NULL);
+	if (err == -ENODATA)
+		problem(d->c, "deadlist entry (%llu, %llu) names no exception",
+			(unsigned long long)ent->chunk, (unsigned long long)ent->death);
+	else if (err)
+		return err;
+	if (live_first_ge(d->c->e, ent->death) != d->owner)
+		problem(d->c, "deadlist entry (%llu, %llu) on the wrong deadlist",
+			(unsigned long long)ent->chunk, (unsigned long long)ent->death);
+	return 0;
+}
+
+static int check_deadlist(struct check_ctx *c, struct deadlist *dl, u32 owner)
+{
+	struct dlcheck d = {.c = c, .owner = owner};
+	char why[160];
+
+	if (deadlist_verify(dl, why, sizeof(why)))
+		problem(c, "deadlist of %s %u: %s", owner < c->e->nlive ? "snapshot" : "head",
+			owner < c->e->nlive ? c->e->live[owner]->tag : 0, why);
+	if (deadlist_count(dl) != c->owner_count[owner])
+		problem(c, "deadlist of %s %u holds %llu entries, the tree has %llu",
+			owner < c->e->nlive ? "snapshot" : "head",
+			owner < c->e->nlive ? c->e->live[owner]->tag : 0,
+			(unsigned long long)deadlist_count(dl),
+			(unsigned long long)c->owner_count[owner]);
+	return deadlist_walk(dl, check_dl_entry, &d);
+}
+
+static int check_meta_block(void *arg, u64 blocknr, u64 birth_txg, unsigned level)
+{
+	const struct engine_check_ops *ops = arg;
+
+	return ops->meta(ops->arg, blocknr, birth_txg);
+}
+
+static int verify_tree(struct btree *t, const struct engine_check_ops *ops, char *why,
+		       size_t whylen)
+{
+	bool meta = ops && ops->meta;
+
+	return btree_verify(t, meta ? check_meta_block : NULL, meta ? (void *)ops : NULL, NULL, why,
+			    whylen);
+}
+
+int engine_check(struct engine *e, const struct engine_check_ops *ops,
+		 struct engine_check_report *r, char *why, size_t whylen)
+{
+	struct check_ctx c = {.e = e, .r = r, .why = why, .whylen = whylen};
+	struct btree_walk w = {.entry = check_exception, .arg = &c};
+	struct btree_walk ow = {.entry = check_overlay_entry, .arg = &c};
+	int err;
+
+	memset(r, 0, sizeof(*r));
+	if (whylen)
+		why[0] = 0;
+	r->live = e->nlive;
+	r->invalidated = e->ninvalid;
+	c.owner_count = xzalloc((e->nlive + 1) * sizeof(u64));
+	err = verify_tree(e->exc, ops, why, whylen);
+	if (!err)
+		err = verify_tree(e->table, ops, why, whylen);
+	if (!err)
+		err = btree_walk(e->exc, &w);
+	for (u32 i = 1; !err && i < e->nlive; i++)
+		if (e->live[i - 1]->gen >= e->live[i]->gen)
+			problem(&c, "live snapshots out of gen order");
+	if (!err && e->nlive && newest_gen(e) >= e->gen)
+		problem(&c, "snapshot gen %llu not below the gen counter %llu",
+			(unsigned long long)newest_gen(e), (unsigned long long)e->gen);
+	for (u32 i = 0; !err && i < e->nlive; i++) {
+		struct snap *s = e->live[i];
+		u64 before = r->overlay_chunks;
+
+		if (s->overlay_chunks || s->overlay || s->overlay_root.blocknr) {
+			struct btree *ov;
+
+			err = snap_overlay(e, s, &ov);
+			if (!err)
+				err = verify_tree(ov, ops, why, whylen);
+			if (!err)
+				err = btree_walk(ov, &ow);
+			if (!err && r->overlay_chunks - before != s->overlay_chunks)
+				problem(&c,
+					"snapshot %u overlay holds %llu chunks, record says %llu",
+					s->tag, (unsigned long long)(r->overlay_chunks - before),
+					(unsigned long long)s->overlay_chunks);
+		}
+	}
+	for (u32 i = 0; !err && i < e->nlive; i++)
+		err = check_deadlist(&c, e->live[i]->dl, i);
+	if (!err)
+		err = check_deadlist(&c, e->head_dl, e->nlive);
+	if (!err) {
+		if (c.naddrs > 1)
+			qsort(c.addrs, c.naddrs, sizeof(*c.addrs), cmp_u64);
+		for (u64 i = 0; i < c.naddrs; i++) {
+			if (i && c.addrs[i] == c.addrs[i - 1])
+				problem(&c, "data chunk %llu used twice",
+					(unsigned long long)c.addrs[i]);
+			if (ops && ops->data && !err)
+				err = ops->data(ops->arg, c.addrs[i], 1);
+		}
+		r->data_chunks = c.naddrs;
+	}
+	free(c.addrs);
+	free(c.owner_count);
+	if (err)
+		return err;
+	return r->problems ? -EILSEQ : 0;
+}

@@ -1,0 +1,796 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * volume.c - the store and the snapshot engine joined into the volume the server serves
+ * (volume.h).
+ *
+ * Wiring.  The engine keeps its roots (exception tree, snapshot table) and the gen counter
+ * in the store's uberblock: a pre-sync hook runs engine_sync() and stores what it returns,
+ * so every txg's uberblock names the trees exactly as that txg left them.  The engine's
+ * data allocator is the store's metaslab group (DATA class, in chunks); its intent log is
+ * the store's, and on open every record newer than the last synced txg is replayed through
+ * engine_replay() before anything else may change the volume.
+ *
+ * Locking.  One mutex (the volume lock) serialises every engine call, which is what the
+ * engine requires.  Each call holds the open txg for its duration (store_tx_hold, or
+ * store_read_hold for a call that only reads), so a sync can never see a half-done change
+ * and never rewrites a tree under a lookup: the sync waits for the holder, and the pre-sync
+ * hook, which runs with no holder, may touch the engine without the volume lock.  (Lookups
+ * once ran without a hold; a snapshot read then met a node pointer in the middle of the
+ * hook's rewrite and failed its checksum, -EILSEQ.)
+ *
+ * Group commit.  The engine runs in caller_flushes mode: under the lock it copies data and
+ * appends log records; after the lock is dropped, the call makes the copies durable and
+ * waits until everything appended so far is durable (commit()), and only then returns.
+ * Requests that arrive meanwhile append to the same batch, so N concurrent origin writes
+ * cost about one flush, not N.  Waiting for everything appended so far (not only this call's
+ * records) matters: a chunk another request just copied out already reads as safe, but its
+ * copy and record may still be on their way to the disk.
+ *
+ * Flushes saved.  Every copy the engine makes is followed by its log record.  When the log
+ * lives on the snapstore (no separate metadata device), the log's own flush, issued after
+ * the record was written and so after the copy completed, makes the copy durable too: a
+ * call needs no data flush at all, and a call whose records (and those it relies on) are
+ * already durable needs no flush of any kind -- the common origin write of a chunk that an
+ * earlier request of the same batch already copied.  With a separate metadata device the
+ * snapstore is flushed only when a copy counted in data_seq (bumped under the lock after each
+ * call that copied) is not yet known durable (data_durable).
+ *
+ * The intent log rule (store_log_room()).  Appends use INTENT_LOG_NOWAIT, and before each
+ * call that may log, this file makes room for VOLUME_LOG_HEADROOM_BLOCKS, syncing (without
+ * a hold) when the ring is short.  The volume lock makes the check and the call atomic
+ * with respect to other appenders.
+ *
+ * Crash argument.  Nothing here writes anything itself: the engine's records reach the log
+ * before its calls return, and the trees reach the disk only through txg syncs.  A crash at
+ * any point leaves the last synced txg plus a log whose replay re-applies every
+ * acknowledged change.
+ */
+#include "snap/volume.h"
+#include "ddsnap_wire.h"
+#include "blk/ownership.h"
+#include "blk/bdev.h"
+#include "snap/engine.h"
+#include "store/intent_log.h"
+#include "util/log.h"
+#include "pdata/metaslab.h"
+#include "store/store.h"
+#include <pthread.h>
+#include <string.h>
+#include <time.h>
+
+/*
+ * Log blocks one call may need: an origin write of DDSNAP_WIRE_MAX_CHUNKS copy-outs, each
+ * record well under 100 bytes, fits in 8 blocks; 64 leaves room for a policy drop too.
+ */
+#define VOLUME_LOG_HEADROOM_BLOCKS 64
+/*
+ * A call refused because space waits for the open txg to be durable (-EAGAIN) or the log
+ * ring is full (-EWOULDBLOCK) changed nothing that a retry would redo wrongly; it is retried
+ * after a sync this many times before the error goes to the caller.
+ */
+#define VOLUME_MAX_RETRIES 3
+/*
+ * Copier threads of the engine: a batch of scattered copy-outs (random writes after a
+ * snapshot) goes to the disks this many at a time instead of one by one.
+ */
+#define VOLUME_COPY_THREADS 8
+/* Chunks the full-store policy keeps free: 1/64 of the data space, at least this many. */
+#define VOLUME_RESERVE_MIN_CHUNKS 64
+#define VOLUME_RESERVE_SHIFT	  6
+
+struct volume {
+	pthread_mutex_t lock;
+	struct bdev *snapstore, *origin, *metadev;
+	bool borrowed; /* the devices belong to the caller (volume_params.snapstore_dev) */
+	struct store *store;
+	struct engine *engine;
+	u64 chunk_blocks; /* metadata blocks per data chunk */
+	u64 data_seq;	  /* calls that wrote snapstore data; bumped under the lock (atomic) */
+	u64 data_durable; /* data_seq known flushed (atomic) */
+	u64 origin_chunks;
+	/* The last changelist computed, served page by page. */
+	struct {
+		bool valid;
+		u32 from, to;
+		u64 gen;
+		u64 *chunks, n;
+	} cl;
+};
+
+/*----------------------------------------------------------------
+ * Engine callbacks
+ *
+ * The engine addresses snapstore data in chunks (byte offset = address * chunk size); the
+ * allocator in device blocks.  The data region starts chunk-aligned (label.c checks it), so
+ * the two convert exactly.
+ *--------------------------------------------------------------*/
+
+static int space_alloc(void *priv, struct tx *tx, u64 want, u64 *start, u64 *got)
+{
+	struct volume *v = priv;
+	u64 block;
+	int r = metaslab_alloc_data(store_metaslab(v->store), want, &block, got);
+
+	if (!r)
+		*start = block / v->chunk_blocks;
+	return r;
+}
+
+static void space_free(void *priv, struct tx *tx, u64 start, u64 count)
+{
+	struct volume *v = priv;
+
+	/* Birth txg 0: never the open txg's, so reuse waits until this txg is durable. */
+	metaslab_free_data(store_metaslab(v->store), start * v->chunk_blocks, count, 0);
+}
+
+static u64 space_avail(void *priv)
+{
+	struct volume *v = priv;
+	struct metaslab_class_stats d, none;
+
+	metaslab_stats(store_metaslab(v->store), METASLAB_CLASS_DATA, &d);
+	metaslab_stats(store_metaslab(v->store), METASLAB_CLASS_NONE, &none);
+	return d.free / v->chunk_blocks + none.free / v->chunk_blocks;
+}
+
+static u64 space_deferred(void *priv)
+{
+	struct volume *v = priv;
+	struct metaslab_class_stats d;
+
+	metaslab_stats(store_metaslab(v->store), METASLAB_CLASS_DATA, &d);
+	return d.deferred / v->chunk_blocks;
+}
+
+static int space_claim(void *priv, struct tx *tx, u64 start, u64 count)
+{
+	struct volume *v = priv;
+
+	/* A replayed record's address: in blocks it must not wrap into the data region. */
+	if (start > UINT64_MAX / v->chunk_blocks)
+		return -EINVAL;
+	return metaslab_claim_data(store_metaslab(v->store), start * v->chunk_blocks, count);
+}
+
+static const struct engine_space_ops space_ops = {
+	.alloc = space_alloc,
+	.free = space_free,
+	.avail = space_avail,
+	.deferred = space_deferred,
+	.claim = space_claim,
+};
+
+static int ilog_append(void *priv, struct tx *tx, u16 type, const void *payload, u16 len)
+{
+	struct volume *v = priv;
+	u64 seq;
+
+	return intent_log_append(store_log(v->store), type, tx->txg, payload, len,
+				 INTENT_LOG_NOWAIT, &seq);
+}
+
+static int replay_record(void *arg, struct tx *tx, const struct intent_log_record *rec)
+{
+	struct volume *v = arg;
+
+	return engine_replay(v->engine, tx, rec->type, rec->payload, rec->len);
+}
+
+static int engine_pre_sync(void *arg, struct tx *tx)
+{
+	struct volume *v = arg;
+	struct engine_roots roots;
+	int r = engine_sync(v->engine, tx, &roots);
+
+	if (r)
+		return r;
+	store_set_root(v->store, UB_ROOT_EXCEPTIONS, &roots.exceptions);
+	store_set_root(v->store, UB_ROOT_SNAPSHOTS, &roots.snapshots);
+	store_set_scalar(v->store, UB_SCALAR_GEN, roots.gen);
+	return 0;
+}
+
+/*----------------------------------------------------------------
+ * Open and close
+ *--------------------------------------------------------------*/
+
+/* Closes the devices the volume opened itself, and frees it. */
+static void volume_free(struct volume *v)
+{
+	if (!v->borrowed) {
+		bdev_close(v->metadev);
+		bdev_close(v->origin);
+		bdev_close(v->snapstore);
+	}
+	free(v->cl.chunks);
+	pthread_mutex_destroy(&v->lock);
+	free(v);
+}
+
+/* Says in the text log which txg the store opened at and what replay re-applied. */
+static void report_open(struct volume *v)
+{
+	struct intent_log_stats ls;
+
+	intent_log_stats(store_log(v->store), &ls);
+	log_info("store opened at txg %llu, %llu log records replayed",
+		 (unsigned long long)store_synced_txg(v->store), (unsigned long long)ls.replayed);
+}
+
+int volume_open(const struct volume_params *p, struct volume **out, char *why, size_t whylen)
+{
+	struct volume *v = xzalloc(sizeof(*v));
+	struct store_config cfg = {0};
+	struct engine_params ep = {0};
+	struct engine_roots roots = {0};
+	const struct label *l;
+	struct store_hook hook = {.pre_sync = engine_pre_sync, .arg = v};
+	char sub[700]; /* an intent log damage report is long */
+	int r;
+
+	pthread_mutex_init(&v->lock, NULL);
+	if (p->snapstore_dev) {
+		v->borrowed = true;
+		v->snapstore = p->snapstore_dev;
+		v->origin = p->origin_dev;
+		v->metadev = p->metadev_dev;
+		r = 0;
+	} else {
+		/* One store per process, one process per store: every device exclusively. */
+		const char *paths[] = {p->snapstore, p->origin, p->metadev};
+		const char *roles[] = {"snapstore", "origin", "metadata device"};
+
+		r = ownership_distinct(paths, roles, 3, why, whylen);
+		if (!r)
+			r = ownership_open(p->snapstore, roles[0], 0, OWN_EXCLUSIVE, &v->snapstore,
+					   why, whylen);
+		if (!r)
+			r = ownership_open(p->origin, roles[1], 0, OWN_EXCLUSIVE, &v->origin, why,
+					   whylen);
+		if (!r && p->metadev)
+			r = ownership_open(p->metadev, roles[2], 0, OWN_EXCLUSIVE, &v->metadev, why,
+					   whylen);
+	}
+	if (r)
+		goto out_close_devs;
+
+	cfg.snapstore = v->snapstore;
+	cfg.metadev = v->metadev;
+	cfg.cache_bytes = p->cache_bytes;
+	cfg.txg_timeout_ms = p->txg_timeout_ms;
+	cfg.discard_damaged_log = p->discard_damaged_log;
+	r = store_open(&cfg, &v->store, sub, sizeof(sub));
+	if (r) {
+		why_printf(why, whylen, r, "cannot open the store on %s: %s", p->snapstore, sub);
+		goto out_close_devs;
+	}
+	l = store_label(v->store);
+	if (v->origin->size != l->origin_bytes) {
+		/* Smaller: chunks past its end are gone; larger: another origin, or a grown one
+		 * whose new tail no snapshot would protect.  Either way, not this store's. */
+		r = why_printf(why, whylen, -EINVAL,
+			       "origin %s has %llu bytes but the store on %s was made for an "
+			       "origin of %llu bytes: the wrong origin, or one that was resized",
+			       p->origin ? p->origin : v->origin->name,
+			       (unsigned long long)v->origin->size,
+			       p->snapstore ? p->snapstore : v->snapstore->name,
+			       (unsigned long long)l->origin_bytes);
+		goto out_close_store;
+	}
+	if (l->origin_bytes & ((1ULL << l->chunk_shift) - 1))
+		log_warn("origin %s: its last %llu bytes are less than a chunk and are not "
+			 "snapshotted (a store initialized before partial chunks were refused)",
+			 v->origin->name,
+			 (unsigned long long)(l->origin_bytes & ((1ULL << l->chunk_shift) - 1)));
+	v->chunk_blocks = label_chunk_blocks(l);
+	v->origin_chunks = l->origin_bytes >> l->chunk_shift;
+
+	ep.chunk_size = 1u << l->chunk_shift;
+	ep.origin_chunks = v->origin_chunks;
+	ep.origin = v->origin;
+	ep.snapstore = v->snapstore;
+	ep.cache = store_cache(v->store);
+	ep.space = &space_ops;
+	ep.space_priv = v;
+	ep.ilog_append = ilog_append;
+	ep.ilog_priv = v;
+	ep.caller_flushes = true;
+	ep.invalidate = p->invalidate;
+	ep.invalidate_priv = p->invalidate_priv;
+	ep.reserve_chunks =
+		MAX((space_avail(v) >> VOLUME_RESERVE_SHIFT), (u64)VOLUME_RESERVE_MIN_CHUNKS);
+	ep.autodelete = true;
+	ep.copy_threads = VOLUME_COPY_THREADS;
+	/* the log's flushes are the snapstore's ("Flushes saved"): no data checksums */
+	ep.copies_ordered = !v->metadev;
+	ep.data_first = l->data_start / v->chunk_blocks;
+	ep.data_end = (l->data_start + l->data_blocks) / v->chunk_blocks;
+	store_root(v->store, UB_ROOT_EXCEPTIONS, &roots.exceptions);
+	store_root(v->store, UB_ROOT_SNAPSHOTS, &roots.snapshots);
+	roots.gen = store_scalar(v->store, UB_SCALAR_GEN);
+	r = engine_open(&ep, &roots, &v->engine);
+	if (r) {
+		why_printf(why, whylen, r, "cannot open the snapshot metadata: %s", errmsg(r));
+		goto out_close_store;
+	}
+	store_add_hook(v->store, &hook);
+	r = store_open_log(v->store, replay_record, v, sub, sizeof(sub));
+	if (r) {
+		why_printf(why, whylen, r, "cannot replay the intent log: %s", sub);
+		goto out_close_engine;
+	}
+	report_open(v);
+	*out = v;
+	return 0;
+
+out_close_engine:
+	store_stop_thread(v->store);
+	engine_close(v->engine);
+out_close_store:
+	store_abandon(v->store);
+out_close_devs:
+	volume_free(v);
+	return r;
+}
+
+int volume_close(struct volume *v)
+{
+	struct intent_log_stats ls;
+	int r;
+
+	store_stop_thread(v->store); /* no sync may run the engine's hook once it is closed */
+	r = store_sync(v->store);
+
+	intent_log_stats(store_log(v->store), &ls);
+	log_info("intent log since open: %llu records in %llu batches, %llu flushes",
+		 (unsigned long long)ls.records, (unsigned long long)ls.batches,
+		 (unsigned long long)ls.flushes);
+	if (r)
+		log_err("final txg sync failed: %s", errmsg(r));
+	engine_close(v->engine);
+	if (r)
+		store_abandon(v->store);
+	else
+		r = store_close(v->store);
+	volume_free(v);
+	return r;
+}
+
+void volume_abandon(struct volume *v)
+{
+	store_stop_thread(v->store);
+	engine_close(v->engine);
+	store_abandon(v->store);
+	volume_free(v);
+}
+
+/*----------------------------------------------------------------
+ * Calls under the volume lock and a txg hold
+ *--------------------------------------------------------------*/
+
+/*
+ * Takes the volume lock, makes room in the intent log, and holds the txg.  Returns the tx,
+ * or NULL (lock not held) with *err set when the store failed.
+ */
+static struct tx *begin(struct volume *v, int *err)
+{
+	struct tx *tx;
+
+	pthread_mutex_lock(&v->lock);
+	*err = store_log_room(v->store, VOLUME_LOG_HEADROOM_BLOCKS);
+	if (*err)
+		goto out_unlock;
+	tx = store_tx_hold(v->store);
+	if (tx)
+		return tx;
+	*err = store_failed(v->store) ? store_failed(v->store) : -EROFS;
+out_unlock:
+	pthread_mutex_unlock(&v->lock);
+	return NULL;
+}
+
+static void end(struct volume *v, struct tx *tx)
+{
+	store_tx_release(v->store, tx);
+	pthread_mutex_unlock(&v->lock);
+}
+
+/*
+ * For a call that only reads the engine: the volume lock, and a read hold so that no sync
+ * (whose pre-sync hook rewrites tree nodes and their pointers without the volume lock) runs
+ * under the lookup.  Returns whether the hold was taken (not when the store failed: then no
+ * sync runs).
+ */
+static bool read_begin(struct volume *v)
+{
+	pthread_mutex_lock(&v->lock);
+	return store_read_hold(v->store);
+}
+
+static void read_end(struct volume *v, bool held)
+{
+	if (held)
+		store_read_release(v->store);
+	pthread_mutex_unlock(&v->lock);
+}
+
+/*
+ * Whether a call that failed with @err should run again: after -EAGAIN (freed space becomes
+ * reusable once the open txg is durable) or -EWOULDBLOCK (the log ring is full), sync the
+ * txg, and for the latter wait for ring space.  Called without the volume lock or a hold.
+ */
+static bool retry_after_sync(struct volume *v, int err, int *tries)
+{
+	if ((err != -EAGAIN && err != -EWOULDBLOCK) || ++*tries > VOLUME_MAX_RETRIES)
+		return false;
+	if (store_sync(v->store))
+		return false;
+	if (err == -EWOULDBLOCK && intent_log_wait_space(store_log(v->store)))
+		return false;
+	return true;
+}
+
+/*
+ * What commit() must make durable besides the log: the copies the caller relies on (a
+ * data_seq), all of them, or none (the call wrote no snapstore data).
+ */
+#define COMMIT_ALL  UINT64_MAX
+#define COMMIT_NONE 0
+
+/* Under the volume lock, after an engine call that wrote @wrote snapstore chunks. */
+static u64 data_written(struct volume *v, u64 wrote)
+{
+	if (wrote)
+		return __atomic_add_fetch(&v->data_seq, 1, __ATOMIC_ACQ_REL);
+	return __atomic_load_n(&v->data_seq, __ATOMIC_ACQUIRE);
+}
+
+/*
+ * Makes everything appended so far durable, outside the volume lock: the copies up to
+ * data_seq @need (COMMIT_ALL: every one so far), then the log records describing them (the
+ * essay's "Flushes saved").  Returns @err, or the flush's error if the call itself succeeded.
+ */
+static int commit(struct volume *v, u64 need, int err)
+{
+	int r = 0;
+
+	if (v->metadev && need > __atomic_load_n(&v->data_durable, __ATOMIC_ACQUIRE)) {
+		/* Every copy counted so far completed before this flush is issued. */
+		u64 upto = __atomic_load_n(&v->data_seq, __ATOMIC_ACQUIRE);
+		u64 old = __atomic_load_n(&v->data_durable, __ATOMIC_ACQUIRE);
+
+		r = bdev_flush(v->snapstore);
+		while (!r && old < upto &&
+		       !__atomic_compare_exchange_n(&v->data_durable, &old, upto, false,
+						    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+			;
+	}
+	if (!r)
+		r = intent_log_flush(store_log(v->store));
+	if (r)
+		log_err("intent log commit failed: %s", errmsg(r));
+	return err ? err : r;
+}
+
+u32 volume_chunk_bits(struct volume *v)
+{
+	return store_label(v->store)->chunk_shift;
+}
+
+u64 volume_origin_sectors(struct volume *v)
+{
+	return store_label(v->store)->origin_bytes >> 9;
+}
+
+void volume_uuid(struct volume *v, u8 uuid[16])
+{
+	memcpy(uuid, store_label(v->store)->uuid, 16);
+}
+
+u64 volume_gen(struct volume *v)
+{
+	struct engine_status st;
+	bool held = read_begin(v);
+
+	engine_status(v->engine, &st);
+	read_end(v, held);
+	return st.gen;
+}
+
+int volume_origin_write_start(struct volume *v, const struct volume_range *r, u32 n, u64 *gen,
+			      u64 *need)
+{
+	struct engine_range ranges[VOLUME_MAX_RANGES];
+	struct tx *tx;
+	u64 copied, seq;
+	int err = 0, tries = 0;
+
+	*need = COMMIT_ALL;
+	if (n > ARRAY_SIZE(ranges))
+		return -EINVAL;
+	for (u32 i = 0; i < n; i++)
+		ranges[i] = (struct engine_range){r[i].chunk, r[i].count};
+	do {
+		tx = begin(v, &err);
+		if (!tx)
+			return err;
+		copied = 0;
+		err = engine_origin_write(v->engine, tx, ranges, n, gen, &copied);
+		/* Counted even when it failed: what it copied is safe for the next caller. */
+		seq = data_written(v, copied);
+		*need = err ? COMMIT_ALL : seq;
+		end(v, tx);
+	} while (retry_after_sync(v, err, &tries));
+	return err;
+}
+
+int volume_origin_write_finish(struct volume *v, u64 need, int err)
+{
+	return commit(v, need, err);
+}
+
+int volume_origin_write(struct volume *v, const struct volume_range *r, u32 n, u64 *gen)
+{
+	u64 need;
+	int err = volume_origin_write_start(v, r, n, gen, &need);
+
+	return volume_origin_write_finish(v, need, err);
+}
+
+int volume_snap_read(struct volume *v, u32 tag, u64 chunk, bool *origin, u64 *addr)
+{
+	enum engine_map_where where;
+	bool held = read_begin(v);
+	int err = engine_snap_read_map(v->engine, tag, chunk, &where, addr);
+
+	read_end(v, held);
+	*origin = !err && where == ENGINE_MAP_ORIGIN;
+	return err;
+}
+
+int volume_snap_write(struct volume *v, u32 tag, struct volume_snap_chunk *c, u32 n)
+{
+	int err = 0, tries = 0;
+
+	for (u32 i = 0; i < n;) {
+		struct tx *tx = begin(v, &err);
+
+		if (!tx) {
+			for (; i < n; i++)
+				c[i].err = err;
+			break;
+		}
+		for (; i < n; i++) {
+			c[i].err = engine_snap_write_map(v->engine, tx, tag, c[i].chunk, c[i].whole,
+							 &c[i].addr);
+			if (c[i].err == -EAGAIN || c[i].err == -EWOULDBLOCK)
+				break;
+		}
+		/* Copy-ins are not counted one by one: count the call, so an origin write that
+		 * relies on one (its snapshot now has an overlay) waits for its flush too. */
+		(void)data_written(v, 1);
+		end(v, tx);
+		if (i < n && !retry_after_sync(v, c[i].err, &tries))
+			i++; /* its error stands */
+	}
+	err = commit(v, COMMIT_ALL, 0);
+	for (u32 i = 0; i < n && err; i++)
+		if (!c[i].err)
+			c[i].err = err;
+	return err;
+}
+
+int volume_snap_state(struct volume *v, u32 tag, u32 *state, u64 *gen)
+{
+	struct engine_snapinfo info;
+	bool held = read_begin(v);
+	int err = engine_snap_info(v->engine, tag, &info);
+
+	read_end(v, held);
+	if (err)
+		return err;
+	*state = info.state == ENGINE_SNAP_INVALID ? DDSNAP_STATE_INVALID : DDSNAP_STATE_NORMAL;
+	*gen = info.gen;
+	return 0;
+}
+
+int volume_snap_open(struct volume *v, u32 tag, int delta)
+{
+	bool held = read_begin(v);
+	int err = engine_open_count(v->engine, tag, delta);
+
+	read_end(v, held);
+	return err;
+}
+
+int volume_create(struct volume *v, u32 tag, u64 *gen)
+{
+	struct engine_snapinfo info = {0};
+	struct tx *tx;
+	int err = 0, tries = 0;
+
+	if (tag > DDSNAP_TAG_MAX)
+		return -EINVAL;
+	do {
+		tx = begin(v, &err);
+		if (!tx)
+			return err;
+		err = engine_create(v->engine, tx, tag, (u64)time(NULL), 0);
+		if (!err)
+			err = engine_snap_info(v->engine, tag, &info);
+		end(v, tx);
+	} while (retry_after_sync(v, err, &tries));
+	err = commit(v, COMMIT_NONE, err);
+	if (!err)
+		*gen = info.gen;
+	return err;
+}
+
+int volume_delete(struct volume *v, u32 tag)
+{
+	struct tx *tx;
+	int err = 0, tries = 0;
+
+	do {
+		tx = begin(v, &err);
+		if (!tx)
+			return err;
+		err = engine_delete(v->engine, tx, tag);
+		end(v, tx);
+	} while (retry_after_sync(v, err, &tries));
+	return commit(v, COMMIT_NONE, err);
+}
+
+int volume_priority(struct volume *v, u32 tag, s32 priority)
+{
+	struct tx *tx;
+	int err = 0, tries = 0;
+
+	if (priority < -128 || priority > 127)
+		return -EINVAL;
+	do {
+		tx = begin(v, &err);
+		if (!tx)
+			return err;
+		err = engine_set_priority(v->engine, tx, tag, (int8_t)priority);
+		end(v, tx);
+	} while (retry_after_sync(v, err, &tries));
+	return commit(v, COMMIT_NONE, err);
+}
+
+int volume_usecount(struct volume *v, u32 tag, s32 delta, u32 *count)
+{
+	struct engine_snapinfo info;
+	struct tx *tx;
+	int err = 0;
+
+	tx = begin(v, &err);
+	if (!tx)
+		return err;
+	err = engine_snap_info(v->engine, tag, &info);
+	if (!err && (info.holds + delta < 0 || info.holds + delta > UINT16_MAX))
+		err = -EINVAL;
+	/* The engine moves holds one at a time; a failure part way leaves the count valid. */
+	for (s32 i = 0; !err && i < (delta < 0 ? -delta : delta); i++)
+		err = engine_hold(v->engine, tx, tag, delta < 0 ? -1 : 1);
+	if (!engine_snap_info(v->engine, tag, &info))
+		*count = info.holds;
+	end(v, tx);
+	return commit(v, COMMIT_NONE, err);
+}
+
+int volume_list(struct volume *v, u64 cursor, struct engine_snapinfo *out, u32 max, u32 *count,
+		u32 *total, u64 *next)
+{
+	u32 n, first = cursor < UINT32_MAX ? (u32)cursor : UINT32_MAX;
+	bool held = read_begin(v);
+
+	n = engine_list(v->engine, first, out, max);
+	read_end(v, held);
+	*total = n;
+	*count = first < n ? MIN(n - first, max) : 0;
+	*next = first + *count < n ? first + *count : VOLUME_CURSOR_END;
+	return 0;
+}
+
+int volume_status(struct volume *v, struct volume_stats *out)
+{
+	struct engine_status es;
+	struct metaslab_class_stats d, m, none;
+	u64 used = 0, total = 0;
+	bool held = read_begin(v);
+
+	engine_status(v->engine, &es);
+	metaslab_stats(store_metaslab(v->store), METASLAB_CLASS_DATA, &d);
+	metaslab_stats(store_metaslab(v->store), METASLAB_CLASS_META, &m);
+	metaslab_stats(store_metaslab(v->store), METASLAB_CLASS_NONE, &none);
+	if (store_log(v->store))
+		intent_log_usage(store_log(v->store), &used, &total);
+	*out = (struct volume_stats){
+		.gen = es.gen,
+		.txg = store_synced_txg(v->store),
+		.chunk_size = 1ULL << store_label(v->store)->chunk_shift,
+		.origin_bytes = store_label(v->store)->origin_bytes,
+		/* Unclaimed metaslabs of a shared device count as free space for both. */
+		.data_total = (d.total + none.total) / v->chunk_blocks,
+		.data_free = (d.free + none.free) / v->chunk_blocks,
+		.meta_total = m.total + none.total,
+		.meta_free = m.free + none.free,
+		.exceptions = es.exceptions,
+		.snapshots = es.live + es.invalidated,
+		.reserve_chunks = es.reserve_chunks,
+		.log_used = used,
+		.log_size = total,
+	};
+	read_end(v, held);
+	return 0;
+}
+
+int volume_changelist(struct volume *v, u32 from, u32 to, u64 cursor, u64 *out, u32 max, u32 *count,
+		      u64 *next)
+{
+	struct engine_status es;
+	u64 i;
+	int err = 0;
+	bool held;
+
+	*count = 0;
+	*next = VOLUME_CURSOR_END;
+	if (from == DDSNAP_TAG_NONE) {
+		/* No source: every chunk of the volume. */
+		for (i = cursor; i < v->origin_chunks && *count < max; i++)
+			out[(*count)++] = i;
+		*next = i < v->origin_chunks ? i : VOLUME_CURSOR_END;
+		return 0;
+	}
+	held = read_begin(v);
+	engine_status(v->engine, &es);
+	/*
+	 * A listing is computed when it starts (cursor 0) and served from memory page by page,
+	 * so it describes one moment even while the origin is being written.
+	 */
+	if (!cursor || !v->cl.valid || v->cl.from != from || v->cl.to != to ||
+	    v->cl.gen != es.gen) {
+		free(v->cl.chunks);
+		v->cl.chunks = NULL;
+		v->cl.valid = false;
+		err = engine_changelist(v->engine, from, to == DDSNAP_TAG_HEAD ? ENGINE_HEAD : to,
+					&v->cl.chunks, &v->cl.n, NULL);
+		if (!err) {
+			v->cl.valid = true;
+			v->cl.from = from;
+			v->cl.to = to;
+			v->cl.gen = es.gen;
+		}
+	}
+	if (!err) {
+		/* The cursor is a chunk number: continue at the first changed chunk >= it. */
+		u64 lo = 0, hi = v->cl.n;
+
+		while (lo < hi) {
+			u64 mid = lo + (hi - lo) / 2;
+
+			if (v->cl.chunks[mid] < cursor)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		for (i = lo; i < v->cl.n && *count < max; i++)
+			out[(*count)++] = v->cl.chunks[i];
+		*next = i < v->cl.n ? v->cl.chunks[i] : VOLUME_CURSOR_END;
+	}
+	read_end(v, held);
+	return err;
+}
+
+int volume_sync(struct volume *v, u64 *txg)
+{
+	int err;
+
+	pthread_mutex_lock(&v->lock);
+	err = store_sync(v->store);
+	pthread_mutex_unlock(&v->lock);
+	*txg = store_synced_txg(v->store);
+	return err;
+}

@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * volume.h - one snapshotted volume as the server serves it: the store (label, uberblock,
+ * txgs, space maps, intent log) and the snapshot engine behind one lock.
+ *
+ * This is the only interface the network side (server.c) uses.  Every call takes the volume
+ * lock, runs inside the open txg, and returns with its effects durable when the call says
+ * so (origin writes, snapshot writes, create, delete: durable through the intent log before
+ * return).  Calls block on metadata and data I/O.
+ *
+ * Errors are the engine's (engine.h): -ENODATA no such snapshot, -EEXIST, -EBUSY, -ENOSPC,
+ * -EIO (invalidated snapshot or I/O error), -EINVAL, -EILSEQ/-ENOTBLK/-ESTALE (damage),
+ * -EROFS (the volume failed and refuses changes until reopened).
+ */
+#ifndef DDSNAP_VOLUME_H
+#define DDSNAP_VOLUME_H
+
+#include "util/base.h"
+
+struct volume;
+
+/* Asks a snapshot's devices to drop their mappings and fail I/O; see engine_invalidate_fn. */
+typedef int (*volume_invalidate_fn)(void *priv, u32 tag);
+
+struct volume_params {
+	const char *snapstore, *origin, *metadev; /* metadev may be NULL */
+	/*
+	 * Or devices already open, used instead of the paths when snapstore_dev is set: the
+	 * volume borrows them and never closes them (tests run it on the fault-injecting RAM
+	 * device this way, and crash it with volume_abandon()).
+	 */
+	struct bdev *snapstore_dev, *origin_dev, *metadev_dev;
+	size_t cache_bytes;	  /* metadata cache budget */
+	unsigned txg_timeout_ms;  /* 0: the store's default (tests sync often with 1) */
+	bool discard_damaged_log; /* store_config.discard_damaged_log */
+	volume_invalidate_fn invalidate;
+	void *invalidate_priv;
+};
+
+/*
+ * Opens the devices, the store (replaying the intent log) and the engine, and starts the
+ * txg sync thread.  Returns 0 and *@out, or -errno with a sentence in @why.
+ */
+int volume_open(const struct volume_params *p, struct volume **out, char *why, size_t whylen);
+
+/* Syncs a final txg, stops the sync thread, closes everything.  Returns 0 or -errno. */
+int volume_close(struct volume *v);
+
+/*
+ * A crash (tests): frees the volume without syncing or flushing anything, so the devices hold
+ * what a power cut would leave (with bdev_faulty_crash) and the next open replays the log.
+ */
+void volume_abandon(struct volume *v);
+
+u32 volume_chunk_bits(struct volume *v);
+u64 volume_origin_sectors(struct volume *v);
+u64 volume_gen(struct volume *v);
+void volume_uuid(struct volume *v, u8 uuid[16]);
+
+struct volume_range {
+	u64 chunk, count;
+};
+
+/* Most ranges one origin write takes (the server coalesces queries up to this). */
+#define VOLUME_MAX_RANGES 256
+
+/*
+ * The engine's origin write for a batch of up to VOLUME_MAX_RANGES ranges (-EINVAL beyond);
+ * *gen = the gen they are safe in.
+ */
+int volume_origin_write(struct volume *v, const struct volume_range *r, u32 n, u64 *gen);
+/*
+ * volume_origin_write() in its two halves, for a caller that overlaps the commit of one
+ * batch with the copies of the next: _start does the engine's work under the volume lock and
+ * returns its result with what _finish must make durable in *@need; _finish, outside the
+ * lock, makes it durable and returns @err or the commit's error.  Every _start needs its
+ * _finish before the writes may reach the origin.
+ */
+int volume_origin_write_start(struct volume *v, const struct volume_range *r, u32 n, u64 *gen,
+			      u64 *need);
+int volume_origin_write_finish(struct volume *v, u64 need, int err);
+
+/* Snapshot read map: *origin = true, or the snapstore chunk in *addr. */
+int volume_snap_read(struct volume *v, u32 tag, u64 chunk, bool *origin, u64 *addr);
+
+/* One chunk of a snapshot write map. */
+struct volume_snap_chunk {
+	u64 chunk;  /* in */
+	bool whole; /* in: the write covers the whole chunk (no copy-in needed) */
+	u64 addr;   /* out: the private snapstore chunk */
+	int err;    /* out: 0 or a negative errno for this chunk */
+};
+
+/*
+ * Snapshot write map of @n chunks (private copies, created on first write), one commit for
+ * all.  Returns 0, or the commit's error (then every chunk that had none carries it).
+ */
+int volume_snap_write(struct volume *v, u32 tag, struct volume_snap_chunk *c, u32 n);
+
+/* Snapshot state for IDENTIFY: 0 and *state (DDSNAP_STATE_*), *gen; or -ENODATA. */
+int volume_snap_state(struct volume *v, u32 tag, u32 *state, u64 *gen);
+
+/* Connected snapshot devices: +1 on IDENTIFY, -1 on disconnect. */
+int volume_snap_open(struct volume *v, u32 tag, int delta);
+
+int volume_create(struct volume *v, u32 tag, u64 *gen);
+int volume_delete(struct volume *v, u32 tag);
+int volume_priority(struct volume *v, u32 tag, s32 priority);
+/* Persistent holds (usecount) += @delta; *count = the result. */
+int volume_usecount(struct volume *v, u32 tag, s32 delta, u32 *count);
+
+/* The cursor volume_list and volume_changelist return when there is nothing more. */
+#define VOLUME_CURSOR_END UINT64_MAX
+
+struct engine_snapinfo;
+
+/*
+ * Snapshots from index @cursor (in gen order): up to @max in @out (the engine's own
+ * description of each); *total, *next (VOLUME_CURSOR_END after the last).
+ */
+int volume_list(struct volume *v, u64 cursor, struct engine_snapinfo *out, u32 max, u32 *count,
+		u32 *total, u64 *next);
+
+/* The store's totals, as status reports them (chunks, blocks, bytes as named). */
+struct volume_stats {
+	u64 gen, txg, chunk_size, origin_bytes;
+	u64 data_total, data_free; /* snapstore data chunks */
+	u64 meta_total, meta_free; /* metadata blocks */
+	u64 exceptions, snapshots, reserve_chunks;
+	u64 log_used, log_size; /* intent log blocks */
+};
+int volume_status(struct volume *v, struct volume_stats *out);
+
+/*
+ * Changed chunks @from -> @to (DDSNAP_TAG_NONE: the whole volume's written chunks;
+ * DDSNAP_TAG_HEAD: the live origin) at or after chunk @cursor: up to @max in @out,
+ * ascending; *next = where to continue or VOLUME_CURSOR_END.
+ */
+int volume_changelist(struct volume *v, u32 from, u32 to, u64 cursor, u64 *out, u32 max, u32 *count,
+		      u64 *next);
+
+/* Forces a txg sync; *txg = the synced txg. */
+int volume_sync(struct volume *v, u64 *txg);
+
+#endif
