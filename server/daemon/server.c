@@ -62,6 +62,7 @@
 #include "proto/ctl.h"
 #include "util/log.h"
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <poll.h>
 #include <pthread.h>
@@ -126,6 +127,7 @@ struct server {
 	struct volume *vol;
 	struct readlock_table *readlocks;
 	struct server_limits lim;
+	unsigned fd_conns; /* connections the descriptor limit allows (server_create) */
 	bool group_set;
 	gid_t group;
 	pthread_mutex_t lock; /* conns, refs, drops, readers */
@@ -1029,6 +1031,29 @@ static void cond_init_monotonic(pthread_cond_t *cond)
 	pthread_condattr_destroy(&attr);
 }
 
+/*
+ * Raises the soft descriptor limit to the hard one and returns how many connections fit below
+ * it (SERVER_FD_RESERVE kept for everything else), so that connections, not descriptors, run
+ * out first.  Called once, by server_create, before any thread of the server exists.
+ */
+static unsigned conns_that_fit(void)
+{
+	struct rlimit nofile;
+
+	if (getrlimit(RLIMIT_NOFILE, &nofile))
+		return UINT_MAX;
+	if (nofile.rlim_cur < nofile.rlim_max) {
+		nofile.rlim_cur = nofile.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &nofile))
+			getrlimit(RLIMIT_NOFILE, &nofile);
+	}
+	if (nofile.rlim_cur == RLIM_INFINITY || nofile.rlim_cur > UINT_MAX)
+		return UINT_MAX;
+	return nofile.rlim_cur > SERVER_FD_RESERVE + 1
+		       ? (unsigned)nofile.rlim_cur - SERVER_FD_RESERVE
+		       : 1;
+}
+
 int server_create(const char *sock, struct server **out, char *why, size_t whylen)
 {
 	struct server *s = xzalloc(sizeof(*s));
@@ -1051,6 +1076,7 @@ int server_create(const char *sock, struct server **out, char *why, size_t whyle
 	}
 	s->sock = xstrdup(sock);
 	s->listen_fd = fd;
+	s->fd_conns = conns_that_fit();
 	s->lim = (struct server_limits){SERVER_MAX_CONNS, SERVER_MAX_USER_CONNS,
 					SERVER_MAX_READLOCKS, SERVER_READLOCK_WARN_MS};
 	s->readlocks = readlock_create();
@@ -1340,38 +1366,17 @@ static int acceptor_timeout(struct server *s, u64 now)
 	return next > now ? (int)MIN(next - now, 60000) : 0;
 }
 
-/*
- * Raises the descriptor limit as far as it goes and lowers the connection bound below it
- * (SERVER_FD_RESERVE), so that connections, not descriptors, run out first.
- */
-static void fit_conns_to_fds(struct server *s)
-{
-	struct rlimit nofile;
-	u64 room;
-
-	if (getrlimit(RLIMIT_NOFILE, &nofile))
-		return;
-	if (nofile.rlim_cur < nofile.rlim_max) {
-		nofile.rlim_cur = nofile.rlim_max;
-		if (setrlimit(RLIMIT_NOFILE, &nofile))
-			getrlimit(RLIMIT_NOFILE, &nofile);
-	}
-	room = nofile.rlim_cur > SERVER_FD_RESERVE ? nofile.rlim_cur - SERVER_FD_RESERVE : 1;
-	if (room < s->lim.conns) {
-		log_warn("%llu descriptors allow %llu connections, not %u (raise ulimit -n)",
-			 (unsigned long long)nofile.rlim_cur, (unsigned long long)room,
-			 s->lim.conns);
-		s->lim.conns = (unsigned)room;
-		s->lim.user_conns = MIN(s->lim.user_conns, s->lim.conns);
-	}
-}
-
 int server_run(struct server *s)
 {
 	unsigned scan_ms = MAX(50u, MIN(5000u, s->lim.readlock_warn_ms / 2));
 	unsigned started = 0;
 
-	fit_conns_to_fds(s);
+	if (s->fd_conns < s->lim.conns) {
+		log_warn("the descriptor limit allows %u connections, not %u (raise ulimit -n)",
+			 s->fd_conns, s->lim.conns);
+		s->lim.conns = s->fd_conns;
+		s->lim.user_conns = MIN(s->lim.user_conns, s->lim.conns);
+	}
 
 	for (; started < SERVER_WORKERS; started++) {
 		int r = pthread_create(&s->workers[started], NULL, worker_main, s);

@@ -59,7 +59,7 @@ struct volume;
 /*
  * Descriptors kept free of connections: the devices, the log, the pipes and the refused peers
  * awaiting their answer (SERVER_REFUSING).  The connection bound is lowered to the descriptor
- * limit less this (server_run raises the soft limit to the hard one first), so that a peer
+ * limit less this (server_create raises the soft limit to the hard one first), so that a peer
  * beyond it is accepted and told -EBUSY instead of waiting, unaccepted, behind a full table.
  */
 #define SERVER_FD_RESERVE 64

@@ -488,6 +488,7 @@ static void test_peers__acceptor_backs_off_at_fd_limit(void **state)
 	if (!pid) {
 		struct rlimit rl;
 
+		prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a test that failed */
 		vf.limits = NULL;
 		vf.allow_group = false;
 		if (srvfix_start(&vf))
@@ -502,6 +503,8 @@ static void test_peers__acceptor_backs_off_at_fd_limit(void **state)
 		for (;;)
 			pause();
 	}
+	close(ready[1]); /* a child that dies gives EOF here, not a hang */
+	ready[1] = -1;
 	assert_int_equal(read(ready[0], &x, 1), 1);
 	for (int i = 0; i < 4; i++) {
 		fds[i] = unixsock_connect(vf.sock, 2000); /* queued: the server cannot accept */
@@ -516,7 +519,6 @@ static void test_peers__acceptor_backs_off_at_fd_limit(void **state)
 	for (int i = 0; i < 4; i++)
 		close(fds[i]);
 	close(ready[0]);
-	close(ready[1]);
 	snprintf(line, sizeof(line), "cannot accept connections: %s", strerror(EMFILE));
 	/* A spinning acceptor burns ~2 s of CPU in 2 s and logs a line per try. */
 	if (after - before > (unsigned long)sysconf(_SC_CLK_TCK) / 5)
@@ -560,6 +562,8 @@ static void test_peers__connections_fit_the_fd_limit(void **state)
 		for (;;)
 			pause();
 	}
+	close(ready[1]); /* a child that dies gives EOF here, not a hang */
+	ready[1] = -1;
 	assert_int_equal(read(ready[0], &x, 1), 1);
 	alarm(60);
 	for (unsigned i = 0; i < FLOOD; i++) {
@@ -582,7 +586,6 @@ static void test_peers__connections_fit_the_fd_limit(void **state)
 	kill(pid, SIGKILL);
 	assert_int_equal(waitpid(pid, NULL, 0), pid);
 	close(ready[0]);
-	close(ready[1]);
 }
 
 static int setup(void **state)
