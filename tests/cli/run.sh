@@ -68,6 +68,25 @@ expect_json()
 	fi
 }
 
+# wait_gone FILE: waits up to 5 s for FILE (a stopping server's pid file) to go.
+wait_gone()
+{
+	local _
+	for _ in $(seq 50); do
+		[[ -e $1 ]] || return 0
+		sleep 0.1
+	done
+}
+# wait_dead PID: waits up to 5 s for process PID to end (its store locks go with it).
+wait_dead()
+{
+	local _
+	for _ in $(seq 50); do
+		kill -0 "$1" 2>/dev/null || return 0
+		sleep 0.1
+	done
+}
+
 truncate -s 64M "$store"
 truncate -s 16M "$origin"
 
@@ -130,10 +149,7 @@ expect 1 "server with a smaller origin than the label records" "$ddsnap" server 
 expect 0 "a relative socket path works in daemon mode" test -S "$dir/rel.sock"
 expect 0 "a command reaches it by its absolute path" "$ddsnap" status --size "$dir/rel.sock"
 kill -TERM "$(cat "$dir/relpid")"
-for _ in $(seq 50); do
-	[[ -e $dir/relpid ]] || break
-	sleep 0.1
-done
+wait_gone "$dir/relpid"
 expect 1 "it removed its socket on SIGTERM" test -e "$dir/rel.sock"
 
 # What is on a device before initialize writes over it (libblkid), and swapped arguments.
@@ -242,10 +258,7 @@ sleep 0.3
 expect 0 "SIGUSR1, SIGUSR2, SIGALRM, SIGHUP, ... leave the server running" kill -0 "$(cat "$ppid")"
 expect 0 "and serving" "$ddsnap" status "$psock" 7
 kill -TERM "$(cat "$ppid")"
-for _ in $(seq 50); do
-	[[ -e $ppid ]] || break
-	sleep 0.1
-done
+wait_gone "$ppid"
 expect 0 "SIGTERM after them still stops it cleanly" grep -q "stopped cleanly" "$dir/plog"
 expect 0 "the refusals were logged with pid and uid" grep -q "refused a connection from pid [0-9]*, uid 65534" "$dir/plog"
 chmod 711 "$dir" # let nobody reach a path socket in it
@@ -257,10 +270,7 @@ expect_out "^7 " "and sees snapshot 7"
 expect 2 "-g with an unknown group" "$ddsnap" server -g no-such-group-here "$pstore" "$porigin" "$dir/psock2"
 expect_out "no such group" "the error names the group"
 kill -TERM "$(cat "$ppid")"
-for _ in $(seq 50); do
-	[[ -e $ppid ]] || break
-	sleep 0.1
-done
+wait_gone "$ppid"
 chmod 700 "$dir"
 
 # send and receive on files (no kernel): a second server is the replica; <stem>(T) files
@@ -353,10 +363,7 @@ expect 0 "list --json has every snapshot once, oldest first" cmp "$dir/listed" "
 kill -TERM "$(cat "$rpid")"
 
 kill -TERM "$(cat "$pid")"
-for _ in $(seq 50); do
-	[[ -e $pid ]] || break
-	sleep 0.1
-done
+wait_gone "$pid"
 expect 1 "the server removed its pid file on SIGTERM" test -e "$pid"
 expect 0 "check the stopped store" "$ddsnap" check "$store"
 expect_out "clean" "check reports the store clean"
@@ -366,10 +373,7 @@ expect 0 "the server starts again on the same store" "$ddsnap" server -p "$pid" 
 expect 0 "snapshot 2 survived the restart" "$ddsnap" status "$sock" 2
 
 kill -TERM "$(cat "$pid")"
-for _ in $(seq 50); do
-	[[ -e $pid ]] || break
-	sleep 0.1
-done
+wait_gone "$pid"
 
 # Issue 16 defect 3: one flipped byte in a middle intent log block after 30 acknowledged
 # creates and a SIGKILL.  The intact blocks after it prove damage, not a torn tail: the
@@ -382,10 +386,7 @@ truncate -s 64M "$dstore"
 for t in $(seq 1 30); do "$ddsnap" create "$dsock" "$t" >/dev/null; done
 dpid_n=$(cat "$dpid")
 kill -KILL "$dpid_n"
-for _ in $(seq 100); do
-	kill -0 "$dpid_n" 2>/dev/null || break # its store lock goes with it
-	sleep 0.05
-done
+wait_dead "$dpid_n" # its store lock goes with it
 rm -f "$dsock" "$dpid"
 log_start=$("$ddsnap" dump "$dstore" | sed -n 's/^label .* log_start=\([0-9]*\) .*/\1/p')
 seq0=$("$ddsnap" dump "$dstore" | sed -n 's/^uberblock .*newest.* log_block_seq=\([0-9]*\) .*/\1/p')
@@ -401,10 +402,7 @@ expect 0 "server --discard-damaged-log accepts the loss" "$ddsnap" server --disc
 expect 0 "list after the discard" "$ddsnap" list "$dsock"
 expect 0 "the 10 snapshots before the damage came back" test "$(wc -l <"$dir/out")" -eq 10
 kill -TERM "$(cat "$dpid")"
-for _ in $(seq 50); do
-	[[ -e $dpid ]] || break
-	sleep 0.1
-done
+wait_gone "$dpid"
 expect 0 "check is clean after the discard" "$ddsnap" check "$dstore"
 
 # Issue 16 defect 6: a store shorter than its label says (truncated to half) is reported
@@ -456,26 +454,17 @@ expect 0 "a server opens a format-1 store" "$ddsnap" server -p "$dir/v1pid" "$di
 expect 0 "list its snapshots" "$ddsnap" list "$dir/v1.sock"
 expect_out "^3 " "snapshot 3 is there"
 kill -TERM "$(cat "$dir/v1pid")"
-for _ in $(seq 50); do
-	[[ -e $dir/v1pid ]] || break
-	sleep 0.1
-done
+wait_gone "$dir/v1pid"
 expect 0 "it still checks clean after the server" "$ddsnap" check "$dir/v1"
 
 # A killed server leaves no lock behind: the kernel drops it with the process.
 expect 0 "a server on the 4k store" "$ddsnap" server -p "$dir/kpid" "$dir/o2" "$dir/oodd" "$dir/k.sock"
 kpid=$(cat "$dir/kpid")
 kill -KILL "$kpid"
-for _ in $(seq 50); do
-	kill -0 "$kpid" 2>/dev/null || break
-	sleep 0.1
-done
+wait_dead "$kpid"
 expect 0 "after kill -9 a new server opens the store" "$ddsnap" server -p "$dir/kpid" "$dir/o2" "$dir/oodd" "$dir/k.sock"
 kill -TERM "$(cat "$dir/kpid")"
-for _ in $(seq 50); do
-	[[ -e $dir/kpid ]] || break
-	sleep 0.1
-done
+wait_gone "$dir/kpid"
 
 # A grown snapstore keeps its last label copy where initialize put it.
 cp "$dir/o2" "$dir/grown"

@@ -17,7 +17,7 @@
  * so the content of the origin at every create is known exactly.  Snapshot images are read
  * back the same way, through the volume's read map.
  *
- *   stress_misuse [--duration SECS] [--seed N] [--dir DIR] [--ddsnap PATH]
+ *   [DDSNAP=path] stress_misuse [--duration SECS] [--seed N] [--dir DIR]
  *
  * Prints its seed first; exits 0 when every check held, 1 otherwise, naming the mistake.
  */
@@ -38,6 +38,8 @@
 #include <time.h>
 #include <unistd.h>
 #include "snap/volume.h"
+#include "common.h"
+#include "../unit/lib/rng.h"
 
 #define CS		4096u
 #define CHUNKS		64u	    /* the origin: 256 KiB, rewritten often */
@@ -65,13 +67,10 @@ static struct {
 	unsigned mistakes, verified;
 } m;
 
-static u64 rng_state;
+static struct rnd rng;
 static u64 rnd(void)
 {
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return rng_state;
+	return rnd_next(&rng);
 }
 
 static void die(const char *fmt, ...)
@@ -100,28 +99,18 @@ static void fill(u8 *buf, u32 chunk, u32 serial)
 }
 
 /*
- * Runs ddsnap with the arguments (NULL-terminated), its output to the log file.  Returns its
- * exit status, or 128 + the signal that ended it.
+ * Starts ddsnap with @argv (argv[0] is m.ddsnap, NULL-terminated), its output appended to the
+ * log file, under the server's descriptor limit and COMMAND_TIMEOUT.  Returns its pid.
  */
-static int run(const char *arg, ...)
+static pid_t spawn(const char *const *argv)
 {
-	const char *argv[16] = {m.ddsnap};
-	va_list ap;
-	int n = 1, st;
-	pid_t p;
+	pid_t p = fork();
 
-	va_start(ap, arg);
-	for (const char *a = arg; a && n < 15; a = va_arg(ap, const char *))
-		argv[n++] = a;
-	va_end(ap);
-	argv[n] = NULL;
-	p = fork();
 	if (p < 0)
 		die("fork: %s", strerror(errno));
 	if (!p) {
-		int fd = open(m.log, O_WRONLY | O_APPEND | O_CREAT, 0600);
-
 		struct rlimit lim = {SERVER_NOFILE, SERVER_NOFILE};
+		int fd = open(m.log, O_WRONLY | O_APPEND | O_CREAT, 0600);
 
 		if (fd >= 0) {
 			dup2(fd, 1);
@@ -132,11 +121,34 @@ static int run(const char *arg, ...)
 		execv(m.ddsnap, (char **)argv);
 		_exit(127);
 	}
+	return p;
+}
+
+/* Waits for ddsnap @cmd, pid @p.  Returns its exit status, or 128 + the ending signal. */
+static int reap(pid_t p, const char *cmd)
+{
+	int st;
+
 	if (waitpid(p, &st, 0) < 0)
 		die("waitpid: %s", strerror(errno));
-	if (WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM && strcmp(argv[1], "server"))
-		die("ddsnap %s hung for %d s (log: %s)", argv[1], COMMAND_TIMEOUT, m.log);
+	if (WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM && strcmp(cmd, "server"))
+		die("ddsnap %s hung for %d s (log: %s)", cmd, COMMAND_TIMEOUT, m.log);
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* Runs ddsnap with the arguments (NULL-terminated) and returns what reap() does. */
+static int run(const char *arg, ...)
+{
+	const char *argv[16] = {m.ddsnap};
+	va_list ap;
+	int n = 1;
+
+	va_start(ap, arg);
+	for (const char *a = arg; a && n < 15; a = va_arg(ap, const char *))
+		argv[n++] = a;
+	va_end(ap);
+	argv[n] = NULL;
+	return reap(spawn(argv), argv[1]);
 }
 
 static bool alive(pid_t p)
@@ -412,25 +424,18 @@ static void stray_signals(void)
 static void kill_during_create(void)
 {
 	char tag[16];
+	const char *argv[] = {m.ddsnap, "create", m.sock, tag, NULL};
 	pid_t p;
-	int st;
+	int rc;
 	u32 t = m.next_tag++;
 
 	snprintf(tag, sizeof(tag), "%u", t);
-	p = fork();
-	if (!p) {
-		int fd = open(m.log, O_WRONLY | O_APPEND);
-
-		dup2(fd, 1);
-		dup2(fd, 2);
-		execl(m.ddsnap, m.ddsnap, "create", m.sock, tag, (char *)NULL);
-		_exit(127);
-	}
+	p = spawn(argv);
 	usleep((useconds_t)(rnd() % 20000));
 	kill(m.server, SIGKILL);
 	wait_gone(m.server);
 	m.server = 0;
-	waitpid(p, &st, 0);
+	rc = reap(p, "create");
 	server_start();
 	if (listed(t)) {
 		if (m.nsnaps == MAX_SNAPS) {
@@ -440,7 +445,7 @@ static void kill_during_create(void)
 		}
 		m.snaps[m.nsnaps].tag = t;
 		memcpy(m.snaps[m.nsnaps++].serial, m.origin_serial, sizeof(m.origin_serial));
-	} else if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+	} else if (rc == 0) {
 		die("create %u was acknowledged but is gone after SIGKILL and restart", t);
 	}
 }
@@ -534,40 +539,17 @@ static void setup(void)
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {{"duration", required_argument, NULL, 'd'},
-					     {"seed", required_argument, NULL, 's'},
-					     {"dir", required_argument, NULL, 'D'},
-					     {"ddsnap", required_argument, NULL, 'x'},
-					     {NULL, 0, NULL, 0}};
+	struct stress_args args = {.duration = 20, .seed = (u64)time(NULL) ^ (u64)getpid() << 16};
 	struct rlimit nofile = {IDLE_CONNS + 64, IDLE_CONNS + 64};
-	unsigned duration = 20;
-	const char *dir = NULL;
+	const char *dir, *ddsnap = getenv("DDSNAP");
 	time_t end;
-	int c;
 
-	m.seed = (u64)time(NULL) ^ (u64)getpid() << 16;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (c) {
-		case 'd':
-			duration = (unsigned)strtoul(optarg, NULL, 10);
-			break;
-		case 's':
-			m.seed = strtoull(optarg, NULL, 0);
-			break;
-		case 'D':
-			dir = optarg;
-			break;
-		case 'x':
-			snprintf(m.ddsnap, sizeof(m.ddsnap), "%s", optarg);
-			break;
-		default:
-			fprintf(stderr,
-				"usage: %s [--duration SECS] [--seed N] [--dir DIR] "
-				"[--ddsnap PATH]\n",
-				argv[0]);
-			return 2;
-		}
-	}
+	if (stress_args_parse(argc, argv, &args))
+		return 2;
+	m.seed = args.seed;
+	dir = args.dir;
+	if (ddsnap)
+		snprintf(m.ddsnap, sizeof(m.ddsnap), "%s", ddsnap);
 	if (!m.ddsnap[0]) { /* build/tests/stress_misuse -> build/bin/ddsnap */
 		char self[PATH_MAX - 32];
 		ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
@@ -581,7 +563,7 @@ int main(int argc, char **argv)
 	}
 	printf("misuse: seed %llu\n", (unsigned long long)m.seed);
 	fflush(stdout);
-	rng_state = m.seed | 1;
+	rng.s = m.seed;
 	snprintf(m.dir, sizeof(m.dir), "%s", dir ? dir : "/tmp/ddsnap-misuse-XXXXXX");
 	if (!dir && !mkdtemp(m.dir))
 		die("mkdtemp: %s", strerror(errno));
@@ -592,7 +574,7 @@ int main(int argc, char **argv)
 	setup();
 	server_start();
 	create();
-	end = time(NULL) + duration;
+	end = time(NULL) + (time_t)args.duration;
 	while (time(NULL) < end) {
 		if (!alive(m.server))
 			server_start();
