@@ -330,3 +330,52 @@ srv_kill()
 	while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
 	log "server $pid killed"
 }
+
+# ---- A NAS box: udev, the NFS server and smbd, for the monitor scenarios and the demo ------
+
+# vm_udev_up: starts udevd and replays the kernel's add events, as on a real box (DESIGN.md 7);
+# from then on dmsetup leaves node creation to udev.
+vm_udev_up()
+{
+	/lib/systemd/systemd-udevd --daemon
+	udevadm trigger --action=add
+	udevadm settle
+	unset DM_DISABLE_UDEV
+}
+
+# nas_servers_up: the real nfs-kernel-server (v3 and v4, rpcbind, mountd) and smbd on the
+# loopback interface.  Their config is what an admin's box has plus what zumastor adds: an
+# empty /etc/exports (zumastor writes /etc/exports.d/zumastor.exports) and one include line
+# in smb.conf's [global] section (zumastor writes /etc/samba/zumastor.conf).
+nas_servers_up()
+{
+	ip link set lo up
+	modprobe -a nfsd nfs nfsv3 nfsv4
+	mountpoint -q /proc/fs/nfsd || mount -t nfsd nfsd /proc/fs/nfsd
+	rpcbind -w
+	mkdir -p /etc/exports.d /var/lib/samba/private /var/cache/samba /run/samba /var/log/samba
+	: >/etc/exports
+	cat >/etc/samba/smb.conf <<'SMB'
+[global]
+	server role = standalone server
+	map to guest = bad user
+	disable netbios = yes
+	smb ports = 445
+	log file = /var/log/samba/log.%m
+	include = /etc/samba/zumastor.conf
+SMB
+	rpc.nfsd 2
+	rpc.mountd
+	smbd -D
+}
+
+# mon_setup: the zumastor monitor from the source tree with private copies of ddsnap and
+# zumastor-helper (the build tree is shared live and may be relinked while a scenario runs);
+# z runs it.  Times are UTC unless the scenario sets TZ after this.
+mon_setup()
+{
+	mkdir -p /run/bin
+	cp "$BUILD/bin/ddsnap" "$BUILD/bin/zumastor-helper" /run/bin/
+	export ZUMASTOR_DDSNAP=/run/bin/ddsnap ZUMASTOR_HELPER=/run/bin/zumastor-helper TZ=UTC
+}
+z() { "$SRC/monitor/zumastor" "$@"; }

@@ -18,41 +18,17 @@ set -euo pipefail
 . "$SRC/tests/vm/lib.sh"
 
 step "udev, as on a real box (DESIGN.md 7)"
-/lib/systemd/systemd-udevd --daemon
-udevadm trigger --action=add
-udevadm settle
-unset DM_DISABLE_UDEV
+vm_udev_up
 load_ddsnap # the module from the build tree (a packaged one would be modprobe'd by start)
 
-# Private copies: the build tree is shared live and may be relinked while this runs.
-mkdir -p /run/bin
-cp "$BUILD/bin/ddsnap" "$BUILD/bin/zumastor-helper" /run/bin/
-export ZUMASTOR_DDSNAP=/run/bin/ddsnap ZUMASTOR_HELPER=/run/bin/zumastor-helper TZ=UTC
-z() { "$SRC/monitor/zumastor" "$@"; }
+mon_setup
 store=${DISKS[0]} origin=${DISKS[1]}
 db=/var/lib/zumastor/volumes/home
 snaps=/run/zumastor/snapshot/home
 exports=/etc/exports.d/zumastor.exports
 
 step "NFS and Samba servers (their config: /etc/exports.d and one include line in smb.conf)"
-ip link set lo up
-modprobe -a nfsd nfs nfsv3
-mount -t nfsd nfsd /proc/fs/nfsd
-rpcbind -w
-mkdir -p /etc/exports.d /var/lib/samba/private /var/cache/samba /run/samba /var/log/samba
-: >/etc/exports
-cat >/etc/samba/smb.conf <<'EOF'
-[global]
-	server role = standalone server
-	map to guest = bad user
-	disable netbios = yes
-	smb ports = 445
-	log file = /var/log/samba/log.%m
-	include = /etc/samba/zumastor.conf
-EOF
-rpc.nfsd 2
-rpc.mountd
-smbd -D
+nas_servers_up
 
 step "define and start the volume; ext4 on its origin device"
 t=$(date -d '2026-11-28 20:00:00 UTC' +%s)
