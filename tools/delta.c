@@ -50,7 +50,7 @@
 #include "delta/delta_codec.h"
 #include "delta.h"
 #include "delta/delta_stream.h"
-#include "xfer.h"
+#include "util/xfer.h"
 #include "blk/ownership.h"
 
 /* Encode batch: enough extents for xdelta3 to amortise its process start (~1 ms), small

@@ -54,7 +54,6 @@
 #include "commands.h"
 #include "client/ctl_client.h"
 #include "delta.h"
-#include "xfer.h"
 
 /* send retries a refused connection this long: the receiver may still be starting. */
 #define REPL_CONNECT_SECS 15

@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <errno.h>
 #include <cmocka.h>
-#include "xfer.h"
+#include "util/xfer.h"
 
 static void test_xfer__rate_limit_schedule(void **state)
 {

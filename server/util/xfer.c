@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * xfer.c - rate limit, progress line and size parsing for data-moving subcommands.
+ * xfer.c - rate limit and progress line for data-moving operations.
  *
  * The rate limit keeps an absolute schedule from xfer_rate_init(): after B bytes the
  * transfer must not be earlier than B / limit seconds minus the burst allowance, so
  * rounding in individual sleeps never accumulates.  Nothing here touches data; a crash
  * leaves nothing behind.
  */
-#include "xfer.h"
+#include "util/xfer.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * xfer.h - the bits every data-moving subcommand shares (delta create/apply, send,
- * receive): a bytes-per-second rate limit, a progress line on a terminal, and size parsing.
+ * xfer.h - what every data-moving operation shares (the delta streams of delta/delta_xfer.h
+ * behind `ddsnap delta create/apply`, send and receive): a bytes-per-second rate limit and a
+ * progress line on a terminal.
  *
  * The rate limit sleeps the caller so that the bytes accounted since xfer_rate_init() never
  * run ahead of limit * elapsed by more than XFER_BURST bytes (Zumastor's -l, without its
