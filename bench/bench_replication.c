@@ -331,7 +331,7 @@ static struct stamp create_to_fd(const char *changelist, int fd)
 	p.devstem = stem;
 	p.out_fd = fd;
 	t0 = now();
-	if (delta_create_stream(&p) != EXIT_OK)
+	if (delta_create_cmd(&p) != EXIT_OK)
 		die("delta create %s failed", changelist);
 	return since(t0);
 }
@@ -411,7 +411,7 @@ static void *produce(void *arg)
 		dp.changelist = p->changelist;
 		dp.devstem = stem;
 		dp.out_fd = p->fd;
-		p->rc = delta_create_stream(&dp);
+		p->rc = delta_create_cmd(&dp);
 	} else {
 		u8 *buf = malloc(CAT_BUF);
 		int in = open(p->src, O_RDONLY);
@@ -461,7 +461,7 @@ static void *consume(void *arg)
 		struct delta_apply_params ap = {
 			.cmd = "receive", .name = "stream", .in_fd = c->fd, .devstem = rstem};
 
-		c->rc = delta_apply_stream(&ap);
+		c->rc = delta_apply_cmd(&ap);
 	} else {
 		u8 *buf = malloc(CAT_BUF);
 		int out = open(c->target, O_WRONLY);

@@ -53,7 +53,7 @@
 #include "util/xfer.h"
 #include "blk/ownership.h"
 
-/* Encode batch: enough extents for xdelta3 to amortise its process start (~1 ms), small
+/* Decode batch: enough extents for xdelta3 to amortise its process start (~1 ms), small
  * enough to keep memory (source + target + payload scratch) bounded. */
 #define DELTA_BATCH_BYTES   (16u << 20)
 #define DELTA_BATCH_EXTENTS 512u
@@ -82,17 +82,6 @@ struct dev {
 	char *path;
 	u64 size;
 };
-
-char *delta_dev_name(const char *stem, u32 tag)
-{
-	char *p;
-
-	if (tag == DDSNAP_TAG_HEAD)
-		return xstrdup(stem);
-	if (asprintf(&p, "%s(%u)", stem, tag) < 0)
-		abort();
-	return p;
-}
 
 static void dev_close(struct dev *d);
 
@@ -209,148 +198,6 @@ static void *abuf(size_t len)
 	if (posix_memalign(&p, DELTA_IO_ALIGN, ROUND_UP(len ? len : 1, DELTA_IO_ALIGN)))
 		abort();
 	return p;
-}
-
-static bool all_zero(const u8 *p, size_t len)
-{
-	return !len || (p[0] == 0 && !memcmp(p, p + 1, len - 1));
-}
-
-/* ---- output with rate limit and progress ---- */
-
-struct out {
-	int fd;
-	struct xfer_rate rate;
-	struct xfer_progress prog;
-	u64 bytes;
-};
-
-static int out_write(void *arg, const void *buf, size_t len)
-{
-	struct out *o = arg;
-	int rc = delta_fd_write(&o->fd, buf, len);
-
-	if (rc)
-		return rc;
-	o->bytes += len;
-	xfer_rate_account(&o->rate, len);
-	return 0;
-}
-
-/* ---- create ---- */
-
-struct item {
-	bool zero;
-	u64 chunk;
-	u32 count;
-	unsigned job; /* data: index into jobs */
-};
-
-struct create {
-	struct delta_codec *dc;
-	struct delta_writer *w;
-	struct dev tgt, src;
-	bool use_src;
-	u32 chunk_size;
-	/* the batch */
-	struct item *items;
-	unsigned nitems;
-	struct delta_job *jobs;
-	unsigned njobs;
-	u8 *tbuf, *sbuf, *obuf; /* batch target, source and payload areas */
-	size_t tfill, ofill;
-	/* stats */
-	u64 data_bytes, chunks_done, total_chunks;
-};
-
-static int create_flush(struct create *c, struct out *o)
-{
-	int rc = delta_codec_encode_batch(c->dc, c->jobs, c->njobs);
-
-	if (rc) {
-		derr("encoding failed: %s", delta_codec_error(c->dc));
-		return rc;
-	}
-	for (unsigned i = 0; i < c->nitems && !rc; i++) {
-		struct item *it = &c->items[i];
-
-		if (it->zero) {
-			rc = delta_writer_zero(c->w, it->chunk, it->count);
-		} else {
-			struct delta_job *j = &c->jobs[it->job];
-			u32 flags = c->use_src ? DELTA_EXTENT_SRC_CSUM : 0;
-
-			rc = delta_writer_extent(c->w, it->chunk, it->count, j->codec, flags,
-						 j->out, (u32)j->out_len,
-						 delta_csum(j->tgt, j->len),
-						 c->use_src ? delta_csum(j->src, j->len) : 0);
-		}
-		c->chunks_done += it->count;
-	}
-	if (rc)
-		derr("writing the delta: %s", errmsg(rc));
-	xfer_progress_update(&o->prog, c->chunks_done * c->chunk_size);
-	c->nitems = c->njobs = 0;
-	c->tfill = c->ofill = 0;
-	return rc;
-}
-
-static void add_zero(struct create *c, u64 chunk, u32 count)
-{
-	struct item *last = c->nitems ? &c->items[c->nitems - 1] : NULL;
-
-	if (last && last->zero && last->chunk + last->count == chunk &&
-	    last->count + count <= DELTA_MAX_ZERO_CHUNKS) {
-		last->count += count;
-		return;
-	}
-	c->items[c->nitems++] = (struct item){.zero = true, .chunk = chunk, .count = count};
-}
-
-/* Reads the run [chunk, chunk + count) and queues its zero and data pieces. */
-static int create_run(struct create *c, struct out *o, u64 chunk, u32 count)
-{
-	size_t len = (size_t)count * c->chunk_size, cs = c->chunk_size;
-	u8 *t, *s;
-	int rc;
-
-	if (c->tfill + len > DELTA_BATCH_BYTES || c->nitems + count > 2 * DELTA_BATCH_EXTENTS) {
-		rc = create_flush(c, o);
-		if (rc)
-			return rc;
-	}
-	t = c->tbuf + c->tfill;
-	s = c->sbuf + c->tfill;
-	rc = dev_pread(&c->tgt, t, len, chunk * cs);
-	if (!rc && c->use_src)
-		rc = dev_pread(&c->src, s, len, chunk * cs);
-	if (rc)
-		return rc;
-	for (u32 i = 0; i < count;) {
-		bool z = all_zero(t + i * cs, cs);
-		u32 k = i + 1;
-
-		while (k < count && all_zero(t + k * cs, cs) == z)
-			k++;
-		if (z) {
-			add_zero(c, chunk + i, k - i);
-		} else {
-			struct delta_job *j = &c->jobs[c->njobs];
-
-			*j = (struct delta_job){.tgt = t + i * cs,
-						.len = (k - i) * cs,
-						.src = c->use_src ? s + i * cs : NULL,
-						.src_len = c->use_src ? (k - i) * cs : 0,
-						.out = c->obuf + c->ofill};
-			c->ofill += delta_codec_bound(j->len);
-			c->items[c->nitems++] = (struct item){
-				.chunk = chunk + i, .count = k - i, .job = c->njobs++};
-			c->data_bytes += j->len;
-		}
-		i = k;
-	}
-	c->tfill += len;
-	return 0;
 }
 
 static int parse_mode(const char *name, const char *arg, struct delta_codec_opts *o)
@@ -474,7 +321,7 @@ static int delta_create(int argc, char **argv)
 			return EXIT_FAIL;
 		}
 		p.out_fd = STDOUT_FILENO;
-		return delta_create_stream(&p);
+		return delta_create_cmd(&p);
 	}
 	/* Never through a symlink, never over a block device (a store, an origin). */
 	p.out_fd = path_open_file(argv[optind + 1], O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -485,7 +332,7 @@ static int delta_create(int argc, char **argv)
 					  : errmsg(p.out_fd));
 		return EXIT_FAIL;
 	}
-	ret = delta_create_stream(&p);
+	ret = delta_create_cmd(&p);
 	if (ret == EXIT_OK && fsync(p.out_fd)) {
 		derr("writing %s: %s", argv[optind + 1], strerror(errno));
 		ret = EXIT_FAIL;
@@ -494,232 +341,48 @@ static int delta_create(int argc, char **argv)
 	return ret;
 }
 
-/*
- * create, phase 1: the whole changelist must be valid before anything is written (a
- * corrupt list must not yield a plausible delta).  One open file, two passes: on success
- * *@cr is rewound for the encoding pass.  Returns EXIT_OK or an exit code (message printed).
- */
-static int create_validate(const struct delta_create_params *p, struct changelist_reader **cr,
-			   struct changelist_header *ch)
+/* create, -v: what was written and which codecs won, on stderr. */
+static void create_report(const char *cmd, const struct delta_create_stats *st)
 {
-	u64 chunk;
-	int rc = changelist_open(cr, p->changelist, ch);
+	const struct delta_trailer *tr = &st->tr;
 
-	if (!rc) {
-		do
-			rc = changelist_next(*cr, &chunk);
-		while (rc == 1);
-	}
-	if (!rc)
-		rc = changelist_rewind(*cr);
-	if (rc) {
-		derr("changelist %s: %s", p->changelist,
-		     rc != -EILSEQ ? errmsg(rc)
-		     : *cr	   ? changelist_error(*cr)
-				   : "not a valid changelist header");
-		changelist_close(*cr);
-		*cr = NULL;
-		return rc == -EILSEQ ? EXIT_CORRUPT : EXIT_FAIL;
-	}
-	return EXIT_OK;
-}
-
-/*
- * create, phase 2: the stream header @h from the changelist, starting where the resume
- * token p->resume says if there is one.  Returns 0, or -1 with the message printed.
- */
-static int create_header(const struct delta_create_params *p, const struct changelist_header *ch,
-			 struct delta_header *h)
-{
-	struct delta_token tok;
-	int rc;
-
-	memcpy(h->uuid, ch->uuid, sizeof(h->uuid));
-	h->chunk_size = ch->chunk_size;
-	h->flags = ch->src_tag == DDSNAP_TAG_NONE ? DELTA_FULL : 0;
-	h->volume_chunks = ch->volume_chunks;
-	h->src_tag = ch->src_tag;
-	h->src_gen = ch->src_gen;
-	h->tgt_tag = ch->tgt_tag;
-	h->tgt_gen = ch->tgt_gen;
-	if (!p->resume)
-		return 0;
-	rc = delta_token_load(p->resume, &tok);
-	if (rc || !delta_token_matches(&tok, h)) {
-		derr("resume token %s: %s", p->resume,
-		     rc ? errmsg(rc) : "belongs to another transfer");
-		return -1;
-	}
-	h->start_seq = tok.next_seq;
-	h->start_chunk = tok.next_chunk;
-	h->start_csum = tok.stream_csum;
-	return 0;
-}
-
-/*
- * create, phase 3: opens the device of snapshot @tag (<devstem>(tag)) for reading into @d;
- * it must cover the changelist's volume.  Returns 0, or -1 with the message printed.
- */
-static int create_open_dev(const struct delta_create_params *p, const struct changelist_header *ch,
-			   u32 tag, struct dev *d)
-{
-	char *name = delta_dev_name(p->devstem, tag);
-	int rc = dev_open(d, name, false);
-
-	free(name);
-	if (rc)
-		return -1;
-	if (d->size < ch->volume_chunks * ch->chunk_size) {
-		derr("%s is smaller than the changelist's volume", d->path);
-		return -1;
-	}
-	return 0;
-}
-
-/*
- * create, phase 4: walks the rewound changelist from @start_chunk, groups consecutive
- * chunks into runs of at most @max_run, and encodes and writes them (create_run, then the
- * last batch).  Returns 0 or a negative errno (-EILSEQ: the changelist, changelist_error).
- */
-static int create_encode(struct create *c, struct out *o, struct changelist_reader *cr,
-			 u64 start_chunk, u32 max_run)
-{
-	u64 chunk, run_start = 0;
-	u32 run_len = 0;
-	int rc;
-
-	while ((rc = changelist_next(cr, &chunk)) == 1) {
-		rc = 0;
-		if (chunk < start_chunk)
-			continue;
-		if (run_len && chunk == run_start + run_len && run_len < max_run) {
-			run_len++;
-			continue;
-		}
-		if (run_len) {
-			rc = create_run(c, o, run_start, run_len);
-			if (rc)
-				break;
-		}
-		run_start = chunk;
-		run_len = 1;
-	}
-	if (!rc && run_len)
-		rc = create_run(c, o, run_start, run_len);
-	if (!rc)
-		rc = create_flush(c, o);
-	return rc;
-}
-
-/* create, phase 5 (-v): what was written and which codecs won, on stderr. */
-static void create_report(const struct delta_create_params *p, struct create *c,
-			  const struct delta_trailer *tr)
-{
-	struct delta_codec_stats st;
-
-	delta_codec_get_stats(c->dc, &st);
 	fprintf(stderr,
 		"ddsnap %s: %llu extents, %llu data chunks, %llu zero chunks; %llu "
 		"bytes of data -> %llu payload bytes (%.2f%%); codecs raw %llu zlib %llu "
 		"zstd %llu xdelta3 %llu zstd-prefix %llu; %llu xdelta3 runs, %llu rejected "
 		"by the "
 		"verifying decode\n",
-		p->cmd, (unsigned long long)tr->extents, (unsigned long long)tr->data_chunks,
-		(unsigned long long)tr->zero_chunks, (unsigned long long)c->data_bytes,
+		cmd, (unsigned long long)tr->extents, (unsigned long long)tr->data_chunks,
+		(unsigned long long)tr->zero_chunks, (unsigned long long)st->data_bytes,
 		(unsigned long long)tr->payload_bytes,
-		c->data_bytes ? 100.0 * (double)tr->payload_bytes / (double)c->data_bytes : 0.0,
-		(unsigned long long)st.chosen[0], (unsigned long long)st.chosen[1],
-		(unsigned long long)st.chosen[2], (unsigned long long)st.chosen[3],
-		(unsigned long long)st.chosen[4], (unsigned long long)st.xdelta3_runs,
-		(unsigned long long)st.verify_failures);
+		st->data_bytes ? 100.0 * (double)tr->payload_bytes / (double)st->data_bytes : 0.0,
+		(unsigned long long)st->codec.chosen[0], (unsigned long long)st->codec.chosen[1],
+		(unsigned long long)st->codec.chosen[2], (unsigned long long)st->codec.chosen[3],
+		(unsigned long long)st->codec.chosen[4], (unsigned long long)st->codec.xdelta3_runs,
+		(unsigned long long)st->codec.verify_failures);
 }
 
-int delta_create_stream(const struct delta_create_params *p)
+int delta_exit(const char *cmd, const struct delta_error *e)
 {
-	struct delta_codec_opts copts = p->codec;
-	struct changelist_header ch;
-	struct changelist_reader *cr = NULL;
-	struct delta_header h = {0};
-	struct delta_trailer tr;
-	struct create c = {.tgt.fd = -1, .src.fd = -1};
-	struct out o = {.fd = p->out_fd};
-	u32 max_run;
-	int rc, ret;
+	for (const char *l = e->msg, *nl; *l; l = nl + 1) {
+		nl = strchr(l, '\n');
+		cmd_error(cmd, "%.*s", (int)(nl ? nl - l : (ptrdiff_t)strlen(l)), l);
+		if (!nl)
+			break;
+	}
+	return e->bad_params ? EXIT_USAGE : e->corrupt ? EXIT_CORRUPT : EXIT_FAIL;
+}
 
-	derr_cmd = p->cmd;
-	ret = create_validate(p, &cr, &ch);
-	if (ret != EXIT_OK)
-		return ret;
-	ret = EXIT_FAIL;
-	c.dc = delta_codec_new(&copts);
-	if (!c.dc) {
-		derr("bad codec level");
-		ret = EXIT_USAGE;
-		goto out;
-	}
-	if (create_header(p, &ch, &h))
-		goto out;
-	if ((h.flags & DELTA_FULL) && copts.mode != DELTA_MODE_BEST &&
-	    delta_codec_get((u32)copts.mode)->differencing) {
-		/* nothing to difference against: compress instead */
-		copts.mode = DELTA_CODEC_ZSTD;
-		delta_codec_free(c.dc);
-		c.dc = delta_codec_new(&copts);
-		if (!c.dc) {
-			derr("bad codec level");
-			ret = EXIT_USAGE;
-			goto out;
-		}
-	}
-	c.chunk_size = ch.chunk_size;
-	/* Every extent of an incremental delta carries the source checksum, so a receiver
-	 * whose snapshot differs from ours is refused whatever the codec (Zumastor's
-	 * "snapshot0 is not the same" check); --no-source-check skips reading the source
-	 * for the codecs that do not need it. */
-	c.use_src = !(h.flags & DELTA_FULL) && (!p->no_src_check || copts.mode == DELTA_MODE_BEST ||
-						delta_codec_get((u32)copts.mode)->differencing);
-	if (create_open_dev(p, &ch, ch.tgt_tag, &c.tgt) ||
-	    (c.use_src && create_open_dev(p, &ch, ch.src_tag, &c.src)))
-		goto out;
-	xfer_rate_init(&o.rate, p->limit);
-	xfer_progress_init(&o.prog, p->cmd, ch.count * ch.chunk_size, p->force_progress);
-	rc = delta_writer_new(&c.w, out_write, &o, &h);
-	if (rc) {
-		derr("writing the delta header: %s", errmsg(rc));
-		goto out;
-	}
-	max_run = DELTA_MAX_EXTENT / ch.chunk_size;
-	/* a batch holds at most 2 * DELTA_BATCH_EXTENTS items before a run of max_run, and
-	 * at most DELTA_BATCH_BYTES / chunk_size chunks, each piece's bound no more than its
-	 * chunks' bounds */
-	c.items = xmalloc(sizeof(*c.items) * (2 * DELTA_BATCH_EXTENTS + max_run));
-	c.jobs = xmalloc(sizeof(*c.jobs) * (2 * DELTA_BATCH_EXTENTS + max_run));
-	c.tbuf = abuf(DELTA_BATCH_BYTES);
-	c.sbuf = abuf(DELTA_BATCH_BYTES);
-	c.obuf = xmalloc((DELTA_BATCH_BYTES / ch.chunk_size) * delta_codec_bound(ch.chunk_size));
-	rc = create_encode(&c, &o, cr, h.start_chunk, max_run);
-	if (!rc)
-		rc = delta_writer_finish(c.w, &tr);
-	xfer_progress_done(&o.prog);
-	if (rc) {
-		derr("delta not created: %s", rc == -EILSEQ ? changelist_error(cr) : errmsg(rc));
-		goto out;
-	}
+int delta_create_cmd(const struct delta_create_params *p)
+{
+	struct delta_create_stats st;
+	struct delta_error e;
+
+	if (delta_create_stream(p, &st, &e))
+		return delta_exit(p->cmd, &e);
 	if (p->verbose)
-		create_report(p, &c, &tr);
-	ret = EXIT_OK;
-out:
-	changelist_close(cr);
-	delta_writer_free(c.w);
-	delta_codec_free(c.dc);
-	dev_close(&c.tgt);
-	dev_close(&c.src);
-	free(c.items);
-	free(c.jobs);
-	free(c.tbuf);
-	free(c.sbuf);
-	free(c.obuf);
-	return ret;
+		create_report(p->cmd, &st);
+	return EXIT_OK;
 }
 
 /* ---- apply ---- */
@@ -1031,7 +694,7 @@ static int delta_apply(int argc, char **argv)
 			return EXIT_FAIL;
 		}
 	}
-	ret = delta_apply_stream(&p);
+	ret = delta_apply_cmd(&p);
 	if (p.in_fd != STDIN_FILENO)
 		close(p.in_fd);
 	return ret;
@@ -1179,7 +842,7 @@ static int apply_records(const struct delta_apply_params *p, struct apply *a,
 	return rc;
 }
 
-int delta_apply_stream(const struct delta_apply_params *p)
+int delta_apply_cmd(const struct delta_apply_params *p)
 {
 	struct apply a = {.origin.fd = -1,
 			  .src.fd = -1,

@@ -15,22 +15,9 @@
 
 #include <getopt.h>
 #include "util/base.h"
-#include "delta/delta_codec.h"
-#include "delta/delta_stream.h"
+#include "delta/delta_xfer.h"
 
 struct ctl_client;
-
-/* What delta_create_stream() needs; fill with delta_create_defaults() and the options. */
-struct delta_create_params {
-	const char *cmd;	/* error prefix: "delta", "send" */
-	const char *changelist; /* a changelist file (changelist.h) */
-	const char *devstem;	/* reads <devstem>(tgt) and, when needed, <devstem>(src) */
-	int out_fd;		/* the stream goes here (a file, a pipe, a socket) */
-	struct delta_codec_opts codec;
-	const char *resume; /* a receiver's token: start the stream where it stopped */
-	u64 limit;	    /* bytes per second of stream, 0 = unlimited */
-	bool no_src_check, force_progress, verbose;
-};
 
 /* The defaults: zstd-prefix (the measured default codec), no limit, no resume. */
 void delta_create_defaults(struct delta_create_params *p, const char *cmd);
@@ -57,27 +44,11 @@ void delta_create_defaults(struct delta_create_params *p, const char *cmd);
 int delta_create_option(int opt, const char *arg, struct delta_create_params *p);
 
 /*
- * Validates the whole changelist, then writes the stream to p->out_fd: header, extents
- * and zero records in chunk order, trailer.  Does not fsync or close out_fd.  Returns an
- * exit code; EXIT_CORRUPT for a corrupt changelist (nothing written then).
+ * delta_create_stream() for a subcommand: its problems are printed as "ddsnap <p->cmd>:
+ * <line>", and under -v the stats; returns the exit code (delta_exit()).  Does not fsync
+ * or close p->out_fd.
  */
-int delta_create_stream(const struct delta_create_params *p);
-
-/* What delta_apply_stream() needs. */
-struct delta_apply_params {
-	const char *cmd;     /* error prefix: "delta", "receive" */
-	const char *name;    /* the input's name in messages */
-	int in_fd;	     /* the stream comes from here */
-	const char *devstem; /* writes <devstem>, reads <devstem>(src) */
-	const char *token;   /* resume token file, or NULL */
-	bool check;	     /* verify everything, write nothing (no token then) */
-	u64 limit;
-	bool force_progress, verbose;
-	/* Called with the validated header before any device is opened; a nonzero return
-	 * (an exit code, the message printed) refuses the stream with nothing written. */
-	int (*on_header)(const struct delta_header *h, void *arg);
-	void *arg;
-};
+int delta_create_cmd(const struct delta_create_params *p);
 
 /*
  * The options `delta apply` and `receive` share, for getopt_long: -t TOKEN, -l RATE,
@@ -87,14 +58,17 @@ struct delta_apply_params {
 int delta_apply_option(int opt, const char *arg, struct delta_apply_params *p);
 
 /*
- * Applies the stream from p->in_fd to <devstem> (doc/delta-format.md, reader rules and
- * resume token): every extent's source checksum is checked against <devstem>(src) before
- * the extent is written and its target checksum after decoding.  With a token file, a
- * resumed stream must continue exactly at the token and a re-sent stream is skipped up to
- * it; on failure the origin is synced and the token saved; on success it is removed.
- * Returns an exit code: EXIT_CORRUPT for a corrupt stream, EXIT_FAIL otherwise.
+ * delta_apply_stream() for a subcommand: its problems are printed as "ddsnap <p->cmd>:
+ * <line>", and with -v or --check what it applied; returns the exit code (delta_exit()).
  */
-int delta_apply_stream(const struct delta_apply_params *p);
+int delta_apply_cmd(const struct delta_apply_params *p);
+
+/*
+ * Prints each line of @e as "ddsnap <cmd>: <line>" and returns the exit code of the
+ * failure it describes: EXIT_USAGE for refused parameters, EXIT_CORRUPT for a corrupt
+ * changelist or stream, EXIT_FAIL otherwise.
+ */
+int delta_exit(const char *cmd, const struct delta_error *e);
 
 /*
  * Asks the server behind @c for the changelist @from -> @to (DDSNAP_TAG_NONE: the whole
@@ -104,8 +78,5 @@ int delta_apply_stream(const struct delta_apply_params *p);
  */
 int delta_fetch_changelist(const char *cmd, struct ctl_client *c, const char *path, u32 from,
 			   u32 to);
-
-/* "<stem>(tag)", or @stem itself for DDSNAP_TAG_HEAD (the live origin).  Caller frees. */
-char *delta_dev_name(const char *stem, u32 tag);
 
 #endif

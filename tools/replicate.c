@@ -319,7 +319,7 @@ int cmd_send(int argc, char **argv)
 	} else {
 		p.out_fd = STDOUT_FILENO;
 	}
-	ret = delta_create_stream(&p);
+	ret = delta_create_cmd(&p);
 	if (to) {
 		if (ret == EXIT_OK)
 			ret = send_wait_status(p.out_fd, to);
@@ -498,7 +498,7 @@ int cmd_receive(int argc, char **argv)
 	r.token = p.token;
 	p.on_header = recv_check_header;
 	p.arg = &r;
-	ret = delta_apply_stream(&p);
+	ret = delta_apply_cmd(&p);
 	if (ret == EXIT_OK) {
 		/* the same path as `ddsnap create`: origin devices suspended meanwhile */
 		char tagbuf[16], *av[] = {"create", (char *)argv[optind], tagbuf, NULL};
