@@ -1,14 +1,13 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * delta.h - the delta engine behind `ddsnap delta`, `ddsnap send` and `ddsnap receive`
- * (tools/delta.c): make a stream from a changelist and snapshot devices, apply a stream to
- * an origin, and fetch a changelist from a running server.
+ * delta.h - what `ddsnap delta`, `ddsnap send` and `ddsnap receive` share around the delta
+ * library (delta/delta_xfer.h): the transfer options, the library calls with their messages
+ * and exit codes, and fetching a changelist from a running server.
  *
- * Devices are named as in Zumastor: the origin is <devstem>, snapshot tag T is
- * "<devstem>(T)".  Every function here reports its problems on stderr as
- * "ddsnap <cmd>: <what>" and returns a ddsnap exit code (commands.h: EXIT_OK, EXIT_FAIL,
- * EXIT_USAGE, EXIT_CORRUPT), so a subcommand can return it as is.  Single-threaded; all
- * calls block on device, file and socket I/O.
+ * Every function here reports its problems on stderr as "ddsnap <cmd>: <what>" and returns
+ * a ddsnap exit code (commands.h: EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_CORRUPT), so a
+ * subcommand can return it as is.  Single-threaded; all calls block on device, file and
+ * socket I/O.
  */
 #ifndef DDSNAP_TOOLS_DELTA_H
 #define DDSNAP_TOOLS_DELTA_H

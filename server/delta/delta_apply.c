@@ -1,0 +1,489 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * delta_apply.c - apply a delta stream to an origin (delta_xfer.h; `ddsnap delta apply` and
+ * `ddsnap receive`).
+ *
+ * What.  Reads the stream, and for each extent checks the receiver's source extent against
+ * the sender's source checksum (refusing on mismatch), decodes, checks the target checksum,
+ * and only then writes the origin.  xdelta3 extents are queued and decoded in one batch
+ * (one process start per batch); any other record first applies the queue, so the origin
+ * is written in stream order.
+ *
+ * Invariants: a corrupt or mismatched extent is never written; the source snapshot is
+ * opened read-only and never written; a.applied names the last record whose data is
+ * written (the token never runs ahead of the origin).
+ *
+ * Crash and interruption argument: with a token file, apply fdatasyncs the origin before
+ * each token save (at most once per DELTA_TOKEN_INTERVAL and at every exit), so the token
+ * never claims an extent that is not durable.  Extents after the token may or may not be on
+ * disk; re-applying them writes the same bytes (extents hold absolute target data decoded
+ * against the immutable source snapshot, never against the origin), so nothing is lost and
+ * nothing is counted twice.  A resumed stream (create with a resume token) starts exactly at
+ * the token and chains the stream checksum from it; a full stream re-sent after an
+ * interruption is skipped up to the token and checked to be the same stream.
+ */
+#include "delta/delta_xfer_internal.h"
+#include <string.h>
+#include <unistd.h>
+#include "util/xfer.h"
+
+/* Apply saves its resume token at most this often (plus at every exit). */
+#define DELTA_TOKEN_INTERVAL 1.0
+
+struct pending {
+	struct delta_record rec;
+	u8 *payload; /* own copy */
+	struct delta_token tok;
+};
+
+struct apply {
+	struct delta_reader *r;
+	struct delta_codec *dc;
+	struct delta_header h;
+	struct delta_dev origin, src;
+	const char *token_path;
+	struct delta_token applied; /* everything up to here is written */
+	bool dirty;		    /* written since the last sync */
+	struct timespec last_save;
+	u8 *zeros;
+	/* xdelta3 extents waiting for one batched decode */
+	struct pending *q;
+	unsigned nq;
+	size_t qbytes;
+	u64 written_chunks;
+	struct delta_error *e;
+	bool check; /* --check: verify everything, write nothing */
+};
+
+static int apply_save(struct apply *a)
+{
+	int rc;
+
+	if (!a->token_path)
+		return 0;
+	if (a->dirty && fdatasync(a->origin.fd)) {
+		rc = -errno;
+		delta_error_add(a->e, "sync %s: %s", a->origin.path, errmsg(rc));
+		return rc;
+	}
+	a->dirty = false;
+	rc = delta_token_save(a->token_path, &a->applied);
+	if (rc)
+		delta_error_add(a->e, "saving resume token %s: %s", a->token_path, errmsg(rc));
+	clock_gettime(CLOCK_MONOTONIC, &a->last_save);
+	return rc;
+}
+
+static int apply_done_record(struct apply *a, const struct delta_token *tok)
+{
+	a->applied = *tok;
+	if (a->token_path && xfer_elapsed(&a->last_save) >= DELTA_TOKEN_INTERVAL)
+		return apply_save(a);
+	return 0;
+}
+
+/* Reads the receiver's source extent and compares it with the sender's checksum. */
+static int apply_source(struct apply *a, const struct delta_record *rec, u8 *buf, size_t len)
+{
+	int rc = delta_dev_pread(&a->src, buf, len, rec->chunk * a->h.chunk_size, a->e);
+
+	if (rc)
+		return rc;
+	if (delta_csum(buf, len) != rec->src_csum) {
+		delta_error_add(a->e,
+				"source snapshot %s differs from the sender's at chunks "
+				"%llu..%llu: refusing "
+				"this delta",
+				a->src.path, (unsigned long long)rec->chunk,
+				(unsigned long long)(rec->chunk + rec->count - 1));
+		a->e->corrupt = false;
+		return -ESTALE;
+	}
+	return 0;
+}
+
+static int apply_write(struct apply *a, const struct delta_record *rec, const u8 *data, size_t len)
+{
+	int rc;
+
+	if (delta_csum(data, len) != rec->tgt_csum) {
+		delta_error_add(
+			a->e,
+			"extent at chunk %llu (record %llu) decodes to data with a wrong checksum: "
+			"corrupt delta; nothing of it was written",
+			(unsigned long long)rec->chunk, (unsigned long long)rec->seq);
+		a->e->corrupt = true;
+		return -EILSEQ;
+	}
+	if (!a->check) {
+		rc = delta_dev_pwrite(&a->origin, data, len, rec->chunk * a->h.chunk_size, a->e);
+		if (rc)
+			return rc;
+		a->dirty = true;
+	}
+	a->written_chunks += rec->count;
+	return 0;
+}
+
+/* Decodes the queued xdelta3 extents in one run and applies them in order. */
+static int apply_flush(struct apply *a)
+{
+	struct delta_djob *dj;
+	u8 *src, *tgt;
+	size_t off = 0;
+	int rc = 0;
+
+	if (!a->nq)
+		return 0;
+	dj = xzalloc(sizeof(*dj) * a->nq);
+	src = delta_abuf(a->qbytes);
+	tgt = delta_abuf(a->qbytes); /* O_DIRECT writes need aligned buffers */
+	for (unsigned i = 0; i < a->nq && !rc; i++) {
+		struct delta_record *rec = &a->q[i].rec;
+		size_t len = (size_t)rec->count * a->h.chunk_size;
+
+		dj[i] = (struct delta_djob){.codec = rec->codec,
+					    .payload = a->q[i].payload,
+					    .payload_len = rec->payload_len,
+					    .src = src + off,
+					    .src_len = len,
+					    .tgt = tgt + off,
+					    .len = len};
+		rc = apply_source(a, rec, src + off, len);
+		off += len;
+	}
+	if (!rc) {
+		rc = delta_codec_decode_batch(a->dc, dj, a->nq);
+		if (rc == -ENOENT || rc == -EIO) {
+			delta_error_add(a->e, "%s", delta_codec_error(a->dc));
+			a->e->corrupt = false;
+			goto out;
+		}
+		rc = 0;
+	}
+	for (unsigned i = 0; i < a->nq && !rc; i++) {
+		if (dj[i].err) {
+			delta_error_add(
+				a->e,
+				"extent at chunk %llu (record %llu): %s; nothing of it was written",
+				(unsigned long long)a->q[i].rec.chunk,
+				(unsigned long long)a->q[i].rec.seq, delta_codec_error(a->dc));
+			a->e->corrupt = true;
+			rc = -EILSEQ;
+			break;
+		}
+		rc = apply_write(a, &a->q[i].rec, dj[i].tgt, dj[i].len);
+		if (!rc)
+			rc = apply_done_record(a, &a->q[i].tok);
+	}
+out:
+	for (unsigned i = 0; i < a->nq; i++)
+		free(a->q[i].payload);
+	a->nq = 0;
+	a->qbytes = 0;
+	free(dj);
+	free(src);
+	free(tgt);
+	return rc;
+}
+
+static int apply_record(struct apply *a, const struct delta_record *rec,
+			const struct delta_token *tok)
+{
+	size_t len = (size_t)rec->count * a->h.chunk_size;
+	struct delta_djob dj;
+	u8 *src = NULL, *tgt;
+	int rc;
+
+	if (rec->type == DELTA_REC_ZERO) {
+		rc = apply_flush(a);
+		for (u64 c = 0; !rc && !a->check && c < rec->count;) {
+			u64 k = MIN((u64)rec->count - c, (u64)(DELTA_MAX_EXTENT / a->h.chunk_size));
+
+			rc = delta_dev_pwrite(&a->origin, a->zeros, (size_t)k * a->h.chunk_size,
+					      (rec->chunk + c) * a->h.chunk_size, a->e);
+			c += k;
+		}
+		if (!rc) {
+			a->dirty = true;
+			a->written_chunks += rec->count;
+			rc = apply_done_record(a, tok);
+		}
+		return rc;
+	}
+	if (rec->codec == DELTA_CODEC_XDELTA3) {
+		struct pending *p;
+
+		if (a->qbytes + len > DELTA_BATCH_BYTES || a->nq == DELTA_BATCH_EXTENTS) {
+			rc = apply_flush(a);
+			if (rc)
+				return rc;
+		}
+		p = &a->q[a->nq++];
+		p->rec = *rec;
+		p->payload = xmalloc(rec->payload_len ? rec->payload_len : 1);
+		memcpy(p->payload, rec->payload, rec->payload_len);
+		p->rec.payload = p->payload;
+		p->tok = *tok;
+		a->qbytes += len;
+		return 0;
+	}
+	rc = apply_flush(a);
+	if (rc)
+		return rc;
+	tgt = delta_abuf(len);
+	if (rec->flags & DELTA_EXTENT_SRC_CSUM) {
+		src = delta_abuf(len);
+		rc = apply_source(a, rec, src, len);
+	}
+	if (!rc) {
+		dj = (struct delta_djob){.codec = rec->codec,
+					 .payload = rec->payload,
+					 .payload_len = rec->payload_len,
+					 .src = src,
+					 .src_len = src ? len : 0,
+					 .tgt = tgt,
+					 .len = len};
+		rc = delta_codec_decode(a->dc, &dj);
+		if (rc) {
+			delta_error_add(
+				a->e,
+				"extent at chunk %llu (record %llu): %s; nothing of it was written",
+				(unsigned long long)rec->chunk, (unsigned long long)rec->seq,
+				delta_codec_error(a->dc));
+			a->e->corrupt = rc == -EILSEQ;
+		}
+	}
+	if (!rc)
+		rc = apply_write(a, rec, tgt, len);
+	if (!rc)
+		rc = apply_done_record(a, tok);
+	free(src);
+	free(tgt);
+	return rc;
+}
+
+/* The records skipped from a re-sent full stream must be the ones applied before. */
+static int check_skipped(struct apply *a, const struct delta_token *saved)
+{
+	if (a->applied.next_seq == saved->next_seq &&
+	    a->applied.stream_csum == saved->stream_csum &&
+	    a->applied.next_chunk == saved->next_chunk)
+		return 0;
+	delta_error_add(a->e,
+			"this stream differs from the interrupted one before record %llu: apply it "
+			"without the token, or resume from the token",
+			(unsigned long long)saved->next_seq);
+	a->e->corrupt = false;
+	return -ESTALE;
+}
+
+/*
+ * apply, phase 1: where this receiver resumes.  Loads the token (if -t) into *@saved; a
+ * resumed stream must start exactly at it, and a full stream re-sent after an interruption
+ * is skipped up to it (*@skip_until, 0 if nothing is skipped).  Returns 0, or -ESTALE
+ * (a damaged token, or a resumed stream that does not start at it).
+ */
+static int apply_resume_point(struct apply *a, struct delta_token *saved, u64 *skip_until)
+{
+	bool have_saved = false;
+	int rc;
+
+	*skip_until = 0;
+	if (a->token_path) {
+		rc = delta_token_load(a->token_path, saved);
+		if (rc == -EILSEQ) {
+			delta_error_add(a->e, "resume token %s is corrupt", a->token_path);
+			return -ESTALE;
+		}
+		have_saved = !rc && delta_token_matches(saved, &a->h);
+	}
+	if (a->h.start_seq) {
+		/* a resumed stream must continue exactly where this receiver stopped */
+		if (!have_saved || saved->next_seq != a->h.start_seq ||
+		    saved->next_chunk != a->h.start_chunk ||
+		    saved->stream_csum != a->h.start_csum) {
+			delta_error_add(a->e,
+					"this stream resumes at record %llu, chunk %llu, but %s",
+					(unsigned long long)a->h.start_seq,
+					(unsigned long long)a->h.start_chunk,
+					have_saved ? "the resume token says otherwise"
+						   : "there is no matching resume token (-t)");
+			return -ESTALE;
+		}
+	} else if (have_saved && saved->next_seq) {
+		*skip_until = saved->next_seq; /* a full stream re-sent: skip what is on disk */
+	}
+	return 0;
+}
+
+/*
+ * apply, phase 2: opens the origin <devstem> (read-only with --check), which must cover the
+ * delta's volume, and for an incremental delta the source snapshot <devstem>(src).
+ * Returns 0 or a negative errno (-ENOSPC: the origin is too small).
+ */
+static int apply_open_devs(const struct delta_apply_params *p, struct apply *a)
+{
+	char *name = delta_dev_name(p->devstem, DDSNAP_TAG_HEAD);
+	int rc = delta_dev_open(&a->origin, name, !a->check, a->e);
+
+	free(name);
+	if (rc)
+		return rc;
+	if (a->origin.size < a->h.volume_chunks * a->h.chunk_size) {
+		delta_error_add(a->e, "%s is smaller than the delta's volume (%llu bytes)",
+				a->origin.path,
+				(unsigned long long)(a->h.volume_chunks * a->h.chunk_size));
+		return -ENOSPC;
+	}
+	if (!(a->h.flags & DELTA_FULL)) {
+		name = delta_dev_name(p->devstem, a->h.src_tag);
+		rc = delta_dev_open(&a->src, name, false, a->e);
+		free(name);
+		return rc;
+	}
+	return 0;
+}
+
+/* apply, phase 3: the raw codec, the zero extent and the queue every record needs. */
+static void apply_buffers(struct apply *a)
+{
+	struct delta_codec_opts co = {.mode = DELTA_CODEC_RAW};
+
+	a->dc = delta_codec_new(&co);
+	a->zeros = delta_abuf(DELTA_MAX_EXTENT);
+	memset(a->zeros, 0, DELTA_MAX_EXTENT);
+	a->q = xmalloc(sizeof(*a->q) * DELTA_BATCH_EXTENTS);
+}
+
+/*
+ * apply, phase 4: reads and applies every record up to the trailer (skipping those before
+ * *@skip_until, then checking the skipped part against @saved), at the rate limit, with
+ * progress.  Returns 0 once the trailer validated and everything queued is applied, or a
+ * negative errno (a->e->corrupt says the stream is corrupt).
+ */
+static int apply_records(const struct delta_apply_params *p, struct apply *a,
+			 const struct delta_token *saved, u64 *skip_until)
+{
+	struct delta_record rec;
+	struct delta_trailer tr;
+	struct xfer_rate rate;
+	struct xfer_progress prog;
+	int rc;
+
+	xfer_rate_init(&rate, p->limit);
+	xfer_progress_init(&prog, strcmp(p->cmd, "delta") ? p->cmd : "apply", 0, p->force_progress);
+	for (;;) {
+		struct delta_token tok;
+
+		rc = delta_reader_next(a->r, &rec);
+		if (rc < 0) {
+			/* a bad record: what is queued was read intact, apply it first */
+			delta_error_add(a->e, "%s: %s", p->name, delta_reader_error(a->r));
+			a->e->corrupt = rc == -EILSEQ;
+			if (*skip_until)
+				break;
+			apply_flush(a);
+			if (delta_reader_csum_mismatch(a->r, &tr) &&
+			    a->applied.next_seq == tr.end_seq) {
+				/* each extent matched its tgt_csum: the data on disk is the sender's */
+				delta_error_add(
+					a->e, "every extent passed its own checks and is applied; "
+					      "the damaged bytes decoded to the same data");
+				a->applied.stream_csum = tr.stream_csum;
+			}
+			break;
+		}
+		if (rc == 0) {
+			/* trailer validated: apply what is queued; the transfer is complete */
+			rc = apply_flush(a);
+			break;
+		}
+		delta_reader_token(a->r, &tok);
+		if (rec.seq < *skip_until) {
+			a->applied = tok;
+			continue;
+		}
+		if (*skip_until) {
+			rc = check_skipped(a, saved);
+			if (rc)
+				break;
+			*skip_until = 0;
+		}
+		rc = apply_record(a, &rec, &tok);
+		if (rc)
+			break;
+		xfer_rate_account(&rate, rec.payload_len);
+		xfer_progress_update(&prog, a->written_chunks * a->h.chunk_size);
+	}
+	if (!rc && *skip_until)
+		rc = check_skipped(a, saved);
+	xfer_progress_done(&prog);
+	return rc;
+}
+
+int delta_apply_stream(const struct delta_apply_params *p, struct delta_apply_stats *st,
+		       struct delta_error *e)
+{
+	struct apply a = {
+		.origin.fd = -1, .src.fd = -1, .e = e, .token_path = p->token, .check = p->check};
+	struct delta_token saved;
+	u64 skip_until = 0;
+	int in = p->in_fd, rc;
+
+	delta_error_init(e);
+	a.r = delta_reader_new(delta_fd_read, &in);
+	rc = delta_reader_header(a.r, &a.h);
+	if (rc) {
+		delta_error_add(e, "%s: %s", p->name, delta_reader_error(a.r));
+		e->corrupt = rc == -EILSEQ;
+		goto out;
+	}
+	if (p->on_header && p->on_header(&a.h, p->arg)) {
+		rc = -ECANCELED;
+		goto out;
+	}
+	rc = apply_resume_point(&a, &saved, &skip_until);
+	if (!rc)
+		rc = apply_open_devs(p, &a);
+	if (rc)
+		goto out;
+	apply_buffers(&a);
+	delta_reader_token(a.r, &a.applied);
+	clock_gettime(CLOCK_MONOTONIC, &a.last_save);
+	rc = apply_records(p, &a, &saved, &skip_until);
+	/* make durable what was applied, and record where to resume */
+	if (a.origin.fd >= 0 && !a.check) {
+		if (fdatasync(a.origin.fd) && !rc) {
+			delta_error_add(e, "sync %s: %s", a.origin.path, strerror(errno));
+			rc = -EIO;
+		}
+		a.dirty = false;
+	}
+	if (rc) {
+		/* skipping a re-sent stream that was never matched to the token: keep the token */
+		if (skip_until && a.token_path)
+			delta_error_add(e, "resume token %s unchanged", a.token_path);
+		else if (a.token_path && a.origin.fd >= 0 && apply_save(&a) == 0)
+			delta_error_add(e,
+					"resume token saved in %s (next record %llu, chunk %llu)",
+					a.token_path, (unsigned long long)a.applied.next_seq,
+					(unsigned long long)a.applied.next_chunk);
+		goto out;
+	}
+	if (a.token_path)
+		unlink(a.token_path);
+	delta_reader_trailer(a.r, &st->tr);
+	st->written_chunks = a.written_chunks;
+out:
+	if (a.q)
+		for (unsigned i = 0; i < a.nq; i++)
+			free(a.q[i].payload);
+	free(a.q);
+	free(a.zeros);
+	delta_codec_free(a.dc);
+	delta_reader_free(a.r);
+	delta_dev_close(&a.origin);
+	delta_dev_close(&a.src);
+	return rc;
+}
