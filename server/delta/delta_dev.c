@@ -111,41 +111,17 @@ static void dev_undirect(struct delta_dev *d)
 		d->direct = false;
 }
 
-int delta_dev_pread(struct delta_dev *d, void *buf, size_t len, u64 off, struct delta_error *e)
-{
-	size_t got = 0;
-
-	while (got < len) {
-		ssize_t n = pread(d->fd, (u8 *)buf + got, len - got, (off_t)(off + got));
-
-		if (n < 0 && errno == EINVAL && d->direct) {
-			dev_undirect(d);
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			int err = n < 0 ? errno : EIO;
-
-			delta_error_add(e, "read %s at %llu: %s", d->path,
-					(unsigned long long)(off + got),
-					n < 0 ? strerror(err) : "beyond the end");
-			return -err;
-		}
-		got += (size_t)n;
-	}
-	if (!d->direct)
-		posix_fadvise(d->fd, (off_t)off, (off_t)len, POSIX_FADV_DONTNEED);
-	return 0;
-}
-
-int delta_dev_pwrite(struct delta_dev *d, const void *buf, size_t len, u64 off,
-		     struct delta_error *e)
+/* All @len bytes at @off read into, or written from, @buf (EINTR and a refused O_DIRECT
+ * retried).  A read that ends early is "beyond the end" (-EIO); a write -EIO. */
+static int dev_rw(struct delta_dev *d, u8 *buf, size_t len, u64 off, bool write,
+		  struct delta_error *e)
 {
 	size_t done = 0;
 
 	while (done < len) {
-		ssize_t n = pwrite(d->fd, (const u8 *)buf + done, len - done, (off_t)(off + done));
+		off_t at = (off_t)(off + done);
+		ssize_t n = write ? pwrite(d->fd, buf + done, len - done, at)
+				  : pread(d->fd, buf + done, len - done, at);
 
 		if (n < 0 && errno == EINVAL && d->direct) {
 			dev_undirect(d);
@@ -156,13 +132,30 @@ int delta_dev_pwrite(struct delta_dev *d, const void *buf, size_t len, u64 off,
 		if (n <= 0) {
 			int err = n < 0 ? errno : EIO;
 
-			delta_error_add(e, "write %s at %llu: %s", d->path,
-					(unsigned long long)(off + done), strerror(err));
+			delta_error_add(e, "%s %s at %llu: %s", write ? "write" : "read", d->path,
+					(unsigned long long)at,
+					n < 0 || write ? strerror(err) : "beyond the end");
 			return -err;
 		}
 		done += (size_t)n;
 	}
 	return 0;
+}
+
+int delta_dev_pread(struct delta_dev *d, void *buf, size_t len, u64 off, struct delta_error *e)
+{
+	int rc = dev_rw(d, buf, len, off, false, e);
+
+	if (!rc && !d->direct)
+		posix_fadvise(d->fd, (off_t)off, (off_t)len, POSIX_FADV_DONTNEED);
+	return rc;
+}
+
+int delta_dev_pwrite(struct delta_dev *d, const void *buf, size_t len, u64 off,
+		     struct delta_error *e)
+{
+	/* the cast is safe: dev_rw only reads @buf when writing */
+	return dev_rw(d, (u8 *)buf, len, off, true, e);
 }
 
 void *delta_abuf(size_t len)
