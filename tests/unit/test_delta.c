@@ -39,34 +39,10 @@ static u32 rnd(void)
 	return (u32)(xorshift64(&rng) >> 11);
 }
 
-static void put(const char *path, const u8 *p, size_t len)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, p, len), (ssize_t)len);
-	close(fd);
-}
-
-static u8 *get(const char *path, size_t *len)
-{
-	struct stat st;
-	int fd = open(path, O_RDONLY);
-	u8 *p;
-
-	assert_true(fd >= 0);
-	assert_int_equal(fstat(fd, &st), 0);
-	p = malloc((size_t)st.st_size + 1);
-	assert_int_equal(read(fd, p, (size_t)st.st_size), st.st_size);
-	close(fd);
-	*len = (size_t)st.st_size;
-	return p;
-}
-
 static void assert_file(const char *path, const u8 *want, size_t len)
 {
 	size_t n;
-	u8 *p = get(path, &n);
+	u8 *p = get_file(path, &n);
 
 	assert_int_equal(n, len);
 	for (size_t c = 0; c < len / CHUNK; c++)
@@ -130,8 +106,8 @@ static void make_changelist(u32 src_tag)
 /* Receiver: origin = A, snapshot A = A; no token. */
 static void reset_receiver(void)
 {
-	put(recv_stem, snap_a, VOL_BYTES);
-	put(pathf("%s(%u)", recv_stem, TAG_A), snap_a, VOL_BYTES);
+	put_file(recv_stem, snap_a, VOL_BYTES);
+	put_file(pathf("%s(%u)", recv_stem, TAG_A), snap_a, VOL_BYTES);
 	unlink(tok_path);
 }
 
@@ -145,8 +121,8 @@ static int setup(void **state)
 	snprintf(delta_path, sizeof(delta_path), "%s/delta", dir);
 	snprintf(tok_path, sizeof(tok_path), "%s/token", dir);
 	make_snapshots();
-	put(pathf("%s(%u)", send_stem, TAG_A), snap_a, VOL_BYTES);
-	put(pathf("%s(%u)", send_stem, TAG_B), snap_b, VOL_BYTES);
+	put_file(pathf("%s(%u)", send_stem, TAG_A), snap_a, VOL_BYTES);
+	put_file(pathf("%s(%u)", send_stem, TAG_B), snap_b, VOL_BYTES);
 	make_changelist(TAG_A);
 	return 0;
 }
@@ -174,7 +150,7 @@ static void test_delta__every_codec_reproduces_target(void **state)
 		else
 			assert_int_equal(run_delta("create", cl_path, delta_path, send_stem, END),
 					 EXIT_OK);
-		free(get(delta_path, &n));
+		free(get_file(delta_path, &n));
 		if (i == 0)
 			raw_size = n;
 		else
@@ -245,9 +221,9 @@ static void corrupt_apply_resume(const char *codec)
 
 	assert_int_equal(run_delta("create", codec, cl_path, delta_path, send_stem, END), EXIT_OK);
 	off = payload_offset(delta_path, 3, &bad_chunk);
-	d = get(delta_path, &n);
+	d = get_file(delta_path, &n);
 	d[off] ^= 0x10;
-	put(pathf("%s.bad", delta_path), d, n);
+	put_file(pathf("%s.bad", delta_path), d, n);
 	reset_receiver();
 	assert_int_equal(
 		run_delta("apply", "-t", tok_path, pathf("%s.bad", delta_path), recv_stem, END),
@@ -301,9 +277,9 @@ static void test_delta__token_refuses_other_stream(void **state)
 	assert_int_equal(run_delta("create", "--zstd", cl_path, delta_path, send_stem, END),
 			 EXIT_OK);
 	off = payload_offset(delta_path, 5, &bad_chunk);
-	d = get(delta_path, &n);
+	d = get_file(delta_path, &n);
 	d[off] ^= 0x01;
-	put(pathf("%s.bad", delta_path), d, n);
+	put_file(pathf("%s.bad", delta_path), d, n);
 	free(d);
 	reset_receiver();
 	assert_int_equal(
@@ -311,12 +287,12 @@ static void test_delta__token_refuses_other_stream(void **state)
 		EXIT_CORRUPT);
 	/* the raw stream has the same chunks but other bytes: refused at the resume point, and
 	 * the token stays the one of the stream that was applied, however often it is tried */
-	tok0 = get(tok_path, &tok_len);
+	tok0 = get_file(tok_path, &tok_len);
 	for (int i = 0; i < 2; i++) {
 		assert_int_equal(run_delta("apply", "-t", tok_path, pathf("%s.raw", delta_path),
 					   recv_stem, END),
 				 EXIT_FAIL);
-		d = get(tok_path, &n);
+		d = get_file(tok_path, &n);
 		assert_int_equal(n, tok_len);
 		assert_memory_equal(d, tok0, n);
 		free(d);
@@ -344,9 +320,9 @@ static void test_delta__truncated_stream_resumes(void **state)
 	struct delta_token tok;
 
 	assert_int_equal(run_delta("create", "-b", cl_path, delta_path, send_stem, END), EXIT_OK);
-	d = get(delta_path, &n);
+	d = get_file(delta_path, &n);
 	for (size_t cut = 0; cut < n; cut += n / 7 + 1) {
-		put(pathf("%s.cut", delta_path), d, cut);
+		put_file(pathf("%s.cut", delta_path), d, cut);
 		reset_receiver();
 		assert_int_equal(run_delta("apply", "-t", tok_path, pathf("%s.cut", delta_path),
 					   recv_stem, END),
@@ -380,21 +356,21 @@ static void test_delta__source_mismatch_refused(void **state)
 	reset_receiver();
 	memcpy(a2, snap_a, VOL_BYTES);
 	a2[150 * CHUNK + 5] ^= 1; /* the receiver's A is not the sender's A */
-	put(pathf("%s(%u)", recv_stem, TAG_A), a2, VOL_BYTES);
+	put_file(pathf("%s(%u)", recv_stem, TAG_A), a2, VOL_BYTES);
 	/* --check finds it without writing anything; a good receiver passes the check */
 	assert_int_equal(run_delta("apply", "-n", delta_path, recv_stem, END), EXIT_FAIL);
 	assert_file(recv_stem, snap_a, VOL_BYTES);
 	assert_int_equal(run_delta("apply", "-n", "-t", tok_path, delta_path, recv_stem, END),
 			 EXIT_USAGE);
-	put(pathf("%s(%u)", recv_stem, TAG_A), snap_a, VOL_BYTES);
+	put_file(pathf("%s(%u)", recv_stem, TAG_A), snap_a, VOL_BYTES);
 	assert_int_equal(run_delta("apply", "--check", delta_path, recv_stem, END), EXIT_OK);
 	assert_file(recv_stem, snap_a, VOL_BYTES);
-	put(pathf("%s(%u)", recv_stem, TAG_A), a2, VOL_BYTES);
+	put_file(pathf("%s(%u)", recv_stem, TAG_A), a2, VOL_BYTES);
 	assert_int_equal(run_delta("apply", delta_path, recv_stem, END), EXIT_FAIL);
 	/* nothing at or after the mismatching extent was written */
 	{
 		size_t n;
-		u8 *o = get(recv_stem, &n);
+		u8 *o = get_file(recv_stem, &n);
 
 		for (size_t c = 150; c < NCHUNKS; c++)
 			assert_memory_equal(o + c * CHUNK, snap_a + c * CHUNK, CHUNK);
@@ -426,7 +402,7 @@ static void test_delta__full_delta_and_pipes(void **state)
 	assert_int_equal(run_delta("create", "-b", cl_path, "-", send_stem, END), EXIT_OK);
 	dup2(saved_out, 1);
 	/* apply from stdin onto an empty origin, with no snapshot A at all */
-	put(recv_stem, zero, VOL_BYTES);
+	put_file(recv_stem, zero, VOL_BYTES);
 	unlink(pathf("%s(%u)", recv_stem, TAG_A));
 	fd = open(delta_path, O_RDONLY);
 	assert_true(fd >= 0);
@@ -442,9 +418,9 @@ static void test_delta__full_delta_and_pipes(void **state)
 		size_t n;
 
 		assert_int_equal(run_delta("create", cl_path, delta_path, send_stem, END), EXIT_OK);
-		free(get(delta_path, &n));
+		free(get_file(delta_path, &n));
 		assert_true(n < VOL_BYTES / 3);
-		put(recv_stem, zero, VOL_BYTES);
+		put_file(recv_stem, zero, VOL_BYTES);
 		assert_int_equal(run_delta("apply", delta_path, recv_stem, END), EXIT_OK);
 		assert_file(recv_stem, snap_b, VOL_BYTES);
 	}
@@ -473,9 +449,9 @@ static void test_delta__usage_and_bad_inputs(void **state)
 			 EXIT_FAIL);
 	assert_int_equal(access(pathf("%s/cl2", dir), F_OK), -1);
 	/* a corrupt changelist yields no delta */
-	d = get(cl_path, &n);
+	d = get_file(cl_path, &n);
 	d[n - 3] ^= 1;
-	put(pathf("%s.bad", cl_path), d, n);
+	put_file(pathf("%s.bad", cl_path), d, n);
 	assert_int_equal(run_delta("create", pathf("%s.bad", cl_path), delta_path, send_stem, END),
 			 EXIT_CORRUPT);
 	free(d);
@@ -495,7 +471,7 @@ static void test_delta__usage_and_bad_inputs(void **state)
 			run_delta("create", "-r", "-l", "8M", cl_path, delta_path, send_stem, END),
 			EXIT_OK);
 		clock_gettime(CLOCK_MONOTONIC, &t1);
-		free(get(delta_path, &n));
+		free(get_file(delta_path, &n));
 		assert_true(n > (2u << 20));
 		assert_true((double)(t1.tv_sec - t0.tv_sec) +
 				    (double)(t1.tv_nsec - t0.tv_nsec) / 1e9 >=
@@ -547,16 +523,16 @@ static void test_delta__random_corruption_model(void **state)
 					snap_b[c * CHUNK + i + rnd() % 512] ^= 0x77;
 			}
 		}
-		put(pathf("%s(%u)", send_stem, TAG_A), snap_a, VOL_BYTES);
-		put(pathf("%s(%u)", send_stem, TAG_B), snap_b, VOL_BYTES);
+		put_file(pathf("%s(%u)", send_stem, TAG_A), snap_a, VOL_BYTES);
+		put_file(pathf("%s(%u)", send_stem, TAG_B), snap_b, VOL_BYTES);
 		make_changelist(TAG_A);
 		assert_int_equal(run_delta("create", codec, cl_path, delta_path, send_stem, END),
 				 EXIT_OK);
-		d = get(delta_path, &n);
+		d = get_file(delta_path, &n);
 		at = 92 + rnd() % (n - 92);
 		if (kind == 1)
 			d[at] ^= (u8)(1u << (rnd() % 8));
-		put(pathf("%s.x", delta_path), d, kind == 2 ? at : n);
+		put_file(pathf("%s.x", delta_path), d, kind == 2 ? at : n);
 		free(d);
 		reset_receiver();
 		rc = run_delta("apply", "-t", tok_path, pathf("%s.x", delta_path), recv_stem, END);
@@ -579,8 +555,8 @@ static void test_delta__random_corruption_model(void **state)
 	}
 	snap_a = a0;
 	snap_b = b0;
-	put(pathf("%s(%u)", send_stem, TAG_A), snap_a, VOL_BYTES);
-	put(pathf("%s(%u)", send_stem, TAG_B), snap_b, VOL_BYTES);
+	put_file(pathf("%s(%u)", send_stem, TAG_A), snap_a, VOL_BYTES);
+	put_file(pathf("%s(%u)", send_stem, TAG_B), snap_b, VOL_BYTES);
 	make_changelist(TAG_A);
 }
 

@@ -30,24 +30,13 @@ static char cl_path[128], send_stem[128], recv_stem[128], delta_path[128], tok_p
 static u8 *snap_a, *snap_b;
 static u64 rng = 0x2545f4914f6cdd1dull;
 
-static void put(const char *path, const u8 *p, size_t len)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, p, len), (ssize_t)len);
-	close(fd);
-}
-
+/* True if @path holds exactly the @len bytes at @want. */
 static bool same(const char *path, const u8 *want, size_t len)
 {
-	u8 *p = malloc(len + 1);
-	int fd = open(path, O_RDONLY);
-	bool eq;
+	size_t n;
+	u8 *p = get_file(path, &n);
+	bool eq = n == len && !memcmp(p, want, len);
 
-	assert_true(fd >= 0);
-	eq = read(fd, p, len + 1) == (ssize_t)len && !memcmp(p, want, len);
-	close(fd);
 	free(p);
 	return eq;
 }
@@ -79,8 +68,8 @@ static int setup(void **state)
 	for (size_t i = 10 * CHUNK; i < 30 * CHUNK; i++)
 		snap_b[i] = (u8)(xorshift64(&rng) >> 24);
 	memset(snap_b + 100 * CHUNK, 0, 4 * CHUNK);
-	put(pathf("%s/send(%u)", dir, TAG_A), snap_a, VOL_BYTES);
-	put(pathf("%s/send(%u)", dir, TAG_B), snap_b, VOL_BYTES);
+	put_file(pathf("%s/send(%u)", dir, TAG_A), snap_a, VOL_BYTES);
+	put_file(pathf("%s/send(%u)", dir, TAG_B), snap_b, VOL_BYTES);
 	memcpy(h.uuid, "volume-uuid-0002", 16);
 	assert_int_equal(changelist_create(&w, cl_path, &h), 0);
 	for (u32 c = 0; c < NCHUNKS; c++)
@@ -100,8 +89,8 @@ static int teardown(void **state)
 /* Receiver: origin = A, snapshot A = A, no token. */
 static void reset_receiver(void)
 {
-	put(recv_stem, snap_a, VOL_BYTES);
-	put(pathf("%s(%u)", recv_stem, TAG_A), snap_a, VOL_BYTES);
+	put_file(recv_stem, snap_a, VOL_BYTES);
+	put_file(pathf("%s(%u)", recv_stem, TAG_A), snap_a, VOL_BYTES);
 	unlink(tok_path);
 }
 

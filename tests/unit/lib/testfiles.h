@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * testfiles.h - small helpers the file-based tests (delta, replication) share: formatted
- * paths and running `ddsnap delta` in-process.  Not thread-safe (static buffers); failures
+ * paths, whole files written and read, and running `ddsnap delta` in-process.  Not thread-safe (static buffers); failures
  * inside are cmocka assertions or the command's own exit code.
  */
 #ifndef DDSNAP_TESTFILES_H
@@ -14,6 +14,12 @@
  * four results may be used at once (as arguments of one call).
  */
 char *pathf(const char *fmt, ...) __printf(1, 2);
+
+/* Creates or truncates @path and writes @len bytes of @p to it (cmocka assertions). */
+void put_file(const char *path, const void *p, size_t len);
+
+/* All of @path in a malloc'ed buffer (one spare byte), its size in *@len (assertions). */
+u8 *get_file(const char *path, size_t *len);
 
 /*
  * Runs `ddsnap delta <first> ...` in this process (cmd_delta); the arguments end with a
