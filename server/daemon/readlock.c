@@ -201,12 +201,7 @@ int readlock_wait(struct readlock_table *t, u64 chunk, u64 count, unsigned timeo
 
 u64 readlock_count(struct readlock_table *t)
 {
-	u64 n;
-
-	pthread_mutex_lock(&t->lock);
-	n = t->count;
-	pthread_mutex_unlock(&t->lock);
-	return n;
+	return READ_LOCKED(&t->lock, t->count);
 }
 
 unsigned readlock_overdue(struct readlock_table *t, u64 age_ms, struct readlock_overdue *out,

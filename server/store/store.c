@@ -583,32 +583,17 @@ struct bdev *store_meta_bdev(struct store *s)
 
 u64 store_synced_txg(struct store *s)
 {
-	u64 t;
-
-	pthread_mutex_lock(&s->lock);
-	t = s->last.txg;
-	pthread_mutex_unlock(&s->lock);
-	return t;
+	return READ_LOCKED(&s->lock, s->last.txg);
 }
 
 u64 store_open_txg(struct store *s)
 {
-	u64 t;
-
-	pthread_mutex_lock(&s->lock);
-	t = s->open_txg;
-	pthread_mutex_unlock(&s->lock);
-	return t;
+	return READ_LOCKED(&s->lock, s->open_txg);
 }
 
 int store_failed(struct store *s)
 {
-	int r;
-
-	pthread_mutex_lock(&s->lock);
-	r = s->failed;
-	pthread_mutex_unlock(&s->lock);
-	return r;
+	return READ_LOCKED(&s->lock, s->failed);
 }
 
 void store_add_hook(struct store *s, const struct store_hook *h)

@@ -27,6 +27,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/types.h>
 #include <linux/types.h>
 
 typedef uint8_t u8;
@@ -112,6 +113,20 @@ static inline u64 xorshift64(u64 *s)
 }
 
 /*
+ * The value of @expr evaluated once with the pthread mutex @lock held: a getter's snapshot
+ * of a field that other threads change under that lock, as in
+ * `return READ_LOCKED(&s->lock, s->open_txg);`.  The caller includes <pthread.h>.
+ */
+#define READ_LOCKED(lock, expr)                  \
+	({                                       \
+		__typeof__(expr) read_locked_v_; \
+		pthread_mutex_lock(lock);        \
+		read_locked_v_ = (expr);         \
+		pthread_mutex_unlock(lock);      \
+		read_locked_v_;                  \
+	})
+
+/*
  * Writes a printf-formatted reason into @why (if @why and @whylen are non-zero) and returns
  * @err, so a failure path reads `return why_printf(why, whylen, -EILSEQ, "...", ...)`.
  */
@@ -130,6 +145,9 @@ const char *errmsg(int err);
  * not raise SIGPIPE use unixsock_write_full (send with MSG_NOSIGNAL) instead.
  */
 int write_full(int fd, const void *buf, size_t len);
+/* write_full() through @op (write(2), or a wrapper of send(2) with its flags). */
+int write_full_op(int fd, const void *buf, size_t len,
+		  ssize_t (*op)(int fd, const void *buf, size_t len));
 
 /* Allocation that cannot fail quietly: aborts with a message on exhaustion. */
 void *xmalloc(size_t size);
