@@ -255,6 +255,26 @@ int delta_writer_new(struct delta_writer **wp, delta_write_fn fn, void *arg,
 
 static const u8 zero_pad[4];
 
+/*
+ * Appends record @r (extent or zero; its payload follows separately): checks it against the
+ * stream so far (-EINVAL, nothing written), then packs, seals and writes its fixed part.
+ */
+static int w_record(struct delta_writer *w, struct delta_record *r)
+{
+	bool extent = r->type == DELTA_REC_EXTENT;
+	u32 type = r->type, len;
+	u8 buf[FIXED_MAX];
+	XDR x;
+
+	if (w->finished || extent_invalid(&w->h, &w->s, r))
+		return -EINVAL;
+	xdrmem_create(&x, (char *)buf, sizeof(buf), XDR_ENCODE);
+	VERIFY(x32(&x, &type) && (extent ? extent_xdr(&x, r) : zero_xdr(&x, r)));
+	len = seal(&x, buf, extent ? SEED_EXTENT : SEED_ZERO);
+	VERIFY(len == (extent ? EXTENT_BYTES : ZERO_BYTES));
+	return w_put(w, buf, len);
+}
+
 int delta_writer_extent(struct delta_writer *w, u64 chunk, u32 count, u32 codec, u32 flags,
 			const void *payload, u32 payload_len, u64 tgt_csum, u64 src_csum)
 {
@@ -267,18 +287,8 @@ int delta_writer_extent(struct delta_writer *w, u64 chunk, u32 count, u32 codec,
 				 .tgt_csum = tgt_csum,
 				 .src_csum = (flags & DELTA_EXTENT_SRC_CSUM) ? src_csum : 0,
 				 .payload_len = payload_len};
-	u32 type = DELTA_REC_EXTENT, len;
-	u8 buf[FIXED_MAX];
-	XDR x;
-	int rc;
+	int rc = w_record(w, &r);
 
-	if (w->finished || extent_invalid(&w->h, &w->s, &r))
-		return -EINVAL;
-	xdrmem_create(&x, (char *)buf, sizeof(buf), XDR_ENCODE);
-	VERIFY(x32(&x, &type) && extent_xdr(&x, &r));
-	len = seal(&x, buf, SEED_EXTENT);
-	VERIFY(len == EXTENT_BYTES);
-	rc = w_put(w, buf, len);
 	if (!rc)
 		rc = w_put(w, payload, payload_len);
 	if (!rc && (payload_len & 3))
@@ -297,18 +307,8 @@ int delta_writer_zero(struct delta_writer *w, u64 chunk, u32 count)
 {
 	struct delta_record r = {
 		.type = DELTA_REC_ZERO, .seq = w->s.seq, .chunk = chunk, .count = count};
-	u32 type = DELTA_REC_ZERO, len;
-	u8 buf[FIXED_MAX];
-	XDR x;
-	int rc;
+	int rc = w_record(w, &r);
 
-	if (w->finished || extent_invalid(&w->h, &w->s, &r))
-		return -EINVAL;
-	xdrmem_create(&x, (char *)buf, sizeof(buf), XDR_ENCODE);
-	VERIFY(x32(&x, &type) && zero_xdr(&x, &r));
-	len = seal(&x, buf, SEED_ZERO);
-	VERIFY(len == ZERO_BYTES);
-	rc = w_put(w, buf, len);
 	if (rc)
 		return rc;
 	w->s.seq++;
