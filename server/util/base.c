@@ -54,10 +54,16 @@ const char *errmsg(int err)
 
 int write_full(int fd, const void *buf, size_t len)
 {
+	return write_full_op(fd, buf, len, write);
+}
+
+int write_full_op(int fd, const void *buf, size_t len,
+		  ssize_t (*op)(int fd, const void *buf, size_t len))
+{
 	const u8 *p = buf;
 
 	while (len) {
-		ssize_t n = write(fd, p, len);
+		ssize_t n = op(fd, p, len);
 
 		if (n < 0) {
 			if (errno == EINTR)

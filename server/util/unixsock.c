@@ -174,22 +174,14 @@ int unixsock_read_full(int fd, void *buf, size_t len)
 	return 0;
 }
 
+static ssize_t send_nosignal(int fd, const void *buf, size_t len)
+{
+	return send(fd, buf, len, MSG_NOSIGNAL);
+}
+
 int unixsock_write_full(int fd, const void *buf, size_t len)
 {
-	const char *p = buf;
-
-	while (len) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
+	return write_full_op(fd, buf, len, send_nosignal);
 }
 
 int unixsock_set_timeout(int fd, int timeout_ms)
