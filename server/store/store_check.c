@@ -324,6 +324,15 @@ static void check_space(struct checker *c)
 	}
 }
 
+/* One finding for @n allocated but unreferenced @what (none if @n is 0). */
+static void report_leaks(struct checker *c, u64 n, const char *what, u64 first)
+{
+	if (n)
+		finding(c, true, "%llu %s allocated but not referenced (leak%s), first %llu",
+			(unsigned long long)n, what, c->damaged ? ", or below a damaged block" : "",
+			(unsigned long long)first);
+}
+
 static void check_trees(struct checker *c)
 {
 	for (unsigned i = 0; i < UB_NR_ROOTS; i++) {
@@ -343,18 +352,8 @@ static void check_trees(struct checker *c)
 	if (!c->mg)
 		return;
 	metaslab_walk_allocated(c->mg, account_allocated, c);
-	if (c->meta_leaks)
-		finding(c, true,
-			"%llu metadata blocks allocated but not referenced (leak%s), first %llu",
-			(unsigned long long)c->meta_leaks,
-			c->damaged ? ", or below a damaged block" : "",
-			(unsigned long long)c->first_meta_leak);
-	if (c->data_leaks)
-		finding(c, true,
-			"%llu data chunks allocated but not referenced (leak%s), first %llu",
-			(unsigned long long)c->data_leaks,
-			c->damaged ? ", or below a damaged block" : "",
-			(unsigned long long)c->first_data_leak);
+	report_leaks(c, c->meta_leaks, "metadata blocks", c->first_meta_leak);
+	report_leaks(c, c->data_leaks, "data chunks", c->first_data_leak);
 }
 
 int store_log_walk(struct bdev *meta, const struct label *l, const struct uberblock *ub,
