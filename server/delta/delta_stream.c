@@ -256,15 +256,18 @@ int delta_writer_new(struct delta_writer **wp, delta_write_fn fn, void *arg,
 static const u8 zero_pad[4];
 
 /*
- * Appends record @r (extent or zero; its payload follows separately): checks it against the
- * stream so far (-EINVAL, nothing written), then packs, seals and writes its fixed part.
+ * Appends record @r (extent or zero) with an extent's @payload: checks it against the stream
+ * so far (-EINVAL, nothing written), packs, seals and writes the fixed part, the payload and
+ * its padding, then advances the running state and the totals.  Returns 0, -EINVAL or the
+ * callback's error.
  */
-static int w_record(struct delta_writer *w, struct delta_record *r)
+static int w_record(struct delta_writer *w, struct delta_record *r, const void *payload)
 {
 	bool extent = r->type == DELTA_REC_EXTENT;
 	u32 type = r->type, len;
 	u8 buf[FIXED_MAX];
 	XDR x;
+	int rc;
 
 	if (w->finished || extent_invalid(&w->h, &w->s, r))
 		return -EINVAL;
@@ -272,7 +275,24 @@ static int w_record(struct delta_writer *w, struct delta_record *r)
 	VERIFY(x32(&x, &type) && (extent ? extent_xdr(&x, r) : zero_xdr(&x, r)));
 	len = seal(&x, buf, extent ? SEED_EXTENT : SEED_ZERO);
 	VERIFY(len == (extent ? EXTENT_BYTES : ZERO_BYTES));
-	return w_put(w, buf, len);
+	rc = w_put(w, buf, len);
+	if (!rc && extent)
+		rc = w_put(w, payload, r->payload_len);
+	if (!rc && extent && (r->payload_len & 3))
+		rc = w_put(w, zero_pad, 4 - (r->payload_len & 3));
+	if (rc)
+		return rc;
+	w->s.seq++;
+	w->s.min_chunk = r->chunk + r->count;
+	if (extent) {
+		w->s.tot.extents++;
+		w->s.tot.data_chunks += r->count;
+		w->s.tot.payload_bytes += r->payload_len;
+	} else {
+		w->s.tot.zero_extents++;
+		w->s.tot.zero_chunks += r->count;
+	}
+	return 0;
 }
 
 int delta_writer_extent(struct delta_writer *w, u64 chunk, u32 count, u32 codec, u32 flags,
@@ -287,35 +307,16 @@ int delta_writer_extent(struct delta_writer *w, u64 chunk, u32 count, u32 codec,
 				 .tgt_csum = tgt_csum,
 				 .src_csum = (flags & DELTA_EXTENT_SRC_CSUM) ? src_csum : 0,
 				 .payload_len = payload_len};
-	int rc = w_record(w, &r);
 
-	if (!rc)
-		rc = w_put(w, payload, payload_len);
-	if (!rc && (payload_len & 3))
-		rc = w_put(w, zero_pad, 4 - (payload_len & 3));
-	if (rc)
-		return rc;
-	w->s.seq++;
-	w->s.min_chunk = chunk + count;
-	w->s.tot.extents++;
-	w->s.tot.data_chunks += count;
-	w->s.tot.payload_bytes += payload_len;
-	return 0;
+	return w_record(w, &r, payload);
 }
 
 int delta_writer_zero(struct delta_writer *w, u64 chunk, u32 count)
 {
 	struct delta_record r = {
 		.type = DELTA_REC_ZERO, .seq = w->s.seq, .chunk = chunk, .count = count};
-	int rc = w_record(w, &r);
 
-	if (rc)
-		return rc;
-	w->s.seq++;
-	w->s.min_chunk = chunk + count;
-	w->s.tot.zero_extents++;
-	w->s.tot.zero_chunks += count;
-	return 0;
+	return w_record(w, &r, NULL);
 }
 
 int delta_writer_finish(struct delta_writer *w, struct delta_trailer *out)
