@@ -4,90 +4,18 @@
  *
  * A node's layout follows from its header: capacity = payload / (key_size + value_size),
  * keys first, values after all key slots, internal values are struct blkptr_disk.  The walk
- * trusts none of it before checking: sizes non-zero and bounded, nr_entries within
- * capacity, internal nodes with blkptr-sized values and at least one child, keys strictly
- * increasing under the recorded order, the level matching the magic and decreasing by one
- * per step.  Recursion depth is bounded by BTREE_MAX_DEPTH, so a cycle of pointers in a
- * corrupt store ends as -EILSEQ rather than a stack overflow (a cycle needs a child whose
- * level is not below its parent's, which is refused).
+ * trusts none of it before checking: every node passes the B+tree's own block validation
+ * (btree_leaf_block_type, btree_node_block_type: sizes, capacity, entry counts, key order,
+ * zeroed slack, child pointers no younger than their node), and the level must match the
+ * magic and decrease by one per step.  Recursion depth is bounded by BTREE_MAX_DEPTH, so a
+ * cycle of pointers in a corrupt store ends as -EILSEQ rather than a stack overflow (a cycle
+ * needs a child whose level is not below its parent's, which is refused).
  */
 #include "pdata/treewalk.h"
 #include <string.h>
 #include "blk/format.h"
 
-/* Key orders as btree.h defines them (recorded in every node). */
-#define ORDER_MEMCMP		  1
-#define ORDER_LE64		  2
-
 #define why_set(why, whylen, ...) why_printf(why, whylen, -EILSEQ, __VA_ARGS__)
-
-static int cmp_key(const u8 *a, const u8 *b, unsigned size, unsigned order)
-{
-	if (order == ORDER_LE64) {
-		for (unsigned i = 0; i < size; i += 8) {
-			u64 x, y;
-
-			memcpy(&x, a + i, 8);
-			memcpy(&y, b + i, 8);
-			x = le64toh(x);
-			y = le64toh(y);
-			if (x != y)
-				return x < y ? -1 : 1;
-		}
-		return 0;
-	}
-	return memcmp(a, b, size);
-}
-
-static int node_validate(const void *block, bool leaf, char *why, size_t whylen)
-{
-	const struct btree_node_disk *n = block;
-	unsigned ks = le16_to_cpu(n->key_size), vs = le16_to_cpu(n->value_size);
-	unsigned nr = le16_to_cpu(n->nr_entries), cap;
-	const u8 *keys = n->payload;
-
-	if (n->reserved)
-		return why_set(why, whylen, "reserved field set");
-	if (leaf != (n->level == 0))
-		return why_set(why, whylen, "level %u in a %s", n->level, leaf ? "leaf" : "node");
-	if (n->level >= BTREE_MAX_DEPTH)
-		return why_set(why, whylen, "level %u", n->level);
-	if (!ks || ks > 128 || (!leaf && vs != sizeof(struct blkptr_disk)) || vs > 512)
-		return why_set(why, whylen, "key size %u, value size %u", ks, vs);
-	if (n->key_order != ORDER_MEMCMP && n->key_order != ORDER_LE64)
-		return why_set(why, whylen, "key order %u", n->key_order);
-	if (n->key_order == ORDER_LE64 && ks % 8)
-		return why_set(why, whylen, "le64 key of %u bytes", ks);
-	cap = BTREE_NODE_PAYLOAD / (ks + vs);
-	if (nr > cap || (!leaf && nr == 0))
-		return why_set(why, whylen, "%u entries, capacity %u", nr, cap);
-	for (unsigned i = 1; i < nr; i++)
-		if (cmp_key(keys + (i - 1) * ks, keys + i * ks, ks, n->key_order) >= 0)
-			return why_set(why, whylen, "keys %u and %u out of order", i - 1, i);
-	return 0;
-}
-
-static int leaf_validate(const void *block, char *why, size_t whylen)
-{
-	return node_validate(block, true, why, whylen);
-}
-
-static int internal_validate(const void *block, char *why, size_t whylen)
-{
-	return node_validate(block, false, why, whylen);
-}
-
-const struct block_type treewalk_leaf_type = {
-	.name = "btree leaf",
-	.magic = MAGIC_BTREE_LEAF,
-	.validate = leaf_validate,
-};
-
-const struct block_type treewalk_node_type = {
-	.name = "btree node",
-	.magic = MAGIC_BTREE_NODE,
-	.validate = internal_validate,
-};
 
 struct walk_ctx {
 	struct bdev *b;
@@ -139,7 +67,7 @@ static int walk_node(struct walk_ctx *c, const struct blkptr *p, int level, unsi
 	if (err)
 		return err;
 	magic = le32_to_cpu(((struct block_header_disk *)buf)->magic);
-	type = magic == MAGIC_BTREE_NODE ? &treewalk_node_type : &treewalk_leaf_type;
+	type = magic == MAGIC_BTREE_NODE ? &btree_node_block_type : &btree_leaf_block_type;
 	err = block_validate(buf, type, p->blocknr, c->why, c->whylen);
 	if (err)
 		return err;

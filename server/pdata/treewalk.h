@@ -8,7 +8,8 @@
  * walk.  It reads straight from the device (bypassing the cache, so a walk of a large tree
  * does not evict the working set), checks every node (checksum, own address, the header's
  * sizes and level, key order) and every pointer (the child's txg and checksum, its level one
- * below the parent's), and reports each block once.  The B+tree's own btree_verify checks
+ * below the parent's), and reports each block once.  Nodes are validated by the B+tree's
+ * own block types (btree.h), so the walk accepts exactly the nodes the server can read.  The B+tree's own btree_verify checks
  * more (aggregates, separator ranges, fill); this is the type-blind part.
  */
 #ifndef DDSNAP_TREEWALK_H
@@ -50,9 +51,5 @@ struct treewalk {
  */
 int treewalk(struct bdev *b, const struct blkptr *root, struct treewalk *w, char *why,
 	     size_t whylen);
-
-/* The node types as the walker validates them (header-level plus node header checks). */
-extern const struct block_type treewalk_leaf_type;
-extern const struct block_type treewalk_node_type;
 
 #endif

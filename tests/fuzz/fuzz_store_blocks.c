@@ -21,7 +21,7 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
 	static u8 block[DDSNAP_BLOCK_SIZE] __attribute__((aligned(4096)));
 	static u8 again[DDSNAP_BLOCK_SIZE] __attribute__((aligned(4096)));
 	const struct block_type *types[] = {&label_block_type, &uberblock_block_type,
-					    &treewalk_leaf_type, &treewalk_node_type};
+					    &btree_leaf_block_type, &btree_node_block_type};
 	const struct block_type *type;
 	char why[128];
 	u64 blocknr = 0;
