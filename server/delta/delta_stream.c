@@ -96,6 +96,22 @@ static void run_init(struct run_state *s, const struct delta_header *h)
 	s->csum = h->start_csum;
 }
 
+/* Past record @r (extent or zero, its bytes already in s->csum): the next sequence number,
+ * the first chunk the next record may start at, and the totals the trailer will carry. */
+static void run_advance(struct run_state *s, const struct delta_record *r)
+{
+	s->seq++;
+	s->min_chunk = r->chunk + r->count;
+	if (r->type == DELTA_REC_EXTENT) {
+		s->tot.extents++;
+		s->tot.data_chunks += r->count;
+		s->tot.payload_bytes += r->payload_len;
+	} else {
+		s->tot.zero_extents++;
+		s->tot.zero_chunks += r->count;
+	}
+}
+
 static void run_token(const struct run_state *s, const struct delta_header *h,
 		      struct delta_token *t)
 {
@@ -282,16 +298,7 @@ static int w_record(struct delta_writer *w, struct delta_record *r, const void *
 		rc = w_put(w, zero_pad, 4 - (r->payload_len & 3));
 	if (rc)
 		return rc;
-	w->s.seq++;
-	w->s.min_chunk = r->chunk + r->count;
-	if (extent) {
-		w->s.tot.extents++;
-		w->s.tot.data_chunks += r->count;
-		w->s.tot.payload_bytes += r->payload_len;
-	} else {
-		w->s.tot.zero_extents++;
-		w->s.tot.zero_chunks += r->count;
-	}
+	run_advance(&w->s, r);
 	return 0;
 }
 
@@ -582,15 +589,8 @@ int delta_reader_next(struct delta_reader *r, struct delta_record *rec)
 		r->s.csum = delta_csum_update(r->s.csum, r->payload, rec->payload_len);
 		r->s.csum = delta_csum_update(r->s.csum, pad, padlen);
 		rec->payload = r->payload;
-		r->s.tot.extents++;
-		r->s.tot.data_chunks += rec->count;
-		r->s.tot.payload_bytes += rec->payload_len;
-	} else {
-		r->s.tot.zero_extents++;
-		r->s.tot.zero_chunks += rec->count;
 	}
-	r->s.seq++;
-	r->s.min_chunk = rec->chunk + rec->count;
+	run_advance(&r->s, rec);
 	return 1;
 }
 
