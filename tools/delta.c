@@ -171,10 +171,7 @@ static int delta_create(int argc, char **argv)
 	/* Never through a symlink, never over a block device (a store, an origin). */
 	p.out_fd = path_open_file(argv[optind + 1], O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	if (p.out_fd < 0) {
-		derr("cannot create %s: %s", argv[optind + 1],
-		     p.out_fd == -EINVAL  ? "not a regular file"
-		     : p.out_fd == -ELOOP ? "a symbolic link"
-					  : errmsg(p.out_fd));
+		derr("cannot create %s: %s", argv[optind + 1], path_open_errmsg(p.out_fd));
 		return EXIT_FAIL;
 	}
 	ret = delta_create_cmd(&p);

@@ -37,6 +37,7 @@
 #include "commands.h"
 #include "util/crc32c.h"
 #include "util/log.h"
+#include "util/path.h"
 #include "blk/ownership.h"
 #include "daemon/server.h"
 #include "util/unixsock.h"
@@ -245,10 +246,7 @@ int cmd_server(int argc, char **argv)
 		}
 	}
 	if (logfile && (r = log_open(logfile))) {
-		cmd_error(argv[0], "cannot open log file %s: %s", logfile,
-			  r == -EINVAL	? "not a regular file"
-			  : r == -ELOOP ? "a symbolic link"
-					: errmsg(r));
+		cmd_error(argv[0], "cannot open log file %s: %s", logfile, path_open_errmsg(r));
 		goto out_free;
 	}
 	if (!foreground && !logfile)
@@ -271,10 +269,7 @@ int cmd_server(int argc, char **argv)
 	}
 	/* After the store and the socket are ours: never another server's pid file. */
 	if (pidfile && (r = write_pidfile(pidfile))) {
-		cmd_error(argv[0], "cannot write pid file %s: %s", pidfile,
-			  r == -EINVAL	? "not a regular file"
-			  : r == -ELOOP ? "a symbolic link"
-					: errmsg(r));
+		cmd_error(argv[0], "cannot write pid file %s: %s", pidfile, path_open_errmsg(r));
 		if (sock[0] != '@')
 			unlink(sock); /* bound just now: a failed start leaves no socket */
 		goto out_volume;

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "util/path.h"
+#include "util/base.h"
 
 const char *path_kind(mode_t m)
 {
@@ -40,4 +41,11 @@ int path_open_file(const char *path, int flags, mode_t mode)
 		return -EINVAL;
 	}
 	return fd;
+}
+
+const char *path_open_errmsg(int err)
+{
+	return err == -EINVAL  ? "not a regular file"
+	       : err == -ELOOP ? "a symbolic link"
+			       : errmsg(err);
 }

@@ -22,4 +22,8 @@ const char *path_kind(mode_t m);
  */
 int path_open_file(const char *path, int flags, mode_t mode);
 
+/* path_open_file()'s error @err in words: "a symbolic link", "not a regular file", else
+ * errmsg().  Never NULL. */
+const char *path_open_errmsg(int err);
+
 #endif
