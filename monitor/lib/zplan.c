@@ -310,36 +310,43 @@ int zp_plan(const struct zp_target *t, int64_t now, struct zp_plan *p)
 	return go(t, now, p, false, p->base, newest->time);
 }
 
-/* Appends @time to the @n times in @out unless it is 0 or there already. */
-static size_t add(int64_t *out, size_t n, int64_t time)
+/* Appends @time to the @k times of @out (room for @max) unless there already; returns k. */
+static size_t add_capped(int64_t *out, size_t k, size_t max, int64_t time)
 {
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < k && i < max; i++)
 		if (out[i] == time)
-			return n;
-	if (time)
-		out[n++] = time;
-	return n;
+			return k;
+	if (k < max)
+		out[k] = time;
+	return k + 1;
 }
 
 size_t zp_sender_needs(const struct zp_target *t, int64_t out[ZP_NEEDS_MAX])
 {
-	const struct zp_snap *base = base_of(t);
-	const int64_t want[] = {base ? base->time : 0, t->token.to ? t->token.from : 0, t->token.to,
+	const int64_t want[] = {zp_base(t), t->token.to ? t->token.from : 0, t->token.to,
 				t->inflight};
 	size_t n = 0;
 
 	for (size_t i = 0; i < sizeof(want) / sizeof(*want); i++)
 		if (find(t->sender, t->nsender, want[i]))
-			n = add(out, n, want[i]);
+			n = add_capped(out, n, ZP_NEEDS_MAX, want[i]);
 	return n;
 }
 
-size_t zp_replica_needs(const struct zp_snap *replica, size_t n, struct zp_token token,
-			int64_t *out, size_t max)
+int64_t zp_base(const struct zp_target *t)
 {
+	const struct zp_snap *base = base_of(t);
+
+	return base ? base->time : 0;
+}
+
+size_t zp_replica_needs(const struct zp_snap *replica, size_t n, struct zp_token token,
+			int64_t named, int64_t *out, size_t max)
+{
+	const struct zp_snap *s;
 	size_t k = 0;
 
-	/* the newest of each history: the first snapshot met of its uuid, newest first */
+	/* the newest of each history: no other snapshot of its uuid (not set aside) is newer */
 	for (size_t i = 0; i < n; i++) {
 		bool newest = !replica[i].aside;
 
@@ -347,23 +354,13 @@ size_t zp_replica_needs(const struct zp_snap *replica, size_t n, struct zp_token
 			if (j != i && !replica[j].aside && replica[j].time > replica[i].time &&
 			    !memcmp(replica[j].uuid, replica[i].uuid, ZP_UUID_LEN))
 				newest = false;
-		if (newest) {
-			if (k < max)
-				out[k] = replica[i].time;
-			k++;
-		}
+		if (newest)
+			k = add_capped(out, k, max, replica[i].time);
 	}
-	if (token.to && token.from && find(replica, n, token.from)) {
-		bool have = false;
-
-		for (size_t i = 0; i < k && i < max; i++)
-			have |= out[i] == token.from;
-		if (!have) {
-			if (k < max)
-				out[k] = token.from;
-			k++;
-		}
-	}
+	if (token.to && token.from && find(replica, n, token.from))
+		k = add_capped(out, k, max, token.from);
+	if (named && (s = find(replica, n, named)) && !s->aside)
+		k = add_capped(out, k, max, named);
 	return k;
 }
 

@@ -39,8 +39,8 @@
  *
  * Holds.  The sender keeps, for each target: the base, the resume token's snapshots and the
  * snapshot of a transfer in flight (zp_sender_needs).  The replica keeps the newest snapshot
- * of each history (the base of the sender's next incremental, or of a rewind), its token's
- * base, and what was set aside (zp_replica_needs).  Mark them with zp_mark_bases() before
+ * of each history (the base of the sender's next incremental, or of a rewind), the base the
+ * sender last named, its token's base, and what was set aside (zp_replica_needs).  Mark them with zp_mark_bases() before
  * zs_retain(): retention never prunes a base, and the monitor sets their usecount like a
  * hold, so the server's full-store policy does not delete them either.
  *
@@ -161,18 +161,22 @@ int zp_plan(const struct zp_target *t, int64_t now, struct zp_plan *p);
  */
 size_t zp_sender_needs(const struct zp_target *t, int64_t out[ZP_NEEDS_MAX]);
 
+/* The base of @t (rule 1): the time of the newest common snapshot, 0 if none.  The sender
+ * names it in each request to the receiver (doc/replication.md). */
+int64_t zp_base(const struct zp_target *t);
+
 /*
  * The replica's snapshots that must be kept: the newest snapshot of each history (uuid) it
- * holds, not set aside, and its token's base.  The newest received one is the base of the
- * sender's next incremental; when the replica diverged (a snapshot of its own, newer), the
- * newest received one is still the base a rewind goes back to; after a re-attach, the old
- * master's own newest is the base until the first transfer.  Writes up to @max times into
- * @out and returns how many there are (@n + 1 always suffices).  Set-aside snapshots are
- * held by the monitor like the admin's holds until the admin drops them; they are not named
- * here.
+ * holds, not set aside; its token's base; and @named, the base the sender named in its last
+ * request (0: none yet).  The newest received snapshot is the base of the sender's next
+ * incremental; when the replica took snapshots of its own, the newest received one is still
+ * the base a rewind goes back to; and @named covers an old master re-attached as a replica,
+ * whose base and newer snapshots are of one history.  Writes up to @max times into @out and
+ * returns how many there are (@n + 2 always suffices).  Set-aside snapshots are held by the
+ * monitor like the admin's holds until the admin drops them; they are not named here.
  */
 size_t zp_replica_needs(const struct zp_snap *replica, size_t n, struct zp_token token,
-			int64_t *out, size_t max);
+			int64_t named, int64_t *out, size_t max);
 
 /* Sets zs_snap.base on each of the @n snapshots whose time is one of the @ntimes @times
  * (it never clears one: call it once per target, after clearing them). */

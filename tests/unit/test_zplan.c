@@ -470,26 +470,27 @@ static void test_zplan__holds(void **state)
 	t.inflight = T0 + 5 * HOUR;
 	assert_int_equal(zp_sender_needs(&t, need), 2);
 	/* the replica: its newest, and its token's base */
-	n = zp_replica_needs(r, 2, t.token, need, ZP_NEEDS_MAX);
+	n = zp_replica_needs(r, 2, t.token, 0, need, ZP_NEEDS_MAX);
 	assert_int_equal(n, 1);
 	assert_int_equal(need[0], T0 + HOUR);
-	n = zp_replica_needs(r, 2, (struct zp_token){T0, T0 + 2 * HOUR}, need, ZP_NEEDS_MAX);
+	n = zp_replica_needs(r, 2, (struct zp_token){T0, T0 + 2 * HOUR}, 0, need, ZP_NEEDS_MAX);
 	assert_int_equal(n, 2);
 	assert_int_equal(need[1], T0);
 	/* a snapshot of the replica's own (diverged): the sender's newest stays too */
 	struct zp_snap r3[] = {S(T0, 1, 1), S(T0 + HOUR, 1, 2), S(T0 + 90 * MIN_, 2, 1)};
-	n = zp_replica_needs(r3, 3, (struct zp_token){0, 0}, need, ZP_NEEDS_MAX);
+	n = zp_replica_needs(r3, 3, (struct zp_token){0, 0}, 0, need, ZP_NEEDS_MAX);
 	assert_int_equal(n, 2);
 	assert_int_equal(need[0], T0 + HOUR);
 	assert_int_equal(need[1], T0 + 90 * MIN_);
 	/* the count is all of them even where @out is short */
-	assert_int_equal(zp_replica_needs(r3, 3, (struct zp_token){T0, T0 + 2 * HOUR}, need, 1), 3);
+	assert_int_equal(zp_replica_needs(r3, 3, (struct zp_token){T0, T0 + 2 * HOUR}, 0, need, 1),
+			 3);
 	assert_int_equal(need[0], T0 + HOUR);
 	r[1].aside = true;
-	n = zp_replica_needs(r, 2, (struct zp_token){0, 0}, need, ZP_NEEDS_MAX);
+	n = zp_replica_needs(r, 2, (struct zp_token){0, 0}, 0, need, ZP_NEEDS_MAX);
 	assert_int_equal(n, 1);
 	assert_int_equal(need[0], T0);
-	assert_int_equal(zp_replica_needs(r, 0, (struct zp_token){0, 0}, need, ZP_NEEDS_MAX), 0);
+	assert_int_equal(zp_replica_needs(r, 0, (struct zp_token){0, 0}, 0, need, ZP_NEEDS_MAX), 0);
 	/* retention keeps what is marked, and says why */
 	for (int i = 0; i < 4; i++)
 		z[i] = (struct zs_snap){.time = a[i].time};
@@ -502,6 +503,69 @@ static void test_zplan__holds(void **state)
 	assert_string_equal(zs_why(&z[0], &keep_one, why, sizeof(why)), "replication base");
 	z[0].held = true;
 	assert_string_equal(zs_why(&z[0], &keep_one, why, sizeof(why)), "held; replication base");
+}
+
+/* The issue's promote case: A lost, B promoted, A re-attached as B's target: a rewind and an
+ * incremental from the newest common snapshot, never a full stream; A keeps that base. */
+static void test_zplan__promote_and_reattach(void **state)
+{
+	struct zp_snap a[] = {S(T0, 1, 1), S(T0 + HOUR, 1, 2), S(T0 + 2 * HOUR, 1, 3), {0}};
+	struct zp_snap b[] = {S(T0, 1, 1), S(T0 + HOUR, 1, 2), S(T0 + 3 * HOUR, 2, 1),
+			      S(T0 + 4 * HOUR, 2, 2)};
+	struct zp_target t = {
+		.sender = b, .nsender = 4, .replica = a, .nreplica = 3, .replica_written = true};
+	struct zs_schedule keep_one = {.count = {[ZS_HOURLY] = 1}};
+	struct zs_snap z[3];
+	int64_t need[8];
+	struct zp_plan p;
+	size_t n;
+
+	/* B had a1 and a2 from A, then took b1 and b2 of its own; A took a3 and kept writing */
+	p = plan_both(&t, T0 + 5 * HOUR, "re-attached");
+	assert_int_equal(p.action, ZP_REFUSE);
+	assert_int_equal(p.reason, ZP_DIVERGED);
+	assert_int_equal(p.base, T0 + HOUR);
+	assert_int_equal(p.conflict, T0 + 2 * HOUR);
+	/* A's a2 and a3 are of one history: its newest alone would leave a2 to retention; the
+	 * base B names in its request keeps it */
+	n = zp_replica_needs(a, 3, (struct zp_token){0, 0}, 0, need, 8);
+	assert_int_equal(n, 1);
+	assert_int_equal(need[0], T0 + 2 * HOUR);
+	assert_int_equal(zp_base(&t), T0 + HOUR);
+	n = zp_replica_needs(a, 3, (struct zp_token){0, 0}, zp_base(&t), need, 8);
+	assert_int_equal(n, 2);
+	assert_int_equal(need[1], T0 + HOUR);
+	for (int i = 0; i < 3; i++)
+		z[i] = (struct zs_snap){.time = a[i].time};
+	zp_mark_bases(z, 3, need, n);
+	assert_int_equal(zs_retain(&keep_one, z, 3), 0);
+	assert_false(z[1].prune);
+	assert_true(z[0].prune);
+	/* the admin forces: a rewind to a2, not a full stream */
+	t.force_full = true;
+	p = plan_both(&t, T0 + 5 * HOUR, "forced");
+	assert_int_equal(p.action, ZP_REWIND);
+	assert_int_equal(p.base, T0 + HOUR);
+	/* A set a3 (and a snapshot of its unsnapshotted writes) aside and reverted to a2 */
+	a[2].aside = true;
+	a[3] = S(T0 + 5 * HOUR, 1, 4);
+	a[3].aside = true;
+	t.nreplica = 4;
+	t.replica_written = false;
+	t.force_full = false;
+	p = plan_both(&t, T0 + 5 * HOUR, "after the rewind");
+	assert_int_equal(p.action, ZP_SEND);
+	assert_int_equal(p.from, T0 + HOUR);
+	assert_int_equal(p.to, T0 + 4 * HOUR);
+	assert_int_equal(p.behind, 2);
+	/* received: up to date, and A keeps b2 (and a2, the newest of its old history) */
+	a[0] = b[3];
+	p = plan_both(&t, T0 + 5 * HOUR, "received");
+	assert_int_equal(p.reason, ZP_UP_TO_DATE);
+	n = zp_replica_needs(a, 4, (struct zp_token){0, 0}, zp_base(&t), need, 8);
+	assert_int_equal(n, 2);
+	assert_int_equal(need[0], T0 + 4 * HOUR);
+	assert_int_equal(need[1], T0 + HOUR);
 }
 
 /*----------------------------------------------------------------
@@ -524,6 +588,7 @@ struct node {
 	u64 origin;	     /* the origin's content; meaningless while partial */
 	bool written;	     /* origin != newest snapshot's content (a partial apply, a write) */
 	struct zp_token tok; /* a cut transfer's token (ddsnap receive -t) */
+	int64_t named;	     /* the base its sender named in the last request */
 	uint64_t gen;	     /* generation counter of the snapshots it takes */
 	struct zs_schedule keep;
 };
@@ -624,10 +689,16 @@ static void target_of(struct world *w, struct link *l, struct zp_snap *buf, stru
 				.force_full = l->force};
 }
 
-/* The receiver answers `list`: its snapshots, its token, whether its origin was written. */
+/* The sender asks `list`, naming the base it knows; the receiver answers with its snapshots,
+ * its token, whether its origin was written. */
 static void refresh(struct world *w, struct link *l)
 {
 	struct node *d = &w->node[l->dst];
+	struct zp_snap buf[MAXSNAP];
+	struct zp_target t;
+
+	target_of(w, l, buf, &t);
+	d->named = zp_base(&t);
 
 	for (size_t i = 0; i < d->n; i++)
 		l->report[i] = d->snap[i].id;
@@ -819,7 +890,7 @@ static void retain(struct world *w, bool store_full)
 	for (int vi = 0; vi < NODES; vi++) {
 		struct node *v = &w->node[vi];
 		struct zs_snap z[MAXSNAP];
-		int64_t need[LINKS * ZP_NEEDS_MAX + MAXSNAP + 1];
+		int64_t need[LINKS * ZP_NEEDS_MAX + MAXSNAP + 2];
 		size_t nneed = 0, k = 0;
 
 		for (size_t i = 0; i < v->n; i++)
@@ -840,7 +911,8 @@ static void retain(struct world *w, bool store_full)
 
 			for (size_t i = 0; i < v->n; i++)
 				buf[i] = v->snap[i].id;
-			nneed += zp_replica_needs(buf, v->n, v->tok, need + nneed, MAXSNAP + 1);
+			nneed += zp_replica_needs(buf, v->n, v->tok, v->named, need + nneed,
+						  MAXSNAP + 2);
 		}
 		zp_mark_bases(z, v->n, need, nneed);
 		assert_int_equal(zs_retain(&v->keep, z, v->n), 0);
@@ -989,6 +1061,7 @@ int main(void)
 		cmocka_unit_test(test_zplan__refusals_and_force),
 		cmocka_unit_test(test_zplan__timing),
 		cmocka_unit_test(test_zplan__holds),
+		cmocka_unit_test(test_zplan__promote_and_reattach),
 		cmocka_unit_test(test_zplan__weeks_against_model),
 	};
 
