@@ -229,11 +229,11 @@ int zp_plan(const struct zp_target *t, int64_t now, struct zp_plan *p)
 			return go(t, now, p, true, t->token.from, t->token.to);
 		if (!t->force_full) {
 			refuse(p, ZP_TOKEN_LOST, t->token.to);
-			snprintf(
-				p->why, sizeof(p->why),
-				"the cut transfer of %s cannot be resumed (its snapshots are gone) "
-				"and left the replica half-applied: replicate --force-full",
-				name(t->token.to, a));
+			snprintf(p->why, sizeof(p->why),
+				 "the cut transfer of %s cannot be resumed (its snapshots are "
+				 "gone or set aside) and left the replica half-applied: "
+				 "replicate --force-full",
+				 name(t->token.to, a));
 			return 0;
 		}
 		lost = true;

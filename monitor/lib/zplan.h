@@ -128,7 +128,7 @@ struct zp_plan {
 	int64_t conflict; /* REFUSE, REWIND: the snapshot in the way (the oldest), 0 */
 	uint32_t behind;  /* sender snapshots newer than the base */
 	int64_t lag;	  /* seconds from the base to the sender's newest; -1: no base */
-	char why[160];	  /* one line for people */
+	char why[200];	  /* one line for people */
 };
 
 /* "idle", "wait", ... and "ok", "up-to-date", ... for status and the helper. */
