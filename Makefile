@@ -10,7 +10,8 @@
 #                                                    other files are its subcommands)
 #   monitor/*.c            -> $(BUILD)/bin/<name>    (one small helper program per file)
 #   monitor/lib/*.c        -> $(BUILD)/libzumastor.a (the monitor's exact logic: names,
-#                                                    config values, retention, fsids)
+#                                                    config values, retention, fsids,
+#                                                    replication plans)
 #   tests/unit/test_*.c    -> $(BUILD)/tests/test_*  (one cmocka binary per module)
 #   tests/unit/lib/*.c     -> linked into every unit test (models, fixtures)
 #   tests/stress/*.c       -> $(BUILD)/tests/stress_*

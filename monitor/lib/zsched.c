@@ -264,7 +264,7 @@ int zs_retain(const struct zs_schedule *s, struct zs_snap *snaps, size_t n)
 		}
 	}
 	for (size_t i = 0; i < n; i++)
-		snaps[i].prune = !snaps[i].held && !snaps[i].keep;
+		snaps[i].prune = !snaps[i].held && !snaps[i].base && !snaps[i].keep;
 out_free:
 	free(seen);
 	free(order);
@@ -314,6 +314,9 @@ char *zs_why(const struct zs_snap *snap, const struct zs_schedule *s, char *buf,
 	buf[0] = 0;
 	if (snap->held)
 		used += (size_t)snprintf(buf + used, len - used, "held");
+	if (snap->base)
+		used += (size_t)snprintf(buf + used, len - used, "%sreplication base",
+					 used ? "; " : "");
 	for (int k = ZS_MONTHLY; k >= 0 && used < len; k--) {
 		char when[48];
 

@@ -27,8 +27,8 @@
  * Retention: per kind with count N, group every snapshot by its K-key, order the groups by
  * their newest snapshot, and keep the newest snapshot of each of the first N groups: the
  * newest snapshot of each of the last N periods that hold one.  It does not depend on the
- * clock, so a box that was off prunes nothing for having been off.  A held snapshot is never
- * pruned.  A snapshot kept by nothing is pruned.
+ * clock, so a box that was off prunes nothing for having been off.  A held snapshot, and a
+ * replication base (zplan.h), is never pruned.  A snapshot kept by nothing is pruned.
  *
  * Pure functions of their arguments and of TZ (localtime_r); thread-safe once tzset() ran.
  */
@@ -70,9 +70,10 @@ struct zs_schedule {
 struct zs_snap {
 	int64_t time; /* UTC seconds since the epoch: the name and the tag */
 	bool held;    /* never pruned */
+	bool base;    /* a replication base (zplan.h, zp_mark_bases): never pruned */
 	/* zs_retain() fills: */
 	uint32_t keep; /* bit (1 << kind) for each kind that keeps it */
-	bool prune;    /* neither held nor kept by any kind */
+	bool prune;    /* neither held, nor a base, nor kept by any kind */
 };
 
 /* "frequent", "hourly", ... */
@@ -134,7 +135,7 @@ int zs_retain(const struct zs_schedule *s, struct zs_snap *snaps, size_t n);
 int zs_priority(uint32_t keep);
 
 /*
- * Why @snap is kept, one line for people into @buf: "held; daily 2026-12-05; hourly ..."
+ * Why @snap is kept, one line for people into @buf: "held; replication base; daily ..."
  * naming each kind and the local period, or "pruned at the next tick".  Returns @buf.
  */
 char *zs_why(const struct zs_snap *snap, const struct zs_schedule *s, char *buf, size_t len);
