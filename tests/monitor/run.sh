@@ -350,6 +350,8 @@ mv "$dir/dev/o1" "$dir/dev/o1.away"
 expect 1 "start with its origin missing" z start home
 expect_out "volume home: its origin $dir/dev/o1 is missing \(no such block device\)" "the error names the role and the device"
 expect 1 "no server was started" test -e "$ZUMASTOR_RUN/pid/home.pid"
+expect 1 "serve (the unit's command) refuses it too" z serve home
+expect_out "volume home: its origin $dir/dev/o1 is missing" "with the same error"
 mv "$dir/dev/o1.away" "$dir/dev/o1"
 cp "$dir/snapstore.save" "$vol/origin"
 cp "$dir/origin.save" "$vol/snapstore"
