@@ -337,10 +337,20 @@ kill -STOP "$pid"
 ZUMASTOR_SERVER_WAIT=2 expect 1 "tick with a server that hangs (SIGSTOP) does not hang" timeout 60 "$zumastor" tick home
 expect_out "volume home: its server \(pid $pid\) runs but does not answer on $ZUMASTOR_RUN/servers/home.sock within 2 s: left alone" \
 	"tick reports the hung server and leaves it alone"
-kill -CONT "$pid"
 expect 0 "the same server is left in place" test "$(cat "$ZUMASTOR_RUN/pid/home.pid")" = "$pid"
 ZUMASTOR_SERVER_WAIT=1x expect 2 "a bad ZUMASTOR_SERVER_WAIT" z tick
 expect_out "ZUMASTOR_SERVER_WAIT='1x' is not allowed: seconds, 1 to 99999" "the error names the value and the rule"
+# stop of the hung server: it gets SIGTERM, and stops once it runs again
+(
+	sleep 4
+	kill -CONT "$pid"
+) &
+ZUMASTOR_SERVER_WAIT=2 expect 0 "stop with the server hung" z stop home
+expect_out "volume home: its server \(pid $pid\) does not answer: stopping it" "stop says the server did not answer"
+expect_out "^stopped volume home$" "and that it stopped it"
+expect 1 "the process is gone" kill -0 "$pid"
+wait
+z start home >/dev/null
 expect 0 "stop" z stop home
 expect 0 "tick of a stopped volume does not start it" z tick
 expect 1 "still stopped" "$ddsnap" status --size "$ZUMASTOR_RUN/servers/home.sock"
