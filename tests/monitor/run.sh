@@ -87,7 +87,7 @@ expect 2 "no command" z
 expect 2 "unknown command" z frobnicate
 expect 0 "--help" z --help
 for c in "define volume" "define schedule" "define export" "forget volume" show start stop \
-	snapshot hold release tick status check; do
+	serve snapshot hold release tick status check; do
 	# shellcheck disable=SC2086 # the two-word commands split on purpose
 	expect 0 "$c --help" z $c --help
 	expect_out "^usage: zumastor" "$c --help prints its usage"
@@ -284,7 +284,8 @@ mkdir -p "$dir/root/share/man/man8"
 cp tools/man/*.8 "$dir/root/share/man/man8/"
 # verify also runs man for each Documentation= page: MANPATH finds ours
 MANPATH=$dir/root/share/man expect 0 "systemd-analyze verify accepts the units" \
-	systemd-analyze verify "$units/zumastor.service" "$units/zumastor-tick.service" "$units/zumastor-tick.timer"
+	systemd-analyze verify "$units/zumastor.service" "$units/zumastor-server@.service" \
+	"$units/zumastor-tick.service" "$units/zumastor-tick.timer"
 expect 0 "they run the installed zumastor" grep -q "^ExecStart=$src/monitor/zumastor tick$" "$units/zumastor-tick.service"
 expect 0 "the timer is enabled" test -L "$dir/root/etc/systemd/system/timers.target.wants/zumastor-tick.timer"
 expect 0 "zumastor.service is enabled" test -L "$dir/root/etc/systemd/system/multi-user.target.wants/zumastor.service"
@@ -310,20 +311,132 @@ expect 0 "start --boot" z start --boot
 expect_out "started volume home" "start --boot starts the started volume"
 expect 0 "it runs" "$ddsnap" status --size "$ZUMASTOR_RUN/servers/home.sock"
 
-# --- stop, a server killed under the monitor, forget --------------------------------------
+# --- a server killed under the monitor; the devices checked before a start; forget --------
 after=$(count)
-kill -KILL "$(cat "$ZUMASTOR_RUN/pid/home.pid")"
+pid=$(cat "$ZUMASTOR_RUN/pid/home.pid")
+kill -KILL "$pid"
 sleep 0.3
 expect 2 "check with the server killed" z check
 expect_out "^ZUMASTOR CRITICAL - home is not running" "check says CRITICAL: not running"
-expect 1 "tick with the server killed" z tick
-expect_out "should run and its server does not answer" "tick reports it"
 expect 0 "status --json says failed" z status --json
 expect_json '.volumes[0].state == "failed"' "state failed"
-expect 0 "start after the kill" z start home
-expect_out "started volume home" "it starts again"
+expect 0 "tick with the server killed restarts it" z tick
+expect_out "volume home: its server \(pid $pid\) is gone \(killed or crashed; see $ZUMASTOR_LOG/home/server.log\): restarting it" \
+	"tick reports the dead server, by pid, and where its log is"
+expect_out "volume home: server restarted" "and that it restarted it"
+expect 0 "the server answers again" "$ddsnap" status --size "$ZUMASTOR_RUN/servers/home.sock"
+expect 0 "a new process" test "$(cat "$ZUMASTOR_RUN/pid/home.pid")" != "$pid"
 expect 0 "the snapshots survived" "$ddsnap" list --json "$ZUMASTOR_RUN/servers/home.sock"
 expect_json ".snapshots | length == $after" "same count"
+expect 0 "check is OK again" z check
+expect 0 "a tick with the server running says nothing about it" z tick
+cp "$dir/err" "$dir/tick.err"
+expect 1 "nothing restarted" grep -q restart "$dir/tick.err"
+pid=$(cat "$ZUMASTOR_RUN/pid/home.pid")
+kill -STOP "$pid"
+ZUMASTOR_SERVER_WAIT=2 expect 1 "tick with a server that hangs (SIGSTOP) does not hang" timeout 60 "$zumastor" tick home
+expect_out "volume home: its server \(pid $pid\) runs but does not answer on $ZUMASTOR_RUN/servers/home.sock within 2 s: left alone" \
+	"tick reports the hung server and leaves it alone"
+expect 0 "the same server is left in place" test "$(cat "$ZUMASTOR_RUN/pid/home.pid")" = "$pid"
+ZUMASTOR_SERVER_WAIT=1x expect 2 "a bad ZUMASTOR_SERVER_WAIT" z tick
+expect_out "ZUMASTOR_SERVER_WAIT='1x' is not allowed: seconds, 1 to 99999" "the error names the value and the rule"
+# stop of the hung server: it gets SIGTERM, and stops once it runs again
+(
+	sleep 4
+	kill -CONT "$pid"
+) &
+ZUMASTOR_SERVER_WAIT=2 expect 0 "stop with the server hung" z stop home
+expect_out "volume home: its server \(pid $pid\) does not answer: stopping it" "stop says the server did not answer"
+expect_out "^stopped volume home$" "and that it stopped it"
+expect 1 "the process is gone" kill -0 "$pid"
+wait
+z start home >/dev/null
+expect 0 "stop" z stop home
+expect 0 "tick of a stopped volume does not start it" z tick
+expect 1 "still stopped" "$ddsnap" status --size "$ZUMASTOR_RUN/servers/home.sock"
+cp "$vol/origin" "$dir/origin.save"
+cp "$vol/snapstore" "$dir/snapstore.save"
+mv "$dir/dev/o1" "$dir/dev/o1.away"
+expect 1 "start with its origin missing" z start home
+expect_out "volume home: its origin $dir/dev/o1 is missing \(no such block device\)" "the error names the role and the device"
+expect 1 "no server was started" test -e "$ZUMASTOR_RUN/pid/home.pid"
+expect 1 "serve (the unit's command) refuses it too" z serve home
+expect_out "volume home: its origin $dir/dev/o1 is missing" "with the same error"
+mv "$dir/dev/o1.away" "$dir/dev/o1"
+cp "$dir/snapstore.save" "$vol/origin"
+cp "$dir/origin.save" "$vol/snapstore"
+expect 1 "start with origin and snapstore swapped by an edit" z start home
+expect_out "its snapstore $dir/dev/o1 holds no ddsnap store .*are origin and snapstore swapped\?" "the error says they look swapped"
+cp "$dir/origin.save" "$vol/origin"
+printf '%s\n' "$dir/dev/s3" >"$vol/snapstore"
+expect 1 "start with another store as its snapstore" z start home
+expect_out "its snapstore $dir/dev/s3 holds the store [0-9a-f-]{36}, not this volume's \($(cat "$vol/state/uuid")\)" \
+	"the error names both stores"
+cp "$dir/snapstore.save" "$vol/snapstore"
+for d in o3 s4; do truncate -s 16M "$dir/dev/$d"; done
+expect 0 "a volume named web-1+x" z define volume web-1+x "$dir/dev/o3" "$dir/dev/s4" --initialize
+cp "$ZUMASTOR_ROOT/volumes/web-1+x/snapstore" "$dir/web.save"
+ln -s "$dir/dev/s1" "$dir/dev/link-to-s1"
+printf '%s\n' "$dir/dev/link-to-s1" >"$ZUMASTOR_ROOT/volumes/web-1+x/snapstore"
+expect 1 "start with home's store (through a link) edited in" z start web-1+x
+expect_out "$dir/dev/link-to-s1 is already the snapstore of volume home" "the error names the volume that has it"
+cp "$dir/web.save" "$ZUMASTOR_ROOT/volumes/web-1+x/snapstore"
+expect 1 "none of it started a server" test -e "$ZUMASTOR_RUN/pid/home.pid"
+expect 0 "start home with its own devices back" z start home
+expect 0 "its snapshots are all there" "$ddsnap" list --json "$ZUMASTOR_RUN/servers/home.sock"
+expect_json ".snapshots | length == $after" "same count"
+
+# --- a directory in the database that is not a volume ---------------------------------------
+mkdir "$ZUMASTOR_ROOT/volumes/my vol"
+cp "$vol/origin" "$vol/snapstore" "$ZUMASTOR_ROOT/volumes/my vol/"
+before=$(count)
+ZUMASTOR_NOW=$((ZUMASTOR_NOW + 600)) expect 3 "tick with a directory 'my vol' in the database" z tick
+expect_out "volumes/my vol is not a volume \(volume name: 'my vol' is not allowed: 1 to 64 characters" \
+	"the error names the directory and the rule"
+expect 0 "the other volumes still ticked" test "$(count)" -eq $((before + 1))
+expect 1 "no lock was taken for 'my' or 'vol'" test -e "$ZUMASTOR_RUN/lock/my" -o -e "$ZUMASTOR_RUN/lock/vol"
+expect 3 "show says so too" z show
+expect_out "^volume home$" "and shows the volumes"
+rm -r "$ZUMASTOR_ROOT/volumes/my vol"
+
+# --- the server under systemd: the unit zumastor-server@.service ----------------------------
+# A stand-in systemctl records what it is asked and, for start, runs the installed unit's
+# ExecStart with the instance unescaped as systemd's %I does.
+mkdir -p "$dir/systemd"
+cat >"$dir/systemd/systemctl" <<EOF
+#!/usr/bin/env bash
+echo "\$*" >>"$dir/systemctl.log"
+[[ \$1 != --no-block ]] || shift
+[[ \$1 == start ]] || exit 0
+inst=\${2#zumastor-server@}
+vol=\$(systemd-escape -u -- "\${inst%.service}")
+line=\$(sed -n 's/^ExecStart=//p' "$units/zumastor-server@.service")
+read -ra cmd <<<"\${line//%I/\$vol}"
+exec "\${cmd[@]}"
+EOF
+chmod +x "$dir/systemd/systemctl"
+expect 2 "zumastor serve without a volume" z serve
+# zs: the monitor as under systemd, with the stand-in
+zs()
+{
+	ZUMASTOR_SUPERVISOR=systemd PATH=$dir/systemd:$PATH "$zumastor" "$@"
+}
+expect 0 "start web-1+x under systemd" zs start web-1+x
+expect 0 "it asked systemd to start the unit of web-1+x (escaped)" \
+	grep -qxF 'start zumastor-server@web\x2d1\x2bx.service' "$dir/systemctl.log"
+expect 0 "and the unit's command started the server" "$ddsnap" status --size "$ZUMASTOR_RUN/servers/web-1+x.sock"
+kill -KILL "$(cat "$ZUMASTOR_RUN/pid/web-1+x.pid")"
+sleep 0.3
+expect 0 "tick restarts it through systemd" zs tick web-1+x
+expect_out "volume web-1\+x: server restarted" "tick says so"
+expect 0 "it cleared the unit's failed state and started it" \
+	test "$(grep -c -e 'reset-failed zumastor-server@web' -e '^start zumastor-server@web' "$dir/systemctl.log")" -eq 4
+expect 0 "stop under systemd" zs stop web-1+x
+expect 0 "it asked systemd to stop the unit" grep -qxF -- '--no-block stop zumastor-server@web\x2d1\x2bx.service' "$dir/systemctl.log"
+expect 1 "the server is gone" "$ddsnap" status --size "$ZUMASTOR_RUN/servers/web-1+x.sock"
+ZUMASTOR_SUPERVISOR=upstart expect 2 "a supervisor that is not one" z start web-1+x
+expect_out "ZUMASTOR_SUPERVISOR='upstart' is not allowed: systemd or self" "the error names the value and the rule"
+expect 0 "forget web-1+x" z forget volume web-1+x
 expect 1 "forget a running volume" z forget volume home
 expect_out "is running" "forget says stop it first"
 expect 0 "stop" z stop home
