@@ -343,7 +343,7 @@ vm_udev_up()
 	unset DM_DISABLE_UDEV
 }
 
-# nas_servers_up: the real nfs-kernel-server (v3 and v4, rpcbind, mountd) and smbd on the
+# nas_servers_up: the real nfs-kernel-server (rpcbind, mountd; v3: the guest's root, an overlay on 9p, cannot be nfsd's v4 pseudo-root) and smbd on the
 # loopback interface.  Their config is what an admin's box has plus what zumastor adds: an
 # empty /etc/exports (zumastor writes /etc/exports.d/zumastor.exports) and one include line
 # in smb.conf's [global] section (zumastor writes /etc/samba/zumastor.conf).

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-only
-# vm-disks: 2 256M
-# vm-timeout: 380
+# vm-disks: 3 256M
+# vm-timeout: 600
+# vm-boots: 2
 #
 # monitor-nas: the zumastor monitor runs a NAS volume on the real kernel with udev running, as
-# on a real box.  A volume is defined and started (server, origin device, ext4 mounted at
-# /srv/home); eight simulated days of ticks every 8 hours (ZUMASTOR_NOW), with a file
+# on a real box, with its config database on a disk of its own mounted at /var/lib/zumastor
+# (the guest's root is fresh at each boot; /var/lib survives on a real box).
+#
+# Boot 1: a volume is defined and started (server, origin device, ext4 mounted at
+# /srv/home); six simulated days of ticks every 12 hours (ZUMASTOR_NOW), with a file
 # changed before each, leave exactly the snapshots tests/monitor/model.py says, each
 # mounted read-only under /run/zumastor/snapshot/home/@GMT-... with its own time's files,
 # and no device or mount for a pruned one.  The real nfs-kernel-server exports every mount
@@ -13,7 +17,17 @@
 # file; the real smbd lists every snapshot as a previous version (smbclient allinfo) and
 # serves a file deleted since.  stop refuses while a snapshot mount is busy and changes
 # nothing; stop then removes every mount, device and export; start brings them back with
-# the same fsids.
+# the same fsids.  Before the last two ticks, NFS clients mount a snapshot and the origin
+# and keep reading them (O_DIRECT, every read a server round trip) while the ticks add
+# snapshots and prune one that another client has mounted and read: no read fails or
+# returns other bytes, and the pruned snapshot's export, mount, device and fsid record are
+# gone.  (NFSv4.2 mounts are tried and logged: the guest's root, an overlay on 9p, cannot
+# be nfsd's v4 pseudo-root.)  The boot ends with what zumastor.service runs at shutdown.
+#
+# Boot 2: the database disk is mounted, the NFS and Samba servers come up, and what
+# zumastor.service runs at boot brings back every device, mount and export with the fsids of
+# boot 1; NFS clients read yesterday's file and today's, smbd lists the same previous
+# versions.
 set -euo pipefail
 . "$SRC/tests/vm/lib.sh"
 
@@ -22,13 +36,69 @@ vm_udev_up
 load_ddsnap # the module from the build tree (a packaged one would be modprobe'd by start)
 
 mon_setup
-store=${DISKS[0]} origin=${DISKS[1]}
+store=${DISKS[0]} origin=${DISKS[1]} dbdisk=${DISKS[2]}
 db=/var/lib/zumastor/volumes/home
 snaps=/run/zumastor/snapshot/home
 exports=/etc/exports.d/zumastor.exports
+unit=$SRC/monitor/systemd/zumastor.service
+mkdir -p /mnt/nfs /mnt/nfs-origin /mnt/v4 /mnt/reader /mnt/reader-origin /mnt/nfs-victim
+
+# unit_run KEY: runs what zumastor.service's KEY line (ExecStart, ExecStop) runs.
+unit_run()
+{
+	local args
+	read -r -a args <<<"$(sed -n "s|^$1=@SBINDIR@/zumastor ||p" "$unit" | head -n 1)"
+	((${#args[@]})) || fail "$unit has no $1=@SBINDIR@/zumastor line"
+	log "zumastor.service $1: zumastor ${args[*]}"
+	must z "${args[@]}"
+}
+
+# nfs_reads VERS PATH FILE WANT: an NFS client of version VERS mounts PATH and reads WANT
+# from FILE.
+nfs_reads()
+{
+	local opts=vers=$1
+	[[ $1 != 3 ]] || opts+=,nolock
+	must mount -t nfs -o "$opts" 127.0.0.1:"$2" /mnt/nfs
+	expect_eq "$(cat "/mnt/nfs/$3")" "$4" "$2/$3 over NFS v$1"
+	umount /mnt/nfs
+}
+
+if ((VM_BOOT == 1)); then
+	step "the config database's own disk (ext4), mounted at /var/lib/zumastor"
+	mkfs.ext4 -q -F "$dbdisk"
+fi
+mkdir -p /var/lib/zumastor
+must mount "$dbdisk" /var/lib/zumastor
 
 step "NFS and Samba servers (their config: /etc/exports.d and one include line in smb.conf)"
 nas_servers_up
+
+if ((VM_BOOT == 2)); then
+	step "second boot: what zumastor.service runs at boot brings every mount and export back"
+	# shellcheck source=/dev/null # written by boot 1
+	. "$RESULTS/boot1.env" # t, yesterday, ytime
+	mapfile -t names <"$RESULTS/names-boot1"
+	unit_run ExecStart
+	mountpoint -q /srv/home || fail "the origin is not mounted at /srv/home after the reboot"
+	dmsetup info -c --noheadings -o name | sed -n 's/^home@/@/p' | sort >"$RESULTS/devs"
+	expect_same "$RESULTS/devs" "$RESULTS/names-boot1" "snapshot devices after the reboot"
+	findmnt -rn -o TARGET | sed -n "s|^$snaps/||p" | sort >"$RESULTS/mnts"
+	expect_same "$RESULTS/mnts" "$RESULTS/names-boot1" "snapshot mounts after the reboot"
+	cat "$exports"
+	expect_same "$exports" "$RESULTS/exports-boot1" "the exports and their fsids after the reboot"
+	nfs_reads 3 "$snaps/$yesterday" today.txt "$ytime"
+	nfs_reads 3 /srv/home today.txt "$t"
+	smbclient -N //127.0.0.1/home -c 'allinfo today.txt' >"$RESULTS/allinfo" 2>&1 ||
+		fail "smbclient allinfo: $(cat "$RESULTS/allinfo")"
+	grep -o '@GMT-[0-9.-]*' "$RESULTS/allinfo" | sort >"$RESULTS/versions"
+	expect_same "$RESULTS/versions" "$RESULTS/names-boot1" "the previous versions after the reboot"
+	unit_run ExecStop
+	"$ZUMASTOR_DDSNAP" check "$store" >/dev/null || fail "ddsnap check after the second boot"
+	umount /var/lib/zumastor
+	log "monitor-nas: after a reboot every mount and export is back with the same fsids"
+	exit 0
+fi
 
 step "define and start the volume; ext4 on its origin device"
 t=$(date -d '2026-11-28 20:00:00 UTC' +%s)
@@ -47,21 +117,100 @@ step "6 simulated days across a month and a week boundary, a tick every 12 hours
 sched="hourly=2,daily=3,weekly=2,monthly=2"
 : >"$RESULTS/model"
 kinds=""
-for ((i = 0; i < 12; i++)); do
+# tick_next: 12 simulated hours on, a file changed, a tick; the live snapshots are the model's.
+tick_next()
+{
 	t=$((t + 12 * 3600))
 	echo "$t" >/srv/home/today.txt
 	echo "$t" >"/srv/home/file-$t.txt"
-	((i != 5)) || rm /srv/home/gone.txt
 	python3 "$SRC/tests/monitor/model.py" tick "$t" "$sched" "$RESULTS/model" | grep -v took >"$RESULTS/model.new"
 	mv "$RESULTS/model.new" "$RESULTS/model"
 	ZUMASTOR_NOW=$t z tick >"$RESULTS/tick.out" 2>&1 || {
 		cat "$RESULTS/tick.out"
 		fail "tick at $t failed"
 	}
+	cat "$RESULTS/tick.out" >>"$RESULTS/ticks.out"
 	kinds+=$(sed -n 's/.*took .* (\(.*\))$/\1,/p' "$RESULTS/tick.out")
 	"$ZUMASTOR_DDSNAP" list --json /run/zumastor/servers/home.sock | jq -r '.snapshots[].tag' >"$RESULTS/have"
-	expect_same "$RESULTS/have" "$RESULTS/model" "tick $i: the live snapshots are the model's"
+	expect_same "$RESULTS/have" "$RESULTS/model" "tick at $t: the live snapshots are the model's"
+}
+for ((i = 0; i < 10; i++)); do
+	((i != 5)) || rm /srv/home/gone.txt
+	tick_next
 done
+
+step "NFS clients of a snapshot, of the origin and of a snapshot the next ticks prune"
+echo "not changed by the ticks" >/srv/home/stable.txt
+# Which snapshots the last two ticks prune (the model says): one of them is the victim; the
+# reader reads one they keep.
+cp "$RESULTS/model" "$RESULTS/model.after"
+for s in $((t + 12 * 3600)) $((t + 24 * 3600)); do
+	python3 "$SRC/tests/monitor/model.py" tick "$s" "$sched" "$RESULTS/model.after" | grep -v took >"$RESULTS/model.new"
+	mv "$RESULTS/model.new" "$RESULTS/model.after"
+done
+victim="" reader=""
+while read -r s; do
+	if grep -qx "$s" "$RESULTS/model.after"; then
+		reader=$("$ZUMASTOR_HELPER" name "$s")
+	else
+		[[ -n $victim ]] || victim=$("$ZUMASTOR_HELPER" name "$s")
+	fi
+done <"$RESULTS/have"
+[[ -n $victim && -n $reader ]] || fail "the last two ticks should prune one snapshot and keep another"
+rtime=$("$ZUMASTOR_HELPER" time "$reader")
+log "the reader reads $reader; the ticks prune $victim"
+# NFSv4 (probe, logged: the guest's root is an overlay on 9p, which nfsd may not export as
+# the v4 pseudo-root)
+for p in /srv/home "$snaps/$reader"; do
+	if out=$(mount -t nfs -o vers=4.2 127.0.0.1:"$p" /mnt/v4 2>&1); then
+		log "NFSv4.2 mount of $p: $(findmnt -n -o FSTYPE /mnt/v4), today.txt $(cat /mnt/v4/today.txt)"
+		umount /mnt/v4
+	else
+		log "NFSv4.2 mount of $p failed: $out"
+	fi
+done
+cat /proc/net/rpc/nfsd.export/content /proc/net/rpc/nfsd.fh/content 2>/dev/null | grep -v '^#' || true
+must mount -t nfs -o vers=3,nolock 127.0.0.1:"$snaps/$reader" /mnt/reader
+must mount -t nfs -o vers=3,nolock 127.0.0.1:/srv/home /mnt/reader-origin
+expect_eq "$(cat /mnt/reader/today.txt)" "$rtime" "$reader's today.txt over NFSv3"
+expect_eq "$(cat /mnt/reader-origin/today.txt)" "$t" "the origin's today.txt over NFSv3"
+# the victim mounted by a v3 client that has read from it: nfsd holds its export
+must mount -t nfs -o vers=3,nolock 127.0.0.1:"$snaps/$victim" /mnt/nfs-victim
+expect_eq "$(cat /mnt/nfs-victim/today.txt)" "$("$ZUMASTOR_HELPER" time "$victim")" "the victim's today.txt over NFSv3"
+
+step "the clients keep reading while the last two ticks add snapshots and prune $victim"
+rm -f /tmp/stop-reader "$RESULTS/reader.err"
+(
+	n=0
+	while [[ ! -e /tmp/stop-reader ]]; do
+		got=$(dd if=/mnt/reader/today.txt iflag=direct bs=4096 status=none 2>&1) || got="read failed: $got"
+		[[ $got == "$rtime" ]] || echo "read $n of $reader: '$got'" >>"$RESULTS/reader.err"
+		got=$(dd if=/mnt/reader-origin/stable.txt iflag=direct bs=4096 status=none 2>&1) || got="read failed: $got"
+		[[ $got == "not changed by the ticks" ]] || echo "read $n of the origin: '$got'" >>"$RESULTS/reader.err"
+		n=$((n + 1))
+	done
+	echo "$n" >"$RESULTS/reader.count"
+) &
+rpid=$!
+sleep 1
+tick_next
+tick_next
+sleep 1
+: >/tmp/stop-reader
+wait "$rpid"
+[[ ! -s $RESULTS/reader.err ]] || fail "the reader failed across the rotation: $(head -n 5 "$RESULTS/reader.err")"
+(($(cat "$RESULTS/reader.count") >= 20)) || fail "the reader read only $(cat "$RESULTS/reader.count") times"
+log "the reader read both files $(cat "$RESULTS/reader.count") times, every read right"
+grep -q "pruned $victim" "$RESULTS/ticks.out" || fail "no tick pruned $victim"
+grep -q "$victim" "$exports" && fail "$victim is still in $exports"
+exportfs -v | grep -q "$victim" && fail "exportfs still lists $victim"
+findmnt -rn -o TARGET | grep -q "$victim" && fail "$victim is still mounted"
+dmsetup info -c --noheadings -o name | grep -q "$victim" && fail "$victim still has a device"
+[[ ! -e $db/state/fsid/$victim ]] || fail "$victim's fsid record was left behind"
+umount -f -l /mnt/nfs-victim
+expect_eq "$(cat /mnt/reader/today.txt)" "$rtime" "$reader's today.txt after the rotation"
+umount /mnt/reader /mnt/reader-origin
+
 # one device and one read-only mount per live snapshot, nothing for the pruned ones
 while read -r s; do "$ZUMASTOR_HELPER" name "$s"; done <"$RESULTS/have" >"$RESULTS/names"
 dmsetup info -c --noheadings -o name | sed -n 's/^home@/@/p' | sort >"$RESULTS/devs"
@@ -161,7 +310,12 @@ umount /mnt/nfs
 out=$(ZUMASTOR_NOW=$t z start home)
 [[ $out == *"already running: nothing to do"* ]] || fail "a second start is not a no-op: $out"
 
-step "tear down"
-must z stop home
+step "boot 1 ends: what zumastor.service runs at shutdown (the database disk keeps the marks)"
+cp "$RESULTS/names" "$RESULTS/names-boot1"
+cp "$exports" "$RESULTS/exports-boot1"
+echo "t=$t yesterday=$yesterday ytime=$ytime" >"$RESULTS/boot1.env"
+unit_run ExecStop
+[[ -z $(findmnt -rn -o TARGET | grep -e /srv/home -e "$snaps" || true) ]] || fail "mounts left at shutdown"
 "$ZUMASTOR_DDSNAP" check "$store" >/dev/null || fail "ddsnap check after stop"
-log "monitor-nas: snapshots as the model says, mounted, over NFS and Samba, back after a restart"
+umount /var/lib/zumastor
+log "monitor-nas boot 1: snapshots as the model says, mounted, over NFS and Samba, a reader undisturbed by a rotation"
