@@ -11,8 +11,6 @@
 # server stops cleanly and 'ddsnap check' finds the store consistent.
 set -euo pipefail
 . "$SRC/tests/vm/lib.sh"
-# Zumastor names snapshot devices vol(tag); keep the parentheses (dmsetup mangles them by default).
-export DM_DEFAULT_NAME_MANGLING_MODE=none
 
 store=${DISKS[0]}
 origin=${DISKS[1]}
@@ -88,7 +86,7 @@ expect_eq "$("$ddsnap" list "$sock" | awk '{print $1}' | tr '\n' ' ')" "1 2 " "s
 
 step "delete snapshot 1; snapshot 2 is unchanged"
 umount /mnt/s1
-dm_remove "vol(1)"
+dm_remove "vol@1"
 must "$ddsnap" delete "$sock" 1
 expect_eq "$("$ddsnap" list "$sock" | awk '{print $1}' | tr '\n' ' ')" "2 " "list after delete"
 drop_caches
@@ -98,7 +96,7 @@ must_fail "$ddsnap" delete "$sock" 1
 step "tear down, stop the server cleanly, check the store"
 umount /mnt/s2
 umount /mnt/vol
-dm_remove "vol(2)"
+dm_remove "vol@2"
 dm_remove vol
 srv_stop
 must "$ddsnap" check "$store"
