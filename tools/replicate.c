@@ -19,12 +19,13 @@
  * device of snapshot T is one whose ddsnap target talks to <sock> (the same path as in the
  * table) with tag T, the origin's one with tag -1, whatever they are called (the monitor's
  * /dev/mapper/vol@GMT-2026.12.06-10.00.00, /dev/mapper/vol@3 by hand).  None found is an
- * error naming the socket and tag, before any stream byte is written or read.  The delta
- * engine opens <devstem> and <devstem>(T) (delta.h), so the devices found are symlinked
- * under those names in a private directory that lives as long as the command.  send looks
- * them up once the server has confirmed the snapshots, receive once the stream's header
- * names its base.  -d DEVSTEM overrides the lookup: the engine then opens DEVSTEM and
- * DEVSTEM(T) as they are (plain files, as the CLI tests do, or devices named that way).
+ * error naming the socket and tag, before send writes a stream byte or receive a device
+ * byte.  The delta engine opens <devstem> and <devstem>(T) (delta.h), so the devices found
+ * are symlinked under those names in a private directory that lives as long as the
+ * command.  send looks them up once the server has confirmed the snapshots, receive once
+ * the stream's header names its base.  -d DEVSTEM overrides the lookup: the engine then
+ * opens DEVSTEM and DEVSTEM(T) as they are (plain files, as the CLI tests do, or devices
+ * named that way).
  *
  * Interruption: receive keeps the resume token (-t, default <sock without .sock>.token) of
  * what it has durably applied (delta.c's argument: the origin is fdatasynced before each
