@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-only
 # vm-disks: 2 256M
-# vm-timeout: 600
+# vm-timeout: 900
 #
 # make demo: a narrated tour of a Zumastor NAS box on two sparse disks inside a real-kernel
 # guest ("tests/vm/run-one.sh demo tests/vm/demo.sh"), driven by the zumastor monitor as an
 # admin would drive it.  udev, the NFS server and smbd run as on a real box.  A volume is
 # defined (origin, snapstore, schedule, exports) and started, ext4 goes on it, and a
-# simulated week of ticks (ZUMASTOR_NOW, a tick every 8 hours, files changed before each)
+# simulated week of ticks (ZUMASTOR_NOW, a tick every 12 hours, files changed before each)
 # takes and prunes snapshots, each mounted read-only and exported.  Then zumastor status,
 # yesterday's file read through a real NFS mount from the guest, and the same file and one
 # deleted since read as Samba previous versions (smbclient allinfo and get).  The volume is
@@ -57,22 +57,22 @@ say "The config is a directory of one-line files, read by cat, written atomicall
 chapter "3. Start it, put ext4 on it"
 export ZUMASTOR_NOW=$t
 zumastor start home
-mkfs.ext4 -q -F /dev/mapper/home
 say "# mkfs.ext4 /dev/mapper/home"
+mkfs.ext4 -q -F /dev/mapper/home
 zumastor start home
 mountpoint -q /srv/home || fail "start did not mount /dev/mapper/home at /srv/home"
 say "ddsnapd serves the volume, /dev/mapper/home is mounted at /srv/home."
 echo "the plan for next year (deleted on Friday)" >/srv/home/plan.txt
 
-chapter "4. A simulated week: a tick every 8 hours, files changed before each"
+chapter "4. A simulated week: a tick every 12 hours, files changed before each"
 say "(a real box runs 'zumastor tick' every minute from a systemd timer or cron)"
-for ((i = 0; i < 21; i++)); do
-	t=$((t + 8 * 3600))
+for ((i = 0; i < 14; i++)); do
+	t=$((t + 12 * 3600))
 	export ZUMASTOR_NOW=$t
 	echo "report as of $(day "$t")" >/srv/home/report.txt
 	mkdir -p /srv/home/diary
 	echo "what happened on $(date -u -d "@$t" +%A)" >"/srv/home/diary/$(date -u -d "@$t" +%F).txt"
-	[[ $(date -u -d "@$t" +%a%H) != Fri10 ]] || rm /srv/home/plan.txt
+	[[ $(date -u -d "@$t" +%a%H) != Fri06 ]] || rm /srv/home/plan.txt
 	z tick >"$RESULTS/tick.out" 2>&1 || {
 		cat "$RESULTS/tick.out"
 		fail "the tick at $(day "$t") failed"
