@@ -31,7 +31,6 @@
 # default 1 16 256 1000), VM_ARG_SKIP="dmsnap thin dd64" (configurations to leave out).
 set -euo pipefail
 . "$SRC/tests/vm/lib.sh"
-export DM_DEFAULT_NAME_MANGLING_MODE=none
 
 REGION=32M
 REGION_BYTES=$((32 * 1024 * 1024))
@@ -404,13 +403,13 @@ done
 step "reads: origins and oldest snapshots"
 R[ddsnap,rread,0]=$(FIO_SECS=$LOOP_SECS fio_med ddsnap-origin "$vol" randread)
 R[ddsnap,sread,0]=$(FIO_SECS=$LOOP_SECS fio_med ddsnap-origin "$vol" read)
-dm_create "vol(1)" "0 $n ddsnap $dd_store $dd_origin $sock 1"
-R[ddsnap,snap_rread,0]=$(fio_run ddsnap-snap1 "/dev/mapper/vol(1)" randread)
-R[ddsnap,snap_rread2,0]=$(fio_run ddsnap-snap1-cached "/dev/mapper/vol(1)" randread)
-R[ddsnap,snap_sread,0]=$(fio_run ddsnap-snap1 "/dev/mapper/vol(1)" read)
+dm_create "vol@1" "0 $n ddsnap $dd_store $dd_origin $sock 1"
+R[ddsnap,snap_rread,0]=$(fio_run ddsnap-snap1 "/dev/mapper/vol@1" randread)
+R[ddsnap,snap_rread2,0]=$(fio_run ddsnap-snap1-cached "/dev/mapper/vol@1" randread)
+R[ddsnap,snap_sread,0]=$(fio_run ddsnap-snap1 "/dev/mapper/vol@1" read)
 "$ddsnap" status "$sock" | head -n 12 >"$RESULTS/ddsnap-status.txt" || true
 log "$(dmsetup status "${DDEV[ddsnap]}")"
-dm_remove "vol(1)"
+dm_remove "vol@1"
 dm_remove "${DDEV[ddsnap]}"
 kill -TERM "$(cat /run/ddsnapd-ddsnap.pid)"
 if ! skip dd64; then

@@ -7,16 +7,25 @@
  *
  * send asks its server for the changelist fromtag -> totag (the whole volume without
  * fromtag), writes it to a private temporary file and encodes the delta stream from the
- * snapshot devices <devstem>(fromtag) and <devstem>(totag) with the engine of `delta
- * create` (tools/delta.h), to stdout or to a receiver listening on host:port.  receive
- * checks the stream's header against its own server before touching anything (the target
- * snapshot must not exist yet, the base snapshot must), applies it to <devstem> with the
- * engine of `delta apply` (source checksums against <devstem>(fromtag), target checksums,
- * resume token), and then takes snapshot <tag> through the same path as `ddsnap create`
- * (origin devices suspended), so the next incremental has its base.
+ * devices of snapshots fromtag and totag with the engine of `delta create` (tools/delta.h),
+ * to stdout or to a receiver listening on host:port.  receive checks the stream's header
+ * against its own server before touching anything (the target snapshot must not exist yet,
+ * the base snapshot must), applies it to the origin device with the engine of `delta apply`
+ * (source checksums against the device of snapshot fromtag, target checksums, resume
+ * token), and then takes snapshot <tag> through the same path as `ddsnap create` (origin
+ * devices suspended), so the next incremental has its base.
  *
- * devstem: -d, else /dev/mapper/<name> where <name> is the socket's file name without a
- * trailing ".sock" (/run/vol.sock -> /dev/mapper/vol, snapshot 3 -> /dev/mapper/vol(3)).
+ * Devices: found by their device-mapper table, never by their name (client/dmctl.h): the
+ * device of snapshot T is one whose ddsnap target talks to <sock> (the same path as in the
+ * table) with tag T, the origin's one with tag -1, whatever they are called (the monitor's
+ * /dev/mapper/vol@GMT-2026.12.06-10.00.00, /dev/mapper/vol@3 by hand).  None found is an
+ * error naming the socket and tag, before send writes a stream byte or receive a device
+ * byte.  The delta engine opens <devstem> and <devstem>(T) (delta.h), so the devices found
+ * are symlinked under those names in a private directory that lives as long as the
+ * command.  send looks them up once the server has confirmed the snapshots, receive once
+ * the stream's header names its base.  -d DEVSTEM overrides the lookup: the engine then
+ * opens DEVSTEM and DEVSTEM(T) as they are (plain files, as the CLI tests do, or devices
+ * named that way).
  *
  * Interruption: receive keeps the resume token (-t, default <sock without .sock>.token) of
  * what it has durably applied (delta.c's argument: the origin is fdatasynced before each
@@ -40,6 +49,7 @@
  * authenticated path).  After the trailer the receiver sends one byte back, its exit
  * status, so `send` fails when the replica refused or failed the transfer.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -53,6 +63,7 @@
 #include "util/base.h"
 #include "commands.h"
 #include "client/ctl_client.h"
+#include "client/dmctl.h"
 #include "delta.h"
 
 /* send retries a refused connection this long: the receiver may still be starting. */
@@ -61,28 +72,93 @@
  * origin and takes a snapshot, which waits for copy-outs to drain). */
 #define REPL_STATUS_TIMEOUT_SECS 600
 
-/* <sock> without its directory and a trailing ".sock" (malloc'ed). */
-static char *sock_stem_name(const char *sock)
-{
-	const char *base = strrchr(sock, '/');
-	size_t n;
+/*
+ * The devices of one send or receive, found by table: a private directory holding the
+ * engine's names (<dir>/dev, <dir>/dev(T)) as symlinks to the device nodes.
+ */
+struct repl_devs {
+	const char *cmd, *sock;
+	char dir[40]; /* "" until made */
+	char *stem;   /* <dir>/dev, the engine's devstem */
+};
 
-	base = base ? base + 1 : sock;
-	n = strlen(base);
-	if (n > 5 && !strcmp(base + n - 5, ".sock"))
-		n -= 5;
-	return strndup(base, n);
+/* Makes the private directory.  Returns 0, or -1 with the message printed. */
+static int repl_devs_init(struct repl_devs *d, const char *cmd, const char *sock)
+{
+	d->cmd = cmd;
+	d->sock = sock;
+	snprintf(d->dir, sizeof(d->dir), "/tmp/ddsnap-%s-dev-XXXXXX", cmd);
+	if (!mkdtemp(d->dir)) {
+		cmd_error(cmd, "cannot create a temporary directory: %s", strerror(errno));
+		d->dir[0] = 0;
+		return -1;
+	}
+	if (asprintf(&d->stem, "%s/dev", d->dir) < 0)
+		abort();
+	return 0;
 }
 
-/* The default devstem: /dev/mapper/<name of the socket>. */
-static char *default_devstem(const char *sock)
+/*
+ * Links the device of @tag (DMCTL_TAG_ORIGIN or a snapshot tag) as the engine names it.
+ * None found: an error if @required, else nothing.  Returns 0, or -1 with the message
+ * printed.
+ */
+static int repl_devs_link(struct repl_devs *d, s64 tag, bool required)
 {
-	char *name = sock_stem_name(sock), *p;
+	struct dmctl_dev dev;
+	char what[32], *path, *link;
+	int n = dmctl_find(d->sock, tag, &dev, 1), rc;
 
-	if (asprintf(&p, "/dev/mapper/%s", name) < 0)
-		abort();
-	free(name);
-	return p;
+	if (tag == DMCTL_TAG_ORIGIN)
+		snprintf(what, sizeof(what), "the origin");
+	else
+		snprintf(what, sizeof(what), "snapshot %lld", (long long)tag);
+	if (n == -ENODEV) {
+		cmd_error(d->cmd,
+			  "this system has no device-mapper, so no device shows %s of %s: name the "
+			  "devices with -d DEVSTEM",
+			  what, d->sock);
+		return -1;
+	}
+	if (n < 0) {
+		cmd_error(d->cmd, "listing the device-mapper devices: %s", errmsg(n));
+		return -1;
+	}
+	if (!n && !required)
+		return 0;
+	if (!n) {
+		cmd_error(d->cmd,
+			  "no device-mapper device shows %s of %s (a ddsnap table with that socket "
+			  "and tag %lld): create one (dmsetup create, zumastor start), or name the "
+			  "devices with -d DEVSTEM; nothing was %s",
+			  what, d->sock, (long long)tag,
+			  strcmp(d->cmd, "send") ? "written" : "sent");
+		return -1;
+	}
+	path = dmctl_dev_path(dev.name);
+	link = delta_dev_name(d->stem, tag == DMCTL_TAG_ORIGIN ? DDSNAP_TAG_HEAD : (u32)tag);
+	rc = symlink(path, link);
+	if (rc)
+		cmd_error(d->cmd, "cannot link %s as %s: %s", path, link, strerror(errno));
+	free(path);
+	free(link);
+	return rc ? -1 : 0;
+}
+
+/* Removes the links and the directory. */
+static void repl_devs_done(struct repl_devs *d)
+{
+	DIR *dir;
+	struct dirent *e;
+
+	if (d->dir[0] && (dir = opendir(d->dir))) {
+		while ((e = readdir(dir)))
+			if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+				unlinkat(dirfd(dir), e->d_name, 0);
+		closedir(dir);
+		rmdir(d->dir);
+	}
+	free(d->stem);
 }
 
 /* The default token file: <sock> with ".sock" replaced by ".token" (or appended). */
@@ -250,8 +326,9 @@ int cmd_send(int argc, char **argv)
 {
 	struct delta_create_params p;
 	struct ctl_client *c = NULL;
+	struct repl_devs devs = {0};
 	const char *to = NULL;
-	char *stem = NULL, tmpl[] = "/tmp/ddsnap-send-XXXXXX", *cl = NULL, why[300];
+	char tmpl[] = "/tmp/ddsnap-send-XXXXXX", *cl = NULL, why[300];
 	u32 from = DDSNAP_TAG_NONE, tag;
 	int opt, rc, n, ret = EXIT_FAIL;
 
@@ -291,8 +368,6 @@ int cmd_send(int argc, char **argv)
 				   "'ddsnap receive', or use --to host:port)");
 		return EXIT_USAGE;
 	}
-	if (!p.devstem)
-		p.devstem = stem = default_devstem(argv[optind]);
 	/* a closed pipe or connection is an error to report, not a silent death */
 	signal(SIGPIPE, SIG_IGN);
 	if (ctl_client_open(argv[optind], &c, why, sizeof(why))) {
@@ -312,6 +387,15 @@ int cmd_send(int argc, char **argv)
 	if (ret != EXIT_OK)
 		goto out;
 	ret = EXIT_FAIL;
+	/* the snapshots exist (the server made their changelist): now their devices; the base
+	 * is read for the source checksums unless --no-source-check */
+	if (!p.devstem) {
+		if (repl_devs_init(&devs, "send", argv[optind]) ||
+		    repl_devs_link(&devs, tag, true) ||
+		    (from != DDSNAP_TAG_NONE && repl_devs_link(&devs, from, !p.no_src_check)))
+			goto out;
+		p.devstem = devs.stem;
+	}
 	if (to) {
 		p.out_fd = tcp_connect(argv[0], to);
 		if (p.out_fd < 0)
@@ -331,7 +415,7 @@ out:
 		rmdir(tmpl);
 	}
 	free(cl);
-	free(stem);
+	repl_devs_done(&devs);
 	ctl_client_close(c);
 	return ret;
 }
@@ -343,6 +427,7 @@ struct recv_ctx {
 	struct ctl_snap *snaps;
 	u32 nsnaps;
 	const char *sock, *token;
+	struct repl_devs *devs; /* NULL with -d */
 };
 
 static bool has_snap(const struct recv_ctx *r, u32 tag)
@@ -404,10 +489,12 @@ static int recv_check_origin(const struct recv_ctx *r, const struct delta_header
 }
 
 /* The stream must carry snapshot <tag>, be based on a snapshot this replica has, and (if
- * incremental) find the origin as its newest snapshot left it. */
+ * incremental) find the origin as its newest snapshot left it; then the devices it needs
+ * are looked up (without -d): the origin and, for an incremental, the base snapshot. */
 static int recv_check_header(const struct delta_header *h, void *arg)
 {
 	const struct recv_ctx *r = arg;
+	int rc;
 
 	if (h->tgt_tag != r->tag) {
 		cmd_error("receive", "the stream carries snapshot %u, not %u: refused", h->tgt_tag,
@@ -421,7 +508,13 @@ static int recv_check_header(const struct delta_header *h, void *arg)
 			  h->src_tag);
 		return EXIT_FAIL;
 	}
-	return h->flags & DELTA_FULL ? 0 : recv_check_origin(r, h);
+	rc = h->flags & DELTA_FULL ? 0 : recv_check_origin(r, h);
+	if (rc || !r->devs)
+		return rc;
+	if (repl_devs_link(r->devs, DMCTL_TAG_ORIGIN, true) ||
+	    (!(h->flags & DELTA_FULL) && repl_devs_link(r->devs, h->src_tag, true)))
+		return EXIT_FAIL;
+	return 0;
 }
 
 static const struct option recv_opts[] = {
@@ -438,10 +531,11 @@ int cmd_receive(int argc, char **argv)
 {
 	struct delta_apply_params p = {.cmd = "receive", .name = "stream", .in_fd = -1};
 	struct recv_ctx r = {0};
+	struct repl_devs devs = {0};
 	struct ctl_client *c = NULL;
 	struct ctl_result res;
 	const char *listen_on = NULL;
-	char *stem = NULL, *token = NULL, why[300];
+	char *token = NULL, why[300];
 	int opt, ret = EXIT_FAIL;
 
 	optind = 0;
@@ -468,8 +562,6 @@ int cmd_receive(int argc, char **argv)
 				   "send' into it, or use --listen [addr:]port)");
 		return EXIT_USAGE;
 	}
-	if (!p.devstem)
-		p.devstem = stem = default_devstem(argv[optind]);
 	if (!p.token)
 		p.token = token = default_token(argv[optind]);
 	signal(SIGPIPE, SIG_IGN);
@@ -493,6 +585,12 @@ int cmd_receive(int argc, char **argv)
 			goto out;
 	} else {
 		p.in_fd = STDIN_FILENO;
+	}
+	if (!p.devstem) {
+		if (repl_devs_init(&devs, "receive", argv[optind]))
+			goto out;
+		p.devstem = devs.stem;
+		r.devs = &devs;
 	}
 	r.sock = argv[optind];
 	r.token = p.token;
@@ -522,7 +620,7 @@ out:
 		close(p.in_fd);
 	}
 	free(r.snaps);
-	free(stem);
+	repl_devs_done(&devs);
 	free(token);
 	ctl_client_close(c);
 	return ret;

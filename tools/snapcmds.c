@@ -104,9 +104,9 @@ int cmd_create(int argc, char **argv)
 	sigaddset(&block, SIGHUP);
 	sigaddset(&block, SIGQUIT);
 	sigprocmask(SIG_BLOCK, &block, &old);
-	n = dmctl_find(argv[optind], devs, ARRAY_SIZE(devs));
+	n = dmctl_find(argv[optind], DMCTL_TAG_ORIGIN, devs, ARRAY_SIZE(devs));
 	for (int i = 0; i < n; i++) {
-		if (devs[i].tag != DMCTL_TAG_ORIGIN || devs[i].suspended)
+		if (devs[i].suspended)
 			continue;
 		if (dmctl_suspend(devs[i].name)) {
 			cmd_error(argv[0], "cannot suspend origin device %s", devs[i].name);

@@ -3,13 +3,16 @@
  * dmctl.c - libdevmapper calls for the tools (dmctl.h).
  *
  * Listing walks every dm device and reads its table: there is no index from a socket path
- * to devices, and the number of dm devices on a NAS is small.  Resume goes through a udev
+ * to devices, and the number of dm devices on a NAS is small (one per live snapshot that is
+ * mounted, a few hundred at most).  The tag filter is applied while walking, so a caller
+ * that wants the origin finds it however many snapshot devices the socket has.  Resume goes through a udev
  * cookie so that on a system with udev the device nodes are settled when it returns.
  */
 #include "client/dmctl.h"
 #include "ddsnap_wire.h"
 #include <libdevmapper.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -35,7 +38,7 @@ int dmctl_parse_params(const char *params, char *sock, size_t socklen, s64 *tag)
 	return 0;
 }
 
-static int read_table(const char *name, const char *sock, struct dmctl_dev *dev)
+static int read_table(const char *name, const char *sock, s64 want, struct dmctl_dev *dev)
 {
 	struct dm_task *dmt = dm_task_create(DM_DEVICE_TABLE);
 	struct dm_info info;
@@ -57,7 +60,8 @@ static int read_table(const char *name, const char *sock, struct dmctl_dev *dev)
 
 		next = dm_get_next_target(dmt, next, &start, &length, &type, &params);
 		if (type && !strcmp(type, "ddsnap") && params &&
-		    !dmctl_parse_params(params, s, sizeof(s), &tag) && !strcmp(s, sock)) {
+		    !dmctl_parse_params(params, s, sizeof(s), &tag) && !strcmp(s, sock) &&
+		    (want == DMCTL_TAG_ANY || tag == want)) {
 			snprintf(dev->name, sizeof(dev->name), "%s", name);
 			dev->tag = tag;
 			dev->suspended = info.suspended;
@@ -69,7 +73,7 @@ static int read_table(const char *name, const char *sock, struct dmctl_dev *dev)
 	return found;
 }
 
-int dmctl_find(const char *sock, struct dmctl_dev *devs, int max)
+int dmctl_find(const char *sock, s64 tag, struct dmctl_dev *devs, int max)
 {
 	struct dm_task *dmt;
 	struct dm_names *names;
@@ -90,7 +94,7 @@ int dmctl_find(const char *sock, struct dmctl_dev *devs, int max)
 		do {
 			names = (struct dm_names *)((char *)names + next);
 			if (n < max) {
-				int r = read_table(names->name, sock, &devs[n]);
+				int r = read_table(names->name, sock, tag, &devs[n]);
 
 				if (r < 0) {
 					n = r;
@@ -103,6 +107,15 @@ int dmctl_find(const char *sock, struct dmctl_dev *devs, int max)
 	}
 	dm_task_destroy(dmt);
 	return n;
+}
+
+char *dmctl_dev_path(const char *name)
+{
+	char *p;
+
+	if (asprintf(&p, "%s/%s", dm_dir(), name) < 0)
+		abort();
+	return p;
 }
 
 static int simple_task(int type, const char *name)

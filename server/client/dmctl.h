@@ -1,7 +1,12 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * dmctl.h - the device-mapper operations the tools need, through libdevmapper: find the
- * ddsnap devices served by a server socket, and suspend/resume them around a snapshot.
+ * ddsnap devices served by a server socket (all of them, or those of one tag), and
+ * suspend/resume them around a snapshot.
+ *
+ * Devices are found by their table, never by their name: a device's name is whatever its
+ * maker chose (the monitor's <vol>@GMT-..., <vol>@N by hand, anything else), its table says
+ * which server and snapshot it shows.
  *
  * A ddsnap device's table parameters read "<snapstore maj:min> <origin maj:min> <socket>
  * <tag>" (the table line, with devices as numbers), tag -1 for the origin.  Suspending a
@@ -18,6 +23,7 @@
 
 #define DMCTL_NAME_MAX	 128
 #define DMCTL_TAG_ORIGIN (-1LL)
+#define DMCTL_TAG_ANY	 (-2LL) /* dmctl_find: every tag */
 
 struct dmctl_dev {
 	char name[DMCTL_NAME_MAX];
@@ -26,11 +32,15 @@ struct dmctl_dev {
 };
 
 /*
- * Lists the dm devices that have a ddsnap target talking to @sock, origin and snapshots.
- * Returns the number found (<= @max, in *@devs) or -errno (-ENODEV: the kernel has no
- * device-mapper, so no device can be using the socket).
+ * Lists the dm devices that have a ddsnap target talking to @sock (the socket path exactly as
+ * in the table) with tag @tag: DMCTL_TAG_ORIGIN, a snapshot tag, or DMCTL_TAG_ANY for origin
+ * and snapshots.  Returns the number found (the first @max, in *@devs) or -errno (-ENODEV:
+ * the kernel has no device-mapper, so no device can be using the socket).
  */
-int dmctl_find(const char *sock, struct dmctl_dev *devs, int max);
+int dmctl_find(const char *sock, s64 tag, struct dmctl_dev *devs, int max);
+
+/* The device node of dm device @name, "<dm_dir()>/<name>" (/dev/mapper/<name>); malloc'ed. */
+char *dmctl_dev_path(const char *name);
 
 /* Suspends (flushing and freezing the filesystem) or resumes device @name. Returns 0/-errno. */
 int dmctl_suspend(const char *name);

@@ -300,6 +300,12 @@ expect 0 "replica: server" "$ddsnap" server -p "$rpid" "$rstore" "$rorigin" "$rs
 head -c 5M /dev/urandom | dd of="$origin" bs=1M seek=2 conv=notrunc status=none
 cp "$origin" "$dir/origin(2)"
 expect 1 "send of a missing snapshot" "$ddsnap" send -d "$dir/origin" "$sock" 7
+# without -d the devices are found by their dm table (socket and tag): here there are none
+expect 1 "send without -d: no device shows the snapshot" "$ddsnap" send "$sock" 2
+expect_out "no (device-mapper )?device shows snapshot 2 of $sock.*-d DEVSTEM" "the error names the snapshot and socket"
+expect 1 "receive without -d: no device shows the origin" \
+	bash -c "'$ddsnap' send -d '$dir/origin' '$sock' 2 | '$ddsnap' receive '$rsock' 2"
+expect_out "no (device-mapper )?device shows the origin of $rsock.*-d DEVSTEM" "the error names the origin and socket"
 expect 1 "receive into a FIFO origin is refused at once" timeout 20 \
 	bash -c "'$ddsnap' send -d '$dir/origin' '$sock' 2 | '$ddsnap' receive -d '$dir/fifo' '$rsock' 2"
 expect_out "fifo is a FIFO, not a regular file or block device" "the error says it is a FIFO"

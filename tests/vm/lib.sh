@@ -307,10 +307,10 @@ srv_stop()
 }
 
 # srv_dev TAG: the path of the ddsnap device of TAG: /dev/mapper/vol for the origin (-1),
-# /dev/mapper/vol(TAG) for a snapshot.
+# /dev/mapper/vol@TAG for a snapshot (names dmsetup's default mangling and udev leave alone).
 srv_dev()
 {
-	if [[ $1 == -1 ]]; then echo /dev/mapper/vol; else echo "/dev/mapper/vol($1)"; fi
+	if [[ $1 == -1 ]]; then echo /dev/mapper/vol; else echo "/dev/mapper/vol@$1"; fi
 }
 
 # srv_dev_up TAG: creates that device, $n sectors of the ddsnap target on $store, $origin

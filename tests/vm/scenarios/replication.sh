@@ -13,10 +13,13 @@
 # identical.  A stream for a base the replica does not have is refused and leaves the
 # replica's origin and snapshots untouched; an incremental from an older base then works.
 # A stray write on the replica's origin makes the next incremental refused.
+#
+# send and receive find their devices by the dm table (socket and tag), not by name: the
+# master's are named by hand (home, home@N), the replica's as the monitor names them
+# (offsite, offsite@GMT-...), neither after its socket.  A receive whose base snapshot has no
+# device is refused with the socket and tag named, and writes nothing.
 set -euo pipefail
 . "$SRC/tests/vm/lib.sh"
-# Zumastor names snapshot devices vol(tag); keep the parentheses (dmsetup mangles them by default).
-export DM_DEFAULT_NAME_MANGLING_MODE=none
 
 # A private copy: the build tree is shared live over 9p and may be relinked meanwhile.
 ddsnap=/run/ddsnap
@@ -29,17 +32,30 @@ port=7455
 rcv_pid=
 trap '[[ -n $rcv_pid ]] && kill -9 "$rcv_pid" 2>/dev/null; true' EXIT
 
+# dev mvol|rvol TAG: the device of snapshot TAG (-1: the origin), master or replica.
+dev()
+{
+	local name=home
+	[[ $1 == mvol ]] || name=offsite
+	if [[ $2 == -1 ]]; then
+		echo "/dev/mapper/$name"
+	elif [[ $1 == mvol ]]; then
+		echo "/dev/mapper/$name@$2"
+	else
+		echo "/dev/mapper/$name$(date -u -d "@$2" +@GMT-%Y.%m.%d-%H.%M.%S)"
+	fi
+}
 # same TAG: the replica's snapshot device TAG has the bytes of the master's.
 same()
 {
 	local m r
 	drop_caches
-	m=$(sha_of "/dev/mapper/mvol($1)")
-	r=$(sha_of "/dev/mapper/rvol($1)")
+	m=$(sha_of "$(dev mvol "$1")")
+	r=$(sha_of "$(dev rvol "$1")")
 	expect_eq "$r" "$m" "replica snapshot $1 (sha256 of the device)"
 	log "snapshot $1 identical on the replica: ${m:0:16}"
 }
-snap_dev() # snap_dev VOL TAG: the device of snapshot TAG
+snap_dev() # snap_dev VOL TAG: makes the device of snapshot TAG (-1: the origin)
 {
 	local store origin sock
 	if [[ $1 == mvol ]]; then
@@ -47,7 +63,7 @@ snap_dev() # snap_dev VOL TAG: the device of snapshot TAG
 	else
 		store=$rstore origin=$rorigin sock=$rsock
 	fi
-	dm_create "$1($2)" "0 $n ddsnap $store $origin $sock $2"
+	dm_create "$(basename "$(dev "$1" "$2")")" "0 $n ddsnap $store $origin $sock $2"
 }
 master_snap() # master_snap TAG
 {
@@ -70,13 +86,14 @@ ip link set lo up # the guest has no network; TCP mode runs on loopback
 n=$("$ddsnap" status --size "$msock")
 expect_eq "$("$ddsnap" status --size "$rsock")" "$n" "replica volume size"
 kmsg_mark
-dm_create mvol "0 $n ddsnap $mstore $morigin $msock -1"
-dm_create rvol "0 $n ddsnap $rstore $rorigin $rsock -1"
+snap_dev mvol -1
+snap_dev rvol -1
+log "devices: $(dmsetup info -c --noheadings -o name | sort | tr '\n' ' ')"
 
 step "ext4 on the master, files, snapshot 1, full send through a pipe"
-mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 /dev/mapper/mvol
+mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$(dev mvol -1)"
 mkdir -p /mnt/m /mnt/r
-mount /dev/mapper/mvol /mnt/m
+mount "$(dev mvol -1)" /mnt/m
 for i in 1 2 3 4 5 6; do
 	write_pattern "/mnt/m/f$i" "one-$i" 0 $((300 * 1024 + i * 7000))
 done
@@ -121,7 +138,7 @@ write_pattern /mnt/m/big "four-big" 0 $((8 * 1024 * 1024))
 write_pattern /mnt/m/f6 "four-6" 0 30000
 master_snap 4
 rm -f "$token"
-sha_r3=$(sha_of "/dev/mapper/rvol(3)")
+sha_r3=$(sha_of "$(dev rvol 3)")
 rc=0
 "$ddsnap" send "$msock" 3 4 | head -c 3000000 | "$ddsnap" receive "$rsock" 4 || rc=$?
 ((rc != 0)) || fail "a stream cut at 3 MB was received"
@@ -132,7 +149,7 @@ cp "$token" /run/token-copy # what the sender gets (scp, ssh cat) in real life
 [[ ! -e $token ]] || fail "the token survived a completed transfer"
 snap_dev rvol 4
 same 4
-expect_eq "$(sha_of "/dev/mapper/rvol(3)")" "$sha_r3" "replica snapshot 3 after receiving 4"
+expect_eq "$(sha_of "$(dev rvol 3)")" "$sha_r3" "replica snapshot 3 after receiving 4"
 
 step "snapshot 5; the receiver is killed midway (SIGKILL) and the transfer resumes"
 write_pattern /mnt/m/big "five-big" 0 $((6 * 1024 * 1024))
@@ -162,8 +179,8 @@ master_snap 6
 write_pattern /mnt/m/f2 "seven-2" 0 40000
 master_snap 7
 drop_caches
-sha_origin=$(sha_of /dev/mapper/rvol)
-sha_r5=$(sha_of "/dev/mapper/rvol(5)")
+sha_origin=$(sha_of "$(dev rvol -1)")
+sha_r5=$(sha_of "$(dev rvol 5)")
 rc=0
 "$ddsnap" send "$msock" 6 7 | "$ddsnap" receive "$rsock" 7 2>"$RESULTS/wrongbase.txt" || rc=$?
 cat "$RESULTS/wrongbase.txt"
@@ -171,15 +188,28 @@ cat "$RESULTS/wrongbase.txt"
 grep -q "wrong base" "$RESULTS/wrongbase.txt" || fail "the refusal does not say wrong base"
 expect_eq "$(replica_tags)" "1 2 3 4 5 " "replica snapshots after the refusal"
 drop_caches
-expect_eq "$(sha_of /dev/mapper/rvol)" "$sha_origin" "replica origin after the refusal"
-expect_eq "$(sha_of "/dev/mapper/rvol(5)")" "$sha_r5" "replica snapshot 5 after the refusal"
+expect_eq "$(sha_of "$(dev rvol -1)")" "$sha_origin" "replica origin after the refusal"
+expect_eq "$(sha_of "$(dev rvol 5)")" "$sha_r5" "replica snapshot 5 after the refusal"
+
+step "a receive whose base snapshot has no device is refused, naming the socket and tag"
+dm_remove "$(basename "$(dev rvol 5)")"
+rc=0
+"$ddsnap" send "$msock" 5 7 | "$ddsnap" receive "$rsock" 7 2>"$RESULTS/nodev.txt" || rc=$?
+cat "$RESULTS/nodev.txt"
+((rc != 0)) || fail "a stream was received although the base snapshot 5 has no device"
+grep -q "no device-mapper device shows snapshot 5 of $rsock" "$RESULTS/nodev.txt" ||
+	fail "the refusal does not name snapshot 5 and $rsock"
+expect_eq "$(replica_tags)" "1 2 3 4 5 " "replica snapshots after the refusal"
+drop_caches
+expect_eq "$(sha_of "$(dev rvol -1)")" "$sha_origin" "replica origin after the refusal"
+snap_dev rvol 5
 "$ddsnap" send "$msock" 5 7 | "$ddsnap" receive -v "$rsock" 7
 snap_dev rvol 7
 same 7
 same 1
 
 step "the replica's snapshot 7 mounts and shows the master's files"
-mount -o ro,noload "/dev/mapper/rvol(7)" /mnt/r
+mount -o ro,noload "$(dev rvol 7)" /mnt/r
 tree_sums /mnt/m >"$RESULTS/sums-master"
 tree_sums /mnt/r >"$RESULTS/sums-replica"
 expect_same "$RESULTS/sums-replica" "$RESULTS/sums-master" "files of replica snapshot 7"
@@ -190,8 +220,8 @@ expect_eq "$(sha_of /mnt/r/hole 4096 $((1532 * 1024)))" \
 step "a stray write on the replica's origin: the next incremental is refused"
 write_pattern /mnt/m/f4 "eight-4" 0 20000
 master_snap 8
-sha_r7=$(sha_of "/dev/mapper/rvol(7)")
-write_pattern /dev/mapper/rvol "stray" $((1024 * 1024)) 16384
+sha_r7=$(sha_of "$(dev rvol 7)")
+write_pattern "$(dev rvol -1)" "stray" $((1024 * 1024)) 16384
 sync
 rc=0
 "$ddsnap" send "$msock" 7 8 | "$ddsnap" receive "$rsock" 8 2>"$RESULTS/diverged.txt" || rc=$?
@@ -201,14 +231,12 @@ grep -q "written since its snapshot 7" "$RESULTS/diverged.txt" ||
 	fail "the refusal does not name the writes since snapshot 7"
 expect_eq "$(replica_tags)" "1 2 3 4 5 7 " "replica snapshots after the refusal"
 drop_caches
-expect_eq "$(sha_of "/dev/mapper/rvol(7)")" "$sha_r7" "replica snapshot 7 after the stray write"
+expect_eq "$(sha_of "$(dev rvol 7)")" "$sha_r7" "replica snapshot 7 after the stray write"
 
 step "tear down; both stores check clean"
 umount /mnt/r /mnt/m
-for t in 1 2 3 4 5 7; do dm_remove "rvol($t)"; done
-for t in 1 2 3 4 5 6 7 8; do dm_remove "mvol($t)"; done
-dm_remove rvol
-dm_remove mvol
+for t in 1 2 3 4 5 7 -1; do dm_remove "$(basename "$(dev rvol "$t")")"; done
+for t in 1 2 3 4 5 6 7 8 -1; do dm_remove "$(basename "$(dev mvol "$t")")"; done
 for v in mvol rvol; do
 	kill -TERM "$(cat /run/$v.pid)"
 	for _ in $(seq 100); do

@@ -6,18 +6,16 @@
 # server-ext4: the whole stack for real: ddsnap initialize, the ddsnap server (ddsnapd),
 # our kernel target, ext4.  Files are written, snapshot 1 taken, files changed and deleted,
 # snapshot 2 taken; each snapshot device mounted ro,noload shows exactly the files of its
-# time.  Then fio rewrites the origin with verify=crc32c while the raw checksum of every
+# time (snapshot 2 is taken with 64 more devices of the socket listed before the origin,
+# which ddsnap create still finds and suspends).  Then fio rewrites the origin with verify=crc32c while the raw checksum of every
 # snapshot device must not move.  A snapshot is deleted and the survivor re-verified; the
 # server stops cleanly and 'ddsnap check' finds the store consistent.
 set -euo pipefail
 . "$SRC/tests/vm/lib.sh"
-# Zumastor names snapshot devices vol(tag); keep the parentheses (dmsetup mangles them by default).
-export DM_DEFAULT_NAME_MANGLING_MODE=none
 
 store=${DISKS[0]}
 origin=${DISKS[1]}
 srv_setup vol
-
 
 step "initialize the store, start the server, load the target"
 must "$ddsnap" initialize "$store" "$origin"
@@ -61,8 +59,34 @@ drop_caches
 tree_sums /mnt/s1 >"$RESULTS/sums-s1b"
 expect_same "$RESULTS/sums-s1b" "$RESULTS/sums-1" "snapshot 1 after the origin changed"
 
-step "snapshot 2"
+step "snapshot 2, with 64 more devices of snapshot 1 listed before the origin"
+# ddsnap create finds the origin to suspend among the devices of its socket; the kernel
+# lists devices by name, so a-0..a-63 come first (create once looked at 64 devices of any
+# tag and missed the origin).  A resume sends a change uevent for the resumed device, read
+# here from the kernel's uevent socket (udevadm monitor refuses to run in this guest).
+for ((i = 0; i < 64; i++)); do dm_create "a-$i" "0 $n ddsnap $store $origin $sock 1"; done
+blk=$(dmsetup info -c --noheadings -o blkdevname vol)
+python3 -c '
+import socket
+s = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, 15)  # NETLINK_KOBJECT_UEVENT
+s.bind((0, 1))
+print("ready", flush=True)
+while True:
+    print(s.recv(65536).split(b"\0")[0].decode(errors="replace"), flush=True)
+' >"$RESULTS/uevents" &
+mon=$!
+for _ in $(seq 100); do
+	grep -q '^ready$' "$RESULTS/uevents" && break
+	sleep 0.1
+done
+grep -q '^ready$' "$RESULTS/uevents" || fail "the uevent listener did not start"
 must "$ddsnap" create "$sock" 2
+sleep 1
+kill "$mon"
+wait "$mon" || true
+grep -qx "change@/devices/virtual/block/$blk" "$RESULTS/uevents" ||
+	fail "ddsnap create did not suspend and resume the origin ($blk) among 66 devices: $(cat "$RESULTS/uevents")"
+for ((i = 0; i < 64; i++)); do dm_remove "a-$i"; done
 srv_dev_up 2
 mount -o ro,noload "$(srv_dev 2)" /mnt/s2
 tree_sums /mnt/s2 >"$RESULTS/sums-s2"
@@ -88,7 +112,7 @@ expect_eq "$("$ddsnap" list "$sock" | awk '{print $1}' | tr '\n' ' ')" "1 2 " "s
 
 step "delete snapshot 1; snapshot 2 is unchanged"
 umount /mnt/s1
-dm_remove "vol(1)"
+dm_remove "vol@1"
 must "$ddsnap" delete "$sock" 1
 expect_eq "$("$ddsnap" list "$sock" | awk '{print $1}' | tr '\n' ' ')" "2 " "list after delete"
 drop_caches
@@ -98,7 +122,7 @@ must_fail "$ddsnap" delete "$sock" 1
 step "tear down, stop the server cleanly, check the store"
 umount /mnt/s2
 umount /mnt/vol
-dm_remove "vol(2)"
+dm_remove "vol@2"
 dm_remove vol
 srv_stop
 must "$ddsnap" check "$store"

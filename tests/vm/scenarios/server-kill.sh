@@ -18,7 +18,6 @@
 # The stopped store passes 'ddsnap check'.
 set -euo pipefail
 . "$SRC/tests/vm/lib.sh"
-export DM_DEFAULT_NAME_MANGLING_MODE=none
 
 store=${DISKS[0]}
 srv_setup kill
@@ -117,19 +116,19 @@ expect_kmsg "reconnected to server|connected to server" "the reconnect is logged
 
 step "the data: snapshot 1 is its image, the origin beyond fio's range untouched"
 expect_eq "$(sha_of $vol "$FIO_LEN" $((SIZE - FIO_LEN)))" "$sha_rest" "origin beyond fio's range"
-dm_create "vol(1)" "0 $n ddsnap $store $origin $sock 1"
-expect_eq "$(sha_of "/dev/mapper/vol(1)")" "$sha_s1" "snapshot 1"
-dm_create "vol(2)" "0 $n ddsnap $store $origin $sock 2"
-expect_eq "$(sha_of "/dev/mapper/vol(2)" "$FIO_LEN" $((SIZE - FIO_LEN)))" "$sha_rest" \
+dm_create "vol@1" "0 $n ddsnap $store $origin $sock 1"
+expect_eq "$(sha_of "/dev/mapper/vol@1")" "$sha_s1" "snapshot 1"
+dm_create "vol@2" "0 $n ddsnap $store $origin $sock 2"
+expect_eq "$(sha_of "/dev/mapper/vol@2" "$FIO_LEN" $((SIZE - FIO_LEN)))" "$sha_rest" \
 	"snapshot 2 beyond fio's range"
-dm_remove "vol(2)"
+dm_remove "vol@2"
 
 step "the server killed and not restarted: I/O fails after the timeout"
 must timeout 120 "$ddsnap" create "$sock" 3
 sha_s3=$(sha_of $vol)
-dm_create "vol(3)" "0 $n ddsnap $store $origin $sock 3"
+dm_create "vol@3" "0 $n ddsnap $store $origin $sock 3"
 dmsetup message vol 0 timeout 8
-dmsetup message "vol(3)" 0 timeout 8
+dmsetup message "vol@3" 0 timeout 8
 [[ $(dmsetup status vol) == *timeout=8* ]] || fail "timeout not set: $(dmsetup status vol)"
 kmsg_mark
 srv_kill
@@ -145,7 +144,7 @@ log "origin write: status $rc after $el s"
 wait_mode vol failed 30
 t=$SECONDS
 rc=0
-timeout 60 dd if="/dev/mapper/vol(3)" of=/dev/null bs=$C skip=5 count=1 iflag=direct \
+timeout 60 dd if="/dev/mapper/vol@3" of=/dev/null bs=$C skip=5 count=1 iflag=direct \
 	status=none || rc=$?
 log "snapshot read: status $rc after $((SECONDS - t)) s"
 ((rc != 0 && rc != 124)) || fail "a snapshot read with the server dead: status $rc"
@@ -160,7 +159,7 @@ expect_kmsg "failed: no reply from server" "the timeout is logged"
 log "$(timeout 10 dmsetup status vol)"
 expect_eq "$(timeout 60 dd if=$vol bs=1M iflag=direct status=none | sha256sum | cut -d ' ' -f 1)" \
 	"$sha_s3" "origin reads with the server dead (the failed writes changed nothing)"
-must timeout 30 dmsetup remove "vol(3)"
+must timeout 30 dmsetup remove "vol@3"
 
 step "the server back: the target reconnects, writes work again"
 srv_start
@@ -168,13 +167,13 @@ wait_mode vol normal 30
 pattern "kill-back" 65536 $((100 * 65536)) | timeout 60 dd of=$vol bs=65536 seek=100 \
 	iflag=fullblock oflag=direct status=none
 direct_check $vol $((100 * 65536)) 65536 "kill-back" "a write after the server came back"
-dm_create "vol(3)" "0 $n ddsnap $store $origin $sock 3"
-expect_eq "$(sha_of "/dev/mapper/vol(3)")" "$sha_s3" "snapshot 3 after the server came back"
-expect_eq "$(sha_of "/dev/mapper/vol(1)")" "$sha_s1" "snapshot 1 at the end"
+dm_create "vol@3" "0 $n ddsnap $store $origin $sock 3"
+expect_eq "$(sha_of "/dev/mapper/vol@3")" "$sha_s3" "snapshot 3 after the server came back"
+expect_eq "$(sha_of "/dev/mapper/vol@1")" "$sha_s1" "snapshot 1 at the end"
 
 step "tear down, check the store"
-dm_remove "vol(3)"
-dm_remove "vol(1)"
+dm_remove "vol@3"
+dm_remove "vol@1"
 dm_remove vol
 srv_stop
 must "$ddsnap" check "$store"

@@ -19,7 +19,6 @@
 # older nor newer data, and never a block from another place.
 set -euo pipefail
 . "$SRC/tests/vm/lib.sh"
-export DM_DEFAULT_NAME_MANGLING_MODE=none
 
 store=${DISKS[0]}
 srv_setup many
@@ -151,16 +150,16 @@ expect_eq "$("$ddsnap" list "$sock" | wc -l)" "$NSNAP" "snapshots listed"
 declare -A FULL
 verify()
 {
-	local t=$1 dev="/dev/mapper/vol($1)" sum
-	dm_create "vol($t)" "0 $n ddsnap $store $origin $sock $t"
+	local t=$1 dev="/dev/mapper/vol@$1" sum
+	dm_create "vol@$t" "0 $n ddsnap $store $origin $sock $t"
 	if [[ -n ${FULL[$t]:-} ]]; then
 		sum=$(dd if="$dev" bs=65536 iflag=direct status=none | sha256sum)
-		dm_remove "vol($t)"
+		dm_remove "vol@$t"
 		expect_eq "$sum" "${FULL[$t]}" "snapshot $t image (as verified before)"
 		return 0
 	fi
 	dd if="$dev" of=/tmp/snap bs=65536 iflag=direct status=none
-	dm_remove "vol($t)"
+	dm_remove "vol@$t"
 	expect_eq "$(head -c "$A_LEN" /tmp/snap | sha256sum)" "${SHA_A[$t]}" "snapshot $t region A"
 	tail -c +$((B_OFF + 1)) /tmp/snap >/tmp/b
 	check_b /tmp/b "${LO[$t]}" "${HI[$t]}" || fail "snapshot $t region B (writes ${LO[$t]}..${HI[$t]})"

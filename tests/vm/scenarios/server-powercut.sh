@@ -19,7 +19,6 @@
 # after a clean stop.
 set -euo pipefail
 . "$SRC/tests/vm/lib.sh"
-export DM_DEFAULT_NAME_MANGLING_MODE=none
 
 store=${DISKS[0]}
 srv_setup cut
@@ -59,7 +58,7 @@ slot_apply()
 	dd if=/tmp/pool of="$1" bs=4096 skip=$((2 * $2 % (POOL_BLOCKS - 2))) \
 		seek=$(((SLOT0 + $2) * C / 4096 + 1)) count=2 conv=notrunc status=none
 }
-snap_sha() { sha_of "/dev/mapper/vol($1)"; }
+snap_sha() { sha_of "/dev/mapper/vol@$1"; }
 
 if ((VM_BOOT == 1)); then
 	step "boot 1: initialize, server, origin, three snapshots"
@@ -119,7 +118,7 @@ expect_eq "$("$ddsnap" list "$sock" | awk '{print $1}' | tr '\n' ' ')" "1 2 3 " 
 
 step "boot 2: every snapshot reads its saved image"
 for s in 1 2 3; do
-	dm_create "vol($s)" "0 $n ddsnap $store $origin $sock $s"
+	dm_create "vol@$s" "0 $n ddsnap $store $origin $sock $s"
 	expect_eq "$(snap_sha "$s")" "$(cat "$RESULTS/s$s.sha")" "snapshot $s after the power cut"
 done
 
@@ -148,11 +147,11 @@ must "$ddsnap" create "$sock" 4
 s4=$(sha_of $vol)
 dd if=/tmp/pool of=$vol bs=4096 skip=99 seek=$(((SLOT0 + 1) * C / 4096)) count=64 \
 	oflag=direct status=none
-dm_create "vol(4)" "0 $n ddsnap $store $origin $sock 4"
+dm_create "vol@4" "0 $n ddsnap $store $origin $sock 4"
 expect_eq "$(snap_sha 4)" "$s4" "snapshot 4"
 expect_eq "$(snap_sha 1)" "$(cat "$RESULTS/s1.sha")" "snapshot 1 at the end"
 for s in 1 2 3 4; do
-	dm_remove "vol($s)"
+	dm_remove "vol@$s"
 done
 dm_remove vol
 srv_stop

@@ -14,7 +14,6 @@
 # snapshot still reads its image through a fresh device.
 set -euo pipefail
 . "$SRC/tests/vm/lib.sh"
-export DM_DEFAULT_NAME_MANGLING_MODE=none
 
 store=${DISKS[0]}
 srv_setup race
@@ -93,8 +92,8 @@ reader()
 for ((round = 1; round <= ROUNDS; round++)); do
 	step "round $round: snapshot $round, readers on it, the origin overwritten"
 	must "$ddsnap" create "$sock" "$round"
-	dm_create "vol($round)" "0 $n ddsnap $store $origin $sock $round"
-	snap="/dev/mapper/vol($round)"
+	dm_create "vol@$round" "0 $n ddsnap $store $origin $sock $round"
+	snap="/dev/mapper/vol@$round"
 	prev=/tmp/img.$((round - 1))
 	pattern "race-$round" "$R" >/tmp/img.$round
 	rm -f /tmp/stop
@@ -129,18 +128,18 @@ for ((round = 1; round <= ROUNDS; round++)); do
 		"round $round: the origin after the overwrite"
 	expect_same <(dd if="$snap" bs=$C count=$NCH iflag=direct status=none) "$prev" \
 		"round $round: snapshot $round after the overwrite"
-	st=$(dmsetup status "vol($round)")
-	log "vol($round): $st"
+	st=$(dmsetup status "vol@$round")
+	log "vol@$round: $st"
 	[[ $st == *errors=0* ]] || fail "snapshot device counted errors: $st"
-	dm_remove "vol($round)"
+	dm_remove "vol@$round"
 done
 
 step "every snapshot through a fresh device"
 for ((round = 1; round <= ROUNDS; round++)); do
-	dm_create "vol($round)" "0 $n ddsnap $store $origin $sock $round"
-	expect_same <(dd if="/dev/mapper/vol($round)" bs=$C count=$NCH iflag=direct status=none) \
+	dm_create "vol@$round" "0 $n ddsnap $store $origin $sock $round"
+	expect_same <(dd if="/dev/mapper/vol@$round" bs=$C count=$NCH iflag=direct status=none) \
 		/tmp/img.$((round - 1)) "snapshot $round"
-	dm_remove "vol($round)"
+	dm_remove "vol@$round"
 done
 step "more snapshot reads in flight than the FINISH ring holds"
 # 1 MiB reads of a fresh snapshot whose chunks are all on the origin, 32 at once: 2048
@@ -150,9 +149,9 @@ step "more snapshot reads in flight than the FINISH ring holds"
 # not wait forever for a lock nobody will release.
 last=$((ROUNDS + 1))
 must "$ddsnap" create "$sock" "$last"
-dm_create "vol($last)" "0 $n ddsnap $store $origin $sock $last"
+dm_create "vol@$last" "0 $n ddsnap $store $origin $sock $last"
 dd if=$vol bs=1M count=$((SIZE / 1048576)) iflag=direct status=none >/tmp/img.last
-fio --name=flood --filename="/dev/mapper/vol($last)" --rw=randread --bs=1M --iodepth=32 \
+fio --name=flood --filename="/dev/mapper/vol@$last" --rw=randread --bs=1M --iodepth=32 \
 	--ioengine=libaio --direct=1 --time_based --runtime=6 --eta=never --output=/tmp/flood.txt &
 fp=$!
 peak=0
@@ -164,14 +163,14 @@ done
 wait $fp || fail "fio flood of snapshot $last failed: $(tail -5 /tmp/flood.txt)"
 log "snapshot reads in flight: at most $peak read locks held by the server at once"
 ((peak <= 1024)) || fail "the server held $peak read locks, more than the target's 1024 credits"
-st=$(dmsetup status "vol($last)")
-log "vol($last): $st"
+st=$(dmsetup status "vol@$last")
+log "vol@$last: $st"
 [[ $st == *lost_locks=0* && $st == *errors=0* ]] || fail "snapshot device lost locks: $st"
 timeout 60 dd if=/dev/urandom of=$vol bs=1M count=$((SIZE / 1048576)) oflag=direct \
 	status=none || fail "overwriting the origin after the flood did not finish in 60 s"
-expect_same <(dd if="/dev/mapper/vol($last)" bs=1M iflag=direct status=none) /tmp/img.last \
+expect_same <(dd if="/dev/mapper/vol@$last" bs=1M iflag=direct status=none) /tmp/img.last \
 	"snapshot $last after the flood and the overwrite"
-dm_remove "vol($last)"
+dm_remove "vol@$last"
 expect_no_kmsg 'ddsnap.*(error|fail|bad reply)' "kernel log"
 
 step "tear down, check the store"

@@ -14,7 +14,6 @@
 # store passes 'ddsnap check'.
 set -euo pipefail
 . "$SRC/tests/vm/lib.sh"
-export DM_DEFAULT_NAME_MANGLING_MODE=none
 
 store=${DISKS[0]}
 srv_setup wr
@@ -114,26 +113,26 @@ step "mapping read-ahead: 4 KiB reads of snapshot 2 over chunks the origin rewro
 # Chunks 3..14 of snapshot 2 are copy-outs now.  A fresh device reads them 4 KiB at a time:
 # the first read asks the server, and its query also asks where the chunks after it are
 # (RANGE_AHEAD), so the reads of the other eleven chunks hit the cache.
-dm_remove "vol(2)"
+dm_remove "vol@2"
 srv_dev_up 2
 dd if="$(srv_dev 2)" of=/tmp/ra bs=4096 skip=$((3 * C / 4096)) count=$((12 * C / 4096)) \
 	iflag=direct status=none
 cmp -s /tmp/ra <(dd if=/tmp/s2 bs=4096 skip=$((3 * C / 4096)) count=$((12 * C / 4096)) \
 	status=none) || fail "snapshot 2's chunks 3..14 read through read-ahead mappings differ"
-st=$(dmsetup status "vol(2)")
-log "vol(2): $st"
+st=$(dmsetup status "vol@2")
+log "vol@2: $st"
 misses=$(sed -n 's/.* misses=\([0-9]*\).*/\1/p' <<<"$st")
 ahead=$(sed -n 's/.* ahead=\([0-9]*\).*/\1/p' <<<"$st")
 ((misses <= 2)) || fail "$misses of 48 reads asked the server (read-ahead should leave 1 or 2)"
 ((ahead >= 11)) || fail "read-ahead cached $ahead mappings, fewer than the 11 chunks after the first"
 
 step "fresh devices (mappings from the server, not the kernel's cache), then a server restart"
-dm_remove "vol(1)"
+dm_remove "vol@1"
 dmsetup message vol 0 drop_cache
 srv_dev_up 1
 same "$(srv_dev 1)" /tmp/s1 "snapshot 1 through a fresh device"
-dm_remove "vol(1)"
-dm_remove "vol(2)"
+dm_remove "vol@1"
+dm_remove "vol@2"
 dm_remove vol
 srv_stop
 srv_start
@@ -163,10 +162,10 @@ same $vol /tmp/o1 "the origin"
 step "delete snapshot 1 (refused while its device is up); the others are intact"
 if "$ddsnap" delete "$sock" 1 2>"$RESULTS/delete-busy.txt"; then
 	log "note: delete of a snapshot with its device up was accepted"
-	dm_remove "vol(1)"
+	dm_remove "vol@1"
 else
 	log "refused while in use: $(cat "$RESULTS/delete-busy.txt")"
-	dm_remove "vol(1)"
+	dm_remove "vol@1"
 	must "$ddsnap" delete "$sock" 1
 fi
 expect_eq "$("$ddsnap" list "$sock" | awk '{print $1}' | tr '\n' ' ')" "2 3 " "snapshots after the delete"
@@ -174,13 +173,13 @@ drop_caches
 same "$(srv_dev 2)" /tmp/s2 "snapshot 2 after deleting 1"
 same "$(srv_dev 3)" /tmp/s3 "snapshot 3 after deleting 1"
 same $vol /tmp/o1 "the origin after deleting 1"
-if dmsetup create "vol(1)" --table "0 $n ddsnap $store $origin $sock 1" 2>/dev/null; then
+if dmsetup create "vol@1" --table "0 $n ddsnap $store $origin $sock 1" 2>/dev/null; then
 	fail "a device for the deleted snapshot 1 was created"
 fi
 
 step "tear down, check the store"
-dm_remove "vol(2)"
-dm_remove "vol(3)"
+dm_remove "vol@2"
+dm_remove "vol@3"
 dm_remove vol
 srv_stop
 must "$ddsnap" check "$store"
