@@ -109,7 +109,8 @@ ZUMASTOR_NOW=$t must z start home
 wait_for_dev /dev/mapper/home
 expect_eq "$(blockdev --getsz /dev/mapper/home)" "$(blockdev --getsz "$origin")" "origin device size"
 mkfs.ext4 -q -F /dev/mapper/home
-ZUMASTOR_NOW=$t must z start home
+out=$(ZUMASTOR_NOW=$t z start home) || fail "start after mkfs failed: $out"
+[[ $out == *"already running: made the 1 missing mount(s)"* ]] || fail "start after mkfs says: $out"
 mountpoint -q /srv/home || fail "start did not mount the origin at /srv/home"
 echo "this file is deleted on the third day" >/srv/home/gone.txt
 
