@@ -48,16 +48,13 @@ under_roots()
 	[[ $1 == /usr/src/* && $1 != /usr/src/*/* ]]
 }
 # What the listing leaves out after a purge, and why (doc/packaging.md):
-#   /var/lib/dpkg/     dpkg's own database and logs: it records that the packages were there
-#   /var/log/dpkg.log  (and apt's, alternatives') the same, as a log
-#   /var/lib/dkms/     dkms's tree: 'dkms remove' empties it, depmod state stays dkms's
-#   /var/cache/debconf/ debconf's cache (dkms's scripts load debconf)
-#   /usr/lib/modules/<kver>/modules.*  rewritten by depmod on install and on removal
-#   /usr/lib/modules/<kver>/updates/dkms  the directory DKMS made (empty after removal; dkms
-#                      leaves it for the next module)
+#   /var/lib/dpkg/     dpkg's own database: it may keep status-old, triggers, backups
+#   /var/log/{dpkg,apt,alternatives}*  logs of what dpkg did
+#   /var/lib/dkms/mok.key, mok.pub  the signing key pair dkms makes at its first build and
+#                      keeps for every module it will build (dkms's, not ours)
 ignore()
 {
-	grep -v -E "^. (/var/lib/dpkg(/|$)|/var/log/(dpkg|apt|alternatives)|/var/lib/dkms(/|$)|/var/cache/debconf(/|$)|/usr/lib/modules/$KVER/(modules\.|updates(/dkms)?$))"
+	grep -v -E "^. (/var/lib/dpkg(/|$)|/var/log/(dpkg|apt|alternatives)|/var/lib/dkms/mok\.(key|pub)$)"
 }
 
 # No terminal here: debconf (dkms's scripts load it) asks nothing.  man-db's trigger would
