@@ -19,7 +19,8 @@
 #   bench/bench_*.c        -> $(BUILD)/bench/bench_*
 #
 # Fixed target names (other parts rely on them): all deps unit vm-test check lint bench demo
-# fresh-test install clean (and cli, monitor: the command-line suites on plain files).
+# fresh-test install clean (and cli, monitor: the command-line suites on plain files; deb,
+# deb-check: the Debian packages and their lintian check).
 
 SHELL := /bin/bash
 CC ?= gcc
@@ -73,11 +74,14 @@ STRESS_BINS := $(patsubst tests/stress/%.c,$(BUILD)/tests/stress_%,$(STRESS_SRCS
 BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRCS))
 KMOD := kernel/dm-ddsnap.ko
+# The module's whole source: what Kbuild reads here, and what DKMS gets (install-module-source).
+KMOD_SRCS := Kbuild kernel/Kbuild $(wildcard kernel/*.c kernel/*.h include/*.h)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 .PHONY: all userspace kernel deps unit cli monitor vm-test check lint fuzz fuzz-check stress \
-	stress-check bench demo fresh-test install clean format
+	stress-check bench demo fresh-test install clean format programs install-programs \
+	install-module-source deb deb-check
 
 all: userspace kernel
 
@@ -164,7 +168,7 @@ build/fuzz/fuzz_engine_replay: build/fuzz/obj/tests/fuzz/fuzz_engine_replay.o \
 	$(FUZZ_CC) -fsanitize=fuzzer,address,undefined -pthread -o $@ $^ $(LDLIBS)
 
 kernel: $(KMOD)
-$(KMOD): $(wildcard kernel/*.c kernel/*.h include/*.h) kernel/Kbuild Kbuild
+$(KMOD): $(KMOD_SRCS)
 	@test -d "$(KDIR)" || { echo "no kernel headers in KDIR='$(KDIR)'; run 'make deps'"; exit 1; }
 	$(MAKE) -C $(KDIR) M=$(CURDIR) W=1 modules
 
@@ -194,7 +198,8 @@ fuzz: $(FUZZ_BINS)
 fuzz-check: $(FUZZ_BINS)
 	@bash tests/fuzz/run.sh 10 $(FUZZ_BINS)
 
-vm-test: all
+# The packages scenario installs the .deb files: build them first when it is among those run.
+vm-test: all $(if $(filter-out packages packages.sh,$(T)),,deb)
 	@bash tests/vm/run-all.sh $(T)
 
 lint:
@@ -202,7 +207,7 @@ lint:
 
 # The steps of 'make check', in order; it stops at the first that fails.  fresh-test runs the
 # first ones only (CHECK_STEPS=unit).
-CHECK_STEPS ?= lint unit cli monitor fuzz-check stress-check vm-test
+CHECK_STEPS ?= lint unit cli monitor deb-check fuzz-check stress-check vm-test
 
 # check, demo and bench install the packages first and only then build, in a sub-make: this
 # make read PKG_CFLAGS and KDIR before 'deps' ran, so on a fresh machine they are empty here
@@ -228,13 +233,51 @@ fresh-test:
 format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')
 
-install: all
-	install -D -m 0755 $(DDSNAP) $(DESTDIR)$(PREFIX)/sbin/ddsnap
-	for b in $(MON_BINS); do install -D -m 0755 $$b $(DESTDIR)$(PREFIX)/sbin/$$(basename $$b); done
-	for f in monitor/zumastor; do test -f $$f && install -D -m 0755 $$f $(DESTDIR)$(PREFIX)/sbin/zumastor; done; true
-	for m in tools/man/*.8; do test -f $$m && install -D -m 0644 $$m $(DESTDIR)$(PREFIX)/share/man/man8/$$(basename $$m); done; true
-	bash scripts/install-units.sh $(PREFIX)/sbin "$(DESTDIR)"
+# Installing.  One list, used by make install (PREFIX=/usr/local) and by debian/rules
+# (PREFIX=/usr, DESTDIR=debian/tmp; doc/packaging.md):
+#   install-programs  ddsnap and zumastor in $(PREFIX)/sbin, the monitor's helper programs
+#                     in $(PREFIX)/libexec/zumastor (zumastor finds them there), the man pages,
+#                     every unit and cron file of monitor/systemd (scripts/install-units.sh),
+#                     the config database's directory /var/lib/zumastor
+#   install-module-source   the module's source for DKMS in $(DESTDIR)$(MODSRC) (Kbuild files,
+#                     kernel/, the wire header): what the ddsnap-dkms package carries
+#   install           install-programs with the units enabled, and the module built here for
+#                     $(KVER) in /lib/modules/$(KVER)/extra (depmod when DESTDIR is empty)
+SBINDIR = $(PREFIX)/sbin
+HELPERDIR = $(PREFIX)/libexec/zumastor
+MANDIR = $(PREFIX)/share/man
+MODSRC ?= /usr/src/dm-ddsnap
+UNIT_ENABLE ?=
+
+programs: $(DDSNAP) $(MON_BINS)
+
+install-programs: programs
+	install -D -m 0755 $(DDSNAP) $(DESTDIR)$(SBINDIR)/ddsnap
+	install -D -m 0755 monitor/zumastor $(DESTDIR)$(SBINDIR)/zumastor
+	for b in $(MON_BINS); do install -D -m 0755 $$b $(DESTDIR)$(HELPERDIR)/$$(basename $$b) || exit 1; done
+	for m in tools/man/*.8; do install -D -m 0644 $$m $(DESTDIR)$(MANDIR)/man8/$$(basename $$m) || exit 1; done
+	bash scripts/install-units.sh $(UNIT_ENABLE) $(SBINDIR) "$(DESTDIR)"
+	install -d -m 0755 $(DESTDIR)/var/lib/zumastor
+
+install-module-source:
+	for f in $(KMOD_SRCS); do install -D -m 0644 $$f $(DESTDIR)$(MODSRC)/$$f || exit 1; done
+
+install: UNIT_ENABLE = --enable
+install: install-programs kernel
 	install -D -m 0644 $(KMOD) $(DESTDIR)/lib/modules/$(KVER)/extra/dm-ddsnap.ko
+	test -n "$(DESTDIR)" || depmod -a $(KVER)
+
+# Debian packages (doc/packaging.md): ddsnap, ddsnap-dkms and zumastor, built by
+# dpkg-buildpackage on a copy of the tracked files under build/deb/ (it writes into the
+# parent of the tree it builds); the .deb files are left in build/deb/.  deb-check runs
+# lintian over them (make check runs it; an error fails).
+DEB_STAMP := build/deb/stamp
+deb: $(DEB_STAMP)
+$(DEB_STAMP): $(wildcard $(shell git ls-files --cached --others --exclude-standard 2>/dev/null))
+	@bash scripts/build-deb.sh
+
+deb-check: deb
+	@bash scripts/deb-check.sh
 
 clean:
 	rm -rf build

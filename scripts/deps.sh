@@ -26,6 +26,10 @@ PACKAGES=(
 	nfs-kernel-server rpcbind samba samba-vfs-modules smbclient udev xfsprogs psmisc
 	# the monitor tests render the man pages and check the systemd units
 	man-db systemd
+	# make deb and deb-check: dpkg-buildpackage (build-essential is its implicit build
+	# dependency), debhelper with the dkms addon, lintian; the packages VM scenario installs
+	# ddsnap-dkms, whose scripts run dkms in the guest
+	build-essential debhelper dh-dkms dkms lintian
 )
 
 missing=()

@@ -25,7 +25,7 @@ step()
 }
 
 mapfile -t csrc < <(git ls-files '*.c' '*.h')
-mapfile -t shsrc < <(git ls-files '*.sh' .ci/run monitor/zumastor 2>/dev/null | sort -u)
+mapfile -t shsrc < <(git ls-files '*.sh' .ci/run monitor/zumastor 'debian/*.prerm' 'debian/*.postrm' 'debian/*.postinst' 'debian/*.preinst' 2>/dev/null | sort -u)
 mapfile -t usersrc < <(git ls-files 'server/*.c' 'tools/*.c' 'monitor/*.c' 'tests/*.c' 'bench/*.c')
 
 spdx()

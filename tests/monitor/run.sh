@@ -278,7 +278,7 @@ expect 0 "and take one snapshot between them" test $((after - before)) -eq 1
 expect 0 "one of them took it" test "$(cat "$dir/t1" "$dir/t2" | grep -c took)" -eq 1
 
 # --- boot: the systemd units, the cron file, start --boot, stop --shutdown ------------------
-expect 0 "install-units.sh" bash scripts/install-units.sh "$src/monitor" "$dir/root"
+expect 0 "install-units.sh" bash scripts/install-units.sh --enable "$src/monitor" "$dir/root"
 units=$dir/root/lib/systemd/system
 mkdir -p "$dir/root/share/man/man8"
 cp tools/man/*.8 "$dir/root/share/man/man8/"
@@ -304,6 +304,11 @@ ZUMASTOR_NOW=$((ZUMASTOR_NOW + 120)) PATH=$dir/timer-on:$PATH expect 0 "cron whi
 expect 0 "it did not tick" test "$(count)" -eq "$before"
 ZUMASTOR_NOW=$((ZUMASTOR_NOW + 120)) PATH=$dir/timer-off:$PATH expect 0 "cron without the timer" sh -c "${cronline#* root }"
 expect 0 "it ticked: one snapshot taken" test "$(count)" -eq $((before + 1))
+# After a package removal the cron file (a conffile) stays: it must stay silent.
+removed=${cronline//"$src/monitor"/"$dir/removed"}
+ZUMASTOR_NOW=$((ZUMASTOR_NOW + 120)) PATH=$dir/timer-off:$PATH expect 0 "cron with zumastor removed" sh -c "${removed#* root }"
+expect 0 "says nothing" test ! -s "$dir/out" -a ! -s "$dir/err"
+expect 0 "and does not tick" test "$(count)" -eq $((before + 1))
 expect 0 "stop --all --shutdown" z stop --all --shutdown
 expect 0 "the volume stays marked started" test -e "$vol/state/started"
 expect 2 "stop --boot is not a thing" z stop --boot

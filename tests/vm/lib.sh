@@ -337,9 +337,14 @@ srv_kill()
 # from then on dmsetup leaves node creation to udev.
 vm_udev_up()
 {
+	# The guest's root is entered with chroot (initramfs-init.sh), and systemd's tools refuse
+	# to act in a chroot ("Running in chroot, ignoring request") unless told it is fine.
+	export SYSTEMD_IGNORE_CHROOT=1
 	/lib/systemd/systemd-udevd --daemon
-	udevadm trigger --action=add
+	udevadm trigger --action=add 2>&1 | tee /tmp/udev-trigger.out
+	! grep -q chroot /tmp/udev-trigger.out || fail "udevadm trigger refused to replay the add events"
 	udevadm settle
+	[[ -e /dev/disk/by-id || -e /dev/disk/by-path ]] || fail "udev made no /dev/disk links"
 	unset DM_DISABLE_UDEV
 }
 
