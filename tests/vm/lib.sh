@@ -348,12 +348,23 @@ vm_udev_up()
 	unset DM_DISABLE_UDEV
 }
 
-# nas_servers_up: the real nfs-kernel-server (rpcbind, mountd; v3: the guest's root, an overlay on 9p, cannot be nfsd's v4 pseudo-root) and smbd on the
+# nas_servers_up: the real nfs-kernel-server (rpcbind, mountd, NFS v3 and v4) and smbd on the
 # loopback interface.  Their config is what an admin's box has plus what zumastor adds: an
 # empty /etc/exports (zumastor writes /etc/exports.d/zumastor.exports) and one include line
 # in smb.conf's [global] section (zumastor writes /etc/samba/zumastor.conf).
+#
+# NFSv4 clients see one tree, whose root mountd makes from "/" and whose directories above
+# each export are pseudo exports: every filesystem on those paths must be exportable.  A
+# real box's root (ext4, xfs) is; the guest's root, an overlay on 9p, is not (a v4 mount is
+# refused with "No such file or directory").  So here /srv is a tmpfs, and mountd runs
+# chrooted in /run/nfsroot, a tmpfs holding the same tree (every top-level directory bound
+# there recursively, with shared propagation, so that mounts made later under /srv and /run
+# appear there too): the paths it resolves are the paths zumastor exports.  What the tests
+# prove is unchanged by this: the exports, the fsids and the mounts are zumastor's.  The v4
+# grace period is cut to 10 s (the minimum), so a v4 open does not wait 90 s after the start.
 nas_servers_up()
 {
+	local e
 	ip link set lo up
 	modprobe -a nfsd nfs nfsv3 nfsv4
 	mountpoint -q /proc/fs/nfsd || mount -t nfsd nfsd /proc/fs/nfsd
@@ -369,8 +380,27 @@ nas_servers_up()
 	log file = /var/log/samba/log.%m
 	include = /etc/samba/zumastor.conf
 SMB
-	rpc.nfsd 2
-	rpc.mountd
+	mountpoint -q /srv || mount -t tmpfs -o mode=0755 srv /srv
+	mount --make-rshared /srv
+	mount --make-rshared /run
+	mkdir -p /run/nfsroot
+	mount -t tmpfs -o mode=0755 nfsroot /run/nfsroot
+	mount --make-private /run/nfsroot
+	for e in /*; do
+		if [[ -L $e ]]; then
+			cp -P "$e" "/run/nfsroot$e"
+		elif [[ -d $e ]]; then
+			mkdir "/run/nfsroot$e"
+			# /run itself: without the binds under it (/run/nfsroot would hold itself)
+			if [[ $e == /run ]]; then
+				mount --bind /run /run/nfsroot/run
+			else
+				mount --rbind "$e" "/run/nfsroot$e"
+			fi
+		fi
+	done
+	rpc.nfsd --grace-time 10 --leasetime 10 2
+	chroot /run/nfsroot rpc.mountd
 	smbd -D
 }
 
