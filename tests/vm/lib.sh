@@ -399,7 +399,7 @@ SMB
 			fi
 		fi
 	done
-	rpc.nfsd --grace-time 10 --leasetime 10 2
+	rpc.nfsd -G 10 -L 10 2
 	chroot /run/nfsroot rpc.mountd
 	smbd -D
 }
