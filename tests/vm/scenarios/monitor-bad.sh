@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-only
 # vm-disks: 4 128M
-# vm-timeout: 300
+# vm-timeout: 420
 #
 # monitor-bad: the zumastor monitor under misuse and failure, on the real kernel with udev
 # running.  Each case gets an error that names what is wrong (the message is checked), and

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-only
 # vm-disks: 3 256M
-# vm-timeout: 600
+# vm-timeout: 900
 # vm-boots: 2
 #
 # monitor-nas: the zumastor monitor runs a NAS volume on the real kernel with udev running, as
