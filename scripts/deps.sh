@@ -22,8 +22,9 @@ PACKAGES=(
 	# reads ddsnap's JSON with jq at run time
 	jq python3
 	# the monitor's runtime and the monitor-nas scenario: NFS, Samba, udev in the guest, xfs
-	# snapshot mounts, fuser (what keeps a mount busy); vfs_shadow_copy2 is in samba-vfs-modules
-	nfs-kernel-server rpcbind samba samba-vfs-modules smbclient udev xfsprogs psmisc
+	# snapshot mounts, fuser (what keeps a mount busy); vfs_shadow_copy2 is in samba-vfs-modules;
+	# ip brings the guest's loopback up for the NFS and Samba clients (nas_servers_up)
+	nfs-kernel-server rpcbind samba samba-vfs-modules smbclient udev xfsprogs psmisc iproute2
 	# the monitor tests render the man pages and check the systemd units
 	man-db systemd
 	# make deb and deb-check: dpkg-buildpackage (build-essential is its implicit build
