@@ -28,6 +28,7 @@
  * a cut stream got).
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include "zplan.h"
@@ -185,13 +186,20 @@ static int go(const struct zp_target *t, int64_t now, struct zp_plan *p, bool re
 	return 0;
 }
 
-/* A refusal because of @conflict (0: none); the caller writes p->why. */
-static void refuse(struct zp_plan *p, enum zp_reason r, int64_t conflict)
+/* A refusal because of @conflict (0: none), p->why from @fmt. */
+static void refuse(struct zp_plan *p, enum zp_reason r, int64_t conflict, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void refuse(struct zp_plan *p, enum zp_reason r, int64_t conflict, const char *fmt, ...)
 {
+	va_list ap;
+
 	p->action = ZP_REFUSE;
 	p->reason = r;
 	p->conflict = conflict;
 	p->next = -1;
+	va_start(ap, fmt);
+	vsnprintf(p->why, sizeof(p->why), fmt, ap);
+	va_end(ap);
 }
 
 int zp_plan(const struct zp_target *t, int64_t now, struct zp_plan *p)
@@ -228,12 +236,11 @@ int zp_plan(const struct zp_target *t, int64_t now, struct zp_plan *p)
 		if (token_usable(t))
 			return go(t, now, p, true, t->token.from, t->token.to);
 		if (!t->force_full) {
-			refuse(p, ZP_TOKEN_LOST, t->token.to);
-			snprintf(p->why, sizeof(p->why),
-				 "the cut transfer of %s cannot be resumed (its snapshots are "
-				 "gone or set aside) and left the replica half-applied: "
-				 "replicate --force-full",
-				 name(t->token.to, a));
+			refuse(p, ZP_TOKEN_LOST, t->token.to,
+			       "the cut transfer of %s cannot be resumed (its snapshots are "
+			       "gone or set aside) and left the replica half-applied: "
+			       "replicate --force-full",
+			       name(t->token.to, a));
 			return 0;
 		}
 		lost = true;
@@ -248,16 +255,14 @@ int zp_plan(const struct zp_target *t, int64_t now, struct zp_plan *p)
 	if (base && (conflict || t->replica_written || lost)) {
 		if (!t->force_full) {
 			if (conflict) {
-				refuse(p, ZP_DIVERGED, conflict->time);
-				snprintf(p->why, sizeof(p->why),
-					 "the replica has %s, newer than the newest snapshot both "
-					 "sides have and not the sender's: replicate --force-full",
-					 name(conflict->time, a));
+				refuse(p, ZP_DIVERGED, conflict->time,
+				       "the replica has %s, newer than the newest snapshot both "
+				       "sides have and not the sender's: replicate --force-full",
+				       name(conflict->time, a));
 			} else {
-				refuse(p, ZP_WRITTEN, 0);
-				snprintf(p->why, sizeof(p->why),
-					 "the replica's origin was written since its newest "
-					 "snapshot: replicate --force-full");
+				refuse(p, ZP_WRITTEN, 0,
+				       "the replica's origin was written since its newest "
+				       "snapshot: replicate --force-full");
 			}
 			return 0;
 		}
@@ -273,24 +278,23 @@ int zp_plan(const struct zp_target *t, int64_t now, struct zp_plan *p)
 	if (!base && (conflict || t->replica_written || lost)) {
 		if (!t->force_full) {
 			if (conflict) {
-				refuse(p, ZP_NO_COMMON, newest_of(t->replica, t->nreplica)->time);
-				snprintf(p->why, sizeof(p->why),
-					 "the replica has snapshots (the newest %s) but none in "
-					 "common with the sender: replicate --force-full",
-					 name(p->conflict, a));
+				int64_t c = newest_of(t->replica, t->nreplica)->time;
+
+				refuse(p, ZP_NO_COMMON, c,
+				       "the replica has snapshots (the newest %s) but none in "
+				       "common with the sender: replicate --force-full",
+				       name(c, a));
 			} else {
-				refuse(p, ZP_WRITTEN, 0);
-				snprintf(p->why, sizeof(p->why),
-					 "the replica holds data but no snapshot of the sender's: "
-					 "replicate --force-full");
+				refuse(p, ZP_WRITTEN, 0,
+				       "the replica holds data but no snapshot of the sender's: "
+				       "replicate --force-full");
 			}
 			return 0;
 		}
 		if (newest && find(t->replica, t->nreplica, newest->time)) {
-			refuse(p, ZP_DIVERGED, newest->time);
-			snprintf(p->why, sizeof(p->why),
-				 "the replica has another snapshot named %s: delete it there first",
-				 name(newest->time, a));
+			refuse(p, ZP_DIVERGED, newest->time,
+			       "the replica has another snapshot named %s: delete it there first",
+			       name(newest->time, a));
 			return 0;
 		}
 	}
