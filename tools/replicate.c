@@ -8,12 +8,17 @@
  * send asks its server for the changelist fromtag -> totag (the whole volume without
  * fromtag), writes it to a private temporary file and encodes the delta stream from the
  * devices of snapshots fromtag and totag with the engine of `delta create` (tools/delta.h),
- * to stdout or to a receiver listening on host:port.  receive checks the stream's header
+ * to stdout or to a receiver listening on host:port; the stream header names the provenance
+ * of both snapshots as send's server recorded it (the uuid of the volume that took each and
+ * its gen there: its own for a snapshot it took, its sender's record for one it received,
+ * so a chain A -> B -> C passes A's identity on).  receive checks the stream's header
  * against its own server before touching anything (the target snapshot must not exist yet,
- * the base snapshot must), applies it to the origin device with the engine of `delta apply`
+ * the base snapshot must, and with the provenance the stream names: a snapshot of the same
+ * tag from another history is refused here, not at its first mismatching extent), applies it to the origin device with the engine of `delta apply`
  * (source checksums against the device of snapshot fromtag, target checksums, resume
  * token), and then takes snapshot <tag> through the same path as `ddsnap create` (origin
- * devices suspended), so the next incremental has its base.
+ * devices suspended), recording the stream's provenance for it, so the next incremental has
+ * its base and the snapshot its identity.
  *
  * Devices: found by their device-mapper table, never by their name (client/dmctl.h): the
  * device of snapshot T is one whose ddsnap target talks to <sock> (the same path as in the
@@ -35,7 +40,9 @@
  * extents carry absolute data decoded against the replica's immutable base snapshot, a
  * record applied again after a crash rewrites identical bytes.  The snapshot is taken only
  * after the trailer validated and the origin was synced; a failure after the apply and
- * before the snapshot is repaired by `ddsnap create` of the same tag on the replica.
+ * before the snapshot is repaired by `ddsnap create -o <uuid>:<gen>` of the same tag on the
+ * replica (the message prints it: the provenance is the stream's), never by a plain create,
+ * which would give the snapshot the replica's own identity.
  *
  * An incremental stream writes only the chunks that changed since its base; every other
  * chunk of the replica's origin must still be what the replica's newest snapshot holds.

@@ -3,7 +3,8 @@
  * snapcmds.c - the ddsnap subcommands that talk to a running server: create, delete, list,
  * status, priority, usecount.
  *
- * create is the one with a device-side duty: it suspends every origin device of the volume
+ * create is the one with a device-side duty (and, with -o uuid:gen, takes a received
+ * snapshot with that provenance, as receive does): it suspends every origin device of the volume
  * (flushing and freezing the filesystem, draining in-flight writes) before asking the server
  * to record the snapshot, and resumes them afterwards whatever happened.  Signals that would
  * kill the tool are blocked while a device is suspended, so an impatient Ctrl-C cannot leave
@@ -13,6 +14,9 @@
  * list and status also speak JSON (--json) for programs such as the zumastor monitor, so that
  * nothing parses text meant for people: one object on stdout, keys and units as in ddsnap(8)
  * (bytes, seconds since the epoch and ISO 8601 UTC), keys only ever added, never renamed.
+ * list --json adds, for replication, each snapshot's provenance, whether the origin was
+ * written since the newest snapshot (cmd_origin_written, the one place that decides it) and
+ * receive's resume token in its default place.
  */
 #include <getopt.h>
 #include <signal.h>

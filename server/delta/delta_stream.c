@@ -23,6 +23,11 @@
  * Under -DFUZZING the checksum comparisons are skipped so the fuzzer reaches the structural
  * checks behind them (corrupt input with a valid checksum, DESIGN.md 8.6).
  *
+ * Versions.  The writer writes version 2 (the header carries both snapshots' provenance);
+ * the reader also reads version 1, an older sender's, and fills the provenance from its
+ * uuid and gens (doc/delta-format.md says why that is right).  Tokens keep their own
+ * version.
+ *
  * Failure.  The reader holds no state outside itself; an error leaves it unusable, and the
  * caller's token (delta_reader_token) still names the last record it returned.  Token
  * files are replaced atomically (write, fsync, rename, fsync directory): after a crash the

@@ -56,7 +56,9 @@
  * its copy trusted: no pass over the copied data, which under an emulated CPU cost about
  * 2 ms per MiB copied (BENCHMARKS.md).  Creates, deletes, overlay inserts and policy drops
  * follow the same rule and are replayed in order, so the replayed state is the state the
- * caller was told about.
+ * caller was told about.  A received snapshot's create and its provenance are one record
+ * (ENGINE_LOG_CREATE_FROM), so neither survives a crash without the other, and the label's
+ * feature bit is durable before that record is appended (params.set_feature).
  * Logging first means a failed append leaves nothing to undo; a change that fails after its
  * record was appended fails the engine (-EROFS until reopened), because replay would apply
  * it.  A failed log flush leaves the records pending, so a retried request flushes again

@@ -35,7 +35,10 @@
  * reaches durable.  If we crash between cache_sync and the uberblock's flush, the ring's
  * newest valid slot is still the previous txg, whose space maps do not know the new txg's
  * allocations, so its blocks are simply free again; its log records are still in the ring
- * after the previous txg's log position and are replayed.
+ * after the previous txg's log position and are replayed.  A feature bit
+ * (store_set_feature_ro_compat) is written to the labels outside the txgs, before anything
+ * it guards is logged: each label copy is written and flushed in turn, so a crash leaves
+ * every device with a valid label, old or new, and open takes a bit found on either device.
  */
 #include "store/store.h"
 #include <pthread.h>
