@@ -210,3 +210,55 @@ bool cmd_may_overwrite(const char *cmd, struct bdev *b, const char *path, const 
 		cmd_error(cmd, "the %s %s holds %s; -y overwrites it", role, path, what);
 	return false;
 }
+
+void cmd_format_uuid(const u8 u[16], char out[CMD_UUID_LEN])
+{
+	snprintf(out, CMD_UUID_LEN,
+		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1],
+		 u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14],
+		 u[15]);
+}
+
+int cmd_parse_origin(const char *s, u8 uuid[16], u64 *gen)
+{
+	const char *colon = strrchr(s, ':');
+	unsigned nib = 0;
+	u8 u[16] = {0};
+
+	if (!colon)
+		return -EINVAL;
+	for (const char *p = s; p < colon; p++) {
+		int v;
+
+		if (*p == '-' && (nib == 8 || nib == 12 || nib == 16 || nib == 20))
+			continue;
+		if (*p >= '0' && *p <= '9')
+			v = *p - '0';
+		else if (*p >= 'a' && *p <= 'f')
+			v = *p - 'a' + 10;
+		else if (*p >= 'A' && *p <= 'F')
+			v = *p - 'A' + 10;
+		else
+			return -EINVAL;
+		if (nib == 32)
+			return -EINVAL;
+		u[nib / 2] |= (u8)(nib % 2 ? v : v << 4);
+		nib++;
+	}
+	if (nib != 32 || cmd_parse_u64(colon + 1, 1, UINT64_MAX, gen))
+		return -EINVAL;
+	memcpy(uuid, u, 16);
+	return 0;
+}
+
+char *cmd_default_token(const char *sock)
+{
+	size_t n = strlen(sock);
+	char *p;
+
+	if (n > 5 && !strcmp(sock + n - 5, ".sock"))
+		n -= 5;
+	if (asprintf(&p, "%.*s.token", (int)n, sock) < 0)
+		abort();
+	return p;
+}

@@ -53,6 +53,15 @@ int cmd_parse_size(const char *s, u64 max, u64 *out);
 int cmd_parse_port(const char *s, u16 *out);
 /* A snapshot tag, 0..DDSNAP_TAG_MAX; prints "bad snapshot tag" for @cmd when it is not. */
 int cmd_parse_tag(const char *cmd, const char *s, u32 *out);
+/* A uuid as cmd_format_uuid prints it (32 hex digits, dashes after 8, 12, 16 and 20). */
+#define CMD_UUID_LEN 37
+void cmd_format_uuid(const u8 uuid[16], char out[CMD_UUID_LEN]);
+/* A snapshot provenance "<uuid>:<gen>" (the uuid with or without its dashes, gen >= 1):
+ * 0, or -EINVAL. */
+int cmd_parse_origin(const char *s, u8 uuid[16], u64 *gen);
+/* The default resume token file of `ddsnap receive` for @sock: <sock without .sock>.token
+ * (".token" appended when the name does not end in .sock).  malloc'd. */
+char *cmd_default_token(const char *sock);
 
 /*
  * Opens a store's snapstore @snap_path and, if @meta_path, its metadata device for @cmd
@@ -90,6 +99,24 @@ int cmd_list(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_priority(int argc, char **argv);
 int cmd_usecount(int argc, char **argv);
+struct ctl_client;
+struct ctl_snap;
+/*
+ * Takes snapshot @tag of the volume served at @sock as `ddsnap create` does (origin devices
+ * suspended meanwhile); with @origin_uuid (may be NULL) it is a received snapshot recorded
+ * with that provenance (uuid, @origin_gen).  Prints the reason on failure.  Returns an exit
+ * code.
+ */
+int cmd_create_snapshot(const char *cmd, const char *sock, u32 tag, const u8 *origin_uuid,
+			u64 origin_gen);
+/*
+ * Whether the origin was written since the newest of @snaps (@n of them, as LIST returned
+ * them): *@chunks = the chunks written since (0 without a snapshot), *@newest its tag
+ * (DDSNAP_TAG_NONE without one).  The one place `list --json` ("origin_written") and
+ * `receive` decide it.  Returns 0, or EXIT_FAIL with the message printed for @cmd.
+ */
+int cmd_origin_written(const char *cmd, struct ctl_client *c, const struct ctl_snap *snaps, u32 n,
+		       u64 *chunks, u32 *newest);
 int cmd_initialize(int argc, char **argv); /* tools/initialize.c */
 int cmd_check(int argc, char **argv);	   /* tools/check.c */
 int cmd_dump(int argc, char **argv);	   /* tools/dump.c */

@@ -24,7 +24,7 @@ const struct ddsnap_command ddsnap_commands[] = {
 	 "<snapstore> <origin> [<metadev>] "
 	 "<server_socket>",
 	 "run ddsnapd, the snapshot metadata server, for one volume"},
-	{"create", cmd_create, "<server_socket> <tag>",
+	{"create", cmd_create, "[-o <uuid>:<gen>] <server_socket> <tag>",
 	 "take snapshot <tag> of the volume (suspends the origin device meanwhile)"},
 	{"delete", cmd_delete, "<server_socket> <tag>", "delete snapshot <tag>"},
 	{"list", cmd_list, "[-j|--json] <server_socket>",

@@ -8,12 +8,17 @@
  * send asks its server for the changelist fromtag -> totag (the whole volume without
  * fromtag), writes it to a private temporary file and encodes the delta stream from the
  * devices of snapshots fromtag and totag with the engine of `delta create` (tools/delta.h),
- * to stdout or to a receiver listening on host:port.  receive checks the stream's header
+ * to stdout or to a receiver listening on host:port; the stream header names the provenance
+ * of both snapshots as send's server recorded it (the uuid of the volume that took each and
+ * its gen there: its own for a snapshot it took, its sender's record for one it received,
+ * so a chain A -> B -> C passes A's identity on).  receive checks the stream's header
  * against its own server before touching anything (the target snapshot must not exist yet,
- * the base snapshot must), applies it to the origin device with the engine of `delta apply`
+ * the base snapshot must, and with the provenance the stream names: a snapshot of the same
+ * tag from another history is refused here, not at its first mismatching extent), applies it to the origin device with the engine of `delta apply`
  * (source checksums against the device of snapshot fromtag, target checksums, resume
  * token), and then takes snapshot <tag> through the same path as `ddsnap create` (origin
- * devices suspended), so the next incremental has its base.
+ * devices suspended), recording the stream's provenance for it, so the next incremental has
+ * its base and the snapshot its identity.
  *
  * Devices: found by their device-mapper table, never by their name (client/dmctl.h): the
  * device of snapshot T is one whose ddsnap target talks to <sock> (the same path as in the
@@ -35,7 +40,9 @@
  * extents carry absolute data decoded against the replica's immutable base snapshot, a
  * record applied again after a crash rewrites identical bytes.  The snapshot is taken only
  * after the trailer validated and the origin was synced; a failure after the apply and
- * before the snapshot is repaired by `ddsnap create` of the same tag on the replica.
+ * before the snapshot is repaired by `ddsnap create -o <uuid>:<gen>` of the same tag on the
+ * replica (the message prints it: the provenance is the stream's), never by a plain create,
+ * which would give the snapshot the replica's own identity.
  *
  * An incremental stream writes only the chunks that changed since its base; every other
  * chunk of the replica's origin must still be what the replica's newest snapshot holds.
@@ -159,19 +166,6 @@ static void repl_devs_done(struct repl_devs *d)
 		rmdir(d->dir);
 	}
 	free(d->stem);
-}
-
-/* The default token file: <sock> with ".sock" replaced by ".token" (or appended). */
-static char *default_token(const char *sock)
-{
-	size_t n = strlen(sock);
-	char *p;
-
-	if (n > 5 && !strcmp(sock + n - 5, ".sock"))
-		n -= 5;
-	if (asprintf(&p, "%.*s.token", (int)n, sock) < 0)
-		abort();
-	return p;
 }
 
 /* Splits "host:port", "[v6]:port" or (@host_optional) "port" into host and port. */
@@ -381,7 +375,7 @@ int cmd_send(int argc, char **argv)
 	if (asprintf(&cl, "%s/changelist", tmpl) < 0)
 		abort();
 	p.changelist = cl;
-	ret = delta_fetch_changelist("send", c, cl, from, tag);
+	ret = delta_fetch_changelist("send", c, cl, from, tag, &p);
 	ctl_client_close(c);
 	c = NULL;
 	if (ret != EXIT_OK)
@@ -428,20 +422,48 @@ struct recv_ctx {
 	u32 nsnaps;
 	const char *sock, *token;
 	struct repl_devs *devs; /* NULL with -d */
+	/* the stream's target provenance, recorded with the snapshot receive takes */
+	u8 origin_uuid[16];
+	u64 origin_gen;
 };
 
-static bool has_snap(const struct recv_ctx *r, u32 tag)
+static const struct ctl_snap *find_snap(const struct recv_ctx *r, u32 tag)
 {
 	for (u32 i = 0; i < r->nsnaps; i++)
 		if (r->snaps[i].tag == tag)
-			return true;
-	return false;
+			return &r->snaps[i];
+	return NULL;
 }
 
-static int count_chunks(const u64 *chunks, u32 n, void *arg)
+static bool has_snap(const struct recv_ctx *r, u32 tag)
 {
-	*(u64 *)arg += n;
-	return 0;
+	return find_snap(r, tag) != NULL;
+}
+
+/*
+ * The base of an incremental must be the same snapshot here as on the sender: same tag and
+ * same provenance (the store that took it and its gen there).  A snapshot of the same tag
+ * from another history (a replica that took its own, a volume promoted elsewhere) would
+ * otherwise be refused only at the first extent whose source differs, after the extents
+ * before it were written.  Returns 0 or EXIT_FAIL (message printed).
+ */
+static int recv_check_base(const struct recv_ctx *r, const struct delta_header *h)
+{
+	const struct ctl_snap *base = find_snap(r, h->src_tag);
+	char want[CMD_UUID_LEN], have[CMD_UUID_LEN];
+
+	if (!memcmp(base->origin_uuid, h->src_origin_uuid, 16) &&
+	    base->origin_gen == h->src_origin_gen)
+		return 0;
+	cmd_format_uuid(h->src_origin_uuid, want);
+	cmd_format_uuid(base->origin_uuid, have);
+	cmd_error("receive",
+		  "wrong base: the stream is an incremental from snapshot %u of volume %s gen "
+		  "%llu, but this replica's snapshot %u is of volume %s gen %llu (another "
+		  "history); nothing was written",
+		  h->src_tag, want, (unsigned long long)h->src_origin_gen, base->tag, have,
+		  (unsigned long long)base->origin_gen);
+	return EXIT_FAIL;
 }
 
 /*
@@ -453,38 +475,28 @@ static int count_chunks(const u64 *chunks, u32 n, void *arg)
  */
 static int recv_check_origin(const struct recv_ctx *r, const struct delta_header *h)
 {
-	const struct ctl_snap *newest = NULL;
 	struct ctl_client *c;
-	struct ctl_result res;
 	struct delta_token tok;
 	u64 written = 0;
+	u32 newest;
 	char why[300];
 	int rc;
 
-	for (u32 i = 0; i < r->nsnaps; i++)
-		if (!newest || r->snaps[i].gen > newest->gen)
-			newest = &r->snaps[i];
-	if (!newest)
-		return 0;
 	if (ctl_client_open(r->sock, &c, why, sizeof(why))) {
 		cmd_error("receive", "%s", why);
 		return EXIT_FAIL;
 	}
-	rc = ctl_client_changelist(c, newest->tag, DDSNAP_TAG_HEAD, count_chunks, &written, &res,
-				   why, sizeof(why));
+	rc = cmd_origin_written("receive", c, r->snaps, r->nsnaps, &written, &newest);
 	ctl_client_close(c);
-	if (rc || res.error) {
-		cmd_error("receive", "changes since snapshot %u: %s", newest->tag,
-			  rc ? why : res.text);
-		return EXIT_FAIL;
-	}
+	if (rc)
+		return rc;
 	if (!written || (delta_token_load(r->token, &tok) == 0 && delta_token_matches(&tok, h)))
 		return 0;
 	cmd_error("receive",
 		  "%llu chunks of the replica's origin were written since its snapshot %u and no "
 		  "resume token in %s matches this stream: an incremental would leave them; "
 		  "resume the interrupted transfer, or send a full stream; nothing was written",
-		  (unsigned long long)written, newest->tag, r->token);
+		  (unsigned long long)written, newest, r->token);
 	return EXIT_FAIL;
 }
 
@@ -493,7 +505,7 @@ static int recv_check_origin(const struct recv_ctx *r, const struct delta_header
  * are looked up (without -d): the origin and, for an incremental, the base snapshot. */
 static int recv_check_header(const struct delta_header *h, void *arg)
 {
-	const struct recv_ctx *r = arg;
+	struct recv_ctx *r = arg;
 	int rc;
 
 	if (h->tgt_tag != r->tag) {
@@ -508,7 +520,18 @@ static int recv_check_header(const struct delta_header *h, void *arg)
 			  h->src_tag);
 		return EXIT_FAIL;
 	}
-	rc = h->flags & DELTA_FULL ? 0 : recv_check_origin(r, h);
+	if (!h->tgt_origin_gen) {
+		cmd_error("receive",
+			  "the stream names no provenance for snapshot %u: refused; nothing was "
+			  "written",
+			  h->tgt_tag);
+		return EXIT_FAIL;
+	}
+	memcpy(r->origin_uuid, h->tgt_origin_uuid, sizeof(r->origin_uuid));
+	r->origin_gen = h->tgt_origin_gen;
+	rc = h->flags & DELTA_FULL ? 0 : recv_check_base(r, h);
+	if (!rc && !(h->flags & DELTA_FULL))
+		rc = recv_check_origin(r, h);
 	if (rc || !r->devs)
 		return rc;
 	if (repl_devs_link(r->devs, DMCTL_TAG_ORIGIN, true) ||
@@ -563,7 +586,7 @@ int cmd_receive(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	if (!p.token)
-		p.token = token = default_token(argv[optind]);
+		p.token = token = cmd_default_token(argv[optind]);
 	signal(SIGPIPE, SIG_IGN);
 	if (ctl_client_open(argv[optind], &c, why, sizeof(why))) {
 		cmd_error(argv[0], "%s", why);
@@ -598,16 +621,18 @@ int cmd_receive(int argc, char **argv)
 	p.arg = &r;
 	ret = delta_apply_cmd(&p);
 	if (ret == EXIT_OK) {
-		/* the same path as `ddsnap create`: origin devices suspended meanwhile */
-		char tagbuf[16], *av[] = {"create", (char *)argv[optind], tagbuf, NULL};
+		/* the same path as `ddsnap create`, with the stream's provenance */
+		char origin[CMD_UUID_LEN];
 
-		snprintf(tagbuf, sizeof(tagbuf), "%u", r.tag);
-		ret = cmd_create(3, av);
+		cmd_format_uuid(r.origin_uuid, origin);
+		ret = cmd_create_snapshot(argv[0], argv[optind], r.tag, r.origin_uuid,
+					  r.origin_gen);
 		if (ret != EXIT_OK)
 			cmd_error(argv[0],
 				  "the stream was applied but snapshot %u was not taken: "
-				  "take it with 'ddsnap create %s %u'",
-				  r.tag, argv[optind], r.tag);
+				  "take it with 'ddsnap create -o %s:%llu %s %u'",
+				  r.tag, origin, (unsigned long long)r.origin_gen, argv[optind],
+				  r.tag);
 	}
 	if (p.verbose && ret == EXIT_OK)
 		fprintf(stderr, "ddsnap receive: snapshot %u received\n", r.tag);

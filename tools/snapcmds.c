@@ -3,7 +3,8 @@
  * snapcmds.c - the ddsnap subcommands that talk to a running server: create, delete, list,
  * status, priority, usecount.
  *
- * create is the one with a device-side duty: it suspends every origin device of the volume
+ * create is the one with a device-side duty (and, with -o uuid:gen, takes a received
+ * snapshot with that provenance, as receive does): it suspends every origin device of the volume
  * (flushing and freezing the filesystem, draining in-flight writes) before asking the server
  * to record the snapshot, and resumes them afterwards whatever happened.  Signals that would
  * kill the tool are blocked while a device is suspended, so an impatient Ctrl-C cannot leave
@@ -13,6 +14,9 @@
  * list and status also speak JSON (--json) for programs such as the zumastor monitor, so that
  * nothing parses text meant for people: one object on stdout, keys and units as in ddsnap(8)
  * (bytes, seconds since the epoch and ISO 8601 UTC), keys only ever added, never renamed.
+ * list --json adds, for replication, each snapshot's provenance, whether the origin was
+ * written since the newest snapshot (cmd_origin_written, the one place that decides it) and
+ * receive's resume token in its default place.
  */
 #include <getopt.h>
 #include <signal.h>
@@ -22,6 +26,7 @@
 #include "commands.h"
 #include "client/ctl_client.h"
 #include "client/dmctl.h"
+#include "delta/delta_stream.h"
 
 static int parse_s64(const char *cmd, const char *what, const char *s, s64 lo, s64 hi, s64 *out)
 {
@@ -83,18 +88,48 @@ static int no_options(int argc, char **argv)
 
 int cmd_create(int argc, char **argv)
 {
+	static const struct option longopts[] = {
+		{"origin", required_argument, NULL, 'o'},
+		{NULL, 0, NULL, 0},
+	};
+	u8 uuid[16];
+	u64 gen = 0;
+	u32 tag;
+	int opt;
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "+o:", longopts, NULL)) != -1) {
+		if (opt != 'o')
+			return cmd_usage(argv[0]);
+		if (cmd_parse_origin(optarg, uuid, &gen)) {
+			cmd_error(argv[0], "bad origin '%s': <uuid>:<gen>, the gen 1 or more",
+				  optarg);
+			return EXIT_USAGE;
+		}
+	}
+	if (!nargs_ok(argc, 2, 2))
+		return cmd_usage(argv[0]);
+	if (cmd_parse_tag(argv[0], argv[optind + 1], &tag))
+		return EXIT_USAGE;
+	return cmd_create_snapshot(argv[0], argv[optind], tag, gen ? uuid : NULL, gen);
+}
+
+int cmd_create_snapshot(const char *cmd, const char *sock, u32 tag, const u8 *origin_uuid,
+			u64 origin_gen)
+{
 	struct dmctl_dev devs[64];
 	bool ours[64] = {false}; /* suspended by us, so ours to resume */
 	struct ctl_client *c;
-	struct ctl_msg req = {.type = CTL_CREATE}, reply = {0};
+	struct ctl_msg req = {.type = CTL_CREATE, .tag = tag}, reply = {0};
 	sigset_t block, old;
 	int n, rc;
 
-	if (no_options(argc, argv) || !nargs_ok(argc, 2, 2))
-		return cmd_usage(argv[0]);
-	if (cmd_parse_tag(argv[0], argv[optind + 1], &req.tag))
-		return EXIT_USAGE;
-	c = connect_or_complain(argv[0], argv[optind]);
+	if (origin_uuid) {
+		req.has_origin = true;
+		memcpy(req.origin_uuid, origin_uuid, sizeof(req.origin_uuid));
+		req.origin_gen = origin_gen;
+	}
+	c = connect_or_complain(cmd, sock);
 	if (!c)
 		return EXIT_FAIL;
 
@@ -104,22 +139,22 @@ int cmd_create(int argc, char **argv)
 	sigaddset(&block, SIGHUP);
 	sigaddset(&block, SIGQUIT);
 	sigprocmask(SIG_BLOCK, &block, &old);
-	n = dmctl_find(argv[optind], DMCTL_TAG_ORIGIN, devs, ARRAY_SIZE(devs));
+	n = dmctl_find(sock, DMCTL_TAG_ORIGIN, devs, ARRAY_SIZE(devs));
 	for (int i = 0; i < n; i++) {
 		if (devs[i].suspended)
 			continue;
 		if (dmctl_suspend(devs[i].name)) {
-			cmd_error(argv[0], "cannot suspend origin device %s", devs[i].name);
+			cmd_error(cmd, "cannot suspend origin device %s", devs[i].name);
 			rc = EXIT_FAIL;
 			goto out_resume;
 		}
 		ours[i] = true;
 	}
-	rc = simple_call(argv[0], c, &req, &reply);
+	rc = simple_call(cmd, c, &req, &reply);
 out_resume:
 	for (int i = 0; i < n; i++)
 		if (ours[i] && dmctl_resume(devs[i].name)) {
-			cmd_error(argv[0],
+			cmd_error(cmd,
 				  "cannot resume origin device %s: resume it with 'dmsetup resume "
 				  "%s'",
 				  devs[i].name, devs[i].name);
@@ -233,11 +268,14 @@ static const char *state_name(u32 state)
 /* One snapshot as a JSON object (ddsnap(8), JSON OUTPUT); @full adds the space fields. */
 static void json_snap(const struct ctl_snap *s, bool full)
 {
-	char when[32];
+	char when[32], origin[CMD_UUID_LEN];
 
 	format_time(s->ctime, when, sizeof(when));
-	printf("{\"tag\": %u, \"created\": \"%s\", \"ctime\": %llu, \"state\": \"%s\"", s->tag,
-	       when, (unsigned long long)s->ctime, state_name(s->state));
+	cmd_format_uuid(s->origin_uuid, origin);
+	printf("{\"tag\": %u, \"created\": \"%s\", \"ctime\": %llu, \"state\": \"%s\", "
+	       "\"origin_uuid\": \"%s\", \"origin_gen\": %llu",
+	       s->tag, when, (unsigned long long)s->ctime, state_name(s->state), origin,
+	       (unsigned long long)s->origin_gen);
 	if (full)
 		printf(", \"gen\": %llu, \"unique_bytes\": %llu, \"written_bytes\": %llu, "
 		       "\"priority\": %d, \"usecount\": %u, \"devices\": %u, \"overlay\": %s",
@@ -249,12 +287,67 @@ static void json_snap(const struct ctl_snap *s, bool full)
 
 static void json_uuid(struct ctl_client *c)
 {
+	char buf[CMD_UUID_LEN];
 	u8 u[16];
 
 	ctl_client_uuid(c, u);
-	printf("\"%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x\"", u[0],
-	       u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13],
-	       u[14], u[15]);
+	cmd_format_uuid(u, buf);
+	printf("\"%s\"", buf);
+}
+
+static int count_chunks(const u64 *chunks, u32 n, void *arg)
+{
+	*(u64 *)arg += n;
+	return 0;
+}
+
+int cmd_origin_written(const char *cmd, struct ctl_client *c, const struct ctl_snap *snaps, u32 n,
+		       u64 *chunks, u32 *newest)
+{
+	const struct ctl_snap *nw = NULL;
+	struct ctl_result res;
+	char why[300];
+	int rc;
+
+	*chunks = 0;
+	*newest = DDSNAP_TAG_NONE;
+	for (u32 i = 0; i < n; i++)
+		if (snaps[i].state == DDSNAP_STATE_NORMAL && (!nw || snaps[i].gen > nw->gen))
+			nw = &snaps[i];
+	if (!nw)
+		return 0;
+	*newest = nw->tag;
+	rc = ctl_client_changelist(c, nw->tag, DDSNAP_TAG_HEAD, count_chunks, chunks, &res, why,
+				   sizeof(why));
+	if (rc || res.error) {
+		cmd_error(cmd, "changes since snapshot %u: %s", nw->tag, rc ? why : res.text);
+		return EXIT_FAIL;
+	}
+	return 0;
+}
+
+/*
+ * "receive_token": the resume token `ddsnap receive` keeps in its default place for @sock,
+ * as {"from": tag|null, "to": tag}, or null when there is none.  A token that cannot be read
+ * is null too, with a warning (a receive would refuse it the same way).
+ */
+static void json_receive_token(const char *cmd, const char *sock)
+{
+	char *path = cmd_default_token(sock);
+	struct delta_token t;
+	int rc = delta_token_load(path, &t);
+
+	if (rc) {
+		if (rc != -ENOENT)
+			cmd_error(cmd, "resume token %s: %s (shown as null)", path,
+				  rc == -EILSEQ ? "corrupt" : errmsg(rc));
+		printf("null");
+	} else if (t.src_tag == DDSNAP_TAG_NONE) {
+		printf("{\"from\": null, \"to\": %u}", t.tgt_tag);
+	} else {
+		printf("{\"from\": %u, \"to\": %u}", t.src_tag, t.tgt_tag);
+	}
+	free(path);
 }
 
 /* -j/--json, the only option of list. */
@@ -280,8 +373,9 @@ int cmd_list(int argc, char **argv)
 {
 	struct ctl_client *c;
 	struct ctl_snap *snaps = NULL;
+	u64 written = 0;
+	u32 n = 0, newest;
 	bool json;
-	u32 n = 0;
 	int rc;
 
 	if (json_option(argc, argv, &json) || !nargs_ok(argc, 1, 1))
@@ -290,6 +384,8 @@ int cmd_list(int argc, char **argv)
 	if (!c)
 		return EXIT_FAIL;
 	rc = fetch_list(argv[0], c, &snaps, &n);
+	if (rc == EXIT_OK && json)
+		rc = cmd_origin_written(argv[0], c, snaps, n, &written, &newest);
 	if (rc == EXIT_OK && json) {
 		printf("{\"uuid\": ");
 		json_uuid(c);
@@ -298,7 +394,10 @@ int cmd_list(int argc, char **argv)
 			printf(i ? ", " : "");
 			json_snap(&snaps[i], false);
 		}
-		printf("]}\n");
+		printf("], \"origin_written\": %s, \"receive_token\": ",
+		       written ? "true" : "false");
+		json_receive_token(argv[0], argv[optind]);
+		printf("}\n");
 	}
 	for (u32 i = 0; rc == EXIT_OK && !json && i < n; i++) {
 		char when[32];

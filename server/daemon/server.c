@@ -752,13 +752,16 @@ static void snap_to_ctl(struct ctl_snap *c, const struct engine_snapinfo *i)
 							 : DDSNAP_STATE_NORMAL,
 		.usecount = i->holds,
 		.devices = i->opens,
-		.flags = i->overlay_chunks ? CTL_SNAP_WRITTEN : 0,
+		.flags = (i->overlay_chunks ? CTL_SNAP_WRITTEN : 0) |
+			 (i->received ? CTL_SNAP_RECEIVED : 0),
+		.origin_gen = i->origin.gen,
 		.priority = i->priority,
 		.gen = i->gen,
 		.ctime = i->ctime,
 		.unique_bytes = i->unique_bytes,
 		.written_bytes = i->written_bytes,
 	};
+	memcpy(c->origin_uuid, i->origin.uuid, sizeof(c->origin_uuid));
 }
 
 /* The control protocol's status, from the store's totals (the caller adds the server's). */
@@ -804,7 +807,14 @@ static void ctl_request(struct conn *c, const struct ctl_msg *m, struct ctl_msg 
 		volume_uuid(s->vol, r->uuid);
 		return;
 	case CTL_CREATE:
-		err = volume_create(s->vol, m->tag, &r->result.value);
+		if (m->has_origin) {
+			struct engine_provenance prov = {.gen = m->origin_gen};
+
+			memcpy(prov.uuid, m->origin_uuid, sizeof(prov.uuid));
+			err = volume_create_from(s->vol, m->tag, &prov, &r->result.value);
+		} else {
+			err = volume_create(s->vol, m->tag, &r->result.value);
+		}
 		if (!err) {
 			log_info("snapshot %u created (gen %llu)", m->tag,
 				 (unsigned long long)r->result.value);

@@ -177,6 +177,14 @@ static int replay_record(void *arg, struct tx *tx, const struct intent_log_recor
 	return engine_replay(v->engine, tx, rec->type, rec->payload, rec->len);
 }
 
+/* Before the first provenance record (engine_create_from): the label's feature bit. */
+static int set_provenance_feature(void *priv)
+{
+	struct volume *v = priv;
+
+	return store_set_feature_ro_compat(v->store, LABEL_FEATURE_RO_PROVENANCE);
+}
+
 static int engine_pre_sync(void *arg, struct tx *tx)
 {
 	struct volume *v = arg;
@@ -187,6 +195,7 @@ static int engine_pre_sync(void *arg, struct tx *tx)
 		return r;
 	store_set_root(v->store, UB_ROOT_EXCEPTIONS, &roots.exceptions);
 	store_set_root(v->store, UB_ROOT_SNAPSHOTS, &roots.snapshots);
+	store_set_root(v->store, UB_ROOT_PROVENANCE, &roots.provenance);
 	store_set_scalar(v->store, UB_SCALAR_GEN, roots.gen);
 	return 0;
 }
@@ -306,8 +315,12 @@ int volume_open(const struct volume_params *p, struct volume **out, char *why, s
 	ep.copies_ordered = !v->metadev;
 	ep.data_first = l->data_start / v->chunk_blocks;
 	ep.data_end = (l->data_start + l->data_blocks) / v->chunk_blocks;
+	memcpy(ep.uuid, l->uuid, sizeof(ep.uuid));
+	ep.set_feature = set_provenance_feature;
+	ep.feature_priv = v;
 	store_root(v->store, UB_ROOT_EXCEPTIONS, &roots.exceptions);
 	store_root(v->store, UB_ROOT_SNAPSHOTS, &roots.snapshots);
+	store_root(v->store, UB_ROOT_PROVENANCE, &roots.provenance);
 	roots.gen = store_scalar(v->store, UB_SCALAR_GEN);
 	r = engine_open(&ep, &roots, &v->engine);
 	if (r) {
@@ -606,6 +619,11 @@ int volume_snap_open(struct volume *v, u32 tag, int delta)
 
 int volume_create(struct volume *v, u32 tag, u64 *gen)
 {
+	return volume_create_from(v, tag, NULL, gen);
+}
+
+int volume_create_from(struct volume *v, u32 tag, const struct engine_provenance *prov, u64 *gen)
+{
 	struct engine_snapinfo info = {0};
 	struct tx *tx;
 	int err = 0, tries = 0;
@@ -616,7 +634,7 @@ int volume_create(struct volume *v, u32 tag, u64 *gen)
 		tx = begin(v, &err);
 		if (!tx)
 			return err;
-		err = engine_create(v->engine, tx, tag, (u64)time(NULL), 0);
+		err = engine_create_from(v->engine, tx, tag, (u64)time(NULL), 0, prov);
 		if (!err)
 			err = engine_snap_info(v->engine, tag, &info);
 		end(v, tx);

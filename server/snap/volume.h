@@ -104,6 +104,10 @@ int volume_snap_state(struct volume *v, u32 tag, u32 *state, u64 *gen);
 int volume_snap_open(struct volume *v, u32 tag, int delta);
 
 int volume_create(struct volume *v, u32 tag, u64 *gen);
+struct engine_provenance;
+/* volume_create of a received snapshot with its provenance (@prov NULL: volume_create);
+ * the first one sets the store's LABEL_FEATURE_RO_PROVENANCE (engine_create_from). */
+int volume_create_from(struct volume *v, u32 tag, const struct engine_provenance *prov, u64 *gen);
 int volume_delete(struct volume *v, u32 tag);
 int volume_priority(struct volume *v, u32 tag, s32 priority);
 /* Persistent holds (usecount) += @delta; *count = the result. */

@@ -67,6 +67,20 @@ static void test_ctl__round_trips(void **state)
 	assert_int_equal(out.gen, 77);
 	assert_memory_equal(out.uuid, m.uuid, 16);
 
+	/* CREATE of a received snapshot carries its provenance; a plain one none */
+	m = (struct ctl_msg){.type = CTL_CREATE, .tag = 8, .has_origin = true, .origin_gen = 31};
+	memset(m.origin_uuid, 0x5c, 16);
+	n = pack(&m);
+	assert_int_equal(n, sizeof(struct ddsnap_head_wire) + sizeof(struct ctl_create_from_wire));
+	unpack_ok(n, &out);
+	assert_true(out.has_origin);
+	assert_int_equal(out.tag, 8);
+	assert_int_equal(out.origin_gen, 31);
+	assert_memory_equal(out.origin_uuid, m.origin_uuid, 16);
+	m = (struct ctl_msg){.type = CTL_CREATE, .tag = 8};
+	unpack_ok(pack(&m), &out);
+	assert_false(out.has_origin);
+
 	m = (struct ctl_msg){.type = CTL_PRIORITY, .tag = 42, .arg = -5};
 	unpack_ok(pack(&m), &out);
 	assert_int_equal(out.tag, 42);
@@ -83,7 +97,9 @@ static void test_ctl__round_trips(void **state)
 						.gen = 1000 + i,
 						.priority = -(s32)i,
 						.unique_bytes = (u64)i << 40,
-						.ctime = 1700000000};
+						.ctime = 1700000000,
+						.origin_gen = 7 * (u64)i + 1,
+						.origin_uuid = {(u8)i, 1, 2, 3}};
 	m = (struct ctl_msg){.type = CTL_LIST | DDSNAP_MSG_REPLY,
 			     .total = 1000,
 			     .count = CTL_LIST_PAGE,
@@ -192,6 +208,9 @@ static void test_ctl__malformed(void **state)
 	m = (struct ctl_msg){.type = CTL_CREATE, .tag = DDSNAP_TAG_ORIGIN};
 	refused(pack(&m), 0);
 	m = (struct ctl_msg){.type = CTL_CREATE, .tag = DDSNAP_TAG_HEAD};
+	refused(pack(&m), 0);
+	/* a received snapshot's provenance with gen 0 */
+	m = (struct ctl_msg){.type = CTL_CREATE, .tag = 3, .has_origin = true, .origin_gen = 0};
 	refused(pack(&m), 0);
 	m = (struct ctl_msg){.type = CTL_DELETE, .tag = DDSNAP_TAG_MAX + 1};
 	refused(pack(&m), 0);
