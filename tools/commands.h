@@ -51,8 +51,24 @@ int cmd_parse_s64(const char *s, s64 lo, s64 hi, s64 *out);
 int cmd_parse_size(const char *s, u64 max, u64 *out);
 /* A TCP port: 1..65535. */
 int cmd_parse_port(const char *s, u16 *out);
-/* A snapshot tag, 0..DDSNAP_TAG_MAX; prints "bad snapshot tag" for @cmd when it is not. */
+/*
+ * A snapshot tag, 0..VOLUME_TAG_USER_MAX (the tags above are the volume's own, volume.h);
+ * prints "bad snapshot tag" for @cmd when it is not.
+ */
 int cmd_parse_tag(const char *cmd, const char *s, u32 *out);
+
+struct ctl_snap;
+/*
+ * What a server's snapshot list says about `ddsnap revert` (volume.h's hidden snapshots):
+ * a revert in progress (@reverting, to snapshot @to) and the revert point of the last one
+ * (@point, made by a revert to @point_to).  Every tool that lists snapshots passes the
+ * list through this, which also removes the hidden ones from it (*@n shrinks).
+ */
+struct cmd_revert {
+	bool reverting, point;
+	u32 to, point_to;
+};
+void cmd_revert_state(struct ctl_snap *snaps, u32 *n, struct cmd_revert *out);
 
 /*
  * Opens a store's snapstore @snap_path and, if @meta_path, its metadata device for @cmd
@@ -90,6 +106,7 @@ int cmd_list(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_priority(int argc, char **argv);
 int cmd_usecount(int argc, char **argv);
+int cmd_revert(int argc, char **argv);
 int cmd_initialize(int argc, char **argv); /* tools/initialize.c */
 int cmd_check(int argc, char **argv);	   /* tools/check.c */
 int cmd_dump(int argc, char **argv);	   /* tools/dump.c */

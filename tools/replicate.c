@@ -64,6 +64,7 @@
 #include "commands.h"
 #include "client/ctl_client.h"
 #include "client/dmctl.h"
+#include "snap/volume.h"
 #include "delta.h"
 
 /* send retries a refused connection this long: the receiver may still be starting. */
@@ -432,7 +433,7 @@ struct recv_ctx {
 
 static bool has_snap(const struct recv_ctx *r, u32 tag)
 {
-	for (u32 i = 0; i < r->nsnaps; i++)
+	for (u32 i = 0; i < r->nsnaps && !volume_tag_hidden(tag); i++)
 		if (r->snaps[i].tag == tag)
 			return true;
 	return false;
@@ -449,42 +450,64 @@ static int count_chunks(const u64 *chunks, u32 n, void *arg)
  * the replica's origin must still hold what its newest snapshot holds.  Chunks written
  * since then (a failed or refused transfer, a writer on the replica) are fine only when
  * they belong to the interrupted transfer this stream continues, which the token says.
+ * After `ddsnap revert` to the stream's base the origin holds the base again although
+ * newer snapshots exist (set aside by the monitor): what was written since is then the
+ * changelist from the revert point (volume.h), not from the newest snapshot.  No stream is
+ * taken while a revert is in progress (the origin is half reverted).
  * Returns 0 or an exit code (message printed).
  */
 static int recv_check_origin(const struct recv_ctx *r, const struct delta_header *h)
 {
-	const struct ctl_snap *newest = NULL;
+	const struct ctl_snap *newest = NULL; /* in snaps */
+	struct ctl_snap *snaps = xmalloc((r->nsnaps + 1) * sizeof(*snaps));
 	struct ctl_client *c;
 	struct ctl_result res;
 	struct delta_token tok;
+	struct cmd_revert rev;
 	u64 written = 0;
-	char why[300];
+	u32 since, n = r->nsnaps;
+	char why[300], what[64];
 	int rc;
 
-	for (u32 i = 0; i < r->nsnaps; i++)
-		if (!newest || r->snaps[i].gen > newest->gen)
-			newest = &r->snaps[i];
-	if (!newest)
+	memcpy(snaps, r->snaps, n * sizeof(*snaps));
+	cmd_revert_state(snaps, &n, &rev);
+	for (u32 i = 0; i < n; i++)
+		if (!newest || snaps[i].gen > newest->gen)
+			newest = &snaps[i];
+	since = newest ? newest->tag : DDSNAP_TAG_NONE;
+	free(snaps);
+	if (rev.reverting) {
+		cmd_error("receive",
+			  "a revert to snapshot %u is in progress on this volume: finish it first "
+			  "('ddsnap revert %s %u'); nothing was written",
+			  rev.to, r->sock, rev.to);
+		return EXIT_FAIL;
+	}
+	if (h->flags & DELTA_FULL || since == DDSNAP_TAG_NONE)
 		return 0;
+	snprintf(what, sizeof(what), "its snapshot %u", since);
+	if (rev.point && h->src_tag == rev.point_to) {
+		since = VOLUME_TAG_REVERT_POINT;
+		snprintf(what, sizeof(what), "its revert to snapshot %u", rev.point_to);
+	}
 	if (ctl_client_open(r->sock, &c, why, sizeof(why))) {
 		cmd_error("receive", "%s", why);
 		return EXIT_FAIL;
 	}
-	rc = ctl_client_changelist(c, newest->tag, DDSNAP_TAG_HEAD, count_chunks, &written, &res,
-				   why, sizeof(why));
+	rc = ctl_client_changelist(c, since, DDSNAP_TAG_HEAD, count_chunks, &written, &res, why,
+				   sizeof(why));
 	ctl_client_close(c);
 	if (rc || res.error) {
-		cmd_error("receive", "changes since snapshot %u: %s", newest->tag,
-			  rc ? why : res.text);
+		cmd_error("receive", "changes since %s: %s", what, rc ? why : res.text);
 		return EXIT_FAIL;
 	}
 	if (!written || (delta_token_load(r->token, &tok) == 0 && delta_token_matches(&tok, h)))
 		return 0;
 	cmd_error("receive",
-		  "%llu chunks of the replica's origin were written since its snapshot %u and no "
-		  "resume token in %s matches this stream: an incremental would leave them; "
-		  "resume the interrupted transfer, or send a full stream; nothing was written",
-		  (unsigned long long)written, newest->tag, r->token);
+		  "%llu chunks of the replica's origin were written since %s and no resume token "
+		  "in %s matches this stream: an incremental would leave them; resume the "
+		  "interrupted transfer, or send a full stream; nothing was written",
+		  (unsigned long long)written, what, r->token);
 	return EXIT_FAIL;
 }
 
@@ -508,7 +531,7 @@ static int recv_check_header(const struct delta_header *h, void *arg)
 			  h->src_tag);
 		return EXIT_FAIL;
 	}
-	rc = h->flags & DELTA_FULL ? 0 : recv_check_origin(r, h);
+	rc = recv_check_origin(r, h);
 	if (rc || !r->devs)
 		return rc;
 	if (repl_devs_link(r->devs, DMCTL_TAG_ORIGIN, true) ||

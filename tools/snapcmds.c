@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * snapcmds.c - the ddsnap subcommands that talk to a running server: create, delete, list,
- * status, priority, usecount.
+ * status, priority, usecount, revert.
  *
  * create is the one with a device-side duty: it suspends every origin device of the volume
  * (flushing and freezing the filesystem, draining in-flight writes) before asking the server
@@ -10,15 +10,25 @@
  * the volume frozen.  Without device-mapper (tests on plain files) there is nothing to
  * suspend and the step is skipped.
  *
+ * revert has a device-side duty too: it refuses, before asking the server anything, while
+ * an origin device of the volume is open (mounted, or held by any process), and holds each
+ * one open exclusively itself while the server copies back, so that nothing mounts it
+ * meanwhile.  The copy-back itself, its crash safety and its marker are the server's
+ * (volume.c, "Revert").  A half-done revert (the tool or the server killed) is finished by
+ * running the same command again; list and status say it is in progress.
+ *
  * list and status also speak JSON (--json) for programs such as the zumastor monitor, so that
  * nothing parses text meant for people: one object on stdout, keys and units as in ddsnap(8)
  * (bytes, seconds since the epoch and ISO 8601 UTC), keys only ever added, never renamed.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include "commands.h"
 #include "client/ctl_client.h"
 #include "client/dmctl.h"
@@ -179,6 +189,75 @@ int cmd_usecount(int argc, char **argv)
 	return rc;
 }
 
+/*
+ * revert <sock> <tag>: refused while an origin device of the volume is in use (the essay);
+ * each is held open exclusively (no mount can start) while the server copies back.
+ */
+int cmd_revert(int argc, char **argv)
+{
+	struct dmctl_dev devs[16];
+	int fds[16], n, rc = EXIT_FAIL;
+	struct ctl_client *c;
+	struct ctl_msg req = {.type = CTL_REVERT}, reply = {0};
+
+	if (no_options(argc, argv) || !nargs_ok(argc, 2, 2))
+		return cmd_usage(argv[0]);
+	if (cmd_parse_tag(argv[0], argv[optind + 1], &req.tag))
+		return EXIT_USAGE;
+	c = connect_or_complain(argv[0], argv[optind]);
+	if (!c)
+		return EXIT_FAIL;
+	n = dmctl_find(argv[optind], DMCTL_TAG_ORIGIN, devs, ARRAY_SIZE(devs));
+	if (n < 0 && n != -ENODEV) {
+		cmd_error(argv[0],
+			  "cannot list the device-mapper devices (%s), so cannot tell whether the "
+			  "origin is in use; nothing was changed",
+			  errmsg(n));
+		n = 0;
+		goto out;
+	}
+	n = MAX(n, 0);
+	for (int i = 0; i < n; i++)
+		fds[i] = -1;
+	for (int i = 0; i < n; i++) {
+		char *path = dmctl_dev_path(devs[i].name);
+		struct dmctl_dev now[ARRAY_SIZE(devs)];
+		int m;
+
+		/* Exclusive: fails while mounted or claimed; then nobody may mount it. */
+		fds[i] = open(path, O_RDONLY | O_EXCL | O_CLOEXEC);
+		if (fds[i] < 0) {
+			cmd_error(argv[0],
+				  "origin device %s is in use (%s): unmount it and close it first; "
+				  "nothing was changed",
+				  path, errno == EBUSY ? "mounted or held" : strerror(errno));
+			free(path);
+			goto out;
+		}
+		free(path);
+		/* Our exclusive open is one; any other is someone else's. */
+		m = dmctl_find(argv[optind], DMCTL_TAG_ORIGIN, now, ARRAY_SIZE(now));
+		for (int j = 0; j < m; j++)
+			if (!strcmp(now[j].name, devs[i].name) && now[j].open_count > 1) {
+				cmd_error(argv[0],
+					  "origin device %s is open by another process: close it "
+					  "first; nothing was changed",
+					  devs[i].name);
+				goto out;
+			}
+	}
+	rc = simple_call(argv[0], c, &req, &reply);
+	if (rc == EXIT_OK)
+		printf("origin reverted to snapshot %u: %llu chunks copied back\n", req.tag,
+		       (unsigned long long)reply.result.value);
+out:
+	for (int i = 0; i < n; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	ctl_client_close(c);
+	return rc;
+}
+
 /*----------------------------------------------------------------
  * list and status
  *--------------------------------------------------------------*/
@@ -209,7 +288,10 @@ static void format_bytes(u64 b, char *buf, size_t len)
 		snprintf(buf, len, v < 10 ? "%.1f%c" : "%.0f%c", v, units[u]);
 }
 
-static int fetch_list(const char *cmd, struct ctl_client *c, struct ctl_snap **snaps, u32 *n)
+/* The user's snapshots (the hidden ones removed, their meaning in *@rev, a revert in
+ * progress said on stderr). */
+static int fetch_list(const char *cmd, struct ctl_client *c, struct ctl_snap **snaps, u32 *n,
+		      struct cmd_revert *rev)
 {
 	struct ctl_result res;
 	char why[300];
@@ -222,6 +304,12 @@ static int fetch_list(const char *cmd, struct ctl_client *c, struct ctl_snap **s
 		cmd_error(cmd, "%s", res.text);
 		return EXIT_FAIL;
 	}
+	cmd_revert_state(*snaps, n, rev);
+	if (rev->reverting)
+		cmd_error(cmd,
+			  "a revert to snapshot %u is in progress: the origin is half reverted "
+			  "until 'ddsnap revert' of %u runs to its end",
+			  rev->to, rev->to);
 	return EXIT_OK;
 }
 
@@ -257,6 +345,17 @@ static void json_uuid(struct ctl_client *c)
 	       u[14], u[15]);
 }
 
+/* The "revert" key of list and status --json: null, or the last revert's tag and state. */
+static void json_revert(const struct cmd_revert *rev)
+{
+	if (rev->reverting)
+		printf(", \"revert\": {\"to\": %u, \"state\": \"in-progress\"}", rev->to);
+	else if (rev->point)
+		printf(", \"revert\": {\"to\": %u, \"state\": \"done\"}", rev->point_to);
+	else
+		printf(", \"revert\": null");
+}
+
 /* -j/--json, the only option of list. */
 static int json_option(int argc, char **argv, bool *json)
 {
@@ -280,6 +379,7 @@ int cmd_list(int argc, char **argv)
 {
 	struct ctl_client *c;
 	struct ctl_snap *snaps = NULL;
+	struct cmd_revert rev;
 	bool json;
 	u32 n = 0;
 	int rc;
@@ -289,10 +389,11 @@ int cmd_list(int argc, char **argv)
 	c = connect_or_complain(argv[0], argv[optind]);
 	if (!c)
 		return EXIT_FAIL;
-	rc = fetch_list(argv[0], c, &snaps, &n);
+	rc = fetch_list(argv[0], c, &snaps, &n, &rev);
 	if (rc == EXIT_OK && json) {
 		printf("{\"uuid\": ");
 		json_uuid(c);
+		json_revert(&rev);
 		printf(", \"snapshots\": [");
 		for (u32 i = 0; i < n; i++) {
 			printf(i ? ", " : "");
@@ -329,7 +430,7 @@ static void print_snap(const struct ctl_snap *s, bool verbose)
 
 /* status --json: the store and every snapshot (only @tag's if >= 0) as one object. */
 static int status_json(const char *cmd, struct ctl_client *c, const struct ctl_status *st,
-		       const struct ctl_snap *snaps, u32 n, s64 tag)
+		       const struct ctl_snap *snaps, u32 n, const struct cmd_revert *rev, s64 tag)
 {
 	bool found = false;
 
@@ -357,6 +458,7 @@ static int status_json(const char *cmd, struct ctl_client *c, const struct ctl_s
 	       "%llu}",
 	       (unsigned long long)st->exceptions, (unsigned long long)st->log_used,
 	       (unsigned long long)st->log_size);
+	json_revert(rev);
 	printf(", \"devices\": %u, \"readlocks\": %u, \"origin_queries\": %llu, "
 	       "\"origin_batches\": %llu, \"snapshots\": [",
 	       st->devices, st->readlocks, (unsigned long long)st->origin_queries,
@@ -383,6 +485,7 @@ int cmd_status(int argc, char **argv)
 	struct ctl_client *c;
 	struct ctl_msg req = {.type = CTL_STATUS}, reply = {0};
 	struct ctl_snap *snaps = NULL;
+	struct cmd_revert rev = {0};
 	bool verbose = false, size = false, json = false, found = false;
 	u32 n = 0, tag = 0;
 	int rc, opt;
@@ -413,9 +516,11 @@ int cmd_status(int argc, char **argv)
 	}
 	rc = simple_call(argv[0], c, &req, &reply);
 	if (rc == EXIT_OK)
-		rc = fetch_list(argv[0], c, &snaps, &n);
+		rc = fetch_list(argv[0], c, &snaps, &n, &rev);
+	/* The server counts the volume's own snapshots too (volume.h). */
+	reply.status.snapshots -= (u64)rev.reverting + rev.point;
 	if (rc == EXIT_OK && json) {
-		rc = status_json(argv[0], c, &reply.status, snaps, n,
+		rc = status_json(argv[0], c, &reply.status, snaps, n, &rev,
 				 argc - optind == 2 ? (s64)tag : -1);
 		goto out;
 	}
@@ -442,6 +547,14 @@ int cmd_status(int argc, char **argv)
 		       (unsigned long long)st->log_size);
 		printf("%llu snapshots, %u devices connected, %u read locks\n",
 		       (unsigned long long)st->snapshots, st->devices, st->readlocks);
+		if (rev.reverting)
+			printf("revert to snapshot %u in progress: run 'ddsnap revert' of %u "
+			       "again\n",
+			       rev.to, rev.to);
+		else if (rev.point)
+			printf("origin reverted to snapshot %u (revert point kept until the next "
+			       "snapshot)\n",
+			       rev.point_to);
 		if (verbose)
 			printf("origin writes: %llu queries served in %llu batches\n",
 			       (unsigned long long)st->origin_queries,
