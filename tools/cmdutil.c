@@ -20,6 +20,8 @@
 #include "commands.h"
 #include "ddsnap_wire.h"
 #include "blk/bdev.h"
+#include "proto/ctl.h"
+#include "snap/volume.h"
 #include "store/label.h"
 #include "blk/ownership.h"
 
@@ -119,12 +121,32 @@ int cmd_parse_tag(const char *cmd, const char *s, u32 *out)
 {
 	u64 v;
 
-	if (cmd_parse_u64(s, 0, DDSNAP_TAG_MAX, &v)) {
-		cmd_error(cmd, "bad snapshot tag '%s': a number from 0 to %u", s, DDSNAP_TAG_MAX);
+	if (cmd_parse_u64(s, 0, VOLUME_TAG_USER_MAX, &v)) {
+		cmd_error(cmd, "bad snapshot tag '%s': a number from 0 to %u", s,
+			  VOLUME_TAG_USER_MAX);
 		return -EINVAL;
 	}
 	*out = (u32)v;
 	return 0;
+}
+
+void cmd_revert_state(struct ctl_snap *snaps, u32 *n, struct cmd_revert *out)
+{
+	u32 k = 0;
+
+	*out = (struct cmd_revert){0};
+	for (u32 i = 0; i < *n; i++) {
+		if (snaps[i].tag == VOLUME_TAG_REVERTING) {
+			out->reverting = true;
+			out->to = (u32)snaps[i].ctime;
+		} else if (snaps[i].tag == VOLUME_TAG_REVERT_POINT) {
+			out->point = true;
+			out->point_to = (u32)snaps[i].ctime;
+		} else {
+			snaps[k++] = snaps[i];
+		}
+	}
+	*n = k;
 }
 
 int cmd_open_store(const char *cmd, const char *snap_path, const char *meta_path, bool write,

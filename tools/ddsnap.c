@@ -35,6 +35,8 @@ const struct ddsnap_command ddsnap_commands[] = {
 	 "set which snapshots a full store drops first (lowest first; 127 never)"},
 	{"usecount", cmd_usecount, "<server_socket> <tag> [<delta>]",
 	 "add to a snapshot's persistent hold count and print it"},
+	{"revert", cmd_revert, "<server_socket> <tag>",
+	 "make the origin read as snapshot <tag> again (every snapshot is kept)"},
 	{"delta", cmd_delta, "<changelist|create|apply> ...",
 	 "make or apply a delta between snapshots"},
 	{"send", cmd_send,

@@ -71,6 +71,7 @@
 #include "commands.h"
 #include "client/ctl_client.h"
 #include "client/dmctl.h"
+#include "snap/volume.h"
 #include "delta.h"
 
 /* send retries a refused connection this long: the receiver may still be starting. */
@@ -429,7 +430,7 @@ struct recv_ctx {
 
 static const struct ctl_snap *find_snap(const struct recv_ctx *r, u32 tag)
 {
-	for (u32 i = 0; i < r->nsnaps; i++)
+	for (u32 i = 0; i < r->nsnaps && !volume_tag_hidden(tag); i++)
 		if (r->snaps[i].tag == tag)
 			return &r->snaps[i];
 	return NULL;
@@ -471,32 +472,58 @@ static int recv_check_base(const struct recv_ctx *r, const struct delta_header *
  * the replica's origin must still hold what its newest snapshot holds.  Chunks written
  * since then (a failed or refused transfer, a writer on the replica) are fine only when
  * they belong to the interrupted transfer this stream continues, which the token says.
+ * After `ddsnap revert` to the stream's base the origin holds the base again although
+ * newer snapshots exist (set aside by the monitor): what was written since is then the
+ * changelist from the revert point (volume.h), not from the newest snapshot.  No stream is
+ * taken while a revert is in progress (the origin is half reverted).
  * Returns 0 or an exit code (message printed).
  */
 static int recv_check_origin(const struct recv_ctx *r, const struct delta_header *h)
 {
+	struct ctl_snap *snaps = xmalloc((r->nsnaps + 1) * sizeof(*snaps));
 	struct ctl_client *c;
 	struct delta_token tok;
+	struct cmd_revert rev;
 	u64 written = 0;
-	u32 newest;
-	char why[300];
+	u32 since, n = r->nsnaps;
+	char why[300], what[64];
 	int rc;
 
+	memcpy(snaps, r->snaps, n * sizeof(*snaps));
+	cmd_revert_state(snaps, &n, &rev);
+	if (rev.reverting) {
+		free(snaps);
+		cmd_error("receive",
+			  "a revert to snapshot %u is in progress on this volume: finish it first "
+			  "('ddsnap revert %s %u'); nothing was written",
+			  rev.to, r->sock, rev.to);
+		return EXIT_FAIL;
+	}
+	if (h->flags & DELTA_FULL) {
+		free(snaps);
+		return 0;
+	}
 	if (ctl_client_open(r->sock, &c, why, sizeof(why))) {
+		free(snaps);
 		cmd_error("receive", "%s", why);
 		return EXIT_FAIL;
 	}
-	rc = cmd_origin_written("receive", c, r->snaps, r->nsnaps, &written, &newest);
+	rc = cmd_origin_written("receive", c, snaps, n, &rev, h->src_tag, &written, &since);
 	ctl_client_close(c);
+	free(snaps);
 	if (rc)
 		return rc;
 	if (!written || (delta_token_load(r->token, &tok) == 0 && delta_token_matches(&tok, h)))
 		return 0;
+	if (since == VOLUME_TAG_REVERT_POINT)
+		snprintf(what, sizeof(what), "its revert to snapshot %u", rev.point_to);
+	else
+		snprintf(what, sizeof(what), "its snapshot %u", since);
 	cmd_error("receive",
-		  "%llu chunks of the replica's origin were written since its snapshot %u and no "
-		  "resume token in %s matches this stream: an incremental would leave them; "
-		  "resume the interrupted transfer, or send a full stream; nothing was written",
-		  (unsigned long long)written, newest, r->token);
+		  "%llu chunks of the replica's origin were written since %s and no resume token "
+		  "in %s matches this stream: an incremental would leave them; resume the "
+		  "interrupted transfer, or send a full stream; nothing was written",
+		  (unsigned long long)written, what, r->token);
 	return EXIT_FAIL;
 }
 
@@ -530,7 +557,7 @@ static int recv_check_header(const struct delta_header *h, void *arg)
 	memcpy(r->origin_uuid, h->tgt_origin_uuid, sizeof(r->origin_uuid));
 	r->origin_gen = h->tgt_origin_gen;
 	rc = h->flags & DELTA_FULL ? 0 : recv_check_base(r, h);
-	if (!rc && !(h->flags & DELTA_FULL))
+	if (!rc)
 		rc = recv_check_origin(r, h);
 	if (rc || !r->devs)
 		return rc;

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * snapcmds.c - the ddsnap subcommands that talk to a running server: create, delete, list,
- * status, priority, usecount.
+ * status, priority, usecount, revert.
  *
  * create is the one with a device-side duty (and, with -o uuid:gen, takes a received
  * snapshot with that provenance, as receive does): it suspends every origin device of the volume
@@ -11,6 +11,13 @@
  * the volume frozen.  Without device-mapper (tests on plain files) there is nothing to
  * suspend and the step is skipped.
  *
+ * revert has a device-side duty too: it refuses, before asking the server anything, while
+ * an origin device of the volume is open (mounted, or held by any process), and holds each
+ * one open exclusively itself while the server copies back, so that nothing mounts it
+ * meanwhile.  The copy-back itself, its crash safety and its marker are the server's
+ * (volume.c, "Revert").  A half-done revert (the tool or the server killed) is finished by
+ * running the same command again; list and status say it is in progress.
+ *
  * list and status also speak JSON (--json) for programs such as the zumastor monitor, so that
  * nothing parses text meant for people: one object on stdout, keys and units as in ddsnap(8)
  * (bytes, seconds since the epoch and ISO 8601 UTC), keys only ever added, never renamed.
@@ -18,15 +25,19 @@
  * written since the newest snapshot (cmd_origin_written, the one place that decides it) and
  * receive's resume token in its default place.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include "commands.h"
 #include "client/ctl_client.h"
 #include "client/dmctl.h"
 #include "delta/delta_stream.h"
+#include "snap/volume.h"
 
 static int parse_s64(const char *cmd, const char *what, const char *s, s64 lo, s64 hi, s64 *out)
 {
@@ -214,6 +225,75 @@ int cmd_usecount(int argc, char **argv)
 	return rc;
 }
 
+/*
+ * revert <sock> <tag>: refused while an origin device of the volume is in use (the essay);
+ * each is held open exclusively (no mount can start) while the server copies back.
+ */
+int cmd_revert(int argc, char **argv)
+{
+	struct dmctl_dev devs[16];
+	int fds[16], n, rc = EXIT_FAIL;
+	struct ctl_client *c;
+	struct ctl_msg req = {.type = CTL_REVERT}, reply = {0};
+
+	if (no_options(argc, argv) || !nargs_ok(argc, 2, 2))
+		return cmd_usage(argv[0]);
+	if (cmd_parse_tag(argv[0], argv[optind + 1], &req.tag))
+		return EXIT_USAGE;
+	c = connect_or_complain(argv[0], argv[optind]);
+	if (!c)
+		return EXIT_FAIL;
+	n = dmctl_find(argv[optind], DMCTL_TAG_ORIGIN, devs, ARRAY_SIZE(devs));
+	if (n < 0 && n != -ENODEV) {
+		cmd_error(argv[0],
+			  "cannot list the device-mapper devices (%s), so cannot tell whether the "
+			  "origin is in use; nothing was changed",
+			  errmsg(n));
+		n = 0;
+		goto out;
+	}
+	n = MAX(n, 0);
+	for (int i = 0; i < n; i++)
+		fds[i] = -1;
+	for (int i = 0; i < n; i++) {
+		char *path = dmctl_dev_path(devs[i].name);
+		struct dmctl_dev now[ARRAY_SIZE(devs)];
+		int m;
+
+		/* Exclusive: fails while mounted or claimed; then nobody may mount it. */
+		fds[i] = open(path, O_RDONLY | O_EXCL | O_CLOEXEC);
+		if (fds[i] < 0) {
+			cmd_error(argv[0],
+				  "origin device %s is in use (%s): unmount it and close it first; "
+				  "nothing was changed",
+				  path, errno == EBUSY ? "mounted or held" : strerror(errno));
+			free(path);
+			goto out;
+		}
+		free(path);
+		/* Our exclusive open is one; any other is someone else's. */
+		m = dmctl_find(argv[optind], DMCTL_TAG_ORIGIN, now, ARRAY_SIZE(now));
+		for (int j = 0; j < m; j++)
+			if (!strcmp(now[j].name, devs[i].name) && now[j].open_count > 1) {
+				cmd_error(argv[0],
+					  "origin device %s is open by another process: close it "
+					  "first; nothing was changed",
+					  devs[i].name);
+				goto out;
+			}
+	}
+	rc = simple_call(argv[0], c, &req, &reply);
+	if (rc == EXIT_OK)
+		printf("origin reverted to snapshot %u: %llu chunks copied back\n", req.tag,
+		       (unsigned long long)reply.result.value);
+out:
+	for (int i = 0; i < n; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	ctl_client_close(c);
+	return rc;
+}
+
 /*----------------------------------------------------------------
  * list and status
  *--------------------------------------------------------------*/
@@ -244,7 +324,10 @@ static void format_bytes(u64 b, char *buf, size_t len)
 		snprintf(buf, len, v < 10 ? "%.1f%c" : "%.0f%c", v, units[u]);
 }
 
-static int fetch_list(const char *cmd, struct ctl_client *c, struct ctl_snap **snaps, u32 *n)
+/* The user's snapshots (the hidden ones removed, their meaning in *@rev, a revert in
+ * progress said on stderr). */
+static int fetch_list(const char *cmd, struct ctl_client *c, struct ctl_snap **snaps, u32 *n,
+		      struct cmd_revert *rev)
 {
 	struct ctl_result res;
 	char why[300];
@@ -257,6 +340,12 @@ static int fetch_list(const char *cmd, struct ctl_client *c, struct ctl_snap **s
 		cmd_error(cmd, "%s", res.text);
 		return EXIT_FAIL;
 	}
+	cmd_revert_state(*snaps, n, rev);
+	if (rev->reverting)
+		cmd_error(cmd,
+			  "a revert to snapshot %u is in progress: the origin is half reverted "
+			  "until 'ddsnap revert' of %u runs to its end",
+			  rev->to, rev->to);
 	return EXIT_OK;
 }
 
@@ -302,7 +391,7 @@ static int count_chunks(const u64 *chunks, u32 n, void *arg)
 }
 
 int cmd_origin_written(const char *cmd, struct ctl_client *c, const struct ctl_snap *snaps, u32 n,
-		       u64 *chunks, u32 *newest)
+		       const struct cmd_revert *rev, u32 base, u64 *chunks, u32 *since)
 {
 	const struct ctl_snap *nw = NULL;
 	struct ctl_result res;
@@ -310,17 +399,25 @@ int cmd_origin_written(const char *cmd, struct ctl_client *c, const struct ctl_s
 	int rc;
 
 	*chunks = 0;
-	*newest = DDSNAP_TAG_NONE;
+	*since = DDSNAP_TAG_NONE;
 	for (u32 i = 0; i < n; i++)
 		if (snaps[i].state == DDSNAP_STATE_NORMAL && (!nw || snaps[i].gen > nw->gen))
 			nw = &snaps[i];
 	if (!nw)
 		return 0;
-	*newest = nw->tag;
-	rc = ctl_client_changelist(c, nw->tag, DDSNAP_TAG_HEAD, count_chunks, chunks, &res, why,
+	*since = nw->tag;
+	/* After a revert the origin holds the reverted-to snapshot, not the newest (volume.h). */
+	if (rev->point && (base == DDSNAP_TAG_NONE || base == rev->point_to))
+		*since = VOLUME_TAG_REVERT_POINT;
+	rc = ctl_client_changelist(c, *since, DDSNAP_TAG_HEAD, count_chunks, chunks, &res, why,
 				   sizeof(why));
 	if (rc || res.error) {
-		cmd_error(cmd, "changes since snapshot %u: %s", nw->tag, rc ? why : res.text);
+		if (*since == VOLUME_TAG_REVERT_POINT)
+			cmd_error(cmd, "changes since the revert to snapshot %u: %s", rev->point_to,
+				  rc ? why : res.text);
+		else
+			cmd_error(cmd, "changes since snapshot %u: %s", *since,
+				  rc ? why : res.text);
 		return EXIT_FAIL;
 	}
 	return 0;
@@ -350,6 +447,17 @@ static void json_receive_token(const char *cmd, const char *sock)
 	free(path);
 }
 
+/* The "revert" key of list and status --json: null, or the last revert's tag and state. */
+static void json_revert(const struct cmd_revert *rev)
+{
+	if (rev->reverting)
+		printf(", \"revert\": {\"to\": %u, \"state\": \"in-progress\"}", rev->to);
+	else if (rev->point)
+		printf(", \"revert\": {\"to\": %u, \"state\": \"done\"}", rev->point_to);
+	else
+		printf(", \"revert\": null");
+}
+
 /* -j/--json, the only option of list. */
 static int json_option(int argc, char **argv, bool *json)
 {
@@ -373,8 +481,9 @@ int cmd_list(int argc, char **argv)
 {
 	struct ctl_client *c;
 	struct ctl_snap *snaps = NULL;
+	struct cmd_revert rev;
 	u64 written = 0;
-	u32 n = 0, newest;
+	u32 n = 0, since;
 	bool json;
 	int rc;
 
@@ -383,12 +492,14 @@ int cmd_list(int argc, char **argv)
 	c = connect_or_complain(argv[0], argv[optind]);
 	if (!c)
 		return EXIT_FAIL;
-	rc = fetch_list(argv[0], c, &snaps, &n);
+	rc = fetch_list(argv[0], c, &snaps, &n, &rev);
 	if (rc == EXIT_OK && json)
-		rc = cmd_origin_written(argv[0], c, snaps, n, &written, &newest);
+		rc = cmd_origin_written(argv[0], c, snaps, n, &rev, DDSNAP_TAG_NONE, &written,
+					&since);
 	if (rc == EXIT_OK && json) {
 		printf("{\"uuid\": ");
 		json_uuid(c);
+		json_revert(&rev);
 		printf(", \"snapshots\": [");
 		for (u32 i = 0; i < n; i++) {
 			printf(i ? ", " : "");
@@ -428,7 +539,7 @@ static void print_snap(const struct ctl_snap *s, bool verbose)
 
 /* status --json: the store and every snapshot (only @tag's if >= 0) as one object. */
 static int status_json(const char *cmd, struct ctl_client *c, const struct ctl_status *st,
-		       const struct ctl_snap *snaps, u32 n, s64 tag)
+		       const struct ctl_snap *snaps, u32 n, const struct cmd_revert *rev, s64 tag)
 {
 	bool found = false;
 
@@ -456,6 +567,7 @@ static int status_json(const char *cmd, struct ctl_client *c, const struct ctl_s
 	       "%llu}",
 	       (unsigned long long)st->exceptions, (unsigned long long)st->log_used,
 	       (unsigned long long)st->log_size);
+	json_revert(rev);
 	printf(", \"devices\": %u, \"readlocks\": %u, \"origin_queries\": %llu, "
 	       "\"origin_batches\": %llu, \"snapshots\": [",
 	       st->devices, st->readlocks, (unsigned long long)st->origin_queries,
@@ -482,6 +594,7 @@ int cmd_status(int argc, char **argv)
 	struct ctl_client *c;
 	struct ctl_msg req = {.type = CTL_STATUS}, reply = {0};
 	struct ctl_snap *snaps = NULL;
+	struct cmd_revert rev = {0};
 	bool verbose = false, size = false, json = false, found = false;
 	u32 n = 0, tag = 0;
 	int rc, opt;
@@ -512,9 +625,11 @@ int cmd_status(int argc, char **argv)
 	}
 	rc = simple_call(argv[0], c, &req, &reply);
 	if (rc == EXIT_OK)
-		rc = fetch_list(argv[0], c, &snaps, &n);
+		rc = fetch_list(argv[0], c, &snaps, &n, &rev);
+	/* The server counts the volume's own snapshots too (volume.h). */
+	reply.status.snapshots -= (u64)rev.reverting + rev.point;
 	if (rc == EXIT_OK && json) {
-		rc = status_json(argv[0], c, &reply.status, snaps, n,
+		rc = status_json(argv[0], c, &reply.status, snaps, n, &rev,
 				 argc - optind == 2 ? (s64)tag : -1);
 		goto out;
 	}
@@ -541,6 +656,14 @@ int cmd_status(int argc, char **argv)
 		       (unsigned long long)st->log_size);
 		printf("%llu snapshots, %u devices connected, %u read locks\n",
 		       (unsigned long long)st->snapshots, st->devices, st->readlocks);
+		if (rev.reverting)
+			printf("revert to snapshot %u in progress: run 'ddsnap revert' of %u "
+			       "again\n",
+			       rev.to, rev.to);
+		else if (rev.point)
+			printf("origin reverted to snapshot %u (revert point kept until the next "
+			       "snapshot)\n",
+			       rev.point_to);
 		if (verbose)
 			printf("origin writes: %llu queries served in %llu batches\n",
 			       (unsigned long long)st->origin_queries,

@@ -14,15 +14,16 @@
 #define HEAD_SIZE sizeof(struct ddsnap_head_wire)
 
 static const char *const type_names[] = {
-	"HELLO", "CREATE", "DELETE", "PRIORITY", "USECOUNT", "LIST", "STATUS", "CHANGELIST", "SYNC",
+	"HELLO", "CREATE", "DELETE",	 "PRIORITY", "USECOUNT",
+	"LIST",	 "STATUS", "CHANGELIST", "SYNC",     "REVERT",
 };
 
 const char *ctl_type_name(u16 type)
 {
 	static const char *const reply_names[] = {
-		"HELLO|REPLY",	  "CREATE|REPLY",     "DELETE|REPLY",
-		"PRIORITY|REPLY", "USECOUNT|REPLY",   "LIST|REPLY",
-		"STATUS|REPLY",	  "CHANGELIST|REPLY", "SYNC|REPLY",
+		"HELLO|REPLY",	  "CREATE|REPLY", "DELETE|REPLY", "PRIORITY|REPLY",
+		"USECOUNT|REPLY", "LIST|REPLY",	  "STATUS|REPLY", "CHANGELIST|REPLY",
+		"SYNC|REPLY",	  "REVERT|REPLY",
 	};
 
 	if (!ctl_is_ctl_type(type))
@@ -113,6 +114,7 @@ static size_t body_size(const struct ctl_msg *m)
 	case CTL_DELETE:
 	case CTL_PRIORITY:
 	case CTL_USECOUNT:
+	case CTL_REVERT:
 		return reply ? sizeof(struct ctl_result_wire) : sizeof(struct ctl_tag_wire);
 	case CTL_LIST:
 		if (!reply)
@@ -181,6 +183,7 @@ ssize_t ctl_pack(const struct ctl_msg *m, void *buf, size_t size)
 	case CTL_DELETE:
 	case CTL_PRIORITY:
 	case CTL_USECOUNT:
+	case CTL_REVERT:
 		if (!reply) {
 			struct ctl_tag_wire *w = b;
 
@@ -384,6 +387,7 @@ int ctl_unpack(const void *buf, size_t len, struct ctl_msg *m, const char **why)
 	case CTL_DELETE:
 	case CTL_PRIORITY:
 	case CTL_USECOUNT:
+	case CTL_REVERT:
 		if (reply)
 			return check_len(body, sizeof(struct ctl_result_wire), 0, 0, why);
 		{

@@ -48,7 +48,8 @@ enum ctl_type {
 	CTL_STATUS = 0x0106,
 	CTL_CHANGELIST = 0x0107,
 	CTL_SYNC = 0x0108,
-	CTL_LAST = 0x0108,
+	CTL_REVERT = 0x0109, /* body ctl_tag_wire (arg 0), reply ctl_result_wire: chunks copied */
+	CTL_LAST = 0x0109,
 };
 
 /* Tags in CHANGELIST: DDSNAP_TAG_NONE (no source: the whole volume) and DDSNAP_TAG_HEAD
@@ -85,7 +86,7 @@ struct ctl_hello_reply_wire {
 	__u8 uuid[16];
 };
 
-struct ctl_tag_wire { /* CREATE, DELETE, PRIORITY, USECOUNT */
+struct ctl_tag_wire { /* CREATE, DELETE, PRIORITY, USECOUNT, REVERT */
 	__le32 tag;
 	__le32 reserved;
 	__le64 arg; /* two's complement s64: priority, usecount delta */

@@ -204,7 +204,9 @@ expect_out "exists" "the refusal says the tag exists"
 expect 2 "create with a bad tag" "$ddsnap" create "$sock" -5
 expect 2 "create with a tag out of range" "$ddsnap" create "$sock" 4294967295
 expect 2 "create with the reserved tag 4294967294" "$ddsnap" create "$sock" 4294967294
-expect_out "bad snapshot tag '4294967294': a number from 0 to 4294967293" "the refusal states the tag range"
+expect_out "bad snapshot tag '4294967294': a number from 0 to 4294967291" "the refusal states the tag range"
+expect 2 "create with the revert marker's tag 4294967293 (the volume's own)" "$ddsnap" create "$sock" 4294967293
+expect 2 "delete of the revert point's tag 4294967292" "$ddsnap" delete "$sock" 4294967292
 expect 2 "usecount with a count that would wrap" "$ddsnap" usecount "$sock" 1 18446744073709551617
 expect 0 "create 2" "$ddsnap" create "$sock" 2
 expect 0 "list" "$ddsnap" list "$sock"
@@ -356,6 +358,35 @@ rcv=$!
 expect 0 "send --to 127.0.0.1:PORT (incremental 2 -> 4)" "$ddsnap" send --to "127.0.0.1:$port" -d "$dir/origin" "$sock" 2 4
 expect 0 "receive --listen exits 0" wait "$rcv"
 expect 0 "the replica's origin is snapshot 4" cmp "$rorigin" "$dir/origin(4)"
+
+# revert (ddsnap(8)): misuse refused with nothing changed; a revert leaves a hidden revert
+# point that list never shows and status and --json report until the next snapshot.
+expect 2 "revert without arguments" "$ddsnap" revert
+expect 2 "revert with a bad tag" "$ddsnap" revert "$sock" x
+expect 2 "revert to a tag of the volume's own" "$ddsnap" revert "$sock" 4294967292
+expect_out "bad snapshot tag '4294967292': a number from 0 to 4294967291" "the refusal states the tag range"
+expect 1 "revert against no server" "$ddsnap" revert "$dir/nobody.sock" 2
+expect_out "cannot connect" "revert says it cannot connect"
+expect 1 "revert to a missing snapshot" "$ddsnap" revert "$sock" 9
+expect_out "snapshot 9: no such snapshot" "the refusal names the snapshot"
+expect 0 "list --json: no revert yet" "$ddsnap" list --json "$sock"
+expect_json '.revert == null and ([.snapshots[].tag] == [2, 3, 4])' "list --json: revert null"
+expect 0 "revert to snapshot 2" "$ddsnap" revert "$sock" 2
+expect_out "^origin reverted to snapshot 2: [0-9]+ chunks copied back$" "revert says what it did"
+expect 0 "list after the revert" "$ddsnap" list "$sock"
+expect 0 "list shows the snapshots only, the newer ones kept" test "$(cut -d' ' -f1 "$dir/out" | tr '\n' ' ')" = "2 3 4 "
+expect 0 "status after the revert" "$ddsnap" status "$sock"
+expect_out "^origin reverted to snapshot 2 " "status reports the revert"
+expect_out "^3 snapshots," "status counts the snapshots only"
+expect 0 "status --json after the revert" "$ddsnap" status --json "$sock"
+expect_json '.revert == {"to": 2, "state": "done"} and (.snapshots | length) == 3' "status --json: the revert, three snapshots"
+expect 0 "revert again (to 3)" "$ddsnap" revert "$sock" 3
+expect 0 "list --json after it" "$ddsnap" list --json "$sock"
+expect_json '.revert == {"to": 3, "state": "done"}' "list --json: the last revert"
+expect 0 "a snapshot after the revert" "$ddsnap" create "$sock" 5
+expect 0 "list --json after the snapshot" "$ddsnap" list --json "$sock"
+expect_json '.revert == null and ([.snapshots[].tag] == [2, 3, 4, 5])' "the snapshot dropped the revert point"
+expect 0 "delete 5" "$ddsnap" delete "$sock" 5
 
 # list across pages (64 snapshots a reply): 150 more on the replica, all listed, in order.
 for t in $(seq 1000 1149); do "$ddsnap" create "$rsock" "$t" >/dev/null || break; done

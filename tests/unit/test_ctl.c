@@ -86,6 +86,15 @@ static void test_ctl__round_trips(void **state)
 	assert_int_equal(out.tag, 42);
 	assert_true(out.arg == -5);
 
+	m = (struct ctl_msg){.type = CTL_REVERT, .tag = 7};
+	unpack_ok(pack(&m), &out);
+	assert_int_equal(out.type, CTL_REVERT);
+	assert_int_equal(out.tag, 7);
+	m = (struct ctl_msg){.type = CTL_REVERT | DDSNAP_MSG_REPLY};
+	m.result.value = 12345;
+	unpack_ok(pack(&m), &out);
+	assert_int_equal(out.result.value, 12345);
+
 	m = (struct ctl_msg){.type = CTL_DELETE | DDSNAP_MSG_REPLY};
 	ctl_result_set(&m.result, -EBUSY, "snapshot %u is held (usecount %u)", 42u, 1u);
 	unpack_ok(pack(&m), &out);
@@ -228,6 +237,8 @@ static void test_ctl__names(void **state)
 {
 	assert_string_equal(ctl_type_name(CTL_CREATE), "CREATE");
 	assert_string_equal(ctl_type_name(CTL_SYNC | DDSNAP_MSG_REPLY), "SYNC|REPLY");
+	assert_string_equal(ctl_type_name(CTL_REVERT), "REVERT");
+	assert_string_equal(ctl_type_name(CTL_REVERT | DDSNAP_MSG_REPLY), "REVERT|REPLY");
 	assert_string_equal(ctl_type_name(0x7777), "UNKNOWN");
 }
 
