@@ -14,11 +14,12 @@
  * so a chain A -> B -> C passes A's identity on).  receive checks the stream's header
  * against its own server before touching anything (the target snapshot must not exist yet,
  * the base snapshot must, and with the provenance the stream names: a snapshot of the same
- * tag from another history is refused here, not at its first mismatching extent), applies it to the origin device with the engine of `delta apply`
- * (source checksums against the device of snapshot fromtag, target checksums, resume
- * token), and then takes snapshot <tag> through the same path as `ddsnap create` (origin
- * devices suspended), recording the stream's provenance for it, so the next incremental has
- * its base and the snapshot its identity.
+ * tag from another history is refused here, not at its first mismatching extent), applies
+ * it to the origin device with the engine of `delta apply` (source checksums against the
+ * device of snapshot fromtag, target checksums, resume token), and then takes snapshot
+ * <tag> through the same path as `ddsnap create` (origin devices suspended), recording the
+ * stream's provenance for it, so the next incremental has its base and the snapshot its
+ * identity.
  *
  * Devices: found by their device-mapper table, never by their name (client/dmctl.h): the
  * device of snapshot T is one whose ddsnap target talks to <sock> (the same path as in the

@@ -6,7 +6,8 @@
  *
  * The restore is logical: the new store has the same chunk size and origin size, the same
  * scalars, the same entries in its exception tree, snapshot table, provenance tree (and then
- * the label's feature bit for it) and overlay trees, and the same data chunks allocated; the B+tree nodes, metadata addresses and txg numbers are new.
+ * the label's feature bit for it) and overlay trees, and the same data chunks allocated; the
+ * B+tree nodes, metadata addresses and txg numbers are new.
  * Lines that describe physical layout (node, ptr, root, metaslab, uberblock) are read past;
  * a dump with "error" lines is refused (it describes a damaged store), and pending intent
  * log records are not restored (a warning says how many).  Like initialize, it refuses to

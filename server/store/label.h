@@ -46,11 +46,12 @@ static_assert(LABEL_MIN_UB_SLOTS >= 2 && LABEL_MIN_UB_SLOTS <= LABEL_UB_SLOTS &&
 #define LABEL_MIN_DATA_CHUNKS 16
 
 /*
- * Feature bits this code knows (enum label_feature, format.h).  The format's one version scheme (doc/format.md,
- * "Versions and upgrades"): the label and uberblock version fields stay 1; every format
- * change adds one bit, incompat (an older binary refuses the store), ro_compat (an older
- * binary may only read it) or compat (an older binary may use it).  A label with a bit this
- * code does not know may use reserved bytes; it is refused by its features, not as damage.
+ * Feature bits this code knows (enum label_feature, format.h).  The format's one version
+ * scheme (doc/format.md, "Versions and upgrades"): the label and uberblock version fields
+ * stay 1; every format change adds one bit, incompat (an older binary refuses the store),
+ * ro_compat (an older binary may only read it) or compat (an older binary may use it).  A
+ * label with a bit this code does not know may use reserved bytes; it is refused by its
+ * features, not as damage.
  */
 #define LABEL_FEATURE_COMPAT_KNOWN    0ULL
 #define LABEL_FEATURE_INCOMPAT_KNOWN  0ULL

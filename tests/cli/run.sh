@@ -521,6 +521,15 @@ grep -A99 '^tree provenance$' "$dir/bdump" | grep '^entry' >"$dir/bprov"
 grep -A99 '^tree provenance$' "$dir/b2dump" | grep '^entry' >"$dir/b2prov"
 expect 0 "the provenance entries are the same" cmp "$dir/bprov" "$dir/b2prov"
 expect 0 "three of them" test "$(wc -l <"$dir/b2prov")" -eq 3
+# a provenance record of a snapshot that does not exist: check reports it, no server serves it
+awk '{print} /^tree provenance$/{p=1} p && /^entry /{sub(/key=[0-9]+/, "key=99"); print; p=0}' \
+	"$dir/bdump" >"$dir/bdump-orphan"
+truncate -s 64M "$dir/b3store"
+expect 0 "restore a dump with a provenance record of no snapshot" "$ddsnap" restore "$dir/bdump-orphan" "$dir/b3store"
+expect 3 "check reports it" "$ddsnap" check "$dir/b3store"
+expect_out "provenance record of snapshot 99, which does not exist" "naming the tag"
+truncate -s 16M "$dir/b3origin"
+expect 1 "a server refuses the store" "$ddsnap" server -p "$dir/b3pid" "$dir/b3store" "$dir/b3origin" "$dir/b3vol.sock"
 # a dump without a provenance tree (X's, as every dump before it) restores without the bit
 expect 0 "dump X's store" "$ddsnap" dump "$dir/xstore"
 cp "$dir/out" "$dir/xdump"

@@ -7,8 +7,8 @@
  * chunks, 64 data chunks) that already holds three snapshots and some copy-outs.  The input
  * is a sequence of records of 1 + 56 bytes: a type selector (0x100 + byte % 8, so the seven
  * record types, ENGINE_LOG_CREATE_FROM with its provenance included, and one unknown one)
- * and a 56-byte payload (struct engine_logrec_disk, or engine_logrec_create_from_disk); a selector with bit 7
- * set also shortens the payload by one byte.  Each record is replayed as open would.
+ * and a 56-byte payload (struct engine_logrec_disk, or engine_logrec_create_from_disk); a
+ * selector with bit 7 set also shortens the payload by one byte.  Each record is replayed as open would.
  * Checks: no crash or sanitizer report; every replay returns 0 or a negative errno; and
  * whatever replay accepted leaves an engine that engine_check finds consistent, with every
  * data chunk it references allocated and no other, and that syncs and reopens.  Records a

@@ -8,8 +8,8 @@
  * chunk of the origin and of every live snapshot is compared byte for byte, engine_check
  * and the changelists are checked often, and every delete must free exactly the unique
  * bytes the engine reported; a third of the creates are of received snapshots, whose
- * provenance must read back after every step (replayed, reopened, deleted with them).  Also: the full-store policy (alone and inside the random
- * runs), log failures, engine_check finding damage, discard, and cost tests that count
+ * provenance must read back after every step (replayed, reopened, deleted with them).
+ * Also: the full-store policy (alone and inside the random runs), log failures, engine_check finding damage, discard, and cost tests that count
  * metadata block accesses, not time.  Every random test prints its seed; set
  * ENGINE_TEST_SEED to replay one.
  */

@@ -6,7 +6,10 @@
  * a power cut at a random write; reopen, replay the intent log into the engine, sync.  After
  * every reopen `ddsnap check`'s two halves must pass: store_check (every block, the space
  * maps, no leak of metadata or data, nothing both free and used) and the engine's offline
- * check (exceptions, deadlists, overlays).  Seeds printed; STORE_ENGINE_SEED replays one,
+ * check (exceptions, deadlists, overlays, provenance).  A third of the creates are of
+ * received snapshots (engine_create_from), so the first one sets the label's feature bit
+ * and the provenance tree goes through the same crashes; once a received snapshot has been
+ * acknowledged, the label must carry the bit.  Seeds printed; STORE_ENGINE_SEED replays one,
  * STORE_ENGINE_SAVE=<file> saves the last round's snapstore image (to try dump and check on).
  */
 #include <stdarg.h>
@@ -106,6 +109,7 @@ static int pre_sync(void *arg, struct tx *tx)
 		return r;
 	store_set_root(v->s, UB_ROOT_EXCEPTIONS, &roots.exceptions);
 	store_set_root(v->s, UB_ROOT_SNAPSHOTS, &roots.snapshots);
+	store_set_root(v->s, UB_ROOT_PROVENANCE, &roots.provenance);
 	store_set_scalar(v->s, UB_SCALAR_GEN, roots.gen);
 	return 0;
 }
@@ -115,6 +119,13 @@ static int replay(void *arg, struct tx *tx, const struct intent_log_record *rec)
 	struct vol *v = arg;
 
 	return engine_replay(v->e, tx, rec->type, rec->payload, rec->len);
+}
+
+static int set_feature(void *priv)
+{
+	struct vol *v = priv;
+
+	return store_set_feature_ro_compat(v->s, LABEL_FEATURE_RO_PROVENANCE);
 }
 
 /* Opens store and engine on v's devices, replaying the log.  Returns 0 or an error. */
@@ -134,6 +145,8 @@ static int vol_open(struct vol *v)
 		.ilog_flush = ilog_flush,
 		.ilog_priv = v,
 		.autodelete = false,
+		.set_feature = set_feature,
+		.feature_priv = v,
 	};
 	struct engine_roots roots = {0};
 	char why[256];
@@ -148,6 +161,7 @@ static int vol_open(struct vol *v)
 	ep.cache = store_cache(v->s);
 	store_root(v->s, UB_ROOT_EXCEPTIONS, &roots.exceptions);
 	store_root(v->s, UB_ROOT_SNAPSHOTS, &roots.snapshots);
+	store_root(v->s, UB_ROOT_PROVENANCE, &roots.provenance);
 	roots.gen = store_scalar(v->s, UB_SCALAR_GEN);
 	r = engine_open(&ep, &roots, &v->e);
 	if (r) {
@@ -192,7 +206,12 @@ static void workload(struct vol *v, u64 *rng, u32 *next_tag, int nops)
 		if (!tx)
 			return;
 		if (op < 12) {
-			r = engine_create(v->e, tx, (*next_tag)++, 0, 0);
+			struct engine_provenance prov = {.gen = 1 + xorshift64(rng) % 1000};
+
+			memset(prov.uuid, 0x3c, sizeof(prov.uuid));
+			r = xorshift64(rng) % 3
+				    ? engine_create(v->e, tx, (*next_tag)++, 0, 0)
+				    : engine_create_from(v->e, tx, (*next_tag)++, 0, 0, &prov);
 		} else if (op < 17) {
 			r = *next_tag ? engine_delete(v->e, tx, (u32)(xorshift64(rng) % *next_tag))
 				      : 0;
@@ -249,6 +268,7 @@ static void check_both(struct vol *v, u64 seed)
 	assert_int_equal(uberblock_read_newest(v->snap, &l, &ub, NULL, NULL, 0), 0);
 	roots.exceptions = ub.roots[UB_ROOT_EXCEPTIONS];
 	roots.snapshots = ub.roots[UB_ROOT_SNAPSHOTS];
+	roots.provenance = ub.roots[UB_ROOT_PROVENANCE];
 	roots.gen = ub.scalars[UB_SCALAR_GEN];
 	c = cache_create(v->snap, 4 * MB);
 	cache_set_synced_txg(c, ub.txg);
@@ -256,6 +276,10 @@ static void check_both(struct vol *v, u64 seed)
 	cache_destroy(c);
 	if (r || er.problems)
 		fail_msg("seed %llu: engine check: %d %s", (unsigned long long)seed, r, why);
+	/* a provenance record on disk only under the label's bit */
+	if (er.provenance && !(l.feature_ro_compat & LABEL_FEATURE_RO_PROVENANCE))
+		fail_msg("seed %llu: %llu provenance records, no feature bit",
+			 (unsigned long long)seed, (unsigned long long)er.provenance);
 }
 
 static void iteration(u64 seed)

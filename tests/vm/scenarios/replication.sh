@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-only
-# vm-disks: 4 48M
+# vm-disks: 6 48M
 # vm-timeout: 780
 #
 # replication: ddsnap send / receive between two volumes in one guest, a master and a
@@ -14,7 +14,10 @@
 # replica's origin and snapshots untouched; an incremental from an older base then works.
 # A stray write on the replica's origin makes the next incremental refused.  Every received
 # snapshot carries the master's identity (list --json origin_uuid and origin_gen, issue 19),
-# and the replica's list --json says when its origin was written (origin_written).
+# and the replica's list --json says when its origin was written (origin_written).  A chain:
+# the replica passes snapshots on to a third volume, the incremental from its own
+# changelist (its origin written by receive through its device), and the third volume's
+# snapshots carry the master's identity and the master's bytes.
 #
 # send and receive find their devices by the dm table (socket and tag), not by name: the
 # master's are named by hand (home, home@N), the replica's as the monitor names them
@@ -224,6 +227,28 @@ expect_eq "$(jq -r '.snapshots[0].origin_uuid' "$RESULTS/replica.json")" \
 expect_eq "$(jq -c '[.origin_written, .receive_token]' "$RESULTS/replica.json")" "[false,null]" \
 	"the replica's origin_written and receive_token"
 
+step "a chain: the replica sends 1 in full and 1 -> 7 incrementally to a third volume"
+cstore=${DISKS[4]} corigin=${DISKS[5]} csock=/run/cvol.sock
+must "$ddsnap" initialize "$cstore" "$corigin"
+must "$ddsnap" server -l "$RESULTS/third.log" -p /run/cvol.pid "$cstore" "$corigin" "$csock"
+dm_create third "0 $n ddsnap $cstore $corigin $csock -1"
+"$ddsnap" send "$rsock" 1 | "$ddsnap" receive -v "$csock" 1
+dm_create third@1 "0 $n ddsnap $cstore $corigin $csock 1"
+"$ddsnap" send -v "$rsock" 1 7 | "$ddsnap" receive -v "$csock" 7
+dm_create third@7 "0 $n ddsnap $cstore $corigin $csock 7"
+drop_caches
+for t in 1 7; do
+	expect_eq "$(sha_of "/dev/mapper/third@$t")" "$(sha_of "$(dev mvol "$t")")" \
+		"the third volume's snapshot $t (sha256 of the device)"
+done
+"$ddsnap" list --json "$csock" >"$RESULTS/third.json"
+cat "$RESULTS/third.json"
+for t in 1 7; do
+	q=".snapshots[] | select(.tag == $t) | [.origin_uuid, .origin_gen]"
+	expect_eq "$(jq -c "$q" "$RESULTS/third.json")" "$(jq -c "$q" "$RESULTS/master.json")" \
+		"identity of snapshot $t on the third volume"
+done
+
 step "the replica's snapshot 7 mounts and shows the master's files"
 mount -o ro,noload "$(dev rvol 7)" /mnt/r
 tree_sums /mnt/m >"$RESULTS/sums-master"
@@ -254,8 +279,9 @@ expect_eq "$(sha_of "$(dev rvol 7)")" "$sha_r7" "replica snapshot 7 after the st
 step "tear down; both stores check clean"
 umount /mnt/r /mnt/m
 for t in 1 2 3 4 5 7 -1; do dm_remove "$(basename "$(dev rvol "$t")")"; done
+for d in third@7 third@1 third; do dm_remove "$d"; done
 for t in 1 2 3 4 5 6 7 8 -1; do dm_remove "$(basename "$(dev mvol "$t")")"; done
-for v in mvol rvol; do
+for v in mvol rvol cvol; do
 	kill -TERM "$(cat /run/$v.pid)"
 	for _ in $(seq 100); do
 		[[ -e /run/$v.pid ]] || break
@@ -265,6 +291,7 @@ for v in mvol rvol; do
 done
 must "$ddsnap" check "$mstore"
 must "$ddsnap" check "$rstore"
+must "$ddsnap" check "$cstore"
 expect_no_kmsg 'BUG|WARNING|Oops|ddsnap.*(error|fail)' "kernel log"
 rmmod dm_ddsnap
 log "replication: every received snapshot was identical to the master's"
