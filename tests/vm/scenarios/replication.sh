@@ -18,6 +18,11 @@
 # the replica passes snapshots on to a third volume, the incremental from its own
 # changelist (its origin written by receive through its device), and the third volume's
 # snapshots carry the master's identity and the master's bytes.
+# ddsnap revert: refused while the origin is mounted or open; the replica's own snapshot
+# 100 and writes after it, a revert to 7 whose server is SIGKILLed midway (create, delete 7
+# and receive refused until the same revert, run again, finishes), then origin = snapshot 7
+# and snapshots 5, 7 and 100 unchanged; 7 -> 8 accepted although 100 is newer; after a
+# revert to 8 and a raw write on the origin, 8 -> 9 refused.
 #
 # send and receive find their devices by the dm table (socket and tag), not by name: the
 # master's are named by hand (home, home@N), the replica's as the monitor names them
@@ -276,11 +281,106 @@ expect_eq "$(replica_tags)" "1 2 3 4 5 7 " "replica snapshots after the refusal"
 drop_caches
 expect_eq "$(sha_of "$(dev rvol 7)")" "$sha_r7" "replica snapshot 7 after the stray write"
 
+step "ddsnap revert: refused while the origin is mounted or open, nothing changed"
+drop_caches
+sha_m8=$(sha_of "$(dev mvol 8)")
+rc=0
+"$ddsnap" revert "$msock" 7 2>"$RESULTS/revert-mounted.txt" || rc=$?
+cat "$RESULTS/revert-mounted.txt"
+((rc == 1)) || fail "revert of a mounted origin: exit $rc, expected 1"
+grep -q "origin device /dev/mapper/home is in use" "$RESULTS/revert-mounted.txt" ||
+	fail "the refusal does not name the mounted origin device"
+expect_eq "$("$ddsnap" list --json "$msock" | jq -c .revert)" "null" "no revert recorded on the master"
+expect_eq "$(sha_of "$(dev mvol 8)")" "$sha_m8" "master snapshot 8 after the refusal"
+exec 9<"$(dev rvol -1)"
+rc=0
+"$ddsnap" revert "$rsock" 7 2>"$RESULTS/revert-open.txt" || rc=$?
+exec 9<&-
+cat "$RESULTS/revert-open.txt"
+((rc == 1)) || fail "revert of an open origin: exit $rc, expected 1"
+grep -q "is open by another process" "$RESULTS/revert-open.txt" ||
+	fail "the refusal does not say the origin is open"
+
+step "the replica's own snapshot 100 and more writes; revert to 7 with the server killed midway"
+# the replica's origin holds the stray write (16 KiB); snapshot 100, then 6 MiB more (the
+# revert copies 390 chunks back; the store has room for that twice, the marker's copies)
+must "$ddsnap" create "$rsock" 100
+snap_dev rvol 100
+write_pattern "$(dev rvol -1)" "after-100" $((4 * 1024 * 1024)) $((6 * 1024 * 1024))
+sync
+drop_caches
+sha_r100=$(sha_of "$(dev rvol 100)")
+sha_r5=$(sha_of "$(dev rvol 5)")
+must_fail cmp -s "$(dev rvol -1)" "$(dev rvol 7)"
+"$ddsnap" revert "$rsock" 7 >"$RESULTS/revert-killed.txt" 2>&1 &
+rev_pid=$!
+state=none
+for _ in $(seq 1000); do
+	st=$("$ddsnap" status "$rsock" 2>/dev/null) || true
+	if grep -q "^revert to snapshot 7 in progress" <<<"$st"; then
+		state=in-progress
+		break
+	elif grep -q "^origin reverted to snapshot 7" <<<"$st"; then
+		state="done"
+		break
+	fi
+done
+rpid=$(cat /run/rvol.pid)
+kill -KILL "$rpid"
+while kill -0 "$rpid" 2>/dev/null; do sleep 0.1; done
+wait "$rev_pid" 2>/dev/null || true
+log "replica server killed with the revert $state"
+[[ $state == in-progress ]] || fail "the revert was not in progress when its server was killed ($state)"
+must "$ddsnap" server -l "$RESULTS/replica.log" -p /run/rvol.pid "$rstore" "$rorigin" "$rsock"
+"$ddsnap" list --json "$rsock" >"$RESULTS/revert-state.json"
+expect_eq "$(jq -c .revert "$RESULTS/revert-state.json")" '{"to":7,"state":"in-progress"}' \
+	"the restarted server reports the unfinished revert"
+expect_eq "$(jq -c '[.snapshots[].tag]' "$RESULTS/revert-state.json")" "[1,2,3,4,5,7,100]" \
+	"only the user's snapshots are listed"
+must_fail "$ddsnap" create "$rsock" 101
+must_fail "$ddsnap" delete "$rsock" 7
+rc=0
+"$ddsnap" send "$msock" 7 8 | "$ddsnap" receive "$rsock" 8 2>"$RESULTS/revert-recv.txt" || rc=$?
+cat "$RESULTS/revert-recv.txt"
+((rc != 0)) || fail "a stream was received during an unfinished revert"
+grep -q "a revert to snapshot 7 is in progress" "$RESULTS/revert-recv.txt" ||
+	fail "the refusal does not name the unfinished revert"
+step "the same revert again finishes it: origin = snapshot 7, every snapshot as before"
+must "$ddsnap" revert "$rsock" 7
+drop_caches
+expect_eq "$(sha_of "$(dev rvol -1)")" "$(sha_of "$(dev rvol 7)")" "replica origin = its snapshot 7"
+expect_eq "$(sha_of "$(dev rvol -1)")" "$(sha_of "$(dev mvol 7)")" "replica origin = master snapshot 7"
+expect_eq "$(sha_of "$(dev rvol 7)")" "$sha_r7" "replica snapshot 7 after the revert"
+expect_eq "$(sha_of "$(dev rvol 100)")" "$sha_r100" "replica snapshot 100 (newer) after the revert"
+expect_eq "$(sha_of "$(dev rvol 5)")" "$sha_r5" "replica snapshot 5 (older) after the revert"
+expect_eq "$("$ddsnap" list --json "$rsock" | jq -c .revert)" '{"to":7,"state":"done"}' "the revert is done"
+
+step "an incremental based on the reverted-to snapshot is accepted (100 is newer: set aside)"
+"$ddsnap" send "$msock" 7 8 | "$ddsnap" receive -v "$rsock" 8
+snap_dev rvol 8
+same 8
+expect_eq "$(sha_of "$(dev rvol 100)")" "$sha_r100" "replica snapshot 100 after receiving 8"
+expect_eq "$("$ddsnap" list --json "$rsock" | jq -c .revert)" "null" "receiving 8 dropped the revert point"
+
+step "revert to 8 again, a raw write on the reverted origin: the next incremental is refused"
+write_pattern /mnt/m/f6 "nine-6" 0 20000
+master_snap 9
+must "$ddsnap" revert "$rsock" 8
+write_pattern "$(dev rvol -1)" "after-revert" $((2 * 1024 * 1024)) 16384
+sync
+rc=0
+"$ddsnap" send "$msock" 8 9 | "$ddsnap" receive "$rsock" 9 2>"$RESULTS/revert-written.txt" || rc=$?
+cat "$RESULTS/revert-written.txt"
+((rc != 0)) || fail "an incremental was received onto an origin written after the revert"
+grep -q "written since its revert to snapshot 8" "$RESULTS/revert-written.txt" ||
+	fail "the refusal does not name the writes since the revert"
+expect_eq "$(replica_tags)" "1 2 3 4 5 7 100 8 " "replica snapshots after the refusal"
+
 step "tear down; both stores check clean"
 umount /mnt/r /mnt/m
-for t in 1 2 3 4 5 7 -1; do dm_remove "$(basename "$(dev rvol "$t")")"; done
+for t in 1 2 3 4 5 7 100 8 -1; do dm_remove "$(basename "$(dev rvol "$t")")"; done
 for d in third@7 third@1 third; do dm_remove "$d"; done
-for t in 1 2 3 4 5 6 7 8 -1; do dm_remove "$(basename "$(dev mvol "$t")")"; done
+for t in 1 2 3 4 5 6 7 8 9 -1; do dm_remove "$(basename "$(dev mvol "$t")")"; done
 for v in mvol rvol cvol; do
 	kill -TERM "$(cat /run/$v.pid)"
 	for _ in $(seq 100); do
