@@ -275,7 +275,9 @@ sha_r100=$(sha_of "$(dev rvol 100)")
 sha_r5=$(sha_of "$(dev rvol 5)")
 must_fail cmp -s "$(dev rvol -1)" "$(dev rvol 7)"
 # The origin's disk suspended: the revert records its marker, then blocks at its first
-# origin read (a copy-out); the server is killed there, then the disk resumed.
+# origin read (a copy-out); the server is killed there, then the disk resumed.  The devices'
+# lost connections are logged: the kernel log is checked up to here and marked again below.
+expect_no_kmsg 'BUG|WARNING|Oops|ddsnap.*(error|fail)' "kernel log before the server kill"
 dmsetup suspend rorigin
 "$ddsnap" revert "$rsock" 7 >"$RESULTS/revert-killed.txt" 2>&1 &
 rev_pid=$!
@@ -309,6 +311,11 @@ grep -q "a revert to snapshot 7 is in progress" "$RESULTS/revert-recv.txt" ||
 	fail "the refusal does not name the unfinished revert"
 step "the same revert again finishes it: origin = snapshot 7, every snapshot as before"
 must "$ddsnap" revert "$rsock" 7
+for _ in $(seq 100); do # every device reconnected to the new server
+	! dmsetup status | grep -q "mode=server-lost" && break
+	sleep 0.2
+done
+kmsg_mark
 drop_caches
 expect_eq "$(sha_of "$(dev rvol -1)")" "$(sha_of "$(dev rvol 7)")" "replica origin = its snapshot 7"
 expect_eq "$(sha_of "$(dev rvol -1)")" "$(sha_of "$(dev mvol 7)")" "replica origin = master snapshot 7"
