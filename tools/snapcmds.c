@@ -270,7 +270,6 @@ int cmd_revert(int argc, char **argv)
 			free(path);
 			goto out;
 		}
-		free(path);
 		/* Our exclusive open is one; any other is someone else's. */
 		m = dmctl_find(argv[optind], DMCTL_TAG_ORIGIN, now, ARRAY_SIZE(now));
 		for (int j = 0; j < m; j++)
@@ -278,14 +277,20 @@ int cmd_revert(int argc, char **argv)
 				cmd_error(argv[0],
 					  "origin device %s is open by another process: close it "
 					  "first; nothing was changed",
-					  devs[i].name);
+					  path);
+				free(path);
 				goto out;
 			}
+		free(path);
 	}
 	rc = simple_call(argv[0], c, &req, &reply);
 	if (rc == EXIT_OK)
 		printf("origin reverted to snapshot %u: %llu chunks copied back\n", req.tag,
 		       (unsigned long long)reply.result.value);
+	else if (!reply.result.error) /* no answer: the server may have stopped midway */
+		cmd_error(argv[0],
+			  "the revert may be unfinished ('ddsnap status' says so): run the same "
+			  "command again once the server is back");
 out:
 	for (int i = 0; i < n; i++)
 		if (fds[i] >= 0)

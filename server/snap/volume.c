@@ -49,9 +49,13 @@
  * it returns), then the snapshot readers of that chunk are waited for (the server's read
  * locks), then T's data (read through T's own mapping, which the copy-out never changes:
  * the new exception dies in the current gen, after T's) is written to the origin chunk.
- * The origin is flushed after each batch.  This runs in the server, not through the dm
- * devices, so that it works on files and the server's read locks and copy-outs are the
- * ones every origin write uses.
+ * The origin is flushed after each batch.  This runs in the server, not in the tool
+ * through the dm devices (read the snapshot device, write the origin device, the kernel
+ * doing the copy-outs): the marker below must be in the store anyway, the server's copy-outs
+ * and read locks are the ones every origin write uses, and it works on files (tests, `ddsnap`
+ * without a kernel).  The price: the origin device must not be written meanwhile (the
+ * kernel would not know the server writes under it), which `ddsnap revert` enforces by
+ * refusing while the device is open and holding it open exclusively.
  *
  * Marker and revert point (volume.h).  The revert starts by creating the hidden marker
  * snapshot (logged like any create) and ends by creating the hidden revert point and then
@@ -89,8 +93,8 @@
  * delete, then copy-outs, then a crash within one txg -- exists outside revert: an
  * engine issue, not fixed here.)
  *
- * Crash argument.  Nothing here writes anything itself: the engine's records reach the log
- * before its calls return, and the trees reach the disk only through txg syncs.  A crash at
+ * Crash argument.  Apart from a revert's origin writes (above), nothing here writes
+ * anything itself: the engine's records reach the log before its calls return, and the trees reach the disk only through txg syncs.  A crash at
  * any point leaves the last synced txg plus a log whose replay re-applies every
  * acknowledged change.
  */
