@@ -51,6 +51,7 @@
  * uberblock's root pointing at a complete tree of the last synced txg.
  */
 #include "pdata/btree_internal.h"
+#include "util/iopool.h"
 #include "util/log.h"
 
 /*----------------------------------------------------------------
@@ -579,6 +580,51 @@ void btree_cursor_fini(struct btree_cursor *c)
 	c->valid = false;
 }
 
+void btree_cursor_readahead(struct btree_cursor *c, struct iopool *pool)
+{
+	c->ra = pool && iopool_width(pool) > 1 ? pool : NULL;
+	c->ra_parent = 0;
+}
+
+/* Leaves one readahead reads at most: a whole parent of the exception tree (84 children). */
+#define BTREE_READAHEAD_LEAVES 128
+
+struct readahead {
+	struct btree *t;
+	struct blkptr ptr[BTREE_READAHEAD_LEAVES];
+};
+
+static int readahead_one(void *arg, unsigned worker, u32 j)
+{
+	struct readahead *ra = arg;
+	struct cblock *b;
+
+	if (!btree_read_node(ra->t, &ra->ptr[j], 0, &b))
+		cache_put(ra->t->cache, b);
+	return 0;
+}
+
+/* The cursor's readahead (btree.h) for a spine just positioned on a leaf. */
+static void cursor_readahead(struct btree_cursor *c, const struct spine *s)
+{
+	const struct spine_level *parent = &s->lv[s->depth - 2];
+	struct readahead *ra;
+	unsigned nr, n = 0;
+
+	if (s->depth < 2 || parent->ptr.blocknr == c->ra_parent)
+		return;
+	c->ra_parent = parent->ptr.blocknr;
+	nr = node_nr(parent->b->data);
+	if (parent->idx + 1 >= nr)
+		return;
+	ra = xmalloc(sizeof(*ra));
+	ra->t = c->tree;
+	for (unsigned i = parent->idx + 1; i < nr && n < BTREE_READAHEAD_LEAVES; i++)
+		node_child(parent->b->data, &c->tree->node, i, &ra->ptr[n++]);
+	iopool_run(c->ra, readahead_one, ra, n);
+	free(ra);
+}
+
 int btree_cursor_seek(struct btree_cursor *c, const void *key, enum btree_seek how)
 {
 	struct btree *t = c->tree;
@@ -590,6 +636,8 @@ int btree_cursor_seek(struct btree_cursor *c, const void *key, enum btree_seek h
 	r = locate(t, key, how, &s);
 	if (r)
 		return r;
+	if (c->ra && s.depth >= 2)
+		cursor_readahead(c, &s);
 	leaf = &s.lv[s.depth - 1];
 	memcpy(c->leaf, leaf->b->data, DDSNAP_BLOCK_SIZE);
 	c->idx = (int)leaf->idx;

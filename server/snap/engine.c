@@ -22,7 +22,10 @@
  * reference/snapshot_model.py and test_engine's reopen checks exercise this.)  Rebuilding
  * costs O(exceptions) at open (about 26 ns per exception from the cache, bench_engine) and
  * 16 bytes of memory per exception, and nothing afterwards: every later change keeps the
- * deadlists in step.  Persisting sublists (ZFS bpobjs: a table keyed (deadlist id, key,
+ * deadlists in step.  From a cold cache the walk is bound by the device's latency, one
+ * leaf read per 100-odd exceptions, so it reads ahead (btree_cursor_readahead) on the
+ * copy-out threads, which are idle until the volume serves: one round of parallel reads
+ * per parent node instead of one read per leaf (bench/open.sh, BENCHMARKS.md).  Persisting sublists (ZFS bpobjs: a table keyed (deadlist id, key,
  * piece) of per-piece trees, so a merge re-keys pieces instead of moving entries) would make
  * open O(sublists) and the memory O(sublists); the uberblock has a root slot for it
  * (UB_ROOT_DEADLISTS) when open time or memory matters.
@@ -442,6 +445,7 @@ static int rebuild_deadlists(struct engine *e)
 	int err;
 
 	btree_cursor_init(&c, e->exc);
+	btree_cursor_readahead(&c, e->copiers);
 	for (err = btree_cursor_seek(&c, NULL, BTREE_FIRST); !err; err = btree_cursor_next(&c)) {
 		const void *k = btree_cursor_key(&c), *v = btree_cursor_value(&c);
 		u64 chunk = btree_get_le64(k, 0), death = btree_get_le64(k, 1);
