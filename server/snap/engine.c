@@ -1333,19 +1333,16 @@ static void snap_info(struct engine *e, struct snap *s, struct engine_snapinfo *
 
 u32 engine_list(struct engine *e, u32 first, struct engine_snapinfo *out, u32 max)
 {
-	u32 n = 0;
+	u32 total = e->nlive + e->ninvalid, n = 0, k = e->nlive;
 
-	for (u32 i = 0; i < e->nlive; i++, n++)
-		if (n >= first && n - first < max)
-			snap_info(e, e->live[i], &out[n - first]);
-	for (u32 h = 0; e->ninvalid && h < e->hash_size; h++)
-		for (struct snap *s = e->hash[h]; s; s = s->hnext)
-			if (s->state == ENGINE_SNAP_INVALID) {
-				if (n >= first && n - first < max)
-					snap_info(e, s, &out[n - first]);
-				n++;
-			}
-	return n;
+	for (u32 i = first; i < e->nlive && n < max; i++, e->list_visits++)
+		snap_info(e, e->live[i], &out[n++]);
+	/* The invalidated ones, in hash order, only for a page that reaches them. */
+	for (u32 h = 0; n < max && first + n < total && h < e->hash_size; h++)
+		for (struct snap *s = e->hash[h]; s && n < max; s = s->hnext, e->list_visits++)
+			if (s->state == ENGINE_SNAP_INVALID && k++ >= first)
+				snap_info(e, s, &out[n++]);
+	return total;
 }
 
 int engine_snap_info(struct engine *e, u32 tag, struct engine_snapinfo *out)
@@ -1373,6 +1370,7 @@ void engine_status(struct engine *e, struct engine_status *o)
 	o->avail_chunks = e->p.space ? e->p.space->avail(e->p.space_priv) : 0;
 	o->reserve_chunks = e->p.reserve_chunks;
 	o->copyouts = e->copyouts;
+	o->list_visits = e->list_visits;
 	o->policy_deletes = e->policy_deletes;
 	o->policy_invalidates = e->policy_invalidates;
 	o->enospc = e->enospc;

@@ -311,8 +311,10 @@ struct engine_snapinfo {
 
 /*
  * Fills @out with up to @max snapshots from position @first of the list -- live ones in gen
- * order, then invalidated ones -- and returns how many exist in all.  A page costs
- * O(snapshots + max * log sublists): only the snapshots returned are summed up.
+ * order, then invalidated ones -- and returns how many exist in all.  A page of live ones
+ * costs O(max * log sublists): it starts at live[@first], so listing S snapshots page by
+ * page is O(S), not O(S^2 / max).  A page that reaches the invalidated ones (rare: a
+ * snapshot the full-store policy dropped while in use) also walks the tag hash, O(snapshots).
  */
 u32 engine_list(struct engine *e, u32 first, struct engine_snapinfo *out, u32 max);
 /* One snapshot's info.  Returns 0 or -ENODATA.  O(log sublists). */
@@ -325,6 +327,7 @@ struct engine_status {
 	u64 head_written_bytes; /* overwritten since the newest snapshot */
 	u64 avail_chunks, reserve_chunks;
 	u64 copyouts, policy_deletes, policy_invalidates, enospc; /* since open */
+	u64 list_visits; /* snapshots engine_list looked at, since open (work, for tests) */
 	bool failed;
 };
 void engine_status(struct engine *e, struct engine_status *out);

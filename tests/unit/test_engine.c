@@ -1044,6 +1044,44 @@ static void test_engine__cost_origin_write_independent_of_snapshots(void **state
 }
 
 /*
+ * Listing 10,000 snapshots page by page looks at each once (a page starts where it should,
+ * it does not count its way there from the first), and a page that reaches the invalidated
+ * ones still returns them after the live ones.
+ */
+static void test_engine__cost_list_linear(void **state)
+{
+	const u32 nsnaps = 10000, page = 64;
+	struct engine_snapinfo *info = xmalloc(page * sizeof(*info));
+	struct engine_status st0, st;
+	struct efix f;
+	u32 seen = 0;
+
+	efix_init(&f, CS, 64, 64, false, 1);
+	for (u32 t = 1; t <= nsnaps; t++)
+		assert_int_equal(engine_create(f.e, &f.tx, t, t, 0), 0);
+	engine_status(f.e, &st0);
+	for (u32 first = 0; first < nsnaps; first += page) {
+		u32 n = MIN(page, nsnaps - first);
+
+		assert_int_equal(engine_list(f.e, first, info, page), nsnaps);
+		for (u32 i = 0; i < n; i++)
+			assert_int_equal(info[i].tag, first + i + 1);
+		seen += n;
+	}
+	assert_int_equal(seen, nsnaps);
+	engine_status(f.e, &st);
+	print_message("listing %u snapshots in pages of %u looked at %llu\n", nsnaps, page,
+		      (unsigned long long)(st.list_visits - st0.list_visits));
+	assert_int_equal(st.list_visits - st0.list_visits, nsnaps);
+	/* Past the end: nothing looked at. */
+	assert_int_equal(engine_list(f.e, nsnaps, info, page), nsnaps);
+	engine_status(f.e, &st0);
+	assert_int_equal(st0.list_visits, st.list_visits);
+	efix_fini(&f);
+	free(info);
+}
+
+/*
  * Deleting a snapshot that has nothing unique, among many exceptions: a handful of block
  * accesses (the snapshot table), no exception touched, nothing freed.
  */
@@ -1131,6 +1169,7 @@ int main(void)
 		cmocka_unit_test(test_engine__discard_is_a_write),
 		cmocka_unit_test(test_engine__cost_origin_write_independent_of_snapshots),
 		cmocka_unit_test(test_engine__cost_delete_nothing_unique),
+		cmocka_unit_test(test_engine__cost_list_linear),
 		cmocka_unit_test(test_engine__cost_changelist_pruned),
 	};
 
