@@ -70,6 +70,7 @@
 #include "blk/format.h"
 #include "util/iopool.h"
 #include "util/log.h"
+#include "util/xfer.h"
 #include <string.h>
 
 /*
@@ -440,10 +441,14 @@ static int exception_ok(struct engine *e, u64 leaf, int idx, u64 chunk, u64 deat
 
 static int rebuild_deadlists(struct engine *e)
 {
+	struct xfer_progress prog;
 	struct btree_cursor c;
-	u64 orphans = 0;
+	u64 orphans = 0, n = 0;
 	int err;
 
+	xfer_progress_init_units(&prog, "deadlists from the exception tree", "chunks",
+				 e->p.origin_chunks, false);
+	prog.enabled &= e->p.progress;
 	btree_cursor_init(&c, e->exc);
 	btree_cursor_readahead(&c, e->copiers);
 	for (err = btree_cursor_seek(&c, NULL, BTREE_FIRST); !err; err = btree_cursor_next(&c)) {
@@ -462,8 +467,13 @@ static int rebuild_deadlists(struct engine *e)
 			key = birth;
 		}
 		deadlist_insert(owner_dl(e, death), key, chunk, death, e->p.chunk_size);
+		if (++n % 4096 == 0)
+			xfer_progress_update(&prog, chunk);
 	}
 	btree_cursor_fini(&c);
+	if (!err || err == -ENODATA)
+		prog.done = prog.total;
+	xfer_progress_done(&prog);
 	if (orphans)
 		log_warn("engine: %llu exceptions visible to no live snapshot",
 			 (unsigned long long)orphans);

@@ -165,6 +165,12 @@ struct engine_params {
 	 */
 	bool copies_ordered;
 	/*
+	 * Draw a progress line of the open's deadlist rebuild on stderr if it is a terminal
+	 * (util/xfer.h): the chunk the walk has reached of origin_chunks (it goes in chunk
+	 * order), with an estimate of the time left.
+	 */
+	bool progress;
+	/*
 	 * The data region, as snapstore chunk addresses [data_first, data_end): an exception or
 	 * overlay entry naming a chunk outside it is damage (-EILSEQ at open or when read),
 	 * never an address handed out.  Both 0: not checked (tools without a label).

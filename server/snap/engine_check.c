@@ -58,6 +58,7 @@ int engine_check_offline(struct cache *cache, const struct engine_roots *roots, 
 		.origin_chunks = origin_chunks,
 		.cache = cache,
 		.read_only = true,
+		.progress = true, /* `ddsnap check` on a terminal */
 	};
 	struct engine *e;
 	int err = engine_open(&p, roots, &e);

@@ -302,6 +302,7 @@ int volume_open(const struct volume_params *p, struct volume **out, char *why, s
 		MAX((space_avail(v) >> VOLUME_RESERVE_SHIFT), (u64)VOLUME_RESERVE_MIN_CHUNKS);
 	ep.autodelete = true;
 	ep.copy_threads = VOLUME_COPY_THREADS;
+	ep.progress = p->progress;
 	/* the log's flushes are the snapstore's ("Flushes saved"): no data checksums */
 	ep.copies_ordered = !v->metadev;
 	ep.data_first = l->data_start / v->chunk_blocks;

@@ -377,9 +377,17 @@ wait_gone "$pid"
 expect 1 "the server removed its pid file on SIGTERM" test -e "$pid"
 expect 0 "check the stopped store" "$ddsnap" check "$store"
 expect_out "clean" "check reports the store clean"
+# Progress lines (util/xfer.h) go to a terminal only: none in a file, one on a pty.
+expect 0 "check draws no progress line when stderr is not a terminal" bash -c "! grep -q 'tree blocks\|deadlists from\|ETA' '$dir/err'"
+expect 0 "restore draws none either" bash -c "truncate -s 64M '$dir/rstore' && '$ddsnap' dump '$store' | '$ddsnap' restore -y - '$dir/rstore' 2>'$dir/rerr' && ! grep -q 'restore: \|ETA' '$dir/rerr'"
+expect_out "restored [0-9]+ exceptions" "and it restored the store"
+rm -f "$dir/rstore"
+expect 0 "check on a terminal draws its progress" script -qec "'$ddsnap' check '$store'" /dev/null
+expect_out "check: tree blocks: [0-9]+ / [0-9]+ blocks .*ETA" "the line says what, how far and the time left"
 expect 0 "dump" "$ddsnap" dump "$store"
 expect_out "^label " "dump starts with the label"
 expect 0 "the server starts again on the same store" "$ddsnap" server -p "$pid" "$store" "$origin" "$sock"
+expect 0 "the server's open drew no progress line (stderr not a terminal)" bash -c "! grep -q 'deadlists from\\|ETA' '$dir/err'"
 expect 0 "snapshot 2 survived the restart" "$ddsnap" status "$sock" 2
 
 kill -TERM "$(cat "$pid")"
