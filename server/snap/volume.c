@@ -52,6 +52,7 @@
 #include "snap/engine.h"
 #include "store/intent_log.h"
 #include "util/log.h"
+#include "util/xfer.h"
 #include "pdata/metaslab.h"
 #include "store/store.h"
 #include <pthread.h>
@@ -208,14 +209,22 @@ static void volume_free(struct volume *v)
 	free(v);
 }
 
-/* Says in the text log which txg the store opened at and what replay re-applied. */
-static void report_open(struct volume *v)
+/*
+ * Says in the text log which txg the store opened at, what replay re-applied, and what the
+ * open's time went to (@ms: the store, the engine's deadlist rebuild, the replay).
+ */
+static void report_open(struct volume *v, const double ms[3])
 {
 	struct intent_log_stats ls;
+	struct engine_status es;
 
 	intent_log_stats(store_log(v->store), &ls);
+	engine_status(v->engine, &es);
 	log_info("store opened at txg %llu, %llu log records replayed",
 		 (unsigned long long)store_synced_txg(v->store), (unsigned long long)ls.replayed);
+	log_info("open: store %.0f ms, engine %.0f ms (%llu exceptions, %u snapshots), "
+		 "replay %.0f ms",
+		 ms[0], ms[1], (unsigned long long)es.exceptions, es.live + es.invalidated, ms[2]);
 }
 
 int volume_open(const struct volume_params *p, struct volume **out, char *why, size_t whylen)
@@ -227,6 +236,8 @@ int volume_open(const struct volume_params *p, struct volume **out, char *why, s
 	const struct label *l;
 	struct store_hook hook = {.pre_sync = engine_pre_sync, .arg = v};
 	char sub[700]; /* an intent log damage report is long */
+	struct timespec t0;
+	double ms[3];
 	int r;
 
 	pthread_mutex_init(&v->lock, NULL);
@@ -260,7 +271,9 @@ int volume_open(const struct volume_params *p, struct volume **out, char *why, s
 	cfg.cache_bytes = p->cache_bytes;
 	cfg.txg_timeout_ms = p->txg_timeout_ms;
 	cfg.discard_damaged_log = p->discard_damaged_log;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	r = store_open(&cfg, &v->store, sub, sizeof(sub));
+	ms[0] = 1000 * xfer_elapsed(&t0);
 	if (r) {
 		why_printf(why, whylen, r, "cannot open the store on %s: %s", p->snapstore, sub);
 		goto out_close_devs;
@@ -310,18 +323,22 @@ int volume_open(const struct volume_params *p, struct volume **out, char *why, s
 	store_root(v->store, UB_ROOT_EXCEPTIONS, &roots.exceptions);
 	store_root(v->store, UB_ROOT_SNAPSHOTS, &roots.snapshots);
 	roots.gen = store_scalar(v->store, UB_SCALAR_GEN);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	r = engine_open(&ep, &roots, &v->engine);
+	ms[1] = 1000 * xfer_elapsed(&t0);
 	if (r) {
 		why_printf(why, whylen, r, "cannot open the snapshot metadata: %s", errmsg(r));
 		goto out_close_store;
 	}
 	store_add_hook(v->store, &hook);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	r = store_open_log(v->store, replay_record, v, sub, sizeof(sub));
+	ms[2] = 1000 * xfer_elapsed(&t0);
 	if (r) {
 		why_printf(why, whylen, r, "cannot replay the intent log: %s", sub);
 		goto out_close_engine;
 	}
-	report_open(v);
+	report_open(v, ms);
 	*out = v;
 	return 0;
 
