@@ -423,6 +423,42 @@ out_free:
 	return err;
 }
 
+int cache_read_run(struct cache *c, const struct block_type *type, u64 first, unsigned n)
+{
+	void *buf = NULL;
+	int err;
+
+	if (!n || n > CACHE_RUN_MAX || first + n > c->bdev->size / DDSNAP_BLOCK_SIZE)
+		return -EINVAL;
+	if (posix_memalign(&buf, BDEV_ALIGN, (size_t)n * DDSNAP_BLOCK_SIZE)) {
+		fprintf(stderr, "out of memory allocating a read buffer\n");
+		abort();
+	}
+	err = bdev_read(c->bdev, buf, (size_t)n * DDSNAP_BLOCK_SIZE, first * DDSNAP_BLOCK_SIZE);
+	pthread_mutex_lock(&c->lock);
+	c->st.reads++;
+	pthread_mutex_unlock(&c->lock);
+	for (unsigned i = 0; !err && i < n; i++) {
+		const u8 *data = (const u8 *)buf + (size_t)i * DDSNAP_BLOCK_SIZE;
+		struct centry *e;
+
+		if (block_validate(data, type, first + i, NULL, 0))
+			continue;
+		pthread_mutex_lock(&c->lock);
+		if (!hash_find(c, first + i)) {
+			e = centry_alloc_locked(c, first + i);
+			memcpy(e->cb.data, data, DDSNAP_BLOCK_SIZE);
+			e->type = type;
+			hash_insert(c, e);
+			clist_add(&c->lru, e);
+			cache_after_insert_locked(c);
+		}
+		pthread_mutex_unlock(&c->lock);
+	}
+	free(buf);
+	return err;
+}
+
 /* Returns a referenced dirty entry for @blocknr, reusing an unreferenced stale one. */
 static struct centry *cache_claim_locked(struct cache *c, const struct block_type *type,
 					 u64 blocknr)

@@ -591,25 +591,36 @@ void btree_cursor_readahead(struct btree_cursor *c, struct iopool *pool)
 
 struct readahead {
 	struct btree *t;
-	struct blkptr ptr[BTREE_READAHEAD_LEAVES];
+	u64 blk[BTREE_READAHEAD_LEAVES];     /* sorted */
+	u32 run[BTREE_READAHEAD_LEAVES + 1]; /* job j: blocks blk[run[j]] .. blk[run[j + 1] - 1] */
 };
 
-static int readahead_one(void *arg, unsigned worker, u32 j)
+static int readahead_run(void *arg, unsigned worker, u32 j)
 {
 	struct readahead *ra = arg;
-	struct cblock *b;
 
-	if (!btree_read_node(ra->t, &ra->ptr[j], 0, &b))
-		cache_put(ra->t->cache, b);
+	cache_read_run(ra->t->cache, block_type_of(0), ra->blk[ra->run[j]],
+		       ra->run[j + 1] - ra->run[j]);
 	return 0;
 }
 
-/* The cursor's readahead (btree.h) for a spine just positioned on a leaf. */
+static int cmp_u64(const void *a, const void *b)
+{
+	u64 x = *(const u64 *)a, y = *(const u64 *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * The cursor's readahead (btree.h) for a spine just positioned on a leaf: the parent's later
+ * leaves, by address, each run of consecutive addresses (up to CACHE_RUN_MAX) one request
+ * (a tree written in few txgs has its leaves mostly in key order on the device).
+ */
 static void cursor_readahead(struct btree_cursor *c, const struct spine *s)
 {
 	const struct spine_level *parent = &s->lv[s->depth - 2];
 	struct readahead *ra;
-	unsigned nr, n = 0;
+	unsigned nr, n = 0, runs = 0;
 
 	if (s->depth < 2 || parent->ptr.blocknr == c->ra_parent)
 		return;
@@ -619,9 +630,19 @@ static void cursor_readahead(struct btree_cursor *c, const struct spine *s)
 		return;
 	ra = xmalloc(sizeof(*ra));
 	ra->t = c->tree;
-	for (unsigned i = parent->idx + 1; i < nr && n < BTREE_READAHEAD_LEAVES; i++)
-		node_child(parent->b->data, &c->tree->node, i, &ra->ptr[n++]);
-	iopool_run(c->ra, readahead_one, ra, n);
+	for (unsigned i = parent->idx + 1; i < nr && n < BTREE_READAHEAD_LEAVES; i++) {
+		struct blkptr p;
+
+		node_child(parent->b->data, &c->tree->node, i, &p);
+		ra->blk[n++] = p.blocknr;
+	}
+	qsort(ra->blk, n, sizeof(ra->blk[0]), cmp_u64);
+	for (unsigned i = 0; i < n; i++)
+		if (!i || ra->blk[i] != ra->blk[i - 1] + 1 ||
+		    i - ra->run[runs - 1] == CACHE_RUN_MAX)
+			ra->run[runs++] = i;
+	ra->run[runs] = n;
+	iopool_run(c->ra, readahead_run, ra, runs);
 	free(ra);
 }
 

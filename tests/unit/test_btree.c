@@ -1061,8 +1061,13 @@ static void test_btree__cursor_survives_changes(void **state)
 	env_fini(&e);
 }
 
-/* Reads of a cold walk: H for the first entry without readahead, every leaf of the parent
- * with it, each block read once, the walk unchanged (the server's open, engine.c). */
+/*
+ * A cold walk: without readahead the first entry costs a read per level and each leaf a
+ * read of its own; with it the first entry brings every leaf of the parent into the cache,
+ * in one request per run of consecutive addresses (a tree written in one txg has its leaves
+ * in order: a couple of requests), nothing is read again, and the walk is the same (the
+ * server's open, engine.c).
+ */
 static void test_btree__cursor_readahead(void **state)
 {
 	struct blkptr empty = {0}, root;
@@ -1072,7 +1077,7 @@ static void test_btree__cursor_readahead(void **state)
 	struct btree_cursor c;
 	struct btree *t;
 	struct env e;
-	u64 seen = 0, opened, first[2], total[2];
+	u64 seen = 0, opened, first[2], total[2], cached[2];
 	int r;
 
 	env_init(&e, 1 << 12, 8 << 20);
@@ -1097,6 +1102,7 @@ static void test_btree__cursor_readahead(void **state)
 		assert_int_equal(btree_cursor_seek(&c, NULL, BTREE_FIRST), 0);
 		cache_stats(e.cache, &st);
 		first[ra] = st.reads - opened;
+		cached[ra] = st.cached;
 		for (seen = 0, r = 0; !r; r = btree_cursor_next(&c))
 			assert_int_equal(btree_get_le64(btree_cursor_key(&c), 0), seen++);
 		assert_int_equal(r, -ENODATA);
@@ -1105,9 +1111,11 @@ static void test_btree__cursor_readahead(void **state)
 		total[ra] = st.reads - opened;
 		btree_cursor_fini(&c);
 	}
-	assert_int_equal(first[1], first[0] + bs.leaves - 1); /* the other leaves came along */
-	assert_int_equal(total[1], total[0]);		      /* and none was read twice */
 	assert_true(first[0] <= 2);
+	assert_int_equal(cached[1], cached[0] + bs.leaves - 1); /* the other leaves came along */
+	assert_true(first[1] <= first[0] + 2);			/* in a request or two */
+	assert_int_equal(total[0], first[0] + bs.leaves - 1);	/* one read per leaf */
+	assert_int_equal(total[1], first[1]);			/* nothing read twice */
 	/* A pool without threads would read serially: it is ignored. */
 	iopool_destroy(pool);
 	pool = iopool_create(0);

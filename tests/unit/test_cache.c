@@ -112,6 +112,51 @@ static void test_cache__memory_is_the_blocks(void **state)
 	bdev_close(b);
 }
 
+/*
+ * A readahead run: one request for consecutive blocks; each valid one cached, a corrupt one
+ * left out (the later read meets and refuses it), a cached one kept as it is, and the txg a
+ * parent expects still checked when the block is used.
+ */
+static void test_cache__read_run(void **state)
+{
+	struct bdev *b = bdev_faulty_create(NBLOCKS * BS, 10);
+	struct cache *c = cache_create(b, 64 * BS);
+	struct bdev_counters ctr0, ctr;
+	struct cache_stats st;
+	struct cblock *cb;
+
+	for (u64 i = 100; i < 110; i++)
+		put_raw(b, i, i, 4, i * 10);
+	put_raw(b, 105, 99, 4, 0); /* misdirected: claims to be block 99 */
+	assert_int_equal(cache_read(c, &testblk_type, 102, 4, &cb, NULL, 0), 0);
+	cache_put(c, cb);
+	bdev_faulty_counters(b, &ctr0);
+	assert_int_equal(cache_read_run(c, &testblk_type, 100, 10), 0);
+	bdev_faulty_counters(b, &ctr);
+	assert_int_equal(ctr.reads - ctr0.reads, 1);
+	cache_stats(c, &st);
+	assert_int_equal(st.cached, 9);
+	for (u64 i = 100; i < 110; i++) {
+		int r = cache_read(c, &testblk_type, i, 4, &cb, NULL, 0);
+
+		if (i == 105) {
+			assert_int_equal(r, -ENOTBLK);
+			continue;
+		}
+		assert_int_equal(r, 0);
+		assert_int_equal(testblk_first(cb->data), i * 10);
+		cache_put(c, cb);
+	}
+	bdev_faulty_counters(b, &ctr);
+	assert_int_equal(ctr.reads - ctr0.reads, 2); /* the run, and 105 again */
+	/* A parent expecting another txg: -ESTALE from the cached copy too. */
+	assert_int_equal(cache_read(c, &testblk_type, 107, 5, &cb, NULL, 0), -ESTALE);
+	assert_int_equal(cache_read_run(c, &testblk_type, NBLOCKS - 2, 4), -EINVAL);
+	assert_int_equal(cache_read_run(c, &testblk_type, 0, CACHE_RUN_MAX + 1), -EINVAL);
+	cache_destroy(c);
+	bdev_close(b);
+}
+
 static void test_cache__refuses_bad_blocks(void **state)
 {
 	struct bdev *b = bdev_faulty_create(NBLOCKS * BS, 2);
@@ -414,6 +459,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cache__new_sync_read_back),
 		cmocka_unit_test(test_cache__memory_is_the_blocks),
+		cmocka_unit_test(test_cache__read_run),
 		cmocka_unit_test(test_cache__refuses_bad_blocks),
 		cmocka_unit_test(test_cache__valid_checksum_bad_structure),
 		cmocka_unit_test(test_cache__budget_and_lru),
