@@ -22,10 +22,11 @@
  * reference/snapshot_model.py and test_engine's reopen checks exercise this.)  Rebuilding
  * costs O(exceptions) at open (about 26 ns per exception from the cache, bench_engine) and
  * 16 bytes of memory per exception, and nothing afterwards: every later change keeps the
- * deadlists in step.  From a cold cache the walk is bound by the device's latency, one
- * leaf read per 100-odd exceptions, so it reads ahead (btree_cursor_readahead) on the
- * copy-out threads, which are idle until the volume serves: one round of parallel reads
- * per parent node instead of one read per leaf (bench/open.sh, BENCHMARKS.md).  Persisting sublists (ZFS bpobjs: a table keyed (deadlist id, key,
+ * deadlists in step.  From a cold cache the walk is bound by the device, one leaf per 60-odd
+ * exceptions, so it reads ahead (btree_cursor_readahead) on the copy-out threads, which are
+ * idle until the volume serves: a parent's leaves at once, one request per run of
+ * consecutive blocks, instead of one synchronous read per leaf (bench/open.sh,
+ * BENCHMARKS.md "Activation").  Persisting sublists (ZFS bpobjs: a table keyed (deadlist id, key,
  * piece) of per-piece trees, so a merge re-keys pieces instead of moving entries) would make
  * open O(sublists) and the memory O(sublists); the uberblock has a root slot for it
  * (UB_ROOT_DEADLISTS) when open time or memory matters.
