@@ -386,6 +386,7 @@ expect 0 "check on a terminal draws its progress" script -qec "'$ddsnap' check '
 expect_out "check: tree blocks: [0-9]+ / [0-9]+ blocks .*ETA" "the line says what, how far and the time left"
 expect 0 "dump" "$ddsnap" dump "$store"
 expect_out "^label " "dump starts with the label"
+expect 0 "dump draws no progress line off a terminal" bash -c "! grep -q 'dump: \\|ETA' '$dir/err'"
 expect 0 "the server starts again on the same store" "$ddsnap" server -p "$pid" "$store" "$origin" "$sock"
 expect 0 "the server's open drew no progress line (stderr not a terminal)" bash -c "! grep -q 'deadlists from\\|ETA' '$dir/err'"
 expect 0 "snapshot 2 survived the restart" "$ddsnap" status "$sock" 2
