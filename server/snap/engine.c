@@ -504,7 +504,7 @@ int engine_open(const struct engine_params *p, const struct engine_roots *roots,
 	e->head_dl = deadlist_create();
 	e->batch = xmalloc(ENGINE_BATCH_CHUNKS * sizeof(*e->batch));
 	e->pieces = xmalloc(ENGINE_BATCH_CHUNKS * sizeof(*e->pieces));
-	e->copiers = iopool_create(p->read_only ? 0 : p->copy_threads);
+	e->copiers = iopool_create(p->copy_threads);
 	e->copybufs = xzalloc(iopool_width(e->copiers) * sizeof(*e->copybufs));
 	for (unsigned w = 0; w < iopool_width(e->copiers); w++)
 		if (posix_memalign(&e->copybufs[w], BDEV_ALIGN, ENGINE_COPY_MAX_BYTES)) {

@@ -151,7 +151,8 @@ struct engine_params {
 	bool autodelete;
 	/*
 	 * Threads that copy the scattered chunks of one origin-write batch at once (0: the
-	 * calling thread copies them one after another).  Each holds a 1 MiB buffer.
+	 * calling thread copies them one after another).  Each holds a 1 MiB buffer.  The
+	 * open's deadlist rebuild reads the exception tree ahead on them, read-only too.
 	 */
 	unsigned copy_threads;
 	/*

@@ -20,6 +20,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Threads reading the exception tree ahead for the open's rebuild (engine.c): as the server. */
+#define ENGINE_CHECK_READAHEAD_THREADS 8
+
 int engine_overlay_roots(struct cache *cache, const struct blkptr *snapshots,
 			 int (*fn)(void *arg, u32 tag, const struct blkptr *root), void *arg)
 {
@@ -61,6 +64,7 @@ int engine_check_offline(struct cache *cache, const struct engine_roots *roots, 
 		.cache = cache,
 		.read_only = true,
 		.progress = true, /* `ddsnap check` on a terminal */
+		.copy_threads = ENGINE_CHECK_READAHEAD_THREADS,
 	};
 	struct engine *e;
 	int err = engine_open(&p, roots, &e);

@@ -1045,9 +1045,9 @@ static void test_engine__cost_origin_write_independent_of_snapshots(void **state
 
 /*
  * The engine's check of a tree bigger than its cache reads each block a bounded number of
- * times whatever the number of snapshots: the open's rebuild, btree_verify and the walk of
- * the exceptions, not a tree lookup per deadlist entry (one pass over the tree per
- * snapshot once the tree outgrew the cache).
+ * times whatever the number of snapshots: the open's rebuild (reading ahead in runs, as
+ * the server's), btree_verify and the walk of the exceptions, not a tree lookup per
+ * deadlist entry (one pass over the tree per snapshot once the tree outgrew the cache).
  */
 static void test_engine__cost_check_bounded(void **state)
 {
@@ -1090,7 +1090,8 @@ static void test_engine__cost_check_bounded(void **state)
 		      "cache: %llu reads\n",
 		      (unsigned long long)nexc, (unsigned long long)nsnaps,
 		      (unsigned long long)(bs.leaves + bs.internal), (unsigned long long)st.reads);
-	assert_true(st.reads <= 4 * (bs.leaves + bs.internal));
+	/* verify and walk read each block; the rebuild reads the leaves ahead, in runs */
+	assert_true(2 * st.reads <= 5 * (bs.leaves + bs.internal));
 	cache_destroy(cold);
 	efix_fini(&f);
 }
