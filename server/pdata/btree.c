@@ -620,7 +620,8 @@ static void cursor_readahead(struct btree_cursor *c, const struct spine *s)
 {
 	const struct spine_level *parent = &s->lv[s->depth - 2];
 	struct readahead *ra;
-	unsigned nr, n = 0, runs = 0;
+	struct cache_stats st;
+	unsigned nr, n = 0, runs = 0, max;
 
 	if (s->depth < 2 || parent->ptr.blocknr == c->ra_parent)
 		return;
@@ -628,9 +629,12 @@ static void cursor_readahead(struct btree_cursor *c, const struct spine *s)
 	nr = node_nr(parent->b->data);
 	if (parent->idx + 1 >= nr)
 		return;
+	/* At most a quarter of the cache, so what is read ahead is still there when used. */
+	cache_stats(c->tree->cache, &st);
+	max = (unsigned)MIN((u64)BTREE_READAHEAD_LEAVES, MAX(st.budget / 4, 1ULL));
 	ra = xmalloc(sizeof(*ra));
 	ra->t = c->tree;
-	for (unsigned i = parent->idx + 1; i < nr && n < BTREE_READAHEAD_LEAVES; i++) {
+	for (unsigned i = parent->idx + 1; i < nr && n < max; i++) {
 		struct blkptr p;
 
 		node_child(parent->b->data, &c->tree->node, i, &p);

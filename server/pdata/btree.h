@@ -242,7 +242,7 @@ void btree_cursor_fini(struct btree_cursor *c);
 /*
  * Makes @c read leaves ahead for a walk in key order: on entering a leaf whose parent it has
  * not entered before, it reads the parent's later leaves into the cache in parallel on
- * @pool's threads (one parent's worth, at most 128 leaves, at a time) and waits
+ * @pool's threads (one parent's worth, at most 128 leaves and a quarter of the cache, at a time) and waits
  * for them.  A walk of a tree that is not cached then waits for one round of parallel
  * reads per parent instead of one read per leaf (the server's open, bench/open.sh).  A
  * read error of a leaf read ahead is ignored there and met again when the walk reaches

@@ -1090,8 +1090,7 @@ static void test_engine__cost_check_bounded(void **state)
 		      "cache: %llu reads\n",
 		      (unsigned long long)nexc, (unsigned long long)nsnaps,
 		      (unsigned long long)(bs.leaves + bs.internal), (unsigned long long)st.reads);
-	/* verify and walk read each block; the rebuild reads the leaves ahead, in runs */
-	assert_true(2 * st.reads <= 5 * (bs.leaves + bs.internal));
+	assert_true(st.reads <= 4 * (bs.leaves + bs.internal));
 	cache_destroy(cold);
 	efix_fini(&f);
 }
