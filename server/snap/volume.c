@@ -85,7 +85,8 @@ struct volume {
 	bool borrowed; /* the devices belong to the caller (volume_params.snapstore_dev) */
 	struct store *store;
 	struct engine *engine;
-	u64 chunk_blocks; /* metadata blocks per data chunk */
+	struct xfer_progress replay; /* records replayed at open (volume_params.progress) */
+	u64 chunk_blocks;	     /* metadata blocks per data chunk */
 	u64 data_seq;	  /* calls that wrote snapstore data; bumped under the lock (atomic) */
 	u64 data_durable; /* data_seq known flushed (atomic) */
 	u64 origin_chunks;
@@ -175,6 +176,7 @@ static int replay_record(void *arg, struct tx *tx, const struct intent_log_recor
 {
 	struct volume *v = arg;
 
+	xfer_progress_update(&v->replay, v->replay.done + 1);
 	return engine_replay(v->engine, tx, rec->type, rec->payload, rec->len);
 }
 
@@ -331,9 +333,14 @@ int volume_open(const struct volume_params *p, struct volume **out, char *why, s
 		goto out_close_store;
 	}
 	store_add_hook(v->store, &hook);
+	/* How many records the log holds is known only at its end: a count and a rate. */
+	xfer_progress_init_units(&v->replay, "open: replaying the intent log", "records", 0, false);
+	v->replay.enabled &= p->progress;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	r = store_open_log(v->store, replay_record, v, sub, sizeof(sub));
 	ms[2] = 1000 * xfer_elapsed(&t0);
+	if (v->replay.done)
+		xfer_progress_done(&v->replay);
 	if (r) {
 		why_printf(why, whylen, r, "cannot replay the intent log: %s", sub);
 		goto out_close_engine;

@@ -482,6 +482,23 @@ kpid=$(cat "$dir/kpid")
 kill -KILL "$kpid"
 wait_dead "$kpid"
 expect 0 "after kill -9 a new server opens the store" "$ddsnap" server -p "$dir/kpid" "$dir/o2" "$dir/oodd" "$dir/k.sock"
+# Snapshots taken and the server killed before its txg synced: the next open replays them,
+# with a progress line on a terminal only.
+for t in 71 72 73; do "$ddsnap" create "$dir/k.sock" $t >/dev/null; done
+kpid=$(cat "$dir/kpid")
+kill -KILL "$kpid"
+wait_dead "$kpid"
+expect 0 "a server replaying on a terminal" script -qec "'$ddsnap' server -p '$dir/kpid' '$dir/o2' '$dir/oodd' '$dir/k.sock'" /dev/null
+expect_out "open: replaying the intent log: [0-9]+ records" "it draws the replay's progress"
+expect_out "[1-9][0-9]* log records replayed|open: replaying the intent log: [1-9]" "and records were replayed"
+expect 0 "snapshot 73 was replayed" "$ddsnap" status "$dir/k.sock" 73
+for t in 74 75; do "$ddsnap" create "$dir/k.sock" $t >/dev/null; done
+kpid=$(cat "$dir/kpid")
+kill -KILL "$kpid"
+wait_dead "$kpid"
+expect 0 "a server replaying off a terminal" "$ddsnap" server -p "$dir/kpid" "$dir/o2" "$dir/oodd" "$dir/k.sock"
+expect 0 "draws no progress line" bash -c "! grep -q 'replaying\\|ETA' '$dir/err'"
+expect 0 "snapshot 75 was replayed" "$ddsnap" status "$dir/k.sock" 75
 kill -TERM "$(cat "$dir/kpid")"
 wait_gone "$dir/kpid"
 
