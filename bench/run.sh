@@ -16,6 +16,9 @@ for b in "$build"/bench/bench_*; do
 	echo "== $(basename "$b")"
 	"$b" || rc=1
 done
+echo
+echo "== open.sh (server activation time and memory, list/status; bigger: bench/open.sh -n 1e7 -s 10000)"
+bash bench/open.sh -n "1e5 1e6" -s "10 1000" "$build/bin/ddsnap" || rc=1
 for s in bench/vm-*.sh; do
 	[[ -f $s ]] || continue
 	echo

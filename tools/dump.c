@@ -13,6 +13,7 @@
 #include <getopt.h>
 #include <string.h>
 #include "commands.h"
+#include "util/xfer.h"
 #include "blk/bdev.h"
 #include "blk/cache.h"
 #include "snap/engine.h"
@@ -116,6 +117,7 @@ struct dump_ctx {
 	FILE *f;
 	const char *tree;
 	bool entries;
+	struct xfer_progress *prog; /* tree blocks dumped, of the uberblock's meta_alloc */
 };
 
 static int dump_node(void *arg, const struct treewalk_node *n)
@@ -130,6 +132,7 @@ static int dump_node(void *arg, const struct treewalk_node *n)
 		"value_size=%u\n",
 		d->tree, (unsigned long long)n->blocknr, (unsigned long long)n->txg, n->level,
 		n->nr_entries, n->key_size, n->value_size);
+	xfer_progress_update(d->prog, d->prog->done + 1);
 	for (unsigned i = 0; i < n->nr_entries; i++) {
 		const u8 *k = keys + (size_t)i * n->key_size;
 		const u8 *v = vals + (size_t)i * n->value_size;
@@ -164,9 +167,9 @@ static int dump_damage(void *arg, u64 blocknr, int err, const char *why)
 }
 
 static int dump_tree(FILE *f, struct bdev *meta, const char *name, const struct blkptr *root,
-		     bool entries)
+		     bool entries, struct xfer_progress *prog)
 {
-	struct dump_ctx d = {.f = f, .tree = name, .entries = entries};
+	struct dump_ctx d = {.f = f, .tree = name, .entries = entries, .prog = prog};
 	struct treewalk w = {.node = dump_node, .damage = dump_damage, .arg = &d};
 	char why[200] = "";
 	int r;
@@ -183,6 +186,7 @@ struct overlay_ctx {
 	struct bdev *meta;
 	bool entries;
 	int errors;
+	struct xfer_progress *prog;
 };
 
 static int dump_overlay(void *arg, u32 tag, const struct blkptr *root)
@@ -191,7 +195,7 @@ static int dump_overlay(void *arg, u32 tag, const struct blkptr *root)
 	char name[32];
 
 	snprintf(name, sizeof(name), "overlay:%u", tag);
-	if (dump_tree(o->f, o->meta, name, root, o->entries))
+	if (dump_tree(o->f, o->meta, name, root, o->entries, o->prog))
 		o->errors++;
 	return 0;
 }
@@ -220,10 +224,10 @@ static int dump_logrec(void *arg, const struct intent_log_record *rec)
 
 /* Overlay trees (they hang off the snapshot table), allocated space, pending log records. */
 static int dump_more(FILE *f, struct bdev *meta, const struct label *l, const struct uberblock *ub,
-		     bool entries)
+		     bool entries, struct xfer_progress *prog)
 {
 	struct cache *cache = cache_create(meta, DUMP_CACHE_BYTES);
-	struct overlay_ctx o = {.f = f, .meta = meta, .entries = entries};
+	struct overlay_ctx o = {.f = f, .meta = meta, .entries = entries, .prog = prog};
 	struct metaslab_group *mg;
 	struct intent_log_damage d;
 	char why[200] = "", msg[600];
@@ -263,6 +267,7 @@ static int dump_store(FILE *f, struct bdev *snap, struct bdev *meta, bool all, b
 {
 	struct label l, ml;
 	struct uberblock newest, ub;
+	struct xfer_progress prog;
 	char why[200] = "";
 	int r, errors = 0;
 
@@ -308,11 +313,13 @@ static int dump_store(FILE *f, struct bdev *snap, struct bdev *meta, bool all, b
 		if (all || ub.txg == newest.txg)
 			dump_uberblock(f, &l, &ub, ub.txg == newest.txg);
 	}
+	xfer_progress_init_units(&prog, "dump: tree blocks", "blocks", newest.meta_alloc, false);
 	for (unsigned i = 0; i < UB_NR_ROOTS; i++)
 		if (uberblock_root_name(i) && newest.roots[i].blocknr &&
-		    dump_tree(f, meta, uberblock_root_name(i), &newest.roots[i], entries))
+		    dump_tree(f, meta, uberblock_root_name(i), &newest.roots[i], entries, &prog))
 			errors++;
-	errors += dump_more(f, meta, &l, &newest, entries);
+	errors += dump_more(f, meta, &l, &newest, entries, &prog);
+	xfer_progress_done(&prog);
 	fprintf(f, "end\n");
 	return errors ? -EILSEQ : 0;
 }

@@ -15,6 +15,7 @@
  */
 #include <getopt.h>
 #include <string.h>
+#include <sys/stat.h>
 #include "commands.h"
 #include "blk/bdev.h"
 #include "pdata/btree.h"
@@ -22,6 +23,7 @@
 #include "blk/format.h"
 #include "store/label.h"
 #include "store/store.h"
+#include "util/xfer.h"
 
 /* Longest dump line we accept: an entry of the largest key and value, in hex. */
 #define RESTORE_MAX_LINE     (2 * (BTREE_MAX_KEY_SIZE + BTREE_MAX_VALUE_SIZE) + 256)
@@ -184,13 +186,16 @@ static int parse_line(struct restore *rs, char *line)
 	return 0;
 }
 
-static int insert_all(struct btree *t, struct tx *tx, const struct tree_text *tt)
+static int insert_all(struct btree *t, struct tx *tx, const struct tree_text *tt,
+		      struct xfer_progress *prog)
 {
 	for (u64 i = 0; i < tt->n; i++) {
 		int err = btree_insert(t, tx, tt->v[i].key, tt->v[i].value, BTREE_NOOVERWRITE);
 
 		if (err)
 			return err;
+		if (prog && i % 4096 == 0)
+			xfer_progress_update(prog, i);
 	}
 	return 0;
 }
@@ -226,6 +231,7 @@ static int build(struct restore *rs, struct store *s)
 {
 	struct built b = {.s = s};
 	struct store_hook h = {.pre_sync = built_pre_sync, .arg = &b};
+	struct xfer_progress prog;
 	struct blkptr empty = {0};
 	u64 cb = label_chunk_blocks(store_label(s));
 	struct tx *tx;
@@ -260,7 +266,7 @@ static int build(struct restore *rs, struct store *s)
 
 		err = btree_open(&engine_overlay_tree_type, store_cache(s), &empty, &o);
 		if (!err)
-			err = insert_all(o, tx, &rs->overlays[i]);
+			err = insert_all(o, tx, &rs->overlays[i], NULL);
 		if (!err)
 			err = btree_sync(o, tx);
 		if (!err) {
@@ -274,12 +280,15 @@ static int build(struct restore *rs, struct store *s)
 		}
 		btree_close(o);
 	}
+	xfer_progress_init_units(&prog, "restore: exception tree", "entries", rs->exc.n, false);
 	if (!err)
-		err = insert_all(b.exc, tx, &rs->exc);
+		err = insert_all(b.exc, tx, &rs->exc, &prog);
+	prog.done = rs->exc.n;
+	xfer_progress_done(&prog);
 	if (!err)
-		err = insert_all(b.snaps, tx, &rs->snaps);
+		err = insert_all(b.snaps, tx, &rs->snaps, NULL);
 	if (!err)
-		err = insert_all(b.prov, tx, &rs->prov);
+		err = insert_all(b.prov, tx, &rs->prov, NULL);
 	store_set_scalar(s, UB_SCALAR_GEN, rs->gen);
 	store_set_scalar(s, UB_SCALAR_NEXT_SNAP, rs->next_snap);
 	store_tx_release(s, tx);
@@ -314,6 +323,9 @@ int cmd_restore(int argc, char **argv)
 	struct store_config cfg = {.no_sync_thread = true};
 	struct store *s = NULL;
 	char line[RESTORE_MAX_LINE], why[256] = "";
+	struct xfer_progress prog;
+	struct stat st;
+	u64 read_bytes = 0;
 	bool yes = false;
 	FILE *in;
 	int c, err, ret = EXIT_FAIL;
@@ -338,13 +350,23 @@ int cmd_restore(int argc, char **argv)
 		cmd_error("restore", "%s: %s", argv[optind], strerror(errno));
 		goto out;
 	}
+	/* Reading shows bytes of a file (its size known) or of standard input. */
+	xfer_progress_init(&prog, "restore: reading",
+			   fstat(fileno(in), &st) || !S_ISREG(st.st_mode) ? 0 : (u64)st.st_size,
+			   false);
 	while (fgets(line, sizeof(line), in)) {
 		rs->lineno++;
+		read_bytes += strlen(line);
 		if (parse_line(rs, line)) {
 			ret = EXIT_CORRUPT;
 			break;
 		}
+		if (rs->lineno % 4096 == 0)
+			xfer_progress_update(&prog, read_bytes);
 	}
+	if (prog.total)
+		prog.done = prog.total;
+	xfer_progress_done(&prog);
 	if (in != stdin)
 		fclose(in);
 	if (ret == EXIT_CORRUPT)

@@ -252,6 +252,7 @@ int cmd_server(int argc, char **argv)
 	if (!foreground && !logfile)
 		log_open(NULL); /* stderr until /dev/null below */
 	vp.invalidate = invalidate_attached;
+	vp.progress = true; /* drawn only if stderr is a terminal */
 	r = volume_open(&vp, &vol, why, sizeof(why));
 	if (r) {
 		cmd_error(argv[0], "%s", why);

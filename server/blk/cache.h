@@ -55,6 +55,17 @@ int cache_read(struct cache *c, const struct block_type *type, u64 blocknr, u64 
 	       struct cblock **out, char *why, size_t whylen);
 
 /*
+ * Readahead: reads the @n consecutive blocks from @first (at most CACHE_RUN_MAX) with one
+ * device request and caches, clean and unreferenced, each that validates as @type and is
+ * not cached already; the others are left out (a later cache_read meets them and says
+ * why).  The txg and checksum a parent expects are checked when the block is used
+ * (cache_read's @expect_txg, the caller's pointer check).  Returns 0 or the read's -errno.
+ * Counts one read.  Blocks (the cache mutex is not held during the read).
+ */
+#define CACHE_RUN_MAX 32
+int cache_read_run(struct cache *c, const struct block_type *type, u64 first, unsigned n);
+
+/*
  * Returns a referenced, zeroed, dirty buffer for a newly allocated @blocknr of @type.  A stale
  * cached copy of @blocknr (a freed block) is replaced; it must be unreferenced (VERIFY).
  * Never fails, never blocks on I/O.

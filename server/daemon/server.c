@@ -1331,7 +1331,6 @@ static void accept_one(struct server *s)
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
 	struct conn *c;
-	pthread_attr_t attr;
 	pthread_t t;
 	bool root, full;
 	int r, fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC);
@@ -1377,11 +1376,7 @@ static void accept_one(struct server *s)
 	c->next = s->conns;
 	s->conns = c;
 	pthread_mutex_unlock(&s->lock);
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	pthread_attr_setstacksize(&attr, SERVER_CONN_STACK);
-	r = pthread_create(&t, &attr, reader_main, c);
-	pthread_attr_destroy(&attr);
+	r = thread_start(&t, reader_main, c, true);
 	if (r) {
 		log_err("cannot start a connection thread: %s; connection %llu closed", strerror(r),
 			(unsigned long long)c->id);
@@ -1441,7 +1436,7 @@ int server_run(struct server *s)
 	}
 
 	for (; started < SERVER_WORKERS; started++) {
-		int r = pthread_create(&s->workers[started], NULL, worker_main, s);
+		int r = thread_start(&s->workers[started], worker_main, s, false);
 
 		if (r) {
 			log_err("cannot start a worker thread: %s", strerror(r));

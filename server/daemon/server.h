@@ -19,7 +19,8 @@
  * protects it.
  *
  * What a peer can make the server hold is bounded (struct server_limits): connections (a
- * thread each, with a SERVER_CONN_STACK stack), of those the ones of peers other than root,
+ * thread each, with a THREAD_STACK_BYTES stack, base.h: at most
+ * SERVER_MAX_CONNS of them, 64 MiB locked), of those the ones of peers other than root,
  * and read locks per connection.  A connection beyond a bound is answered -EBUSY and
  * closed; a read lock held longer than readlock_warn_ms is logged, never dropped.
  */
@@ -47,15 +48,6 @@ struct volume;
 #define SERVER_MAX_READLOCKS  DDSNAP_WIRE_MAX_READLOCKS /* per connection (ddsnap_wire.h) */
 /* A read lock lives for one origin read; one held this long is logged (never dropped). */
 #define SERVER_READLOCK_WARN_MS 30000
-/*
- * A connection thread's stack.  The default (8 MiB) is kept resident by mlockall, so 400
- * idle connections held 3.3 GB.  Measured need (stacks painted, then scanned when the
- * thread ends, over test_server, test_replicate and create/list/status/delete/send by the
- * CLI): at most 55 KiB, a kernel connection (a wire_msg and a packed message on the stack);
- * CLI calls 47 KiB.  256 KiB leaves over four times that for deeper trees and libc.
- * Worst case, SERVER_MAX_CONNS of them: 64 MiB locked.
- */
-#define SERVER_CONN_STACK (256u << 10)
 /*
  * Descriptors kept free of connections: the devices, the log, the pipes and the refused peers
  * awaiting their answer (SERVER_REFUSING).  The connection bound is lowered to the descriptor

@@ -51,6 +51,7 @@
  * uberblock's root pointing at a complete tree of the last synced txg.
  */
 #include "pdata/btree_internal.h"
+#include "util/iopool.h"
 #include "util/log.h"
 
 /*----------------------------------------------------------------
@@ -579,6 +580,76 @@ void btree_cursor_fini(struct btree_cursor *c)
 	c->valid = false;
 }
 
+void btree_cursor_readahead(struct btree_cursor *c, struct iopool *pool)
+{
+	c->ra = pool && iopool_width(pool) > 1 ? pool : NULL;
+	c->ra_parent = 0;
+}
+
+/* Leaves one readahead reads at most: a whole parent of the exception tree (84 children). */
+#define BTREE_READAHEAD_LEAVES 128
+
+struct readahead {
+	struct btree *t;
+	u64 blk[BTREE_READAHEAD_LEAVES];     /* sorted */
+	u32 run[BTREE_READAHEAD_LEAVES + 1]; /* job j: blocks blk[run[j]] .. blk[run[j + 1] - 1] */
+};
+
+static int readahead_run(void *arg, unsigned worker, u32 j)
+{
+	struct readahead *ra = arg;
+
+	cache_read_run(ra->t->cache, block_type_of(0), ra->blk[ra->run[j]],
+		       ra->run[j + 1] - ra->run[j]);
+	return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	u64 x = *(const u64 *)a, y = *(const u64 *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * The cursor's readahead (btree.h) for a spine just positioned on a leaf: the parent's later
+ * leaves, by address, each run of consecutive addresses (up to CACHE_RUN_MAX) one request
+ * (a tree written in few txgs has its leaves mostly in key order on the device).
+ */
+static void cursor_readahead(struct btree_cursor *c, const struct spine *s)
+{
+	const struct spine_level *parent = &s->lv[s->depth - 2];
+	struct readahead *ra;
+	struct cache_stats st;
+	unsigned nr, n = 0, runs = 0, max;
+
+	if (s->depth < 2 || parent->ptr.blocknr == c->ra_parent)
+		return;
+	c->ra_parent = parent->ptr.blocknr;
+	nr = node_nr(parent->b->data);
+	if (parent->idx + 1 >= nr)
+		return;
+	/* At most a quarter of the cache, so what is read ahead is still there when used. */
+	cache_stats(c->tree->cache, &st);
+	max = (unsigned)MIN((u64)BTREE_READAHEAD_LEAVES, MAX(st.budget / 4, 1ULL));
+	ra = xmalloc(sizeof(*ra));
+	ra->t = c->tree;
+	for (unsigned i = parent->idx + 1; i < nr && n < max; i++) {
+		struct blkptr p;
+
+		node_child(parent->b->data, &c->tree->node, i, &p);
+		ra->blk[n++] = p.blocknr;
+	}
+	qsort(ra->blk, n, sizeof(ra->blk[0]), cmp_u64);
+	for (unsigned i = 0; i < n; i++)
+		if (!i || ra->blk[i] != ra->blk[i - 1] + 1 ||
+		    i - ra->run[runs - 1] == CACHE_RUN_MAX)
+			ra->run[runs++] = i;
+	ra->run[runs] = n;
+	iopool_run(c->ra, readahead_run, ra, runs);
+	free(ra);
+}
+
 int btree_cursor_seek(struct btree_cursor *c, const void *key, enum btree_seek how)
 {
 	struct btree *t = c->tree;
@@ -590,6 +661,8 @@ int btree_cursor_seek(struct btree_cursor *c, const void *key, enum btree_seek h
 	r = locate(t, key, how, &s);
 	if (r)
 		return r;
+	if (c->ra && s.depth >= 2)
+		cursor_readahead(c, &s);
 	leaf = &s.lv[s.depth - 1];
 	memcpy(c->leaf, leaf->b->data, DDSNAP_BLOCK_SIZE);
 	c->idx = (int)leaf->idx;

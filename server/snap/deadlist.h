@@ -10,7 +10,8 @@
  * deleting S free", "what was written since the previous snapshot") are sums over sublists,
  * and whole sublists move from one deadlist to another by reference.
  *
- * Storage: a sublist is a chain of segments of DEADLIST_SEG_ENTRIES entries; moving or
+ * Storage: a sublist is a chain of segments of at most DEADLIST_SEG_ENTRIES entries, small
+ * ones first (deadlist.c), so memory is about 16 bytes per entry however few each has; moving or
  * merging sublists relinks chains and never touches entries.  Keys within a deadlist are
  * unique and kept sorted in a small array (one slot per sublist).
  *

@@ -26,7 +26,11 @@
  * reference/snapshot_model.py and test_engine's reopen checks exercise this.)  Rebuilding
  * costs O(exceptions) at open (about 26 ns per exception from the cache, bench_engine) and
  * 16 bytes of memory per exception, and nothing afterwards: every later change keeps the
- * deadlists in step.  Persisting sublists (ZFS bpobjs: a table keyed (deadlist id, key,
+ * deadlists in step.  From a cold cache the walk is bound by the device, one leaf per 60-odd
+ * exceptions, so it reads ahead (btree_cursor_readahead) on the copy-out threads, which are
+ * idle until the volume serves: a parent's leaves at once, one request per run of
+ * consecutive blocks, instead of one synchronous read per leaf (bench/open.sh,
+ * BENCHMARKS.md "Activation").  Persisting sublists (ZFS bpobjs: a table keyed (deadlist id, key,
  * piece) of per-piece trees, so a merge re-keys pieces instead of moving entries) would make
  * open O(sublists) and the memory O(sublists); the uberblock has a root slot for it
  * (UB_ROOT_DEADLISTS) when open time or memory matters.
@@ -74,6 +78,7 @@
 #include "blk/format.h"
 #include "util/iopool.h"
 #include "util/log.h"
+#include "util/xfer.h"
 #include <string.h>
 
 /*
@@ -539,11 +544,16 @@ static int exception_ok(struct engine *e, u64 leaf, int idx, u64 chunk, u64 deat
 
 static int rebuild_deadlists(struct engine *e)
 {
+	struct xfer_progress prog;
 	struct btree_cursor c;
-	u64 orphans = 0;
+	u64 orphans = 0, n = 0;
 	int err;
 
+	xfer_progress_init_units(&prog, "deadlists from the exception tree", "chunks",
+				 e->p.origin_chunks, false);
+	prog.enabled &= e->p.progress;
 	btree_cursor_init(&c, e->exc);
+	btree_cursor_readahead(&c, e->copiers);
 	for (err = btree_cursor_seek(&c, NULL, BTREE_FIRST); !err; err = btree_cursor_next(&c)) {
 		const void *k = btree_cursor_key(&c), *v = btree_cursor_value(&c);
 		u64 chunk = btree_get_le64(k, 0), death = btree_get_le64(k, 1);
@@ -560,8 +570,13 @@ static int rebuild_deadlists(struct engine *e)
 			key = birth;
 		}
 		deadlist_insert(owner_dl(e, death), key, chunk, death, e->p.chunk_size);
+		if (++n % 4096 == 0)
+			xfer_progress_update(&prog, chunk);
 	}
 	btree_cursor_fini(&c);
+	if (!err || err == -ENODATA)
+		prog.done = prog.total;
+	xfer_progress_done(&prog);
 	if (orphans)
 		log_warn("engine: %llu exceptions visible to no live snapshot",
 			 (unsigned long long)orphans);
@@ -591,7 +606,7 @@ int engine_open(const struct engine_params *p, const struct engine_roots *roots,
 	e->head_dl = deadlist_create();
 	e->batch = xmalloc(ENGINE_BATCH_CHUNKS * sizeof(*e->batch));
 	e->pieces = xmalloc(ENGINE_BATCH_CHUNKS * sizeof(*e->pieces));
-	e->copiers = iopool_create(p->read_only ? 0 : p->copy_threads);
+	e->copiers = iopool_create(p->copy_threads);
 	e->copybufs = xzalloc(iopool_width(e->copiers) * sizeof(*e->copybufs));
 	for (unsigned w = 0; w < iopool_width(e->copiers); w++)
 		if (posix_memalign(&e->copybufs[w], BDEV_ALIGN, ENGINE_COPY_MAX_BYTES)) {
@@ -1484,19 +1499,16 @@ static void snap_info(struct engine *e, struct snap *s, struct engine_snapinfo *
 
 u32 engine_list(struct engine *e, u32 first, struct engine_snapinfo *out, u32 max)
 {
-	u32 n = 0;
+	u32 total = e->nlive + e->ninvalid, n = 0, k = e->nlive;
 
-	for (u32 i = 0; i < e->nlive; i++, n++)
-		if (n >= first && n - first < max)
-			snap_info(e, e->live[i], &out[n - first]);
-	for (u32 h = 0; e->ninvalid && h < e->hash_size; h++)
-		for (struct snap *s = e->hash[h]; s; s = s->hnext)
-			if (s->state == ENGINE_SNAP_INVALID) {
-				if (n >= first && n - first < max)
-					snap_info(e, s, &out[n - first]);
-				n++;
-			}
-	return n;
+	for (u32 i = first; i < e->nlive && n < max; i++, e->list_visits++)
+		snap_info(e, e->live[i], &out[n++]);
+	/* The invalidated ones, in hash order, only for a page that reaches them. */
+	for (u32 h = 0; n < max && first + n < total && h < e->hash_size; h++)
+		for (struct snap *s = e->hash[h]; s && n < max; s = s->hnext, e->list_visits++)
+			if (s->state == ENGINE_SNAP_INVALID && k++ >= first)
+				snap_info(e, s, &out[n++]);
+	return total;
 }
 
 int engine_snap_info(struct engine *e, u32 tag, struct engine_snapinfo *out)
@@ -1524,6 +1536,7 @@ void engine_status(struct engine *e, struct engine_status *o)
 	o->avail_chunks = e->p.space ? e->p.space->avail(e->p.space_priv) : 0;
 	o->reserve_chunks = e->p.reserve_chunks;
 	o->copyouts = e->copyouts;
+	o->list_visits = e->list_visits;
 	o->policy_deletes = e->policy_deletes;
 	o->policy_invalidates = e->policy_invalidates;
 	o->enospc = e->enospc;

@@ -165,7 +165,8 @@ struct engine_params {
 	bool autodelete;
 	/*
 	 * Threads that copy the scattered chunks of one origin-write batch at once (0: the
-	 * calling thread copies them one after another).  Each holds a 1 MiB buffer.
+	 * calling thread copies them one after another).  Each holds a 1 MiB buffer.  The
+	 * open's deadlist rebuild reads the exception tree ahead on them, read-only too.
 	 */
 	unsigned copy_threads;
 	/*
@@ -178,6 +179,12 @@ struct engine_params {
 	 * its origin write was never released).
 	 */
 	bool copies_ordered;
+	/*
+	 * Draw a progress line of the open's deadlist rebuild on stderr if it is a terminal
+	 * (util/xfer.h): the chunk the walk has reached of origin_chunks (it goes in chunk
+	 * order), with an estimate of the time left.
+	 */
+	bool progress;
 	/*
 	 * The data region, as snapstore chunk addresses [data_first, data_end): an exception or
 	 * overlay entry naming a chunk outside it is damage (-EILSEQ at open or when read),
@@ -347,8 +354,10 @@ struct engine_snapinfo {
 
 /*
  * Fills @out with up to @max snapshots from position @first of the list -- live ones in gen
- * order, then invalidated ones -- and returns how many exist in all.  A page costs
- * O(snapshots + max * log sublists): only the snapshots returned are summed up.
+ * order, then invalidated ones -- and returns how many exist in all.  A page of live ones
+ * costs O(max * log sublists): it starts at live[@first], so listing S snapshots page by
+ * page is O(S), not O(S^2 / max).  A page that reaches the invalidated ones (rare: a
+ * snapshot the full-store policy dropped while in use) also walks the tag hash, O(snapshots).
  */
 u32 engine_list(struct engine *e, u32 first, struct engine_snapinfo *out, u32 max);
 /* One snapshot's info.  Returns 0 or -ENODATA.  O(log sublists). */
@@ -361,6 +370,7 @@ struct engine_status {
 	u64 head_written_bytes; /* overwritten since the newest snapshot */
 	u64 avail_chunks, reserve_chunks;
 	u64 copyouts, policy_deletes, policy_invalidates, enospc; /* since open */
+	u64 list_visits; /* snapshots engine_list looked at, since open (work, for tests) */
 	bool failed;
 };
 void engine_status(struct engine *e, struct engine_status *out);

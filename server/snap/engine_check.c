@@ -6,7 +6,9 @@
  * engine_overlay_roots() for the store's walkers; engine_exception_stats().
  *
  * The checker reads and never writes: engine_check_offline opens the engine read-only on a
- * cache of the synced trees.  Problems are counted and the first is described in @why; an
+ * cache of the synced trees.  It holds O(exceptions) memory (every data address, every
+ * deadlist entry, each sorted) so that each tree is read a bounded number of times
+ * whatever the number of snapshots.  Problems are counted and the first is described in @why; an
  * I/O or corruption error while reading stops the check and is returned.
  *
  * Locking.  None: the caller serialises calls on the engine (engine.h).
@@ -17,6 +19,9 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Threads reading the exception tree ahead for the open's rebuild (engine.c): as the server. */
+#define ENGINE_CHECK_READAHEAD_THREADS 8
 
 int engine_overlay_roots(struct cache *cache, const struct blkptr *snapshots,
 			 int (*fn)(void *arg, u32 tag, const struct blkptr *root), void *arg)
@@ -58,6 +63,8 @@ int engine_check_offline(struct cache *cache, const struct engine_roots *roots, 
 		.origin_chunks = origin_chunks,
 		.cache = cache,
 		.read_only = true,
+		.progress = true, /* `ddsnap check` on a terminal */
+		.copy_threads = ENGINE_CHECK_READAHEAD_THREADS,
 	};
 	struct engine *e;
 	int err = engine_open(&p, roots, &e);
@@ -84,7 +91,9 @@ struct check_ctx {
 	size_t whylen;
 	u64 *addrs;
 	u64 naddrs, cap;
-	u64 *owner_count; /* per live index, plus the head at [nlive] */
+	u64 *owner_count;	    /* per live index, plus the head at [nlive] */
+	struct deadlist_entry *dle; /* every deadlist's entries, sorted by (chunk, death) */
+	u64 ndle, dle_cap, dli;	    /* dli: the next one the exception walk expects */
 };
 
 __printf(2, 3) static void problem(struct check_ctx *c, const char *fmt, ...)
@@ -107,6 +116,20 @@ static void check_addr(struct check_ctx *c, u64 addr)
 	c->addrs[c->naddrs++] = addr;
 }
 
+static int dle_cmp(const struct deadlist_entry *a, u64 chunk, u64 death)
+{
+	return a->chunk != chunk   ? (a->chunk < chunk ? -1 : 1)
+	       : a->death != death ? (a->death < death ? -1 : 1)
+				   : 0;
+}
+
+static int cmp_dle(const void *a, const void *b)
+{
+	const struct deadlist_entry *y = b;
+
+	return dle_cmp(a, y->chunk, y->death);
+}
+
 static int check_exception(void *arg, const void *key, const void *value)
 {
 	struct check_ctx *c = arg;
@@ -127,6 +150,19 @@ static int check_exception(void *arg, const void *key, const void *value)
 			(unsigned long long)birth);
 	c->owner_count[live_first_ge(e, death)]++;
 	check_addr(c, addr);
+	/* The walk is in (chunk, death) order, like the sorted deadlist entries: merge them. */
+	while (c->dli < c->ndle && dle_cmp(&c->dle[c->dli], chunk, death) < 0) {
+		problem(c, "deadlist entry (%llu, %llu) names no exception",
+			(unsigned long long)c->dle[c->dli].chunk,
+			(unsigned long long)c->dle[c->dli].death);
+		c->dli++;
+	}
+	if (c->dli == c->ndle || dle_cmp(&c->dle[c->dli], chunk, death))
+		problem(c, "exception (%llu, %llu) is on no deadlist", (unsigned long long)chunk,
+			(unsigned long long)death);
+	else if (++c->dli < c->ndle && !dle_cmp(&c->dle[c->dli], chunk, death))
+		problem(c, "exception (%llu, %llu) is on two deadlists", (unsigned long long)chunk,
+			(unsigned long long)death);
 	return 0;
 }
 
@@ -139,29 +175,30 @@ static int check_overlay_entry(void *arg, const void *key, const void *value)
 	return 0;
 }
 
-/* Every entry of a deadlist must name an existing exception owned by that deadlist. */
+/*
+ * Every entry of a deadlist must be owned by that deadlist; the entries are gathered and
+ * sorted here, and the exception walk (check_exception) matches them one to one.  A point
+ * lookup per entry instead cost a tree read per entry once the tree outgrew the cache
+ * (28 s for `ddsnap check` of 10^6 exceptions over 10 snapshots, BENCHMARKS.md).
+ */
 struct dlcheck {
 	struct check_ctx *c;
 	u32 owner;
-	int err;
 };
 
-static int check_dl_entry(void *arg, u64 key, const struct deadlist_entry *ent)
+static int collect_dl_entry(void *arg, u64 key, const struct deadlist_entry *ent)
 {
 	struct dlcheck *d = arg;
-	u8 k[16];
-	int err;
+	struct check_ctx *c = d->c;
 
-	exc_key(k, ent->chunk, ent->death);
-	err = btree_lookup(d->c->e->exc, k, NULL);
-	if (err == -ENODATA)
-		problem(d->c, "deadlist entry (%llu, %llu) names no exception",
+	if (live_first_ge(c->e, ent->death) != d->owner)
+		problem(c, "deadlist entry (%llu, %llu) on the wrong deadlist",
 			(unsigned long long)ent->chunk, (unsigned long long)ent->death);
-	else if (err)
-		return err;
-	if (live_first_ge(d->c->e, ent->death) != d->owner)
-		problem(d->c, "deadlist entry (%llu, %llu) on the wrong deadlist",
-			(unsigned long long)ent->chunk, (unsigned long long)ent->death);
+	if (c->ndle == c->dle_cap) {
+		c->dle_cap = c->dle_cap ? 2 * c->dle_cap : 1024;
+		c->dle = xrealloc(c->dle, c->dle_cap * sizeof(*c->dle));
+	}
+	c->dle[c->ndle++] = *ent;
 	return 0;
 }
 
@@ -173,13 +210,22 @@ static int check_deadlist(struct check_ctx *c, struct deadlist *dl, u32 owner)
 	if (deadlist_verify(dl, why, sizeof(why)))
 		problem(c, "deadlist of %s %u: %s", owner < c->e->nlive ? "snapshot" : "head",
 			owner < c->e->nlive ? c->e->live[owner]->tag : 0, why);
-	if (deadlist_count(dl) != c->owner_count[owner])
-		problem(c, "deadlist of %s %u holds %llu entries, the tree has %llu",
-			owner < c->e->nlive ? "snapshot" : "head",
-			owner < c->e->nlive ? c->e->live[owner]->tag : 0,
-			(unsigned long long)deadlist_count(dl),
-			(unsigned long long)c->owner_count[owner]);
-	return deadlist_walk(dl, check_dl_entry, &d);
+	return deadlist_walk(dl, collect_dl_entry, &d);
+}
+
+/* After the exception walk: each deadlist holds as many entries as it owns exceptions. */
+static void check_dl_counts(struct check_ctx *c)
+{
+	for (u32 owner = 0; owner <= c->e->nlive; owner++) {
+		struct deadlist *dl = owner < c->e->nlive ? c->e->live[owner]->dl : c->e->head_dl;
+
+		if (deadlist_count(dl) != c->owner_count[owner])
+			problem(c, "deadlist of %s %u holds %llu entries, the tree has %llu",
+				owner < c->e->nlive ? "snapshot" : "head",
+				owner < c->e->nlive ? c->e->live[owner]->tag : 0,
+				(unsigned long long)deadlist_count(dl),
+				(unsigned long long)c->owner_count[owner]);
+	}
 }
 
 /* Every provenance record: well formed, of a snapshot in the table (live or invalidated). */
@@ -234,12 +280,24 @@ int engine_check(struct engine *e, const struct engine_check_ops *ops,
 	err = verify_tree(e->exc, ops, why, whylen);
 	if (!err)
 		err = verify_tree(e->table, ops, why, whylen);
+	for (u32 i = 0; !err && i < e->nlive; i++)
+		err = check_deadlist(&c, e->live[i]->dl, i);
+	if (!err)
+		err = check_deadlist(&c, e->head_dl, e->nlive);
+	if (!err && c.ndle > 1)
+		qsort(c.dle, c.ndle, sizeof(*c.dle), cmp_dle);
 	if (!err)
 		err = verify_tree(e->provt, ops, why, whylen);
 	if (!err)
 		err = btree_walk(e->provt, &pw);
 	if (!err)
 		err = btree_walk(e->exc, &w);
+	for (; !err && c.dli < c.ndle; c.dli++)
+		problem(&c, "deadlist entry (%llu, %llu) names no exception",
+			(unsigned long long)c.dle[c.dli].chunk,
+			(unsigned long long)c.dle[c.dli].death);
+	if (!err)
+		check_dl_counts(&c);
 	for (u32 i = 1; !err && i < e->nlive; i++)
 		if (e->live[i - 1]->gen >= e->live[i]->gen)
 			problem(&c, "live snapshots out of gen order");
@@ -265,10 +323,6 @@ int engine_check(struct engine *e, const struct engine_check_ops *ops,
 					(unsigned long long)s->overlay_chunks);
 		}
 	}
-	for (u32 i = 0; !err && i < e->nlive; i++)
-		err = check_deadlist(&c, e->live[i]->dl, i);
-	if (!err)
-		err = check_deadlist(&c, e->head_dl, e->nlive);
 	if (!err) {
 		if (c.naddrs > 1)
 			qsort(c.addrs, c.naddrs, sizeof(*c.addrs), cmp_u64);
@@ -282,6 +336,7 @@ int engine_check(struct engine *e, const struct engine_check_ops *ops,
 		r->data_chunks = c.naddrs;
 	}
 	free(c.addrs);
+	free(c.dle);
 	free(c.owner_count);
 	if (err)
 		return err;

@@ -63,7 +63,7 @@ struct engine {
 	struct iopool *copiers;
 	void **copybufs; /* one per copier; copybufs[0] == copybuf */
 	void *copybuf;
-	u64 copyouts, policy_deletes, policy_invalidates, enospc;
+	u64 copyouts, policy_deletes, policy_invalidates, enospc, list_visits;
 	bool failed;
 	bool ilog_pending; /* records appended since the last log flush */
 };

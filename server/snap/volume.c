@@ -105,6 +105,7 @@
 #include "snap/engine.h"
 #include "store/intent_log.h"
 #include "util/log.h"
+#include "util/xfer.h"
 #include "pdata/metaslab.h"
 #include "store/store.h"
 #include <pthread.h>
@@ -137,7 +138,8 @@ struct volume {
 	bool borrowed; /* the devices belong to the caller (volume_params.snapstore_dev) */
 	struct store *store;
 	struct engine *engine;
-	u64 chunk_blocks; /* metadata blocks per data chunk */
+	struct xfer_progress replay; /* records replayed at open (volume_params.progress) */
+	u64 chunk_blocks;	     /* metadata blocks per data chunk */
 	u64 data_seq;	  /* calls that wrote snapstore data; bumped under the lock (atomic) */
 	u64 data_durable; /* data_seq known flushed (atomic) */
 	u64 origin_chunks;
@@ -228,6 +230,7 @@ static int replay_record(void *arg, struct tx *tx, const struct intent_log_recor
 {
 	struct volume *v = arg;
 
+	xfer_progress_update(&v->replay, v->replay.done + 1);
 	return engine_replay(v->engine, tx, rec->type, rec->payload, rec->len);
 }
 
@@ -271,14 +274,22 @@ static void volume_free(struct volume *v)
 	free(v);
 }
 
-/* Says in the text log which txg the store opened at and what replay re-applied. */
-static void report_open(struct volume *v)
+/*
+ * Says in the text log which txg the store opened at, what replay re-applied, and what the
+ * open's time went to (@ms: the store, the engine's deadlist rebuild, the replay).
+ */
+static void report_open(struct volume *v, const double ms[3])
 {
 	struct intent_log_stats ls;
+	struct engine_status es;
 
 	intent_log_stats(store_log(v->store), &ls);
+	engine_status(v->engine, &es);
 	log_info("store opened at txg %llu, %llu log records replayed",
 		 (unsigned long long)store_synced_txg(v->store), (unsigned long long)ls.replayed);
+	log_info("open: store %.0f ms, engine %.0f ms (%llu exceptions, %u snapshots), "
+		 "replay %.0f ms",
+		 ms[0], ms[1], (unsigned long long)es.exceptions, es.live + es.invalidated, ms[2]);
 }
 
 int volume_open(const struct volume_params *p, struct volume **out, char *why, size_t whylen)
@@ -290,6 +301,8 @@ int volume_open(const struct volume_params *p, struct volume **out, char *why, s
 	const struct label *l;
 	struct store_hook hook = {.pre_sync = engine_pre_sync, .arg = v};
 	char sub[700]; /* an intent log damage report is long */
+	struct timespec t0;
+	double ms[3];
 	int r;
 
 	pthread_mutex_init(&v->lock, NULL);
@@ -323,7 +336,9 @@ int volume_open(const struct volume_params *p, struct volume **out, char *why, s
 	cfg.cache_bytes = p->cache_bytes;
 	cfg.txg_timeout_ms = p->txg_timeout_ms;
 	cfg.discard_damaged_log = p->discard_damaged_log;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	r = store_open(&cfg, &v->store, sub, sizeof(sub));
+	ms[0] = 1000 * xfer_elapsed(&t0);
 	if (r) {
 		why_printf(why, whylen, r, "cannot open the store on %s: %s", p->snapstore, sub);
 		goto out_close_devs;
@@ -365,6 +380,7 @@ int volume_open(const struct volume_params *p, struct volume **out, char *why, s
 		MAX((space_avail(v) >> VOLUME_RESERVE_SHIFT), (u64)VOLUME_RESERVE_MIN_CHUNKS);
 	ep.autodelete = true;
 	ep.copy_threads = VOLUME_COPY_THREADS;
+	ep.progress = p->progress;
 	/* the log's flushes are the snapstore's ("Flushes saved"): no data checksums */
 	ep.copies_ordered = !v->metadev;
 	ep.data_first = l->data_start / v->chunk_blocks;
@@ -376,18 +392,27 @@ int volume_open(const struct volume_params *p, struct volume **out, char *why, s
 	store_root(v->store, UB_ROOT_SNAPSHOTS, &roots.snapshots);
 	store_root(v->store, UB_ROOT_PROVENANCE, &roots.provenance);
 	roots.gen = store_scalar(v->store, UB_SCALAR_GEN);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	r = engine_open(&ep, &roots, &v->engine);
+	ms[1] = 1000 * xfer_elapsed(&t0);
 	if (r) {
 		why_printf(why, whylen, r, "cannot open the snapshot metadata: %s", errmsg(r));
 		goto out_close_store;
 	}
 	store_add_hook(v->store, &hook);
+	/* How many records the log holds is known only at its end: a count and a rate. */
+	xfer_progress_init_units(&v->replay, "open: replaying the intent log", "records", 0, false);
+	v->replay.enabled &= p->progress;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	r = store_open_log(v->store, replay_record, v, sub, sizeof(sub));
+	ms[2] = 1000 * xfer_elapsed(&t0);
+	if (v->replay.done)
+		xfer_progress_done(&v->replay);
 	if (r) {
 		why_printf(why, whylen, r, "cannot replay the intent log: %s", sub);
 		goto out_close_engine;
 	}
-	report_open(v);
+	report_open(v, ms);
 	*out = v;
 	return 0;
 

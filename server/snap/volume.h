@@ -34,6 +34,7 @@ struct volume_params {
 	size_t cache_bytes;	  /* metadata cache budget */
 	unsigned txg_timeout_ms;  /* 0: the store's default (tests sync often with 1) */
 	bool discard_damaged_log; /* store_config.discard_damaged_log */
+	bool progress;		  /* engine_params.progress: the open on a terminal */
 	volume_invalidate_fn invalidate;
 	void *invalidate_priv;
 };

@@ -527,7 +527,7 @@ int store_open(const struct store_config *cfg, struct store **out, char *why, si
 	metaslab_tx_init(&s->tx, s->mg, s->cache, s->open_txg);
 
 	if (!cfg->no_sync_thread && !cfg->read_only) {
-		r = -pthread_create(&s->thread, NULL, store_sync_thread, s);
+		r = -thread_start(&s->thread, store_sync_thread, s, false);
 		if (r)
 			goto out_free;
 		s->thread_running = true;

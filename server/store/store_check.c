@@ -27,6 +27,7 @@
 #include "pdata/metaslab.h"
 #include "pdata/treewalk.h"
 #include "store/uberblock.h"
+#include "util/xfer.h"
 
 /* Cache for reading the allocator's table and space maps: they are read once each. */
 #define STORE_CHECK_CACHE_BYTES (16ULL << 20)
@@ -50,6 +51,7 @@ struct checker {
 	u64 noverlays, overlays_cap;
 	u64 meta_leaks, data_leaks, first_meta_leak, first_data_leak;
 	u64 damaged; /* subtrees that could not be read: what they hold looks leaked */
+	struct xfer_progress prog; /* tree blocks walked of the uberblock's meta_alloc */
 };
 
 /* Callers check @i against the bitmap's source first: the VERIFY is the backstop. */
@@ -226,6 +228,7 @@ static int account_node(void *arg, const struct treewalk_node *n)
 	struct checker *c = arg;
 
 	account_meta(c, c->tree, n->blocknr, n->txg);
+	xfer_progress_update(&c->prog, c->prog.done + 1);
 	if (n->level == 0)
 		account_leaf(c, n);
 	return 0;
@@ -468,7 +471,10 @@ int store_check(struct bdev *snap, struct bdev *meta, FILE *out, struct store_ch
 		c.seen = xzalloc(DIV_ROUND_UP(c.meta_blocks, 64) * sizeof(u64));
 		c.data_seen = xzalloc(DIV_ROUND_UP(c.nchunks, 64) * sizeof(u64));
 		check_space(&c);
+		xfer_progress_init_units(&c.prog, "check: tree blocks", "blocks", c.ub.meta_alloc,
+					 false);
 		check_trees(&c);
+		xfer_progress_done(&c.prog);
 		check_log(&c);
 		metaslab_close(c.mg);
 		cache_destroy(c.cache);

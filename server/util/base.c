@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * base.c - the out-of-line half of base.h: the VERIFY failure path and allocation wrappers.
+ * base.c - the out-of-line half of base.h: the VERIFY failure path and allocation wrappers, thread_start.
  *
  * A VERIFY failure means our own invariant broke and continuing could write bad metadata, so
  * it aborts (leaving a core for gdb) rather than returning.  Allocation failure in the
@@ -74,6 +74,20 @@ int write_full_op(int fd, const void *buf, size_t len,
 		len -= (size_t)n;
 	}
 	return 0;
+}
+
+int thread_start(pthread_t *t, void *(*fn)(void *), void *arg, bool detached)
+{
+	pthread_attr_t attr;
+	int r;
+
+	pthread_attr_init(&attr);
+	if (detached)
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, THREAD_STACK_BYTES);
+	r = pthread_create(t, &attr, fn, arg);
+	pthread_attr_destroy(&attr);
+	return r;
 }
 
 void *xmalloc(size_t size)

@@ -88,7 +88,7 @@ struct iopool *iopool_create(unsigned threads)
 		struct iopool_thread *t = xmalloc(sizeof(*t));
 
 		*t = (struct iopool_thread){p, i};
-		VERIFY(pthread_create(&p->threads[i], NULL, iopool_main, t) == 0);
+		VERIFY(thread_start(&p->threads[i], iopool_main, t, false) == 0);
 		p->nthreads++;
 	}
 	return p;

@@ -48,8 +48,15 @@ void xfer_rate_account(struct xfer_rate *r, uint64_t bytes)
 
 void xfer_progress_init(struct xfer_progress *p, const char *what, uint64_t total, bool force)
 {
+	xfer_progress_init_units(p, what, NULL, total, force);
+}
+
+void xfer_progress_init_units(struct xfer_progress *p, const char *what, const char *unit,
+			      uint64_t total, bool force)
+{
 	p->enabled = force || isatty(STDERR_FILENO);
 	p->what = what;
+	p->unit = unit;
 	p->total = total;
 	p->done = 0;
 	clock_gettime(CLOCK_MONOTONIC, &p->start);
@@ -61,6 +68,21 @@ static void draw(struct xfer_progress *p)
 	double t = xfer_elapsed(&p->start), rate = t > 0 ? (double)p->done / t : 0;
 	double mib = 1024.0 * 1024.0;
 
+	if (p->unit) {
+		double eta =
+			rate > 0 && p->total > p->done ? (double)(p->total - p->done) / rate : 0;
+
+		if (p->total)
+			fprintf(stderr, "\r%s: %llu / %llu %s  %3.0f%%  ETA %d:%02d   ", p->what,
+				(unsigned long long)p->done, (unsigned long long)p->total, p->unit,
+				100.0 * (double)(p->done < p->total ? p->done : p->total) /
+					(double)p->total,
+				(int)eta / 60, (int)eta % 60);
+		else
+			fprintf(stderr, "\r%s: %llu %s  %.0f/s   ", p->what,
+				(unsigned long long)p->done, p->unit, rate);
+		return;
+	}
 	if (p->total && rate > 0) {
 		double eta = (double)(p->total > p->done ? p->total - p->done : 0) / rate;
 

@@ -2,7 +2,8 @@
 /*
  * xfer.h - what every data-moving operation shares (the delta streams of delta/delta_xfer.h
  * behind `ddsnap delta create/apply`, send and receive): a bytes-per-second rate limit and a
- * progress line on a terminal.
+ * progress line on a terminal.  Every other long operation (the server's open and replay,
+ * check, dump, restore) draws the same progress line, counting its own units.
  *
  * The rate limit sleeps the caller so that the bytes accounted since xfer_rate_init() never
  * run ahead of limit * elapsed by more than XFER_BURST bytes (Zumastor's -l, without its
@@ -31,6 +32,7 @@ struct xfer_rate {
 struct xfer_progress {
 	bool enabled;
 	const char *what;
+	const char *unit; /* NULL: bytes, drawn in MiB; else counted, e.g. "exceptions" */
 	uint64_t total, done;
 	struct timespec start, last;
 };
@@ -42,6 +44,9 @@ void xfer_rate_account(struct xfer_rate *r, uint64_t bytes);
 
 /* Enables the progress line iff stderr is a terminal (or @force). @total 0 = unknown. */
 void xfer_progress_init(struct xfer_progress *p, const char *what, uint64_t total, bool force);
+/* The same, counting @unit ("blocks", "lines", ...) instead of bytes. */
+void xfer_progress_init_units(struct xfer_progress *p, const char *what, const char *unit,
+			      uint64_t total, bool force);
 /* Sets the amount done and redraws if due. */
 void xfer_progress_update(struct xfer_progress *p, uint64_t done);
 /* Final redraw and newline. */

@@ -176,6 +176,10 @@ expect_out "origin of 16781312 bytes is not a multiple of the chunk size 16384.*
 expect 0 "the suggested chunk size works" "$ddsnap" initialize -y -c 4k "$dir/o2" "$dir/oodd"
 
 expect 0 "server starts and reports ready" "$ddsnap" server -l "$dir/log" -p "$pid" "$store" "$origin" "$sock"
+# Its locked memory is the cache it was given (64 MiB by default, of which a fresh store
+# uses little) plus fixed costs: thread stacks are THREAD_STACK_BYTES, not glibc's 8 MiB
+# each (13 threads of those held 104 MiB whatever the store held).
+expect 0 "the idle server holds under 48 MiB" test "$(awk '/^VmRSS/{print $2}' "/proc/$(cat "$pid")/status")" -lt $((48 << 10))
 expect 1 "a second server on the same socket is refused" "$ddsnap" server "$dir/o2" "$dir/oodd" "$sock"
 expect_out "another server" "the error says another server runs there"
 
@@ -543,9 +547,18 @@ wait_gone "$pid"
 expect 1 "the server removed its pid file on SIGTERM" test -e "$pid"
 expect 0 "check the stopped store" "$ddsnap" check "$store"
 expect_out "clean" "check reports the store clean"
+# Progress lines (util/xfer.h) go to a terminal only: none in a file, one on a pty.
+expect 0 "check draws no progress line when stderr is not a terminal" bash -c "! grep -q 'tree blocks\|deadlists from\|ETA' '$dir/err'"
+expect 0 "restore draws none either" bash -c "truncate -s 64M '$dir/rstore' && '$ddsnap' dump '$store' | '$ddsnap' restore -y - '$dir/rstore' 2>'$dir/rerr' && ! grep -q 'restore: \|ETA' '$dir/rerr'"
+expect_out "restored [0-9]+ exceptions" "and it restored the store"
+rm -f "$dir/rstore"
+expect 0 "check on a terminal draws its progress" script -qec "'$ddsnap' check '$store'" /dev/null
+expect_out "check: tree blocks: [0-9]+ / [0-9]+ blocks .*ETA" "the line says what, how far and the time left"
 expect 0 "dump" "$ddsnap" dump "$store"
 expect_out "^label " "dump starts with the label"
+expect 0 "dump draws no progress line off a terminal" bash -c "! grep -q 'dump: \\|ETA' '$dir/err'"
 expect 0 "the server starts again on the same store" "$ddsnap" server -p "$pid" "$store" "$origin" "$sock"
+expect 0 "the server's open drew no progress line (stderr not a terminal)" bash -c "! grep -q 'deadlists from\\|ETA' '$dir/err'"
 expect 0 "snapshot 2 survived the restart" "$ddsnap" status "$sock" 2
 
 kill -TERM "$(cat "$pid")"
@@ -652,6 +665,23 @@ kpid=$(cat "$dir/kpid")
 kill -KILL "$kpid"
 wait_dead "$kpid"
 expect 0 "after kill -9 a new server opens the store" "$ddsnap" server -p "$dir/kpid" "$dir/o2" "$dir/oodd" "$dir/k.sock"
+# Snapshots taken and the server killed before its txg synced: the next open replays them,
+# with a progress line on a terminal only.
+for t in 71 72 73; do "$ddsnap" create "$dir/k.sock" $t >/dev/null; done
+kpid=$(cat "$dir/kpid")
+kill -KILL "$kpid"
+wait_dead "$kpid"
+expect 0 "a server replaying on a terminal" script -qec "'$ddsnap' server -p '$dir/kpid' '$dir/o2' '$dir/oodd' '$dir/k.sock'" /dev/null
+expect_out "open: replaying the intent log: [0-9]+ records" "it draws the replay's progress"
+expect_out "[1-9][0-9]* log records replayed|open: replaying the intent log: [1-9]" "and records were replayed"
+expect 0 "snapshot 73 was replayed" "$ddsnap" status "$dir/k.sock" 73
+for t in 74 75; do "$ddsnap" create "$dir/k.sock" $t >/dev/null; done
+kpid=$(cat "$dir/kpid")
+kill -KILL "$kpid"
+wait_dead "$kpid"
+expect 0 "a server replaying off a terminal" "$ddsnap" server -p "$dir/kpid" "$dir/o2" "$dir/oodd" "$dir/k.sock"
+expect 0 "draws no progress line" bash -c "! grep -q 'replaying\\|ETA' '$dir/err'"
+expect 0 "snapshot 75 was replayed" "$ddsnap" status "$dir/k.sock" 75
 kill -TERM "$(cat "$dir/kpid")"
 wait_gone "$dir/kpid"
 

@@ -22,6 +22,7 @@
 #include "pdata/btree.h"
 #include "blk/bdev.h"
 #include "blk/cache.h"
+#include "util/iopool.h"
 
 /*----------------------------------------------------------------
  * Test transaction: allocator with deferred frees
@@ -1060,6 +1061,80 @@ static void test_btree__cursor_survives_changes(void **state)
 	env_fini(&e);
 }
 
+/*
+ * A cold walk: without readahead the first entry costs a read per level and each leaf a
+ * read of its own; with it the first entry brings every leaf of the parent into the cache,
+ * in one request per run of consecutive addresses (a tree written in one txg has its leaves
+ * in order: a couple of requests), nothing is read again, and the walk is the same (the
+ * server's open, engine.c).
+ */
+static void test_btree__cursor_readahead(void **state)
+{
+	struct blkptr empty = {0}, root;
+	struct iopool *pool = iopool_create(3);
+	struct btree_stats bs;
+	struct cache_stats st;
+	struct btree_cursor c;
+	struct btree *t;
+	struct env e;
+	u64 seen = 0, opened, first[2], total[2], cached[2];
+	int r;
+
+	env_init(&e, 1 << 12, 8 << 20);
+	assert_int_equal(btree_open(&type_exc, e.cache, &empty, &t), 0);
+	fill_exc(&e, t, NULL, 1500, 1);
+	env_sync(&e, t);
+	assert_int_equal(btree_stats(t, &bs), 0);
+	print_message("h %u leaves %llu internal %llu\n", bs.height, (unsigned long long)bs.leaves,
+		      (unsigned long long)bs.internal);
+	assert_int_equal(bs.height, 2); /* one parent: every leaf is its child */
+	assert_true(bs.leaves > 10);
+	btree_root(t, &root);
+	for (int ra = 0; ra < 2; ra++) {
+		btree_close(t);
+		env_recache(&e);
+		assert_int_equal(btree_open(&type_exc, e.cache, &root, &t), 0);
+		cache_stats(e.cache, &st);
+		opened = st.reads;
+		btree_cursor_init(&c, t);
+		if (ra)
+			btree_cursor_readahead(&c, pool);
+		assert_int_equal(btree_cursor_seek(&c, NULL, BTREE_FIRST), 0);
+		cache_stats(e.cache, &st);
+		first[ra] = st.reads - opened;
+		cached[ra] = st.cached;
+		for (seen = 0, r = 0; !r; r = btree_cursor_next(&c))
+			assert_int_equal(btree_get_le64(btree_cursor_key(&c), 0), seen++);
+		assert_int_equal(r, -ENODATA);
+		assert_int_equal(seen, 1500);
+		cache_stats(e.cache, &st);
+		total[ra] = st.reads - opened;
+		btree_cursor_fini(&c);
+	}
+	assert_true(first[0] <= 2);
+	assert_int_equal(cached[1], cached[0] + bs.leaves - 1); /* the other leaves came along */
+	assert_true(first[1] <= first[0] + 2);			/* in a request or two */
+	assert_int_equal(total[0], first[0] + bs.leaves - 1);	/* one read per leaf */
+	assert_int_equal(total[1], first[1]);			/* nothing read twice */
+	/* A pool without threads would read serially: it is ignored. */
+	iopool_destroy(pool);
+	pool = iopool_create(0);
+	btree_close(t);
+	env_recache(&e);
+	assert_int_equal(btree_open(&type_exc, e.cache, &root, &t), 0);
+	cache_stats(e.cache, &st);
+	opened = st.reads;
+	btree_cursor_init(&c, t);
+	btree_cursor_readahead(&c, pool);
+	assert_int_equal(btree_cursor_seek(&c, NULL, BTREE_FIRST), 0);
+	cache_stats(e.cache, &st);
+	assert_int_equal(st.reads - opened, first[0]);
+	btree_cursor_fini(&c);
+	btree_close(t);
+	iopool_destroy(pool);
+	env_fini(&e);
+}
+
 struct reader_arg {
 	struct btree *t;
 	const struct model *m;
@@ -1157,6 +1232,7 @@ int main(void)
 		cmocka_unit_test(test_btree__missing_sync_detected),
 		cmocka_unit_test(test_btree__enospc_leaves_tree_unchanged),
 		cmocka_unit_test(test_btree__cursor_survives_changes),
+		cmocka_unit_test(test_btree__cursor_readahead),
 		cmocka_unit_test(test_btree__readers_of_synced_root_during_writes),
 		cmocka_unit_test(test_btree__bad_types_refused),
 	};

@@ -3,12 +3,13 @@
  * test_cache.c - the metadata block cache over the faulty RAM device: validation on read
  * (corrupt, misdirected, stale, wrong type, valid checksum with bad structure), nothing
  * reaching the device before cache_sync, coalesced writes, the memory budget and LRU order,
- * seal-before-sync, forget, sync errors, and concurrent readers.
+ * seal-before-sync, forget, sync errors, concurrent readers, and the heap a full cache costs.
  */
 #include <stdarg.h>
 #include <setjmp.h>
 #include <string.h>
 #include <pthread.h>
+#include <malloc.h>
 #include <cmocka.h>
 #include "blk/cache.h"
 #include "lib/testblk.h"
@@ -71,6 +72,87 @@ static void test_cache__new_sync_read_back(void **state)
 	assert_int_equal(st.misses, 10);
 	assert_int_equal(st.hits, 1);
 	assert_int_equal(st.reads, 10);
+	cache_destroy(c);
+	bdev_close(b);
+}
+
+/*
+ * The heap a full cache costs is about its blocks: buffers come in slabs, not one aligned
+ * allocation each (which cost a page of padding per block: the server held twice its
+ * cache), and a block evicted and read again reuses its entry, so a second pass over more
+ * blocks than the budget allocates nothing beyond the slab the one block over budget (evicted
+ * after the insertion) may need.
+ */
+static void test_cache__memory_is_the_blocks(void **state)
+{
+	const u64 budget = 256, n = 2 * budget;
+	struct bdev *b = bdev_faulty_create((n + 1) * BS, 9);
+	struct cache *c;
+	struct cblock *cb;
+	size_t before, full;
+
+	for (u64 i = 0; i < n; i++)
+		put_raw(b, i, i, 3, i);
+	c = cache_create(b, budget * BS);
+	before = mallinfo2().arena + mallinfo2().hblkhd;
+	for (u64 i = 0; i < budget; i++) {
+		assert_int_equal(cache_read(c, &testblk_type, i, 3, &cb, NULL, 0), 0);
+		cache_put(c, cb);
+	}
+	full = mallinfo2().arena + mallinfo2().hblkhd;
+	assert_true(full - before < budget * BS * 3 / 2);
+	for (int pass = 0; pass < 2; pass++)
+		for (u64 i = 0; i < n; i++) {
+			assert_int_equal(cache_read(c, &testblk_type, i, 3, &cb, NULL, 0), 0);
+			assert_int_equal(testblk_first(cb->data), i);
+			cache_put(c, cb);
+		}
+	assert_true(mallinfo2().arena + mallinfo2().hblkhd - before < budget * BS * 3 / 2);
+	cache_destroy(c);
+	bdev_close(b);
+}
+
+/*
+ * A readahead run: one request for consecutive blocks; each valid one cached, a corrupt one
+ * left out (the later read meets and refuses it), a cached one kept as it is, and the txg a
+ * parent expects still checked when the block is used.
+ */
+static void test_cache__read_run(void **state)
+{
+	struct bdev *b = bdev_faulty_create(NBLOCKS * BS, 10);
+	struct cache *c = cache_create(b, 64 * BS);
+	struct bdev_counters ctr0, ctr;
+	struct cache_stats st;
+	struct cblock *cb;
+
+	for (u64 i = 100; i < 110; i++)
+		put_raw(b, i, i, 4, i * 10);
+	put_raw(b, 105, 99, 4, 0); /* misdirected: claims to be block 99 */
+	assert_int_equal(cache_read(c, &testblk_type, 102, 4, &cb, NULL, 0), 0);
+	cache_put(c, cb);
+	bdev_faulty_counters(b, &ctr0);
+	assert_int_equal(cache_read_run(c, &testblk_type, 100, 10), 0);
+	bdev_faulty_counters(b, &ctr);
+	assert_int_equal(ctr.reads - ctr0.reads, 1);
+	cache_stats(c, &st);
+	assert_int_equal(st.cached, 9);
+	for (u64 i = 100; i < 110; i++) {
+		int r = cache_read(c, &testblk_type, i, 4, &cb, NULL, 0);
+
+		if (i == 105) {
+			assert_int_equal(r, -ENOTBLK);
+			continue;
+		}
+		assert_int_equal(r, 0);
+		assert_int_equal(testblk_first(cb->data), i * 10);
+		cache_put(c, cb);
+	}
+	bdev_faulty_counters(b, &ctr);
+	assert_int_equal(ctr.reads - ctr0.reads, 2); /* the run, and 105 again */
+	/* A parent expecting another txg: -ESTALE from the cached copy too. */
+	assert_int_equal(cache_read(c, &testblk_type, 107, 5, &cb, NULL, 0), -ESTALE);
+	assert_int_equal(cache_read_run(c, &testblk_type, NBLOCKS - 2, 4), -EINVAL);
+	assert_int_equal(cache_read_run(c, &testblk_type, 0, CACHE_RUN_MAX + 1), -EINVAL);
 	cache_destroy(c);
 	bdev_close(b);
 }
@@ -376,6 +458,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cache__new_sync_read_back),
+		cmocka_unit_test(test_cache__memory_is_the_blocks),
+		cmocka_unit_test(test_cache__read_run),
 		cmocka_unit_test(test_cache__refuses_bad_blocks),
 		cmocka_unit_test(test_cache__valid_checksum_bad_structure),
 		cmocka_unit_test(test_cache__budget_and_lru),

@@ -2,11 +2,13 @@
 /*
  * test_deadlist.c - deadlists against a naive model (a flat array of (key, chunk, death,
  * bytes) per deadlist) over random inserts, merges and splits; totals, per-sublist sums,
- * space ranges, walk order, and that merges move chains rather than entries.
+ * space ranges, walk order, that merges move chains rather than entries, and that a small
+ * deadlist costs about its entries.
  */
 #include <stdarg.h>
 #include <setjmp.h>
 #include <string.h>
+#include <malloc.h>
 #include <cmocka.h>
 #include "snap/deadlist.h"
 
@@ -162,10 +164,35 @@ static void test_deadlist__model(void **state)
 	}
 }
 
+/*
+ * 10,000 snapshots owning 10 exceptions each (bench/open.sh's store): a deadlist of 10
+ * entries costs about their 160 bytes plus its headers, not a whole segment of 252.
+ */
+static void test_deadlist__small_ones_are_small(void **state)
+{
+	enum { N = 10000, PER = 10 };
+	struct deadlist **dl = xmalloc(N * sizeof(*dl));
+	size_t before = mallinfo2().uordblks, per;
+
+	for (u32 i = 0; i < N; i++) {
+		dl[i] = deadlist_create();
+		for (u32 k = 0; k < PER; k++)
+			deadlist_insert(dl[i], i + 1, (u64)i * PER + k, i + 2, 4096);
+		assert_int_equal(deadlist_count(dl[i]), PER);
+	}
+	per = (mallinfo2().uordblks - before) / N;
+	print_message("a deadlist of %d entries: %zu bytes of heap\n", PER, per);
+	assert_true(per < 1024);
+	for (u32 i = 0; i < N; i++)
+		deadlist_destroy(dl[i]);
+	free(dl);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_deadlist__model),
+		cmocka_unit_test(test_deadlist__small_ones_are_small),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

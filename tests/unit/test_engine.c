@@ -1193,6 +1193,96 @@ static void test_engine__cost_origin_write_independent_of_snapshots(void **state
 }
 
 /*
+ * The engine's check of a tree bigger than its cache reads each block a bounded number of
+ * times whatever the number of snapshots: the open's rebuild (reading ahead in runs, as
+ * the server's), btree_verify and the walk of the exceptions, not a tree lookup per
+ * deadlist entry (one pass over the tree per snapshot once the tree outgrew the cache).
+ */
+static void test_engine__cost_check_bounded(void **state)
+{
+	struct efix_opts o = {.null_data = true, .meta_bytes = 256ull << 20};
+	const u64 nexc = 100000, nsnaps = 20;
+	struct engine_check_report rep;
+	struct btree_stats bs;
+	struct cache_stats st;
+	struct cache *cold;
+	struct efix f;
+	char why[256];
+
+	efix_init_opts(&f, CS, nexc, 2 * nexc, &o);
+	/* Snapshot s owns the chunks c with c % nsnaps == s: every deadlist spans the tree. */
+	for (u64 s = 0; s < nsnaps; s++) {
+		struct engine_range r[256];
+		u64 copied, n = 0;
+
+		assert_int_equal(engine_create(f.e, &f.tx, (u32)s + 1, s + 1, 0), 0);
+		for (u64 c = s; c < nexc; c += nsnaps) {
+			r[n++] = (struct engine_range){c, 1};
+			if (n == 256 || c + nsnaps >= nexc) {
+				assert_int_equal(
+					engine_origin_write(f.e, &f.tx, r, (u32)n, NULL, &copied),
+					0);
+				assert_int_equal(copied, n);
+				n = 0;
+			}
+		}
+		assert_int_equal(efix_sync(&f), 0);
+	}
+	assert_int_equal(engine_exception_stats(f.e, &bs), 0);
+	cold = cache_create(f.meta, 64 * DDSNAP_BLOCK_SIZE);
+	cache_set_synced_txg(cold, f.synced_txg);
+	assert_int_equal(
+		engine_check_offline(cold, &f.roots, CS, nexc, NULL, &rep, why, sizeof(why)), 0);
+	assert_int_equal(rep.exceptions, nexc);
+	cache_stats(cold, &st);
+	print_message("check of %llu exceptions over %llu snapshots, %llu tree blocks, 64-block "
+		      "cache: %llu reads\n",
+		      (unsigned long long)nexc, (unsigned long long)nsnaps,
+		      (unsigned long long)(bs.leaves + bs.internal), (unsigned long long)st.reads);
+	assert_true(st.reads <= 4 * (bs.leaves + bs.internal));
+	cache_destroy(cold);
+	efix_fini(&f);
+}
+
+/*
+ * Listing 10,000 snapshots page by page looks at each once (a page starts where it should,
+ * it does not count its way there from the first), and a page that reaches the invalidated
+ * ones still returns them after the live ones.
+ */
+static void test_engine__cost_list_linear(void **state)
+{
+	const u32 nsnaps = 10000, page = 64;
+	struct engine_snapinfo *info = xmalloc(page * sizeof(*info));
+	struct engine_status st0, st;
+	struct efix f;
+	u32 seen = 0;
+
+	efix_init(&f, CS, 64, 64, false, 1);
+	for (u32 t = 1; t <= nsnaps; t++)
+		assert_int_equal(engine_create(f.e, &f.tx, t, t, 0), 0);
+	engine_status(f.e, &st0);
+	for (u32 first = 0; first < nsnaps; first += page) {
+		u32 n = MIN(page, nsnaps - first);
+
+		assert_int_equal(engine_list(f.e, first, info, page), nsnaps);
+		for (u32 i = 0; i < n; i++)
+			assert_int_equal(info[i].tag, first + i + 1);
+		seen += n;
+	}
+	assert_int_equal(seen, nsnaps);
+	engine_status(f.e, &st);
+	print_message("listing %u snapshots in pages of %u looked at %llu\n", nsnaps, page,
+		      (unsigned long long)(st.list_visits - st0.list_visits));
+	assert_int_equal(st.list_visits - st0.list_visits, nsnaps);
+	/* Past the end: nothing looked at. */
+	assert_int_equal(engine_list(f.e, nsnaps, info, page), nsnaps);
+	engine_status(f.e, &st0);
+	assert_int_equal(st0.list_visits, st.list_visits);
+	efix_fini(&f);
+	free(info);
+}
+
+/*
  * Deleting a snapshot that has nothing unique, among many exceptions: a handful of block
  * accesses (the snapshot table), no exception touched, nothing freed.
  */
@@ -1281,6 +1371,8 @@ int main(void)
 		cmocka_unit_test(test_engine__discard_is_a_write),
 		cmocka_unit_test(test_engine__cost_origin_write_independent_of_snapshots),
 		cmocka_unit_test(test_engine__cost_delete_nothing_unique),
+		cmocka_unit_test(test_engine__cost_list_linear),
+		cmocka_unit_test(test_engine__cost_check_bounded),
 		cmocka_unit_test(test_engine__cost_changelist_pruned),
 	};
 
