@@ -72,9 +72,12 @@
  *
  * Locking.  One mutex protects everything above; no I/O is done under it.  Each leader owns
  * its batch buffer without the mutex while writing (state IL_WRITING keeps everyone else off
- * it); two leaders may be in I/O at once, on different buffers and slots.  durable_cv:
- * durable_seq moved, a batch retired, or failure.  space_cv: the ring tail moved, a batch
- * buffer became free, or failure.  The pressure callback is called with the mutex dropped.
+ * it); two leaders may be in I/O at once, on different buffers and slots.  Each batch buffer
+ * has its own condition, so a retirement wakes only the waiters it acknowledges: a waiter
+ * sleeps on the cv of the batch holding its last record (il_wait_cv), broadcast when that
+ * batch retires (its records are then durable), when a batch retires while it is the open
+ * one (a leader may go), and on failure.  space_cv: the ring tail moved, a batch buffer
+ * became free, or failure.  The pressure callback is called with the mutex dropped.
  *
  * Crash argument.
  *  - If we crash with batches in flight: say N is the oldest.  Every batch before N was
@@ -151,6 +154,7 @@ enum il_state {
 struct il_batch {
 	u8 *buf; /* INTENT_LOG_MAX_BATCH_BLOCKS blocks, BDEV_ALIGN-aligned */
 	enum il_state state;
+	pthread_cond_t cv;  /* waiters for its records (see Locking) */
 	u64 first_block;    /* block seq of buf's first block (when nblocks > 0) */
 	u64 end_seq;	    /* one past the last record's seq */
 	unsigned nblocks;   /* blocks started */
@@ -165,7 +169,6 @@ struct intent_log {
 	void *pressure_arg;
 
 	pthread_mutex_t lock;
-	pthread_cond_t durable_cv;
 	pthread_cond_t space_cv;
 
 	/*
@@ -368,6 +371,8 @@ static struct il_batch *il_batch_at(struct intent_log *log, const struct il_batc
  */
 static void il_retire_locked(struct intent_log *log)
 {
+	bool retired = false;
+
 	while (log->inflight) {
 		struct il_batch *b = il_batch_at(log, log->open, IL_NBATCH - log->inflight);
 
@@ -377,7 +382,23 @@ static void il_retire_locked(struct intent_log *log)
 			log->durable_seq = b->end_seq;
 		il_batch_reset(b);
 		log->inflight--;
+		pthread_cond_broadcast(&b->cv);
+		retired = true;
 	}
+	if (retired) /* the open batch may be issued now */
+		pthread_cond_broadcast(&log->open->cv);
+}
+
+/* The condition a waiter for the records below @end sleeps on (see Locking). */
+static pthread_cond_t *il_wait_cv(struct intent_log *log, u64 end)
+{
+	for (unsigned k = log->inflight; k; k--) {
+		struct il_batch *b = il_batch_at(log, log->open, IL_NBATCH - k);
+
+		if (end <= b->end_seq)
+			return &b->cv;
+	}
+	return &log->open->cv;
 }
 
 /*
@@ -424,7 +445,10 @@ static void il_lead_locked(struct intent_log *log)
 		log->st.flushes++;
 	}
 	il_retire_locked(log);
-	pthread_cond_broadcast(&log->durable_cv);
+	if (r) {
+		for (size_t i = 0; i < ARRAY_SIZE(log->batch); i++)
+			pthread_cond_broadcast(&log->batch[i].cv);
+	}
 	pthread_cond_broadcast(&log->space_cv);
 }
 
@@ -557,7 +581,7 @@ static int il_wait_locked(struct intent_log *log, u64 end)
 			VERIFY(log->open->nblocks);
 			il_lead_locked(log);
 		} else {
-			pthread_cond_wait(&log->durable_cv, &log->lock);
+			pthread_cond_wait(il_wait_cv(log, end), &log->lock);
 		}
 	}
 	return log->durable_seq >= end ? 0 : log->failed;
@@ -885,7 +909,6 @@ static struct intent_log *il_alloc(const struct intent_log_config *cfg)
 	log->pressure = cfg->pressure;
 	log->pressure_arg = cfg->pressure_arg;
 	pthread_mutex_init(&log->lock, NULL);
-	pthread_cond_init(&log->durable_cv, NULL);
 	pthread_cond_init(&log->space_cv, NULL);
 	log->blk_txg = xzalloc(log->nblocks * sizeof(u64));
 	log->blk_first = xzalloc(log->nblocks * sizeof(u64));
@@ -894,6 +917,7 @@ static struct intent_log *il_alloc(const struct intent_log_config *cfg)
 
 		if (posix_memalign((void **)&log->batch[i].buf, BDEV_ALIGN, size))
 			VERIFY(!"out of memory for the intent log batch buffers");
+		pthread_cond_init(&log->batch[i].cv, NULL);
 	}
 	log->open = &log->batch[0];
 	log->tail = cfg->replay_from.block_seq;
@@ -903,10 +927,11 @@ static struct intent_log *il_alloc(const struct intent_log_config *cfg)
 static void il_free(struct intent_log *log)
 {
 	pthread_cond_destroy(&log->space_cv);
-	pthread_cond_destroy(&log->durable_cv);
 	pthread_mutex_destroy(&log->lock);
-	for (size_t i = 0; i < ARRAY_SIZE(log->batch); i++)
+	for (size_t i = 0; i < ARRAY_SIZE(log->batch); i++) {
+		pthread_cond_destroy(&log->batch[i].cv);
 		free(log->batch[i].buf);
+	}
 	free(log->blk_first);
 	free(log->blk_txg);
 	free(log);
