@@ -435,9 +435,10 @@ int volume_close(struct volume *v)
 	r = store_sync(v->store);
 
 	intent_log_stats(store_log(v->store), &ls);
-	log_info("intent log since open: %llu records in %llu batches, %llu flushes",
+	log_info("intent log since open: %llu records in %llu batches (%llu issued while another "
+		 "was in flight), %llu flushes",
 		 (unsigned long long)ls.records, (unsigned long long)ls.batches,
-		 (unsigned long long)ls.flushes);
+		 (unsigned long long)ls.overlapped, (unsigned long long)ls.flushes);
 	if (r)
 		log_err("final txg sync failed: %s", errmsg(r));
 	engine_close(v->engine);

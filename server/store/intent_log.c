@@ -9,11 +9,11 @@
  *
  *      region: start                                          start + nblocks
  *              +------+------+------+------+------+------+------+
- *      slots:  |  ..  | tail |      |      | open | free | free |   slot = block seq % nblocks
+ *      slots:  |  ..  | tail |      |  N   | N+1  | open | free |   slot = block seq % nblocks
  *              +------+------+------+------+------+------+------+
  *                      ^ first block not covered by a synced txg
- *                                          ^ batch being filled; blocks before it are
- *                                            written or being written by the leader
+ *                                    ^ the (at most two) batches in flight, then the batch
+ *                                      being filled; blocks before them are durable
  *
  * Sequence numbers.  Blocks and records each carry their own sequence number, +1 per block
  * and per record over the life of the log; block seq s always lives in slot s % nblocks.
@@ -21,7 +21,8 @@
  * expected block seq, the log's guid, and as its first record the expected record seq; each
  * following block the next ones.  A block from an earlier lap (seq too small by a multiple of
  * nblocks), from another store (guid), torn (checksum), or with impossible contents
- * (structure, record checksum) ends the chain.
+ * (structure, record checksum) ends the chain.  So replay never applies a block without
+ * every block before it, whatever order the device put them on the platter in.
  *
  * Damage.  Where the chain ends is normally the end of the log or a torn tail; but it may be
  * a block that was acknowledged and later damaged, and then the records after it were
@@ -31,57 +32,93 @@
  * and open then refuses with -EILSEQ and a report (struct intent_log_damage), writing
  * nothing, so the evidence stays for the checker and the next open.  Only the
  * administrator's cfg->discard_damaged replays up to the damage and then clears the whole
- * rest of the ring, so that no new block ever chains into the stale ones.
+ * rest of the ring, so that no new block ever chains into the stale ones.  The bound is the
+ * price of overlapping batches: damage to a block of one of the last two batches, with
+ * nothing durable after them, reads exactly like a crash's tail and is replayed up to it
+ * (with one batch in flight, only damage to the last batch did).
  *
  * Group commit (leader/follower, no thread of our own).  Appenders copy their record into
- * the open batch buffer under the mutex.  A waiter whose record is not durable and finds no
- * write in progress becomes the leader: it swaps the open batch with the idle one, drops the
- * mutex, seals the blocks, writes them with one device write (two when the batch wraps the
- * ring), flushes once, and retakes the mutex to publish durable_seq and wake everyone.
- * Records appended meanwhile fill the other buffer and ride the next batch, whose leader is
- * the first waiter to see the write finished.  So at most one batch is in flight
- * (INTENT_LOG_MAX_BATCHES_IN_FLIGHT, which replay's damage test relies on), and the number
- * of flushes is the number of batches, not of records.  A batch always starts a new block.
+ * the open batch buffer under the mutex.  A waiter whose record is in the open batch, when
+ * fewer than INTENT_LOG_MAX_BATCHES_IN_FLIGHT (2) batches are in flight, becomes its leader:
+ * it issues the batch (the next free buffer becomes the open one), drops the mutex, seals
+ * the blocks, writes them with one device write (two when the batch wraps the ring),
+ * flushes once, and retakes the mutex to mark its batch done.  Batches retire in issue
+ * order (il_retire_locked): durable_seq moves past a batch only when it and every batch
+ * before it are done, so a waiter is acknowledged only once its batch AND all earlier
+ * batches are durable, whichever flush returns first.  With one batch in flight, the next
+ * one's leader writes it while the first one flushes; with two in flight, later records
+ * fill the open buffer and wait until the older of the two retires.  So the number of
+ * flushes is the number of batches, not of records, and a batch is issued only once every
+ * batch two before it is durable (the bound replay's damage test relies on).  A batch
+ * always starts a new block, and starts a further block only when the next record does not
+ * fit in its last one.
  *
  * Invariants (under the mutex):
  *  - tail <= open->first_block <= next_block <= tail + nblocks: the ring never overwrites a
  *    block a synced txg has not freed.
- *  - durable_seq <= first record of the leader's batch (if writing) <= first record of the
- *    open batch <= next_seq; records below durable_seq are on disk and flushed.
+ *  - the inflight (<= 2) batches before open in the ring of buffers were issued in that
+ *    order and are not retired; the others are idle and empty.
+ *  - durable_seq <= first record of the oldest batch in flight <= ... <= issued_seq = first
+ *    record of the open batch <= next_seq; records below durable_seq are on disk and
+ *    flushed, records from issued_seq on are all in the open batch.
+ *  - the batches in flight and the open one span at most INTENT_LOG_MAX_IN_FLIGHT_BLOCKS +
+ *    INTENT_LOG_MAX_BATCH_BLOCKS consecutive block seqs; two batches in flight never share
+ *    a slot (INTENT_LOG_MIN_BLOCKS), so their writes never overlap.
  *  - blk_txg[slot] is the newest txg among that block's records (for replayed blocks,
  *    synced_txg + 1: they are re-applied in the first txg after open), so a block is freed
  *    only once every record in it is covered by a synced txg.
- *  - once failed is set it stays set; no I/O is issued after it.
+ *  - once failed is set it stays set; no I/O is issued after it, and durable_seq no longer
+ *    moves (a record whose batch was done may then be reported failed: never the reverse).
  *
- * Locking.  One mutex protects everything above; no I/O is done under it.  The leader owns
- * its batch buffer without the mutex while writing (writing == true keeps everyone else off
- * it).  durable_cv: durable_seq moved, a leader finished, or failure.  space_cv: the ring
- * tail moved, a batch buffer became free, or failure.  The pressure callback is called with
- * the mutex dropped.
+ * Locking.  One mutex protects everything above; no I/O is done under it.  Each leader owns
+ * its batch buffer without the mutex while writing (state IL_WRITING keeps everyone else off
+ * it); two leaders may be in I/O at once, on different buffers and slots.  Each batch buffer
+ * has its own condition, so a retirement wakes only the waiters it acknowledges: a waiter
+ * sleeps on the cv of the batch holding its last record (il_wait_cv), broadcast when that
+ * batch retires (its records are then durable), when a batch retires while it is the open
+ * one (a leader may go), and on failure.  space_cv: the ring tail moved, a batch buffer
+ * became free, or failure.  The pressure callback is called with the mutex dropped.
  *
  * Crash argument.
- *  - If we crash while a batch is being written: the blocks before it were flushed before it
- *    was issued (one batch in flight), so they are intact; replay reads them and stops at the
- *    first block of the batch that did not fully land.  No record of that batch was
- *    acknowledged, so losing it loses nothing promised; replaying some of it is harmless, as
- *    its origin writes were never released and the engine redoes them.
- *  - Blocks of that batch may still lie, intact and with the right sequence numbers, after
- *    the point where replay stopped (the device reorders sectors).  If a new batch were
- *    later written over the first of them only, a second replay would chain from it into
- *    these stale ones.  So open, before appending anything, overwrites the
- *    INTENT_LOG_MAX_IN_FLIGHT_BLOCKS slots after the end with zeros and flushes: that covers
- *    every slot the lost batch can have touched (it began right after the last flushed
- *    block, so at or before the end).  Because of this scrub, a later open never finds an
- *    intact block of this lap beyond that bound unless a durable block was damaged: the
- *    damage test above has no false alarm from an earlier crash.  The scrub stays within the free part of the ring; a
- *    lost write past that would have overwritten a block replay needed, so replay ended
- *    before it anyway.  If we crash during the scrub, the next open replays as far as it
- *    can (perhaps further into the lost batch: still records nobody was promised) and
- *    scrubs again from there.
+ *  - If we crash with batches in flight: say N is the oldest.  Every batch before N was
+ *    durable when N+1 was issued (a batch is issued only once the batch two before it is
+ *    durable, and retirement is in order), so the blocks before N's first are intact and
+ *    replay reaches N.  The device may have put any part of N and N+1 on the platter, in any
+ *    order: N+1 durable and N torn, or the reverse.  Replay follows the chain, so it stops
+ *    at the first block of N (or, if N landed whole, of N+1) that did not land, and never
+ *    applies a block of N+1 without all of N.  No record of N or N+1 was acknowledged (N+1's
+ *    waiters wait for N too), so losing them loses nothing promised; replaying some of them
+ *    is harmless, as their origin writes were never released and the engine redoes them.
+ *  - That tail is not damage.  Its end E lies at or after N's first block, and N and N+1
+ *    cover fewer than INTENT_LOG_MAX_IN_FLIGHT_BLOCKS (64) slots from there, so intact
+ *    blocks after E lie closer than that.  Of them, only N+1's first block can provably
+ *    start a batch (a block of N after E continues N), so a legitimate tail shows at most
+ *    INTENT_LOG_MAX_BATCHES_IN_FLIGHT - 1 such starts.  Two starts after E, or an intact
+ *    block 64 or more after it, mean a batch was issued after N was durable: E was durable,
+ *    and damaged since (il_find_damage).
+ *  - Blocks of those batches may still lie, intact and with the right sequence numbers,
+ *    after the point where replay stopped.  If a new batch were later written over the first
+ *    of them only, a second replay would chain from it into these stale ones.  So open,
+ *    before appending anything, overwrites the INTENT_LOG_MAX_IN_FLIGHT_BLOCKS slots after
+ *    the end with zeros and flushes: that covers every slot the lost batches can have
+ *    touched (N began right after the last durable block, so at or before the end).
+ *    Because of this scrub, a later open never finds an intact block of this lap beyond
+ *    that bound unless a durable block was damaged: the damage test above has no false
+ *    alarm from an earlier crash.  The scrub stays within the free part of the ring; a lost
+ *    write past that would have overwritten a block replay needed, so replay ended before it
+ *    anyway.  If we crash during the scrub, the next open replays as far as it can (perhaps
+ *    further into the lost batches: still records nobody was promised) and scrubs again
+ *    from there.
  *  - If we crash after intent_log_synced: the uberblock holding the replay position is
  *    durable, and only blocks before it were freed, so replay finds its start intact or
  *    finds nothing (when nothing was appended after it).  The position never passes a
- *    block of the open batch, which may still take records of newer txgs.
+ *    block of the open batch, which may still take records of newer txgs.  It may pass
+ *    blocks of batches in flight (their records' txgs are synced, so they are not needed);
+ *    a slot freed that way is written again only by a batch at least a ring's length later,
+ *    which is not issued while the batch in that slot is in flight (MIN_BLOCKS above).
+ *  - A copy-out logged without a data checksum (the log on the snapstore, engine.c) relies
+ *    on the flush that acknowledges its record being issued after its copy completed: its
+ *    batch's own flush is, as the copy completed before the record was appended.
  *
  * Checksums.  The block checksum covers everything; each record also carries its own, so a
  * decoder refuses a damaged record even in a block that was re-sealed around it, and every
@@ -100,11 +137,24 @@
 
 static_assert(INTENT_LOG_MAX_PAYLOAD <= 0xffff, "record len is a __le16");
 static_assert(BLOCK_AREA <= 0xffff, "block used is a __le16");
-static_assert(INTENT_LOG_MAX_BATCHES_IN_FLIGHT == 1,
-	      "the leader code keeps one batch in flight (writing is a bool, two buffers)");
+/* Two batches in flight never share a slot, so their writes never overlap (bdev.h). */
+static_assert(INTENT_LOG_MIN_BLOCKS >= INTENT_LOG_MAX_IN_FLIGHT_BLOCKS,
+	      "the ring holds every batch in flight at once");
+
+/* The batch buffers: the open one and one per batch in flight, used in turn. */
+#define IL_NBATCH (INTENT_LOG_MAX_BATCHES_IN_FLIGHT + 1)
+
+enum il_state {
+	IL_IDLE,    /* open, or free */
+	IL_WRITING, /* issued: its leader writes and flushes it without the mutex */
+	IL_DONE,    /* written and flushed, waiting for the batches before it */
+	IL_FAILED,  /* its write or flush failed */
+};
 
 struct il_batch {
-	u8 *buf;	    /* INTENT_LOG_MAX_BATCH_BLOCKS blocks, BDEV_ALIGN-aligned */
+	u8 *buf; /* INTENT_LOG_MAX_BATCH_BLOCKS blocks, BDEV_ALIGN-aligned */
+	enum il_state state;
+	pthread_cond_t cv;  /* waiters for its records (see Locking) */
 	u64 first_block;    /* block seq of buf's first block (when nblocks > 0) */
 	u64 end_seq;	    /* one past the last record's seq */
 	unsigned nblocks;   /* blocks started */
@@ -119,19 +169,22 @@ struct intent_log {
 	void *pressure_arg;
 
 	pthread_mutex_t lock;
-	pthread_cond_t durable_cv;
 	pthread_cond_t space_cv;
 
-	/* One open batch and the ones in flight (the leader code writes one at a time). */
-	struct il_batch batch[INTENT_LOG_MAX_BATCHES_IN_FLIGHT + 1];
-	struct il_batch *open; /* being filled; the other one is the leader's when writing */
-	bool writing;
-	bool pressure_sent; /* the pressure callback ran since usage last fell below the mark */
+	/*
+	 * The open batch and the ones in flight, a ring in issue order: the @inflight batches
+	 * before @open (oldest first) were issued and not yet retired.
+	 */
+	struct il_batch batch[IL_NBATCH];
+	struct il_batch *open; /* being filled */
+	unsigned inflight;     /* <= INTENT_LOG_MAX_BATCHES_IN_FLIGHT */
+	bool pressure_sent;    /* the pressure callback ran since usage last fell below the mark */
 	int failed;
 
 	u64 tail;	 /* first block seq not freed */
 	u64 next_block;	 /* next block seq to start */
 	u64 next_seq;	 /* next record seq */
+	u64 issued_seq;	 /* records below are in issued batches; the rest in the open one */
 	u64 durable_seq; /* records below are durable */
 	u64 *blk_txg;	 /* per slot: newest txg of its records */
 	u64 *blk_first;	 /* per slot: its first record seq */
@@ -298,28 +351,80 @@ static u64 il_used_locked(const struct intent_log *log)
 
 static void il_batch_reset(struct il_batch *b)
 {
+	b->state = IL_IDLE;
 	b->nblocks = 0;
 	b->last_used = 0;
 }
 
+/* The batch @ahead places after @b in the ring of batch buffers. */
+static struct il_batch *il_batch_at(struct intent_log *log, const struct il_batch *b,
+				    unsigned ahead)
+{
+	return &log->batch[((size_t)(b - log->batch) + ahead) % IL_NBATCH];
+}
+
 /*
- * Writes and flushes the open batch, if it holds anything, as the leader.  Called with the
- * mutex held and no write in progress; drops it during the I/O.
+ * Retires the finished batches at the old end of the ring, in issue order: each one written
+ * and flushed moves durable_seq past its records, unless the log failed (a failed batch, or
+ * any batch while the log is failed, acknowledges nothing).  Stops at a batch still being
+ * written, so a batch is acknowledged only after every batch before it.
+ */
+static void il_retire_locked(struct intent_log *log)
+{
+	bool retired = false;
+
+	while (log->inflight) {
+		struct il_batch *b = il_batch_at(log, log->open, IL_NBATCH - log->inflight);
+
+		if (b->state == IL_WRITING)
+			break;
+		if (b->state == IL_DONE && !log->failed)
+			log->durable_seq = b->end_seq;
+		il_batch_reset(b);
+		log->inflight--;
+		pthread_cond_broadcast(&b->cv);
+		retired = true;
+	}
+	if (retired) /* the open batch may be issued now */
+		pthread_cond_broadcast(&log->open->cv);
+}
+
+/* The condition a waiter for the records below @end sleeps on (see Locking). */
+static pthread_cond_t *il_wait_cv(struct intent_log *log, u64 end)
+{
+	for (unsigned k = log->inflight; k; k--) {
+		struct il_batch *b = il_batch_at(log, log->open, IL_NBATCH - k);
+
+		if (end <= b->end_seq)
+			return &b->cv;
+	}
+	return &log->open->cv;
+}
+
+/*
+ * Issues the open batch, if it holds anything, as its leader: writes it, flushes, and
+ * retires what is finished.  Called with the mutex held and fewer than
+ * INTENT_LOG_MAX_BATCHES_IN_FLIGHT batches in flight; drops it during the I/O, when
+ * another leader may issue the next batch.
  */
 static void il_lead_locked(struct intent_log *log)
 {
 	struct il_batch *b = log->open;
 	int r = 0;
 
-	ASSERT(!log->writing);
+	ASSERT(log->inflight < INTENT_LOG_MAX_BATCHES_IN_FLIGHT);
 	if (!b->nblocks || log->failed)
 		return;
-	log->open = b == &log->batch[0] ? &log->batch[1] : &log->batch[0];
-	il_batch_reset(log->open);
-	log->writing = true;
+	log->open = il_batch_at(log, b, 1);
+	ASSERT(log->open->state == IL_IDLE && !log->open->nblocks);
+	b->state = IL_WRITING;
+	if (log->inflight)
+		log->st.overlapped++;
+	log->inflight++;
+	log->issued_seq = b->end_seq;
 	pthread_mutex_unlock(&log->lock);
 
-	/* The batch is ours alone now: appenders fill the other one. */
+	/* The batch is ours alone now: appenders fill the open one. */
 	for (unsigned i = 0; i < b->nblocks; i++)
 		block_seal(b->buf + (size_t)i * DDSNAP_BLOCK_SIZE, &intent_log_block_type,
 			   il_addr(log, b->first_block + i), b->txg[i]);
@@ -328,19 +433,22 @@ static void il_lead_locked(struct intent_log *log)
 		r = bdev_flush(log->bdev);
 
 	pthread_mutex_lock(&log->lock);
-	log->writing = false;
 	if (r) {
 		log_err("intent log: %s of %u blocks at block seq %llu failed: %d", "write+flush",
 			b->nblocks, (unsigned long long)b->first_block, r);
 		log->failed = -EIO;
+		b->state = IL_FAILED;
 	} else {
-		log->durable_seq = b->end_seq;
+		b->state = IL_DONE;
 		log->st.batches++;
 		log->st.blocks_written += b->nblocks;
 		log->st.flushes++;
 	}
-	il_batch_reset(b);
-	pthread_cond_broadcast(&log->durable_cv);
+	il_retire_locked(log);
+	if (r) {
+		for (size_t i = 0; i < ARRAY_SIZE(log->batch); i++)
+			pthread_cond_broadcast(&log->batch[i].cv);
+	}
 	pthread_cond_broadcast(&log->space_cv);
 }
 
@@ -391,8 +499,8 @@ static int il_reserve_locked(struct intent_log *log, size_t size, unsigned flags
 		if (b->nblocks && b->last_used + size <= BLOCK_AREA)
 			return 0;
 		if (b->nblocks == INTENT_LOG_MAX_BATCH_BLOCKS) {
-			/* The batch buffer is full: write it, or wait for the leader to. */
-			if (!log->writing)
+			/* The batch buffer is full: issue it, or wait until it may be. */
+			if (log->inflight < INTENT_LOG_MAX_BATCHES_IN_FLIGHT)
 				il_lead_locked(log);
 			else
 				pthread_cond_wait(&log->space_cv, &log->lock);
@@ -461,16 +569,19 @@ out_unlock:
 	return err;
 }
 
-/* Waits until every record below @end is durable, leading batches as needed. */
+/*
+ * Waits until every record below @end is durable, leading a batch when some of them are in
+ * the open one and another batch may be issued.
+ */
 static int il_wait_locked(struct intent_log *log, u64 end)
 {
 	while (log->durable_seq < end && !log->failed) {
-		if (!log->writing) {
-			/* The records below @end that are not durable are all in the open batch. */
+		if (log->issued_seq < end && log->inflight < INTENT_LOG_MAX_BATCHES_IN_FLIGHT) {
+			/* Records issued_seq..end-1 are in the open batch. */
 			VERIFY(log->open->nblocks);
 			il_lead_locked(log);
 		} else {
-			pthread_cond_wait(&log->durable_cv, &log->lock);
+			pthread_cond_wait(il_wait_cv(log, end), &log->lock);
 		}
 	}
 	return log->durable_seq >= end ? 0 : log->failed;
@@ -798,7 +909,6 @@ static struct intent_log *il_alloc(const struct intent_log_config *cfg)
 	log->pressure = cfg->pressure;
 	log->pressure_arg = cfg->pressure_arg;
 	pthread_mutex_init(&log->lock, NULL);
-	pthread_cond_init(&log->durable_cv, NULL);
 	pthread_cond_init(&log->space_cv, NULL);
 	log->blk_txg = xzalloc(log->nblocks * sizeof(u64));
 	log->blk_first = xzalloc(log->nblocks * sizeof(u64));
@@ -807,6 +917,7 @@ static struct intent_log *il_alloc(const struct intent_log_config *cfg)
 
 		if (posix_memalign((void **)&log->batch[i].buf, BDEV_ALIGN, size))
 			VERIFY(!"out of memory for the intent log batch buffers");
+		pthread_cond_init(&log->batch[i].cv, NULL);
 	}
 	log->open = &log->batch[0];
 	log->tail = cfg->replay_from.block_seq;
@@ -816,10 +927,11 @@ static struct intent_log *il_alloc(const struct intent_log_config *cfg)
 static void il_free(struct intent_log *log)
 {
 	pthread_cond_destroy(&log->space_cv);
-	pthread_cond_destroy(&log->durable_cv);
 	pthread_mutex_destroy(&log->lock);
-	for (size_t i = 0; i < ARRAY_SIZE(log->batch); i++)
+	for (size_t i = 0; i < ARRAY_SIZE(log->batch); i++) {
+		pthread_cond_destroy(&log->batch[i].cv);
 		free(log->batch[i].buf);
+	}
 	free(log->blk_first);
 	free(log->blk_txg);
 	free(log);
@@ -871,7 +983,7 @@ int intent_log_open(const struct intent_log_config *cfg, struct intent_log **out
 		log_err("intent log %s; discarded as the administrator asked", msg);
 	}
 	log_debug("intent log: %s", intent_log_damage_describe(d, msg, sizeof(msg)));
-	log->durable_seq = log->next_seq;
+	log->durable_seq = log->issued_seq = log->next_seq;
 	/* After accepted damage, the intact blocks past it must never chain into a new log. */
 	r = il_scrub(log, d->damaged ? log->nblocks : INTENT_LOG_MAX_IN_FLIGHT_BLOCKS);
 	if (r) {

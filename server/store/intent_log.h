@@ -5,8 +5,11 @@
  *
  * A copy-out must be durable before its origin write is released.  The engine appends a
  * record describing it (the payload is the engine's: copy-out, snapshot create/delete, ...)
- * and waits; every record appended while one batch is being written rides the next batch, so
- * N concurrent waiters cost about one device write and one flush, not N.
+ * and waits; every record appended while a batch is being written rides a later batch, so
+ * N concurrent waiters cost about one device write and one flush, not N.  Up to
+ * INTENT_LOG_MAX_BATCHES_IN_FLIGHT batches are written at once (the next one is written
+ * while the previous one flushes), and a record is acknowledged only once its batch and
+ * every earlier one are durable.
  *
  * Life cycle, as the store drives it:
  *
@@ -61,21 +64,23 @@ struct intent_log;
 	((DDSNAP_BLOCK_SIZE - sizeof(struct intent_log_block_disk)) / \
 	 sizeof(struct intent_log_record_disk))
 /*
- * Blocks in one batch write.  Bounds the memory of the two batch buffers (2 x 128 KiB) and
- * the latency of one group commit; also the number of blocks a crash can leave half-written
- * after the end of the log, which open overwrites before appending (see intent_log.c).
+ * Blocks in one batch write.  Bounds the memory of the batch buffers (one open and one per
+ * batch in flight: 3 x 128 KiB) and the latency of one group commit; also, times the
+ * batches in flight, the number of blocks a crash can leave half-written after the end of
+ * the log, which open overwrites before appending (see intent_log.c).
  */
 #define INTENT_LOG_MAX_BATCH_BLOCKS 32
 /*
  * Batches a crash can leave partly written: the writer issues a batch only once every batch
- * this many before it is durable (today one batch is written at a time; issue 21 may make it
- * two).  Replay relies on it to tell a torn tail from damage (intent_log.c, "Damage").
+ * this many before it is durable, so the next batch is written while the previous one
+ * flushes.  Replay relies on it to tell a torn tail from damage (intent_log.c, "Damage");
+ * doc/format.md says what it means for the log on disk.
  */
-#define INTENT_LOG_MAX_BATCHES_IN_FLIGHT 1
+#define INTENT_LOG_MAX_BATCHES_IN_FLIGHT 2
 /* Blocks after the end of the log that the batches in flight at a crash can have touched. */
 #define INTENT_LOG_MAX_IN_FLIGHT_BLOCKS \
 	(INTENT_LOG_MAX_BATCHES_IN_FLIGHT * INTENT_LOG_MAX_BATCH_BLOCKS)
-/* The smallest ring: a full batch plus room for the next one to fill during its flush. */
+/* The smallest ring: full batches in flight at once never share a slot. */
 #define INTENT_LOG_MIN_BLOCKS (2 * INTENT_LOG_MAX_BATCH_BLOCKS)
 /*
  * Fill level at which cfg->pressure is called: early enough that the txg sync it triggers
@@ -207,9 +212,10 @@ int intent_log_append(struct intent_log *log, u16 type, u64 txg, const void *pay
 
 /*
  * Waits until every record with sequence <= @seq is durable, writing and flushing the
- * pending batch itself if no other thread is (group commit: the caller may become the
+ * batch holding it itself if it is not issued yet and fewer than
+ * INTENT_LOG_MAX_BATCHES_IN_FLIGHT batches are (group commit: the caller may become the
  * leader and carry everyone's records).  Returns 0 or -EIO (the log failed before @seq was
- * durable).  Blocks on I/O.  Takes the log mutex, never across I/O.
+ * known durable).  Blocks on I/O.  Takes the log mutex, never across I/O.
  */
 int intent_log_wait(struct intent_log *log, u64 seq);
 
@@ -250,6 +256,7 @@ void intent_log_usage(struct intent_log *log, u64 *used, u64 *total);
 struct intent_log_stats {
 	u64 records;	    /* appended since open */
 	u64 batches;	    /* batch writes (each one device write, two at the ring's end) */
+	u64 overlapped;	    /* batches issued while an earlier one was still in flight */
 	u64 blocks_written; /* log blocks written, the open-time scrub not counted */
 	u64 flushes;	    /* device flushes issued, the open-time one included */
 	u64 replayed;	    /* records handed to cfg->replay */

@@ -10,7 +10,13 @@
  * after it fails until bdev_faulty_crash() drops (or, with keep_random, half keeps) what was
  * not flushed.  After each crash the log is reopened from the model store's last persisted
  * replay position, and replay must return exactly a prefix of the records the model expects
- * (every acknowledged one included), with identical contents, in order.
+ * (every acknowledged one included), with identical contents, in order.  Some lives have a
+ * slow flush, so that the power cut often finds two batches in flight.
+ *
+ * The two-in-flight tests put a gate between the log and the faulty device instead: it keeps
+ * the writes of both batches in flight aside and blocks their flushes, so a test can put each
+ * batch on the platter whole, not at all, or torn at its first or last block, then cut the
+ * power, or release the flushes in either order.
  *
  * IL_SEED=<n> replays one seed; IL_ITERS=<n> changes the number of lives of the crash test.
  */
@@ -1215,7 +1221,7 @@ static void *cc_write(void *arg)
 static void test_intent_log__crash_concurrent(void **state)
 {
 	u64 seed0 = env_u64("IL_SEED", (u64)time(NULL)), iters = env_u64("IL_ITERS", 1000) / 20;
-	u64 acked_total = 0, replayed_total = 0;
+	u64 acked_total = 0, replayed_total = 0, overlapped = 0;
 	const u64 cap = 1 << 18;
 
 	print_message("crash_concurrent: IL_SEED=%llu\n", (unsigned long long)seed0);
@@ -1245,6 +1251,8 @@ static void test_intent_log__crash_concurrent(void **state)
 			m.salt = rng_next(&rng);
 			shim.die_at = 20 + rng_next(&rng) % 400;
 			shim.tear = rng_next(&rng) & 1;
+			/* A slow flush in some lives, so that two batches are in flight at the cut. */
+			shim.flush_us = rng_next(&rng) % 2 ? 50 : 0;
 			cfg.bdev = &shim.b;
 			cfg.synced_txg = m.synced_txg;
 			cfg.replay_from = m.pos;
@@ -1293,8 +1301,10 @@ static void test_intent_log__crash_concurrent(void **state)
 					intent_log_synced(sh.log, m.synced_txg, pos);
 				}
 				intent_log_stats(sh.log, &st);
-				if (st.failed)
+				if (st.failed) {
+					overlapped += st.overlapped;
 					break;
+				}
 			}
 			__atomic_store_n(&sh.stop, true, __ATOMIC_SEQ_CST);
 			for (u32 i = 0; i < CC_THREADS; i++)
@@ -1309,9 +1319,461 @@ static void test_intent_log__crash_concurrent(void **state)
 		got_free(&g);
 		bdev_close(dev);
 	}
-	print_message("crash_concurrent: %llu acknowledged records checked, %llu replayed\n",
-		      (unsigned long long)acked_total, (unsigned long long)replayed_total);
+	print_message("crash_concurrent: %llu acknowledged records checked, %llu replayed, %llu "
+		      "batches issued while another was in flight\n",
+		      (unsigned long long)acked_total, (unsigned long long)replayed_total,
+		      (unsigned long long)overlapped);
 	assert_true(acked_total > 0);
+	assert_true(overlapped > 0);
+}
+
+/*----------------------------------------------------------------*/
+/* Two batches in flight */
+
+#define GATE_MAX_WRITES 8
+
+/*
+ * A bdev that lets the test hold both batches in flight and then decide their fate.  While
+ * @hold is set, writes are kept aside (copied, not passed on) and each flush blocks until the
+ * test releases it by its number (1 = the first flush issued while holding), when it passes
+ * everything kept aside to the inner device and flushes it; or until the test cuts the power,
+ * when it fails with -EIO, as does everything after.  Reads go straight through.
+ */
+struct gate {
+	struct bdev b;
+	struct bdev *inner;
+	pthread_mutex_t lock;
+	pthread_cond_t cv;
+	bool hold, cut;
+	struct gate_write {
+		u64 off;
+		size_t len;
+		u8 *data;
+	} w[GATE_MAX_WRITES];
+	unsigned nwrites, applied;
+	unsigned flushes, waiting; /* flushes issued while holding; blocked now */
+	u32 released;		   /* bit k: flush k may complete */
+};
+
+static struct gate *to_gate(struct bdev *b)
+{
+	return container_of(b, struct gate, b);
+}
+
+static int gate_read(struct bdev *b, void *buf, size_t len, u64 off)
+{
+	return bdev_read(to_gate(b)->inner, buf, len, off);
+}
+
+static int gate_write(struct bdev *b, const void *buf, size_t len, u64 off)
+{
+	struct gate *g = to_gate(b);
+	int r = 0;
+
+	pthread_mutex_lock(&g->lock);
+	if (g->cut) {
+		r = -EIO;
+	} else if (!g->hold) {
+		r = bdev_write(g->inner, buf, len, off);
+	} else {
+		VERIFY(g->nwrites < GATE_MAX_WRITES);
+		g->w[g->nwrites] =
+			(struct gate_write){.off = off, .len = len, .data = xmalloc(len)};
+		memcpy(g->w[g->nwrites].data, buf, len);
+		g->nwrites++;
+		pthread_cond_broadcast(&g->cv);
+	}
+	pthread_mutex_unlock(&g->lock);
+	return r;
+}
+
+static int gate_flush(struct bdev *b)
+{
+	struct gate *g = to_gate(b);
+	unsigned k;
+	int r = 0;
+
+	pthread_mutex_lock(&g->lock);
+	if (g->hold && !g->cut) {
+		k = ++g->flushes;
+		g->waiting++;
+		pthread_cond_broadcast(&g->cv);
+		while (!g->cut && !(g->released & (1u << k)))
+			pthread_cond_wait(&g->cv, &g->lock);
+		g->waiting--;
+	}
+	if (g->cut) {
+		r = -EIO;
+	} else {
+		/* A flush makes every completed write durable: all of those kept aside. */
+		for (; g->applied < g->nwrites && !r; g->applied++)
+			r = bdev_write(g->inner, g->w[g->applied].data, g->w[g->applied].len,
+				       g->w[g->applied].off);
+		if (!r)
+			r = bdev_flush(g->inner);
+	}
+	pthread_mutex_unlock(&g->lock);
+	return r;
+}
+
+static const struct bdev_ops gate_ops = {
+	.read = gate_read,
+	.write = gate_write,
+	.flush = gate_flush,
+	.close = shim_close,
+};
+
+static void gate_init(struct gate *g, struct bdev *inner)
+{
+	memset(g, 0, sizeof(*g));
+	g->b.ops = &gate_ops;
+	g->b.size = inner->size;
+	g->b.name = "gate";
+	g->inner = inner;
+	pthread_mutex_init(&g->lock, NULL);
+	pthread_cond_init(&g->cv, NULL);
+}
+
+static void gate_destroy(struct gate *g)
+{
+	for (unsigned i = 0; i < g->nwrites; i++)
+		free(g->w[i].data);
+	pthread_cond_destroy(&g->cv);
+	pthread_mutex_destroy(&g->lock);
+}
+
+/* Waits until @nwrites writes are kept aside and @waiting flushes are blocked. */
+static void gate_wait_for(struct gate *g, unsigned nwrites, unsigned waiting)
+{
+	pthread_mutex_lock(&g->lock);
+	while (g->nwrites < nwrites || g->waiting < waiting)
+		pthread_cond_wait(&g->cv, &g->lock);
+	pthread_mutex_unlock(&g->lock);
+}
+
+static void gate_release(struct gate *g, unsigned k)
+{
+	pthread_mutex_lock(&g->lock);
+	g->released |= 1u << k;
+	pthread_cond_broadcast(&g->cv);
+	pthread_mutex_unlock(&g->lock);
+}
+
+static void gate_cut(struct gate *g)
+{
+	pthread_mutex_lock(&g->lock);
+	g->cut = true;
+	pthread_cond_broadcast(&g->cv);
+	pthread_mutex_unlock(&g->lock);
+}
+
+struct tif_waiter {
+	struct intent_log *log;
+	u64 seq;
+	int r;
+	bool returned;
+	pthread_t th;
+};
+
+static void *tif_wait_main(void *arg)
+{
+	struct tif_waiter *w = arg;
+
+	w->r = intent_log_wait(w->log, w->seq);
+	__atomic_store_n(&w->returned, true, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+static void tif_wait_start(struct tif_waiter *w, struct intent_log *log, u64 seq)
+{
+	*w = (struct tif_waiter){.log = log, .seq = seq, .r = 1};
+	assert_int_equal(pthread_create(&w->th, NULL, tif_wait_main, w), 0);
+}
+
+static bool tif_returned(struct tif_waiter *w)
+{
+	return __atomic_load_n(&w->returned, __ATOMIC_SEQ_CST);
+}
+
+/*
+ * Record sizes of the two-in-flight tests: two records per block, so a batch of 5 records
+ * takes 3 blocks, its last one half full; the next batch's first record would have fit
+ * there, so that batch's first block provably starts a batch (il_find_damage).
+ */
+#define TIF_LEN	    1900
+#define TIF_PREFIX  3 /* records acknowledged before the two batches: blocks 0 and 1 */
+#define TIF_BATCH   5 /* records per batch in flight: 3 blocks */
+#define TIF_PER_BLK 2
+#define TIF_BLOCKS  ((TIF_BATCH + TIF_PER_BLK - 1) / TIF_PER_BLK)
+#define TIF_RING    64
+#define TIF_GUID    0x7f1
+
+static void tif_append(struct intent_log *log, u64 salt, u64 n, u64 *last)
+{
+	static u8 p[TIF_LEN];
+
+	for (u64 i = 0; i < n; i++) {
+		struct intent_log_stats st;
+
+		intent_log_stats(log, &st);
+		make_payload(p, sizeof(p), salt, st.next_seq);
+		assert_int_equal(intent_log_append(log, 1, 1, p, sizeof(p), 0, last), 0);
+	}
+}
+
+/*
+ * Opens the log on @dev (the prefix acknowledged), then issues batch N and, while N's flush
+ * has not returned, batch N+1: both held at the gate with their flushes blocked.  Returns
+ * the open log; @wa and @wb wait for the last record of N and N+1.
+ */
+static struct intent_log *tif_two_in_flight(struct bdev *dev, struct gate *g,
+					    struct intent_log_config *cfg, struct got *gt, u64 salt,
+					    struct tif_waiter *wa, struct tif_waiter *wb)
+{
+	struct intent_log_stats st;
+	struct intent_log *log;
+	u64 last;
+
+	gate_init(g, dev);
+	cfg_init(cfg, &g->b, 0, TIF_RING, TIF_GUID, gt);
+	log = open_ok(cfg);
+	/* The prefix: 3 records in blocks 0-1, acknowledged (two batches, so N starts block 2). */
+	tif_append(log, salt, 2, &last);
+	assert_int_equal(intent_log_wait(log, last), 0);
+	tif_append(log, salt, 1, &last);
+	assert_int_equal(intent_log_wait(log, last), 0);
+
+	pthread_mutex_lock(&g->lock);
+	g->hold = true;
+	pthread_mutex_unlock(&g->lock);
+	tif_append(log, salt, TIF_BATCH, &last);
+	tif_wait_start(wa, log, last);
+	gate_wait_for(g, 1, 1); /* N written, its flush pending */
+	tif_append(log, salt, TIF_BATCH, &last);
+	tif_wait_start(wb, log, last);
+	gate_wait_for(g, 2, 2); /* N+1 written while N flushes */
+	intent_log_stats(log, &st);
+	assert_int_equal(st.overlapped, 1);
+	assert_int_equal(st.durable_seq, TIF_PREFIX);
+	assert_false(tif_returned(wa));
+	assert_false(tif_returned(wb));
+	return log;
+}
+
+enum tif_fate { TIF_LANDED, TIF_LOST, TIF_TORN_FIRST, TIF_TORN_LAST, TIF_NR_FATES };
+
+static const char *const tif_fate_name[] = {"landed", "lost", "first block torn",
+					    "last block torn"};
+
+/*
+ * Puts the kept-aside batch write @w on the platter as @fate says: a torn block keeps only
+ * its first sector (the rest of it stays as it was: zeros after the open-time scrub) while
+ * the other blocks of the write land (the device reorders).  Returns the blocks of the
+ * write, from its first, that replay can chain through.
+ */
+static unsigned tif_apply(struct bdev *dev, const struct gate_write *w, enum tif_fate fate)
+{
+	unsigned nblk = (unsigned)(w->len / DDSNAP_BLOCK_SIZE), torn;
+
+	assert_int_equal(nblk, TIF_BLOCKS);
+	if (fate == TIF_LOST)
+		return 0;
+	torn = fate == TIF_TORN_FIRST ? 0 : fate == TIF_TORN_LAST ? nblk - 1 : nblk;
+	for (unsigned i = 0; i < nblk; i++) {
+		size_t len = i == torn ? BDEV_SECTOR : DDSNAP_BLOCK_SIZE;
+		u64 off = (u64)i * DDSNAP_BLOCK_SIZE;
+
+		assert_int_equal(bdev_write(dev, w->data + off, len, w->off + off), 0);
+	}
+	return torn;
+}
+
+/* Records 0..n-1 of @g are records 0..n-1 of the log, payloads as tif_append made them. */
+static void tif_check_replay(struct got *g, u64 n, u64 salt, const char *what)
+{
+	static u8 p[TIF_LEN];
+
+	if (g->n != n)
+		fail_msg("%s: %zu records replayed, expected %llu", what, g->n,
+			 (unsigned long long)n);
+	for (u64 i = 0; i < n; i++) {
+		assert_int_equal(g->r[i].seq, i);
+		assert_int_equal(g->r[i].len, TIF_LEN);
+		make_payload(p, TIF_LEN, salt, i);
+		assert_memory_equal(g->r[i].payload, p, TIF_LEN);
+	}
+}
+
+/*
+ * A power cut with batches N and N+1 both in flight, for every combination of their fates
+ * (landed, lost, first or last block torn).  Neither was acknowledged: replay returns the
+ * acknowledged prefix and then exactly the records of the blocks that chain after it: all
+ * of N before its first missing block, and N+1 only when all of N landed, never N+1 without
+ * N.  A lost or torn N with N+1 intact after it is a legitimate tail, not damage (the last
+ * block of N is half full, so N+1's first block provably starts a batch: with one batch in
+ * flight that was proof of damage).  After the reopen, a new record takes the next number
+ * and a second reopen replays it and nothing of the stale N+1 (the scrub).
+ */
+static void test_intent_log__two_in_flight_crash(void **state)
+{
+	for (int fn = 0; fn < TIF_NR_FATES; fn++) {
+		for (int fn1 = 0; fn1 < TIF_NR_FATES; fn1++) {
+			struct bdev *dev = bdev_faulty_create(TIF_RING * DDSNAP_BLOCK_SIZE, 21);
+			u64 salt = (u64)(fn * TIF_NR_FATES + fn1 + 1), expect, seq;
+			struct tif_waiter wa, wb;
+			struct intent_log_damage d;
+			struct intent_log_config cfg;
+			struct intent_log *log;
+			struct got g = {0};
+			struct gate gt;
+			unsigned chain_n, chain_n1;
+			char what[80];
+
+			snprintf(what, sizeof(what), "N %s, N+1 %s", tif_fate_name[fn],
+				 tif_fate_name[fn1]);
+			log = tif_two_in_flight(dev, &gt, &cfg, &g, salt, &wa, &wb);
+			/* The power cut: the platter gets what the fates say, nothing else. */
+			chain_n = tif_apply(dev, &gt.w[0], (enum tif_fate)fn);
+			chain_n1 = tif_apply(dev, &gt.w[1], (enum tif_fate)fn1);
+			assert_int_equal(bdev_flush(dev), 0);
+			gate_cut(&gt);
+			assert_int_equal(pthread_join(wa.th, NULL), 0);
+			assert_int_equal(pthread_join(wb.th, NULL), 0);
+			assert_int_equal(wa.r, -EIO);
+			assert_int_equal(wb.r, -EIO);
+			intent_log_close(log);
+			bdev_faulty_crash(dev, false);
+
+			/* Replay: the prefix, then the chain through what landed. */
+			expect = TIF_PREFIX + MIN((u64)chain_n * TIF_PER_BLK, (u64)TIF_BATCH);
+			if (chain_n == TIF_BLOCKS)
+				expect += MIN((u64)chain_n1 * TIF_PER_BLK, (u64)TIF_BATCH);
+			cfg_init(&cfg, dev, 0, TIF_RING, TIF_GUID, &g);
+			cfg.damage = &d;
+			got_reset(&g);
+			log = open_ok(&cfg);
+			if (d.damaged)
+				fail_msg("%s: called damage", what);
+			tif_check_replay(&g, expect, salt, what);
+			if (chain_n < TIF_BLOCKS && fn1 != TIF_LOST)
+				assert_true(d.intact_blocks >= TIF_BLOCKS - 1);
+			/* The log goes on after what it replayed, never into stale N+1 blocks. */
+			tif_append(log, salt, 1, &seq);
+			assert_int_equal(seq, expect);
+			assert_int_equal(intent_log_wait(log, seq), 0);
+			intent_log_close(log);
+			got_reset(&g);
+			log = open_ok(&cfg);
+			assert_false(d.damaged);
+			tif_check_replay(&g, expect + 1, salt, what);
+			intent_log_close(log);
+
+			gate_destroy(&gt);
+			got_free(&g);
+			bdev_close(dev);
+		}
+	}
+}
+
+/*
+ * Acknowledgement order: with N and N+1 in flight, a third batch is not issued (the writer's
+ * bound, which replay's damage test relies on); N+1's flush finishing first acknowledges
+ * nothing; N's then acknowledges both, and the third batch goes out.
+ */
+static void test_intent_log__two_in_flight_ack_order(void **state)
+{
+	struct bdev *dev = bdev_faulty_create(TIF_RING * DDSNAP_BLOCK_SIZE, 22);
+	struct tif_waiter wa, wb, wc;
+	struct intent_log_config cfg;
+	struct intent_log_stats st;
+	struct intent_log *log;
+	struct got g = {0};
+	struct gate gt;
+	u64 last;
+
+	log = tif_two_in_flight(dev, &gt, &cfg, &g, 22, &wa, &wb);
+	tif_append(log, 22, 1, &last);
+	tif_wait_start(&wc, log, last);
+	usleep(20000);
+	pthread_mutex_lock(&gt.lock);
+	assert_int_equal(gt.nwrites, 2); /* no third batch while two are in flight */
+	pthread_mutex_unlock(&gt.lock);
+
+	gate_release(&gt, 2); /* N+1's flush returns first */
+	usleep(20000);
+	intent_log_stats(log, &st);
+	assert_int_equal(st.durable_seq, TIF_PREFIX);
+	assert_int_equal(st.batches, 3); /* the prefix's two and N+1 */
+	assert_false(tif_returned(&wa));
+	assert_false(tif_returned(&wb));
+	pthread_mutex_lock(&gt.lock);
+	assert_int_equal(gt.nwrites, 2);
+	pthread_mutex_unlock(&gt.lock);
+
+	gate_release(&gt, 1); /* then N's: both are acknowledged, the third batch goes */
+	gate_wait_for(&gt, 3, 0);
+	gate_release(&gt, 3);
+	assert_int_equal(pthread_join(wa.th, NULL), 0);
+	assert_int_equal(pthread_join(wb.th, NULL), 0);
+	assert_int_equal(pthread_join(wc.th, NULL), 0);
+	assert_int_equal(wa.r, 0);
+	assert_int_equal(wb.r, 0);
+	assert_int_equal(wc.r, 0);
+	intent_log_stats(log, &st);
+	assert_int_equal(st.durable_seq, TIF_PREFIX + 2 * TIF_BATCH + 1);
+	intent_log_close(log);
+	got_reset(&g);
+	cfg_init(&cfg, dev, 0, TIF_RING, TIF_GUID, &g);
+	log = open_ok(&cfg);
+	tif_check_replay(&g, TIF_PREFIX + 2 * TIF_BATCH + 1, 22, "ack order");
+	intent_log_close(log);
+	gate_destroy(&gt);
+	got_free(&g);
+	bdev_close(dev);
+}
+
+/*
+ * Damage is still told from a torn tail with two batches in flight.  Acknowledged batches of
+ * one small record each, one block each, the one in block 4 damaged.  The block right after
+ * it cannot be shown to start a batch (the block before it is unreadable), each later one
+ * can.  With three intact blocks after it, two provably start batches of their own: a
+ * third batch is issued only once the first is durable, so block 4 was durable, and open
+ * refuses.  With two, blocks 4-5 may be batch N and block 6 batch N+1, both in flight at a
+ * crash: a legitimate tail, replayed to block 4 (the price of the second batch in flight:
+ * damage to one of the last two batches looks like a crash's tail).
+ */
+static void test_intent_log__two_in_flight_damage(void **state)
+{
+	for (u64 after = 2; after <= 3; after++) {
+		struct bdev *dev = bdev_faulty_create(TIF_RING * DDSNAP_BLOCK_SIZE, 23);
+		struct intent_log_damage d;
+		struct intent_log_config cfg;
+		struct intent_log *log = NULL;
+		struct got g = {0};
+		u64 seq, bad = 4;
+
+		cfg_init(&cfg, dev, 0, TIF_RING, TIF_GUID, &g);
+		cfg.damage = &d;
+		log = open_ok(&cfg);
+		for (u64 i = 0; i < bad + 1 + after; i++)
+			assert_int_equal(intent_log_commit(log, 1, 1, &i, sizeof(i), 0, &seq), 0);
+		intent_log_close(log);
+		bdev_faulty_corrupt(dev, bad * DDSNAP_BLOCK_SIZE + 100, 1);
+		if (after == 3) {
+			assert_int_equal(intent_log_open(&cfg, &log), -EILSEQ);
+			assert_true(d.damaged);
+			assert_int_equal(g.n, 0);
+		} else {
+			log = open_ok(&cfg);
+			assert_false(d.damaged);
+			assert_int_equal(g.n, bad);
+			intent_log_close(log);
+		}
+		assert_int_equal(d.end_block, bad);
+		assert_int_equal(d.intact_blocks, after);
+		got_free(&g);
+		bdev_close(dev);
+	}
 }
 
 int main(void)
@@ -1333,6 +1795,9 @@ int main(void)
 		cmocka_unit_test(test_intent_log__damage_by_distance),
 		cmocka_unit_test(test_intent_log__crash_random),
 		cmocka_unit_test(test_intent_log__crash_concurrent),
+		cmocka_unit_test(test_intent_log__two_in_flight_crash),
+		cmocka_unit_test(test_intent_log__two_in_flight_ack_order),
+		cmocka_unit_test(test_intent_log__two_in_flight_damage),
 	};
 
 	return cmocka_run_group_tests_name("intent_log", tests, NULL, NULL);
