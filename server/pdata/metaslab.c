@@ -34,10 +34,10 @@
  *    free) and appends allocs as ALLOC and frees as FREE records, which makes it "not in
  *    free or defer".
  *  - Nothing in frees, undone or defer is allocatable, so a run freed in txg T cannot be
- *    reused before sync_done(T) (tx.h), whenever it was allocated.  The one exception is a
- *    free whose caller passes the open txg as the birth: it vouches that the run was
- *    allocated in this txg and that nothing durable names it (an allocation being unwound
- *    before it was used, a metadata block), so it returns to free at once.
+ *    reused before sync_done(T) (tx.h), whenever it was allocated.  The exceptions return
+ *    to free at once: a metadata block allocated in the open txg, and a data run allocated
+ *    in it whose caller passes the open txg as the birth, vouching that nothing durable
+ *    names it (an allocation unwound before it was used).
  *
  * Why a run allocated and freed in the same open txg still waits for the txg.  The txg is
  * not the only durable record of allocations: the store's intent log is flushed before a
@@ -682,9 +682,10 @@ int metaslab_claim_data(struct metaslab_group *mg, u64 start, u64 nr_chunks)
 
 /*
  * Frees [start, start+n) of @cls, born in @birth_txg.  A run still in allocs was allocated
- * in the open txg and is not on disk: reusable at once only if the caller vouches for that
- * with @birth_txg == the open txg (nothing durable names it); otherwise (an engine free,
- * whose chunk an intent log record may name) it waits in undone for the txg (essay).
+ * in the open txg and is not on disk: a metadata block, or a data run whose caller vouches
+ * with @birth_txg == the open txg that nothing durable names it, is reusable at once; any
+ * other data run (an engine free, whose chunk an intent log record may name) waits in
+ * undone for the txg (essay).
  */
 static int free_locked(struct metaslab_group *mg, u32 cls, u64 start, u64 n, u64 birth_txg)
 {
@@ -698,7 +699,7 @@ static int free_locked(struct metaslab_group *mg, u32 cls, u64 start, u64 n, u64
 	rel = start - ms->start;
 	if (range_tree_contains(ms->allocs, rel, n)) {
 		VERIFY(range_tree_remove(ms->allocs, rel, n) == 0);
-		if (birth_txg == mg->open_txg) {
+		if (cls == METASLAB_CLASS_META || birth_txg == mg->open_txg) {
 			/* Born in the open txg, never on disk, named by nothing durable. */
 			VERIFY(range_tree_add(ms->free, rel, n) == 0);
 			mg->cnt[cls].free += n;
