@@ -20,7 +20,7 @@
  *	allocs ---------------> undone -----------------> defer ----------------> free
  *	            free             metaslab_sync(T): no record    sync_done(T)
  *	allocs ---------------------------------------------------------------> free
- *	            free with birth == the open txg (caller: nothing durable names it): at once
+ *	            metadata, or data freed with birth == the open txg: at once
  *
  * The persistent table (format.h) holds each metaslab's space map phys and class, in leaf
  * blocks under one index block whose pointer goes into the uberblock.
@@ -38,6 +38,7 @@
  *    to free at once: a metadata block allocated in the open txg, and a data run allocated
  *    in it whose caller passes the open txg as the birth, vouching that nothing durable
  *    names it (an allocation unwound before it was used).
+ *  - The per-class counters equal the sums over the class's metaslabs.
  *
  * Why a run allocated and freed in the same open txg still waits for the txg.  The txg is
  * not the only durable record of allocations: the store's intent log is flushed before a
@@ -63,7 +64,6 @@
  * hazard: nothing outside the txg names a block allocated in the open txg (the intent log
  * names data chunks only; replay allocates its tree blocks afresh), and the freed block's
  * dirty buffer is dropped (cache_forget), so their frees keep returning 1.
- *  - The per-class counters equal the sums over the class's metaslabs.
  *
  * Reserves.  Txg sync allocates metadata (space map tails, new log blocks, table blocks):
  * at most METASLAB_SYNC_BLOCKS_PER_MS per dirty metaslab plus one per table block.
