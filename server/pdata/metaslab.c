@@ -4,34 +4,66 @@
  *
  * What.  Each region (the snapstore's data region; with a separate metadata device, its
  * metadata region too) is cut into metaslabs of 2^ms_shift blocks.  Each metaslab has a
- * class (DATA, METADATA, or unclaimed on a shared device), a space map on disk and four
+ * class (DATA, METADATA, or unclaimed on a shared device), a space map on disk and five
  * range trees in memory, all in blocks relative to the metaslab start:
  *
  *	free    allocatable now
  *	allocs  allocated in the open txg, not yet in the space map
  *	frees   freed in the open txg, not yet in the space map (not allocatable)
- *	defer   freed in the syncing txg, in the space map, allocatable once it is durable
+ *	undone  allocated and freed in the open txg, never in the space map (not allocatable)
+ *	defer   freed in the syncing txg, allocatable once it is durable
  *
  *	        alloc                 metaslab_sync(T)           sync_done(T)
  *	free ----------> allocs ------------------------> (on disk: ALLOC)
  *	allocated ------------> frees ------------------> defer ----------------> free
  *	            free (old)         metaslab_sync(T)          sync_done(T)
+ *	allocs ---------------> undone -----------------> defer ----------------> free
+ *	            free             metaslab_sync(T): no record    sync_done(T)
  *	allocs ---------------------------------------------------------------> free
- *	            free of a run allocated in the open txg (never on disk): at once
+ *	            metadata, or data freed with birth == the open txg: at once
  *
  * The persistent table (format.h) holds each metaslab's space map phys and class, in leaf
  * blocks under one index block whose pointer goes into the uberblock.
  *
  * Invariants.
- *  - For each metaslab, free, allocs, frees and defer are pairwise disjoint; the blocks in
- *    none of them are allocated in the space map as of the last sync.
- *  - The space map as of the last sync replays to "not in free, allocs or defer" (a run in
- *    frees was still allocated then, a run in allocs still free); metaslab_sync appends
- *    allocs as ALLOC and frees as FREE records, which makes it "not in free or defer".
- *  - Nothing in frees or defer is allocatable, so a run freed in txg T cannot be reused
- *    before sync_done(T) (tx.h); a run in allocs was never durable and returns to free at
- *    once when freed.
+ *  - For each metaslab, free, allocs, frees, undone and defer are pairwise disjoint; the
+ *    blocks in none of them are allocated in the space map as of the last sync.
+ *  - The space map as of the last sync replays to "not in free, allocs, undone or defer" (a
+ *    run in frees was still allocated then, a run in allocs or undone still free);
+ *    metaslab_sync moves undone into defer (no record: on disk it never stopped being
+ *    free) and appends allocs as ALLOC and frees as FREE records, which makes it "not in
+ *    free or defer".
+ *  - Nothing in frees, undone or defer is allocatable, so a run freed in txg T cannot be
+ *    reused before sync_done(T) (tx.h), whenever it was allocated.  The exceptions return
+ *    to free at once: a metadata block allocated in the open txg, and a data run allocated
+ *    in it whose caller passes the open txg as the birth, vouching that nothing durable
+ *    names it (an allocation unwound before it was used).
  *  - The per-class counters equal the sums over the class's metaslabs.
+ *
+ * Why a run allocated and freed in the same open txg still waits for the txg.  The txg is
+ * not the only durable record of allocations: the store's intent log is flushed before a
+ * copy-out is acknowledged, and its record names the chunk {L, b, d, addr, csum} long
+ * before the txg that allocated addr syncs.  Say a copy-out puts origin chunk L1 at addr
+ * for snapshot S in open txg N, S is deleted in N (addr freed), and a copy-out of L2 in N
+ * gets addr again; power fails before N syncs.  Open replays every record newer than the
+ * durable txg, in order: L1's record claims addr, finds the checksum wrong (addr holds
+ * L2's saved data) and copies L1 again from the origin, then the drop frees addr, then L2's
+ * record claims it, finds it holding L1's data and copies L2 again from the origin, which
+ * by now holds the write that L2's copy-out had released: the snapshot that owns addr
+ * reads current origin data instead of its own.  (With the log on the snapstore the records
+ * are ordered and trusted, no copy is redone, and replay happens to end right; the reuse
+ * is still a hazard for any record that is checked.)  Deferring every such free to
+ * sync_done(N) closes it: replay hands out only records of txgs newer than the durable
+ * txg (intent_log.c), and sync_done(N) runs after the uberblock of N is durable, so by the
+ * time addr can be allocated again no record naming it will ever be replayed; until then,
+ * every replayed record naming addr finds it holding the data it wrote or a copy it may
+ * redo, because nothing else wrote there.  Replay itself allocates in one open txg R:
+ * its claims and the frees of replayed drops follow the same rule, so a chunk freed by a
+ * replayed record is not handed to a new copy-out before R is durable, by which time the
+ * replayed records are behind the log's replay position.  Metadata blocks have no such
+ * hazard: nothing outside the txg names a block allocated in the open txg (the intent log
+ * names data chunks only; replay allocates its tree blocks afresh), and the freed block's
+ * dirty buffer is dropped (cache_forget), so their frees keep returning 1.
  *
  * Reserves.  Txg sync allocates metadata (space map tails, new log blocks, table blocks):
  * at most METASLAB_SYNC_BLOCKS_PER_MS per dirty metaslab plus one per table block.
@@ -97,6 +129,7 @@ struct metaslab {
 	bool dirty;	 /* its table entry changes in the open txg */
 	struct space_map *sm;
 	struct range_tree *free, *allocs, *frees, *defer;
+	struct range_tree *undone; /* allocated and freed in the open txg, deferred */
 };
 
 struct class_counters {
@@ -236,7 +269,8 @@ int metaslab_geometry_init(struct metaslab_geometry *g, u64 data_start, u64 data
 static void counters_add(struct metaslab_group *mg, struct metaslab *ms, int sign)
 {
 	struct class_counters *c = &mg->cnt[ms->cls];
-	u64 deferred = range_tree_space(ms->frees) + range_tree_space(ms->defer);
+	u64 deferred = range_tree_space(ms->frees) + range_tree_space(ms->defer) +
+		       range_tree_space(ms->undone);
 
 	if (sign > 0) {
 		c->total += ms->size;
@@ -288,6 +322,7 @@ static struct metaslab_group *group_new(struct cache *cache, const struct metasl
 		ms->allocs = range_tree_create();
 		ms->frees = range_tree_create();
 		ms->defer = range_tree_create();
+		ms->undone = range_tree_create();
 	}
 	return mg;
 }
@@ -304,6 +339,7 @@ void metaslab_close(struct metaslab_group *mg)
 		range_tree_destroy(ms->allocs);
 		range_tree_destroy(ms->frees);
 		range_tree_destroy(ms->defer);
+		range_tree_destroy(ms->undone);
 	}
 	for (u64 i = 0; i < mg->nr_leaves; i++)
 		cache_put(mg->cache, mg->leaf_born[i]);
@@ -644,7 +680,14 @@ int metaslab_claim_data(struct metaslab_group *mg, u64 start, u64 nr_chunks)
 	return r;
 }
 
-static int free_locked(struct metaslab_group *mg, u32 cls, u64 start, u64 n)
+/*
+ * Frees [start, start+n) of @cls, born in @birth_txg.  A run still in allocs was allocated
+ * in the open txg and is not on disk: a metadata block, or a data run whose caller vouches
+ * with @birth_txg == the open txg that nothing durable names it, is reusable at once; any
+ * other data run (an engine free, whose chunk an intent log record may name) waits in
+ * undone for the txg (essay).
+ */
+static int free_locked(struct metaslab_group *mg, u32 cls, u64 start, u64 n, u64 birth_txg)
 {
 	struct metaslab *ms = ms_lookup(mg, cls, start, n);
 	u64 rel;
@@ -655,14 +698,20 @@ static int free_locked(struct metaslab_group *mg, u32 cls, u64 start, u64 n)
 		return -EILSEQ;
 	rel = start - ms->start;
 	if (range_tree_contains(ms->allocs, rel, n)) {
-		/* Allocated in the open txg and never on disk: reusable at once. */
 		VERIFY(range_tree_remove(ms->allocs, rel, n) == 0);
-		VERIFY(range_tree_add(ms->free, rel, n) == 0);
-		mg->cnt[cls].free += n;
-		return 1;
+		if (cls == METASLAB_CLASS_META || birth_txg == mg->open_txg) {
+			/* Born in the open txg, never on disk, named by nothing durable. */
+			VERIFY(range_tree_add(ms->free, rel, n) == 0);
+			mg->cnt[cls].free += n;
+			return 1;
+		}
+		VERIFY(range_tree_add(ms->undone, rel, n) == 0);
+		mg->cnt[cls].deferred += n;
+		return 0;
 	}
 	if (range_tree_intersects(ms->free, rel, n) || range_tree_intersects(ms->frees, rel, n) ||
-	    range_tree_intersects(ms->defer, rel, n) || range_tree_intersects(ms->allocs, rel, n))
+	    range_tree_intersects(ms->defer, rel, n) || range_tree_intersects(ms->allocs, rel, n) ||
+	    range_tree_intersects(ms->undone, rel, n))
 		return -EILSEQ;
 	VERIFY(range_tree_add(ms->frees, rel, n) == 0);
 	mg->cnt[cls].deferred += n;
@@ -675,7 +724,7 @@ int metaslab_free_meta(struct metaslab_group *mg, u64 blocknr, u64 birth_txg)
 	int r;
 
 	pthread_mutex_lock(&mg->lock);
-	r = free_locked(mg, METASLAB_CLASS_META, blocknr, 1);
+	r = free_locked(mg, METASLAB_CLASS_META, blocknr, 1, birth_txg);
 	pthread_mutex_unlock(&mg->lock);
 	return r;
 }
@@ -688,7 +737,7 @@ int metaslab_free_data(struct metaslab_group *mg, u64 start, u64 nr_chunks, u64 
 	    (start - mg->g.data_start) % (1ull << mg->g.chunk_shift))
 		return -EINVAL;
 	pthread_mutex_lock(&mg->lock);
-	r = free_locked(mg, METASLAB_CLASS_DATA, start, nr_chunks << mg->g.chunk_shift);
+	r = free_locked(mg, METASLAB_CLASS_DATA, start, nr_chunks << mg->g.chunk_shift, birth_txg);
 	pthread_mutex_unlock(&mg->lock);
 	return r;
 }
@@ -703,7 +752,7 @@ static int sync_alloc_meta(struct tx *tx, u64 *blocknr)
 
 static void sync_free_meta(struct tx *tx, u64 blocknr, u64 birth_txg)
 {
-	int r = free_locked(tx->priv, METASLAB_CLASS_META, blocknr, 1);
+	int r = free_locked(tx->priv, METASLAB_CLASS_META, blocknr, 1, birth_txg);
 
 	VERIFY(r >= 0); /* the allocator's own blocks: a failure is our bug */
 	if (r == 1)
@@ -898,6 +947,9 @@ int metaslab_sync(struct metaslab_group *mg, u64 txg)
 	for (u64 i = 0; i < mg->nr_ms; i++) {
 		struct metaslab *ms = &mg->ms[i];
 
+		/* Never on disk, so no record; allocatable once this txg is durable. */
+		range_tree_walk(ms->undone, add_seg, ms->defer);
+		range_tree_clear(ms->undone);
 		if (range_tree_count(ms->allocs) || range_tree_count(ms->frees))
 			ms->dirty = true;
 		any |= ms->dirty;
@@ -1011,6 +1063,7 @@ int metaslab_walk_allocated(struct metaslab_group *mg,
 		range_tree_walk(ms->free, add_seg, all_free);
 		range_tree_walk(ms->frees, add_seg, all_free);
 		range_tree_walk(ms->defer, add_seg, all_free);
+		range_tree_walk(ms->undone, add_seg, all_free);
 		r = range_tree_walk(all_free, gap_seg, &g);
 		if (!r && g.pos < ms->size)
 			r = fn(arg, ms->cls, ms->start + g.pos, ms->size - g.pos);
@@ -1050,7 +1103,8 @@ bool metaslab_is_allocated(struct metaslab_group *mg, enum metaslab_class_disk c
 
 		ok = !range_tree_intersects(ms->free, rel, nblocks) &&
 		     !range_tree_intersects(ms->frees, rel, nblocks) &&
-		     !range_tree_intersects(ms->defer, rel, nblocks);
+		     !range_tree_intersects(ms->defer, rel, nblocks) &&
+		     !range_tree_intersects(ms->undone, rel, nblocks);
 	}
 	pthread_mutex_unlock(&mg->lock);
 	return ok;

@@ -23,8 +23,11 @@
  *    flush, and metaslab_sync_done(T).  Allocations for T+1 may run from the moment
  *    metaslab_sync(T) returns.
  *  - A free is deferred: nothing freed in txg T is allocated again before
- *    metaslab_sync_done(T), i.e. before T is durable.  The one exception (tx.h): a run
- *    allocated in the open txg and freed in it before metaslab_sync is reusable at once.
+ *    metaslab_sync_done(T), i.e. before T is durable, even if it was allocated in T (the
+ *    intent log may name it; metaslab.c).  The exceptions (tx.h): a metadata block allocated
+ *    in the open txg and freed in it before metaslab_sync, and a data run likewise freed
+ *    with @birth_txg == the open txg, which says nothing durable names it, are reusable at
+ *    once.
  *
  * Locking: one mutex inside; every function may be called from any thread.  metaslab_sync
  * holds it throughout (allocations from other threads wait, then belong to the next txg).
@@ -123,7 +126,13 @@ int metaslab_claim_data(struct metaslab_group *mg, u64 start, u64 nr_chunks);
  */
 int metaslab_free_meta(struct metaslab_group *mg, u64 blocknr, u64 birth_txg);
 
-/* Frees @nr_chunks chunks at @start, as metaslab_free_meta for the DATA class. */
+/*
+ * Frees @nr_chunks chunks at @start, as metaslab_free_meta for the DATA class, except that
+ * chunks allocated in the open txg are reusable at once only if @birth_txg is the open txg
+ * (the caller's word that nothing durable names them).  A caller that cannot vouch (the
+ * engine: an intent log record may name the chunk) passes 0, and the chunks wait for the
+ * open txg to be durable even if allocated in it.
+ */
 int metaslab_free_data(struct metaslab_group *mg, u64 start, u64 nr_chunks, u64 birth_txg);
 
 /*

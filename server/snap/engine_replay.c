@@ -15,7 +15,11 @@
  * Crash argument.  Replay changes only the open txg, like any other call; a crash during
  * replay leaves the last synced txg and the log as they were, and the next open replays the
  * same records again.  A copy-out whose data checksum does not match (its copy never became
- * durable, so its origin write was never released) is copied again from the origin.
+ * durable, so its origin write was never released) is copied again from the origin.  That
+ * its chunk holds nothing else, even if the record's snapshot was dropped since, rests on
+ * the allocator: a freed chunk is not allocated again before its freeing txg is durable,
+ * and then no record of that txg is replayed any more (metaslab.c, "Why a run allocated
+ * and freed in the same open txg still waits").
  */
 #include "snap/engine_internal.h"
 #include <string.h>

@@ -83,15 +83,11 @@
  * leaves both: the next run deletes the stale revert point first (it is newer than the
  * marker, so its delete frees only copies of writes made after it: none), then finishes as
  * above.  Only one revert runs at a time in one server (v->reverting).
- * The two deletes (the stale revert point at the start, the marker at the end) are each
- * followed by a txg sync.  A data chunk allocated and freed within one open txg is
- * reusable at once (metaslab.c); with a separate log device, replay after a crash then
- * finds the freed copy-out's record, sees the chunk's new contents fail its checksum and
- * "redoes" the copy from the origin over the chunk's new owner (engine_replay.c), so a
- * snapshot reads the current origin instead of its data.  The sync makes the freeing txg
- * durable before the revert's copy-outs can reuse those chunks.  (The same sequence -- a
- * delete, then copy-outs, then a crash within one txg -- exists outside revert: an
- * engine issue, not fixed here.)
+ * The two deletes (the stale revert point at the start, the marker at the end) free chunks
+ * that the revert's copy-outs may have allocated in the same open txg; they need no txg
+ * sync after them, because no freed chunk is allocated again before its freeing txg is
+ * durable, whenever it was allocated (metaslab.c, "Why a run allocated and freed in the
+ * same open txg still waits"), so replay never redoes a freed copy over a new owner.
  *
  * Crash argument.  Apart from a revert's origin writes (above), nothing here writes
  * anything itself: the engine's records reach the log before its calls return, and the trees reach the disk only through txg syncs.  A crash at
@@ -996,8 +992,6 @@ int volume_revert(struct volume *v, u32 tag, volume_revert_wait_fn wait, void *p
 	err = commit(v, COMMIT_NONE, err);
 	if (err == -EBUSY)
 		*done = other;
-	if (!err)
-		err = store_sync(v->store); /* the stale point's chunks: the essay */
 	if (err)
 		goto out;
 	if (posix_memalign(&buf, BDEV_ALIGN, csize)) {
@@ -1031,8 +1025,6 @@ int volume_revert(struct volume *v, u32 tag, volume_revert_wait_fn wait, void *p
 			break;
 	}
 	err = commit(v, COMMIT_NONE, err);
-	if (!err)
-		err = store_sync(v->store); /* the marker's chunks: the essay */
 out:
 	free(buf);
 	free(chunks);

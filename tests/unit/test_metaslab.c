@@ -376,6 +376,56 @@ static void test_metaslab__deferred_frees_and_double_free(void **state)
 	fix_fini(&f);
 }
 
+/*
+ * A data run allocated and freed in the open txg by a caller that cannot vouch for its
+ * birth (birth 0: the engine, whose intent log may name it) waits for the txg like any
+ * free: not allocatable, not claimable, counted as deferred, until sync_done; and it is
+ * never written to the space map (a reopen from that txg finds it free).
+ */
+static void open_txg_free_waits(bool shared)
+{
+	struct metaslab_class_stats st;
+	u64 s, got, x, n;
+	struct fix f;
+
+	fix_init(&f, shared, 8192, NULL);
+	assert_int_equal(metaslab_alloc_data(f.mg, 2, &s, &got), 0);
+	n = got * CB;
+	assert_int_equal(metaslab_free_data(f.mg, s, got, 0), 0);
+	metaslab_stats(f.mg, METASLAB_CLASS_DATA, &st);
+	assert_int_equal(st.deferred, n);
+	assert_false(metaslab_is_allocated(f.mg, METASLAB_CLASS_DATA, s, n));
+	assert_int_equal(metaslab_free_data(f.mg, s, got, 0), -EILSEQ);
+	assert_int_equal(metaslab_claim_data(f.mg, s, got), -EEXIST);
+	while (metaslab_alloc_data(f.mg, 1, &x, &got) == 0)
+		assert_true(x + got * CB <= s || x >= s + n);
+	assert_int_equal(metaslab_sync(f.mg, f.txg), 0);
+	assert_int_equal(cache_sync(f.cache, f.txg), 0);
+	assert_int_equal(bdev_flush(f.meta_bdev), 0);
+	metaslab_root_pack(f.mg, &f.root);
+	f.durable_txg = f.txg;
+	assert_int_equal(metaslab_claim_data(f.mg, s, n / CB), -EEXIST); /* in defer */
+	metaslab_sync_done(f.mg, f.txg);
+	metaslab_stats(f.mg, METASLAB_CLASS_DATA, &st);
+	assert_int_equal(st.deferred, 0);
+	assert_int_equal(metaslab_claim_data(f.mg, s, n / CB), 0);
+	assert_int_equal(metaslab_free_data(f.mg, s, n / CB, f.txg + 1), 1); /* vouched: at once */
+	reopen(&f);
+	assert_int_equal(metaslab_claim_data(f.mg, s, n / CB), 0);
+	assert_true(metaslab_is_allocated(f.mg, METASLAB_CLASS_DATA, s, n));
+	fix_fini(&f);
+}
+
+static void test_metaslab__open_txg_free_waits_separate(void **state)
+{
+	open_txg_free_waits(false);
+}
+
+static void test_metaslab__open_txg_free_waits_shared(void **state)
+{
+	open_txg_free_waits(true);
+}
+
 static void test_metaslab__enospc_keeps_sync_reserve(void **state)
 {
 	struct fix f;
@@ -639,6 +689,8 @@ int main(void)
 		cmocka_unit_test(test_metaslab__random_shared_device),
 		cmocka_unit_test(test_metaslab__runs_aligned_contiguous_and_partial),
 		cmocka_unit_test(test_metaslab__deferred_frees_and_double_free),
+		cmocka_unit_test(test_metaslab__open_txg_free_waits_separate),
+		cmocka_unit_test(test_metaslab__open_txg_free_waits_shared),
 		cmocka_unit_test(test_metaslab__enospc_keeps_sync_reserve),
 		cmocka_unit_test(test_metaslab__empty_metaslab_unclaimed),
 		cmocka_unit_test(test_metaslab__crash_before_uberblock_keeps_previous),
