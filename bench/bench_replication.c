@@ -284,7 +284,7 @@ static struct stamp fetch_changelist(const char *path, u32 from, u32 to)
 
 	if (ctl_client_open(sock_path, &c, why, sizeof(why)))
 		die("ctl_client_open: %s", why);
-	if (delta_fetch_changelist("bench", c, path, from, to) != EXIT_OK)
+	if (delta_fetch_changelist("bench", c, path, from, to, NULL) != EXIT_OK)
 		die("changelist %u -> %u failed", from, to);
 	ctl_client_close(c);
 	t = since(t0);

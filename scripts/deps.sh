@@ -25,6 +25,9 @@ PACKAGES=(
 	# snapshot mounts, fuser (what keeps a mount busy); vfs_shadow_copy2 is in samba-vfs-modules;
 	# ip brings the guest's loopback up for the NFS and Samba clients (nas_servers_up)
 	nfs-kernel-server rpcbind samba samba-vfs-modules smbclient udev xfsprogs psmisc iproute2
+	# replication between boxes over ssh: the scenarios run a real sshd per box in the guest
+	# (tests/vm/lib.sh ssh_box) and the monitor's transfers run ssh
+	openssh-server openssh-client
 	# the monitor tests render the man pages and check the systemd units
 	man-db systemd
 	# make deb and deb-check: dpkg-buildpackage (build-essential is its implicit build

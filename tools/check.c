@@ -36,6 +36,7 @@ static u64 check_engine(struct bdev *snap, struct bdev *meta)
 		return 0; /* store_check reported it */
 	roots.exceptions = ub.roots[UB_ROOT_EXCEPTIONS];
 	roots.snapshots = ub.roots[UB_ROOT_SNAPSHOTS];
+	roots.provenance = ub.roots[UB_ROOT_PROVENANCE];
 	roots.gen = ub.scalars[UB_SCALAR_GEN];
 	cache = cache_create(meta, CHECK_ENGINE_CACHE_BYTES);
 	cache_set_synced_txg(cache, ub.txg);

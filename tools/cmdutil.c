@@ -20,6 +20,8 @@
 #include "commands.h"
 #include "ddsnap_wire.h"
 #include "blk/bdev.h"
+#include "proto/ctl.h"
+#include "snap/volume.h"
 #include "store/label.h"
 #include "blk/ownership.h"
 
@@ -119,12 +121,32 @@ int cmd_parse_tag(const char *cmd, const char *s, u32 *out)
 {
 	u64 v;
 
-	if (cmd_parse_u64(s, 0, DDSNAP_TAG_MAX, &v)) {
-		cmd_error(cmd, "bad snapshot tag '%s': a number from 0 to %u", s, DDSNAP_TAG_MAX);
+	if (cmd_parse_u64(s, 0, VOLUME_TAG_USER_MAX, &v)) {
+		cmd_error(cmd, "bad snapshot tag '%s': a number from 0 to %u", s,
+			  VOLUME_TAG_USER_MAX);
 		return -EINVAL;
 	}
 	*out = (u32)v;
 	return 0;
+}
+
+void cmd_revert_state(struct ctl_snap *snaps, u32 *n, struct cmd_revert *out)
+{
+	u32 k = 0;
+
+	*out = (struct cmd_revert){0};
+	for (u32 i = 0; i < *n; i++) {
+		if (snaps[i].tag == VOLUME_TAG_REVERTING) {
+			out->reverting = true;
+			out->to = (u32)snaps[i].ctime;
+		} else if (snaps[i].tag == VOLUME_TAG_REVERT_POINT) {
+			out->point = true;
+			out->point_to = (u32)snaps[i].ctime;
+		} else {
+			snaps[k++] = snaps[i];
+		}
+	}
+	*n = k;
 }
 
 int cmd_open_store(const char *cmd, const char *snap_path, const char *meta_path, bool write,
@@ -209,4 +231,56 @@ bool cmd_may_overwrite(const char *cmd, struct bdev *b, const char *path, const 
 	else
 		cmd_error(cmd, "the %s %s holds %s; -y overwrites it", role, path, what);
 	return false;
+}
+
+void cmd_format_uuid(const u8 u[16], char out[CMD_UUID_LEN])
+{
+	snprintf(out, CMD_UUID_LEN,
+		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1],
+		 u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14],
+		 u[15]);
+}
+
+int cmd_parse_origin(const char *s, u8 uuid[16], u64 *gen)
+{
+	const char *colon = strrchr(s, ':');
+	unsigned nib = 0;
+	u8 u[16] = {0};
+
+	if (!colon)
+		return -EINVAL;
+	for (const char *p = s; p < colon; p++) {
+		int v;
+
+		if (*p == '-' && (nib == 8 || nib == 12 || nib == 16 || nib == 20))
+			continue;
+		if (*p >= '0' && *p <= '9')
+			v = *p - '0';
+		else if (*p >= 'a' && *p <= 'f')
+			v = *p - 'a' + 10;
+		else if (*p >= 'A' && *p <= 'F')
+			v = *p - 'A' + 10;
+		else
+			return -EINVAL;
+		if (nib == 32)
+			return -EINVAL;
+		u[nib / 2] |= (u8)(nib % 2 ? v : v << 4);
+		nib++;
+	}
+	if (nib != 32 || cmd_parse_u64(colon + 1, 1, UINT64_MAX, gen))
+		return -EINVAL;
+	memcpy(uuid, u, 16);
+	return 0;
+}
+
+char *cmd_default_token(const char *sock)
+{
+	size_t n = strlen(sock);
+	char *p;
+
+	if (n > 5 && !strcmp(sock + n - 5, ".sock"))
+		n -= 5;
+	if (asprintf(&p, "%.*s.token", (int)n, sock) < 0)
+		abort();
+	return p;
 }

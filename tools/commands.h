@@ -51,8 +51,33 @@ int cmd_parse_s64(const char *s, s64 lo, s64 hi, s64 *out);
 int cmd_parse_size(const char *s, u64 max, u64 *out);
 /* A TCP port: 1..65535. */
 int cmd_parse_port(const char *s, u16 *out);
-/* A snapshot tag, 0..DDSNAP_TAG_MAX; prints "bad snapshot tag" for @cmd when it is not. */
+/*
+ * A snapshot tag, 0..VOLUME_TAG_USER_MAX (the tags above are the volume's own, volume.h);
+ * prints "bad snapshot tag" for @cmd when it is not.
+ */
 int cmd_parse_tag(const char *cmd, const char *s, u32 *out);
+/* A uuid as cmd_format_uuid prints it (32 hex digits, dashes after 8, 12, 16 and 20). */
+#define CMD_UUID_LEN 37
+void cmd_format_uuid(const u8 uuid[16], char out[CMD_UUID_LEN]);
+/* A snapshot provenance "<uuid>:<gen>" (the uuid with or without its dashes, gen >= 1):
+ * 0, or -EINVAL. */
+int cmd_parse_origin(const char *s, u8 uuid[16], u64 *gen);
+/* The default resume token file of `ddsnap receive` for @sock: <sock without .sock>.token
+ * (".token" appended when the name does not end in .sock).  malloc'd. */
+char *cmd_default_token(const char *sock);
+
+struct ctl_snap;
+/*
+ * What a server's snapshot list says about `ddsnap revert` (volume.h's hidden snapshots):
+ * a revert in progress (@reverting, to snapshot @to) and the revert point of the last one
+ * (@point, made by a revert to @point_to).  Every tool that lists snapshots passes the
+ * list through this, which also removes the hidden ones from it (*@n shrinks).
+ */
+struct cmd_revert {
+	bool reverting, point;
+	u32 to, point_to;
+};
+void cmd_revert_state(struct ctl_snap *snaps, u32 *n, struct cmd_revert *out);
 
 /*
  * Opens a store's snapstore @snap_path and, if @meta_path, its metadata device for @cmd
@@ -90,6 +115,29 @@ int cmd_list(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_priority(int argc, char **argv);
 int cmd_usecount(int argc, char **argv);
+struct ctl_client;
+struct ctl_snap;
+/*
+ * Takes snapshot @tag of the volume served at @sock as `ddsnap create` does (origin devices
+ * suspended meanwhile); with @origin_uuid (may be NULL) it is a received snapshot recorded
+ * with that provenance (uuid, @origin_gen).  Prints the reason on failure.  Returns an exit
+ * code.
+ */
+int cmd_create_snapshot(const char *cmd, const char *sock, u32 tag, const u8 *origin_uuid,
+			u64 origin_gen);
+/*
+ * Whether the origin was written since it last held a known state: the newest of @snaps
+ * (@n of them, as LIST returned them after cmd_revert_state), or, when @rev has a revert
+ * point and the caller expects the origin to hold what that revert went to (@base is its
+ * tag, or DDSNAP_TAG_NONE: whatever the last revert went to), the revert point.
+ * *@chunks = the chunks written since (0 without a snapshot), *@since the tag compared
+ * with (DDSNAP_TAG_NONE without one, VOLUME_TAG_REVERT_POINT).  The one place `list
+ * --json` ("origin_written") and `receive` decide it.  Returns 0, or EXIT_FAIL with the
+ * message printed for @cmd.
+ */
+int cmd_origin_written(const char *cmd, struct ctl_client *c, const struct ctl_snap *snaps, u32 n,
+		       const struct cmd_revert *rev, u32 base, u64 *chunks, u32 *since);
+int cmd_revert(int argc, char **argv);
 int cmd_initialize(int argc, char **argv); /* tools/initialize.c */
 int cmd_check(int argc, char **argv);	   /* tools/check.c */
 int cmd_dump(int argc, char **argv);	   /* tools/dump.c */

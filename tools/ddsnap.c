@@ -24,7 +24,7 @@ const struct ddsnap_command ddsnap_commands[] = {
 	 "<snapstore> <origin> [<metadev>] "
 	 "<server_socket>",
 	 "run ddsnapd, the snapshot metadata server, for one volume"},
-	{"create", cmd_create, "<server_socket> <tag>",
+	{"create", cmd_create, "[-o <uuid>:<gen>] <server_socket> <tag>",
 	 "take snapshot <tag> of the volume (suspends the origin device meanwhile)"},
 	{"delete", cmd_delete, "<server_socket> <tag>", "delete snapshot <tag>"},
 	{"list", cmd_list, "[-j|--json] <server_socket>",
@@ -35,6 +35,8 @@ const struct ddsnap_command ddsnap_commands[] = {
 	 "set which snapshots a full store drops first (lowest first; 127 never)"},
 	{"usecount", cmd_usecount, "<server_socket> <tag> [<delta>]",
 	 "add to a snapshot's persistent hold count and print it"},
+	{"revert", cmd_revert, "<server_socket> <tag>",
+	 "make the origin read as snapshot <tag> again (every snapshot is kept)"},
 	{"delta", cmd_delta, "<changelist|create|apply> ...",
 	 "make or apply a delta between snapshots"},
 	{"send", cmd_send,

@@ -354,7 +354,7 @@ static const char changelist_usage[] =
 	"<tosnap|origin>\n";
 
 int delta_fetch_changelist(const char *cmd, struct ctl_client *c, const char *path, u32 from,
-			   u32 to)
+			   u32 to, struct delta_create_params *origins)
 {
 	struct changelist_header h = {0};
 	struct changelist_writer *w = NULL;
@@ -378,6 +378,14 @@ int delta_fetch_changelist(const char *cmd, struct ctl_client *c, const char *pa
 			h.src_gen = snaps[i].gen;
 		if (snaps[i].tag == to)
 			h.tgt_gen = snaps[i].gen;
+		if (origins && snaps[i].tag == from) {
+			memcpy(origins->src_origin_uuid, snaps[i].origin_uuid, 16);
+			origins->src_origin_gen = snaps[i].origin_gen;
+		}
+		if (origins && snaps[i].tag == to) {
+			memcpy(origins->tgt_origin_uuid, snaps[i].origin_uuid, 16);
+			origins->tgt_origin_gen = snaps[i].origin_gen;
+		}
 		found_from |= snaps[i].tag == from;
 		found_to |= snaps[i].tag == to;
 	}
@@ -432,7 +440,7 @@ static int delta_changelist(int argc, char **argv)
 		derr("%s", why);
 		return EXIT_FAIL;
 	}
-	ret = delta_fetch_changelist("delta", c, argv[2], from, to);
+	ret = delta_fetch_changelist("delta", c, argv[2], from, to, NULL);
 	ctl_client_close(c);
 	return ret;
 }

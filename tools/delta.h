@@ -72,10 +72,12 @@ int delta_exit(const char *cmd, const struct delta_error *e);
 /*
  * Asks the server behind @c for the changelist @from -> @to (DDSNAP_TAG_NONE: the whole
  * volume; DDSNAP_TAG_HEAD: the live origin) and writes it atomically to @path, with the volume's
- * uuid, chunk size and size and the two snapshots' gens.  Returns an exit code (the
- * server's reason printed on refusal, for instance a missing snapshot).
+ * uuid, chunk size and size and the two snapshots' gens.  With @origins (may be NULL), the
+ * two snapshots' provenance as the server recorded it goes into its *_origin_* fields.
+ * Returns an exit code (the server's reason printed on refusal, for instance a missing
+ * snapshot).
  */
 int delta_fetch_changelist(const char *cmd, struct ctl_client *c, const char *path, u32 from,
-			   u32 to);
+			   u32 to, struct delta_create_params *origins);
 
 #endif

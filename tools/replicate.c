@@ -8,12 +8,17 @@
  * send asks its server for the changelist fromtag -> totag (the whole volume without
  * fromtag), writes it to a private temporary file and encodes the delta stream from the
  * devices of snapshots fromtag and totag with the engine of `delta create` (tools/delta.h),
- * to stdout or to a receiver listening on host:port.  receive checks the stream's header
+ * to stdout or to a receiver listening on host:port; the stream header names the provenance
+ * of both snapshots as send's server recorded it (the uuid of the volume that took each and
+ * its gen there: its own for a snapshot it took, its sender's record for one it received,
+ * so a chain A -> B -> C passes A's identity on).  receive checks the stream's header
  * against its own server before touching anything (the target snapshot must not exist yet,
- * the base snapshot must), applies it to the origin device with the engine of `delta apply`
+ * the base snapshot must, and with the provenance the stream names: a snapshot of the same
+ * tag from another history is refused here, not at its first mismatching extent), applies it to the origin device with the engine of `delta apply`
  * (source checksums against the device of snapshot fromtag, target checksums, resume
  * token), and then takes snapshot <tag> through the same path as `ddsnap create` (origin
- * devices suspended), so the next incremental has its base.
+ * devices suspended), recording the stream's provenance for it, so the next incremental has
+ * its base and the snapshot its identity.
  *
  * Devices: found by their device-mapper table, never by their name (client/dmctl.h): the
  * device of snapshot T is one whose ddsnap target talks to <sock> (the same path as in the
@@ -35,7 +40,9 @@
  * extents carry absolute data decoded against the replica's immutable base snapshot, a
  * record applied again after a crash rewrites identical bytes.  The snapshot is taken only
  * after the trailer validated and the origin was synced; a failure after the apply and
- * before the snapshot is repaired by `ddsnap create` of the same tag on the replica.
+ * before the snapshot is repaired by `ddsnap create -o <uuid>:<gen>` of the same tag on the
+ * replica (the message prints it: the provenance is the stream's), never by a plain create,
+ * which would give the snapshot the replica's own identity.
  *
  * An incremental stream writes only the chunks that changed since its base; every other
  * chunk of the replica's origin must still be what the replica's newest snapshot holds.
@@ -64,6 +71,7 @@
 #include "commands.h"
 #include "client/ctl_client.h"
 #include "client/dmctl.h"
+#include "snap/volume.h"
 #include "delta.h"
 
 /* send retries a refused connection this long: the receiver may still be starting. */
@@ -159,19 +167,6 @@ static void repl_devs_done(struct repl_devs *d)
 		rmdir(d->dir);
 	}
 	free(d->stem);
-}
-
-/* The default token file: <sock> with ".sock" replaced by ".token" (or appended). */
-static char *default_token(const char *sock)
-{
-	size_t n = strlen(sock);
-	char *p;
-
-	if (n > 5 && !strcmp(sock + n - 5, ".sock"))
-		n -= 5;
-	if (asprintf(&p, "%.*s.token", (int)n, sock) < 0)
-		abort();
-	return p;
 }
 
 /* Splits "host:port", "[v6]:port" or (@host_optional) "port" into host and port. */
@@ -381,7 +376,7 @@ int cmd_send(int argc, char **argv)
 	if (asprintf(&cl, "%s/changelist", tmpl) < 0)
 		abort();
 	p.changelist = cl;
-	ret = delta_fetch_changelist("send", c, cl, from, tag);
+	ret = delta_fetch_changelist("send", c, cl, from, tag, &p);
 	ctl_client_close(c);
 	c = NULL;
 	if (ret != EXIT_OK)
@@ -428,20 +423,48 @@ struct recv_ctx {
 	u32 nsnaps;
 	const char *sock, *token;
 	struct repl_devs *devs; /* NULL with -d */
+	/* the stream's target provenance, recorded with the snapshot receive takes */
+	u8 origin_uuid[16];
+	u64 origin_gen;
 };
+
+static const struct ctl_snap *find_snap(const struct recv_ctx *r, u32 tag)
+{
+	for (u32 i = 0; i < r->nsnaps && !volume_tag_hidden(tag); i++)
+		if (r->snaps[i].tag == tag)
+			return &r->snaps[i];
+	return NULL;
+}
 
 static bool has_snap(const struct recv_ctx *r, u32 tag)
 {
-	for (u32 i = 0; i < r->nsnaps; i++)
-		if (r->snaps[i].tag == tag)
-			return true;
-	return false;
+	return find_snap(r, tag) != NULL;
 }
 
-static int count_chunks(const u64 *chunks, u32 n, void *arg)
+/*
+ * The base of an incremental must be the same snapshot here as on the sender: same tag and
+ * same provenance (the store that took it and its gen there).  A snapshot of the same tag
+ * from another history (a replica that took its own, a volume promoted elsewhere) would
+ * otherwise be refused only at the first extent whose source differs, after the extents
+ * before it were written.  Returns 0 or EXIT_FAIL (message printed).
+ */
+static int recv_check_base(const struct recv_ctx *r, const struct delta_header *h)
 {
-	*(u64 *)arg += n;
-	return 0;
+	const struct ctl_snap *base = find_snap(r, h->src_tag);
+	char want[CMD_UUID_LEN], have[CMD_UUID_LEN];
+
+	if (!memcmp(base->origin_uuid, h->src_origin_uuid, 16) &&
+	    base->origin_gen == h->src_origin_gen)
+		return 0;
+	cmd_format_uuid(h->src_origin_uuid, want);
+	cmd_format_uuid(base->origin_uuid, have);
+	cmd_error("receive",
+		  "wrong base: the stream is an incremental from snapshot %u of volume %s gen "
+		  "%llu, but this replica's snapshot %u is of volume %s gen %llu (another "
+		  "history); nothing was written",
+		  h->src_tag, want, (unsigned long long)h->src_origin_gen, base->tag, have,
+		  (unsigned long long)base->origin_gen);
+	return EXIT_FAIL;
 }
 
 /*
@@ -449,42 +472,58 @@ static int count_chunks(const u64 *chunks, u32 n, void *arg)
  * the replica's origin must still hold what its newest snapshot holds.  Chunks written
  * since then (a failed or refused transfer, a writer on the replica) are fine only when
  * they belong to the interrupted transfer this stream continues, which the token says.
+ * After `ddsnap revert` to the stream's base the origin holds the base again although
+ * newer snapshots exist (set aside by the monitor): what was written since is then the
+ * changelist from the revert point (volume.h), not from the newest snapshot.  No stream is
+ * taken while a revert is in progress (the origin is half reverted).
  * Returns 0 or an exit code (message printed).
  */
 static int recv_check_origin(const struct recv_ctx *r, const struct delta_header *h)
 {
-	const struct ctl_snap *newest = NULL;
+	struct ctl_snap *snaps = xmalloc((r->nsnaps + 1) * sizeof(*snaps));
 	struct ctl_client *c;
-	struct ctl_result res;
 	struct delta_token tok;
+	struct cmd_revert rev;
 	u64 written = 0;
-	char why[300];
+	u32 since, n = r->nsnaps;
+	char why[300], what[64];
 	int rc;
 
-	for (u32 i = 0; i < r->nsnaps; i++)
-		if (!newest || r->snaps[i].gen > newest->gen)
-			newest = &r->snaps[i];
-	if (!newest)
+	memcpy(snaps, r->snaps, n * sizeof(*snaps));
+	cmd_revert_state(snaps, &n, &rev);
+	if (rev.reverting) {
+		free(snaps);
+		cmd_error("receive",
+			  "a revert to snapshot %u is in progress on this volume: finish it first "
+			  "('ddsnap revert %s %u'); nothing was written",
+			  rev.to, r->sock, rev.to);
+		return EXIT_FAIL;
+	}
+	if (h->flags & DELTA_FULL) {
+		free(snaps);
 		return 0;
+	}
 	if (ctl_client_open(r->sock, &c, why, sizeof(why))) {
+		free(snaps);
 		cmd_error("receive", "%s", why);
 		return EXIT_FAIL;
 	}
-	rc = ctl_client_changelist(c, newest->tag, DDSNAP_TAG_HEAD, count_chunks, &written, &res,
-				   why, sizeof(why));
+	rc = cmd_origin_written("receive", c, snaps, n, &rev, h->src_tag, &written, &since);
 	ctl_client_close(c);
-	if (rc || res.error) {
-		cmd_error("receive", "changes since snapshot %u: %s", newest->tag,
-			  rc ? why : res.text);
-		return EXIT_FAIL;
-	}
+	free(snaps);
+	if (rc)
+		return rc;
 	if (!written || (delta_token_load(r->token, &tok) == 0 && delta_token_matches(&tok, h)))
 		return 0;
+	if (since == VOLUME_TAG_REVERT_POINT)
+		snprintf(what, sizeof(what), "its revert to snapshot %u", rev.point_to);
+	else
+		snprintf(what, sizeof(what), "its snapshot %u", since);
 	cmd_error("receive",
-		  "%llu chunks of the replica's origin were written since its snapshot %u and no "
-		  "resume token in %s matches this stream: an incremental would leave them; "
-		  "resume the interrupted transfer, or send a full stream; nothing was written",
-		  (unsigned long long)written, newest->tag, r->token);
+		  "%llu chunks of the replica's origin were written since %s and no resume token "
+		  "in %s matches this stream: an incremental would leave them; resume the "
+		  "interrupted transfer, or send a full stream; nothing was written",
+		  (unsigned long long)written, what, r->token);
 	return EXIT_FAIL;
 }
 
@@ -493,7 +532,7 @@ static int recv_check_origin(const struct recv_ctx *r, const struct delta_header
  * are looked up (without -d): the origin and, for an incremental, the base snapshot. */
 static int recv_check_header(const struct delta_header *h, void *arg)
 {
-	const struct recv_ctx *r = arg;
+	struct recv_ctx *r = arg;
 	int rc;
 
 	if (h->tgt_tag != r->tag) {
@@ -508,7 +547,18 @@ static int recv_check_header(const struct delta_header *h, void *arg)
 			  h->src_tag);
 		return EXIT_FAIL;
 	}
-	rc = h->flags & DELTA_FULL ? 0 : recv_check_origin(r, h);
+	if (!h->tgt_origin_gen) {
+		cmd_error("receive",
+			  "the stream names no provenance for snapshot %u: refused; nothing was "
+			  "written",
+			  h->tgt_tag);
+		return EXIT_FAIL;
+	}
+	memcpy(r->origin_uuid, h->tgt_origin_uuid, sizeof(r->origin_uuid));
+	r->origin_gen = h->tgt_origin_gen;
+	rc = h->flags & DELTA_FULL ? 0 : recv_check_base(r, h);
+	if (!rc)
+		rc = recv_check_origin(r, h);
 	if (rc || !r->devs)
 		return rc;
 	if (repl_devs_link(r->devs, DMCTL_TAG_ORIGIN, true) ||
@@ -563,7 +613,7 @@ int cmd_receive(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	if (!p.token)
-		p.token = token = default_token(argv[optind]);
+		p.token = token = cmd_default_token(argv[optind]);
 	signal(SIGPIPE, SIG_IGN);
 	if (ctl_client_open(argv[optind], &c, why, sizeof(why))) {
 		cmd_error(argv[0], "%s", why);
@@ -598,16 +648,18 @@ int cmd_receive(int argc, char **argv)
 	p.arg = &r;
 	ret = delta_apply_cmd(&p);
 	if (ret == EXIT_OK) {
-		/* the same path as `ddsnap create`: origin devices suspended meanwhile */
-		char tagbuf[16], *av[] = {"create", (char *)argv[optind], tagbuf, NULL};
+		/* the same path as `ddsnap create`, with the stream's provenance */
+		char origin[CMD_UUID_LEN];
 
-		snprintf(tagbuf, sizeof(tagbuf), "%u", r.tag);
-		ret = cmd_create(3, av);
+		cmd_format_uuid(r.origin_uuid, origin);
+		ret = cmd_create_snapshot(argv[0], argv[optind], r.tag, r.origin_uuid,
+					  r.origin_gen);
 		if (ret != EXIT_OK)
 			cmd_error(argv[0],
 				  "the stream was applied but snapshot %u was not taken: "
-				  "take it with 'ddsnap create %s %u'",
-				  r.tag, argv[optind], r.tag);
+				  "take it with 'ddsnap create -o %s:%llu %s %u'",
+				  r.tag, origin, (unsigned long long)r.origin_gen, argv[optind],
+				  r.tag);
 	}
 	if (p.verbose && ret == EXIT_OK)
 		fprintf(stderr, "ddsnap receive: snapshot %u received\n", r.tag);

@@ -5,8 +5,8 @@
  * text and corrupt images can be made from edited dumps.
  *
  * The restore is logical: the new store has the same chunk size and origin size, the same
- * scalars, the same entries in its exception tree, snapshot table and overlay trees, and the
- * same data chunks allocated; the B+tree nodes, metadata addresses and txg numbers are new.
+ * scalars, the same entries in its exception tree, snapshot table, provenance tree (and then
+ * the label's feature bit for it) and overlay trees, and the same data chunks allocated; the B+tree nodes, metadata addresses and txg numbers are new.
  * Lines that describe physical layout (node, ptr, root, metaslab, uberblock) are read past;
  * a dump with "error" lines is refused (it describes a damaged store), and pending intent
  * log records are not restored (a warning says how many).  Like initialize, it refuses to
@@ -32,7 +32,8 @@ struct entry {
 	u8 value[sizeof(struct snap_record_disk)];
 };
 static_assert(sizeof(struct exception_disk) <= sizeof(struct snap_record_disk) &&
-		      sizeof(struct overlay_disk) <= sizeof(struct snap_record_disk),
+		      sizeof(struct overlay_disk) <= sizeof(struct snap_record_disk) &&
+		      sizeof(struct provenance_disk) <= sizeof(struct snap_record_disk),
 	      "restore entry fits every engine value");
 
 struct tree_text {
@@ -46,7 +47,7 @@ struct restore {
 	u32 chunk_shift;
 	u64 origin_bytes, gen, next_snap, log_records;
 	bool have_label;
-	struct tree_text exc, snaps, overlays[RESTORE_MAX_OVERLAYS];
+	struct tree_text exc, snaps, prov, overlays[RESTORE_MAX_OVERLAYS];
 	unsigned noverlays;
 	struct tree_text *cur;
 	u64 (*data)[2];
@@ -153,6 +154,8 @@ static int parse_line(struct restore *rs, char *line)
 			rs->cur = &rs->exc;
 		} else if (!strcmp(name, "snapshots")) {
 			rs->cur = &rs->snaps;
+		} else if (!strcmp(name, "provenance")) {
+			rs->cur = &rs->prov;
 		} else if (!strncmp(name, "overlay:", 8)) {
 			if (rs->noverlays == RESTORE_MAX_OVERLAYS)
 				return bad_line(rs, "too many overlays");
@@ -193,7 +196,7 @@ static int insert_all(struct btree *t, struct tx *tx, const struct tree_text *tt
 
 struct built {
 	struct store *s;
-	struct btree *exc, *snaps;
+	struct btree *exc, *snaps, *prov;
 };
 
 static int built_pre_sync(void *arg, struct tx *tx)
@@ -204,8 +207,12 @@ static int built_pre_sync(void *arg, struct tx *tx)
 
 	if (!err)
 		err = btree_sync(b->snaps, tx);
+	if (!err)
+		err = btree_sync(b->prov, tx);
 	if (err)
 		return err;
+	btree_root(b->prov, &root);
+	store_set_root(b->s, UB_ROOT_PROVENANCE, &root);
 	btree_root(b->exc, &root);
 	store_set_root(b->s, UB_ROOT_EXCEPTIONS, &root);
 	btree_root(b->snaps, &root);
@@ -226,6 +233,11 @@ static int build(struct restore *rs, struct store *s)
 	err = btree_open(&engine_exception_tree_type, store_cache(s), &empty, &b.exc);
 	if (!err)
 		err = btree_open(&engine_snapshot_table_type, store_cache(s), &empty, &b.snaps);
+	if (!err)
+		err = btree_open(&engine_provenance_tree_type, store_cache(s), &empty, &b.prov);
+	/* the feature bit before the tree it guards, as the server does */
+	if (!err && rs->prov.n)
+		err = store_set_feature_ro_compat(s, LABEL_FEATURE_RO_PROVENANCE);
 	if (err)
 		goto out_close;
 	store_add_hook(s, &h);
@@ -265,14 +277,20 @@ static int build(struct restore *rs, struct store *s)
 		err = insert_all(b.exc, tx, &rs->exc);
 	if (!err)
 		err = insert_all(b.snaps, tx, &rs->snaps);
+	if (!err)
+		err = insert_all(b.prov, tx, &rs->prov);
 	store_set_scalar(s, UB_SCALAR_GEN, rs->gen);
 	store_set_scalar(s, UB_SCALAR_NEXT_SNAP, rs->next_snap);
 	store_tx_release(s, tx);
 	if (!err)
 		err = store_sync(s);
 out_close:
-	btree_close(b.exc);
-	btree_close(b.snaps);
+	if (b.exc)
+		btree_close(b.exc);
+	if (b.snaps)
+		btree_close(b.snaps);
+	if (b.prov)
+		btree_close(b.prov);
 	return err;
 }
 
@@ -280,6 +298,7 @@ static void restore_free(struct restore *rs)
 {
 	free(rs->exc.v);
 	free(rs->snaps.v);
+	free(rs->prov.v);
 	for (unsigned i = 0; i < rs->noverlays; i++)
 		free(rs->overlays[i].v);
 	free(rs->data);
@@ -300,6 +319,7 @@ int cmd_restore(int argc, char **argv)
 
 	rs->exc.type = &engine_exception_tree_type;
 	rs->snaps.type = &engine_snapshot_table_type;
+	rs->prov.type = &engine_provenance_tree_type;
 	optind = 1;
 	while ((c = getopt(argc, argv, "hy")) != -1) {
 		if (c != 'y') {
@@ -369,9 +389,10 @@ int cmd_restore(int argc, char **argv)
 		cmd_error("restore", "syncing: %s", errmsg(err));
 		goto out;
 	}
-	printf("restored %llu exceptions, %llu snapshots, %u overlays, %llu data runs\n",
+	printf("restored %llu exceptions, %llu snapshots, %u overlays, %llu data runs, %llu "
+	       "provenance records\n",
 	       (unsigned long long)rs->exc.n, (unsigned long long)rs->snaps.n, rs->noverlays,
-	       (unsigned long long)rs->ndata);
+	       (unsigned long long)rs->ndata, (unsigned long long)rs->prov.n);
 	ret = EXIT_OK;
 out:
 	bdev_close(meta);

@@ -1,27 +1,43 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * snapcmds.c - the ddsnap subcommands that talk to a running server: create, delete, list,
- * status, priority, usecount.
+ * status, priority, usecount, revert.
  *
- * create is the one with a device-side duty: it suspends every origin device of the volume
+ * create is the one with a device-side duty (and, with -o uuid:gen, takes a received
+ * snapshot with that provenance, as receive does): it suspends every origin device of the volume
  * (flushing and freezing the filesystem, draining in-flight writes) before asking the server
  * to record the snapshot, and resumes them afterwards whatever happened.  Signals that would
  * kill the tool are blocked while a device is suspended, so an impatient Ctrl-C cannot leave
  * the volume frozen.  Without device-mapper (tests on plain files) there is nothing to
  * suspend and the step is skipped.
  *
+ * revert has a device-side duty too: it refuses, before asking the server anything, while
+ * an origin device of the volume is open (mounted, or held by any process), and holds each
+ * one open exclusively itself while the server copies back, so that nothing mounts it
+ * meanwhile.  The copy-back itself, its crash safety and its marker are the server's
+ * (volume.c, "Revert").  A half-done revert (the tool or the server killed) is finished by
+ * running the same command again; list and status say it is in progress.
+ *
  * list and status also speak JSON (--json) for programs such as the zumastor monitor, so that
  * nothing parses text meant for people: one object on stdout, keys and units as in ddsnap(8)
  * (bytes, seconds since the epoch and ISO 8601 UTC), keys only ever added, never renamed.
+ * list --json adds, for replication, each snapshot's provenance, whether the origin was
+ * written since the newest snapshot (cmd_origin_written, the one place that decides it) and
+ * receive's resume token in its default place.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include "commands.h"
 #include "client/ctl_client.h"
 #include "client/dmctl.h"
+#include "delta/delta_stream.h"
+#include "snap/volume.h"
 
 static int parse_s64(const char *cmd, const char *what, const char *s, s64 lo, s64 hi, s64 *out)
 {
@@ -83,18 +99,48 @@ static int no_options(int argc, char **argv)
 
 int cmd_create(int argc, char **argv)
 {
+	static const struct option longopts[] = {
+		{"origin", required_argument, NULL, 'o'},
+		{NULL, 0, NULL, 0},
+	};
+	u8 uuid[16];
+	u64 gen = 0;
+	u32 tag;
+	int opt;
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "+o:", longopts, NULL)) != -1) {
+		if (opt != 'o')
+			return cmd_usage(argv[0]);
+		if (cmd_parse_origin(optarg, uuid, &gen)) {
+			cmd_error(argv[0], "bad origin '%s': <uuid>:<gen>, the gen 1 or more",
+				  optarg);
+			return EXIT_USAGE;
+		}
+	}
+	if (!nargs_ok(argc, 2, 2))
+		return cmd_usage(argv[0]);
+	if (cmd_parse_tag(argv[0], argv[optind + 1], &tag))
+		return EXIT_USAGE;
+	return cmd_create_snapshot(argv[0], argv[optind], tag, gen ? uuid : NULL, gen);
+}
+
+int cmd_create_snapshot(const char *cmd, const char *sock, u32 tag, const u8 *origin_uuid,
+			u64 origin_gen)
+{
 	struct dmctl_dev devs[64];
 	bool ours[64] = {false}; /* suspended by us, so ours to resume */
 	struct ctl_client *c;
-	struct ctl_msg req = {.type = CTL_CREATE}, reply = {0};
+	struct ctl_msg req = {.type = CTL_CREATE, .tag = tag}, reply = {0};
 	sigset_t block, old;
 	int n, rc;
 
-	if (no_options(argc, argv) || !nargs_ok(argc, 2, 2))
-		return cmd_usage(argv[0]);
-	if (cmd_parse_tag(argv[0], argv[optind + 1], &req.tag))
-		return EXIT_USAGE;
-	c = connect_or_complain(argv[0], argv[optind]);
+	if (origin_uuid) {
+		req.has_origin = true;
+		memcpy(req.origin_uuid, origin_uuid, sizeof(req.origin_uuid));
+		req.origin_gen = origin_gen;
+	}
+	c = connect_or_complain(cmd, sock);
 	if (!c)
 		return EXIT_FAIL;
 
@@ -104,22 +150,22 @@ int cmd_create(int argc, char **argv)
 	sigaddset(&block, SIGHUP);
 	sigaddset(&block, SIGQUIT);
 	sigprocmask(SIG_BLOCK, &block, &old);
-	n = dmctl_find(argv[optind], DMCTL_TAG_ORIGIN, devs, ARRAY_SIZE(devs));
+	n = dmctl_find(sock, DMCTL_TAG_ORIGIN, devs, ARRAY_SIZE(devs));
 	for (int i = 0; i < n; i++) {
 		if (devs[i].suspended)
 			continue;
 		if (dmctl_suspend(devs[i].name)) {
-			cmd_error(argv[0], "cannot suspend origin device %s", devs[i].name);
+			cmd_error(cmd, "cannot suspend origin device %s", devs[i].name);
 			rc = EXIT_FAIL;
 			goto out_resume;
 		}
 		ours[i] = true;
 	}
-	rc = simple_call(argv[0], c, &req, &reply);
+	rc = simple_call(cmd, c, &req, &reply);
 out_resume:
 	for (int i = 0; i < n; i++)
 		if (ours[i] && dmctl_resume(devs[i].name)) {
-			cmd_error(argv[0],
+			cmd_error(cmd,
 				  "cannot resume origin device %s: resume it with 'dmsetup resume "
 				  "%s'",
 				  devs[i].name, devs[i].name);
@@ -179,6 +225,75 @@ int cmd_usecount(int argc, char **argv)
 	return rc;
 }
 
+/*
+ * revert <sock> <tag>: refused while an origin device of the volume is in use (the essay);
+ * each is held open exclusively (no mount can start) while the server copies back.
+ */
+int cmd_revert(int argc, char **argv)
+{
+	struct dmctl_dev devs[16];
+	int fds[16], n, rc = EXIT_FAIL;
+	struct ctl_client *c;
+	struct ctl_msg req = {.type = CTL_REVERT}, reply = {0};
+
+	if (no_options(argc, argv) || !nargs_ok(argc, 2, 2))
+		return cmd_usage(argv[0]);
+	if (cmd_parse_tag(argv[0], argv[optind + 1], &req.tag))
+		return EXIT_USAGE;
+	c = connect_or_complain(argv[0], argv[optind]);
+	if (!c)
+		return EXIT_FAIL;
+	n = dmctl_find(argv[optind], DMCTL_TAG_ORIGIN, devs, ARRAY_SIZE(devs));
+	if (n < 0 && n != -ENODEV) {
+		cmd_error(argv[0],
+			  "cannot list the device-mapper devices (%s), so cannot tell whether the "
+			  "origin is in use; nothing was changed",
+			  errmsg(n));
+		n = 0;
+		goto out;
+	}
+	n = MAX(n, 0);
+	for (int i = 0; i < n; i++)
+		fds[i] = -1;
+	for (int i = 0; i < n; i++) {
+		char *path = dmctl_dev_path(devs[i].name);
+		struct dmctl_dev now[ARRAY_SIZE(devs)];
+		int m;
+
+		/* Exclusive: fails while mounted or claimed; then nobody may mount it. */
+		fds[i] = open(path, O_RDONLY | O_EXCL | O_CLOEXEC);
+		if (fds[i] < 0) {
+			cmd_error(argv[0],
+				  "origin device %s is in use (%s): unmount it and close it first; "
+				  "nothing was changed",
+				  path, errno == EBUSY ? "mounted or held" : strerror(errno));
+			free(path);
+			goto out;
+		}
+		free(path);
+		/* Our exclusive open is one; any other is someone else's. */
+		m = dmctl_find(argv[optind], DMCTL_TAG_ORIGIN, now, ARRAY_SIZE(now));
+		for (int j = 0; j < m; j++)
+			if (!strcmp(now[j].name, devs[i].name) && now[j].open_count > 1) {
+				cmd_error(argv[0],
+					  "origin device %s is open by another process: close it "
+					  "first; nothing was changed",
+					  devs[i].name);
+				goto out;
+			}
+	}
+	rc = simple_call(argv[0], c, &req, &reply);
+	if (rc == EXIT_OK)
+		printf("origin reverted to snapshot %u: %llu chunks copied back\n", req.tag,
+		       (unsigned long long)reply.result.value);
+out:
+	for (int i = 0; i < n; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	ctl_client_close(c);
+	return rc;
+}
+
 /*----------------------------------------------------------------
  * list and status
  *--------------------------------------------------------------*/
@@ -209,7 +324,10 @@ static void format_bytes(u64 b, char *buf, size_t len)
 		snprintf(buf, len, v < 10 ? "%.1f%c" : "%.0f%c", v, units[u]);
 }
 
-static int fetch_list(const char *cmd, struct ctl_client *c, struct ctl_snap **snaps, u32 *n)
+/* The user's snapshots (the hidden ones removed, their meaning in *@rev, a revert in
+ * progress said on stderr). */
+static int fetch_list(const char *cmd, struct ctl_client *c, struct ctl_snap **snaps, u32 *n,
+		      struct cmd_revert *rev)
 {
 	struct ctl_result res;
 	char why[300];
@@ -222,6 +340,12 @@ static int fetch_list(const char *cmd, struct ctl_client *c, struct ctl_snap **s
 		cmd_error(cmd, "%s", res.text);
 		return EXIT_FAIL;
 	}
+	cmd_revert_state(*snaps, n, rev);
+	if (rev->reverting)
+		cmd_error(cmd,
+			  "a revert to snapshot %u is in progress: the origin is half reverted "
+			  "until 'ddsnap revert' of %u runs to its end",
+			  rev->to, rev->to);
 	return EXIT_OK;
 }
 
@@ -233,11 +357,14 @@ static const char *state_name(u32 state)
 /* One snapshot as a JSON object (ddsnap(8), JSON OUTPUT); @full adds the space fields. */
 static void json_snap(const struct ctl_snap *s, bool full)
 {
-	char when[32];
+	char when[32], origin[CMD_UUID_LEN];
 
 	format_time(s->ctime, when, sizeof(when));
-	printf("{\"tag\": %u, \"created\": \"%s\", \"ctime\": %llu, \"state\": \"%s\"", s->tag,
-	       when, (unsigned long long)s->ctime, state_name(s->state));
+	cmd_format_uuid(s->origin_uuid, origin);
+	printf("{\"tag\": %u, \"created\": \"%s\", \"ctime\": %llu, \"state\": \"%s\", "
+	       "\"origin_uuid\": \"%s\", \"origin_gen\": %llu",
+	       s->tag, when, (unsigned long long)s->ctime, state_name(s->state), origin,
+	       (unsigned long long)s->origin_gen);
 	if (full)
 		printf(", \"gen\": %llu, \"unique_bytes\": %llu, \"written_bytes\": %llu, "
 		       "\"priority\": %d, \"usecount\": %u, \"devices\": %u, \"overlay\": %s",
@@ -249,12 +376,86 @@ static void json_snap(const struct ctl_snap *s, bool full)
 
 static void json_uuid(struct ctl_client *c)
 {
+	char buf[CMD_UUID_LEN];
 	u8 u[16];
 
 	ctl_client_uuid(c, u);
-	printf("\"%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x\"", u[0],
-	       u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13],
-	       u[14], u[15]);
+	cmd_format_uuid(u, buf);
+	printf("\"%s\"", buf);
+}
+
+static int count_chunks(const u64 *chunks, u32 n, void *arg)
+{
+	*(u64 *)arg += n;
+	return 0;
+}
+
+int cmd_origin_written(const char *cmd, struct ctl_client *c, const struct ctl_snap *snaps, u32 n,
+		       const struct cmd_revert *rev, u32 base, u64 *chunks, u32 *since)
+{
+	const struct ctl_snap *nw = NULL;
+	struct ctl_result res;
+	char why[300];
+	int rc;
+
+	*chunks = 0;
+	*since = DDSNAP_TAG_NONE;
+	for (u32 i = 0; i < n; i++)
+		if (snaps[i].state == DDSNAP_STATE_NORMAL && (!nw || snaps[i].gen > nw->gen))
+			nw = &snaps[i];
+	if (!nw)
+		return 0;
+	*since = nw->tag;
+	/* After a revert the origin holds the reverted-to snapshot, not the newest (volume.h). */
+	if (rev->point && (base == DDSNAP_TAG_NONE || base == rev->point_to))
+		*since = VOLUME_TAG_REVERT_POINT;
+	rc = ctl_client_changelist(c, *since, DDSNAP_TAG_HEAD, count_chunks, chunks, &res, why,
+				   sizeof(why));
+	if (rc || res.error) {
+		if (*since == VOLUME_TAG_REVERT_POINT)
+			cmd_error(cmd, "changes since the revert to snapshot %u: %s", rev->point_to,
+				  rc ? why : res.text);
+		else
+			cmd_error(cmd, "changes since snapshot %u: %s", *since,
+				  rc ? why : res.text);
+		return EXIT_FAIL;
+	}
+	return 0;
+}
+
+/*
+ * "receive_token": the resume token `ddsnap receive` keeps in its default place for @sock,
+ * as {"from": tag|null, "to": tag}, or null when there is none.  A token that cannot be read
+ * is null too, with a warning (a receive would refuse it the same way).
+ */
+static void json_receive_token(const char *cmd, const char *sock)
+{
+	char *path = cmd_default_token(sock);
+	struct delta_token t;
+	int rc = delta_token_load(path, &t);
+
+	if (rc) {
+		if (rc != -ENOENT)
+			cmd_error(cmd, "resume token %s: %s (shown as null)", path,
+				  rc == -EILSEQ ? "corrupt" : errmsg(rc));
+		printf("null");
+	} else if (t.src_tag == DDSNAP_TAG_NONE) {
+		printf("{\"from\": null, \"to\": %u}", t.tgt_tag);
+	} else {
+		printf("{\"from\": %u, \"to\": %u}", t.src_tag, t.tgt_tag);
+	}
+	free(path);
+}
+
+/* The "revert" key of list and status --json: null, or the last revert's tag and state. */
+static void json_revert(const struct cmd_revert *rev)
+{
+	if (rev->reverting)
+		printf(", \"revert\": {\"to\": %u, \"state\": \"in-progress\"}", rev->to);
+	else if (rev->point)
+		printf(", \"revert\": {\"to\": %u, \"state\": \"done\"}", rev->point_to);
+	else
+		printf(", \"revert\": null");
 }
 
 /* -j/--json, the only option of list. */
@@ -280,8 +481,10 @@ int cmd_list(int argc, char **argv)
 {
 	struct ctl_client *c;
 	struct ctl_snap *snaps = NULL;
+	struct cmd_revert rev;
+	u64 written = 0;
+	u32 n = 0, since;
 	bool json;
-	u32 n = 0;
 	int rc;
 
 	if (json_option(argc, argv, &json) || !nargs_ok(argc, 1, 1))
@@ -289,16 +492,23 @@ int cmd_list(int argc, char **argv)
 	c = connect_or_complain(argv[0], argv[optind]);
 	if (!c)
 		return EXIT_FAIL;
-	rc = fetch_list(argv[0], c, &snaps, &n);
+	rc = fetch_list(argv[0], c, &snaps, &n, &rev);
+	if (rc == EXIT_OK && json)
+		rc = cmd_origin_written(argv[0], c, snaps, n, &rev, DDSNAP_TAG_NONE, &written,
+					&since);
 	if (rc == EXIT_OK && json) {
 		printf("{\"uuid\": ");
 		json_uuid(c);
+		json_revert(&rev);
 		printf(", \"snapshots\": [");
 		for (u32 i = 0; i < n; i++) {
 			printf(i ? ", " : "");
 			json_snap(&snaps[i], false);
 		}
-		printf("]}\n");
+		printf("], \"origin_written\": %s, \"receive_token\": ",
+		       written ? "true" : "false");
+		json_receive_token(argv[0], argv[optind]);
+		printf("}\n");
 	}
 	for (u32 i = 0; rc == EXIT_OK && !json && i < n; i++) {
 		char when[32];
@@ -329,7 +539,7 @@ static void print_snap(const struct ctl_snap *s, bool verbose)
 
 /* status --json: the store and every snapshot (only @tag's if >= 0) as one object. */
 static int status_json(const char *cmd, struct ctl_client *c, const struct ctl_status *st,
-		       const struct ctl_snap *snaps, u32 n, s64 tag)
+		       const struct ctl_snap *snaps, u32 n, const struct cmd_revert *rev, s64 tag)
 {
 	bool found = false;
 
@@ -357,6 +567,7 @@ static int status_json(const char *cmd, struct ctl_client *c, const struct ctl_s
 	       "%llu}",
 	       (unsigned long long)st->exceptions, (unsigned long long)st->log_used,
 	       (unsigned long long)st->log_size);
+	json_revert(rev);
 	printf(", \"devices\": %u, \"readlocks\": %u, \"origin_queries\": %llu, "
 	       "\"origin_batches\": %llu, \"snapshots\": [",
 	       st->devices, st->readlocks, (unsigned long long)st->origin_queries,
@@ -383,6 +594,7 @@ int cmd_status(int argc, char **argv)
 	struct ctl_client *c;
 	struct ctl_msg req = {.type = CTL_STATUS}, reply = {0};
 	struct ctl_snap *snaps = NULL;
+	struct cmd_revert rev = {0};
 	bool verbose = false, size = false, json = false, found = false;
 	u32 n = 0, tag = 0;
 	int rc, opt;
@@ -413,9 +625,11 @@ int cmd_status(int argc, char **argv)
 	}
 	rc = simple_call(argv[0], c, &req, &reply);
 	if (rc == EXIT_OK)
-		rc = fetch_list(argv[0], c, &snaps, &n);
+		rc = fetch_list(argv[0], c, &snaps, &n, &rev);
+	/* The server counts the volume's own snapshots too (volume.h). */
+	reply.status.snapshots -= (u64)rev.reverting + rev.point;
 	if (rc == EXIT_OK && json) {
-		rc = status_json(argv[0], c, &reply.status, snaps, n,
+		rc = status_json(argv[0], c, &reply.status, snaps, n, &rev,
 				 argc - optind == 2 ? (s64)tag : -1);
 		goto out;
 	}
@@ -442,6 +656,14 @@ int cmd_status(int argc, char **argv)
 		       (unsigned long long)st->log_size);
 		printf("%llu snapshots, %u devices connected, %u read locks\n",
 		       (unsigned long long)st->snapshots, st->devices, st->readlocks);
+		if (rev.reverting)
+			printf("revert to snapshot %u in progress: run 'ddsnap revert' of %u "
+			       "again\n",
+			       rev.to, rev.to);
+		else if (rev.point)
+			printf("origin reverted to snapshot %u (revert point kept until the next "
+			       "snapshot)\n",
+			       rev.point_to);
 		if (verbose)
 			printf("origin writes: %llu queries served in %llu batches\n",
 			       (unsigned long long)st->origin_queries,

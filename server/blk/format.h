@@ -338,6 +338,38 @@ struct engine_logrec_disk {
 };
 static_assert(sizeof(struct engine_logrec_disk) == 56, "engine_logrec_disk size");
 
+/*
+ * Snapshot provenance (label feature LABEL_FEATURE_RO_PROVENANCE): the volume that took a
+ * received snapshot and the snapshot's generation there.  The provenance tree (uberblock root
+ * UB_ROOT_PROVENANCE): key tag (__le64), value struct provenance_disk; a snapshot without a
+ * record was taken here (its provenance is this store's uuid and its own gen).  Every record
+ * names a snapshot of the snapshot table; deleting the snapshot deletes its record.
+ */
+struct provenance_disk {
+	__u8 uuid[16];	 /* the store that took the snapshot */
+	__le64 gen;	 /* the snapshot's gen in that store (>= 1) */
+	__le64 reserved; /* zero */
+};
+static_assert(sizeof(struct provenance_disk) == 32, "provenance_disk size");
+
+/*
+ * The payload of ENGINE_LOG_CREATE_FROM (0x106): the create of a received snapshot together
+ * with its provenance, in one record, so replay never finds one without the other.  Same
+ * size as every engine record.
+ */
+struct engine_logrec_create_from_disk {
+	__le64 gen; /* the new snapshot's gen here (as death in ENGINE_LOG_CREATE) */
+	__le64 ctime;
+	__le32 tag;
+	__u8 priority;
+	__u8 pad[3];	   /* zero */
+	__u8 uuid[16];	   /* provenance: the store that took it */
+	__le64 origin_gen; /* and its gen there (>= 1) */
+	__le64 reserved;   /* zero */
+};
+static_assert(sizeof(struct engine_logrec_create_from_disk) == sizeof(struct engine_logrec_disk),
+	      "engine_logrec_create_from_disk size");
+
 /*----------------------------------------------------------------
  * Label and uberblock ring (label.c, uberblock.c)
  *--------------------------------------------------------------*/
@@ -361,6 +393,16 @@ static_assert(sizeof(struct engine_logrec_disk) == 56, "engine_logrec_disk size"
  * one with an unknown ro_compat bit, and may ignore unknown compat bits.
  */
 #define LABEL_VERSION 1
+
+/*
+ * Format feature bits (doc/format.md, "Versions and upgrades"): each bit one format change,
+ * in one of the label's three words, never reused or renumbered.
+ */
+enum label_feature {
+	/* feature_ro_compat bit 0: the snapshot provenance tree (UB_ROOT_PROVENANCE) and
+	 * ENGINE_LOG_CREATE_FROM records.  Set before the first provenance record is logged. */
+	LABEL_FEATURE_RO_PROVENANCE = 1ULL << 0,
+};
 
 enum label_role {
 	LABEL_ROLE_SNAPSTORE = 1,
@@ -412,7 +454,8 @@ enum uberblock_root {
 	UB_ROOT_SNAPSHOTS = 1,	/* the snapshot table */
 	UB_ROOT_DEADLISTS = 2,	/* reserved for persisted deadlists: zero (rebuilt at open) */
 	UB_ROOT_OVERLAYS = 3,	/* writable snapshots' private overlays */
-	UB_NR_ROOTS = 8,	/* 4..7 spare, zero */
+	UB_ROOT_PROVENANCE = 4, /* tag -> struct provenance_disk (LABEL_FEATURE_RO_PROVENANCE) */
+	UB_NR_ROOTS = 8,	/* 5..7 spare, zero */
 };
 
 /* Engine scalars, persisted with each txg. */

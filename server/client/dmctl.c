@@ -65,6 +65,7 @@ static int read_table(const char *name, const char *sock, s64 want, struct dmctl
 			snprintf(dev->name, sizeof(dev->name), "%s", name);
 			dev->tag = tag;
 			dev->suspended = info.suspended;
+			dev->open_count = info.open_count > 0 ? (u32)info.open_count : 0;
 			found = 1;
 			break;
 		}

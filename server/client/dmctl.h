@@ -29,6 +29,7 @@ struct dmctl_dev {
 	char name[DMCTL_NAME_MAX];
 	s64 tag; /* DMCTL_TAG_ORIGIN or a snapshot tag */
 	bool suspended;
+	u32 open_count; /* opens of the device node (mounts, processes) when it was found */
 };
 
 /*

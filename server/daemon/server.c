@@ -353,6 +353,8 @@ static int handle_identify(struct conn *c, const struct wire_msg *m)
 		   (m->identify.chunk_bits &&
 		    m->identify.chunk_bits != volume_chunk_bits(s->vol))) {
 		err = -EINVAL;
+	} else if (volume_tag_hidden(m->identify.tag)) {
+		err = -ENODATA; /* the volume's own snapshots have no device (volume.h) */
 	} else if (m->identify.tag != DDSNAP_TAG_ORIGIN) {
 		err = volume_snap_state(s->vol, m->identify.tag, &state, &gen);
 		if (!err && !volume_snap_open(s->vol, m->identify.tag, 1))
@@ -752,13 +754,16 @@ static void snap_to_ctl(struct ctl_snap *c, const struct engine_snapinfo *i)
 							 : DDSNAP_STATE_NORMAL,
 		.usecount = i->holds,
 		.devices = i->opens,
-		.flags = i->overlay_chunks ? CTL_SNAP_WRITTEN : 0,
+		.flags = (i->overlay_chunks ? CTL_SNAP_WRITTEN : 0) |
+			 (i->received ? CTL_SNAP_RECEIVED : 0),
+		.origin_gen = i->origin.gen,
 		.priority = i->priority,
 		.gen = i->gen,
 		.ctime = i->ctime,
 		.unique_bytes = i->unique_bytes,
 		.written_bytes = i->written_bytes,
 	};
+	memcpy(c->origin_uuid, i->origin.uuid, sizeof(c->origin_uuid));
 }
 
 /* The control protocol's status, from the store's totals (the caller adds the server's). */
@@ -779,6 +784,53 @@ static void stats_to_ctl(struct ctl_status *c, const struct volume_stats *v)
 		.log_used = v->log_used,
 		.log_size = v->log_size,
 	};
+}
+
+/* volume_revert's wait: snapshot reads of the chunk from the origin finish first. */
+static void revert_wait(void *priv, u64 chunk, u64 count)
+{
+	struct server *s = priv;
+
+	readlock_wait(s->readlocks, chunk, count, 0);
+}
+
+/*
+ * REVERT (volume_revert): the origin's cached "safe in this gen" answers are dropped after
+ * it, as after a create, whatever the outcome: the marker or the revert point is a new
+ * snapshot the next origin write must copy out for.
+ */
+static void ctl_revert(struct server *s, u32 tag, struct ctl_result *res)
+{
+	u64 done = 0;
+	int err;
+
+	log_info("revert to snapshot %u started", tag);
+	err = volume_revert(s->vol, tag, revert_wait, s, &done);
+	drop_caches(s, DDSNAP_TAG_ORIGIN, DDSNAP_DROP_NEW_SNAPSHOT, DDSNAP_STATE_NORMAL,
+		    volume_gen(s->vol));
+	if (!err) {
+		log_info("revert to snapshot %u done: %llu chunks copied back", tag,
+			 (unsigned long long)done);
+		res->value = done;
+	} else if (err == -EBUSY && done) {
+		ctl_result_set(res, err,
+			       "a revert to snapshot %llu is in progress: finish it first "
+			       "(ddsnap revert of %llu again)",
+			       (unsigned long long)done, (unsigned long long)done);
+	} else if (err == -EBUSY) {
+		ctl_result_set(res, err, "another revert is running on this server");
+	} else if (err == -EINVAL) {
+		ctl_result_set(res, err, "snapshot %u: a tag of the volume's own, not a snapshot's",
+			       tag);
+	} else {
+		if (err != -ENODATA)
+			log_err("revert to snapshot %u stopped after %llu chunks: %s", tag,
+				(unsigned long long)done, errmsg(err));
+		ctl_result_set(res, err, "snapshot %u: %s%s", tag, tag_reason(err),
+			       err == -ENODATA || (err == -EIO && !done)
+				       ? ""
+				       : " (run the revert again to finish it)");
+	}
 }
 
 static void ctl_request(struct conn *c, const struct ctl_msg *m, struct ctl_msg *r,
@@ -804,7 +856,14 @@ static void ctl_request(struct conn *c, const struct ctl_msg *m, struct ctl_msg 
 		volume_uuid(s->vol, r->uuid);
 		return;
 	case CTL_CREATE:
-		err = volume_create(s->vol, m->tag, &r->result.value);
+		if (m->has_origin) {
+			struct engine_provenance prov = {.gen = m->origin_gen};
+
+			memcpy(prov.uuid, m->origin_uuid, sizeof(prov.uuid));
+			err = volume_create_from(s->vol, m->tag, &prov, &r->result.value);
+		} else {
+			err = volume_create(s->vol, m->tag, &r->result.value);
+		}
 		if (!err) {
 			log_info("snapshot %u created (gen %llu)", m->tag,
 				 (unsigned long long)r->result.value);
@@ -863,6 +922,9 @@ static void ctl_request(struct conn *c, const struct ctl_msg *m, struct ctl_msg 
 	case CTL_SYNC:
 		err = volume_sync(s->vol, &r->result.value);
 		break;
+	case CTL_REVERT:
+		ctl_revert(s, m->tag, &r->result);
+		return;
 	}
 	if (err) {
 		r->count = 0;

@@ -215,6 +215,12 @@ static int create_header(const struct delta_create_params *p, const struct chang
 	h->src_gen = ch->src_gen;
 	h->tgt_tag = ch->tgt_tag;
 	h->tgt_gen = ch->tgt_gen;
+	memcpy(h->tgt_origin_uuid, p->tgt_origin_gen ? p->tgt_origin_uuid : ch->uuid, 16);
+	h->tgt_origin_gen = p->tgt_origin_gen ? p->tgt_origin_gen : ch->tgt_gen;
+	if (!(h->flags & DELTA_FULL)) {
+		memcpy(h->src_origin_uuid, p->src_origin_gen ? p->src_origin_uuid : ch->uuid, 16);
+		h->src_origin_gen = p->src_origin_gen ? p->src_origin_gen : ch->src_gen;
+	}
 	if (!p->resume)
 		return 0;
 	rc = delta_token_load(p->resume, &tok);

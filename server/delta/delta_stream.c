@@ -23,6 +23,11 @@
  * Under -DFUZZING the checksum comparisons are skipped so the fuzzer reaches the structural
  * checks behind them (corrupt input with a valid checksum, DESIGN.md 8.6).
  *
+ * Versions.  The writer writes version 2 (the header carries both snapshots' provenance);
+ * the reader also reads version 1, an older sender's, and fills the provenance from its
+ * uuid and gens (doc/delta-format.md says why that is right).  Tokens keep their own
+ * version.
+ *
  * Failure.  The reader holds no state outside itself; an error leaves it unusable, and the
  * caller's token (delta_reader_token) still names the last record it returned.  Token
  * files are replaced atomically (write, fsync, rename, fsync directory): after a crash the
@@ -48,11 +53,12 @@
 #define SEED_TOKEN   DELTA_SEED_TOKEN
 
 /* XDR sizes of the fixed parts (asserted when packing). */
-#define HEADER_BYTES  92
-#define EXTENT_BYTES  (4 + 52)
-#define ZERO_BYTES    (4 + 24)
-#define TRAILER_BYTES (4 + 60)
-#define FIXED_MAX     96
+#define HEADER_V1_BYTES 92  /* version 1: no provenance (read only) */
+#define HEADER_BYTES	140 /* version 2: the snapshots' provenance before hcrc */
+#define EXTENT_BYTES	(4 + 52)
+#define ZERO_BYTES	(4 + 24)
+#define TRAILER_BYTES	(4 + 60)
+#define FIXED_MAX	HEADER_BYTES
 
 #ifdef FUZZING
 #define CSUM_BAD(a, b) (0 && (a) != (b))
@@ -141,6 +147,8 @@ static bool header_valid(const struct delta_header *h, const char **why)
 		*why = "start chunk beyond the volume";
 	else if (!h->start_seq && (h->start_chunk || h->start_csum))
 		*why = "resume fields set in a fresh stream";
+	else if ((h->flags & DELTA_FULL) && h->src_origin_gen)
+		*why = "provenance of a source snapshot in a full stream";
 	return !*why;
 }
 
@@ -155,13 +163,16 @@ static bool x64(XDR *x, u64 *v)
 	return xdr_uint64_t(x, (uint64_t *)v);
 }
 
-static bool header_xdr(XDR *x, struct delta_header *h, u32 *magic, u32 *version)
+/* The header's fields after magic and version, as @version lays them out. */
+static bool header_xdr(XDR *x, struct delta_header *h, u32 version)
 {
-	return x32(x, magic) && x32(x, version) && xdr_opaque(x, (char *)h->uuid, 16) &&
-	       x32(x, &h->chunk_size) && x32(x, &h->flags) && x64(x, &h->volume_chunks) &&
-	       x32(x, &h->src_tag) && x64(x, &h->src_gen) && x32(x, &h->tgt_tag) &&
-	       x64(x, &h->tgt_gen) && x64(x, &h->start_seq) && x64(x, &h->start_chunk) &&
-	       x64(x, &h->start_csum);
+	return xdr_opaque(x, (char *)h->uuid, 16) && x32(x, &h->chunk_size) && x32(x, &h->flags) &&
+	       x64(x, &h->volume_chunks) && x32(x, &h->src_tag) && x64(x, &h->src_gen) &&
+	       x32(x, &h->tgt_tag) && x64(x, &h->tgt_gen) && x64(x, &h->start_seq) &&
+	       x64(x, &h->start_chunk) && x64(x, &h->start_csum) &&
+	       (version < 2 ||
+		(xdr_opaque(x, (char *)h->src_origin_uuid, 16) && x64(x, &h->src_origin_gen) &&
+		 xdr_opaque(x, (char *)h->tgt_origin_uuid, 16) && x64(x, &h->tgt_origin_gen)));
 }
 
 static bool extent_xdr(XDR *x, struct delta_record *r)
@@ -254,7 +265,7 @@ int delta_writer_new(struct delta_writer **wp, delta_write_fn fn, void *arg,
 	if (!header_valid(h, &why))
 		return -EINVAL;
 	xdrmem_create(&x, (char *)buf, sizeof(buf), XDR_ENCODE);
-	VERIFY(header_xdr(&x, &hc, &magic, &version));
+	VERIFY(x32(&x, &magic) && x32(&x, &version) && header_xdr(&x, &hc, version));
 	len = seal(&x, buf, SEED_HEADER);
 	VERIFY(len == HEADER_BYTES);
 	rc = fn(arg, buf, len);
@@ -458,26 +469,45 @@ static bool sealed(const u8 *buf, u32 len, u32 seed)
 int delta_reader_header(struct delta_reader *r, struct delta_header *h)
 {
 	u8 buf[HEADER_BYTES];
-	u32 magic, version;
+	u32 magic, version, len;
 	const char *why;
 	XDR x;
 	int rc;
 
 	if (r->state != R_NEW)
 		return r->state == R_FAILED ? -EILSEQ : -EINVAL;
-	rc = r_get_all(r, buf, sizeof(buf), "the stream header");
+	rc = r_get_all(r, buf, 8, "the stream header");
 	if (rc)
 		return rc;
-	xdrmem_create(&x, (char *)buf, sizeof(buf), XDR_DECODE);
-	if (!header_xdr(&x, &r->h, &magic, &version))
+	xdrmem_create(&x, (char *)buf, 8, XDR_DECODE);
+	if (!x32(&x, &magic) || !x32(&x, &version))
 		return r_fail(r, "stream header does not parse");
 	if (magic != DELTA_STREAM_MAGIC)
 		return r_fail(r, "not a delta stream (magic %08x)", magic);
-	if (version != DELTA_STREAM_VERSION)
-		return r_fail(r, "delta stream format version %u; this ddsnap reads version %u",
+	if (version < 1 || version > DELTA_STREAM_VERSION)
+		return r_fail(r,
+			      "delta stream format version %u; this ddsnap reads versions 1 to %u",
 			      version, DELTA_STREAM_VERSION);
-	if (!sealed(buf, sizeof(buf), SEED_HEADER))
+	len = version == 1 ? HEADER_V1_BYTES : HEADER_BYTES;
+	rc = r_get_all(r, buf + 8, len - 8, "the stream header");
+	if (rc)
+		return rc;
+	memset(&r->h, 0, sizeof(r->h));
+	xdrmem_create(&x, (char *)buf + 8, len - 8, XDR_DECODE);
+	if (!header_xdr(&x, &r->h, version))
+		return r_fail(r, "stream header does not parse");
+	if (!sealed(buf, len, SEED_HEADER))
 		return r_fail(r, "stream header checksum mismatch");
+	if (version == 1) {
+		/* an older sender recorded no provenance: its snapshots were its own */
+		memcpy(r->h.tgt_origin_uuid, r->h.uuid, sizeof(r->h.uuid));
+		r->h.tgt_origin_gen = r->h.tgt_gen;
+		if (!(r->h.flags & DELTA_FULL)) {
+			memcpy(r->h.src_origin_uuid, r->h.uuid, sizeof(r->h.uuid));
+			r->h.src_origin_gen = r->h.src_gen;
+		}
+	}
+
 	if (!header_valid(&r->h, &why))
 		return r_fail(r, "bad stream header: %s", why);
 	run_init(&r->s, &r->h);
@@ -632,7 +662,7 @@ static bool token_xdr(XDR *x, struct delta_token *t, u32 *magic, u32 *version)
 void delta_token_pack(const struct delta_token *t, u8 out[DELTA_TOKEN_BYTES])
 {
 	struct delta_token tc = *t;
-	u32 magic = DELTA_TOKEN_MAGIC, version = DELTA_STREAM_VERSION;
+	u32 magic = DELTA_TOKEN_MAGIC, version = DELTA_TOKEN_VERSION;
 	XDR x;
 
 	xdrmem_create(&x, (char *)out, DELTA_TOKEN_BYTES, XDR_ENCODE);
@@ -647,7 +677,7 @@ int delta_token_unpack(struct delta_token *t, const u8 in[DELTA_TOKEN_BYTES])
 
 	xdrmem_create(&x, (char *)in, DELTA_TOKEN_BYTES, XDR_DECODE);
 	if (!token_xdr(&x, t, &magic, &version) || magic != DELTA_TOKEN_MAGIC ||
-	    version != DELTA_STREAM_VERSION || !sealed(in, DELTA_TOKEN_BYTES, SEED_TOKEN))
+	    version != DELTA_TOKEN_VERSION || !sealed(in, DELTA_TOKEN_BYTES, SEED_TOKEN))
 		return -EILSEQ;
 	return 0;
 }

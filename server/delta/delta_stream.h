@@ -27,9 +27,15 @@
 #include "util/base.h"
 #include "ddsnap_wire.h"
 
-#define DELTA_STREAM_MAGIC   0x5a44454cu /* "ZDEL" */
-#define DELTA_STREAM_VERSION 1u
+#define DELTA_STREAM_MAGIC 0x5a44454cu /* "ZDEL" */
+/*
+ * 2: the header carries the provenance of both snapshots (src_origin_*, tgt_origin_*).  A
+ * reader still reads version 1 (an older sender's), taking uuid and the gens as the
+ * provenance: an older ddsnap recorded none, so its snapshots were its own.
+ */
+#define DELTA_STREAM_VERSION 2u
 #define DELTA_TOKEN_MAGIC    0x5a44544bu /* "ZDTK" */
+#define DELTA_TOKEN_VERSION  1u		 /* tokens did not change with stream version 2 */
 
 /* crc32c seeds of the fixed-part checksums, one per record type, so that no record can
  * validate as another (part of the format). */
@@ -64,6 +70,16 @@ struct delta_header {
 	u64 src_gen, tgt_gen;
 	/* where this stream starts: 0/0/0 for a fresh stream, a token's values for a resume */
 	u64 start_seq, start_chunk, start_csum;
+	/*
+	 * Provenance (engine.h, struct engine_provenance) of the source and the target
+	 * snapshot: the store that took each and its gen there, as the sender recorded it (its
+	 * own uuid and gen for a snapshot it took).  The source's is zero in a full stream;
+	 * the target's gen is never 0.
+	 */
+	u8 src_origin_uuid[16];
+	u64 src_origin_gen;
+	u8 tgt_origin_uuid[16];
+	u64 tgt_origin_gen;
 };
 
 struct delta_record {

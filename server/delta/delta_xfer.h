@@ -52,6 +52,13 @@ struct delta_create_params {
 	u64 limit;	    /* bytes per second of stream, 0 = unlimited */
 	bool no_src_check, force_progress;
 	bool verbose; /* for the caller, which prints the stats; the library ignores it */
+	/*
+	 * The provenance of the source and target snapshots for the stream header (struct
+	 * delta_header).  A gen of 0: the snapshot was taken here, its provenance is the
+	 * changelist's uuid and gen (what `ddsnap delta create` uses; `send` asks its server).
+	 */
+	u8 src_origin_uuid[16], tgt_origin_uuid[16];
+	u64 src_origin_gen, tgt_origin_gen;
 };
 
 /* What a successful delta_create_stream() made, for -v. */

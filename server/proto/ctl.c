@@ -14,15 +14,16 @@
 #define HEAD_SIZE sizeof(struct ddsnap_head_wire)
 
 static const char *const type_names[] = {
-	"HELLO", "CREATE", "DELETE", "PRIORITY", "USECOUNT", "LIST", "STATUS", "CHANGELIST", "SYNC",
+	"HELLO", "CREATE", "DELETE",	 "PRIORITY", "USECOUNT",
+	"LIST",	 "STATUS", "CHANGELIST", "SYNC",     "REVERT",
 };
 
 const char *ctl_type_name(u16 type)
 {
 	static const char *const reply_names[] = {
-		"HELLO|REPLY",	  "CREATE|REPLY",     "DELETE|REPLY",
-		"PRIORITY|REPLY", "USECOUNT|REPLY",   "LIST|REPLY",
-		"STATUS|REPLY",	  "CHANGELIST|REPLY", "SYNC|REPLY",
+		"HELLO|REPLY",	  "CREATE|REPLY", "DELETE|REPLY", "PRIORITY|REPLY",
+		"USECOUNT|REPLY", "LIST|REPLY",	  "STATUS|REPLY", "CHANGELIST|REPLY",
+		"SYNC|REPLY",	  "REVERT|REPLY",
 	};
 
 	if (!ctl_is_ctl_type(type))
@@ -73,6 +74,8 @@ static void pack_snap(struct ctl_snap_wire *w, const struct ctl_snap *s)
 	w->written_bytes = cpu_to_le64(s->written_bytes);
 	w->devices = cpu_to_le32(s->devices);
 	w->flags = cpu_to_le32(s->flags);
+	memcpy(w->origin_uuid, s->origin_uuid, sizeof(w->origin_uuid));
+	w->origin_gen = cpu_to_le64(s->origin_gen);
 }
 
 static void pack_status(struct ctl_status_reply_wire *w, const struct ctl_status *s)
@@ -105,9 +108,13 @@ static size_t body_size(const struct ctl_msg *m)
 	case CTL_HELLO:
 		return reply ? sizeof(struct ctl_hello_reply_wire) : sizeof(struct ctl_hello_wire);
 	case CTL_CREATE:
+		if (!reply && m->has_origin)
+			return sizeof(struct ctl_create_from_wire);
+		/* fall through */
 	case CTL_DELETE:
 	case CTL_PRIORITY:
 	case CTL_USECOUNT:
+	case CTL_REVERT:
 		return reply ? sizeof(struct ctl_result_wire) : sizeof(struct ctl_tag_wire);
 	case CTL_LIST:
 		if (!reply)
@@ -176,11 +183,18 @@ ssize_t ctl_pack(const struct ctl_msg *m, void *buf, size_t size)
 	case CTL_DELETE:
 	case CTL_PRIORITY:
 	case CTL_USECOUNT:
+	case CTL_REVERT:
 		if (!reply) {
 			struct ctl_tag_wire *w = b;
 
 			w->tag = cpu_to_le32(m->tag);
 			w->arg = cpu_to_le64((u64)m->arg);
+		}
+		if (!reply && t == CTL_CREATE && m->has_origin) {
+			struct ctl_create_from_wire *w = b;
+
+			memcpy(w->origin_uuid, m->origin_uuid, sizeof(w->origin_uuid));
+			w->origin_gen = cpu_to_le64(m->origin_gen);
 		}
 		break;
 	case CTL_LIST:
@@ -277,6 +291,8 @@ static void unpack_snap(struct ctl_snap *s, const struct ctl_snap_wire *w)
 	s->written_bytes = le64_to_cpu(w->written_bytes);
 	s->devices = le32_to_cpu(w->devices);
 	s->flags = le32_to_cpu(w->flags);
+	memcpy(s->origin_uuid, w->origin_uuid, sizeof(s->origin_uuid));
+	s->origin_gen = le64_to_cpu(w->origin_gen);
 }
 
 static void unpack_status(struct ctl_status *s, const struct ctl_status_reply_wire *w)
@@ -371,14 +387,26 @@ int ctl_unpack(const void *buf, size_t len, struct ctl_msg *m, const char **why)
 	case CTL_DELETE:
 	case CTL_PRIORITY:
 	case CTL_USECOUNT:
+	case CTL_REVERT:
 		if (reply)
 			return check_len(body, sizeof(struct ctl_result_wire), 0, 0, why);
 		{
 			const struct ctl_tag_wire *w = b;
 
-			r = check_len(body, sizeof(*w), 0, 0, why);
-			if (r)
-				return r;
+			m->has_origin = false;
+			if (t == CTL_CREATE && body == sizeof(struct ctl_create_from_wire)) {
+				const struct ctl_create_from_wire *cw = b;
+
+				m->has_origin = true;
+				memcpy(m->origin_uuid, cw->origin_uuid, sizeof(m->origin_uuid));
+				m->origin_gen = le64_to_cpu(cw->origin_gen);
+				if (!m->origin_gen)
+					REFUSE("CREATE with an origin of gen 0");
+			} else {
+				r = check_len(body, sizeof(*w), 0, 0, why);
+				if (r)
+					return r;
+			}
 			if (w->reserved)
 				REFUSE("nonzero reserved field in request");
 			m->tag = le32_to_cpu(w->tag);

@@ -15,7 +15,7 @@
  *
  *	CLI                                   server
  *	HELLO {version}                   ->  <- HELLO|REPLY {result, version, chunk, sizes, gen}
- *	CREATE {tag}                      ->  <- CREATE|REPLY {result, value = gen of the snapshot}
+ *	CREATE {tag [, origin uuid, gen]} ->  <- CREATE|REPLY {result, value = gen of the snapshot}
  *	DELETE {tag}                      ->  <- DELETE|REPLY {result}
  *	PRIORITY {tag, arg = priority}    ->  <- PRIORITY|REPLY {result, value = new priority}
  *	USECOUNT {tag, arg = delta}       ->  <- USECOUNT|REPLY {result, value = new usecount}
@@ -34,7 +34,8 @@
 #include "util/base.h"
 #include "ddsnap_wire.h"
 
-#define CTL_VERSION 1u
+/* 2: snapshots in LIST carry their provenance; CREATE may carry one (received snapshots). */
+#define CTL_VERSION 2u
 
 enum ctl_type {
 	CTL_FIRST = 0x0100,
@@ -47,7 +48,8 @@ enum ctl_type {
 	CTL_STATUS = 0x0106,
 	CTL_CHANGELIST = 0x0107,
 	CTL_SYNC = 0x0108,
-	CTL_LAST = 0x0108,
+	CTL_REVERT = 0x0109, /* body ctl_tag_wire (arg 0), reply ctl_result_wire: chunks copied */
+	CTL_LAST = 0x0109,
 };
 
 /* Tags in CHANGELIST: DDSNAP_TAG_NONE (no source: the whole volume) and DDSNAP_TAG_HEAD
@@ -84,10 +86,17 @@ struct ctl_hello_reply_wire {
 	__u8 uuid[16];
 };
 
-struct ctl_tag_wire { /* CREATE, DELETE, PRIORITY, USECOUNT */
+struct ctl_tag_wire { /* CREATE, DELETE, PRIORITY, USECOUNT, REVERT */
 	__le32 tag;
 	__le32 reserved;
 	__le64 arg; /* two's complement s64: priority, usecount delta */
+};
+
+/* CREATE of a received snapshot: the tag, then its provenance (engine_create_from). */
+struct ctl_create_from_wire {
+	struct ctl_tag_wire t;
+	__u8 origin_uuid[16];
+	__le64 origin_gen; /* >= 1 */
 };
 
 struct ctl_cursor_wire { /* LIST */
@@ -105,8 +114,11 @@ struct ctl_snap_wire {
 	__le64 written_bytes; /* written to the origin between the previous snapshot and it */
 	__le32 devices;	      /* ddsnap devices connected for this snapshot */
 	__le32 flags;	      /* CTL_SNAP_* */
+	__u8 origin_uuid[16]; /* provenance: the store that took it (this one's if taken here) */
+	__le64 origin_gen;    /* and its gen there */
 };
-#define CTL_SNAP_WRITTEN 0x1u /* has a private overlay (was written to) */
+#define CTL_SNAP_WRITTEN  0x1u /* has a private overlay (was written to) */
+#define CTL_SNAP_RECEIVED 0x2u /* created with a provenance of another store (received) */
 
 struct ctl_list_reply_wire {
 	struct ctl_result_wire result;
@@ -153,7 +165,8 @@ static_assert(sizeof(struct ctl_hello_wire) == 8, "ctl_hello_wire size");
 static_assert(sizeof(struct ctl_hello_reply_wire) == sizeof(struct ctl_result_wire) + 40,
 	      "ctl_hello_reply_wire size");
 static_assert(sizeof(struct ctl_tag_wire) == 16, "ctl_tag_wire size");
-static_assert(sizeof(struct ctl_snap_wire) == 56, "ctl_snap_wire size");
+static_assert(sizeof(struct ctl_snap_wire) == 80, "ctl_snap_wire size");
+static_assert(sizeof(struct ctl_create_from_wire) == 40, "ctl_create_from_wire size");
 static_assert(sizeof(struct ctl_list_reply_wire) == sizeof(struct ctl_result_wire) + 16,
 	      "ctl_list_reply_wire size");
 static_assert(sizeof(struct ctl_status_reply_wire) == sizeof(struct ctl_result_wire) + 128,
@@ -182,6 +195,8 @@ struct ctl_snap {
 	u32 tag, state, usecount, devices, flags;
 	s32 priority;
 	u64 gen, ctime, unique_bytes, written_bytes;
+	u8 origin_uuid[16];
+	u64 origin_gen;
 };
 
 struct ctl_status {
@@ -204,6 +219,10 @@ struct ctl_msg {
 	s64 arg;
 	u64 cursor, next, gen, origin_sectors;
 	u8 uuid[16];
+	/* CREATE: the snapshot's provenance when @has_origin (a received snapshot) */
+	bool has_origin;
+	u8 origin_uuid[16];
+	u64 origin_gen;
 	struct ctl_status status;
 	struct ctl_snap *snaps;
 	u64 *chunks;

@@ -9,8 +9,12 @@
  * What is persistent.  Three kinds of tree, all struct btree: the exception tree
  * ((chunk, death) -> (birth, addr), aggregate max death), one overlay tree per writable
  * snapshot (chunk -> addr), and the snapshot table (tag -> struct snap_record_disk, which
- * holds the overlay root).  The uberblock keeps the exception and table roots and the gen
- * counter (struct engine_roots).
+ * holds the overlay root).  A fourth, the provenance tree (tag -> struct provenance_disk),
+ * holds the provenance of received snapshots only (a snapshot taken here is this store's
+ * uuid and its own gen, so it needs no record); it exists only on stores that carry
+ * LABEL_FEATURE_RO_PROVENANCE, which params.set_feature sets before the first record is
+ * logged, and it is loaded into struct snap at open.  The uberblock keeps the exception,
+ * table and provenance roots and the gen counter (struct engine_roots).
  *
  * What is derived.  The deadlists are rebuilt in memory at open from one pass over the
  * exception tree: the owner of exception {L, b, d} is the oldest live snapshot with gen >= d
@@ -33,7 +37,8 @@
  *    (b <= S.gen < d for some live S);
  *  - every exception is named by exactly one deadlist entry, in the deadlist of its owner;
  *  - each data chunk is used by at most one exception or overlay entry;
- *  - an invalidated snapshot has no deadlist, no overlay and no exception of its own.
+ *  - an invalidated snapshot has no deadlist, no overlay and no exception of its own;
+ *  - every provenance record names a snapshot of the table (live or invalidated).
  *
  * Locking.  None here: the server's engine lock serialises every call (header).
  *
@@ -51,7 +56,9 @@
  * its copy trusted: no pass over the copied data, which under an emulated CPU cost about
  * 2 ms per MiB copied (BENCHMARKS.md).  Creates, deletes, overlay inserts and policy drops
  * follow the same rule and are replayed in order, so the replayed state is the state the
- * caller was told about.
+ * caller was told about.  A received snapshot's create and its provenance are one record
+ * (ENGINE_LOG_CREATE_FROM), so neither survives a crash without the other, and the label's
+ * feature bit is durable before that record is appended (params.set_feature).
  * Logging first means a failed append leaves nothing to undo; a change that fails after its
  * record was appended fails the engine (-EROFS until reopened), because replay would apply
  * it.  A failed log flush leaves the records pending, so a retried request flushes again
@@ -98,6 +105,14 @@ const struct btree_type engine_overlay_tree_type = {
 	.name = "overlay",
 	.key_size = 8,
 	.value_size = sizeof(struct overlay_disk),
+	.order = BTREE_KEY_LE64,
+	.aggr = NULL,
+};
+
+const struct btree_type engine_provenance_tree_type = {
+	.name = "provenance",
+	.key_size = 8,
+	.value_size = sizeof(struct provenance_disk),
 	.order = BTREE_KEY_LE64,
 	.aggr = NULL,
 };
@@ -235,6 +250,49 @@ int record_unpack(struct snap *s, const struct snap_record_disk *r)
 	s->priority = (int8_t)r->priority;
 	s->state = r->state;
 	return 0;
+}
+
+/* Unpacks a provenance record.  Returns 0 or -EILSEQ (gen 0 or reserved bytes set). */
+static int prov_unpack(struct engine_provenance *p, const struct provenance_disk *d)
+{
+	if (!le64_to_cpu(d->gen) || d->reserved)
+		return -EILSEQ;
+	memcpy(p->uuid, d->uuid, sizeof(p->uuid));
+	p->gen = le64_to_cpu(d->gen);
+	return 0;
+}
+
+int prov_put(struct engine *e, struct tx *tx, struct snap *s, const struct engine_provenance *prov)
+{
+	struct provenance_disk d;
+	u8 k[8];
+	int err;
+
+	memset(&d, 0, sizeof(d));
+	memcpy(d.uuid, prov->uuid, sizeof(d.uuid));
+	d.gen = cpu_to_le64(prov->gen);
+	btree_put_le64(k, 0, s->tag);
+	err = btree_insert(e->provt, tx, k, &d, BTREE_OVERWRITE);
+	if (err)
+		return err;
+	s->received = true;
+	s->prov = *prov;
+	return 0;
+}
+
+/* Deletes @s's provenance record, if it has one (the snapshot is being forgotten). */
+static int prov_forget(struct engine *e, struct tx *tx, struct snap *s)
+{
+	u8 k[8];
+	int err;
+
+	if (!s->received)
+		return 0;
+	btree_put_le64(k, 0, s->tag);
+	err = btree_delete(e->provt, tx, k, NULL);
+	if (!err)
+		s->received = false;
+	return err;
 }
 
 static int table_put(struct engine *e, struct tx *tx, const struct snap *s)
@@ -389,6 +447,50 @@ static int load_table(struct engine *e)
 	return 0;
 }
 
+/*
+ * Loads the provenance tree into the snapshots.  A record of no snapshot is damage: a
+ * read-only open (check) counts it for engine_check, a writable one refuses the store (a
+ * later snapshot of that tag would inherit it).
+ */
+static int load_provenance(struct engine *e)
+{
+	struct btree_cursor c;
+	int err;
+
+	btree_cursor_init(&c, e->provt);
+	for (err = btree_cursor_seek(&c, NULL, BTREE_FIRST); !err; err = btree_cursor_next(&c)) {
+		u64 tag = btree_get_le64(btree_cursor_key(&c), 0);
+		struct snap *s = tag < ENGINE_HEAD ? snap_find(e, (u32)tag) : NULL;
+		struct provenance_disk d;
+		struct engine_provenance p;
+
+		memcpy(&d, btree_cursor_value(&c), sizeof(d));
+		err = prov_unpack(&p, &d);
+		if (err) {
+			log_err("engine: provenance record of snapshot %llu is malformed",
+				(unsigned long long)tag);
+			break;
+		}
+		if (!s) {
+			e->prov_orphans++;
+			if (e->p.read_only)
+				continue;
+			log_err("engine: provenance record of snapshot %llu, which does not exist",
+				(unsigned long long)tag);
+			err = -EILSEQ;
+			break;
+		}
+		s->received = true;
+		s->prov = p;
+	}
+	btree_cursor_fini(&c);
+	if (err != -ENODATA) {
+		log_err("engine: provenance tree unreadable (%d)", err);
+		return err;
+	}
+	return 0;
+}
+
 /* The deadlist an exception dying in @death belongs to. */
 static struct deadlist *owner_dl(struct engine *e, u64 death)
 {
@@ -503,7 +605,12 @@ int engine_open(const struct engine_params *p, const struct engine_roots *roots,
 	err = btree_open(&engine_snapshot_table_type, p->cache, &roots->snapshots, &e->table);
 	if (err)
 		goto fail_close;
+	err = btree_open(&engine_provenance_tree_type, p->cache, &roots->provenance, &e->provt);
+	if (err)
+		goto fail_close;
 	err = load_table(e);
+	if (!err)
+		err = load_provenance(e);
 	if (err)
 		goto fail_close;
 	err = rebuild_deadlists(e);
@@ -536,6 +643,8 @@ void engine_close(struct engine *e)
 		btree_close(e->exc);
 	if (e->table)
 		btree_close(e->table);
+	if (e->provt)
+		btree_close(e->provt);
 	free(e->batch);
 	free(e->pieces);
 	for (unsigned w = 0; e->copybufs && w < iopool_width(e->copiers); w++)
@@ -566,11 +675,14 @@ int engine_sync(struct engine *e, struct tx *tx, struct engine_roots *roots)
 	}
 	err = btree_sync(e->table, tx);
 	if (!err)
+		err = btree_sync(e->provt, tx);
+	if (!err)
 		err = btree_sync(e->exc, tx);
 	if (err)
 		return err;
 	btree_root(e->exc, &roots->exceptions);
 	btree_root(e->table, &roots->snapshots);
+	btree_root(e->provt, &roots->provenance);
 	roots->gen = e->gen;
 	return 0;
 }
@@ -647,6 +759,8 @@ int snap_drop(struct engine *e, struct tx *tx, struct snap *s, bool invalidate)
 			return 0;
 		btree_put_le64(k, 0, s->tag);
 		err = btree_delete(e->table, tx, k, NULL);
+		if (!err)
+			err = prov_forget(e, tx, s);
 		if (err)
 			return engine_fail(e, err, "forgetting an invalidated snapshot");
 		hash_del(e, s);
@@ -676,6 +790,8 @@ int snap_drop(struct engine *e, struct tx *tx, struct snap *s, bool invalidate)
 	} else {
 		btree_put_le64(k, 0, s->tag);
 		err = btree_delete(e->table, tx, k, NULL);
+		if (!err)
+			err = prov_forget(e, tx, s);
 		hash_del(e, s);
 		snap_free(s);
 	}
@@ -1188,24 +1304,56 @@ int snap_create(struct engine *e, struct tx *tx, u32 tag, u64 ctime, int8_t prio
 
 int engine_create(struct engine *e, struct tx *tx, u32 tag, u64 ctime, int8_t priority)
 {
+	return engine_create_from(e, tx, tag, ctime, priority, NULL);
+}
+
+int engine_create_from(struct engine *e, struct tx *tx, u32 tag, u64 ctime, int8_t priority,
+		       const struct engine_provenance *prov)
+{
+	struct engine_logrec_create_from_disk cf;
 	struct engine_logrec_disk r;
 	int err;
 
 	if (e->failed || e->p.read_only)
 		return -EROFS;
-	if (tag == ENGINE_HEAD)
+	if (tag == ENGINE_HEAD || (prov && !prov->gen))
 		return -EINVAL;
 	if (snap_find(e, tag))
 		return -EEXIST;
-	memset(&r, 0, sizeof(r));
-	r.tag = cpu_to_le32(tag);
-	r.death = cpu_to_le64(e->gen);
-	r.ctime = cpu_to_le64(ctime);
-	r.priority = (u8)priority;
-	err = ilog_rec(e, tx, ENGINE_LOG_CREATE, &r);
-	if (err)
-		return err;
+	if (prov) {
+		/* the label bit first: no provenance record ever exists on a store without it */
+		if (e->p.set_feature) {
+			err = e->p.set_feature(e->p.feature_priv);
+			if (err)
+				return err;
+		}
+		memset(&cf, 0, sizeof(cf));
+		cf.gen = cpu_to_le64(e->gen);
+		cf.ctime = cpu_to_le64(ctime);
+		cf.tag = cpu_to_le32(tag);
+		cf.priority = (u8)priority;
+		memcpy(cf.uuid, prov->uuid, sizeof(cf.uuid));
+		cf.origin_gen = cpu_to_le64(prov->gen);
+		if (e->p.ilog_append) {
+			e->ilog_pending = true;
+			err = e->p.ilog_append(e->p.ilog_priv, tx, ENGINE_LOG_CREATE_FROM, &cf,
+					       sizeof(cf));
+			if (err)
+				return err;
+		}
+	} else {
+		memset(&r, 0, sizeof(r));
+		r.tag = cpu_to_le32(tag);
+		r.death = cpu_to_le64(e->gen);
+		r.ctime = cpu_to_le64(ctime);
+		r.priority = (u8)priority;
+		err = ilog_rec(e, tx, ENGINE_LOG_CREATE, &r);
+		if (err)
+			return err;
+	}
 	err = snap_create(e, tx, tag, ctime, priority);
+	if (!err && prov)
+		err = prov_put(e, tx, snap_find(e, tag), prov);
 	if (err && e->p.ilog_append)
 		return engine_fail(e, err, "recording a logged snapshot create");
 	if (!err)
@@ -1316,6 +1464,13 @@ static void snap_info(struct engine *e, struct snap *s, struct engine_snapinfo *
 	o->opens = s->opens;
 	o->state = s->state;
 	o->overlay_chunks = s->overlay_chunks;
+	o->received = s->received;
+	if (s->received) {
+		o->origin = s->prov;
+	} else {
+		memcpy(o->origin.uuid, e->p.uuid, sizeof(o->origin.uuid));
+		o->origin.gen = s->gen;
+	}
 	if (s->state == ENGINE_SNAP_NORMAL) {
 		u32 i = live_first_ge(e, s->gen);
 		u64 prev = i ? e->live[i - 1]->gen : 0;

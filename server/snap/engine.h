@@ -82,6 +82,18 @@ struct engine;
 extern const struct btree_type engine_exception_tree_type;
 extern const struct btree_type engine_snapshot_table_type;
 extern const struct btree_type engine_overlay_tree_type;
+/*  - provenance: key the tag as le64, value struct provenance_disk (received snapshots). */
+extern const struct btree_type engine_provenance_tree_type;
+
+/*
+ * A snapshot's provenance (doc/replication.md, "identity"): the uuid of the store that took
+ * it and its gen there.  A snapshot taken here has this store's uuid (params.uuid) and its
+ * own gen; a received one what its sender recorded, passed on along a chain.
+ */
+struct engine_provenance {
+	u8 uuid[16];
+	u64 gen;
+};
 
 /* The snapstore data allocator, in chunk units.  All are called under the engine's lock. */
 struct engine_space_ops {
@@ -116,6 +128,8 @@ enum engine_logrec_type {
 	ENGINE_LOG_SETATTR = 0x104, /* {tag, holds (in chunk), priority}: the new values */
 	/* {chunk, birth, death, addr}: a copy-out logged with params->copies_ordered (no csum) */
 	ENGINE_LOG_COPYOUT_ORDERED = 0x105,
+	/* struct engine_logrec_create_from_disk: a create with its provenance (received) */
+	ENGINE_LOG_CREATE_FROM = 0x106,
 };
 
 /* Called before an in-use snapshot is invalidated; must return once its device dropped its
@@ -175,12 +189,22 @@ struct engine_params {
 	 * every call that would change something returns -EROFS.
 	 */
 	bool read_only;
+	/* The store's uuid: the provenance of the snapshots taken here. */
+	u8 uuid[16];
+	/*
+	 * Called before the first provenance record is logged, while the store may not carry
+	 * LABEL_FEATURE_RO_PROVENANCE yet: returns 0 once the bit is durable in the label, or
+	 * -errno (nothing is then created).  NULL: nothing to set (tests, tools).
+	 */
+	int (*set_feature)(void *priv);
+	void *feature_priv;
 };
 
 /* What the uberblock keeps for the engine (root slots and scalars). */
 struct engine_roots {
 	struct blkptr exceptions; /* (chunk, death) -> (birth, addr) */
 	struct blkptr snapshots;  /* tag -> snapshot record, with its overlay root */
+	struct blkptr provenance; /* tag -> provenance of a received snapshot */
 	u64 gen;		  /* the gen counter */
 };
 
@@ -272,6 +296,16 @@ int engine_snap_write_map(struct engine *e, struct tx *tx, u32 tag, u64 chunk, b
  * no exception, deadlist entry or chunk is touched.  Blocks on the log flush.
  */
 int engine_create(struct engine *e, struct tx *tx, u32 tag, u64 ctime, int8_t priority);
+/*
+ * engine_create of a received snapshot whose provenance is @prov (NULL: taken here, as
+ * engine_create).  One log record carries both, so after a crash the snapshot exists with
+ * its provenance or not at all.  Before the
+ * first provenance record of a store, params.set_feature sets the label bit.  Returns as
+ * engine_create, or -EINVAL (@prov->gen 0) or set_feature's error.  The provenance is
+ * deleted with the snapshot.  O(log snapshots).
+ */
+int engine_create_from(struct engine *e, struct tx *tx, u32 tag, u64 ctime, int8_t priority,
+		       const struct engine_provenance *prov);
 
 /*
  * Deletes snapshot @tag (or forgets an invalidated one): frees the exceptions only it saw
@@ -307,6 +341,8 @@ struct engine_snapinfo {
 	u64 unique_bytes;  /* what deleting it would free now (ZFS used), overlay included */
 	u64 written_bytes; /* origin data overwritten since the previous snapshot (its deadlist) */
 	u64 overlay_chunks;
+	bool received;			 /* origin came from engine_create_from */
+	struct engine_provenance origin; /* params.uuid and gen unless received */
 };
 
 /*
@@ -366,7 +402,7 @@ int engine_replay(struct engine *e, struct tx *tx, u16 type, const void *payload
 int engine_exception_stats(struct engine *e, struct btree_stats *out);
 
 struct engine_check_report {
-	u64 exceptions, overlay_chunks, data_chunks;
+	u64 exceptions, overlay_chunks, data_chunks, provenance;
 	u64 live, invalidated;
 	u64 problems; /* count of inconsistencies found (the first is described in @why) */
 };

@@ -182,6 +182,24 @@ static int check_deadlist(struct check_ctx *c, struct deadlist *dl, u32 owner)
 	return deadlist_walk(dl, check_dl_entry, &d);
 }
 
+/* Every provenance record: well formed, of a snapshot in the table (live or invalidated). */
+static int check_prov_entry(void *arg, const void *key, const void *value)
+{
+	struct check_ctx *c = arg;
+	u64 tag = btree_get_le64(key, 0);
+	struct provenance_disk d;
+
+	memcpy(&d, value, sizeof(d));
+	c->r->provenance++;
+	if (!le64_to_cpu(d.gen) || d.reserved)
+		problem(c, "provenance record of snapshot %llu is malformed (gen %llu)",
+			(unsigned long long)tag, (unsigned long long)le64_to_cpu(d.gen));
+	if (tag >= ENGINE_HEAD || !snap_find(c->e, (u32)tag))
+		problem(c, "provenance record of snapshot %llu, which does not exist",
+			(unsigned long long)tag);
+	return 0;
+}
+
 static int check_meta_block(void *arg, u64 blocknr, u64 birth_txg, unsigned level)
 {
 	const struct engine_check_ops *ops = arg;
@@ -204,6 +222,7 @@ int engine_check(struct engine *e, const struct engine_check_ops *ops,
 	struct check_ctx c = {.e = e, .r = r, .why = why, .whylen = whylen};
 	struct btree_walk w = {.entry = check_exception, .arg = &c};
 	struct btree_walk ow = {.entry = check_overlay_entry, .arg = &c};
+	struct btree_walk pw = {.entry = check_prov_entry, .arg = &c};
 	int err;
 
 	memset(r, 0, sizeof(*r));
@@ -215,6 +234,10 @@ int engine_check(struct engine *e, const struct engine_check_ops *ops,
 	err = verify_tree(e->exc, ops, why, whylen);
 	if (!err)
 		err = verify_tree(e->table, ops, why, whylen);
+	if (!err)
+		err = verify_tree(e->provt, ops, why, whylen);
+	if (!err)
+		err = btree_walk(e->provt, &pw);
 	if (!err)
 		err = btree_walk(e->exc, &w);
 	for (u32 i = 1; !err && i < e->nlive; i++)

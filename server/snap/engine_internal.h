@@ -31,6 +31,8 @@ struct snap {
 	struct btree *overlay;	    /* opened on first use; NULL until then */
 	u64 overlay_chunks;
 	bool overlay_dirty; /* on e->dirty: overlay changed in the open txg */
+	bool received;	    /* has a provenance record (prov) */
+	struct engine_provenance prov;
 	struct snap *hnext;
 };
 
@@ -47,7 +49,8 @@ struct copy_piece {
 struct engine {
 	struct engine_params p;
 	u64 gen;
-	struct btree *exc, *table;
+	struct btree *exc, *table, *provt;
+	u64 prov_orphans;   /* read-only open: provenance records of no snapshot (check reports) */
 	struct snap **live; /* sorted by gen */
 	u32 nlive, live_cap;
 	struct snap **hash;
@@ -120,6 +123,8 @@ u32 chunk_csum(struct engine *e, u64 addr, int *err);
 int snap_drop(struct engine *e, struct tx *tx, struct snap *s, bool invalidate);
 /* Creates snapshot @tag at the current gen, logged.  -EEXIST if the tag is in use. */
 int snap_create(struct engine *e, struct tx *tx, u32 tag, u64 ctime, int8_t priority);
+/* Records @prov for @s in the provenance tree and in memory (not logged). */
+int prov_put(struct engine *e, struct tx *tx, struct snap *s, const struct engine_provenance *prov);
 /* Sets holds and priority, logged (unless replaying) so they are durable on return. */
 int snap_setattr(struct engine *e, struct tx *tx, struct snap *s, u16 holds, int8_t priority,
 		 bool replaying);

@@ -104,6 +104,36 @@ static int replay_overlay(struct engine *e, struct tx *tx, const struct engine_l
 	return 0;
 }
 
+/*
+ * Re-applies the create of a received snapshot with its provenance: the same checks as
+ * ENGINE_LOG_CREATE, then the provenance record.  Already applied (the snapshot with that
+ * gen exists): its provenance is put again, which changes nothing.
+ */
+static int replay_create_from(struct engine *e, struct tx *tx, const void *payload)
+{
+	struct engine_logrec_create_from_disk r;
+	struct engine_provenance prov;
+	struct snap *s;
+	u32 tag;
+	int err;
+
+	memcpy(&r, payload, sizeof(r));
+	tag = le32_to_cpu(r.tag);
+	memcpy(prov.uuid, r.uuid, sizeof(prov.uuid));
+	prov.gen = le64_to_cpu(r.origin_gen);
+	if (!prov.gen || r.reserved || r.pad[0] || r.pad[1] || r.pad[2] || tag == ENGINE_HEAD)
+		return -EPROTO;
+	s = snap_find(e, tag);
+	if (s && s->gen == le64_to_cpu(r.gen))
+		return prov_put(e, tx, s, &prov);
+	if (s || le64_to_cpu(r.gen) != e->gen)
+		return -EPROTO;
+	err = snap_create(e, tx, tag, le64_to_cpu(r.ctime), (int8_t)r.priority);
+	if (!err)
+		err = prov_put(e, tx, snap_find(e, tag), &prov);
+	return err;
+}
+
 int engine_replay(struct engine *e, struct tx *tx, u16 type, const void *payload, u16 len)
 {
 	struct engine_logrec_disk r;
@@ -129,6 +159,8 @@ int engine_replay(struct engine *e, struct tx *tx, u16 type, const void *payload
 			return -EPROTO;
 		return snap_create(e, tx, le32_to_cpu(r.tag), le64_to_cpu(r.ctime),
 				   (int8_t)r.priority);
+	case ENGINE_LOG_CREATE_FROM:
+		return replay_create_from(e, tx, payload);
 	case ENGINE_LOG_SETATTR:
 		s = snap_find(e, le32_to_cpu(r.tag));
 		if (!s)

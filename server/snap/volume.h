@@ -16,6 +16,7 @@
 #define DDSNAP_VOLUME_H
 
 #include "util/base.h"
+#include "ddsnap_wire.h"
 
 struct volume;
 
@@ -104,6 +105,10 @@ int volume_snap_state(struct volume *v, u32 tag, u32 *state, u64 *gen);
 int volume_snap_open(struct volume *v, u32 tag, int delta);
 
 int volume_create(struct volume *v, u32 tag, u64 *gen);
+struct engine_provenance;
+/* volume_create of a received snapshot with its provenance (@prov NULL: volume_create);
+ * the first one sets the store's LABEL_FEATURE_RO_PROVENANCE (engine_create_from). */
+int volume_create_from(struct volume *v, u32 tag, const struct engine_provenance *prov, u64 *gen);
 int volume_delete(struct volume *v, u32 tag);
 int volume_priority(struct volume *v, u32 tag, s32 priority);
 /* Persistent holds (usecount) += @delta; *count = the result. */
@@ -138,6 +143,47 @@ int volume_status(struct volume *v, struct volume_stats *out);
  */
 int volume_changelist(struct volume *v, u32 from, u32 to, u64 cursor, u64 *out, u32 max, u32 *count,
 		      u64 *next);
+
+/*
+ * Revert (ddsnap revert; the essay in volume.c says why it is crash-safe).  Two snapshot
+ * tags above every tag a user may give are the volume's own, never listed to users by the
+ * tools, never created, deleted, held or opened on request:
+ *  - VOLUME_TAG_REVERTING, the marker of a revert in progress: a live snapshot of the origin
+ *    as it was when the revert started, ctime = the tag being reverted to, priority
+ *    ENGINE_PRIO_KEEP.  While it exists the origin is half reverted: create refuses
+ *    (-EBUSY), the reverted-to snapshot cannot be deleted (-EBUSY), and only a revert to
+ *    the same tag may run (it finishes the job).
+ *  - VOLUME_TAG_REVERT_POINT, the revert point: taken when a revert finishes, ctime = the
+ *    tag reverted to, priority -128 (the full-store policy drops it first).  The changelist
+ *    from it to the head is exactly what was written on the origin since the revert.  The
+ *    next create drops it (that snapshot is then the newest), and so does the next revert.
+ */
+#define VOLUME_TAG_REVERT_POINT 0xfffffffcu
+#define VOLUME_TAG_REVERTING	0xfffffffdu
+#define VOLUME_TAG_USER_MAX	0xfffffffbu /* user snapshot tags: 0..this */
+static_assert(VOLUME_TAG_REVERTING == DDSNAP_TAG_MAX, "the hidden tags are the last ones");
+
+static inline bool volume_tag_hidden(u32 tag)
+{
+	return tag == VOLUME_TAG_REVERT_POINT || tag == VOLUME_TAG_REVERTING;
+}
+
+/* Called by volume_revert between the copy-outs of a batch and its origin writes. */
+typedef void (*volume_revert_wait_fn)(void *priv, u64 chunk, u64 count);
+
+/*
+ * Makes the origin read exactly as snapshot @tag, every snapshot reading as before (the
+ * essay in volume.c).  @wait (may be NULL) is called for each chunk after its copy-outs are
+ * durable and before the origin is written there (the server waits for snapshot reads of
+ * it, as for a kernel origin write).  *@done = chunks copied back.  Returns 0, -EINVAL
+ * (@tag is hidden or out of range), -ENODATA (no snapshot @tag), -EIO (@tag invalidated, or
+ * an I/O error), -EBUSY (another revert is running in this process, or a revert to another
+ * tag is in progress: its tag in *@done), -ENOSPC, or an engine error.  Idempotent: after a
+ * failure or a crash, the same call finishes the job.  The origin must not be written by
+ * anyone else meanwhile (the tool refuses while its device is open).  Blocks on I/O for
+ * O(changed chunks) copies.
+ */
+int volume_revert(struct volume *v, u32 tag, volume_revert_wait_fn wait, void *priv, u64 *done);
 
 /* Forces a txg sync; *txg = the synced txg. */
 int volume_sync(struct volume *v, u64 *txg);

@@ -279,6 +279,29 @@ int label_write(struct bdev *b, const struct label *l, u32 role)
 	return r;
 }
 
+int label_rewrite(struct bdev *b, const struct label *l, u32 role)
+{
+	struct label copy = *l;
+	u64 at[2] = {0, 0};
+	void *buf = NULL;
+	int r = 0;
+
+	copy.role = role;
+	at[1] = label_copy1_blocknr(&copy);
+	if (posix_memalign(&buf, BDEV_ALIGN, DDSNAP_BLOCK_SIZE))
+		return -ENOMEM;
+	for (int i = 0; i < 2 && !r; i++) {
+		memset(buf, 0, DDSNAP_BLOCK_SIZE);
+		label_pack(buf, &copy);
+		block_seal(buf, &label_block_type, at[i], 0);
+		r = bdev_write(b, buf, DDSNAP_BLOCK_SIZE, at[i] * DDSNAP_BLOCK_SIZE);
+		if (!r)
+			r = bdev_flush(b);
+	}
+	free(buf);
+	return r;
+}
+
 /*
  * Reads and validates the label copy at block @at of @b into @out.  Returns 0, -EIO, or
  * -EILSEQ/-ENOTBLK with the reason in @sub; *@magic says whether the block had the magic.
@@ -377,6 +400,9 @@ bool label_same_store(const struct label *a, const struct label *b)
 	label_pack(x, a);
 	label_pack(y, b);
 	x->role = y->role = 0;
+	x->feature_compat = y->feature_compat = 0;
+	x->feature_ro_compat = y->feature_ro_compat = 0;
+	x->feature_incompat = y->feature_incompat = 0;
 	same = !memcmp(x, y, sizeof(*x));
 	free(x);
 	free(y);

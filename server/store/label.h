@@ -46,7 +46,7 @@ static_assert(LABEL_MIN_UB_SLOTS >= 2 && LABEL_MIN_UB_SLOTS <= LABEL_UB_SLOTS &&
 #define LABEL_MIN_DATA_CHUNKS 16
 
 /*
- * Feature bits this code knows (none yet).  The format's one version scheme (doc/format.md,
+ * Feature bits this code knows (enum label_feature, format.h).  The format's one version scheme (doc/format.md,
  * "Versions and upgrades"): the label and uberblock version fields stay 1; every format
  * change adds one bit, incompat (an older binary refuses the store), ro_compat (an older
  * binary may only read it) or compat (an older binary may use it).  A label with a bit this
@@ -54,7 +54,7 @@ static_assert(LABEL_MIN_UB_SLOTS >= 2 && LABEL_MIN_UB_SLOTS <= LABEL_UB_SLOTS &&
  */
 #define LABEL_FEATURE_COMPAT_KNOWN    0ULL
 #define LABEL_FEATURE_INCOMPAT_KNOWN  0ULL
-#define LABEL_FEATURE_RO_COMPAT_KNOWN 0ULL
+#define LABEL_FEATURE_RO_COMPAT_KNOWN ((u64)LABEL_FEATURE_RO_PROVENANCE)
 
 /* The label in core, fields as in struct label_disk. */
 struct label {
@@ -107,6 +107,14 @@ void label_unpack(struct label *l, const struct label_disk *d);
 int label_write(struct bdev *b, const struct label *l, u32 role);
 
 /*
+ * Rewrites both copies of @l on @b in role @role, where the label says they are (copy 1 at
+ * the device's size as initialized, label_copy1_blocknr): copy 0, flush, copy 1, flush, so
+ * a crash leaves at least one valid copy of the old or the new label.  For setting a feature
+ * bit on an existing store.  Returns 0 or -EIO.  Blocks.
+ */
+int label_rewrite(struct bdev *b, const struct label *l, u32 role);
+
+/*
  * Reads the label of @b: copy @copy (0 first, 1 last) only, or with @copy < 0 the first
  * valid of the two.  Returns 0, -ENODATA (neither copy carries the label magic: not a
  * store), -EILSEQ / -ENOTBLK (damaged) with the reason in @why, -EIO.  Blocks.
@@ -119,7 +127,8 @@ static inline u64 label_chunk_blocks(const struct label *l)
 	return 1ULL << (l->chunk_shift - DDSNAP_BLOCK_SHIFT);
 }
 
-/* True iff both labels describe the same store layout (role aside). */
+/* True iff both labels describe the same store layout (role and feature words aside: a
+ * crash while a feature bit is set may leave one device's labels without it). */
 bool label_same_store(const struct label *a, const struct label *b);
 
 /*

@@ -35,7 +35,10 @@
  * reaches durable.  If we crash between cache_sync and the uberblock's flush, the ring's
  * newest valid slot is still the previous txg, whose space maps do not know the new txg's
  * allocations, so its blocks are simply free again; its log records are still in the ring
- * after the previous txg's log position and are replayed.
+ * after the previous txg's log position and are replayed.  A feature bit
+ * (store_set_feature_ro_compat) is written to the labels outside the txgs, before anything
+ * it guards is logged: each label copy is written and flushed in turn, so a crash leaves
+ * every device with a valid label, old or new, and open takes a bit found on either device.
  */
 #include "store/store.h"
 #include <pthread.h>
@@ -458,6 +461,19 @@ static int store_read_labels(struct store *s, char *why, size_t whylen)
 		why_set(why, whylen, "%s is not the metadata device of this store", s->meta->name);
 		return -EINVAL;
 	}
+	/* a crash while store_set_feature wrote the labels: a bit on either device counts */
+	s->label.feature_compat |= ml.feature_compat;
+	s->label.feature_ro_compat |= ml.feature_ro_compat;
+	s->label.feature_incompat |= ml.feature_incompat;
+	if (s->label.feature_incompat & ~LABEL_FEATURE_INCOMPAT_KNOWN ||
+	    (!s->cfg.read_only && s->label.feature_ro_compat & ~LABEL_FEATURE_RO_COMPAT_KNOWN)) {
+		why_set(why, whylen,
+			"store on %s uses format features this ddsnap does not know (incompat "
+			"0x%llx, ro_compat 0x%llx): a newer ddsnap made or upgraded it; use that",
+			s->meta->name, (unsigned long long)s->label.feature_incompat,
+			(unsigned long long)s->label.feature_ro_compat);
+		return -EOPNOTSUPP;
+	}
 	return label_fits(&s->label, s->meta, LABEL_ROLE_METADEV, why, whylen);
 }
 
@@ -602,6 +618,37 @@ void store_add_hook(struct store *s, const struct store_hook *h)
 	VERIFY(s->nhooks < STORE_MAX_HOOKS);
 	s->hooks[s->nhooks++] = *h;
 	pthread_mutex_unlock(&s->lock);
+}
+
+int store_set_feature_ro_compat(struct store *s, u64 bit)
+{
+	struct label l;
+	int r = 0;
+
+	VERIFY(bit && !(bit & ~LABEL_FEATURE_RO_COMPAT_KNOWN));
+	pthread_mutex_lock(&s->lock);
+	l = s->label;
+	pthread_mutex_unlock(&s->lock);
+	if ((l.feature_ro_compat & bit) == bit)
+		return 0;
+	if (s->cfg.read_only)
+		return -EROFS;
+	l.feature_ro_compat |= bit;
+	/* the metadata device first: open takes a bit found on either device */
+	if (s->meta != s->snap)
+		r = label_rewrite(s->meta, &l, LABEL_ROLE_METADEV);
+	if (!r)
+		r = label_rewrite(s->snap, &l, LABEL_ROLE_SNAPSTORE);
+	if (r) {
+		log_err("store: setting format feature ro_compat 0x%llx failed (%d)",
+			(unsigned long long)bit, r);
+		return r;
+	}
+	log_info("store: format feature ro_compat 0x%llx set", (unsigned long long)bit);
+	pthread_mutex_lock(&s->lock);
+	s->label.feature_ro_compat |= bit;
+	pthread_mutex_unlock(&s->lock);
+	return 0;
 }
 
 void store_root(struct store *s, enum uberblock_root r, struct blkptr *out)

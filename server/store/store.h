@@ -129,6 +129,16 @@ void store_abandon(struct store *s);
 
 /* The label, the metadata cache, the metadata device (the snapstore if none). O(1). */
 const struct label *store_label(const struct store *s);
+
+/*
+ * Sets feature_ro_compat @bit (LABEL_FEATURE_RO_*) on the store, if not set yet: rewrites the
+ * labels of every device (label_rewrite: copy 0, flush, copy 1, flush; the metadata
+ * device's first).  Called before the first record of the new structure is logged, so no
+ * structure the bit guards ever exists on a store without it (an older ddsnap then opens
+ * the store for reading only).  Returns 0, -EROFS (opened read-only) or -EIO.  Blocks on
+ * I/O the first time; O(1) afterwards.
+ */
+int store_set_feature_ro_compat(struct store *s, u64 bit);
 struct cache *store_cache(struct store *s);
 struct bdev *store_meta_bdev(struct store *s);
 

@@ -17,10 +17,9 @@
 #include <string.h>
 
 static const char *const root_names[UB_NR_ROOTS] = {
-	[UB_ROOT_EXCEPTIONS] = "exceptions",
-	[UB_ROOT_SNAPSHOTS] = "snapshots",
-	[UB_ROOT_DEADLISTS] = "deadlists",
-	[UB_ROOT_OVERLAYS] = "overlays",
+	[UB_ROOT_EXCEPTIONS] = "exceptions", [UB_ROOT_SNAPSHOTS] = "snapshots",
+	[UB_ROOT_DEADLISTS] = "deadlists",   [UB_ROOT_OVERLAYS] = "overlays",
+	[UB_ROOT_PROVENANCE] = "provenance",
 };
 
 static const char *const scalar_names[UB_NR_SCALARS] = {

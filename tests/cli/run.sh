@@ -17,7 +17,8 @@ passed=0 failed=0
 cleanup()
 {
 	local f
-	for f in "$pid" "$dir/rpid" "$dir/dpid" "$dir/relpid" "$dir/v1pid" "$dir/kpid"; do
+	for f in "$pid" "$dir/rpid" "$dir/dpid" "$dir/relpid" "$dir/v1pid" "$dir/kpid" \
+		"$dir/bpid" "$dir/cpid" "$dir/xpid" "$dir/ypid"; do
 		[[ -f $f ]] && kill "$(cat "$f")" 2>/dev/null
 	done
 	sleep 0.5
@@ -203,7 +204,9 @@ expect_out "exists" "the refusal says the tag exists"
 expect 2 "create with a bad tag" "$ddsnap" create "$sock" -5
 expect 2 "create with a tag out of range" "$ddsnap" create "$sock" 4294967295
 expect 2 "create with the reserved tag 4294967294" "$ddsnap" create "$sock" 4294967294
-expect_out "bad snapshot tag '4294967294': a number from 0 to 4294967293" "the refusal states the tag range"
+expect_out "bad snapshot tag '4294967294': a number from 0 to 4294967291" "the refusal states the tag range"
+expect 2 "create with the revert marker's tag 4294967293 (the volume's own)" "$ddsnap" create "$sock" 4294967293
+expect 2 "delete of the revert point's tag 4294967292" "$ddsnap" delete "$sock" 4294967292
 expect 2 "usecount with a count that would wrap" "$ddsnap" usecount "$sock" 1 18446744073709551617
 expect 0 "create 2" "$ddsnap" create "$sock" 2
 expect 0 "list" "$ddsnap" list "$sock"
@@ -356,6 +359,35 @@ expect 0 "send --to 127.0.0.1:PORT (incremental 2 -> 4)" "$ddsnap" send --to "12
 expect 0 "receive --listen exits 0" wait "$rcv"
 expect 0 "the replica's origin is snapshot 4" cmp "$rorigin" "$dir/origin(4)"
 
+# revert (ddsnap(8)): misuse refused with nothing changed; a revert leaves a hidden revert
+# point that list never shows and status and --json report until the next snapshot.
+expect 2 "revert without arguments" "$ddsnap" revert
+expect 2 "revert with a bad tag" "$ddsnap" revert "$sock" x
+expect 2 "revert to a tag of the volume's own" "$ddsnap" revert "$sock" 4294967292
+expect_out "bad snapshot tag '4294967292': a number from 0 to 4294967291" "the refusal states the tag range"
+expect 1 "revert against no server" "$ddsnap" revert "$dir/nobody.sock" 2
+expect_out "cannot connect" "revert says it cannot connect"
+expect 1 "revert to a missing snapshot" "$ddsnap" revert "$sock" 9
+expect_out "snapshot 9: no such snapshot" "the refusal names the snapshot"
+expect 0 "list --json: no revert yet" "$ddsnap" list --json "$sock"
+expect_json '.revert == null and ([.snapshots[].tag] == [2, 3, 4])' "list --json: revert null"
+expect 0 "revert to snapshot 2" "$ddsnap" revert "$sock" 2
+expect_out "^origin reverted to snapshot 2: [0-9]+ chunks copied back$" "revert says what it did"
+expect 0 "list after the revert" "$ddsnap" list "$sock"
+expect 0 "list shows the snapshots only, the newer ones kept" test "$(cut -d' ' -f1 "$dir/out" | tr '\n' ' ')" = "2 3 4 "
+expect 0 "status after the revert" "$ddsnap" status "$sock"
+expect_out "^origin reverted to snapshot 2 " "status reports the revert"
+expect_out "^3 snapshots," "status counts the snapshots only"
+expect 0 "status --json after the revert" "$ddsnap" status --json "$sock"
+expect_json '.revert == {"to": 2, "state": "done"} and (.snapshots | length) == 3' "status --json: the revert, three snapshots"
+expect 0 "revert again (to 3)" "$ddsnap" revert "$sock" 3
+expect 0 "list --json after it" "$ddsnap" list --json "$sock"
+expect_json '.revert == {"to": 3, "state": "done"}' "list --json: the last revert"
+expect 0 "a snapshot after the revert" "$ddsnap" create "$sock" 5
+expect 0 "list --json after the snapshot" "$ddsnap" list --json "$sock"
+expect_json '.revert == null and ([.snapshots[].tag] == [2, 3, 4, 5])' "the snapshot dropped the revert point"
+expect 0 "delete 5" "$ddsnap" delete "$sock" 5
+
 # list across pages (64 snapshots a reply): 150 more on the replica, all listed, in order.
 for t in $(seq 1000 1149); do "$ddsnap" create "$rsock" "$t" >/dev/null || break; done
 expect 0 "list of 152 snapshots" "$ddsnap" list "$rsock"
@@ -367,6 +399,135 @@ expect_json '.snapshots | length == 152' "list --json: valid, 152 snapshots"
 jq -r '.snapshots[].tag' "$dir/json" >"$dir/listed"
 expect 0 "list --json has every snapshot once, oldest first" cmp "$dir/listed" "$dir/created"
 kill -TERM "$(cat "$rpid")"
+
+# Provenance (issue 19): A (the master above) -> B -> C.  Each received snapshot keeps the
+# identity A gave it (A's uuid, its gen there), on B and, passed on by B, on C; list --json
+# shows it with origin_written and receive_token.  A replica whose base of the same tag is of
+# another history is refused before a byte is written.  (On files no kernel reports origin
+# writes, so a server's changelists are empty: B passes snapshots on in full streams here;
+# the VM scenario replication sends incrementals through real devices.)
+for v in b c x; do
+	truncate -s 64M "$dir/${v}store"
+	truncate -s 16M "$dir/${v}origin"
+	"$ddsnap" initialize -c 16k "$dir/${v}store" "$dir/${v}origin" >/dev/null
+	expect 0 "provenance: server $v" "$ddsnap" server -p "$dir/${v}pid" "$dir/${v}store" "$dir/${v}origin" "$dir/${v}vol.sock"
+done
+bsock=$dir/bvol.sock csock=$dir/cvol.sock xsock=$dir/xvol.sock
+# hop FROM_SOCK FROM_STEM TO_SOCK TO_STEM [BASE] TAG: send | receive between two servers
+hop()
+{
+	local fs=$1 fd=$2 ts=$3 td=$4
+	shift 4
+	"$ddsnap" send -d "$fd" "$fs" "$@" | "$ddsnap" receive -d "$td" "$ts" "${@: -1}"
+}
+expect 0 "A -> B full (snapshot 2)" hop "$sock" "$origin" "$bsock" "$dir/borigin" 2
+cp "$dir/borigin" "$dir/borigin(2)"
+expect 0 "A -> B full (snapshot 4)" hop "$sock" "$origin" "$bsock" "$dir/borigin" 4
+cp "$dir/borigin" "$dir/borigin(4)"
+expect 0 "B -> C full (snapshot 2)" hop "$bsock" "$dir/borigin" "$csock" "$dir/corigin" 2
+expect 0 "C's origin is A's snapshot 2" cmp "$dir/corigin" "$dir/origin(2)"
+cp "$dir/corigin" "$dir/corigin(2)"
+expect 0 "B -> C incremental 2 -> 4: the base's identity (A's, passed on by B) matches" \
+	hop "$bsock" "$dir/borigin" "$csock" "$dir/corigin" 2 4
+"$ddsnap" list --json "$sock" >"$dir/a.json"
+expect 0 "list --json on C" "$ddsnap" list --json "$csock"
+expect_json '.origin_written == false and .receive_token == null and (.snapshots | length == 2)' "C: origin_written false, no token"
+cp "$dir/json" "$dir/c.json"
+expect_json '[.snapshots[] | .origin_uuid | test("^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")] | all' "origin_uuid is a dashed uuid"
+for t in 2 4; do
+	q=".snapshots[] | select(.tag == $t) | [.origin_uuid, .origin_gen]"
+	expect 0 "snapshot $t has one identity on A and C" test "$(jq -c "$q" "$dir/a.json")" = "$(jq -c "$q" "$dir/c.json")"
+done
+# shellcheck disable=SC2016 # jq variables
+expect 0 "A's own snapshots carry A's uuid and their own gens" \
+	jq -e '.uuid as $u | [.snapshots[] | .origin_uuid == $u] | all' "$dir/a.json"
+# shellcheck disable=SC2016 # jq variables
+expect 0 "C's carry A's uuid, not B's or C's" \
+	jq -e --slurpfile a "$dir/a.json" '.uuid != $a[0].uuid and ([.snapshots[] | .origin_uuid == $a[0].uuid] | all)' "$dir/c.json"
+expect 0 "status --json on B" "$ddsnap" status --json "$bsock" 4
+expect 0 "shows the provenance too" test "$(jq -c '.snapshots[0] | [.origin_uuid, .origin_gen]' "$dir/out")" = \
+	"$(jq -c '.snapshots[] | select(.tag == 4) | [.origin_uuid, .origin_gen]' "$dir/a.json")"
+# the base check: X has a snapshot 4 of its own, with A's content except near the end
+cp "$dir/origin(4)" "$dir/xorigin"
+head -c 64k /dev/urandom | dd of="$dir/xorigin" bs=1M seek=14 conv=notrunc status=none
+expect 0 "X takes its own snapshot 4" "$ddsnap" create "$xsock" 4
+cp "$dir/xorigin" "$dir/xorigin(4)"
+head -c 1M /dev/urandom | dd of="$origin" bs=1M seek=1 conv=notrunc status=none
+head -c 1M /dev/urandom | dd of="$origin" bs=1M seek=14 conv=notrunc status=none
+expect 0 "master snapshot 5" "$ddsnap" create "$sock" 5
+cp "$origin" "$dir/origin(5)"
+cp "$dir/xorigin" "$dir/xorigin.before"
+expect 1 "an incremental 4 -> 5 onto X's own snapshot 4 is refused" hop "$sock" "$origin" "$xsock" "$dir/xorigin" 4 5
+expect_out "wrong base: the stream is an incremental from snapshot 4 of volume [0-9a-f-]{36} gen [0-9]+, but this replica's snapshot 4 is of volume [0-9a-f-]{36} gen [0-9]+ \(another history\); nothing was written" \
+	"the refusal names the tag and both uuid/gen pairs"
+expect 0 "X's origin is unchanged, byte for byte" cmp "$dir/xorigin" "$dir/xorigin.before"
+expect 1 "and X has no snapshot 5" "$ddsnap" status "$xsock" 5
+# a cut transfer to B leaves receive's default token (<socket without .sock>.token)
+cut_to_b()
+{
+	"$ddsnap" send -r -d "$origin" "$sock" 5 | head -c 600000 | "$ddsnap" receive -d "$dir/borigin" "$bsock" 5
+}
+expect 3 "a cut full transfer of 5 to B" cut_to_b
+expect 0 "it left B's default token" test -s "$dir/bvol.token"
+expect 0 "list --json on B" "$ddsnap" list --json "$bsock"
+expect_json '.receive_token == {"from": null, "to": 5}' "receive_token names the cut transfer"
+resume_to_b()
+{
+	"$ddsnap" send -r -t "$dir/bvol.token" -d "$origin" "$sock" 5 | "$ddsnap" receive -d "$dir/borigin" "$bsock" 5
+}
+expect 0 "resumed, it completes" resume_to_b
+expect 0 "list --json on B" "$ddsnap" list --json "$bsock"
+expect_json '.receive_token == null and (.snapshots | length == 3)' "no token once done"
+q='.snapshots[] | select(.tag == 5) | [.origin_uuid, .origin_gen]'
+expect 0 "the resumed snapshot 5 has A's identity" test "$(jq -c "$q" "$dir/json")" = "$("$ddsnap" list --json "$sock" | jq -c "$q")"
+# a full stream from a replica's store: B sends C snapshot 5 in full to Y, provenance A's
+truncate -s 64M "$dir/ystore"
+truncate -s 16M "$dir/yorigin"
+"$ddsnap" initialize -c 16k "$dir/ystore" "$dir/yorigin" >/dev/null
+expect 0 "provenance: server y" "$ddsnap" server -p "$dir/ypid" "$dir/ystore" "$dir/yorigin" "$dir/yvol.sock"
+cp "$dir/borigin" "$dir/borigin(5)"
+expect 0 "B -> Y full (snapshot 5)" hop "$bsock" "$dir/borigin" "$dir/yvol.sock" "$dir/yorigin" 5
+expect 0 "list --json on Y" "$ddsnap" list --json "$dir/yvol.sock"
+expect 0 "Y's snapshot 5 has A's identity" test "$(jq -c "$q" "$dir/json")" = "$("$ddsnap" list --json "$sock" | jq -c "$q")"
+# the repair path: a snapshot taken by hand with the provenance receive names
+expect 2 "create -o with a bad origin" "$ddsnap" create -o nothex:1 "$dir/yvol.sock" 6
+expect_out "bad origin 'nothex:1'" "the refusal names it"
+expect 2 "create -o with gen 0" "$ddsnap" create -o 00112233445566778899aabbccddeeff:0 "$dir/yvol.sock" 6
+expect 0 "create -o UUID:GEN" "$ddsnap" create -o 00112233-4455-6677-8899-aabbccddeeff:42 "$dir/yvol.sock" 6
+expect 0 "list --json on Y" "$ddsnap" list --json "$dir/yvol.sock"
+expect_json '.snapshots[] | select(.tag == 6) | .origin_uuid == "00112233-4455-6677-8899-aabbccddeeff" and .origin_gen == 42' "snapshot 6 carries the given provenance"
+for v in b c x y; do
+	kill -TERM "$(cat "$dir/${v}pid")"
+	wait_gone "$dir/${v}pid"
+done
+# check, dump and restore carry the provenance tree; the label has ro_compat bit 0
+expect 0 "check B's store" "$ddsnap" check "$dir/bstore"
+expect_out "clean" "it is clean"
+expect 0 "dump B's store" "$ddsnap" dump "$dir/bstore"
+expect_out "features=0x0:0x1:0x0$" "its label has feature_ro_compat bit 0"
+expect_out "^tree provenance$" "the dump has the provenance tree"
+cp "$dir/out" "$dir/bdump"
+expect 0 "X's store (no received snapshot) has no feature bit" "$ddsnap" dump "$dir/xstore"
+expect_out "features=0x0:0x0:0x0$" "features 0"
+truncate -s 64M "$dir/b2store"
+expect 0 "restore B's dump" "$ddsnap" restore "$dir/bdump" "$dir/b2store"
+expect_out "restored .* 3 provenance records" "restore says it restored three provenance records"
+expect 0 "check the restored store" "$ddsnap" check "$dir/b2store"
+expect_out "clean" "it is clean"
+expect 0 "dump the restored store" "$ddsnap" dump "$dir/b2store"
+expect_out "features=0x0:0x1:0x0$" "the restored label has the bit"
+cp "$dir/out" "$dir/b2dump"
+grep -A99 '^tree provenance$' "$dir/bdump" | grep '^entry' >"$dir/bprov"
+grep -A99 '^tree provenance$' "$dir/b2dump" | grep '^entry' >"$dir/b2prov"
+expect 0 "the provenance entries are the same" cmp "$dir/bprov" "$dir/b2prov"
+expect 0 "three of them" test "$(wc -l <"$dir/b2prov")" -eq 3
+# a dump without a provenance tree (X's, as every dump before it) restores without the bit
+expect 0 "dump X's store" "$ddsnap" dump "$dir/xstore"
+cp "$dir/out" "$dir/xdump"
+truncate -s 64M "$dir/x2store"
+expect 0 "restore X's dump" "$ddsnap" restore "$dir/xdump" "$dir/x2store"
+expect 0 "dump the restored X" "$ddsnap" dump "$dir/x2store"
+expect_out "features=0x0:0x0:0x0$" "no feature bit"
 
 kill -TERM "$(cat "$pid")"
 wait_gone "$pid"
@@ -459,9 +620,22 @@ expect_out "^label device=snapstore version=1 .*features=0x0:0x0:0x0$" "its labe
 expect 0 "a server opens a format-1 store" "$ddsnap" server -p "$dir/v1pid" "$dir/v1" "$dir/v1origin" "$dir/v1.sock"
 expect 0 "list its snapshots" "$ddsnap" list "$dir/v1.sock"
 expect_out "^3 " "snapshot 3 is there"
+expect 0 "list --json of a format-1 store" "$ddsnap" list --json "$dir/v1.sock"
+# shellcheck disable=SC2016 # jq variables
+expect_json '.uuid as $u | (.snapshots | length == 2) and ([.snapshots[] | .origin_uuid == $u and .origin_gen > 0] | all)' "its snapshots are its own (its uuid, their gens)"
 kill -TERM "$(cat "$dir/v1pid")"
 wait_gone "$dir/v1pid"
 expect 0 "it still checks clean after the server" "$ddsnap" check "$dir/v1"
+expect 0 "dump it again" "$ddsnap" dump "$dir/v1"
+expect_out "features=0x0:0x0:0x0$" "serving it set no feature bit"
+expect 0 "a server opens it again" "$ddsnap" server -p "$dir/v1pid" "$dir/v1" "$dir/v1origin" "$dir/v1.sock"
+expect 0 "it takes a received snapshot (create -o)" "$ddsnap" create -o 0123456789abcdef0123456789abcdef:7 "$dir/v1.sock" 5
+kill -TERM "$(cat "$dir/v1pid")"
+wait_gone "$dir/v1pid"
+expect 0 "dump it after" "$ddsnap" dump "$dir/v1"
+expect_out "features=0x0:0x1:0x0$" "only then it gets feature_ro_compat bit 0"
+expect 0 "it checks clean" "$ddsnap" check "$dir/v1"
+expect_out "engine: 1 exceptions, .* 3 live snapshots" "with its three snapshots"
 
 # A killed server leaves no lock behind: the kernel drops it with the process.
 expect 0 "a server on the 4k store" "$ddsnap" server -p "$dir/kpid" "$dir/o2" "$dir/oodd" "$dir/k.sock"

@@ -5,8 +5,9 @@
  *
  * Each input runs on a fresh engine (tests/unit/lib/enginefix, 4 KiB chunks, 16 origin
  * chunks, 64 data chunks) that already holds three snapshots and some copy-outs.  The input
- * is a sequence of records of 1 + 56 bytes: a type selector (0x100 + byte % 7, so the six
- * record types and one unknown one) and a struct engine_logrec_disk; a selector with bit 7
+ * is a sequence of records of 1 + 56 bytes: a type selector (0x100 + byte % 8, so the seven
+ * record types, ENGINE_LOG_CREATE_FROM with its provenance included, and one unknown one)
+ * and a 56-byte payload (struct engine_logrec_disk, or engine_logrec_create_from_disk); a selector with bit 7
  * set also shortens the payload by one byte.  Each record is replayed as open would.
  * Checks: no crash or sanitizer report; every replay returns 0 or a negative errno; and
  * whatever replay accepted leaves an engine that engine_check finds consistent, with every
@@ -59,7 +60,7 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
 	efix_init_opts(&f, CS, ORIGIN, DATA, &opts);
 	prologue(&f);
 	for (size_t off = 0; off + REC_BYTES <= size; off += REC_BYTES) {
-		u16 type = (u16)(0x100 + (data[off] & 0x7f) % 7);
+		u16 type = (u16)(0x100 + (data[off] & 0x7f) % 8);
 		u16 len = (u16)(sizeof(struct engine_logrec_disk) - (data[off] >> 7));
 
 		err = engine_replay(f.e, &f.tx, type, data + off + 1, len);
@@ -78,8 +79,18 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
 					     f.databits.npending));
 		abort();
 	}
-	if (!efix_sync(&f))
-		(void)efix_reopen(&f);
+	if (!efix_sync(&f) && efix_reopen(&f) == 0) {
+		/* what replay accepted persisted consistently, provenance records included */
+		struct engine_check_report again;
+
+		err = engine_check(f.e, NULL, &again, why, sizeof(why));
+		if (err || again.provenance != rep.provenance || again.live != rep.live) {
+			fprintf(stderr, "after sync and reopen: %s (%d), %llu/%llu provenance\n",
+				why, err, (unsigned long long)again.provenance,
+				(unsigned long long)rep.provenance);
+			abort();
+		}
+	}
 	efix_fini(&f);
 	return 0;
 }

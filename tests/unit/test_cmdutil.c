@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include "commands.h"
+#include "snap/volume.h"
 #include "ddsnap_wire.h"
 
 static void test_cmdutil__size(void **state)
@@ -97,8 +98,11 @@ static void test_cmdutil__port_and_tag(void **state)
 
 	assert_int_equal(cmd_parse_tag("test", "0", &tag), 0);
 	assert_int_equal(tag, 0);
-	assert_int_equal(cmd_parse_tag("test", "4294967293", &tag), 0);
-	assert_int_equal(tag, DDSNAP_TAG_MAX);
+	assert_int_equal(cmd_parse_tag("test", "4294967291", &tag), 0);
+	assert_int_equal(tag, VOLUME_TAG_USER_MAX);
+	/* the volume's own (a revert's point and marker, volume.h) */
+	assert_int_equal(cmd_parse_tag("test", "4294967292", &tag), -EINVAL);
+	assert_int_equal(cmd_parse_tag("test", "4294967293", &tag), -EINVAL);
 	/* the reserved values: the control protocol's head and none, the wire's origin */
 	assert_int_equal(cmd_parse_tag("test", "4294967294", &tag), -EINVAL);
 	assert_int_equal(cmd_parse_tag("test", "4294967295", &tag), -EINVAL);

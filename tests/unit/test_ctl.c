@@ -67,10 +67,33 @@ static void test_ctl__round_trips(void **state)
 	assert_int_equal(out.gen, 77);
 	assert_memory_equal(out.uuid, m.uuid, 16);
 
+	/* CREATE of a received snapshot carries its provenance; a plain one none */
+	m = (struct ctl_msg){.type = CTL_CREATE, .tag = 8, .has_origin = true, .origin_gen = 31};
+	memset(m.origin_uuid, 0x5c, 16);
+	n = pack(&m);
+	assert_int_equal(n, sizeof(struct ddsnap_head_wire) + sizeof(struct ctl_create_from_wire));
+	unpack_ok(n, &out);
+	assert_true(out.has_origin);
+	assert_int_equal(out.tag, 8);
+	assert_int_equal(out.origin_gen, 31);
+	assert_memory_equal(out.origin_uuid, m.origin_uuid, 16);
+	m = (struct ctl_msg){.type = CTL_CREATE, .tag = 8};
+	unpack_ok(pack(&m), &out);
+	assert_false(out.has_origin);
+
 	m = (struct ctl_msg){.type = CTL_PRIORITY, .tag = 42, .arg = -5};
 	unpack_ok(pack(&m), &out);
 	assert_int_equal(out.tag, 42);
 	assert_true(out.arg == -5);
+
+	m = (struct ctl_msg){.type = CTL_REVERT, .tag = 7};
+	unpack_ok(pack(&m), &out);
+	assert_int_equal(out.type, CTL_REVERT);
+	assert_int_equal(out.tag, 7);
+	m = (struct ctl_msg){.type = CTL_REVERT | DDSNAP_MSG_REPLY};
+	m.result.value = 12345;
+	unpack_ok(pack(&m), &out);
+	assert_int_equal(out.result.value, 12345);
 
 	m = (struct ctl_msg){.type = CTL_DELETE | DDSNAP_MSG_REPLY};
 	ctl_result_set(&m.result, -EBUSY, "snapshot %u is held (usecount %u)", 42u, 1u);
@@ -83,7 +106,9 @@ static void test_ctl__round_trips(void **state)
 						.gen = 1000 + i,
 						.priority = -(s32)i,
 						.unique_bytes = (u64)i << 40,
-						.ctime = 1700000000};
+						.ctime = 1700000000,
+						.origin_gen = 7 * (u64)i + 1,
+						.origin_uuid = {(u8)i, 1, 2, 3}};
 	m = (struct ctl_msg){.type = CTL_LIST | DDSNAP_MSG_REPLY,
 			     .total = 1000,
 			     .count = CTL_LIST_PAGE,
@@ -193,6 +218,9 @@ static void test_ctl__malformed(void **state)
 	refused(pack(&m), 0);
 	m = (struct ctl_msg){.type = CTL_CREATE, .tag = DDSNAP_TAG_HEAD};
 	refused(pack(&m), 0);
+	/* a received snapshot's provenance with gen 0 */
+	m = (struct ctl_msg){.type = CTL_CREATE, .tag = 3, .has_origin = true, .origin_gen = 0};
+	refused(pack(&m), 0);
 	m = (struct ctl_msg){.type = CTL_DELETE, .tag = DDSNAP_TAG_MAX + 1};
 	refused(pack(&m), 0);
 	/* A changelist whose target is 'none', or whose source is the live origin. */
@@ -209,6 +237,8 @@ static void test_ctl__names(void **state)
 {
 	assert_string_equal(ctl_type_name(CTL_CREATE), "CREATE");
 	assert_string_equal(ctl_type_name(CTL_SYNC | DDSNAP_MSG_REPLY), "SYNC|REPLY");
+	assert_string_equal(ctl_type_name(CTL_REVERT), "REVERT");
+	assert_string_equal(ctl_type_name(CTL_REVERT | DDSNAP_MSG_REPLY), "REVERT|REPLY");
 	assert_string_equal(ctl_type_name(0x7777), "UNKNOWN");
 }
 

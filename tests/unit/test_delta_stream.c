@@ -62,6 +62,11 @@ static struct delta_header header(u64 volume_chunks)
 				 .tgt_gen = 41};
 
 	memcpy(h.uuid, "0123456789abcdef", 16);
+	/* provenance of another store (a chain): round-trips as is */
+	memcpy(h.src_origin_uuid, "ORIGIN-STORE-A..", 16);
+	h.src_origin_gen = 7;
+	memcpy(h.tgt_origin_uuid, "ORIGIN-STORE-A..", 16);
+	h.tgt_origin_gen = 9;
 	return h;
 }
 
@@ -236,14 +241,14 @@ static void test_delta_stream__garbage_lost_and_repeated_records(void **state)
 	p[s.len] = 0;
 	assert_int_equal(read_all(p, s.len + 1, 0, &n, why, sizeof(why)), -EILSEQ);
 	assert_non_null(strstr(why, "after the trailer"));
-	/* find the record boundaries: header 92, first extent = 56 + padded payload */
+	/* find the record boundaries: header 140, first extent = 56 + padded payload */
 	{
 		XDR x;
 		u32 plen;
 
-		xdrmem_create(&x, (char *)s.p + 92 + 4 + 8 + 8 + 4 + 4 + 4, 4, XDR_DECODE);
+		xdrmem_create(&x, (char *)s.p + 140 + 4 + 8 + 8 + 4 + 4 + 4, 4, XDR_DECODE);
 		assert_true(xdr_uint32_t(&x, &plen));
-		first = 92;
+		first = 140;
 		second = first + 56 + ROUND_UP(plen, 4);
 	}
 	/* drop the first record */
@@ -344,6 +349,8 @@ static void test_delta_stream__writer_refuses_bad_records(void **state)
 	/* full streams carry no source checksums */
 	bad = h;
 	bad.flags = DELTA_FULL;
+	bad.src_origin_gen = 0; /* nor a source provenance */
+	memset(bad.src_origin_uuid, 0, 16);
 	assert_int_equal(delta_writer_new(&w, sink_write, &s, &bad), 0);
 	assert_int_equal(delta_writer_extent(w, 1, 1, DELTA_CODEC_RAW, DELTA_EXTENT_SRC_CSUM, buf,
 					     4096, 0, 0),
@@ -451,15 +458,77 @@ static void test_delta_stream__header_errors_are_clear(void **state)
 	unsigned n;
 
 	make_stream(&s, &h, NULL);
-	s.p[7] = 2; /* version 2 */
+	s.p[7] = 3; /* version 3 */
 	assert_int_equal(read_all(s.p, s.len, 0, &n, why, sizeof(why)), -EILSEQ);
-	assert_non_null(strstr(why, "version 2"));
+	assert_non_null(strstr(why, "version 3"));
+	s.p[7] = 0;
+	assert_int_equal(read_all(s.p, s.len, 0, &n, why, sizeof(why)), -EILSEQ);
+	assert_non_null(strstr(why, "version 0"));
 	memcpy(s.p, "GARB", 4);
 	assert_int_equal(read_all(s.p, s.len, 0, &n, why, sizeof(why)), -EILSEQ);
 	assert_non_null(strstr(why, "not a delta stream"));
 	free(s.p);
 	assert_int_equal(read_all((const u8 *)"", 0, 0, &n, why, sizeof(why)), -EILSEQ);
 	assert_non_null(strstr(why, "truncated"));
+}
+
+/*
+ * A version-1 stream (an older sender: 92-byte header, no provenance) still reads, and its
+ * snapshots' provenance is the sender's uuid and gens (it recorded none: they were its own).
+ * A full stream's source provenance stays zero.  A version-2 header of a full stream that
+ * names a source provenance is refused.
+ */
+static void test_delta_stream__version1_header(void **state)
+{
+	struct delta_header h = header(64), h2;
+	struct sink s = {0};
+	struct delta_trailer t = make_stream(&s, &h, NULL);
+	u8 *v1 = malloc(s.len);
+	u32 c;
+	unsigned n;
+	char why[256];
+	XDR x;
+
+	(void)t;
+	/* the v2 header minus the 48 provenance bytes, version 1, resealed */
+	memcpy(v1, s.p, 88);
+	memcpy(v1 + 92, s.p + 140, s.len - 140);
+	v1[7] = 1;
+	c = crc32c(DELTA_SEED_HEADER, v1, 88);
+	xdrmem_create(&x, (char *)v1 + 88, 4, XDR_ENCODE);
+	assert_true(xdr_uint32_t(&x, &c));
+	assert_int_equal(read_all(v1, s.len - 48, 0, &n, why, sizeof(why)), 0);
+	assert_int_equal(n, 4);
+	{
+		struct source src = {.p = v1, .len = s.len - 48};
+		struct delta_reader *r = delta_reader_new(source_read, &src);
+
+		assert_int_equal(delta_reader_header(r, &h2), 0);
+		delta_reader_free(r);
+	}
+	assert_memory_equal(h2.tgt_origin_uuid, h.uuid, 16);
+	assert_int_equal(h2.tgt_origin_gen, h.tgt_gen);
+	assert_memory_equal(h2.src_origin_uuid, h.uuid, 16);
+	assert_int_equal(h2.src_origin_gen, h.src_gen);
+	free(v1);
+	free(s.p);
+	memset(&s, 0, sizeof(s));
+
+	/* a full stream must not name a source provenance */
+	h = header(64);
+	h.flags = DELTA_FULL;
+	h.src_tag = DDSNAP_TAG_NONE;
+	h.src_gen = 0;
+	{
+		struct delta_writer *w;
+
+		assert_int_equal(delta_writer_new(&w, sink_write, &s, &h), -EINVAL);
+		memset(h.src_origin_uuid, 0, 16);
+		h.src_origin_gen = 0;
+		assert_int_equal(delta_writer_new(&w, sink_write, &s, &h), 0);
+		delta_writer_free(w);
+		free(s.p);
+	}
 }
 
 static void test_delta_stream__csum_properties(void **state)
@@ -480,6 +549,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_delta_stream__roundtrip),
+		cmocka_unit_test(test_delta_stream__version1_header),
 		cmocka_unit_test(test_delta_stream__every_truncation_fails),
 		cmocka_unit_test(test_delta_stream__every_bit_flip_fails),
 		cmocka_unit_test(test_delta_stream__garbage_lost_and_repeated_records),

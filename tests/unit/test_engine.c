@@ -7,7 +7,8 @@
  * copy-out or a copy-in) with log replay, in both durability modes; after every step every
  * chunk of the origin and of every live snapshot is compared byte for byte, engine_check
  * and the changelists are checked often, and every delete must free exactly the unique
- * bytes the engine reported.  Also: the full-store policy (alone and inside the random
+ * bytes the engine reported; a third of the creates are of received snapshots, whose
+ * provenance must read back after every step (replayed, reopened, deleted with them).  Also: the full-store policy (alone and inside the random
  * runs), log failures, engine_check finding damage, discard, and cost tests that count
  * metadata block accesses, not time.  Every random test prints its seed; set
  * ENGINE_TEST_SEED to replay one.
@@ -60,7 +61,17 @@ struct world {
 	bool policy;
 	u8 *held, *opened; /* by tag */
 	u64 dropped, invalidated, enospc;
+	/* provenance by tag: 0 = taken here, else the origin gen (uuid prov_uuid(tag)) */
+	u64 *pgen;
+	u32 pgen_cap;
 };
+
+/* The uuid a random run gives the origin store of received snapshot @tag. */
+static void prov_uuid(u32 tag, u8 out[16])
+{
+	for (int i = 0; i < 16; i++)
+		out[i] = (u8)(0xA5 ^ (tag * 31 + (u32)i * 7));
+}
 
 static u32 policy_invalidations;
 
@@ -94,6 +105,7 @@ static void world_init(struct world *w, u64 seed, u64 nchunks, u64 data_chunks, 
 
 static void world_fini(struct world *w)
 {
+	free(w->pgen);
 	efix_fini(&w->f);
 	snapmodel_destroy(w->m);
 	free(w->buf);
@@ -110,10 +122,29 @@ static void world_fini(struct world *w)
 		}                                                                \
 	} while (0)
 
-/* Every chunk of the origin and of every live snapshot equals the model. */
+/* Every chunk of the origin and of every live snapshot equals the model; so does every
+ * snapshot's provenance. */
 static void verify_all(struct world *w, u64 step)
 {
 	u32 tags[MAX_TAGS], n = snapmodel_tags(w->m, tags, MAX_TAGS);
+
+	for (u32 t = 0; t < n; t++) {
+		struct engine_snapinfo info;
+		u8 want[16];
+		u64 pg = tags[t] < w->pgen_cap ? w->pgen[tags[t]] : 0;
+
+		CHECKF(!engine_snap_info(w->f.e, tags[t], &info), "step %llu: info %u",
+		       (unsigned long long)step, tags[t]);
+		if (pg)
+			prov_uuid(tags[t], want);
+		else
+			memcpy(want, w->f.params.uuid, 16);
+		CHECKF(info.received == !!pg && !memcmp(info.origin.uuid, want, 16) &&
+			       info.origin.gen == (pg ? pg : info.gen),
+		       "step %llu: snapshot %u provenance (received %d, gen %llu), want %llu",
+		       (unsigned long long)step, tags[t], info.received,
+		       (unsigned long long)info.origin.gen, (unsigned long long)pg);
+	}
 
 	for (u32 t = 0; t <= n; t++) {
 		u32 tag = t < n ? tags[t] : ENGINE_HEAD;
@@ -139,6 +170,17 @@ static void verify_check(struct world *w, u64 step)
 	CHECKF(!err, "step %llu: check: %s (%d)", (unsigned long long)step, why, err);
 	CHECKF(rep.live == snapmodel_count(w->m), "step %llu: %llu live, model %u",
 	       (unsigned long long)step, (unsigned long long)rep.live, snapmodel_count(w->m));
+	{
+		/* one provenance record per received snapshot in the model, no more */
+		u32 tags[MAX_TAGS], n = snapmodel_tags(w->m, tags, MAX_TAGS);
+		u64 received = 0;
+
+		for (u32 t = 0; t < n; t++)
+			received += tags[t] < w->pgen_cap && w->pgen[tags[t]];
+		CHECKF(rep.provenance == received, "step %llu: %llu provenance records, model %llu",
+		       (unsigned long long)step, (unsigned long long)rep.provenance,
+		       (unsigned long long)received);
+	}
 	/* Every used data chunk is referenced, and nothing else is used. */
 	CHECKF(rep.data_chunks == w->f.databits.n - w->f.databits.nfree - w->f.databits.npending,
 	       "step %llu: %llu chunks referenced, %llu allocated", (unsigned long long)step,
@@ -264,7 +306,22 @@ static void op_create(struct world *w, u32 max_live)
 		return;
 	if (w->policy && rnd_below(&w->r, 20) == 0)
 		prio = ENGINE_PRIO_KEEP;
-	err = engine_create(w->f.e, &w->f.tx, tag, 1000 + tag, prio);
+	if (tag >= w->pgen_cap) {
+		u32 cap = MAX(2 * w->pgen_cap, tag + 64);
+
+		w->pgen = xrealloc(w->pgen, cap * sizeof(*w->pgen));
+		memset(w->pgen + w->pgen_cap, 0, (cap - w->pgen_cap) * sizeof(*w->pgen));
+		w->pgen_cap = cap;
+	}
+	if (rnd_below(&w->r, 3) == 0) {
+		struct engine_provenance prov = {.gen = 1 + rnd_below(&w->r, 1000000)};
+
+		prov_uuid(tag, prov.uuid);
+		err = engine_create_from(w->f.e, &w->f.tx, tag, 1000 + tag, prio, &prov);
+		w->pgen[tag] = prov.gen;
+	} else {
+		err = engine_create(w->f.e, &w->f.tx, tag, 1000 + tag, prio);
+	}
 	CHECKF(!err, "create %u: %d", tag, err);
 	VERIFY(!snapmodel_create_snap(w->m, tag));
 	if (w->policy && rnd_below(&w->r, 10) == 0) {
@@ -891,6 +948,98 @@ static void test_engine__check_finds_damage(void **state)
 	efix_fini(&f);
 }
 
+static int feature_calls, feature_err;
+
+static int count_feature(void *priv)
+{
+	feature_calls++;
+	return feature_err;
+}
+
+/*
+ * Provenance (engine_create_from): the label bit is asked for before anything is logged (and
+ * a failure there creates nothing); a received snapshot's provenance survives a crash before
+ * any sync (replayed from its one log record), a clean reopen, and goes with the snapshot on
+ * delete, replayed too; a local snapshot reads as this store's uuid and its gen.  engine_check
+ * counts the records and reports one whose snapshot does not exist, which a writable open
+ * refuses.
+ */
+static void test_engine__provenance(void **state)
+{
+	struct engine_provenance prov = {.gen = 77}, bad = {.gen = 0};
+	struct engine_check_report rep;
+	struct engine_snapinfo info;
+	struct engine_roots roots;
+	struct engine *e2;
+	struct btree *t;
+	struct efix f;
+	char why[256];
+	u8 k[8];
+	struct provenance_disk d = {.gen = cpu_to_le64(5)};
+
+	memcpy(prov.uuid, "store-A-uuid-16b", 16);
+	efix_init(&f, CS, 64, 256, true, 3);
+	memcpy(f.params.uuid, "this-store-uuid!", 16);
+	f.params.set_feature = count_feature;
+	assert_int_equal(efix_reopen(&f), 0);
+	assert_int_equal(engine_create(f.e, &f.tx, 1, 1, 0), 0);
+	assert_int_equal(feature_calls, 0);
+	assert_int_equal(engine_snap_info(f.e, 1, &info), 0);
+	assert_false(info.received);
+	assert_memory_equal(info.origin.uuid, "this-store-uuid!", 16);
+	assert_int_equal(info.origin.gen, info.gen);
+
+	assert_int_equal(engine_create_from(f.e, &f.tx, 2, 2, 0, &bad), -EINVAL);
+	feature_err = -EIO;
+	assert_int_equal(engine_create_from(f.e, &f.tx, 2, 2, 0, &prov), -EIO);
+	assert_int_equal(engine_snap_info(f.e, 2, &info), -ENODATA);
+	feature_err = 0;
+	assert_int_equal(engine_create_from(f.e, &f.tx, 2, 2, 0, &prov), 0);
+	assert_int_equal(feature_calls, 2);
+	assert_int_equal(engine_create_from(f.e, &f.tx, 3, 3, 0, &prov), 0);
+	assert_int_equal(engine_create_from(f.e, &f.tx, 3, 3, 0, &prov), -EEXIST);
+	/* power cut before any sync: both come back from the log */
+	assert_int_equal(efix_crash_reopen(&f, false), 0);
+	for (u32 tag = 2; tag <= 3; tag++) {
+		assert_int_equal(engine_snap_info(f.e, tag, &info), 0);
+		assert_true(info.received);
+		assert_memory_equal(info.origin.uuid, "store-A-uuid-16b", 16);
+		assert_int_equal(info.origin.gen, 77);
+	}
+	assert_int_equal(engine_check(f.e, NULL, &rep, why, sizeof(why)), 0);
+	assert_int_equal(rep.provenance, 2);
+	/* synced and reopened: from the tree */
+	assert_int_equal(efix_reopen(&f), 0);
+	assert_int_equal(engine_snap_info(f.e, 3, &info), 0);
+	assert_true(info.received);
+	assert_int_equal(info.origin.gen, 77);
+	/* a delete takes the record with it, replayed after a cut too */
+	assert_int_equal(engine_delete(f.e, &f.tx, 2), 0);
+	assert_int_equal(efix_crash_reopen(&f, false), 0);
+	assert_int_equal(engine_snap_info(f.e, 2, &info), -ENODATA);
+	assert_int_equal(efix_sync(&f), 0);
+	assert_int_equal(
+		engine_check_offline(f.cache, &f.roots, CS, 64, NULL, &rep, why, sizeof(why)), 0);
+	assert_int_equal(rep.provenance, 1);
+	assert_int_equal(rep.live, 2);
+
+	/* a record of no snapshot: check reports it, a writable open refuses the store */
+	roots = f.roots;
+	assert_int_equal(btree_open(&engine_provenance_tree_type, f.cache, &roots.provenance, &t),
+			 0);
+	btree_put_le64(k, 0, 9);
+	assert_int_equal(btree_insert(t, &f.tx, k, &d, BTREE_NOOVERWRITE), 0);
+	assert_int_equal(btree_sync(t, &f.tx), 0);
+	btree_root(t, &roots.provenance);
+	btree_close(t);
+	assert_int_equal(
+		engine_check_offline(f.cache, &roots, CS, 64, NULL, &rep, why, sizeof(why)),
+		-EILSEQ);
+	assert_non_null(strstr(why, "provenance record of snapshot 9, which does not exist"));
+	assert_int_equal(engine_open(&f.params, &roots, &e2), -EILSEQ);
+	efix_fini(&f);
+}
+
 /*
  * Replay applies records in log order, so a copy-out the engine wrote always carries the
  * current gen as its death and the chunk's last death as its birth, and an address in the
@@ -1127,6 +1276,7 @@ int main(void)
 		cmocka_unit_test(test_engine__full_store_no_autodelete),
 		cmocka_unit_test(test_engine__log_failures),
 		cmocka_unit_test(test_engine__check_finds_damage),
+		cmocka_unit_test(test_engine__provenance),
 		cmocka_unit_test(test_engine__replay_refuses_foreign_copyouts),
 		cmocka_unit_test(test_engine__discard_is_a_write),
 		cmocka_unit_test(test_engine__cost_origin_write_independent_of_snapshots),

@@ -8,13 +8,17 @@
  * edited, appended and zeroed, a stream cut midway that resumes from the
  * receiver's token (send -t) and ends identical, and the refusals that must
  * write nothing: a stream for a base the replica lacks, a stream carrying
- * another tag, a tag the replica has already.
+ * another tag, a tag the replica has already.  Then `ddsnap revert` on the replica: an
+ * incremental from the reverted-to snapshot is accepted although the replica has a newer
+ * snapshot of its own, unless its origin was written after the revert, and no stream is
+ * taken while a revert is in progress.
  */
 #include <stdarg.h>
 #include <setjmp.h>
 #include <string.h>
 #include <fcntl.h>
 #include <unistd.h>
+#include <getopt.h>
 #include <sys/stat.h>
 #include <cmocka.h>
 #include "commands.h"
@@ -283,10 +287,106 @@ static void test_replicate__full_incremental_cut_resume_refusals(void **state)
 	free(buf);
 }
 
+/* Runs `ddsnap revert <replica> <tag>` as the CLI does. */
+static int revert(const char *tag)
+{
+	char *argv[] = {"revert", replica.sock, (char *)tag, NULL};
+
+	optind = 0;
+	return cmd_revert(3, argv);
+}
+
+static int in_progress_rc = -1;
+
+/* volume_revert's wait, in the middle of the revert: a stream must be refused now. */
+static void receive_midway(void *priv, u64 chunk, u64 count)
+{
+	if (in_progress_rc == -1)
+		in_progress_rc = RECEIVE((const char *)priv, "7");
+}
+
+/*
+ * After the first test (master 1..5, replica 1, 2, 4, 5): the replica writes and takes a
+ * snapshot of its own (6) and writes more, so an incremental 5 -> 7 is refused; `ddsnap
+ * revert` to 5 makes its origin snapshot 5 again (snapshot 6 unchanged), a stream during the
+ * revert is refused, and 5 -> 7 is then accepted although snapshot 6 is newer than 5.  The
+ * next revert (to 7), followed by a write on the replica's origin, refuses 7 -> 8.
+ */
+static void test_replicate__receive_after_revert(void **state)
+{
+	u8 *buf = malloc(8 * CHUNK), *six;
+	char s57[160], s78[160];
+	u64 gen, done;
+
+	snprintf(s57, sizeof(s57), "%s/s57", dir);
+	snprintf(s78, sizeof(s78), "%s/s78", dir);
+	fill(buf, 4 * CHUNK, 20);
+	srvfix_origin_write(&replica, 40, 4, buf);
+	assert_int_equal(volume_create(replica.vol, 6, &gen), 0);
+	srvfix_export(&replica, 6, pathf("%s/r6", dir));
+	six = slurp(pathf("%s/r6", dir));
+	fill(buf, 8 * CHUNK, 21);
+	srvfix_origin_write(&replica, 200, 8, buf); /* also where master snapshot 5 differs */
+	srvfix_origin_write(&replica, 41, 1, buf);
+
+	fill(buf, 3 * CHUNK, 22);
+	origin_write(60, 3, buf);
+	assert_int_equal(volume_create(master.vol, 7, &gen), 0);
+	export_snapshot(7);
+	assert_int_equal(SEND(s57, master.sock, "5", "7"), EXIT_OK);
+	assert_int_equal(RECEIVE(s57, "7"), EXIT_FAIL); /* written since its snapshot 6 */
+	assert_false(replica_has(7));
+
+	/* misuse: nothing changes */
+	assert_int_equal(revert("9"), EXIT_FAIL);
+	assert_int_equal(revert("4294967292"), EXIT_USAGE);
+	assert_false(replica_has(VOLUME_TAG_REVERTING));
+
+	assert_int_equal(volume_revert(replica.vol, 5, receive_midway, s57, &done), 0);
+	assert_int_equal(in_progress_rc, EXIT_FAIL);
+	assert_true(done >= 9);
+	assert_true(same_files(replica.origin, pathf("%s(5)", mstem)));
+	srvfix_export(&replica, 6, pathf("%s/r6", dir));
+	{
+		u8 *again = slurp(pathf("%s/r6", dir));
+
+		assert_memory_equal(again, six, ORIGIN_BYTES);
+		free(again);
+	}
+	assert_true(replica_has(VOLUME_TAG_REVERT_POINT));
+	assert_false(replica_has(VOLUME_TAG_REVERTING));
+	copy_file(pathf("%s(5)", mstem), pathf("%s(5)", replica.origin)); /* its device */
+	assert_int_equal(RECEIVE(s57, "7"), EXIT_OK);
+	assert_true(same_files(replica.origin, pathf("%s(7)", mstem)));
+	assert_true(replica_has(7));
+	assert_true(replica_has(6));			    /* kept: the monitor sets it aside */
+	assert_false(replica_has(VOLUME_TAG_REVERT_POINT)); /* the new snapshot replaced it */
+
+	/* a revert through the command, then a write after it: 7 -> 8 refused */
+	fill(buf, 2 * CHUNK, 23);
+	origin_write(70, 2, buf);
+	assert_int_equal(volume_create(master.vol, 8, &gen), 0);
+	export_snapshot(8);
+	assert_int_equal(SEND(s78, master.sock, "7", "8"), EXIT_OK);
+	copy_file(pathf("%s(7)", mstem), pathf("%s(7)", replica.origin));
+	assert_int_equal(revert("7"), EXIT_OK);
+	fill(buf, CHUNK, 24);
+	srvfix_origin_write(&replica, 3, 1, buf);
+	assert_int_equal(RECEIVE(s78, "8"), EXIT_FAIL);
+	assert_false(replica_has(8));
+	/* reverted again, nothing written since: accepted */
+	assert_int_equal(revert("7"), EXIT_OK);
+	assert_int_equal(RECEIVE(s78, "8"), EXIT_OK);
+	assert_true(same_files(replica.origin, pathf("%s(8)", mstem)));
+	free(six);
+	free(buf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_replicate__full_incremental_cut_resume_refusals),
+		cmocka_unit_test(test_replicate__receive_after_revert),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

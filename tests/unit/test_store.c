@@ -171,6 +171,58 @@ static void test_store__separate_metadev(void **state)
 	bdev_close(other);
 }
 
+/*
+ * Setting a feature bit (store_set_feature_ro_compat, the first provenance record): both
+ * copies of both devices' labels get it, a reopen sees it, check is clean; a crash after
+ * the metadata device's labels and before the snapstore's leaves a store that opens with the
+ * bit (open takes a bit found on either device); a read-only store refuses.
+ */
+static void test_store__set_feature_bit(void **state)
+{
+	struct bdev *snap = bdev_ram_create(32 * MB), *meta = bdev_ram_create(4 * MB);
+	struct store_config cfg;
+	struct store *s;
+	struct label l;
+	char why[256];
+
+	format_ok(snap, meta, 16);
+	s = open_ok(snap, meta);
+	assert_int_equal(store_label(s)->feature_ro_compat, 0);
+	assert_int_equal(store_set_feature_ro_compat(s, LABEL_FEATURE_RO_PROVENANCE), 0);
+	assert_int_equal(store_set_feature_ro_compat(s, LABEL_FEATURE_RO_PROVENANCE), 0);
+	assert_int_equal(store_close(s), 0);
+	for (int copy = 0; copy < 2; copy++) {
+		assert_int_equal(label_read(snap, copy, &l, why, sizeof(why)), 0);
+		assert_int_equal(l.feature_ro_compat, LABEL_FEATURE_RO_PROVENANCE);
+		assert_int_equal(l.role, LABEL_ROLE_SNAPSTORE);
+		assert_int_equal(label_read(meta, copy, &l, why, sizeof(why)), 0);
+		assert_int_equal(l.feature_ro_compat, LABEL_FEATURE_RO_PROVENANCE);
+		assert_int_equal(l.role, LABEL_ROLE_METADEV);
+	}
+	s = open_ok(snap, meta);
+	assert_int_equal(store_label(s)->feature_ro_compat, LABEL_FEATURE_RO_PROVENANCE);
+	assert_int_equal(store_close(s), 0);
+	check_ok(snap, meta);
+
+	/* the cut between the two devices: only the metadata device has the bit */
+	format_ok(snap, meta, 16);
+	assert_int_equal(label_read(meta, 0, &l, why, sizeof(why)), 0);
+	l.feature_ro_compat = LABEL_FEATURE_RO_PROVENANCE;
+	assert_int_equal(label_rewrite(meta, &l, LABEL_ROLE_METADEV), 0);
+	s = open_ok(snap, meta);
+	assert_int_equal(store_label(s)->feature_ro_compat, LABEL_FEATURE_RO_PROVENANCE);
+	assert_int_equal(store_close(s), 0);
+
+	cfg = cfg_of(snap, meta);
+	cfg.read_only = true;
+	format_ok(snap, meta, 16);
+	assert_int_equal(store_open(&cfg, &s, why, sizeof(why)), 0);
+	assert_int_equal(store_set_feature_ro_compat(s, LABEL_FEATURE_RO_PROVENANCE), -EROFS);
+	store_abandon(s);
+	bdev_close(snap);
+	bdev_close(meta);
+}
+
 static void test_store__not_a_store(void **state)
 {
 	struct bdev *b = bdev_ram_create(16 * MB);
@@ -885,6 +937,7 @@ int main(void)
 		cmocka_unit_test(test_store__format_open_reopen),
 		cmocka_unit_test(test_store__format_refuses_bad_params),
 		cmocka_unit_test(test_store__separate_metadev),
+		cmocka_unit_test(test_store__set_feature_bit),
 		cmocka_unit_test(test_store__not_a_store),
 		cmocka_unit_test(test_store__label_copy_survives),
 		cmocka_unit_test(test_store__label_uberblock_structure),

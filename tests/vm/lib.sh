@@ -404,6 +404,58 @@ SMB
 	smbd -D
 }
 
+# ssh_box NAME PORT [VAR=VALUE ...]: a real sshd for the "box" NAME on 127.0.0.1:PORT, so
+# one guest can hold several NAS boxes that replicate to each other over ssh (issue 19).  Each
+# box's sshd has its own authorized_keys, /run/ssh/NAME/authorized_keys, where a scenario puts
+# the exact line `zumastor define target` printed on the sending box, and passes its
+# sessions the VAR=VALUE pairs (SetEnv: the box's ZUMASTOR_ROOT, ZUMASTOR_RUN, ...), which is
+# what makes a forced command act on that box's config database.  Root logs in with keys and
+# only to run a forced command (PermitRootLogin forced-commands-only), as on a real receiver.
+# The client side: `ssh NAME` reaches that sshd (/root/.ssh/config), checking the host key
+# against /root/.ssh/known_hosts (no accept-new: a wrong key fails as it would on a box),
+# through one shared connection per box (ControlMaster), as an admin's ssh config would.
+ssh_box()
+{
+	local name=$1 port=$2 d=/run/ssh/$1
+	shift 2
+	ip link set lo up
+	mkdir -p /run/sshd "$d" /root/.ssh
+	chmod 0755 /run/ssh "$d"
+	chmod 0700 /root/.ssh
+	[[ -f /etc/ssh/ssh_host_ed25519_key ]] || ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/ssh_host_ed25519_key
+	touch "$d/authorized_keys"
+	chmod 0600 "$d/authorized_keys"
+	{
+		echo "ListenAddress 127.0.0.1"
+		echo "Port $port"
+		echo "HostKey /etc/ssh/ssh_host_ed25519_key"
+		echo "PidFile $d/sshd.pid"
+		echo "AuthorizedKeysFile $d/authorized_keys"
+		echo "PermitRootLogin forced-commands-only"
+		echo "PasswordAuthentication no"
+		echo "KbdInteractiveAuthentication no"
+		echo "UsePAM no"
+		echo "LogLevel VERBOSE"
+		(($# == 0)) || echo "SetEnv $*"
+	} >"$d/sshd_config"
+	/usr/sbin/sshd -f "$d/sshd_config" -E "$d/sshd.log" || fail "sshd for box $name did not start (see $d/sshd.log)"
+	{
+		echo "Host $name"
+		echo "	HostName 127.0.0.1"
+		echo "	Port $port"
+		echo "	HostKeyAlias $name"
+		echo "	StrictHostKeyChecking yes"
+		echo "	BatchMode yes"
+		# One connection per box, shared by the sessions that follow (key exchange costs
+		# seconds under TCG); each session still runs the forced command.
+		echo "	ControlMaster auto"
+		echo "	ControlPath /run/ssh/cm-%n"
+		echo "	ControlPersist 600"
+	} >>/root/.ssh/config
+	echo "$name $(cut -d' ' -f1,2 /etc/ssh/ssh_host_ed25519_key.pub)" >>/root/.ssh/known_hosts
+	log "sshd for box $name on 127.0.0.1:$port"
+}
+
 # mon_setup: the zumastor monitor from the source tree with private copies of ddsnap and
 # zumastor-helper (the build tree is shared live and may be relinked while a scenario runs);
 # z runs it.  Times are UTC unless the scenario sets TZ after this.

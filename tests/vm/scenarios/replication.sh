@@ -12,7 +12,9 @@
 # -c) and a receiver killed midway (SIGKILL) both resume from the receiver's token and end
 # identical.  A stream for a base the replica does not have is refused and leaves the
 # replica's origin and snapshots untouched; an incremental from an older base then works.
-# A stray write on the replica's origin makes the next incremental refused.
+# A stray write on the replica's origin makes the next incremental refused.  Every received
+# snapshot carries the master's identity (list --json origin_uuid and origin_gen, issue 19),
+# and the replica's list --json says when its origin was written (origin_written).
 #
 # send and receive find their devices by the dm table (socket and tag), not by name: the
 # master's are named by hand (home, home@N), the replica's as the monitor names them
@@ -208,6 +210,20 @@ snap_dev rvol 7
 same 7
 same 1
 
+step "list --json: each received snapshot has the master's uuid and gen; no token, not written"
+"$ddsnap" list --json "$msock" >"$RESULTS/master.json"
+"$ddsnap" list --json "$rsock" >"$RESULTS/replica.json"
+cat "$RESULTS/replica.json"
+for t in 1 2 3 4 5 7; do
+	q=".snapshots[] | select(.tag == $t) | [.origin_uuid, .origin_gen]"
+	expect_eq "$(jq -c "$q" "$RESULTS/replica.json")" "$(jq -c "$q" "$RESULTS/master.json")" \
+		"identity of snapshot $t on the replica"
+done
+expect_eq "$(jq -r '.snapshots[0].origin_uuid' "$RESULTS/replica.json")" \
+	"$(jq -r .uuid "$RESULTS/master.json")" "the replica's snapshots are the master's"
+expect_eq "$(jq -c '[.origin_written, .receive_token]' "$RESULTS/replica.json")" "[false,null]" \
+	"the replica's origin_written and receive_token"
+
 step "the replica's snapshot 7 mounts and shows the master's files"
 mount -o ro,noload "$(dev rvol 7)" /mnt/r
 tree_sums /mnt/m >"$RESULTS/sums-master"
@@ -223,6 +239,8 @@ master_snap 8
 sha_r7=$(sha_of "$(dev rvol 7)")
 write_pattern "$(dev rvol -1)" "stray" $((1024 * 1024)) 16384
 sync
+expect_eq "$("$ddsnap" list --json "$rsock" | jq .origin_written)" true \
+	"origin_written after the stray write"
 rc=0
 "$ddsnap" send "$msock" 7 8 | "$ddsnap" receive "$rsock" 8 2>"$RESULTS/diverged.txt" || rc=$?
 cat "$RESULTS/diverged.txt"
