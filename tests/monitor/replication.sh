@@ -191,8 +191,9 @@ expect 2 "a dangerous character" rf 'list home;id'
 expect 0 "list home from a" rf "list home"
 expect_out "^token none$" "list answers the token"
 expect_out "^written no$" "and whether the origin was written"
-expect 1 "rewind is not built: refused with a clear error" rf "rewind home @GMT-2026.12.01-10.00.00"
-expect_out "rewind needs 'ddsnap revert'|rewind is not built" "it says what is missing"
+expect 1 "rewind to a snapshot the replica does not have" rf "rewind home @GMT-2026.12.01-10.00.00"
+expect_out "has no snapshot @GMT-2026.12.01-10.00.00 to rewind to: nothing was changed" "it says so"
+expect 1 "and recorded no rewind" test -e "$BOXES/b/db/volumes/home/state/source/rewinding"
 # ssh with a key not in the line: denied before any command
 ssh-keygen -q -t ed25519 -N "" -f "$dir/otherkey"
 expect 255 "a key not in authorized_keys is denied" "$rbin/ssh" -i "$dir/otherkey" -- b list home
@@ -241,8 +242,8 @@ expect 0 "b pruned received snapshots with its own counts" bash -c "[[ \$('$ddsn
 ZUMASTOR_NOW=$((t + 300)) expect 0 "a: status --json" box a status --json
 expect_json ".volumes[0].targets[0].name == \"b\" and .volumes[0].targets[0].last_good == \"$(box a status --json | jq -r '.volumes[0].snapshots | map(.name) | max')\"" \
 	"targets[].last_good is A's newest snapshot"
-expect_json '.volumes[0].targets[0].behind == 0 and .volumes[0].targets[0].failures == 0 and .volumes[0].targets[0].last_error == null and .volumes[0].targets[0].mode == "after-each-snapshot" and .volumes[0].targets[0].action == "idle" and (.volumes[0].targets[0].bytes_sent > 0)' \
-	"and behind 0, no failures, idle, bytes sent"
+expect_json '.volumes[0].targets[0].behind == 0 and .volumes[0].targets[0].failures == 0 and .volumes[0].targets[0].last_error == null and .volumes[0].targets[0].mode == "after-each-snapshot" and .volumes[0].targets[0].action == "idle" and (.volumes[0].targets[0].bytes_sent > 0) and (.volumes[0].targets[0].rate > 0)' \
+	"and behind 0, no failures, idle, bytes sent and a rate"
 expect_json '.volumes[0].source == null' "a master has no source"
 expect_json '[.volumes[0].snapshots[] | select(.why | test("replication base"))] | length == 1' \
 	"exactly one of A's snapshots is kept as the replication base"
@@ -292,6 +293,29 @@ ZUMASTOR_NOW=$t expect 0 "b back: replicate now" box a replicate home
 expect_out "incremental from $("$ZUMASTOR_HELPER" name "$base")" "one incremental from the held base, not a full stream"
 expect 0 "B has A's newest" cmp "$a_dev/origin($(newest_of a))" "$bdev/origin($(newest_of a))"
 expect 1 "replicate to an unknown target" box a replicate home zz
+
+# --- a replica written behind the monitor's back: refused, then rewound on --force-full ------
+base=$(newest_of a)
+own=$((base + 10))
+ZUMASTOR_ROOT=$BOXES/b/db ZUMASTOR_RUN=$BOXES/b/run "$rbin/ddsnap" create "$BOXES/b/run/servers/home.sock" "$own" >/dev/null
+t=$((t + 3600))
+head -c 64k /dev/urandom | dd of="$a_dev/origin" bs=64k seek=40 conv=notrunc status=none
+ZUMASTOR_NOW=$t expect 1 "a's tick: b has a snapshot of its own after the base: refused" box a tick
+expect_out "refused: .*$("$ZUMASTOR_HELPER" name "$own")" "the refusal names b's snapshot"
+expect 0 "nothing was sent" cmp "$a_dev/origin($base)" "$bdev/origin($base)"
+ZUMASTOR_NOW=$t expect 1 "check on a: WARNING" box a check
+expect_out "home -> b refused" "check names the refusal"
+ZUMASTOR_NOW=$((t + 60)) expect 0 "replicate --force-full: b rewinds to the base, then the incremental" box a replicate home --force-full
+expect_out "rewound the replica to $("$ZUMASTOR_HELPER" name "$base")" "the replica was rewound to the newest common snapshot"
+expect_out "incremental from $("$ZUMASTOR_HELPER" name "$base")" "then one incremental from it, no full stream"
+expect 0 "b has A's newest" cmp "$a_dev/origin($t)" "$bdev/origin($t)"
+expect 0 "b's own snapshot is kept" "$ddsnap" status "$BOXES/b/run/servers/home.sock" "$own"
+ZUMASTOR_NOW=$((t + 120)) box b tick >/dev/null 2>&1
+expect 0 "and its retention does not prune it" "$ddsnap" status "$BOXES/b/run/servers/home.sock" "$own"
+ZUMASTOR_NOW=$((t + 120)) expect 0 "b: status --json home" box b status --json home
+expect_json ".volumes[0].source.aside == [\"$("$ZUMASTOR_HELPER" name "$own")\"]" "status lists it as set aside"
+expect 0 "and C got A's newest through B, not b's own" cmp "$a_dev/origin($t)" "$c_dev/origin($t)"
+expect 1 "the force was one shot" test -e "$BOXES/a/db/volumes/home/state/targets/b/force"
 expect 0 "forget target b" box a forget target home b
 ZUMASTOR_NOW=$((t + 60)) box a tick >/dev/null 2>&1
 expect 0 "its holds went with it: the old base is pruned" bash -c "! '$ddsnap' status '$BOXES/a/run/servers/home.sock' $base >/dev/null 2>&1"
