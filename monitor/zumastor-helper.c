@@ -15,14 +15,26 @@
  *	zumastor-helper fsid-free <fsid> <own export path|-> [file...]
  *	zumastor-helper identify <device>		what a device holds (below)
  *	zumastor-helper devname <vol> <@GMT name|origin>	the device-mapper name
+ *	zumastor-helper target-plan --now T [target options]	one replication target (below)
+ *	zumastor-helper replica-holds [--named T] [--token FROM:TO]	what a replica keeps
  *
- * plan reads one snapshot a line, "<@GMT name or UTC seconds> [held]", and prints
+ * plan reads one snapshot a line, "<@GMT name or UTC seconds> [held] [base]" (base: a
+ * replication base, zplan.h, kept like a held one), and prints
  *	due <kind,kind|->		whether to take a snapshot at --now, and for which kinds
  *	next <seconds>			when one is due next if none is taken (-1: no schedule)
  *	snap <name> <seconds> keep|prune <priority> <kind,kind|-> <why>
  *					one line per snapshot, in the order read
  * Schedule options: --frequent MIN:COUNT --hourly N --daily N --weekly N --monthly N, each
  * validated as the config file would be.
+ *
+ * target-plan (zp_plan, doc/replication.md) reads "sender <seconds> <uuid> <gen>" and
+ * "replica <seconds> <uuid> <gen> [aside]" lines; its options are the target's state:
+ * --period S (0: after each snapshot), --inflight T, --last-good T, --last-good-at T,
+ * --failures N, --last-failure-at T, --token FROM:TO, --written, --manual, --force.  It
+ * prints "action", "reason", "base", "from", "to", "next", "conflict", "behind", "lag" (one
+ * word each), "hold <seconds>" per snapshot the sender keeps (zp_sender_needs) and "why
+ * <text>" last.  replica-holds reads the replica's own "replica ..." lines and prints
+ * "hold <seconds>" per snapshot it keeps (zp_replica_needs).
  *
  * identify prints "snapstore <uuid>" or "metadev <uuid>" for a device carrying a ddsnap
  * store label (either copy), "damaged <reason>" for one whose label is there but broken,
@@ -42,6 +54,7 @@
 #include "store/label.h"
 #include "zconf.h"
 #include "zfsid.h"
+#include "zplan.h"
 #include "zsched.h"
 
 enum { OK = 0, FAIL = 1, USAGE = 2 };
@@ -57,7 +70,11 @@ static const char usage_text[] =
 	"       zumastor-helper fsid <volume uuid> <@GMT name|origin>\n"
 	"       zumastor-helper fsid-free <fsid> <own export path|-> [exports file...]\n"
 	"       zumastor-helper identify <device>\n"
-	"       zumastor-helper devname <vol> <@GMT name|origin>\n";
+	"       zumastor-helper devname <vol> <@GMT name|origin>\n"
+	"       zumastor-helper target-plan --now <seconds> [--period S] [--inflight T] "
+	"[--last-good T] [--last-good-at T] [--failures N] [--last-failure-at T] [--token "
+	"FROM:TO] [--written] [--manual] [--force] < snapshots\n"
+	"       zumastor-helper replica-holds [--named T] [--token FROM:TO] < snapshots\n";
 
 static int usage(void)
 {
@@ -200,21 +217,30 @@ static int cmd_plan(int argc, char **argv)
 	if (now < 0)
 		return usage();
 	while (fgets(line, sizeof(line), stdin)) {
-		char name[64], flag[16];
+		char name[64], flag[2][16];
+		bool held = false, base = false, flags_ok = true;
 		int64_t t;
 		int got, used = 0;
 
 		line[strcspn(line, "\n")] = 0;
-		got = sscanf(line, "%63s %15s", name, flag);
+		got = sscanf(line, "%63s %15s %15s", name, flag[0], flag[1]);
 		if (got < 1)
 			continue;
+		for (int f = 0; f + 1 < got; f++) {
+			if (!strcmp(flag[f], "held"))
+				held = true;
+			else if (!strcmp(flag[f], "base"))
+				base = true;
+			else
+				flags_ok = false;
+		}
 		if ((zs_parse_name(name, &t) &&
 		     (sscanf(name, "%" SCNd64 "%n", &t, &used) != 1 || name[used] ||
 		      t < ZS_TIME_MIN || t > ZS_TIME_MAX)) ||
-		    (got == 2 && strcmp(flag, "held"))) {
+		    !flags_ok) {
 			fprintf(stderr,
 				"zumastor-helper: bad snapshot line '%s': '<@GMT name or UTC "
-				"seconds> [held]'\n",
+				"seconds> [held] [base]'\n",
 				line);
 			rc = FAIL;
 			goto out;
@@ -231,7 +257,7 @@ static int cmd_plan(int argc, char **argv)
 			}
 			snaps = more;
 		}
-		snaps[n++] = (struct zs_snap){.time = t, .held = got == 2};
+		snaps[n++] = (struct zs_snap){.time = t, .held = held, .base = base};
 	}
 	if (zs_retain(&s, snaps, n)) {
 		fprintf(stderr, "zumastor-helper: two snapshots with the same name\n");
@@ -339,6 +365,203 @@ static int cmd_identify(const char *dev)
 	return OK;
 }
 
+/* A whole number >= 0 for option @opt, into *@v. */
+static int parse_count(const char *opt, const char *s, int64_t *v)
+{
+	char *end;
+	long long n;
+
+	errno = 0;
+	n = strtoll(s, &end, 10);
+	if (!*s || *end || errno || n < 0) {
+		fprintf(stderr, "zumastor-helper: %s '%s' is not a whole number\n", opt, s);
+		return -EINVAL;
+	}
+	*v = n;
+	return 0;
+}
+
+static int parse_token(const char *s, struct zp_token *t)
+{
+	long long from, to;
+	int used = 0;
+
+	if (sscanf(s, "%lld:%lld%n", &from, &to, &used) != 2 || s[used] || from < 0 || to < 0) {
+		fprintf(stderr, "zumastor-helper: --token '%s' is not FROM:TO (seconds)\n", s);
+		return -EINVAL;
+	}
+	*t = (struct zp_token){from, to};
+	return 0;
+}
+
+/* The snapshot lines of target-plan and replica-holds into @sender and @replica. */
+static int read_zp_snaps(struct zp_snap **sender, size_t *ns, struct zp_snap **replica, size_t *nr)
+{
+	char line[256];
+	size_t cs = 0, cr = 0;
+
+	*sender = *replica = NULL;
+	*ns = *nr = 0;
+	while (fgets(line, sizeof(line), stdin)) {
+		char side[16], uuid[64], flag[16];
+		long long t;
+		unsigned long long gen;
+		struct zp_snap s = {0};
+		struct zp_snap **arr;
+		size_t *n, *cap;
+		int got;
+
+		line[strcspn(line, "\n")] = 0;
+		got = sscanf(line, "%15s %lld %63s %llu %15s", side, &t, uuid, &gen, flag);
+		if (got <= 0)
+			continue;
+		if (got < 4 || t < 1 || zconf_parse_uuid(uuid, s.uuid) ||
+		    (strcmp(side, "sender") && strcmp(side, "replica")) ||
+		    (got == 5 && (strcmp(flag, "aside") || strcmp(side, "replica")))) {
+			fprintf(stderr,
+				"zumastor-helper: bad snapshot line '%s': 'sender|replica "
+				"<seconds> "
+				"<uuid> <gen> [aside]'\n",
+				line);
+			return FAIL;
+		}
+		s.time = t;
+		s.gen = gen;
+		s.aside = got == 5;
+		arr = side[0] == 's' ? sender : replica;
+		n = side[0] == 's' ? ns : nr;
+		cap = side[0] == 's' ? &cs : &cr;
+		if (*n == *cap) {
+			struct zp_snap *more;
+
+			*cap = *cap ? 2 * *cap : 64;
+			more = realloc(*arr, *cap * sizeof(**arr));
+			if (!more) {
+				fprintf(stderr, "zumastor-helper: out of memory\n");
+				return FAIL;
+			}
+			*arr = more;
+		}
+		(*arr)[(*n)++] = s;
+	}
+	return OK;
+}
+
+static int cmd_target_plan(int argc, char **argv)
+{
+	struct zp_target t = {0};
+	struct zp_snap *sender, *replica;
+	struct zp_plan p;
+	int64_t now = -1, v, needs[ZP_NEEDS_MAX];
+	size_t n;
+	int rc;
+
+	for (int i = 1; i < argc; i++) {
+		const char *o = argv[i];
+
+		if (!strcmp(o, "--written")) {
+			t.replica_written = true;
+			continue;
+		}
+		if (!strcmp(o, "--manual")) {
+			t.manual = true;
+			continue;
+		}
+		if (!strcmp(o, "--force")) {
+			t.force_full = true;
+			continue;
+		}
+		if (i + 1 >= argc)
+			return usage();
+		i++;
+		if (!strcmp(o, "--token")) {
+			if (parse_token(argv[i], &t.token))
+				return USAGE;
+			continue;
+		}
+		if (parse_count(o, argv[i], &v))
+			return USAGE;
+		if (!strcmp(o, "--now"))
+			now = v;
+		else if (!strcmp(o, "--period") && v <= UINT32_MAX)
+			t.period = (uint32_t)v;
+		else if (!strcmp(o, "--inflight"))
+			t.inflight = v;
+		else if (!strcmp(o, "--last-good"))
+			t.last_good = v;
+		else if (!strcmp(o, "--last-good-at"))
+			t.last_good_at = v;
+		else if (!strcmp(o, "--failures") && v <= UINT32_MAX)
+			t.failures = (uint32_t)v;
+		else if (!strcmp(o, "--last-failure-at"))
+			t.last_failure_at = v;
+		else
+			return usage();
+	}
+	if (now < 0)
+		return usage();
+	rc = read_zp_snaps(&sender, &t.nsender, &replica, &t.nreplica);
+	if (rc)
+		goto out;
+	t.sender = sender;
+	t.replica = replica;
+	if (zp_plan(&t, now, &p)) {
+		fprintf(stderr, "zumastor-helper: %s\n", p.why);
+		rc = FAIL;
+		goto out;
+	}
+	printf("action %s\nreason %s\nbase %lld\nfrom %lld\nto %lld\nnext %lld\nconflict %lld\n"
+	       "behind %u\nlag %lld\n",
+	       zp_action_name(p.action), zp_reason_name(p.reason), (long long)p.base,
+	       (long long)p.from, (long long)p.to, (long long)p.next, (long long)p.conflict,
+	       p.behind, (long long)p.lag);
+	n = zp_sender_needs(&t, needs);
+	for (size_t i = 0; i < n; i++)
+		printf("hold %lld\n", (long long)needs[i]);
+	printf("why %s\n", p.why);
+out:
+	free(sender);
+	free(replica);
+	return rc;
+}
+
+static int cmd_replica_holds(int argc, char **argv)
+{
+	struct zp_snap *sender, *replica;
+	struct zp_token token = {0, 0};
+	int64_t named = 0, *out = NULL;
+	size_t ns, nr, n;
+	int rc;
+
+	for (int i = 1; i < argc; i += 2) {
+		if (i + 1 >= argc)
+			return usage();
+		if (!strcmp(argv[i], "--token")) {
+			if (parse_token(argv[i + 1], &token))
+				return USAGE;
+		} else if (!strcmp(argv[i], "--named")) {
+			if (parse_count(argv[i], argv[i + 1], &named))
+				return USAGE;
+		} else {
+			return usage();
+		}
+	}
+	rc = read_zp_snaps(&sender, &ns, &replica, &nr);
+	if (!rc && !(out = calloc(nr + 2, sizeof(*out)))) {
+		fprintf(stderr, "zumastor-helper: out of memory\n");
+		rc = FAIL;
+	}
+	if (!rc) {
+		n = zp_replica_needs(replica, nr, token, named, out, nr + 2);
+		for (size_t i = 0; i < n && i < nr + 2; i++)
+			printf("hold %lld\n", (long long)out[i]);
+	}
+	free(out);
+	free(sender);
+	free(replica);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	const char *allowed;
@@ -394,6 +617,10 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "plan"))
 		return cmd_plan(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "target-plan"))
+		return cmd_target_plan(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "replica-holds"))
+		return cmd_replica_holds(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "fsid") && argc == 4) {
 		uint8_t vol[16], fsid[16];
 		char out[37];

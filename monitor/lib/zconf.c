@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "zconf.h"
+#include "zplan.h"
 #include "zsched.h"
 
 static const char name_rule[] =
@@ -326,6 +327,201 @@ static int check_uuid(const char *v, char *out, size_t outlen, const char **allo
 	return -EINVAL;
 }
 
+/* The replication settings (doc/replication.md, Configuration). */
+
+/* A host name or address as ssh takes it: letters, digits, '.', '-', '_', ':' (IPv6), not
+ * starting with '-' (ssh would read an option), at most 253 characters. */
+static bool host_ok(const char *v, size_t len)
+{
+	if (!len || len > 253 || v[0] == '-' || v[0] == '.')
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!(isascii((unsigned char)v[i]) && isalnum((unsigned char)v[i])) &&
+		    !strchr(".-_:", v[i]))
+			return false;
+	return true;
+}
+
+static int check_target_host(const char *v, char *out, size_t outlen, const char **allowed)
+{
+	const char *at = strchr(v, '@');
+	const char *host = at ? at + 1 : v;
+
+	*allowed = "an ssh destination: [USER@]HOST, HOST a host name, address or ssh alias "
+		   "(A-Z a-z 0-9 . - _ :, not starting with '-' or '.', at most 253), USER "
+		   "1 to 32 of A-Z a-z 0-9 . _ -, not starting with '-'";
+	if (at) {
+		size_t ulen = (size_t)(at - v);
+		char user[33];
+
+		if (!ulen || ulen > 32 || v[0] == '-')
+			return -EINVAL;
+		memcpy(user, v, ulen);
+		user[ulen] = 0;
+		if (!only(user, "._-"))
+			return -EINVAL;
+	}
+	if (!host_ok(host, strlen(host)))
+		return -EINVAL;
+	return copy_out(v, out, outlen);
+}
+
+static int check_source_host(const char *v, char *out, size_t outlen, const char **allowed)
+{
+	*allowed = "the sending box's name as its authorized_keys line names it (A-Z a-z 0-9 . "
+		   "- _ :, not starting with '-' or '.', at most 253)";
+	return host_ok(v, strlen(v)) ? copy_out(v, out, outlen) : -EINVAL;
+}
+
+static int check_replica_volume(const char *v, char *out, size_t outlen, const char **allowed)
+{
+	return zconf_volume_name(v, allowed) ? -EINVAL : copy_out(v, out, outlen);
+}
+
+static int check_period(const char *v, char *out, size_t outlen, const char **allowed)
+{
+	unsigned long n;
+
+	*allowed = "minutes between transfers, 1 to 44640 (31 days), or after-each-snapshot";
+	if (!strcmp(v, "after-each-snapshot"))
+		return copy_out(v, out, outlen);
+	if (!number(v, ZP_PERIOD_MIN / 60, ZP_PERIOD_MAX / 60, &n))
+		return -EINVAL;
+	snprintf(out, outlen, "%lu", n);
+	return 0;
+}
+
+/* A whole number of bytes per second, 1024 (1k) to 100 GB/s, with an optional k, m or g. */
+static int check_rate(const char *v, char *out, size_t outlen, const char **allowed)
+{
+	unsigned long long mult = 1, total;
+	unsigned long n;
+	char num[16];
+	size_t len = strlen(v);
+
+	*allowed = "bytes per second, 1024 to 100g: a whole number, or with k, m or g (20m)";
+	if (!len || len >= sizeof(num))
+		return -EINVAL;
+	strcpy(num, v);
+	switch (tolower((unsigned char)num[len - 1])) {
+	case 'k':
+		mult = 1ull << 10;
+		break;
+	case 'm':
+		mult = 1ull << 20;
+		break;
+	case 'g':
+		mult = 1ull << 30;
+		break;
+	}
+	if (mult > 1)
+		num[len - 1] = 0;
+	if (!number(num, 1, 4000000000ul, &n))
+		return -EINVAL;
+	total = n * mult;
+	if (total < 1024 || total > 100ull << 30)
+		return -EINVAL;
+	snprintf(out, outlen, "%llu", total);
+	return 0;
+}
+
+/* The codec of ddsnap send (ddsnap(8)): NAME or NAME:LEVEL. */
+static int check_codec(const char *v, char *out, size_t outlen, const char **allowed)
+{
+	static const struct {
+		const char *name;
+		unsigned long max; /* 0: no level */
+	} codecs[] = {{"raw", 0},	  {"zlib", 9},	 {"zstd", 19},
+		      {"zstd-delta", 19}, {"xdelta", 9}, {"best", 19}};
+	const char *colon = strchr(v, ':');
+	size_t nlen = colon ? (size_t)(colon - v) : strlen(v);
+	unsigned long level;
+
+	*allowed = "a codec of ddsnap send, NAME or NAME:LEVEL: raw, zlib[:1-9], zstd[:1-19], "
+		   "zstd-delta[:1-19], xdelta[:1-9], best[:1-19]";
+	for (size_t i = 0; i < sizeof(codecs) / sizeof(*codecs); i++) {
+		if (strlen(codecs[i].name) != nlen || strncmp(v, codecs[i].name, nlen))
+			continue;
+		if (colon && (!codecs[i].max || !number(colon + 1, 1, codecs[i].max, &level)))
+			return -EINVAL;
+		return copy_out(v, out, outlen);
+	}
+	return -EINVAL;
+}
+
+static int check_key(const char *v, char *out, size_t outlen, const char **allowed)
+{
+	*allowed = "an absolute path to an ssh private key file: characters A-Z a-z 0-9 / . _ - "
+		   "+ : @ = , % # ~ \\, no '.' or '..' components, at most 1024";
+	return path_ok(v, false) ? copy_out(v, out, outlen) : -EINVAL;
+}
+
+static int check_transport(const char *v, char *out, size_t outlen, const char **allowed)
+{
+	unsigned long port;
+
+	*allowed = "ssh, or tcp:PORT (PORT 1 to 65535; the stream unauthenticated, for trusted "
+		   "networks)";
+	if (!strcmp(v, "ssh"))
+		return copy_out(v, out, outlen);
+	if (strncmp(v, "tcp:", 4) || !number(v + 4, 1, 65535, &port))
+		return -EINVAL;
+	return copy_out(v, out, outlen);
+}
+
+static int check_lag(const char *v, char *out, size_t outlen, const char **allowed)
+{
+	unsigned long n;
+
+	*allowed = "minutes, 1 to 527040 (a year)";
+	if (!number(v, 1, 527040, &n))
+		return -EINVAL;
+	snprintf(out, outlen, "%lu", n);
+	return 0;
+}
+
+/* Per-target settings: the part after targets/<name>/. */
+static const struct {
+	const char *name;
+	int (*check)(const char *v, char *out, size_t outlen, const char **allowed);
+} target_settings[] = {
+	{"host", check_target_host},	{"volume", check_replica_volume}, {"period", check_period},
+	{"rate", check_rate},		{"codec", check_codec},		  {"ssh-key", check_key},
+	{"transport", check_transport}, {"lag-warn", check_lag},	  {"lag-crit", check_lag},
+};
+
+static const char target_rule[] =
+	"targets/<name>/ and one of host volume period rate codec ssh-key transport lag-warn "
+	"lag-crit, <name> 1 to 64 characters from A-Z a-z 0-9 _ . + -, not starting with '.', "
+	"'-' or '+'";
+
+int zconf_target_setting(const char *setting, char *name, const char **key, const char **allowed)
+{
+	const char *slash;
+	size_t nlen;
+	const char *rule;
+
+	*allowed = target_rule;
+	if (strncmp(setting, "targets/", 8))
+		return -ENOENT;
+	slash = strchr(setting + 8, '/');
+	if (!slash)
+		return -EINVAL;
+	nlen = (size_t)(slash - (setting + 8));
+	if (!nlen || nlen > ZCONF_NAME_MAX)
+		return -EINVAL;
+	memcpy(name, setting + 8, nlen);
+	name[nlen] = 0;
+	if (zconf_volume_name(name, &rule))
+		return -EINVAL;
+	for (size_t i = 0; i < sizeof(target_settings) / sizeof(*target_settings); i++)
+		if (!strcmp(slash + 1, target_settings[i].name)) {
+			*key = target_settings[i].name;
+			return 0;
+		}
+	return -EINVAL;
+}
+
 struct setting {
 	const char *name;
 	int kind; /* for schedule counts, else -1 */
@@ -348,6 +544,10 @@ static const struct setting settings[] = {
 	{"export/samba", -1, check_samba},
 	{"uuid", -1, check_uuid},
 	{"fsid", -1, check_uuid},
+	{"source/host", -1, check_source_host},
+	{"source/volume", -1, check_replica_volume},
+	{"source/lag-warn", -1, check_lag},
+	{"source/lag-crit", -1, check_lag},
 	{NULL, -1, NULL},
 };
 
@@ -365,8 +565,24 @@ int zconf_check(const char *setting, const char *value, char *out, size_t outlen
 			return check_count(s->kind, value, out, outlen, allowed);
 		return s->check(value, out, outlen, allowed);
 	}
-	*allowed = "one of origin snapstore metadev chunk mountpoint fs-options schedule/frequent "
-		   "schedule/hourly schedule/daily schedule/weekly schedule/monthly export/nfs "
-		   "export/samba uuid fsid";
+	if (!strncmp(setting, "targets/", 8)) {
+		char name[ZCONF_NAME_MAX + 1];
+		const char *key;
+
+		if (zconf_target_setting(setting, name, &key, allowed))
+			return -ENOENT;
+		if (strlen(value) >= ZCONF_VALUE_MAX) {
+			*allowed = "a value of at most 2047 characters";
+			return -EINVAL;
+		}
+		for (size_t i = 0; i < sizeof(target_settings) / sizeof(*target_settings); i++)
+			if (!strcmp(key, target_settings[i].name))
+				return target_settings[i].check(value, out, outlen, allowed);
+	}
+	*allowed =
+		"one of origin snapstore metadev chunk mountpoint fs-options schedule/frequent "
+		"schedule/hourly schedule/daily schedule/weekly schedule/monthly export/nfs "
+		"export/samba uuid fsid source/host source/volume source/lag-warn source/lag-crit "
+		"targets/<name>/host volume period rate codec ssh-key transport lag-warn lag-crit";
 	return -ENOENT;
 }

@@ -19,6 +19,15 @@
  *	export/nfs			CLIENTS[:OPTIONS]
  *	export/samba			SHARE[:OPTIONS]
  *	uuid, snapshots/<name>/fsid	128-bit uuids (state the monitor records)
+ *	targets/<t>/host		replication (doc/replication.md): [USER@]HOST
+ *	targets/<t>/volume		the replica's volume name on that host
+ *	targets/<t>/period		minutes 1..44640 or after-each-snapshot
+ *	targets/<t>/rate		bytes per second (k, m, g), canonical in bytes
+ *	targets/<t>/codec		NAME[:LEVEL], a codec of ddsnap send
+ *	targets/<t>/ssh-key		absolute path of the private key
+ *	targets/<t>/transport		ssh or tcp:PORT
+ *	targets/<t>/lag-warn, lag-crit	minutes (also under source/)
+ *	source/host, source/volume	the sending box's name, its volume name
  * and the volume name itself (the directory's name), zconf_volume_name().
  *
  * Pure functions, no I/O, thread-safe.
@@ -52,6 +61,14 @@ int zconf_volume_name(const char *name, const char **allowed);
  */
 int zconf_check(const char *setting, const char *value, char *out, size_t outlen,
 		const char **allowed);
+
+/*
+ * Splits a per-target setting "targets/<name>/<key>": writes the target's name into @name
+ * (ZCONF_NAME_MAX + 1 bytes; the volume name rule) and points *@key at the known key.
+ * Returns 0, -ENOENT when @setting does not start with "targets/", -EINVAL (with *@allowed
+ * the rule) for a bad name or an unknown key.
+ */
+int zconf_target_setting(const char *setting, char *name, const char **key, const char **allowed);
 
 /* Parses a canonical uuid or 32 hex digits with '-' anywhere into @uuid.  0 or -EINVAL. */
 int zconf_parse_uuid(const char *s, uint8_t uuid[16]);

@@ -24,7 +24,7 @@ passed=0 failed=0
 cleanup()
 {
 	local f
-	for f in "$dir"/run/pid/*.pid; do
+	for f in "$dir"/run/pid/*.pid "$dir"/box/*/run/pid/*.pid; do
 		[[ -f $f ]] && kill "$(cat "$f")" 2>/dev/null
 	done
 	sleep 0.5
@@ -87,7 +87,8 @@ expect 2 "no command" z
 expect 2 "unknown command" z frobnicate
 expect 0 "--help" z --help
 for c in "define volume" "define schedule" "define export" "forget volume" show start stop \
-	serve snapshot hold release tick status check; do
+	serve snapshot hold release tick status check "define target" "define source" "forget target" \
+	replicate receive-from; do
 	# shellcheck disable=SC2086 # the two-word commands split on purpose
 	expect 0 "$c --help" z $c --help
 	expect_out "^usage: zumastor" "$c --help prints its usage"
@@ -507,6 +508,10 @@ done
 expect 0 "the held manual snapshot is still there" grep -q held "$dir/model"
 z stop sim >/dev/null
 unset TZ
+
+# replication: three boxes on files, A -> B -> C (tests/monitor/replication.sh)
+# shellcheck source=tests/monitor/replication.sh
+. tests/monitor/replication.sh
 
 results_record monitor "$passed" "$failed"
 echo "monitor: $passed passed, $failed failed"

@@ -52,9 +52,54 @@ static const struct good goods[] = {
 	{"export/samba", "Home_Share-2$:ro,guest", "Home_Share-2$:ro,guest"},
 	{"uuid", "62FC0BE2FFB54447AA66502396B26AE8", "62fc0be2-ffb5-4447-aa66-502396b26ae8"},
 	{"fsid", "62fc0be2-ffb5-4447-aa66-502396b26ae8", "62fc0be2-ffb5-4447-aa66-502396b26ae8"},
+	/* replication */
+	{"targets/nas2/host", "nas2", "nas2"},
+	{"targets/nas2-home/host", "root@nas2.example.com", "root@nas2.example.com"},
+	{"targets/b/host", "fe80::1", "fe80::1"},
+	{"targets/nas2/volume", "home", "home"},
+	{"targets/nas2/period", "60", "60"},
+	{"targets/nas2/period", "44640", "44640"},
+	{"targets/nas2/period", "after-each-snapshot", "after-each-snapshot"},
+	{"targets/nas2/rate", "20m", "20971520"},
+	{"targets/nas2/rate", "1024", "1024"},
+	{"targets/nas2/codec", "zstd:3", "zstd:3"},
+	{"targets/nas2/codec", "raw", "raw"},
+	{"targets/nas2/ssh-key", "/var/lib/zumastor/ssh/id_ed25519",
+	 "/var/lib/zumastor/ssh/id_ed25519"},
+	{"targets/nas2/transport", "ssh", "ssh"},
+	{"targets/nas2/transport", "tcp:9000", "tcp:9000"},
+	{"targets/nas2/lag-warn", "120", "120"},
+	{"targets/nas2/lag-crit", "527040", "527040"},
+	{"source/host", "nas1", "nas1"},
+	{"source/volume", "home", "home"},
+	{"source/lag-warn", "90", "90"},
 };
 
 static const struct bad bads[] = {
+	/* replication */
+	{"targets/nas2/host", ""},
+	{"targets/nas2/host", "-oProxyCommand=sh"}, /* an ssh option */
+	{"targets/nas2/host", "@nas2"},
+	{"targets/nas2/host", "a b"},
+	{"targets/nas2/host", "nas2;reboot"},
+	{"targets/nas2/volume", "a/b"},
+	{"targets/nas2/period", "0"},
+	{"targets/nas2/period", "44641"},
+	{"targets/nas2/period", "hourly"},
+	{"targets/nas2/rate", "100"}, /* under 1k */
+	{"targets/nas2/rate", "5q"},
+	{"targets/nas2/rate", "101g"},
+	{"targets/nas2/codec", "lz4"},
+	{"targets/nas2/codec", "raw:3"},
+	{"targets/nas2/codec", "zlib:10"},
+	{"targets/nas2/ssh-key", "id_ed25519"},
+	{"targets/nas2/transport", "tcp"},
+	{"targets/nas2/transport", "tcp:0"},
+	{"targets/nas2/transport", "udp:9000"},
+	{"targets/nas2/lag-warn", "0"},
+	{"source/host", "root@nas1"}, /* the name in the key line, not a destination */
+	{"source/host", "-x"},
+	{"source/volume", ""},
 	/* devices */
 	{"origin", ""},
 	{"origin", "sdb"}, /* relative */
@@ -206,6 +251,14 @@ static void test_zconf__long_and_unknown(void **state)
 	assert_int_equal(zconf_check("origin", big, out, sizeof(out), &allowed), 0);
 	assert_int_equal(zconf_check("colour", "blue", out, sizeof(out), &allowed), -ENOENT);
 	assert_non_null(strstr(allowed, "schedule/hourly"));
+	/* a target's unknown key, a bad target name, a key without a target */
+	assert_int_equal(zconf_check("targets/nas2/colour", "blue", out, sizeof(out), &allowed),
+			 -ENOENT);
+	assert_non_null(strstr(allowed, "ssh-key"));
+	assert_int_equal(zconf_check("targets/my nas/host", "nas2", out, sizeof(out), &allowed),
+			 -ENOENT);
+	assert_int_equal(zconf_check("targets/host", "nas2", out, sizeof(out), &allowed), -ENOENT);
+	assert_int_equal(zconf_check("source/period", "60", out, sizeof(out), &allowed), -ENOENT);
 }
 
 static void test_zconf__volume_names(void **state)
