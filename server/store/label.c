@@ -256,50 +256,46 @@ int label_plan(struct label *l, u64 snap_bytes, u64 meta_bytes, u64 origin_bytes
 	return 0;
 }
 
-int label_write(struct bdev *b, const struct label *l, u32 role)
+/*
+ * Writes @copy's two label copies at @at[0], @at[1]; with @flush_each each copy is flushed
+ * before the next is written (label_rewrite's commit point), else both once at the end.
+ */
+static int write_copies(struct bdev *b, const struct label *copy, const u64 at[2], bool flush_each)
 {
-	u64 blocks = b->size / DDSNAP_BLOCK_SIZE;
-	u64 at[2] = {0, label_last_blocknr(blocks)};
-	struct label copy = *l;
 	void *buf = NULL;
 	int r = 0;
 
 	if (posix_memalign(&buf, BDEV_ALIGN, DDSNAP_BLOCK_SIZE))
 		return -ENOMEM;
-	copy.role = role;
 	for (int i = 0; i < 2 && !r; i++) {
 		memset(buf, 0, DDSNAP_BLOCK_SIZE);
-		label_pack(buf, &copy);
+		label_pack(buf, copy);
 		block_seal(buf, &label_block_type, at[i], 0);
 		r = bdev_write(b, buf, DDSNAP_BLOCK_SIZE, at[i] * DDSNAP_BLOCK_SIZE);
+		if (!r && (flush_each || i == 1))
+			r = bdev_flush(b);
 	}
-	if (!r)
-		r = bdev_flush(b);
 	free(buf);
 	return r;
+}
+
+int label_write(struct bdev *b, const struct label *l, u32 role)
+{
+	u64 at[2] = {0, label_last_blocknr(b->size / DDSNAP_BLOCK_SIZE)};
+	struct label copy = *l;
+
+	copy.role = role;
+	return write_copies(b, &copy, at, false);
 }
 
 int label_rewrite(struct bdev *b, const struct label *l, u32 role)
 {
 	struct label copy = *l;
 	u64 at[2] = {0, 0};
-	void *buf = NULL;
-	int r = 0;
 
 	copy.role = role;
 	at[1] = label_copy1_blocknr(&copy);
-	if (posix_memalign(&buf, BDEV_ALIGN, DDSNAP_BLOCK_SIZE))
-		return -ENOMEM;
-	for (int i = 0; i < 2 && !r; i++) {
-		memset(buf, 0, DDSNAP_BLOCK_SIZE);
-		label_pack(buf, &copy);
-		block_seal(buf, &label_block_type, at[i], 0);
-		r = bdev_write(b, buf, DDSNAP_BLOCK_SIZE, at[i] * DDSNAP_BLOCK_SIZE);
-		if (!r)
-			r = bdev_flush(b);
-	}
-	free(buf);
-	return r;
+	return write_copies(b, &copy, at, true);
 }
 
 /*

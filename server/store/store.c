@@ -416,6 +416,25 @@ int store_format(struct bdev *snapstore, struct bdev *metadev, const struct stor
 	return r;
 }
 
+/*
+ * The label's feature bits (both devices' once the metadata device's label is read) are
+ * ones this binary knows; ro_compat ones only matter for a writer.  0 or -EOPNOTSUPP,
+ * naming the device @name whose label was read last.
+ */
+static int features_known(const struct store *s, const char *name, char *why, size_t whylen)
+{
+	if (s->label.feature_incompat & ~LABEL_FEATURE_INCOMPAT_KNOWN ||
+	    (!s->cfg.read_only && s->label.feature_ro_compat & ~LABEL_FEATURE_RO_COMPAT_KNOWN)) {
+		why_set(why, whylen,
+			"store on %s uses format features this ddsnap does not know (incompat "
+			"0x%llx, ro_compat 0x%llx): a newer ddsnap made or upgraded it; use that",
+			name, (unsigned long long)s->label.feature_incompat,
+			(unsigned long long)s->label.feature_ro_compat);
+		return -EOPNOTSUPP;
+	}
+	return 0;
+}
+
 static int store_read_labels(struct store *s, char *why, size_t whylen)
 {
 	struct label ml;
@@ -429,15 +448,9 @@ static int store_read_labels(struct store *s, char *why, size_t whylen)
 			s->snap->name);
 		return -EINVAL;
 	}
-	if (s->label.feature_incompat & ~LABEL_FEATURE_INCOMPAT_KNOWN ||
-	    (!s->cfg.read_only && s->label.feature_ro_compat & ~LABEL_FEATURE_RO_COMPAT_KNOWN)) {
-		why_set(why, whylen,
-			"store on %s uses format features this ddsnap does not know (incompat "
-			"0x%llx, ro_compat 0x%llx): a newer ddsnap made or upgraded it; use that",
-			s->snap->name, (unsigned long long)s->label.feature_incompat,
-			(unsigned long long)s->label.feature_ro_compat);
-		return -EOPNOTSUPP;
-	}
+	r = features_known(s, s->snap->name, why, whylen);
+	if (r)
+		return r;
 	r = label_fits(&s->label, s->snap, LABEL_ROLE_SNAPSTORE, why, whylen);
 	if (r)
 		return r;
@@ -465,15 +478,9 @@ static int store_read_labels(struct store *s, char *why, size_t whylen)
 	s->label.feature_compat |= ml.feature_compat;
 	s->label.feature_ro_compat |= ml.feature_ro_compat;
 	s->label.feature_incompat |= ml.feature_incompat;
-	if (s->label.feature_incompat & ~LABEL_FEATURE_INCOMPAT_KNOWN ||
-	    (!s->cfg.read_only && s->label.feature_ro_compat & ~LABEL_FEATURE_RO_COMPAT_KNOWN)) {
-		why_set(why, whylen,
-			"store on %s uses format features this ddsnap does not know (incompat "
-			"0x%llx, ro_compat 0x%llx): a newer ddsnap made or upgraded it; use that",
-			s->meta->name, (unsigned long long)s->label.feature_incompat,
-			(unsigned long long)s->label.feature_ro_compat);
-		return -EOPNOTSUPP;
-	}
+	r = features_known(s, s->meta->name, why, whylen);
+	if (r)
+		return r;
 	return label_fits(&s->label, s->meta, LABEL_ROLE_METADEV, why, whylen);
 }
 
