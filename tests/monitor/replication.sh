@@ -17,7 +17,9 @@
 #    changelist would be empty: the wrapper logs the stream the monitor asked for
 #    ($SEND_LOG: "send FROM TO" or "send full TO") and sends the full stream of the same
 #    snapshot, so the checksums compare real content.  The VM scenarios send real
-#    incrementals.
+#    incrementals.  Likewise a revert copies <origin>(T) back over the origin (the
+#    server's copy-back, which sees no origin write on files), and fails while the count
+#    in $REVERT_FAILS is above zero.
 # A -> B -> C over simulated days (ZUMASTOR_NOW), a cut stream resumed, a link down while
 # A's retention prunes hard, the forced command's refusals, status and check.
 
@@ -47,12 +49,20 @@ if [[ $1 == send ]]; then
 		echo "send full ${args[n - 1]}" >>"$SEND_LOG"
 	fi
 fi
+# a revert that fails (the test's count of failures to come in $REVERT_FAILS)
+if [[ $1 == revert && -s ${REVERT_FAILS:-/nonexistent} ]] && (($(cat "$REVERT_FAILS") > 0)); then
+	echo $(($(cat "$REVERT_FAILS") - 1)) >"$REVERT_FAILS"
+	echo "ddsnap revert: cannot connect to the server (a failure the test made)" >&2
+	exit 1
+fi
 "$real" "$@"
 rc=$?
 ((rc == 0)) || exit $rc
 case $1 in
 create) o=$(origin_of "$2") && [[ -f $o ]] && cp "$o" "$o($3)" ;;
 delete) o=$(origin_of "$2") && rm -f "$o($3)" ;;
+# the server's copy-back, which on files has no origin writes to undo
+revert) o=$(origin_of "$2") && cp "$o($3)" "$o" ;;
 receive)
 	shift
 	while [[ $1 == -* ]]; do
@@ -320,6 +330,173 @@ expect 0 "forget target b" box a forget target home b
 ZUMASTOR_NOW=$((t + 60)) box a tick >/dev/null 2>&1
 expect 0 "its holds went with it: the old base is pruned" bash -c "! '$ddsnap' status '$BOXES/a/run/servers/home.sock' $base >/dev/null 2>&1"
 expect 0 "forget source on c" box c forget source home
+# --- promote a replica whose master is lost, re-attach the old master (volume proj) --------
+# A -> B -> C again on a second volume; A is lost after a stream into B was cut; B is
+# promoted (its chain to C goes on); A comes back, becomes B's replica and is rewound to the
+# snapshot both have, then receives incrementals: never a full stream.
+for b in a b c; do
+	truncate -s 16M "$BOXES/$b/dev/po"
+	truncate -s 64M "$BOXES/$b/dev/ps"
+	box "$b" define volume proj "$BOXES/$b/dev/po" "$BOXES/$b/dev/ps" --initialize >/dev/null
+	box "$b" define schedule proj --hourly 2 --daily 3 >/dev/null
+done
+box a define target proj b --after-each-snapshot >/dev/null
+box b define target proj c --after-each-snapshot >/dev/null
+box b define source proj a >/dev/null
+box c define source proj b >/dev/null
+for b in a b c; do box "$b" start proj >/dev/null; done
+pa=$BOXES/a/dev/po pb=$BOXES/b/dev/po pc=$BOXES/c/dev/po
+psock() # BOX: proj's socket there
+{
+	echo "$BOXES/$1/run/servers/proj.sock"
+}
+ptick() # T BOX...: a tick of proj on each box, a minute apart
+{
+	local t=$1 b
+	shift
+	for b in "$@"; do
+		ZUMASTOR_NOW=$t box "$b" tick proj >"$dir/tick.$b" 2>&1 || return 1
+		t=$((t + 60))
+	done
+}
+pt=$((t + 86400))
+for day in 0 1; do
+	head -c 1M /dev/urandom | dd of="$pa" bs=64k seek=$((day * 20)) conv=notrunc status=none
+	ptick $((pt + day * 86400)) a b c
+done
+common=$((pt + 86400))
+expect 0 "proj: C has A's second snapshot through B" cmp "$pa($common)" "$pc($common)"
+# A's last snapshot before it is lost reaches B cut: B holds a token and a half-applied origin
+t=$((common + 3600))
+head -c 6M /dev/urandom | dd of="$pa" bs=1M conv=notrunc status=none
+SSH_CUT_AFTER=2000000 ZUMASTOR_NOW=$t box a tick proj >/dev/null 2>&1
+expect 0 "the cut stream left a token on B" bash -c "'$ddsnap' list --json '$(psock b)' | jq -e '.receive_token != null' >/dev/null"
+expect 1 "and B's origin half written" cmp -s "$pb" "$pa($common)"
+t=$((t + 3600))
+head -c 64k /dev/urandom | dd of="$pa" bs=64k seek=60 conv=notrunc status=none
+SSH_DOWN_TO=b ZUMASTOR_NOW=$t box a tick proj >/dev/null 2>&1
+a_own1=$((common + 3600)) a_own2=$t
+fulls_before=$(grep -c 'send full' "$SEND_LOG")
+
+# A is lost.  The refusals first, each changing nothing.
+expect 1 "promote a volume that is not a replica" box a promote proj
+expect_out "volume proj is not a replica" "it says so"
+exec {plock}>"$BOXES/b/run/lock/proj.receive"
+flock "$plock"
+expect 1 "promote while a transfer is being received" box b promote proj
+expect_out "is receiving a transfer from a" "it says so"
+exec {plock}>&-
+expect 1 "and nothing was recorded" test -e "$BOXES/b/db/volumes/proj/state/promoting"
+# the revert keeps failing: the promotion is recorded, the volume neither receives nor snapshots
+echo 4 >"$dir/revert-fails"
+t=$((t + 3600))
+REVERT_FAILS=$dir/revert-fails ZUMASTOR_NOW=$t expect 1 "promote when the revert keeps failing" box b promote proj
+expect_out "ddsnap revert to $("$ZUMASTOR_HELPER" name "$common") failed \(3 attempt" "it says the revert failed, three times, and to which snapshot"
+expect_out "the next 'zumastor promote proj' or tick runs the revert again" "and that it will be run again"
+expect 0 "the intent is recorded" test -e "$BOXES/b/db/volumes/proj/state/promoting"
+SSH_ORIGINAL_COMMAND="list proj" expect 1 "a promoting volume lists nothing to its old master" box b receive-from a
+expect_out "is being promoted" "it says why"
+REVERT_FAILS=$dir/revert-fails ZUMASTOR_NOW=$t expect 1 "a tick while the revert still fails" box b tick proj
+expect 1 "took no snapshot" grep -q took "$dir/out"
+expect 0 "and the volume is still not a master" test -d "$BOXES/b/db/volumes/proj/source"
+t=$((t + 60))
+REVERT_FAILS=$dir/revert-fails ZUMASTOR_NOW=$t expect 0 "the next tick finishes the promotion" box b tick proj
+expect_out "promoted: a master now, its origin is $("$ZUMASTOR_HELPER" name "$common")" "rolled back to the newest complete snapshot"
+expect_out "took @GMT" "and its schedule took a snapshot"
+b_own1=$t
+expect 1 "source/ is gone" test -e "$BOXES/b/db/volumes/proj/source"
+expect 1 "and the intent" test -e "$BOXES/b/db/volumes/proj/state/promoting"
+expect 0 "the cut stream's token is gone" bash -c "'$ddsnap' list --json '$(psock b)' | jq -e '.receive_token == null' >/dev/null"
+expect 0 "B's newest snapshot has the reverted origin: A's common snapshot, not the half-applied stream" cmp "$pb($b_own1)" "$pa($common)"
+expect 0 "the chain goes on: C got B's own snapshot" cmp "$pb($b_own1)" "$pc($b_own1)"
+expect 0 "incrementally from the common snapshot" test "$(tail -n1 "$SEND_LOG")" = "send $common $b_own1"
+SSH_ORIGINAL_COMMAND="list proj" expect 2 "B receives nothing more from A" box b receive-from a
+expect 1 "promote again: it is a master now" box b promote proj
+# four days on B: its retention (2 hourly, 3 daily) would prune the common snapshot, which
+# the old master's re-attach needs: the promotion keeps it
+for day in 1 2 3 4; do
+	head -c 64k /dev/urandom | dd of="$pb" bs=64k seek=$((day * 3)) conv=notrunc status=none
+	ptick $((t + day * 86400)) b c
+done
+t=$((t + 4 * 86400))
+b_new=$(jq -r '[.snapshots[].tag] | max' < <("$ddsnap" list --json "$(psock b)"))
+expect 0 "four days later B still has the common snapshot" "$ddsnap" status "$(psock b)" "$common"
+ZUMASTOR_NOW=$t expect 0 "b: status proj" box b status proj
+expect_out "$("$ZUMASTOR_HELPER" name "$common").*replication base" "kept as a replication base"
+
+# A comes back and is re-attached as B's replica.
+expect 0 "a: define source proj b (its target b becomes its source)" box a define source proj b
+expect_out "forgot its target b .*$("$ZUMASTOR_HELPER" name "$common") is kept as the base" "it says so, and which base it keeps"
+expect 1 "a has no target b any more" test -e "$BOXES/a/db/volumes/proj/targets/b"
+ZUMASTOR_NOW=$t box a tick proj >/dev/null 2>&1
+expect 0 "a's retention keeps the common snapshot" "$ddsnap" status "$(psock a)" "$common"
+expect 0 "b: define target proj a" box b define target proj a --after-each-snapshot
+grep '^restrict' "$dir/out" >"$BOXES/a/authorized_keys"
+t=$((t + 60))
+sends_before=$(wc -l <"$SEND_LOG")
+ZUMASTOR_NOW=$t expect 1 "b: replicate proj a: A has snapshots of its own after the common one" box b replicate proj a
+expect_out "refused: .*$("$ZUMASTOR_HELPER" name "$a_own1")" "the refusal names A's snapshot"
+expect 0 "nothing was sent" test "$(wc -l <"$SEND_LOG")" -eq "$sends_before"
+ZUMASTOR_NOW=$t expect 0 "b: replicate --force-full proj a: a rewind, then the incremental" box b replicate --force-full proj a
+expect_out "rewound the replica to $("$ZUMASTOR_HELPER" name "$common")" "A was rewound to the common snapshot"
+expect_out "incremental from $("$ZUMASTOR_HELPER" name "$common")" "then one incremental from it"
+expect 0 "the stream asked for was the incremental from the common snapshot to B's newest" test "$(tail -n1 "$SEND_LOG")" = "send $common $b_new"
+expect 0 "and no full stream was sent since the loss" test "$(grep -c 'send full' "$SEND_LOG")" -eq "$fulls_before"
+expect 0 "A has B's newest" cmp "$pb($b_new)" "$pa($b_new)"
+expect 0 "A's origin is B's newest" cmp "$pb($b_new)" "$pa"
+expect 0 "A still has what it snapshotted after the common one" "$ddsnap" status "$(psock a)" "$a_own2"
+expect 1 "B no longer keeps the promotion point" test -e "$BOXES/b/db/volumes/proj/state/promoted"
+ZUMASTOR_NOW=$((t + 60)) box a tick proj >/dev/null 2>&1
+ZUMASTOR_NOW=$((t + 60)) expect 0 "a: status --json proj" box a status --json proj
+expect_json ".volumes[0].aside == [\"$("$ZUMASTOR_HELPER" name "$a_own1")\", \"$("$ZUMASTOR_HELPER" name "$a_own2")\"] and .volumes[0].source.aside == .volumes[0].aside" \
+	"status --json lists A's two snapshots after the common one as set aside"
+expect_json "[.volumes[0].snapshots[] | select(.aside) | .name] == .volumes[0].aside" "and marks them among the snapshots"
+ZUMASTOR_NOW=$((t + 60)) expect 0 "a: status proj" box a status proj
+expect_out "$("$ZUMASTOR_HELPER" name "$a_own1").*set aside" "status says set aside"
+
+# forget aside
+expect 2 "forget aside without a name" box a forget aside proj
+expect 2 "forget aside of a name that is no snapshot name" box a forget aside proj yesterday
+expect 1 "forget aside of a snapshot that is not set aside" box a forget aside proj "$("$ZUMASTOR_HELPER" name "$common")"
+expect_out "is not set aside" "it says so"
+expect 0 "which is still there" "$ddsnap" status "$(psock a)" "$common"
+expect 0 "forget aside the first one" box a forget aside proj "$("$ZUMASTOR_HELPER" name "$a_own1")"
+expect_out "dropped $("$ZUMASTOR_HELPER" name "$a_own1")" "it says so"
+expect 1 "it is deleted" "$ddsnap" status "$(psock a)" "$a_own1"
+expect 0 "the other one stays" "$ddsnap" status "$(psock a)" "$a_own2"
+ZUMASTOR_NOW=$((t + 60)) box a status --json proj >"$dir/out" 2>"$dir/err"
+expect_json ".volumes[0].aside == [\"$("$ZUMASTOR_HELPER" name "$a_own2")\"]" "status lists only the other one"
+expect 1 "forget aside the same one again" box a forget aside proj "$("$ZUMASTOR_HELPER" name "$a_own1")"
+# the next transfers are plain incrementals
+t=$((t + 3600))
+head -c 64k /dev/urandom | dd of="$pb" bs=64k seek=50 conv=notrunc status=none
+ptick "$t" b a c
+expect 0 "B's next snapshot went to A incrementally" grep -qx "send $b_new $t" "$SEND_LOG"
+expect 0 "A has it" cmp "$pb($t)" "$pa($t)"
+expect 0 "and C" cmp "$pb($t)" "$pc($t)"
+for b in a b c; do box "$b" stop proj >/dev/null 2>&1; done
+# --- check: a store full with only held snapshots left (--crit-store 0 stands for full) -----
+truncate -s 16M "$BOXES/c/dev/ho"
+truncate -s 64M "$BOXES/c/dev/hs"
+box c define volume held "$BOXES/c/dev/ho" "$BOXES/c/dev/hs" --initialize >/dev/null
+box c define schedule held --daily 3 >/dev/null
+box c start held >/dev/null
+t=$((t + 86400))
+hname=$(ZUMASTOR_NOW=$t box c snapshot held 2>/dev/null)
+ZUMASTOR_NOW=$t expect 2 "check held: the store is past --crit-store" box c check --crit-store 0 held
+expect 1 "with a snapshot that is not held, the full-store policy can still free space" grep -q "only held" "$dir/out"
+box c hold held "$hname" >/dev/null
+ZUMASTOR_NOW=$t expect 2 "check held: every snapshot held" box c check --crit-store 0 held
+expect_out "held store full with only held snapshots: snapshots held or set aside by the admin" "CRITICAL says only held snapshots are left, held by the admin"
+box c define target held b >/dev/null
+# a transfer in flight to b (state/targets/b/sending, as replicate writes it before the
+# first byte) holds the snapshot for b; the admin's hold released
+mkdir -p "$BOXES/c/db/volumes/held/state/targets/b"
+echo "$t" >"$BOXES/c/db/volumes/held/state/targets/b/sending"
+box c release held "$hname" >/dev/null
+ZUMASTOR_NOW=$t expect 2 "check held: the only snapshot is held for target b" box c check --crit-store 0 held
+expect_out "held store full with only held snapshots: the bases of targets b" "CRITICAL names the target whose base holds the space"
+box c stop held >/dev/null 2>&1
 for b in a b c; do box "$b" stop home >/dev/null 2>&1; done
 box b stop other >/dev/null 2>&1
 box b stop fromx >/dev/null 2>&1

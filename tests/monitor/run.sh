@@ -87,7 +87,7 @@ expect 2 "no command" z
 expect 2 "unknown command" z frobnicate
 expect 0 "--help" z --help
 for c in "define volume" "define schedule" "define export" "forget volume" show start stop \
-	serve snapshot hold release tick status check "define target" "define source" "forget target" \
+	serve snapshot hold release tick status check "define target" "define source" "forget target" "forget aside" promote \
 	replicate receive-from; do
 	# shellcheck disable=SC2086 # the two-word commands split on purpose
 	expect 0 "$c --help" z $c --help
