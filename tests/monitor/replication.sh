@@ -424,7 +424,14 @@ expect 0 "four days later B still has the common snapshot" "$ddsnap" status "$(p
 ZUMASTOR_NOW=$t expect 0 "b: status proj" box b status proj
 expect_out "$("$ZUMASTOR_HELPER" name "$common").*replication base" "kept as a replication base"
 
-# A comes back and is re-attached as B's replica.
+# A comes back and is re-attached as B's replica; its origin mounted first (/proc stands for
+# the mount: files have none), which a replica's never is
+echo /proc >"$BOXES/a/db/volumes/proj/mountpoint"
+expect 1 "a: define source proj b while its origin is mounted" box a define source proj b
+expect_out "its origin is mounted on /proc: .*'zumastor stop proj' first" "it says to stop it first"
+expect 0 "nothing changed: a still has its target b" test -d "$BOXES/a/db/volumes/proj/targets/b"
+expect 1 "and no source" test -e "$BOXES/a/db/volumes/proj/source"
+rm "$BOXES/a/db/volumes/proj/mountpoint"
 expect 0 "a: define source proj b (its target b becomes its source)" box a define source proj b
 expect_out "forgot its target b .*$("$ZUMASTOR_HELPER" name "$common") is kept as the base" "it says so, and which base it keeps"
 expect 1 "a has no target b any more" test -e "$BOXES/a/db/volumes/proj/targets/b"
@@ -474,6 +481,14 @@ ptick "$t" b a c
 expect 0 "B's next snapshot went to A incrementally" grep -qx "send $b_new $t" "$SEND_LOG"
 expect 0 "A has it" cmp "$pb($t)" "$pa($t)"
 expect 0 "and C" cmp "$pb($t)" "$pc($t)"
+# c promoted in turn (b lost): forget source says b will not be re-attached
+ZUMASTOR_NOW=$((t + 300)) expect 0 "c: promote proj" box c promote proj
+expect_out "promoted: a master now, its origin is $("$ZUMASTOR_HELPER" name "$t")" "to its newest snapshot"
+expect 0 "c keeps its promotion point" test -f "$BOXES/c/db/volumes/proj/state/promoted"
+expect 0 "c: forget source proj" box c forget source proj
+expect_out "forgot its old source b; $("$ZUMASTOR_HELPER" name "$t") is no longer kept to re-attach it" "it says which snapshot is let go"
+expect 1 "the promotion point is no longer kept" test -e "$BOXES/c/db/volumes/proj/state/promoted"
+expect 1 "forget source again: nothing to forget" box c forget source proj
 for b in a b c; do box "$b" stop proj >/dev/null 2>&1; done
 # --- check: a store full with only held snapshots left (--crit-store 0 stands for full) -----
 truncate -s 16M "$BOXES/c/dev/ho"
