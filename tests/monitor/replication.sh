@@ -399,6 +399,10 @@ expect_out "is being promoted" "it says why"
 REVERT_FAILS=$dir/revert-fails ZUMASTOR_NOW=$t expect 1 "a tick while the revert still fails" box b tick proj
 expect 1 "took no snapshot" grep -q took "$dir/out"
 expect 0 "and the volume is still not a master" test -d "$BOXES/b/db/volumes/proj/source"
+ZUMASTOR_NOW=$t expect 2 "check on b: CRITICAL while the promotion is unfinished" box b check proj
+expect_out "proj promotion unfinished \(its revert to $("$ZUMASTOR_HELPER" name "$common")\): zumastor promote proj" "it says what to run"
+ZUMASTOR_NOW=$t expect 0 "b: status --json proj while promoting" box b status --json proj
+expect_json ".volumes[0].promotion == {\"state\": \"in-progress\", \"to\": \"$("$ZUMASTOR_HELPER" name "$common")\", \"old_source\": null}" "status --json: the promotion in progress"
 t=$((t + 60))
 REVERT_FAILS=$dir/revert-fails ZUMASTOR_NOW=$t expect 0 "the next tick finishes the promotion" box b tick proj
 expect_out "promoted: a master now, its origin is $("$ZUMASTOR_HELPER" name "$common")" "rolled back to the newest complete snapshot"
@@ -406,6 +410,9 @@ expect_out "took @GMT" "and its schedule took a snapshot"
 b_own1=$t
 expect 1 "source/ is gone" test -e "$BOXES/b/db/volumes/proj/source"
 expect 1 "and the intent" test -e "$BOXES/b/db/volumes/proj/state/promoting"
+ZUMASTOR_NOW=$t expect 0 "b: status --json proj once promoted" box b status --json proj
+expect_json ".volumes[0].promotion == {\"state\": \"done\", \"to\": \"$("$ZUMASTOR_HELPER" name "$common")\", \"old_source\": \"a:proj\"} and .volumes[0].source == null" \
+	"status --json: promoted, the snapshot kept for a's re-attach"
 expect 0 "the cut stream's token is gone" bash -c "'$ddsnap' list --json '$(psock b)' | jq -e '.receive_token == null' >/dev/null"
 expect 0 "B's newest snapshot has the reverted origin: A's common snapshot, not the half-applied stream" cmp "$pb($b_own1)" "$pa($common)"
 expect 0 "the chain goes on: C got B's own snapshot" cmp "$pb($b_own1)" "$pc($b_own1)"
@@ -453,6 +460,8 @@ expect 0 "A has B's newest" cmp "$pb($b_new)" "$pa($b_new)"
 expect 0 "A's origin is B's newest" cmp "$pb($b_new)" "$pa"
 expect 0 "A still has what it snapshotted after the common one" "$ddsnap" status "$(psock a)" "$a_own2"
 expect 1 "B no longer keeps the promotion point" test -e "$BOXES/b/db/volumes/proj/state/promoted"
+box b status --json proj >"$dir/out" 2>"$dir/err"
+expect_json ".volumes[0].promotion == null" "status --json: promotion null again"
 ZUMASTOR_NOW=$((t + 60)) box a tick proj >/dev/null 2>&1
 ZUMASTOR_NOW=$((t + 60)) expect 0 "a: status --json proj" box a status --json proj
 expect_json ".volumes[0].aside == [\"$("$ZUMASTOR_HELPER" name "$a_own1")\", \"$("$ZUMASTOR_HELPER" name "$a_own2")\"] and .volumes[0].source.aside == .volumes[0].aside" \
