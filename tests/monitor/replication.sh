@@ -402,6 +402,9 @@ expect 0 "and the volume is still not a master" test -d "$BOXES/b/db/volumes/pro
 ZUMASTOR_NOW=$t expect 2 "check on b: CRITICAL while the promotion is unfinished" box b check proj
 expect_out "proj promotion unfinished \(its revert to $("$ZUMASTOR_HELPER" name "$common")\): zumastor promote proj" "it says what to run"
 ZUMASTOR_NOW=$t expect 0 "b: status --json proj while promoting" box b status --json proj
+ZUMASTOR_NOW=$t expect 0 "b: status proj while promoting" box b status proj
+expect_out "^volume proj: running, .*promotion unfinished \(revert to $("$ZUMASTOR_HELPER" name "$common")\): zumastor promote proj" "status says the promotion is unfinished"
+ZUMASTOR_NOW=$t box b status --json proj >"$dir/out" 2>"$dir/err"
 expect_json ".volumes[0].promotion == {\"state\": \"in-progress\", \"to\": \"$("$ZUMASTOR_HELPER" name "$common")\", \"old_source\": null}" "status --json: the promotion in progress"
 t=$((t + 60))
 REVERT_FAILS=$dir/revert-fails ZUMASTOR_NOW=$t expect 0 "the next tick finishes the promotion" box b tick proj
@@ -413,6 +416,8 @@ expect 1 "and the intent" test -e "$BOXES/b/db/volumes/proj/state/promoting"
 ZUMASTOR_NOW=$t expect 0 "b: status --json proj once promoted" box b status --json proj
 expect_json ".volumes[0].promotion == {\"state\": \"done\", \"to\": \"$("$ZUMASTOR_HELPER" name "$common")\", \"old_source\": \"a:proj\"} and .volumes[0].source == null" \
 	"status --json: promoted, the snapshot kept for a's re-attach"
+ZUMASTOR_NOW=$t expect 0 "b: status proj once promoted" box b status proj
+expect_out "promoted from a:proj \(keeps $("$ZUMASTOR_HELPER" name "$common") to re-attach it\)" "status says what it keeps for a"
 expect 0 "the cut stream's token is gone" bash -c "'$ddsnap' list --json '$(psock b)' | jq -e '.receive_token == null' >/dev/null"
 expect 0 "B's newest snapshot has the reverted origin: A's common snapshot, not the half-applied stream" cmp "$pb($b_own1)" "$pa($common)"
 expect 0 "the chain goes on: C got B's own snapshot" cmp "$pb($b_own1)" "$pc($b_own1)"
