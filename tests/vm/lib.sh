@@ -20,6 +20,7 @@
 #                srv_dev TAG | srv_dev_up TAG  (the ddsnap devices of $store/$origin/$sock)
 # A NAS box:     vm_udev_up | nas_servers_up (NFS v3+v4, smbd) | mon_setup | z ARGS...
 #                ssh_box NAME PORT [VAR=VALUE...] (an sshd per box, for replication)
+#                box NAME ARGS... | box_env NAME  (several boxes' monitors in one guest)
 #
 # A failing "set -e" command is reported with its line and status before the script exits.
 # Offsets and lengths are in bytes.  Nothing here needs more than coreutils, util-linux,
@@ -468,3 +469,30 @@ mon_setup()
 	export ZUMASTOR_DDSNAP=/run/bin/ddsnap ZUMASTOR_HELPER=/run/bin/zumastor-helper TZ=UTC
 }
 z() { "$SRC/monitor/zumastor" "$@"; }
+
+# box_env NAME: the VAR=VALUE words (one a word) that make the monitor act as the NAS box
+# NAME, when a scenario holds several boxes in one guest (replication): its own config
+# database, runtime, log, replication key directory and host name under /run/box/NAME, and
+# its own export files, /etc/exports.d/zumastor-NAME.exports (exportfs reads them all) and
+# /etc/samba/zumastor-NAME.conf (not included by nas_servers_up's smb.conf: a scenario that
+# serves a box's Samba shares includes it), so that one box's runtime never rewrites
+# another's exports.  After mon_setup; ssh_box NAME PORT $(box_env NAME) gives the box's
+# forced commands the same environment.
+box_env()
+{
+	echo "ZUMASTOR_ROOT=/run/box/$1/db ZUMASTOR_RUN=/run/box/$1/run ZUMASTOR_LOG=/run/box/$1/log" \
+		"ZUMASTOR_SSH_DIR=/run/box/$1/ssh ZUMASTOR_HOSTNAME=$1 ZUMASTOR_DDSNAP=$ZUMASTOR_DDSNAP" \
+		"ZUMASTOR_HELPER=$ZUMASTOR_HELPER ZUMASTOR_EXPORTS=/etc/exports.d/zumastor-$1.exports" \
+		"ZUMASTOR_SMB_CONF=/etc/samba/zumastor-$1.conf TZ=UTC"
+}
+
+# box NAME ARGS...: the monitor as box NAME (box_env); /run/box/NAME is made for the
+# scenario's own files too.
+box()
+{
+	local b=$1
+	shift
+	mkdir -p "/run/box/$b"
+	# shellcheck disable=SC2046 # one VAR=VALUE a word
+	env $(box_env "$b") "$SRC/monitor/zumastor" "$@"
+}

@@ -21,25 +21,10 @@ step "udev, the module, three boxes with their own sshd"
 vm_udev_up
 load_ddsnap
 mon_setup
-for b in a b c; do mkdir -p "/run/box/$b"; done
-envs()
-{
-	echo "ZUMASTOR_ROOT=/run/box/$1/db ZUMASTOR_RUN=/run/box/$1/run ZUMASTOR_LOG=/run/box/$1/log" \
-		"ZUMASTOR_SSH_DIR=/run/box/$1/ssh ZUMASTOR_HOSTNAME=$1 ZUMASTOR_DDSNAP=$ZUMASTOR_DDSNAP" \
-		"ZUMASTOR_HELPER=$ZUMASTOR_HELPER TZ=UTC"
-}
 # shellcheck disable=SC2046 # one VAR=VALUE a word
-ssh_box b 2202 $(envs b)
+ssh_box b 2202 $(box_env b)
 # shellcheck disable=SC2046
-ssh_box c 2203 $(envs c)
-# box X ARGS: the monitor as box X
-box()
-{
-	local b=$1
-	shift
-	# shellcheck disable=SC2046
-	env $(envs "$b") "$SRC/monitor/zumastor" "$@"
-}
+ssh_box c 2203 $(box_env c)
 t0=$(date -u -d 2026-12-01T10:00:00 +%s)
 
 step "volumes: ahome on a (ext4), its replicas bhome on b and chome on c"
