@@ -486,6 +486,8 @@ expect_out "is not set aside" "it says so"
 expect 0 "which is still there" "$ddsnap" status "$(psock a)" "$common"
 expect 0 "forget aside the first one" box a forget aside proj "$("$ZUMASTOR_HELPER" name "$a_own1")"
 expect_out "dropped $("$ZUMASTOR_HELPER" name "$a_own1")" "it says so"
+expect_out "\\(set aside by a rewind to $("$ZUMASTOR_HELPER" name "$common") asked by b at [0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z\\)" \
+	"and why and when (UTC) it was set aside"
 expect 1 "it is deleted" "$ddsnap" status "$(psock a)" "$a_own1"
 expect 0 "the other one stays" "$ddsnap" status "$(psock a)" "$a_own2"
 ZUMASTOR_NOW=$((t + 60)) box a status --json proj >"$dir/out" 2>"$dir/err"
