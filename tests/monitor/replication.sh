@@ -346,6 +346,7 @@ t=$((t + 3600))
 head -c 256k /dev/urandom | dd of="$a_dev/origin" bs=64k seek=50 conv=notrunc status=none
 ZUMASTOR_NOW=$t expect 0 "a's tick sends over TCP" box a tick
 expect_out "incremental from" "an incremental, as over ssh"
+expect_out "the stream goes over TCP to 127.0.0.1:$port" "over TCP, to the address a's ssh reached"
 expect_out "sent @GMT-[0-9.-]+ \([1-9][0-9]* bytes\)" "with the bytes the receiver acknowledged"
 expect 0 "b's forced command listened on the address a's ssh reached, port PORT" grep -qx "receive --listen 127.0.0.1:$port" "$TCP_LOG"
 expect 0 "b has A's newest" cmp "$a_dev/origin($t)" "$bdev/origin($t)"
@@ -355,6 +356,24 @@ expect_json ".volumes[0].targets[0].last_good == \"$("$ZUMASTOR_HELPER" name "$t
 	"status: the last good snapshot, no failure, the bytes sent"
 ZUMASTOR_NOW=$((t + 120)) box b tick >/dev/null 2>&1
 expect 0 "C got it from B (over ssh)" cmp "$a_dev/origin($t)" "$c_dev/origin($t)"
+# the port held by another program on b: the transfer fails with b's reason, nothing is
+# received, and the next tick after the backoff sends it
+python3 -c 'import socket, sys
+s = socket.socket()
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(1)
+while True:
+    s.accept()[0].close()' "$port" &
+holder=$!
+t=$((t + 3600))
+head -c 64k /dev/urandom | dd of="$a_dev/origin" bs=64k seek=60 conv=notrunc status=none
+ZUMASTOR_NOW=$t expect 1 "a's tick while b's port is held by another program fails" box a tick
+expect_out "failed: ddsnap receive: cannot listen on 127.0.0.1:$port: Address already in use" "the error is b's: the port is in use"
+expect 1 "b did not take the snapshot" test -e "$bdev/origin($t)"
+kill "$holder"
+wait "$holder" 2>/dev/null
+ZUMASTOR_NOW=$((t + 61)) expect 0 "the port free again, the tick after the backoff sends it" box a tick
+expect 0 "b has A's newest" cmp "$a_dev/origin($t)" "$bdev/origin($t)"
 expect 0 "forget target b" box a forget target home b
 ZUMASTOR_NOW=$((t + 60)) box a tick >/dev/null 2>&1
 expect 0 "its holds went with it: the old base is pruned" bash -c "! '$ddsnap' status '$BOXES/a/run/servers/home.sock' $base >/dev/null 2>&1"
