@@ -44,7 +44,8 @@ const struct ddsnap_command ddsnap_commands[] = {
 	 "[<fromtag>] <totag>",
 	 "stream snapshot <totag> (incremental from <fromtag>) to stdout or a receiver"},
 	{"receive", cmd_receive,
-	 "[-t tokenfile] [-d devstem] [--listen [addr:]port] <server_socket> <tag>",
+	 "[-t tokenfile] [-d devstem] [--listen [addr:]port [--from addr] [--timeout secs]] "
+	 "<server_socket> <tag>",
 	 "apply a stream from send to this volume, then take snapshot <tag>"},
 	{NULL, NULL, NULL, NULL},
 };

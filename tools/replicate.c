@@ -53,33 +53,28 @@
  * the replica, would otherwise leave stale chunks under the new snapshot).  A full stream
  * rewrites every chunk and is always accepted.
  *
- * TCP mode carries no authentication or encryption (trusted networks only; ssh is the
- * authenticated path).  After the trailer the receiver sends one byte back, its exit
- * status, so `send` fails when the replica refused or failed the transfer.
+ * TCP mode (--to, --listen; the socket code is tools/xfer_tcp.c) carries no authentication
+ * or encryption (trusted networks only; ssh is the authenticated path): a listening
+ * receive takes one connection, from the --from address if given, within --timeout, and
+ * is then exactly a receive from stdin (same checks, same token).  After the trailer the
+ * receiver sends one byte back, its exit status, so `send` fails when the replica refused
+ * or failed the transfer.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include "util/base.h"
 #include "commands.h"
 #include "client/ctl_client.h"
 #include "client/dmctl.h"
 #include "snap/volume.h"
 #include "delta.h"
-
-/* send retries a refused connection this long: the receiver may still be starting. */
-#define REPL_CONNECT_SECS 15
-/* send waits this long for the receiver's status byte after the trailer (it syncs the
- * origin and takes a snapshot, which waits for copy-outs to drain). */
-#define REPL_STATUS_TIMEOUT_SECS 600
+#include "xfer_tcp.h"
 
 /*
  * The devices of one send or receive, found by table: a private directory holding the
@@ -170,117 +165,6 @@ static void repl_devs_done(struct repl_devs *d)
 	free(d->stem);
 }
 
-/* Splits "host:port", "[v6]:port" or (@host_optional) "port" into host and port. */
-static int split_hostport(char *s, const char **host, const char **port, bool host_optional)
-{
-	char *colon = strrchr(s, ':');
-	u16 num;
-
-	/* getaddrinfo would take 99999 as port 34463, and a service name as a port */
-	if (cmd_parse_port(colon ? colon + 1 : s, &num))
-		return -EINVAL;
-	if (!colon) {
-		if (!host_optional)
-			return -EINVAL;
-		*host = NULL;
-		*port = s;
-		return 0;
-	}
-	*colon = 0;
-	*port = colon + 1;
-	*host = s;
-	if (s[0] == '[' && colon > s + 1 && colon[-1] == ']') {
-		colon[-1] = 0;
-		*host = s + 1;
-	}
-	return **host ? 0 : -EINVAL;
-}
-
-/* Connects to the receiver at @hostport, retrying refusals for REPL_CONNECT_SECS. */
-static int tcp_connect(const char *cmd, const char *hostport)
-{
-	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai, *a;
-	char *s = xstrdup(hostport);
-	const char *host, *port;
-	int fd = -1, err = 0;
-
-	if (split_hostport(s, &host, &port, false)) {
-		cmd_error(cmd, "bad address '%s': host:port, the port 1..65535", hostport);
-		free(s);
-		return -EINVAL;
-	}
-	err = getaddrinfo(host, port, &hints, &ai);
-	if (err) {
-		cmd_error(cmd, "%s: %s", hostport, gai_strerror(err));
-		free(s);
-		return -EINVAL;
-	}
-	for (int tries = 0; fd < 0 && tries < REPL_CONNECT_SECS * 10; tries++) {
-		bool refused = false;
-
-		for (a = ai; a && fd < 0; a = a->ai_next) {
-			fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
-			if (fd < 0)
-				continue;
-			if (connect(fd, a->ai_addr, a->ai_addrlen) == 0)
-				break;
-			err = errno;
-			refused |= err == ECONNREFUSED;
-			close(fd);
-			fd = -1;
-		}
-		if (fd < 0 && !refused)
-			break;
-		if (fd < 0)
-			usleep(100000);
-	}
-	freeaddrinfo(ai);
-	if (fd < 0)
-		cmd_error(cmd, "cannot connect to %s: %s", hostport, strerror(err));
-	free(s);
-	return fd;
-}
-
-/* Listens on @spec ("[addr:]port") and accepts one connection. */
-static int tcp_accept(const char *cmd, const char *spec)
-{
-	struct addrinfo hints = {.ai_family = AF_UNSPEC,
-				 .ai_socktype = SOCK_STREAM,
-				 .ai_flags = AI_PASSIVE},
-			*ai;
-	char *s = xstrdup(spec);
-	const char *host, *port;
-	int lfd = -1, fd = -1, one = 1, err;
-
-	if (split_hostport(s, &host, &port, true)) {
-		cmd_error(cmd, "bad listen address '%s': [addr:]port, the port 1..65535", spec);
-		free(s);
-		return -EINVAL;
-	}
-	err = getaddrinfo(host, port, &hints, &ai);
-	if (err) {
-		cmd_error(cmd, "%s: %s", spec, gai_strerror(err));
-		free(s);
-		return -EINVAL;
-	}
-	lfd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-	if (lfd < 0 || setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
-	    bind(lfd, ai->ai_addr, ai->ai_addrlen) || listen(lfd, 1)) {
-		cmd_error(cmd, "cannot listen on %s: %s", spec, strerror(errno));
-	} else {
-		do
-			fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-		while (fd < 0 && errno == EINTR);
-		if (fd < 0)
-			cmd_error(cmd, "accepting on %s: %s", spec, strerror(errno));
-	}
-	if (lfd >= 0)
-		close(lfd);
-	freeaddrinfo(ai);
-	free(s);
-	return fd;
-}
-
 /* ---- send ---- */
 
 static const struct option send_opts[] = {
@@ -290,33 +174,6 @@ static const struct option send_opts[] = {
 	{"to", required_argument, NULL, 'c'},
 	{NULL, 0, NULL, 0},
 };
-
-/* After the trailer on a TCP connection: the receiver's exit status. */
-static int send_wait_status(int fd, const char *to)
-{
-	struct timeval tv = {.tv_sec = REPL_STATUS_TIMEOUT_SECS};
-	u8 status;
-	ssize_t n;
-
-	shutdown(fd, SHUT_WR);
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	do
-		n = read(fd, &status, 1);
-	while (n < 0 && errno == EINTR);
-	if (n != 1) {
-		cmd_error("send", "the receiver at %s did not confirm the transfer%s%s", to,
-			  n < 0 ? ": " : " (connection closed)", n < 0 ? strerror(errno) : "");
-		return EXIT_FAIL;
-	}
-	if (status != EXIT_OK) {
-		cmd_error("send",
-			  "the receiver at %s failed the transfer (exit status %u; its "
-			  "message says why)",
-			  to, status);
-		return EXIT_FAIL;
-	}
-	return EXIT_OK;
-}
 
 int cmd_send(int argc, char **argv)
 {
@@ -393,7 +250,7 @@ int cmd_send(int argc, char **argv)
 		p.devstem = devs.stem;
 	}
 	if (to) {
-		p.out_fd = tcp_connect(argv[0], to);
+		p.out_fd = xfer_tcp_connect(argv[0], to);
 		if (p.out_fd < 0)
 			goto out;
 	} else {
@@ -401,8 +258,13 @@ int cmd_send(int argc, char **argv)
 	}
 	ret = delta_create_cmd(&p);
 	if (to) {
-		if (ret == EXIT_OK)
-			ret = send_wait_status(p.out_fd, to);
+		u64 bytes = 0;
+
+		if (ret == EXIT_OK && xfer_tcp_wait_status(argv[0], p.out_fd, to, &bytes))
+			ret = EXIT_FAIL;
+		if (ret == EXIT_OK && p.verbose)
+			fprintf(stderr, "ddsnap send: %llu bytes sent to %s\n",
+				(unsigned long long)bytes, to);
 		close(p.out_fd);
 	}
 out:
@@ -572,6 +434,8 @@ static const struct option recv_opts[] = {
 	{"token", required_argument, NULL, 't'},
 	{"devstem", required_argument, NULL, 'd'},
 	{"listen", required_argument, NULL, 'L'},
+	{"from", required_argument, NULL, 'F'},
+	{"timeout", required_argument, NULL, 'W'},
 	{"limit", required_argument, NULL, 'l'},
 	{"progress", no_argument, NULL, 'p'},
 	{"verbose", no_argument, NULL, 'v'},
@@ -585,9 +449,10 @@ int cmd_receive(int argc, char **argv)
 	struct repl_devs devs = {0};
 	struct ctl_client *c = NULL;
 	struct ctl_result res;
-	const char *listen_on = NULL;
+	const char *listen_on = NULL, *from = NULL, *timeout = NULL;
 	char *token = NULL, why[300];
 	int opt, ret = EXIT_FAIL;
+	u64 wait_secs = XFER_TCP_ACCEPT_SECS;
 
 	optind = 0;
 	while ((opt = getopt_long(argc, argv, "+t:d:L:l:v", recv_opts, NULL)) != -1) {
@@ -595,6 +460,10 @@ int cmd_receive(int argc, char **argv)
 			p.devstem = optarg;
 		} else if (opt == 'L') {
 			listen_on = optarg;
+		} else if (opt == 'F') {
+			from = optarg;
+		} else if (opt == 'W') {
+			timeout = optarg;
 		} else {
 			int err = delta_apply_option(opt, optarg, &p);
 
@@ -608,6 +477,14 @@ int cmd_receive(int argc, char **argv)
 		return cmd_usage(argv[0]);
 	if (cmd_parse_tag(argv[0], argv[optind + 1], &r.tag))
 		return EXIT_USAGE;
+	if (!listen_on && (from || timeout)) {
+		cmd_error(argv[0], "--from and --timeout are options of --listen");
+		return EXIT_USAGE;
+	}
+	if (timeout && cmd_parse_u64(timeout, 1, 86400, &wait_secs)) {
+		cmd_error(argv[0], "bad timeout '%s': seconds, 1 to 86400", timeout);
+		return EXIT_USAGE;
+	}
 	if (!listen_on && isatty(STDIN_FILENO)) {
 		cmd_error(argv[0], "refusing to read a binary stream from a terminal (pipe 'ddsnap "
 				   "send' into it, or use --listen [addr:]port)");
@@ -631,7 +508,7 @@ int cmd_receive(int argc, char **argv)
 		goto out;
 	}
 	if (listen_on) {
-		p.in_fd = tcp_accept(argv[0], listen_on);
+		p.in_fd = xfer_tcp_accept(argv[0], listen_on, from, (int)wait_secs);
 		if (p.in_fd < 0)
 			goto out;
 	} else {
@@ -665,13 +542,8 @@ int cmd_receive(int argc, char **argv)
 	if (p.verbose && ret == EXIT_OK)
 		fprintf(stderr, "ddsnap receive: snapshot %u received\n", r.tag);
 out:
-	if (listen_on && p.in_fd >= 0) {
-		u8 status = (u8)ret;
-
-		if (write(p.in_fd, &status, 1) != 1 && p.verbose)
-			cmd_error(argv[0], "the sender went away before the status was sent");
-		close(p.in_fd);
-	}
+	if (listen_on && p.in_fd >= 0)
+		xfer_tcp_send_status(argv[0], p.in_fd, ret, p.verbose);
 	free(r.snaps);
 	repl_devs_done(&devs);
 	free(token);

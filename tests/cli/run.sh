@@ -362,6 +362,68 @@ rcv=$!
 expect 0 "send --to 127.0.0.1:PORT (incremental 2 -> 4)" "$ddsnap" send --to "127.0.0.1:$port" -d "$dir/origin" "$sock" 2 4
 expect 0 "receive --listen exits 0" wait "$rcv"
 expect 0 "the replica's origin is snapshot 4" cmp "$rorigin" "$dir/origin(4)"
+# TCP misuse and faults (tools/xfer_tcp.c): a listening receive takes one stream, from
+# --from's address, within --timeout; anything else is a clear error with nothing written,
+# a cut connection keeps the token and a resumed stream over TCP completes.
+listening() # PORT: waits up to 5 s until something listens on 127.0.0.1:PORT
+{
+	local hex _
+	hex=$(printf '%04X' "$1")
+	for _ in $(seq 50); do
+		grep -q "^ *[0-9]*: 0100007F:$hex 00000000:0000 0A" /proc/net/tcp && return 0
+		sleep 0.1
+	done
+	return 1
+}
+expect 2 "receive --from without --listen" "$ddsnap" receive --from 127.0.0.1 -d "$rorigin" "$rsock" 6 </dev/null
+expect_out "receive: --from and --timeout are options of --listen" "it says so"
+expect 2 "receive --listen --timeout 0" "$ddsnap" receive --listen "127.0.0.1:$port" --timeout 0 -d "$rorigin" "$rsock" 6
+expect_out "bad timeout '0': seconds, 1 to 86400" "the refusal states the range"
+SECONDS=0
+expect 1 "receive --listen: nobody connects within --timeout 1" "$ddsnap" receive --listen "127.0.0.1:$port" --timeout 1 -d "$rorigin" "$rsock" 6
+expect_out "no sender connected to 127.0.0.1:$port within 1 seconds; nothing was written" "the error names the address and the wait"
+expect 0 "it gave up after the timeout, not later" test "$SECONDS" -le 3
+head -c 4M /dev/urandom | dd of="$origin" bs=1M seek=6 conv=notrunc status=none
+expect 0 "master snapshot 6" "$ddsnap" create "$sock" 6
+cp "$origin" "$dir/origin(6)"
+cp "$rorigin" "$dir/rorigin.before"
+# a connection from an address --from does not name is closed unread; the wait goes on
+"$ddsnap" receive --listen "127.0.0.1:$port" --from 127.0.0.2 --timeout 3 -d "$rorigin" "$rsock" 6 2>"$dir/rerr" &
+rcv=$!
+listening "$port"
+expect 1 "send from an address --from does not name fails" "$ddsnap" send -r --to "127.0.0.1:$port" -d "$dir/origin" "$sock" 6
+expect 1 "and the receive times out" wait "$rcv"
+expect 0 "it reported the refused connection" grep -q "refused a connection from 127.0.0.1 on 127.0.0.1:$port: only 127.0.0.2 may send here" "$dir/rerr"
+expect 0 "nothing was written on the replica" cmp "$rorigin" "$dir/rorigin.before"
+expect 1 "and no snapshot 6 there" "$ddsnap" status "$rsock" 6
+# a stream cut mid-way over TCP: the token stays; meanwhile the port is taken
+"$ddsnap" send -r -d "$dir/origin" "$sock" 6 | head -c 2000000 >"$dir/partial"
+"$ddsnap" receive --listen "127.0.0.1:$port" --from 127.0.0.1 --timeout 20 -t "$dir/ttok" -d "$rorigin" "$rsock" 6 2>"$dir/rerr" &
+rcv=$!
+listening "$port"
+expect 1 "a second receive on the same port is refused" "$ddsnap" receive --listen "127.0.0.1:$port" -d "$rorigin" "$rsock" 6
+expect_out "cannot listen on 127.0.0.1:$port: Address already in use .*; nothing was written" "the error says the port is in use"
+cut_tcp()
+{
+	exec 7<>"/dev/tcp/127.0.0.1/$port" && cat "$dir/partial" >&7
+	exec 7>&-
+}
+expect 0 "a sender that stops after 2 MB" cut_tcp
+expect 3 "the receive fails: the stream is truncated" wait "$rcv"
+expect 0 "it says so" grep -q "truncated" "$dir/rerr"
+expect 0 "and kept its resume token" test -s "$dir/ttok"
+expect 1 "no snapshot 6 on the replica" "$ddsnap" status "$rsock" 6
+len=$("$ddsnap" send -r -t "$dir/ttok" -d "$dir/origin" "$sock" 6 | wc -c)
+"$ddsnap" receive --listen "127.0.0.1:$port" --from 127.0.0.1 -t "$dir/ttok" -d "$rorigin" "$rsock" 6 2>"$dir/rerr" &
+rcv=$!
+expect 0 "send -t TOKEN --to resumes over TCP" "$ddsnap" send -v -r -t "$dir/ttok" --to "127.0.0.1:$port" -d "$dir/origin" "$sock" 6
+expect_out "^ddsnap send: $len bytes sent to 127.0.0.1:$port$" "send -v counts the bytes the receiver acknowledged: the stream's length"
+expect 0 "the receive completes" wait "$rcv"
+expect 0 "the replica's origin is snapshot 6" cmp "$rorigin" "$dir/origin(6)"
+expect 0 "the replica took snapshot 6" "$ddsnap" status "$rsock" 6
+expect 1 "the token is gone" test -e "$dir/ttok"
+expect 0 "master: delete 6" "$ddsnap" delete "$sock" 6
+expect 0 "replica: delete 6" "$ddsnap" delete "$rsock" 6
 
 # revert (ddsnap(8)): misuse refused with nothing changed; a revert leaves a hidden revert
 # point that list never shows and status and --json report until the next snapshot.

@@ -66,7 +66,11 @@ revert) o=$(origin_of "$2") && cp "$o($3)" "$o" ;;
 receive)
 	shift
 	while [[ $1 == -* ]]; do
-		[[ $1 == -d ]] && { stem=$2; shift; }
+		case $1 in
+		-d) stem=$2; shift ;;
+		--listen) echo "receive --listen $2" >>"$TCP_LOG"; shift ;;
+		--from | --timeout | -t | -l) shift ;;
+		esac
 		shift
 	done
 	[[ -n ${stem:-} ]] && cp "$stem" "$stem($2)"
@@ -99,6 +103,8 @@ line=$(grep -F " $blob " "$box/authorized_keys" 2>/dev/null | head -n1)
 [[ $line =~ ^restrict,command=\"([^\"]*)\"\  ]] || { echo "fake ssh: only restricted forced-command keys are allowed here" >&2; exit 255; }
 cmd=${BASH_REMATCH[1]}
 export SSH_ORIGINAL_COMMAND="$*"
+# sshd's "client-address client-port server-address server-port"
+export SSH_CONNECTION="127.0.0.1 40000 127.0.0.1 22"
 export ZUMASTOR_ROOT=$box/db ZUMASTOR_RUN=$box/run ZUMASTOR_LOG=$box/log
 export ZUMASTOR_HOSTNAME=$host ZUMASTOR_SSH_DIR=$box/ssh
 if [[ -n ${SSH_CUT_AFTER:-} && $1 == receive ]]; then
@@ -108,7 +114,7 @@ else
 fi
 FAKE
 chmod +x "$rbin/ddsnap" "$rbin/ssh"
-export REAL_DDSNAP=$ddsnap BOXES=$dir/box SEND_LOG=$dir/sends
+export REAL_DDSNAP=$ddsnap BOXES=$dir/box SEND_LOG=$dir/sends TCP_LOG=$dir/tcplog
 # box X: run the monitor as box X
 box()
 {
@@ -139,8 +145,9 @@ expect 2 "--period and --after-each-snapshot together" box a define target home 
 expect 2 "--rate 5q" box a define target home b --rate 5q
 expect 2 "--codec lz4" box a define target home b --codec lz4
 expect_out "raw, zlib\[:1-9\], zstd\[:1-19\]" "the error lists the codecs"
-expect 1 "--transport tcp is not built" box a define target home b --transport tcp:9000
-expect_out "not built yet" "it says so"
+expect 2 "--transport tcp:0" box a define target home b --transport tcp:0
+expect_out "'tcp:0' is not allowed: ssh, or tcp:PORT \(PORT 1 to 65535" "the error gives the transport's rule"
+expect 2 "--transport udp:9000" box a define target home b --transport udp:9000
 expect 1 "--ssh-key that does not exist" box a define target home b --ssh-key "$dir/nokey"
 expect 1 "a target of an undefined volume" box a define target nobody b
 expect 1 "nothing was written" test -e "$BOXES/a/db/volumes/home/targets"
@@ -175,7 +182,7 @@ for b in a b c; do expect 0 "$b: start home" box "$b" start home; done
 # --- the forced command refuses what is not a replication request --------------------------
 rf()
 {
-	SSH_ORIGINAL_COMMAND=$1 box b receive-from "${2:-a}"
+	SSH_ORIGINAL_COMMAND=$1 SSH_CONNECTION=${SSH_CONNECTION-127.0.0.1 40000 127.0.0.1 22} box b receive-from "${2:-a}"
 }
 truncate -s 16M "$BOXES/b/dev/o2"
 truncate -s 64M "$BOXES/b/dev/s2"
@@ -198,6 +205,17 @@ expect 2 "the same request from host x's line is accepted past the check, but a 
 expect 2 "an unknown verb" rf "delete home @GMT-2026.12.01-10.00.00"
 expect 2 "an extra word" rf "receive home @GMT-2026.12.01-10.00.00 now"
 expect 2 "a dangerous character" rf 'list home;id'
+expect 2 "receive over TCP on port 0" rf "receive home @GMT-2026.12.01-10.00.00 tcp:0"
+expect_out "'tcp:0' is not tcp:PORT \(PORT 1 to 65535\)" "the refusal names the port"
+expect 2 "receive over TCP on port 99999" rf "receive home @GMT-2026.12.01-10.00.00 tcp:99999"
+expect 2 "a fourth word that is not tcp:PORT" rf "receive home @GMT-2026.12.01-10.00.00 ssh:22"
+expect 2 "list with a tcp:PORT" rf "list home @GMT-2026.12.01-10.00.00 tcp:9000"
+expect 2 "rewind with a tcp:PORT" rf "rewind home @GMT-2026.12.01-10.00.00 tcp:9000"
+expect 2 "receive over TCP into a volume that is not a replica of a" rf "receive other @GMT-2026.12.01-10.00.00 tcp:9000"
+expect_out "volume other is not a replica of a" "the refusal names the volume"
+SSH_CONNECTION="" expect 2 "receive over TCP without SSH_CONNECTION (not run by sshd)" rf "receive home @GMT-2026.12.01-10.00.00 tcp:9000"
+expect_out "needs SSH_CONNECTION" "the refusal says why"
+expect 1 "no refused request started a receive" test -s "$TCP_LOG"
 expect 0 "list home from a" rf "list home"
 expect_out "^token none$" "list answers the token"
 expect_out "^written no$" "and whether the origin was written"
@@ -329,6 +347,43 @@ ZUMASTOR_NOW=$((t + 120)) expect 0 "b: status --json home" box b status --json h
 expect_json ".volumes[0].source.aside == [\"$("$ZUMASTOR_HELPER" name "$own")\"]" "status lists it as set aside"
 expect 0 "and C got A's newest through B, not b's own" cmp "$a_dev/origin($t)" "$c_dev/origin($t)"
 expect 1 "the force was one shot" test -e "$BOXES/a/db/volumes/home/state/targets/b/force"
+
+# --- transport tcp:PORT: the requests over ssh (the forced command), the stream over TCP ---
+port=$((20000 + RANDOM % 20000))
+expect 0 "define target home b --transport tcp:PORT" box a define target home b --transport "tcp:$port"
+same "$BOXES/a/db/volumes/home/targets/b/transport" "tcp:$port" "the transport is recorded"
+t=$((t + 3600))
+head -c 256k /dev/urandom | dd of="$a_dev/origin" bs=64k seek=50 conv=notrunc status=none
+ZUMASTOR_NOW=$t expect 0 "a's tick sends over TCP" box a tick
+expect_out "incremental from" "an incremental, as over ssh"
+expect_out "the stream goes over TCP to 127.0.0.1:$port" "over TCP, to the address a's ssh reached"
+expect_out "sent @GMT-[0-9.-]+ \([1-9][0-9]* bytes\)" "with the bytes the receiver acknowledged"
+expect 0 "b's forced command listened on the address a's ssh reached, port PORT" grep -qx "receive --listen 127.0.0.1:$port" "$TCP_LOG"
+expect 0 "b has A's newest" cmp "$a_dev/origin($t)" "$bdev/origin($t)"
+expect 0 "b's origin is it" cmp "$a_dev/origin($t)" "$bdev/origin"
+ZUMASTOR_NOW=$((t + 60)) expect 0 "a: status --json after the TCP transfer" box a status --json
+expect_json ".volumes[0].targets[0].last_good == \"$("$ZUMASTOR_HELPER" name "$t")\" and .volumes[0].targets[0].failures == 0 and .volumes[0].targets[0].last_error == null and .volumes[0].targets[0].bytes_sent > 0 and .volumes[0].targets[0].sending == null" \
+	"status: the last good snapshot, no failure, the bytes sent"
+ZUMASTOR_NOW=$((t + 120)) box b tick >/dev/null 2>&1
+expect 0 "C got it from B (over ssh)" cmp "$a_dev/origin($t)" "$c_dev/origin($t)"
+# the port held by another program on b: the transfer fails with b's reason, nothing is
+# received, and the next tick after the backoff sends it
+python3 -c 'import socket, sys
+s = socket.socket()
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(1)
+while True:
+    s.accept()[0].close()' "$port" &
+holder=$!
+t=$((t + 3600))
+head -c 64k /dev/urandom | dd of="$a_dev/origin" bs=64k seek=60 conv=notrunc status=none
+ZUMASTOR_NOW=$t expect 1 "a's tick while b's port is held by another program fails" box a tick
+expect_out "failed: ddsnap receive: cannot listen on 127.0.0.1:$port: Address already in use" "the error is b's: the port is in use"
+expect 1 "b did not take the snapshot" test -e "$bdev/origin($t)"
+kill "$holder"
+wait "$holder" 2>/dev/null
+ZUMASTOR_NOW=$((t + 61)) expect 0 "the port free again, the tick after the backoff sends it" box a tick
+expect 0 "b has A's newest" cmp "$a_dev/origin($t)" "$bdev/origin($t)"
 expect 0 "forget target b" box a forget target home b
 ZUMASTOR_NOW=$((t + 60)) box a tick >/dev/null 2>&1
 expect 0 "its holds went with it: the old base is pruned" bash -c "! '$ddsnap' status '$BOXES/a/run/servers/home.sock' $base >/dev/null 2>&1"

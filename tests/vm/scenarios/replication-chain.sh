@@ -11,7 +11,9 @@
 # every transfer is ssh -> sshd -> `zumastor receive-from`.  Three simulated days of ticks
 # (ZUMASTOR_NOW), a file tree changed before each: after each day c's newest snapshot is a's
 # newest, its snapshot device has the sha256 of a's, and its read-only mount holds the same
-# files; only the first transfer of each link is full.  The restricted key cannot run a
+# files; only the first transfer of each link is full.  On the last day b -> c uses transport
+# tcp:7456: the requests over sshd and the forced command, the stream over TCP to the
+# address sshd saw.  The restricted key cannot run a
 # shell or list a master; b and c take no snapshot of their own and their origins are never
 # mounted; status --json shows the targets and sources.
 set -euo pipefail
@@ -63,11 +65,14 @@ for day in 0 1 2; do
 	head -c $((1 + day))M /dev/urandom >/srv/a/d$day/data
 	echo "day $day" >/srv/a/today
 	((day < 2)) || rm -rf /srv/a/d$((day - 2))
+	# the last day b -> c goes over TCP (transport tcp:PORT; the requests stay on ssh)
+	((day < 2)) || must box b define target bhome c:chome --transport tcp:7456
 	ZUMASTOR_NOW=$t box a tick >/run/tick.a 2>&1 || fail "a's tick, day $day: $(cat /run/tick.a)"
 	ZUMASTOR_NOW=$((t + 60)) box b tick >/run/tick.b 2>&1 || fail "b's tick, day $day: $(cat /run/tick.b)"
 	ZUMASTOR_NOW=$((t + 120)) box c tick >/run/tick.c 2>&1 || fail "c's tick, day $day: $(cat /run/tick.c)"
 	cat /run/tick.a /run/tick.b /run/tick.c
 	! grep -q " full" /run/tick.a /run/tick.b || full=$((full + 1))
+	((day < 2)) || grep -q "the stream goes over TCP to 127.0.0.1:7456" /run/tick.b || fail "b -> c did not go over TCP"
 	name=$("$ZUMASTOR_HELPER" name "$t")
 	newest=$(box c status --json chome | jq -r '.volumes[0].snapshots | map(.name) | max')
 	expect_eq "$newest" "$name" "day $day: c's newest snapshot"
