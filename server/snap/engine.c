@@ -30,10 +30,10 @@
  * exceptions, so it reads ahead (btree_cursor_readahead) on the copy-out threads, which are
  * idle until the volume serves: a parent's leaves at once, one request per run of
  * consecutive blocks, instead of one synchronous read per leaf (bench/open.sh,
- * BENCHMARKS.md "Activation").  Persisting sublists (ZFS bpobjs: a table keyed (deadlist id, key,
- * piece) of per-piece trees, so a merge re-keys pieces instead of moving entries) would make
- * open O(sublists) and the memory O(sublists); the uberblock has a root slot for it
- * (UB_ROOT_DEADLISTS) when open time or memory matters.
+ * BENCHMARKS.md "Activation").  Persisted deadlists (doc/format.md, "Persisted deadlists":
+ * a piece table keyed (death, key, piece) whose owner is derived from the death, and an entry
+ * tree) will make open O(snapshots + pieces) and the memory O(pieces) on
+ * stores with LABEL_FEATURE_INCOMPAT_DEADLISTS; they are not wired in yet.
  *
  * Invariants (checked by engine_check):
  *  - live[] holds the live snapshots in increasing gen order; every gen < e->gen;
