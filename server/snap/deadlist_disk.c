@@ -380,6 +380,13 @@ int dldisk_walk(struct dldisk *d,
 	return err;
 }
 
+int dldisk_verify(struct dldisk *d, btree_block_fn fn, void *arg, char *why, size_t whylen)
+{
+	int err = btree_verify(d->pieces, fn, arg, NULL, why, whylen);
+
+	return err ? err : btree_verify(d->entries, fn, arg, NULL, why, whylen);
+}
+
 int dldisk_sync(struct dldisk *d, struct tx *tx, struct dldisk_roots *out)
 {
 	int err = 0;

@@ -9,7 +9,8 @@
  * the key range (id, *, *) of the entry tree.  This module does not know snapshots: the
  * caller (the snapshot engine) derives a piece's owner from its death (the oldest live
  * snapshot with gen >= death, the head if none) and so asks for pieces by ranges of death
- * and key.  Not wired into the engine yet.
+ * and key.  The engine keeps them alongside its rebuilt deadlists when
+ * params.persist_deadlists (engine.c); nothing reads them at open yet.
  *
  * Memory: about 40 bytes per piece, whatever the number of entries; open reads the piece
  * table only.
@@ -96,6 +97,12 @@ int dldisk_free(struct dldisk *d, struct tx *tx, u64 dlo, u64 dhi, u64 kmin,
  */
 int dldisk_walk(struct dldisk *d,
 		int (*fn)(void *arg, const struct dl_piece *p, u64 chunk, u64 death), void *arg);
+
+/*
+ * btree_verify of both trees (@fn, @arg: each block they reference, as btree_verify).
+ * Returns 0, -EILSEQ with the reason in @why, a read error or @fn's return.  O(nodes).
+ */
+int dldisk_verify(struct dldisk *d, btree_block_fn fn, void *arg, char *why, size_t whylen);
 
 /*
  * Writes the row of every piece whose count changed in the open txg, seals both trees and

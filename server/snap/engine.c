@@ -32,8 +32,12 @@
  * consecutive blocks, instead of one synchronous read per leaf (bench/open.sh,
  * BENCHMARKS.md "Activation").  Persisted deadlists (doc/format.md, "Persisted deadlists":
  * a piece table keyed (death, key, piece) whose owner is derived from the death, and an entry
- * tree) will make open O(snapshots + pieces) and the memory O(pieces) on
- * stores with LABEL_FEATURE_INCOMPAT_DEADLISTS; they are not wired in yet.
+ * tree, deadlist_disk.c) will make open O(snapshots + pieces) and the memory O(pieces) on
+ * stores with LABEL_FEATURE_INCOMPAT_DEADLISTS.  For now, with params.persist_deadlists
+ * (set by the tests only), the engine keeps them alongside the rebuilt deadlists: every
+ * copy-out and its replay adds its entry (head_dl_add), a delete frees the same sublists
+ * from both and refuses to go on if their sizes differ, sync seals them with the other
+ * trees, and engine_check compares them with the exception tree.
  *
  * Invariants (checked by engine_check):
  *  - live[] holds the live snapshots in increasing gen order; every gen < e->gen;
@@ -69,7 +73,10 @@
  * before it can pass (a chunk already copied out, or an overlay entry already made, is never
  * reported safe on the strength of an unflushed record).  Data chunks freed by a delete go
  * back to the space map as deferred frees: a crash before the freeing txg is durable still
- * finds them intact.
+ * finds them intact.  The persisted deadlists (params.persist_deadlists) change only in the
+ * txg and the same calls as the exception tree, and replay re-adds an entry exactly when it
+ * re-inserts the exception, so they are never out of step with it after a crash (format.md,
+ * "Persisted deadlists").
  */
 #include "snap/engine_internal.h"
 #include "pdata/btree.h"
@@ -512,6 +519,12 @@ u64 sublist_key(struct engine *e, u64 birth)
 	return i < e->nlive ? e->live[i]->gen : 0;
 }
 
+int head_dl_add(struct engine *e, struct tx *tx, u64 key, u64 chunk)
+{
+	deadlist_insert(e->head_dl, key, chunk, e->gen, e->p.chunk_size);
+	return e->dld ? dldisk_add(e->dld, tx, e->gen, key, chunk) : 0;
+}
+
 /* Whether snapstore chunk @addr lies in the data region (when the caller said where). */
 static bool addr_ok(const struct engine *e, u64 addr)
 {
@@ -626,6 +639,8 @@ int engine_open(const struct engine_params *p, const struct engine_roots *roots,
 	err = load_table(e);
 	if (!err)
 		err = load_provenance(e);
+	if (!err && p->persist_deadlists)
+		err = dldisk_open(p->cache, &roots->deadlists, &e->dld);
 	if (err)
 		goto fail_close;
 	err = rebuild_deadlists(e);
@@ -660,6 +675,7 @@ void engine_close(struct engine *e)
 		btree_close(e->table);
 	if (e->provt)
 		btree_close(e->provt);
+	dldisk_close(e->dld);
 	free(e->batch);
 	free(e->pieces);
 	for (unsigned w = 0; e->copybufs && w < iopool_width(e->copiers); w++)
@@ -693,6 +709,9 @@ int engine_sync(struct engine *e, struct tx *tx, struct engine_roots *roots)
 		err = btree_sync(e->provt, tx);
 	if (!err)
 		err = btree_sync(e->exc, tx);
+	memset(&roots->deadlists, 0, sizeof(roots->deadlists));
+	if (!err && e->dld)
+		err = dldisk_sync(e->dld, tx, &roots->deadlists);
 	if (err)
 		return err;
 	btree_root(e->exc, &roots->exceptions);
@@ -788,6 +807,20 @@ int snap_drop(struct engine *e, struct tx *tx, struct snap *s, bool invalidate)
 	next_dl = i + 1 < e->nlive ? e->live[i + 1]->dl : e->head_dl;
 	doomed = deadlist_split_above(next_dl, prev_gen);
 	err = deadlist_walk(doomed, free_exception, &f);
+	if (!err && e->dld) {
+		/* The same sublists, persisted: N's pieces (death in (S.gen, N.gen]) keyed
+		 * after P.gen.  Their exceptions are gone already; the counts must agree. */
+		u64 next_gen = i + 1 < e->nlive ? e->live[i + 1]->gen : UINT64_MAX, n = 0;
+
+		err = dldisk_free(e->dld, tx, s->gen, next_gen, prev_gen, NULL, NULL, &n);
+		if (!err && n != deadlist_count(doomed)) {
+			log_err("engine: deleting snapshot %u freed %llu persisted deadlist "
+				"entries and %llu exceptions",
+				s->tag, (unsigned long long)n,
+				(unsigned long long)deadlist_count(doomed));
+			err = -EILSEQ;
+		}
+	}
 	deadlist_destroy(doomed);
 	if (err)
 		return engine_fail(e, err, "freeing a deleted snapshot's exceptions");
@@ -1048,8 +1081,10 @@ static int batch_copyout(struct engine *e, struct tx *tx, u32 n)
 			return engine_fail(e, err, "recording a logged copy-out");
 		if (err)
 			goto fail_free;
-		deadlist_insert(e->head_dl, sublist_key(e, b->birth), b->chunk, e->gen,
-				e->p.chunk_size);
+		err = head_dl_add(e, tx, sublist_key(e, b->birth), b->chunk);
+		if (err)
+			return engine_fail(e, err,
+					   "recording a copy-out in the persisted deadlists");
 		e->copyouts++;
 	}
 	return 0;

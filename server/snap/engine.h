@@ -58,6 +58,7 @@
 #include "util/base.h"
 #include "blk/bdev.h"
 #include "blk/block.h"
+#include "snap/deadlist_disk.h"
 #include "pdata/btree.h"
 #include "blk/cache.h"
 #include "pdata/tx.h"
@@ -205,14 +206,22 @@ struct engine_params {
 	 */
 	int (*set_feature)(void *priv);
 	void *feature_priv;
+	/*
+	 * Keep the persisted deadlists (doc/format.md, "Persisted deadlists";
+	 * LABEL_FEATURE_INCOMPAT_DEADLISTS) in step with every change, in the same txg, from
+	 * roots.deadlists.  For now they are kept alongside the deadlists rebuilt at open, and
+	 * engine_check compares the two; no store sets this yet (only the tests).
+	 */
+	bool persist_deadlists;
 };
 
 /* What the uberblock keeps for the engine (root slots and scalars). */
 struct engine_roots {
-	struct blkptr exceptions; /* (chunk, death) -> (birth, addr) */
-	struct blkptr snapshots;  /* tag -> snapshot record, with its overlay root */
-	struct blkptr provenance; /* tag -> provenance of a received snapshot */
-	u64 gen;		  /* the gen counter */
+	struct blkptr exceptions;      /* (chunk, death) -> (birth, addr) */
+	struct blkptr snapshots;       /* tag -> snapshot record, with its overlay root */
+	struct blkptr provenance;      /* tag -> provenance of a received snapshot */
+	u64 gen;		       /* the gen counter */
+	struct dldisk_roots deadlists; /* params.persist_deadlists only; else all zero */
 };
 
 /*

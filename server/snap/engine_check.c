@@ -246,6 +246,88 @@ static int check_prov_entry(void *arg, const void *key, const void *value)
 	return 0;
 }
 
+/*
+ * The persisted deadlists (params.persist_deadlists) against the exception tree: each
+ * entry names an exception, of the owner its piece's death says, under a key the delete
+ * rule cannot tell from the exception's birth (the same live interval), and no exception
+ * twice; with as many entries as exceptions, that is one entry per exception.
+ */
+static int check_meta_block(void *arg, u64 blocknr, u64 birth_txg, unsigned level);
+
+struct pcheck {
+	struct check_ctx *c;
+	struct deadlist_entry *v;
+	u64 n, cap;
+	int err;
+};
+
+static int check_persisted_entry(void *arg, const struct dl_piece *p, u64 chunk, u64 death)
+{
+	struct pcheck *pc = arg;
+	struct engine *e = pc->c->e;
+	u8 k[16], v[16];
+	u64 birth;
+	int err;
+
+	if (death > p->death || live_first_ge(e, death) != live_first_ge(e, p->death))
+		problem(pc->c,
+			"persisted deadlist entry (%llu, %llu) in piece %llu of death %llu: "
+			"another owner",
+			(unsigned long long)chunk, (unsigned long long)death,
+			(unsigned long long)p->id, (unsigned long long)p->death);
+	exc_key(k, chunk, death);
+	err = btree_lookup(e->exc, k, v);
+	if (err == -ENODATA) {
+		problem(pc->c, "persisted deadlist entry (%llu, %llu) names no exception",
+			(unsigned long long)chunk, (unsigned long long)death);
+		return 0;
+	}
+	if (err)
+		return err;
+	birth = btree_get_le64(v, 0);
+	if (live_first_ge(e, birth) < e->nlive && e->live[live_first_ge(e, birth)]->gen < death &&
+	    live_first_ge(e, p->key) != live_first_ge(e, birth))
+		problem(pc->c, "persisted deadlist entry (%llu, %llu) born %llu under key %llu",
+			(unsigned long long)chunk, (unsigned long long)death,
+			(unsigned long long)birth, (unsigned long long)p->key);
+	if (pc->n == pc->cap) {
+		pc->cap = pc->cap ? 2 * pc->cap : 1024;
+		pc->v = xrealloc(pc->v, pc->cap * sizeof(*pc->v));
+	}
+	pc->v[pc->n++] = (struct deadlist_entry){.chunk = chunk, .death = death};
+	return 0;
+}
+
+static int check_persisted(struct check_ctx *c, const struct engine_check_ops *ops)
+{
+	struct pcheck pc = {.c = c};
+	bool meta = ops && ops->meta;
+	int err = dldisk_verify(c->e->dld, meta ? check_meta_block : NULL,
+				meta ? (void *)ops : NULL, c->why, c->whylen);
+
+	if (!err)
+		err = dldisk_walk(c->e->dld, check_persisted_entry, &pc);
+	if (err == -EILSEQ) {
+		problem(c, "persisted deadlists: a piece's count is not its entries");
+		err = 0;
+	}
+	if (!err) {
+		if (pc.n > 1)
+			qsort(pc.v, pc.n, sizeof(*pc.v), cmp_dle);
+		for (u64 i = 1; i < pc.n; i++)
+			if (!cmp_dle(&pc.v[i - 1], &pc.v[i]))
+				problem(c,
+					"exception (%llu, %llu) has two persisted deadlist entries",
+					(unsigned long long)pc.v[i].chunk,
+					(unsigned long long)pc.v[i].death);
+		if (pc.n != c->r->exceptions)
+			problem(c, "%llu persisted deadlist entries for %llu exceptions",
+				(unsigned long long)pc.n, (unsigned long long)c->r->exceptions);
+	}
+	free(pc.v);
+	return err;
+}
+
 static int check_meta_block(void *arg, u64 blocknr, u64 birth_txg, unsigned level)
 {
 	const struct engine_check_ops *ops = arg;
@@ -298,6 +380,8 @@ int engine_check(struct engine *e, const struct engine_check_ops *ops,
 			(unsigned long long)c.dle[c.dli].death);
 	if (!err)
 		check_dl_counts(&c);
+	if (!err && e->dld)
+		err = check_persisted(&c, ops);
 	for (u32 i = 1; !err && i < e->nlive; i++)
 		if (e->live[i - 1]->gen >= e->live[i]->gen)
 			problem(&c, "live snapshots out of gen order");

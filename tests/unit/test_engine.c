@@ -84,6 +84,8 @@ static int count_invalidate(void *priv, u32 tag)
 /* Durability modes of the random runs (engine.h): params.caller_flushes, copies_ordered. */
 #define MODE_CALLER_FLUSHES 1u
 #define MODE_ORDERED	    2u
+/* params.persist_deadlists: engine_check (verify_check, every crash) compares them. */
+#define MODE_PERSIST_DL 4u
 
 static void world_init(struct world *w, u64 seed, u64 nchunks, u64 data_chunks, bool faulty,
 		       unsigned mode)
@@ -91,7 +93,8 @@ static void world_init(struct world *w, u64 seed, u64 nchunks, u64 data_chunks, 
 	struct efix_opts o = {.faulty = faulty,
 			      .seed = seed,
 			      .caller_flushes = mode & MODE_CALLER_FLUSHES,
-			      .copies_ordered = mode & MODE_ORDERED};
+			      .copies_ordered = mode & MODE_ORDERED,
+			      .persist_deadlists = mode & MODE_PERSIST_DL};
 
 	memset(w, 0, sizeof(*w));
 	w->seed = seed;
@@ -459,11 +462,12 @@ static void run_random(u64 seed, u64 steps, bool crashes, bool policy, unsigned 
 		w->f.params.invalidate = count_invalidate;
 		VERIFY(!engine_open(&w->f.params, &w->f.roots, &w->f.e));
 	}
-	print_message("engine model: seed %llu, %llu steps%s%s%s%s\n", (unsigned long long)seed,
+	print_message("engine model: seed %llu, %llu steps%s%s%s%s%s\n", (unsigned long long)seed,
 		      (unsigned long long)steps, crashes ? ", with crashes" : "",
 		      policy ? ", full store" : "",
 		      mode & MODE_CALLER_FLUSHES ? ", caller flushes" : "",
-		      mode & MODE_ORDERED ? ", ordered copies" : "");
+		      mode & MODE_ORDERED ? ", ordered copies" : "",
+		      mode & MODE_PERSIST_DL ? ", persisted deadlists" : "");
 	for (u64 step = 0; step < steps; step++) {
 		u64 op = rnd_below(&w->r, 100);
 		bool reopened = false;
@@ -542,21 +546,23 @@ static void test_engine__model_crash_replay(void **state)
 		run_random(s, 500, true, false, MODE_CALLER_FLUSHES);
 	for (u64 s = seed + 7; s < seed + 10; s++)
 		run_random(s, 500, true, false, MODE_CALLER_FLUSHES | MODE_ORDERED);
+	/* the persisted deadlists kept through the same crashes and replays */
+	for (u64 s = seed + 10; s < seed + 14; s++)
+		run_random(s, 500, true, false, (unsigned)(s % 4) | MODE_PERSIST_DL);
 }
 
 /*
  * Many snapshots over few chunks: hundreds of live snapshots, deadlists with many sublists,
  * deletes anywhere; checked against the model every 50 steps, accounting at every delete.
  */
-static void test_engine__model_many_snapshots(void **state)
+static void many_snapshots(u64 seed, u64 steps, unsigned mode)
 {
-	u64 seed = test_seed(500);
 	struct world ww, *w = &ww;
-	const u64 steps = 4000;
 
-	world_init(w, seed, 16, 1 << 16, false, 0);
-	print_message("engine model: seed %llu, %llu steps, up to 300 live snapshots\n",
-		      (unsigned long long)seed, (unsigned long long)steps);
+	world_init(w, seed, 16, 1 << 16, false, mode);
+	print_message("engine model: seed %llu, %llu steps, up to 300 live snapshots%s\n",
+		      (unsigned long long)seed, (unsigned long long)steps,
+		      mode & MODE_PERSIST_DL ? ", persisted deadlists" : "");
 	for (u64 step = 0; step < steps; step++) {
 		u64 op = rnd_below(&w->r, 100);
 
@@ -581,6 +587,15 @@ static void test_engine__model_many_snapshots(void **state)
 	world_fini(w);
 }
 
+static void test_engine__model_many_snapshots(void **state)
+{
+	u64 seed = test_seed(500);
+
+	many_snapshots(seed, 4000, 0);
+	/* deletes anywhere among hundreds of snapshots: the persisted pieces they free */
+	many_snapshots(seed + 1, 2000, MODE_PERSIST_DL);
+}
+
 /* The same with a snapstore of 40 chunks: the full-store policy acts all the time. */
 static void test_engine__model_full_store(void **state)
 {
@@ -590,6 +605,8 @@ static void test_engine__model_full_store(void **state)
 		run_random(s, 500, false, true, 0);
 	for (u64 s = seed + 3; s < seed + 6; s++)
 		run_random(s, 500, true, true, (unsigned)(s % 4)); /* every mode */
+	for (u64 s = seed + 6; s < seed + 8; s++)
+		run_random(s, 500, true, true, (unsigned)(s % 4) | MODE_PERSIST_DL);
 }
 
 static u32 invalidated_tag;
