@@ -254,7 +254,7 @@ u64 dldisk_count(const struct dldisk *d, u64 dlo, u64 dhi, u64 klo, u64 khi)
 	u64 sum = 0;
 
 	for (u32 i = dldisk_first_after(d, dlo); i < d->n && d->p[i].death <= dhi; i++)
-		if (d->p[i].key > klo && d->p[i].key <= khi)
+		if (d->p[i].key >= klo && d->p[i].key <= khi)
 			sum += d->p[i].count;
 	return sum;
 }

@@ -9,8 +9,8 @@
  * the key range (id, *, *) of the entry tree.  This module does not know snapshots: the
  * caller (the snapshot engine) derives a piece's owner from its death (the oldest live
  * snapshot with gen >= death, the head if none) and so asks for pieces by ranges of death
- * and key.  The engine keeps them alongside its rebuilt deadlists when
- * params.persist_deadlists (engine.c); nothing reads them at open yet.
+ * and key.  The engine uses them instead of its rebuilt deadlists when
+ * params.persist_deadlists (engine.c); no store sets that yet.
  *
  * Memory: about 40 bytes per piece, whatever the number of entries; open reads the piece
  * table only.
@@ -76,7 +76,10 @@ u32 dldisk_first_after(const struct dldisk *d, u64 death);
  */
 int dldisk_add(struct dldisk *d, struct tx *tx, u64 death, u64 key, u64 chunk);
 
-/* Sum of the counts of the pieces with death in (@dlo, @dhi] and key in (@klo, @khi]. */
+/*
+ * Sum of the counts of the pieces with death in (@dlo, @dhi] and key in [@klo, @khi].
+ * O(log pieces + pieces with death in the range).
+ */
 u64 dldisk_count(const struct dldisk *d, u64 dlo, u64 dhi, u64 klo, u64 khi);
 
 /*

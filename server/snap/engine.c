@@ -33,11 +33,14 @@
  * BENCHMARKS.md "Activation").  Persisted deadlists (doc/format.md, "Persisted deadlists":
  * a piece table keyed (death, key, piece) whose owner is derived from the death, and an entry
  * tree, deadlist_disk.c) will make open O(snapshots + pieces) and the memory O(pieces) on
- * stores with LABEL_FEATURE_INCOMPAT_DEADLISTS.  For now, with params.persist_deadlists
- * (set by the tests only), the engine keeps them alongside the rebuilt deadlists: every
- * copy-out and its replay adds its entry (head_dl_add), a delete frees the same sublists
- * from both and refuses to go on if their sizes differ, sync seals them with the other
- * trees, and engine_check compares them with the exception tree.
+ * stores with LABEL_FEATURE_INCOMPAT_DEADLISTS.  With params.persist_deadlists (set by the
+ * tests only so far: no store carries the bit yet) they replace the in-memory deadlists,
+ * which then stay empty: open reads the piece table instead of rebuilding (no pass over
+ * the exceptions, so their validation is check's and the reads'), every copy-out and its
+ * replay adds its entry (head_dl_add), a delete frees N's pieces keyed after P.gen through
+ * dldisk_free (S's pieces become N's by S leaving live[]: the owner of a piece is derived
+ * from its death), accounting sums piece counts (dl_chunks), sync seals the two trees with
+ * the others, and engine_check matches them with the exception tree.
  *
  * Invariants (checked by engine_check):
  *  - live[] holds the live snapshots in increasing gen order; every gen < e->gen;
@@ -521,8 +524,23 @@ u64 sublist_key(struct engine *e, u64 birth)
 
 int head_dl_add(struct engine *e, struct tx *tx, u64 key, u64 chunk)
 {
+	if (e->dld)
+		return dldisk_add(e->dld, tx, e->gen, key, chunk);
 	deadlist_insert(e->head_dl, key, chunk, e->gen, e->p.chunk_size);
-	return e->dld ? dldisk_add(e->dld, tx, e->gen, key, chunk) : 0;
+	return 0;
+}
+
+/* Chunks on the deadlist of live[@i] (@i == nlive: the head) with key in [@klo, @khi]. */
+static u64 dl_chunks(struct engine *e, u32 i, u64 klo, u64 khi)
+{
+	u64 lo = i ? e->live[i - 1]->gen : 0, hi = i < e->nlive ? e->live[i]->gen : UINT64_MAX;
+
+	if (e->dld)
+		return dldisk_count(e->dld, lo, hi, klo, khi);
+	if (klo == 0 && khi == UINT64_MAX)
+		return deadlist_count(i < e->nlive ? e->live[i]->dl : e->head_dl);
+	return deadlist_space_range(i < e->nlive ? e->live[i]->dl : e->head_dl, klo - 1, khi) /
+	       e->p.chunk_size;
 }
 
 /* Whether snapstore chunk @addr lies in the data region (when the caller said where). */
@@ -643,7 +661,8 @@ int engine_open(const struct engine_params *p, const struct engine_roots *roots,
 		err = dldisk_open(p->cache, &roots->deadlists, &e->dld);
 	if (err)
 		goto fail_close;
-	err = rebuild_deadlists(e);
+	/* With persisted deadlists the table is all: no pass over the exceptions. */
+	err = e->dld ? 0 : rebuild_deadlists(e);
 	if (err)
 		goto fail_close;
 	*out = e;
@@ -746,6 +765,13 @@ static int free_exception(void *arg, u64 key, const struct deadlist_entry *ent)
 	return 0;
 }
 
+static int free_persisted(void *arg, u64 chunk, u64 death)
+{
+	struct deadlist_entry ent = {.chunk = chunk, .death = death};
+
+	return free_exception(arg, 0, &ent);
+}
+
 /* Frees every chunk of @s's overlay and the overlay tree itself. O(overlay). */
 static int free_overlay(struct engine *e, struct tx *tx, struct snap *s)
 {
@@ -806,20 +832,14 @@ int snap_drop(struct engine *e, struct tx *tx, struct snap *s, bool invalidate)
 	prev_gen = i ? e->live[i - 1]->gen : 0;
 	next_dl = i + 1 < e->nlive ? e->live[i + 1]->dl : e->head_dl;
 	doomed = deadlist_split_above(next_dl, prev_gen);
-	err = deadlist_walk(doomed, free_exception, &f);
-	if (!err && e->dld) {
+	if (e->dld) {
 		/* The same sublists, persisted: N's pieces (death in (S.gen, N.gen]) keyed
-		 * after P.gen.  Their exceptions are gone already; the counts must agree. */
-		u64 next_gen = i + 1 < e->nlive ? e->live[i + 1]->gen : UINT64_MAX, n = 0;
+		 * after P.gen; S's pieces become N's by the removal of S from live[]. */
+		u64 next_gen = i + 1 < e->nlive ? e->live[i + 1]->gen : UINT64_MAX;
 
-		err = dldisk_free(e->dld, tx, s->gen, next_gen, prev_gen, NULL, NULL, &n);
-		if (!err && n != deadlist_count(doomed)) {
-			log_err("engine: deleting snapshot %u freed %llu persisted deadlist "
-				"entries and %llu exceptions",
-				s->tag, (unsigned long long)n,
-				(unsigned long long)deadlist_count(doomed));
-			err = -EILSEQ;
-		}
+		err = dldisk_free(e->dld, tx, s->gen, next_gen, prev_gen, free_persisted, &f, NULL);
+	} else {
+		err = deadlist_walk(doomed, free_exception, &f);
 	}
 	deadlist_destroy(doomed);
 	if (err)
@@ -1524,11 +1544,10 @@ static void snap_info(struct engine *e, struct snap *s, struct engine_snapinfo *
 	if (s->state == ENGINE_SNAP_NORMAL) {
 		u32 i = live_first_ge(e, s->gen);
 		u64 prev = i ? e->live[i - 1]->gen : 0;
-		struct deadlist *next = i + 1 < e->nlive ? e->live[i + 1]->dl : e->head_dl;
 
-		o->unique_bytes = deadlist_space_range(next, prev, s->gen) +
-				  s->overlay_chunks * e->p.chunk_size;
-		o->written_bytes = deadlist_bytes(s->dl);
+		o->unique_bytes = (dl_chunks(e, i + 1, prev + 1, s->gen) + s->overlay_chunks) *
+				  e->p.chunk_size;
+		o->written_bytes = dl_chunks(e, i, 0, UINT64_MAX) * e->p.chunk_size;
 	}
 }
 
@@ -1562,12 +1581,14 @@ void engine_status(struct engine *e, struct engine_status *o)
 	o->gen = e->gen;
 	o->live = e->nlive;
 	o->invalidated = e->ninvalid;
-	o->exceptions = deadlist_count(e->head_dl);
+	o->exceptions = e->dld ? dldisk_count(e->dld, 0, UINT64_MAX, 0, UINT64_MAX)
+			       : deadlist_count(e->head_dl);
 	for (u32 i = 0; i < e->nlive; i++) {
-		o->exceptions += deadlist_count(e->live[i]->dl);
+		if (!e->dld)
+			o->exceptions += deadlist_count(e->live[i]->dl);
 		o->overlay_chunks += e->live[i]->overlay_chunks;
 	}
-	o->head_written_bytes = deadlist_bytes(e->head_dl);
+	o->head_written_bytes = dl_chunks(e, e->nlive, 0, UINT64_MAX) * e->p.chunk_size;
 	o->avail_chunks = e->p.space ? e->p.space->avail(e->p.space_priv) : 0;
 	o->reserve_chunks = e->p.reserve_chunks;
 	o->copyouts = e->copyouts;

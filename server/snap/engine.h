@@ -207,10 +207,10 @@ struct engine_params {
 	int (*set_feature)(void *priv);
 	void *feature_priv;
 	/*
-	 * Keep the persisted deadlists (doc/format.md, "Persisted deadlists";
-	 * LABEL_FEATURE_INCOMPAT_DEADLISTS) in step with every change, in the same txg, from
-	 * roots.deadlists.  For now they are kept alongside the deadlists rebuilt at open, and
-	 * engine_check compares the two; no store sets this yet (only the tests).
+	 * Use the persisted deadlists at roots.deadlists (doc/format.md, "Persisted
+	 * deadlists"; LABEL_FEATURE_INCOMPAT_DEADLISTS) instead of rebuilding them in memory:
+	 * open reads their piece table only, every change keeps them in the same txg.  The
+	 * roots must hold them (an empty store: all zero).  No store sets this yet (tests).
 	 */
 	bool persist_deadlists;
 };
@@ -227,7 +227,8 @@ struct engine_roots {
 /*
  * Opens the engine on @roots (all zero: a new, empty store, gen 1).  Loads the snapshot
  * table and rebuilds the deadlists from one pass over the exception tree (O(exceptions);
- * see engine.c for why they are derived state).  Returns 0 and *out, -EINVAL, or a read
+ * see engine.c for why they are derived state), or with params.persist_deadlists reads
+ * their piece table (O(snapshots + pieces)).  Returns 0 and *out, -EINVAL, or a read
  * error (-EILSEQ ... for damage, with a log line).  Blocks on I/O.
  */
 int engine_open(const struct engine_params *p, const struct engine_roots *roots,
