@@ -1262,6 +1262,78 @@ static void test_engine__cost_check_bounded(void **state)
 }
 
 /*
+ * With persisted deadlists, open reads the snapshot and piece tables, not the exceptions
+ * (issue 22): a cold open of 50,000 exceptions over 20 snapshots reads a handful of blocks,
+ * where the rebuild of the same store reads every leaf of the exception tree; both opens
+ * report the same exceptions and per-snapshot unique and written bytes.
+ */
+static void test_engine__cost_open_reads_pieces_not_exceptions(void **state)
+{
+	struct efix_opts o = {
+		.null_data = true, .meta_bytes = 256ull << 20, .persist_deadlists = true};
+	const u64 nexc = 50000, nsnaps = 20;
+	u64 reads[2];
+	struct engine_snapinfo info[2][20];
+	struct engine_status est[2];
+	struct btree_stats bs;
+	struct efix f;
+
+	efix_init_opts(&f, CS, nexc, 2 * nexc, &o);
+	for (u64 s = 0; s < nsnaps; s++) {
+		struct engine_range r[256];
+		u64 copied, n = 0;
+
+		assert_int_equal(engine_create(f.e, &f.tx, (u32)s + 1, s + 1, 0), 0);
+		for (u64 c = s; c < nexc; c += nsnaps) {
+			r[n++] = (struct engine_range){c, 1};
+			if (n == 256 || c + nsnaps >= nexc) {
+				assert_int_equal(
+					engine_origin_write(f.e, &f.tx, r, (u32)n, NULL, &copied),
+					0);
+				n = 0;
+			}
+		}
+		assert_int_equal(efix_sync(&f), 0);
+	}
+	assert_int_equal(engine_exception_stats(f.e, &bs), 0);
+	for (int persisted = 0; persisted < 2; persisted++) {
+		struct engine_params p = f.params;
+		struct cache_stats st;
+		struct engine *e;
+
+		p.cache = cache_create(f.meta, 64 * DDSNAP_BLOCK_SIZE);
+		cache_set_synced_txg(p.cache, f.synced_txg);
+		p.read_only = true;
+		p.persist_deadlists = persisted;
+		assert_int_equal(engine_open(&p, &f.roots, &e), 0);
+		cache_stats(p.cache, &st);
+		reads[persisted] = st.reads;
+		engine_status(e, &est[persisted]);
+		assert_int_equal(engine_list(e, 0, info[persisted], nsnaps), nsnaps);
+		engine_close(e);
+		cache_destroy(p.cache);
+	}
+	print_message("cold open of %llu exceptions (%llu tree blocks) over %llu snapshots: %llu "
+		      "reads rebuilding, %llu with persisted deadlists\n",
+		      (unsigned long long)nexc, (unsigned long long)(bs.leaves + bs.internal),
+		      (unsigned long long)nsnaps, (unsigned long long)reads[0],
+		      (unsigned long long)reads[1]);
+	assert_true(reads[0] >= bs.leaves);
+	assert_true(reads[1] <= 8);
+	assert_int_equal(est[0].exceptions, nexc);
+	assert_int_equal(est[1].exceptions, nexc);
+	assert_int_equal(est[0].head_written_bytes, est[1].head_written_bytes);
+	for (u64 s = 0; s < nsnaps; s++) {
+		assert_int_equal(info[0][s].tag, info[1][s].tag);
+		assert_int_equal(info[0][s].unique_bytes, info[1][s].unique_bytes);
+		assert_int_equal(info[0][s].written_bytes, info[1][s].written_bytes);
+	}
+	assert_int_equal(info[1][0].written_bytes, 0);
+	assert_int_equal(info[1][1].written_bytes, (nexc / nsnaps) * CS);
+	efix_fini(&f);
+}
+
+/*
  * Listing 10,000 snapshots page by page looks at each once (a page starts where it should,
  * it does not count its way there from the first), and a page that reaches the invalidated
  * ones still returns them after the live ones.
@@ -1389,6 +1461,7 @@ int main(void)
 		cmocka_unit_test(test_engine__cost_origin_write_independent_of_snapshots),
 		cmocka_unit_test(test_engine__cost_delete_nothing_unique),
 		cmocka_unit_test(test_engine__cost_list_linear),
+		cmocka_unit_test(test_engine__cost_open_reads_pieces_not_exceptions),
 		cmocka_unit_test(test_engine__cost_check_bounded),
 		cmocka_unit_test(test_engine__cost_changelist_pruned),
 	};
