@@ -299,6 +299,9 @@ base=$(newest_of a)
 own=$((base + 10))
 ZUMASTOR_ROOT=$BOXES/b/db ZUMASTOR_RUN=$BOXES/b/run "$rbin/ddsnap" create "$BOXES/b/run/servers/home.sock" "$own" >/dev/null
 t=$((t + 3600))
+ZUMASTOR_NOW=$((t - 60)) box b tick >/dev/null 2>&1
+expect 0 "b's tick does not pass its own snapshot on to c (not A's history)" \
+	bash -c "! '$ddsnap' status '$BOXES/c/run/servers/home.sock' $own >/dev/null 2>&1"
 head -c 64k /dev/urandom | dd of="$a_dev/origin" bs=64k seek=40 conv=notrunc status=none
 ZUMASTOR_NOW=$t expect 1 "a's tick: b has a snapshot of its own after the base: refused" box a tick
 expect_out "refused: .*$("$ZUMASTOR_HELPER" name "$own")" "the refusal names b's snapshot"

@@ -15,7 +15,7 @@
  * the first byte; A's retention is hard, and the store's full-store policy now and then drops
  * every snapshot that is not held; replicas are written or snapshotted behind the monitor's
  * back and the admin answers with --force-full (a rewind to the common snapshot, which sets
- * the replica's own snapshots aside; down the chain, that leaves C diverged in turn).
+ * the replica's own snapshots aside); B offers C only what it received (target_of).
  *
  * The receiver is modelled as ddsnap receive behaves (tools/replicate.c): it refuses a
  * stream whose target exists, whose base it lacks, or that would follow a write its token
@@ -667,15 +667,23 @@ static void take_snapshot(struct world *w, int vi)
 	v->written = false; /* the snapshot is of the origin as it is */
 }
 
-/* The link's target as the monitor on its sender sees it. */
+/*
+ * The link's target as the monitor on its sender sees it.  A sender that is itself a
+ * replica (B) offers only what it received: a snapshot of its own (taken by hand) is not
+ * part of the replicated history, and passed on it would leave C's base with B unheld once
+ * A's --force-full sets it aside on B (the base would fall back to an older snapshot that
+ * neither side holds: ZPLAN_SEED=13778895413178922641 before this rule).
+ */
 static void target_of(struct world *w, struct link *l, struct zp_snap *buf, struct zp_target *t)
 {
 	struct node *s = &w->node[l->src];
+	size_t n = 0;
 
 	for (size_t i = 0; i < s->n; i++)
-		buf[i] = s->snap[i].id;
+		if (l->src == 0 || s->snap[i].id.uuid[0] != l->src + 1)
+			buf[n++] = s->snap[i].id;
 	*t = (struct zp_target){.sender = buf,
-				.nsender = s->n,
+				.nsender = n,
 				.replica = l->report,
 				.nreplica = l->nreport,
 				.replica_written = l->rep_written,

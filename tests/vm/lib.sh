@@ -18,6 +18,8 @@
 # Power cuts:    vm_power_cut  (see tests/vm/run-one.sh; $RESULTS survives every boot)
 # Real server:   srv_setup NAME | srv_start | srv_stop | srv_kill
 #                srv_dev TAG | srv_dev_up TAG  (the ddsnap devices of $store/$origin/$sock)
+# A NAS box:     vm_udev_up | nas_servers_up (NFS v3+v4, smbd) | mon_setup | z ARGS...
+#                ssh_box NAME PORT [VAR=VALUE...] (an sshd per box, for replication)
 #
 # A failing "set -e" command is reported with its line and status before the script exits.
 # Offsets and lengths are in bytes.  Nothing here needs more than coreutils, util-linux,

@@ -47,6 +47,17 @@ port=7455
 rcv_pid=
 trap '[[ -n $rcv_pid ]] && kill -9 "$rcv_pid" 2>/dev/null; true' EXIT
 
+# refused NAME FROM TO MESSAGE WHAT: the stream FROM -> TO from the master is refused by the
+# replica (WHAT: what a success would mean), with MESSAGE on its stderr ($RESULTS/NAME.txt).
+refused()
+{
+	local rc=0
+	"$ddsnap" send "$msock" "$2" "$3" | "$ddsnap" receive "$rsock" "$3" 2>"$RESULTS/$1.txt" || rc=$?
+	cat "$RESULTS/$1.txt"
+	((rc != 0)) || fail "$5"
+	grep -q -- "$4" "$RESULTS/$1.txt" || fail "the refusal does not say '$4'"
+}
+
 # dev mvol|rvol TAG: the device of snapshot TAG (-1: the origin), master or replica.
 dev()
 {
@@ -196,11 +207,7 @@ master_snap 7
 drop_caches
 sha_origin=$(sha_of "$(dev rvol -1)")
 sha_r5=$(sha_of "$(dev rvol 5)")
-rc=0
-"$ddsnap" send "$msock" 6 7 | "$ddsnap" receive "$rsock" 7 2>"$RESULTS/wrongbase.txt" || rc=$?
-cat "$RESULTS/wrongbase.txt"
-((rc != 0)) || fail "a stream based on snapshot 6 was received by a replica without it"
-grep -q "wrong base" "$RESULTS/wrongbase.txt" || fail "the refusal does not say wrong base"
+refused wrongbase 6 7 "wrong base" "a stream based on snapshot 6 was received by a replica without it"
 expect_eq "$(replica_tags)" "1 2 3 4 5 " "replica snapshots after the refusal"
 drop_caches
 expect_eq "$(sha_of "$(dev rvol -1)")" "$sha_origin" "replica origin after the refusal"
@@ -208,12 +215,7 @@ expect_eq "$(sha_of "$(dev rvol 5)")" "$sha_r5" "replica snapshot 5 after the re
 
 step "a receive whose base snapshot has no device is refused, naming the socket and tag"
 dm_remove "$(basename "$(dev rvol 5)")"
-rc=0
-"$ddsnap" send "$msock" 5 7 | "$ddsnap" receive "$rsock" 7 2>"$RESULTS/nodev.txt" || rc=$?
-cat "$RESULTS/nodev.txt"
-((rc != 0)) || fail "a stream was received although the base snapshot 5 has no device"
-grep -q "no device-mapper device shows snapshot 5 of $rsock" "$RESULTS/nodev.txt" ||
-	fail "the refusal does not name snapshot 5 and $rsock"
+refused nodev 5 7 "no device-mapper device shows snapshot 5 of $rsock" "a stream was received although the base snapshot 5 has no device"
 expect_eq "$(replica_tags)" "1 2 3 4 5 " "replica snapshots after the refusal"
 drop_caches
 expect_eq "$(sha_of "$(dev rvol -1)")" "$sha_origin" "replica origin after the refusal"
@@ -276,12 +278,7 @@ write_pattern "$(dev rvol -1)" "stray" $((1024 * 1024)) 16384
 sync
 expect_eq "$("$ddsnap" list --json "$rsock" | jq .origin_written)" true \
 	"origin_written after the stray write"
-rc=0
-"$ddsnap" send "$msock" 7 8 | "$ddsnap" receive "$rsock" 8 2>"$RESULTS/diverged.txt" || rc=$?
-cat "$RESULTS/diverged.txt"
-((rc != 0)) || fail "an incremental was received onto a replica origin written since snapshot 7"
-grep -q "written since its snapshot 7" "$RESULTS/diverged.txt" ||
-	fail "the refusal does not name the writes since snapshot 7"
+refused diverged 7 8 "written since its snapshot 7" "an incremental was received onto a replica origin written since snapshot 7"
 expect_eq "$(replica_tags)" "1 2 3 4 5 7 " "replica snapshots after the refusal"
 drop_caches
 expect_eq "$(sha_of "$(dev rvol 7)")" "$sha_r7" "replica snapshot 7 after the stray write"
@@ -346,12 +343,7 @@ expect_eq "$(jq -c '[.snapshots[].tag]' "$RESULTS/revert-state.json")" "[1,2,3,4
 	"only the user's snapshots are listed"
 must_fail "$ddsnap" create "$rsock" 101
 must_fail "$ddsnap" delete "$rsock" 7
-rc=0
-"$ddsnap" send "$msock" 7 8 | "$ddsnap" receive "$rsock" 8 2>"$RESULTS/revert-recv.txt" || rc=$?
-cat "$RESULTS/revert-recv.txt"
-((rc != 0)) || fail "a stream was received during an unfinished revert"
-grep -q "a revert to snapshot 7 is in progress" "$RESULTS/revert-recv.txt" ||
-	fail "the refusal does not name the unfinished revert"
+refused revert-recv 7 8 "a revert to snapshot 7 is in progress" "a stream was received during an unfinished revert"
 step "the same revert again finishes it: origin = snapshot 7, every snapshot as before"
 must "$ddsnap" revert "$rsock" 7
 for _ in $(seq 100); do # every device reconnected to the new server
@@ -380,12 +372,7 @@ master_snap 9
 must "$ddsnap" revert "$rsock" 8
 write_pattern "$(dev rvol -1)" "after-revert" $((2 * 1024 * 1024)) 16384
 sync
-rc=0
-"$ddsnap" send "$msock" 8 9 | "$ddsnap" receive "$rsock" 9 2>"$RESULTS/revert-written.txt" || rc=$?
-cat "$RESULTS/revert-written.txt"
-((rc != 0)) || fail "an incremental was received onto an origin written after the revert"
-grep -q "written since its revert to snapshot 8" "$RESULTS/revert-written.txt" ||
-	fail "the refusal does not name the writes since the revert"
+refused revert-written 8 9 "written since its revert to snapshot 8" "an incremental was received onto an origin written after the revert"
 expect_eq "$(replica_tags)" "1 2 3 4 5 7 100 8 " "replica snapshots after the refusal"
 
 step "tear down; both stores check clean"
