@@ -180,6 +180,27 @@ int dldisk_open(struct cache *cache, const struct dldisk_roots *roots, struct dl
 	return 0;
 }
 
+int dldisk_destroy(struct cache *cache, const struct dldisk_roots *roots, struct tx *tx)
+{
+	struct btree *t;
+	int err;
+
+	/* Not through dldisk_open: the rows of a stale table are not read, only freed. */
+	err = btree_open(&dldisk_piece_tree_type, cache, &roots->pieces, &t);
+	if (err)
+		return err;
+	err = btree_destroy(t, tx);
+	btree_close(t);
+	if (err)
+		return err;
+	err = btree_open(&dldisk_entry_tree_type, cache, &roots->entries, &t);
+	if (err)
+		return err;
+	err = btree_destroy(t, tx);
+	btree_close(t);
+	return err;
+}
+
 void dldisk_close(struct dldisk *d)
 {
 	if (!d)

@@ -10,7 +10,7 @@
  * caller (the snapshot engine) derives a piece's owner from its death (the oldest live
  * snapshot with gen >= death, the head if none) and so asks for pieces by ranges of death
  * and key.  The engine uses them instead of its rebuilt deadlists when
- * params.persist_deadlists (engine.c); no store sets that yet.
+ * params.persist_deadlists (engine.c): every store with LABEL_FEATURE_INCOMPAT_DEADLISTS.
  *
  * Memory: about 40 bytes per piece, whatever the number of entries; open reads the piece
  * table only.
@@ -61,6 +61,13 @@ struct dldisk;
 int dldisk_open(struct cache *cache, const struct dldisk_roots *roots, struct dldisk **out);
 /* Frees the index and the tree handles (unsynced changes stay in the cache).  NULL ok. */
 void dldisk_close(struct dldisk *d);
+
+/*
+ * Frees every block of both trees at @roots in @tx (an interrupted conversion's: the
+ * engine's upgrade, engine_persist_deadlists), without reading their rows.  Returns 0 or a
+ * read error (then the txg must fail: blocks freed before it stay freed).  O(nodes).
+ */
+int dldisk_destroy(struct cache *cache, const struct dldisk_roots *roots, struct tx *tx);
 
 /* Pieces in (death, key, id) order: how many, the @i-th (i < count).  O(1). */
 u32 dldisk_npieces(const struct dldisk *d);

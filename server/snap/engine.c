@@ -32,10 +32,12 @@
  * consecutive blocks, instead of one synchronous read per leaf (bench/open.sh,
  * BENCHMARKS.md "Activation").  Persisted deadlists (doc/format.md, "Persisted deadlists":
  * a piece table keyed (death, key, piece) whose owner is derived from the death, and an entry
- * tree, deadlist_disk.c) will make open O(snapshots + pieces) and the memory O(pieces) on
- * stores with LABEL_FEATURE_INCOMPAT_DEADLISTS.  With params.persist_deadlists (set by the
- * tests only so far: no store carries the bit yet) they replace the in-memory deadlists,
- * which then stay empty: open reads the piece table instead of rebuilding (no pass over
+ * tree, deadlist_disk.c) make open O(snapshots + pieces) and the memory O(pieces) on
+ * stores with LABEL_FEATURE_INCOMPAT_DEADLISTS (every store this version initializes or
+ * restores; older ones are upgraded at their first writable open: volume.c, through
+ * engine_persist_deadlists, which writes the rebuilt entries as they are).  With
+ * params.persist_deadlists (the store's bit) they replace the in-memory deadlists, which
+ * then stay empty: open reads the piece table instead of rebuilding (no pass over
  * the exceptions, so their validation is check's and the reads'), every copy-out and its
  * replay adds its entry (head_dl_add), a delete frees N's pieces keyed after P.gen through
  * dldisk_free (S's pieces become N's by S leaving live[]: the owner of a piece is derived
@@ -612,6 +614,80 @@ static int rebuild_deadlists(struct engine *e)
 		log_warn("engine: %llu exceptions visible to no live snapshot",
 			 (unsigned long long)orphans);
 	return err == -ENODATA ? 0 : err;
+}
+
+struct persist_ctx {
+	struct engine *e;
+	struct tx *tx;
+};
+
+static int persist_entry(void *arg, u64 key, const struct deadlist_entry *ent)
+{
+	struct persist_ctx *c = arg;
+
+	return dldisk_add(c->e->dld, c->tx, ent->death, key, ent->chunk);
+}
+
+/* Writes the rebuilt deadlists to new, empty persisted ones (e->dld) in @tx and frees them. */
+static int persist_rebuilt(struct engine *e, struct tx *tx)
+{
+	static const struct dldisk_roots empty;
+	struct persist_ctx c = {.e = e, .tx = tx};
+	int err = dldisk_open(e->p.cache, &empty, &e->dld);
+
+	/* The rebuilt entries as they are (same death, same key), then their memory freed. */
+	for (u32 i = 0; !err && i <= e->nlive; i++)
+		err = deadlist_walk(i < e->nlive ? e->live[i]->dl : e->head_dl, persist_entry, &c);
+	if (err)
+		return err;
+	for (u32 i = 0; i <= e->nlive; i++) {
+		struct deadlist **dl = i < e->nlive ? &e->live[i]->dl : &e->head_dl;
+
+		deadlist_destroy(*dl);
+		*dl = deadlist_create();
+	}
+	e->p.persist_deadlists = true;
+	return 0;
+}
+
+int engine_persist_deadlists(struct engine *e, struct tx *tx, const struct dldisk_roots *stale)
+{
+	int err;
+
+	if (e->failed || e->p.read_only)
+		return -EROFS;
+	if (e->dld)
+		return -EINVAL;
+	if (stale->pieces.blocknr || stale->entries.blocknr) {
+		err = dldisk_destroy(e->p.cache, stale, tx);
+		if (err)
+			return engine_fail(e, err, "freeing an interrupted upgrade's deadlists");
+	}
+	err = persist_rebuilt(e, tx);
+	return err ? engine_fail(e, err, "persisting the deadlists") : 0;
+}
+
+int engine_build_deadlists(struct cache *cache, struct tx *tx, const struct engine_roots *roots,
+			   u32 chunk_size, u64 origin_chunks, struct dldisk_roots *out)
+{
+	struct engine_params p = {
+		.chunk_size = chunk_size,
+		.origin_chunks = origin_chunks,
+		.cache = cache,
+		.read_only = true,
+		.progress = true, /* `ddsnap restore` on a terminal */
+		.copy_threads = ENGINE_CHECK_READAHEAD_THREADS,
+	};
+	struct engine *e;
+	int err = engine_open(&p, roots, &e);
+
+	if (err)
+		return err;
+	err = persist_rebuilt(e, tx);
+	if (!err)
+		err = dldisk_sync(e->dld, tx, out);
+	engine_close(e);
+	return err;
 }
 
 int engine_open(const struct engine_params *p, const struct engine_roots *roots,

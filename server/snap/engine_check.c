@@ -20,9 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Threads reading the exception tree ahead for the open's rebuild (engine.c): as the server. */
-#define ENGINE_CHECK_READAHEAD_THREADS 8
-
 int engine_overlay_roots(struct cache *cache, const struct blkptr *snapshots,
 			 int (*fn)(void *arg, u32 tag, const struct blkptr *root), void *arg)
 {
@@ -55,7 +52,7 @@ int engine_overlay_roots(struct cache *cache, const struct blkptr *snapshots,
 }
 
 int engine_check_offline(struct cache *cache, const struct engine_roots *roots, u32 chunk_size,
-			 u64 origin_chunks, const struct engine_check_ops *ops,
+			 u64 origin_chunks, bool persisted, const struct engine_check_ops *ops,
 			 struct engine_check_report *r, char *why, size_t whylen)
 {
 	struct engine_params p = {
@@ -65,6 +62,7 @@ int engine_check_offline(struct cache *cache, const struct engine_roots *roots, 
 		.read_only = true,
 		.progress = true, /* `ddsnap check` on a terminal */
 		.copy_threads = ENGINE_CHECK_READAHEAD_THREADS,
+		.persist_deadlists = persisted,
 	};
 	struct engine *e;
 	int err = engine_open(&p, roots, &e);
@@ -304,9 +302,12 @@ static int check_persisted(struct check_ctx *c, const struct engine_check_ops *o
 {
 	struct pcheck pc = {.c = c};
 	bool meta = ops && ops->meta;
+	char vwhy[256] = ""; /* not c->why: it may hold the first problem already */
 	int err = dldisk_verify(c->e->dld, meta ? check_meta_block : NULL,
-				meta ? (void *)ops : NULL, c->why, c->whylen);
+				meta ? (void *)ops : NULL, vwhy, sizeof(vwhy));
 
+	if (err && c->whylen)
+		snprintf(c->why, c->whylen, "persisted deadlists: %s", vwhy);
 	if (!err)
 		err = dldisk_walk(c->e->dld, check_persisted_entry, &pc);
 	if (err == -EILSEQ) {

@@ -17,6 +17,10 @@
 #include "snap/deadlist.h"
 #include "blk/format.h"
 
+/* Threads reading the exception tree ahead for an offline open's rebuild (check, restore's
+ * engine_build_deadlists): as the server. */
+#define ENGINE_CHECK_READAHEAD_THREADS 8
+
 struct iopool;
 
 struct snap {

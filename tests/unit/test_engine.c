@@ -946,20 +946,23 @@ static void test_engine__check_finds_damage(void **state)
 	assert_int_equal(engine_check(f.e, NULL, &rep, why, sizeof(why)), 0);
 	assert_int_equal(rep.exceptions, 15);
 	assert_int_equal(rep.live, 2);
-	assert_int_equal(
-		engine_check_offline(f.cache, &f.roots, CS, 64, NULL, &rep, why, sizeof(why)), 0);
+	assert_int_equal(engine_check_offline(f.cache, &f.roots, CS, 64, f.persist_deadlists, NULL,
+					      &rep, why, sizeof(why)),
+			 0);
 	assert_int_equal(rep.exceptions, 15);
 	assert_int_equal(rep.data_chunks, 15);
 
 	bad = tamper(&f, 20, 1, 0, 200); /* visible to none: 1 <= gen < 1 */
-	assert_int_equal(engine_check_offline(f.cache, &bad, CS, 64, NULL, &rep, why, sizeof(why)),
+	assert_int_equal(engine_check_offline(f.cache, &bad, CS, 64, f.persist_deadlists, NULL,
+					      &rep, why, sizeof(why)),
 			 -EILSEQ);
 	assert_non_null(strstr(why, "visible to no live snapshot"));
 
 	assert_int_equal(engine_snap_read_map(f.e, 1, 0, &where, &addr), 0);
 	assert_int_equal(where, ENGINE_MAP_SNAPSTORE);
 	bad = tamper(&f, 21, 3, 0, addr); /* shares snapshot 1's copy of chunk 0 */
-	assert_int_equal(engine_check_offline(f.cache, &bad, CS, 64, NULL, &rep, why, sizeof(why)),
+	assert_int_equal(engine_check_offline(f.cache, &bad, CS, 64, f.persist_deadlists, NULL,
+					      &rep, why, sizeof(why)),
 			 -EILSEQ);
 	assert_non_null(strstr(why, "used twice"));
 	efix_fini(&f);
@@ -1035,8 +1038,9 @@ static void test_engine__provenance(void **state)
 	assert_int_equal(efix_crash_reopen(&f, false), 0);
 	assert_int_equal(engine_snap_info(f.e, 2, &info), -ENODATA);
 	assert_int_equal(efix_sync(&f), 0);
-	assert_int_equal(
-		engine_check_offline(f.cache, &f.roots, CS, 64, NULL, &rep, why, sizeof(why)), 0);
+	assert_int_equal(engine_check_offline(f.cache, &f.roots, CS, 64, f.persist_deadlists, NULL,
+					      &rep, why, sizeof(why)),
+			 0);
 	assert_int_equal(rep.provenance, 1);
 	assert_int_equal(rep.live, 2);
 
@@ -1049,9 +1053,9 @@ static void test_engine__provenance(void **state)
 	assert_int_equal(btree_sync(t, &f.tx), 0);
 	btree_root(t, &roots.provenance);
 	btree_close(t);
-	assert_int_equal(
-		engine_check_offline(f.cache, &roots, CS, 64, NULL, &rep, why, sizeof(why)),
-		-EILSEQ);
+	assert_int_equal(engine_check_offline(f.cache, &roots, CS, 64, f.persist_deadlists, NULL,
+					      &rep, why, sizeof(why)),
+			 -EILSEQ);
 	assert_non_null(strstr(why, "provenance record of snapshot 9, which does not exist"));
 	assert_int_equal(engine_open(&f.params, &roots, &e2), -EILSEQ);
 	efix_fini(&f);
@@ -1248,8 +1252,9 @@ static void test_engine__cost_check_bounded(void **state)
 	assert_int_equal(engine_exception_stats(f.e, &bs), 0);
 	cold = cache_create(f.meta, 64 * DDSNAP_BLOCK_SIZE);
 	cache_set_synced_txg(cold, f.synced_txg);
-	assert_int_equal(
-		engine_check_offline(cold, &f.roots, CS, nexc, NULL, &rep, why, sizeof(why)), 0);
+	assert_int_equal(engine_check_offline(cold, &f.roots, CS, nexc, f.persist_deadlists, NULL,
+					      &rep, why, sizeof(why)),
+			 0);
 	assert_int_equal(rep.exceptions, nexc);
 	cache_stats(cold, &st);
 	print_message("check of %llu exceptions over %llu snapshots, %llu tree blocks, 64-block "
