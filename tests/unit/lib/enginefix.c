@@ -393,6 +393,7 @@ void efix_fini(struct efix *f)
 struct efix_state {
 	u64 magic, chunk_size, origin_chunks, data_chunks, meta_bytes, synced_txg;
 	struct engine_roots roots;
+	u64 persist_deadlists; /* the store's mode, chosen at create */
 	u32 csum, pad;
 };
 
@@ -414,6 +415,7 @@ static int write_state(struct efix *f)
 		.meta_bytes = f->metabits.n * DDSNAP_BLOCK_SIZE,
 		.synced_txg = f->synced_txg,
 		.roots = f->roots,
+		.persist_deadlists = f->persist_deadlists,
 	};
 	char *tmp = dir_path(f, "state.tmp"), *path = dir_path(f, "state");
 	int fd, err = 0;
@@ -594,7 +596,7 @@ static int read_log(struct efix *f)
 }
 
 int efix_open_dir(struct efix *f, const char *dir, bool create, u32 chunk_size, u64 origin_chunks,
-		  u64 data_chunks, u64 meta_bytes)
+		  u64 data_chunks, u64 meta_bytes, bool persist_deadlists)
 {
 	struct efix_state st = {0};
 	char *logpath;
@@ -615,6 +617,7 @@ int efix_open_dir(struct efix *f, const char *dir, bool create, u32 chunk_size, 
 	}
 	fix_setup(f, chunk_size, origin_chunks, data_chunks, meta_bytes);
 	f->dir = xstrdup(dir);
+	f->persist_deadlists = create ? persist_deadlists : st.persist_deadlists;
 	if (!create) {
 		f->roots = st.roots;
 		f->synced_txg = st.synced_txg;

@@ -92,12 +92,14 @@ void efix_init_opts(struct efix *f, u32 chunk_size, u64 origin_chunks, u64 data_
  * File mode: the devices (origin, snapstore, meta), the synced roots (state) and the intent
  * log (log) are files in @dir.  @create makes a new empty store there (with the sizes given);
  * otherwise the store in @dir is opened, recovered (replay of the log records of unsynced
- * txgs) and synced, and the sizes are read from it.  Survives SIGKILL of the process at any
+ * txgs) and synced, and the sizes are read from it.  @persist_deadlists (params
+ * .persist_deadlists) is the new store's mode; an opened store keeps the mode it was made
+ * with.  Survives SIGKILL of the process at any
  * point (file writes reach the page cache whole; this is process death, not power loss).
  * Returns 0 or -errno with a message on stderr.
  */
 int efix_open_dir(struct efix *f, const char *dir, bool create, u32 chunk_size, u64 origin_chunks,
-		  u64 data_chunks, u64 meta_bytes);
+		  u64 data_chunks, u64 meta_bytes, bool persist_deadlists);
 /* Syncs and reopens the engine with params.caller_flushes = @on.  Returns 0 or -errno. */
 int efix_set_caller_flushes(struct efix *f, bool on);
 
