@@ -29,6 +29,7 @@
 #include "snap/deadlist_disk.h"
 #include "blk/format.h"
 #include "util/log.h"
+#include <stdlib.h>
 #include <string.h>
 
 const struct btree_type dldisk_piece_tree_type = {
@@ -348,56 +349,60 @@ int dldisk_free(struct dldisk *d, struct tx *tx, u64 dlo, u64 dhi, u64 kmin,
 	return 0;
 }
 
-int dldisk_walk(struct dldisk *d,
+static int cmp_by_id(const void *a, const void *b, void *arg)
+{
+	const struct dldisk *d = arg;
+	u64 x = d->p[*(const u32 *)a].id, y = d->p[*(const u32 *)b].id;
+
+	return x < y ? -1 : x > y;
+}
+
+int dldisk_walk(struct dldisk *d, struct iopool *pool,
 		int (*fn)(void *arg, const struct dl_piece *p, u64 chunk, u64 death), void *arg)
 {
+	u32 *byid = xmalloc((d->n + 1) * sizeof(*byid)), j = 0;
+	u64 *seen = xzalloc((d->n + 1) * sizeof(*seen));
 	struct btree_cursor c;
-	int err = 0;
+	int err;
 
-	/* Piece by piece, each one key range of the entry tree. */
+	/* One pass over the entry tree in its order (piece id, chunk, death), read ahead; each
+	 * entry's piece found by id in the index's ids, sorted. */
+	for (u32 i = 0; i < d->n; i++)
+		byid[i] = i;
+	qsort_r(byid, d->n, sizeof(*byid), cmp_by_id, d);
 	btree_cursor_init(&c, d->entries);
-	for (u32 i = 0; i < d->n && !err; i++) {
-		const struct dl_piece *p = &d->p[i];
-		u64 n = 0;
-		u8 k[24];
+	btree_cursor_readahead(&c, pool);
+	for (err = btree_cursor_seek(&c, NULL, BTREE_FIRST); !err; err = btree_cursor_next(&c)) {
+		const void *ck = btree_cursor_key(&c);
+		u64 id = btree_get_le64(ck, 0);
 
-		entry_key(k, p->id, 0, 0);
-		for (err = btree_cursor_seek(&c, k, BTREE_GE); !err; err = btree_cursor_next(&c)) {
-			const void *ck = btree_cursor_key(&c);
-
-			if (btree_get_le64(ck, 0) != p->id)
-				break;
-			n++;
-			err = fn(arg, p, btree_get_le64(ck, 1), btree_get_le64(ck, 2));
-			if (err)
-				break;
-		}
-		if (err == -ENODATA)
-			err = 0;
-		if (!err && n != p->count) {
-			log_err("deadlists: piece %llu has %llu entries, its count says %llu",
-				(unsigned long long)p->id, (unsigned long long)n,
-				(unsigned long long)p->count);
+		while (j < d->n && d->p[byid[j]].id < id)
+			j++;
+		if (j == d->n || d->p[byid[j]].id != id) {
+			log_err("deadlists: the entry tree holds entries of piece %llu, which has "
+				"no "
+				"row",
+				(unsigned long long)id);
 			err = -EILSEQ;
+			break;
 		}
-	}
-	/* Each piece's range numbered its count: any further entry names no piece. */
-	if (!err) {
-		u64 total = 0, seen = 0;
-
-		for (u32 i = 0; i < d->n; i++)
-			total += d->p[i].count;
-		for (err = btree_cursor_seek(&c, NULL, BTREE_FIRST); !err && seen <= total;
-		     err = btree_cursor_next(&c))
-			seen++;
-		if (err == -ENODATA)
-			err = 0;
-		if (!err && seen != total) {
-			log_err("deadlists: the entry tree holds entries of pieces without a row");
-			err = -EILSEQ;
-		}
+		seen[j]++;
+		err = fn(arg, &d->p[byid[j]], btree_get_le64(ck, 1), btree_get_le64(ck, 2));
+		if (err)
+			break;
 	}
 	btree_cursor_fini(&c);
+	if (err == -ENODATA)
+		err = 0;
+	for (j = 0; !err && j < d->n; j++)
+		if (seen[j] != d->p[byid[j]].count) {
+			log_err("deadlists: piece %llu has %llu entries, its count says %llu",
+				(unsigned long long)d->p[byid[j]].id, (unsigned long long)seen[j],
+				(unsigned long long)d->p[byid[j]].count);
+			err = -EILSEQ;
+		}
+	free(byid);
+	free(seen);
 	return err;
 }
 

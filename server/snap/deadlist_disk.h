@@ -32,6 +32,8 @@
 #include "pdata/btree.h"
 #include "pdata/tx.h"
 
+struct iopool;
+
 /* The two trees (format.h, struct dl_piece_key_disk and struct dl_entry_key_disk). */
 extern const struct btree_type dldisk_piece_tree_type;
 extern const struct btree_type dldisk_entry_tree_type;
@@ -100,12 +102,13 @@ int dldisk_free(struct dldisk *d, struct tx *tx, u64 dlo, u64 dhi, u64 kmin,
 		int (*fn)(void *arg, u64 chunk, u64 death), void *arg, u64 *freed);
 
 /*
- * Calls @fn(@arg, piece, chunk, death) for every entry of every piece, pieces in index
- * order, entries in (chunk, death) order; stops at and returns @fn's first non-zero return.
+ * Calls @fn(@arg, piece, chunk, death) for every entry of every piece, in the entry tree's
+ * order (piece id, chunk, death), in one pass that reads ahead on @pool (NULL: none; a free
+ * pool, see btree_cursor_readahead); stops at and returns @fn's first non-zero return.
  * Returns -EILSEQ (logged) if a piece's entries do not number its count or an entry names
- * no piece of the index.  O(entries).  For check, dump and tests.
+ * no piece of the index.  O(entries + pieces log pieces).  For check, dump and tests.
  */
-int dldisk_walk(struct dldisk *d,
+int dldisk_walk(struct dldisk *d, struct iopool *pool,
 		int (*fn)(void *arg, const struct dl_piece *p, u64 chunk, u64 death), void *arg);
 
 /*

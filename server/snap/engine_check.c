@@ -313,7 +313,7 @@ static int collect_persisted_all(struct check_ctx *c, const struct engine_check_
 			snprintf(c->why, c->whylen, "persisted deadlists: %s", vwhy);
 		return err;
 	}
-	err = dldisk_walk(c->e->dld, collect_persisted, c);
+	err = dldisk_walk(c->e->dld, c->e->copiers, collect_persisted, c);
 	if (err == -EILSEQ) {
 		problem(c, "persisted deadlists: a piece's count is not its entries");
 		err = 0;

@@ -207,7 +207,7 @@ static void fx_compare(struct fx *f)
 		if (f->m[i].alive)
 			want[n++] = f->m[i];
 	qsort(want, n, sizeof(*want), cmp_ent);
-	assert_int_equal(dldisk_walk(f->d, collect_ent, &c), 0);
+	assert_int_equal(dldisk_walk(f->d, NULL, collect_ent, &c), 0);
 	qsort(c.v, c.n, sizeof(*c.v), cmp_ent);
 	assert_int_equal(c.n, n);
 	for (u64 i = 0; i < n; i++) {
@@ -486,7 +486,7 @@ static void walk_finds_count_mismatch(void **state)
 	p = dldisk_piece(f.d, 0);
 	put_row(&f, p->death, p->key, p->id, p->count + 1, 0);
 	fx_reopen(&f);
-	assert_int_equal(dldisk_walk(f.d, ignore_ent, NULL), -EILSEQ);
+	assert_int_equal(dldisk_walk(f.d, NULL, ignore_ent, NULL), -EILSEQ);
 
 	/* The row gone, its entries stay: entries of no piece. */
 	{
@@ -507,7 +507,7 @@ static void walk_finds_count_mismatch(void **state)
 		f.tx.txg++;
 	}
 	fx_reopen(&f);
-	assert_int_equal(dldisk_walk(f.d, ignore_ent, NULL), -EILSEQ);
+	assert_int_equal(dldisk_walk(f.d, NULL, ignore_ent, NULL), -EILSEQ);
 	fx_fini(&f);
 }
 
