@@ -619,12 +619,15 @@ static int rebuild_deadlists(struct engine *e)
 struct persist_ctx {
 	struct engine *e;
 	struct tx *tx;
+	struct xfer_progress prog;
 };
 
 static int persist_entry(void *arg, u64 key, const struct deadlist_entry *ent)
 {
 	struct persist_ctx *c = arg;
 
+	if (++c->prog.done % 4096 == 0)
+		xfer_progress_update(&c->prog, c->prog.done);
 	return dldisk_add(c->e->dld, c->tx, ent->death, key, ent->chunk);
 }
 
@@ -633,11 +636,20 @@ static int persist_rebuilt(struct engine *e, struct tx *tx)
 {
 	static const struct dldisk_roots empty;
 	struct persist_ctx c = {.e = e, .tx = tx};
+	u64 total = deadlist_count(e->head_dl);
 	int err = dldisk_open(e->p.cache, &empty, &e->dld);
 
+	for (u32 i = 0; i < e->nlive; i++)
+		total += deadlist_count(e->live[i]->dl);
+	/* On a terminal only (params.progress): the server's upgrade, restore. */
+	xfer_progress_init_units(&c.prog, "persisting the deadlists", "entries", total, false);
+	c.prog.enabled &= e->p.progress;
 	/* The rebuilt entries as they are (same death, same key), then their memory freed. */
 	for (u32 i = 0; !err && i <= e->nlive; i++)
 		err = deadlist_walk(i < e->nlive ? e->live[i]->dl : e->head_dl, persist_entry, &c);
+	if (!err)
+		c.prog.done = total;
+	xfer_progress_done(&c.prog);
 	if (err)
 		return err;
 	for (u32 i = 0; i <= e->nlive; i++) {

@@ -704,6 +704,17 @@ for d in 0 0.02 0.04 0.06 0.08 0.2; do
 	expect 0 "its exceptions are the same" cmp "$dir/gexc" "$dir/gexc2"
 done
 expect 0 "some kill landed inside the upgrade ($gcut of 6)" test "$gcut" -gt 0
+# the upgrade shows its progress on a terminal, and only there
+cp --sparse=always "$dir/g.s0" "$dir/g.s"
+expect 0 "an upgrading server on a terminal" script -qec "'$ddsnap' server -p '$dir/gpid' '$dir/g.s' '$dir/g.o' '$dir/g.sock'" /dev/null
+expect_out "persisting the deadlists: $gtot / $gtot entries" "draws the upgrade's progress"
+kill -TERM "$(cat "$dir/gpid")"
+wait_gone "$dir/gpid"
+cp --sparse=always "$dir/g.s0" "$dir/g.s"
+expect 0 "an upgrading server off a terminal" "$ddsnap" server -p "$dir/gpid" "$dir/g.s" "$dir/g.o" "$dir/g.sock"
+expect 0 "draws none" bash -c "! grep -q 'persisting\\|ETA' '$dir/err'"
+kill -TERM "$(cat "$dir/gpid")"
+wait_gone "$dir/gpid"
 # check compares the persisted deadlists with the exception tree: one entry gone from a dump
 # (its piece's count now too high) restores into a store check calls damaged
 "$ddsnap" dump "$dir/g.s" >"$dir/gdump"
