@@ -6,17 +6,21 @@
 #
 #   open.sh [-n "1e5 1e6"] [-s "10 1000"] [-r runs] [-d dir] <ddsnap> [<ddsnap> ...]
 #
-# For each exception count n and snapshot count S, a store is made by `ddsnap restore` of
-# generated dump text (bench/gen-dump.py: one exception per chunk, 16 KiB chunks, every
-# snapshot owning n/S exceptions; sparse files, no data copied) with the first binary, and
-# each binary then opens it -r times (best kept): the time from `ddsnap server -f` starting
-# to its first answered `ddsnap status`, the server's peak (VmHWM) and resident (VmRSS)
+# For each exception count n and snapshot count S, a store is made for each binary by its own
+# `ddsnap restore` of the same generated dump text (bench/gen-dump.py: one exception per
+# chunk, 16 KiB chunks, every snapshot owning n/S exceptions; sparse files, no data copied):
+# so a binary from before persisted deadlists gets a store of its format, and a newer one a
+# store with them (an older binary refuses a newer store, and a newer one would upgrade an
+# older store at its first open).  Each binary then opens its store -r times (best kept):
+# the time from `ddsnap server -f` starting to its first answered `ddsnap status`, the server's peak (VmHWM) and resident (VmRSS)
 # memory at that moment, and the times of one `ddsnap list` and one `ddsnap status`.  The
 # server reads its metadata with O_DIRECT, so every open is cold; the files' cached pages
 # are dropped (POSIX_FADV_DONTNEED) before each open anyway.  With several binaries the
 # last columns are the first binary's time and memory over each one's (old/new ratios).
-# Stores are kept in <dir> (default /var/tmp/ddsnap-bench-open) between runs: a store of
-# 10^7 exceptions takes a few minutes to make and 460 MB of metadata (plus sparse files).
+# Stores are kept in <dir> (default /var/tmp/ddsnap-bench-open) between runs, one per binary
+# position (remade when that binary changed): a store of 10^7 exceptions takes a few minutes
+# to make and 460 MB of metadata (plus sparse files; about 0.3 GB more with persisted
+# deadlists).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 sizes="1e5 1e6" snaps="10 1000" runs=3 dir=/var/tmp/ddsnap-bench-open
@@ -47,19 +51,21 @@ for f in sys.argv[1:]:
     fd = os.open(f, os.O_RDONLY); os.fsync(fd); os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED); os.close(fd)
 " "$@"; }
 
-# make <n> <S> <name>: the store <name>.s with origin <name>.o, unless already made.
+# make <ddsnap> <n> <S> <name>: the store <name>.s with origin <name>.o made by <ddsnap>,
+# unless that binary (same checksum) already made it.
 make_store() {
-	local n=$1 s=$2 f=$3 label ds ms
-	[[ -f $f.done ]] && return 0
+	local d=$1 n=$2 s=$3 f=$4 label ds ms sum
+	sum=$(sha256sum "$d" | cut -c1-16)
+	[[ -f $f.done && $(cat "$f.done") == "$sum" ]] && return 0
 	rm -f "$f".*
 	truncate -s $(((n + 2 * 65536) * 16384 + n * 200 + (64 << 20))) "$f.s"
 	truncate -s $((n * 16384)) "$f.o"
-	"${bins[0]}" initialize -y "$f.s" "$f.o" >/dev/null
-	label=$("${bins[0]}" dump "$f.s" | sed -n 2p)
+	"$d" initialize -y "$f.s" "$f.o" >/dev/null
+	label=$("$d" dump "$f.s" | sed -n 2p)
 	ds=$(grep -o ' data_start=[0-9]*' <<<"$label" | cut -d= -f2)
 	ms=$(grep -o ' ms_shift=[0-9]*' <<<"$label" | cut -d= -f2)
-	python3 "$here/gen-dump.py" "$n" "$s" "$ds" "$ms" | "${bins[0]}" restore -y - "$f.s" >/dev/null
-	touch "$f.done"
+	python3 "$here/gen-dump.py" "$n" "$s" "$ds" "$ms" | "$d" restore -y - "$f.s" >/dev/null
+	echo "$sum" >"$f.done"
 }
 
 # open_once <ddsnap> <name>: prints "secs hwm_kib rss_kib list_secs status_secs".
@@ -93,10 +99,10 @@ printf "%-9s %-6s %-5s %9s %9s %9s %8s %8s %s\n" exceptions snaps bin "open s" "
 for n in $sizes; do
 	for s in $snaps; do
 		nn=$(num "$n")
-		f=$dir/e$nn-s$s
-		make_store "$nn" "$s" "$f"
 		first=""
 		for i in "${!bins[@]}"; do
+			f=$dir/e$nn-s$s-b$i
+			make_store "${bins[$i]}" "$nn" "$s" "$f"
 			best=""
 			for ((r = 0; r < runs; r++)); do
 				m=$(open_once "${bins[$i]}" "$f")

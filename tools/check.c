@@ -27,8 +27,9 @@ static u64 check_engine(struct bdev *snap, struct bdev *meta)
 	struct engine_roots roots = {0};
 	struct uberblock ub;
 	struct cache *cache;
-	struct label l;
+	struct label l, ml;
 	char why[256] = "";
+	bool persisted;
 	int r;
 
 	if (label_read(snap, -1, &l, NULL, 0) ||
@@ -38,10 +39,22 @@ static u64 check_engine(struct bdev *snap, struct bdev *meta)
 	roots.snapshots = ub.roots[UB_ROOT_SNAPSHOTS];
 	roots.provenance = ub.roots[UB_ROOT_PROVENANCE];
 	roots.gen = ub.scalars[UB_SCALAR_GEN];
+	roots.deadlists.pieces = ub.roots[UB_ROOT_DEADLISTS];
+	roots.deadlists.entries = ub.roots[UB_ROOT_DEADLIST_ENTRIES];
+	roots.deadlists.next_piece = ub.scalars[UB_SCALAR_NEXT_PIECE];
+	persisted = l.feature_incompat & LABEL_FEATURE_INCOMPAT_DEADLISTS;
+	/* a crash while the labels were rewritten: the bit on either device counts (as open) */
+	if (meta != snap && !label_read(meta, -1, &ml, NULL, 0))
+		persisted |= ml.feature_incompat & LABEL_FEATURE_INCOMPAT_DEADLISTS;
+	if (!persisted && (roots.deadlists.pieces.blocknr || roots.deadlists.entries.blocknr))
+		printf("note: persisted deadlists of an interrupted upgrade (the label lacks "
+		       "feature incompat 0x%llx): the next open upgrades again and frees them\n",
+		       (unsigned long long)LABEL_FEATURE_INCOMPAT_DEADLISTS);
 	cache = cache_create(meta, CHECK_ENGINE_CACHE_BYTES);
 	cache_set_synced_txg(cache, ub.txg);
 	r = engine_check_offline(cache, &roots, 1u << l.chunk_shift,
-				 l.origin_bytes >> l.chunk_shift, NULL, &er, why, sizeof(why));
+				 l.origin_bytes >> l.chunk_shift, persisted, NULL, &er, why,
+				 sizeof(why));
 	cache_destroy(cache);
 	if (r)
 		printf("error: engine: %s\n", why[0] ? why : errmsg(r));

@@ -17,7 +17,7 @@ const struct ddsnap_command ddsnap_commands[] = {
 	 "create an empty store (refuses to overwrite one without -y)"},
 	{"check", cmd_check, "<snapstore> [<metadev>]", "verify a stopped store offline"},
 	{"dump", cmd_dump, "[-a] [-n] <snapstore> [<metadev>]", "print a store as text"},
-	{"restore", cmd_restore, "[-y] <dumpfile|-> <snapstore> [<metadev>]",
+	{"restore", cmd_restore, "[-y] [-O] <dumpfile|-> <snapstore> [<metadev>]",
 	 "build a store from the text of dump (fixtures)"},
 	{"server", cmd_server,
 	 "[-f] [-l logfile] [-p pidfile] [-k cachesize] [-g group] [--discard-damaged-log] "

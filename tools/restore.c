@@ -7,7 +7,12 @@
  * The restore is logical: the new store has the same chunk size and origin size, the same
  * scalars, the same entries in its exception tree, snapshot table, provenance tree (and then
  * the label's feature bit for it) and overlay trees, and the same data chunks allocated; the
- * B+tree nodes, metadata addresses and txg numbers are new.
+ * B+tree nodes, metadata addresses and txg numbers are new.  The persisted deadlists come
+ * in a second txg, and then the label gets LABEL_FEATURE_INCOMPAT_DEADLISTS: from their
+ * dump lines when the dumped store had them (its label's features), else (every dump made
+ * before them) derived from the exception tree and the snapshot table as the server's
+ * upgrade at open does.  -O leaves them out: a store of the format before them (without
+ * the bit), which the first writable open upgrades (tests and benches of that upgrade).
  * Lines that describe physical layout (node, ptr, root, metaslab, uberblock) are read past;
  * a dump with "error" lines is refused (it describes a damaged store), and pending intent
  * log records are not restored (a warning says how many).  Like initialize, it refuses to
@@ -31,13 +36,17 @@
 
 /* One entry of any of the engine's trees: room for the largest key and value (format.h). */
 struct entry {
-	u8 key[2 * sizeof(__le64)];
+	u8 key[3 * sizeof(__le64)];
 	u8 value[sizeof(struct snap_record_disk)];
 };
 static_assert(sizeof(struct exception_disk) <= sizeof(struct snap_record_disk) &&
 		      sizeof(struct overlay_disk) <= sizeof(struct snap_record_disk) &&
-		      sizeof(struct provenance_disk) <= sizeof(struct snap_record_disk),
+		      sizeof(struct provenance_disk) <= sizeof(struct snap_record_disk) &&
+		      sizeof(struct dl_piece_disk) <= sizeof(struct snap_record_disk),
 	      "restore entry fits every engine value");
+static_assert(sizeof(struct dl_piece_key_disk) <= 3 * sizeof(__le64) &&
+		      sizeof(struct dl_entry_key_disk) <= 3 * sizeof(__le64),
+	      "restore entry fits every engine key");
 
 struct tree_text {
 	const struct btree_type *type;
@@ -48,9 +57,11 @@ struct tree_text {
 
 struct restore {
 	u32 chunk_shift;
-	u64 origin_bytes, gen, next_snap, log_records;
+	u64 origin_bytes, gen, next_snap, next_piece, log_records;
 	bool have_label;
-	struct tree_text exc, snaps, prov, overlays[RESTORE_MAX_OVERLAYS];
+	bool dl_in_dump; /* the dumped store had persisted deadlists (label features) */
+	bool old_format; /* -O: the format before them, for tests and benches of the upgrade */
+	struct tree_text exc, snaps, prov, dlp, dle, overlays[RESTORE_MAX_OVERLAYS];
 	unsigned noverlays;
 	struct tree_text *cur;
 	u64 (*data)[2];
@@ -134,6 +145,8 @@ static int add_entry(struct restore *rs, const char *line)
 
 static int parse_line(struct restore *rs, char *line)
 {
+	unsigned long long fc, fr, fi;
+	const char *f;
 	u64 a, b;
 
 	line[strcspn(line, "\n")] = '\0';
@@ -145,10 +158,15 @@ static int parse_line(struct restore *rs, char *line)
 		rs->chunk_shift = (u32)a;
 		rs->origin_bytes = b;
 		rs->have_label = true;
+		f = strstr(line, " features=");
+		if (f && sscanf(f, " features=0x%llx:0x%llx:0x%llx", &fc, &fr, &fi) == 3)
+			rs->dl_in_dump = fi & LABEL_FEATURE_INCOMPAT_DEADLISTS;
 	} else if (!strncmp(line, "scalar gen=", 11)) {
 		rs->gen = strtoull(line + 11, NULL, 10);
 	} else if (!strncmp(line, "scalar next_snap=", 17)) {
 		rs->next_snap = strtoull(line + 17, NULL, 10);
+	} else if (!strncmp(line, "scalar next_piece=", 18)) {
+		rs->next_piece = strtoull(line + 18, NULL, 10);
 	} else if (!strncmp(line, "tree ", 5)) {
 		const char *name = line + 5;
 
@@ -165,6 +183,10 @@ static int parse_line(struct restore *rs, char *line)
 			rs->cur = &rs->overlays[rs->noverlays++];
 			rs->cur->type = &engine_overlay_tree_type;
 			rs->cur->tag = (u32)strtoul(name + 8, NULL, 10);
+		} else if (!strcmp(name, "deadlists")) {
+			rs->cur = &rs->dlp;
+		} else if (!strcmp(name, "deadlist_entries")) {
+			rs->cur = &rs->dle;
 		} else {
 			return bad_line(rs, "a tree this version does not restore");
 		}
@@ -226,6 +248,65 @@ static int built_pre_sync(void *arg, struct tx *tx)
 	return 0;
 }
 
+/* A tree of @text's entries in @tx, sealed: its root in *@root. */
+static int restore_tree(struct store *s, struct tx *tx, struct tree_text *text, struct blkptr *root)
+{
+	struct blkptr empty = {0};
+	struct btree *t = NULL;
+	int err = btree_open(text->type, store_cache(s), &empty, &t);
+
+	if (!err)
+		err = insert_all(t, tx, text, NULL);
+	if (!err)
+		err = btree_sync(t, tx);
+	if (!err)
+		btree_root(t, root);
+	if (t)
+		btree_close(t);
+	return err;
+}
+
+/*
+ * The persisted deadlists of the trees just built and synced, in a second txg, then the
+ * label's bit (as the server's upgrade at open does; a crash before the bit leaves a store of
+ * the older format, which the next open upgrades).
+ */
+static int build_deadlists(struct restore *rs, struct store *s, struct built *b)
+{
+	struct engine_roots roots = {.gen = rs->gen};
+	struct dldisk_roots dl = {.next_piece = rs->next_piece};
+	struct tx *tx = store_tx_hold(s);
+	int err = 0;
+
+	if (!tx)
+		return store_failed(s) ? store_failed(s) : -EROFS;
+	if (rs->dl_in_dump) {
+		/* as dumped (check compares them with the exceptions) */
+		err = restore_tree(s, tx, &rs->dlp, &dl.pieces);
+		if (!err)
+			err = restore_tree(s, tx, &rs->dle, &dl.entries);
+	} else {
+		btree_root(b->exc, &roots.exceptions);
+		btree_root(b->snaps, &roots.snapshots);
+		btree_root(b->prov, &roots.provenance);
+		err = engine_build_deadlists(store_cache(s), tx, &roots, 1u << rs->chunk_shift,
+					     rs->origin_bytes >> rs->chunk_shift, &dl);
+	}
+	if (!err) {
+		store_set_root(s, UB_ROOT_DEADLISTS, &dl.pieces);
+		store_set_root(s, UB_ROOT_DEADLIST_ENTRIES, &dl.entries);
+		store_set_scalar(s, UB_SCALAR_NEXT_PIECE, dl.next_piece);
+	}
+	store_tx_release(s, tx);
+	if (!err)
+		err = store_sync(s);
+	if (!err)
+		err = store_set_features(s, 0, LABEL_FEATURE_INCOMPAT_DEADLISTS);
+	if (err)
+		cmd_error("restore", "building the persisted deadlists: %s", errmsg(err));
+	return err;
+}
+
 /* Builds the trees in the open txg of a freshly formatted store and syncs it. */
 static int build(struct restore *rs, struct store *s)
 {
@@ -244,7 +325,7 @@ static int build(struct restore *rs, struct store *s)
 		err = btree_open(&engine_provenance_tree_type, store_cache(s), &empty, &b.prov);
 	/* the feature bit before the tree it guards, as the server does */
 	if (!err && rs->prov.n)
-		err = store_set_feature_ro_compat(s, LABEL_FEATURE_RO_PROVENANCE);
+		err = store_set_features(s, LABEL_FEATURE_RO_PROVENANCE, 0);
 	if (err)
 		goto out_close;
 	store_add_hook(s, &h);
@@ -261,16 +342,10 @@ static int build(struct restore *rs, struct store *s)
 		       sizeof(struct blkptr_disk));
 	/* Overlays first: each snapshot record names its overlay's (sealed) root. */
 	for (unsigned i = 0; i < rs->noverlays && !err; i++) {
-		struct btree *o = NULL;
 		struct blkptr root;
 
-		err = btree_open(&engine_overlay_tree_type, store_cache(s), &empty, &o);
-		if (!err)
-			err = insert_all(o, tx, &rs->overlays[i], NULL);
-		if (!err)
-			err = btree_sync(o, tx);
+		err = restore_tree(s, tx, &rs->overlays[i], &root);
 		if (!err) {
-			btree_root(o, &root);
 			for (u64 j = 0; j < rs->snaps.n; j++) {
 				struct snap_record_disk *rec = (void *)rs->snaps.v[j].value;
 
@@ -278,7 +353,6 @@ static int build(struct restore *rs, struct store *s)
 					blkptr_pack(&rec->overlay, &root);
 			}
 		}
-		btree_close(o);
 	}
 	xfer_progress_init_units(&prog, "restore: exception tree", "entries", rs->exc.n, false);
 	if (!err)
@@ -294,6 +368,8 @@ static int build(struct restore *rs, struct store *s)
 	store_tx_release(s, tx);
 	if (!err)
 		err = store_sync(s);
+	if (!err && !rs->old_format)
+		err = build_deadlists(rs, s, &b);
 out_close:
 	if (b.exc)
 		btree_close(b.exc);
@@ -309,6 +385,8 @@ static void restore_free(struct restore *rs)
 	free(rs->exc.v);
 	free(rs->snaps.v);
 	free(rs->prov.v);
+	free(rs->dlp.v);
+	free(rs->dle.v);
 	for (unsigned i = 0; i < rs->noverlays; i++)
 		free(rs->overlays[i].v);
 	free(rs->data);
@@ -333,13 +411,18 @@ int cmd_restore(int argc, char **argv)
 	rs->exc.type = &engine_exception_tree_type;
 	rs->snaps.type = &engine_snapshot_table_type;
 	rs->prov.type = &engine_provenance_tree_type;
+	rs->dlp.type = &dldisk_piece_tree_type;
+	rs->dle.type = &dldisk_entry_tree_type;
 	optind = 1;
-	while ((c = getopt(argc, argv, "hy")) != -1) {
-		if (c != 'y') {
+	while ((c = getopt(argc, argv, "hyO")) != -1) {
+		if (c != 'y' && c != 'O') {
 			restore_free(rs);
 			return cmd_usage("restore");
 		}
-		yes = true;
+		if (c == 'y')
+			yes = true;
+		else
+			rs->old_format = true;
 	}
 	if (argc - optind < 2 || argc - optind > 3) {
 		restore_free(rs);
@@ -389,6 +472,7 @@ int cmd_restore(int argc, char **argv)
 		goto out;
 	p.chunk_shift = rs->chunk_shift;
 	p.origin_bytes = rs->origin_bytes;
+	p.old_format = true; /* until the deadlists are built (build_deadlists) */
 	err = store_format(snap, meta, &p, why, sizeof(why));
 	if (err) {
 		cmd_error("restore", "%s", why);

@@ -298,6 +298,43 @@ struct exception_disk {
 };
 static_assert(sizeof(struct exception_disk) == 16, "exception_disk size");
 
+/*
+ * Persisted deadlists (label feature LABEL_FEATURE_INCOMPAT_DEADLISTS; doc/format.md,
+ * "Persisted deadlists").  A *piece* is a set of deadlist entries (chunk, death) that share
+ * a sublist key and an owner; it is named by a piece id, unique in the store.  Two trees:
+ *
+ *  - the piece table (UB_ROOT_DEADLISTS): key struct dl_piece_key_disk (BTREE_KEY_LE64),
+ *    value struct dl_piece_disk.  The piece's owner is not stored: it is the oldest live
+ *    snapshot with gen >= death (the head if none), so a snapshot create or delete moves
+ *    pieces between deadlists without writing anything.
+ *  - the entry tree (UB_ROOT_DEADLIST_ENTRIES): key struct dl_entry_key_disk
+ *    (BTREE_KEY_LE64), no value: one entry per exception, grouped by piece so a piece's
+ *    entries are one key range.
+ *
+ * Invariants (engine_check): every exception (chunk, death) has exactly one entry, in a
+ * piece whose death has the same owner as the exception's death and is >= it; a piece's
+ * count is the number of its entries and is >= 1; piece ids are < UB_SCALAR_NEXT_PIECE.
+ */
+struct dl_piece_key_disk {
+	__le64 death; /* a gen owned by the same deadlist as every entry's death (>= each) */
+	__le64 key;   /* the sublist key (engine.c: oldest live snapshot gen >= birth) */
+	__le64 piece; /* the piece id, >= 1 */
+};
+static_assert(sizeof(struct dl_piece_key_disk) == 24, "dl_piece_key_disk size");
+
+struct dl_piece_disk {
+	__le64 count;	 /* entries in the piece, >= 1 (bytes = count * chunk size) */
+	__le64 reserved; /* zero */
+};
+static_assert(sizeof(struct dl_piece_disk) == 16, "dl_piece_disk size");
+
+struct dl_entry_key_disk {
+	__le64 piece; /* the piece id */
+	__le64 chunk; /* the exception's key (chunk, death) */
+	__le64 death;
+};
+static_assert(sizeof(struct dl_entry_key_disk) == 24, "dl_entry_key_disk size");
+
 /* An overlay (writable snapshot) entry: key chunk (__le64), value the data address. */
 struct overlay_disk {
 	__le64 addr;
@@ -402,6 +439,10 @@ enum label_feature {
 	/* feature_ro_compat bit 0: the snapshot provenance tree (UB_ROOT_PROVENANCE) and
 	 * ENGINE_LOG_CREATE_FROM records.  Set before the first provenance record is logged. */
 	LABEL_FEATURE_RO_PROVENANCE = 1ULL << 0,
+	/* feature_incompat bit 0: persisted deadlists (UB_ROOT_DEADLISTS,
+	 * UB_ROOT_DEADLIST_ENTRIES, UB_SCALAR_NEXT_PIECE).  Set by initialize and restore, or
+	 * by ddsnap upgrade as its commit point.  Not yet known to any binary (label.h). */
+	LABEL_FEATURE_INCOMPAT_DEADLISTS = 1ULL << 0,
 };
 
 enum label_role {
@@ -452,17 +493,19 @@ static_assert(offsetof(struct label_disk, reserved) == 192, "label reserved");
 enum uberblock_root {
 	UB_ROOT_EXCEPTIONS = 0, /* (chunk, death) -> (birth, address) */
 	UB_ROOT_SNAPSHOTS = 1,	/* the snapshot table */
-	UB_ROOT_DEADLISTS = 2,	/* reserved for persisted deadlists: zero (rebuilt at open) */
+	UB_ROOT_DEADLISTS = 2,	/* the deadlist piece table (LABEL_FEATURE_INCOMPAT_DEADLISTS) */
 	UB_ROOT_OVERLAYS = 3,	/* writable snapshots' private overlays */
 	UB_ROOT_PROVENANCE = 4, /* tag -> struct provenance_disk (LABEL_FEATURE_RO_PROVENANCE) */
-	UB_NR_ROOTS = 8,	/* 5..7 spare, zero */
+	UB_ROOT_DEADLIST_ENTRIES = 5, /* (piece, chunk, death) (LABEL_FEATURE_INCOMPAT_DEADLISTS) */
+	UB_NR_ROOTS = 8,	      /* 6..7 spare, zero */
 };
 
 /* Engine scalars, persisted with each txg. */
 enum uberblock_scalar {
-	UB_SCALAR_GEN = 0,	 /* the gen counter (DESIGN.md 3) */
-	UB_SCALAR_NEXT_SNAP = 1, /* next snapshot tag to hand out */
-	UB_NR_SCALARS = 8,	 /* 2..7 spare, zero */
+	UB_SCALAR_GEN = 0,	  /* the gen counter (DESIGN.md 3) */
+	UB_SCALAR_NEXT_SNAP = 1,  /* next snapshot tag to hand out */
+	UB_SCALAR_NEXT_PIECE = 2, /* next deadlist piece id (LABEL_FEATURE_INCOMPAT_DEADLISTS) */
+	UB_NR_SCALARS = 8,	  /* 3..7 spare, zero */
 };
 
 #define UBERBLOCK_VERSION 1

@@ -30,10 +30,19 @@
  * exceptions, so it reads ahead (btree_cursor_readahead) on the copy-out threads, which are
  * idle until the volume serves: a parent's leaves at once, one request per run of
  * consecutive blocks, instead of one synchronous read per leaf (bench/open.sh,
- * BENCHMARKS.md "Activation").  Persisting sublists (ZFS bpobjs: a table keyed (deadlist id, key,
- * piece) of per-piece trees, so a merge re-keys pieces instead of moving entries) would make
- * open O(sublists) and the memory O(sublists); the uberblock has a root slot for it
- * (UB_ROOT_DEADLISTS) when open time or memory matters.
+ * BENCHMARKS.md "Activation").  Persisted deadlists (doc/format.md, "Persisted deadlists":
+ * a piece table keyed (death, key, piece) whose owner is derived from the death, and an entry
+ * tree, deadlist_disk.c) make open O(snapshots + pieces) and the memory O(pieces) on
+ * stores with LABEL_FEATURE_INCOMPAT_DEADLISTS (every store this version initializes or
+ * restores; older ones are upgraded at their first writable open: volume.c, through
+ * engine_persist_deadlists, which writes the rebuilt entries as they are).  With
+ * params.persist_deadlists (the store's bit) they replace the in-memory deadlists, which
+ * then stay empty: open reads the piece table instead of rebuilding (no pass over
+ * the exceptions, so their validation is check's and the reads'), every copy-out and its
+ * replay adds its entry (head_dl_add), a delete frees N's pieces keyed after P.gen through
+ * dldisk_free (S's pieces become N's by S leaving live[]: the owner of a piece is derived
+ * from its death), accounting sums piece counts (dl_chunks), sync seals the two trees with
+ * the others, and engine_check matches them with the exception tree.
  *
  * Invariants (checked by engine_check):
  *  - live[] holds the live snapshots in increasing gen order; every gen < e->gen;
@@ -69,7 +78,10 @@
  * before it can pass (a chunk already copied out, or an overlay entry already made, is never
  * reported safe on the strength of an unflushed record).  Data chunks freed by a delete go
  * back to the space map as deferred frees: a crash before the freeing txg is durable still
- * finds them intact.
+ * finds them intact.  The persisted deadlists (params.persist_deadlists) change only in the
+ * txg and the same calls as the exception tree, and replay re-adds an entry exactly when it
+ * re-inserts the exception, so they are never out of step with it after a crash (format.md,
+ * "Persisted deadlists").
  */
 #include "snap/engine_internal.h"
 #include "pdata/btree.h"
@@ -512,6 +524,27 @@ u64 sublist_key(struct engine *e, u64 birth)
 	return i < e->nlive ? e->live[i]->gen : 0;
 }
 
+int head_dl_add(struct engine *e, struct tx *tx, u64 key, u64 chunk)
+{
+	if (e->dld)
+		return dldisk_add(e->dld, tx, e->gen, key, chunk);
+	deadlist_insert(e->head_dl, key, chunk, e->gen, e->p.chunk_size);
+	return 0;
+}
+
+/* Chunks on the deadlist of live[@i] (@i == nlive: the head) with key in [@klo, @khi]. */
+static u64 dl_chunks(struct engine *e, u32 i, u64 klo, u64 khi)
+{
+	u64 lo = i ? e->live[i - 1]->gen : 0, hi = i < e->nlive ? e->live[i]->gen : UINT64_MAX;
+
+	if (e->dld)
+		return dldisk_count(e->dld, lo, hi, klo, khi);
+	if (klo == 0 && khi == UINT64_MAX)
+		return deadlist_count(i < e->nlive ? e->live[i]->dl : e->head_dl);
+	return deadlist_space_range(i < e->nlive ? e->live[i]->dl : e->head_dl, klo - 1, khi) /
+	       e->p.chunk_size;
+}
+
 /* Whether snapstore chunk @addr lies in the data region (when the caller said where). */
 static bool addr_ok(const struct engine *e, u64 addr)
 {
@@ -583,6 +616,92 @@ static int rebuild_deadlists(struct engine *e)
 	return err == -ENODATA ? 0 : err;
 }
 
+struct persist_ctx {
+	struct engine *e;
+	struct tx *tx;
+	struct xfer_progress prog;
+};
+
+static int persist_entry(void *arg, u64 key, const struct deadlist_entry *ent)
+{
+	struct persist_ctx *c = arg;
+
+	if (++c->prog.done % 4096 == 0)
+		xfer_progress_update(&c->prog, c->prog.done);
+	return dldisk_add(c->e->dld, c->tx, ent->death, key, ent->chunk);
+}
+
+/* Writes the rebuilt deadlists to new, empty persisted ones (e->dld) in @tx and frees them. */
+static int persist_rebuilt(struct engine *e, struct tx *tx)
+{
+	static const struct dldisk_roots empty;
+	struct persist_ctx c = {.e = e, .tx = tx};
+	u64 total = deadlist_count(e->head_dl);
+	int err = dldisk_open(e->p.cache, &empty, &e->dld);
+
+	for (u32 i = 0; i < e->nlive; i++)
+		total += deadlist_count(e->live[i]->dl);
+	/* On a terminal only (params.progress): the server's upgrade, restore. */
+	xfer_progress_init_units(&c.prog, "persisting the deadlists", "entries", total, false);
+	c.prog.enabled &= e->p.progress;
+	/* The rebuilt entries as they are (same death, same key), then their memory freed. */
+	for (u32 i = 0; !err && i <= e->nlive; i++)
+		err = deadlist_walk(i < e->nlive ? e->live[i]->dl : e->head_dl, persist_entry, &c);
+	if (!err)
+		c.prog.done = total;
+	xfer_progress_done(&c.prog);
+	if (err)
+		return err;
+	for (u32 i = 0; i <= e->nlive; i++) {
+		struct deadlist **dl = i < e->nlive ? &e->live[i]->dl : &e->head_dl;
+
+		deadlist_destroy(*dl);
+		*dl = deadlist_create();
+	}
+	e->p.persist_deadlists = true;
+	return 0;
+}
+
+int engine_persist_deadlists(struct engine *e, struct tx *tx, const struct dldisk_roots *stale)
+{
+	int err;
+
+	if (e->failed || e->p.read_only)
+		return -EROFS;
+	if (e->dld)
+		return -EINVAL;
+	if (stale->pieces.blocknr || stale->entries.blocknr) {
+		err = dldisk_destroy(e->p.cache, stale, tx);
+		if (err)
+			return engine_fail(e, err, "freeing an interrupted upgrade's deadlists");
+	}
+	err = persist_rebuilt(e, tx);
+	return err ? engine_fail(e, err, "persisting the deadlists") : 0;
+}
+
+int engine_build_deadlists(struct cache *cache, struct tx *tx, const struct engine_roots *roots,
+			   u32 chunk_size, u64 origin_chunks, struct dldisk_roots *out)
+{
+	struct engine_params p = {
+		.chunk_size = chunk_size,
+		.origin_chunks = origin_chunks,
+		.cache = cache,
+		.read_only = true,
+		.progress = true, /* `ddsnap restore` on a terminal */
+		.copy_threads = ENGINE_CHECK_READAHEAD_THREADS,
+	};
+	struct engine *e;
+	int err = engine_open(&p, roots, &e);
+
+	if (err)
+		return err;
+	err = persist_rebuilt(e, tx);
+	if (!err)
+		err = dldisk_sync(e->dld, tx, out);
+	engine_close(e);
+	return err;
+}
+
 int engine_open(const struct engine_params *p, const struct engine_roots *roots,
 		struct engine **out)
 {
@@ -626,9 +745,12 @@ int engine_open(const struct engine_params *p, const struct engine_roots *roots,
 	err = load_table(e);
 	if (!err)
 		err = load_provenance(e);
+	if (!err && p->persist_deadlists)
+		err = dldisk_open(p->cache, &roots->deadlists, &e->dld);
 	if (err)
 		goto fail_close;
-	err = rebuild_deadlists(e);
+	/* With persisted deadlists the table is all: no pass over the exceptions. */
+	err = e->dld ? 0 : rebuild_deadlists(e);
 	if (err)
 		goto fail_close;
 	*out = e;
@@ -660,6 +782,7 @@ void engine_close(struct engine *e)
 		btree_close(e->table);
 	if (e->provt)
 		btree_close(e->provt);
+	dldisk_close(e->dld);
 	free(e->batch);
 	free(e->pieces);
 	for (unsigned w = 0; e->copybufs && w < iopool_width(e->copiers); w++)
@@ -693,6 +816,9 @@ int engine_sync(struct engine *e, struct tx *tx, struct engine_roots *roots)
 		err = btree_sync(e->provt, tx);
 	if (!err)
 		err = btree_sync(e->exc, tx);
+	memset(&roots->deadlists, 0, sizeof(roots->deadlists));
+	if (!err && e->dld)
+		err = dldisk_sync(e->dld, tx, &roots->deadlists);
 	if (err)
 		return err;
 	btree_root(e->exc, &roots->exceptions);
@@ -725,6 +851,13 @@ static int free_exception(void *arg, u64 key, const struct deadlist_entry *ent)
 	f->e->p.space->free(f->e->p.space_priv, f->tx, btree_get_le64(v, 1), 1);
 	f->freed++;
 	return 0;
+}
+
+static int free_persisted(void *arg, u64 chunk, u64 death)
+{
+	struct deadlist_entry ent = {.chunk = chunk, .death = death};
+
+	return free_exception(arg, 0, &ent);
 }
 
 /* Frees every chunk of @s's overlay and the overlay tree itself. O(overlay). */
@@ -787,7 +920,15 @@ int snap_drop(struct engine *e, struct tx *tx, struct snap *s, bool invalidate)
 	prev_gen = i ? e->live[i - 1]->gen : 0;
 	next_dl = i + 1 < e->nlive ? e->live[i + 1]->dl : e->head_dl;
 	doomed = deadlist_split_above(next_dl, prev_gen);
-	err = deadlist_walk(doomed, free_exception, &f);
+	if (e->dld) {
+		/* The same sublists, persisted: N's pieces (death in (S.gen, N.gen]) keyed
+		 * after P.gen; S's pieces become N's by the removal of S from live[]. */
+		u64 next_gen = i + 1 < e->nlive ? e->live[i + 1]->gen : UINT64_MAX;
+
+		err = dldisk_free(e->dld, tx, s->gen, next_gen, prev_gen, free_persisted, &f, NULL);
+	} else {
+		err = deadlist_walk(doomed, free_exception, &f);
+	}
 	deadlist_destroy(doomed);
 	if (err)
 		return engine_fail(e, err, "freeing a deleted snapshot's exceptions");
@@ -1048,8 +1189,10 @@ static int batch_copyout(struct engine *e, struct tx *tx, u32 n)
 			return engine_fail(e, err, "recording a logged copy-out");
 		if (err)
 			goto fail_free;
-		deadlist_insert(e->head_dl, sublist_key(e, b->birth), b->chunk, e->gen,
-				e->p.chunk_size);
+		err = head_dl_add(e, tx, sublist_key(e, b->birth), b->chunk);
+		if (err)
+			return engine_fail(e, err,
+					   "recording a copy-out in the persisted deadlists");
 		e->copyouts++;
 	}
 	return 0;
@@ -1489,11 +1632,10 @@ static void snap_info(struct engine *e, struct snap *s, struct engine_snapinfo *
 	if (s->state == ENGINE_SNAP_NORMAL) {
 		u32 i = live_first_ge(e, s->gen);
 		u64 prev = i ? e->live[i - 1]->gen : 0;
-		struct deadlist *next = i + 1 < e->nlive ? e->live[i + 1]->dl : e->head_dl;
 
-		o->unique_bytes = deadlist_space_range(next, prev, s->gen) +
-				  s->overlay_chunks * e->p.chunk_size;
-		o->written_bytes = deadlist_bytes(s->dl);
+		o->unique_bytes = (dl_chunks(e, i + 1, prev + 1, s->gen) + s->overlay_chunks) *
+				  e->p.chunk_size;
+		o->written_bytes = dl_chunks(e, i, 0, UINT64_MAX) * e->p.chunk_size;
 	}
 }
 
@@ -1527,12 +1669,14 @@ void engine_status(struct engine *e, struct engine_status *o)
 	o->gen = e->gen;
 	o->live = e->nlive;
 	o->invalidated = e->ninvalid;
-	o->exceptions = deadlist_count(e->head_dl);
+	o->exceptions = e->dld ? dldisk_count(e->dld, 0, UINT64_MAX, 0, UINT64_MAX)
+			       : deadlist_count(e->head_dl);
 	for (u32 i = 0; i < e->nlive; i++) {
-		o->exceptions += deadlist_count(e->live[i]->dl);
+		if (!e->dld)
+			o->exceptions += deadlist_count(e->live[i]->dl);
 		o->overlay_chunks += e->live[i]->overlay_chunks;
 	}
-	o->head_written_bytes = deadlist_bytes(e->head_dl);
+	o->head_written_bytes = dl_chunks(e, e->nlive, 0, UINT64_MAX) * e->p.chunk_size;
 	o->avail_chunks = e->p.space ? e->p.space->avail(e->p.space_priv) : 0;
 	o->reserve_chunks = e->p.reserve_chunks;
 	o->copyouts = e->copyouts;

@@ -58,6 +58,7 @@
 #include "util/base.h"
 #include "blk/bdev.h"
 #include "blk/block.h"
+#include "snap/deadlist_disk.h"
 #include "pdata/btree.h"
 #include "blk/cache.h"
 #include "pdata/tx.h"
@@ -205,24 +206,53 @@ struct engine_params {
 	 */
 	int (*set_feature)(void *priv);
 	void *feature_priv;
+	/*
+	 * Use the persisted deadlists at roots.deadlists (doc/format.md, "Persisted
+	 * deadlists"; LABEL_FEATURE_INCOMPAT_DEADLISTS) instead of rebuilding them in memory:
+	 * open reads their piece table only, every change keeps them in the same txg.  The
+	 * roots must hold them (an empty store: all zero).  Set for every store whose label
+	 * has the bit (volume.c, check, restore).
+	 */
+	bool persist_deadlists;
 };
 
 /* What the uberblock keeps for the engine (root slots and scalars). */
 struct engine_roots {
-	struct blkptr exceptions; /* (chunk, death) -> (birth, addr) */
-	struct blkptr snapshots;  /* tag -> snapshot record, with its overlay root */
-	struct blkptr provenance; /* tag -> provenance of a received snapshot */
-	u64 gen;		  /* the gen counter */
+	struct blkptr exceptions;      /* (chunk, death) -> (birth, addr) */
+	struct blkptr snapshots;       /* tag -> snapshot record, with its overlay root */
+	struct blkptr provenance;      /* tag -> provenance of a received snapshot */
+	u64 gen;		       /* the gen counter */
+	struct dldisk_roots deadlists; /* params.persist_deadlists only; else all zero */
 };
 
 /*
  * Opens the engine on @roots (all zero: a new, empty store, gen 1).  Loads the snapshot
  * table and rebuilds the deadlists from one pass over the exception tree (O(exceptions);
- * see engine.c for why they are derived state).  Returns 0 and *out, -EINVAL, or a read
+ * see engine.c for why they are derived state), or with params.persist_deadlists reads
+ * their piece table (O(snapshots + pieces)).  Returns 0 and *out, -EINVAL, or a read
  * error (-EILSEQ ... for damage, with a log line).  Blocks on I/O.
  */
 int engine_open(const struct engine_params *p, const struct engine_roots *roots,
 		struct engine **out);
+/*
+ * The upgrade of a store without persisted deadlists (opened without
+ * params.persist_deadlists, so rebuilt in memory): frees the trees at @stale (an
+ * interrupted upgrade's; all zero: none), writes every rebuilt entry to new persisted
+ * deadlists in @tx (same death, same key), frees the in-memory ones and from then on runs
+ * as if opened with params.persist_deadlists (engine_sync returns their roots).  The
+ * caller syncs the txg and only then sets LABEL_FEATURE_INCOMPAT_DEADLISTS.  Returns 0,
+ * -EROFS, -EINVAL (already persisted), or -ENOSPC / a read error (the engine has then
+ * failed: the txg must not be synced).  O(exceptions) entries written in one txg.
+ */
+int engine_persist_deadlists(struct engine *e, struct tx *tx, const struct dldisk_roots *stale);
+/*
+ * For `ddsnap restore`: the persisted deadlists of the (sealed) trees at @roots, rebuilt
+ * as engine_open does and written to new trees in @tx, which are sealed; *@out is what the
+ * uberblock keeps for them.  @roots->deadlists is ignored.  Returns 0, -ENOSPC or a read
+ * error (the txg must then not be synced).  O(exceptions).
+ */
+int engine_build_deadlists(struct cache *cache, struct tx *tx, const struct engine_roots *roots,
+			   u32 chunk_size, u64 origin_chunks, struct dldisk_roots *out);
 /* Frees the engine; unsynced changes stay in the cache.  O(snapshots + deadlist entries). */
 void engine_close(struct engine *e);
 
@@ -444,11 +474,13 @@ int engine_check(struct engine *e, const struct engine_check_ops *ops,
 /*
  * engine_check for a tool (`ddsnap check`): opens the engine read-only on @roots over @cache
  * (the store's, opened read-only), checks, closes.  @chunk_size and @origin_chunks come from
- * the label.  Returns as engine_check, or the open's error (with @why filled in).
- * O(exceptions).  Blocks on reads.  Nothing is written.
+ * the label, @persisted from its LABEL_FEATURE_INCOMPAT_DEADLISTS (the persisted deadlists
+ * at roots->deadlists are then matched with the exception tree).  Returns as engine_check,
+ * or the open's error (with @why filled in).  O(exceptions).  Blocks on reads.  Nothing is
+ * written.
  */
 int engine_check_offline(struct cache *cache, const struct engine_roots *roots, u32 chunk_size,
-			 u64 origin_chunks, const struct engine_check_ops *ops,
+			 u64 origin_chunks, bool persisted, const struct engine_check_ops *ops,
 			 struct engine_check_report *r, char *why, size_t whylen);
 
 /*

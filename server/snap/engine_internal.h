@@ -17,6 +17,10 @@
 #include "snap/deadlist.h"
 #include "blk/format.h"
 
+/* Threads reading the exception tree ahead for an offline open's rebuild (check, restore's
+ * engine_build_deadlists): as the server. */
+#define ENGINE_CHECK_READAHEAD_THREADS 8
+
 struct iopool;
 
 struct snap {
@@ -50,6 +54,7 @@ struct engine {
 	struct engine_params p;
 	u64 gen;
 	struct btree *exc, *table, *provt;
+	struct dldisk *dld; /* the persisted deadlists (params.persist_deadlists), or NULL */
 	u64 prov_orphans;   /* read-only open: provenance records of no snapshot (check reports) */
 	struct snap **live; /* sorted by gen */
 	u32 nlive, live_cap;
@@ -115,6 +120,11 @@ void mark_overlay_dirty(struct engine *e, struct snap *s);
 int last_death(struct engine *e, u64 chunk, u64 *death);
 /* The sublist key for an exception born in @birth (engine.c's essay), 0 if none is live. */
 u64 sublist_key(struct engine *e, u64 birth);
+/*
+ * Records the new exception (@chunk, death e->gen) under sublist @key in the head's
+ * deadlist, and in the persisted deadlists when kept.  Returns 0 or the latter's error.
+ */
+int head_dl_add(struct engine *e, struct tx *tx, u64 key, u64 chunk);
 /* Copies one origin chunk to snapstore @addr (replay of a copy-out whose data was lost). */
 int copy_one(struct engine *e, u64 chunk, u64 addr);
 /* crc32c of the snapstore chunk at @addr; *@err the read's error (then 0 is returned). */

@@ -71,8 +71,7 @@ static int replay_copyout(struct engine *e, struct tx *tx, const struct engine_l
 	err = btree_insert(e->exc, tx, k, v, BTREE_NOOVERWRITE);
 	if (err)
 		return err;
-	deadlist_insert(e->head_dl, key, chunk, death, e->p.chunk_size);
-	return 0;
+	return head_dl_add(e, tx, key, chunk);
 }
 
 static int replay_overlay(struct engine *e, struct tx *tx, const struct engine_logrec_disk *r)

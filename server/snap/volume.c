@@ -3,9 +3,13 @@
  * volume.c - the store and the snapshot engine joined into the volume the server serves
  * (volume.h).
  *
- * Wiring.  The engine keeps its roots (exception tree, snapshot table) and the gen counter
- * in the store's uberblock: a pre-sync hook runs engine_sync() and stores what it returns,
- * so every txg's uberblock names the trees exactly as that txg left them.  The engine's
+ * Wiring.  The engine keeps its roots (exception tree, snapshot table, provenance tree, and
+ * with LABEL_FEATURE_INCOMPAT_DEADLISTS the persisted deadlists' two trees and piece counter)
+ * and the gen counter in the store's uberblock: a pre-sync hook runs engine_sync() and
+ * stores what it returns, so every txg's uberblock names the trees exactly as that txg left
+ * them.  A store without that bit (made before persisted deadlists) is upgraded at open,
+ * after the replay (upgrade_deadlists: one txg, made durable, then the bit; the crash
+ * argument is there and in doc/format.md, "Persisted deadlists").  The engine's
  * data allocator is the store's metaslab group (DATA class, in chunks); its intent log is
  * the store's, and on open every record newer than the last synced txg is replayed through
  * engine_replay() before anything else may change the volume.
@@ -140,6 +144,10 @@ struct volume {
 	u64 data_durable; /* data_seq known flushed (atomic) */
 	u64 origin_chunks;
 	bool reverting; /* a volume_revert is running (atomic) */
+	/* The engine keeps persisted deadlists (the label's LABEL_FEATURE_INCOMPAT_DEADLISTS,
+	 * or the upgrade at open made them): the pre-sync hook stores their roots. */
+	bool dl_persisted;
+	int upgrade_err; /* the upgrade at open failed: its txg must never be synced */
 	/* The last changelist computed, served page by page. */
 	struct {
 		bool valid;
@@ -235,17 +243,22 @@ static int set_provenance_feature(void *priv)
 {
 	struct volume *v = priv;
 
-	return store_set_feature_ro_compat(v->store, LABEL_FEATURE_RO_PROVENANCE);
+	return store_set_features(v->store, LABEL_FEATURE_RO_PROVENANCE, 0);
 }
 
 static int engine_pre_sync(void *arg, struct tx *tx)
 {
 	struct volume *v = arg;
 	struct engine_roots roots;
-	int r = engine_sync(v->engine, tx, &roots);
+	int r = v->upgrade_err ? v->upgrade_err : engine_sync(v->engine, tx, &roots);
 
 	if (r)
 		return r;
+	if (v->dl_persisted) {
+		store_set_root(v->store, UB_ROOT_DEADLISTS, &roots.deadlists.pieces);
+		store_set_root(v->store, UB_ROOT_DEADLIST_ENTRIES, &roots.deadlists.entries);
+		store_set_scalar(v->store, UB_SCALAR_NEXT_PIECE, roots.deadlists.next_piece);
+	}
 	store_set_root(v->store, UB_ROOT_EXCEPTIONS, &roots.exceptions);
 	store_set_root(v->store, UB_ROOT_SNAPSHOTS, &roots.snapshots);
 	store_set_root(v->store, UB_ROOT_PROVENANCE, &roots.provenance);
@@ -288,12 +301,58 @@ static void report_open(struct volume *v, const double ms[3])
 		 ms[0], ms[1], (unsigned long long)es.exceptions, es.live + es.invalidated, ms[2]);
 }
 
+/*
+ * The upgrade of a store made before persisted deadlists (doc/format.md, "Versions and
+ * upgrades"), at its first writable open, after the replay: the deadlists the engine
+ * rebuilt in memory are written to the two trees in one txg (any trees at @stale, left by
+ * an upgrade interrupted after its txg and before its label bit, are freed in it), that txg
+ * is made durable, and then the label bit is set: the commit point.  A crash before the txg
+ * is durable leaves the store as it was (the next open replays and upgrades again); one
+ * after it and before the bit leaves the trees, unused and freed by the next open's
+ * upgrade.  Returns 0 or -errno with @why set.
+ */
+static int upgrade_deadlists(struct volume *v, const struct dldisk_roots *stale, const char *dev,
+			     char *why, size_t whylen)
+{
+	struct engine_status es;
+	struct timespec t0;
+	struct tx *tx;
+	int r;
+
+	engine_status(v->engine, &es);
+	log_info("store on %s: upgrading to persisted deadlists (%llu exceptions)", dev,
+		 (unsigned long long)es.exceptions);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	tx = store_tx_hold(v->store);
+	if (!tx)
+		return why_printf(why, whylen, store_failed(v->store) ?: -EROFS,
+				  "cannot upgrade the store on %s: the store failed", dev);
+	r = engine_persist_deadlists(v->engine, tx, stale);
+	if (r)
+		v->upgrade_err = r; /* before the release: no sync may store half of it */
+	else
+		v->dl_persisted = true;
+	store_tx_release(v->store, tx);
+	if (!r)
+		r = store_sync(v->store);
+	if (!r)
+		r = store_set_features(v->store, 0, LABEL_FEATURE_INCOMPAT_DEADLISTS);
+	if (r)
+		return why_printf(why, whylen, r,
+				  "cannot upgrade the store on %s to persisted deadlists: %s", dev,
+				  errmsg(r));
+	log_info("store on %s: upgraded to persisted deadlists in %.0f ms", dev,
+		 1000 * xfer_elapsed(&t0));
+	return 0;
+}
+
 int volume_open(const struct volume_params *p, struct volume **out, char *why, size_t whylen)
 {
 	struct volume *v = xzalloc(sizeof(*v));
 	struct store_config cfg = {0};
 	struct engine_params ep = {0};
 	struct engine_roots roots = {0};
+	struct dldisk_roots stale = {0};
 	const struct label *l;
 	struct store_hook hook = {.pre_sync = engine_pre_sync, .arg = v};
 	char sub[700]; /* an intent log damage report is long */
@@ -388,6 +447,16 @@ int volume_open(const struct volume_params *p, struct volume **out, char *why, s
 	store_root(v->store, UB_ROOT_SNAPSHOTS, &roots.snapshots);
 	store_root(v->store, UB_ROOT_PROVENANCE, &roots.provenance);
 	roots.gen = store_scalar(v->store, UB_SCALAR_GEN);
+	store_root(v->store, UB_ROOT_DEADLISTS, &roots.deadlists.pieces);
+	store_root(v->store, UB_ROOT_DEADLIST_ENTRIES, &roots.deadlists.entries);
+	roots.deadlists.next_piece = store_scalar(v->store, UB_SCALAR_NEXT_PIECE);
+	v->dl_persisted = l->feature_incompat & LABEL_FEATURE_INCOMPAT_DEADLISTS;
+	ep.persist_deadlists = v->dl_persisted;
+	if (!v->dl_persisted) {
+		/* rebuilt now, upgraded after the replay; trees here are an interrupted upgrade's */
+		stale = roots.deadlists;
+		memset(&roots.deadlists, 0, sizeof(roots.deadlists));
+	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	r = engine_open(&ep, &roots, &v->engine);
 	ms[1] = 1000 * xfer_elapsed(&t0);
@@ -407,6 +476,12 @@ int volume_open(const struct volume_params *p, struct volume **out, char *why, s
 	if (r) {
 		why_printf(why, whylen, r, "cannot replay the intent log: %s", sub);
 		goto out_close_engine;
+	}
+	if (!v->dl_persisted && !p->keep_old_format) {
+		r = upgrade_deadlists(v, &stale, p->snapstore ? p->snapstore : v->snapstore->name,
+				      why, whylen);
+		if (r)
+			goto out_close_engine;
 	}
 	report_open(v, ms);
 	*out = v;

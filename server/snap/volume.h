@@ -35,13 +35,22 @@ struct volume_params {
 	unsigned txg_timeout_ms;  /* 0: the store's default (tests sync often with 1) */
 	bool discard_damaged_log; /* store_config.discard_damaged_log */
 	bool progress;		  /* engine_params.progress: the open on a terminal */
+	/*
+	 * Tests only: a store without LABEL_FEATURE_INCOMPAT_DEADLISTS is served as the
+	 * binaries before it did (deadlists rebuilt, roots 2 and 5 left alone), not upgraded.
+	 * It makes the older stores the upgrade is tested on.
+	 */
+	bool keep_old_format;
 	volume_invalidate_fn invalidate;
 	void *invalidate_priv;
 };
 
 /*
  * Opens the devices, the store (replaying the intent log) and the engine, and starts the
- * txg sync thread.  Returns 0 and *@out, or -errno with a sentence in @why.
+ * txg sync thread.  A store of the format before persisted deadlists (its label without
+ * LABEL_FEATURE_INCOMPAT_DEADLISTS) is upgraded after the replay, crash-safely (volume.c,
+ * upgrade_deadlists; doc/format.md "Versions and upgrades").  Returns 0 and *@out, or
+ * -errno with a sentence in @why.
  */
 int volume_open(const struct volume_params *p, struct volume **out, char *why, size_t whylen);
 

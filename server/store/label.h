@@ -54,7 +54,7 @@ static_assert(LABEL_MIN_UB_SLOTS >= 2 && LABEL_MIN_UB_SLOTS <= LABEL_UB_SLOTS &&
  * features, not as damage.
  */
 #define LABEL_FEATURE_COMPAT_KNOWN    0ULL
-#define LABEL_FEATURE_INCOMPAT_KNOWN  0ULL
+#define LABEL_FEATURE_INCOMPAT_KNOWN  ((u64)LABEL_FEATURE_INCOMPAT_DEADLISTS)
 #define LABEL_FEATURE_RO_COMPAT_KNOWN ((u64)LABEL_FEATURE_RO_PROVENANCE)
 
 /* The label in core, fields as in struct label_disk. */

@@ -36,7 +36,7 @@
  * newest valid slot is still the previous txg, whose space maps do not know the new txg's
  * allocations, so its blocks are simply free again; its log records are still in the ring
  * after the previous txg's log position and are replayed.  A feature bit
- * (store_set_feature_ro_compat) is written to the labels outside the txgs, before anything
+ * (store_set_features) is written to the labels outside the txgs, before anything
  * it guards is logged: each label copy is written and flushed in turn, so a crash leaves
  * every device with a valid label, old or new, and open takes a bit found on either device.
  */
@@ -377,6 +377,8 @@ int store_format(struct bdev *snapstore, struct bdev *metadev, const struct stor
 	if (r)
 		return r;
 	memset(&ub, 0, sizeof(ub));
+	if (!p->old_format)
+		l.feature_incompat |= LABEL_FEATURE_INCOMPAT_DEADLISTS;
 	r = store_metaslab_geometry(&l, &ub.metaslab, why, whylen);
 	if (r)
 		return r;
@@ -627,33 +629,39 @@ void store_add_hook(struct store *s, const struct store_hook *h)
 	pthread_mutex_unlock(&s->lock);
 }
 
-int store_set_feature_ro_compat(struct store *s, u64 bit)
+int store_set_features(struct store *s, u64 ro_compat, u64 incompat)
 {
 	struct label l;
 	int r = 0;
 
-	VERIFY(bit && !(bit & ~LABEL_FEATURE_RO_COMPAT_KNOWN));
+	VERIFY((ro_compat || incompat) && !(ro_compat & ~LABEL_FEATURE_RO_COMPAT_KNOWN) &&
+	       !(incompat & ~LABEL_FEATURE_INCOMPAT_KNOWN));
 	pthread_mutex_lock(&s->lock);
 	l = s->label;
 	pthread_mutex_unlock(&s->lock);
-	if ((l.feature_ro_compat & bit) == bit)
+	if ((l.feature_ro_compat & ro_compat) == ro_compat &&
+	    (l.feature_incompat & incompat) == incompat)
 		return 0;
 	if (s->cfg.read_only)
 		return -EROFS;
-	l.feature_ro_compat |= bit;
+	l.feature_ro_compat |= ro_compat;
+	l.feature_incompat |= incompat;
 	/* the metadata device first: open takes a bit found on either device */
 	if (s->meta != s->snap)
 		r = label_rewrite(s->meta, &l, LABEL_ROLE_METADEV);
 	if (!r)
 		r = label_rewrite(s->snap, &l, LABEL_ROLE_SNAPSTORE);
 	if (r) {
-		log_err("store: setting format feature ro_compat 0x%llx failed (%d)",
-			(unsigned long long)bit, r);
+		log_err("store: setting format features ro_compat 0x%llx incompat 0x%llx failed "
+			"(%d)",
+			(unsigned long long)ro_compat, (unsigned long long)incompat, r);
 		return r;
 	}
-	log_info("store: format feature ro_compat 0x%llx set", (unsigned long long)bit);
+	log_info("store: format features ro_compat 0x%llx incompat 0x%llx set",
+		 (unsigned long long)ro_compat, (unsigned long long)incompat);
 	pthread_mutex_lock(&s->lock);
-	s->label.feature_ro_compat |= bit;
+	s->label.feature_ro_compat |= ro_compat;
+	s->label.feature_incompat |= incompat;
 	pthread_mutex_unlock(&s->lock);
 	return 0;
 }

@@ -85,12 +85,15 @@ struct store_format_params {
 	u64 origin_bytes; /* size of the origin volume */
 	u64 log_blocks;	  /* intent log ring; 0: default */
 	u32 ub_slots;	  /* 0: LABEL_UB_SLOTS */
+	/* The format before persisted deadlists (no LABEL_FEATURE_INCOMPAT_DEADLISTS): what
+	 * restore builds first, and tests of the upgrade at open. */
+	bool old_format;
 };
 
 /*
  * Initializes a store on @snapstore (and @metadev, may be NULL): clears the uberblock ring
- * and the first log block, writes the uberblock of txg 1 (all roots empty), then the labels,
- * flushing between.  Does not check for an existing store (the tool does, with
+ * and the first log block, writes the uberblock of txg 1 (all roots empty), then the labels
+ * (with LABEL_FEATURE_INCOMPAT_DEADLISTS unless @p->old_format), flushing between.  Does not check for an existing store (the tool does, with
  * label_read).  Returns 0, -EINVAL / -ENOSPC (bad parameters, devices too small) with the
  * reason in @why, or -EIO.  Blocks.
  */
@@ -131,14 +134,16 @@ void store_abandon(struct store *s);
 const struct label *store_label(const struct store *s);
 
 /*
- * Sets feature_ro_compat @bit (LABEL_FEATURE_RO_*) on the store, if not set yet: rewrites the
- * labels of every device (label_rewrite: copy 0, flush, copy 1, flush; the metadata
- * device's first).  Called before the first record of the new structure is logged, so no
- * structure the bit guards ever exists on a store without it (an older ddsnap then opens
- * the store for reading only).  Returns 0, -EROFS (opened read-only) or -EIO.  Blocks on
- * I/O the first time; O(1) afterwards.
+ * Sets the feature bits @ro_compat (LABEL_FEATURE_RO_*) and @incompat
+ * (LABEL_FEATURE_INCOMPAT_*) on the store, if not all set yet: rewrites the labels of every
+ * device (label_rewrite: copy 0, flush, copy 1, flush; the metadata device's first).
+ * Called before the first record of a structure a ro_compat bit guards is logged (an older
+ * ddsnap then opens the store for reading only), or, for an incompat bit, once the txg that
+ * completed the new structure is durable (the commit point of an upgrade; an older ddsnap
+ * then refuses the store).  Returns 0, -EROFS (opened read-only) or -EIO.  Blocks on I/O
+ * the first time; O(1) afterwards.
  */
-int store_set_feature_ro_compat(struct store *s, u64 bit);
+int store_set_features(struct store *s, u64 ro_compat, u64 incompat);
 struct cache *store_cache(struct store *s);
 struct bdev *store_meta_bdev(struct store *s);
 

@@ -19,12 +19,13 @@
 static const char *const root_names[UB_NR_ROOTS] = {
 	[UB_ROOT_EXCEPTIONS] = "exceptions", [UB_ROOT_SNAPSHOTS] = "snapshots",
 	[UB_ROOT_DEADLISTS] = "deadlists",   [UB_ROOT_OVERLAYS] = "overlays",
-	[UB_ROOT_PROVENANCE] = "provenance",
+	[UB_ROOT_PROVENANCE] = "provenance", [UB_ROOT_DEADLIST_ENTRIES] = "deadlist_entries",
 };
 
 static const char *const scalar_names[UB_NR_SCALARS] = {
 	[UB_SCALAR_GEN] = "gen",
 	[UB_SCALAR_NEXT_SNAP] = "next_snap",
+	[UB_SCALAR_NEXT_PIECE] = "next_piece",
 };
 
 const char *uberblock_root_name(unsigned i)

@@ -310,7 +310,7 @@ static void child_run(const char *dir, struct history *h, u64 seed)
 	hist_load(h);
 	if (rebuild(h, m) >= 0)
 		die("child: unresolved operation in the history");
-	err = efix_open_dir(&f, dir, false, 0, 0, 0, 0);
+	err = efix_open_dir(&f, dir, false, 0, 0, 0, 0, false);
 	if (err)
 		die("child: open: %d", err);
 	/* half the rounds run as the server's group-commit mode (engine.h, caller_flushes) */
@@ -466,7 +466,7 @@ static void recover_and_verify(const char *dir, struct history *h, u64 round)
 	hist_load(h);
 	open = rebuild(h, m);
 	/* efix_open_dir replays the log and runs engine_check (space recount included). */
-	err = efix_open_dir(&f, dir, false, 0, 0, 0, 0);
+	err = efix_open_dir(&f, dir, false, 0, 0, 0, 0, false);
 	if (err)
 		die("round %llu: recovery failed: %d", (unsigned long long)round, err);
 	h->replayed += f.replayed;
@@ -514,8 +514,8 @@ int main(int argc, char **argv)
 	duration = (u64)args.duration;
 	g_seed = args.seed;
 	dir = args.dir;
-	printf("snapstress: seed %llu, duration %llu s\n", (unsigned long long)g_seed,
-	       (unsigned long long)duration);
+	printf("snapstress: seed %llu, duration %llu s, %s deadlists\n", (unsigned long long)g_seed,
+	       (unsigned long long)duration, g_seed & 1 ? "rebuilt" : "persisted");
 	fflush(stdout);
 	log_set_level(LOGL_WARN);
 	if (!dir) {
@@ -524,7 +524,10 @@ int main(int argc, char **argv)
 			die("mkdtemp: %s", strerror(errno));
 	}
 	g_dir = dir;
-	err = efix_open_dir(&f, dir, true, CS, ORIGIN_CHUNKS, DATA_CHUNKS, META_BYTES);
+	/* both modes of the engine's deadlists, by the seed (doc/format.md, "Persisted
+	 * deadlists"): what every store now uses, and the rebuild an upgrade starts from */
+	err = efix_open_dir(&f, dir, true, CS, ORIGIN_CHUNKS, DATA_CHUNKS, META_BYTES,
+			    !(g_seed & 1));
 	if (err || efix_close(&f))
 		die("cannot create the store in %s", dir);
 	snprintf(hpath, sizeof(hpath), "%s/history", dir);

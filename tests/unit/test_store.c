@@ -172,7 +172,7 @@ static void test_store__separate_metadev(void **state)
 }
 
 /*
- * Setting a feature bit (store_set_feature_ro_compat, the first provenance record): both
+ * Setting a feature bit (store_set_features, the first provenance record): both
  * copies of both devices' labels get it, a reopen sees it, check is clean; a crash after
  * the metadata device's labels and before the snapstore's leaves a store that opens with the
  * bit (open takes a bit found on either device); a read-only store refuses.
@@ -188,8 +188,8 @@ static void test_store__set_feature_bit(void **state)
 	format_ok(snap, meta, 16);
 	s = open_ok(snap, meta);
 	assert_int_equal(store_label(s)->feature_ro_compat, 0);
-	assert_int_equal(store_set_feature_ro_compat(s, LABEL_FEATURE_RO_PROVENANCE), 0);
-	assert_int_equal(store_set_feature_ro_compat(s, LABEL_FEATURE_RO_PROVENANCE), 0);
+	assert_int_equal(store_set_features(s, LABEL_FEATURE_RO_PROVENANCE, 0), 0);
+	assert_int_equal(store_set_features(s, LABEL_FEATURE_RO_PROVENANCE, 0), 0);
 	assert_int_equal(store_close(s), 0);
 	for (int copy = 0; copy < 2; copy++) {
 		assert_int_equal(label_read(snap, copy, &l, why, sizeof(why)), 0);
@@ -217,7 +217,7 @@ static void test_store__set_feature_bit(void **state)
 	cfg.read_only = true;
 	format_ok(snap, meta, 16);
 	assert_int_equal(store_open(&cfg, &s, why, sizeof(why)), 0);
-	assert_int_equal(store_set_feature_ro_compat(s, LABEL_FEATURE_RO_PROVENANCE), -EROFS);
+	assert_int_equal(store_set_features(s, LABEL_FEATURE_RO_PROVENANCE, 0), -EROFS);
 	store_abandon(s);
 	bdev_close(snap);
 	bdev_close(meta);

@@ -23,6 +23,7 @@
 #include "snap/engine.h"
 #include "store/store.h"
 #include "store/store_check.h"
+#include "lib/storecheck.h"
 
 #define MB	 (1024ULL * 1024)
 #define CHUNK	 4096u
@@ -36,6 +37,7 @@ struct vol {
 	struct store *s;
 	struct engine *e;
 	u64 chunk_blocks;
+	bool persisted; /* the label's LABEL_FEATURE_INCOMPAT_DEADLISTS (volume.c's dl_persisted) */
 };
 
 static int space_alloc(void *priv, struct tx *tx, u64 want, u64 *start, u64 *got)
@@ -107,6 +109,11 @@ static int pre_sync(void *arg, struct tx *tx)
 
 	if (r)
 		return r;
+	if (v->persisted) {
+		store_set_root(v->s, UB_ROOT_DEADLISTS, &roots.deadlists.pieces);
+		store_set_root(v->s, UB_ROOT_DEADLIST_ENTRIES, &roots.deadlists.entries);
+		store_set_scalar(v->s, UB_SCALAR_NEXT_PIECE, roots.deadlists.next_piece);
+	}
 	store_set_root(v->s, UB_ROOT_EXCEPTIONS, &roots.exceptions);
 	store_set_root(v->s, UB_ROOT_SNAPSHOTS, &roots.snapshots);
 	store_set_root(v->s, UB_ROOT_PROVENANCE, &roots.provenance);
@@ -125,7 +132,7 @@ static int set_feature(void *priv)
 {
 	struct vol *v = priv;
 
-	return store_set_feature_ro_compat(v->s, LABEL_FEATURE_RO_PROVENANCE);
+	return store_set_features(v->s, LABEL_FEATURE_RO_PROVENANCE, 0);
 }
 
 /* Opens store and engine on v's devices, replaying the log.  Returns 0 or an error. */
@@ -163,6 +170,11 @@ static int vol_open(struct vol *v)
 	store_root(v->s, UB_ROOT_SNAPSHOTS, &roots.snapshots);
 	store_root(v->s, UB_ROOT_PROVENANCE, &roots.provenance);
 	roots.gen = store_scalar(v->s, UB_SCALAR_GEN);
+	v->persisted = store_label(v->s)->feature_incompat & LABEL_FEATURE_INCOMPAT_DEADLISTS;
+	ep.persist_deadlists = v->persisted;
+	store_root(v->s, UB_ROOT_DEADLISTS, &roots.deadlists.pieces);
+	store_root(v->s, UB_ROOT_DEADLIST_ENTRIES, &roots.deadlists.entries);
+	roots.deadlists.next_piece = store_scalar(v->s, UB_SCALAR_NEXT_PIECE);
 	r = engine_open(&ep, &roots, &v->e);
 	if (r) {
 		store_abandon(v->s);
@@ -249,33 +261,10 @@ static void workload(struct vol *v, u64 *rng, u32 *next_tag, int nops)
 
 static void check_both(struct vol *v, u64 seed)
 {
-	struct store_check_report rep;
 	struct engine_check_report er = {0};
-	struct engine_roots roots = {0};
-	struct uberblock ub;
 	struct label l;
-	struct cache *c;
-	char *text = NULL, why[256] = "";
-	size_t len = 0;
-	FILE *f = open_memstream(&text, &len);
-	int r = store_check(v->snap, NULL, f, &rep);
 
-	fclose(f);
-	if (r || rep.errors)
-		fail_msg("seed %llu: store check: %d\n%s", (unsigned long long)seed, r, text);
-	free(text);
-	assert_int_equal(label_read(v->snap, -1, &l, NULL, 0), 0);
-	assert_int_equal(uberblock_read_newest(v->snap, &l, &ub, NULL, NULL, 0), 0);
-	roots.exceptions = ub.roots[UB_ROOT_EXCEPTIONS];
-	roots.snapshots = ub.roots[UB_ROOT_SNAPSHOTS];
-	roots.provenance = ub.roots[UB_ROOT_PROVENANCE];
-	roots.gen = ub.scalars[UB_SCALAR_GEN];
-	c = cache_create(v->snap, 4 * MB);
-	cache_set_synced_txg(c, ub.txg);
-	r = engine_check_offline(c, &roots, CHUNK, ORIGIN / CHUNK, NULL, &er, why, sizeof(why));
-	cache_destroy(c);
-	if (r || er.problems)
-		fail_msg("seed %llu: engine check: %d %s", (unsigned long long)seed, r, why);
+	storecheck_clean(v->snap, NULL, CHUNK, ORIGIN / CHUNK, seed, &er, &l);
 	/* a provenance record on disk only under the label's bit */
 	if (er.provenance && !(l.feature_ro_compat & LABEL_FEATURE_RO_PROVENANCE))
 		fail_msg("seed %llu: %llu provenance records, no feature bit",

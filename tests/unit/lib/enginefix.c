@@ -285,6 +285,7 @@ static void fix_params(struct efix *f)
 		.autodelete = true,
 		.caller_flushes = f->caller_flushes,
 		.copies_ordered = f->copies_ordered,
+		.persist_deadlists = f->persist_deadlists,
 		.data_first = 0,
 		.data_end = f->data_chunks,
 	};
@@ -345,6 +346,7 @@ void efix_init_opts(struct efix *f, u32 chunk_size, u64 origin_chunks, u64 data_
 	f->faulty = o->faulty;
 	f->caller_flushes = o->caller_flushes;
 	f->copies_ordered = o->copies_ordered;
+	f->persist_deadlists = o->persist_deadlists;
 	if (o->cache_bytes)
 		f->cache_bytes = o->cache_bytes;
 	if (o->faulty) {
@@ -391,6 +393,7 @@ void efix_fini(struct efix *f)
 struct efix_state {
 	u64 magic, chunk_size, origin_chunks, data_chunks, meta_bytes, synced_txg;
 	struct engine_roots roots;
+	u64 persist_deadlists; /* the store's mode, chosen at create */
 	u32 csum, pad;
 };
 
@@ -412,6 +415,7 @@ static int write_state(struct efix *f)
 		.meta_bytes = f->metabits.n * DDSNAP_BLOCK_SIZE,
 		.synced_txg = f->synced_txg,
 		.roots = f->roots,
+		.persist_deadlists = f->persist_deadlists,
 	};
 	char *tmp = dir_path(f, "state.tmp"), *path = dir_path(f, "state");
 	int fd, err = 0;
@@ -592,7 +596,7 @@ static int read_log(struct efix *f)
 }
 
 int efix_open_dir(struct efix *f, const char *dir, bool create, u32 chunk_size, u64 origin_chunks,
-		  u64 data_chunks, u64 meta_bytes)
+		  u64 data_chunks, u64 meta_bytes, bool persist_deadlists)
 {
 	struct efix_state st = {0};
 	char *logpath;
@@ -613,6 +617,7 @@ int efix_open_dir(struct efix *f, const char *dir, bool create, u32 chunk_size, 
 	}
 	fix_setup(f, chunk_size, origin_chunks, data_chunks, meta_bytes);
 	f->dir = xstrdup(dir);
+	f->persist_deadlists = create ? persist_deadlists : st.persist_deadlists;
 	if (!create) {
 		f->roots = st.roots;
 		f->synced_txg = st.synced_txg;

@@ -54,7 +54,8 @@ struct efix {
 	u64 nrecs, ndurable, rec_cap;
 	int fail_append, fail_flush; /* injected log errors (0: none) */
 	bool caller_flushes;	     /* the engine's params.caller_flushes: see efix_commit */
-	bool copies_ordered; /* params.copies_ordered: data is flushed before the log, always */
+	bool copies_ordered;	/* params.copies_ordered: data is flushed before the log, always */
+	bool persist_deadlists; /* params.persist_deadlists (efix_opts) */
 	/* the "uberblock": roots of the last synced txg, and that txg */
 	struct engine_roots roots;
 	u64 synced_txg;
@@ -79,8 +80,9 @@ struct efix_opts {
 	u64 meta_bytes;	    /* metadata device size; 0: a default for small tests */
 	size_t cache_bytes; /* 0: a small default */
 	u64 seed;
-	bool caller_flushes; /* engine params.caller_flushes; the wrappers call efix_commit */
-	bool copies_ordered; /* engine params.copies_ordered (the fixture keeps the order) */
+	bool caller_flushes;	/* engine params.caller_flushes; the wrappers call efix_commit */
+	bool copies_ordered;	/* engine params.copies_ordered (the fixture keeps the order) */
+	bool persist_deadlists; /* engine params.persist_deadlists */
 };
 /* efix_init with options. */
 void efix_init_opts(struct efix *f, u32 chunk_size, u64 origin_chunks, u64 data_chunks,
@@ -90,12 +92,14 @@ void efix_init_opts(struct efix *f, u32 chunk_size, u64 origin_chunks, u64 data_
  * File mode: the devices (origin, snapstore, meta), the synced roots (state) and the intent
  * log (log) are files in @dir.  @create makes a new empty store there (with the sizes given);
  * otherwise the store in @dir is opened, recovered (replay of the log records of unsynced
- * txgs) and synced, and the sizes are read from it.  Survives SIGKILL of the process at any
+ * txgs) and synced, and the sizes are read from it.  @persist_deadlists (params
+ * .persist_deadlists) is the new store's mode; an opened store keeps the mode it was made
+ * with.  Survives SIGKILL of the process at any
  * point (file writes reach the page cache whole; this is process death, not power loss).
  * Returns 0 or -errno with a message on stderr.
  */
 int efix_open_dir(struct efix *f, const char *dir, bool create, u32 chunk_size, u64 origin_chunks,
-		  u64 data_chunks, u64 meta_bytes);
+		  u64 data_chunks, u64 meta_bytes, bool persist_deadlists);
 /* Syncs and reopens the engine with params.caller_flushes = @on.  Returns 0 or -errno. */
 int efix_set_caller_flushes(struct efix *f, bool on);
 
