@@ -334,6 +334,9 @@ head -c 64k /dev/urandom | dd of="$a_dev/origin" bs=64k seek=40 conv=notrunc sta
 ZUMASTOR_NOW=$t expect 1 "a's tick: b has a snapshot of its own after the base: refused" box a tick
 expect_out "refused: .*$("$ZUMASTOR_HELPER" name "$own")" "the refusal names b's snapshot"
 expect 0 "nothing was sent" cmp "$a_dev/origin($base)" "$bdev/origin($base)"
+ZUMASTOR_NOW=$t expect 0 "b: status --json with a snapshot of its own" box b status --json home
+expect_json ".volumes[0].source.current == \"$("$ZUMASTOR_HELPER" name "$base")\"" \
+	"b's mountpoint would show its newest received snapshot, not its own"
 ZUMASTOR_NOW=$t expect 1 "check on a: WARNING" box a check
 expect_out "home -> b refused" "check names the refusal"
 ZUMASTOR_NOW=$((t + 60)) expect 0 "replicate --force-full: b rewinds to the base, then the incremental" box a replicate home --force-full
@@ -387,7 +390,37 @@ expect 0 "b has A's newest" cmp "$a_dev/origin($t)" "$bdev/origin($t)"
 expect 0 "forget target b" box a forget target home b
 ZUMASTOR_NOW=$((t + 60)) box a tick >/dev/null 2>&1
 expect 0 "its holds went with it: the old base is pruned" bash -c "! '$ddsnap' status '$BOXES/a/run/servers/home.sock' $base >/dev/null 2>&1"
+ZUMASTOR_NOW=$((t + 120)) expect 0 "c: status --json after the rewind upstream" box c status --json home
+expect_json ".volumes[0].source.current == \"$("$ZUMASTOR_HELPER" name "$t")\" and .volumes[0].source.mountpoint == null" \
+	"c's mountpoint would show A's newest (c has no mountpoint set)"
+
+# --- a replica's exports are read-only, whatever the admin asked -----------------------------
+# (its mountpoint shows a received snapshot, its origin is never exported; the VM scenario
+# replication-chain mounts and exports them under a real kernel, NFS server and smbd)
+# exports_of BOX: the NFS line of the volume's mountpoint and its Samba share, as the monitor
+# writes them on BOX (its functions, the script sourced with the box's environment).
+exports_of()
+{
+	(
+		export ZUMASTOR_ROOT=$BOXES/$1/db ZUMASTOR_RUN=$BOXES/$1/run ZUMASTOR_LOG=$BOXES/$1/log \
+			ZUMASTOR_EXPORTS=$BOXES/$1/exports/zumastor.exports ZUMASTOR_SMB_CONF=$BOXES/$1/smb.conf
+		# shellcheck source=/dev/null # (its functions only: following it would see its globals)
+		. "$zumastor"
+		load home
+		nfs_lines home /srv/home origin 0
+		samba_share home
+	)
+}
+for b in a c; do box "$b" define export home --nfs '10.0.0.0/8:rw,sync' --samba "${b}home:rw,guest" >/dev/null; done
+expect 0 "the exports of a master" exports_of a
+expect_out "^/srv/home 10.0.0.0/8\(rw,sync,no_subtree_check,fsid=" "a master's mountpoint is exported read-write over NFS"
+expect_out "read only = no" "and over Samba"
+expect 0 "the exports of c, a replica asked for rw" exports_of c
+expect_out "^/srv/home 10.0.0.0/8\(ro,sync,no_subtree_check,fsid=" "a replica's mountpoint is exported read-only over NFS"
+expect_out "read only = yes" "and over Samba"
 expect 0 "forget source on c" box c forget source home
+expect 0 "the exports of c, no longer a replica" exports_of c
+expect_out "^/srv/home 10.0.0.0/8\(rw,sync,no_subtree_check,fsid=" "after forget source its mountpoint is exported read-write"
 # --- promote a replica whose master is lost, re-attach the old master (volume proj) --------
 # A -> B -> C again on a second volume; A is lost after a stream into B was cut; B is
 # promoted (its chain to C goes on); A comes back, becomes B's replica and is rewound to the

@@ -16,13 +16,27 @@
 # address sshd saw.  The restricted key cannot run a
 # shell or list a master; b and c take no snapshot of their own and their origins are never
 # mounted; status --json shows the targets and sources.
+#
+# b's users (Replica use): the real NFS server and smbd (nas_servers_up) export b's replica
+# as the monitor would on a master, asked read-write and made read-only.  b's mountpoint
+# shows its newest received snapshot; an NFS v3 client mounted once on day 0 reads each
+# day's files there (sha256 equal to a's) after every transfer without remounting, and
+# cannot write; the previous day's snapshot is its own NFS export; smbclient lists the
+# received snapshots as previous versions of a file, reads today's file, a @GMT path of
+# yesterday's and a day's data (sha256 equal to a's), and cannot write.
 set -euo pipefail
 . "$SRC/tests/vm/lib.sh"
 
 step "udev, the module, three boxes with their own sshd"
 vm_udev_up
+nas_servers_up
 load_ddsnap
 mon_setup
+# smbd serves b's shares: box_env gives each box its own Samba include, b's is added to
+# smb.conf (the monitor reloads smbd when it writes it)
+sed -i 's|^\tinclude = /etc/samba/zumastor.conf$|&\n\tinclude = /etc/samba/zumastor-b.conf|' /etc/samba/smb.conf
+grep -q zumastor-b.conf /etc/samba/smb.conf
+mkdir -p /run/box/a /run/box/b /run/box/c
 # shellcheck disable=SC2046 # one VAR=VALUE a word
 ssh_box b 2202 $(box_env b)
 # shellcheck disable=SC2046
@@ -42,6 +56,7 @@ must box b define source bhome a:ahome
 box b define target bhome c:chome --after-each-snapshot >/run/box/b/define.out || fail "define target on b"
 grep '^restrict' /run/box/b/define.out >/run/ssh/c/authorized_keys
 must box c define source chome b:bhome
+must box b define export bhome --nfs '127.0.0.1:rw,no_root_squash' --samba 'bhome:rw,guest'
 ZUMASTOR_NOW=$t0 must box a start ahome
 mkfs.ext4 -q /dev/mapper/ahome
 ZUMASTOR_NOW=$t0 must box a start ahome
@@ -57,8 +72,39 @@ grep -q "not a replica of a" <<<"$out" || fail "list chome: $out"
 out=$(ssh -i /run/box/b/ssh/id_ed25519 -o IdentitiesOnly=yes c list chome 2>&1) || fail "b's key cannot list chome on c: $out"
 grep -qx "token none" <<<"$out" || fail "list chome: $out"
 
+# b_users DAY NAME PREV: what b's NFS and Samba clients see after b's tick of DAY, whose
+# snapshot is NAME (PREV: the day before's, or nothing).
+mkdir -p /mnt/nb /mnt/nbprev
+b_users()
+{
+	local day=$1 name=$2 prev=$3 snap=/run/box/a/run/snapshot/ahome/$2 out
+	expect_eq "$(findmnt -n -o SOURCE --mountpoint /srv/b)" "/dev/mapper/bhome$name" "day $day: b's mountpoint shows its newest received snapshot"
+	findmnt -n -o OPTIONS --mountpoint /srv/b | grep -q '^ro,' || fail "day $day: /srv/b is not read-only"
+	[[ -z $(findmnt -n -S /dev/mapper/bhome) ]] || fail "day $day: b's origin is mounted"
+	((day > 0)) || must mount -t nfs -o vers=3,nolock,noac,lookupcache=none 127.0.0.1:/srv/b /mnt/nb
+	expect_eq "$(cat /mnt/nb/today)" "day $day" "day $day: b's NFS client (mounted on day 0) reads the day's file"
+	expect_eq "$(sha_of "/mnt/nb/d$day/data")" "$(sha_of "$snap/d$day/data")" "day $day: the day's data over NFS is a's"
+	out=$(smbclient -N //127.0.0.1/bhome -c "allinfo today; get today /run/smb.today; get d$day/data /run/smb.data${prev:+; get $prev/today /run/smb.prev}" 2>&1) ||
+		fail "day $day: smbclient on b: $out"
+	expect_eq "$(grep -o '@GMT-[0-9.-]*' <<<"$out" | sort -u | paste -sd' ')" "$(find /run/box/b/run/snapshot/bhome -mindepth 1 -maxdepth 1 -printf '%f\n' | sort | paste -sd' ')" \
+		"day $day: Samba's previous versions of today are b's received snapshots"
+	expect_eq "$(cat /run/smb.today)" "day $day" "day $day: today's file over Samba"
+	expect_eq "$(sha_of /run/smb.data)" "$(sha_of "$snap/d$day/data")" "day $day: the day's data over Samba is a's"
+	[[ -z $prev ]] || expect_eq "$(cat /run/smb.prev)" "day $((day - 1))" "day $day: $prev/today over Samba"
+	log "day $day: b's NFS and Samba clients see $name"
+	((day == 2)) || return 0
+	# once: the previous snapshot's own export; no client can write
+	must mount -t nfs -o vers=3,nolock 127.0.0.1:"/run/box/b/run/snapshot/bhome/$prev" /mnt/nbprev
+	expect_eq "$(cat /mnt/nbprev/today)" "day $((day - 1))" "day $day: the previous snapshot's own NFS export"
+	umount /mnt/nbprev
+	[[ ! -e /mnt/nb/d0 ]] || fail "d0, deleted on a, still shows to b's NFS client"
+	! touch /mnt/nb/written 2>/dev/null || fail "an NFS client wrote to b's replica"
+	out=$(smbclient -N //127.0.0.1/bhome -c "put /etc/hostname written" 2>&1) || true
+	{ grep -q NT_STATUS_ <<<"$out" && [[ ! -e /srv/b/written ]]; } || fail "a Samba client could write to b's replica: $out"
+}
+
 step "three simulated days: a ticks and sends, b passes on, c keeps"
-full=0
+full=0 prev=
 for day in 0 1 2; do
 	t=$((t0 + day * 86400))
 	mkdir -p /srv/a/d$day
@@ -80,19 +126,27 @@ for day in 0 1 2; do
 	expect_eq "$(tree_sums "/run/box/c/run/snapshot/chome/$name")" "$(tree_sums "/run/box/a/run/snapshot/ahome/$name")" \
 		"day $day: c's read-only mount holds a's files"
 	expect_eq "$(cat "/run/box/b/run/snapshot/bhome/$name/today")" "day $day" "day $day: b's mount of it"
+	b_users "$day" "$name" "$prev"
+	prev=$name
 	log "day $day: c has $name, identical to a's"
 done
 expect_eq "$full" 1 "only the first day's transfers were full"
 ! grep -q took /run/tick.b /run/tick.c || fail "a replica took a snapshot"
-! mountpoint -q /srv/b || fail "b's origin is mounted"
-! mountpoint -q /srv/c || fail "c's origin is mounted"
+[[ -z $(findmnt -n -S /dev/mapper/bhome) ]] || fail "b's origin is mounted"
+[[ -z $(findmnt -n -S /dev/mapper/chome) ]] || fail "c's origin is mounted"
+expect_eq "$(findmnt -n -o SOURCE --mountpoint /srv/c)" "/dev/mapper/chome$name" "c's mountpoint shows its newest received snapshot"
+grep -q "^/srv/b 127.0.0.1(ro,no_root_squash,no_subtree_check,fsid=$(cat /run/box/b/db/volumes/bhome/state/fsid/origin))\$" \
+	/etc/exports.d/zumastor-b.exports || fail "b's mountpoint line: $(cat /etc/exports.d/zumastor-b.exports)"
+grep -q "read only = yes" /etc/samba/zumastor.conf || fail "b's share is not read-only: $(cat /etc/samba/zumastor.conf)"
+must box b define source bhome a:ahome # again, with its snapshot at the mountpoint: not its origin
+umount /mnt/nb
 
 step "status on a and c"
 box a status --json ahome >/run/st.a
 jq -e ".volumes[0].targets[0].last_good == \"$name\" and .volumes[0].targets[0].behind == 0 and .volumes[0].targets[0].failures == 0" /run/st.a >/dev/null ||
 	fail "a's status: $(cat /run/st.a)"
 box c status --json chome >/run/st.c
-jq -e ".volumes[0].source.host == \"b\" and .volumes[0].source.newest_received == \"$name\" and .volumes[0].source.token == null" /run/st.c >/dev/null ||
+jq -e ".volumes[0].source.host == \"b\" and .volumes[0].source.newest_received == \"$name\" and .volumes[0].source.token == null and .volumes[0].source.current == \"$name\"" /run/st.c >/dev/null ||
 	fail "c's status: $(cat /run/st.c)"
 ZUMASTOR_NOW=$((t + 300)) must box a check ahome
 
