@@ -598,6 +598,8 @@ int delta_create_stream(const struct delta_create_params *p, struct delta_create
 	if ((h.flags & DELTA_FULL) && c.copts.mode != DELTA_MODE_BEST &&
 	    delta_codec_get((u32)c.copts.mode)->differencing)
 		c.copts.mode = DELTA_CODEC_ZSTD; /* nothing to difference against: compress */
+	if ((h.flags & DELTA_FULL) && c.copts.mode == DELTA_CODEC_ZSTD && !c.copts.level)
+		c.copts.level = DELTA_FULL_ZSTD_LEVEL;
 	c.chunk_size = ch.chunk_size;
 	/* Every extent of an incremental delta carries the source checksum, so a receiver
 	 * whose snapshot differs from ours is refused whatever the codec (Zumastor's

@@ -45,6 +45,10 @@ void delta_error_init(struct delta_error *e);
 /* Adds a line to @e (cut short, never overflowing, if @e is full). */
 void delta_error_add(struct delta_error *e, const char *fmt, ...) __printf(2, 3);
 
+/* A full delta's zstd level when none is given: the whole volume goes through the codec,
+ * so it runs at the speed of `zstd -1` (a bit larger than level 3, about twice as fast). */
+#define DELTA_FULL_ZSTD_LEVEL 1
+
 /* delta_create_stream() encodes on at most this many threads (each holds a few batches). */
 #define DELTA_MAX_THREADS 4
 

@@ -11,7 +11,8 @@
  * running.  On the receiving side (delta_apply.c: decoding here, the origin written by a
  * writer thread) an origin write that fails (RLIMIT_FSIZE) fails the apply with the token
  * at what was written and nothing past the failed write changed, and the re-sent stream
- * completes.
+ * completes.  A full delta's zstd defaults to DELTA_FULL_ZSTD_LEVEL (the same bytes as
+ * asking for it), an explicit level is kept.
  */
 #include <stdarg.h>
 #include <setjmp.h>
@@ -360,6 +361,39 @@ static void test_delta_pipeline__a_failing_origin_write_leaves_the_token_at_what
 	free(delta);
 }
 
+/* A full delta's zstd runs at DELTA_FULL_ZSTD_LEVEL unless a level is given. */
+static void test_delta_pipeline__a_full_delta_defaults_to_the_fast_zstd_level(void **state)
+{
+	static const struct delta_codec_opts modes[] = {
+		{.mode = DELTA_CODEC_ZSTD_PREFIX},
+		{.mode = DELTA_CODEC_ZSTD},
+		{.mode = DELTA_CODEC_ZSTD, .level = DELTA_FULL_ZSTD_LEVEL},
+		{.mode = DELTA_CODEC_ZSTD, .level = 3},
+	};
+	u8 *bytes[ARRAY_SIZE(modes)];
+	size_t len[ARRAY_SIZE(modes)];
+
+	for (unsigned i = 0; i < ARRAY_SIZE(modes); i++) {
+		struct delta_create_params p;
+		struct delta_create_stats st;
+		struct delta_error e;
+		char *delta = xstrdup(pathf("%s/delta-level-%u", dir, i));
+
+		params(&p, cl_full, 2);
+		p.codec = modes[i];
+		assert_int_equal(create_to(delta, &p, &st, &e), 0);
+		bytes[i] = get_file(delta, &len[i]);
+		free(delta);
+	}
+	for (unsigned i = 1; i < 3; i++) {
+		assert_int_equal(len[i], len[0]);
+		assert_memory_equal(bytes[i], bytes[0], len[0]);
+	}
+	assert_true(len[3] != len[0] || memcmp(bytes[3], bytes[0], len[0]));
+	for (unsigned i = 0; i < ARRAY_SIZE(modes); i++)
+		free(bytes[i]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -370,6 +404,7 @@ int main(void)
 		cmocka_unit_test(test_delta_pipeline__a_failing_worker_fails_the_call),
 		cmocka_unit_test(
 			test_delta_pipeline__a_failing_origin_write_leaves_the_token_at_what_was_written),
+		cmocka_unit_test(test_delta_pipeline__a_full_delta_defaults_to_the_fast_zstd_level),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
