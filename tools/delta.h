@@ -6,8 +6,8 @@
  *
  * Every function here reports its problems on stderr as "ddsnap <cmd>: <what>" and returns
  * a ddsnap exit code (commands.h: EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_CORRUPT), so a
- * subcommand can return it as is.  Single-threaded; all calls block on device, file and
- * socket I/O.
+ * subcommand can return it as is.  Call from one thread; all calls block on device, file
+ * and socket I/O (the library's create and apply run their own threads inside the call).
  */
 #ifndef DDSNAP_TOOLS_DELTA_H
 #define DDSNAP_TOOLS_DELTA_H

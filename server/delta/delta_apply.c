@@ -9,9 +9,20 @@
  * (one process start per batch); any other record first applies the queue, so the origin
  * is written in stream order.
  *
+ * The writer.  Reading the stream, checking sources and decoding happen on the caller's
+ * thread; the origin writes (and the token saves that follow them) on a writer thread fed
+ * by a bounded queue (WQ_MAX extents, WQ_BYTES of decoded data), in stream order, so the
+ * next extents decode while the last ones are written.  Only checked extents are queued.
+ * Locking: the lock guards the queue and the writer's result; the origin, a->applied,
+ * a->dirty and the token file belong to the writer while it runs, and to the caller only
+ * after apply_drain() has seen the queue empty (under the lock: happens-before).  A
+ * failed write stops the writer (the queued extents after it are dropped, never written),
+ * and the caller fails at its next queueing or drain.  With --check nothing is written
+ * and no writer runs.
+ *
  * Invariants: a corrupt or mismatched extent is never written; the source snapshot is
  * opened read-only and never written; a.applied names the last record whose data is
- * written (the token never runs ahead of the origin).
+ * written (the token never runs ahead of the origin: the writer sets it after the write).
  *
  * Crash and interruption argument: with a token file, apply fdatasyncs the origin before
  * each token save (at most once per DELTA_TOKEN_INTERVAL and at every exit), so the token
@@ -23,6 +34,7 @@
  * interruption is skipped up to the token and checked to be the same stream.
  */
 #include "delta/delta_xfer_internal.h"
+#include <pthread.h>
 #include <string.h>
 #include <unistd.h>
 #include "util/xfer.h"
@@ -53,9 +65,31 @@ struct apply {
 	u64 written_chunks;
 	struct delta_error *e;
 	bool check; /* --check: verify everything, write nothing */
+	/* the origin writer (not with --check): decoded extents queued in stream order */
+	bool threaded;
+	pthread_t writer;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct wjob *wq; /* ring of WQ_MAX */
+	unsigned whead, wcount;
+	size_t wbytes;
+	bool wclose;	       /* no more jobs: the writer leaves once the queue is empty */
+	int wrc;	       /* the writer's first failure; it writes nothing after it */
+	struct delta_error we; /* its lines, added to e when the queue is drained */
 };
 
-static int apply_save(struct apply *a)
+/* One decoded extent (or zero record) for the writer: written at its place, then its token
+ * is the applied one. */
+struct wjob {
+	u64 chunk, count;
+	const u8 *data; /* a->zeros (not freed) or an own aligned buffer */
+	bool own;
+	size_t len;
+	struct delta_token tok;
+};
+
+/* Syncs the origin and saves the applied token; problems go to @e. */
+static int apply_save(struct apply *a, struct delta_error *e)
 {
 	int rc;
 
@@ -63,23 +97,178 @@ static int apply_save(struct apply *a)
 		return 0;
 	if (a->dirty && fdatasync(a->origin.fd)) {
 		rc = -errno;
-		delta_error_add(a->e, "sync %s: %s", a->origin.path, errmsg(rc));
+		delta_error_add(e, "sync %s: %s", a->origin.path, errmsg(rc));
 		return rc;
 	}
 	a->dirty = false;
 	rc = delta_token_save(a->token_path, &a->applied);
 	if (rc)
-		delta_error_add(a->e, "saving resume token %s: %s", a->token_path, errmsg(rc));
+		delta_error_add(e, "saving resume token %s: %s", a->token_path, errmsg(rc));
 	clock_gettime(CLOCK_MONOTONIC, &a->last_save);
 	return rc;
 }
 
-static int apply_done_record(struct apply *a, const struct delta_token *tok)
+static int apply_done_record(struct apply *a, const struct delta_token *tok, struct delta_error *e)
 {
 	a->applied = *tok;
 	if (a->token_path && xfer_elapsed(&a->last_save) >= DELTA_TOKEN_INTERVAL)
-		return apply_save(a);
+		return apply_save(a, e);
 	return 0;
+}
+
+/* The writer queue holds at most this many extents and bytes (decoded, waiting). */
+#define WQ_MAX	 64u
+#define WQ_BYTES (32u << 20)
+
+/* Writes @len bytes of @data at @chunk and makes @tok the applied token (whichever thread
+ * owns the origin now: the writer, or the caller with the queue drained).  Errors go to
+ * @e. */
+static int apply_put(struct apply *a, u64 chunk, const u8 *data, size_t len,
+		     const struct delta_token *tok, struct delta_error *e)
+{
+	int rc = 0;
+
+	for (size_t off = 0; !rc && !a->check && off < len;) {
+		size_t k = MIN(len - off, (size_t)DELTA_MAX_EXTENT);
+
+		/* a zero record of any length is written from the one zero extent */
+		rc = delta_dev_pwrite(&a->origin, data == a->zeros ? data : data + off, k,
+				      chunk * a->h.chunk_size + off, e);
+		off += k;
+	}
+	if (rc)
+		return rc;
+	a->dirty = !a->check;
+	__atomic_add_fetch(&a->written_chunks, len / a->h.chunk_size, __ATOMIC_RELAXED);
+	return apply_done_record(a, tok, e);
+}
+
+static void *apply_writer(void *arg)
+{
+	struct apply *a = arg;
+
+	pthread_mutex_lock(&a->lock);
+	for (;;) {
+		struct wjob j;
+		int rc;
+
+		while (!a->wcount && !a->wclose)
+			pthread_cond_wait(&a->cond, &a->lock);
+		if (!a->wcount)
+			break;
+		j = a->wq[a->whead];
+		pthread_mutex_unlock(&a->lock);
+		rc = a->wrc;
+		if (!rc)
+			rc = apply_put(a, j.chunk, j.data, j.len, &j.tok, &a->we);
+		if (j.own)
+			free((void *)j.data);
+		pthread_mutex_lock(&a->lock);
+		if (rc && !a->wrc)
+			a->wrc = rc;
+		a->whead = (a->whead + 1) % WQ_MAX;
+		a->wcount--;
+		a->wbytes -= j.own ? j.len : 0;
+		pthread_cond_broadcast(&a->cond);
+	}
+	pthread_mutex_unlock(&a->lock);
+	return NULL;
+}
+
+/* Waits until the writer has written everything queued; then the caller owns the origin
+ * and the token.  Returns the writer's failure (its lines moved to a->e), or 0. */
+static int apply_drain(struct apply *a)
+{
+	int rc;
+
+	if (!a->threaded)
+		return 0;
+	pthread_mutex_lock(&a->lock);
+	while (a->wcount)
+		pthread_cond_wait(&a->cond, &a->lock);
+	rc = a->wrc;
+	pthread_mutex_unlock(&a->lock);
+	if (a->we.len) {
+		delta_error_add(a->e, "%s", a->we.msg);
+		delta_error_init(&a->we);
+	}
+	return rc;
+}
+
+/*
+ * Hands a checked extent (or zero record) to the writer; with --check or without the
+ * writer, applies it here.  @data is @own (freed after the write) or a->zeros.  Returns 0,
+ * or the writer's failure (the queue then drained, its lines in a->e).
+ */
+static int apply_emit(struct apply *a, u64 chunk, const u8 *data, bool own, size_t len,
+		      const struct delta_token *tok)
+{
+	int rc;
+
+	if (!a->threaded) {
+		rc = apply_put(a, chunk, data, len, tok, a->e);
+		if (own)
+			free((void *)data);
+		return rc;
+	}
+	pthread_mutex_lock(&a->lock);
+	while (!a->wrc && (a->wcount == WQ_MAX || (a->wcount && a->wbytes + len > WQ_BYTES)))
+		pthread_cond_wait(&a->cond, &a->lock);
+	rc = a->wrc;
+	if (!rc) {
+		a->wq[(a->whead + a->wcount) % WQ_MAX] =
+			(struct wjob){.chunk = chunk,
+				      .count = len / a->h.chunk_size,
+				      .data = data,
+				      .own = own,
+				      .len = len,
+				      .tok = *tok};
+		a->wcount++;
+		a->wbytes += own ? len : 0;
+		pthread_cond_broadcast(&a->cond);
+	}
+	pthread_mutex_unlock(&a->lock);
+	if (rc) {
+		if (own)
+			free((void *)data);
+		return apply_drain(a);
+	}
+	return 0;
+}
+
+/* Starts the writer (not with --check). */
+static void apply_writer_start(struct apply *a)
+{
+	if (a->check)
+		return;
+	a->wq = xmalloc(sizeof(*a->wq) * WQ_MAX);
+	delta_error_init(&a->we);
+	pthread_mutex_init(&a->lock, NULL);
+	pthread_cond_init(&a->cond, NULL);
+	if (pthread_create(&a->writer, NULL, apply_writer, a))
+		abort();
+	a->threaded = true;
+}
+
+/* Drains and stops the writer; returns its failure or 0.  Idempotent. */
+static int apply_writer_stop(struct apply *a)
+{
+	int rc;
+
+	if (!a->threaded)
+		return 0;
+	rc = apply_drain(a);
+	pthread_mutex_lock(&a->lock);
+	a->wclose = true;
+	pthread_cond_broadcast(&a->cond);
+	pthread_mutex_unlock(&a->lock);
+	pthread_join(a->writer, NULL);
+	pthread_cond_destroy(&a->cond);
+	pthread_mutex_destroy(&a->lock);
+	free(a->wq);
+	a->wq = NULL;
+	a->threaded = false;
+	return rc;
 }
 
 /* Reads the receiver's source extent and compares it with the sender's checksum. */
@@ -102,10 +291,11 @@ static int apply_source(struct apply *a, const struct delta_record *rec, u8 *buf
 	return 0;
 }
 
-static int apply_write(struct apply *a, const struct delta_record *rec, const u8 *data, size_t len)
+/* Checks a decoded extent against its target checksum and hands it to the writer (@data:
+ * an own aligned buffer, freed whatever happens). */
+static int apply_write(struct apply *a, const struct delta_record *rec, u8 *data, size_t len,
+		       const struct delta_token *tok)
 {
-	int rc;
-
 	if (delta_csum(data, len) != rec->tgt_csum) {
 		delta_error_add(
 			a->e,
@@ -113,16 +303,10 @@ static int apply_write(struct apply *a, const struct delta_record *rec, const u8
 			"corrupt delta; nothing of it was written",
 			(unsigned long long)rec->chunk, (unsigned long long)rec->seq);
 		a->e->corrupt = true;
+		free(data);
 		return -EILSEQ;
 	}
-	if (!a->check) {
-		rc = delta_dev_pwrite(&a->origin, data, len, rec->chunk * a->h.chunk_size, a->e);
-		if (rc)
-			return rc;
-		a->dirty = true;
-	}
-	a->written_chunks += rec->count;
-	return 0;
+	return apply_emit(a, rec->chunk, data, true, len, tok);
 }
 
 /* Decodes the queued xdelta3 extents in one run and applies them in order. */
@@ -172,9 +356,10 @@ static int apply_flush(struct apply *a)
 			rc = -EILSEQ;
 			break;
 		}
-		rc = apply_write(a, &a->q[i].rec, dj[i].tgt, dj[i].len);
-		if (!rc)
-			rc = apply_done_record(a, &a->q[i].tok);
+		u8 *own = delta_abuf(dj[i].len); /* the batch's buffer is freed below */
+
+		memcpy(own, dj[i].tgt, dj[i].len);
+		rc = apply_write(a, &a->q[i].rec, own, dj[i].len, &a->q[i].tok);
 	}
 out:
 	for (unsigned i = 0; i < a->nq; i++)
@@ -197,19 +382,7 @@ static int apply_record(struct apply *a, const struct delta_record *rec,
 
 	if (rec->type == DELTA_REC_ZERO) {
 		rc = apply_flush(a);
-		for (u64 c = 0; !rc && !a->check && c < rec->count;) {
-			u64 k = MIN((u64)rec->count - c, (u64)(DELTA_MAX_EXTENT / a->h.chunk_size));
-
-			rc = delta_dev_pwrite(&a->origin, a->zeros, (size_t)k * a->h.chunk_size,
-					      (rec->chunk + c) * a->h.chunk_size, a->e);
-			c += k;
-		}
-		if (!rc) {
-			a->dirty = true;
-			a->written_chunks += rec->count;
-			rc = apply_done_record(a, tok);
-		}
-		return rc;
+		return rc ? rc : apply_emit(a, rec->chunk, a->zeros, false, len, tok);
 	}
 	if (rec->codec == DELTA_CODEC_XDELTA3) {
 		struct pending *p;
@@ -254,13 +427,12 @@ static int apply_record(struct apply *a, const struct delta_record *rec,
 			a->e->corrupt = rc == -EILSEQ;
 		}
 	}
-	if (!rc)
-		rc = apply_write(a, rec, tgt, len);
-	if (!rc)
-		rc = apply_done_record(a, tok);
 	free(src);
-	free(tgt);
-	return rc;
+	if (rc) {
+		free(tgt);
+		return rc;
+	}
+	return apply_write(a, rec, tgt, len, tok);
 }
 
 /* The records skipped from a re-sent full stream must be the ones applied before. */
@@ -384,6 +556,7 @@ static int apply_records(const struct delta_apply_params *p, struct apply *a,
 			if (*skip_until)
 				break;
 			apply_flush(a);
+			apply_drain(a); /* a->applied is the writer's until its queue is empty */
 			if (delta_reader_csum_mismatch(a->r, &tr) &&
 			    a->applied.next_seq == tr.end_seq) {
 				/* each extent matched its tgt_csum: the data on disk is the sender's */
@@ -397,6 +570,8 @@ static int apply_records(const struct delta_apply_params *p, struct apply *a,
 		if (rc == 0) {
 			/* trailer validated: apply what is queued; the transfer is complete */
 			rc = apply_flush(a);
+			if (!rc)
+				rc = apply_drain(a);
 			break;
 		}
 		delta_reader_token(a->r, &tok);
@@ -414,7 +589,8 @@ static int apply_records(const struct delta_apply_params *p, struct apply *a,
 		if (rc)
 			break;
 		xfer_rate_account(&rate, rec.payload_len);
-		xfer_progress_update(&prog, a->written_chunks * a->h.chunk_size);
+		xfer_progress_update(&prog, __atomic_load_n(&a->written_chunks, __ATOMIC_RELAXED) *
+						    a->h.chunk_size);
 	}
 	if (!rc && *skip_until)
 		rc = check_skipped(a, saved);
@@ -429,7 +605,7 @@ int delta_apply_stream(const struct delta_apply_params *p, struct delta_apply_st
 		.origin.fd = -1, .src.fd = -1, .e = e, .token_path = p->token, .check = p->check};
 	struct delta_token saved;
 	u64 skip_until = 0;
-	int in = p->in_fd, rc;
+	int in = p->in_fd, rc, wrc;
 
 	delta_error_init(e);
 	a.r = delta_reader_new(delta_fd_read, &in);
@@ -451,7 +627,11 @@ int delta_apply_stream(const struct delta_apply_params *p, struct delta_apply_st
 	apply_buffers(&a);
 	delta_reader_token(a.r, &a.applied);
 	clock_gettime(CLOCK_MONOTONIC, &a.last_save);
+	apply_writer_start(&a);
 	rc = apply_records(p, &a, &saved, &skip_until);
+	wrc = apply_writer_stop(&a); /* what was queued before a failure is written */
+	if (!rc)
+		rc = wrc;
 	/* make durable what was applied, and record where to resume */
 	if (a.origin.fd >= 0 && !a.check) {
 		if (fdatasync(a.origin.fd) && !rc) {
@@ -464,7 +644,7 @@ int delta_apply_stream(const struct delta_apply_params *p, struct delta_apply_st
 		/* skipping a re-sent stream that was never matched to the token: keep the token */
 		if (skip_until && a.token_path)
 			delta_error_add(e, "resume token %s unchanged", a.token_path);
-		else if (a.token_path && a.origin.fd >= 0 && apply_save(&a) == 0)
+		else if (a.token_path && a.origin.fd >= 0 && apply_save(&a, e) == 0)
 			delta_error_add(e,
 					"resume token saved in %s (next record %llu, chunk %llu)",
 					a.token_path, (unsigned long long)a.applied.next_seq,

@@ -17,7 +17,11 @@
  * "ddsnap <cmd>: <line>".  The progress line (util/xfer.h, only on a terminal or when
  * forced) is the one thing the library draws on stderr.
  *
- * Single-threaded; every call blocks on device, file and pipe I/O.
+ * Every call blocks on device, file and pipe I/O.  delta_create_stream() runs a pipeline
+ * inside the call (delta_create.c: the caller's thread reads, workers encode, a writer
+ * writes, in stream order) and joins it before returning; the stream it writes does not
+ * depend on the number of workers.  delta_apply_stream() overlaps decoding with writing
+ * the origin the same way (delta_apply.c).  Neither call is reentrant on the same fds.
  */
 #ifndef DDSNAP_DELTA_XFER_H
 #define DDSNAP_DELTA_XFER_H
@@ -41,6 +45,13 @@ void delta_error_init(struct delta_error *e);
 /* Adds a line to @e (cut short, never overflowing, if @e is full). */
 void delta_error_add(struct delta_error *e, const char *fmt, ...) __printf(2, 3);
 
+/* A full delta's zstd level when none is given: the whole volume goes through the codec,
+ * so it runs at the speed of `zstd -1` (a bit larger than level 3, about twice as fast). */
+#define DELTA_FULL_ZSTD_LEVEL 1
+
+/* delta_create_stream() encodes on at most this many threads (each holds a few batches). */
+#define DELTA_MAX_THREADS 4
+
 /* What delta_create_stream() needs; the CLI fills it with defaults and options. */
 struct delta_create_params {
 	const char *cmd;	/* the progress line's label: "delta", "send" */
@@ -51,7 +62,8 @@ struct delta_create_params {
 	const char *resume; /* a receiver's token: start the stream where it stopped */
 	u64 limit;	    /* bytes per second of stream, 0 = unlimited */
 	bool no_src_check, force_progress;
-	bool verbose; /* for the caller, which prints the stats; the library ignores it */
+	bool verbose;	  /* for the caller, which prints the stats; the library ignores it */
+	unsigned threads; /* encoding workers; 0 = the online CPUs (at most DELTA_MAX_THREADS) */
 	/*
 	 * The provenance of the source and target snapshots for the stream header (struct
 	 * delta_header).  A gen of 0: the snapshot was taken here, its provenance is the
