@@ -20,6 +20,8 @@
 #                srv_dev TAG | srv_dev_up TAG  (the ddsnap devices of $store/$origin/$sock)
 # A NAS box:     vm_udev_up | nas_servers_up (NFS v3+v4, smbd) | mon_setup | z ARGS...
 #                ssh_box NAME PORT [VAR=VALUE...] (an sshd per box, for replication)
+#                box_env NAME | box NAME ARGS... (the monitor as box NAME of several)
+#                kill_midway PATTERN BYTES [SIGNAL] (a process stopped mid-transfer)
 #
 # A failing "set -e" command is reported with its line and status before the script exits.
 # Offsets and lengths are in bytes.  Nothing here needs more than coreutils, util-linux,
@@ -468,3 +470,47 @@ mon_setup()
 	export ZUMASTOR_DDSNAP=/run/bin/ddsnap ZUMASTOR_HELPER=/run/bin/zumastor-helper TZ=UTC
 }
 z() { "$SRC/monitor/zumastor" "$@"; }
+
+# box_env NAME: the VAR=VALUE words of box NAME's environment (one a word), for box and for
+# ssh_box's SetEnv: its own config database, runtime, log and key directory under
+# /run/box/NAME, its name, and the monitor's private binaries (call mon_setup first).
+box_env()
+{
+	mkdir -p "/run/box/$1"
+	echo "ZUMASTOR_ROOT=/run/box/$1/db ZUMASTOR_RUN=/run/box/$1/run ZUMASTOR_LOG=/run/box/$1/log" \
+		"ZUMASTOR_SSH_DIR=/run/box/$1/ssh ZUMASTOR_HOSTNAME=$1 ZUMASTOR_DDSNAP=$ZUMASTOR_DDSNAP" \
+		"ZUMASTOR_HELPER=$ZUMASTOR_HELPER TZ=UTC"
+}
+
+# box NAME ARGS...: the monitor as box NAME (ZUMASTOR_NOW and the rest of the caller's
+# environment pass through).
+box()
+{
+	local b=$1
+	shift
+	# shellcheck disable=SC2046 # one VAR=VALUE a word
+	env $(box_env "$b") "$SRC/monitor/zumastor" "$@"
+}
+
+# kill_midway PATTERN BYTES [SIGNAL]: waits (60 s at most) for the process whose command
+# line matches PATTERN (pgrep -f, ERE) to have moved BYTES (read or written, /proc/PID/io
+# rchar + wchar), then sends it SIGNAL (KILL; after KILL or TERM it waits until the process
+# is gone).  Prints the pid.
+kill_midway()
+{
+	local pid="" io i
+	for ((i = 0; i < 600; i++)); do
+		[[ -n $pid ]] || pid=$(pgrep -f -- "$1" | head -n1) || pid=
+		if [[ -n $pid ]]; then
+			io=$(awk '$1 == "rchar:" || $1 == "wchar:" { n += $2 } END { print n + 0 }' "/proc/$pid/io" 2>/dev/null) ||
+				fail "kill_midway: '$1' (pid $pid) ended before moving $2 bytes"
+			((io < $2)) || break
+		fi
+		sleep 0.1
+	done
+	[[ -n $pid ]] || fail "kill_midway: no process matching '$1' within 60 s"
+	((io >= $2)) || fail "kill_midway: '$1' (pid $pid) moved only $io of $2 bytes within 60 s"
+	kill "-${3:-KILL}" "$pid"
+	[[ ${3:-KILL} != KILL && ${3:-KILL} != TERM ]] || while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+	echo "$pid"
+}
