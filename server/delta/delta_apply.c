@@ -25,9 +25,10 @@
  * written (the token never runs ahead of the origin: the writer sets it after the write).
  *
  * Crash and interruption argument: with a token file, apply fdatasyncs the origin before
- * each token save (at most once per DELTA_TOKEN_INTERVAL and at every exit), so the token
- * never claims an extent that is not durable.  Extents after the token may or may not be on
- * disk; re-applying them writes the same bytes (extents hold absolute target data decoded
+ * each token save (once before the first write, then at most once per DELTA_TOKEN_INTERVAL
+ * and at every exit), so the token never claims an extent that is not durable, and a
+ * receiver killed after its first write always leaves one.  Extents after the token may or
+ * may not be on disk; re-applying them writes the same bytes (extents hold absolute target data decoded
  * against the immutable source snapshot, never against the origin), so nothing is lost and
  * nothing is counted twice.  A resumed stream (create with a resume token) starts exactly at
  * the token and chains the stream checksum from it; a full stream re-sent after an
@@ -627,11 +628,18 @@ int delta_apply_stream(const struct delta_apply_params *p, struct delta_apply_st
 	apply_buffers(&a);
 	delta_reader_token(a.r, &a.applied);
 	clock_gettime(CLOCK_MONOTONIC, &a.last_save);
-	apply_writer_start(&a);
-	rc = apply_records(p, &a, &saved, &skip_until);
-	wrc = apply_writer_stop(&a); /* what was queued before a failure is written */
-	if (!rc)
-		rc = wrc;
+	/* a token from before the first write: a receiver killed at any moment leaves one, so
+	 * what it wrote is the interrupted part of this transfer (a re-sent stream skipping to
+	 * an existing token keeps that one); saved before the writer owns the token */
+	if (a.token_path && a.origin.fd >= 0 && !a.check && !skip_until)
+		rc = apply_save(&a, e);
+	if (!rc) {
+		apply_writer_start(&a);
+		rc = apply_records(p, &a, &saved, &skip_until);
+		wrc = apply_writer_stop(&a); /* what was queued before a failure is written */
+		if (!rc)
+			rc = wrc;
+	}
 	/* make durable what was applied, and record where to resume */
 	if (a.origin.fd >= 0 && !a.check) {
 		if (fdatasync(a.origin.fd) && !rc) {

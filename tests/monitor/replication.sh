@@ -290,6 +290,8 @@ expect_out "transfer of @GMT.* failed" "it reports the failed transfer"
 ZUMASTOR_NOW=$t expect 0 "a: status --json after the cut" box a status --json
 expect_json '.volumes[0].targets[0].failures == 1 and (.volumes[0].targets[0].last_error | test("failed")) and .volumes[0].targets[0].sending != null' \
 	"status shows one failure, the last error and the snapshot in flight"
+expect_json '.volumes[0].targets[0].last_error | test("stream truncated")' \
+	"the last error is the receiver's cause (the cut stream), not its resume note or the sender's broken pipe"
 expect_json "[.volumes[0].snapshots[] | select(.why | test(\"replication base\")) | .time] | index($t) != null" \
 	"the snapshot in flight is held"
 ZUMASTOR_NOW=$((t + 30)) expect 0 "the next tick within the backoff waits" box a tick

@@ -5,15 +5,18 @@
  * stats the -v report prints; every failure returns a negative errno, prints nothing and
  * says what is wrong in struct delta_error, with the kind the CLI turns into its exit code
  * (a truncated stream: -EILSEQ, corrupt, nothing of the cut extent written, a token saved;
- * a refused codec level: -EINVAL, bad parameters; a missing device: -ENOENT, neither);
+ * a refused codec level: -EINVAL, bad parameters; a missing device: -ENOENT, neither); a
+ * receiver killed after its first write leaves a token and resumes from it;
  * the error lines never overflow.
  */
 #include <stdarg.h>
 #include <setjmp.h>
 #include <string.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <cmocka.h>
 #include "delta/changelist.h"
 #include "delta/delta_xfer.h"
@@ -179,6 +182,63 @@ static void test_delta_xfer__truncated_stream_is_corrupt(void **state)
 	assert_true(same(pathf("%s(%u)", recv_stem, TAG_A), snap_a, VOL_BYTES));
 }
 
+/*
+ * A receiver killed (SIGKILL: no exit path runs) at any moment after its first write must
+ * leave a token: the written chunks are then the interrupted part of this transfer, and
+ * the stream resumes.  Without one they are "written since the newest snapshot" and every
+ * incremental is refused (replication-faults found a kill inside the first second, before
+ * the first periodic save).  The child applies from a pipe that holds all but the
+ * trailer's last byte, so it writes every extent and then waits; the parent checks the
+ * token while it waits, kills it, and resumes from the token.
+ */
+static void test_delta_xfer__token_before_first_write(void **state)
+{
+	struct delta_create_params p;
+	struct delta_create_stats cst;
+	struct delta_apply_stats ast;
+	struct delta_error e;
+	int fds[2], status;
+	size_t n, off = 0;
+	u8 *stream;
+	pid_t pid;
+
+	create_params(&p);
+	reset_receiver();
+	assert_int_equal(create_to(delta_path, &p, &cst, &e), 0);
+	stream = get_file(delta_path, &n);
+	assert_int_equal(pipe(fds), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct delta_apply_params ap = {
+			.cmd = "delta", .name = "pipe", .devstem = recv_stem, .token = tok_path};
+
+		close(fds[1]);
+		ap.in_fd = fds[0];
+		_exit(delta_apply_stream(&ap, &ast, &e) ? 1 : 0);
+	}
+	close(fds[0]);
+	while (off < n - 1) {
+		ssize_t w = write(fds[1], stream + off, n - 1 - off);
+
+		assert_true(w > 0);
+		off += (size_t)w;
+	}
+	/* every extent written, the trailer incomplete: the child waits for its last byte */
+	for (int i = 0; i < 1000 && !same(recv_stem, snap_b, VOL_BYTES); i++)
+		usleep(10000);
+	assert_true(same(recv_stem, snap_b, VOL_BYTES));
+	assert_int_equal(access(tok_path, F_OK), 0);
+	kill(pid, SIGKILL);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	close(fds[1]);
+	free(stream);
+	/* the whole stream again: checked up to the token, the rest applied */
+	assert_int_equal(apply_from(delta_path, tok_path, &ast, &e), 0);
+	assert_true(same(recv_stem, snap_b, VOL_BYTES));
+	assert_int_equal(access(tok_path, F_OK), -1);
+}
+
 static void test_delta_xfer__bad_level_and_missing_device(void **state)
 {
 	struct delta_create_params p;
@@ -223,6 +283,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_delta_xfer__round_trip_through_the_library),
 		cmocka_unit_test(test_delta_xfer__truncated_stream_is_corrupt),
+		cmocka_unit_test(test_delta_xfer__token_before_first_write),
 		cmocka_unit_test(test_delta_xfer__bad_level_and_missing_device),
 		cmocka_unit_test(test_delta_xfer__error_lines_never_overflow),
 	};
