@@ -137,7 +137,7 @@ expect_eq "$full" 1 "only the first day's transfers were full"
 expect_eq "$(findmnt -n -o SOURCE --mountpoint /srv/c)" "/dev/mapper/chome$name" "c's mountpoint shows its newest received snapshot"
 grep -q "^/srv/b 127.0.0.1(ro,no_root_squash,no_subtree_check,fsid=$(cat /run/box/b/db/volumes/bhome/state/fsid/origin))\$" \
 	/etc/exports.d/zumastor-b.exports || fail "b's mountpoint line: $(cat /etc/exports.d/zumastor-b.exports)"
-grep -q "read only = yes" /etc/samba/zumastor.conf || fail "b's share is not read-only: $(cat /etc/samba/zumastor.conf)"
+grep -q "read only = yes" /etc/samba/zumastor-b.conf || fail "b's share is not read-only: $(cat /etc/samba/zumastor-b.conf)"
 must box b define source bhome a:ahome # again, with its snapshot at the mountpoint: not its origin
 umount /mnt/nb
 
