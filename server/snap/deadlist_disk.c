@@ -281,34 +281,50 @@ u64 dldisk_count(const struct dldisk *d, u64 dlo, u64 dhi, u64 klo, u64 khi)
 	return sum;
 }
 
+/*
+ * Entries free_piece reads before it deletes them: a cursor re-seeks (and copies its leaf)
+ * after every change to its tree, so deleting as it walks cost a seek per entry; reading a
+ * batch first costs one seek per batch.
+ */
+#define FREE_BATCH 128
+
 /* Frees piece @i's entries (calling @fn on each first) and its row; drops it from the index. */
 static int free_piece(struct dldisk *d, struct tx *tx, u32 i,
 		      int (*fn)(void *arg, u64 chunk, u64 death), void *arg, u64 *freed)
 {
 	struct dl_piece *p = &d->p[i];
 	struct btree_cursor c;
-	u8 k[24];
-	int err;
+	u8 k[24], batch[FREE_BATCH][24];
+	u32 n = FREE_BATCH;
+	int err = 0;
 
 	btree_cursor_init(&c, d->entries);
-	entry_key(k, p->id, 0, 0);
-	for (err = btree_cursor_seek(&c, k, BTREE_GE); !err; err = btree_cursor_next(&c)) {
-		const void *ck = btree_cursor_key(&c);
-		u64 chunk = btree_get_le64(ck, 1), death = btree_get_le64(ck, 2);
+	while (!err && n == FREE_BATCH) {
+		/* The piece's first entries left: the ones before were deleted. */
+		n = 0;
+		entry_key(k, p->id, 0, 0);
+		err = btree_cursor_seek(&c, k, BTREE_GE);
+		while (!err && n < FREE_BATCH) {
+			const void *ck = btree_cursor_key(&c);
 
-		if (btree_get_le64(ck, 0) != p->id)
-			break;
-		err = fn ? fn(arg, chunk, death) : 0;
-		if (!err) {
-			memcpy(k, ck, sizeof(k));
-			/* The cursor re-seeks from the deleted key (btree.h). */
-			err = btree_delete(d->entries, tx, k, NULL);
+			if (btree_get_le64(ck, 0) != p->id)
+				break;
+			memcpy(batch[n++], ck, sizeof(k));
+			err = btree_cursor_next(&c);
 		}
-		if (err)
-			break;
-		p->count--;
-		if (freed)
-			(*freed)++;
+		if (err == -ENODATA)
+			err = 0;
+		for (u32 j = 0; !err && j < n; j++) {
+			err = fn ? fn(arg, btree_get_le64(batch[j], 1), btree_get_le64(batch[j], 2))
+				 : 0;
+			if (!err)
+				err = btree_delete(d->entries, tx, batch[j], NULL);
+			if (!err) {
+				p->count--;
+				if (freed)
+					(*freed)++;
+			}
+		}
 	}
 	btree_cursor_fini(&c);
 	if (err && err != -ENODATA)

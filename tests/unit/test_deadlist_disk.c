@@ -334,6 +334,41 @@ static void random_round_trip(void **state)
 	fx_fini(&f);
 }
 
+/*
+ * Pieces larger than free_piece's batch (128 entries read before they are deleted): one of
+ * exactly two batches, one ending inside a batch, one just past a batch, beside a piece the
+ * free must keep (key not above kmin).  Every entry goes, each once, and nothing else.
+ */
+static void free_pieces_across_batches(void **state)
+{
+	static const struct {
+		u64 death, key, n;
+	} pieces[] = {{3, 1, 256}, {3, 2, 300}, {4, 2, 129}, {4, 1, 5}};
+	struct fx f;
+
+	fx_init(&f);
+	for (size_t i = 0; i < ARRAY_SIZE(pieces); i++) {
+		for (u64 c = 0; c < pieces[i].n; c++) {
+			assert_int_equal(
+				dldisk_add(f.d, &f.tx, pieces[i].death, pieces[i].key, 3 * c + i),
+				0);
+			model_add(&f, pieces[i].death, pieces[i].key, 3 * c + i);
+		}
+		fx_sync(&f);
+	}
+	fx_reopen(&f);
+	fx_free_range(&f, 2, 4, 1); /* the key-2 pieces: 300 + 129 */
+	fx_compare(&f);
+	assert_int_equal(dldisk_count(f.d, 2, 4, 0, UINT64_MAX), 256 + 5);
+	fx_free_range(&f, 2, 3, 0); /* exactly two batches */
+	fx_compare(&f);
+	assert_int_equal(dldisk_count(f.d, 2, 4, 0, UINT64_MAX), 5);
+	fx_sync(&f);
+	fx_reopen(&f);
+	fx_compare(&f);
+	fx_fini(&f);
+}
+
 /* The smallest id of the pieces of @death. */
 static u64 min_id_of(const struct dldisk *d, u64 death)
 {
@@ -515,6 +550,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(random_round_trip),
+		cmocka_unit_test(free_pieces_across_batches),
 		cmocka_unit_test(crash_before_roots),
 		cmocka_unit_test(add_enospc_changes_nothing),
 		cmocka_unit_test(malformed_rows_refused),
