@@ -16,6 +16,7 @@
 #include "store/label.h"
 #include "store/store_check.h"
 #include "store/uberblock.h"
+#include "snap/volume.h"
 
 /* Cache for the engine's check: it reads every tree node once; upper levels stay. */
 #define CHECK_ENGINE_CACHE_BYTES (32ULL << 20)
@@ -35,13 +36,7 @@ static u64 check_engine(struct bdev *snap, struct bdev *meta)
 	if (label_read(snap, -1, &l, NULL, 0) ||
 	    uberblock_read_newest(meta, &l, &ub, NULL, NULL, 0))
 		return 0; /* store_check reported it */
-	roots.exceptions = ub.roots[UB_ROOT_EXCEPTIONS];
-	roots.snapshots = ub.roots[UB_ROOT_SNAPSHOTS];
-	roots.provenance = ub.roots[UB_ROOT_PROVENANCE];
-	roots.gen = ub.scalars[UB_SCALAR_GEN];
-	roots.deadlists.pieces = ub.roots[UB_ROOT_DEADLISTS];
-	roots.deadlists.entries = ub.roots[UB_ROOT_DEADLIST_ENTRIES];
-	roots.deadlists.next_piece = ub.scalars[UB_SCALAR_NEXT_PIECE];
+	volume_roots_of(&ub, &roots);
 	persisted = l.feature_incompat & LABEL_FEATURE_INCOMPAT_DEADLISTS;
 	/* a crash while the labels were rewritten: the bit on either device counts (as open) */
 	if (meta != snap && !label_read(meta, -1, &ml, NULL, 0))

@@ -238,6 +238,17 @@ static int replay_record(void *arg, struct tx *tx, const struct intent_log_recor
 	return engine_replay(v->engine, tx, rec->type, rec->payload, rec->len);
 }
 
+void volume_roots_of(const struct uberblock *ub, struct engine_roots *out)
+{
+	out->exceptions = ub->roots[UB_ROOT_EXCEPTIONS];
+	out->snapshots = ub->roots[UB_ROOT_SNAPSHOTS];
+	out->provenance = ub->roots[UB_ROOT_PROVENANCE];
+	out->gen = ub->scalars[UB_SCALAR_GEN];
+	out->deadlists.pieces = ub->roots[UB_ROOT_DEADLISTS];
+	out->deadlists.entries = ub->roots[UB_ROOT_DEADLIST_ENTRIES];
+	out->deadlists.next_piece = ub->scalars[UB_SCALAR_NEXT_PIECE];
+}
+
 /* Before the first provenance record (engine_create_from): the label's feature bit. */
 static int set_provenance_feature(void *priv)
 {
@@ -353,6 +364,7 @@ int volume_open(const struct volume_params *p, struct volume **out, char *why, s
 	struct engine_params ep = {0};
 	struct engine_roots roots = {0};
 	struct dldisk_roots stale = {0};
+	struct uberblock ub;
 	const struct label *l;
 	struct store_hook hook = {.pre_sync = engine_pre_sync, .arg = v};
 	char sub[700]; /* an intent log damage report is long */
@@ -443,13 +455,8 @@ int volume_open(const struct volume_params *p, struct volume **out, char *why, s
 	memcpy(ep.uuid, l->uuid, sizeof(ep.uuid));
 	ep.set_feature = set_provenance_feature;
 	ep.feature_priv = v;
-	store_root(v->store, UB_ROOT_EXCEPTIONS, &roots.exceptions);
-	store_root(v->store, UB_ROOT_SNAPSHOTS, &roots.snapshots);
-	store_root(v->store, UB_ROOT_PROVENANCE, &roots.provenance);
-	roots.gen = store_scalar(v->store, UB_SCALAR_GEN);
-	store_root(v->store, UB_ROOT_DEADLISTS, &roots.deadlists.pieces);
-	store_root(v->store, UB_ROOT_DEADLIST_ENTRIES, &roots.deadlists.entries);
-	roots.deadlists.next_piece = store_scalar(v->store, UB_SCALAR_NEXT_PIECE);
+	store_last_uberblock(v->store, &ub); /* the open txg's roots: nothing synced yet */
+	volume_roots_of(&ub, &roots);
 	v->dl_persisted = l->feature_incompat & LABEL_FEATURE_INCOMPAT_DEADLISTS;
 	ep.persist_deadlists = v->dl_persisted;
 	if (!v->dl_persisted) {

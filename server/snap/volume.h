@@ -19,6 +19,8 @@
 #include "ddsnap_wire.h"
 
 struct volume;
+struct uberblock;
+struct engine_roots;
 
 /* Asks a snapshot's devices to drop their mappings and fail I/O; see engine_invalidate_fn. */
 typedef int (*volume_invalidate_fn)(void *priv, u32 tag);
@@ -53,6 +55,14 @@ struct volume_params {
  * -errno with a sentence in @why.
  */
 int volume_open(const struct volume_params *p, struct volume **out, char *why, size_t whylen);
+
+/*
+ * The engine's roots as an uberblock holds them: the one map between the uberblock's slots
+ * (store/uberblock.h: roots 0, 1, 2, 4, 5; scalars GEN and NEXT_PIECE) and struct
+ * engine_roots, for volume_open and for the offline readers (check, tests) alike.  The
+ * deadlist roots are meaningful only when the label has LABEL_FEATURE_INCOMPAT_DEADLISTS.
+ */
+void volume_roots_of(const struct uberblock *ub, struct engine_roots *out);
 
 /* Syncs a final txg, stops the sync thread, closes everything.  Returns 0 or -errno. */
 int volume_close(struct volume *v);

@@ -14,6 +14,7 @@
 #include "blk/cache.h"
 #include "store/store_check.h"
 #include "store/uberblock.h"
+#include "snap/volume.h"
 
 void storecheck_clean(struct bdev *snap, struct bdev *meta, u32 chunk, u64 origin_chunks, u64 seed,
 		      struct engine_check_report *er, struct label *l)
@@ -43,13 +44,7 @@ void storecheck_clean(struct bdev *snap, struct bdev *meta, u32 chunk, u64 origi
 	}
 	persisted = l->feature_incompat & LABEL_FEATURE_INCOMPAT_DEADLISTS;
 	assert_int_equal(uberblock_read_newest(mdev, l, &ub, NULL, NULL, 0), 0);
-	roots.exceptions = ub.roots[UB_ROOT_EXCEPTIONS];
-	roots.snapshots = ub.roots[UB_ROOT_SNAPSHOTS];
-	roots.provenance = ub.roots[UB_ROOT_PROVENANCE];
-	roots.gen = ub.scalars[UB_SCALAR_GEN];
-	roots.deadlists.pieces = ub.roots[UB_ROOT_DEADLISTS];
-	roots.deadlists.entries = ub.roots[UB_ROOT_DEADLIST_ENTRIES];
-	roots.deadlists.next_piece = ub.scalars[UB_SCALAR_NEXT_PIECE];
+	volume_roots_of(&ub, &roots);
 	c = cache_create(mdev, 4ULL << 20);
 	cache_set_synced_txg(c, ub.txg);
 	r = engine_check_offline(c, &roots, chunk, origin_chunks, persisted, NULL, er, why,
