@@ -25,28 +25,18 @@
 #include <cmocka.h>
 #include "delta/changelist.h"
 #include "delta/delta_xfer.h"
+#include "lib/deltafix.h"
 #include "lib/testfiles.h"
 
 #define CHUNK	  4096u
 #define NCHUNKS	  6144u /* 24 MiB: a full delta is two batches of 16 MiB */
 #define VOL_BYTES ((size_t)CHUNK * NCHUNKS)
-#define TAG_A	  1u
-#define TAG_B	  2u
+#define TAG_A	  DELTAFIX_TAG_A
+#define TAG_B	  DELTAFIX_TAG_B
 
-static char dir[] = "/tmp/test_delta_pipelineXXXXXX";
-static char cl_incr[128], cl_full[128], send_stem[128], recv_stem[128], tok_path[128];
-static u8 *snap_a, *snap_b;
+static struct deltafix F;
+static char cl_incr[128], cl_full[128];
 static u64 rng = 0x9e3779b97f4a7c15ull;
-
-static bool same(const char *path, const u8 *want, size_t off, size_t len)
-{
-	size_t n;
-	u8 *p = get_file(path, &n);
-	bool eq = n >= off + len && !memcmp(p + off, want + off, len);
-
-	free(p);
-	return eq;
-}
 
 /* Text-like bytes (compressible, so the codec has work). */
 static void fill(u8 *p, size_t len)
@@ -62,25 +52,6 @@ static void fill(u8 *p, size_t len)
 	}
 }
 
-static void write_changelist(const char *path, u32 src_tag)
-{
-	struct changelist_header h = {.chunk_size = CHUNK,
-				      .src_tag = src_tag,
-				      .tgt_tag = TAG_B,
-				      .src_gen = src_tag == DDSNAP_TAG_NONE ? 0 : 1,
-				      .tgt_gen = 2,
-				      .volume_chunks = NCHUNKS};
-	struct changelist_writer *w;
-
-	memcpy(h.uuid, "volume-uuid-0003", 16);
-	assert_int_equal(changelist_create(&w, path, &h), 0);
-	for (u32 c = 0; c < NCHUNKS; c++)
-		if (src_tag == DDSNAP_TAG_NONE ||
-		    memcmp(snap_a + (size_t)c * CHUNK, snap_b + (size_t)c * CHUNK, CHUNK))
-			assert_int_equal(changelist_append(w, c), 0);
-	assert_int_equal(changelist_commit(w), 0);
-}
-
 /*
  * A: text with a zero stretch.  B: every other chunk of the first 4,096 rewritten (2,048
  * one-chunk runs: three batches of at most 1,024 items), 64 chunks zeroed and a 512-chunk
@@ -88,77 +59,43 @@ static void write_changelist(const char *path, u32 src_tag)
  */
 static int setup(void **state)
 {
-	if (!mkdtemp(dir))
+	if (deltafix_init(&F, "test_delta_pipeline", CHUNK, NCHUNKS))
 		return -1;
-	snprintf(cl_incr, sizeof(cl_incr), "%s/cl-incr", dir);
-	snprintf(cl_full, sizeof(cl_full), "%s/cl-full", dir);
-	snprintf(send_stem, sizeof(send_stem), "%s/send", dir);
-	snprintf(recv_stem, sizeof(recv_stem), "%s/recv", dir);
-	snprintf(tok_path, sizeof(tok_path), "%s/token", dir);
-	snap_a = malloc(VOL_BYTES);
-	snap_b = malloc(VOL_BYTES);
-	fill(snap_a, VOL_BYTES);
-	memset(snap_a + 5000 * (size_t)CHUNK, 0, 100 * CHUNK);
-	memcpy(snap_b, snap_a, VOL_BYTES);
+	snprintf(cl_incr, sizeof(cl_incr), "%s/cl-incr", F.dir);
+	snprintf(cl_full, sizeof(cl_full), "%s/cl-full", F.dir);
+	fill(F.a, VOL_BYTES);
+	memset(F.a + 5000 * (size_t)CHUNK, 0, 100 * CHUNK);
+	memcpy(F.b, F.a, VOL_BYTES);
 	for (u32 c = 0; c < 4096; c += 2)
-		fill(snap_b + (size_t)c * CHUNK, 100);
-	memset(snap_b + 4200 * (size_t)CHUNK, 0, 64 * CHUNK);
-	fill(snap_b + 5400 * (size_t)CHUNK, 512 * CHUNK);
-	put_file(pathf("%s(%u)", send_stem, TAG_A), snap_a, VOL_BYTES);
-	put_file(pathf("%s(%u)", send_stem, TAG_B), snap_b, VOL_BYTES);
-	write_changelist(cl_incr, TAG_A);
-	write_changelist(cl_full, DDSNAP_TAG_NONE);
+		fill(F.b + (size_t)c * CHUNK, 100);
+	memset(F.b + 4200 * (size_t)CHUNK, 0, 64 * CHUNK);
+	fill(F.b + 5400 * (size_t)CHUNK, 512 * CHUNK);
+	deltafix_publish(&F);
+	deltafix_changelist(&F, cl_incr, TAG_A, "volume-uuid-0003");
+	deltafix_changelist(&F, cl_full, DDSNAP_TAG_NONE, "volume-uuid-0003");
 	return 0;
 }
 
 static int teardown(void **state)
 {
-	free(snap_a);
-	free(snap_b);
-	return system(pathf("rm -rf %s", dir));
-}
-
-/* Receiver: origin = A, snapshot A = A, no token. */
-static void reset_receiver(void)
-{
-	put_file(recv_stem, snap_a, VOL_BYTES);
-	put_file(pathf("%s(%u)", recv_stem, TAG_A), snap_a, VOL_BYTES);
-	unlink(tok_path);
+	return deltafix_fini(&F);
 }
 
 static void params(struct delta_create_params *p, const char *cl, unsigned threads)
 {
 	*p = (struct delta_create_params){.cmd = "delta",
 					  .changelist = cl,
-					  .devstem = send_stem,
+					  .devstem = F.send_stem,
 					  .threads = threads,
 					  .codec = {.mode = DELTA_CODEC_ZSTD_PREFIX}};
 }
 
-static int create_to(const char *path, struct delta_create_params *p, struct delta_create_stats *st,
-		     struct delta_error *e)
-{
-	int rc;
-
-	p->out_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	assert_true(p->out_fd >= 0);
-	rc = delta_create_stream(p, st, e);
-	close(p->out_fd);
-	return rc;
-}
-
+/* Applies the stream in @path to the receiver (stats not looked at). */
 static int apply_from(const char *path, const char *token, struct delta_error *e)
 {
-	struct delta_apply_params p = {
-		.cmd = "delta", .name = path, .devstem = recv_stem, .token = token};
 	struct delta_apply_stats st;
-	int rc;
 
-	p.in_fd = open(path, O_RDONLY);
-	assert_true(p.in_fd >= 0);
-	rc = delta_apply_stream(&p, &st, e);
-	close(p.in_fd);
-	return rc;
+	return deltafix_apply_from(&F, path, token, &st, e);
 }
 
 static void test_delta_pipeline__the_stream_does_not_depend_on_the_worker_count(void **state)
@@ -175,12 +112,12 @@ static void test_delta_pipeline__the_stream_does_not_depend_on_the_worker_count(
 			struct delta_create_params p;
 			struct delta_create_stats st;
 			struct delta_error e;
-			char *delta = xstrdup(pathf("%s/delta-%u-%u", dir, k, threads[i]));
+			char *delta = xstrdup(pathf("%s/delta-%u-%u", F.dir, k, threads[i]));
 			size_t len;
 			u8 *bytes;
 
 			params(&p, cls[k], threads[i]);
-			assert_int_equal(create_to(delta, &p, &st, &e), 0);
+			assert_int_equal(deltafix_create_to(delta, &p, &st, &e), 0);
 			assert_int_equal(e.len, 0);
 			bytes = get_file(delta, &len);
 			if (!first) {
@@ -196,9 +133,9 @@ static void test_delta_pipeline__the_stream_does_not_depend_on_the_worker_count(
 						 first_chunks);
 				free(bytes);
 			}
-			reset_receiver();
+			deltafix_reset_receiver(&F);
 			assert_int_equal(apply_from(delta, NULL, &e), 0);
-			assert_true(same(recv_stem, snap_b, 0, VOL_BYTES));
+			assert_true(deltafix_same(F.recv_stem, F.b, 0, VOL_BYTES));
 			free(delta);
 		}
 		free(first);
@@ -210,13 +147,13 @@ static void apply_cut(const char *delta, struct delta_token *tok)
 {
 	struct delta_error e;
 
-	assert_int_equal(apply_from(delta, tok_path, &e), -EILSEQ);
+	assert_int_equal(apply_from(delta, F.tok_path, &e), -EILSEQ);
 	assert_non_null(strstr(e.msg, "resume token saved in "));
-	assert_int_equal(delta_token_load(tok_path, tok), 0);
+	assert_int_equal(delta_token_load(F.tok_path, tok), 0);
 	assert_true(tok->next_chunk > 0 && tok->next_chunk < NCHUNKS);
-	assert_true(same(recv_stem, snap_a, tok->next_chunk * CHUNK,
-			 VOL_BYTES - tok->next_chunk * CHUNK));
-	assert_true(same(recv_stem, snap_b, 0, tok->next_chunk * CHUNK));
+	assert_true(deltafix_same(F.recv_stem, F.a, tok->next_chunk * CHUNK,
+				  VOL_BYTES - tok->next_chunk * CHUNK));
+	assert_true(deltafix_same(F.recv_stem, F.b, 0, tok->next_chunk * CHUNK));
 }
 
 /* A threaded send resumed from the token of a receiver that got part of the stream. */
@@ -225,14 +162,14 @@ static void resume_and_finish(const char *cl)
 	struct delta_create_params p;
 	struct delta_create_stats st;
 	struct delta_error e;
-	char *rest = xstrdup(pathf("%s/rest", dir));
+	char *rest = xstrdup(pathf("%s/rest", F.dir));
 
 	params(&p, cl, 4);
-	p.resume = tok_path;
-	assert_int_equal(create_to(rest, &p, &st, &e), 0);
-	assert_int_equal(apply_from(rest, tok_path, &e), 0);
-	assert_true(same(recv_stem, snap_b, 0, VOL_BYTES));
-	assert_int_equal(access(tok_path, F_OK), -1);
+	p.resume = F.tok_path;
+	assert_int_equal(deltafix_create_to(rest, &p, &st, &e), 0);
+	assert_int_equal(apply_from(rest, F.tok_path, &e), 0);
+	assert_true(deltafix_same(F.recv_stem, F.b, 0, VOL_BYTES));
+	assert_int_equal(access(F.tok_path, F_OK), -1);
 	free(rest);
 }
 
@@ -242,14 +179,14 @@ static void test_delta_pipeline__a_cut_threaded_stream_resumes_from_the_token(vo
 	struct delta_create_stats st;
 	struct delta_error e;
 	struct delta_token tok;
-	char *delta = xstrdup(pathf("%s/delta-cut", dir));
+	char *delta = xstrdup(pathf("%s/delta-cut", F.dir));
 	struct stat sb;
 
 	params(&p, cl_incr, 4);
-	assert_int_equal(create_to(delta, &p, &st, &e), 0);
+	assert_int_equal(deltafix_create_to(delta, &p, &st, &e), 0);
 	assert_int_equal(stat(delta, &sb), 0);
 	assert_int_equal(truncate(delta, sb.st_size * 3 / 5), 0);
-	reset_receiver();
+	deltafix_reset_receiver(&F);
 	apply_cut(delta, &tok);
 	resume_and_finish(cl_incr);
 	free(delta);
@@ -262,7 +199,7 @@ static void test_delta_pipeline__a_failing_writer_stops_the_stream(void **state)
 	struct delta_error e;
 	struct delta_token tok;
 	struct rlimit old, lim;
-	char *delta = xstrdup(pathf("%s/delta-efbig", dir));
+	char *delta = xstrdup(pathf("%s/delta-efbig", F.dir));
 	struct stat sb;
 	int rc;
 
@@ -283,7 +220,7 @@ static void test_delta_pipeline__a_failing_writer_stops_the_stream(void **state)
 	assert_int_equal(stat(delta, &sb), 0);
 	assert_int_equal(sb.st_size, 3u << 20);
 	/* what reached the file is the stream's beginning: it resumes like a cut one */
-	reset_receiver();
+	deltafix_reset_receiver(&F);
 	apply_cut(delta, &tok);
 	resume_and_finish(cl_full);
 	free(delta);
@@ -295,7 +232,7 @@ static void test_delta_pipeline__a_failing_worker_fails_the_call(void **state)
 	struct delta_create_stats st;
 	struct delta_error e;
 	struct rlimit old, lim;
-	char *delta = xstrdup(pathf("%s/delta-emfile", dir));
+	char *delta = xstrdup(pathf("%s/delta-emfile", F.dir));
 	struct stat sb;
 	int rc, probe;
 
@@ -320,9 +257,9 @@ static void test_delta_pipeline__a_failing_worker_fails_the_call(void **state)
 	/* nothing of the failed batch (the first) was written: only the stream header */
 	assert_int_equal(stat(delta, &sb), 0);
 	assert_true(sb.st_size > 0 && sb.st_size < 4096);
-	reset_receiver();
-	assert_int_equal(apply_from(delta, tok_path, &e), -EILSEQ);
-	assert_true(same(recv_stem, snap_a, 0, VOL_BYTES));
+	deltafix_reset_receiver(&F);
+	assert_int_equal(apply_from(delta, F.tok_path, &e), -EILSEQ);
+	assert_true(deltafix_same(F.recv_stem, F.a, 0, VOL_BYTES));
 	free(delta);
 }
 
@@ -334,30 +271,30 @@ static void test_delta_pipeline__a_failing_origin_write_leaves_the_token_at_what
 	struct delta_error e;
 	struct delta_token tok;
 	struct rlimit old, lim;
-	char *delta = xstrdup(pathf("%s/delta-full", dir));
+	char *delta = xstrdup(pathf("%s/delta-full", F.dir));
 	int rc;
 
 	params(&p, cl_full, 0);
-	assert_int_equal(create_to(delta, &p, &st, &e), 0);
-	reset_receiver();
+	assert_int_equal(deltafix_create_to(delta, &p, &st, &e), 0);
+	deltafix_reset_receiver(&F);
 	signal(SIGXFSZ, SIG_IGN);
 	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
 	lim = old;
 	lim.rlim_cur = 5u << 20; /* the origin's writer fails at 5 MiB */
 	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
-	rc = apply_from(delta, tok_path, &e);
+	rc = apply_from(delta, F.tok_path, &e);
 	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
 	assert_int_equal(rc, -EFBIG);
 	assert_false(e.corrupt);
 	assert_non_null(strstr(e.msg, "resume token saved in "));
-	assert_int_equal(delta_token_load(tok_path, &tok), 0);
+	assert_int_equal(delta_token_load(F.tok_path, &tok), 0);
 	/* the token covers written extents only; nothing past the failed write changed */
 	assert_true(tok.next_chunk > 0 && tok.next_chunk * CHUNK <= (5u << 20));
-	assert_true(same(recv_stem, snap_b, 0, tok.next_chunk * CHUNK));
-	assert_true(same(recv_stem, snap_a, 5u << 20, VOL_BYTES - (5u << 20)));
+	assert_true(deltafix_same(F.recv_stem, F.b, 0, tok.next_chunk * CHUNK));
+	assert_true(deltafix_same(F.recv_stem, F.a, 5u << 20, VOL_BYTES - (5u << 20)));
 	/* the whole stream again: skipped up to the token, then applied */
-	assert_int_equal(apply_from(delta, tok_path, &e), 0);
-	assert_true(same(recv_stem, snap_b, 0, VOL_BYTES));
+	assert_int_equal(apply_from(delta, F.tok_path, &e), 0);
+	assert_true(deltafix_same(F.recv_stem, F.b, 0, VOL_BYTES));
 	free(delta);
 }
 
@@ -377,11 +314,11 @@ static void test_delta_pipeline__a_full_delta_defaults_to_the_fast_zstd_level(vo
 		struct delta_create_params p;
 		struct delta_create_stats st;
 		struct delta_error e;
-		char *delta = xstrdup(pathf("%s/delta-level-%u", dir, i));
+		char *delta = xstrdup(pathf("%s/delta-level-%u", F.dir, i));
 
 		params(&p, cl_full, 2);
 		p.codec = modes[i];
-		assert_int_equal(create_to(delta, &p, &st, &e), 0);
+		assert_int_equal(deltafix_create_to(delta, &p, &st, &e), 0);
 		bytes[i] = get_file(delta, &len[i]);
 		free(delta);
 	}

@@ -20,114 +20,58 @@
 #include <cmocka.h>
 #include "delta/changelist.h"
 #include "delta/delta_xfer.h"
+#include "lib/deltafix.h"
 #include "lib/testfiles.h"
 
 #define CHUNK	  4096u
 #define NCHUNKS	  256u
 #define VOL_BYTES ((size_t)CHUNK * NCHUNKS)
-#define TAG_A	  1u
-#define TAG_B	  2u
+#define TAG_A	  DELTAFIX_TAG_A
+#define TAG_B	  DELTAFIX_TAG_B
 
-static char dir[] = "/tmp/test_delta_xferXXXXXX";
-static char cl_path[128], send_stem[128], recv_stem[128], delta_path[128], tok_path[128];
-static u8 *snap_a, *snap_b;
+static struct deltafix F;
+static char cl_path[128], delta_path[128];
 static u64 rng = 0x2545f4914f6cdd1dull;
+
+/* A: random chunks with a zero tail; B: A with 20 chunks rewritten and 4 zeroed. */
+static int setup(void **state)
+{
+	if (deltafix_init(&F, "test_delta_xfer", CHUNK, NCHUNKS))
+		return -1;
+	snprintf(cl_path, sizeof(cl_path), "%s/changelist", F.dir);
+	snprintf(delta_path, sizeof(delta_path), "%s/delta", F.dir);
+	for (size_t i = 0; i < VOL_BYTES * 3 / 4; i++)
+		F.a[i] = (u8)(xorshift64(&rng) >> 24);
+	memset(F.a + VOL_BYTES * 3 / 4, 0, VOL_BYTES / 4);
+	memcpy(F.b, F.a, VOL_BYTES);
+	for (size_t i = 10 * CHUNK; i < 30 * CHUNK; i++)
+		F.b[i] = (u8)(xorshift64(&rng) >> 24);
+	memset(F.b + 100 * CHUNK, 0, 4 * CHUNK);
+	deltafix_publish(&F);
+	deltafix_changelist(&F, cl_path, TAG_A, "volume-uuid-0002");
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	return deltafix_fini(&F);
+}
 
 /* True if @path holds exactly the @len bytes at @want. */
 static bool same(const char *path, const u8 *want, size_t len)
 {
 	size_t n;
 	u8 *p = get_file(path, &n);
-	bool eq = n == len && !memcmp(p, want, len);
 
 	free(p);
-	return eq;
-}
-
-/* A: random chunks with a zero tail; B: A with 20 chunks rewritten and 4 zeroed. */
-static int setup(void **state)
-{
-	struct changelist_header h = {.chunk_size = CHUNK,
-				      .src_tag = TAG_A,
-				      .tgt_tag = TAG_B,
-				      .src_gen = 1,
-				      .tgt_gen = 2,
-				      .volume_chunks = NCHUNKS};
-	struct changelist_writer *w;
-
-	if (!mkdtemp(dir))
-		return -1;
-	snprintf(cl_path, sizeof(cl_path), "%s/changelist", dir);
-	snprintf(send_stem, sizeof(send_stem), "%s/send", dir);
-	snprintf(recv_stem, sizeof(recv_stem), "%s/recv", dir);
-	snprintf(delta_path, sizeof(delta_path), "%s/delta", dir);
-	snprintf(tok_path, sizeof(tok_path), "%s/token", dir);
-	snap_a = malloc(VOL_BYTES);
-	snap_b = malloc(VOL_BYTES);
-	for (size_t i = 0; i < VOL_BYTES * 3 / 4; i++)
-		snap_a[i] = (u8)(xorshift64(&rng) >> 24);
-	memset(snap_a + VOL_BYTES * 3 / 4, 0, VOL_BYTES / 4);
-	memcpy(snap_b, snap_a, VOL_BYTES);
-	for (size_t i = 10 * CHUNK; i < 30 * CHUNK; i++)
-		snap_b[i] = (u8)(xorshift64(&rng) >> 24);
-	memset(snap_b + 100 * CHUNK, 0, 4 * CHUNK);
-	put_file(pathf("%s/send(%u)", dir, TAG_A), snap_a, VOL_BYTES);
-	put_file(pathf("%s/send(%u)", dir, TAG_B), snap_b, VOL_BYTES);
-	memcpy(h.uuid, "volume-uuid-0002", 16);
-	assert_int_equal(changelist_create(&w, cl_path, &h), 0);
-	for (u32 c = 0; c < NCHUNKS; c++)
-		if (memcmp(snap_a + (size_t)c * CHUNK, snap_b + (size_t)c * CHUNK, CHUNK))
-			assert_int_equal(changelist_append(w, c), 0);
-	assert_int_equal(changelist_commit(w), 0);
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	free(snap_a);
-	free(snap_b);
-	return system(pathf("rm -rf %s", dir));
-}
-
-/* Receiver: origin = A, snapshot A = A, no token. */
-static void reset_receiver(void)
-{
-	put_file(recv_stem, snap_a, VOL_BYTES);
-	put_file(pathf("%s(%u)", recv_stem, TAG_A), snap_a, VOL_BYTES);
-	unlink(tok_path);
-}
-
-static int create_to(const char *path, struct delta_create_params *p, struct delta_create_stats *st,
-		     struct delta_error *e)
-{
-	int rc;
-
-	p->out_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	assert_true(p->out_fd >= 0);
-	rc = delta_create_stream(p, st, e);
-	close(p->out_fd);
-	return rc;
-}
-
-static int apply_from(const char *path, const char *token, struct delta_apply_stats *st,
-		      struct delta_error *e)
-{
-	struct delta_apply_params p = {
-		.cmd = "delta", .name = path, .devstem = recv_stem, .token = token};
-	int rc;
-
-	p.in_fd = open(path, O_RDONLY);
-	assert_true(p.in_fd >= 0);
-	rc = delta_apply_stream(&p, st, e);
-	close(p.in_fd);
-	return rc;
+	return n == len && deltafix_same(path, want, 0, len);
 }
 
 static void create_params(struct delta_create_params *p)
 {
 	*p = (struct delta_create_params){.cmd = "delta",
 					  .changelist = cl_path,
-					  .devstem = send_stem,
+					  .devstem = F.send_stem,
 					  .codec = {.mode = DELTA_CODEC_ZSTD_PREFIX}};
 }
 
@@ -140,19 +84,19 @@ static void test_delta_xfer__round_trip_through_the_library(void **state)
 	const char *delta = delta_path;
 
 	create_params(&p);
-	reset_receiver();
-	assert_int_equal(create_to(delta, &p, &cst, &e), 0);
+	deltafix_reset_receiver(&F);
+	assert_int_equal(deltafix_create_to(delta, &p, &cst, &e), 0);
 	assert_int_equal(e.len, 0);
 	assert_int_equal(cst.tr.data_chunks, 20);
 	assert_int_equal(cst.tr.zero_chunks, 4);
 	assert_int_equal(cst.data_bytes, 20 * CHUNK);
 	assert_true(cst.tr.payload_bytes > 0 && cst.tr.payload_bytes <= 20 * CHUNK + 4096);
-	assert_int_equal(apply_from(delta, NULL, &ast, &e), 0);
+	assert_int_equal(deltafix_apply_from(&F, delta, NULL, &ast, &e), 0);
 	assert_int_equal(e.len, 0);
 	assert_int_equal(ast.written_chunks, 24);
 	assert_int_equal(ast.tr.extents, cst.tr.extents);
-	assert_true(same(recv_stem, snap_b, VOL_BYTES));
-	assert_true(same(pathf("%s(%u)", recv_stem, TAG_A), snap_a, VOL_BYTES));
+	assert_true(same(F.recv_stem, F.b, VOL_BYTES));
+	assert_true(same(pathf("%s(%u)", F.recv_stem, TAG_A), F.a, VOL_BYTES));
 }
 
 static void test_delta_xfer__truncated_stream_is_corrupt(void **state)
@@ -161,16 +105,16 @@ static void test_delta_xfer__truncated_stream_is_corrupt(void **state)
 	struct delta_create_stats cst;
 	struct delta_apply_stats ast;
 	struct delta_error e;
-	const char *delta = delta_path, *token = tok_path;
+	const char *delta = delta_path, *token = F.tok_path;
 	struct stat st;
 
 	create_params(&p);
 	p.codec.mode = DELTA_CODEC_RAW; /* one extent a run: the cut lands inside the data */
-	reset_receiver();
-	assert_int_equal(create_to(delta, &p, &cst, &e), 0);
+	deltafix_reset_receiver(&F);
+	assert_int_equal(deltafix_create_to(delta, &p, &cst, &e), 0);
 	assert_int_equal(stat(delta, &st), 0);
 	assert_int_equal(truncate(delta, st.st_size / 2), 0);
-	assert_int_equal(apply_from(delta, token, &ast, &e), -EILSEQ);
+	assert_int_equal(deltafix_apply_from(&F, delta, token, &ast, &e), -EILSEQ);
 	assert_true(e.corrupt);
 	assert_false(e.bad_params);
 	/* the first line names the input and the problem, the second where to resume */
@@ -179,7 +123,7 @@ static void test_delta_xfer__truncated_stream_is_corrupt(void **state)
 	assert_int_equal(strlen(e.msg), e.len);
 	assert_int_equal(access(token, F_OK), 0);
 	/* the source snapshot is never written */
-	assert_true(same(pathf("%s(%u)", recv_stem, TAG_A), snap_a, VOL_BYTES));
+	assert_true(same(pathf("%s(%u)", F.recv_stem, TAG_A), F.a, VOL_BYTES));
 }
 
 /*
@@ -203,15 +147,17 @@ static void test_delta_xfer__token_before_first_write(void **state)
 	pid_t pid;
 
 	create_params(&p);
-	reset_receiver();
-	assert_int_equal(create_to(delta_path, &p, &cst, &e), 0);
+	deltafix_reset_receiver(&F);
+	assert_int_equal(deltafix_create_to(delta_path, &p, &cst, &e), 0);
 	stream = get_file(delta_path, &n);
 	assert_int_equal(pipe(fds), 0);
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		struct delta_apply_params ap = {
-			.cmd = "delta", .name = "pipe", .devstem = recv_stem, .token = tok_path};
+		struct delta_apply_params ap = {.cmd = "delta",
+						.name = "pipe",
+						.devstem = F.recv_stem,
+						.token = F.tok_path};
 
 		close(fds[1]);
 		ap.in_fd = fds[0];
@@ -225,18 +171,18 @@ static void test_delta_xfer__token_before_first_write(void **state)
 		off += (size_t)w;
 	}
 	/* every extent written, the trailer incomplete: the child waits for its last byte */
-	for (int i = 0; i < 1000 && !same(recv_stem, snap_b, VOL_BYTES); i++)
+	for (int i = 0; i < 1000 && !same(F.recv_stem, F.b, VOL_BYTES); i++)
 		usleep(10000);
-	assert_true(same(recv_stem, snap_b, VOL_BYTES));
-	assert_int_equal(access(tok_path, F_OK), 0);
+	assert_true(same(F.recv_stem, F.b, VOL_BYTES));
+	assert_int_equal(access(F.tok_path, F_OK), 0);
 	kill(pid, SIGKILL);
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	close(fds[1]);
 	free(stream);
 	/* the whole stream again: checked up to the token, the rest applied */
-	assert_int_equal(apply_from(delta_path, tok_path, &ast, &e), 0);
-	assert_true(same(recv_stem, snap_b, VOL_BYTES));
-	assert_int_equal(access(tok_path, F_OK), -1);
+	assert_int_equal(deltafix_apply_from(&F, delta_path, F.tok_path, &ast, &e), 0);
+	assert_true(same(F.recv_stem, F.b, VOL_BYTES));
+	assert_int_equal(access(F.tok_path, F_OK), -1);
 }
 
 static void test_delta_xfer__bad_level_and_missing_device(void **state)
@@ -248,18 +194,18 @@ static void test_delta_xfer__bad_level_and_missing_device(void **state)
 
 	create_params(&p);
 	p.codec = (struct delta_codec_opts){.mode = DELTA_CODEC_ZSTD, .level = 99};
-	assert_int_equal(create_to(delta, &p, &cst, &e), -EINVAL);
+	assert_int_equal(deltafix_create_to(delta, &p, &cst, &e), -EINVAL);
 	assert_true(e.bad_params);
 	assert_false(e.corrupt);
 	assert_string_equal(e.msg, "bad codec level");
 
 	create_params(&p);
-	p.devstem = pathf("%s/nosuch", dir); /* used before pathf() is called again */
-	assert_int_equal(create_to(delta, &p, &cst, &e), -ENOENT);
+	p.devstem = pathf("%s/nosuch", F.dir); /* used before pathf() is called again */
+	assert_int_equal(deltafix_create_to(delta, &p, &cst, &e), -ENOENT);
 	assert_false(e.bad_params);
 	assert_false(e.corrupt);
 	assert_string_equal(e.msg,
-			    pathf("cannot open %s/nosuch(%u): %s", dir, TAG_B, strerror(ENOENT)));
+			    pathf("cannot open %s/nosuch(%u): %s", F.dir, TAG_B, strerror(ENOENT)));
 }
 
 static void test_delta_xfer__error_lines_never_overflow(void **state)
