@@ -512,6 +512,21 @@ void bdev_faulty_crash(struct bdev *b, bool keep_random)
 	pthread_mutex_unlock(&f->lock);
 }
 
+void bdev_faulty_persist(struct bdev *b, u64 off, size_t len)
+{
+	struct bdev_faulty *f = to_faulty(b);
+	u64 end = MIN(b->size, off + len);
+
+	pthread_mutex_lock(&f->lock);
+	for (u64 s = off / BDEV_SECTOR; s < DIV_ROUND_UP(end, BDEV_SECTOR); s++) {
+		if (!sector_test(f->unflushed, s))
+			continue;
+		memcpy(f->durable + s * BDEV_SECTOR, f->visible + s * BDEV_SECTOR, BDEV_SECTOR);
+		f->unflushed[s / 64] &= ~(1ULL << (s % 64));
+	}
+	pthread_mutex_unlock(&f->lock);
+}
+
 void bdev_faulty_corrupt(struct bdev *b, u64 off, size_t len)
 {
 	struct bdev_faulty *f = to_faulty(b);

@@ -119,6 +119,12 @@ void bdev_faulty_die_after(struct bdev *b, u64 n);
  */
 void bdev_faulty_crash(struct bdev *b, bool keep_random);
 /*
+ * The sectors of [off, off+len) that were written since the last flush reach the platter now,
+ * before any flush: a disk writes its cache out in any order, so a later write can be durable
+ * while an earlier one is not (a crash keeps these sectors, whatever @keep_random says).
+ */
+void bdev_faulty_persist(struct bdev *b, u64 off, size_t len);
+/*
  * Flips bits in every byte of [off, off+len) (any byte range, clipped to the device) in the
  * durable and visible images alike.
  */

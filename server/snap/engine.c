@@ -62,12 +62,13 @@
  * the origin write is released the saved copy and its record are durable.  If we crash
  * before the txg syncs, replay re-inserts the exception (and re-copies from the origin if
  * the data checksum does not match, which can only happen if the origin write was never
- * released).  The checksum is needed only when the log has a device of its own, whose
- * flush (another request's, say) can make the record durable before the copy: with the log
- * on the snapstore (params.copies_ordered) the flush that makes the record durable was
- * issued after the copy completed and covers it, so the record is logged without one and
- * its copy trusted: no pass over the copied data, which under an emulated CPU cost about
- * 2 ms per MiB copied (BENCHMARKS.md).  Creates, deletes, overlay inserts and policy drops
+ * released).  The checksum is needed whenever the record's log block can reach the platter
+ * before the copy: with a log device of its own (another request's flush), and with the log
+ * on the snapstore too, since a disk writes its cache out in any order and the flush after
+ * the block only says when both are durable.  Only a caller that flushes the copies before
+ * it writes the block may log without it (params.copies_ordered: no pass over the copied
+ * data, which under an emulated CPU cost about 2 ms per MiB copied, BENCHMARKS.md); the
+ * server does not.  Creates, deletes, overlay inserts and policy drops
  * follow the same rule and are replayed in order, so the replayed state is the state the
  * caller was told about.  A received snapshot's create and its provenance are one record
  * (ENGINE_LOG_CREATE_FROM), so neither survives a crash without the other, and the label's

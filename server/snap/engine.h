@@ -127,7 +127,8 @@ enum engine_logrec_type {
 	ENGINE_LOG_CREATE = 0x102,  /* {tag, gen, ctime, priority} */
 	ENGINE_LOG_DROP = 0x103,    /* {tag, flags}: deleted, or invalidated by the policy */
 	ENGINE_LOG_SETATTR = 0x104, /* {tag, holds (in chunk), priority}: the new values */
-	/* {chunk, birth, death, addr}: a copy-out logged with params->copies_ordered (no csum) */
+	/* {chunk, birth, death, addr}: a copy-out logged with params->copies_ordered (no csum;
+	 * servers before 2026-12 wrote it with the log on the snapstore; still replayed) */
 	ENGINE_LOG_COPYOUT_ORDERED = 0x105,
 	/* struct engine_logrec_create_from_disk: a create with its provenance (received) */
 	ENGINE_LOG_CREATE_FROM = 0x106,
@@ -171,13 +172,14 @@ struct engine_params {
 	 */
 	unsigned copy_threads;
 	/*
-	 * The caller guarantees that a copy-out's log record never becomes durable before the
-	 * copied data: the log shares the snapstore, so the flush that makes a record durable,
-	 * issued after the copy completed, makes the copy durable too.  Copy-outs are then
-	 * logged without a checksum of their data (ENGINE_LOG_COPYOUT_ORDERED) and replay
-	 * trusts the copy.  False (a separate log device): each record carries the data's
-	 * crc32c, and replay redoes a copy whose data does not match (its flush was lost, so
-	 * its origin write was never released).
+	 * The caller guarantees that a copy-out's log record never reaches the platter before
+	 * the copied data: it makes the data durable before it writes the log block holding the
+	 * record (a flush in between).  Copy-outs are then logged without a checksum of their
+	 * data (ENGINE_LOG_COPYOUT_ORDERED) and replay trusts the copy.  A log that merely
+	 * shares the snapstore does NOT give this: the flush after the block orders nothing,
+	 * and a disk may write the block first (the server leaves this false).  False: each
+	 * record carries the data's crc32c, and replay redoes a copy whose data does not match
+	 * (its flush was lost, so its origin write was never released).
 	 */
 	bool copies_ordered;
 	/*

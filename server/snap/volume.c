@@ -37,7 +37,11 @@
  * already durable needs no flush of any kind -- the common origin write of a chunk that an
  * earlier request of the same batch already copied.  With a separate metadata device the
  * snapstore is flushed only when a copy counted in data_seq (bumped under the lock after each
- * call that copied) is not yet known durable (data_durable).
+ * call that copied) is not yet known durable (data_durable).  Until that flush returns, a
+ * record may be durable without its copy either way (a disk writes its cache out in any
+ * order; test_volume log_block_durable_before_its_copy), so every copy-out record carries
+ * the data's checksum and replay copies again from the origin, whose write was never
+ * released, when the saved data does not match.
  *
  * The intent log rule (store_log_room()).  Appends use INTENT_LOG_NOWAIT, and before each
  * call that may log, this file makes room for VOLUME_LOG_HEADROOM_BLOCKS, syncing (without
@@ -448,8 +452,9 @@ int volume_open(const struct volume_params *p, struct volume **out, char *why, s
 	ep.autodelete = true;
 	ep.copy_threads = VOLUME_COPY_THREADS;
 	ep.progress = p->progress;
-	/* the log's flushes are the snapstore's ("Flushes saved"): no data checksums */
-	ep.copies_ordered = !v->metadev;
+	/* Records carry the copy's checksum even when the log's flushes are the snapstore's
+	 * ("Flushes saved"): a disk may write a log block before the copy it follows. */
+	ep.copies_ordered = false;
 	ep.data_first = l->data_start / v->chunk_blocks;
 	ep.data_end = (l->data_start + l->data_blocks) / v->chunk_blocks;
 	memcpy(ep.uuid, l->uuid, sizeof(ep.uuid));

@@ -157,6 +157,29 @@ static int kernel_write(struct fixture *f, const struct volume_range *r, u32 n)
 	return 0;
 }
 
+/* What @b holds, for a failure message: "chunk C version V", or that it is no fill(). */
+static const char *describe_fill(const u8 *b)
+{
+	static char what[64];
+	static u8 probe[CHUNK];
+
+	for (u64 c = 0; c < ORIGIN_CHUNKS; c++)
+		for (u32 v = 0; v < 256; v++) {
+			if ((u8)(c * 131 + v * 29) != b[0])
+				continue;
+			fill(probe, c, (u8)v);
+			if (!memcmp(probe, b, CHUNK)) {
+				snprintf(what, sizeof(what), "chunk %llu version %u",
+					 (unsigned long long)c, v);
+				return what;
+			}
+		}
+	return "no chunk's data";
+}
+
+/* When expect_snapshot runs, for its failure message: "" or e.g. " after the reopen". */
+static const char *expect_when = "";
+
 /* Snapshot @tag reads version @ver[c] of every chunk c. */
 static void expect_snapshot(struct fixture *f, u32 tag, const u8 *ver, u64 seed)
 {
@@ -176,9 +199,12 @@ static void expect_snapshot(struct fixture *f, u32 tag, const u8 *ver, u64 seed)
 			assert_int_equal(bdev_read(f->store, buf, CHUNK, addr * CHUNK), 0);
 		fill(want, c, ver[c]);
 		if (memcmp(buf, want, CHUNK))
-			fail_msg("seed %llu: snapshot %u chunk %llu (%s) is not version %u",
+			fail_msg("seed %llu: snapshot %u chunk %llu (%s %llu) is not version %u%s: "
+				 "it holds %s",
 				 (unsigned long long)seed, tag, (unsigned long long)c,
-				 origin ? "origin" : "snapstore", ver[c]);
+				 origin ? "origin" : "snapstore",
+				 (unsigned long long)(origin ? c : addr), ver[c], expect_when,
+				 describe_fill(buf));
 	}
 }
 
@@ -329,6 +355,9 @@ struct late_commit {
 	bool armed_flush;
 	struct volume_range other;
 	u64 other_need;
+	/* Or, once armed_reorder: the next write smaller than a chunk (a log block) reaches
+	 * the platter at once, and then the device dies before any flush (disks reorder). */
+	bool armed_reorder;
 };
 
 static struct bdev *late_inner(struct bdev *b)
@@ -350,9 +379,18 @@ static int late_write(struct bdev *b, const void *p, size_t len, u64 off)
 		lc->fired = true;
 		assert_int_equal(volume_origin_write_finish(lc->f->v, 0, 0), 0);
 	}
+	int err;
+
 	if (lc->delay_us && len >= CHUNK)
 		usleep(lc->delay_us);
-	return bdev_write(late_inner(b), p, len, off);
+	err = bdev_write(late_inner(b), p, len, off);
+	if (!err && lc->armed_reorder && len < CHUNK) {
+		lc->armed_reorder = false;
+		lc->fired = true;
+		bdev_faulty_persist(late_inner(b), off, len);
+		bdev_faulty_fail_all(late_inner(b));
+	}
+	return err;
 }
 
 static int late_flush(struct bdev *b)
@@ -544,6 +582,7 @@ static void cw_round(u64 seed, bool split)
 		if (err && tag < die_round)
 			fail_msg("seed %llu: create %u: %s", (unsigned long long)seed, tag,
 				 strerror(-err));
+		expect_when = " while the writers run";
 		for (u32 t = 1; t < tag && !died; t++)
 			if (state[t] == CW_LIVE)
 				expect_snapshot(&f, t, ver[t], seed); /* the origin is still */
@@ -574,6 +613,7 @@ static void cw_round(u64 seed, bool split)
 		bdev_faulty_crash(f.meta, xorshift64(&rng) & 1);
 	volume_abandon(f.v);
 	vol_open(&f);
+	expect_when = " after the crash and reopen";
 	for (u32 t = 1; t <= CW_ROUNDS; t++) {
 		u32 st;
 		u64 gen;
@@ -584,6 +624,7 @@ static void cw_round(u64 seed, bool split)
 		else if (state[t] == CW_DELETED || state[t] == CW_NONE)
 			assert_int_equal(err, -ENODATA);
 	}
+	expect_when = "";
 	print_message("test_volume: seed %llu %s: %llu writes, %llu asked again, device %s\n",
 		      (unsigned long long)seed, split ? "split" : "single",
 		      (unsigned long long)atomic_load(&cw.writes),
@@ -605,13 +646,41 @@ static void test_volume__concurrent_writers_creates_deletes_crash(void **state)
 }
 
 /*
+ * With the log on the snapstore, a copy-out's record can reach the platter before its copy:
+ * the commit writes the log block and then flushes, and a disk may write the block out of
+ * its cache first and lose power before the flush.  The origin write was never released
+ * (its commit failed), so replay must find the saved data wrong by the record's checksum and
+ * copy again from the origin.  (Records of the log on the snapstore once carried no checksum
+ * and were trusted, as if the flush after the copy ordered them: this test failed then.)
+ */
+static void test_volume__log_block_durable_before_its_copy(void **state)
+{
+	struct volume_range r = {5, 2};
+	struct late_commit lc = {.b = {.ops = &late_ops, .name = "reorder"}};
+	struct fixture f;
+
+	setup_fixture(&f, false, 13);
+	reopen_on_shim(&f, &lc);
+	snapshot(&f);
+	lc.armed_reorder = true;
+	assert_int_equal(kernel_write(&f, &r, 1), -EIO);
+	assert_true(lc.fired);
+	bdev_faulty_crash(f.store, false);
+	volume_abandon(f.v);
+	vol_open(&f);
+	expect_snapshots(&f, 13);
+	assert_int_equal(volume_close(f.v), 0);
+	teardown_fixture(&f);
+}
+
+/*
  * With a separate metadata device, a log flush can make a copy-out's record durable before
  * its data: request A's commit flushes the snapstore, request C copies and logs meanwhile,
  * and A's log flush then carries C's record.  Power cut before C's own commit: C's record
  * is on the log, its copy is lost, and its origin write was never released.  Replay must
  * notice by the record's data checksum and copy again from the origin.  (With the log on
- * the snapstore the same flush would have covered C's copy, and records carry no checksum:
- * engine.h, copies_ordered.)
+ * the snapstore the same flush would have covered C's copy, but a disk may still write the
+ * log block first: log_block_durable_before_its_copy.)
  */
 static void test_volume__split_log_flush_before_copy_flush(void **state)
 {
@@ -1221,6 +1290,7 @@ int main(void)
 		cmocka_unit_test(test_volume__acknowledged_copies_survive_a_crash),
 		cmocka_unit_test(test_volume__late_log_flush_does_not_cover_copies),
 		cmocka_unit_test(test_volume__split_log_flush_before_copy_flush),
+		cmocka_unit_test(test_volume__log_block_durable_before_its_copy),
 		cmocka_unit_test(test_volume__replay_refuses_a_wrapping_address),
 		cmocka_unit_test(test_volume__acknowledged_copies_survive_a_crash_split),
 		cmocka_unit_test(test_volume__lookups_during_syncs),
