@@ -68,7 +68,9 @@
  * the block only says when both are durable.  Only a caller that flushes the copies before
  * it writes the block may log without it (params.copies_ordered: no pass over the copied
  * data, which under an emulated CPU cost about 2 ms per MiB copied, BENCHMARKS.md); the
- * server does not.  Creates, deletes, overlay inserts and policy drops
+ * server does not.  A copy-in (the first partial write to a writable snapshot's chunk) is
+ * flushed before its overlay record is appended instead: the snapshot's writer writes the
+ * chunk after it, so a checksum could not tell its loss from those writes.  Creates, deletes, overlay inserts and policy drops
  * follow the same rule and are replayed in order, so the replayed state is the state the
  * caller was told about.  A received snapshot's create and its provenance are one record
  * (ENGINE_LOG_CREATE_FROM), so neither survives a crash without the other, and the label's
@@ -1405,7 +1407,11 @@ int engine_snap_write_map(struct engine *e, struct tx *tx, u32 tag, u64 chunk, b
 		if (!err)
 			err = bdev_write(e->p.snapstore, e->copybuf, e->p.chunk_size,
 					 p * e->p.chunk_size);
-		if (!err && e->p.ilog_append && !e->p.caller_flushes)
+		/* Durable before its record is even appended, whoever flushes: replay trusts the
+		 * record, and no checksum could tell a lost copy-in from the writes that the
+		 * snapshot's writer makes to the chunk after it (test_volume
+		 * log_block_durable_before_its_copy_in). */
+		if (!err && e->p.ilog_append)
 			err = bdev_flush(e->p.snapstore);
 		if (err)
 			goto fail_free;

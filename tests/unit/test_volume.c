@@ -674,6 +674,33 @@ static void test_volume__log_block_durable_before_its_copy(void **state)
 }
 
 /*
+ * The same for a copy-in: a partial first write to a writable snapshot's chunk copies the
+ * chunk's old data into its private copy and logs the overlay entry.  If the log block
+ * reaches the platter before the copy, replay must copy again from where the snapshot read
+ * the chunk (here the origin, unchanged: nothing after the record was released), or the
+ * chunk's unwritten part reads garbage.
+ */
+static void test_volume__log_block_durable_before_its_copy_in(void **state)
+{
+	struct volume_snap_chunk c = {.chunk = 9, .whole = false};
+	struct late_commit lc = {.b = {.ops = &late_ops, .name = "reorder"}};
+	struct fixture f;
+
+	setup_fixture(&f, false, 14);
+	reopen_on_shim(&f, &lc);
+	snapshot(&f);
+	lc.armed_reorder = true;
+	assert_int_equal(volume_snap_write(f.v, 1, &c, 1), -EIO);
+	assert_true(lc.fired);
+	bdev_faulty_crash(f.store, false);
+	volume_abandon(f.v);
+	vol_open(&f);
+	expect_snapshots(&f, 14);
+	assert_int_equal(volume_close(f.v), 0);
+	teardown_fixture(&f);
+}
+
+/*
  * With a separate metadata device, a log flush can make a copy-out's record durable before
  * its data: request A's commit flushes the snapstore, request C copies and logs meanwhile,
  * and A's log flush then carries C's record.  Power cut before C's own commit: C's record
@@ -1291,6 +1318,7 @@ int main(void)
 		cmocka_unit_test(test_volume__late_log_flush_does_not_cover_copies),
 		cmocka_unit_test(test_volume__split_log_flush_before_copy_flush),
 		cmocka_unit_test(test_volume__log_block_durable_before_its_copy),
+		cmocka_unit_test(test_volume__log_block_durable_before_its_copy_in),
 		cmocka_unit_test(test_volume__replay_refuses_a_wrapping_address),
 		cmocka_unit_test(test_volume__acknowledged_copies_survive_a_crash_split),
 		cmocka_unit_test(test_volume__lookups_during_syncs),
