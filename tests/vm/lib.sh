@@ -21,6 +21,7 @@
 # A NAS box:     vm_udev_up | nas_servers_up (NFS v3+v4, smbd) | mon_setup | z ARGS...
 #                ssh_box NAME PORT [VAR=VALUE...] (an sshd per box, for replication)
 #                box NAME ARGS... | box_env NAME  (several boxes' monitors in one guest)
+# Replication:   repl_chain_up EXPORT-OPTION...  (boxes a -> b -> c over ssh, volumes started)
 #
 # A failing "set -e" command is reported with its line and status before the script exits.
 # Offsets and lengths are in bytes.  Nothing here needs more than coreutils, util-linux,
@@ -495,4 +496,58 @@ box()
 	mkdir -p "/run/box/$b"
 	# shellcheck disable=SC2046 # one VAR=VALUE a word
 	env $(box_env "$b") "$SRC/monitor/zumastor" "$@"
+}
+
+# ---- Replication: three boxes in a chain, for replication-chain and replication-promote ----
+
+# repl_chain_up EXPORT-OPTION...: the NAS boxes a, b and c of the replication scenarios in one
+# guest: udev, the NFS server and smbd (b's Samba include added to smb.conf), the module,
+# mon_setup, and an sshd per box (ssh_box: a on 127.0.0.1:2201, b on 2202, c on 2203, each
+# with its box_env).  a's ahome (on DISKS 0 and 1, ext4 made here, mounted at /srv/a) is
+# replicated after each snapshot to b's bhome (DISKS 2 and 3, /srv/b), which passes it on to
+# c's chome (DISKS 4 and 5, /srv/c); all three keep hourly 4, daily 7.  b's authorized_keys
+# holds exactly the line `define target` printed on a (checked to be a forced
+# `zumastor receive-from a` with an ed25519 key), c's the one printed on b.
+# EXPORT-OPTION... are bhome's `define export` options.  Sets t0 (2026-12-01 10:00 UTC), the
+# time a was started at.
+repl_chain_up()
+{
+	local b
+	step "udev, the module, the NFS server and smbd, three boxes with their own sshd"
+	vm_udev_up
+	nas_servers_up
+	load_ddsnap
+	mon_setup
+	sed -i 's|^\tinclude = /etc/samba/zumastor.conf$|&\n\tinclude = /etc/samba/zumastor-b.conf|' /etc/samba/smb.conf
+	grep -q zumastor-b.conf /etc/samba/smb.conf || fail "b's Samba include is not in smb.conf"
+	# shellcheck disable=SC2046 # one VAR=VALUE a word
+	ssh_box a 2201 $(box_env a)
+	# shellcheck disable=SC2046
+	ssh_box b 2202 $(box_env b)
+	# shellcheck disable=SC2046
+	ssh_box c 2203 $(box_env c)
+	t0=$(date -u -d 2026-12-01T10:00:00 +%s)
+
+	step "volumes: ahome on a (ext4), its replicas bhome on b and chome on c"
+	must box a define volume ahome "${DISKS[0]}" "${DISKS[1]}" --initialize --mountpoint /srv/a
+	must box b define volume bhome "${DISKS[2]}" "${DISKS[3]}" --initialize --mountpoint /srv/b
+	must box c define volume chome "${DISKS[4]}" "${DISKS[5]}" --initialize --mountpoint /srv/c
+	for b in a b c; do must box "$b" define schedule "${b}home" --hourly 4 --daily 7; done
+	box a define target ahome b:bhome --after-each-snapshot >/run/box/a/define.out || fail "define target on a"
+	grep -q "^restrict,command=\"[^\"]*/zumastor receive-from a\" ssh-ed25519 " /run/box/a/define.out ||
+		fail "define target printed no key line: $(cat /run/box/a/define.out)"
+	grep '^restrict' /run/box/a/define.out >/run/ssh/b/authorized_keys
+	must box b define source bhome a:ahome
+	box b define target bhome c:chome --after-each-snapshot >/run/box/b/define.out || fail "define target on b"
+	grep -q "^restrict,command=\"[^\"]*/zumastor receive-from b\" ssh-ed25519 " /run/box/b/define.out ||
+		fail "define target printed no key line: $(cat /run/box/b/define.out)"
+	grep '^restrict' /run/box/b/define.out >/run/ssh/c/authorized_keys
+	must box c define source chome b:bhome
+	must box b define export bhome "$@"
+	ZUMASTOR_NOW=$t0 must box a start ahome
+	mkfs.ext4 -q /dev/mapper/ahome
+	ZUMASTOR_NOW=$t0 must box a start ahome
+	mountpoint -q /srv/a || fail "ahome's ext4 is not mounted"
+	must box b start bhome
+	must box c start chome
 }

@@ -27,42 +27,8 @@
 set -euo pipefail
 . "$SRC/tests/vm/lib.sh"
 
-step "udev, the module, three boxes with their own sshd"
-vm_udev_up
-nas_servers_up
-load_ddsnap
-mon_setup
-# smbd serves b's shares: box_env gives each box its own Samba include, b's is added to
-# smb.conf (the monitor reloads smbd when it writes it)
-sed -i 's|^\tinclude = /etc/samba/zumastor.conf$|&\n\tinclude = /etc/samba/zumastor-b.conf|' /etc/samba/smb.conf
-grep -q zumastor-b.conf /etc/samba/smb.conf
-mkdir -p /run/box/a /run/box/b /run/box/c
-# shellcheck disable=SC2046 # one VAR=VALUE a word
-ssh_box b 2202 $(box_env b)
-# shellcheck disable=SC2046
-ssh_box c 2203 $(box_env c)
-t0=$(date -u -d 2026-12-01T10:00:00 +%s)
-
-step "volumes: ahome on a (ext4), its replicas bhome on b and chome on c"
-must box a define volume ahome "${DISKS[0]}" "${DISKS[1]}" --initialize --mountpoint /srv/a
-must box b define volume bhome "${DISKS[2]}" "${DISKS[3]}" --initialize --mountpoint /srv/b
-must box c define volume chome "${DISKS[4]}" "${DISKS[5]}" --initialize --mountpoint /srv/c
-for b in a b c; do must box "$b" define schedule "${b}home" --hourly 4 --daily 7; done
-box a define target ahome b:bhome --after-each-snapshot >/run/box/a/define.out || fail "define target on a"
-grep -q "^restrict,command=\"[^\"]*/zumastor receive-from a\" ssh-ed25519 " /run/box/a/define.out ||
-	fail "define target printed no key line: $(cat /run/box/a/define.out)"
-grep '^restrict' /run/box/a/define.out >/run/ssh/b/authorized_keys
-must box b define source bhome a:ahome
-box b define target bhome c:chome --after-each-snapshot >/run/box/b/define.out || fail "define target on b"
-grep '^restrict' /run/box/b/define.out >/run/ssh/c/authorized_keys
-must box c define source chome b:bhome
-must box b define export bhome --nfs '127.0.0.1:rw,no_root_squash' --samba 'bhome:rw,guest'
-ZUMASTOR_NOW=$t0 must box a start ahome
-mkfs.ext4 -q /dev/mapper/ahome
-ZUMASTOR_NOW=$t0 must box a start ahome
-mountpoint -q /srv/a || fail "ahome's ext4 is not mounted"
-must box b start bhome
-must box c start chome
+# a -> b -> c, b's replica exported over NFS and Samba as a master's would be, asked read-write
+repl_chain_up --nfs '127.0.0.1:rw,no_root_squash' --samba 'bhome:rw,guest'
 
 step "the restricted key: no shell, no master, no other volume"
 out=$(ssh -i /run/box/a/ssh/id_ed25519 -o IdentitiesOnly=yes b 'sh -c id' 2>&1) && fail "a shell ran: $out"

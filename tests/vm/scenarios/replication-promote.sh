@@ -23,16 +23,9 @@
 set -euo pipefail
 . "$SRC/tests/vm/lib.sh"
 
-step "udev, the module, the NFS server, three boxes with their own sshd"
-vm_udev_up
-load_ddsnap
-mon_setup
-nas_servers_up
-port=2201
-for b in a b c; do
-	# shellcheck disable=SC2046 # one VAR=VALUE a word
-	ssh_box "$b" $((port++)) $(box_env "$b")
-done
+# a -> b -> c, b's replica exported over NFS (read-only while it is a replica, read-write
+# once promoted)
+repl_chain_up --nfs '127.0.0.1:rw,no_root_squash'
 # ssh, with the stream of a receive request cut after $SSH_CUT_AFTER bytes (a's link to b
 # failing mid-transfer)
 cat >/run/bin/ssh-cut <<'EOF'
@@ -41,7 +34,6 @@ cat >/run/bin/ssh-cut <<'EOF'
 head -c "$SSH_CUT_AFTER" | ssh "$@"
 EOF
 chmod +x /run/bin/ssh-cut
-t0=$(date -u -d 2026-12-01T10:00:00 +%s)
 # name T: the snapshot name of time T
 name() { "$ZUMASTOR_HELPER" name "$1"; }
 # tick BOX T [may-fail]: BOX's tick at time T, its output shown and kept in /run/box/BOX/ticks
@@ -57,25 +49,6 @@ tick()
 vjson() { box "$1" status --json "$2" | jq '.volumes[0]'; }
 # sock BOX VOL: the volume's server socket
 sock() { echo "/run/box/$1/run/servers/$2.sock"; }
-
-step "volumes: ahome on a (ext4), its replicas bhome on b (exported over NFS) and chome on c"
-must box a define volume ahome "${DISKS[0]}" "${DISKS[1]}" --initialize --mountpoint /srv/a
-must box b define volume bhome "${DISKS[2]}" "${DISKS[3]}" --initialize --mountpoint /srv/b
-must box c define volume chome "${DISKS[4]}" "${DISKS[5]}" --initialize --mountpoint /srv/c
-for b in a b c; do must box "$b" define schedule "${b}home" --hourly 4 --daily 7; done
-must box b define export bhome --nfs '127.0.0.1:rw,no_root_squash'
-box a define target ahome b:bhome --after-each-snapshot >/run/box/a/define.out || fail "define target on a"
-grep '^restrict' /run/box/a/define.out >/run/ssh/b/authorized_keys
-must box b define source bhome a:ahome
-box b define target bhome c:chome --after-each-snapshot >/run/box/b/define.out || fail "define target on b"
-grep '^restrict' /run/box/b/define.out >/run/ssh/c/authorized_keys
-must box c define source chome b:bhome
-ZUMASTOR_NOW=$t0 must box a start ahome
-mkfs.ext4 -q /dev/mapper/ahome
-ZUMASTOR_NOW=$t0 must box a start ahome
-mountpoint -q /srv/a || fail "ahome's ext4 is not mounted"
-must box b start bhome
-must box c start chome
 
 step "day 0: a -> b -> c, the first transfers full"
 mkdir /srv/a/d0

@@ -3,11 +3,19 @@
 # vm-disks: 2 256M
 # vm-timeout: 1800
 #
-# server-many: 300+ snapshots taken on the real server (ddsnapd) while a writer keeps
-# writing, then all but 45 deleted in a seeded random order; after every delete the nearest
+# server-many: 130 snapshots taken on the real server (ddsnapd) while a writer keeps
+# writing, then all but 20 deleted in a seeded random order; after every delete the nearest
 # newer survivor (which inherits the deleted one's deadlist; else the nearest older one)
 # and, every 8th delete, one more at random still read exactly their image; at the end
 # every survivor does, and the stopped store passes 'ddsnap check'.
+#
+# What needs many snapshots is where their number crosses a size: a LIST reply holds 64
+# snapshots (CTL_LIST_PAGE), so 130 take three pages; a snapshot-table leaf holds 56 records
+# and splits in halves of 28, so the creates split it into more than 3 leaves under an
+# internal root (checked in the stopped store's dump), and the deletes merge them back into
+# one root leaf of the 20 survivors (checked too).  An internal node holds 101 pointers: a
+# third level would take thousands of snapshots (the 305 this scenario once took made none
+# either).  NSNAP and NKEEP set other counts.
 #
 # The origin (1.25 MiB) has two parts.  Region A (the first MiB) is written between
 # creates (seeded slices of a random pool, spans crossing chunk boundaries) and its checksum
@@ -23,8 +31,8 @@ set -euo pipefail
 store=${DISKS[0]}
 srv_setup many
 vol=/dev/mapper/vol
-NSNAP=${NSNAP:-305} # snapshots taken
-NKEEP=${NKEEP:-45}  # survivors after the random deletes
+NSNAP=${NSNAP:-130} # snapshots taken
+NKEEP=${NKEEP:-20}  # survivors after the random deletes
 MIB=$((1024 * 1024))
 A_LEN=$MIB  # region A: [0, 1 MiB)
 B_OFF=$A_LEN # region B: [1 MiB, 1.25 MiB), NB blocks of 4 KiB
@@ -143,6 +151,23 @@ final_k=$(getnum $wdir/done)
 log "$NSNAP snapshots in $((SECONDS - t0)) s; the writer made $((final_k - NB + 1)) writes"
 expect_eq "$("$ddsnap" list "$sock" | wc -l)" "$NSNAP" "snapshots listed"
 
+# table_shape: the snapshot table's nodes in the stopped store, "level entries" each.
+table_shape()
+{
+	"$ddsnap" dump -n "$store" | sed -n 's/^node tree=snapshots .* level=\([0-9]*\) entries=\([0-9]*\) .*/\1 \2/p'
+}
+
+step "the snapshot table split: the server stopped, its dump read, started again"
+dm_remove vol
+srv_stop
+table_shape >"$RESULTS/table.created"
+cat "$RESULTS/table.created"
+leaves=$(grep -c '^0 ' "$RESULTS/table.created" || true)
+expect_eq "$(head -n 1 "$RESULTS/table.created")" "1 $leaves" "the table's root: an internal node over its $leaves leaves"
+((leaves > 3)) || fail "$NSNAP snapshots fill only $leaves snapshot-table leaves"
+srv_start
+dm_create vol "0 $n ddsnap $store $origin $sock -1"
+
 # verify TAG: snapshot TAG's device reads its image (regions A and B, and nothing beyond).
 # The first time, by region A's checksum and region B's rule; the image that passed is
 # remembered (FULL), and later checks compare the whole device with it: a snapshot never
@@ -237,6 +262,7 @@ step "stop the server, check the store"
 dm_remove vol
 srv_stop
 must "$ddsnap" check "$store"
+expect_eq "$(table_shape)" "0 $NKEEP" "the snapshot table after the deletes (one root leaf of the survivors)"
 expect_no_kmsg 'BUG|WARNING|Oops|ddsnap.*(error|fail)' "kernel log"
 rmmod dm_ddsnap
 dm_remove origin0
