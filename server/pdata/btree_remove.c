@@ -21,6 +21,13 @@
  * tree.  As for insertion, the whole plan is made, and every block read and reserved,
  * before anything changes (btree.c, "Modification is two-phase").
  *
+ * A key range (btree_delete_range) goes a leaf at a time: each step takes from the leaf
+ * holding the range's first remaining entry all the range's entries it can lose and stay
+ * half full (a root leaf keeps one), shadowing the path once and changing no separator (a
+ * parent's key stays a lower bound of what remains below it); a leaf that can lose none
+ * loses one through btree_delete, whose merge or borrow refills it.  So m entries cost
+ * about 2m / capacity steps, and every step leaves a valid tree.
+ *
  * Locking and crash argument: as btree.c.
  */
 #include "pdata/btree_internal.h"
@@ -257,4 +264,87 @@ out_put:
 		if (s.lv[l].b)
 			cache_put(t->cache, s.lv[l].b);
 	return r;
+}
+
+/*
+ * One descent of btree_delete_range: removes from the leaf holding the first entry >= @lo
+ * every entry <= @hi it can lose without falling below half full (a root leaf keeps one),
+ * shadowing the path once; if it can lose none, deletes one entry through btree_delete.
+ * Returns the number deleted (0: nothing of the range is left) or a negative error
+ * (nothing changed).  No separator changes: a parent's key stays a lower bound of what
+ * remains under it (btree.c's invariants).
+ */
+static int delete_leaf_run(struct btree *t, struct tx *tx, const void *lo, const void *hi)
+{
+	u8 key[BTREE_MAX_KEY_SIZE];
+	struct spine_level *leaf;
+	struct reserve res;
+	struct spine s;
+	unsigned p, nr, c = 0, can, need = 0;
+	int r;
+
+	if (!t->height)
+		return 0;
+	r = spine_locate(t, lo, BTREE_GE, &s);
+	if (r)
+		return r == -ENODATA ? 0 : r;
+	leaf = &s.lv[s.depth - 1];
+	p = leaf->idx;
+	nr = node_nr(leaf->b->data);
+	while (p + c < nr && tkey_cmp(t, node_ckey(leaf->b->data, &t->leaf, p + c), hi) <= 0)
+		c++;
+	can = MIN(c, s.depth == 1 ? nr - 1 : nr - t->leaf.min);
+	if (!c || !can) {
+		if (c)
+			memcpy(key, node_ckey(leaf->b->data, &t->leaf, p), t->leaf.ks);
+		spine_put(t, &s);
+		if (!c)
+			return 0;
+		r = btree_delete(t, tx, key, NULL);
+		return r ? r : 1;
+	}
+	r = spine_check_births(t, tx, &s);
+	for (unsigned l = 0; !r && l < s.depth; l++)
+		need += s.lv[l].ptr.birth_txg != tx->txg;
+	if (!r)
+		r = reserve_get(tx, &res, need);
+	if (r) {
+		spine_put(t, &s);
+		return r;
+	}
+
+	/* Phase two: nothing below can fail. */
+	for (int l = (int)s.depth - 1; l >= 0; l--) {
+		struct spine_level *lv = &s.lv[l];
+		void *n;
+
+		make_writable(t, tx, lv, &res);
+		n = lv->b->data;
+		if (l == (int)s.depth - 1) {
+			node_shift(n, &t->leaf, p + can, -(int)can);
+			node_set_nr(n, nr - can);
+			node_zero_from(n, &t->leaf, nr - can);
+		} else {
+			node_set_child(n, &t->node, lv->idx, &s.lv[l + 1].ptr);
+		}
+		spine_refresh_ptr(t, lv);
+	}
+	t->root = s.lv[0].ptr;
+	t->gen++;
+	reserve_put(tx, &res);
+	spine_put(t, &s);
+	return (int)can;
+}
+
+int btree_delete_range(struct btree *t, struct tx *tx, const void *lo, const void *hi, u64 *deleted)
+{
+	VERIFY(tx->cache == t->cache);
+	*deleted = 0;
+	for (;;) {
+		int r = delete_leaf_run(t, tx, lo, hi);
+
+		if (r <= 0)
+			return r;
+		*deleted += (u64)r;
+	}
 }

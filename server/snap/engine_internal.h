@@ -65,6 +65,7 @@ struct engine {
 	u32 ndirty, dirty_cap;
 	struct batch_ent *batch;
 	struct copy_piece *pieces; /* ENGINE_BATCH_CHUNKS */
+	struct dldisk_ent *dlents; /* ENGINE_BATCH_CHUNKS: a batch's deadlist entries */
 	struct iopool *copiers;
 	void **copybufs; /* one per copier; copybufs[0] == copybuf */
 	void *copybuf;
