@@ -1103,7 +1103,7 @@ static int insert_leaf_run(struct btree *t, struct tx *tx, const u8 *keys, const
 				const u8 *k = keys + (size_t)j * t->leaf.ks;
 
 				node_insert_at(nd, &t->leaf, node_lower_bound(t, nd, k), k,
-					       vals ? vals + (size_t)j * t->leaf.vs : NULL);
+					       vals + (size_t)j * t->leaf.vs);
 			}
 		} else {
 			node_set_child(nd, &t->node, lv->idx, &s.lv[l + 1].ptr);
@@ -1122,12 +1122,13 @@ static int insert_leaf_run(struct btree *t, struct tx *tx, const u8 *keys, const
 int btree_insert_sorted(struct btree *t, struct tx *tx, const void *keys, const void *values, u32 n,
 			u32 *done)
 {
-	const u8 *k = keys, *v = values;
+	static const u8 no_values[1]; /* value size 0: nothing is read from it */
+	const u8 *k = keys, *v = values ? values : no_values;
 
-	VERIFY(tx->cache == t->cache && (v || !t->leaf.vs));
+	VERIFY(tx->cache == t->cache && (values || !t->leaf.vs));
 	for (*done = 0; *done < n;) {
 		int r = insert_leaf_run(t, tx, k + (size_t)*done * t->leaf.ks,
-					v ? v + (size_t)*done * t->leaf.vs : NULL, n - *done);
+					v + (size_t)*done * t->leaf.vs, n - *done);
 
 		if (r < 0)
 			return r;

@@ -222,6 +222,17 @@ int btree_delete_range(struct btree *t, struct tx *tx, const void *lo, const voi
 		       u64 *deleted);
 
 /*
+ * Deletes the @n entries whose keys are @keys (strictly increasing, packed), copying their
+ * values to @values_out (n values, may be NULL).  Returns 0, or -ENODATA (a key absent),
+ * -ENOSPC or a read error with the first *@done deleted (their values copied) and the rest
+ * present.  Each descent removes every listed key its leaf holds and can spare, so keys
+ * that share leaves (a piece's exceptions, ascending) cost a descent per leaf, not per key.
+ * Writer locking.
+ */
+int btree_delete_sorted(struct btree *t, struct tx *tx, const void *keys, u32 n, void *values_out,
+			u32 *done);
+
+/*
  * Frees every block of the tree (tx_free_meta with each block's birth txg) and makes it
  * empty.  Returns 0 or a read error (blocks freed before the error stay freed, and the
  * tree is then empty in memory: the caller should treat the txg as failed).  O(number of

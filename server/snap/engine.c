@@ -843,25 +843,42 @@ int engine_sync(struct engine *e, struct tx *tx, struct engine_roots *roots)
  * Dropping a snapshot: delete and invalidate
  *----------------------------------------------------------------------------------------*/
 
+/* Exceptions a delete collects before it removes them from the tree at once. */
+#define FREE_BATCH 256
+
+/*
+ * A delete's doomed exceptions, collected in the order the deadlist gives them (a piece's
+ * ascend) and removed FREE_BATCH at a time by btree_delete_sorted (a descent per leaf they
+ * share), each data chunk freed as its exception goes.  Same txg as the entries' removal.
+ */
 struct free_ctx {
 	struct engine *e;
 	struct tx *tx;
 	u64 freed;
+	u32 n;
+	u8 keys[FREE_BATCH][16];
 };
+
+/* Removes the collected exceptions and frees their chunks.  0 or the tree's error. */
+static int free_flush(struct free_ctx *f)
+{
+	u8 v[FREE_BATCH][16];
+	u32 done;
+	int err = btree_delete_sorted(f->e->exc, f->tx, f->keys, f->n, v, &done);
+
+	for (u32 i = 0; i < done; i++)
+		f->e->p.space->free(f->e->p.space_priv, f->tx, btree_get_le64(v[i], 1), 1);
+	f->freed += done;
+	f->n = 0;
+	return err;
+}
 
 static int free_exception(void *arg, u64 key, const struct deadlist_entry *ent)
 {
 	struct free_ctx *f = arg;
-	u8 k[16], v[16];
-	int err;
 
-	exc_key(k, ent->chunk, ent->death);
-	err = btree_delete(f->e->exc, f->tx, k, v);
-	if (err)
-		return err;
-	f->e->p.space->free(f->e->p.space_priv, f->tx, btree_get_le64(v, 1), 1);
-	f->freed++;
-	return 0;
+	exc_key(f->keys[f->n++], ent->chunk, ent->death);
+	return f->n == FREE_BATCH ? free_flush(f) : 0;
 }
 
 static int free_persisted(void *arg, u64 chunk, u64 death)
@@ -906,7 +923,7 @@ static int free_overlay(struct engine *e, struct tx *tx, struct snap *s)
  */
 int snap_drop(struct engine *e, struct tx *tx, struct snap *s, bool invalidate)
 {
-	struct free_ctx f = {.e = e, .tx = tx};
+	struct free_ctx f; /* not zeroed whole: keys[] is filled as it is used */
 	struct deadlist *next_dl, *doomed;
 	u32 i = live_first_ge(e, s->gen);
 	u64 prev_gen;
@@ -928,6 +945,10 @@ int snap_drop(struct engine *e, struct tx *tx, struct snap *s, bool invalidate)
 		return 0;
 	}
 	VERIFY(i < e->nlive && e->live[i] == s);
+	f.e = e;
+	f.tx = tx;
+	f.freed = 0;
+	f.n = 0;
 	prev_gen = i ? e->live[i - 1]->gen : 0;
 	next_dl = i + 1 < e->nlive ? e->live[i + 1]->dl : e->head_dl;
 	doomed = deadlist_split_above(next_dl, prev_gen);
@@ -940,6 +961,8 @@ int snap_drop(struct engine *e, struct tx *tx, struct snap *s, bool invalidate)
 	} else {
 		err = deadlist_walk(doomed, free_exception, &f);
 	}
+	if (!err && f.n)
+		err = free_flush(&f);
 	deadlist_destroy(doomed);
 	if (err)
 		return engine_fail(e, err, "freeing a deleted snapshot's exceptions");

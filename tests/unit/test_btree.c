@@ -509,6 +509,51 @@ static void model_delete_range(struct btree *t, struct env *e, struct model *m, 
 	m->n -= j - i;
 }
 
+/*
+ * btree_delete_sorted of up to 80 model keys picked in order from a random start (every
+ * one, or every few), sometimes with an absent key among them: it stops there.
+ */
+static void model_delete_sorted(struct btree *t, struct env *e, struct model *m, u64 span)
+{
+	const struct btree_type *type = m->type;
+	size_t ks = type->key_size, vs = type->value_size;
+	u8 *keys = xmalloc(80 * ks), *vals = xmalloc(80 * vs + 1);
+	size_t at[80], i, step = 1 + (size_t)random() % 4;
+	u32 n = 0, want, done;
+	int r;
+
+	rand_key(type, span, keys);
+	for (i = model_lb(m, keys); i < m->n && n < 1 + (u32)random() % 80; i += step) {
+		memcpy(keys + n * ks, mkey(m, i), ks);
+		at[n++] = i;
+	}
+	want = n;
+	if (n > 1 && random() % 4 == 0) {
+		/* an absent key in order: one just above an entry whose successor is not it */
+		u32 x = (u32)random() % (n - 1);
+		u8 k[BTREE_MAX_KEY_SIZE];
+		size_t where;
+
+		memcpy(k, keys + x * ks, ks);
+		if (key_next(type, k) && !model_has(m, k, &where) &&
+		    btree_key_cmp(type, k, keys + (x + 1) * ks) < 0) {
+			memcpy(keys + (x + 1) * ks, k, ks);
+			want = x + 1;
+		}
+	}
+	r = btree_delete_sorted(t, &e->tx, keys, n, vals, &done);
+	assert_int_equal(r, want < n ? -ENODATA : 0);
+	assert_int_equal(done, want);
+	for (u32 j = 0; j < done; j++)
+		if (vs)
+			assert_memory_equal(vals + j * vs, mval(m, at[j]), vs);
+	for (u32 j = done; j-- > 0;)
+		model_del(m, at[j]);
+	ranges_deleted += done;
+	free(keys);
+	free(vals);
+}
+
 /*----------------------------------------------------------------
  * The model test
  *--------------------------------------------------------------*/
@@ -549,7 +594,10 @@ static void run_model(const struct btree_type *type, u64 seed, unsigned ops, u64
 		if (dice < 40 && random() % 16 == 0) {
 			model_insert_run(t, &e, &m, span);
 		} else if (dice >= 40 && dice < 70 && random() % 32 == 0) {
-			model_delete_range(t, &e, &m, span);
+			if (random() % 2)
+				model_delete_range(t, &e, &m, span);
+			else
+				model_delete_sorted(t, &e, &m, span);
 		} else if (dice < 40) {
 			bool over = random() % 2, had = model_has(&m, k, &at);
 
@@ -616,7 +664,7 @@ static void run_model(const struct btree_type *type, u64 seed, unsigned ops, u64
 	env_sync(&e, t);
 	check_tree(t, &m, &e, true);
 	printf("btree model: at most %zu entries, height %u; %zu at the end; %llu inserted by "
-	       "sorted runs, %llu deleted by ranges\n",
+	       "sorted runs, %llu deleted by ranges and sorted lists\n",
 	       max_entries, max_height, m.n, (unsigned long long)runs_inserted,
 	       (unsigned long long)ranges_deleted);
 	assert_true(runs_inserted > 0 && ranges_deleted > 0);
@@ -1168,7 +1216,8 @@ static void talloc_restore(struct talloc *a, struct talloc_saved *sv)
 }
 
 /*
- * btree_insert_sorted and btree_delete_range failing for want of a block partway: the tree
+ * btree_insert_sorted, btree_delete_range and btree_delete_sorted failing for want of a
+ * block partway: the tree
  * holds exactly the entries done (or deleted) before the failure, verifies, and leaks
  * nothing.  Then the crash model: txgs of runs and ranges whose blocks are written to the
  * device (cache_sync) but whose root is never committed, each followed by a reopen of the
@@ -1209,6 +1258,20 @@ static void test_btree__sorted_runs_and_ranges_enospc_crash(void **state)
 			assert_true(done <= j && (r == -ENOSPC || done == j));
 			for (u32 x = 0; x < done; x++)
 				model_put(&m, keys + x * 16, vals + x * 16);
+		} else if (random() % 2) {
+			u8 dk[80 * 16], dv[80 * 16];
+			size_t pos[80], x = 0, cnt = 0;
+
+			rand_key(&type_exc, 30000, dk);
+			for (x = model_lb(&m, dk); x < m.n && cnt < 80; x += 2) {
+				memcpy(dk + cnt * 16, mkey(&m, x), 16);
+				pos[cnt++] = x;
+			}
+			r = btree_delete_sorted(t, &e.tx, dk, (u32)cnt, dv, &done);
+			assert_true(r == -ENOSPC || r == 0);
+			assert_true(done <= cnt && (r || done == cnt));
+			for (u32 y = done; y-- > 0;)
+				model_del(&m, pos[y]);
 		} else {
 			rand_key(&type_exc, 30000, lo);
 			at = model_lb(&m, lo);
@@ -1243,10 +1306,14 @@ static void test_btree__sorted_runs_and_ranges_enospc_crash(void **state)
 		m0.cap = m.n;
 		talloc_save(&e.a, &sv);
 		for (int op = 0; op < 8; op++) {
-			if (random() % 2)
+			int d = (int)(random() % 3);
+
+			if (d == 0)
 				model_insert_run(t, &e, &m, 30000);
-			else
+			else if (d == 1)
 				model_delete_range(t, &e, &m, 30000);
+			else
+				model_delete_sorted(t, &e, &m, 30000);
 		}
 		check_tree(t, &m, &e, false);
 		/* The txg's blocks reach the device; its root is committed only without a crash. */
