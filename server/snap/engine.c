@@ -99,6 +99,8 @@
  * single request of the kernel rarely exceeds, and bounds the preallocated batch arrays.
  */
 #define ENGINE_BATCH_CHUNKS 256
+/* Exceptions a delete collects before it removes them from the tree at once (free_ctx). */
+#define FREE_BATCH 256
 /* Largest single data copy I/O; the copy buffer is preallocated at this size. */
 #define ENGINE_COPY_MAX_BYTES (1u << 20)
 /* Initial tag hash size (grows by doubling at load factor 1). */
@@ -735,6 +737,7 @@ int engine_open(const struct engine_params *p, const struct engine_roots *roots,
 	e->batch = xmalloc(ENGINE_BATCH_CHUNKS * sizeof(*e->batch));
 	e->pieces = xmalloc(ENGINE_BATCH_CHUNKS * sizeof(*e->pieces));
 	e->dlents = xmalloc(ENGINE_BATCH_CHUNKS * sizeof(*e->dlents));
+	e->freekv = xmalloc(FREE_BATCH * 32);
 	e->copiers = iopool_create(p->copy_threads);
 	e->copybufs = xzalloc(iopool_width(e->copiers) * sizeof(*e->copybufs));
 	for (unsigned w = 0; w < iopool_width(e->copiers); w++)
@@ -796,6 +799,7 @@ void engine_close(struct engine *e)
 	free(e->batch);
 	free(e->pieces);
 	free(e->dlents);
+	free(e->freekv);
 	for (unsigned w = 0; e->copybufs && w < iopool_width(e->copiers); w++)
 		free(e->copybufs[w]);
 	free(e->copybufs);
@@ -843,9 +847,6 @@ int engine_sync(struct engine *e, struct tx *tx, struct engine_roots *roots)
  * Dropping a snapshot: delete and invalidate
  *----------------------------------------------------------------------------------------*/
 
-/* Exceptions a delete collects before it removes them from the tree at once. */
-#define FREE_BATCH 256
-
 /*
  * A delete's doomed exceptions, collected in the order the deadlist gives them (a piece's
  * ascend) and removed FREE_BATCH at a time by btree_delete_sorted (a descent per leaf they
@@ -855,19 +856,18 @@ struct free_ctx {
 	struct engine *e;
 	struct tx *tx;
 	u64 freed;
-	u32 n;
-	u8 keys[FREE_BATCH][16];
+	u32 n; /* keys collected in e->freekv (FREE_BATCH keys, then as many values) */
 };
 
 /* Removes the collected exceptions and frees their chunks.  0 or the tree's error. */
 static int free_flush(struct free_ctx *f)
 {
-	u8 v[FREE_BATCH][16];
+	u8 *k = f->e->freekv, *v = k + FREE_BATCH * 16;
 	u32 done;
-	int err = btree_delete_sorted(f->e->exc, f->tx, f->keys, f->n, v, &done);
+	int err = btree_delete_sorted(f->e->exc, f->tx, k, f->n, v, &done);
 
 	for (u32 i = 0; i < done; i++)
-		f->e->p.space->free(f->e->p.space_priv, f->tx, btree_get_le64(v[i], 1), 1);
+		f->e->p.space->free(f->e->p.space_priv, f->tx, btree_get_le64(v + 16 * i, 1), 1);
 	f->freed += done;
 	f->n = 0;
 	return err;
@@ -877,7 +877,7 @@ static int free_exception(void *arg, u64 key, const struct deadlist_entry *ent)
 {
 	struct free_ctx *f = arg;
 
-	exc_key(f->keys[f->n++], ent->chunk, ent->death);
+	exc_key(f->e->freekv + 16 * f->n++, ent->chunk, ent->death);
 	return f->n == FREE_BATCH ? free_flush(f) : 0;
 }
 
@@ -923,7 +923,7 @@ static int free_overlay(struct engine *e, struct tx *tx, struct snap *s)
  */
 int snap_drop(struct engine *e, struct tx *tx, struct snap *s, bool invalidate)
 {
-	struct free_ctx f; /* not zeroed whole: keys[] is filled as it is used */
+	struct free_ctx f = {.e = e, .tx = tx};
 	struct deadlist *next_dl, *doomed;
 	u32 i = live_first_ge(e, s->gen);
 	u64 prev_gen;
@@ -945,10 +945,6 @@ int snap_drop(struct engine *e, struct tx *tx, struct snap *s, bool invalidate)
 		return 0;
 	}
 	VERIFY(i < e->nlive && e->live[i] == s);
-	f.e = e;
-	f.tx = tx;
-	f.freed = 0;
-	f.n = 0;
 	prev_gen = i ? e->live[i - 1]->gen : 0;
 	next_dl = i + 1 < e->nlive ? e->live[i + 1]->dl : e->head_dl;
 	doomed = deadlist_split_above(next_dl, prev_gen);

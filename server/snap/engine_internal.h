@@ -66,6 +66,7 @@ struct engine {
 	struct batch_ent *batch;
 	struct copy_piece *pieces; /* ENGINE_BATCH_CHUNKS */
 	struct dldisk_ent *dlents; /* ENGINE_BATCH_CHUNKS: a batch's deadlist entries */
+	u8 *freekv;		   /* a delete's doomed exceptions: keys, then values */
 	struct iopool *copiers;
 	void **copybufs; /* one per copier; copybufs[0] == copybuf */
 	void *copybuf;
