@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * btree.c - the copy-on-write B+tree: nodes and their validators, lookups, cursors,
- * insertion and btree_sync.  Deletion and rebalancing are in btree_remove.c; walks,
- * statistics, the checker and destroy in btree_check.c.
+ * insertion (one entry, or a sorted run a leaf at a time) and btree_sync.  Deletion (one
+ * entry, or a key range) and rebalancing are in btree_remove.c; walks, statistics, the
+ * checker and destroy in btree_check.c.
  *
  * What.  One engine for every persistent map.  Entries (fixed-size key, fixed-size value)
  * live only in leaves; internal nodes hold (key, block pointer) pairs.  A block pointer
@@ -34,7 +35,12 @@
  * root-to-leaf path (the spine; delete also holds the siblings it will borrow from or merge),
  * works out how many new blocks the change needs, and reserves them with tx_alloc_meta.
  * Phase two cannot fail: it shadows, edits, splits or merges bottom-up and installs the new
- * root.  So an -ENOSPC or a read error leaves the tree exactly as it was.
+ * root.  So an -ENOSPC or a read error leaves the tree exactly as it was.  The batch calls
+ * (btree_insert_sorted, btree_delete_range) are sequences of such two-phase steps, each
+ * changing one leaf (several entries, without a split or a merge) or going through the
+ * one-entry path: an error between steps leaves a valid tree holding the steps before it.
+ * A step costs one descent, so a run of keys that share a leaf (a copy-out batch's
+ * ascending chunks, a piece's entries) costs a descent per leaf, not per entry.
  *
  * Sealing.  Parents must hold their children's checksums, which exist only once a child is
  * sealed; sealing happens once per txg in btree_sync, children first.  Until then every
@@ -543,6 +549,11 @@ out_put:
 	return r;
 }
 
+int spine_locate(struct btree *t, const void *key, enum btree_seek how, struct spine *s)
+{
+	return locate(t, key, how, s);
+}
+
 int btree_find(struct btree *t, const void *key, enum btree_seek how, void *key_out,
 	       void *value_out)
 {
@@ -1016,6 +1027,114 @@ out_gen:
 out_put:
 	spine_put(t, &s);
 	return r;
+}
+
+/*
+ * How many of the @n sorted keys from @keys go straight into the leaf of @s (held): below
+ * the leaf's upper bound (the next key of the lowest ancestor that has one), absent from
+ * the leaf, each above the one before, at most its free slots (0: the first key does not
+ * fit, or is present).
+ */
+static u32 leaf_run(struct btree *t, const struct spine *s, const u8 *keys, u32 n)
+{
+	const void *leaf = s->lv[s->depth - 1].b->data;
+	unsigned nr = node_nr(leaf), room = t->leaf.cap - nr;
+	const u8 *ub = NULL;
+	u32 m = 0;
+
+	for (int l = (int)s->depth - 2; l >= 0 && !ub; l--)
+		if (s->lv[l].idx + 1 < node_nr(s->lv[l].b->data))
+			ub = node_ckey(s->lv[l].b->data, &t->node, s->lv[l].idx + 1);
+	for (; m < n && m < room; m++) {
+		const u8 *k = keys + (size_t)m * t->leaf.ks;
+		unsigned p = node_lower_bound(t, leaf, k);
+
+		if ((ub && tkey_cmp(t, k, ub) >= 0) || (m && tkey_cmp(t, k, k - t->leaf.ks) <= 0))
+			break; /* past the leaf, or out of order: the next descent takes it */
+		if (p < nr && !tkey_cmp(t, node_ckey(leaf, &t->leaf, p), k))
+			break;
+	}
+	return m;
+}
+
+/*
+ * One descent of btree_insert_sorted: inserts the first of @keys and every following one
+ * leaf_run admits into the same leaf, shadowing the path once.  Returns the number inserted
+ * (>= 1) or a negative error (nothing changed).  A full leaf, or a first key present, goes
+ * through btree_insert (which splits, or says -EEXIST).
+ */
+static int insert_leaf_run(struct btree *t, struct tx *tx, const u8 *keys, const u8 *vals, u32 n)
+{
+	struct reserve res;
+	struct spine s;
+	unsigned need = 0;
+	u32 m;
+	int r;
+
+	if (!t->height)
+		return btree_insert(t, tx, keys, vals, BTREE_NOOVERWRITE) ?: 1;
+	r = spine_descend(t, &s, keys);
+	if (r)
+		return r;
+	m = leaf_run(t, &s, keys, n);
+	if (!m) {
+		spine_put(t, &s);
+		return btree_insert(t, tx, keys, vals, BTREE_NOOVERWRITE) ?: 1;
+	}
+	r = spine_check_births(t, tx, &s);
+	for (unsigned l = 0; !r && l < s.depth; l++)
+		need += s.lv[l].ptr.birth_txg != tx->txg;
+	if (!r)
+		r = reserve_get(tx, &res, need);
+	if (r) {
+		spine_put(t, &s);
+		return r;
+	}
+
+	/* Phase two: nothing below can fail. */
+	for (int l = (int)s.depth - 1; l >= 0; l--) {
+		struct spine_level *lv = &s.lv[l];
+		void *nd;
+
+		make_writable(t, tx, lv, &res);
+		nd = lv->b->data;
+		if (l == (int)s.depth - 1) {
+			for (u32 j = 0; j < m; j++) {
+				const u8 *k = keys + (size_t)j * t->leaf.ks;
+
+				node_insert_at(nd, &t->leaf, node_lower_bound(t, nd, k), k,
+					       vals + (size_t)j * t->leaf.vs);
+			}
+		} else {
+			node_set_child(nd, &t->node, lv->idx, &s.lv[l + 1].ptr);
+			if (!lv->idx && tkey_cmp(t, keys, node_key(nd, &t->node, 0)) < 0)
+				memcpy(node_key(nd, &t->node, 0), keys, t->node.ks);
+		}
+		spine_refresh_ptr(t, lv);
+	}
+	t->root = s.lv[0].ptr;
+	t->gen++;
+	reserve_put(tx, &res);
+	spine_put(t, &s);
+	return (int)m;
+}
+
+int btree_insert_sorted(struct btree *t, struct tx *tx, const void *keys, const void *values, u32 n,
+			u32 *done)
+{
+	static const u8 no_values[1]; /* value size 0: nothing is read from it */
+	const u8 *k = keys, *v = values ? values : no_values;
+
+	VERIFY(tx->cache == t->cache && (values || !t->leaf.vs));
+	for (*done = 0; *done < n;) {
+		int r = insert_leaf_run(t, tx, k + (size_t)*done * t->leaf.ks,
+					v + (size_t)*done * t->leaf.vs, n - *done);
+
+		if (r < 0)
+			return r;
+		*done += (u32)r;
+	}
+	return 0;
 }
 
 /*----------------------------------------------------------------

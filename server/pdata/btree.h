@@ -189,6 +189,19 @@ int btree_insert(struct btree *t, struct tx *tx, const void *key, const void *va
 		 enum btree_insert_mode mode);
 
 /*
+ * Inserts @n entries whose keys strictly increase (@keys and @values each @n packed keys or
+ * values of the tree's sizes; @values may be NULL when the value size is 0), none already
+ * present.  Returns 0, or -EEXIST (a key present), -ENOSPC or a read error after inserting
+ * exactly the first *@done entries (the tree holds those, as if each had been inserted
+ * alone).  Entries that land in one leaf go in with one descent: a run of keys appended at
+ * a piece's right edge costs O(log n) per leaf filled, not per entry (each descent then
+ * fills the leaf's free slots with the keys below its upper bound).  Allocates at most
+ * 2 * height + 1 blocks per descent.  Writer locking.
+ */
+int btree_insert_sorted(struct btree *t, struct tx *tx, const void *keys, const void *values, u32 n,
+			u32 *done);
+
+/*
  * Deletes @key, copying its value to @value_out (may be NULL) first.  Returns 0, -ENODATA
  * (absent; nothing changed), -ENOSPC, or a read error; on error the tree is unchanged.
  * O(log n): shadows the path, and where a node falls below half full, merges it with or
@@ -196,6 +209,28 @@ int btree_insert(struct btree *t, struct tx *tx, const void *key, const void *va
  * child.  Allocates at most 2 * height blocks.  Writer locking.
  */
 int btree_delete(struct btree *t, struct tx *tx, const void *key, void *value_out);
+
+/*
+ * Deletes every entry with @lo <= key <= @hi, counting them in *@deleted (set to 0 first).
+ * Returns 0, or -ENOSPC or a read error with the first *@deleted entries of the range
+ * deleted and the rest present (a valid tree either way).  Each descent removes at once
+ * every entry of the range its leaf can lose while staying half full, then one entry
+ * through btree_delete's rebalancing (merge or borrow), so a range of m entries costs
+ * about 2m / (leaf capacity) descents, not m.  Writer locking.
+ */
+int btree_delete_range(struct btree *t, struct tx *tx, const void *lo, const void *hi,
+		       u64 *deleted);
+
+/*
+ * Deletes the @n entries whose keys are @keys (strictly increasing, packed), copying their
+ * values to @values_out (n values, may be NULL).  Returns 0, or -ENODATA (a key absent),
+ * -ENOSPC or a read error with the first *@done deleted (their values copied) and the rest
+ * present.  Each descent removes every listed key its leaf holds and can spare, so keys
+ * that share leaves (a piece's exceptions, ascending) cost a descent per leaf, not per key.
+ * Writer locking.
+ */
+int btree_delete_sorted(struct btree *t, struct tx *tx, const void *keys, u32 n, void *values_out,
+			u32 *done);
 
 /*
  * Frees every block of the tree (tx_free_meta with each block's birth txg) and makes it

@@ -170,6 +170,11 @@ struct spine {
 /* Descends to the leaf for @key, holding every node.  0 or a read error (nothing held). */
 int spine_descend(struct btree *t, struct spine *s, const void *key);
 void spine_put(struct btree *t, struct spine *s);
+/*
+ * Positions a held spine on the entry btree_find(@key, @how) names (the leaf's idx).
+ * 0 (spine held), -ENODATA or a read error (nothing held).
+ */
+int spine_locate(struct btree *t, const void *key, enum btree_seek how, struct spine *s);
 
 struct reserve {
 	unsigned n, used;

@@ -21,6 +21,15 @@
  * tree.  As for insertion, the whole plan is made, and every block read and reserved,
  * before anything changes (btree.c, "Modification is two-phase").
  *
+ * A key range (btree_delete_range) goes a leaf at a time: each step takes from the leaf
+ * holding the range's first remaining entry all the range's entries it can lose and stay
+ * half full (a root leaf keeps one), shadowing the path once and changing no separator (a
+ * parent's key stays a lower bound of what remains below it); a leaf that can lose none
+ * loses one through btree_delete, whose merge or borrow refills it.  So m entries cost
+ * about 2m / capacity steps, and every step leaves a valid tree.  A sorted list of keys
+ * (btree_delete_sorted) goes the same way: each step removes the listed keys its leaf holds
+ * and can spare.
+ *
  * Locking and crash argument: as btree.c.
  */
 #include "pdata/btree_internal.h"
@@ -257,4 +266,191 @@ out_put:
 		if (s.lv[l].b)
 			cache_put(t->cache, s.lv[l].b);
 	return r;
+}
+
+/* Entries one step of btree_delete_range or btree_delete_sorted removes at most. */
+#define LEAF_STEP_MAX 256
+
+/*
+ * Removes the entries at @pos[0..m) (ascending, m >= 1) from the leaf of the held spine @s,
+ * which keeps at least half its capacity (a root leaf at least one): shadows the path,
+ * compacts the leaf, refreshes the pointers.  Returns 0 or -ENOSPC/-EILSEQ (nothing
+ * changed); the spine is released either way.  No separator changes: a parent's key stays a
+ * lower bound of what remains under it (btree.c's invariants).
+ */
+static int remove_in_leaf(struct btree *t, struct tx *tx, struct spine *s, const u16 *pos,
+			  unsigned m)
+{
+	struct reserve res;
+	unsigned need = 0;
+	int r;
+
+	r = spine_check_births(t, tx, s);
+	for (unsigned l = 0; !r && l < s->depth; l++)
+		need += s->lv[l].ptr.birth_txg != tx->txg;
+	if (!r)
+		r = reserve_get(tx, &res, need);
+	if (r) {
+		spine_put(t, s);
+		return r;
+	}
+
+	/* Phase two: nothing below can fail. */
+	for (int l = (int)s->depth - 1; l >= 0; l--) {
+		struct spine_level *lv = &s->lv[l];
+		void *n;
+
+		make_writable(t, tx, lv, &res);
+		n = lv->b->data;
+		if (l == (int)s->depth - 1) {
+			unsigned nr = node_nr(n), w = pos[0];
+
+			for (unsigned i = pos[0], j = 0; i < nr; i++) {
+				if (j < m && pos[j] == i) {
+					j++;
+					continue;
+				}
+				node_copy(n, w++, n, i, 1, &t->leaf);
+			}
+			node_set_nr(n, nr - m);
+			node_zero_from(n, &t->leaf, nr - m);
+		} else {
+			node_set_child(n, &t->node, lv->idx, &s->lv[l + 1].ptr);
+		}
+		spine_refresh_ptr(t, lv);
+	}
+	t->root = s->lv[0].ptr;
+	t->gen++;
+	reserve_put(tx, &res);
+	spine_put(t, s);
+	return 0;
+}
+
+/* Entries the leaf of @s may lose at once: down to half full, a root leaf to one. */
+static unsigned leaf_spare(const struct btree *t, const struct spine *s)
+{
+	unsigned nr = node_nr(s->lv[s->depth - 1].b->data);
+
+	return MIN(s->depth == 1 ? nr - 1 : nr - t->leaf.min, (unsigned)LEAF_STEP_MAX);
+}
+
+/*
+ * One step of btree_delete_range: removes from the leaf holding the first entry >= @lo the
+ * range's entries it can spare; if it can spare none, deletes one through btree_delete
+ * (merge or borrow).  Returns the number deleted (0: nothing of the range is left) or a
+ * negative error (nothing changed).
+ */
+static int delete_leaf_run(struct btree *t, struct tx *tx, const void *lo, const void *hi)
+{
+	u8 key[BTREE_MAX_KEY_SIZE];
+	u16 pos[LEAF_STEP_MAX];
+	const void *leaf;
+	struct spine s;
+	unsigned p, nr, c = 0, can;
+	int r;
+
+	if (!t->height)
+		return 0;
+	r = spine_locate(t, lo, BTREE_GE, &s);
+	if (r)
+		return r == -ENODATA ? 0 : r;
+	leaf = s.lv[s.depth - 1].b->data;
+	p = s.lv[s.depth - 1].idx;
+	nr = node_nr(leaf);
+	can = leaf_spare(t, &s);
+	while (p + c < nr && tkey_cmp(t, node_ckey(leaf, &t->leaf, p + c), hi) <= 0 && c <= can)
+		c++;
+	if (c && can) {
+		c = MIN(c, can);
+		for (unsigned j = 0; j < c; j++)
+			pos[j] = (u16)(p + j);
+		r = remove_in_leaf(t, tx, &s, pos, c);
+		return r ? r : (int)c;
+	}
+	if (c)
+		memcpy(key, node_ckey(leaf, &t->leaf, p), t->leaf.ks);
+	spine_put(t, &s);
+	if (!c)
+		return 0;
+	r = btree_delete(t, tx, key, NULL);
+	return r ? r : 1;
+}
+
+int btree_delete_range(struct btree *t, struct tx *tx, const void *lo, const void *hi, u64 *deleted)
+{
+	VERIFY(tx->cache == t->cache);
+	*deleted = 0;
+	for (;;) {
+		int r = delete_leaf_run(t, tx, lo, hi);
+
+		if (r <= 0)
+			return r;
+		*deleted += (u64)r;
+	}
+}
+
+/*
+ * One step of btree_delete_sorted: removes the first of @keys and every following one found
+ * in the same leaf (each above the one before), as many as the leaf can spare, copying their
+ * values to @vals (NULL: not wanted); through btree_delete if it can spare none.  Returns the
+ * number deleted (>= 1) or a negative error (-ENODATA: the first key is absent; nothing
+ * changed).
+ */
+static int delete_sorted_run(struct btree *t, struct tx *tx, const u8 *keys, u8 *vals, u32 n)
+{
+	u16 pos[LEAF_STEP_MAX];
+	const void *leaf;
+	struct spine s;
+	unsigned nr, can, m = 0;
+	int r;
+
+	if (!t->height)
+		return -ENODATA;
+	r = spine_descend(t, &s, keys);
+	if (r)
+		return r;
+	leaf = s.lv[s.depth - 1].b->data;
+	nr = node_nr(leaf);
+	can = leaf_spare(t, &s);
+	for (; m < n && m < MAX(can, 1u); m++) {
+		const u8 *k = keys + (size_t)m * t->leaf.ks;
+		unsigned p = node_lower_bound(t, leaf, k);
+
+		if (p >= nr || tkey_cmp(t, node_ckey(leaf, &t->leaf, p), k) ||
+		    (m && p <= pos[m - 1]))
+			break;
+		pos[m] = (u16)p;
+		if (vals)
+			memcpy(vals + (size_t)m * t->leaf.vs, node_cval(leaf, &t->leaf, p),
+			       t->leaf.vs);
+	}
+	if (!m) {
+		spine_put(t, &s);
+		return -ENODATA;
+	}
+	if (!can) {
+		spine_put(t, &s);
+		r = btree_delete(t, tx, keys, vals);
+		return r ? r : 1;
+	}
+	r = remove_in_leaf(t, tx, &s, pos, m);
+	return r ? r : (int)m;
+}
+
+int btree_delete_sorted(struct btree *t, struct tx *tx, const void *keys, u32 n, void *values_out,
+			u32 *done)
+{
+	const u8 *k = keys;
+	u8 *v = values_out;
+
+	VERIFY(tx->cache == t->cache);
+	for (*done = 0; *done < n;) {
+		int r = delete_sorted_run(t, tx, k + (size_t)*done * t->leaf.ks,
+					  v ? v + (size_t)*done * t->leaf.vs : NULL, n - *done);
+
+		if (r < 0)
+			return r;
+		*done += (u32)r;
+	}
+	return 0;
 }

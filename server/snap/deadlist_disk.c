@@ -5,10 +5,13 @@
  * What: the piece table (UB_ROOT_DEADLISTS, (death, key, id) -> struct dl_piece_disk) and
  * the entry tree (UB_ROOT_DEADLIST_ENTRIES, (id, chunk, death), no value), both ordinary COW
  * B+trees, and a sorted array of every piece { death, key, id, count } loaded from the table
- * at open.  Entries are never held in memory: adding one is one insert into the entry tree
- * and a count in the index; freeing a piece walks its key range.  Counts reach the table
- * once per txg (dldisk_sync writes the rows of the pieces marked dirty), so a copy-out costs
- * one tree insert, not two.
+ * at open.  Entries are never held in memory: adding is an insert into the entry tree and a
+ * count in the index, a batch's entries of one piece by one btree_insert_sorted (they are
+ * ascending chunks at the piece's right edge: a descent per leaf filled, not per entry);
+ * freeing a piece walks its key range once (calling the caller on each entry) and deletes it
+ * by btree_delete_range (a descent per half leaf).  Counts reach the table once per txg
+ * (dldisk_sync writes the rows of the pieces marked dirty), so a copy-out costs a share of
+ * one tree insert, not a second insert.
  *
  * Invariants: the index is sorted by (death, key, id) and holds exactly the rows the table
  * will hold after the next sync: a piece with persisted set has a row (maybe with an older
@@ -238,37 +241,84 @@ static void mark_dirty(struct dldisk *d, struct dl_piece *p)
 	}
 }
 
-int dldisk_add(struct dldisk *d, struct tx *tx, u64 death, u64 key, u64 chunk)
+static int cmp_ent(const void *a, const void *b)
 {
-	u32 i = dl_search(d, death, key, UINT64_MAX);
-	struct dl_piece *p;
-	bool fresh = false;
-	u8 k[24];
-	int err;
+	const struct dldisk_ent *x = a, *y = b;
 
-	if (key >= death)
-		return -EINVAL;
-	if (i && d->p[i - 1].death == death && d->p[i - 1].key == key) {
-		p = &d->p[i - 1];
-	} else {
-		p = dl_insert_at(d, i);
+	if (x->key != y->key)
+		return x->key < y->key ? -1 : 1;
+	return x->chunk < y->chunk ? -1 : x->chunk > y->chunk;
+}
+
+/* Entries btree_insert_sorted takes in one call (their keys built on the stack). */
+#define ADD_SLICE 64
+
+/*
+ * Adds @ents[0..n) (one key, ascending chunks) to the newest piece (death @death, that
+ * key), creating it on its first entry.  On error the entries before the failing one are
+ * added, the index exact for them.
+ */
+static int add_run(struct dldisk *d, struct tx *tx, u64 death, const struct dldisk_ent *ents, u32 n)
+{
+	u64 key = ents[0].key;
+	u32 i = dl_search(d, death, key, UINT64_MAX), at = 0;
+	u8 k[ADD_SLICE][24];
+	int err = 0;
+
+	if (!i || d->p[i - 1].death != death || d->p[i - 1].key != key) {
+		struct dl_piece *p = dl_insert_at(d, i++);
+
 		p->death = death;
 		p->key = key;
 		p->id = d->next_piece;
-		fresh = true;
 	}
-	entry_key(k, p->id, chunk, death);
-	err = btree_insert(d->entries, tx, k, NULL, BTREE_NOOVERWRITE);
-	if (err) {
-		if (fresh)
-			dl_remove_at(d, i);
-		return err;
+	while (!err && at < n) {
+		struct dl_piece *p = &d->p[i - 1];
+		u32 m = MIN(n - at, (u32)ADD_SLICE), done;
+
+		for (u32 j = 0; j < m; j++)
+			entry_key(k[j], p->id, ents[at + j].chunk, death);
+		err = btree_insert_sorted(d->entries, tx, k, NULL, m, &done);
+		if (done && p->id == d->next_piece)
+			d->next_piece++;
+		p->count += done;
+		if (done)
+			mark_dirty(d, p);
+		at += done;
 	}
-	if (fresh)
-		d->next_piece++;
-	p->count++;
-	mark_dirty(d, p);
+	if (!d->p[i - 1].count)
+		dl_remove_at(d, i - 1); /* created here, and nothing went in */
+	return err;
+}
+
+int dldisk_add_many(struct dldisk *d, struct tx *tx, u64 death, struct dldisk_ent *ents, u32 n)
+{
+	bool sorted = true;
+
+	for (u32 i = 0; i < n; i++)
+		if (ents[i].key >= death)
+			return -EINVAL;
+	for (u32 i = 1; i < n && sorted; i++)
+		sorted = cmp_ent(&ents[i - 1], &ents[i]) < 0;
+	if (!sorted)
+		qsort(ents, n, sizeof(*ents), cmp_ent);
+	for (u32 i = 0, j; i < n; i = j) {
+		int err;
+
+		for (j = i + 1; j < n && ents[j].key == ents[i].key;)
+			j++;
+		err = add_run(d, tx, death, ents + i, j - i);
+		if (err)
+			return err;
+	}
 	return 0;
+}
+
+int dldisk_add(struct dldisk *d, struct tx *tx, u64 death, u64 key, u64 chunk)
+{
+	struct dldisk_ent e = {key, chunk};
+
+	return dldisk_add_many(d, tx, death, &e, 1);
 }
 
 u64 dldisk_count(const struct dldisk *d, u64 dlo, u64 dhi, u64 klo, u64 khi)
@@ -282,58 +332,50 @@ u64 dldisk_count(const struct dldisk *d, u64 dlo, u64 dhi, u64 klo, u64 khi)
 }
 
 /*
- * Entries free_piece reads before it deletes them: a cursor re-seeks (and copies its leaf)
- * after every change to its tree, so deleting as it walks cost a seek per entry; reading a
- * batch first costs one seek per batch.
+ * Frees piece @i's entries (calling @fn on each first) and its row; drops it from the index.
+ * @fn runs in one cursor pass (it changes other trees, not this one, so the cursor never
+ * re-seeks), then the piece's key range goes in one btree_delete_range: a descent per half
+ * leaf, not per entry.
  */
-#define FREE_BATCH 128
-
-/* Frees piece @i's entries (calling @fn on each first) and its row; drops it from the index. */
 static int free_piece(struct dldisk *d, struct tx *tx, u32 i,
 		      int (*fn)(void *arg, u64 chunk, u64 death), void *arg, u64 *freed)
 {
 	struct dl_piece *p = &d->p[i];
 	struct btree_cursor c;
-	u8 k[24], batch[FREE_BATCH][24];
-	u32 n = FREE_BATCH;
+	u8 k[24], hi[24];
+	u64 gone = 0;
 	int err = 0;
 
-	btree_cursor_init(&c, d->entries);
-	while (!err && n == FREE_BATCH) {
-		/* The piece's first entries left: the ones before were deleted. */
-		n = 0;
-		entry_key(k, p->id, 0, 0);
-		err = btree_cursor_seek(&c, k, BTREE_GE);
-		while (!err && n < FREE_BATCH) {
+	entry_key(k, p->id, 0, 0);
+	entry_key(hi, p->id, UINT64_MAX, UINT64_MAX);
+	if (fn) {
+		btree_cursor_init(&c, d->entries);
+		for (err = btree_cursor_seek(&c, k, BTREE_GE); !err; err = btree_cursor_next(&c)) {
 			const void *ck = btree_cursor_key(&c);
 
 			if (btree_get_le64(ck, 0) != p->id)
 				break;
-			memcpy(batch[n++], ck, sizeof(k));
-			err = btree_cursor_next(&c);
+			err = fn(arg, btree_get_le64(ck, 1), btree_get_le64(ck, 2));
+			if (err)
+				break;
 		}
-		if (err == -ENODATA)
-			err = 0;
-		for (u32 j = 0; !err && j < n; j++) {
-			err = fn ? fn(arg, btree_get_le64(batch[j], 1), btree_get_le64(batch[j], 2))
-				 : 0;
-			if (!err)
-				err = btree_delete(d->entries, tx, batch[j], NULL);
-			if (!err) {
-				p->count--;
-				if (freed)
-					(*freed)++;
-			}
-		}
+		btree_cursor_fini(&c);
+		if (err && err != -ENODATA)
+			return err;
 	}
-	btree_cursor_fini(&c);
-	if (err && err != -ENODATA)
+	err = btree_delete_range(d->entries, tx, k, hi, &gone);
+	if (freed)
+		*freed += gone;
+	if (err) {
+		p->count -= MIN(gone, p->count); /* the index stays exact for what is left */
 		return err;
-	if (p->count) {
-		log_err("deadlists: piece %llu (death %llu, key %llu) had %llu entries fewer than "
-			"its count",
+	}
+	if (gone != p->count) {
+		log_err("deadlists: piece %llu (death %llu, key %llu) had %llu entries, its count "
+			"says %llu",
 			(unsigned long long)p->id, (unsigned long long)p->death,
-			(unsigned long long)p->key, (unsigned long long)p->count);
+			(unsigned long long)p->key, (unsigned long long)gone,
+			(unsigned long long)p->count);
 		return -EILSEQ;
 	}
 	if (p->persisted) {

@@ -85,6 +85,22 @@ u32 dldisk_first_after(const struct dldisk *d, u64 death);
  */
 int dldisk_add(struct dldisk *d, struct tx *tx, u64 death, u64 key, u64 chunk);
 
+/* One entry of dldisk_add_many: its sublist key and chunk (the death is the call's). */
+struct dldisk_ent {
+	u64 key, chunk;
+};
+
+/*
+ * dldisk_add of each of the @n entries (@ents[i].chunk, @death) with key @ents[i].key, in
+ * any order (@ents is sorted in place by key, then chunk).  The entries of one key go into
+ * the entry tree through btree_insert_sorted: a copy-out batch's ascending chunks cost a
+ * descent per leaf they fill, not one each.  Returns 0, -EINVAL (a key not below @death;
+ * nothing changed) or dldisk_add's other errors; on those the entries of the keys before
+ * the failing one, and a prefix of its own, are added (counts exact for what was added),
+ * the rest not: the caller fails its txg.
+ */
+int dldisk_add_many(struct dldisk *d, struct tx *tx, u64 death, struct dldisk_ent *ents, u32 n);
+
 /*
  * Sum of the counts of the pieces with death in (@dlo, @dhi] and key in [@klo, @khi].
  * O(log pieces + pieces with death in the range).
@@ -96,7 +112,8 @@ u64 dldisk_count(const struct dldisk *d, u64 dlo, u64 dhi, u64 klo, u64 khi);
  * death) for each of its entries (in (chunk, death) order; @fn frees the exception), then
  * deletes the entries and the row and drops the piece from the index.  Stops at the first
  * non-zero return of @fn or error and returns it.  O(pieces in the range + entries freed
- * * log entries).  *@freed (may be NULL) counts the entries freed.
+ * + log entries per leaf of entries freed): a piece's entries go by btree_delete_range.
+ * *@freed (may be NULL) counts the entries freed.
  */
 int dldisk_free(struct dldisk *d, struct tx *tx, u64 dlo, u64 dhi, u64 kmin,
 		int (*fn)(void *arg, u64 chunk, u64 death), void *arg, u64 *freed);

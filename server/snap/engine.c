@@ -102,6 +102,8 @@
  * single request of the kernel rarely exceeds, and bounds the preallocated batch arrays.
  */
 #define ENGINE_BATCH_CHUNKS 256
+/* Exceptions a delete collects before it removes them from the tree at once (free_ctx). */
+#define FREE_BATCH 256
 /* Largest single data copy I/O; the copy buffer is preallocated at this size. */
 #define ENGINE_COPY_MAX_BYTES (1u << 20)
 /* Initial tag hash size (grows by doubling at load factor 1). */
@@ -527,12 +529,21 @@ u64 sublist_key(struct engine *e, u64 birth)
 	return i < e->nlive ? e->live[i]->gen : 0;
 }
 
-int head_dl_add(struct engine *e, struct tx *tx, u64 key, u64 chunk)
+/* head_dl_add of each of @ents (reordered), the persisted ones in one dldisk_add_many. */
+static int head_dl_add_many(struct engine *e, struct tx *tx, struct dldisk_ent *ents, u32 n)
 {
 	if (e->dld)
-		return dldisk_add(e->dld, tx, e->gen, key, chunk);
-	deadlist_insert(e->head_dl, key, chunk, e->gen, e->p.chunk_size);
+		return dldisk_add_many(e->dld, tx, e->gen, ents, n);
+	for (u32 i = 0; i < n; i++)
+		deadlist_insert(e->head_dl, ents[i].key, ents[i].chunk, e->gen, e->p.chunk_size);
 	return 0;
+}
+
+int head_dl_add(struct engine *e, struct tx *tx, u64 key, u64 chunk)
+{
+	struct dldisk_ent ent = {key, chunk};
+
+	return head_dl_add_many(e, tx, &ent, 1);
 }
 
 /* Chunks on the deadlist of live[@i] (@i == nlive: the head) with key in [@klo, @khi]. */
@@ -728,6 +739,8 @@ int engine_open(const struct engine_params *p, const struct engine_roots *roots,
 	e->head_dl = deadlist_create();
 	e->batch = xmalloc(ENGINE_BATCH_CHUNKS * sizeof(*e->batch));
 	e->pieces = xmalloc(ENGINE_BATCH_CHUNKS * sizeof(*e->pieces));
+	e->dlents = xmalloc(ENGINE_BATCH_CHUNKS * sizeof(*e->dlents));
+	e->freekv = xmalloc(FREE_BATCH * 32);
 	e->copiers = iopool_create(p->copy_threads);
 	e->copybufs = xzalloc(iopool_width(e->copiers) * sizeof(*e->copybufs));
 	for (unsigned w = 0; w < iopool_width(e->copiers); w++)
@@ -788,6 +801,8 @@ void engine_close(struct engine *e)
 	dldisk_close(e->dld);
 	free(e->batch);
 	free(e->pieces);
+	free(e->dlents);
+	free(e->freekv);
 	for (unsigned w = 0; e->copybufs && w < iopool_width(e->copiers); w++)
 		free(e->copybufs[w]);
 	free(e->copybufs);
@@ -835,25 +850,38 @@ int engine_sync(struct engine *e, struct tx *tx, struct engine_roots *roots)
  * Dropping a snapshot: delete and invalidate
  *----------------------------------------------------------------------------------------*/
 
+/*
+ * A delete's doomed exceptions, collected in the order the deadlist gives them (a piece's
+ * ascend) and removed FREE_BATCH at a time by btree_delete_sorted (a descent per leaf they
+ * share), each data chunk freed as its exception goes.  Same txg as the entries' removal.
+ */
 struct free_ctx {
 	struct engine *e;
 	struct tx *tx;
 	u64 freed;
+	u32 n; /* keys collected in e->freekv (FREE_BATCH keys, then as many values) */
 };
+
+/* Removes the collected exceptions and frees their chunks.  0 or the tree's error. */
+static int free_flush(struct free_ctx *f)
+{
+	u8 *k = f->e->freekv, *v = k + FREE_BATCH * 16;
+	u32 done;
+	int err = btree_delete_sorted(f->e->exc, f->tx, k, f->n, v, &done);
+
+	for (u32 i = 0; i < done; i++)
+		f->e->p.space->free(f->e->p.space_priv, f->tx, btree_get_le64(v + 16 * i, 1), 1);
+	f->freed += done;
+	f->n = 0;
+	return err;
+}
 
 static int free_exception(void *arg, u64 key, const struct deadlist_entry *ent)
 {
 	struct free_ctx *f = arg;
-	u8 k[16], v[16];
-	int err;
 
-	exc_key(k, ent->chunk, ent->death);
-	err = btree_delete(f->e->exc, f->tx, k, v);
-	if (err)
-		return err;
-	f->e->p.space->free(f->e->p.space_priv, f->tx, btree_get_le64(v, 1), 1);
-	f->freed++;
-	return 0;
+	exc_key(f->e->freekv + 16 * f->n++, ent->chunk, ent->death);
+	return f->n == FREE_BATCH ? free_flush(f) : 0;
 }
 
 static int free_persisted(void *arg, u64 chunk, u64 death)
@@ -932,6 +960,8 @@ int snap_drop(struct engine *e, struct tx *tx, struct snap *s, bool invalidate)
 	} else {
 		err = deadlist_walk(doomed, free_exception, &f);
 	}
+	if (!err && f.n)
+		err = free_flush(&f);
 	deadlist_destroy(doomed);
 	if (err)
 		return engine_fail(e, err, "freeing a deleted snapshot's exceptions");
@@ -1135,6 +1165,34 @@ static int batch_decide(struct engine *e, u32 n)
 	return (int)kept;
 }
 
+/* Exceptions a batch_insert call builds on the stack at a time. */
+#define INSERT_SLICE 64
+
+/*
+ * Inserts the exceptions of e->batch[0..n) (sorted distinct chunks, death e->gen: their keys
+ * ascend) by btree_insert_sorted, a descent per leaf they fill.  Returns 0, or an error
+ * with the first *@done inserted and the rest not.
+ */
+static int batch_insert(struct engine *e, struct tx *tx, u32 n, u32 *done)
+{
+	u8 k[INSERT_SLICE][16], v[INSERT_SLICE][16];
+	int err = 0;
+
+	for (*done = 0; !err && *done < n;) {
+		u32 m = MIN(n - *done, (u32)INSERT_SLICE), got;
+
+		for (u32 j = 0; j < m; j++) {
+			const struct batch_ent *b = &e->batch[*done + j];
+
+			exc_key(k[j], b->chunk, e->gen);
+			exc_val(v[j], b->birth, b->addr);
+		}
+		err = btree_insert_sorted(e->exc, tx, k, v, m, &got);
+		*done += got;
+	}
+	return err;
+}
+
 /*
  * Copies out the chunks in e->batch[0..n) (each needing it): the body of a batch.  Each
  * copy-out is logged before it enters the tree (see the essay), so a failure to log leaves
@@ -1142,8 +1200,8 @@ static int batch_decide(struct engine *e, u32 n)
  */
 static int batch_copyout(struct engine *e, struct tx *tx, u32 n)
 {
-	u32 i = 0, done = 0;
-	int err;
+	u32 i = 0, done = 0, m = n;
+	int err, dlerr, logerr = 0;
 
 	while (i < n) {
 		u64 start, got;
@@ -1165,39 +1223,44 @@ static int batch_copyout(struct engine *e, struct tx *tx, u32 n)
 		if (err)
 			goto fail_free;
 	}
-	for (; done < n; done++) {
-		struct batch_ent *b = &e->batch[done];
+	/*
+	 * Every record first (a failure to log record m leaves records 0..m-1 logged), then
+	 * the logged exceptions and their deadlist entries, each tree by sorted runs: still
+	 * every copy-out is logged before it enters a tree, and all of them enter in this txg.
+	 */
+	for (u32 j = 0; e->p.ilog_append && j < n; j++) {
+		struct batch_ent *b = &e->batch[j];
 		struct engine_logrec_disk r;
-		u8 k[16], v[16];
 
-		if (e->p.ilog_append) {
-			memset(&r, 0, sizeof(r));
-			r.chunk = cpu_to_le64(b->chunk);
-			r.birth = cpu_to_le64(b->birth);
-			r.death = cpu_to_le64(e->gen);
-			r.addr = cpu_to_le64(b->addr);
-			if (!e->p.copies_ordered)
-				r.csum = cpu_to_le32(b->csum);
-			err = ilog_rec(e, tx,
-				       e->p.copies_ordered ? ENGINE_LOG_COPYOUT_ORDERED
-							   : ENGINE_LOG_COPYOUT,
-				       &r);
-			if (err)
-				goto fail_free;
+		memset(&r, 0, sizeof(r));
+		r.chunk = cpu_to_le64(b->chunk);
+		r.birth = cpu_to_le64(b->birth);
+		r.death = cpu_to_le64(e->gen);
+		r.addr = cpu_to_le64(b->addr);
+		if (!e->p.copies_ordered)
+			r.csum = cpu_to_le32(b->csum);
+		logerr = ilog_rec(
+			e, tx,
+			e->p.copies_ordered ? ENGINE_LOG_COPYOUT_ORDERED : ENGINE_LOG_COPYOUT, &r);
+		if (logerr) {
+			m = j;
+			break;
 		}
-		exc_key(k, b->chunk, e->gen);
-		exc_val(v, b->birth, b->addr);
-		err = btree_insert(e->exc, tx, k, v, BTREE_NOOVERWRITE);
-		if (err && e->p.ilog_append)
-			return engine_fail(e, err, "recording a logged copy-out");
-		if (err)
-			goto fail_free;
-		err = head_dl_add(e, tx, sublist_key(e, b->birth), b->chunk);
-		if (err)
-			return engine_fail(e, err,
-					   "recording a copy-out in the persisted deadlists");
-		e->copyouts++;
 	}
+	err = batch_insert(e, tx, m, &done);
+	if (err && e->p.ilog_append)
+		return engine_fail(e, err, "recording a logged copy-out");
+	for (u32 j = 0; j < done; j++)
+		e->dlents[j] =
+			(struct dldisk_ent){sublist_key(e, e->batch[j].birth), e->batch[j].chunk};
+	/* The deadlist entries of the exceptions inserted, in one call: the same txg. */
+	dlerr = head_dl_add_many(e, tx, e->dlents, done);
+	if (dlerr)
+		return engine_fail(e, dlerr, "recording a copy-out in the persisted deadlists");
+	e->copyouts += done;
+	err = logerr ? logerr : err;
+	if (err)
+		goto fail_free;
 	return 0;
 
 fail_free:

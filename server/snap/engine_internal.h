@@ -65,6 +65,8 @@ struct engine {
 	u32 ndirty, dirty_cap;
 	struct batch_ent *batch;
 	struct copy_piece *pieces; /* ENGINE_BATCH_CHUNKS */
+	struct dldisk_ent *dlents; /* ENGINE_BATCH_CHUNKS: a batch's deadlist entries */
+	u8 *freekv;		   /* a delete's doomed exceptions: keys, then values */
 	struct iopool *copiers;
 	void **copybufs; /* one per copier; copybufs[0] == copybuf */
 	void *copybuf;

@@ -399,6 +399,162 @@ static u64 test_seed(u64 dflt)
 }
 
 /*----------------------------------------------------------------
+ * Sorted runs (btree_insert_sorted) and ranges (btree_delete_range)
+ *--------------------------------------------------------------*/
+
+/* The key after @k in the tree's order (its last field or byte plus one); false on wrap. */
+static bool key_next(const struct btree_type *type, u8 *k)
+{
+	if (type->order == BTREE_KEY_LE64) {
+		unsigned f = type->key_size / 8 - 1;
+		u64 x = btree_get_le64(k, f) + 1;
+
+		btree_put_le64(k, f, x);
+		return x != 0;
+	}
+	for (int i = (int)type->key_size - 1; i >= 0; i--)
+		if (++k[i])
+			return true;
+	return false;
+}
+
+static const struct btree_type *cmp_type;
+static u64 runs_inserted, ranges_deleted; /* entries, for the model test's report */
+
+static int cmp_keys(const void *a, const void *b)
+{
+	return btree_key_cmp(cmp_type, a, b);
+}
+
+/*
+ * A sorted run of up to @max distinct keys in @keys (and values in @vals): consecutive keys
+ * from a random one (a run appended at an edge), or random keys sorted.  Returns its length.
+ */
+static u32 make_run(const struct btree_type *type, u64 span, u32 max, u8 *keys, u8 *vals)
+{
+	u32 n = 1 + (u32)random() % max, out = 0;
+	size_t ks = type->key_size;
+
+	rand_key(type, span, keys);
+	if (random() % 2) {
+		for (out = 1; out < n; out++) {
+			memcpy(keys + out * ks, keys + (out - 1) * ks, ks);
+			if (!key_next(type, keys + out * ks))
+				break;
+		}
+	} else {
+		for (u32 i = 1; i < n; i++)
+			rand_key(type, span, keys + i * ks);
+		cmp_type = type;
+		qsort(keys, n, ks, cmp_keys);
+		for (u32 i = 0; i < n; i++)
+			if (!out || btree_key_cmp(type, keys + (out - 1) * ks, keys + i * ks))
+				memmove(keys + out++ * ks, keys + i * ks, ks);
+	}
+	for (u32 i = 0; i < out; i++)
+		rand_val(type, vals + i * type->value_size);
+	return out;
+}
+
+/* btree_insert_sorted of a run, checked against the model (stops at the first present key). */
+static void model_insert_run(struct btree *t, struct env *e, struct model *m, u64 span)
+{
+	const struct btree_type *type = m->type;
+	u8 *keys = xmalloc(400 * type->key_size), *vals = xmalloc(400 * (type->value_size + 1));
+	u32 n = make_run(type, span, 80, keys, vals), want = 0, done;
+	size_t at;
+	int r;
+
+	while (want < n && !model_has(m, keys + want * type->key_size, &at))
+		want++;
+	r = btree_insert_sorted(t, &e->tx, keys, vals, n, &done);
+	assert_int_equal(r, want < n ? -EEXIST : 0);
+	assert_int_equal(done, want);
+	for (u32 i = 0; i < done; i++)
+		model_put(m, keys + i * type->key_size, vals + i * type->value_size);
+	runs_inserted += done;
+	free(keys);
+	free(vals);
+}
+
+/* btree_delete_range from a random key over up to about 120 entries, or an empty range. */
+static void model_delete_range(struct btree *t, struct env *e, struct model *m, u64 span)
+{
+	const struct btree_type *type = m->type;
+	u8 lo[BTREE_MAX_KEY_SIZE], hi[BTREE_MAX_KEY_SIZE];
+	size_t i, j;
+	u64 deleted;
+
+	rand_key(type, span, lo);
+	i = model_lb(m, lo);
+	j = MIN(m->n, i + (size_t)random() % 120);
+	if (j > i)
+		memcpy(hi, mkey(m, j - 1), type->key_size);
+	else
+		memcpy(hi, lo, type->key_size); /* nothing, or lo alone */
+	if (random() % 8 == 0) {
+		/* lo above hi: an empty range */
+		memcpy(hi, lo, type->key_size);
+		memcpy(lo, hi, type->key_size);
+		if (!key_next(type, lo))
+			return;
+	}
+	i = model_lb(m, lo);
+	for (j = i; j < m->n && btree_key_cmp(type, mkey(m, j), hi) <= 0;)
+		j++;
+	assert_int_equal(btree_delete_range(t, &e->tx, lo, hi, &deleted), 0);
+	assert_int_equal(deleted, j - i);
+	ranges_deleted += deleted;
+	memmove(mkey(m, i), mkey(m, j), (m->n - j) * m->es);
+	m->n -= j - i;
+}
+
+/*
+ * btree_delete_sorted of up to 80 model keys picked in order from a random start (every
+ * one, or every few), sometimes with an absent key among them: it stops there.
+ */
+static void model_delete_sorted(struct btree *t, struct env *e, struct model *m, u64 span)
+{
+	const struct btree_type *type = m->type;
+	size_t ks = type->key_size, vs = type->value_size;
+	u8 *keys = xmalloc(80 * ks), *vals = xmalloc(80 * vs + 1);
+	size_t at[80], i, step = 1 + (size_t)random() % 4;
+	u32 n = 0, want, done;
+	int r;
+
+	rand_key(type, span, keys);
+	for (i = model_lb(m, keys); i < m->n && n < 1 + (u32)random() % 80; i += step) {
+		memcpy(keys + n * ks, mkey(m, i), ks);
+		at[n++] = i;
+	}
+	want = n;
+	if (n > 1 && random() % 4 == 0) {
+		/* an absent key in order: one just above an entry whose successor is not it */
+		u32 x = (u32)random() % (n - 1);
+		u8 k[BTREE_MAX_KEY_SIZE];
+		size_t where;
+
+		memcpy(k, keys + x * ks, ks);
+		if (key_next(type, k) && !model_has(m, k, &where) &&
+		    btree_key_cmp(type, k, keys + (x + 1) * ks) < 0) {
+			memcpy(keys + (x + 1) * ks, k, ks);
+			want = x + 1;
+		}
+	}
+	r = btree_delete_sorted(t, &e->tx, keys, n, vals, &done);
+	assert_int_equal(r, want < n ? -ENODATA : 0);
+	assert_int_equal(done, want);
+	for (u32 j = 0; j < done; j++)
+		if (vs)
+			assert_memory_equal(vals + j * vs, mval(m, at[j]), vs);
+	for (u32 j = done; j-- > 0;)
+		model_del(m, at[j]);
+	ranges_deleted += done;
+	free(keys);
+	free(vals);
+}
+
+/*----------------------------------------------------------------
  * The model test
  *--------------------------------------------------------------*/
 
@@ -418,6 +574,7 @@ static void run_model(const struct btree_type *type, u64 seed, unsigned ops, u64
 	srandom((unsigned)seed);
 	max_height = 0;
 	max_entries = 0;
+	runs_inserted = ranges_deleted = 0;
 	env_init(&e, 1 << 15, 64 << 20);
 	model_init(&m, type);
 	assert_int_equal(btree_open(type, e.cache, &empty, &t), 0);
@@ -434,7 +591,14 @@ static void run_model(const struct btree_type *type, u64 seed, unsigned ops, u64
 			dice = dice < 70 ? dice * 40 / 70 : dice;
 		else if (op < ops * 7 / 10 && dice < 40)
 			dice = 40 + dice * 30 / 40;
-		if (dice < 40) {
+		if (dice < 40 && random() % 16 == 0) {
+			model_insert_run(t, &e, &m, span);
+		} else if (dice >= 40 && dice < 70 && random() % 32 == 0) {
+			if (random() % 2)
+				model_delete_range(t, &e, &m, span);
+			else
+				model_delete_sorted(t, &e, &m, span);
+		} else if (dice < 40) {
 			bool over = random() % 2, had = model_has(&m, k, &at);
 
 			rand_val(type, v);
@@ -499,8 +663,11 @@ static void run_model(const struct btree_type *type, u64 seed, unsigned ops, u64
 	check_iteration(t, &m);
 	env_sync(&e, t);
 	check_tree(t, &m, &e, true);
-	printf("btree model: at most %zu entries, height %u; %zu at the end\n", max_entries,
-	       max_height, m.n);
+	printf("btree model: at most %zu entries, height %u; %zu at the end; %llu inserted by "
+	       "sorted runs, %llu deleted by ranges and sorted lists\n",
+	       max_entries, max_height, m.n, (unsigned long long)runs_inserted,
+	       (unsigned long long)ranges_deleted);
+	assert_true(runs_inserted > 0 && ranges_deleted > 0);
 	assert_true(max_height >= min_height);
 	/* Destroy frees everything. */
 	assert_int_equal(btree_destroy(t, &e.tx), 0);
@@ -1021,6 +1188,164 @@ static void test_btree__enospc_leaves_tree_unchanged(void **state)
 	env_fini(&e);
 }
 
+/* The allocator's state at a sync, to roll back to at a simulated crash. */
+struct talloc_saved {
+	u8 *live;
+	u64 *free, nfree, next;
+};
+
+static void talloc_save(const struct talloc *a, struct talloc_saved *sv)
+{
+	sv->live = xmalloc(a->nblocks);
+	memcpy(sv->live, a->live, a->nblocks);
+	sv->free = xmalloc(a->nblocks * sizeof(u64));
+	memcpy(sv->free, a->free, a->nfree * sizeof(u64));
+	sv->nfree = a->nfree;
+	sv->next = a->next;
+}
+
+static void talloc_restore(struct talloc *a, struct talloc_saved *sv)
+{
+	memcpy(a->live, sv->live, a->nblocks);
+	memcpy(a->free, sv->free, sv->nfree * sizeof(u64));
+	a->nfree = sv->nfree;
+	a->next = sv->next;
+	a->ndeferred = a->nborn = 0;
+	free(sv->live);
+	free(sv->free);
+}
+
+/*
+ * btree_insert_sorted, btree_delete_range and btree_delete_sorted failing for want of a
+ * block partway: the tree
+ * holds exactly the entries done (or deleted) before the failure, verifies, and leaks
+ * nothing.  Then the crash model: txgs of runs and ranges whose blocks are written to the
+ * device (cache_sync) but whose root is never committed, each followed by a reopen of the
+ * last committed root through an empty cache: it reads back exactly the model of that
+ * commit (no block of a committed tree was overwritten), and the allocator rolled back to
+ * that commit matches its blocks exactly.
+ */
+static void test_btree__sorted_runs_and_ranges_enospc_crash(void **state)
+{
+	struct blkptr empty = {0}, root;
+	struct talloc_saved sv;
+	struct model m, m0;
+	struct btree *t;
+	struct env e;
+	u64 seed = test_seed(41);
+	int failures = 0, crashes = 0;
+
+	printf("runs/ranges: seed %llu\n", (unsigned long long)seed);
+	srandom((unsigned)seed);
+	env_init(&e, 1 << 14, 16 << 20);
+	model_init(&m, &type_exc);
+	assert_int_equal(btree_open(&type_exc, e.cache, &empty, &t), 0);
+	fill_exc(&e, t, &m, 6000, 3);
+	env_sync(&e, t);
+	for (int i = 0; i < 600; i++) {
+		u8 keys[400 * 16], vals[400 * 16], lo[16], hi[16];
+		u32 n = make_run(&type_exc, 30000, 400, keys, vals), done;
+		u64 deleted;
+		size_t at, j;
+		int r;
+
+		e.a.fail_after = 1 + (u64)random() % 6;
+		if (random() % 2) {
+			for (j = 0; j < n && !model_has(&m, keys + j * 16, &at);)
+				j++;
+			r = btree_insert_sorted(t, &e.tx, keys, vals, n, &done);
+			assert_true(r == -ENOSPC || r == (j < n ? -EEXIST : 0));
+			assert_true(done <= j && (r == -ENOSPC || done == j));
+			for (u32 x = 0; x < done; x++)
+				model_put(&m, keys + x * 16, vals + x * 16);
+		} else if (random() % 2) {
+			u8 dk[80 * 16], dv[80 * 16];
+			size_t pos[80], x = 0, cnt = 0;
+
+			rand_key(&type_exc, 30000, dk);
+			for (x = model_lb(&m, dk); x < m.n && cnt < 80; x += 2) {
+				memcpy(dk + cnt * 16, mkey(&m, x), 16);
+				pos[cnt++] = x;
+			}
+			r = btree_delete_sorted(t, &e.tx, dk, (u32)cnt, dv, &done);
+			assert_true(r == -ENOSPC || r == 0);
+			assert_true(done <= cnt && (r || done == cnt));
+			for (u32 y = done; y-- > 0;)
+				model_del(&m, pos[y]);
+		} else {
+			rand_key(&type_exc, 30000, lo);
+			at = model_lb(&m, lo);
+			j = MIN(m.n, at + (size_t)random() % 900);
+			memcpy(hi, j > at ? mkey(&m, j - 1) : lo, 16);
+			for (j = at; j < m.n && btree_key_cmp(&type_exc, mkey(&m, j), hi) <= 0;)
+				j++;
+			r = btree_delete_range(t, &e.tx, lo, hi, &deleted);
+			assert_true(r == -ENOSPC || r == 0);
+			assert_true(deleted <= j - at);
+			assert_true(r || deleted == j - at);
+			memmove(mkey(&m, at), mkey(&m, at + deleted), (m.n - at - deleted) * m.es);
+			m.n -= deleted;
+		}
+		e.a.fail_after = 0;
+		failures += r == -ENOSPC;
+		check_tree(t, &m, &e, true);
+		if (i % 20 == 19)
+			env_sync(&e, t);
+	}
+	printf("runs/ranges: %d failed partway, each leaving a valid tree\n", failures);
+	assert_true(failures > 50);
+
+	for (int txg = 0; txg < 40; txg++) {
+		bool crash = random() % 2;
+
+		env_sync(&e, t);
+		btree_root(t, &root);
+		m0 = m;
+		m0.v = xmalloc(m.n * m.es + 1);
+		memcpy(m0.v, m.v, m.n * m.es);
+		m0.cap = m.n;
+		talloc_save(&e.a, &sv);
+		for (int op = 0; op < 8; op++) {
+			int d = (int)(random() % 3);
+
+			if (d == 0)
+				model_insert_run(t, &e, &m, 30000);
+			else if (d == 1)
+				model_delete_range(t, &e, &m, 30000);
+			else
+				model_delete_sorted(t, &e, &m, 30000);
+		}
+		check_tree(t, &m, &e, false);
+		/* The txg's blocks reach the device; its root is committed only without a crash. */
+		assert_int_equal(btree_sync(t, &e.tx), 0);
+		assert_int_equal(cache_sync(e.cache, e.tx.txg), 0);
+		assert_int_equal(bdev_flush(e.bdev), 0);
+		if (!crash) {
+			free(sv.live);
+			free(sv.free);
+			free(m0.v);
+			continue;
+		}
+		crashes++;
+		btree_close(t);
+		cache_destroy(e.cache);
+		e.cache = cache_create(e.bdev, e.budget);
+		cache_set_synced_txg(e.cache, e.tx.txg - 1);
+		e.tx.cache = e.cache;
+		talloc_restore(&e.a, &sv);
+		free(m.v);
+		m = m0;
+		assert_int_equal(btree_open(&type_exc, e.cache, &root, &t), 0);
+		check_tree(t, &m, &e, true);
+		check_iteration(t, &m);
+	}
+	printf("runs/ranges: %d crashes, each reopening its last commit intact\n", crashes);
+	assert_true(crashes > 5);
+	btree_close(t);
+	free(m.v);
+	env_fini(&e);
+}
+
 static void test_btree__cursor_survives_changes(void **state)
 {
 	struct blkptr empty = {0};
@@ -1231,6 +1556,7 @@ int main(void)
 		cmocka_unit_test(test_btree__corrupt_nodes_refused),
 		cmocka_unit_test(test_btree__missing_sync_detected),
 		cmocka_unit_test(test_btree__enospc_leaves_tree_unchanged),
+		cmocka_unit_test(test_btree__sorted_runs_and_ranges_enospc_crash),
 		cmocka_unit_test(test_btree__cursor_survives_changes),
 		cmocka_unit_test(test_btree__cursor_readahead),
 		cmocka_unit_test(test_btree__readers_of_synced_root_during_writes),

@@ -459,6 +459,90 @@ static void add_enospc_changes_nothing(void **state)
 	fx_fini(&f);
 }
 
+static int ignore_ent(void *arg, const struct dl_piece *p, u64 chunk, u64 death);
+
+/*
+ * dldisk_add_many: a shuffled batch over several keys, longer than one slice, continuing a
+ * piece of an earlier call; a key not below its death refused with nothing changed; a
+ * duplicate stopping its key's run with what went before it added; -ENOSPC partway leaving
+ * counts that match the entries, then a crash of that txg restoring the last sync; the
+ * pieces then freed (btree_delete_range) and everything reopened.
+ */
+static void add_many_batches(void **state)
+{
+	struct rnd r = {test_seed()};
+	struct dldisk_ent b[700];
+	struct ent *saved;
+	u64 nsaved;
+	struct fx f;
+
+	fx_init(&f);
+	for (u64 g = 5; g < 8; g++) {
+		for (int round = 0; round < 2; round++) {
+			for (u32 i = 0; i < ARRAY_SIZE(b); i++) {
+				/* chunks unique per death: 2 * i + round */
+				b[i] = (struct dldisk_ent){g - 1 - rnd_below(&r, 3),
+							   2 * i + (u64)round};
+				model_add(&f, g, b[i].key, b[i].chunk);
+			}
+			for (u32 i = ARRAY_SIZE(b) - 1; i > 0; i--) {
+				u32 j = (u32)rnd_below(&r, i + 1);
+				struct dldisk_ent x = b[i];
+
+				b[i] = b[j];
+				b[j] = x;
+			}
+			assert_int_equal(dldisk_add_many(f.d, &f.tx, g, b, ARRAY_SIZE(b)), 0);
+		}
+		fx_compare(&f);
+	}
+	/* One piece per (death, key): the second round continued the first's pieces. */
+	assert_int_equal(dldisk_npieces(f.d), 9);
+	fx_sync(&f);
+	fx_reopen(&f);
+	fx_compare(&f);
+
+	b[0] = (struct dldisk_ent){3, 9001};
+	b[1] = (struct dldisk_ent){8, 9002};
+	assert_int_equal(dldisk_add_many(f.d, &f.tx, 8, b, 2), -EINVAL);
+	fx_compare(&f);
+	b[0] = (struct dldisk_ent){3, 9003};
+	b[1] = (struct dldisk_ent){3, 9001};
+	b[2] = (struct dldisk_ent){3, 9003};
+	assert_int_equal(dldisk_add_many(f.d, &f.tx, 8, b, 3), -EEXIST);
+	model_add(&f, 8, 3, 9001);
+	model_add(&f, 8, 3, 9003);
+	fx_compare(&f);
+	fx_sync(&f);
+
+	saved = xmalloc(f.nm * sizeof(*saved));
+	memcpy(saved, f.m, f.nm * sizeof(*saved));
+	nsaved = f.nm;
+	for (u32 i = 0; i < ARRAY_SIZE(b); i++)
+		b[i] = (struct dldisk_ent){1 + rnd_below(&r, 2), 3 * i};
+	f.fail_after = 4;
+	assert_int_equal(dldisk_add_many(f.d, &f.tx, 9, b, ARRAY_SIZE(b)), -ENOSPC);
+	f.fail_after = 0;
+	assert_true(dldisk_count(f.d, 8, 9, 0, UINT64_MAX) > 0);
+	assert_int_equal(dldisk_walk(f.d, NULL, ignore_ent, NULL), 0);
+	fx_crash(&f);
+	memcpy(f.m, saved, nsaved * sizeof(*saved));
+	f.nm = nsaved;
+	fx_compare(&f);
+	assert_int_equal(dldisk_count(f.d, 8, 9, 0, UINT64_MAX), 0);
+
+	fx_free_range(&f, 4, 6, 4); /* death 5..6, key > 4: one piece of death 6 */
+	fx_compare(&f);
+	fx_free_range(&f, 0, 8, 0);
+	fx_compare(&f);
+	assert_int_equal(dldisk_npieces(f.d), 0);
+	fx_sync(&f);
+	fx_reopen(&f);
+	fx_compare(&f);
+	free(saved);
+	fx_fini(&f);
+}
+
 /* Writes one raw row into the synced piece table (a "valid checksum, bad contents" row). */
 static void put_row(struct fx *f, u64 death, u64 key, u64 id, u64 count, u64 reserved)
 {
@@ -553,6 +637,7 @@ int main(void)
 		cmocka_unit_test(free_pieces_across_batches),
 		cmocka_unit_test(crash_before_roots),
 		cmocka_unit_test(add_enospc_changes_nothing),
+		cmocka_unit_test(add_many_batches),
 		cmocka_unit_test(malformed_rows_refused),
 		cmocka_unit_test(walk_finds_count_mismatch),
 	};
