@@ -49,6 +49,10 @@ if [[ $1 == send ]]; then
 		echo "send full ${args[n - 1]}" >>"$SEND_LOG"
 	fi
 fi
+# a receive killed by SIGKILL before it reads anything (a link cut, a crash): $KILL_RECEIVE
+if [[ $1 == receive && -n ${KILL_RECEIVE:-} ]]; then
+	kill -KILL $$
+fi
 # a revert that fails (the test's count of failures to come in $REVERT_FAILS)
 if [[ $1 == revert && -s ${REVERT_FAILS:-/nonexistent} ]] && (($(cat "$REVERT_FAILS") > 0)); then
 	echo $(($(cat "$REVERT_FAILS") - 1)) >"$REVERT_FAILS"
@@ -300,6 +304,20 @@ ZUMASTOR_NOW=$((t + 61)) expect 0 "after the backoff the tick resumes" box a tic
 expect_out "resume" "from the receiver's token"
 expect 0 "B's origin and snapshot are A's" cmp "$a_dev/origin($t)" "$bdev/origin($t)"
 expect 0 "B's origin equals it too" cmp "$a_dev/origin($t)" "$bdev/origin"
+ZUMASTOR_NOW=$((t + 120)) box b tick >/dev/null 2>&1
+expect 0 "and C got it from B" cmp "$a_dev/origin($t)" "$c_dev/origin($t)"
+
+# --- the receiving ddsnap killed by a signal: the last error says so ----------------------
+t=$((t + 3600))
+head -c 1M /dev/urandom | dd of="$a_dev/origin" bs=1M seek=2 conv=notrunc status=none
+KILL_RECEIVE=1 ZUMASTOR_NOW=$t expect 1 "a tick whose receiving ddsnap is killed fails" box a tick
+ZUMASTOR_NOW=$t expect 0 "a: status --json after the kill" box a status --json
+expect_json '.volumes[0].targets[0].last_error | test("ddsnap receive was killed by signal 9 \\(KILL\\): the stream was cut")' \
+	"the last error says the receiver was killed, and by what"
+expect_json '.volumes[0].targets[0].last_error | test("line [0-9]+:|Killed") | not' \
+	"the last error is not the shell's job report of the receive-from script"
+ZUMASTOR_NOW=$((t + 61)) expect 0 "after the backoff the tick sends it" box a tick
+expect 0 "B's snapshot is A's" cmp "$a_dev/origin($t)" "$bdev/origin($t)"
 ZUMASTOR_NOW=$((t + 120)) box b tick >/dev/null 2>&1
 expect 0 "and C got it from B" cmp "$a_dev/origin($t)" "$c_dev/origin($t)"
 

@@ -550,4 +550,46 @@ repl_chain_up()
 	mountpoint -q /srv/a || fail "ahome's ext4 is not mounted"
 	must box b start bhome
 	must box c start chome
+
+# wait_moved PATTERN BYTES [FIELD]: waits (60 s at most) for the newest process whose command
+# line matches PATTERN (pgrep -f) to have moved BYTES (FIELD of /proc/PID/io: rchar, the
+# default, what it read, or wchar, what it wrote; behind a rate-limited pipe, the bytes of
+# the stream) and prints its pid.  A fault injected on progress, not on time: however slow
+# the guest, the stream is under way then.  A process that ends before moving BYTES fails
+# the scenario (the stream was too short for the fault).
+wait_moved()
+{
+	local pat=$1 bytes=$2 field=${3:-rchar} pid="" n k v i tick
+	# the poll forks nothing once the process is found (a read with a timeout on a fifo
+	# that never has data is the sleep): a loaded guest still sees the stream mid-way
+	[[ -p /run/wait_moved.fifo ]] || mkfifo /run/wait_moved.fifo
+	exec {tick}<>/run/wait_moved.fifo
+	for ((i = 0; i < 3000; i++)); do
+		if [[ -z $pid ]]; then
+			pid=$(pgrep -n -f "$pat") || pid=""
+		elif [[ ! -e /proc/$pid ]]; then
+			fail "wait_moved: $pid ($pat) ended before it moved $bytes bytes"
+		fi
+		if [[ -n $pid ]]; then
+			n=0
+			while read -r k v; do [[ $k != "$field:" ]] || n=$v; done <"/proc/$pid/io" 2>/dev/null || n=0
+			if ((n >= bytes)); then
+				exec {tick}>&-
+				echo "$pid"
+				return 0
+			fi
+		fi
+		read -r -t 0.02 -u "$tick" _ || true
+	done
+	fail "wait_moved: no process matching '$pat' moved $bytes bytes ($field) within 60 s"
+}
+
+# kill_midway PATTERN BYTES [SIGNAL [FIELD]]: wait_moved, then sends that process SIGNAL (KILL)
+# and prints its pid.
+kill_midway()
+{
+	local pid
+	pid=$(wait_moved "$1" "$2" "${4:-rchar}") || exit 1
+	kill -s "${3:-KILL}" "$pid" || fail "kill_midway: $pid ($1) ended before the signal"
+	echo "$pid"
 }
