@@ -550,6 +550,7 @@ repl_chain_up()
 	mountpoint -q /srv/a || fail "ahome's ext4 is not mounted"
 	must box b start bhome
 	must box c start chome
+}
 
 # wait_moved PATTERN BYTES [FIELD]: waits (60 s at most) for the newest process whose command
 # line matches PATTERN (pgrep -f) to have moved BYTES (FIELD of /proc/PID/io: rchar, the
