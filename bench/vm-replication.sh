@@ -29,7 +29,10 @@
 # after it).  Results: $RESULTS/vm-replication.results (one line per run, then the ratios).
 #
 # Knobs (host environment, passed in by run-one.sh): VM_ARG_SIZE (bytes of volume data,
-# default 1G: the whole disk), VM_ARG_ROUNDS (turns of each, default 2).
+# default 1G: the whole disk), VM_ARG_ROUNDS (turns of each, default 2).  1G needs an idle
+# host and VM_TIMEOUT above 900: at a host load of 17 on 2 cores its tar from 9p alone took
+# 350 s and the first plain 1 GiB transfer more than 6 minutes; 128M-256M runs in 10-15.
+# Each timed run also reports where the CPU went (below, $TM).
 set -euo pipefail
 . "$SRC/tests/vm/lib.sh"
 
@@ -89,23 +92,39 @@ echo "command=\"/run/ssh-run\" $(cat /root/.ssh/id_ed25519.pub)" >/run/ssh/box/a
 must ssh box true
 log "ssh cipher: $(ssh -G box | awk '$1 == "ciphers" {print $2}')"
 
-# timed LABEL CMD...: runs CMD (a shell line) after dropping the caches; prints the seconds
+# Where the CPU goes: every stage of a timed pipeline runs under $TM (time(1) appending
+# "user:sys:wall:command" to /run/cpu.log), and the guest's busy CPU time (/proc/stat, both
+# vCPUs) is taken around it; what the stages do not account for is ssh and sshd (the
+# cipher on both ends), the kernel's block and dm work and the servers.
+TM="/usr/bin/time -a -o /run/cpu.log -f %U:%S:%e:%C"
+busy() { awk '$1 == "cpu" { print ($2 + $3 + $4 + $7 + $8 + $9) / 100; exit }' /proc/stat; }
+
+# timed LABEL CMD...: runs CMD (a shell line) after dropping the caches; prints the seconds.
+# Each stage's CPU seconds (user+sys) and the guest's busy seconds go to $out.
 timed()
 {
-	local label=$1 t0 t1
+	local label=$1 t0 t1 b0 b1
 	shift
 	drop_caches
+	: >/run/cpu.log
+	b0=$(busy)
 	t0=$(now)
 	bash -c "set -o pipefail; $*" 2>"$RESULTS/$label.err" || {
 		cat "$RESULTS/$label.err"
 		fail "$label failed"
 	}
 	t1=$(now)
+	b1=$(busy)
+	awk -F: -v l="$label" -v w="$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" -v bz="$(awk -v a="$b0" -v b="$b1" 'BEGIN { print b - a }')" '
+		NF >= 4 { split($4, c, " "); n = c[1]; sub(".*/", "", n); if (n == "dd") n = n "(" (c[2] ~ /^if=/ ? "read" : "write") ")"; else if (n != "python3") n = n " " c[2]
+			  st = st sprintf(" %s %.1f", n, $1 + $2); tot += $1 + $2 }
+		END { printf "  cpu %s: %.1f s wall, guest busy %.1f s of %.1f (2 vCPUs); stages%s; the rest (ssh, sshd, kernel, servers) %.1f s\n",
+			l, w, bz, 2 * w, st, bz - tot }' /run/cpu.log | tee -a "$out" >&2
 	awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }'
 }
 
 # The plain pipeline: stdin's bytes compressed, over ssh, written to the replica's origin.
-plain_tail="zstd -1 -T0 -q | ssh box 'zstd -d -q | dd of=/dev/mapper/rvol bs=1M oflag=direct iflag=fullblock status=none'"
+plain_tail="$TM zstd -1 -T0 -q | ssh box '$TM zstd -d -q | $TM dd of=/dev/mapper/rvol bs=1M oflag=direct iflag=fullblock status=none'"
 
 declare -A full_t incr_t
 full_t=() incr_t=()
@@ -113,12 +132,12 @@ step "full: $ROUNDS rounds of the plain pipeline and ${bins[*]}, taking turns"
 for r in $(seq "$ROUNDS"); do
 	# the replica has no snapshot here: the plain pipeline writes its origin as a full
 	# receive does
-	s=$(timed "full-plain-$r" "dd if=/dev/mapper/mvol@1 bs=1M status=none | $plain_tail")
+	s=$(timed "full-plain-$r" "$TM dd if=/dev/mapper/mvol@1 bs=1M status=none | $plain_tail")
 	report "full plain round $r: $s s"
 	full_t[plain]+="$s "
 	for b in "${bins[@]}"; do
 		bin=/run/ddsnap-$b
-		s=$(timed "full-$b-$r" "$bin send $msock 1 | ssh box '$bin receive $rsock 1'")
+		s=$(timed "full-$b-$r" "$TM $bin send $msock 1 | ssh box '$TM $bin receive $rsock 1'")
 		report "full $b round $r: $s s"
 		full_t[$b]+="$s "
 		[[ $r == "$ROUNDS" && $b == new ]] || must "$ddsnap" delete "$rsock" 1
@@ -174,13 +193,13 @@ rsnap_dev 1
 for r in $(seq "$ROUNDS"); do
 	for b in "${bins[@]}"; do
 		bin=/run/ddsnap-$b
-		s=$(timed "incr-$b-$t" "$bin send $msock $((t - 1)) $t | ssh box '$bin receive $rsock $t'")
+		s=$(timed "incr-$b-$t" "$TM $bin send $msock $((t - 1)) $t | ssh box '$TM $bin receive $rsock $t'")
 		report "incremental $b $((t - 1)) -> $t: $s s"
 		incr_t[$b]+="$s "
 		rsnap_dev "$t"
 		# the plain pipeline with the same change's bytes, then the replica back to $t
 		must "$ddsnap" delta changelist "$msock" "/run/cl-$t" $((t - 1)) "$t"
-		s=$(timed "incr-plain-$t" "python3 /run/changed.py /run/cl-$t /dev/mapper/mvol@$t | $plain_tail")
+		s=$(timed "incr-plain-$t" "$TM python3 /run/changed.py /run/cl-$t /dev/mapper/mvol@$t | $plain_tail")
 		report "incremental plain $((t - 1)) -> $t: $s s ($(stat -c %s "/run/cl-$t") bytes of changelist)"
 		incr_t[plain]+="$s "
 		must "$ddsnap" revert "$rsock" "$t"

@@ -40,7 +40,8 @@ const struct ddsnap_command ddsnap_commands[] = {
 	{"delta", cmd_delta, "<changelist|create|apply> ...",
 	 "make or apply a delta between snapshots"},
 	{"send", cmd_send,
-	 "[codec options] [-l bytes/s] [-t token] [-d devstem] [--to host:port] <server_socket> "
+	 "[codec options] [-l bytes/s] [-t token] [-d devstem] [--to host:port [--timeout secs]] "
+	 "<server_socket> "
 	 "[<fromtag>] <totag>",
 	 "stream snapshot <totag> (incremental from <fromtag>) to stdout or a receiver"},
 	{"receive", cmd_receive,

@@ -56,7 +56,9 @@
  * TCP mode (--to, --listen; the socket code is tools/xfer_tcp.c) carries no authentication
  * or encryption (trusted networks only; ssh is the authenticated path): a listening
  * receive takes one connection, from the --from address if given, within --timeout, and
- * is then exactly a receive from stdin (same checks, same token).  After the trailer the
+ * is then exactly a receive from stdin (same checks, same token).  Before the stream the
+ * receiver sends its hello, and send waits for it at most --timeout seconds (a peer on the
+ * port that is not a receive is an error, with nothing sent).  After the trailer the
  * receiver sends one byte back, its exit status, so `send` fails when the replica refused
  * or failed the transfer.
  */
@@ -172,6 +174,7 @@ static const struct option send_opts[] = {
 	{"token", required_argument, NULL, 't'},
 	{"devstem", required_argument, NULL, 'd'},
 	{"to", required_argument, NULL, 'c'},
+	{"timeout", required_argument, NULL, 'W'},
 	{NULL, 0, NULL, 0},
 };
 
@@ -180,7 +183,8 @@ int cmd_send(int argc, char **argv)
 	struct delta_create_params p;
 	struct ctl_client *c = NULL;
 	struct repl_devs devs = {0};
-	const char *to = NULL;
+	const char *to = NULL, *timeout = NULL;
+	int wait_secs = XFER_TCP_HELLO_SECS;
 	char tmpl[] = "/tmp/ddsnap-send-XXXXXX", *cl = NULL, why[300];
 	u32 from = DDSNAP_TAG_NONE, tag;
 	int opt, rc, n, ret = EXIT_FAIL;
@@ -199,6 +203,9 @@ int cmd_send(int argc, char **argv)
 		case 'c':
 			to = optarg;
 			continue;
+		case 'W':
+			timeout = optarg;
+			continue;
 		}
 		rc = delta_create_option(opt, optarg, &p);
 		if (rc < 0)
@@ -216,6 +223,12 @@ int cmd_send(int argc, char **argv)
 		cmd_error(argv[0], "the source and target snapshots are the same (%u)", tag);
 		return EXIT_USAGE;
 	}
+	if (timeout && !to) {
+		cmd_error(argv[0], "--timeout is an option of --to");
+		return EXIT_USAGE;
+	}
+	if (timeout && xfer_tcp_parse_timeout(argv[0], timeout, &wait_secs))
+		return EXIT_USAGE;
 	if (!to && isatty(STDOUT_FILENO)) {
 		cmd_error(argv[0], "refusing to write a binary stream to a terminal (pipe it into "
 				   "'ddsnap receive', or use --to host:port)");
@@ -250,7 +263,7 @@ int cmd_send(int argc, char **argv)
 		p.devstem = devs.stem;
 	}
 	if (to) {
-		p.out_fd = xfer_tcp_connect(argv[0], to);
+		p.out_fd = xfer_tcp_connect(argv[0], to, wait_secs);
 		if (p.out_fd < 0)
 			goto out;
 	} else {
@@ -452,7 +465,7 @@ int cmd_receive(int argc, char **argv)
 	const char *listen_on = NULL, *from = NULL, *timeout = NULL;
 	char *token = NULL, why[300];
 	int opt, ret = EXIT_FAIL;
-	u64 wait_secs = XFER_TCP_ACCEPT_SECS;
+	int wait_secs = XFER_TCP_ACCEPT_SECS;
 
 	optind = 0;
 	while ((opt = getopt_long(argc, argv, "+t:d:L:l:v", recv_opts, NULL)) != -1) {
@@ -481,10 +494,8 @@ int cmd_receive(int argc, char **argv)
 		cmd_error(argv[0], "--from and --timeout are options of --listen");
 		return EXIT_USAGE;
 	}
-	if (timeout && cmd_parse_u64(timeout, 1, 86400, &wait_secs)) {
-		cmd_error(argv[0], "bad timeout '%s': seconds, 1 to 86400", timeout);
+	if (timeout && xfer_tcp_parse_timeout(argv[0], timeout, &wait_secs))
 		return EXIT_USAGE;
-	}
 	if (!listen_on && isatty(STDIN_FILENO)) {
 		cmd_error(argv[0], "refusing to read a binary stream from a terminal (pipe 'ddsnap "
 				   "send' into it, or use --listen [addr:]port)");
@@ -508,7 +519,7 @@ int cmd_receive(int argc, char **argv)
 		goto out;
 	}
 	if (listen_on) {
-		p.in_fd = xfer_tcp_accept(argv[0], listen_on, from, (int)wait_secs);
+		p.in_fd = xfer_tcp_accept(argv[0], listen_on, from, wait_secs);
 		if (p.in_fd < 0)
 			goto out;
 	} else {

@@ -3,9 +3,10 @@
  * xfer_tcp.c - the TCP transport of `ddsnap send --to` and `ddsnap receive --listen`.
  *
  * What: one TCP connection carries one delta stream from send to receive, exactly the bytes
- * a pipe would carry, then one byte back, the receiver's exit status.  replicate.c does the
- * rest (the stream, the checks, the token) exactly as with a pipe: a TCP receive differs
- * from a piped one only in where its input comes from.
+ * a pipe would carry, then one byte back, the receiver's exit status.  Before the stream the
+ * receiver says who it is (XFER_TCP_HELLO), and the sender sends nothing until it has read
+ * that.  replicate.c does the rest (the stream, the checks, the token) exactly as with a
+ * pipe: a TCP receive differs from a piped one only in where its input comes from.
  *
  * Invariants:
  *  - A listening receive takes one stream: it accepts one connection, from the expected
@@ -15,6 +16,12 @@
  *    connection cannot take the replica's stream slot.
  *  - Nothing here writes to the volume: a listen that fails (port in use, bad address,
  *    timeout) returns before receive looks at its devices, so nothing was written.
+ *  - A sender never waits on a peer that is not a receive: the connect succeeds with
+ *    anything listening on the port, so send waits for the hello, at most its --timeout,
+ *    before the first stream byte.  A silent peer (the socket buffers would take a small
+ *    stream whole and the status byte would then never come; a large one would block the
+ *    writer forever on a peer that never reads) or one that answers something else (an
+ *    ssh or HTTP banner) is an error naming the peer, and nothing was sent.
  *  - A cut connection is a truncated stream: the delta engine's reader sees the end of
  *    input (or ETIMEDOUT from the keepalives when the peer vanished without a reset) and
  *    fails the way a cut pipe does, keeping the resume token of what was durably applied.
@@ -80,7 +87,95 @@ static void keepalive(int fd)
 	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
 }
 
-int xfer_tcp_connect(const char *cmd, const char *hostport)
+static s64 now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (s64)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int xfer_tcp_parse_timeout(const char *cmd, const char *text, int *secs)
+{
+	u64 v;
+
+	if (cmd_parse_u64(text, 1, 86400, &v)) {
+		cmd_error(cmd, "bad timeout '%s': seconds, 1 to 86400", text);
+		return -EINVAL;
+	}
+	*secs = (int)v;
+	return 0;
+}
+
+/* The peer's first bytes as text for a message: printable ASCII kept, the rest as '.'. */
+static void peer_text(const char *got, size_t n, char *out)
+{
+	for (size_t i = 0; i < n; i++)
+		out[i] = got[i] >= 0x20 && got[i] < 0x7f ? got[i] : '.';
+	out[n] = 0;
+}
+
+/* Reads the receiver's hello within @timeout_secs: 0, or the error, printed. */
+static int await_hello(const char *cmd, int fd, const char *hostport, int timeout_secs)
+{
+	static const char hello[] = XFER_TCP_HELLO;
+	const size_t want = sizeof(hello) - 1;
+	s64 deadline = now_ms() + (s64)timeout_secs * 1000;
+	char got[sizeof(hello)] = {0}, text[sizeof(hello)];
+	size_t have = 0;
+
+	while (have < want && !memcmp(got, hello, have)) {
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		s64 left = deadline - now_ms();
+		ssize_t n;
+
+		if (left <= 0) {
+			cmd_error(cmd,
+				  "%s accepted the connection but did not answer as a ddsnap "
+				  "receive within %d seconds (is a 'ddsnap receive --listen' "
+				  "there?); nothing was sent",
+				  hostport, timeout_secs);
+			return -ETIMEDOUT;
+		}
+		n = poll(&pfd, 1, (int)left);
+		if (n < 0 && errno != EINTR) {
+			n = -errno;
+			cmd_error(cmd, "waiting for %s: %s; nothing was sent", hostport,
+				  strerror((int)-n));
+			return (int)n;
+		}
+		if (n <= 0)
+			continue;
+		n = read(fd, got + have, want - have);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			n = -errno;
+			cmd_error(cmd, "reading from %s: %s; nothing was sent", hostport,
+				  strerror((int)-n));
+			return (int)n;
+		}
+		if (!n)
+			break;
+		have += (size_t)n;
+	}
+	if (have == want && !memcmp(got, hello, want))
+		return 0;
+	if (!have) {
+		cmd_error(cmd,
+			  "%s closed the connection without answering as a ddsnap receive (is a "
+			  "'ddsnap receive --listen' there?); nothing was sent",
+			  hostport);
+	} else {
+		peer_text(got, have, text);
+		cmd_error(cmd, "%s is not a ddsnap receive: it answered '%s'; nothing was sent",
+			  hostport, text);
+	}
+	return -EPROTO;
+}
+
+/* Connects, retrying refusals for XFER_TCP_CONNECT_SECS: the socket, or the error. */
+static int connect_retry(const char *cmd, const char *hostport)
 {
 	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai, *a;
 	char *s = xstrdup(hostport);
@@ -133,6 +228,20 @@ int xfer_tcp_connect(const char *cmd, const char *hostport)
 	return fd;
 }
 
+int xfer_tcp_connect(const char *cmd, const char *hostport, int timeout_secs)
+{
+	int fd = connect_retry(cmd, hostport), err;
+
+	if (fd < 0)
+		return fd;
+	err = await_hello(cmd, fd, hostport, timeout_secs);
+	if (err) {
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
 /* The address of @sa as text, an IPv4-mapped IPv6 address as IPv4. */
 static void addr_text(const struct sockaddr_storage *sa, char *out, size_t len)
 {
@@ -165,14 +274,6 @@ static bool addr_allowed(const struct sockaddr_storage *sa, const struct addrinf
 			return true;
 	}
 	return false;
-}
-
-static s64 now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (s64)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Accepts on @lfd until a connection from @from (any without) or the deadline. */
@@ -269,6 +370,16 @@ int xfer_tcp_accept(const char *cmd, const char *spec, const char *fromspec, int
 					    : "");
 	} else {
 		fd = accept_one(cmd, lfd, spec, fromspec, from, timeout_secs);
+	}
+	/* a 17-byte send on a fresh connection goes whole unless the peer is gone */
+	if (fd >= 0 && send(fd, XFER_TCP_HELLO, sizeof(XFER_TCP_HELLO) - 1, MSG_NOSIGNAL) !=
+			       (ssize_t)sizeof(XFER_TCP_HELLO) - 1) {
+		cmd_error(cmd,
+			  "the sender on %s went away before the transfer began: %s; "
+			  "nothing was written",
+			  spec, strerror(errno));
+		close(fd);
+		fd = -EPIPE;
 	}
 	if (lfd >= 0)
 		close(lfd);

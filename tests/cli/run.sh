@@ -422,6 +422,59 @@ expect 0 "the receive completes" wait "$rcv"
 expect 0 "the replica's origin is snapshot 6" cmp "$rorigin" "$dir/origin(6)"
 expect 0 "the replica took snapshot 6" "$ddsnap" status "$rsock" 6
 expect 1 "the token is gone" test -e "$dir/ttok"
+# a live endpoint on the port that is not a receive: send waits at most --timeout for the
+# receiver's hello and sends nothing; one that answers something else fails at once
+expect 2 "send --timeout without --to" "$ddsnap" send --timeout 5 -d "$dir/origin" "$sock" 6
+expect_out "send: --timeout is an option of --to" "it says so"
+expect 2 "send --to --timeout 0" "$ddsnap" send --to "127.0.0.1:$port" --timeout 0 -d "$dir/origin" "$sock" 6
+expect_out "send: bad timeout '0': seconds, 1 to 86400" "the refusal states the range"
+fake_peer() # PORT ANSWER OUT: accepts one connection, writes ANSWER (may be empty), never
+{           # answers anything else, and writes to OUT how many bytes it was sent
+	python3 - "$@" <<'PY' &
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(1)
+s.settimeout(30)
+try:
+    c, _ = s.accept()
+except OSError:
+    sys.exit("nobody connected")
+c.sendall(sys.argv[2].encode())
+c.settimeout(30)
+n = 0
+try:
+    while True:
+        d = c.recv(65536)
+        if not d:
+            break
+        n += len(d)
+except OSError:
+    pass
+open(sys.argv[3], "w").write("%d\n" % n)
+PY
+	peer=$!
+	listening "$1"
+}
+fake_peer "$port" "" "$dir/peer.n"
+SECONDS=0
+expect 1 "send --to a live endpoint that never answers fails after --timeout" \
+	timeout 60 "$ddsnap" send -r --to "127.0.0.1:$port" --timeout 2 -d "$dir/origin" "$sock" 6
+expect_out "send: 127.0.0.1:$port accepted the connection but did not answer as a ddsnap receive within 2 seconds \(is a 'ddsnap receive --listen' there\?\); nothing was sent" \
+	"the error names the peer and the wait"
+expect 0 "it gave up after the timeout, not later" test "$SECONDS" -le 5
+expect 0 "the endpoint was sent nothing" wait "$peer"
+expect 0 "the endpoint was sent 0 bytes" test "$(cat "$dir/peer.n")" = 0
+fake_peer "$port" $'SSH-2.0-OpenSSH_9.2\r\n' "$dir/peer.n"
+SECONDS=0
+expect 1 "send --to an endpoint that answers something else fails" \
+	timeout 60 "$ddsnap" send -r --to "127.0.0.1:$port" -d "$dir/origin" "$sock" 6
+expect_out "send: 127.0.0.1:$port is not a ddsnap receive: it answered 'SSH-2\.0-OpenSSH_9[^']*'; nothing was sent" \
+	"the error names the peer and what it said"
+expect 0 "at once, not after the default timeout" test "$SECONDS" -le 5
+expect 0 "and sent it nothing" wait "$peer"
+expect 0 "that endpoint was sent 0 bytes" test "$(cat "$dir/peer.n")" = 0
 expect 0 "master: delete 6" "$ddsnap" delete "$sock" 6
 expect 0 "replica: delete 6" "$ddsnap" delete "$rsock" 6
 
