@@ -655,58 +655,66 @@ static void test_volume__concurrent_writers_creates_deletes_crash(void **state)
 }
 
 /*
- * With the log on the snapstore, a copy-out's record can reach the platter before its copy:
- * the commit writes the log block and then flushes, and a disk may write the block out of
- * its cache first and lose power before the flush.  The origin write was never released
- * (its commit failed), so replay must find the saved data wrong by the record's checksum and
- * copy again from the origin.  (Records of the log on the snapstore once carried no checksum
- * and were trusted, as if the flush after the copy ordered them: this test failed then.)
+ * A log block that reaches the platter before the copy its record follows: the commit writes
+ * the block and then flushes, and a disk may write the block out of its cache first and lose
+ * power before the flush.  Runs @act (a call that copies a chunk and logs it, on a volume with
+ * snapshot 1) with the shim persisting the next log block at once and then killing the
+ * device; after the power cut and reopen every snapshot must read its data.
  */
-static void test_volume__log_block_durable_before_its_copy(void **state)
+static void log_block_first(u64 seed, int (*act)(struct fixture *f))
 {
-	struct volume_range r = {5, 2};
 	struct late_commit lc = {.b = {.ops = &late_ops, .name = "reorder"}};
 	struct fixture f;
 
-	setup_fixture(&f, false, 13);
+	setup_fixture(&f, false, seed);
 	reopen_on_shim(&f, &lc);
 	snapshot(&f);
 	lc.armed_reorder = true;
-	assert_int_equal(kernel_write(&f, &r, 1), -EIO);
+	assert_int_equal(act(&f), -EIO);
 	assert_true(lc.fired);
 	bdev_faulty_crash(f.store, false);
 	volume_abandon(f.v);
 	vol_open(&f);
-	expect_snapshots(&f, 13);
+	expect_snapshots(&f, seed);
 	assert_int_equal(volume_close(f.v), 0);
 	teardown_fixture(&f);
 }
 
+static int copy_out_two(struct fixture *f)
+{
+	struct volume_range r = {5, 2};
+
+	return kernel_write(f, &r, 1);
+}
+
+static int copy_in_one(struct fixture *f)
+{
+	struct volume_snap_chunk c = {.chunk = 9, .whole = false};
+
+	return volume_snap_write(f->v, 1, &c, 1);
+}
+
 /*
- * The same for a copy-in: a partial first write to a writable snapshot's chunk copies the
- * chunk's old data into its private copy and logs the overlay entry.  If the log block
- * reaches the platter before the copy, replay must copy again from where the snapshot read
- * the chunk (here the origin, unchanged: nothing after the record was released), or the
- * chunk's unwritten part reads garbage.
+ * A copy-out: the origin write was never released (its commit failed), so replay must find
+ * the saved data wrong by the record's checksum and copy again from the origin.  (Records of
+ * the log on the snapstore once carried no checksum and were trusted, as if the flush after
+ * the copy ordered them: this test failed then.)
+ */
+static void test_volume__log_block_durable_before_its_copy(void **state)
+{
+	log_block_first(13, copy_out_two);
+}
+
+/*
+ * A copy-in: the first partial write to a writable snapshot's chunk copies the chunk's old
+ * data into its private chunk and logs the overlay entry.  The snapshot's writer writes the
+ * chunk after it, so no checksum can tell a lost copy-in from those writes: the copy-in must
+ * be durable before its record is appended, or the chunk's unwritten part reads garbage
+ * after the crash (it did before).
  */
 static void test_volume__log_block_durable_before_its_copy_in(void **state)
 {
-	struct volume_snap_chunk c = {.chunk = 9, .whole = false};
-	struct late_commit lc = {.b = {.ops = &late_ops, .name = "reorder"}};
-	struct fixture f;
-
-	setup_fixture(&f, false, 14);
-	reopen_on_shim(&f, &lc);
-	snapshot(&f);
-	lc.armed_reorder = true;
-	assert_int_equal(volume_snap_write(f.v, 1, &c, 1), -EIO);
-	assert_true(lc.fired);
-	bdev_faulty_crash(f.store, false);
-	volume_abandon(f.v);
-	vol_open(&f);
-	expect_snapshots(&f, 14);
-	assert_int_equal(volume_close(f.v), 0);
-	teardown_fixture(&f);
+	log_block_first(14, copy_in_one);
 }
 
 /*
