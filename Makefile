@@ -17,6 +17,7 @@
 #   tests/stress/*.c       -> $(BUILD)/tests/stress_*
 #   tests/fuzz/fuzz_*.c    -> build/fuzz/fuzz_*      (clang libFuzzer + ASan/UBSan)
 #   bench/bench_*.c        -> $(BUILD)/bench/bench_*
+#   bench/kwrite.c         -> $(BUILD)/bench/kwrite  (origin writes the kernel's way, big-origin.sh)
 #
 # Fixed target names (other parts rely on them): all deps unit vm-test check lint bench demo
 # fresh-test install clean (and cli, monitor: the command-line suites on plain files; deb,
@@ -85,7 +86,8 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 all: userspace kernel
 
-userspace: $(DDSNAP) $(MON_BINS) $(UNIT_BINS) $(STRESS_BINS) $(BENCH_BINS) $(BUILD)/tests/wirepeer
+userspace: $(DDSNAP) $(MON_BINS) $(UNIT_BINS) $(STRESS_BINS) $(BENCH_BINS) $(BUILD)/tests/wirepeer \
+	$(BUILD)/bench/kwrite
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
