@@ -68,13 +68,24 @@
  * the block only says when both are durable.  Only a caller that flushes the copies before
  * it writes the block may log without it (params.copies_ordered: no pass over the copied
  * data, which under an emulated CPU cost about 2 ms per MiB copied, BENCHMARKS.md); the
- * server does not.  A copy-in (the first partial write to a writable snapshot's chunk) is
- * flushed before its overlay record is appended instead: the snapshot's writer writes the
- * chunk after it, so a checksum could not tell its loss from those writes.  Creates, deletes, overlay inserts and policy drops
- * follow the same rule and are replayed in order, so the replayed state is the state the
- * caller was told about.  A received snapshot's create and its provenance are one record
- * (ENGINE_LOG_CREATE_FROM), so neither survives a crash without the other, and the label's
- * feature bit is durable before that record is appended (params.set_feature).
+ * server does not.  A copy-in (the first write to a writable snapshot's chunk) is flushed
+ * before its overlay record is appended instead: the snapshot's writer writes the chunk after
+ * it, so a checksum could not tell its loss from those writes.  A write that covers the whole
+ * chunk is copied in too, although it overwrites all of it: the chunk handed out may hold a
+ * freed chunk's data (another snapshot's, or a deleted one's), and the record is durable at
+ * the reply while the writer's data is durable only at the writer's next flush, so a power
+ * cut in between would leave the snapshot reading that data.  With the copy-in, whatever
+ * survives of the writer's data lies over the snapshot's own: the chunk reads old, new, or
+ * (sectors torn) a mix of the two, as a plain disk would.  It costs one chunk read, write and
+ * snapstore flush per first write.  The alternatives cost more or need the kernel: dm-thin's
+ * way (insert the mapping once the data write completed, commit it at the next flush) needs
+ * a write-done notice and a flush round trip the protocol does not have (doc/protocol.md,
+ * "Snapshot write"); zeroing the chunk first saves only the read and leaves zeros, neither
+ * old nor new.  Creates, deletes, overlay inserts and policy drops follow the same rule and
+ * are replayed in order, so the replayed state is the state the caller was told about.  A
+ * received snapshot's create and its provenance are one record (ENGINE_LOG_CREATE_FROM), so
+ * neither survives a crash without the other, and the label's feature bit is durable before
+ * that record is appended (params.set_feature).
  * Logging first means a failed append leaves nothing to undo; a change that fails after its
  * record was appended fails the engine (-EROFS until reopened), because replay would apply
  * it.  A failed log flush leaves the records pending, so a retried request flushes again
@@ -1416,8 +1427,7 @@ int engine_snap_read_map(struct engine *e, u32 tag, u64 chunk, enum engine_map_w
 	return snap_lookup(e, s, chunk, where, addr);
 }
 
-int engine_snap_write_map(struct engine *e, struct tx *tx, u32 tag, u64 chunk, bool whole,
-			  u64 *addr)
+int engine_snap_write_map(struct engine *e, struct tx *tx, u32 tag, u64 chunk, u64 *addr)
 {
 	struct snap *s = snap_find(e, tag);
 	struct engine_logrec_disk r;
@@ -1463,22 +1473,23 @@ int engine_snap_write_map(struct engine *e, struct tx *tx, u32 tag, u64 chunk, b
 	err = e->p.space->alloc(e->p.space_priv, tx, 1, &p, &got);
 	if (err)
 		return err;
-	if (!whole) {
-		struct bdev *src = where == ENGINE_MAP_ORIGIN ? e->p.origin : e->p.snapstore;
-
-		err = bdev_read(src, e->copybuf, e->p.chunk_size, cur * e->p.chunk_size);
-		if (!err)
-			err = bdev_write(e->p.snapstore, e->copybuf, e->p.chunk_size,
-					 p * e->p.chunk_size);
-		/* Durable before its record is even appended, whoever flushes: replay trusts the
-		 * record, and no checksum could tell a lost copy-in from the writes that the
-		 * snapshot's writer makes to the chunk after it (test_volume
-		 * log_block_durable_before_its_copy_in). */
-		if (!err && e->p.ilog_append)
-			err = bdev_flush(e->p.snapstore);
-		if (err)
-			goto fail_free;
-	}
+	/*
+	 * Copy in the snapshot's current view, even for a write that will cover the whole
+	 * chunk: p may hold a freed chunk's data, and until the writer's data is durable the
+	 * snapshot must read its own (see the essay, "A copy-in").  Durable before its record
+	 * is even appended, whoever flushes: replay trusts the record, and no checksum could
+	 * tell a lost copy-in from the writes that the snapshot's writer makes to the chunk
+	 * after it (test_volume log_block_durable_before_its_copy_in,
+	 * lost_whole_snap_write_reads_old_data).
+	 */
+	err = bdev_read(where == ENGINE_MAP_ORIGIN ? e->p.origin : e->p.snapstore, e->copybuf,
+			e->p.chunk_size, cur * e->p.chunk_size);
+	if (!err)
+		err = bdev_write(e->p.snapstore, e->copybuf, e->p.chunk_size, p * e->p.chunk_size);
+	if (!err && e->p.ilog_append)
+		err = bdev_flush(e->p.snapstore);
+	if (err)
+		goto fail_free;
 	memset(&r, 0, sizeof(r));
 	r.tag = cpu_to_le32(tag);
 	r.chunk = cpu_to_le64(chunk);

@@ -312,21 +312,20 @@ int engine_snap_read_map(struct engine *e, u32 tag, u64 chunk, enum engine_map_w
 /*
  * Snapshot @tag is about to be written at @chunk (writable snapshots).  Returns in *addr the
  * snapshot's private copy of @chunk, creating it on the first write: allocate, copy the
- * snapshot's current view of the chunk there unless @whole (the write covers the chunk),
- * insert it in the overlay, commit.  Returns 0, -ENODATA, -EIO (invalidated or I/O),
- * -ENOSPC (no space beyond the reserve; snapshot writes never drop snapshots), -EAGAIN (as
- * for origin writes), or a read error.
+ * snapshot's current view of the chunk there and make it durable, insert it in the overlay,
+ * commit.  Returns 0, -ENODATA, -EIO (invalidated or I/O), -ENOSPC (no space beyond the
+ * reserve; snapshot writes never drop snapshots), -EAGAIN (as for origin writes), or a read
+ * error.
  *
- * With @whole nothing is copied (DESIGN.md 3), so until the caller's write lands the chunk at
- * *addr holds whatever the snapstore had there: a write interrupted by a crash leaves the
- * snapshot's chunk with that content, not with the old one.  Callers that need old-or-new
- * semantics for interrupted whole-chunk writes pass @whole = false (one chunk copy more).
+ * The copy is made even when the caller's write covers the whole chunk: until that write is
+ * durable, the chunk at *addr must read as the snapshot's old data, never as what a freed
+ * chunk held there (engine.c, crash argument).  So a write interrupted by a crash leaves the
+ * snapshot's chunk old, new, or a mix of the two at sector granularity.
  *
- * O(log overlay) when the copy exists, plus one chunk copy the first time.  Blocks on I/O
- * and on the log flush.
+ * O(log overlay) when the copy exists, plus one chunk copy and one snapstore flush the first
+ * time.  Blocks on I/O and on the log flush.
  */
-int engine_snap_write_map(struct engine *e, struct tx *tx, u32 tag, u64 chunk, bool whole,
-			  u64 *addr);
+int engine_snap_write_map(struct engine *e, struct tx *tx, u32 tag, u64 chunk, u64 *addr);
 
 /*
  * Creates snapshot @tag of the origin as of now: S.gen = gen, gen++, the head's deadlist

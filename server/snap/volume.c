@@ -738,8 +738,8 @@ int volume_snap_write(struct volume *v, u32 tag, struct volume_snap_chunk *c, u3
 			break;
 		}
 		for (; i < n; i++) {
-			c[i].err = engine_snap_write_map(v->engine, tx, tag, c[i].chunk, c[i].whole,
-							 &c[i].addr);
+			c[i].err =
+				engine_snap_write_map(v->engine, tx, tag, c[i].chunk, &c[i].addr);
 			if (c[i].err == -EAGAIN || c[i].err == -EWOULDBLOCK)
 				break;
 		}

@@ -106,10 +106,9 @@ int volume_snap_read(struct volume *v, u32 tag, u64 chunk, bool *origin, u64 *ad
 
 /* One chunk of a snapshot write map. */
 struct volume_snap_chunk {
-	u64 chunk;  /* in */
-	bool whole; /* in: the write covers the whole chunk (no copy-in needed) */
-	u64 addr;   /* out: the private snapstore chunk */
-	int err;    /* out: 0 or a negative errno for this chunk */
+	u64 chunk; /* in */
+	u64 addr;  /* out: the private snapstore chunk */
+	int err;   /* out: 0 or a negative errno for this chunk */
 };
 
 /*

@@ -873,7 +873,7 @@ static void test_engine__log_failures(void **state)
 	f.fail_append = -EWOULDBLOCK;
 	assert_int_equal(engine_origin_write(f.e, &f.tx, &r, 1, NULL, &copied), -EWOULDBLOCK);
 	assert_int_equal(engine_create(f.e, &f.tx, 2, 2, 0), -EWOULDBLOCK);
-	assert_int_equal(engine_snap_write_map(f.e, &f.tx, 1, 3, false, &addr), -EWOULDBLOCK);
+	assert_int_equal(engine_snap_write_map(f.e, &f.tx, 1, 3, &addr), -EWOULDBLOCK);
 	assert_int_equal(engine_delete(f.e, &f.tx, 1), -EWOULDBLOCK);
 	engine_status(f.e, &st);
 	assert_int_equal(st.exceptions, 0);
@@ -886,12 +886,12 @@ static void test_engine__log_failures(void **state)
 	f.fail_flush = -EIO;
 	assert_int_equal(engine_origin_write(f.e, &f.tx, &r, 1, NULL, &copied), -EIO);
 	assert_int_equal(engine_origin_write(f.e, &f.tx, &r, 1, NULL, &copied), -EIO);
-	assert_int_equal(engine_snap_write_map(f.e, &f.tx, 1, 8, true, &addr), -EIO);
-	assert_int_equal(engine_snap_write_map(f.e, &f.tx, 1, 8, true, &addr), -EIO);
+	assert_int_equal(engine_snap_write_map(f.e, &f.tx, 1, 8, &addr), -EIO);
+	assert_int_equal(engine_snap_write_map(f.e, &f.tx, 1, 8, &addr), -EIO);
 	f.fail_flush = 0;
 	assert_int_equal(engine_origin_write(f.e, &f.tx, &r, 1, NULL, &copied), 0);
 	assert_int_equal(copied, 0); /* copied out by the first attempt, now durable */
-	assert_int_equal(engine_snap_write_map(f.e, &f.tx, 1, 8, true, &addr), 0);
+	assert_int_equal(engine_snap_write_map(f.e, &f.tx, 1, 8, &addr), 0);
 	engine_status(f.e, &st);
 	assert_int_equal(st.exceptions, 4);
 	assert_int_equal(st.overlay_chunks, 1);

@@ -17,6 +17,8 @@
  *    written, then the power cut right after the origin overwrite: the copy must survive;
  *  - with a separate log device, a record made durable before its copy (by another
  *    request's log flush): replay must find the copy lost by its checksum;
+ *  - a writable snapshot's first whole-chunk write, acknowledged, whose data the power cut
+ *    lost: the chunk handed out (a deleted snapshot's) must read as the snapshot's old data;
  *  - a made-up copy-out record whose address, in blocks, wraps into the data region: open
  *    must refuse it, every time, and leave the store as it was;
  *  - lookups during syncs: reader threads map every chunk of every snapshot while origin
@@ -689,7 +691,7 @@ static int copy_out_two(struct fixture *f)
 
 static int copy_in_one(struct fixture *f)
 {
-	struct volume_snap_chunk c = {.chunk = 9, .whole = false};
+	struct volume_snap_chunk c = {.chunk = 9};
 
 	return volume_snap_write(f->v, 1, &c, 1);
 }
@@ -715,6 +717,50 @@ static void test_volume__log_block_durable_before_its_copy(void **state)
 static void test_volume__log_block_durable_before_its_copy_in(void **state)
 {
 	log_block_first(14, copy_in_one);
+}
+
+/*
+ * A first whole-chunk write to a writable snapshot, acknowledged (its overlay entry is
+ * durable), whose data the power cut lost: the writer wrote the chunk it was given and had
+ * not flushed yet.  The chunk given out last belonged to a deleted snapshot.  After the
+ * reopen the snapshot's chunk must read what it read before the write (the write was never
+ * made durable), never the deleted snapshot's data (it did: a whole-chunk write was mapped
+ * without a copy-in, so the chunk held whatever its previous owner left there).
+ */
+static void test_volume__lost_whole_snap_write_reads_old_data(void **state)
+{
+	struct volume_range r = {20, 8};
+	struct volume_snap_chunk c = {.chunk = 9};
+	struct fixture f;
+	bool origin, reused = false;
+	u64 stale[8], t;
+
+	setup_fixture(&f, false, 15);
+	snapshot(&f); /* 1: its copies of chunks 20..27 become the stale data */
+	assert_int_equal(kernel_write(&f, &r, 1), 0);
+	for (u32 i = 0; i < 8; i++) {
+		assert_int_equal(volume_snap_read(f.v, 1, 20 + i, &origin, &stale[i]), 0);
+		assert_false(origin);
+	}
+	assert_int_equal(volume_delete(f.v, 1), 0);
+	/* freed chunks are reusable once their freeing txg is durable */
+	assert_int_equal(volume_sync(f.v, &t), 0);
+	assert_int_equal(volume_sync(f.v, &t), 0);
+	snapshot(&f); /* 2 */
+	assert_int_equal(volume_snap_write(f.v, 2, &c, 1), 0);
+	assert_int_equal(c.err, 0);
+	for (u32 i = 0; i < 8; i++)
+		reused |= c.addr == stale[i];
+	assert_true(reused); /* the case this test is about */
+	/* the writer's whole-chunk write, not flushed: the power cut loses it */
+	fill(buf, 9, 200);
+	assert_int_equal(bdev_write(f.store, buf, CHUNK, c.addr * CHUNK), 0);
+	bdev_faulty_crash(f.store, false);
+	volume_abandon(f.v);
+	vol_open(&f);
+	expect_snapshot(&f, 2, f.snap_ver[2], 15);
+	assert_int_equal(volume_close(f.v), 0);
+	teardown_fixture(&f);
 }
 
 /*
@@ -1336,6 +1382,7 @@ int main(void)
 		cmocka_unit_test(test_volume__split_log_flush_before_copy_flush),
 		cmocka_unit_test(test_volume__log_block_durable_before_its_copy),
 		cmocka_unit_test(test_volume__log_block_durable_before_its_copy_in),
+		cmocka_unit_test(test_volume__lost_whole_snap_write_reads_old_data),
 		cmocka_unit_test(test_volume__replay_refuses_a_wrapping_address),
 		cmocka_unit_test(test_volume__acknowledged_copies_survive_a_crash_split),
 		cmocka_unit_test(test_volume__lookups_during_syncs),

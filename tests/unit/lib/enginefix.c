@@ -736,14 +736,13 @@ int efix_origin_write(struct efix *f, u64 chunk, u32 off, u32 len, const void *d
 
 int efix_snap_write(struct efix *f, u32 tag, u64 chunk, u32 off, u32 len, const void *data)
 {
-	bool whole = off == 0 && len == f->chunk_size;
 	u64 addr;
-	int err = engine_snap_write_map(f->e, &f->tx, tag, chunk, whole, &addr);
+	int err = engine_snap_write_map(f->e, &f->tx, tag, chunk, &addr);
 
 	if (err == -EAGAIN) {
 		err = efix_sync(f);
 		if (!err)
-			err = engine_snap_write_map(f->e, &f->tx, tag, chunk, whole, &addr);
+			err = engine_snap_write_map(f->e, &f->tx, tag, chunk, &addr);
 	}
 	if (!err)
 		err = efix_commit(f);
