@@ -65,27 +65,28 @@
  * released).  The checksum is needed whenever the record's log block can reach the platter
  * before the copy: with a log device of its own (another request's flush), and with the log
  * on the snapstore too, since a disk writes its cache out in any order and the flush after
- * the block only says when both are durable.  Only a caller that flushes the copies before
- * it writes the block may log without it (params.copies_ordered: no pass over the copied
- * data, which under an emulated CPU cost about 2 ms per MiB copied, BENCHMARKS.md); the
- * server does not.  A copy-in (the first write to a writable snapshot's chunk) is flushed
- * before its overlay record is appended instead: the snapshot's writer writes the chunk after
- * it, so a checksum could not tell its loss from those writes.  A write that covers the whole
- * chunk is copied in too, although it overwrites all of it: the chunk handed out may hold a
- * freed chunk's data (another snapshot's, or a deleted one's), and the record is durable at
- * the reply while the writer's data is durable only at the writer's next flush, so a power
- * cut in between would leave the snapshot reading that data.  With the copy-in, whatever
- * survives of the writer's data lies over the snapshot's own: the chunk reads old, new, or
- * (sectors torn) a mix of the two, as a plain disk would.  It costs one chunk read, write and
- * snapstore flush per first write.  The alternatives cost more or need the kernel: dm-thin's
- * way (insert the mapping once the data write completed, commit it at the next flush) needs
- * a write-done notice and a flush round trip the protocol does not have (doc/protocol.md,
- * "Snapshot write"); zeroing the chunk first saves only the read and leaves zeros, neither
- * old nor new.  Creates, deletes, overlay inserts and policy drops follow the same rule and
- * are replayed in order, so the replayed state is the state the caller was told about.  A
- * received snapshot's create and its provenance are one record (ENGINE_LOG_CREATE_FROM), so
- * neither survives a crash without the other, and the label's feature bit is durable before
- * that record is appended (params.set_feature).
+ * the block only says when both are durable.  So every copy-out record carries it (a pass
+ * over the copied data, about 2 ms per MiB under an emulated CPU, BENCHMARKS.md); servers
+ * before 2026-12 logged copy-outs without it when the log shared the snapstore
+ * (ENGINE_LOG_COPYOUT_ORDERED), and replay still trusts those as they were written.  A
+ * copy-in (the first write to a writable snapshot's chunk) is flushed before its overlay
+ * record is appended instead: the snapshot's writer writes the chunk after it, so a checksum
+ * could not tell its loss from those writes.  A write that covers the whole chunk is copied
+ * in too, although it overwrites all of it: the chunk handed out may hold a freed chunk's
+ * data (another snapshot's, or a deleted one's), and the record is durable at the reply while
+ * the writer's data is durable only at the writer's next flush, so a power cut in between
+ * would leave the snapshot reading that data.  With the copy-in, whatever survives of the
+ * writer's data lies over the snapshot's own: the chunk reads old, new, or (sectors torn) a
+ * mix of the two, as a plain disk would.  It costs one chunk read, write and snapstore flush
+ * per first write.  The alternatives cost more or need the kernel: dm-thin's way (insert the
+ * mapping once the data write completed, commit it at the next flush) needs a write-done
+ * notice and a flush round trip the protocol does not have (doc/protocol.md, "Snapshot
+ * write"); zeroing the chunk first saves only the read and leaves zeros, neither old nor new.
+ * Creates, deletes, overlay inserts and policy drops follow the same rule and are replayed in
+ * order, so the replayed state is the state the caller was told about.  A received snapshot's
+ * create and its provenance are one record (ENGINE_LOG_CREATE_FROM), so neither survives a
+ * crash without the other, and the label's feature bit is durable before that record is
+ * appended (params.set_feature).
  * Logging first means a failed append leaves nothing to undo; a change that fails after its
  * record was appended fails the engine (-EROFS until reopened), because replay would apply
  * it.  A failed log flush leaves the records pending, so a retried request flushes again
@@ -1093,7 +1094,7 @@ static int cmp_batch(const void *a, const void *b)
 
 /*
  * Copy piece @job of e->pieces: origin to snapstore in copier @worker's buffer, recording
- * each chunk's checksum for its log record (unless params.copies_ordered: none is needed).
+ * each chunk's checksum for its log record.
  * Runs on a copier thread: touches only its own batch entries and buffer (iopool_fn).
  */
 static int copy_piece(void *arg, unsigned worker, u32 job)
@@ -1106,7 +1107,7 @@ static int copy_piece(void *arg, unsigned worker, u32 job)
 
 	if (!err)
 		err = bdev_write(e->p.snapstore, buf, pc->n * cs, e->batch[pc->i].addr * cs);
-	for (u32 x = 0; !err && !e->p.copies_ordered && x < pc->n; x++)
+	for (u32 x = 0; !err && x < pc->n; x++)
 		e->batch[pc->i + x].csum = crc32c(0, (u8 *)buf + x * cs, cs);
 	return err;
 }
@@ -1248,11 +1249,8 @@ static int batch_copyout(struct engine *e, struct tx *tx, u32 n)
 		r.birth = cpu_to_le64(b->birth);
 		r.death = cpu_to_le64(e->gen);
 		r.addr = cpu_to_le64(b->addr);
-		if (!e->p.copies_ordered)
-			r.csum = cpu_to_le32(b->csum);
-		logerr = ilog_rec(
-			e, tx,
-			e->p.copies_ordered ? ENGINE_LOG_COPYOUT_ORDERED : ENGINE_LOG_COPYOUT, &r);
+		r.csum = cpu_to_le32(b->csum);
+		logerr = ilog_rec(e, tx, ENGINE_LOG_COPYOUT, &r);
 		if (logerr) {
 			m = j;
 			break;

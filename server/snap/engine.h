@@ -127,8 +127,9 @@ enum engine_logrec_type {
 	ENGINE_LOG_CREATE = 0x102,  /* {tag, gen, ctime, priority} */
 	ENGINE_LOG_DROP = 0x103,    /* {tag, flags}: deleted, or invalidated by the policy */
 	ENGINE_LOG_SETATTR = 0x104, /* {tag, holds (in chunk), priority}: the new values */
-	/* {chunk, birth, death, addr}: a copy-out logged with params->copies_ordered (no csum;
-	 * servers before 2026-12 wrote it with the log on the snapstore; still replayed) */
+	/* {chunk, birth, death, addr}: a copy-out without csum, the copy trusted.  Servers
+	 * before 2026-12 wrote it with the log on the snapstore; not written any more, still
+	 * replayed (engine_replay.c) */
 	ENGINE_LOG_COPYOUT_ORDERED = 0x105,
 	/* struct engine_logrec_create_from_disk: a create with its provenance (received) */
 	ENGINE_LOG_CREATE_FROM = 0x106,
@@ -171,17 +172,6 @@ struct engine_params {
 	 * open's deadlist rebuild reads the exception tree ahead on them, read-only too.
 	 */
 	unsigned copy_threads;
-	/*
-	 * The caller guarantees that a copy-out's log record never reaches the platter before
-	 * the copied data: it makes the data durable before it writes the log block holding the
-	 * record (a flush in between).  Copy-outs are then logged without a checksum of their
-	 * data (ENGINE_LOG_COPYOUT_ORDERED) and replay trusts the copy.  A log that merely
-	 * shares the snapstore does NOT give this: the flush after the block orders nothing,
-	 * and a disk may write the block first (the server leaves this false).  False: each
-	 * record carries the data's crc32c, and replay redoes a copy whose data does not match
-	 * (its flush was lost, so its origin write was never released).
-	 */
-	bool copies_ordered;
 	/*
 	 * Draw a progress line of the open's deadlist rebuild on stderr if it is a terminal
 	 * (util/xfer.h): the chunk the walk has reached of origin_chunks (it goes in chunk

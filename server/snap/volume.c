@@ -452,9 +452,6 @@ int volume_open(const struct volume_params *p, struct volume **out, char *why, s
 	ep.autodelete = true;
 	ep.copy_threads = VOLUME_COPY_THREADS;
 	ep.progress = p->progress;
-	/* Records carry the copy's checksum even when the log's flushes are the snapstore's
-	 * ("Flushes saved"): a disk may write a log block before the copy it follows. */
-	ep.copies_ordered = false;
 	ep.data_first = l->data_start / v->chunk_blocks;
 	ep.data_end = (l->data_start + l->data_blocks) / v->chunk_blocks;
 	memcpy(ep.uuid, l->uuid, sizeof(ep.uuid));

@@ -81,11 +81,10 @@ static int count_invalidate(void *priv, u32 tag)
 	return 0;
 }
 
-/* Durability modes of the random runs (engine.h): params.caller_flushes, copies_ordered. */
+/* Durability modes of the random runs (engine.h): params.caller_flushes. */
 #define MODE_CALLER_FLUSHES 1u
-#define MODE_ORDERED	    2u
 /* params.persist_deadlists: engine_check (verify_check, every crash) compares them. */
-#define MODE_PERSIST_DL 4u
+#define MODE_PERSIST_DL 2u
 
 static void world_init(struct world *w, u64 seed, u64 nchunks, u64 data_chunks, bool faulty,
 		       unsigned mode)
@@ -93,7 +92,6 @@ static void world_init(struct world *w, u64 seed, u64 nchunks, u64 data_chunks, 
 	struct efix_opts o = {.faulty = faulty,
 			      .seed = seed,
 			      .caller_flushes = mode & MODE_CALLER_FLUSHES,
-			      .copies_ordered = mode & MODE_ORDERED,
 			      .persist_deadlists = mode & MODE_PERSIST_DL};
 
 	memset(w, 0, sizeof(*w));
@@ -462,11 +460,10 @@ static void run_random(u64 seed, u64 steps, bool crashes, bool policy, unsigned 
 		w->f.params.invalidate = count_invalidate;
 		VERIFY(!engine_open(&w->f.params, &w->f.roots, &w->f.e));
 	}
-	print_message("engine model: seed %llu, %llu steps%s%s%s%s%s\n", (unsigned long long)seed,
+	print_message("engine model: seed %llu, %llu steps%s%s%s%s\n", (unsigned long long)seed,
 		      (unsigned long long)steps, crashes ? ", with crashes" : "",
 		      policy ? ", full store" : "",
 		      mode & MODE_CALLER_FLUSHES ? ", caller flushes" : "",
-		      mode & MODE_ORDERED ? ", ordered copies" : "",
 		      mode & MODE_PERSIST_DL ? ", persisted deadlists" : "");
 	for (u64 step = 0; step < steps; step++) {
 		u64 op = rnd_below(&w->r, 100);
@@ -540,15 +537,12 @@ static void test_engine__model_crash_replay(void **state)
 
 	for (u64 s = seed; s < seed + 4; s++)
 		run_random(s, 500, true, false, false);
-	/* the server's group-commit mode: flushes after the engine call, outside its lock;
-	 * with a separate log device, and with the log on the snapstore (no data checksums) */
+	/* the server's group-commit mode: flushes after the engine call, outside its lock */
 	for (u64 s = seed + 4; s < seed + 7; s++)
 		run_random(s, 500, true, false, MODE_CALLER_FLUSHES);
-	for (u64 s = seed + 7; s < seed + 10; s++)
-		run_random(s, 500, true, false, MODE_CALLER_FLUSHES | MODE_ORDERED);
 	/* the persisted deadlists kept through the same crashes and replays */
 	for (u64 s = seed + 10; s < seed + 14; s++)
-		run_random(s, 500, true, false, (unsigned)(s % 4) | MODE_PERSIST_DL);
+		run_random(s, 500, true, false, (unsigned)(s % 2) | MODE_PERSIST_DL);
 }
 
 /*
@@ -604,9 +598,9 @@ static void test_engine__model_full_store(void **state)
 	for (u64 s = seed; s < seed + 3; s++)
 		run_random(s, 500, false, true, 0);
 	for (u64 s = seed + 3; s < seed + 6; s++)
-		run_random(s, 500, true, true, (unsigned)(s % 4)); /* every mode */
+		run_random(s, 500, true, true, (unsigned)(s % 2)); /* every mode */
 	for (u64 s = seed + 6; s < seed + 8; s++)
-		run_random(s, 500, true, true, (unsigned)(s % 4) | MODE_PERSIST_DL);
+		run_random(s, 500, true, true, (unsigned)(s % 2) | MODE_PERSIST_DL);
 }
 
 static u32 invalidated_tag;
@@ -1106,6 +1100,48 @@ static void test_engine__replay_refuses_foreign_copyouts(void **state)
 }
 
 /*
+ * A copy-out record without a checksum (ENGINE_LOG_COPYOUT_ORDERED), as servers before
+ * 2026-12 logged them with the log on the snapstore, is replayed as they meant it: the copy
+ * is trusted, never redone from the origin (whose write was released on the strength of
+ * that record and holds newer data).  The engine writes no such record any more, so this one
+ * is made by hand, with the copy and the origin overwrite an older server would have left.
+ */
+static void test_engine__replay_trusts_an_old_unchecked_copyout(void **state)
+{
+	struct engine_logrec_disk r;
+	struct engine_check_report rep;
+	u8 *old = xmalloc(CS), *cur = xmalloc(CS), *buf = xmalloc(CS);
+	char why[256];
+	struct efix f;
+
+	efix_init(&f, CS, 16, 64, false, 1);
+	fill(old, CS, 5, 1);
+	assert_int_equal(efix_origin_write(&f, 5, 0, CS, old), 0); /* no snapshot: no copy */
+	assert_int_equal(engine_create(f.e, &f.tx, 1, 1, 0), 0);   /* gen 2 now */
+	/* the older server's copy-out of chunk 5 to snapstore chunk 40, then the origin write */
+	assert_int_equal(bdev_write(f.snapstore, old, CS, 40 * (u64)CS), 0);
+	fill(cur, CS, 5, 2);
+	assert_int_equal(bdev_write(f.origin, cur, CS, 5 * (u64)CS), 0);
+	memset(&r, 0, sizeof(r));
+	r.chunk = cpu_to_le64(5);
+	r.birth = cpu_to_le64(0);
+	r.death = cpu_to_le64(2);
+	r.addr = cpu_to_le64(40);
+	assert_int_equal(engine_replay(f.e, &f.tx, ENGINE_LOG_COPYOUT_ORDERED, &r, sizeof(r)), 0);
+	assert_int_equal(efix_read(&f, 1, 5, buf), 0);
+	assert_memory_equal(buf, old, CS); /* not copied again from the origin */
+	assert_int_equal(efix_read(&f, ENGINE_HEAD, 5, buf), 0);
+	assert_memory_equal(buf, cur, CS);
+	assert_int_equal(engine_check(f.e, NULL, &rep, why, sizeof(why)), 0);
+	assert_int_equal(rep.problems, 0);
+	assert_int_equal(rep.data_chunks, 1);
+	free(old);
+	free(cur);
+	free(buf);
+	efix_fini(&f);
+}
+
+/*
  * A discard is a write for the copy-out rule (DESIGN.md 3): the snapshot keeps the data the
  * origin is about to lose, and the changelist names the chunk.
  */
@@ -1479,6 +1515,7 @@ int main(void)
 		cmocka_unit_test(test_engine__check_finds_damage),
 		cmocka_unit_test(test_engine__provenance),
 		cmocka_unit_test(test_engine__replay_refuses_foreign_copyouts),
+		cmocka_unit_test(test_engine__replay_trusts_an_old_unchecked_copyout),
 		cmocka_unit_test(test_engine__discard_is_a_write),
 		cmocka_unit_test(test_engine__cost_origin_write_independent_of_snapshots),
 		cmocka_unit_test(test_engine__cost_delete_nothing_unique),
