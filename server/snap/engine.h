@@ -317,6 +317,22 @@ int engine_snap_read_map(struct engine *e, u32 tag, u64 chunk, enum engine_map_w
  */
 int engine_snap_write_map(struct engine *e, struct tx *tx, u32 tag, u64 chunk, u64 *addr);
 
+/* One chunk of engine_snap_write: @chunk in; @addr and @err (0 or -errno) out. */
+struct engine_snap_chunk {
+	u64 chunk;
+	u64 addr;
+	int err;
+};
+
+/*
+ * engine_snap_write_map of @c[0..n) in order, in one call: the copy-ins of every 256 chunks
+ * share one snapstore flush (before any of their records is appended) and one log flush.  A chunk named twice gets the same mapping.  Sets
+ * addr and err of every chunk it answers and returns how many it answered: @n, or fewer when
+ * c[ret].err is -EAGAIN or -EWOULDBLOCK (then the caller syncs and asks again from c[ret];
+ * nothing after it was answered).  Per-chunk errors as engine_snap_write_map.
+ */
+u32 engine_snap_write(struct engine *e, struct tx *tx, u32 tag, struct engine_snap_chunk *c, u32 n);
+
 /*
  * Creates snapshot @tag of the origin as of now: S.gen = gen, gen++, the head's deadlist
  * becomes S's.  @ctime is stored as given (seconds).  Returns 0, -EEXIST, -EINVAL (@tag is

@@ -1100,6 +1100,58 @@ static void test_engine__replay_refuses_foreign_copyouts(void **state)
 }
 
 /*
+ * A snapshot write of several chunks in one call (as the server asks for a kernel query):
+ * a chunk named twice gets one mapping, every new one holds the snapshot's view, and a log
+ * that refuses the first record leaves nothing allocated and asks again from that chunk.
+ */
+static void test_engine__snap_write_many(void **state)
+{
+	struct engine_snap_chunk c[4] = {{.chunk = 3}, {.chunk = 4}, {.chunk = 3}, {.chunk = 5}};
+	u8 *want = xmalloc(CS), *buf = xmalloc(CS);
+	struct engine_status st;
+	struct efix f;
+	u64 avail;
+
+	efix_init(&f, CS, 16, 64, false, 1);
+	for (u64 k = 3; k <= 5; k++) {
+		fill(want, CS, k, 1);
+		assert_int_equal(efix_origin_write(&f, k, 0, CS, want), 0);
+	}
+	assert_int_equal(engine_create(f.e, &f.tx, 1, 1, 0), 0);
+	avail = f.databits.nfree;
+	f.fail_append = -EWOULDBLOCK;
+	assert_int_equal(engine_snap_write(f.e, &f.tx, 1, c, 4), 0);
+	assert_int_equal(c[0].err, -EWOULDBLOCK);
+	assert_int_equal(f.databits.nfree + f.databits.npending, avail);
+	f.fail_append = 0;
+	for (u32 i = 0; i < 4; i++)
+		c[i].err = 0;
+	assert_int_equal(engine_snap_write(f.e, &f.tx, 1, c, 4), 4);
+	for (u32 i = 0; i < 4; i++)
+		assert_int_equal(c[i].err, 0);
+	assert_int_equal(c[2].addr, c[0].addr);
+	assert_int_not_equal(c[1].addr, c[0].addr);
+	engine_status(f.e, &st);
+	assert_int_equal(st.overlay_chunks, 3);
+	for (u32 i = 0; i < 4; i++) {
+		fill(want, CS, c[i].chunk, 1);
+		assert_int_equal(bdev_read(f.snapstore, buf, CS, c[i].addr * CS), 0);
+		assert_memory_equal(buf, want, CS);
+	}
+	/* asked again: the same mappings, nothing new */
+	assert_int_equal(engine_snap_write(f.e, &f.tx, 1, c + 1, 3), 3);
+	assert_int_equal(c[2].addr, c[0].addr);
+	engine_status(f.e, &st);
+	assert_int_equal(st.overlay_chunks, 3);
+	assert_int_equal(efix_crash_reopen(&f, false), 0);
+	engine_status(f.e, &st);
+	assert_int_equal(st.overlay_chunks, 3);
+	free(want);
+	free(buf);
+	efix_fini(&f);
+}
+
+/*
  * A copy-out record without a checksum (ENGINE_LOG_COPYOUT_ORDERED), as servers before
  * 2026-12 logged them with the log on the snapstore, is replayed as they meant it: the copy
  * is trusted, never redone from the origin (whose write was released on the strength of
@@ -1516,6 +1568,7 @@ int main(void)
 		cmocka_unit_test(test_engine__provenance),
 		cmocka_unit_test(test_engine__replay_refuses_foreign_copyouts),
 		cmocka_unit_test(test_engine__replay_trusts_an_old_unchecked_copyout),
+		cmocka_unit_test(test_engine__snap_write_many),
 		cmocka_unit_test(test_engine__discard_is_a_write),
 		cmocka_unit_test(test_engine__cost_origin_write_independent_of_snapshots),
 		cmocka_unit_test(test_engine__cost_delete_nothing_unique),

@@ -696,6 +696,13 @@ static int copy_in_one(struct fixture *f)
 	return volume_snap_write(f->v, 1, &c, 1);
 }
 
+static int copy_in_four(struct fixture *f)
+{
+	struct volume_snap_chunk c[4] = {{.chunk = 9}, {.chunk = 10}, {.chunk = 9}, {.chunk = 11}};
+
+	return volume_snap_write(f->v, 1, c, 4);
+}
+
 /*
  * A copy-out: the origin write was never released (its commit failed), so replay must find
  * the saved data wrong by the record's checksum and copy again from the origin.  (Records of
@@ -717,6 +724,37 @@ static void test_volume__log_block_durable_before_its_copy(void **state)
 static void test_volume__log_block_durable_before_its_copy_in(void **state)
 {
 	log_block_first(14, copy_in_one);
+	/* several in one call: their copy-ins share the flush before the first record */
+	log_block_first(17, copy_in_four);
+}
+
+/*
+ * The copy-ins of one snapshot write call share one snapstore flush: a call mapping eight
+ * new chunks (one named twice) costs two flushes in all, its copy-ins' and the log's, not
+ * one per chunk.  (A txg sync may flush meanwhile; then the round is tried again.)
+ */
+static void test_volume__snap_write_copy_ins_share_a_flush(void **state)
+{
+	struct volume_snap_chunk c[9];
+	struct fixture f;
+	u64 store0, t0;
+	int tries = 0;
+
+	setup_fixture(&f, false, 18);
+	snapshot(&f);
+	do {
+		for (u32 i = 0; i < 9; i++)
+			c[i] = (struct volume_snap_chunk){.chunk =
+								  40 + (u64)i % 8 + 8 * (u64)tries};
+		t0 = txg(&f);
+		store0 = flushes(f.store);
+		assert_int_equal(volume_snap_write(f.v, 1, c, 9), 0);
+	} while (txg(&f) != t0 && ++tries < 5);
+	assert_int_equal(flushes(f.store) - store0, 2);
+	assert_int_equal(c[8].addr, c[0].addr);
+	expect_snapshots(&f, 18); /* every copy-in holds the snapshot's data */
+	assert_int_equal(volume_close(f.v), 0);
+	teardown_fixture(&f);
 }
 
 /*
@@ -1383,6 +1421,7 @@ int main(void)
 		cmocka_unit_test(test_volume__log_block_durable_before_its_copy),
 		cmocka_unit_test(test_volume__log_block_durable_before_its_copy_in),
 		cmocka_unit_test(test_volume__lost_whole_snap_write_reads_old_data),
+		cmocka_unit_test(test_volume__snap_write_copy_ins_share_a_flush),
 		cmocka_unit_test(test_volume__replay_refuses_a_wrapping_address),
 		cmocka_unit_test(test_volume__acknowledged_copies_survive_a_crash_split),
 		cmocka_unit_test(test_volume__lookups_during_syncs),
