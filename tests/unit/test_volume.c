@@ -759,21 +759,24 @@ static void test_volume__snap_write_copy_ins_share_a_flush(void **state)
 
 /*
  * A first whole-chunk write to a writable snapshot, acknowledged (its overlay entry is
- * durable), whose data the power cut lost: the writer wrote the chunk it was given and had
- * not flushed yet.  The chunk given out last belonged to a deleted snapshot.  After the
- * reopen the snapshot's chunk must read what it read before the write (the write was never
- * made durable), never the deleted snapshot's data (it did: a whole-chunk write was mapped
- * without a copy-in, so the chunk held whatever its previous owner left there).
+ * durable), whose data the power cut lost, all of it or (@keep_random) some sectors: the
+ * writer wrote the chunk it was given and had not flushed yet.  The chunk given out last
+ * belonged to a deleted snapshot.  After the reopen every sector of the snapshot's chunk
+ * must read what it read before the write or the new data, never the deleted snapshot's
+ * data (it did: a whole-chunk write was mapped without a copy-in, so the chunk held
+ * whatever its previous owner left there).
  */
-static void test_volume__lost_whole_snap_write_reads_old_data(void **state)
+static void lost_whole_snap_write(u64 seed, bool keep_random)
 {
+	static u8 old[CHUNK], new[CHUNK];
 	struct volume_range r = {20, 8};
 	struct volume_snap_chunk c = {.chunk = 9};
 	struct fixture f;
 	bool origin, reused = false;
+	u32 kept = 0;
 	u64 stale[8], t;
 
-	setup_fixture(&f, false, 15);
+	setup_fixture(&f, false, seed);
 	snapshot(&f); /* 1: its copies of chunks 20..27 become the stale data */
 	assert_int_equal(kernel_write(&f, &r, 1), 0);
 	for (u32 i = 0; i < 8; i++) {
@@ -790,15 +793,37 @@ static void test_volume__lost_whole_snap_write_reads_old_data(void **state)
 	for (u32 i = 0; i < 8; i++)
 		reused |= c.addr == stale[i];
 	assert_true(reused); /* the case this test is about */
-	/* the writer's whole-chunk write, not flushed: the power cut loses it */
-	fill(buf, 9, 200);
-	assert_int_equal(bdev_write(f.store, buf, CHUNK, c.addr * CHUNK), 0);
-	bdev_faulty_crash(f.store, false);
+	/* the writer's whole-chunk write, not flushed: the power cut loses it, or part of it */
+	fill(new, 9, 200);
+	assert_int_equal(bdev_write(f.store, new, CHUNK, c.addr * CHUNK), 0);
+	bdev_faulty_crash(f.store, keep_random);
 	volume_abandon(f.v);
 	vol_open(&f);
-	expect_snapshot(&f, 2, f.snap_ver[2], 15);
+	assert_int_equal(volume_snap_read(f.v, 2, 9, &origin, &c.addr), 0);
+	assert_false(origin);
+	assert_int_equal(bdev_read(f.store, buf, CHUNK, c.addr * CHUNK), 0);
+	fill(old, 9, f.snap_ver[2][9]);
+	for (u32 o = 0; o < CHUNK; o += 512) {
+		kept += !memcmp(buf + o, new + o, 512);
+		if (memcmp(buf + o, old + o, 512) && memcmp(buf + o, new + o, 512))
+			fail_msg("seed %llu: snapshot 2 chunk 9, bytes %u..%u: neither old nor new "
+				 "data (the chunk holds %s)",
+				 (unsigned long long)seed, o, o + 511, describe_fill(buf));
+	}
+	if (!keep_random) {
+		assert_int_equal(kept, 0);
+		expect_snapshot(&f, 2, f.snap_ver[2], seed);
+	} else {
+		assert_true(kept > 0 && kept < CHUNK / 512); /* the seed gives a mix */
+	}
 	assert_int_equal(volume_close(f.v), 0);
 	teardown_fixture(&f);
+}
+
+static void test_volume__lost_whole_snap_write_reads_old_data(void **state)
+{
+	lost_whole_snap_write(15, false);
+	lost_whole_snap_write(19, true); /* some sectors of the new data survive */
 }
 
 /*
