@@ -112,8 +112,10 @@ struct volume_snap_chunk {
 };
 
 /*
- * Snapshot write map of @n chunks (private copies, created on first write), one commit for
- * all.  Returns 0, or the commit's error (then every chunk that had none carries it).
+ * Snapshot write map of @n chunks (private copies, created on first write: the snapshot's
+ * data copied in, also for a write that will cover the chunk, engine.h), one snapstore flush
+ * for the copy-ins of every 256 chunks and one commit for all.  Returns 0, or the commit's
+ * error (then every chunk that had none carries it).
  */
 int volume_snap_write(struct volume *v, u32 tag, struct volume_snap_chunk *c, u32 n);
 
