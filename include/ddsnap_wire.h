@@ -177,8 +177,10 @@ struct ddsnap_identify_reply_wire {
 /*
  * A run of chunks: chunk .. chunk + count - 1.  count >= 1 and chunk + count <=
  * DDSNAP_WIRE_MAX_CHUNK.  flags, at most one:
- *	DDSNAP_RANGE_WHOLE	only in SNAPSHOT_WRITE: the write overwrites these chunks entirely,
- *				so the server need not copy their old contents.
+ *	DDSNAP_RANGE_WHOLE	only in SNAPSHOT_WRITE: the write overwrites these chunks entirely.
+ *				A hint: ddsnapd copies their old contents in all the same,
+ *				since until the write is durable a chunk must read as the
+ *				snapshot's old data (doc/protocol.md, "Snapshot write").
  *	DDSNAP_RANGE_AHEAD	only in SNAPSHOT_READ, version 2 on: no bio waits for these
  *				chunks; the kernel asks where they are to fill its cache before
  *				reads come (mapping read-ahead).  Such ranges follow every range

@@ -454,7 +454,10 @@ static void handle_origin_writes(struct server *s, struct job **j, u32 n, bool b
 	}
 }
 
-/* SNAPSHOT_WRITE: every chunk of every range, in order, in one volume call (one commit). */
+/*
+ * SNAPSHOT_WRITE: every chunk of every range, in order, in one volume call (one commit).
+ * RANGE_WHOLE changes nothing: a first write is copied in either way (engine.h).
+ */
 static void handle_snapshot_write(struct conn *c, const struct wire_msg *m, struct wire_msg *r)
 {
 	struct volume_snap_chunk w[DDSNAP_WIRE_MAX_CHUNKS];
@@ -462,9 +465,7 @@ static void handle_snapshot_write(struct conn *c, const struct wire_msg *m, stru
 
 	for (u32 i = 0; i < m->query.nr; i++)
 		for (u32 k = 0; k < m->query.r[i].count; k++)
-			w[n++] = (struct volume_snap_chunk){.chunk = m->query.r[i].chunk + k,
-							    .whole = m->query.r[i].flags &
-								     DDSNAP_RANGE_WHOLE};
+			w[n++] = (struct volume_snap_chunk){.chunk = m->query.r[i].chunk + k};
 	volume_snap_write(c->srv->vol, c->tag, w, n);
 	r->type = m->type | DDSNAP_MSG_REPLY;
 	r->map_reply.nr = n;

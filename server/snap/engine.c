@@ -65,16 +65,29 @@
  * released).  The checksum is needed whenever the record's log block can reach the platter
  * before the copy: with a log device of its own (another request's flush), and with the log
  * on the snapstore too, since a disk writes its cache out in any order and the flush after
- * the block only says when both are durable.  Only a caller that flushes the copies before
- * it writes the block may log without it (params.copies_ordered: no pass over the copied
- * data, which under an emulated CPU cost about 2 ms per MiB copied, BENCHMARKS.md); the
- * server does not.  A copy-in (the first partial write to a writable snapshot's chunk) is
- * flushed before its overlay record is appended instead: the snapshot's writer writes the
- * chunk after it, so a checksum could not tell its loss from those writes.  Creates, deletes, overlay inserts and policy drops
- * follow the same rule and are replayed in order, so the replayed state is the state the
- * caller was told about.  A received snapshot's create and its provenance are one record
- * (ENGINE_LOG_CREATE_FROM), so neither survives a crash without the other, and the label's
- * feature bit is durable before that record is appended (params.set_feature).
+ * the block only says when both are durable.  So every copy-out record carries it (a pass
+ * over the copied data, about 2 ms per MiB under an emulated CPU, BENCHMARKS.md); servers
+ * before 2026-12 logged copy-outs without it when the log shared the snapstore
+ * (ENGINE_LOG_COPYOUT_ORDERED), and replay still trusts those as they were written.  A
+ * copy-in (the first write to a writable snapshot's chunk) is flushed before its overlay
+ * record is appended instead: the snapshot's writer writes the chunk after it, so a checksum
+ * could not tell its loss from those writes.  A write that covers the whole chunk is copied
+ * in too, although it overwrites all of it: the chunk handed out may hold a freed chunk's
+ * data (another snapshot's, or a deleted one's), and the record is durable at the reply while
+ * the writer's data is durable only at the writer's next flush, so a power cut in between
+ * would leave the snapshot reading that data.  With the copy-in, whatever survives of the
+ * writer's data lies over the snapshot's own: the chunk reads old, new, or (sectors torn) a
+ * mix of the two, as a plain disk would.  It costs one chunk read and write per first write,
+ * and one snapstore flush per call (engine_snap_write: the call's copy-ins share it).  The
+ * alternatives cost more or need the kernel: dm-thin's way (insert the mapping once the data
+ * write completed, commit it at the next flush) needs a write-done notice and a flush round
+ * trip the protocol does not have (doc/protocol.md, "Snapshot write"); zeroing the chunk
+ * first saves only the read and leaves zeros, neither old nor new.
+ * Creates, deletes, overlay inserts and policy drops follow the same rule and are replayed in
+ * order, so the replayed state is the state the caller was told about.  A received snapshot's
+ * create and its provenance are one record (ENGINE_LOG_CREATE_FROM), so neither survives a
+ * crash without the other, and the label's feature bit is durable before that record is
+ * appended (params.set_feature).
  * Logging first means a failed append leaves nothing to undo; a change that fails after its
  * record was appended fails the engine (-EROFS until reopened), because replay would apply
  * it.  A failed log flush leaves the records pending, so a retried request flushes again
@@ -1082,7 +1095,7 @@ static int cmp_batch(const void *a, const void *b)
 
 /*
  * Copy piece @job of e->pieces: origin to snapstore in copier @worker's buffer, recording
- * each chunk's checksum for its log record (unless params.copies_ordered: none is needed).
+ * each chunk's checksum for its log record.
  * Runs on a copier thread: touches only its own batch entries and buffer (iopool_fn).
  */
 static int copy_piece(void *arg, unsigned worker, u32 job)
@@ -1095,7 +1108,7 @@ static int copy_piece(void *arg, unsigned worker, u32 job)
 
 	if (!err)
 		err = bdev_write(e->p.snapstore, buf, pc->n * cs, e->batch[pc->i].addr * cs);
-	for (u32 x = 0; !err && !e->p.copies_ordered && x < pc->n; x++)
+	for (u32 x = 0; !err && x < pc->n; x++)
 		e->batch[pc->i + x].csum = crc32c(0, (u8 *)buf + x * cs, cs);
 	return err;
 }
@@ -1237,11 +1250,8 @@ static int batch_copyout(struct engine *e, struct tx *tx, u32 n)
 		r.birth = cpu_to_le64(b->birth);
 		r.death = cpu_to_le64(e->gen);
 		r.addr = cpu_to_le64(b->addr);
-		if (!e->p.copies_ordered)
-			r.csum = cpu_to_le32(b->csum);
-		logerr = ilog_rec(
-			e, tx,
-			e->p.copies_ordered ? ENGINE_LOG_COPYOUT_ORDERED : ENGINE_LOG_COPYOUT, &r);
+		r.csum = cpu_to_le32(b->csum);
+		logerr = ilog_rec(e, tx, ENGINE_LOG_COPYOUT, &r);
 		if (logerr) {
 			m = j;
 			break;
@@ -1416,39 +1426,38 @@ int engine_snap_read_map(struct engine *e, u32 tag, u64 chunk, enum engine_map_w
 	return snap_lookup(e, s, chunk, where, addr);
 }
 
-int engine_snap_write_map(struct engine *e, struct tx *tx, u32 tag, u64 chunk, bool whole,
-			  u64 *addr)
+/*
+ * Phase one of snap_write_slice for @c[i]: an existing mapping (in the overlay, or made
+ * earlier in this call: *src = its index, else UINT32_MAX) is answered at once; otherwise a
+ * chunk is allocated and the snapshot's current view copied in, neither flushed nor logged
+ * yet (*fresh).  Returns 0 or the chunk's error.
+ */
+static int snap_write_prepare(struct engine *e, struct tx *tx, struct snap *s, struct btree *ov,
+			      struct engine_snap_chunk *c, u32 i, u32 *src, bool *fresh)
 {
-	struct snap *s = snap_find(e, tag);
-	struct engine_logrec_disk r;
 	enum engine_map_where where;
-	struct btree *ov;
-	u64 cur, p, got;
+	u64 cur, got, chunk = c[i].chunk;
 	u8 k[8], v[8];
 	int err;
 
-	if (e->failed || e->p.read_only)
-		return -EROFS;
-	if (!s)
-		return -ENODATA;
-	if (s->state == ENGINE_SNAP_INVALID)
-		return -EIO;
+	*fresh = false;
+	*src = UINT32_MAX;
 	if (chunk >= e->p.origin_chunks)
 		return -EINVAL;
+	for (u32 j = i; j-- > 0;)
+		if (c[j].chunk == chunk && !c[j].err) {
+			*src = j;
+			c[i].addr = c[j].addr;
+			return 0;
+		}
 	err = snap_lookup(e, s, chunk, &where, &cur);
-	if (err)
-		return err;
-	err = snap_overlay(e, s, &ov);
 	if (err)
 		return err;
 	btree_put_le64(k, 0, chunk);
 	if (s->overlay_chunks) {
 		err = btree_lookup(ov, k, v);
-		if (!err) {
-			*addr = btree_get_le64(v, 0);
-			/* a mapping whose record is not durable yet is not handed out */
-			return ilog_flush(e);
-		}
+		if (!err)
+			c[i].addr = btree_get_le64(v, 0);
 		if (err != -ENODATA)
 			return err;
 	}
@@ -1460,49 +1469,144 @@ int engine_snap_write_map(struct engine *e, struct tx *tx, u32 tag, u64 chunk, b
 		e->enospc++;
 		return -ENOSPC;
 	}
-	err = e->p.space->alloc(e->p.space_priv, tx, 1, &p, &got);
+	err = e->p.space->alloc(e->p.space_priv, tx, 1, &c[i].addr, &got);
 	if (err)
 		return err;
-	if (!whole) {
-		struct bdev *src = where == ENGINE_MAP_ORIGIN ? e->p.origin : e->p.snapstore;
-
-		err = bdev_read(src, e->copybuf, e->p.chunk_size, cur * e->p.chunk_size);
-		if (!err)
-			err = bdev_write(e->p.snapstore, e->copybuf, e->p.chunk_size,
-					 p * e->p.chunk_size);
-		/* Durable before its record is even appended, whoever flushes: replay trusts the
-		 * record, and no checksum could tell a lost copy-in from the writes that the
-		 * snapshot's writer makes to the chunk after it (test_volume
-		 * log_block_durable_before_its_copy_in). */
-		if (!err && e->p.ilog_append)
-			err = bdev_flush(e->p.snapstore);
-		if (err)
-			goto fail_free;
+	/* Copied in even for a write that will cover the whole chunk: the chunk may hold a
+	 * freed chunk's data, and until the writer's data is durable the snapshot must read
+	 * its own (see the essay, "A copy-in"). */
+	err = bdev_read(where == ENGINE_MAP_ORIGIN ? e->p.origin : e->p.snapstore, e->copybuf,
+			e->p.chunk_size, cur * e->p.chunk_size);
+	if (!err)
+		err = bdev_write(e->p.snapstore, e->copybuf, e->p.chunk_size,
+				 c[i].addr * e->p.chunk_size);
+	if (err) {
+		e->p.space->free(e->p.space_priv, tx, c[i].addr, 1);
+		return err;
 	}
-	memset(&r, 0, sizeof(r));
-	r.tag = cpu_to_le32(tag);
-	r.chunk = cpu_to_le64(chunk);
-	r.addr = cpu_to_le64(p);
-	err = ilog_rec(e, tx, ENGINE_LOG_OVERLAY, &r);
-	if (err)
-		goto fail_free;
-	btree_put_le64(v, 0, p);
-	err = btree_insert(ov, tx, k, v, BTREE_NOOVERWRITE);
-	if (err && e->p.ilog_append)
-		return engine_fail(e, err, "recording a logged overlay insert");
-	if (err)
-		goto fail_free;
-	s->overlay_chunks++;
-	mark_overlay_dirty(e, s);
-	err = ilog_flush(e);
-	if (err)
-		return err; /* in the overlay and the log; a retry flushes again */
-	*addr = p;
+	*fresh = true;
 	return 0;
+}
 
-fail_free:
-	e->p.space->free(e->p.space_priv, tx, p, 1);
-	return err;
+/*
+ * engine_snap_write for at most ENGINE_BATCH_CHUNKS chunks: phase one for each (stopping at
+ * -EAGAIN), one snapstore flush for all the copy-ins, then each copy-in's record and overlay
+ * entry in order (stopping at the first failure), then one log flush.  Returns the number of
+ * chunks answered.
+ */
+static u32 snap_write_slice(struct engine *e, struct tx *tx, struct snap *s, struct btree *ov,
+			    struct engine_snap_chunk *c, u32 n)
+{
+	u32 fresh[ENGINE_BATCH_CHUNKS], src[ENGINE_BATCH_CHUNKS];
+	u32 nfresh = 0, answered = n, f = 0;
+	bool any = false;
+	int err = 0;
+
+	memset(src, 0xff, sizeof(src)); /* UINT32_MAX: from no other chunk */
+	for (u32 i = 0; i < n; i++) {
+		bool made;
+
+		c[i].err = snap_write_prepare(e, tx, s, ov, c, i, &src[i], &made);
+		if (c[i].err == -EAGAIN) {
+			answered = i;
+			break;
+		}
+		if (made)
+			fresh[nfresh++] = i;
+	}
+	/* Durable before any record is even appended, whoever flushes: replay trusts the
+	 * record, and no checksum could tell a lost copy-in from the writes that the snapshot's
+	 * writer makes to the chunk after it (test_volume log_block_durable_before_its_copy_in,
+	 * lost_whole_snap_write_reads_old_data). */
+	if (nfresh && e->p.ilog_append)
+		err = bdev_flush(e->p.snapstore);
+	for (; !err && f < nfresh; f++) {
+		struct engine_snap_chunk *x = &c[fresh[f]];
+		struct engine_logrec_disk r;
+		u8 k[8], v[8];
+
+		memset(&r, 0, sizeof(r));
+		r.tag = cpu_to_le32(s->tag);
+		r.chunk = cpu_to_le64(x->chunk);
+		r.addr = cpu_to_le64(x->addr);
+		err = ilog_rec(e, tx, ENGINE_LOG_OVERLAY, &r);
+		if (err)
+			break;
+		btree_put_le64(k, 0, x->chunk);
+		btree_put_le64(v, 0, x->addr);
+		err = btree_insert(ov, tx, k, v, BTREE_NOOVERWRITE);
+		if (err && e->p.ilog_append) {
+			/* logged, so replay would apply it: its chunk stays allocated */
+			x->err = engine_fail(e, err, "recording a logged overlay insert");
+			err = -EROFS;
+			f++;
+			break;
+		}
+		if (err)
+			break;
+		s->overlay_chunks++;
+		mark_overlay_dirty(e, s);
+	}
+	/* The copy-ins not recorded are freed and carry the error; after -EWOULDBLOCK (the log
+	 * is full) the caller syncs and asks again from the first of them. */
+	for (u32 g = f; err && g < nfresh; g++) {
+		struct engine_snap_chunk *x = &c[fresh[g]];
+
+		e->p.space->free(e->p.space_priv, tx, x->addr, 1);
+		x->err = err;
+		if (err == -EWOULDBLOCK && fresh[g] < answered)
+			answered = fresh[g];
+	}
+	/* A chunk answered from a copy-in made earlier in this call shares its fate. */
+	for (u32 i = 0; i < answered; i++) {
+		if (src[i] != UINT32_MAX && !c[i].err)
+			c[i].err = c[src[i]].err;
+		any |= !c[i].err;
+	}
+	/* A mapping whose record is not durable yet is not handed out (on failure the entries
+	 * stay in the overlay and the log, and a retry flushes again). */
+	err = any ? ilog_flush(e) : 0;
+	for (u32 i = 0; err && i < answered; i++)
+		if (!c[i].err)
+			c[i].err = err;
+	return answered;
+}
+
+u32 engine_snap_write(struct engine *e, struct tx *tx, u32 tag, struct engine_snap_chunk *c, u32 n)
+{
+	struct snap *s = snap_find(e, tag);
+	struct btree *ov = NULL;
+	u32 done = 0;
+	int err = 0;
+
+	if (e->failed || e->p.read_only)
+		err = -EROFS;
+	else if (!s)
+		err = -ENODATA;
+	else if (s->state == ENGINE_SNAP_INVALID)
+		err = -EIO;
+	else
+		err = snap_overlay(e, s, &ov);
+	for (u32 i = 0; err && i < n; i++)
+		c[i].err = err;
+	while (!err && done < n) {
+		u32 m = MIN(n - done, (u32)ENGINE_BATCH_CHUNKS);
+		u32 got = snap_write_slice(e, tx, s, ov, c + done, m);
+
+		done += got;
+		if (got < m)
+			return done;
+	}
+	return n;
+}
+
+int engine_snap_write_map(struct engine *e, struct tx *tx, u32 tag, u64 chunk, u64 *addr)
+{
+	struct engine_snap_chunk c = {.chunk = chunk};
+
+	engine_snap_write(e, tx, tag, &c, 1);
+	*addr = c.addr;
+	return c.err;
 }
 
 /*------------------------------------------------------------------------------------------

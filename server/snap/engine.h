@@ -127,8 +127,9 @@ enum engine_logrec_type {
 	ENGINE_LOG_CREATE = 0x102,  /* {tag, gen, ctime, priority} */
 	ENGINE_LOG_DROP = 0x103,    /* {tag, flags}: deleted, or invalidated by the policy */
 	ENGINE_LOG_SETATTR = 0x104, /* {tag, holds (in chunk), priority}: the new values */
-	/* {chunk, birth, death, addr}: a copy-out logged with params->copies_ordered (no csum;
-	 * servers before 2026-12 wrote it with the log on the snapstore; still replayed) */
+	/* {chunk, birth, death, addr}: a copy-out without csum, the copy trusted.  Servers
+	 * before 2026-12 wrote it with the log on the snapstore; not written any more, still
+	 * replayed (engine_replay.c) */
 	ENGINE_LOG_COPYOUT_ORDERED = 0x105,
 	/* struct engine_logrec_create_from_disk: a create with its provenance (received) */
 	ENGINE_LOG_CREATE_FROM = 0x106,
@@ -171,17 +172,6 @@ struct engine_params {
 	 * open's deadlist rebuild reads the exception tree ahead on them, read-only too.
 	 */
 	unsigned copy_threads;
-	/*
-	 * The caller guarantees that a copy-out's log record never reaches the platter before
-	 * the copied data: it makes the data durable before it writes the log block holding the
-	 * record (a flush in between).  Copy-outs are then logged without a checksum of their
-	 * data (ENGINE_LOG_COPYOUT_ORDERED) and replay trusts the copy.  A log that merely
-	 * shares the snapstore does NOT give this: the flush after the block orders nothing,
-	 * and a disk may write the block first (the server leaves this false).  False: each
-	 * record carries the data's crc32c, and replay redoes a copy whose data does not match
-	 * (its flush was lost, so its origin write was never released).
-	 */
-	bool copies_ordered;
 	/*
 	 * Draw a progress line of the open's deadlist rebuild on stderr if it is a terminal
 	 * (util/xfer.h): the chunk the walk has reached of origin_chunks (it goes in chunk
@@ -312,21 +302,36 @@ int engine_snap_read_map(struct engine *e, u32 tag, u64 chunk, enum engine_map_w
 /*
  * Snapshot @tag is about to be written at @chunk (writable snapshots).  Returns in *addr the
  * snapshot's private copy of @chunk, creating it on the first write: allocate, copy the
- * snapshot's current view of the chunk there unless @whole (the write covers the chunk),
- * insert it in the overlay, commit.  Returns 0, -ENODATA, -EIO (invalidated or I/O),
- * -ENOSPC (no space beyond the reserve; snapshot writes never drop snapshots), -EAGAIN (as
- * for origin writes), or a read error.
+ * snapshot's current view of the chunk there and make it durable, insert it in the overlay,
+ * commit.  Returns 0, -ENODATA, -EIO (invalidated or I/O), -ENOSPC (no space beyond the
+ * reserve; snapshot writes never drop snapshots), -EAGAIN (as for origin writes), or a read
+ * error.
  *
- * With @whole nothing is copied (DESIGN.md 3), so until the caller's write lands the chunk at
- * *addr holds whatever the snapstore had there: a write interrupted by a crash leaves the
- * snapshot's chunk with that content, not with the old one.  Callers that need old-or-new
- * semantics for interrupted whole-chunk writes pass @whole = false (one chunk copy more).
+ * The copy is made even when the caller's write covers the whole chunk: until that write is
+ * durable, the chunk at *addr must read as the snapshot's old data, never as what a freed
+ * chunk held there (engine.c, crash argument).  So a write interrupted by a crash leaves the
+ * snapshot's chunk old, new, or a mix of the two at sector granularity.
  *
- * O(log overlay) when the copy exists, plus one chunk copy the first time.  Blocks on I/O
- * and on the log flush.
+ * O(log overlay) when the copy exists, plus one chunk copy and one snapstore flush the first
+ * time.  Blocks on I/O and on the log flush.
  */
-int engine_snap_write_map(struct engine *e, struct tx *tx, u32 tag, u64 chunk, bool whole,
-			  u64 *addr);
+int engine_snap_write_map(struct engine *e, struct tx *tx, u32 tag, u64 chunk, u64 *addr);
+
+/* One chunk of engine_snap_write: @chunk in; @addr and @err (0 or -errno) out. */
+struct engine_snap_chunk {
+	u64 chunk;
+	u64 addr;
+	int err;
+};
+
+/*
+ * engine_snap_write_map of @c[0..n) in order, in one call: the copy-ins of every 256 chunks
+ * share one snapstore flush (before any of their records is appended) and one log flush.  A chunk named twice gets the same mapping.  Sets
+ * addr and err of every chunk it answers and returns how many it answered: @n, or fewer when
+ * c[ret].err is -EAGAIN or -EWOULDBLOCK (then the caller syncs and asks again from c[ret];
+ * nothing after it was answered).  Per-chunk errors as engine_snap_write_map.
+ */
+u32 engine_snap_write(struct engine *e, struct tx *tx, u32 tag, struct engine_snap_chunk *c, u32 n);
 
 /*
  * Creates snapshot @tag of the origin as of now: S.gen = gen, gen++, the head's deadlist

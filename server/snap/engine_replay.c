@@ -26,8 +26,9 @@
 
 /*
  * Re-applies a copy-out.  With @verify (ENGINE_LOG_COPYOUT) the saved data must match the
- * record's checksum, or the copy is redone from the origin; an ordered record's copy is
- * durable whenever the record is (params.copies_ordered), so it is trusted.
+ * record's checksum, or the copy is redone from the origin.  A record without one
+ * (ENGINE_LOG_COPYOUT_ORDERED, written by servers before 2026-12 only) is replayed as that
+ * server meant it: the copy is trusted (test_engine replay_trusts_an_old_unchecked_copyout).
  */
 static int replay_copyout(struct engine *e, struct tx *tx, const struct engine_logrec_disk *r,
 			  bool verify)

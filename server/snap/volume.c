@@ -452,9 +452,6 @@ int volume_open(const struct volume_params *p, struct volume **out, char *why, s
 	ep.autodelete = true;
 	ep.copy_threads = VOLUME_COPY_THREADS;
 	ep.progress = p->progress;
-	/* Records carry the copy's checksum even when the log's flushes are the snapstore's
-	 * ("Flushes saved"): a disk may write a log block before the copy it follows. */
-	ep.copies_ordered = false;
 	ep.data_first = l->data_start / v->chunk_blocks;
 	ep.data_end = (l->data_start + l->data_blocks) / v->chunk_blocks;
 	memcpy(ep.uuid, l->uuid, sizeof(ep.uuid));
@@ -727,9 +724,11 @@ int volume_snap_read(struct volume *v, u32 tag, u64 chunk, bool *origin, u64 *ad
 
 int volume_snap_write(struct volume *v, u32 tag, struct volume_snap_chunk *c, u32 n)
 {
+	struct engine_snap_chunk ec[DDSNAP_WIRE_MAX_CHUNKS];
 	int err = 0, tries = 0;
 
 	for (u32 i = 0; i < n;) {
+		u32 m = MIN(n - i, (u32)DDSNAP_WIRE_MAX_CHUNKS), got;
 		struct tx *tx = begin(v, &err);
 
 		if (!tx) {
@@ -737,17 +736,20 @@ int volume_snap_write(struct volume *v, u32 tag, struct volume_snap_chunk *c, u3
 				c[i].err = err;
 			break;
 		}
-		for (; i < n; i++) {
-			c[i].err = engine_snap_write_map(v->engine, tx, tag, c[i].chunk, c[i].whole,
-							 &c[i].addr);
-			if (c[i].err == -EAGAIN || c[i].err == -EWOULDBLOCK)
-				break;
-		}
+		for (u32 j = 0; j < m; j++)
+			ec[j] = (struct engine_snap_chunk){.chunk = c[i + j].chunk};
+		/* the chunks' copy-ins share one snapstore flush (engine.h) */
+		got = engine_snap_write(v->engine, tx, tag, ec, m);
 		/* Copy-ins are not counted one by one: count the call, so an origin write that
 		 * relies on one (its snapshot now has an overlay) waits for its flush too. */
 		(void)data_written(v, 1);
 		end(v, tx);
-		if (i < n && !retry_after_sync(v, c[i].err, &tries))
+		for (u32 j = 0; j < got + (got < m); j++) {
+			c[i + j].addr = ec[j].addr;
+			c[i + j].err = ec[j].err;
+		}
+		i += got;
+		if (got < m && !retry_after_sync(v, c[i].err, &tries))
 			i++; /* its error stands */
 	}
 	err = commit(v, COMMIT_ALL, 0);

@@ -106,15 +106,16 @@ int volume_snap_read(struct volume *v, u32 tag, u64 chunk, bool *origin, u64 *ad
 
 /* One chunk of a snapshot write map. */
 struct volume_snap_chunk {
-	u64 chunk;  /* in */
-	bool whole; /* in: the write covers the whole chunk (no copy-in needed) */
-	u64 addr;   /* out: the private snapstore chunk */
-	int err;    /* out: 0 or a negative errno for this chunk */
+	u64 chunk; /* in */
+	u64 addr;  /* out: the private snapstore chunk */
+	int err;   /* out: 0 or a negative errno for this chunk */
 };
 
 /*
- * Snapshot write map of @n chunks (private copies, created on first write), one commit for
- * all.  Returns 0, or the commit's error (then every chunk that had none carries it).
+ * Snapshot write map of @n chunks (private copies, created on first write: the snapshot's
+ * data copied in, also for a write that will cover the chunk, engine.h), one snapstore flush
+ * for the copy-ins of every 256 chunks and one commit for all.  Returns 0, or the commit's
+ * error (then every chunk that had none carries it).
  */
 int volume_snap_write(struct volume *v, u32 tag, struct volume_snap_chunk *c, u32 n);
 

@@ -81,11 +81,10 @@ static int count_invalidate(void *priv, u32 tag)
 	return 0;
 }
 
-/* Durability modes of the random runs (engine.h): params.caller_flushes, copies_ordered. */
+/* Durability modes of the random runs (engine.h): params.caller_flushes. */
 #define MODE_CALLER_FLUSHES 1u
-#define MODE_ORDERED	    2u
 /* params.persist_deadlists: engine_check (verify_check, every crash) compares them. */
-#define MODE_PERSIST_DL 4u
+#define MODE_PERSIST_DL 2u
 
 static void world_init(struct world *w, u64 seed, u64 nchunks, u64 data_chunks, bool faulty,
 		       unsigned mode)
@@ -93,7 +92,6 @@ static void world_init(struct world *w, u64 seed, u64 nchunks, u64 data_chunks, 
 	struct efix_opts o = {.faulty = faulty,
 			      .seed = seed,
 			      .caller_flushes = mode & MODE_CALLER_FLUSHES,
-			      .copies_ordered = mode & MODE_ORDERED,
 			      .persist_deadlists = mode & MODE_PERSIST_DL};
 
 	memset(w, 0, sizeof(*w));
@@ -462,11 +460,10 @@ static void run_random(u64 seed, u64 steps, bool crashes, bool policy, unsigned 
 		w->f.params.invalidate = count_invalidate;
 		VERIFY(!engine_open(&w->f.params, &w->f.roots, &w->f.e));
 	}
-	print_message("engine model: seed %llu, %llu steps%s%s%s%s%s\n", (unsigned long long)seed,
+	print_message("engine model: seed %llu, %llu steps%s%s%s%s\n", (unsigned long long)seed,
 		      (unsigned long long)steps, crashes ? ", with crashes" : "",
 		      policy ? ", full store" : "",
 		      mode & MODE_CALLER_FLUSHES ? ", caller flushes" : "",
-		      mode & MODE_ORDERED ? ", ordered copies" : "",
 		      mode & MODE_PERSIST_DL ? ", persisted deadlists" : "");
 	for (u64 step = 0; step < steps; step++) {
 		u64 op = rnd_below(&w->r, 100);
@@ -540,15 +537,12 @@ static void test_engine__model_crash_replay(void **state)
 
 	for (u64 s = seed; s < seed + 4; s++)
 		run_random(s, 500, true, false, false);
-	/* the server's group-commit mode: flushes after the engine call, outside its lock;
-	 * with a separate log device, and with the log on the snapstore (no data checksums) */
+	/* the server's group-commit mode: flushes after the engine call, outside its lock */
 	for (u64 s = seed + 4; s < seed + 7; s++)
 		run_random(s, 500, true, false, MODE_CALLER_FLUSHES);
-	for (u64 s = seed + 7; s < seed + 10; s++)
-		run_random(s, 500, true, false, MODE_CALLER_FLUSHES | MODE_ORDERED);
 	/* the persisted deadlists kept through the same crashes and replays */
 	for (u64 s = seed + 10; s < seed + 14; s++)
-		run_random(s, 500, true, false, (unsigned)(s % 4) | MODE_PERSIST_DL);
+		run_random(s, 500, true, false, (unsigned)(s % 2) | MODE_PERSIST_DL);
 }
 
 /*
@@ -604,9 +598,9 @@ static void test_engine__model_full_store(void **state)
 	for (u64 s = seed; s < seed + 3; s++)
 		run_random(s, 500, false, true, 0);
 	for (u64 s = seed + 3; s < seed + 6; s++)
-		run_random(s, 500, true, true, (unsigned)(s % 4)); /* every mode */
+		run_random(s, 500, true, true, (unsigned)(s % 2)); /* every mode */
 	for (u64 s = seed + 6; s < seed + 8; s++)
-		run_random(s, 500, true, true, (unsigned)(s % 4) | MODE_PERSIST_DL);
+		run_random(s, 500, true, true, (unsigned)(s % 2) | MODE_PERSIST_DL);
 }
 
 static u32 invalidated_tag;
@@ -873,7 +867,7 @@ static void test_engine__log_failures(void **state)
 	f.fail_append = -EWOULDBLOCK;
 	assert_int_equal(engine_origin_write(f.e, &f.tx, &r, 1, NULL, &copied), -EWOULDBLOCK);
 	assert_int_equal(engine_create(f.e, &f.tx, 2, 2, 0), -EWOULDBLOCK);
-	assert_int_equal(engine_snap_write_map(f.e, &f.tx, 1, 3, false, &addr), -EWOULDBLOCK);
+	assert_int_equal(engine_snap_write_map(f.e, &f.tx, 1, 3, &addr), -EWOULDBLOCK);
 	assert_int_equal(engine_delete(f.e, &f.tx, 1), -EWOULDBLOCK);
 	engine_status(f.e, &st);
 	assert_int_equal(st.exceptions, 0);
@@ -886,12 +880,12 @@ static void test_engine__log_failures(void **state)
 	f.fail_flush = -EIO;
 	assert_int_equal(engine_origin_write(f.e, &f.tx, &r, 1, NULL, &copied), -EIO);
 	assert_int_equal(engine_origin_write(f.e, &f.tx, &r, 1, NULL, &copied), -EIO);
-	assert_int_equal(engine_snap_write_map(f.e, &f.tx, 1, 8, true, &addr), -EIO);
-	assert_int_equal(engine_snap_write_map(f.e, &f.tx, 1, 8, true, &addr), -EIO);
+	assert_int_equal(engine_snap_write_map(f.e, &f.tx, 1, 8, &addr), -EIO);
+	assert_int_equal(engine_snap_write_map(f.e, &f.tx, 1, 8, &addr), -EIO);
 	f.fail_flush = 0;
 	assert_int_equal(engine_origin_write(f.e, &f.tx, &r, 1, NULL, &copied), 0);
 	assert_int_equal(copied, 0); /* copied out by the first attempt, now durable */
-	assert_int_equal(engine_snap_write_map(f.e, &f.tx, 1, 8, true, &addr), 0);
+	assert_int_equal(engine_snap_write_map(f.e, &f.tx, 1, 8, &addr), 0);
 	engine_status(f.e, &st);
 	assert_int_equal(st.exceptions, 4);
 	assert_int_equal(st.overlay_chunks, 1);
@@ -1101,6 +1095,100 @@ static void test_engine__replay_refuses_foreign_copyouts(void **state)
 	assert_int_equal(engine_check(f.e, NULL, &rep, why, sizeof(why)), 0);
 	assert_int_equal(rep.problems, 0);
 	assert_int_equal(rep.data_chunks, 2);
+	free(buf);
+	efix_fini(&f);
+}
+
+/*
+ * A snapshot write of several chunks in one call (as the server asks for a kernel query):
+ * a chunk named twice gets one mapping, every new one holds the snapshot's view, and a log
+ * that refuses the first record leaves nothing allocated and asks again from that chunk.
+ */
+static void test_engine__snap_write_many(void **state)
+{
+	struct engine_snap_chunk c[4] = {{.chunk = 3}, {.chunk = 4}, {.chunk = 3}, {.chunk = 5}};
+	u8 *want = xmalloc(CS), *buf = xmalloc(CS);
+	struct engine_status st;
+	struct efix f;
+	u64 avail;
+
+	efix_init(&f, CS, 16, 64, false, 1);
+	for (u64 k = 3; k <= 5; k++) {
+		fill(want, CS, k, 1);
+		assert_int_equal(efix_origin_write(&f, k, 0, CS, want), 0);
+	}
+	assert_int_equal(engine_create(f.e, &f.tx, 1, 1, 0), 0);
+	avail = f.databits.nfree;
+	f.fail_append = -EWOULDBLOCK;
+	assert_int_equal(engine_snap_write(f.e, &f.tx, 1, c, 4), 0);
+	assert_int_equal(c[0].err, -EWOULDBLOCK);
+	assert_int_equal(f.databits.nfree + f.databits.npending, avail);
+	f.fail_append = 0;
+	for (u32 i = 0; i < 4; i++)
+		c[i].err = 0;
+	assert_int_equal(engine_snap_write(f.e, &f.tx, 1, c, 4), 4);
+	for (u32 i = 0; i < 4; i++)
+		assert_int_equal(c[i].err, 0);
+	assert_int_equal(c[2].addr, c[0].addr);
+	assert_int_not_equal(c[1].addr, c[0].addr);
+	engine_status(f.e, &st);
+	assert_int_equal(st.overlay_chunks, 3);
+	for (u32 i = 0; i < 4; i++) {
+		fill(want, CS, c[i].chunk, 1);
+		assert_int_equal(bdev_read(f.snapstore, buf, CS, c[i].addr * CS), 0);
+		assert_memory_equal(buf, want, CS);
+	}
+	/* asked again: the same mappings, nothing new */
+	assert_int_equal(engine_snap_write(f.e, &f.tx, 1, c + 1, 3), 3);
+	assert_int_equal(c[2].addr, c[0].addr);
+	engine_status(f.e, &st);
+	assert_int_equal(st.overlay_chunks, 3);
+	assert_int_equal(efix_crash_reopen(&f, false), 0);
+	engine_status(f.e, &st);
+	assert_int_equal(st.overlay_chunks, 3);
+	free(want);
+	free(buf);
+	efix_fini(&f);
+}
+
+/*
+ * A copy-out record without a checksum (ENGINE_LOG_COPYOUT_ORDERED), as servers before
+ * 2026-12 logged them with the log on the snapstore, is replayed as they meant it: the copy
+ * is trusted, never redone from the origin (whose write was released on the strength of
+ * that record and holds newer data).  The engine writes no such record any more, so this one
+ * is made by hand, with the copy and the origin overwrite an older server would have left.
+ */
+static void test_engine__replay_trusts_an_old_unchecked_copyout(void **state)
+{
+	struct engine_logrec_disk r;
+	struct engine_check_report rep;
+	u8 *old = xmalloc(CS), *cur = xmalloc(CS), *buf = xmalloc(CS);
+	char why[256];
+	struct efix f;
+
+	efix_init(&f, CS, 16, 64, false, 1);
+	fill(old, CS, 5, 1);
+	assert_int_equal(efix_origin_write(&f, 5, 0, CS, old), 0); /* no snapshot: no copy */
+	assert_int_equal(engine_create(f.e, &f.tx, 1, 1, 0), 0);   /* gen 2 now */
+	/* the older server's copy-out of chunk 5 to snapstore chunk 40, then the origin write */
+	assert_int_equal(bdev_write(f.snapstore, old, CS, 40 * (u64)CS), 0);
+	fill(cur, CS, 5, 2);
+	assert_int_equal(bdev_write(f.origin, cur, CS, 5 * (u64)CS), 0);
+	memset(&r, 0, sizeof(r));
+	r.chunk = cpu_to_le64(5);
+	r.birth = cpu_to_le64(0);
+	r.death = cpu_to_le64(2);
+	r.addr = cpu_to_le64(40);
+	assert_int_equal(engine_replay(f.e, &f.tx, ENGINE_LOG_COPYOUT_ORDERED, &r, sizeof(r)), 0);
+	assert_int_equal(efix_read(&f, 1, 5, buf), 0);
+	assert_memory_equal(buf, old, CS); /* not copied again from the origin */
+	assert_int_equal(efix_read(&f, ENGINE_HEAD, 5, buf), 0);
+	assert_memory_equal(buf, cur, CS);
+	assert_int_equal(engine_check(f.e, NULL, &rep, why, sizeof(why)), 0);
+	assert_int_equal(rep.problems, 0);
+	assert_int_equal(rep.data_chunks, 1);
+	free(old);
+	free(cur);
 	free(buf);
 	efix_fini(&f);
 }
@@ -1479,6 +1567,8 @@ int main(void)
 		cmocka_unit_test(test_engine__check_finds_damage),
 		cmocka_unit_test(test_engine__provenance),
 		cmocka_unit_test(test_engine__replay_refuses_foreign_copyouts),
+		cmocka_unit_test(test_engine__replay_trusts_an_old_unchecked_copyout),
+		cmocka_unit_test(test_engine__snap_write_many),
 		cmocka_unit_test(test_engine__discard_is_a_write),
 		cmocka_unit_test(test_engine__cost_origin_write_independent_of_snapshots),
 		cmocka_unit_test(test_engine__cost_delete_nothing_unique),

@@ -351,6 +351,14 @@ static void test_server__writable_snapshot(void **state)
 	free(m);
 	expect_snap(&snap, 40, 'W');
 	expect_chunk(vf.origin, 40, 'A', 40);
+	/* A first write covering the whole chunk is copied in too: until the kernel's data
+	 * is durable the private chunk must read as the snapshot's, not as what the freed
+	 * chunk held (engine.c, crash argument). */
+	m = ask(&snap, DDSNAP_MSG_SNAPSHOT_WRITE, 41, 1, DDSNAP_RANGE_WHOLE);
+	assert_int_equal(m->map_reply.m[0].where, DDSNAP_MAP_PRIVATE);
+	addr = m->map_reply.m[0].addr;
+	free(m);
+	expect_chunk(vf.store, addr, 'A', 41);
 	close(snap.fd);
 	stop();
 }

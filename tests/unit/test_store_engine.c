@@ -233,10 +233,9 @@ static void workload(struct vol *v, u64 *rng, u32 *next_tag, int nops)
 			/* A writable snapshot's first write makes an overlay entry. */
 			u64 addr;
 
-			r = *next_tag ? engine_snap_write_map(v->e, tx,
-							      (u32)(xorshift64(rng) % *next_tag),
-							      xorshift64(rng) % (ORIGIN / CHUNK),
-							      xorshift64(rng) & 1, &addr)
+			r = *next_tag ? engine_snap_write_map(
+						v->e, tx, (u32)(xorshift64(rng) % *next_tag),
+						xorshift64(rng) % (ORIGIN / CHUNK), &addr)
 				      : 0;
 			if (r == -ENODATA)
 				r = 0;

@@ -17,6 +17,8 @@
  *    written, then the power cut right after the origin overwrite: the copy must survive;
  *  - with a separate log device, a record made durable before its copy (by another
  *    request's log flush): replay must find the copy lost by its checksum;
+ *  - a writable snapshot's first whole-chunk write, acknowledged, whose data the power cut
+ *    lost: the chunk handed out (a deleted snapshot's) must read as the snapshot's old data;
  *  - a made-up copy-out record whose address, in blocks, wraps into the data region: open
  *    must refuse it, every time, and leave the store as it was;
  *  - lookups during syncs: reader threads map every chunk of every snapshot while origin
@@ -689,9 +691,16 @@ static int copy_out_two(struct fixture *f)
 
 static int copy_in_one(struct fixture *f)
 {
-	struct volume_snap_chunk c = {.chunk = 9, .whole = false};
+	struct volume_snap_chunk c = {.chunk = 9};
 
 	return volume_snap_write(f->v, 1, &c, 1);
+}
+
+static int copy_in_four(struct fixture *f)
+{
+	struct volume_snap_chunk c[4] = {{.chunk = 9}, {.chunk = 10}, {.chunk = 9}, {.chunk = 11}};
+
+	return volume_snap_write(f->v, 1, c, 4);
 }
 
 /*
@@ -715,6 +724,106 @@ static void test_volume__log_block_durable_before_its_copy(void **state)
 static void test_volume__log_block_durable_before_its_copy_in(void **state)
 {
 	log_block_first(14, copy_in_one);
+	/* several in one call: their copy-ins share the flush before the first record */
+	log_block_first(17, copy_in_four);
+}
+
+/*
+ * The copy-ins of one snapshot write call share one snapstore flush: a call mapping eight
+ * new chunks (one named twice) costs two flushes in all, its copy-ins' and the log's, not
+ * one per chunk.  (A txg sync may flush meanwhile; then the round is tried again.)
+ */
+static void test_volume__snap_write_copy_ins_share_a_flush(void **state)
+{
+	struct volume_snap_chunk c[9];
+	struct fixture f;
+	u64 store0, t0;
+	int tries = 0;
+
+	setup_fixture(&f, false, 18);
+	snapshot(&f);
+	do {
+		for (u32 i = 0; i < 9; i++)
+			c[i] = (struct volume_snap_chunk){.chunk =
+								  40 + (u64)i % 8 + 8 * (u64)tries};
+		t0 = txg(&f);
+		store0 = flushes(f.store);
+		assert_int_equal(volume_snap_write(f.v, 1, c, 9), 0);
+	} while (txg(&f) != t0 && ++tries < 5);
+	assert_int_equal(flushes(f.store) - store0, 2);
+	assert_int_equal(c[8].addr, c[0].addr);
+	expect_snapshots(&f, 18); /* every copy-in holds the snapshot's data */
+	assert_int_equal(volume_close(f.v), 0);
+	teardown_fixture(&f);
+}
+
+/*
+ * A first whole-chunk write to a writable snapshot, acknowledged (its overlay entry is
+ * durable), whose data the power cut lost, all of it or (@keep_random) some sectors: the
+ * writer wrote the chunk it was given and had not flushed yet.  The chunk given out last
+ * belonged to a deleted snapshot.  After the reopen every sector of the snapshot's chunk
+ * must read what it read before the write or the new data, never the deleted snapshot's
+ * data (it did: a whole-chunk write was mapped without a copy-in, so the chunk held
+ * whatever its previous owner left there).
+ */
+static void lost_whole_snap_write(u64 seed, bool keep_random)
+{
+	static u8 old[CHUNK], new[CHUNK];
+	struct volume_range r = {20, 8};
+	struct volume_snap_chunk c = {.chunk = 9};
+	struct fixture f;
+	bool origin, reused = false;
+	u32 kept = 0;
+	u64 stale[8], t;
+
+	setup_fixture(&f, false, seed);
+	snapshot(&f); /* 1: its copies of chunks 20..27 become the stale data */
+	assert_int_equal(kernel_write(&f, &r, 1), 0);
+	for (u32 i = 0; i < 8; i++) {
+		assert_int_equal(volume_snap_read(f.v, 1, 20 + i, &origin, &stale[i]), 0);
+		assert_false(origin);
+	}
+	assert_int_equal(volume_delete(f.v, 1), 0);
+	/* freed chunks are reusable once their freeing txg is durable */
+	assert_int_equal(volume_sync(f.v, &t), 0);
+	assert_int_equal(volume_sync(f.v, &t), 0);
+	snapshot(&f); /* 2 */
+	assert_int_equal(volume_snap_write(f.v, 2, &c, 1), 0);
+	assert_int_equal(c.err, 0);
+	for (u32 i = 0; i < 8; i++)
+		reused |= c.addr == stale[i];
+	assert_true(reused); /* the case this test is about */
+	/* the writer's whole-chunk write, not flushed: the power cut loses it, or part of it */
+	fill(new, 9, 200);
+	assert_int_equal(bdev_write(f.store, new, CHUNK, c.addr * CHUNK), 0);
+	bdev_faulty_crash(f.store, keep_random);
+	volume_abandon(f.v);
+	vol_open(&f);
+	assert_int_equal(volume_snap_read(f.v, 2, 9, &origin, &c.addr), 0);
+	assert_false(origin);
+	assert_int_equal(bdev_read(f.store, buf, CHUNK, c.addr * CHUNK), 0);
+	fill(old, 9, f.snap_ver[2][9]);
+	for (u32 o = 0; o < CHUNK; o += 512) {
+		kept += !memcmp(buf + o, new + o, 512);
+		if (memcmp(buf + o, old + o, 512) && memcmp(buf + o, new + o, 512))
+			fail_msg("seed %llu: snapshot 2 chunk 9, bytes %u..%u: neither old nor new "
+				 "data (the chunk holds %s)",
+				 (unsigned long long)seed, o, o + 511, describe_fill(buf));
+	}
+	if (!keep_random) {
+		assert_int_equal(kept, 0);
+		expect_snapshot(&f, 2, f.snap_ver[2], seed);
+	} else {
+		assert_true(kept > 0 && kept < CHUNK / 512); /* the seed gives a mix */
+	}
+	assert_int_equal(volume_close(f.v), 0);
+	teardown_fixture(&f);
+}
+
+static void test_volume__lost_whole_snap_write_reads_old_data(void **state)
+{
+	lost_whole_snap_write(15, false);
+	lost_whole_snap_write(19, true); /* some sectors of the new data survive */
 }
 
 /*
@@ -1336,6 +1445,8 @@ int main(void)
 		cmocka_unit_test(test_volume__split_log_flush_before_copy_flush),
 		cmocka_unit_test(test_volume__log_block_durable_before_its_copy),
 		cmocka_unit_test(test_volume__log_block_durable_before_its_copy_in),
+		cmocka_unit_test(test_volume__lost_whole_snap_write_reads_old_data),
+		cmocka_unit_test(test_volume__snap_write_copy_ins_share_a_flush),
 		cmocka_unit_test(test_volume__replay_refuses_a_wrapping_address),
 		cmocka_unit_test(test_volume__acknowledged_copies_survive_a_crash_split),
 		cmocka_unit_test(test_volume__lookups_during_syncs),

@@ -284,7 +284,6 @@ static void fix_params(struct efix *f)
 		.ilog_priv = f,
 		.autodelete = true,
 		.caller_flushes = f->caller_flushes,
-		.copies_ordered = f->copies_ordered,
 		.persist_deadlists = f->persist_deadlists,
 		.data_first = 0,
 		.data_end = f->data_chunks,
@@ -345,7 +344,6 @@ void efix_init_opts(struct efix *f, u32 chunk_size, u64 origin_chunks, u64 data_
 	fix_setup(f, chunk_size, origin_chunks, data_chunks, meta_bytes);
 	f->faulty = o->faulty;
 	f->caller_flushes = o->caller_flushes;
-	f->copies_ordered = o->copies_ordered;
 	f->persist_deadlists = o->persist_deadlists;
 	if (o->cache_bytes)
 		f->cache_bytes = o->cache_bytes;
@@ -736,14 +734,13 @@ int efix_origin_write(struct efix *f, u64 chunk, u32 off, u32 len, const void *d
 
 int efix_snap_write(struct efix *f, u32 tag, u64 chunk, u32 off, u32 len, const void *data)
 {
-	bool whole = off == 0 && len == f->chunk_size;
 	u64 addr;
-	int err = engine_snap_write_map(f->e, &f->tx, tag, chunk, whole, &addr);
+	int err = engine_snap_write_map(f->e, &f->tx, tag, chunk, &addr);
 
 	if (err == -EAGAIN) {
 		err = efix_sync(f);
 		if (!err)
-			err = engine_snap_write_map(f->e, &f->tx, tag, chunk, whole, &addr);
+			err = engine_snap_write_map(f->e, &f->tx, tag, chunk, &addr);
 	}
 	if (!err)
 		err = efix_commit(f);

@@ -54,8 +54,7 @@ struct efix {
 	u64 nrecs, ndurable, rec_cap;
 	int fail_append, fail_flush; /* injected log errors (0: none) */
 	bool caller_flushes;	     /* the engine's params.caller_flushes: see efix_commit */
-	bool copies_ordered;	/* params.copies_ordered: data is flushed before the log, always */
-	bool persist_deadlists; /* params.persist_deadlists (efix_opts) */
+	bool persist_deadlists;	     /* params.persist_deadlists (efix_opts) */
 	/* the "uberblock": roots of the last synced txg, and that txg */
 	struct engine_roots roots;
 	u64 synced_txg;
@@ -81,7 +80,6 @@ struct efix_opts {
 	size_t cache_bytes; /* 0: a small default */
 	u64 seed;
 	bool caller_flushes;	/* engine params.caller_flushes; the wrappers call efix_commit */
-	bool copies_ordered;	/* engine params.copies_ordered (the fixture keeps the order) */
 	bool persist_deadlists; /* engine params.persist_deadlists */
 };
 /* efix_init with options. */
