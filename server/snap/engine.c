@@ -654,6 +654,17 @@ static struct deadlist *upgrade_dl(struct engine *e, u32 i)
 	return i < e->nlive ? e->live[i]->dl : e->head_dl;
 }
 
+/* Frees every in-memory deadlist's entries, leaving them empty. */
+static void empty_deadlists(struct engine *e)
+{
+	for (u32 i = 0; i <= e->nlive; i++) {
+		struct deadlist **dl = i < e->nlive ? &e->live[i]->dl : &e->head_dl;
+
+		deadlist_destroy(*dl);
+		*dl = deadlist_create();
+	}
+}
+
 /* Entries between dirty-block checks (cache_stats takes the cache's lock). */
 #define UPGRADE_DIRTY_CHECK 64
 
@@ -695,12 +706,7 @@ int engine_upgrade_begin(struct engine *e, struct tx *tx, const struct dldisk_ro
 	if (rebuild) {
 		/* The walk's order is the rebuild's (tree order within a sublist) only: a
 		 * replayed copy-out appends, a replayed delete links chains. */
-		for (u32 i = 0; i <= e->nlive; i++) {
-			struct deadlist **dl = i < e->nlive ? &e->live[i]->dl : &e->head_dl;
-
-			deadlist_destroy(*dl);
-			*dl = deadlist_create();
-		}
+		empty_deadlists(e);
 		err = rebuild_deadlists(e);
 		if (err)
 			return engine_fail(e, err, "rebuilding the deadlists for the upgrade");
@@ -781,12 +787,7 @@ int engine_upgrade_step(struct engine *e, struct tx *tx, u64 max_entries, u64 ma
 	/* The walk's end: the rebuilt entries' memory freed, the persisted deadlists in use. */
 	u->prog.done = u->total;
 	xfer_progress_done(&u->prog);
-	for (u32 i = 0; i <= e->nlive; i++) {
-		struct deadlist **dl = i < e->nlive ? &e->live[i]->dl : &e->head_dl;
-
-		deadlist_destroy(*dl);
-		*dl = deadlist_create();
-	}
+	empty_deadlists(e);
 	free(u);
 	e->up = NULL;
 	e->p.persist_deadlists = true;

@@ -334,10 +334,11 @@ static void report_open(struct volume *v, const double ms[3])
  * UB_SCALAR_UPGRADE_BIRTH: the larger root birth of the exception tree and the snapshot
  * table, which nothing changes between the upgrade's txgs); then the label bit is set: the
  * one commit point.  A crash between txgs leaves the store complete in the old format with
- * partial trees and their cursor: the next open (after its replay, made durable first so the
- * births are the trees the walk is of) continues after the cursor when the birth still
- * matches, and otherwise (no cursor, the trees written in between, or the walk changed)
- * frees the trees in its first txg and starts from zero.  Returns 0 or -errno with @why set.
+ * partial trees and their cursor: the next open continues after the cursor when its replay
+ * applied nothing and the birth still matches, and otherwise (no cursor, the store written
+ * in between, or the walk changed) frees the trees in its first txg and starts from zero.
+ * After a replay the deadlists are rebuilt from the tree first, so the walk is in the order
+ * a later open's rebuild repeats.  Returns 0 or -errno with @why set.
  */
 static int upgrade_deadlists(struct volume *v, u64 max_entries, const char *dev, char *why,
 			     size_t whylen)
@@ -354,23 +355,24 @@ static int upgrade_deadlists(struct volume *v, u64 max_entries, const char *dev,
 	int r;
 
 	engine_status(v->engine, &es);
-	intent_log_stats(store_log(v->store), &ls); /* records replayed: the walk is rebuilt */
+	intent_log_stats(store_log(v->store), &ls);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	r = store_sync(v->store); /* the replay's changes: the births below are the walk's */
-	if (r)
-		return why_printf(why, whylen, r, "cannot upgrade the store on %s: %s", dev,
-				  errmsg(r));
+	/* The last synced txg's; with nothing replayed, the trees the walk is of.  Records
+	 * replayed were written after the cursor's txg (an upgrade logs nothing): start again. */
 	store_last_uberblock(v->store, &ub);
 	volume_roots_of(&ub, &roots);
 	cursor = ub.scalars[UB_SCALAR_UPGRADE_CURSOR];
 	births = MAX(roots.exceptions.birth_txg, roots.snapshots.birth_txg);
-	if (cursor && roots.deadlists.entries.blocknr &&
+	if (!ls.replayed && cursor && roots.deadlists.entries.blocknr &&
 	    ub.scalars[UB_SCALAR_UPGRADE_BIRTH] == births)
 		resume = cursor - 1;
-	log_info("store on %s: upgrading to persisted deadlists (%llu exceptions%s%llu)", dev,
-		 (unsigned long long)es.exceptions,
-		 resume ? ", continuing an interrupted upgrade after entry " : "",
-		 (unsigned long long)resume);
+	if (resume)
+		log_info("store on %s: upgrading to persisted deadlists (%llu exceptions), "
+			 "continuing an interrupted upgrade after entry %llu",
+			 dev, (unsigned long long)es.exceptions, (unsigned long long)resume);
+	else
+		log_info("store on %s: upgrading to persisted deadlists (%llu exceptions)", dev,
+			 (unsigned long long)es.exceptions);
 	cache_stats(store_cache(v->store), &cs);
 	while (!done) {
 		struct tx *tx = store_tx_hold(v->store);

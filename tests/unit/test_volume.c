@@ -1523,7 +1523,8 @@ static void upgrade_model(u64 seed, bool split, struct accounting *a, struct upg
  * 2 complete without the bit, 3 upgraded; @resumed: the partial ones continued with fewer
  * writes.
  */
-static void upgrade_bounded_crash_round(u64 seed, bool split, u32 *outcomes, u32 *resumed)
+static void upgrade_bounded_crash_round(u64 seed, bool split, u64 die_at, u32 *outcomes,
+					u32 *resumed, u64 *upgrade_writes)
 {
 	struct bdev_counters c0, c1, m0 = {0}, m1 = {0};
 	struct engine_check_report er;
@@ -1533,12 +1534,14 @@ static void upgrade_bounded_crash_round(u64 seed, bool split, u32 *outcomes, u32
 	struct fixture f;
 	struct label l;
 	char why[300];
-	u64 rng, model_writes, writes, die_at;
+	u64 rng, model_writes, writes;
 	int r, outcome;
 
 	upgrade_model(seed, split, &acct, &model, &model_writes);
+	*upgrade_writes = model_writes;
 	old_store(&f, seed, split, &rng);
-	die_at = 1 + xorshift64(&rng) % (model_writes + 2); /* any write (or flush) of it */
+	if (!die_at)
+		die_at = 1 + xorshift64(&rng) % (model_writes + 2); /* any write (or flush) */
 	f.upgrade_entries = UPGRADE_TXG_ENTRIES;
 	bdev_faulty_die_after(split && (xorshift64(&rng) & 1) ? f.meta : f.store, die_at);
 	p = (struct volume_params){.snapstore_dev = f.store,
@@ -1609,6 +1612,7 @@ static void test_volume__upgrade_bounded_crash(void **state)
 	const char *env = getenv("VOLUME_SEED");
 	u64 base = env ? strtoull(env, NULL, 0) : (u64)time(NULL);
 	u32 rounds = env ? 1 : 40, outcomes[4] = {0}, resumed = 0;
+	u64 writes;
 
 	for (u32 i = 0; i < rounds; i++) {
 		u64 seed = base + i;
@@ -1617,13 +1621,37 @@ static void test_volume__upgrade_bounded_crash(void **state)
 			print_message("test_volume: bounded upgrade seeds from %llu "
 				      "(VOLUME_SEED=<n> replays)\n",
 				      (unsigned long long)seed);
-		upgrade_bounded_crash_round(seed, seed & 1, outcomes, &resumed);
+		upgrade_bounded_crash_round(seed, seed & 1, 0, outcomes, &resumed, &writes);
 	}
 	print_message("test_volume: the crashes left %u old stores, %u mid-upgrade (%u continued "
 		      "with fewer writes), %u with complete trees but no bit, %u upgraded\n",
 		      outcomes[0], outcomes[1], resumed, outcomes[2], outcomes[3]);
 	if (!env) /* the crash argument's cases were met, and a cut upgrade continued */
 		assert_true(outcomes[0] && outcomes[1] && outcomes[3] && resumed);
+}
+
+/*
+ * The same, the device dying at each write and flush of the upgrade in turn (k = 1, 2, ...
+ * up to the uncut upgrade's writes and two more), on one store of each layout: every
+ * point of the crash argument, not a sample.
+ */
+static void test_volume__upgrade_bounded_crash_every_write(void **state)
+{
+	const char *env = getenv("VOLUME_SEED");
+	u64 seed = env ? strtoull(env, NULL, 0) : (u64)time(NULL);
+	u32 outcomes[4] = {0}, resumed = 0;
+	u64 writes = 1;
+
+	print_message("test_volume: every write of the bounded upgrade, seed %llu "
+		      "(VOLUME_SEED=<n> replays)\n",
+		      (unsigned long long)seed);
+	for (int split = 0; split < 2; split++)
+		for (u64 k = 1; k <= writes + 2; k++)
+			upgrade_bounded_crash_round(seed, split, k, outcomes, &resumed, &writes);
+	print_message("test_volume: the crashes left %u old stores, %u mid-upgrade (%u continued "
+		      "with fewer writes), %u with complete trees but no bit, %u upgraded\n",
+		      outcomes[0], outcomes[1], resumed, outcomes[2], outcomes[3]);
+	assert_true(outcomes[0] && outcomes[1] && outcomes[2] && outcomes[3] && resumed);
 }
 
 /*
@@ -1709,6 +1737,7 @@ int main(void)
 		cmocka_unit_test(test_volume__upgrade_at_open_crash),
 		cmocka_unit_test(test_volume__upgrade_after_trees_without_bit),
 		cmocka_unit_test(test_volume__upgrade_bounded_crash),
+		cmocka_unit_test(test_volume__upgrade_bounded_crash_every_write),
 		cmocka_unit_test(test_volume__upgrade_stale_cursor_restarts),
 		cmocka_unit_test(test_volume__freed_chunks_not_reused_before_sync),
 		cmocka_unit_test(test_volume__freed_chunks_not_reused_before_sync_split),
