@@ -41,10 +41,20 @@ static u64 check_engine(struct bdev *snap, struct bdev *meta)
 	/* a crash while the labels were rewritten: the bit on either device counts (as open) */
 	if (meta != snap && !label_read(meta, -1, &ml, NULL, 0))
 		persisted |= ml.feature_incompat & LABEL_FEATURE_INCOMPAT_DEADLISTS;
-	if (!persisted && (roots.deadlists.pieces.blocknr || roots.deadlists.entries.blocknr))
-		printf("note: persisted deadlists of an interrupted upgrade (the label lacks "
-		       "feature incompat 0x%llx): the next open upgrades again and frees them\n",
-		       (unsigned long long)LABEL_FEATURE_INCOMPAT_DEADLISTS);
+	if (!persisted && (roots.deadlists.pieces.blocknr || roots.deadlists.entries.blocknr)) {
+		if (ub.scalars[UB_SCALAR_UPGRADE_CURSOR])
+			printf("note: persisted deadlists of an interrupted upgrade, %llu entries "
+			       "written (the label lacks feature incompat 0x%llx): the next open "
+			       "continues it, or frees them and starts again if the store changed "
+			       "since\n",
+			       (unsigned long long)(ub.scalars[UB_SCALAR_UPGRADE_CURSOR] - 1),
+			       (unsigned long long)LABEL_FEATURE_INCOMPAT_DEADLISTS);
+		else
+			printf("note: persisted deadlists of an interrupted upgrade (the label "
+			       "lacks feature incompat 0x%llx): the next open upgrades again and "
+			       "frees them\n",
+			       (unsigned long long)LABEL_FEATURE_INCOMPAT_DEADLISTS);
+	}
 	cache = cache_create(meta, CHECK_ENGINE_CACHE_BYTES);
 	cache_set_synced_txg(cache, ub.txg);
 	r = engine_check_offline(cache, &roots, 1u << l.chunk_shift,

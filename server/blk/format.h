@@ -505,7 +505,13 @@ enum uberblock_scalar {
 	UB_SCALAR_GEN = 0,	  /* the gen counter (DESIGN.md 3) */
 	UB_SCALAR_NEXT_SNAP = 1,  /* next snapshot tag to hand out */
 	UB_SCALAR_NEXT_PIECE = 2, /* next deadlist piece id (LABEL_FEATURE_INCOMPAT_DEADLISTS) */
-	UB_NR_SCALARS = 8,	  /* 3..7 spare, zero */
+	/* The upgrade to persisted deadlists under way, on a store without that bit (zero on
+	 * every other store; on one with the bit, stale until its next txg clears them):
+	 * entries written plus 1, and the larger root birth of the exception tree and the
+	 * snapshot table the walk was of (doc/format.md, "Upgrade"). */
+	UB_SCALAR_UPGRADE_CURSOR = 3,
+	UB_SCALAR_UPGRADE_BIRTH = 4,
+	UB_NR_SCALARS = 8, /* 5..7 spare, zero */
 };
 
 #define UBERBLOCK_VERSION 1

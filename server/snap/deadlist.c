@@ -211,15 +211,57 @@ struct deadlist *deadlist_split_above(struct deadlist *dl, u64 key)
 int deadlist_walk(const struct deadlist *dl,
 		  int (*fn)(void *arg, u64 key, const struct deadlist_entry *e), void *arg)
 {
-	for (u32 i = 0; i < dl->nsubs; i++)
-		for (const struct dl_seg *s = dl->subs[i].head; s; s = s->next)
-			for (u32 k = 0; k < s->n; k++) {
-				int err = fn(arg, dl->subs[i].key, &s->e[k]);
+	struct deadlist_pos pos = {0};
 
+	return deadlist_walk_from(dl, &pos, fn, arg);
+}
+
+int deadlist_walk_from(const struct deadlist *dl, struct deadlist_pos *pos,
+		       int (*fn)(void *arg, u64 key, const struct deadlist_entry *e), void *arg)
+{
+	for (; pos->sub < dl->nsubs; pos->sub++, pos->seg = NULL, pos->k = 0) {
+		const struct sublist *sl = &dl->subs[pos->sub];
+		const struct dl_seg *s = pos->seg ? pos->seg : sl->head;
+
+		for (; s; s = s->next, pos->k = 0) {
+			pos->seg = s;
+			while (pos->k < s->n) {
+				int err = fn(arg, sl->key, &s->e[pos->k]);
+
+				if (err < 0)
+					return err;
+				pos->k++;
 				if (err)
 					return err;
 			}
+		}
+	}
 	return 0;
+}
+
+u64 deadlist_skip(const struct deadlist *dl, struct deadlist_pos *pos, u64 n)
+{
+	u64 moved = 0;
+
+	for (; pos->sub < dl->nsubs; pos->sub++, pos->seg = NULL, pos->k = 0) {
+		const struct sublist *sl = &dl->subs[pos->sub];
+		const struct dl_seg *s = pos->seg ? pos->seg : sl->head;
+
+		if (!pos->seg && n - moved >= sl->count) {
+			moved += sl->count; /* the whole sublist, by its count */
+			continue;
+		}
+		for (; s; s = s->next, pos->k = 0) {
+			u64 take = MIN((u64)(s->n - pos->k), n - moved);
+
+			pos->seg = s;
+			pos->k += (u32)take;
+			moved += take;
+			if (moved == n && pos->k < s->n)
+				return moved;
+		}
+	}
+	return moved;
 }
 
 void deadlist_sublist(const struct deadlist *dl, u32 i, u64 *key, u64 *count, u64 *bytes)

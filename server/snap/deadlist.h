@@ -76,6 +76,31 @@ struct deadlist *deadlist_split_above(struct deadlist *dl, u64 key);
 int deadlist_walk(const struct deadlist *dl,
 		  int (*fn)(void *arg, u64 key, const struct deadlist_entry *e), void *arg);
 
+/*
+ * A place in deadlist_walk's order, so a long walk can be done in parts (the upgrade's
+ * bounded txgs): before entry @k of segment @seg of sublist @sub.  All zero: the start.  Valid
+ * while the deadlist does not change.
+ */
+struct deadlist_pos {
+	u32 sub;
+	const void *seg; /* NULL: the sublist's first segment */
+	u32 k;
+};
+
+/*
+ * deadlist_walk from @pos on: @fn returning > 0 stops the walk after its entry (@pos then
+ * past it), < 0 stops it at its entry (@pos at it); either is returned.  0: the end was
+ * reached (@pos there).  O(entries walked).
+ */
+int deadlist_walk_from(const struct deadlist *dl, struct deadlist_pos *pos,
+		       int (*fn)(void *arg, u64 key, const struct deadlist_entry *e), void *arg);
+
+/*
+ * Moves @pos forward by @n entries, or to the end; returns how many it moved.  O(sublists +
+ * segments passed), never per entry.
+ */
+u64 deadlist_skip(const struct deadlist *dl, struct deadlist_pos *pos, u64 n);
+
 /* The @i-th sublist in key order (i < nsublists): its key, entry count and bytes.  O(1). */
 void deadlist_sublist(const struct deadlist *dl, u32 i, u64 *key, u64 *count, u64 *bytes);
 

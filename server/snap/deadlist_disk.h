@@ -66,7 +66,7 @@ void dldisk_close(struct dldisk *d);
 
 /*
  * Frees every block of both trees at @roots in @tx (an interrupted conversion's: the
- * engine's upgrade, engine_persist_deadlists), without reading their rows.  Returns 0 or a
+ * engine's upgrade, engine_upgrade_begin), without reading their rows.  Returns 0 or a
  * read error (then the txg must fail: blocks freed before it stay freed).  O(nodes).
  */
 int dldisk_destroy(struct cache *cache, const struct dldisk_roots *roots, struct tx *tx);

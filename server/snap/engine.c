@@ -35,7 +35,8 @@
  * tree, deadlist_disk.c) make open O(snapshots + pieces) and the memory O(pieces) on
  * stores with LABEL_FEATURE_INCOMPAT_DEADLISTS (every store this version initializes or
  * restores; older ones are upgraded at their first writable open: volume.c, through
- * engine_persist_deadlists, which writes the rebuilt entries as they are).  With
+ * engine_upgrade_begin/step, which write the rebuilt entries as they are, in bounded
+ * steps).  With
  * params.persist_deadlists (the store's bit) they replace the in-memory deadlists, which
  * then stay empty: open reads the piece table instead of rebuilding (no pass over
  * the exceptions, so their validation is check's and the reads'), every copy-out and its
@@ -643,67 +644,168 @@ static int rebuild_deadlists(struct engine *e)
 	return err == -ENODATA ? 0 : err;
 }
 
-struct persist_ctx {
-	struct engine *e;
+/*
+ * The upgrade's walk over the rebuilt deadlists (engine_upgrade_*): live[dl]'s (dl < nlive),
+ * then the head's, each in deadlist_walk's order (key, then chain), so the order is a
+ * function of the exception tree and the snapshot table alone and a count of entries
+ * written is a position in it (the cursor doc/format.md, "Upgrade", keeps in scalar 3).
+ */
+struct engine_upgrade {
+	u32 dl;
+	struct deadlist_pos pos;
+	u64 written, total;
+	/* this step's: entries it may still write, dirty blocks that end it (0: no bound) */
+	u64 step_left, dirty_max;
+	u32 since_check;
 	struct tx *tx;
+	struct engine *e;
 	struct xfer_progress prog;
 };
 
-static int persist_entry(void *arg, u64 key, const struct deadlist_entry *ent)
+static struct deadlist *upgrade_dl(struct engine *e, u32 i)
 {
-	struct persist_ctx *c = arg;
-
-	if (++c->prog.done % 4096 == 0)
-		xfer_progress_update(&c->prog, c->prog.done);
-	return dldisk_add(c->e->dld, c->tx, ent->death, key, ent->chunk);
+	return i < e->nlive ? e->live[i]->dl : e->head_dl;
 }
 
-/* Writes the rebuilt deadlists to new, empty persisted ones (e->dld) in @tx and frees them. */
-static int persist_rebuilt(struct engine *e, struct tx *tx)
+/* Frees every in-memory deadlist's entries, leaving them empty. */
+static void empty_deadlists(struct engine *e)
 {
-	static const struct dldisk_roots empty;
-	struct persist_ctx c = {.e = e, .tx = tx};
-	u64 total = deadlist_count(e->head_dl);
-	int err = dldisk_open(e->p.cache, &empty, &e->dld);
-
-	for (u32 i = 0; i < e->nlive; i++)
-		total += deadlist_count(e->live[i]->dl);
-	/* On a terminal only (params.progress): the server's upgrade, restore. */
-	xfer_progress_init_units(&c.prog, "persisting the deadlists", "entries", total, false);
-	c.prog.enabled &= e->p.progress;
-	/* The rebuilt entries as they are (same death, same key), then their memory freed. */
-	for (u32 i = 0; !err && i <= e->nlive; i++)
-		err = deadlist_walk(i < e->nlive ? e->live[i]->dl : e->head_dl, persist_entry, &c);
-	if (!err)
-		c.prog.done = total;
-	xfer_progress_done(&c.prog);
-	if (err)
-		return err;
 	for (u32 i = 0; i <= e->nlive; i++) {
 		struct deadlist **dl = i < e->nlive ? &e->live[i]->dl : &e->head_dl;
 
 		deadlist_destroy(*dl);
 		*dl = deadlist_create();
 	}
-	e->p.persist_deadlists = true;
+}
+
+/* Entries between dirty-block checks (cache_stats takes the cache's lock). */
+#define UPGRADE_DIRTY_CHECK 64
+
+/* deadlist_walk_from callback: one entry to the persisted deadlists; > 0 ends the step. */
+static int upgrade_entry(void *arg, u64 key, const struct deadlist_entry *ent)
+{
+	struct engine_upgrade *u = arg;
+	int err = dldisk_add(u->e->dld, u->tx, ent->death, key, ent->chunk);
+
+	if (err)
+		return err;
+	if (++u->written % 4096 == 0)
+		xfer_progress_update(&u->prog, u->written);
+	if (u->step_left && !--u->step_left)
+		return 1;
+	if (u->dirty_max && ++u->since_check == UPGRADE_DIRTY_CHECK) {
+		struct cache_stats st;
+
+		u->since_check = 0;
+		cache_stats(u->e->p.cache, &st);
+		if (st.dirty >= u->dirty_max)
+			return 1;
+	}
 	return 0;
 }
 
-int engine_persist_deadlists(struct engine *e, struct tx *tx, const struct dldisk_roots *stale)
+int engine_upgrade_begin(struct engine *e, struct tx *tx, const struct dldisk_roots *partial,
+			 u64 resume, bool rebuild)
 {
+	static const struct dldisk_roots empty;
+	struct engine_upgrade *u;
+	bool stale = partial->pieces.blocknr || partial->entries.blocknr;
 	int err;
 
-	if (e->failed || e->p.read_only)
+	if (e->failed)
 		return -EROFS;
-	if (e->dld)
+	if (e->dld || e->up || e->p.persist_deadlists)
 		return -EINVAL;
-	if (stale->pieces.blocknr || stale->entries.blocknr) {
-		err = dldisk_destroy(e->p.cache, stale, tx);
+	if (rebuild) {
+		/* The walk's order is the rebuild's (tree order within a sublist) only: a
+		 * replayed copy-out appends, a replayed delete links chains. */
+		empty_deadlists(e);
+		err = rebuild_deadlists(e);
 		if (err)
-			return engine_fail(e, err, "freeing an interrupted upgrade's deadlists");
+			return engine_fail(e, err, "rebuilding the deadlists for the upgrade");
 	}
-	err = persist_rebuilt(e, tx);
-	return err ? engine_fail(e, err, "persisting the deadlists") : 0;
+	u = xzalloc(sizeof(*u));
+	u->e = e;
+	for (u32 i = 0; i <= e->nlive; i++)
+		u->total += deadlist_count(upgrade_dl(e, i));
+	if (resume > u->total) {
+		log_warn("engine: the upgrade's cursor (%llu entries written) is past the %llu "
+			 "entries of the deadlists: starting again",
+			 (unsigned long long)resume, (unsigned long long)u->total);
+		resume = 0;
+	}
+	if (resume && stale) {
+		/* the partial trees: their rows loaded, the first @resume entries skipped */
+		err = dldisk_open(e->p.cache, partial, &e->dld);
+		if (err) {
+			free(u);
+			return engine_fail(e, err, "opening an interrupted upgrade's deadlists");
+		}
+		u->written = resume;
+		for (u64 left = resume; left && u->dl <= e->nlive;) {
+			left -= deadlist_skip(upgrade_dl(e, u->dl), &u->pos, left);
+			if (left) {
+				u->dl++;
+				memset(&u->pos, 0, sizeof(u->pos));
+			}
+		}
+	} else {
+		if (stale) {
+			err = dldisk_destroy(e->p.cache, partial, tx);
+			if (err) {
+				free(u);
+				return engine_fail(e, err,
+						   "freeing an interrupted upgrade's "
+						   "deadlists");
+			}
+		}
+		err = dldisk_open(e->p.cache, &empty, &e->dld);
+		if (err) {
+			free(u);
+			return engine_fail(e, err, "persisting the deadlists");
+		}
+	}
+	/* On a terminal only (params.progress): the server's upgrade, restore. */
+	xfer_progress_init_units(&u->prog, "persisting the deadlists", "entries", u->total, false);
+	u->prog.enabled &= e->p.progress;
+	e->up = u;
+	return 0;
+}
+
+int engine_upgrade_step(struct engine *e, struct tx *tx, u64 max_entries, u64 max_dirty,
+			u64 *written, bool *done)
+{
+	struct engine_upgrade *u = e->up;
+	int err = 0;
+
+	*done = false;
+	if (!u)
+		return -EINVAL;
+	if (e->failed)
+		return -EROFS;
+	u->tx = tx;
+	u->step_left = max_entries;
+	u->dirty_max = max_dirty;
+	u->since_check = 0;
+	for (; u->dl <= e->nlive; u->dl++, memset(&u->pos, 0, sizeof(u->pos))) {
+		err = deadlist_walk_from(upgrade_dl(e, u->dl), &u->pos, upgrade_entry, u);
+		if (err)
+			break;
+	}
+	*written = u->written;
+	if (err < 0)
+		return engine_fail(e, err, "persisting the deadlists");
+	if (err > 0 && u->written < u->total)
+		return 0; /* the budget ended this step; the walk goes on in the next */
+	/* The walk's end: the rebuilt entries' memory freed, the persisted deadlists in use. */
+	u->prog.done = u->total;
+	xfer_progress_done(&u->prog);
+	empty_deadlists(e);
+	free(u);
+	e->up = NULL;
+	e->p.persist_deadlists = true;
+	*done = true;
+	return 0;
 }
 
 int engine_build_deadlists(struct cache *cache, struct tx *tx, const struct engine_roots *roots,
@@ -717,12 +819,17 @@ int engine_build_deadlists(struct cache *cache, struct tx *tx, const struct engi
 		.progress = true, /* `ddsnap restore` on a terminal */
 		.copy_threads = ENGINE_CHECK_READAHEAD_THREADS,
 	};
+	static const struct dldisk_roots none;
 	struct engine *e;
+	u64 written;
+	bool done;
 	int err = engine_open(&p, roots, &e);
 
 	if (err)
 		return err;
-	err = persist_rebuilt(e, tx);
+	err = engine_upgrade_begin(e, tx, &none, 0, false);
+	if (!err)
+		err = engine_upgrade_step(e, tx, 0, 0, &written, &done); /* all, in @tx */
 	if (!err)
 		err = dldisk_sync(e->dld, tx, out);
 	engine_close(e);
@@ -812,6 +919,7 @@ void engine_close(struct engine *e)
 	if (e->provt)
 		btree_close(e->provt);
 	dldisk_close(e->dld);
+	free(e->up);
 	free(e->batch);
 	free(e->pieces);
 	free(e->dlents);

@@ -228,15 +228,34 @@ int engine_open(const struct engine_params *p, const struct engine_roots *roots,
 		struct engine **out);
 /*
  * The upgrade of a store without persisted deadlists (opened without
- * params.persist_deadlists, so rebuilt in memory): frees the trees at @stale (an
- * interrupted upgrade's; all zero: none), writes every rebuilt entry to new persisted
- * deadlists in @tx (same death, same key), frees the in-memory ones and from then on runs
- * as if opened with params.persist_deadlists (engine_sync returns their roots).  The
- * caller syncs the txg and only then sets LABEL_FEATURE_INCOMPAT_DEADLISTS.  Returns 0,
- * -EROFS, -EINVAL (already persisted), or -ENOSPC / a read error (the engine has then
- * failed: the txg must not be synced).  O(exceptions) entries written in one txg.
+ * params.persist_deadlists, so rebuilt in memory), in steps each the caller's txg
+ * (doc/format.md, "Upgrade").  Begin: with @resume > 0 (entries an interrupted upgrade
+ * wrote, its cursor, which the caller has found valid for these trees) opens the partial
+ * persisted deadlists at @partial and continues after their first @resume entries of the
+ * walk; else frees the trees at @partial if any (an interrupted upgrade's; all zero: none)
+ * and starts from empty ones.  A @resume past the walk's end restarts (logged).  The walk's
+ * order is the rebuild's (a function of the exception tree and the snapshot table); with
+ * @rebuild (anything changed the deadlists since engine_open: a replay) they are rebuilt
+ * from the tree first, O(exceptions).  Also on a read-only engine (restore).  Returns 0,
+ * -EROFS (failed), -EINVAL (already persisted or begun) or a read error (the engine has
+ * then failed).  O(sublists + segments) to skip.
  */
-int engine_persist_deadlists(struct engine *e, struct tx *tx, const struct dldisk_roots *stale);
+int engine_upgrade_begin(struct engine *e, struct tx *tx, const struct dldisk_roots *partial,
+			 u64 resume, bool rebuild);
+/*
+ * One step of the upgrade in @tx: writes the walk's next rebuilt entries (same death, same
+ * key) to the persisted deadlists until @max_entries are written or the cache holds
+ * @max_dirty dirty blocks (0: no bound), or the walk ends.  *@written: the entries written
+ * by every step so far (the cursor).  At the walk's end *@done is set, the in-memory
+ * deadlists are freed and from then on the engine runs as if opened with
+ * params.persist_deadlists.  The caller syncs each step's txg (engine_sync returns the
+ * partial trees' roots meanwhile) and, after the last, sets
+ * LABEL_FEATURE_INCOMPAT_DEADLISTS.  Nothing else may call the engine between steps.
+ * Returns 0, -EINVAL (not begun), or -ENOSPC / a read error (the engine has then failed:
+ * the txg must not be synced).
+ */
+int engine_upgrade_step(struct engine *e, struct tx *tx, u64 max_entries, u64 max_dirty,
+			u64 *written, bool *done);
 /*
  * For `ddsnap restore`: the persisted deadlists of the (sealed) trees at @roots, rebuilt
  * as engine_open does and written to new trees in @tx, which are sealed; *@out is what the

@@ -54,7 +54,8 @@ struct engine {
 	struct engine_params p;
 	u64 gen;
 	struct btree *exc, *table, *provt;
-	struct dldisk *dld; /* the persisted deadlists (params.persist_deadlists), or NULL */
+	struct dldisk *dld;	   /* the persisted deadlists (params.persist_deadlists), or NULL */
+	struct engine_upgrade *up; /* an upgrade under way (engine_upgrade_begin), or NULL */
 	u64 prov_orphans;   /* read-only open: provenance records of no snapshot (check reports) */
 	struct snap **live; /* sorted by gen */
 	u32 nlive, live_cap;

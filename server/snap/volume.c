@@ -8,8 +8,8 @@
  * and the gen counter in the store's uberblock: a pre-sync hook runs engine_sync() and
  * stores what it returns, so every txg's uberblock names the trees exactly as that txg left
  * them.  A store without that bit (made before persisted deadlists) is upgraded at open,
- * after the replay (upgrade_deadlists: one txg, made durable, then the bit; the crash
- * argument is there and in doc/format.md, "Persisted deadlists").  The engine's
+ * after the replay (upgrade_deadlists: bounded txgs with a cursor, each made durable, then
+ * the bit; the crash argument is there and in doc/format.md, "Upgrade").  The engine's
  * data allocator is the store's metaslab group (DATA class, in chunks); its intent log is
  * the store's, and on open every record newer than the last synced txg is replayed through
  * engine_replay() before anything else may change the volume.
@@ -106,6 +106,7 @@
 #include "ddsnap_wire.h"
 #include "blk/ownership.h"
 #include "blk/bdev.h"
+#include "blk/cache.h"
 #include "snap/engine.h"
 #include "store/intent_log.h"
 #include "util/log.h"
@@ -135,6 +136,8 @@
 /* Chunks the full-store policy keeps free: 1/64 of the data space, at least this many. */
 #define VOLUME_RESERVE_MIN_CHUNKS 64
 #define VOLUME_RESERVE_SHIFT	  6
+/* Entries an upgrade txg writes at most (doc/format.md, "Upgrade"). */
+#define VOLUME_UPGRADE_TXG_ENTRIES (1u << 18)
 
 struct volume {
 	pthread_mutex_t lock;
@@ -151,7 +154,8 @@ struct volume {
 	/* The engine keeps persisted deadlists (the label's LABEL_FEATURE_INCOMPAT_DEADLISTS,
 	 * or the upgrade at open made them): the pre-sync hook stores their roots. */
 	bool dl_persisted;
-	int upgrade_err; /* the upgrade at open failed: its txg must never be synced */
+	int upgrade_err;    /* the upgrade at open failed: its txg must never be synced */
+	u64 upgrade_cursor; /* the upgrade at open's UB_SCALAR_UPGRADE_CURSOR; 0 after it */
 	/* The last changelist computed, served page by page. */
 	struct {
 		bool valid;
@@ -273,6 +277,11 @@ static int engine_pre_sync(void *arg, struct tx *tx)
 		store_set_root(v->store, UB_ROOT_DEADLISTS, &roots.deadlists.pieces);
 		store_set_root(v->store, UB_ROOT_DEADLIST_ENTRIES, &roots.deadlists.entries);
 		store_set_scalar(v->store, UB_SCALAR_NEXT_PIECE, roots.deadlists.next_piece);
+		store_set_scalar(v->store, UB_SCALAR_UPGRADE_CURSOR, v->upgrade_cursor);
+		store_set_scalar(v->store, UB_SCALAR_UPGRADE_BIRTH,
+				 v->upgrade_cursor ? MAX(roots.exceptions.birth_txg,
+							 roots.snapshots.birth_txg)
+						   : 0);
 	}
 	store_set_root(v->store, UB_ROOT_EXCEPTIONS, &roots.exceptions);
 	store_set_root(v->store, UB_ROOT_SNAPSHOTS, &roots.snapshots);
@@ -318,46 +327,89 @@ static void report_open(struct volume *v, const double ms[3])
 
 /*
  * The upgrade of a store made before persisted deadlists (doc/format.md, "Versions and
- * upgrades"), at its first writable open, after the replay: the deadlists the engine
- * rebuilt in memory are written to the two trees in one txg (any trees at @stale, left by
- * an upgrade interrupted after its txg and before its label bit, are freed in it), that txg
- * is made durable, and then the label bit is set: the commit point.  A crash before the txg
- * is durable leaves the store as it was (the next open replays and upgrades again); one
- * after it and before the bit leaves the trees, unused and freed by the next open's
- * upgrade.  Returns 0 or -errno with @why set.
+ * upgrades" and "Upgrade"), at its first writable open, after the replay: the deadlists the
+ * engine rebuilt in memory are written to the two trees in txgs of at most @max_entries
+ * entries, each ended earlier when a quarter of the block cache is dirty, and each made
+ * durable with the cursor (UB_SCALAR_UPGRADE_CURSOR: entries written plus 1;
+ * UB_SCALAR_UPGRADE_BIRTH: the larger root birth of the exception tree and the snapshot
+ * table, which nothing changes between the upgrade's txgs); then the label bit is set: the
+ * one commit point.  A crash between txgs leaves the store complete in the old format with
+ * partial trees and their cursor: the next open continues after the cursor when its replay
+ * applied nothing and the birth still matches, and otherwise (no cursor, the store written
+ * in between, or the walk changed) frees the trees in its first txg and starts from zero.
+ * After a replay the deadlists are rebuilt from the tree first, so the walk is in the order
+ * a later open's rebuild repeats.  Returns 0 or -errno with @why set.
  */
-static int upgrade_deadlists(struct volume *v, const struct dldisk_roots *stale, const char *dev,
-			     char *why, size_t whylen)
+static int upgrade_deadlists(struct volume *v, u64 max_entries, const char *dev, char *why,
+			     size_t whylen)
 {
+	struct intent_log_stats ls;
+	struct engine_roots roots;
 	struct engine_status es;
+	struct cache_stats cs;
+	struct uberblock ub;
 	struct timespec t0;
-	struct tx *tx;
+	u64 resume = 0, written = 0, cursor, births;
+	unsigned txgs = 0;
+	bool done = false;
 	int r;
 
 	engine_status(v->engine, &es);
-	log_info("store on %s: upgrading to persisted deadlists (%llu exceptions)", dev,
-		 (unsigned long long)es.exceptions);
+	intent_log_stats(store_log(v->store), &ls);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	tx = store_tx_hold(v->store);
-	if (!tx)
-		return why_printf(why, whylen, store_failed(v->store) ?: -EROFS,
-				  "cannot upgrade the store on %s: the store failed", dev);
-	r = engine_persist_deadlists(v->engine, tx, stale);
-	if (r)
-		v->upgrade_err = r; /* before the release: no sync may store half of it */
+	/* The last synced txg's; with nothing replayed, the trees the walk is of.  Records
+	 * replayed were written after the cursor's txg (an upgrade logs nothing): start again. */
+	store_last_uberblock(v->store, &ub);
+	volume_roots_of(&ub, &roots);
+	cursor = ub.scalars[UB_SCALAR_UPGRADE_CURSOR];
+	births = MAX(roots.exceptions.birth_txg, roots.snapshots.birth_txg);
+	if (!ls.replayed && cursor && roots.deadlists.entries.blocknr &&
+	    ub.scalars[UB_SCALAR_UPGRADE_BIRTH] == births)
+		resume = cursor - 1;
+	if (resume)
+		log_info("store on %s: upgrading to persisted deadlists (%llu exceptions), "
+			 "continuing an interrupted upgrade after entry %llu",
+			 dev, (unsigned long long)es.exceptions, (unsigned long long)resume);
 	else
-		v->dl_persisted = true;
-	store_tx_release(v->store, tx);
-	if (!r)
-		r = store_sync(v->store);
-	if (!r)
-		r = store_set_features(v->store, 0, LABEL_FEATURE_INCOMPAT_DEADLISTS);
+		log_info("store on %s: upgrading to persisted deadlists (%llu exceptions)", dev,
+			 (unsigned long long)es.exceptions);
+	cache_stats(store_cache(v->store), &cs);
+	while (!done) {
+		struct tx *tx = store_tx_hold(v->store);
+
+		if (!tx)
+			return why_printf(why, whylen, store_failed(v->store) ?: -EROFS,
+					  "cannot upgrade the store on %s: the store failed", dev);
+		r = txgs ? 0
+			 : engine_upgrade_begin(v->engine, tx, &roots.deadlists, resume,
+						ls.replayed > 0);
+		if (!r) {
+			v->dl_persisted = true; /* the hook stores the (partial) trees' roots */
+			r = engine_upgrade_step(v->engine, tx, max_entries, cs.budget / 4, &written,
+						&done);
+		}
+		if (r)
+			v->upgrade_err = r; /* before the release: no sync may store half of it */
+		else
+			v->upgrade_cursor = written + 1;
+		store_tx_release(v->store, tx);
+		if (!r)
+			r = store_sync(v->store);
+		if (r)
+			return why_printf(why, whylen, r,
+					  "cannot upgrade the store on %s to persisted deadlists: "
+					  "%s",
+					  dev, errmsg(r));
+		txgs++;
+	}
+	r = store_set_features(v->store, 0, LABEL_FEATURE_INCOMPAT_DEADLISTS);
 	if (r)
 		return why_printf(why, whylen, r,
 				  "cannot upgrade the store on %s to persisted deadlists: %s", dev,
 				  errmsg(r));
-	log_info("store on %s: upgraded to persisted deadlists in %.0f ms", dev,
-		 1000 * xfer_elapsed(&t0));
+	v->upgrade_cursor = 0; /* the next txg clears the cursor */
+	log_info("store on %s: upgraded to persisted deadlists in %.0f ms, %u txgs", dev,
+		 1000 * xfer_elapsed(&t0), txgs);
 	return 0;
 }
 
@@ -367,7 +419,6 @@ int volume_open(const struct volume_params *p, struct volume **out, char *why, s
 	struct store_config cfg = {0};
 	struct engine_params ep = {0};
 	struct engine_roots roots = {0};
-	struct dldisk_roots stale = {0};
 	struct uberblock ub;
 	const struct label *l;
 	struct store_hook hook = {.pre_sync = engine_pre_sync, .arg = v};
@@ -461,11 +512,8 @@ int volume_open(const struct volume_params *p, struct volume **out, char *why, s
 	volume_roots_of(&ub, &roots);
 	v->dl_persisted = l->feature_incompat & LABEL_FEATURE_INCOMPAT_DEADLISTS;
 	ep.persist_deadlists = v->dl_persisted;
-	if (!v->dl_persisted) {
-		/* rebuilt now, upgraded after the replay; trees here are an interrupted upgrade's */
-		stale = roots.deadlists;
+	if (!v->dl_persisted) /* rebuilt now, upgraded after the replay (upgrade_deadlists) */
 		memset(&roots.deadlists, 0, sizeof(roots.deadlists));
-	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	r = engine_open(&ep, &roots, &v->engine);
 	ms[1] = 1000 * xfer_elapsed(&t0);
@@ -487,8 +535,11 @@ int volume_open(const struct volume_params *p, struct volume **out, char *why, s
 		goto out_close_engine;
 	}
 	if (!v->dl_persisted && !p->keep_old_format) {
-		r = upgrade_deadlists(v, &stale, p->snapstore ? p->snapstore : v->snapstore->name,
-				      why, whylen);
+		r = upgrade_deadlists(v,
+				      p->upgrade_txg_entries ? p->upgrade_txg_entries
+							     : VOLUME_UPGRADE_TXG_ENTRIES,
+				      p->snapstore ? p->snapstore : v->snapstore->name, why,
+				      whylen);
 		if (r)
 			goto out_close_engine;
 	}

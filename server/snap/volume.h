@@ -43,6 +43,8 @@ struct volume_params {
 	 * It makes the older stores the upgrade is tested on.
 	 */
 	bool keep_old_format;
+	/* Tests only: entries per txg of the upgrade at open (0: VOLUME_UPGRADE_TXG_ENTRIES). */
+	u64 upgrade_txg_entries;
 	volume_invalidate_fn invalidate;
 	void *invalidate_priv;
 };

@@ -26,6 +26,8 @@ static const char *const scalar_names[UB_NR_SCALARS] = {
 	[UB_SCALAR_GEN] = "gen",
 	[UB_SCALAR_NEXT_SNAP] = "next_snap",
 	[UB_SCALAR_NEXT_PIECE] = "next_piece",
+	[UB_SCALAR_UPGRADE_CURSOR] = "upgrade_cursor",
+	[UB_SCALAR_UPGRADE_BIRTH] = "upgrade_birth",
 };
 
 const char *uberblock_root_name(unsigned i)

@@ -47,6 +47,8 @@
 #include "snap/volume.h"
 #include "ddsnap_wire.h"
 #include "lib/storecheck.h"
+#include "snap/deadlist_disk.h"
+#include "blk/cache.h"
 
 #define MB	      (1024ULL * 1024)
 #define CHUNK_SHIFT   14
@@ -63,6 +65,7 @@ struct fixture {
 	u32 nsnaps;
 	unsigned txg_timeout_ms; /* 0: the default */
 	bool old_format;	 /* made without persisted deadlists, served as such */
+	u64 upgrade_entries;	 /* volume_params.upgrade_txg_entries (0: the default) */
 };
 
 static u8 buf[CHUNK] __attribute__((aligned(4096)));
@@ -81,6 +84,7 @@ static void vol_open(struct fixture *f)
 		.metadev_dev = f->meta,
 		.txg_timeout_ms = f->txg_timeout_ms,
 		.keep_old_format = f->old_format,
+		.upgrade_txg_entries = f->upgrade_entries,
 	};
 	char why[300];
 
@@ -1435,6 +1439,394 @@ static void test_volume__upgrade_after_trees_without_bit(void **state)
 	teardown_fixture(&f);
 }
 
+/*
+ * The upgrade in bounded txgs (doc/format.md, "Upgrade").  Tests cut it into txgs of
+ * UPGRADE_TXG_ENTRIES entries, so a store of a few dozen exceptions takes a dozen txgs.
+ */
+#define UPGRADE_TXG_ENTRIES 4
+
+/* What the newest uberblock of the store says about the upgrade. */
+struct upgrade_state {
+	bool bit;	   /* the label bit (either device) */
+	u64 cursor, birth; /* scalars 3 and 4 */
+	u64 births;	   /* max root birth of the exception tree and snapshot table */
+	u64 exc_birth;	   /* the exception tree's root birth */
+	bool trees;	   /* roots 2 and 5 set */
+	u64 rows, entries; /* the persisted deadlists as they are (trees set) */
+	u64 digest;	   /* of every row (death, key, id, count) and entry, in order */
+};
+
+struct digest_ctx {
+	u64 h, n;
+};
+
+static void digest_mix(u64 *h, u64 v)
+{
+	*h = (*h ^ v) * 0x100000001b3ULL;
+}
+
+static int digest_entry(void *arg, const struct dl_piece *p, u64 chunk, u64 death)
+{
+	struct digest_ctx *c = arg;
+
+	digest_mix(&c->h, p->id);
+	digest_mix(&c->h, chunk);
+	digest_mix(&c->h, death);
+	c->n++;
+	return 0;
+}
+
+static void upgrade_state(struct fixture *f, struct upgrade_state *st)
+{
+	struct bdev *m = f->meta ? f->meta : f->store;
+	struct engine_roots roots;
+	struct uberblock ub;
+	struct label l, sl;
+
+	memset(st, 0, sizeof(*st));
+	assert_int_equal(label_read(m, -1, &l, NULL, 0), 0);
+	assert_int_equal(label_read(f->store, -1, &sl, NULL, 0), 0);
+	st->bit = (l.feature_incompat | sl.feature_incompat) & LABEL_FEATURE_INCOMPAT_DEADLISTS;
+	assert_int_equal(uberblock_read_newest(m, &l, &ub, NULL, NULL, 0), 0);
+	volume_roots_of(&ub, &roots);
+	st->cursor = ub.scalars[UB_SCALAR_UPGRADE_CURSOR];
+	st->birth = ub.scalars[UB_SCALAR_UPGRADE_BIRTH];
+	st->exc_birth = roots.exceptions.birth_txg;
+	st->births = MAX(roots.exceptions.birth_txg, roots.snapshots.birth_txg);
+	st->trees = roots.deadlists.entries.blocknr != 0;
+	if (st->trees) {
+		struct cache *cache = cache_create(m, 4 * MB);
+		struct digest_ctx c = {.h = 0xcbf29ce484222325ULL};
+		struct dldisk *d;
+
+		cache_set_synced_txg(cache, ub.txg);
+		assert_int_equal(dldisk_open(cache, &roots.deadlists, &d), 0);
+		st->rows = dldisk_npieces(d);
+		for (u32 i = 0; i < st->rows; i++) {
+			const struct dl_piece *p = dldisk_piece(d, i);
+
+			digest_mix(&c.h, p->death);
+			digest_mix(&c.h, p->key);
+			digest_mix(&c.h, p->id);
+			digest_mix(&c.h, p->count);
+		}
+		assert_int_equal(dldisk_walk(d, NULL, digest_entry, &c), 0);
+		st->entries = c.n;
+		st->digest = c.h;
+		dldisk_close(d);
+		cache_destroy(cache);
+	}
+}
+
+/* Every snapshot's accounting (unique, written) and the exception count: the model's. */
+struct accounting {
+	u64 exceptions;
+	u64 unique[MAX_SNAPS + 1], written[MAX_SNAPS + 1];
+	u32 n;
+};
+
+static void accounting(struct fixture *f, struct accounting *a)
+{
+	struct engine_snapinfo si[MAX_SNAPS + 1];
+	struct volume_stats st;
+	u32 count, total;
+	u64 next;
+
+	memset(a, 0, sizeof(*a));
+	assert_int_equal(volume_status(f->v, &st), 0);
+	a->exceptions = st.exceptions;
+	assert_int_equal(volume_list(f->v, 0, si, MAX_SNAPS + 1, &count, &total, &next), 0);
+	a->n = count;
+	for (u32 i = 0; i < count; i++) {
+		a->unique[i] = si[i].unique_bytes;
+		a->written[i] = si[i].written_bytes;
+	}
+}
+
+static void expect_accounting(struct fixture *f, const struct accounting *want, u64 seed)
+{
+	struct accounting got;
+
+	accounting(f, &got);
+	if (memcmp(&got, want, sizeof(got)))
+		fail_msg("seed %llu: accounting after the upgrade (%llu exceptions, %u snapshots) "
+			 "differs from the model's (%llu exceptions, %u snapshots)",
+			 (unsigned long long)seed, (unsigned long long)got.exceptions, got.n,
+			 (unsigned long long)want->exceptions, want->n);
+}
+
+/*
+ * An old-format store from @seed: snapshot 1, copy-outs of the even chunks 0..14, snapshot
+ * 2, copy-outs of the odd chunks 1..15, snapshot 3, random copy-outs.  Deleting 2 then frees
+ * nothing (the exception tree keeps its root) but moves 2's entries into 3's deadlist, where
+ * the odd chunks' interleave with them: the deadlists' walk changes order.  Closed, or cut
+ * off with records in its log.  Deterministic in @seed (its deadlists, not its addresses).
+ */
+static void old_store(struct fixture *f, u64 seed, bool split, u64 *rng)
+{
+	*rng = seed * 0x9E3779B97F4A7C15ULL + 7;
+	setup_fixture_fmt(f, split, seed, 0, true);
+	random_writes(f, rng, 10);
+	for (u32 odd = 0; odd < 2; odd++) {
+		snapshot(f);
+		for (u64 c = odd; c < 16; c += 2) {
+			struct volume_range r = {c, 1};
+
+			assert_int_equal(kernel_write(f, &r, 1), 0);
+		}
+	}
+	snapshot(f);
+	random_writes(f, rng, 10);
+	if (xorshift64(rng) & 1) {
+		assert_int_equal(volume_close(f->v), 0);
+	} else {
+		bdev_faulty_crash(f->store, false);
+		if (f->meta)
+			bdev_faulty_crash(f->meta, false);
+		volume_abandon(f->v);
+	}
+}
+
+/*
+ * The model of an upgrade of old_store(@seed): accounting from the deadlists rebuilt by
+ * the old format's open, and the persisted deadlists an uncut upgrade (in bounded txgs)
+ * writes; *@writes: the block writes of that upgrading open.
+ */
+static void upgrade_model(u64 seed, bool split, struct accounting *a, struct upgrade_state *st,
+			  u64 *writes)
+{
+	struct bdev_counters c0, c1, m0 = {0}, m1 = {0};
+	struct fixture f;
+	u64 rng;
+
+	old_store(&f, seed, split, &rng);
+	vol_open(&f); /* old format: rebuilt deadlists */
+	accounting(&f, a);
+	assert_int_equal(volume_close(f.v), 0);
+	f.old_format = false;
+	f.upgrade_entries = UPGRADE_TXG_ENTRIES;
+	bdev_faulty_counters(f.store, &c0);
+	if (f.meta)
+		bdev_faulty_counters(f.meta, &m0);
+	vol_open(&f);
+	bdev_faulty_counters(f.store, &c1);
+	if (f.meta)
+		bdev_faulty_counters(f.meta, &m1);
+	*writes = c1.writes - c0.writes + m1.writes - m0.writes;
+	expect_accounting(&f, a, seed);
+	assert_int_equal(volume_close(f.v), 0);
+	upgrade_state(&f, st);
+	assert_true(st->bit && st->trees);
+	assert_int_equal(st->entries, a->exceptions);
+	teardown_fixture(&f);
+}
+
+/*
+ * A device dying at the @die_at-th write of an upgrade of a dozen txgs, a power cut: the
+ * store must be the old one (no cursor), one with partial trees and a cursor (check must
+ * accept it: the old format, complete), one with complete trees and cursor but no bit, or
+ * upgraded.  The next open finishes the upgrade (continuing from the cursor: fewer block
+ * writes than the model's uncut upgrade when half or more was written), and then the
+ * persisted deadlists are exactly the model's (every row and entry), the accounting the
+ * rebuilt deadlists', check clean, every snapshot as before.  @outcomes: 0 old, 1 partial,
+ * 2 complete without the bit, 3 upgraded; @resumed: the partial ones continued with fewer
+ * writes.
+ */
+static void upgrade_bounded_crash_round(u64 seed, bool split, u64 die_at, u32 *outcomes,
+					u32 *resumed, u64 *upgrade_writes)
+{
+	struct bdev_counters c0, c1, m0 = {0}, m1 = {0};
+	struct engine_check_report er;
+	struct upgrade_state model, st, after;
+	struct accounting acct;
+	struct volume_params p;
+	struct fixture f;
+	struct label l;
+	char why[300];
+	u64 rng, model_writes, writes;
+	int r, outcome;
+
+	upgrade_model(seed, split, &acct, &model, &model_writes);
+	*upgrade_writes = model_writes;
+	old_store(&f, seed, split, &rng);
+	if (!die_at)
+		die_at = 1 + xorshift64(&rng) % (model_writes + 2); /* any write (or flush) */
+	f.upgrade_entries = UPGRADE_TXG_ENTRIES;
+	bdev_faulty_die_after(split && (xorshift64(&rng) & 1) ? f.meta : f.store, die_at);
+	p = (struct volume_params){.snapstore_dev = f.store,
+				   .origin_dev = f.origin,
+				   .metadev_dev = f.meta,
+				   .upgrade_txg_entries = UPGRADE_TXG_ENTRIES};
+	r = volume_open(&p, &f.v, why, sizeof(why));
+	bdev_faulty_crash(f.store, xorshift64(&rng) & 1);
+	if (f.meta)
+		bdev_faulty_crash(f.meta, xorshift64(&rng) & 1);
+	if (!r)
+		volume_abandon(f.v);
+
+	upgrade_state(&f, &st);
+	outcome = st.bit ? 3 : !st.cursor ? 0 : st.cursor - 1 < acct.exceptions ? 1 : 2;
+	outcomes[outcome]++;
+	if (outcome == 1 || outcome == 2) {
+		/* the cursor names the trees as they are: that many entries, for these trees */
+		assert_int_equal(st.entries, st.cursor - 1);
+		assert_int_equal(st.birth, st.births);
+		storecheck_clean(f.store, f.meta, CHUNK, ORIGIN_CHUNKS, seed, &er, &l);
+		assert_false(l.feature_incompat & LABEL_FEATURE_INCOMPAT_DEADLISTS);
+		assert_int_equal(er.exceptions, acct.exceptions);
+	}
+
+	f.old_format = false;
+	bdev_faulty_counters(f.store, &c0);
+	if (f.meta)
+		bdev_faulty_counters(f.meta, &m0);
+	vol_open(&f);
+	bdev_faulty_counters(f.store, &c1);
+	if (f.meta)
+		bdev_faulty_counters(f.meta, &m1);
+	writes = c1.writes - c0.writes + m1.writes - m0.writes;
+	if ((outcome == 1 && 2 * (st.cursor - 1) >= acct.exceptions) || outcome == 2) {
+		if (writes >= model_writes)
+			fail_msg("seed %llu: the open after a cut at entry %llu of %llu wrote %llu "
+				 "blocks, an uncut upgrade %llu: it did not continue",
+				 (unsigned long long)seed, (unsigned long long)(st.cursor - 1),
+				 (unsigned long long)acct.exceptions, (unsigned long long)writes,
+				 (unsigned long long)model_writes);
+		(*resumed)++;
+	}
+	expect_snapshots(&f, seed);
+	expect_accounting(&f, &acct, seed);
+	assert_int_equal(volume_close(f.v), 0);
+	upgrade_state(&f, &after);
+	if (!after.bit || after.rows != model.rows || after.entries != model.entries ||
+	    after.digest != model.digest)
+		fail_msg("seed %llu: the persisted deadlists (%llu rows, %llu entries) are not the "
+			 "model's (%llu rows, %llu entries) after a cut in outcome %d",
+			 (unsigned long long)seed, (unsigned long long)after.rows,
+			 (unsigned long long)after.entries, (unsigned long long)model.rows,
+			 (unsigned long long)model.entries, outcome);
+	assert_int_equal(after.cursor, 0); /* cleared by the txg after the bit */
+	storecheck_clean(f.store, f.meta, CHUNK, ORIGIN_CHUNKS, seed, &er, &l);
+	assert_true(l.feature_incompat & LABEL_FEATURE_INCOMPAT_DEADLISTS);
+	vol_open(&f);
+	random_writes(&f, &rng, 10);
+	assert_int_equal(volume_delete(f.v, 2), 0);
+	assert_int_equal(volume_close(f.v), 0);
+	storecheck_clean(f.store, f.meta, CHUNK, ORIGIN_CHUNKS, seed, &er, &l);
+	teardown_fixture(&f);
+}
+
+static void test_volume__upgrade_bounded_crash(void **state)
+{
+	const char *env = getenv("VOLUME_SEED");
+	u64 base = env ? strtoull(env, NULL, 0) : (u64)time(NULL);
+	u32 rounds = env ? 1 : 40, outcomes[4] = {0}, resumed = 0;
+	u64 writes;
+
+	for (u32 i = 0; i < rounds; i++) {
+		u64 seed = base + i;
+
+		if (!i || env)
+			print_message("test_volume: bounded upgrade seeds from %llu "
+				      "(VOLUME_SEED=<n> replays)\n",
+				      (unsigned long long)seed);
+		upgrade_bounded_crash_round(seed, seed & 1, 0, outcomes, &resumed, &writes);
+	}
+	print_message("test_volume: the crashes left %u old stores, %u mid-upgrade (%u continued "
+		      "with fewer writes), %u with complete trees but no bit, %u upgraded\n",
+		      outcomes[0], outcomes[1], resumed, outcomes[2], outcomes[3]);
+	if (!env) /* the crash argument's cases were met, and a cut upgrade continued */
+		assert_true(outcomes[0] && outcomes[1] && outcomes[3] && resumed);
+}
+
+/*
+ * The same, the device dying at each write and flush of the upgrade in turn (k = 1, 2, ...
+ * up to the uncut upgrade's writes and two more), on one store of each layout: every
+ * point of the crash argument, not a sample.
+ */
+static void test_volume__upgrade_bounded_crash_every_write(void **state)
+{
+	const char *env = getenv("VOLUME_SEED");
+	u64 seed = env ? strtoull(env, NULL, 0) : (u64)time(NULL);
+	u32 outcomes[4] = {0}, resumed = 0;
+	u64 writes = 1;
+
+	print_message("test_volume: every write of the bounded upgrade, seed %llu "
+		      "(VOLUME_SEED=<n> replays)\n",
+		      (unsigned long long)seed);
+	for (int split = 0; split < 2; split++)
+		for (u64 k = 1; k <= writes + 2; k++)
+			upgrade_bounded_crash_round(seed, split, k, outcomes, &resumed, &writes);
+	print_message("test_volume: the crashes left %u old stores, %u mid-upgrade (%u continued "
+		      "with fewer writes), %u with complete trees but no bit, %u upgraded\n",
+		      outcomes[0], outcomes[1], resumed, outcomes[2], outcomes[3]);
+	assert_true(outcomes[0] && outcomes[1] && outcomes[2] && outcomes[3] && resumed);
+}
+
+/*
+ * A cursor gone stale: an upgrade cut mid-way, then the store written by a binary that
+ * does not upgrade (keep_old_format): a delete of snapshot 2, which frees nothing (so the
+ * exception tree keeps its root and its birth) but changes the snapshot table and the order
+ * of the deadlists' walk (old_store).  The next open must see that the walk is not the
+ * cursor's (the table's root birth differs) and start again: freeing the partial trees (no
+ * leak: check clean) and ending with deadlists check accepts and the accounting of the
+ * rebuilt ones.  Continuing would skip entries of the new order that were never written
+ * and write again some that were (doc/format.md, "Upgrade": why the cursor's birth covers
+ * the snapshot table too).
+ */
+static void test_volume__upgrade_stale_cursor_restarts(void **state)
+{
+	struct engine_check_report er;
+	struct upgrade_state st, st2;
+	struct accounting acct;
+	struct fixture f;
+	struct label l;
+	u64 rng, seed = 77;
+	u32 die_at;
+
+	/* a cut inside the first 16 entries of the walk: the ones the delete reorders */
+	for (die_at = 1;; die_at++) {
+		struct volume_params p;
+		char why[300];
+
+		old_store(&f, seed, false, &rng);
+		f.upgrade_entries = UPGRADE_TXG_ENTRIES;
+		p = (struct volume_params){.snapstore_dev = f.store,
+					   .origin_dev = f.origin,
+					   .upgrade_txg_entries = UPGRADE_TXG_ENTRIES};
+		bdev_faulty_die_after(f.store, die_at);
+		if (!volume_open(&p, &f.v, why, sizeof(why)))
+			volume_abandon(f.v);
+		bdev_faulty_crash(f.store, false);
+		upgrade_state(&f, &st);
+		if (!st.bit && st.cursor > 2 && st.cursor <= 16 && st.trees &&
+		    st.entries == st.cursor - 1)
+			break;
+		assert_true(die_at < 200);
+		teardown_fixture(&f);
+	}
+	vol_open(&f); /* old format again (f.old_format): as a binary that does not upgrade */
+	assert_int_equal(volume_delete(f.v, 2), 0);
+	accounting(&f, &acct);
+	assert_int_equal(volume_close(f.v), 0);
+	upgrade_state(&f, &st2);
+	assert_false(st2.bit);
+	assert_int_equal(st2.cursor, st.cursor);       /* carried, untouched */
+	assert_int_equal(st2.exc_birth, st.exc_birth); /* the delete freed no exception */
+	assert_true(st2.births != st2.birth);	       /* but the table changed */
+
+	f.old_format = false;
+	vol_open(&f);
+	expect_accounting(&f, &acct, seed);
+	expect_snapshot(&f, 1, f.snap_ver[1], seed);
+	expect_snapshot(&f, 3, f.snap_ver[3], seed);
+	assert_int_equal(volume_close(f.v), 0);
+	storecheck_clean(f.store, f.meta, CHUNK, ORIGIN_CHUNKS, seed, &er, &l);
+	assert_true(l.feature_incompat & LABEL_FEATURE_INCOMPAT_DEADLISTS);
+	assert_int_equal(er.exceptions, acct.exceptions);
+	teardown_fixture(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1455,6 +1847,9 @@ int main(void)
 		cmocka_unit_test(test_volume__revert_crash_and_rerun),
 		cmocka_unit_test(test_volume__upgrade_at_open_crash),
 		cmocka_unit_test(test_volume__upgrade_after_trees_without_bit),
+		cmocka_unit_test(test_volume__upgrade_bounded_crash),
+		cmocka_unit_test(test_volume__upgrade_bounded_crash_every_write),
+		cmocka_unit_test(test_volume__upgrade_stale_cursor_restarts),
 		cmocka_unit_test(test_volume__freed_chunks_not_reused_before_sync),
 		cmocka_unit_test(test_volume__freed_chunks_not_reused_before_sync_split),
 	};
