@@ -19,7 +19,8 @@
 # --force-full rewinds a and sends one incremental from the common snapshot (never a
 # full stream after the loss); a's snapshots after the common one are kept aside (held,
 # named, in status --json, their devices unchanged), `forget aside` drops one and refuses a
-# name not set aside; none of b's transfers after the first day is full.
+# name not set aside; b's next snapshot, with the file written over NFS, reaches a and c
+# incrementally, identical by sha256; none of b's transfers after the first day is full.
 set -euo pipefail
 . "$SRC/tests/vm/lib.sh"
 
@@ -142,8 +143,6 @@ mkdir -p /mnt/nfs
 must mount -t nfs -o vers=3,nolock 127.0.0.1:/srv/b /mnt/nfs
 echo "written on b over NFS" >/mnt/nfs/promoted.txt
 umount /mnt/nfs
-tick c $((t2 + 120))
-expect_eq "$(sha_of "/dev/mapper/chome$s2")" "$sha0" "c's $s2 is b's"
 
 step "re-attach a as b's target: refused while a's origin is mounted, then by an incremental"
 adir=/run/box/a/db/volumes/ahome
@@ -171,7 +170,6 @@ for s in "$s1" "$s3"; do
 done
 jq -e '.source.host == "b"' /run/st.a >/dev/null || fail "a's source: $(jq -c .source /run/st.a)"
 expect_eq "$(sha_of "/dev/mapper/ahome$s3")" "$sha3" "a's set-aside $s3 (what a wrote after the loss)"
-tick a $((t2 + 420))
 
 step "forget aside: refused for a snapshot not set aside, then one dropped"
 out=$(box a forget aside ahome "$s0" 2>&1) && fail "forget aside dropped $s0: $out"
@@ -181,5 +179,19 @@ must box a forget aside ahome "$s1"
 jq -e --argjson t "$t1" 'all(.snapshots[]; .tag != $t)' /run/list.a >/dev/null || fail "$s1 is still on a's server"
 vjson a ahome | jq -e --arg s "$s3" '.aside | index($s)' >/dev/null || fail "a's other set-aside snapshots went too"
 
+step "b's next snapshot (the file written over NFS) reaches a and c incrementally"
+t3=$((t2 + 3600)) s4=$(name $((t2 + 3600)))
+tick b "$t3"
+for r in a c; do
+	grep -q "target $r: send $s4 incremental from $s2" <<<"$TICK_OUT" || fail "$r did not get $s4 as an incremental"
+done
+tick c $((t3 + 60))
+tick a $((t3 + 120))
+sha4=$(sha_of "/dev/mapper/bhome$s4")
+expect_eq "$(sha_of "/dev/mapper/chome$s2")" "$sha0" "c's $s2 is b's"
+expect_eq "$(sha_of "/dev/mapper/chome$s4")" "$sha4" "c's $s4 is b's"
+expect_eq "$(sha_of "/dev/mapper/ahome$s4")" "$sha4" "a's $s4 is b's"
+expect_eq "$(cat "/run/box/b/run/snapshot/bhome/$s4/promoted.txt")" "written on b over NFS" "b's $s4 holds the NFS client's file"
 ! grep -q " in full" /run/box/b/ticks || fail "b sent a full stream: $(grep ' in full' /run/box/b/ticks)"
+vjson a ahome | jq -e --arg s "$s4" '.source.newest_received == $s' >/dev/null || fail "a's newest received is not $s4"
 log "replication-promote: PASS"
