@@ -6,20 +6,23 @@
 # replication-promote (issue 19, doc/replication.md "Promote and re-attach"): three NAS
 # "boxes" a, b, c in one guest (box, ssh_box: each its own database, runtime and real sshd
 # holding the line `define target` printed).  a's ahome (ext4) -> b's bhome -> c's chome
-# after each snapshot.  A promote while a receive into b is running is refused with
-# nothing changed.  a's next stream into b is cut (b keeps a token and a half-applied
-# origin); then a is lost (its key line gone from b's sshd) and goes on writing and
-# snapshotting.  b's promotion: refused once while its origin device is held open (exit
-# 1, the intent kept, status and check say so, nothing mounted), finished by b's next
-# tick, whose first snapshot is b's origin just after the revert: a's common snapshot by
-# sha256 (the cut stream undone); b's origin then mounted read-write and exported over NFS,
-# where a client writes; c gets b's snapshots as incrementals.  The old master a
-# re-attached as b's target: `define source` refused while a's origin is mounted, then
-# stop, define source, start; b's plain replicate refused naming a's diverged snapshot;
-# --force-full rewinds a and sends one incremental from the common snapshot (never a
-# full stream after the loss); a's snapshots after the common one are kept aside (held,
-# named, in status --json, their devices unchanged), `forget aside` drops one and refuses a
-# name not set aside; none of b's transfers after the first day is full.
+# after each snapshot.  b, a replica, read over NFS v4: its share's path shows the received
+# snapshot, a's bytes, read-only (a write fails with EROFS).  A promote while a receive
+# into b is running is refused with nothing changed.  a's next stream into b is cut (b
+# keeps a token and a half-applied origin); then a is lost (its key line gone from b's
+# sshd) and goes on writing and snapshotting.  b's promotion: refused once while its origin
+# device is held open (exit 1, the intent kept, status and check say so, nothing mounted),
+# finished by b's next tick, whose first snapshot is b's origin just after the revert: a's
+# common snapshot by sha256 (the cut stream undone); b's origin then mounted read-write and
+# exported over NFS, where a client writes; c gets b's snapshots as incrementals.  The old
+# master a re-attached as b's target: `define source` refused while a's origin is mounted,
+# then stop, define source, start; b's plain replicate refused naming a's diverged
+# snapshot; --force-full rewinds a and sends one incremental from the common snapshot
+# (never a full stream after the loss); a's snapshots after the common one are kept aside
+# (held, named, in status --json, their devices unchanged), `forget aside` drops one and
+# refuses a name not set aside; b's next snapshot, with the file written over NFS, reaches
+# a and c incrementally, identical by sha256; none of b's transfers after the first day is
+# full.
 set -euo pipefail
 . "$SRC/tests/vm/lib.sh"
 
@@ -61,6 +64,16 @@ s0=$(name "$t0")
 sha0=$(sha_of "/dev/mapper/ahome$s0")
 expect_eq "$(sha_of "/dev/mapper/chome$s0")" "$sha0" "c's $s0 is a's"
 expect_eq "$(cat "/run/box/b/run/snapshot/bhome/$s0/today")" "day 0" "b's read-only mount of $s0"
+# b's users over NFS v4 (v3 and Samba: replication-chain): the share's path shows the
+# received $s0, exported read-only though asked read-write
+mkdir -p /mnt/nfs
+must mount -t nfs -o vers=4.2 127.0.0.1:/srv/b /mnt/nfs
+expect_eq "$(findmnt -n -o FSTYPE /mnt/nfs)" nfs4 "b's NFS v4 client's mount type"
+expect_eq "$(sha_of /mnt/nfs/d0/data)" "$(sha_of "/run/box/a/run/snapshot/ahome/$s0/d0/data")" "$s0's data on b over NFS v4 against a's"
+out=$(touch /mnt/nfs/written 2>&1) && fail "an NFS v4 client wrote to b's replica"
+grep -q "Read-only file system" <<<"$out" || fail "the NFS v4 client's write did not fail with EROFS: $out"
+umount /mnt/nfs
+log "b's NFS v4.2 client read $s0 and could not write"
 : >/run/box/b/ticks # b's transfers from here on: none full
 
 step "promote refused while a receive into b is running (nothing changed)"
@@ -138,12 +151,9 @@ findmnt -n -o OPTIONS /srv/b | grep -q '^rw' || fail "b's origin is not mounted 
 expect_eq "$(cat /srv/b/today)" "day 0" "b's origin's today (a's common snapshot)"
 [[ ! -e /srv/b/cut.bin ]] || fail "the cut stream's file is on b's origin"
 exportfs -v | grep -A1 '^/srv/b' | grep -q '[(,]rw[,)]' || fail "b's origin is not exported read-write: $(exportfs -v)"
-mkdir -p /mnt/nfs
 must mount -t nfs -o vers=3,nolock 127.0.0.1:/srv/b /mnt/nfs
 echo "written on b over NFS" >/mnt/nfs/promoted.txt
 umount /mnt/nfs
-tick c $((t2 + 120))
-expect_eq "$(sha_of "/dev/mapper/chome$s2")" "$sha0" "c's $s2 is b's"
 
 step "re-attach a as b's target: refused while a's origin is mounted, then by an incremental"
 adir=/run/box/a/db/volumes/ahome
@@ -171,7 +181,6 @@ for s in "$s1" "$s3"; do
 done
 jq -e '.source.host == "b"' /run/st.a >/dev/null || fail "a's source: $(jq -c .source /run/st.a)"
 expect_eq "$(sha_of "/dev/mapper/ahome$s3")" "$sha3" "a's set-aside $s3 (what a wrote after the loss)"
-tick a $((t2 + 420))
 
 step "forget aside: refused for a snapshot not set aside, then one dropped"
 out=$(box a forget aside ahome "$s0" 2>&1) && fail "forget aside dropped $s0: $out"
@@ -181,5 +190,19 @@ must box a forget aside ahome "$s1"
 jq -e --argjson t "$t1" 'all(.snapshots[]; .tag != $t)' /run/list.a >/dev/null || fail "$s1 is still on a's server"
 vjson a ahome | jq -e --arg s "$s3" '.aside | index($s)' >/dev/null || fail "a's other set-aside snapshots went too"
 
+step "b's next snapshot (the file written over NFS) reaches a and c incrementally"
+t3=$((t2 + 3600)) s4=$(name $((t2 + 3600)))
+tick b "$t3"
+for r in a c; do
+	grep -q "target $r: send $s4 incremental from $s2" <<<"$TICK_OUT" || fail "$r did not get $s4 as an incremental"
+done
+tick c $((t3 + 60))
+tick a $((t3 + 120))
+sha4=$(sha_of "/dev/mapper/bhome$s4")
+expect_eq "$(sha_of "/dev/mapper/chome$s2")" "$sha0" "c's $s2 is b's"
+expect_eq "$(sha_of "/dev/mapper/chome$s4")" "$sha4" "c's $s4 is b's"
+expect_eq "$(sha_of "/dev/mapper/ahome$s4")" "$sha4" "a's $s4 is b's"
+expect_eq "$(cat "/run/box/b/run/snapshot/bhome/$s4/promoted.txt")" "written on b over NFS" "b's $s4 holds the NFS client's file"
 ! grep -q " in full" /run/box/b/ticks || fail "b sent a full stream: $(grep ' in full' /run/box/b/ticks)"
+vjson a ahome | jq -e --arg s "$s4" '.source.newest_received == $s' >/dev/null || fail "a's newest received is not $s4"
 log "replication-promote: PASS"
