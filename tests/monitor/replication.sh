@@ -267,6 +267,13 @@ expect 0 "7 simulated days: after each, C's newest snapshot is A's newest, same 
 expect 0 "only the first transfer of each link was full" test "$full" -eq 1
 expect 0 "the monitor asked ddsnap send for 2 full streams and 12 incrementals" \
 	test "$(grep -c 'send full' "$SEND_LOG"):$(grep -vc 'send full' "$SEND_LOG")" = 2:12
+# held_of BOX: the tags BOX's server holds (usecount above 0), sorted, on one line
+held_of()
+{
+	"$ddsnap" status --json "$BOXES/$1/run/servers/home.sock" | jq -r '[.snapshots[] | select(.usecount > 0) | .tag] | sort | join(" ")'
+}
+expect 0 "the hold moved to the new base as soon as a's transfer succeeded (the one it replaced released)" test "$(held_of a)" = "$t"
+expect 0 "b's too, after its transfer to c (its previous newest no longer held)" test "$(held_of b)" = "$t"
 expect 0 "b took no snapshot of its own (a replica only receives)" bash -c "! grep -q took '$dir/tick.b'"
 expect 0 "b pruned received snapshots with its own counts" bash -c "[[ \$('$ddsnap' list --json '$BOXES/b/run/servers/home.sock' | jq '.snapshots | length') -le 4 ]]"
 
@@ -323,6 +330,7 @@ expect_json '.volumes[0].targets[0].last_error | test("line [0-9]+:|Killed") | n
 ZUMASTOR_NOW=$((t + 61)) expect 0 "after the backoff the tick sends it" box a tick
 expect 0 "B's snapshot is A's" cmp "$a_dev/origin($t)" "$bdev/origin($t)"
 ZUMASTOR_NOW=$((t + 120)) box b tick >/dev/null 2>&1
+expect 0 "c holds only what it just received, before its own tick (the receive released the previous one)" test "$(held_of c)" = "$t"
 expect 0 "and C got it from B" cmp "$a_dev/origin($t)" "$c_dev/origin($t)"
 
 # --- the link down while A prunes hard: the base is never pruned, no full resend ------------
