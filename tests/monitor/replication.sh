@@ -53,6 +53,17 @@ fi
 if [[ $1 == receive && -n ${KILL_RECEIVE:-} ]]; then
 	kill -KILL $$
 fi
+# a receive that applies its stream and cannot take the snapshot (its server gone):
+# $UNSNAP_RECEIVE; the snapshot the real receive took is deleted, receive's message printed
+if [[ $1 == receive && -n ${UNSNAP_RECEIVE:-} ]]; then
+	"$real" "$@" || exit
+	sock=${*: -2:1} tag=${*: -1}
+	prov=$("$real" list --json "$sock" | jq -r ".snapshots[] | select(.tag == $tag) | \"\(.origin_uuid):\(.origin_gen)\"")
+	"$real" delete "$sock" "$tag" >/dev/null || exit
+	echo "ddsnap receive: cannot connect to server socket $sock: Connection refused" >&2
+	echo "ddsnap receive: the stream was applied but snapshot $tag was not taken: take it with 'ddsnap create -o $prov $sock $tag'" >&2
+	exit 1
+fi
 # a revert that fails (the test's count of failures to come in $REVERT_FAILS)
 if [[ $1 == revert && -s ${REVERT_FAILS:-/nonexistent} ]] && (($(cat "$REVERT_FAILS") > 0)); then
 	echo $(($(cat "$REVERT_FAILS") - 1)) >"$REVERT_FAILS"
@@ -63,7 +74,7 @@ fi
 rc=$?
 ((rc == 0)) || exit $rc
 case $1 in
-create) o=$(origin_of "$2") && [[ -f $o ]] && cp "$o" "$o($3)" ;;
+create) o=$(origin_of "${*: -2:1}") && [[ -f $o ]] && cp "$o" "$o(${*: -1})" ;;
 delete) o=$(origin_of "$2") && rm -f "$o($3)" ;;
 # the server's copy-back, which on files has no origin writes to undo
 revert) o=$(origin_of "$2") && cp "$o($3)" "$o" ;;
@@ -267,6 +278,13 @@ expect 0 "7 simulated days: after each, C's newest snapshot is A's newest, same 
 expect 0 "only the first transfer of each link was full" test "$full" -eq 1
 expect 0 "the monitor asked ddsnap send for 2 full streams and 12 incrementals" \
 	test "$(grep -c 'send full' "$SEND_LOG"):$(grep -vc 'send full' "$SEND_LOG")" = 2:12
+# held_of BOX: the tags BOX's server holds (usecount above 0), sorted, on one line
+held_of()
+{
+	"$ddsnap" status --json "$BOXES/$1/run/servers/home.sock" | jq -r '[.snapshots[] | select(.usecount > 0) | .tag] | sort | join(" ")'
+}
+expect 0 "the hold moved to the new base as soon as a's transfer succeeded (the one it replaced released)" test "$(held_of a)" = "$t"
+expect 0 "b's too, after its transfer to c (its previous newest no longer held)" test "$(held_of b)" = "$t"
 expect 0 "b took no snapshot of its own (a replica only receives)" bash -c "! grep -q took '$dir/tick.b'"
 expect 0 "b pruned received snapshots with its own counts" bash -c "[[ \$('$ddsnap' list --json '$BOXES/b/run/servers/home.sock' | jq '.snapshots | length') -le 4 ]]"
 
@@ -322,6 +340,23 @@ expect_json '.volumes[0].targets[0].last_error | test("line [0-9]+:|Killed") | n
 	"the last error is not the shell's job report of the receive-from script"
 ZUMASTOR_NOW=$((t + 61)) expect 0 "after the backoff the tick sends it" box a tick
 expect 0 "B's snapshot is A's" cmp "$a_dev/origin($t)" "$bdev/origin($t)"
+ZUMASTOR_NOW=$((t + 120)) box b tick >/dev/null 2>&1
+expect 0 "c holds only what it just received, before its own tick (the receive released the previous one)" test "$(held_of c)" = "$t"
+expect 0 "and C got it from B" cmp "$a_dev/origin($t)" "$c_dev/origin($t)"
+
+# --- the receiving server gone after the apply: the snapshot is taken by the next list ------
+t=$((t + 3600))
+head -c 1M /dev/urandom | dd of="$a_dev/origin" bs=1M seek=3 conv=notrunc status=none
+UNSNAP_RECEIVE=1 ZUMASTOR_NOW=$t expect 1 "a tick whose receive applied the stream but could not take the snapshot fails" box a tick
+expect 0 "b recorded the snapshot to take, with a's provenance" grep -q "^[0-9a-f-]*:[0-9]* $t\$" "$BOXES/b/db/volumes/home/state/source/unsnapped"
+expect 1 "b has no snapshot $t yet" "$ddsnap" status "$BOXES/b/run/servers/home.sock" "$t"
+nsent=$(wc -l <"$SEND_LOG")
+ZUMASTOR_NOW=$((t + 61)) expect 0 "the next tick: b's list takes it first" box a tick
+expect_out "the replica has @GMT-[0-9.-]+, the newest" "a sees it received: nothing to send"
+expect 0 "nothing was sent again" test "$(wc -l <"$SEND_LOG")" = "$nsent"
+expect 0 "b's snapshot has a's provenance" test "$("$ddsnap" list --json "$BOXES/b/run/servers/home.sock" | jq -r ".snapshots[] | select(.tag == $t) | .origin_uuid")" = "$("$ddsnap" list --json "$BOXES/a/run/servers/home.sock" | jq -r .uuid)"
+expect 0 "B's snapshot is A's" cmp "$a_dev/origin($t)" "$bdev/origin($t)"
+expect 1 "nothing left to take" test -e "$BOXES/b/db/volumes/home/state/source/unsnapped"
 ZUMASTOR_NOW=$((t + 120)) box b tick >/dev/null 2>&1
 expect 0 "and C got it from B" cmp "$a_dev/origin($t)" "$c_dev/origin($t)"
 

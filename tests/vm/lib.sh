@@ -594,3 +594,22 @@ kill_midway()
 	kill -s "${3:-KILL}" "$pid" || fail "kill_midway: $pid ($1) ended before the signal"
 	echo "$pid"
 }
+
+# hold_stream SENDER-PATTERN BYTES RECEIVER-PATTERN RBYTES: a stream held mid-way, for a
+# fault on progress that cannot come too late: waits (wait_moved) until the sender, the
+# newest process matching SENDER-PATTERN, has written BYTES (wchar), stops it (SIGSTOP: the
+# receiver gets no more than that, however far ssh's buffers are ahead of it), then waits
+# until the receiver, the newest matching RECEIVER-PATTERN, has read RBYTES (rchar), and
+# prints "SENDER-PID RECEIVER-PID".  The scenario injects its fault, then continues the
+# sender (SIGCONT) if it is still there.
+hold_stream()
+{
+	local spid rpid
+	spid=$(wait_moved "$1" "$2" wchar) || exit 1
+	kill -STOP "$spid" || fail "hold_stream: $spid ($1) ended before it was stopped"
+	rpid=$(wait_moved "$3" "$4" rchar) || {
+		kill -CONT "$spid"
+		exit 1
+	}
+	echo "$spid $rpid"
+}
