@@ -1592,10 +1592,24 @@ static void old_store(struct fixture *f, u64 seed, bool split, u64 *rng)
  * the old format's open, and the persisted deadlists an uncut upgrade (in bounded txgs)
  * writes; *@writes: the block writes of that upgrading open.
  */
+/* vol_open(@f), returning the block writes (and flushes) it made on the store and metadev. */
+static u64 vol_open_counting(struct fixture *f)
+{
+	struct bdev_counters c0, c1, m0 = {0}, m1 = {0};
+
+	bdev_faulty_counters(f->store, &c0);
+	if (f->meta)
+		bdev_faulty_counters(f->meta, &m0);
+	vol_open(f);
+	bdev_faulty_counters(f->store, &c1);
+	if (f->meta)
+		bdev_faulty_counters(f->meta, &m1);
+	return c1.writes - c0.writes + m1.writes - m0.writes;
+}
+
 static void upgrade_model(u64 seed, bool split, struct accounting *a, struct upgrade_state *st,
 			  u64 *writes)
 {
-	struct bdev_counters c0, c1, m0 = {0}, m1 = {0};
 	struct fixture f;
 	u64 rng;
 
@@ -1605,14 +1619,7 @@ static void upgrade_model(u64 seed, bool split, struct accounting *a, struct upg
 	assert_int_equal(volume_close(f.v), 0);
 	f.old_format = false;
 	f.upgrade_entries = UPGRADE_TXG_ENTRIES;
-	bdev_faulty_counters(f.store, &c0);
-	if (f.meta)
-		bdev_faulty_counters(f.meta, &m0);
-	vol_open(&f);
-	bdev_faulty_counters(f.store, &c1);
-	if (f.meta)
-		bdev_faulty_counters(f.meta, &m1);
-	*writes = c1.writes - c0.writes + m1.writes - m0.writes;
+	*writes = vol_open_counting(&f);
 	expect_accounting(&f, a, seed);
 	assert_int_equal(volume_close(f.v), 0);
 	upgrade_state(&f, st);
@@ -1635,7 +1642,6 @@ static void upgrade_model(u64 seed, bool split, struct accounting *a, struct upg
 static void upgrade_bounded_crash_round(u64 seed, bool split, u64 die_at, u32 *outcomes,
 					u32 *resumed, u64 *upgrade_writes)
 {
-	struct bdev_counters c0, c1, m0 = {0}, m1 = {0};
 	struct engine_check_report er;
 	struct upgrade_state model, st, after;
 	struct accounting acct;
@@ -1677,14 +1683,7 @@ static void upgrade_bounded_crash_round(u64 seed, bool split, u64 die_at, u32 *o
 	}
 
 	f.old_format = false;
-	bdev_faulty_counters(f.store, &c0);
-	if (f.meta)
-		bdev_faulty_counters(f.meta, &m0);
-	vol_open(&f);
-	bdev_faulty_counters(f.store, &c1);
-	if (f.meta)
-		bdev_faulty_counters(f.meta, &m1);
-	writes = c1.writes - c0.writes + m1.writes - m0.writes;
+	writes = vol_open_counting(&f);
 	if ((outcome == 1 && 2 * (st.cursor - 1) >= acct.exceptions) || outcome == 2) {
 		if (writes >= model_writes)
 			fail_msg("seed %llu: the open after a cut at entry %llu of %llu wrote %llu "
