@@ -1734,8 +1734,8 @@ static void test_volume__upgrade_bounded_crash(void **state)
 	print_message("test_volume: the crashes left %u old stores, %u mid-upgrade (%u continued "
 		      "with fewer writes), %u with complete trees but no bit, %u upgraded\n",
 		      outcomes[0], outcomes[1], resumed, outcomes[2], outcomes[3]);
-	if (!env) /* the crash argument's cases were met, and a cut upgrade continued */
-		assert_true(outcomes[0] && outcomes[1] && outcomes[3] && resumed);
+	/* which outcomes 40 random cuts meet is chance (once none left the old store): each
+	 * round checks its own; the every-write test below meets every case, not a sample */
 }
 
 /*
