@@ -150,7 +150,7 @@ run_case()
 		[[ ${FRESH_DEMO:-} == boot ]] && cmd='cd /root/zumastor && VM_TIMEOUT=1 make demo'
 		in_root "$root" "$cmd" >>"$log" 2>&1 || rc=$?
 		if [[ ${FRESH_DEMO:-} == boot ]]; then
-			if grep -q 'A real Linux kernel' "$log"; then
+			if grep -qi 'a real Linux kernel' "$log"; then
 				result demo 1
 			else
 				result demo 0 "make demo exited $rc before the guest booted into the demo (log: $log)"
