@@ -23,6 +23,7 @@
 #include "blk/bdev.h"
 #include "blk/cache.h"
 #include "util/iopool.h"
+#include "lib/rng.h"
 
 /*----------------------------------------------------------------
  * Test transaction: allocator with deferred frees
@@ -393,9 +394,7 @@ static void check_find(struct btree *t, const struct model *m, const u8 *k)
 
 static u64 test_seed(u64 dflt)
 {
-	const char *s = getenv("BTREE_SEED");
-
-	return s ? strtoull(s, NULL, 0) : dflt;
+	return rnd_seed("BTREE_SEED", dflt, NULL);
 }
 
 /*----------------------------------------------------------------

@@ -289,8 +289,7 @@ static void fx_add_gen(struct fx *f, struct rnd *r, u64 g, u64 n)
 
 static u64 test_seed(void)
 {
-	const char *s = getenv("DLDISK_SEED");
-	u64 seed = s ? strtoull(s, NULL, 0) : (u64)time(NULL);
+	u64 seed = rnd_seed("DLDISK_SEED", (u64)time(NULL), NULL);
 
 	printf("DLDISK_SEED=%llu\n", (unsigned long long)seed);
 	return seed;

@@ -38,9 +38,7 @@ static void fill(u8 *buf, u32 len, u64 chunk, u64 version)
 
 static u64 test_seed(u64 dflt)
 {
-	const char *s = getenv("ENGINE_TEST_SEED");
-
-	return s ? strtoull(s, NULL, 0) : dflt;
+	return rnd_seed("ENGINE_TEST_SEED", dflt, NULL);
 }
 
 struct world {

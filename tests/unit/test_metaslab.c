@@ -18,6 +18,7 @@
 #include "blk/bdev.h"
 #include "blk/cache.h"
 #include "pdata/metaslab.h"
+#include "lib/rng.h"
 
 #define CHUNK_SHIFT 2 /* 4-block chunks */
 #define CB	    (1u << CHUNK_SHIFT)
@@ -47,9 +48,7 @@ struct fix {
 
 static u64 seed_from_env(void)
 {
-	const char *s = getenv("MS_SEED");
-
-	return s ? strtoull(s, NULL, 0) : (u64)time(NULL) ^ ((u64)getpid() << 16);
+	return rnd_seed("MS_SEED", rnd_clock_seed(), NULL);
 }
 
 static void fix_init(struct fix *f, bool shared, u64 dev_blocks, struct bdev *meta_bdev)

@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 #include "pdata/range_tree.h"
+#include "lib/rng.h"
 
 /*----------------------------------------------------------------*/
 /* the bitmap model */
@@ -102,9 +103,7 @@ static int model_find(const struct model *m, u64 size, u64 align, u64 *out)
 
 static u64 seed_from_env(void)
 {
-	const char *s = getenv("RT_SEED");
-
-	return s ? strtoull(s, NULL, 0) : (u64)time(NULL) ^ ((u64)getpid() << 16);
+	return rnd_seed("RT_SEED", rnd_clock_seed(), NULL);
 }
 
 /*----------------------------------------------------------------*/

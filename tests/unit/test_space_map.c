@@ -15,6 +15,7 @@
 #include "blk/bdev.h"
 #include "blk/cache.h"
 #include "pdata/space_map.h"
+#include "lib/rng.h"
 
 #define DEV_BLOCKS 2048 /* log blocks come from [1, DEV_BLOCKS) */
 #define MS_START   100000
@@ -189,9 +190,7 @@ static void reload_and_check(struct fix *f, const u8 *model, const struct space_
 
 static u64 seed_from_env(void)
 {
-	const char *s = getenv("SM_SEED");
-
-	return s ? strtoull(s, NULL, 0) : (u64)time(NULL) ^ ((u64)getpid() << 16);
+	return rnd_seed("SM_SEED", rnd_clock_seed(), NULL);
 }
 
 /*----------------------------------------------------------------*/

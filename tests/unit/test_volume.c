@@ -47,6 +47,7 @@
 #include "snap/volume.h"
 #include "ddsnap_wire.h"
 #include "lib/storecheck.h"
+#include "lib/rng.h"
 #include "snap/deadlist_disk.h"
 #include "blk/cache.h"
 
@@ -288,6 +289,21 @@ static void test_volume__repeated_write_needs_no_flush_split(void **state)
 }
 
 /* One crash round; see the essay. */
+/*
+ * Where a randomized test's seeds start: VOLUME_SEED=<n> replays seed n (and the test runs
+ * one round), the clock otherwise.  Prints the first seed, naming @what; returns how many
+ * rounds to run (@rounds, or 1 for a replay).
+ */
+static u32 seeds(const char *what, u32 rounds, u64 *first)
+{
+	bool replay;
+
+	*first = rnd_seed("VOLUME_SEED", (u64)time(NULL), &replay);
+	print_message("test_volume: %s seeds from %llu (VOLUME_SEED=<n> replays)\n", what,
+		      (unsigned long long)*first);
+	return replay ? 1 : rounds;
+}
+
 static void crash_round(u64 seed, bool split)
 {
 	struct fixture f;
@@ -329,18 +345,11 @@ crash:
 
 static void crash_rounds(bool split)
 {
-	const char *env = getenv("VOLUME_SEED");
-	u64 base = env ? strtoull(env, NULL, 0) : (u64)time(NULL);
-	u32 rounds = env ? 1 : 60;
+	u64 base;
+	u32 rounds = seeds(split ? "split" : "single", 60, &base);
 
-	for (u32 i = 0; i < rounds; i++) {
-		u64 seed = base + i;
-
-		if (!i || env)
-			print_message("test_volume: %s seeds from %llu (VOLUME_SEED=<n> replays)\n",
-				      split ? "split" : "single", (unsigned long long)seed);
-		crash_round(seed, split);
-	}
+	for (u32 i = 0; i < rounds; i++)
+		crash_round(base + i, split);
 }
 
 static void test_volume__acknowledged_copies_survive_a_crash(void **state)
@@ -652,11 +661,10 @@ static void cw_round(u64 seed, bool split)
 
 static void test_volume__concurrent_writers_creates_deletes_crash(void **state)
 {
-	const char *env = getenv("VOLUME_SEED");
-	u64 base = env ? strtoull(env, NULL, 0) : (u64)time(NULL);
-	u32 rounds = env ? 2 : 6;
+	u64 base;
+	u32 rounds = seeds("concurrent writers", 3, &base);
 
-	for (u32 i = 0; i < rounds; i++)
+	for (u32 i = 0; i < 2 * rounds; i++) /* each seed on both layouts */
 		cw_round(base + i / 2, i & 1);
 }
 
@@ -968,16 +976,16 @@ static void *reader_main(void *arg)
  */
 static void test_volume__lookups_during_syncs(void **state)
 {
-	const char *env = getenv("VOLUME_SEED");
-	u64 seed = env ? strtoull(env, NULL, 0) : (u64)time(NULL);
-	u64 rng = seed * 0x9E3779B97F4A7C15ULL + 3, lookups = 0;
+	u64 seed;
+	u64 rng, lookups = 0;
 	struct reader r[2];
 	struct fixture f;
 	_Atomic u32 published = 0;
 	atomic_bool stop = false;
 	u64 txg0;
 
-	print_message("test_volume: lookups during syncs, seed %llu\n", (unsigned long long)seed);
+	seeds("lookups during syncs", 1, &seed);
+	rng = seed * 0x9E3779B97F4A7C15ULL + 3;
 	setup_fixture_sync(&f, false, seed, 1);
 	txg0 = txg(&f);
 	for (int i = 0; i < 2; i++) {
@@ -1211,19 +1219,11 @@ static void revert_crash_round(u64 seed, bool split)
 
 static void test_volume__revert_crash_and_rerun(void **state)
 {
-	const char *env = getenv("VOLUME_SEED");
-	u64 base = env ? strtoull(env, NULL, 0) : (u64)time(NULL);
-	u32 rounds = env ? 1 : 40;
+	u64 base;
+	u32 rounds = seeds("revert", 40, &base);
 
-	for (u32 i = 0; i < rounds; i++) {
-		u64 seed = base + i;
-
-		if (!i || env)
-			print_message("test_volume: revert seeds from %llu (VOLUME_SEED=<n> "
-				      "replays)\n",
-				      (unsigned long long)seed);
-		revert_crash_round(seed, seed & 1);
-	}
+	for (u32 i = 0; i < rounds; i++)
+		revert_crash_round(base + i, (base + i) & 1);
 }
 
 /*
@@ -1376,25 +1376,20 @@ static void upgrade_crash_round(u64 seed, bool split, u32 die_at, u32 *outcomes)
 
 static void test_volume__upgrade_at_open_crash(void **state)
 {
-	const char *env = getenv("VOLUME_SEED");
-	u64 base = env ? strtoull(env, NULL, 0) : (u64)time(NULL);
-	u32 rounds = env ? 1 : 48, outcomes[3] = {0};
+	u64 base;
+	u32 rounds = seeds("upgrade (the device dies at write seed / 2 % 12 + 1)", 48, &base);
+	u32 outcomes[3] = {0};
 
 	for (u32 i = 0; i < rounds; i++) {
 		u64 seed = base + i;
 
-		if (!i || env)
-			print_message(
-				"test_volume: upgrade seeds from %llu (VOLUME_SEED=<n> "
-				"replays; the device dies at its (seed / 2 %% 12 + 1)th write)\n",
-				(unsigned long long)seed);
 		/* every write of the upgrading open (about 10), on both layouts */
 		upgrade_crash_round(seed, seed & 1, (u32)(seed / 2 % 12) + 1, outcomes);
 	}
 	print_message("test_volume: the crashes left %u old stores, %u with the upgrade's trees "
 		      "but not its bit, %u upgraded\n",
 		      outcomes[0], outcomes[1], outcomes[2]);
-	if (!env) /* each case of the crash argument was met */
+	if (rounds > 1) /* 48 consecutive seeds meet every crash point: each case was met */
 		assert_true(outcomes[0] && outcomes[1] && outcomes[2]);
 }
 
@@ -1717,18 +1712,13 @@ static void upgrade_bounded_crash_round(u64 seed, bool split, u64 die_at, u32 *o
 
 static void test_volume__upgrade_bounded_crash(void **state)
 {
-	const char *env = getenv("VOLUME_SEED");
-	u64 base = env ? strtoull(env, NULL, 0) : (u64)time(NULL);
-	u32 rounds = env ? 1 : 40, outcomes[4] = {0}, resumed = 0;
-	u64 writes;
+	u64 base, writes;
+	u32 rounds = seeds("bounded upgrade", 40, &base);
+	u32 outcomes[4] = {0}, resumed = 0;
 
 	for (u32 i = 0; i < rounds; i++) {
 		u64 seed = base + i;
 
-		if (!i || env)
-			print_message("test_volume: bounded upgrade seeds from %llu "
-				      "(VOLUME_SEED=<n> replays)\n",
-				      (unsigned long long)seed);
 		upgrade_bounded_crash_round(seed, seed & 1, 0, outcomes, &resumed, &writes);
 	}
 	print_message("test_volume: the crashes left %u old stores, %u mid-upgrade (%u continued "
@@ -1745,14 +1735,10 @@ static void test_volume__upgrade_bounded_crash(void **state)
  */
 static void test_volume__upgrade_bounded_crash_every_write(void **state)
 {
-	const char *env = getenv("VOLUME_SEED");
-	u64 seed = env ? strtoull(env, NULL, 0) : (u64)time(NULL);
 	u32 outcomes[4] = {0}, resumed = 0;
-	u64 writes = 1;
+	u64 seed, writes = 1;
 
-	print_message("test_volume: every write of the bounded upgrade, seed %llu "
-		      "(VOLUME_SEED=<n> replays)\n",
-		      (unsigned long long)seed);
+	seeds("every write of the bounded upgrade", 1, &seed);
 	for (int split = 0; split < 2; split++)
 		for (u64 k = 1; k <= writes + 2; k++)
 			upgrade_bounded_crash_round(seed, split, k, outcomes, &resumed, &writes);

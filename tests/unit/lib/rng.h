@@ -3,10 +3,15 @@
  * rng.h - the seeded generator of the model-based tests and stress programs: splitmix64, so
  * a printed seed replays the same sequence in every program that uses it.  Header only;
  * not thread-safe (one struct rnd per thread).  server/util/base.h's xorshift64 serves code
- * that only needs scattered bytes.
+ * that only needs scattered bytes.  rnd_seed() is where every randomized test finds its
+ * seed: an environment variable replays a printed one.
  */
 #ifndef DDSNAP_TEST_RNG_H
 #define DDSNAP_TEST_RNG_H
+
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "util/base.h"
 
@@ -28,6 +33,25 @@ static inline u64 rnd_next(struct rnd *r)
 static inline u64 rnd_below(struct rnd *r, u64 n)
 {
 	return n ? rnd_next(r) % n : 0;
+}
+
+/* A seed that differs between runs, and between test programs started in the same second. */
+static inline u64 rnd_clock_seed(void)
+{
+	return (u64)time(NULL) ^ ((u64)getpid() << 16);
+}
+
+/*
+ * The seed of a randomized test: environment variable @var's value when it is set (a failed
+ * run replayed from the seed it printed), @dflt otherwise.  *@replay, when given, says which.
+ */
+static inline u64 rnd_seed(const char *var, u64 dflt, bool *replay)
+{
+	const char *s = getenv(var);
+
+	if (replay)
+		*replay = s != NULL;
+	return s ? strtoull(s, NULL, 0) : dflt;
 }
 
 #endif
