@@ -16,7 +16,9 @@
  * is -EIO as above), one refused with EINVAL drops O_DIRECT and runs buffered, and
  * without aio (io_setup failing, depth 1, a buffered fd) a request runs synchronously at
  * its turn.  The aio context belongs to one thread (the caller's struct delta_ioq); the
- * call returns only once nothing is in flight, so no request outlives its buffer.
+ * call returns only once nothing is in flight, so no request outlives its buffer.  Freed
+ * contexts go to a small pool for the process's next transfer rather than io_destroy(),
+ * which waits for an RCU grace period (tens of ms; the pool's lock guards only the pool).
  *
  * Errors are collected, not printed: delta_error_add() appends a line to the caller's
  * struct delta_error, which the CLI prints.  Nothing here holds state between calls; a
@@ -24,6 +26,7 @@
  */
 #include "delta/delta_xfer_internal.h"
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <string.h>
 #include <unistd.h>
@@ -213,6 +216,17 @@ static long aio_getevents(aio_context_t ctx, long min, long max, struct io_event
 	return syscall(SYS_io_getevents, ctx, min, max, ev, NULL);
 }
 
+/*
+ * Idle aio contexts kept for the next transfer of this process: io_destroy waits for an
+ * RCU grace period (30-40 ms), which a small incremental would pay once per context.  A
+ * pooled context has nothing in flight (delta_ioq_run returns with none); the process's
+ * exit reclaims them all at once.  Each holds DELTA_IO_DEPTH events.
+ */
+#define IOQ_POOL 8
+static pthread_mutex_t ioq_pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static aio_context_t ioq_pool[IOQ_POOL];
+static unsigned ioq_npool;
+
 void delta_ioq_init(struct delta_ioq *q, unsigned depth)
 {
 	*q = (struct delta_ioq){.depth = depth ? MIN(depth, DELTA_IO_DEPTH) : DELTA_IO_DEPTH};
@@ -220,6 +234,14 @@ void delta_ioq_init(struct delta_ioq *q, unsigned depth)
 
 void delta_ioq_free(struct delta_ioq *q)
 {
+	if (!q->ctx)
+		return;
+	pthread_mutex_lock(&ioq_pool_lock);
+	if (ioq_npool < IOQ_POOL) {
+		ioq_pool[ioq_npool++] = q->ctx;
+		q->ctx = 0;
+	}
+	pthread_mutex_unlock(&ioq_pool_lock);
 	if (q->ctx)
 		syscall(SYS_io_destroy, (aio_context_t)q->ctx);
 	q->ctx = 0;
@@ -256,7 +278,11 @@ static bool ioq_ready(struct delta_ioq *q)
 
 	if (q->ctx || q->no_aio || q->depth < 2)
 		return q->ctx != 0;
-	if (aio_setup(q->depth, &ctx) < 0) {
+	pthread_mutex_lock(&ioq_pool_lock);
+	if (ioq_npool)
+		ctx = ioq_pool[--ioq_npool];
+	pthread_mutex_unlock(&ioq_pool_lock);
+	if (!ctx && aio_setup(DELTA_IO_DEPTH, &ctx) < 0) {
 		q->no_aio = true; /* ENOSYS, or the system's aio-max-nr is used up */
 		return false;
 	}
