@@ -54,6 +54,7 @@ static void open_dev(struct delta_dev *d)
 	struct delta_error e;
 
 	put_file(path, data, FILE_LEN);
+	delta_error_init(&e);
 	assert_int_equal(delta_dev_open(d, path, true, &e), 0);
 	assert_true(d->direct); /* /tmp takes O_DIRECT: the aio path is what runs */
 }
