@@ -17,32 +17,33 @@
  * thread; the origin writes (and the token saves that follow them) on a writer thread fed
  * by a bounded queue (WQ_MAX extents, WQ_BYTES of decoded data), in stream order, so the
  * next extents decode while the last ones are written.  The writer takes what is queued,
- * up to io_depth extents, and writes them all in flight together (each a first write after
- * the replica's base snapshot: a copy-out, which the server can batch); only when every
- * one has completed does the token advance, to the last extent of the written prefix.  Only checked extents are queued.
- * Locking: the lock guards the queue and the writer's result; the origin, a->applied,
- * a->dirty and the token file belong to the writer while it runs, and to the caller only
- * after apply_drain() has seen the queue empty (under the lock: happens-before).  A
- * failed write stops the writer: nothing queued after its group is written (dropped), and
- * the caller fails at its next queueing or drain; the writes in flight beside it in its
- * group may land, past the token (as after a crash, below).  With --check nothing is written
- * and no writer runs.
+ * up to io_depth extents, and writes them all in flight together (each a first write
+ * after the replica's base snapshot: a copy-out, which the server can batch); only when
+ * every one has completed does the token advance, to the last extent of the written
+ * prefix.  Only checked extents are queued.  Locking: the lock guards the queue and the
+ * writer's result; the origin, a->applied, a->dirty and the token file belong to the
+ * writer while it runs, and to the caller only after apply_drain() has seen the queue
+ * empty (under the lock: happens-before).  A failed write stops the writer: nothing queued
+ * after its group is written (dropped), and the caller fails at its next queueing or
+ * drain; the writes in flight beside it in its group may land, past the token (as after a
+ * crash, below).  With --check nothing is written and no writer runs.
  *
  * Invariants: a corrupt or mismatched extent is never written; the source snapshot is
  * opened read-only and never written; a.applied names the last record whose data is
  * written (the token never runs ahead of the origin: the writer sets it after the write).
  *
  * Crash and interruption argument: with a token file, apply fdatasyncs the origin before
- * each token save (once before the first write, then at most once per DELTA_TOKEN_INTERVAL
- * and at every exit), and a save happens only between the writer's groups, when no write
- * is in flight (delta_ioq_run returns after every request of a group completed; the final
- * save after the writer is joined), so the token never claims an extent that is not
- * durable, and a receiver killed after its first write always leaves one.  Extents after the token may or
- * may not be on disk; re-applying them writes the same bytes (extents hold absolute target data decoded
- * against the immutable source snapshot, never against the origin), so nothing is lost and
- * nothing is counted twice.  A resumed stream (create with a resume token) starts exactly at
- * the token and chains the stream checksum from it; a full stream re-sent after an
- * interruption is skipped up to the token and checked to be the same stream.
+ * each token save (once before the first write, then at most once per
+ * DELTA_TOKEN_INTERVAL and at every exit), and a save happens only between the writer's
+ * groups, when no write is in flight (delta_ioq_run returns after every request of a
+ * group completed; the final save after the writer is joined), so the token never claims
+ * an extent that is not durable, and a receiver killed after its first write always
+ * leaves one.  Extents after the token may or may not be on disk; re-applying them writes
+ * the same bytes (extents hold absolute target data decoded against the immutable source
+ * snapshot, never against the origin), so nothing is lost and nothing is counted twice.  A
+ * resumed stream (create with a resume token) starts exactly at the token and chains the
+ * stream checksum from it; a full stream re-sent after an interruption is skipped up to
+ * the token and checked to be the same stream.
  */
 #include "delta/delta_xfer_internal.h"
 #include <pthread.h>
