@@ -5,34 +5,45 @@
  *
  * What.  Reads the stream, and for each extent checks the receiver's source extent against
  * the sender's source checksum (refusing on mismatch), decodes, checks the target checksum,
- * and only then writes the origin.  xdelta3 extents are queued and decoded in one batch
- * (one process start per batch); any other record first applies the queue, so the origin
- * is written in stream order.
+ * and only then writes the origin.  Extents with a source (every extent of an incremental
+ * unless --no-source-check, and xdelta3's) are queued, up to a batch (DELTA_BATCH_BYTES,
+ * DELTA_BATCH_EXTENTS): their source reads go out together (delta_ioq_run, up to
+ * io_depth in flight: a base snapshot's chunk can cost a server round trip each), then the
+ * checked prefix decodes in one batch (one xdelta3 process per batch); a read or checksum
+ * failure stops the queue there, the extents before it applied first.  Any other record
+ * first applies the queue, so the origin is written in stream order.
  *
  * The writer.  Reading the stream, checking sources and decoding happen on the caller's
  * thread; the origin writes (and the token saves that follow them) on a writer thread fed
  * by a bounded queue (WQ_MAX extents, WQ_BYTES of decoded data), in stream order, so the
- * next extents decode while the last ones are written.  Only checked extents are queued.
- * Locking: the lock guards the queue and the writer's result; the origin, a->applied,
- * a->dirty and the token file belong to the writer while it runs, and to the caller only
- * after apply_drain() has seen the queue empty (under the lock: happens-before).  A
- * failed write stops the writer (the queued extents after it are dropped, never written),
- * and the caller fails at its next queueing or drain.  With --check nothing is written
- * and no writer runs.
+ * next extents decode while the last ones are written.  The writer takes what is queued,
+ * up to io_depth extents, and writes them all in flight together (each a first write
+ * after the replica's base snapshot: a copy-out, which the server can batch); only when
+ * every one has completed does the token advance, to the last extent of the written
+ * prefix.  Only checked extents are queued.  Locking: the lock guards the queue and the
+ * writer's result; the origin, a->applied, a->dirty and the token file belong to the
+ * writer while it runs, and to the caller only after apply_drain() has seen the queue
+ * empty (under the lock: happens-before).  A failed write stops the writer: nothing queued
+ * after its group is written (dropped), and the caller fails at its next queueing or
+ * drain; the writes in flight beside it in its group may land, past the token (as after a
+ * crash, below).  With --check nothing is written and no writer runs.
  *
  * Invariants: a corrupt or mismatched extent is never written; the source snapshot is
  * opened read-only and never written; a.applied names the last record whose data is
  * written (the token never runs ahead of the origin: the writer sets it after the write).
  *
  * Crash and interruption argument: with a token file, apply fdatasyncs the origin before
- * each token save (once before the first write, then at most once per DELTA_TOKEN_INTERVAL
- * and at every exit), so the token never claims an extent that is not durable, and a
- * receiver killed after its first write always leaves one.  Extents after the token may or
- * may not be on disk; re-applying them writes the same bytes (extents hold absolute target data decoded
- * against the immutable source snapshot, never against the origin), so nothing is lost and
- * nothing is counted twice.  A resumed stream (create with a resume token) starts exactly at
- * the token and chains the stream checksum from it; a full stream re-sent after an
- * interruption is skipped up to the token and checked to be the same stream.
+ * each token save (once before the first write, then at most once per
+ * DELTA_TOKEN_INTERVAL and at every exit), and a save happens only between the writer's
+ * groups, when no write is in flight (delta_ioq_run returns after every request of a
+ * group completed; the final save after the writer is joined), so the token never claims
+ * an extent that is not durable, and a receiver killed after its first write always
+ * leaves one.  Extents after the token may or may not be on disk; re-applying them writes
+ * the same bytes (extents hold absolute target data decoded against the immutable source
+ * snapshot, never against the origin), so nothing is lost and nothing is counted twice.  A
+ * resumed stream (create with a resume token) starts exactly at the token and chains the
+ * stream checksum from it; a full stream re-sent after an interruption is skipped up to
+ * the token and checked to be the same stream.
  */
 #include "delta/delta_xfer_internal.h"
 #include <pthread.h>
@@ -65,7 +76,9 @@ struct apply {
 	size_t qbytes;
 	u64 written_chunks;
 	struct delta_error *e;
-	bool check; /* --check: verify everything, write nothing */
+	bool check;	       /* --check: verify everything, write nothing */
+	struct delta_ioq sioq; /* the caller's source reads */
+	struct delta_ioq wioq; /* the writer's origin writes */
 	/* the origin writer (not with --check): decoded extents queued in stream order */
 	bool threaded;
 	pthread_t writer;
@@ -121,55 +134,90 @@ static int apply_done_record(struct apply *a, const struct delta_token *tok, str
 #define WQ_MAX	 64u
 #define WQ_BYTES (32u << 20)
 
-/* Writes @len bytes of @data at @chunk and makes @tok the applied token (whichever thread
- * owns the origin now: the writer, or the caller with the queue drained).  Errors go to
- * @e. */
-static int apply_put(struct apply *a, u64 chunk, const u8 *data, size_t len,
-		     const struct delta_token *tok, struct delta_error *e)
+/*
+ * Writes jobs @j[0..@n) to the origin, their requests all in flight together (a job of
+ * more than DELTA_MAX_EXTENT bytes in pieces), and once every one has completed makes the
+ * token of the last job of the written prefix the applied one (whichever thread owns the
+ * origin now: the writer, or the caller with the queue drained).  So a token saved here
+ * (its fdatasync first) never covers a write still in flight.  Returns 0 or the first
+ * failing job's errno, its line in @e; the jobs before it count as written.
+ */
+static int apply_put(struct apply *a, const struct wjob *j, unsigned n, struct delta_error *e)
 {
-	int rc = 0;
+	struct delta_io *io = NULL;
+	unsigned nio = 0, done = 0;
+	int rc = 0, trc;
 
-	for (size_t off = 0; !rc && !a->check && off < len;) {
-		size_t k = MIN(len - off, (size_t)DELTA_MAX_EXTENT);
+	if (!a->check) {
+		for (unsigned i = 0; i < n; i++)
+			nio += (unsigned)((j[i].len + DELTA_MAX_EXTENT - 1) / DELTA_MAX_EXTENT);
+		io = xmalloc(sizeof(*io) * (nio ? nio : 1));
+		nio = 0;
+		for (unsigned i = 0; i < n; i++) {
+			for (size_t off = 0; off < j[i].len; off += DELTA_MAX_EXTENT) {
+				/* a zero record of any length is written from the one zero
+				 * extent */
+				const u8 *buf = j[i].data == a->zeros ? a->zeros : j[i].data + off;
 
-		/* a zero record of any length is written from the one zero extent */
-		rc = delta_dev_pwrite(&a->origin, data == a->zeros ? data : data + off, k,
-				      chunk * a->h.chunk_size + off, e);
-		off += k;
+				io[nio++] = (struct delta_io){
+					.d = &a->origin,
+					.buf = (u8 *)buf, /* only read: a write */
+					.len = MIN(j[i].len - off, (size_t)DELTA_MAX_EXTENT),
+					.off = j[i].chunk * a->h.chunk_size + off};
+			}
+		}
+		rc = delta_ioq_run(&a->wioq, io, nio, true, e);
 	}
-	if (rc)
+	for (unsigned x = 0; done < n; done++) {
+		bool ok = true;
+
+		for (size_t off = 0; io && off < j[done].len; off += DELTA_MAX_EXTENT)
+			ok = !io[x++].rc && ok;
+		if (!ok)
+			break;
+		__atomic_add_fetch(&a->written_chunks, j[done].len / a->h.chunk_size,
+				   __ATOMIC_RELAXED);
+	}
+	free(io);
+	if (!done)
 		return rc;
 	a->dirty = !a->check;
-	__atomic_add_fetch(&a->written_chunks, len / a->h.chunk_size, __ATOMIC_RELAXED);
-	return apply_done_record(a, tok, e);
+	trc = apply_done_record(a, &j[done - 1].tok, e);
+	return rc ? rc : trc;
 }
 
 static void *apply_writer(void *arg)
 {
 	struct apply *a = arg;
+	struct wjob js[DELTA_IO_DEPTH];
 
 	pthread_mutex_lock(&a->lock);
 	for (;;) {
-		struct wjob j;
+		unsigned n;
 		int rc;
 
 		while (!a->wcount && !a->wclose)
 			pthread_cond_wait(&a->cond, &a->lock);
 		if (!a->wcount)
 			break;
-		j = a->wq[a->whead];
+		/* what is queued, up to the depth: written together */
+		n = MIN(a->wcount, a->wioq.depth);
+		for (unsigned i = 0; i < n; i++)
+			js[i] = a->wq[(a->whead + i) % WQ_MAX];
 		pthread_mutex_unlock(&a->lock);
 		rc = a->wrc;
 		if (!rc)
-			rc = apply_put(a, j.chunk, j.data, j.len, &j.tok, &a->we);
-		if (j.own)
-			free((void *)j.data);
+			rc = apply_put(a, js, n, &a->we);
+		for (unsigned i = 0; i < n; i++)
+			if (js[i].own)
+				free((void *)js[i].data);
 		pthread_mutex_lock(&a->lock);
 		if (rc && !a->wrc)
 			a->wrc = rc;
-		a->whead = (a->whead + 1) % WQ_MAX;
-		a->wcount--;
-		a->wbytes -= j.own ? j.len : 0;
+		a->whead = (a->whead + n) % WQ_MAX;
+		a->wcount -= n;
+		for (unsigned i = 0; i < n; i++)
+			a->wbytes -= js[i].own ? js[i].len : 0;
 		pthread_cond_broadcast(&a->cond);
 	}
 	pthread_mutex_unlock(&a->lock);
@@ -207,7 +255,9 @@ static int apply_emit(struct apply *a, u64 chunk, const u8 *data, bool own, size
 	int rc;
 
 	if (!a->threaded) {
-		rc = apply_put(a, chunk, data, len, tok, a->e);
+		struct wjob j = {.chunk = chunk, .data = data, .len = len, .tok = *tok};
+
+		rc = apply_put(a, &j, 1, a->e);
 		if (own)
 			free((void *)data);
 		return rc;
@@ -272,24 +322,19 @@ static int apply_writer_stop(struct apply *a)
 	return rc;
 }
 
-/* Reads the receiver's source extent and compares it with the sender's checksum. */
-static int apply_source(struct apply *a, const struct delta_record *rec, u8 *buf, size_t len)
+/* Compares the receiver's source extent @buf (read) with the sender's checksum; a
+ * mismatch's line goes to @e. */
+static int apply_source(struct apply *a, const struct delta_record *rec, const u8 *buf, size_t len,
+			struct delta_error *e)
 {
-	int rc = delta_dev_pread(&a->src, buf, len, rec->chunk * a->h.chunk_size, a->e);
-
-	if (rc)
-		return rc;
-	if (delta_csum(buf, len) != rec->src_csum) {
-		delta_error_add(a->e,
-				"source snapshot %s differs from the sender's at chunks "
-				"%llu..%llu: refusing "
-				"this delta",
-				a->src.path, (unsigned long long)rec->chunk,
-				(unsigned long long)(rec->chunk + rec->count - 1));
-		a->e->corrupt = false;
-		return -ESTALE;
-	}
-	return 0;
+	if (delta_csum(buf, len) == rec->src_csum)
+		return 0;
+	delta_error_add(e,
+			"source snapshot %s differs from the sender's at chunks %llu..%llu: "
+			"refusing this delta",
+			a->src.path, (unsigned long long)rec->chunk,
+			(unsigned long long)(rec->chunk + rec->count - 1));
+	return -ESTALE;
 }
 
 /* Checks a decoded extent against its target checksum and hands it to the writer (@data:
@@ -310,20 +355,32 @@ static int apply_write(struct apply *a, const struct delta_record *rec, u8 *data
 	return apply_emit(a, rec->chunk, data, true, len, tok);
 }
 
-/* Decodes the queued xdelta3 extents in one run and applies them in order. */
+/*
+ * Applies the queued extents: reads their sources (all in flight together, the depth
+ * permitting), checks each against the sender's source checksum, decodes the checked
+ * prefix in one batch (one xdelta3 run) and hands its extents to the writer in stream
+ * order.  A source that fails its read or check stops the queue there: the extents before
+ * it are still applied, nothing at or after it is.
+ */
 static int apply_flush(struct apply *a)
 {
+	struct delta_error *se; /* [0] the first failing read's line, [1] a mismatch's */
 	struct delta_djob *dj;
-	u8 *src, *tgt;
+	struct delta_io *io;
+	u8 *src;
 	size_t off = 0;
-	int rc = 0;
+	unsigned ok;
+	int rc = 0, src_rc = 0;
 
 	if (!a->nq)
 		return 0;
+	se = xmalloc(2 * sizeof(*se));
+	delta_error_init(&se[0]);
+	delta_error_init(&se[1]);
 	dj = xzalloc(sizeof(*dj) * a->nq);
+	io = xmalloc(sizeof(*io) * a->nq);
 	src = delta_abuf(a->qbytes);
-	tgt = delta_abuf(a->qbytes); /* O_DIRECT writes need aligned buffers */
-	for (unsigned i = 0; i < a->nq && !rc; i++) {
+	for (unsigned i = 0; i < a->nq; i++) {
 		struct delta_record *rec = &a->q[i].rec;
 		size_t len = (size_t)rec->count * a->h.chunk_size;
 
@@ -332,13 +389,24 @@ static int apply_flush(struct apply *a)
 					    .payload_len = rec->payload_len,
 					    .src = src + off,
 					    .src_len = len,
-					    .tgt = tgt + off,
 					    .len = len};
-		rc = apply_source(a, rec, src + off, len);
+		io[i] = (struct delta_io){.d = &a->src,
+					  .buf = src + off,
+					  .len = len,
+					  .off = rec->chunk * a->h.chunk_size};
 		off += len;
 	}
-	if (!rc) {
-		rc = delta_codec_decode_batch(a->dc, dj, a->nq);
+	delta_ioq_run(&a->sioq, io, a->nq, false, &se[0]);
+	for (ok = 0; ok < a->nq; ok++) {
+		src_rc = io[ok].rc;
+		if (!src_rc)
+			src_rc = apply_source(a, &a->q[ok].rec, io[ok].buf, io[ok].len, &se[1]);
+		if (src_rc)
+			break;
+		dj[ok].tgt = delta_abuf(dj[ok].len); /* the writer's: O_DIRECT aligned */
+	}
+	if (ok) {
+		rc = delta_codec_decode_batch(a->dc, dj, ok);
 		if (rc == -ENOENT || rc == -EIO) {
 			delta_error_add(a->e, "%s", delta_codec_error(a->dc));
 			a->e->corrupt = false;
@@ -346,7 +414,7 @@ static int apply_flush(struct apply *a)
 		}
 		rc = 0;
 	}
-	for (unsigned i = 0; i < a->nq && !rc; i++) {
+	for (unsigned i = 0; i < ok && !rc; i++) {
 		if (dj[i].err) {
 			delta_error_add(
 				a->e,
@@ -357,35 +425,47 @@ static int apply_flush(struct apply *a)
 			rc = -EILSEQ;
 			break;
 		}
-		u8 *own = delta_abuf(dj[i].len); /* the batch's buffer is freed below */
-
-		memcpy(own, dj[i].tgt, dj[i].len);
-		rc = apply_write(a, &a->q[i].rec, own, dj[i].len, &a->q[i].tok);
+		rc = apply_write(a, &a->q[i].rec, dj[i].tgt, dj[i].len, &a->q[i].tok);
+		dj[i].tgt = NULL; /* apply_write's now */
+	}
+	if (!rc && src_rc) {
+		/* the source's problem, after the extents before it are applied */
+		delta_error_add(a->e, "%s", io[ok].rc ? se[0].msg : se[1].msg);
+		a->e->corrupt = false;
+		rc = src_rc;
 	}
 out:
-	for (unsigned i = 0; i < a->nq; i++)
+	for (unsigned i = 0; i < a->nq; i++) {
 		free(a->q[i].payload);
+		free(dj[i].tgt);
+	}
 	a->nq = 0;
 	a->qbytes = 0;
 	free(dj);
+	free(io);
 	free(src);
-	free(tgt);
+	free(se);
 	return rc;
 }
 
+/*
+ * Applies one record.  An extent with a source to check (or xdelta3's, which decodes
+ * against it) joins the queue, whose sources are read together (apply_flush); any other
+ * record applies the queue first, so the origin is written in stream order.
+ */
 static int apply_record(struct apply *a, const struct delta_record *rec,
 			const struct delta_token *tok)
 {
 	size_t len = (size_t)rec->count * a->h.chunk_size;
 	struct delta_djob dj;
-	u8 *src = NULL, *tgt;
+	u8 *tgt;
 	int rc;
 
 	if (rec->type == DELTA_REC_ZERO) {
 		rc = apply_flush(a);
 		return rc ? rc : apply_emit(a, rec->chunk, a->zeros, false, len, tok);
 	}
-	if (rec->codec == DELTA_CODEC_XDELTA3) {
+	if ((rec->flags & DELTA_EXTENT_SRC_CSUM) || rec->codec == DELTA_CODEC_XDELTA3) {
 		struct pending *p;
 
 		if (a->qbytes + len > DELTA_BATCH_BYTES || a->nq == DELTA_BATCH_EXTENTS) {
@@ -406,30 +486,18 @@ static int apply_record(struct apply *a, const struct delta_record *rec,
 	if (rc)
 		return rc;
 	tgt = delta_abuf(len);
-	if (rec->flags & DELTA_EXTENT_SRC_CSUM) {
-		src = delta_abuf(len);
-		rc = apply_source(a, rec, src, len);
-	}
-	if (!rc) {
-		dj = (struct delta_djob){.codec = rec->codec,
-					 .payload = rec->payload,
-					 .payload_len = rec->payload_len,
-					 .src = src,
-					 .src_len = src ? len : 0,
-					 .tgt = tgt,
-					 .len = len};
-		rc = delta_codec_decode(a->dc, &dj);
-		if (rc) {
-			delta_error_add(
-				a->e,
+	dj = (struct delta_djob){.codec = rec->codec,
+				 .payload = rec->payload,
+				 .payload_len = rec->payload_len,
+				 .tgt = tgt,
+				 .len = len};
+	rc = delta_codec_decode(a->dc, &dj);
+	if (rc) {
+		delta_error_add(a->e,
 				"extent at chunk %llu (record %llu): %s; nothing of it was written",
 				(unsigned long long)rec->chunk, (unsigned long long)rec->seq,
 				delta_codec_error(a->dc));
-			a->e->corrupt = rc == -EILSEQ;
-		}
-	}
-	free(src);
-	if (rc) {
+		a->e->corrupt = rc == -EILSEQ;
 		free(tgt);
 		return rc;
 	}
@@ -609,6 +677,8 @@ int delta_apply_stream(const struct delta_apply_params *p, struct delta_apply_st
 	int in = p->in_fd, rc, wrc;
 
 	delta_error_init(e);
+	delta_ioq_init(&a.sioq, p->io_depth);
+	delta_ioq_init(&a.wioq, p->io_depth);
 	a.r = delta_reader_new(delta_fd_read, &in);
 	rc = delta_reader_header(a.r, &a.h);
 	if (rc) {
@@ -673,5 +743,7 @@ out:
 	delta_reader_free(a.r);
 	delta_dev_close(&a.origin);
 	delta_dev_close(&a.src);
+	delta_ioq_free(&a.sioq);
+	delta_ioq_free(&a.wioq);
 	return rc;
 }

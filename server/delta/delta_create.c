@@ -10,6 +10,18 @@
  * (xdelta3 runs once per batch), checksummed (target, and source when read) and written in
  * chunk order.  Devices are read through delta_dev.c (O_DIRECT, or dropped pages).
  *
+ * Reads in flight.  A scattered incremental reads one or two chunks here and there, and a
+ * snapshot chunk shared with the origin costs a round trip to the snapshot server, so the
+ * reader does not read a run at a time: it queues up to io_depth runs (DELTA_IO_DEPTH by
+ * default) in the batch, their target and source bytes at their place in its areas, and
+ * reads them all together (delta_ioq_run: native aio, up to io_depth requests in flight);
+ * only then are they classified into zero and data pieces, in chunk order.  The batch
+ * ends exactly where reading one run at a time ended it (io_depth 1 is that loop): at a
+ * run whose bytes do not fit, or whose chunks do not fit the items; the items of the
+ * pending runs are not known before their reads, so when counting one per pending chunk
+ * might not fit, the pending runs are read and classified first and the exact count
+ * decides.  The stream is therefore the same bytes at every depth.
+ *
  * The pipeline.  A full replication must move data at the disk's speed, not the codec's,
  * so the three jobs overlap: the caller's thread reads the changelist and the devices into
  * batches (reading ahead), nworkers threads (one codec context each; the online CPUs, at
@@ -77,6 +89,14 @@ struct item {
 	unsigned job; /* data: index into the batch's jobs */
 };
 
+/* A run of the changelist queued in the reader's batch, its bytes at @at of the batch's
+ * target (and source) area, read but not yet classified. */
+struct run {
+	u64 chunk;
+	u32 count;
+	size_t at;
+};
+
 /*
  * One batch of the pipeline: the reader fills it (items in chunk order, the target and
  * source bytes of its data pieces), a worker encodes and checksums its jobs, the writer
@@ -121,6 +141,11 @@ struct create {
 	int write_rc;
 	struct delta_error we; /* the writer's lines, appended to e after the join */
 	/* the reader's */
+	struct delta_ioq ioq;
+	struct run pend[DELTA_IO_DEPTH]; /* the current batch's runs not read yet */
+	unsigned npend;
+	u32 pend_chunks;
+	struct delta_io ios[2 * DELTA_IO_DEPTH]; /* their reads */
 	u64 data_bytes;
 	struct delta_error *e;
 };
@@ -246,12 +271,17 @@ static struct batch *create_next_batch(struct create *c)
 	return b;
 }
 
-/* Hands the reader's batch to the workers (an empty one is kept).  Returns 0, or -ECANCELED
- * if a stage failed (its line says why). */
+static int create_complete(struct create *c);
+
+/* Reads the reader's pending runs and hands its batch to the workers (an empty one is
+ * kept).  Returns 0, a read's errno, or -ECANCELED if a stage failed (its line says why). */
 static int create_submit(struct create *c)
 {
 	struct batch *b = c->cur;
+	int rc = b ? create_complete(c) : 0;
 
+	if (rc)
+		return rc;
 	if (b && !b->nitems)
 		return 0;
 	c->cur = NULL;
@@ -278,35 +308,22 @@ static void add_zero(struct batch *b, u64 chunk, u32 count)
 	b->items[b->nitems++] = (struct item){.zero = true, .chunk = chunk, .count = count};
 }
 
-/* Reads the run [chunk, chunk + count) and queues its zero and data pieces (the reader). */
-static int create_run(struct create *c, u64 chunk, u32 count)
+/* Queues the zero and data pieces of run @r of the current batch, whose bytes are read
+ * (the reader). */
+static void create_classify(struct create *c, const struct run *r)
 {
-	size_t len = (size_t)count * c->chunk_size, cs = c->chunk_size;
+	size_t cs = c->chunk_size;
 	struct batch *b = c->cur;
-	u8 *t, *s;
-	int rc;
+	u8 *t = b->tbuf + r->at, *s = b->sbuf ? b->sbuf + r->at : NULL;
 
-	if (b->tfill + len > DELTA_BATCH_BYTES || b->nitems + count > 2 * DELTA_BATCH_EXTENTS) {
-		rc = create_submit(c);
-		if (rc)
-			return rc;
-		b = c->cur;
-	}
-	t = b->tbuf + b->tfill;
-	s = b->sbuf ? b->sbuf + b->tfill : NULL;
-	rc = delta_dev_pread(&c->tgt, t, len, chunk * cs, c->e);
-	if (!rc && c->use_src)
-		rc = delta_dev_pread(&c->src, s, len, chunk * cs, c->e);
-	if (rc)
-		return rc;
-	for (u32 i = 0; i < count;) {
+	for (u32 i = 0; i < r->count;) {
 		bool z = all_zero(t + i * cs, cs);
 		u32 k = i + 1;
 
-		while (k < count && all_zero(t + k * cs, cs) == z)
+		while (k < r->count && all_zero(t + k * cs, cs) == z)
 			k++;
 		if (z) {
-			add_zero(b, chunk + i, k - i);
+			add_zero(b, r->chunk + i, k - i);
 		} else {
 			struct delta_job *j = &b->jobs[b->njobs];
 
@@ -317,13 +334,72 @@ static int create_run(struct create *c, u64 chunk, u32 count)
 						.out = b->obuf + b->ofill};
 			b->ofill += delta_codec_bound(j->len);
 			b->items[b->nitems++] = (struct item){
-				.chunk = chunk + i, .count = k - i, .job = b->njobs++};
+				.chunk = r->chunk + i, .count = k - i, .job = b->njobs++};
 			c->data_bytes += j->len;
 		}
 		i = k;
 	}
+}
+
+/* Reads the pending runs of the current batch (target and source, all in flight
+ * together) and classifies them in chunk order (the reader).  Returns 0 or the first
+ * failing read's errno (its line in c->e). */
+static int create_complete(struct create *c)
+{
+	struct batch *b = c->cur;
+	size_t cs = c->chunk_size;
+	unsigned n = 0;
+	int rc;
+
+	if (!c->npend)
+		return 0;
+	for (unsigned i = 0; i < c->npend; i++) {
+		const struct run *r = &c->pend[i];
+		size_t len = (size_t)r->count * cs;
+
+		/* the order of the single-threaded loop: a run's target, then its source */
+		c->ios[n++] = (struct delta_io){
+			.d = &c->tgt, .buf = b->tbuf + r->at, .len = len, .off = r->chunk * cs};
+		if (c->use_src)
+			c->ios[n++] = (struct delta_io){.d = &c->src,
+							.buf = b->sbuf + r->at,
+							.len = len,
+							.off = r->chunk * cs};
+	}
+	rc = delta_ioq_run(&c->ioq, c->ios, n, false, c->e);
+	for (unsigned i = 0; i < c->npend && !rc; i++)
+		create_classify(c, &c->pend[i]);
+	c->npend = 0;
+	c->pend_chunks = 0;
+	return rc;
+}
+
+/*
+ * Queues the run [chunk, chunk + count) in the current batch (the reader); its reads go
+ * out with the next DELTA_IO_DEPTH runs'.  The batch ends where the single-threaded loop
+ * ended it: when the run's bytes do not fit, or its chunks might not fit the items (each
+ * chunk at most one item), in which case the pending runs are read and classified first
+ * to count them exactly.  So the boundaries depend on the changelist and the data only.
+ */
+static int create_run(struct create *c, u64 chunk, u32 count)
+{
+	size_t len = (size_t)count * c->chunk_size;
+	struct batch *b = c->cur;
+	int rc = 0;
+
+	if (b->nitems + c->pend_chunks + count > 2 * DELTA_BATCH_EXTENTS)
+		rc = create_complete(c);
+	if (!rc && (b->tfill + len > DELTA_BATCH_BYTES ||
+		    b->nitems + c->pend_chunks + count > 2 * DELTA_BATCH_EXTENTS)) {
+		rc = create_submit(c);
+		b = c->cur;
+	}
+	if (rc)
+		return rc;
+	c->pend[c->npend++] = (struct run){.chunk = chunk, .count = count, .at = b->tfill};
+	c->pend_chunks += count;
 	b->tfill += len;
-	return 0;
+	return c->npend == c->ioq.depth ? create_complete(c) : 0;
 }
 
 /*
@@ -531,6 +607,8 @@ static int create_encode(struct create *c, struct changelist_reader *cr, u64 sta
 	}
 	if (!rc && run_len)
 		rc = create_run(c, run_start, run_len);
+	if (!rc && c->cur)
+		rc = create_complete(c);
 	pthread_mutex_lock(&c->lock);
 	if (!rc && c->cur && c->cur->nitems) {
 		c->cur->state = BATCH_READ;
@@ -584,6 +662,7 @@ int delta_create_stream(const struct delta_create_params *p, struct delta_create
 	int rc;
 
 	delta_error_init(e);
+	delta_ioq_init(&c.ioq, p->io_depth);
 	rc = create_validate(p, &cr, &ch, e);
 	if (rc)
 		return rc;
@@ -648,5 +727,6 @@ out:
 	create_pipeline_free(&c);
 	delta_dev_close(&c.tgt);
 	delta_dev_close(&c.src);
+	delta_ioq_free(&c.ioq);
 	return rc;
 }

@@ -20,8 +20,10 @@
  * Every call blocks on device, file and pipe I/O.  delta_create_stream() runs a pipeline
  * inside the call (delta_create.c: the caller's thread reads, workers encode, a writer
  * writes, in stream order) and joins it before returning; the stream it writes does not
- * depend on the number of workers.  delta_apply_stream() overlaps decoding with writing
- * the origin the same way (delta_apply.c).  Neither call is reentrant on the same fds.
+ * depend on the number of workers, nor on io_depth.  delta_apply_stream() overlaps decoding
+ * with writing the origin the same way (delta_apply.c).  Both keep up to io_depth device
+ * requests in flight (a batch's snapshot reads; a receiver's source reads and origin
+ * writes).  Neither call is reentrant on the same fds.
  */
 #ifndef DDSNAP_DELTA_XFER_H
 #define DDSNAP_DELTA_XFER_H
@@ -62,8 +64,9 @@ struct delta_create_params {
 	const char *resume; /* a receiver's token: start the stream where it stopped */
 	u64 limit;	    /* bytes per second of stream, 0 = unlimited */
 	bool no_src_check, force_progress;
-	bool verbose;	  /* for the caller, which prints the stats; the library ignores it */
-	unsigned threads; /* encoding workers; 0 = the online CPUs (at most DELTA_MAX_THREADS) */
+	bool verbose;	   /* for the caller, which prints the stats; the library ignores it */
+	unsigned threads;  /* encoding workers; 0 = the online CPUs (at most DELTA_MAX_THREADS) */
+	unsigned io_depth; /* device reads in flight; 0 = 16; 1 = one by one (the same stream) */
 	/*
 	 * The provenance of the source and target snapshots for the stream header (struct
 	 * delta_header).  A gen of 0: the snapshot was taken here, its provenance is the
@@ -98,7 +101,8 @@ struct delta_apply_params {
 	bool check;	     /* verify everything, write nothing (no token then) */
 	u64 limit;
 	bool force_progress;
-	bool verbose; /* for the caller, which prints the stats; the library ignores it */
+	bool verbose;	   /* for the caller, which prints the stats; the library ignores it */
+	unsigned io_depth; /* source reads and origin writes in flight; 0 = 16; 1 = one by one */
 	/* Called with the validated header before any device is opened; a nonzero return
 	 * refuses the stream with nothing written: the call fails with -ECANCELED and adds no
 	 * line (the callback reported its reason). */

@@ -3,7 +3,8 @@
  * test_delta_pipeline.c - delta_create_stream()'s pipeline (delta_create.c: the caller's
  * thread reads, workers encode, a writer writes in stream order) on a volume of several
  * batches: the stream is the same bytes whatever the number of workers, for a full and an
- * incremental delta, and applies to the target; a threaded stream cut in the middle
+ * incremental delta, and applies to the target, and the same whatever the number of
+ * device reads in flight (io_depth 1, 4, 16), applied at either depth; a threaded stream cut in the middle
  * resumes from the receiver's token and ends identical, the chunks past the token never
  * written; a failing writer (the output file hits RLIMIT_FSIZE) and a failing worker (the
  * xdelta3 codec cannot make its memfds under RLIMIT_NOFILE) fail the call with the stage's
@@ -35,7 +36,8 @@
 #define TAG_B	  DELTAFIX_TAG_B
 
 static struct deltafix F;
-static char cl_incr[128], cl_full[128];
+static char cl_incr[128], cl_full[128], cl_pairs[128];
+static u8 *pairs_b; /* A with the pairs changelist's chunks of B */
 static u64 rng = 0x9e3779b97f4a7c15ull;
 
 /* Text-like bytes (compressible, so the codec has work). */
@@ -50,6 +52,34 @@ static void fill(u8 *p, size_t len)
 		if (!(xorshift64(&rng) & 15) && i < len)
 			p[i++] = (u8)('0' + xorshift64(&rng) % 10);
 	}
+}
+
+/*
+ * A changelist of 1,020 two-chunk runs (chunks 4k and 4k + 1 of the first 4,080, each run
+ * one data item): all fit one batch by their items, while counting an item per chunk of
+ * the runs whose reads are pending would end it early (two xdelta3 batches, not one).
+ * Applied to A it makes pairs_b.
+ */
+static void pairs_changelist(const char *path)
+{
+	struct changelist_header h = {.chunk_size = CHUNK,
+				      .src_tag = TAG_A,
+				      .tgt_tag = TAG_B,
+				      .src_gen = 1,
+				      .tgt_gen = 2,
+				      .volume_chunks = NCHUNKS};
+	struct changelist_writer *w;
+
+	memcpy(h.uuid, "volume-uuid-0003", sizeof(h.uuid));
+	assert_int_equal(changelist_create(&w, path, &h), 0);
+	pairs_b = xmalloc(VOL_BYTES);
+	memcpy(pairs_b, F.a, VOL_BYTES);
+	for (u32 c = 0; c < 4080; c += 4) {
+		memcpy(pairs_b + (size_t)c * CHUNK, F.b + (size_t)c * CHUNK, 2 * CHUNK);
+		assert_int_equal(changelist_append(w, c), 0);
+		assert_int_equal(changelist_append(w, c + 1), 0);
+	}
+	assert_int_equal(changelist_commit(w), 0);
 }
 
 /*
@@ -73,11 +103,14 @@ static int setup(void **state)
 	deltafix_publish(&F);
 	deltafix_changelist(&F, cl_incr, TAG_A, "volume-uuid-0003");
 	deltafix_changelist(&F, cl_full, DDSNAP_TAG_NONE, "volume-uuid-0003");
+	snprintf(cl_pairs, sizeof(cl_pairs), "%s/cl-pairs", F.dir);
+	pairs_changelist(cl_pairs);
 	return 0;
 }
 
 static int teardown(void **state)
 {
+	free(pairs_b);
 	return deltafix_fini(&F);
 }
 
@@ -136,6 +169,57 @@ static void test_delta_pipeline__the_stream_does_not_depend_on_the_worker_count(
 			deltafix_reset_receiver(&F);
 			assert_int_equal(apply_from(delta, NULL, &e), 0);
 			assert_true(deltafix_same(F.recv_stem, F.b, 0, VOL_BYTES));
+			free(delta);
+		}
+		free(first);
+	}
+}
+
+/* The stream is the same bytes with the reads one by one (io_depth 1, the order of the
+ * single-threaded loop) as with 16 in flight and 4: the batch boundaries wait for the
+ * pending reads where the items might not fit (the incremental's one-chunk runs), never
+ * on timing; and the receiver applies it at either depth. */
+static void test_delta_pipeline__the_stream_does_not_depend_on_the_io_depth(void **state)
+{
+	static const unsigned depths[] = {1, 0, 4};
+	const char *cls[] = {cl_incr, cl_full, cl_pairs};
+
+	for (unsigned k = 0; k < ARRAY_SIZE(cls); k++) {
+		u8 *first = NULL;
+		size_t first_len = 0;
+		u64 first_runs = 0;
+
+		for (unsigned i = 0; i < ARRAY_SIZE(depths); i++) {
+			struct delta_create_params p;
+			struct delta_create_stats st;
+			struct delta_error e;
+			char *delta = xstrdup(pathf("%s/delta-depth-%u-%u", F.dir, k, depths[i]));
+			size_t len;
+			u8 *bytes;
+
+			params(&p, cls[k], 2);
+			if (cls[k] == cl_pairs) /* xdelta3 runs per batch: boundaries show */
+				p.codec.mode = DELTA_CODEC_XDELTA3;
+			p.io_depth = depths[i];
+			assert_int_equal(deltafix_create_to(delta, &p, &st, &e), 0);
+			bytes = get_file(delta, &len);
+			if (!first) {
+				first = bytes;
+				first_len = len;
+				first_runs = st.codec.xdelta3_runs;
+			} else {
+				assert_int_equal(len, first_len);
+				assert_memory_equal(bytes, first, len);
+				/* the same batches: xdelta3 runs once or twice per batch */
+				assert_int_equal(st.codec.xdelta3_runs, first_runs);
+				free(bytes);
+			}
+			deltafix_reset_receiver(&F);
+			F.io_depth = depths[i];
+			assert_int_equal(apply_from(delta, NULL, &e), 0);
+			F.io_depth = 0;
+			assert_true(deltafix_same(F.recv_stem, cls[k] == cl_pairs ? pairs_b : F.b,
+						  0, VOL_BYTES));
 			free(delta);
 		}
 		free(first);
@@ -336,6 +420,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(
 			test_delta_pipeline__the_stream_does_not_depend_on_the_worker_count),
+		cmocka_unit_test(test_delta_pipeline__the_stream_does_not_depend_on_the_io_depth),
 		cmocka_unit_test(test_delta_pipeline__a_cut_threaded_stream_resumes_from_the_token),
 		cmocka_unit_test(test_delta_pipeline__a_failing_writer_stops_the_stream),
 		cmocka_unit_test(test_delta_pipeline__a_failing_worker_fails_the_call),

@@ -97,8 +97,11 @@ int deltafix_create_to(const char *path, struct delta_create_params *p,
 int deltafix_apply_from(struct deltafix *f, const char *path, const char *token,
 			struct delta_apply_stats *st, struct delta_error *e)
 {
-	struct delta_apply_params p = {
-		.cmd = "delta", .name = path, .devstem = f->recv_stem, .token = token};
+	struct delta_apply_params p = {.cmd = "delta",
+				       .name = path,
+				       .devstem = f->recv_stem,
+				       .token = token,
+				       .io_depth = f->io_depth};
 	int rc;
 
 	p.in_fd = open(path, O_RDONLY);

@@ -25,6 +25,7 @@ struct deltafix {
 	u32 chunk, nchunks;  /* the volume's geometry */
 	size_t bytes;	     /* chunk * nchunks */
 	u8 *a, *b;	     /* snapshot A's and B's bytes, the caller's to fill */
+	unsigned io_depth;   /* deltafix_apply_from's (delta_apply_params); 0 by default */
 };
 
 /* Makes /tmp/<name>XXXXXX and the snapshot buffers (uninitialized).  Returns 0 or -1. */
