@@ -18,10 +18,10 @@
 #      from b's token;
 #   2. a's `ddsnap send` killed mid-stream: the same;
 #   3. b's server killed (SIGKILL) mid-transfer, its receive stopped meanwhile: b's tick
-#      starts the server again; a's transfer goes on (the kernel holds b's origin writes
-#      until the server is back: what the guest runs showed), or, if the receive ended
-#      while the server was away, a's next tick resumes or finds b's snapshot taken
-#      (snap_finish) and records the transfer as done;
+#      starts the server again; a's transfer goes on (the receive's writes waited for the
+#      new server), or, if the receive ended while the server was away (the guest runs
+#      met both), a's next tick resumes, or finds b's snapshot taken by snap_finish and
+#      records the transfer as done;
 #   4. b's store filled (12M, the base kept for c pinning 6M, a 5.5M change coming): a's
 #      tick fails, status says the store is out of space; b's next tick sends on to c,
 #      which releases the old base at once (holds_now), and a's next tick resumes;
