@@ -354,6 +354,9 @@ nsent=$(wc -l <"$SEND_LOG")
 ZUMASTOR_NOW=$((t + 61)) expect 0 "the next tick: b's list takes it first" box a tick
 expect_out "the replica has @GMT-[0-9.-]+, the newest" "a sees it received: nothing to send"
 expect 0 "nothing was sent again" test "$(wc -l <"$SEND_LOG")" = "$nsent"
+ZUMASTOR_NOW=$((t + 62)) expect 0 "a: status --json once b took it" box a status --json
+expect_json ".volumes[0].targets[0].failures == 0 and .volumes[0].targets[0].last_error == null and .volumes[0].targets[0].last_good == \"$("$ZUMASTOR_HELPER" name "$t")\" and .volumes[0].targets[0].sending == null" \
+	"the transfer counts as done: no failure, no last error, last good is the snapshot b took"
 expect 0 "b's snapshot has a's provenance" test "$("$ddsnap" list --json "$BOXES/b/run/servers/home.sock" | jq -r ".snapshots[] | select(.tag == $t) | .origin_uuid")" = "$("$ddsnap" list --json "$BOXES/a/run/servers/home.sock" | jq -r .uuid)"
 expect 0 "B's snapshot is A's" cmp "$a_dev/origin($t)" "$bdev/origin($t)"
 expect 1 "nothing left to take" test -e "$BOXES/b/db/volumes/home/state/source/unsnapped"
