@@ -427,6 +427,11 @@ ssh_box()
 	chmod 0755 /run/ssh "$d"
 	chmod 0700 /root/.ssh
 	[[ -f /etc/ssh/ssh_host_ed25519_key ]] || ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/ssh_host_ed25519_key
+	# sshd runs each forced command with root's shell, and bash -c reads ~/.bashrc when sshd
+	# started it.  The guest's /root is the host's: a development machine's .bashrc (pyenv
+	# init: about 7 s a session under TCG, two sessions a transfer) is no NAS box's.  The
+	# guest gets Debian's stock root .bashrc, in its overlay only.
+	cp /usr/share/base-files/dot.bashrc /root/.bashrc
 	touch "$d/authorized_keys"
 	chmod 0600 "$d/authorized_keys"
 	{
