@@ -181,6 +181,7 @@ cp "$vol/schedule/hourly" "$dir/hourly.save"
 printf '2 4\n' >"$vol/schedule/hourly"
 expect 3 "show with a corrupt schedule/hourly" z show home
 expect_out "$vol/schedule/hourly: '2 4' is not allowed" "the error names the file, the value and the rule"
+expect_out "volume home: repair or remove $vol/schedule/hourly \(" "the monitor names the file to repair (one helper run reads them all)"
 expect 3 "tick with it" z tick home
 printf '24\nextra\n' >"$vol/schedule/hourly"
 expect 3 "a setting file of two lines" z show home
@@ -195,6 +196,7 @@ cp "$vol/origin" "$dir/origin.save"
 cp "$dir/origin.bad" "$vol/origin"
 expect 3 "a corrupt origin" z status home
 expect_out "origin: '/dev/sd b' is not allowed" "the error names the value"
+expect_out "volume home: repair or remove $vol/origin \(" "the monitor names the origin file"
 cp "$dir/origin.save" "$vol/origin"
 expect 0 "show after repair" z show home
 
