@@ -3,13 +3,17 @@
 #
 # make vm-test [T=name]: runs every tests/vm/scenarios/*.sh (or only tests/vm/scenarios/<name>.sh)
 # in its own guest through tests/vm/run-one.sh with VM_QUIET=1 (a failing scenario prints the
-# end of its output; every full log is build/vm/<name>.log).  VM_JOBS guests run at once
-# (default: one per two cores, at least one).  A guest has two vCPUs, and each is a host
-# thread that keeps a core busy: two guests on two cores ran every scenario 2.5-4 times
-# slower than it runs alone (server-many 933-1181 s against 302 s), so that the suite took
-# longer than running the guests one after another.  Each scenario's report is printed whole
-# when it ends, so reports never interleave.  Scenarios
-# start longest first (by their vm-timeout), which keeps the wall time close to the longest.
+# end of its output; every full log is build/vm/<name>.log).  Guests run side by side while
+# their vCPUs add up to at most the host's cores (VM_HOST_CPUS, default nproc).  A guest gets
+# one vCPU unless its scenario declares more (vm-cpus: 2 where the kernel must race itself on
+# two CPUs; VM_CPUS changes the default).  Each vCPU is a host thread that keeps a core busy
+# under TCG: two guests of two vCPUs each on two cores ran every scenario 2.5-4 times slower
+# than alone (server-many 933-1181 s against 302 s), more than the suite took one guest after
+# another; two guests of one vCPU each ran monitor-full in 205 s against 189 s alone (and
+# 183 s alone with two vCPUs), so the suite takes about half the wall time.  A scenario that
+# needs every core starts first, alone; the rest start longest first (by their vm-timeout),
+# which keeps the wall time close to the longest.  Each scenario's report is printed whole
+# when it ends, so reports never interleave.
 # Records the counts as suite "vm" for scripts/summary.sh; the last line printed is
 # "vm: N passed, N failed".  Exit status 0 only if every scenario passed.
 #   run-all.sh [name]
@@ -17,6 +21,14 @@ set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 # shellcheck source=scripts/results.sh
 . scripts/results.sh
+
+# scenario_cpus SCRIPT: the vCPUs its guest gets (run-one.sh's rule: vm-cpus, else VM_CPUS).
+scenario_cpus()
+{
+	local c
+	c=$(sed -n 's/^#[[:space:]]*vm-cpus:[[:space:]]*\([0-9]*\).*/\1/p' "$1" | head -n1)
+	echo "${c:-${VM_CPUS:-1}}"
+}
 
 only=${1:-}
 only=${only%.sh}
@@ -34,21 +46,30 @@ if [[ -n $only ]]; then
 		exit 1
 	fi
 else
-	# Longest first (by declared timeout), so a long scenario overlaps the short ones
-	# instead of starting last.
+	# Those that need the most vCPUs first (they run alone), then longest first (by declared
+	# timeout), so a long scenario overlaps the short ones instead of starting last.
 	mapfile -t scenarios < <(for s in tests/vm/scenarios/*.sh; do
 		t=$(sed -n 's/^# vm-timeout: *\([0-9]*\).*/\1/p' "$s" | head -n1)
-		echo "${t:-300} $s"
-	done | sort -k1,1nr -k2 | cut -d' ' -f2-)
+		echo "$(scenario_cpus "$s") ${t:-300} $s"
+	done | sort -k1,1nr -k2,2nr -k3 | cut -d' ' -f3-)
 fi
 
 passed=0 failed=0 failures=()
 start=$SECONDS
-jobs_max=${VM_JOBS:-$(($(nproc) >= 4 ? $(nproc) / 2 : 1))}
+host_cpus=${VM_HOST_CPUS:-$(nproc)}
+export VM_CPUS=${VM_CPUS:-1}
+declare -A guest_cpus=() # pid of a running scenario's job -> its guest's vCPUs
 mkdir -p build/vm
 for s in "${scenarios[@]}"; do
 	name=$(basename "$s" .sh)
-	while (($(jobs -rp | wc -l) >= jobs_max)); do
+	need=$(scenario_cpus "$s")
+	# Wait until the guest fits beside the running ones (one larger than the host runs alone).
+	while :; do
+		used=0
+		for pid in $(jobs -rp); do
+			used=$((used + ${guest_cpus[$pid]:-0}))
+		done
+		((used == 0 || used + need <= host_cpus)) && break
 		wait -n
 	done
 	(
@@ -56,6 +77,7 @@ for s in "${scenarios[@]}"; do
 		echo $? >"build/vm/$name.status"
 		cat "build/vm/$name.report"
 	) &
+	guest_cpus[$!]=$need
 done
 wait
 for s in "${scenarios[@]}"; do

@@ -8,7 +8,7 @@
 # The guest: the newest /boot/vmlinuz-*-amd64 (or $VM_KERNEL), a small busybox initramfs
 # built here and cached as build/vm/initramfs-<kver>.cpio (rebuilt when its inputs change),
 # this machine's root read-only over 9p under a tmpfs overlay (every installed program and
-# /lib/modules/<kver> are there), -m 2048 -smp 2, no network.  The scenario runs as root
+# /lib/modules/<kver> are there), -m 2048, two vCPUs unless told otherwise, no network.  The scenario runs as root
 # with bash, in $SRC, with these variables:
 #
 #   SRC              the source tree (bind-mounted at /src, wherever the host tree lives)
@@ -29,6 +29,8 @@
 #                            limit); then the VM is killed and the scenario fails (default 300)
 #   # vm-boots: N            boot N times on the same disks (default 1); see power cuts below
 #   # vm-memory: MB          guest RAM (default 2048)
+#   # vm-cpus: N             vCPUs the guest must have (a scenario that races the kernel
+#                            against itself on two CPUs says 2); without it: $VM_CPUS, or 2
 #   # vm-qemu-args: ARGS     extra qemu arguments (word-split; also $VM_QEMU_ARGS)
 #   # vm-allow-kernel-splats: yes   do not fail on kernel BUG/WARNING/Oops lines in the log
 #
@@ -58,6 +60,7 @@
 #   VM_REUSE_DISKS=1    with VM_KEEP_DISKS: boot on the images already there (not fresh ones)
 #   VM_KERNEL=PATH      another kernel image (its modules must be in /lib/modules/<release>)
 #   VM_QEMU_ARGS=...    extra qemu arguments
+#   VM_CPUS=N           vCPUs of a guest whose scenario has no vm-cpus line (default 2)
 #   VM_ARG_<NAME>=...   passed into the guest under the same name, for the scenario's own knobs
 #                       (bench/vm-snapshots.sh: VM_ARG_COUNTS, VM_ARG_SKIP)
 #
@@ -118,6 +121,8 @@ BOOTS=$(header boots)
 BOOTS=${BOOTS:-1}
 MEMORY=$(header memory)
 MEMORY=${MEMORY:-2048}
+CPUS=$(header cpus)
+CPUS=${CPUS:-${VM_CPUS:-2}}
 ALLOW_SPLATS=$(header allow-kernel-splats)
 if ! [[ $NDISKS =~ ^[0-9]+$ ]] || ((NDISKS > 26)); then
 	die "$SCRIPT: bad vm-disks count '$NDISKS' (0 to 26)"
@@ -130,6 +135,9 @@ if ! [[ $BOOTS =~ ^[0-9]+$ ]] || ((BOOTS == 0)); then
 	die "$SCRIPT: bad vm-boots '$BOOTS'"
 fi
 [[ $MEMORY =~ ^[0-9]+$ ]] || die "$SCRIPT: bad vm-memory '$MEMORY'"
+if ! [[ $CPUS =~ ^[0-9]+$ ]] || ((CPUS == 0 || CPUS > 64)); then
+	die "$SCRIPT: bad vm-cpus '$CPUS' (1 to 64)"
+fi
 read -r -a EXTRA_ARGS <<<"$(header qemu-args) ${VM_QEMU_ARGS:-}"
 
 KERNEL=${VM_KERNEL:-$(find /boot -maxdepth 1 -name 'vmlinuz-*-amd64' 2>/dev/null | sort -V | tail -n 1)}
@@ -296,7 +304,7 @@ done
 
 APPEND="console=ttyS0,115200 loglevel=5 log_buf_len=4M panic=-1 oops=panic rdinit=/init edd=off"
 APPEND+=" mitigations=off tsc=reliable no_timer_check random.trust_cpu=on"
-QEMU=(qemu-system-x86_64 -accel tcg -cpu max -m "$MEMORY" -smp 2
+QEMU=(qemu-system-x86_64 -accel tcg -cpu max -m "$MEMORY" -smp "$CPUS"
 	-nographic -nodefaults -no-user-config -monitor none -no-reboot
 	-kernel "$KERNEL" -initrd "$INITRD" -append "$APPEND"
 	-virtfs "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap"
@@ -308,7 +316,7 @@ now_ms() { date +%s%3N; }
 START=$(now_ms)
 {
 	echo "zumastor vm: scenario $NAME ($SCRIPT), kernel $KERNEL, $(date -u '+%F %T UTC')"
-	echo "zumastor vm: disks $NDISKS x $DISKSIZE, timeout ${TIMEOUT}s per boot, boots $BOOTS"
+	echo "zumastor vm: disks $NDISKS x $DISKSIZE, $CPUS vCPU(s), timeout ${TIMEOUT}s per boot, boots $BOOTS"
 } >"$LOG"
 
 # The serial console with carriage returns and the firmware's terminal escapes removed.

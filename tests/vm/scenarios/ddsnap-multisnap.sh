@@ -2,6 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0-only
 # vm-disks: 2 96M
 # vm-timeout: 420
+# vm-cpus: 2
 #
 # ddsnap-multisnap: three snapshots of an origin under concurrent random writes, with the
 # wire TEST PEER (tests/vm/wirepeer.c) as server.  Each snapshot is taken with the origin

@@ -2,6 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0-only
 # vm-disks: 6 32M
 # vm-timeout: 1500
+# vm-cpus: 2
 #
 # replication-faults (issue 19, doc/replication.md): boxes a -> b -> c in one guest, each its
 # own database, runtime and real sshd (box, ssh_box), on raw volumes (write_pattern data, no
@@ -36,6 +37,11 @@
 # 5.5M, has about 1.5M left (a first draft's three 512K writes in fault 5 filled it, and
 # fault 6's write on b's origin was then lost to ENOSPC: nothing was refused).
 # Then b's next daily tick passes a's newest on to c, incrementally: c's newest is a's.
+# Two vCPUs: the faults are injected on the stream's progress, which the poll (hold_stream)
+# must see before the sender has written the whole 2M change.  With one vCPU it once did
+# not (fault 2: a's send was stopped only after its last byte, b received the whole stream
+# and a's next tick had nothing to resume).  Why was not traced; the likely cause: ssh on
+# one TCG vCPU falls behind the rate limit, so the sender's writes bunch up when it drains.
 set -euo pipefail
 . "$SRC/tests/vm/lib.sh"
 

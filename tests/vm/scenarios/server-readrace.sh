@@ -2,6 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0-only
 # vm-disks: 2 128M
 # vm-timeout: 600
+# vm-cpus: 2
 #
 # server-readrace: the snapshot read race of DESIGN.md 5 on the real server (ddsnapd).  In
 # each round a snapshot is taken of a 1 MiB region whose chunks the origin has not yet
