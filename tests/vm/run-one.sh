@@ -8,8 +8,8 @@
 # The guest: the newest /boot/vmlinuz-*-amd64 (or $VM_KERNEL), a small busybox initramfs
 # built here and cached as build/vm/initramfs-<kver>.cpio (rebuilt when its inputs change),
 # this machine's root read-only over 9p under a tmpfs overlay (every installed program and
-# /lib/modules/<kver> are there), -m 2048, two vCPUs unless told otherwise, no network.  The scenario runs as root
-# with bash, in $SRC, with these variables:
+# /lib/modules/<kver> are there), -m 2048, two vCPUs unless told otherwise, no network.  The
+# scenario runs as root with bash, in $SRC, with these variables:
 #
 #   SRC              the source tree (bind-mounted at /src, wherever the host tree lives)
 #   BUILD            $SRC/build (or $SRC/$BUILD when BUILD is a relative path on the host)
