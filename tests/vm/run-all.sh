@@ -10,10 +10,11 @@
 # under TCG: two guests of two vCPUs each on two cores ran every scenario 2.5-4 times slower
 # than alone (server-many 933-1181 s against 302 s), more than the suite took one guest after
 # another; two guests of one vCPU each ran monitor-full in 205 s against 189 s alone (and
-# 183 s alone with two vCPUs), so the suite takes about half the wall time.  A scenario that
-# needs every core starts first, alone; the rest start longest first (by their vm-timeout),
-# which keeps the wall time close to the longest.  Each scenario's report is printed whole
-# when it ends, so reports never interleave.
+# 183 s alone with two vCPUs); in two CI runs the suite took 2492 s this way (the three
+# scenarios that declare two vCPUs alone, first) against 4212 s one guest after another.
+# A scenario that needs every core starts first, alone; the rest start longest first (by
+# their vm-timeout), which keeps the wall time close to the longest.  Each scenario's report
+# is printed whole when it ends, so reports never interleave.
 # Records the counts as suite "vm" for scripts/summary.sh; the last line printed is
 # "vm: N passed, N failed".  Exit status 0 only if every scenario passed.
 #   run-all.sh [name]

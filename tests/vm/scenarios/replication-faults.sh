@@ -39,9 +39,11 @@
 # Then b's next daily tick passes a's newest on to c, incrementally: c's newest is a's.
 # Two vCPUs: the faults are injected on the stream's progress, which the poll (hold_stream)
 # must see before the sender has written the whole 2M change.  With one vCPU it once did
-# not (fault 2: a's send was stopped only after its last byte, b received the whole stream
-# and a's next tick had nothing to resume).  Why was not traced; the likely cause: ssh on
-# one TCG vCPU falls behind the rate limit, so the sender's writes bunch up when it drains.
+# not (fault 2: b had applied the whole stream although a's send was killed, so a's next
+# tick had nothing to resume; that the stop came after the last byte is inferred, not
+# observed).  Why was not traced; a guess: ssh on one TCG vCPU falls behind the rate limit,
+# so the sender's writes bunch up when it drains.  The real mend is a hold that does not
+# depend on the poll's timing; until then this scenario runs alone on both cores.
 set -euo pipefail
 . "$SRC/tests/vm/lib.sh"
 
