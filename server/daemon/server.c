@@ -787,12 +787,13 @@ static void stats_to_ctl(struct ctl_status *c, const struct volume_stats *v)
 	};
 }
 
-/* volume_revert's wait: snapshot reads of the chunk from the origin finish first. */
-static void revert_wait(void *priv, u64 chunk, u64 count)
+/* volume_revert's wait, once per batch: snapshot reads of its chunks from the origin end. */
+static void revert_wait(void *priv, const struct volume_range *r, u32 n)
 {
 	struct server *s = priv;
 
-	readlock_wait(s->readlocks, chunk, count, 0);
+	for (u32 i = 0; i < n; i++)
+		readlock_wait(s->readlocks, r[i].chunk, r[i].count, 0);
 }
 
 /*

@@ -51,12 +51,13 @@
  * Revert (volume_revert, ddsnap revert).  Makes the origin read as snapshot T while every
  * snapshot, older or newer than T, keeps reading what it read.  The chunks that may differ
  * are changelist(T -> head): those where T holds an exception (or an overlay entry) and so
- * no longer shares the origin; everywhere else the origin is T's already.  Each is copied
- * back the way a kernel write would be done: first the engine's origin write for it (a
- * copy-out for every snapshot that still shares the current origin data, durable before
- * it returns), then the snapshot readers of that chunk are waited for (the server's read
- * locks), then T's data (read through T's own mapping, which the copy-out never changes:
- * the new exception dies in the current gen, after T's) is written to the origin chunk.
+ * no longer shares the origin; everywhere else the origin is T's already.  They are copied
+ * back in batches, the way a kernel write would be done: first the engine's origin write
+ * for the batch (a copy-out for every snapshot that still shares the current origin data,
+ * durable before it returns), then the wait hook, once per batch (the server waits for the
+ * snapshot readers of those chunks: its read locks), then T's data (read through T's own
+ * mapping, which the copy-out never changes: the new exception dies in the current gen,
+ * after T's) is written to each origin chunk of the batch.
  * The origin is flushed after each batch.  This runs in the server, not in the tool
  * through the dm devices (read the snapshot device, write the origin device, the kernel
  * doing the copy-outs): the marker below must be in the store anyway, the server's copy-outs
@@ -1144,11 +1145,10 @@ int volume_revert(struct volume *v, u32 tag, volume_revert_wait_fn wait, void *p
 		for (u32 j = 0; j < k; j++)
 			r[j] = (struct volume_range){chunks[i + j], 1};
 		err = volume_origin_write(v, r, k, &gen);
-		for (u32 j = 0; j < k && !err; j++) {
-			if (wait)
-				wait(priv, r[j].chunk, 1);
+		if (!err && wait)
+			wait(priv, r, k);
+		for (u32 j = 0; j < k && !err; j++)
 			err = revert_chunk(v, tag, r[j].chunk, buf);
-		}
 		if (!err)
 			err = bdev_flush(v->origin);
 		if (!err)

@@ -191,20 +191,23 @@ static inline bool volume_tag_hidden(u32 tag)
 	return tag == VOLUME_TAG_REVERT_POINT || tag == VOLUME_TAG_REVERTING;
 }
 
-/* Called by volume_revert between the copy-outs of a batch and its origin writes. */
-typedef void (*volume_revert_wait_fn)(void *priv, u64 chunk, u64 count);
+/*
+ * Called by volume_revert once per batch, with the batch's @n ranges @r, after their
+ * copy-outs are durable and before any origin chunk of the batch is written.
+ */
+typedef void (*volume_revert_wait_fn)(void *priv, const struct volume_range *r, u32 n);
 
 /*
  * Makes the origin read exactly as snapshot @tag, every snapshot reading as before (the
- * essay in volume.c).  @wait (may be NULL) is called for each chunk after its copy-outs are
- * durable and before the origin is written there (the server waits for snapshot reads of
- * it, as for a kernel origin write).  *@done = chunks copied back.  Returns 0, -EINVAL
- * (@tag is hidden or out of range), -ENODATA (no snapshot @tag), -EIO (@tag invalidated, or
- * an I/O error), -EBUSY (another revert is running in this process, or a revert to another
- * tag is in progress: its tag in *@done), -ENOSPC, or an engine error.  Idempotent: after a
- * failure or a crash, the same call finishes the job.  The origin must not be written by
- * anyone else meanwhile (the tool refuses while its device is open).  Blocks on I/O for
- * O(changed chunks) copies.
+ * essay in volume.c).  @wait (may be NULL) is called once per batch of chunks after their
+ * copy-outs are durable and before the origin is written there (the server waits for
+ * snapshot reads of them, as for a kernel origin write).  *@done = chunks copied back.
+ * Returns 0, -EINVAL (@tag is hidden or out of range), -ENODATA (no snapshot @tag), -EIO
+ * (@tag invalidated, or an I/O error), -EBUSY (another revert is running in this process, or
+ * a revert to another tag is in progress: its tag in *@done), -ENOSPC, or an engine error.
+ * Idempotent: after a failure or a crash, the same call finishes the job.  The origin must
+ * not be written by anyone else meanwhile (the tool refuses while its device is open).
+ * Blocks on I/O for O(changed chunks) copies.
  */
 int volume_revert(struct volume *v, u32 tag, volume_revert_wait_fn wait, void *priv, u64 *done);
 

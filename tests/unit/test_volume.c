@@ -1104,6 +1104,45 @@ static void expect_reverted(struct fixture *f, u32 tag, u64 seed)
 	}
 }
 
+/* What volume_revert's wait hook saw: the chunks to revert, and how far it got. */
+struct revert_watch {
+	struct fixture *f;
+	u64 list[ORIGIN_CHUNKS]; /* changelist(tag -> head) before the revert */
+	u32 n, seen, calls;
+};
+
+/*
+ * The wait hook: called once per batch, with the batch's chunks in changelist order, after
+ * their copy-outs (no snapshot, the marker included, reads them from the origin any more)
+ * and before any of them is written (the origin still holds its pre-revert data there).
+ */
+static void watch_batch(void *priv, const struct volume_range *r, u32 n)
+{
+	struct revert_watch *w = priv;
+
+	w->calls++;
+	assert_true(n >= 1 && w->seen + n <= w->n);
+	for (u32 i = 0; i < n; i++) {
+		u64 c = r[i].chunk, addr;
+		bool origin;
+		static u8 want[CHUNK];
+
+		assert_int_equal(r[i].count, 1);
+		assert_int_equal(c, w->list[w->seen + i]);
+		assert_int_equal(bdev_read(w->f->origin, buf, CHUNK, c * CHUNK), 0);
+		fill(want, c, w->f->origin_ver[c]);
+		assert_memory_equal(buf, want, CHUNK);
+		assert_int_equal(volume_snap_read(w->f->v, VOLUME_TAG_REVERTING, c, &origin, &addr),
+				 0);
+		assert_false(origin);
+		for (u32 tag = 1; tag <= w->f->nsnaps; tag++) {
+			assert_int_equal(volume_snap_read(w->f->v, tag, c, &origin, &addr), 0);
+			assert_false(origin);
+		}
+	}
+	w->seen += n;
+}
+
 /*
  * Three snapshots with writes between and after them, a revert to each in turn: origin,
  * snapshots, marker, revert point and changelists as expect_reverted says; misuse refused
@@ -1126,7 +1165,13 @@ static void test_volume__revert(void **state)
 	assert_false(exists(&f, VOLUME_TAG_REVERTING));
 	expect_origin(&f, f.origin_ver, 77);
 	for (u32 tag = 1; tag <= MAX_SNAPS; tag++) {
-		assert_int_equal(volume_revert(f.v, tag, NULL, NULL, &done), 0);
+		struct revert_watch w = {.f = &f};
+
+		w.n = changed(&f, tag, w.list);
+		assert_int_equal(volume_revert(f.v, tag, watch_batch, &w, &done), 0);
+		assert_int_equal(done, w.n);
+		assert_int_equal(w.seen, w.n);
+		assert_int_equal(w.calls, (w.n + 63) / 64); /* VOLUME_REVERT_BATCH */
 		expect_reverted(&f, tag, 77);
 		random_writes(&f, &rng, 4);
 	}
