@@ -41,6 +41,9 @@
  *	2: DDSNAP_RANGE_AHEAD in SNAPSHOT_READ (mappings asked for the kernel's cache only);
  *	   the server answers an older kernel in the kernel's version (version 1 servers
  *	   refuse every version but their own).
+ *	3: DROP_CACHE reason DDSNAP_DROP_ORIGIN_CHANGED; a version 3 kernel may cache
+ *	   DDSNAP_MAP_ORIGIN answers (reads and read-ahead) until the next DROP_CACHE or an
+ *	   origin write through its own origin device.
  */
 #ifndef DDSNAP_WIRE_H
 #define DDSNAP_WIRE_H
@@ -56,7 +59,7 @@
 #define DDSNAP_WIRE_ASSERT(expr, what) _Static_assert(expr, what)
 
 #define DDSNAP_WIRE_MAGIC	       0x4e534444u /* "DDSN" in byte order */
-#define DDSNAP_WIRE_VERSION	       2u	   /* the newest version this header describes */
+#define DDSNAP_WIRE_VERSION	       3u	   /* the newest version this header describes */
 #define DDSNAP_WIRE_VERSION_MIN	       1u /* the oldest a peer of this header still speaks */
 
 /*
@@ -242,6 +245,13 @@ struct ddsnap_origin_reply_wire {
  *		holds a read lock on the chunk: origin writes to it wait until the kernel sends
  *		FINISH {lock} after its read completed (the read race, DESIGN 5).  A chunk
  *		of a RANGE_AHEAD range never has a lock: the kernel reads no origin from it.
+ *		Versions 1 and 2: not cacheable, every read asks again.  Version 3 on:
+ *		cacheable (from reads and read-ahead alike) until the next DROP_CACHE or
+ *		until an origin write to the chunk through the kernel's own origin device of
+ *		the volume; the server sends DROP_CACHE {DDSNAP_DROP_ORIGIN_CHANGED} before it
+ *		changes origin chunks itself.  A read served from such a cached answer takes
+ *		no server read lock, so the kernel must itself keep it ordered against
+ *		origin writes through its origin device (the read race).
  *		DDSNAP_MAP_SHARED: snapstore chunk addr, read-only (may be shared with other
  *		snapshots); cacheable until DROP_CACHE.
  *		DDSNAP_MAP_PRIVATE: snapstore chunk addr owned by this snapshot alone: reads and
@@ -287,6 +297,14 @@ struct ddsnap_finish_wire {
  *		new current gen; forget every "safe to write" chunk.
  *		DDSNAP_DROP_SNAPSHOT_GONE (to a snapshot device): the snapshot was deleted or
  *		invalidated; drop every mapping and fail all further I/O with EIO.
+ *		DDSNAP_DROP_ORIGIN_CHANGED (version 3 on, to every snapshot device of the
+ *		volume): the server itself changed origin chunks (a revert: sent after the
+ *		copy-outs, before the data is written); forget every cached answer, ORIGIN
+ *		ones included.  State and gen are unchanged: the server sends the
+ *		connection's current state and gen.  Every SNAPSHOT_READ reply whose lookups
+ *		came before those copy-outs precedes this message on the stream, so no
+ *		answer cached after it is stale.  Version 1 and 2 devices never get it
+ *		(they never cache ORIGIN answers).
  *	state	the device's DDSNAP_STATE_* from now on.
  *	gen	see reason.
  * DROP_CACHE|REPLY - kernel -> server, once the cache is empty and no I/O mapped through the
@@ -294,8 +312,9 @@ struct ddsnap_finish_wire {
  *	error	0 (or negative errno if the kernel could not comply).
  *	gen	echoes the request's gen.
  */
-#define DDSNAP_DROP_NEW_SNAPSHOT  1u
-#define DDSNAP_DROP_SNAPSHOT_GONE 2u
+#define DDSNAP_DROP_NEW_SNAPSHOT   1u
+#define DDSNAP_DROP_SNAPSHOT_GONE  2u
+#define DDSNAP_DROP_ORIGIN_CHANGED 3u
 
 struct ddsnap_drop_wire {
 	__le32 reason;

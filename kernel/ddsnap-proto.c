@@ -242,7 +242,8 @@ int ddsnap_proto_unpack(u16 type, u32 seq, const void *body, u32 len, struct dds
 		m->drop.state = le32_to_cpu(get_unaligned(&w->state));
 		m->drop.gen = le64_to_cpu(get_unaligned(&w->gen));
 		if (m->drop.reason != DDSNAP_DROP_NEW_SNAPSHOT &&
-		    m->drop.reason != DDSNAP_DROP_SNAPSHOT_GONE)
+		    m->drop.reason != DDSNAP_DROP_SNAPSHOT_GONE &&
+		    m->drop.reason != DDSNAP_DROP_ORIGIN_CHANGED)
 			return proto_fail(why, "drop cache reason unknown");
 		if (m->drop.state > DDSNAP_STATE_INVALID)
 			return proto_fail(why, "drop cache state unknown");

@@ -51,7 +51,9 @@
  * only after volume_origin_write() returned (copies and their records durable) and after
  * every read lock on the written chunks is gone.  A SNAPSHOT_READ takes the read lock on
  * each chunk before asking where it is, and keeps it only when the answer is the origin
- * (readlock.h explains why that order closes the race).
+ * (readlock.h explains why that order closes the race).  A revert, which writes the origin
+ * itself, writes a batch only after its copy-outs, those read locks, and a cache drop on
+ * every snapshot device that may cache "read the origin" answers (revert_wait).
  */
 #include "daemon/server.h"
 #include "snap/engine.h"
@@ -92,6 +94,14 @@ struct conn {
 	bool origin;		/* kernel: the origin device, else snapshot @tag */
 	bool snap_opened;	/* volume_snap_open(+1) was done */
 	u32 tag;
+	/*
+	 * Kernel, under srv->lock: the connection's wire version, set once its IDENTIFY reply
+	 * was sent (0 before), and the state and gen it was last told (IDENTIFY reply or
+	 * DROP_CACHE).
+	 */
+	u32 version;
+	u32 state;
+	u64 gen;
 	u32 next_seq; /* our requests to the kernel (DROP_CACHE) */
 	/* Cache drop in progress, under srv->lock. */
 	u32 drop_seq;
@@ -150,6 +160,12 @@ struct server {
 	bool origin_busy;		    /* a worker is serving a batch of ORIGIN_WRITEs */
 	u64 origin_queries, origin_batches; /* served, under qlock */
 	pthread_t workers[SERVER_WORKERS];
+	/*
+	 * Held for reading by a worker from a SNAPSHOT_READ's lookups until its reply is
+	 * sent; revert_wait takes it for writing (prefers writers: a stream of reads cannot
+	 * hold it off).
+	 */
+	pthread_rwlock_t read_replies;
 };
 
 static u64 now_ms(void)
@@ -252,22 +268,71 @@ static void send_error(struct conn *c, u32 seq, u16 culprit, int error, const ch
 }
 
 /*----------------------------------------------------------------
- * Cache drops (snapshot created, snapshot invalidated)
+ * Cache drops (snapshot created, snapshot invalidated, origin changed by a revert)
  *--------------------------------------------------------------*/
 
-/* Under s->lock: is @c a live kernel connection of the origin, or of snapshot @tag? */
-static bool drop_target(const struct conn *c, u32 tag)
+/* The oldest wire version whose snapshot devices may cache ORIGIN answers (ddsnap_wire.h). */
+#define SERVER_VERSION_ORIGIN_CACHE 3u
+
+/*
+ * Under s->lock: is @c a live kernel connection that a drop for @reason goes to?
+ * ORIGIN_CHANGED: every snapshot device, whatever its tag, of a version that may cache
+ * "read the origin" answers (older ones never do: read locks alone cover their reads from
+ * the origin); the others: the origin's (@tag == DDSNAP_TAG_ORIGIN) or snapshot @tag's.
+ */
+static bool drop_target(const struct conn *c, u32 tag, u32 reason)
 {
 	if (c->kind != CONN_KERNEL || c->dead)
 		return false;
+	if (reason == DDSNAP_DROP_ORIGIN_CHANGED)
+		return !c->origin && c->version >= SERVER_VERSION_ORIGIN_CACHE;
 	return tag == DDSNAP_TAG_ORIGIN ? c->origin : !c->origin && c->tag == tag;
 }
 
 /*
- * Sends DROP_CACHE to every kernel connection of the origin (@tag == DDSNAP_TAG_ORIGIN)
- * or of snapshot @tag and waits for every acknowledgement; a connection that does not
- * answer within SERVER_DROP_TIMEOUT_MS is cut off, which drops its cache as surely (the
- * kernel forgets everything on a new IDENTIFY).
+ * Sends DROP_CACHE @reason to @c.  Its seq and pending flag are set under the send lock, so
+ * that the drops to one connection go out in the order of their seqs even when two
+ * broadcasts reach it at once (a revert's and an invalidation's): the one pending flag is
+ * cleared by the newest seq's acknowledgement, and that one covers the older drops too (the
+ * kernel reads in stream order, and acknowledges a drop once every older cache's I/O
+ * drained).  ORIGIN_CHANGED carries the state and gen the connection was last told; the
+ * other reasons carry @state and @gen, and the connection remembers them.
+ */
+static void drop_send(struct conn *c, u32 reason, u32 state, u64 gen)
+{
+	struct server *s = c->srv;
+	struct wire_msg m = {.type = DDSNAP_MSG_DROP_CACHE};
+	u8 buf[WIRE_HEAD_SIZE + sizeof(struct ddsnap_drop_wire)];
+	const char *why = NULL;
+	ssize_t n;
+	int r;
+
+	pthread_mutex_lock(&c->send_lock);
+	pthread_mutex_lock(&s->lock);
+	if (reason != DDSNAP_DROP_ORIGIN_CHANGED) {
+		c->state = state;
+		c->gen = gen;
+	}
+	m.seq = c->drop_seq = ++c->next_seq;
+	c->drop_pending = true;
+	m.drop.reason = reason;
+	m.drop.state = c->state;
+	m.drop.gen = c->gen;
+	pthread_mutex_unlock(&s->lock);
+	n = wire_pack(&m, buf, sizeof(buf), &why);
+	r = n < 0 ? (int)n : unixsock_write_full(c->fd, buf, (size_t)n);
+	pthread_mutex_unlock(&c->send_lock);
+	if (n < 0)
+		log_err("connection %llu: cannot encode DROP_CACHE: %s", (unsigned long long)c->id,
+			why ? why : "?");
+	else if (r)
+		log_debug("connection %llu: send failed: %s", (unsigned long long)c->id, errmsg(r));
+}
+
+/*
+ * Sends DROP_CACHE @reason to every connection drop_target() names and waits for every
+ * acknowledgement; a connection that does not answer within SERVER_DROP_TIMEOUT_MS is cut
+ * off, which drops its cache as surely (the kernel forgets everything on a new IDENTIFY).
  */
 static void drop_caches(struct server *s, u32 tag, u32 reason, u32 state, u64 gen)
 {
@@ -278,28 +343,20 @@ static void drop_caches(struct server *s, u32 tag, u32 reason, u32 state, u64 ge
 
 	pthread_mutex_lock(&s->lock);
 	for (struct conn *c = s->conns; c; c = c->next)
-		n += drop_target(c, tag);
+		n += drop_target(c, tag, reason);
 	/* Every one of them, however many: a device left out would keep writing unasked. */
 	targets = xmalloc((n ? n : 1) * sizeof(*targets));
 	n = 0;
 	for (struct conn *c = s->conns; c; c = c->next) {
-		if (!drop_target(c, tag))
+		if (!drop_target(c, tag, reason))
 			continue;
 		c->refs++;
-		c->drop_seq = ++c->next_seq;
-		c->drop_pending = true;
 		targets[n++] = c;
 	}
 	pthread_mutex_unlock(&s->lock);
 
-	for (unsigned i = 0; i < n; i++) {
-		struct wire_msg m = {.type = DDSNAP_MSG_DROP_CACHE, .seq = targets[i]->drop_seq};
-
-		m.drop.reason = reason;
-		m.drop.state = state;
-		m.drop.gen = gen;
-		send_wire(targets[i], &m);
-	}
+	for (unsigned i = 0; i < n; i++)
+		drop_send(targets[i], reason, state, gen);
 
 	clock_gettime(CLOCK_MONOTONIC, &deadline);
 	deadline.tv_sec += SERVER_DROP_TIMEOUT_MS / 1000;
@@ -378,6 +435,14 @@ static int handle_identify(struct conn *c, const struct wire_msg *m)
 	r.identify_reply.gen = gen;
 	r.identify_reply.dev_sectors = volume_origin_sectors(s->vol);
 	send_wire(c, &r);
+	if (!err) {
+		/* Only now: a cache drop must not reach the kernel before this reply. */
+		pthread_mutex_lock(&s->lock);
+		c->version = r.identify_reply.version;
+		c->state = state;
+		c->gen = gen;
+		pthread_mutex_unlock(&s->lock);
+	}
 	return err;
 }
 
@@ -619,11 +684,15 @@ static void *worker_main(void *arg)
 		} else if (!j[0]->conn->dead) {
 			memset(reply, 0, offsetof(struct wire_msg, query));
 			reply->seq = j[0]->msg.seq;
-			if (j[0]->msg.type == DDSNAP_MSG_SNAPSHOT_WRITE)
+			if (j[0]->msg.type == DDSNAP_MSG_SNAPSHOT_WRITE) {
 				handle_snapshot_write(j[0]->conn, &j[0]->msg, reply);
-			else
+				send_wire(j[0]->conn, reply);
+			} else {
+				pthread_rwlock_rdlock(&s->read_replies);
 				handle_snapshot_read(j[0]->conn, &j[0]->msg, reply);
-			send_wire(j[0]->conn, reply);
+				send_wire(j[0]->conn, reply);
+				pthread_rwlock_unlock(&s->read_replies);
+			}
 		}
 		for (u32 k = 0; k < n; k++) {
 			conn_put(j[k]->conn);
@@ -787,19 +856,44 @@ static void stats_to_ctl(struct ctl_status *c, const struct volume_stats *v)
 	};
 }
 
-/* volume_revert's wait, once per batch: snapshot reads of its chunks from the origin end. */
+/*
+ * volume_revert's wait, once per batch of @n ranges @r: called after the batch's copy-outs
+ * are durable, it returns when nothing can read those origin chunks on behalf of a snapshot
+ * any more, so that the revert may write them.  In this order:
+ *  1. the read locks on every chunk of the batch are waited for (snapshot reads told
+ *     "origin" before the copy-outs, with a lock, finish; their FINISH also means their
+ *     replies reached the kernel, so its cache already holds those answers);
+ *  2. read_replies is taken for writing and given back: every SNAPSHOT_READ reply whose
+ *     lookups came before the copy-outs (read-ahead answers among them, which take no read
+ *     lock) is then on its socket;
+ *  3. DROP_CACHE ORIGIN_CHANGED goes to every snapshot connection of version 3 on, any tag,
+ *     and every acknowledgement is waited for: the kernel sends it once its cache is empty
+ *     and no I/O mapped through the old cache is in flight; 1 and 2 make every stale
+ *     answer precede the drop on its stream, so none survives it.
+ * After the copy-outs, every lookup of these chunks answers with the snapstore, so no new
+ * "origin" answer can appear meanwhile.  A connection that does not acknowledge in time is
+ * cut off (drop_caches), as safe: the kernel forgets its cache with the connection.
+ * Version 1 and 2 connections get no drop: they never cache "origin" answers, and step 1
+ * covers their reads.  Crash or failure anywhere here: the origin chunks are not written
+ * yet; the drop only cost the devices their caches.
+ */
 static void revert_wait(void *priv, const struct volume_range *r, u32 n)
 {
 	struct server *s = priv;
 
 	for (u32 i = 0; i < n; i++)
 		readlock_wait(s->readlocks, r[i].chunk, r[i].count, 0);
+	pthread_rwlock_wrlock(&s->read_replies);
+	pthread_rwlock_unlock(&s->read_replies);
+	drop_caches(s, DDSNAP_TAG_ORIGIN, DDSNAP_DROP_ORIGIN_CHANGED, 0, 0);
 }
 
 /*
- * REVERT (volume_revert): the origin's cached "safe in this gen" answers are dropped after
- * it, as after a create, whatever the outcome: the marker or the revert point is a new
- * snapshot the next origin write must copy out for.
+ * REVERT (volume_revert): per batch, copy-outs first (volume_origin_write), then
+ * revert_wait (read locks, then the snapshot devices' cache drop), then the origin writes
+ * (the order and why it is safe: revert_wait).  The origin's cached "safe in this gen"
+ * answers are dropped after it, as after a create, whatever the outcome: the marker or the
+ * revert point is a new snapshot the next origin write must copy out for.
  */
 static void ctl_revert(struct server *s, u32 tag, struct ctl_result *res)
 {
@@ -1148,6 +1242,14 @@ int server_create(const char *sock, struct server **out, char *why, size_t whyle
 	cond_init_monotonic(&s->cond);
 	pthread_mutex_init(&s->qlock, NULL);
 	pthread_cond_init(&s->qcond, NULL);
+	{
+		pthread_rwlockattr_t attr;
+
+		pthread_rwlockattr_init(&attr);
+		pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+		pthread_rwlock_init(&s->read_replies, &attr);
+		pthread_rwlockattr_destroy(&attr);
+	}
 	s->qtail = &s->qhead;
 	*out = s;
 	return 0;
@@ -1523,6 +1625,7 @@ void server_destroy(struct server *s)
 	pthread_cond_destroy(&s->cond);
 	pthread_mutex_destroy(&s->qlock);
 	pthread_cond_destroy(&s->qcond);
+	pthread_rwlock_destroy(&s->read_replies);
 	free(s->sock);
 	free(s);
 }

@@ -238,7 +238,8 @@ int wire_validate(const struct wire_msg *m, const char **why)
 		return 0;
 	case DDSNAP_MSG_DROP_CACHE:
 		if (m->drop.reason != DDSNAP_DROP_NEW_SNAPSHOT &&
-		    m->drop.reason != DDSNAP_DROP_SNAPSHOT_GONE)
+		    m->drop.reason != DDSNAP_DROP_SNAPSHOT_GONE &&
+		    m->drop.reason != DDSNAP_DROP_ORIGIN_CHANGED)
 			return wire_fail(why, "drop cache reason unknown", -EINVAL);
 		if (m->drop.state > DDSNAP_STATE_INVALID)
 			return wire_fail(why, "drop cache state unknown", -EINVAL);

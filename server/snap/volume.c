@@ -54,12 +54,18 @@
  * no longer shares the origin; everywhere else the origin is T's already.  They are copied
  * back in batches, the way a kernel write would be done: first the engine's origin write
  * for the batch (a copy-out for every snapshot that still shares the current origin data,
- * durable before it returns), then the wait hook, once per batch (the server waits for the
- * snapshot readers of those chunks: its read locks), then T's data (read through T's own
+ * durable before it returns), then the wait hook, once per batch: the server waits for the
+ * snapshot readers of those chunks (its read locks) and then has every snapshot device
+ * that may cache "read the origin" answers (wire version 3) drop its cache and
+ * acknowledge (server.c, revert_wait); only then is T's data (read through T's own
  * mapping, which the copy-out never changes: the new exception dies in the current gen,
- * after T's) is written to each origin chunk of the batch.
- * The origin is flushed after each batch.  This runs in the server, not in the tool
- * through the dm devices (read the snapshot device, write the origin device, the kernel
+ * after T's) written to each origin chunk of the batch.  The order is what makes it safe:
+ * after the copy-out no lookup answers "origin" for these chunks any more, so once the
+ * readers that were told so before it are done and the caches that may still say so are
+ * empty, nothing reads the origin there; a crash anywhere in between left the origin
+ * unwritten, and a device the drop reached has only lost cache entries.  The origin is
+ * flushed after each batch.  This runs in the server, not in the tool through the dm
+ * devices (read the snapshot device, write the origin device, the kernel
  * doing the copy-outs): the marker below must be in the store anyway, the server's copy-outs
  * and read locks are the ones every origin write uses, and it works on files (tests, `ddsnap`
  * without a kernel).  The price: the origin device must not be written meanwhile (the

@@ -200,8 +200,10 @@ typedef void (*volume_revert_wait_fn)(void *priv, const struct volume_range *r, 
 /*
  * Makes the origin read exactly as snapshot @tag, every snapshot reading as before (the
  * essay in volume.c).  @wait (may be NULL) is called once per batch of chunks after their
- * copy-outs are durable and before the origin is written there (the server waits for
- * snapshot reads of them, as for a kernel origin write).  *@done = chunks copied back.
+ * copy-outs are durable and before the origin is written there: the server waits for the
+ * snapshot reads of them from the origin, as for a kernel origin write, and has every
+ * snapshot device that may cache "read the origin" answers drop them (server.c,
+ * revert_wait).  *@done = chunks copied back.
  * Returns 0, -EINVAL (@tag is hidden or out of range), -ENODATA (no snapshot @tag), -EIO
  * (@tag invalidated, or an I/O error), -EBUSY (another revert is running in this process, or
  * a revert to another tag is in progress: its tag in *@done), -ENOSPC, or an engine error.

@@ -240,6 +240,14 @@ static void test_kproto__kernel_decodes_server_replies(void **state)
 	assert_int_equal(kdecode(buf, n, &k, &why), 0);
 	assert_int_equal(k.drop.reason, DDSNAP_DROP_SNAPSHOT_GONE);
 	assert_int_equal(k.drop.gen, 17);
+	/* Every reason the header defines (the decoder has no version context). */
+	for (u32 reason = DDSNAP_DROP_NEW_SNAPSHOT; reason <= DDSNAP_DROP_ORIGIN_CHANGED;
+	     reason++) {
+		m->drop.reason = reason;
+		n = spack(m, buf);
+		assert_int_equal(kdecode(buf, n, &k, &why), 0);
+		assert_int_equal(k.drop.reason, reason);
+	}
 	free(m);
 }
 
@@ -296,6 +304,16 @@ static void test_kproto__kernel_refuses_malformed_replies(void **state)
 		memset(buf + m0 + 8, 0, 8); /* no address */
 		assert_int_equal(kdecode(buf, n, &k, &why), -EPROTO);
 		assert_non_null(strstr(why, "origin mapping in a write reply"));
+	}
+	{
+		struct wire_msg *d = calloc(1, sizeof(*d));
+
+		d->type = DDSNAP_MSG_DROP_CACHE;
+		d->drop.reason = DDSNAP_DROP_ORIGIN_CHANGED;
+		refuse_u32(d, HEAD, 0, "reason unknown");
+		refuse_u32(d, HEAD, DDSNAP_DROP_ORIGIN_CHANGED + 1, "reason unknown");
+		refuse_u32(d, HEAD + 4, DDSNAP_STATE_INVALID + 1, "state unknown");
+		free(d);
 	}
 	free(o);
 	free(mp);

@@ -10,6 +10,8 @@
  *  - the read race: an ORIGIN_WRITE of a chunk a snapshot is reading from the origin is not
  *    answered until that read's FINISH;
  *  - a snapshot create waits for the origin device to acknowledge DROP_CACHE;
+ *  - a revert has every version 3 snapshot device drop its cache (DROP_CACHE
+ *    ORIGIN_CHANGED, acknowledged) before it writes the origin, and older ones not at all;
  *  - writable snapshots get private chunks, and the origin is untouched;
  *  - batched queries (many ranges, overlapping and repeated) get one answer per range or
  *    chunk, in order; many queries at once (coalesced by the server) each get their own;
@@ -371,6 +373,7 @@ static void test_server__version_negotiation(void **state)
 		s32 error;
 	} cases[] = {
 		{DDSNAP_WIRE_VERSION_MIN, DDSNAP_WIRE_VERSION_MIN, 0},
+		{2, 2, 0}, /* read-ahead, no cached origin answers */
 		{DDSNAP_WIRE_VERSION, DDSNAP_WIRE_VERSION, 0},
 		{DDSNAP_WIRE_VERSION + 5, DDSNAP_WIRE_VERSION, 0},
 		{DDSNAP_WIRE_VERSION_MIN - 1, DDSNAP_WIRE_VERSION_MIN - 1, -EPROTONOSUPPORT},
@@ -594,6 +597,138 @@ static void test_server__bad_input_closes_only_that_connection(void **state)
 	stop();
 }
 
+struct revert_run {
+	u32 tag;
+	s32 error;
+	u64 value;
+	char why[300];
+};
+
+/* Runs a REVERT over the control protocol (it blocks until the revert is done). */
+static void *revert_thread(void *arg)
+{
+	struct revert_run *r = arg;
+	struct ctl_client *c;
+	struct ctl_msg req = {.type = CTL_REVERT, .tag = r->tag}, reply = {0};
+
+	if (ctl_client_open(vf.sock, &c, r->why, sizeof(r->why))) {
+		r->error = -ECONNREFUSED;
+		return NULL;
+	}
+	if (ctl_client_call(c, &req, &reply, r->why, sizeof(r->why)))
+		r->error = -EPIPE;
+	else
+		r->error = reply.result.error;
+	r->value = reply.result.value;
+	ctl_client_close(c);
+	return NULL;
+}
+
+/* Receives a DROP_CACHE ORIGIN_CHANGED on @k carrying @gen; returns it to be acknowledged. */
+static struct wire_msg *expect_origin_changed(struct kconn *k, u64 gen)
+{
+	struct wire_msg *m = kmsg(0, 0);
+
+	assert_int_equal(krecv(k, m, 10000), 0);
+	assert_int_equal(m->type, DDSNAP_MSG_DROP_CACHE);
+	assert_int_equal(m->drop.reason, DDSNAP_DROP_ORIGIN_CHANGED);
+	assert_int_equal(m->drop.state, DDSNAP_STATE_NORMAL);
+	assert_int_equal(m->drop.gen, gen);
+	return m;
+}
+
+static void ack_drop(struct kconn *k, struct wire_msg *m)
+{
+	m->type |= DDSNAP_MSG_REPLY;
+	m->drop_reply.error = 0;
+	m->drop_reply.gen = m->drop.gen;
+	ksend(k, m);
+	free(m);
+}
+
+/*
+ * A revert writes the origin behind the kernel's back: each snapshot device of version 3
+ * (which may cache "read the origin" answers), whatever its tag, gets DROP_CACHE
+ * ORIGIN_CHANGED after the copy-outs and before the origin changes, and the revert waits
+ * for every acknowledgement; a version 2 device gets nothing; the origin device gets its
+ * NEW_SNAPSHOT drop afterwards, as after a create.
+ */
+static void test_server__revert_drops_snapshot_caches(void **state)
+{
+	enum { FIRST = 400, N = 4, T = 3 };
+	struct kconn origin = {0}, snapt = {0}, snap1 = {0}, old = {0};
+	struct late_ack ack = {.k = &origin, .delay_ms = 0};
+	struct revert_run run = {.tag = T, .error = 1};
+	struct wire_msg *m, *dt, *d1;
+	u64 gent, gen1;
+	pthread_t t;
+
+	start();
+	kconnect(&origin, DDSNAP_TAG_ORIGIN);
+	pthread_create(&t, NULL, ack_drop_late, &ack);
+	cli(CTL_CREATE, T, 0, 0);
+	pthread_join(t, NULL);
+	/* The origin moves on from T: FIRST.. hold R there, T (and 1, 2) still A. */
+	origin_write(&origin, FIRST, N);
+	for (u64 c = FIRST; c < FIRST + N; c++)
+		write_chunk(vf.origin, c, 'R', c);
+
+	gent = kconnect(&snapt, T);
+	gen1 = kconnect(&snap1, 1);
+	m = kidentify(&old, 2, 2);
+	assert_int_equal(m->identify_reply.error, 0);
+	assert_int_equal(m->identify_reply.version, 2);
+	free(m);
+	for (u64 c = FIRST; c < FIRST + N; c++) {
+		expect_snap(&snapt, c, 'A');
+		expect_snap(&old, c, 'A');
+	}
+
+	pthread_create(&t, NULL, revert_thread, &run);
+	/* Each version 3 snapshot device is told, the revert waits, the origin is untouched. */
+	dt = expect_origin_changed(&snapt, gent);
+	d1 = expect_origin_changed(&snap1, gen1);
+	usleep(300 * 1000);
+	assert_int_equal(__atomic_load_n(&run.error, __ATOMIC_ACQUIRE), 1);
+	for (u64 c = FIRST; c < FIRST + N; c++)
+		expect_chunk(vf.origin, c, 'R', c);
+	ack_drop(&snapt, dt);
+	usleep(200 * 1000);
+	for (u64 c = FIRST; c < FIRST + N; c++)
+		expect_chunk(vf.origin, c, 'R', c); /* snapshot 1 has not answered yet */
+	ack_drop(&snap1, d1);
+
+	/* Then the origin device's usual drop, and the revert is done: the origin is T's. */
+	m = kmsg(0, 0);
+	assert_int_equal(krecv(&origin, m, 10000), 0);
+	assert_int_equal(m->type, DDSNAP_MSG_DROP_CACHE);
+	assert_int_equal(m->drop.reason, DDSNAP_DROP_NEW_SNAPSHOT);
+	ack_drop(&origin, m);
+	pthread_join(t, NULL);
+	if (run.error)
+		fail_msg("revert: %d %s", run.error, run.why);
+	assert_int_equal(run.value, N);
+	for (u64 c = FIRST; c < FIRST + N; c++)
+		expect_chunk(vf.origin, c, 'A', c);
+
+	/* One drop each, none for the version 2 device; every snapshot reads as before. */
+	m = kmsg(0, 0);
+	assert_int_equal(krecv(&old, m, 100), -EAGAIN);
+	assert_int_equal(krecv(&snapt, m, 0), -EAGAIN);
+	assert_int_equal(krecv(&snap1, m, 0), -EAGAIN);
+	free(m);
+	for (u64 c = FIRST; c < FIRST + N; c++) {
+		expect_snap(&snapt, c, 'A');
+		expect_snap(&snap1, c, 'A');
+		expect_snap(&old, c, 'A');
+	}
+	close(origin.fd);
+	close(snapt.fd);
+	close(snap1.fd);
+	close(old.fd);
+	stop();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -605,6 +740,7 @@ int main(void)
 		cmocka_unit_test(test_server__read_ahead),
 		cmocka_unit_test(test_server__coalesced_origin_writes),
 		cmocka_unit_test(test_server__bad_input_closes_only_that_connection),
+		cmocka_unit_test(test_server__revert_drops_snapshot_caches),
 	};
 
 	return cmocka_run_group_tests_name("server", tests, setup, teardown);

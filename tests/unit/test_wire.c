@@ -479,8 +479,20 @@ static void test_wire__bad_small_messages(void **state)
 	expect_refused(n, "lock id 0");
 
 	make_msg(&m, DDSNAP_MSG_DROP_CACHE);
+	for (u32 reason = DDSNAP_DROP_NEW_SNAPSHOT; reason <= DDSNAP_DROP_ORIGIN_CHANGED;
+	     reason++) {
+		static struct wire_msg out;
+		const char *why = NULL;
+
+		m.drop.reason = reason;
+		assert_int_equal(wire_unpack(buf, pack_ok(&m), &out, &why), 0);
+		assert_int_equal(out.drop.reason, reason);
+	}
 	n = pack_ok(&m);
-	put32(H, 3);
+	put32(H, 0);
+	expect_refused(n, "reason unknown");
+	n = pack_ok(&m);
+	put32(H, DDSNAP_DROP_ORIGIN_CHANGED + 1);
 	expect_refused(n, "reason unknown");
 	n = pack_ok(&m);
 	put32(H + 4, 2);
