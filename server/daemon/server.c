@@ -333,11 +333,13 @@ static void drop_send(struct conn *c, u32 reason, u32 state, u64 gen)
  * Sends DROP_CACHE @reason to every connection drop_target() names and waits for every
  * acknowledgement; a connection that does not answer within SERVER_DROP_TIMEOUT_MS is cut
  * off, which drops its cache as surely (the kernel forgets everything on a new IDENTIFY).
+ * Returns how many were cut off: I/O they mapped through the old cache may still be in
+ * flight.
  */
-static void drop_caches(struct server *s, u32 tag, u32 reason, u32 state, u64 gen)
+static unsigned drop_caches(struct server *s, u32 tag, u32 reason, u32 state, u64 gen)
 {
 	struct conn **targets;
-	unsigned n = 0;
+	unsigned n = 0, cut = 0;
 	struct timespec deadline;
 	bool waiting;
 
@@ -373,11 +375,13 @@ static void drop_caches(struct server *s, u32 tag, u32 reason, u32 state, u64 ge
 				 "it",
 				 (unsigned long long)targets[i]->id);
 			shutdown(targets[i]->fd, SHUT_RDWR);
+			cut++;
 		}
 	pthread_mutex_unlock(&s->lock);
 	for (unsigned i = 0; i < n; i++)
 		conn_put(targets[i]);
 	free(targets);
+	return cut;
 }
 
 int server_invalidate(void *priv, u32 tag)
@@ -872,12 +876,14 @@ static void stats_to_ctl(struct ctl_status *c, const struct volume_stats *v)
  *     answer precede the drop on its stream, so none survives it.
  * After the copy-outs, every lookup of these chunks answers with the snapstore, so no new
  * "origin" answer can appear meanwhile.  A connection that does not acknowledge in time is
- * cut off (drop_caches), as safe: the kernel forgets its cache with the connection.
+ * cut off (drop_caches), and the revert then stops before this batch is written (-ETIMEDOUT:
+ * run it again): the kernel forgets its cache with the connection, but reads it mapped
+ * through that cache before it saw the drop may still be in flight.
  * Version 1 and 2 connections get no drop: they never cache "origin" answers, and step 1
  * covers their reads.  Crash or failure anywhere here: the origin chunks are not written
  * yet; the drop only cost the devices their caches.
  */
-static void revert_wait(void *priv, const struct volume_range *r, u32 n)
+static int revert_wait(void *priv, const struct volume_range *r, u32 n)
 {
 	struct server *s = priv;
 
@@ -885,7 +891,9 @@ static void revert_wait(void *priv, const struct volume_range *r, u32 n)
 		readlock_wait(s->readlocks, r[i].chunk, r[i].count, 0);
 	pthread_rwlock_wrlock(&s->read_replies);
 	pthread_rwlock_unlock(&s->read_replies);
-	drop_caches(s, DDSNAP_TAG_ORIGIN, DDSNAP_DROP_ORIGIN_CHANGED, 0, 0);
+	if (drop_caches(s, DDSNAP_TAG_ORIGIN, DDSNAP_DROP_ORIGIN_CHANGED, 0, 0))
+		return -ETIMEDOUT;
+	return 0;
 }
 
 /*
@@ -918,6 +926,16 @@ static void ctl_revert(struct server *s, u32 tag, struct ctl_result *res)
 	} else if (err == -EINVAL) {
 		ctl_result_set(res, err, "snapshot %u: a tag of the volume's own, not a snapshot's",
 			       tag);
+	} else if (err == -ETIMEDOUT) {
+		log_err("revert to snapshot %u stopped after %llu chunks: a snapshot device did "
+			"not "
+			"acknowledge its cache drop in %d s",
+			tag, (unsigned long long)done, SERVER_DROP_TIMEOUT_MS / 1000);
+		ctl_result_set(
+			res, err,
+			"snapshot %u: a snapshot device did not acknowledge its cache drop in "
+			"%d s and was disconnected (run the revert again to finish it)",
+			tag, SERVER_DROP_TIMEOUT_MS / 1000);
 	} else {
 		if (err != -ENODATA)
 			log_err("revert to snapshot %u stopped after %llu chunks: %s", tag,

@@ -1152,7 +1152,7 @@ int volume_revert(struct volume *v, u32 tag, volume_revert_wait_fn wait, void *p
 			r[j] = (struct volume_range){chunks[i + j], 1};
 		err = volume_origin_write(v, r, k, &gen);
 		if (!err && wait)
-			wait(priv, r, k);
+			err = wait(priv, r, k);
 		for (u32 j = 0; j < k && !err; j++)
 			err = revert_chunk(v, tag, r[j].chunk, buf);
 		if (!err)

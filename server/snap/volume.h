@@ -193,9 +193,10 @@ static inline bool volume_tag_hidden(u32 tag)
 
 /*
  * Called by volume_revert once per batch, with the batch's @n ranges @r, after their
- * copy-outs are durable and before any origin chunk of the batch is written.
+ * copy-outs are durable and before any origin chunk of the batch is written.  Returns 0, or
+ * a negative errno that stops the revert before that batch is written (it may be run again).
  */
-typedef void (*volume_revert_wait_fn)(void *priv, const struct volume_range *r, u32 n);
+typedef int (*volume_revert_wait_fn)(void *priv, const struct volume_range *r, u32 n);
 
 /*
  * Makes the origin read exactly as snapshot @tag, every snapshot reading as before (the
@@ -206,7 +207,8 @@ typedef void (*volume_revert_wait_fn)(void *priv, const struct volume_range *r, 
  * revert_wait).  *@done = chunks copied back.
  * Returns 0, -EINVAL (@tag is hidden or out of range), -ENODATA (no snapshot @tag), -EIO
  * (@tag invalidated, or an I/O error), -EBUSY (another revert is running in this process, or
- * a revert to another tag is in progress: its tag in *@done), -ENOSPC, or an engine error.
+ * a revert to another tag is in progress: its tag in *@done), -ENOSPC, an engine error, or
+ * what @wait returned.
  * Idempotent: after a failure or a crash, the same call finishes the job.  The origin must
  * not be written by anyone else meanwhile (the tool refuses while its device is open).
  * Blocks on I/O for O(changed chunks) copies.

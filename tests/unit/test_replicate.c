@@ -299,10 +299,11 @@ static int revert(const char *tag)
 static int in_progress_rc = -1;
 
 /* volume_revert's wait, in the middle of the revert: a stream must be refused now. */
-static void receive_midway(void *priv, const struct volume_range *r, u32 n)
+static int receive_midway(void *priv, const struct volume_range *r, u32 n)
 {
 	if (in_progress_rc == -1)
 		in_progress_rc = RECEIVE((const char *)priv, "7");
+	return 0;
 }
 
 /*

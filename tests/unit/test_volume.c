@@ -1109,6 +1109,7 @@ struct revert_watch {
 	struct fixture *f;
 	u64 list[ORIGIN_CHUNKS]; /* changelist(tag -> head) before the revert */
 	u32 n, seen, calls;
+	u32 fail_at; /* nonzero: that call returns -ETIMEDOUT (a device that did not ack) */
 };
 
 /*
@@ -1116,7 +1117,7 @@ struct revert_watch {
  * their copy-outs (no snapshot, the marker included, reads them from the origin any more)
  * and before any of them is written (the origin still holds its pre-revert data there).
  */
-static void watch_batch(void *priv, const struct volume_range *r, u32 n)
+static int watch_batch(void *priv, const struct volume_range *r, u32 n)
 {
 	struct revert_watch *w = priv;
 
@@ -1141,12 +1142,14 @@ static void watch_batch(void *priv, const struct volume_range *r, u32 n)
 		}
 	}
 	w->seen += n;
+	return w->calls == w->fail_at ? -ETIMEDOUT : 0;
 }
 
 /*
  * Three snapshots with writes between and after them, a revert to each in turn: origin,
- * snapshots, marker, revert point and changelists as expect_reverted says; misuse refused
- * with nothing changed; the next create drops the revert point.
+ * snapshots, marker, revert point and changelists as expect_reverted says; a wait hook's
+ * error stops the revert before its batch is written (run again, it finishes); misuse
+ * refused with nothing changed; the next create drops the revert point.
  */
 static void test_volume__revert(void **state)
 {
@@ -1165,9 +1168,20 @@ static void test_volume__revert(void **state)
 	assert_false(exists(&f, VOLUME_TAG_REVERTING));
 	expect_origin(&f, f.origin_ver, 77);
 	for (u32 tag = 1; tag <= MAX_SNAPS; tag++) {
-		struct revert_watch w = {.f = &f};
+		struct revert_watch w = {.f = &f, .fail_at = tag == 1 ? 1 : 0};
 
 		w.n = changed(&f, tag, w.list);
+		if (w.fail_at) {
+			/* The hook's error stops the revert before its batch is written. */
+			assert_true(w.n > 0);
+			assert_int_equal(volume_revert(f.v, tag, watch_batch, &w, &done),
+					 -ETIMEDOUT);
+			assert_int_equal(done, 0);
+			expect_origin(&f, f.origin_ver, 77);
+			assert_true(exists(&f, VOLUME_TAG_REVERTING));
+			w = (struct revert_watch){.f = &f};
+			w.n = changed(&f, tag, w.list);
+		}
 		assert_int_equal(volume_revert(f.v, tag, watch_batch, &w, &done), 0);
 		assert_int_equal(done, w.n);
 		assert_int_equal(w.seen, w.n);
