@@ -86,7 +86,7 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 all: userspace kernel
 
-userspace: $(DDSNAP) $(MON_BINS) $(UNIT_BINS) $(STRESS_BINS) $(BENCH_BINS) $(BUILD)/tests/wirepeer \
+userspace: $(DDSNAP) $(MON_BINS) $(UNIT_BINS) $(STRESS_BINS) $(BENCH_BINS) $(BUILD)/tests/wirepeer $(BUILD)/tests/snaprace \
 	$(BUILD)/bench/kwrite
 
 $(BUILD)/obj/%.o: %.c
@@ -129,6 +129,11 @@ $(BUILD)/tests/stress_%: $(BUILD)/obj/tests/stress/%.o $(call obj,$(UNITLIB_SRCS
 $(BUILD)/tests/wirepeer: $(BUILD)/obj/tests/vm/wirepeer.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# server-readrace's racer: snapshot reads against first writes at depth, every byte checked.
+$(BUILD)/tests/snaprace: $(BUILD)/obj/tests/vm/snaprace.o
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ -pthread
 
 $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(TOOLLIB) $(LIB)
 	@mkdir -p $(dir $@)

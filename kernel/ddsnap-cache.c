@@ -6,8 +6,12 @@
  * approved a write there and nothing a live snapshot needs is left on it, so later writes go
  * straight to the origin (DESIGN 3: last_death(L) = G > newest).  A snapshot device remembers
  * chunk -> snapstore address, flagged private when this snapshot alone owns the chunk (its
- * writes may go there too).  Origin mappings of snapshot reads are never cached: the origin
- * changes under them.
+ * writes may go there too), and, on a version 3 connection, chunk -> "on the origin" with
+ * the volume seq of the query that was answered so: the origin changes under those, and
+ * ddsnap-volume.c says when such an entry is still good and keeps origin writes off the
+ * chunks its reads are reading.  An entry is an xarray value:
+ *	addr << 2 | private	a snapstore chunk (bit 1 clear)
+ *	vseq << 2 | 2		on the origin, answered to a query mapped at volume seq vseq
  *
  * Invariants.  A cached answer is only used while the server has not sent DROP_CACHE since it
  * was given.  Every bio mapped from the cache or from a reply is counted in the cache epoch
@@ -26,6 +30,12 @@
  * dc->lock against status readers.  Bitmap bits are set and tested atomically; the xarray
  * is read under RCU (xa_load) and written with its own lock.
  *
+ * A drop also raises the device's floor to a new volume seq before it empties the cache:
+ * an "on the origin" answer to a query mapped before the drop may be handled after it (the
+ * server answered before it changed the origin, and the drop overtook nothing on the
+ * stream but the handling), and is then not cached; entries from before the drop that a
+ * concurrent lookup still sees are counted in the old epoch, which the drop waits for.
+ *
  * Crash argument.  Nothing here is persistent; after a reconnect (the server may have
  * restarted and created snapshots meanwhile) the channel drops the whole cache.
  */
@@ -34,6 +44,19 @@
 #include <linux/mm.h>
 
 #include "ddsnap.h"
+
+/*
+ * Module parameter origin_cache (/sys/module/dm_ddsnap/parameters/origin_cache): N stops
+ * caching "on the origin" answers, so snapshot reads of those chunks ask the server (and take
+ * its read locks) every time, as before wire version 3; entries cached already stay good.
+ * For tests of the server's read locks, and a way back should the cache ever be in doubt.
+ */
+static bool origin_cache = true;
+module_param(origin_cache, bool, 0644);
+MODULE_PARM_DESC(origin_cache, "cache snapshot chunks still on the origin (default Y)");
+
+#define CACHE_ORIGIN  2ul /* the entry's flag for "on the origin" */
+#define CACHE_PRIVATE 1ul
 
 int ddsnap_cache_init(struct ddsnap_dev *dc)
 {
@@ -83,10 +106,18 @@ bool ddsnap_cache_lookup(struct ddsnap_dev *dc, struct ddsnap_io *io, bool write
 			hit = io->chunk + i < dc->nr_chunks && test_bit(io->chunk + i, dc->safe);
 	} else {
 		void *v = xa_load(&dc->map, io->chunk);
+		unsigned long e = xa_is_value(v) ? xa_to_value(v) : 0;
 
-		hit = xa_is_value(v) && (!write || (xa_to_value(v) & 1));
-		if (hit)
-			*addr = xa_to_value(v) >> 1;
+		if (!xa_is_value(v)) {
+			hit = false;
+		} else if (e & CACHE_ORIGIN) {
+			hit = !write && e >> 2 >= READ_ONCE(dc->floor) &&
+			      ddsnap_volume_read_begin(dc->vol, io->chunk, e >> 2);
+			io->fast = hit;
+		} else {
+			hit = !write || (e & CACHE_PRIVATE);
+			*addr = e >> 2;
+		}
 	}
 	if (hit) {
 		io->epoch = e;
@@ -130,15 +161,34 @@ void ddsnap_cache_set_mapping(struct ddsnap_dev *dc, u64 chunk, u64 addr, bool p
 		return;
 	/* Only this (receive) thread stores, so the test and the store do not race. */
 	old = xa_load(&dc->map, chunk);
-	if (!private && xa_is_value(old) && (xa_to_value(old) & 1))
+	if (!private && xa_is_value(old) && (xa_to_value(old) & CACHE_PRIVATE))
 		return;
 	/* A failed insert only costs a later round trip. */
-	xa_store(&dc->map, chunk, xa_mk_value(addr << 1 | private), GFP_NOIO);
+	xa_store(&dc->map, chunk, xa_mk_value(addr << 2 | private), GFP_NOIO);
+}
+
+void ddsnap_cache_set_origin(struct ddsnap_dev *dc, u64 chunk, u64 vseq)
+{
+	void *old;
+
+	if (!READ_ONCE(origin_cache) || chunk >= dc->nr_chunks || READ_ONCE(dc->version) < 3 ||
+	    vseq < READ_ONCE(dc->floor) || !ddsnap_volume_good(dc->vol, chunk, vseq))
+		return;
+	/* A snapstore mapping is newer: the chunk left the origin for this snapshot for good. */
+	old = xa_load(&dc->map, chunk);
+	if (xa_is_value(old) && !(xa_to_value(old) & CACHE_ORIGIN))
+		return;
+	xa_store(&dc->map, chunk, xa_mk_value(vseq << 2 | CACHE_ORIGIN), GFP_NOIO);
 }
 
 bool ddsnap_cache_mapped(struct ddsnap_dev *dc, u64 chunk)
 {
-	return xa_is_value(xa_load(&dc->map, chunk));
+	void *v = xa_load(&dc->map, chunk);
+	unsigned long e = xa_is_value(v) ? xa_to_value(v) : 0;
+
+	if (!(e & CACHE_ORIGIN))
+		return xa_is_value(v);
+	return e >> 2 >= READ_ONCE(dc->floor) && ddsnap_volume_good(dc->vol, chunk, e >> 2);
 }
 
 u8 ddsnap_cache_drop(struct ddsnap_dev *dc)
@@ -149,6 +199,8 @@ u8 ddsnap_cache_drop(struct ddsnap_dev *dc)
 
 	/* Two epochs alternate: the one we are about to reopen must have drained first. */
 	wait_event(dc->wait, ddsnap_cache_drained(dc, dc->epoch ^ 1));
+	if (!ddsnap_is_origin(dc))
+		WRITE_ONCE(dc->floor, ddsnap_volume_next(dc->vol));
 	spin_lock_irqsave(&dc->lock, flags);
 	if (dc->safe)
 		bitmap_zero(dc->safe, dc->nr_chunks);

@@ -692,6 +692,10 @@ static int channel_drop(struct ddsnap_dev *dc, const struct ddsnap_msg *m, const
 	struct ddsnap_drop_ack *ack;
 	unsigned long flags;
 
+	if (m->drop.reason == DDSNAP_DROP_ORIGIN_CHANGED && ddsnap_is_origin(dc)) {
+		*why = "ORIGIN_CHANGED sent to the origin";
+		return -EPROTO;
+	}
 	if (m->drop.reason == DDSNAP_DROP_SNAPSHOT_GONE) {
 		if (ddsnap_is_origin(dc)) {
 			*why = "SNAPSHOT_GONE sent to the origin";

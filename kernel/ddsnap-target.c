@@ -10,8 +10,10 @@
  *
  *	origin read            -> origin, never the server
  *	origin write/discard   -> safe in this gen (cache)? origin : ORIGIN_WRITE, hold the bio
- *	snapshot read          -> cached snapstore chunk? there : SNAPSHOT_READ, then the
- *	                          snapstore, or the origin under a read lock (FINISH at end_io)
+ *	snapshot read          -> cached snapstore chunk? there : cached "on the origin" and
+ *	                          still good (ddsnap-volume.c)? the origin : SNAPSHOT_READ,
+ *	                          then the snapstore, or the origin under a read lock (FINISH
+ *	                          at end_io)
  *	snapshot write         -> cached private chunk? there : SNAPSHOT_WRITE
  *
  * Invariants.  A constructed target holds a reference on both devices, a validated server
@@ -199,6 +201,7 @@ static void target_apply(struct ddsnap_dev *dc, struct ddsnap_io *io, const stru
 	struct bio *bio = dm_bio_from_per_bio_data(io, sizeof(*io));
 	struct ddsnap_mapping p;
 	struct ddsnap_range r;
+	unsigned long flags;
 
 	if (io->type == DDSNAP_MSG_ORIGIN_WRITE) {
 		ddsnap_proto_origin_range(m, io->slot, &r);
@@ -208,11 +211,24 @@ static void target_apply(struct ddsnap_dev *dc, struct ddsnap_io *io, const stru
 			ddsnap_target_fail(dc, io, r.error);
 			return;
 		}
+		ddsnap_remap_origin(dc, bio);
+		/* Counted now, held or not: a cache drop (a snapshot create) waits for it. */
+		ddsnap_cache_count(dc, io);
+		if (!ddsnap_volume_write(dc->vol, io)) {
+			/*
+			 * Snapshot reads of its chunks from the origin are in flight: the volume
+			 * submits it when they end.  Not cached as safe: a write there would
+			 * not wait for them.
+			 */
+			spin_lock_irqsave(&dc->lock, flags);
+			dc->stats.held++;
+			spin_unlock_irqrestore(&dc->lock, flags);
+			return;
+		}
 		/* An answer from before the last DROP_CACHE is still an answer, but stale. */
 		if (m->origin.gen >= dc->gen)
 			ddsnap_cache_set_safe(dc, io->chunk, io->count);
-		ddsnap_remap_origin(dc, bio);
-		ddsnap_submit(dc, io, bio);
+		submit_bio_noacct(bio);
 		return;
 	}
 
@@ -228,6 +244,7 @@ static void target_apply(struct ddsnap_dev *dc, struct ddsnap_io *io, const stru
 	case DDSNAP_MAP_ORIGIN: /* reads only: checked by the decoder */
 		io->lock = p.lock;
 		io->conn = dc->conn;
+		ddsnap_cache_set_origin(dc, p.chunk, io->vseq);
 		ddsnap_remap_origin(dc, bio);
 		break;
 	case DDSNAP_MAP_SHARED: /* reads only: checked above */
@@ -236,6 +253,8 @@ static void target_apply(struct ddsnap_dev *dc, struct ddsnap_io *io, const stru
 		break;
 	default: /* DDSNAP_MAP_PRIVATE */
 		ddsnap_cache_set_mapping(dc, p.chunk, p.addr, true);
+		if (io->type == DDSNAP_MSG_SNAPSHOT_WRITE)
+			ddsnap_volume_changed(dc->vol, p.chunk);
 		ddsnap_remap_store(dc, bio, p.addr);
 		break;
 	}
@@ -261,9 +280,11 @@ static const char *target_check_ahead(const struct ddsnap_io *io, const struct d
 }
 
 /*
- * Cache the snapstore mappings of the read-ahead part of reply @m (checked, from @io's
- * request), and adapt the window: it halves while fewer than a quarter of its chunks are in
- * the snapstore, and doubles while more than half are.
+ * Cache the mappings of the read-ahead part of reply @m (checked, from @io's request: the
+ * query was sent after every one of its bios recorded its vseq), and adapt the window: it
+ * halves while fewer than a quarter of its chunks are in the snapstore, and doubles while
+ * more than half are (chunks on the origin are cached but do not count: at the window's
+ * floor, cold random reads of a snapshot mostly on the origin measured no slower).
  */
 static void target_apply_ahead(struct ddsnap_dev *dc, const struct ddsnap_io *io,
 			       const struct ddsnap_msg *m)
@@ -274,6 +295,8 @@ static void target_apply_ahead(struct ddsnap_dev *dc, const struct ddsnap_io *io
 
 	for (u32 i = io->ahead_slot; i < io->batch; i++) {
 		ddsnap_proto_mapping(m, i, &p);
+		if (p.where == DDSNAP_MAP_ORIGIN)
+			ddsnap_cache_set_origin(dc, p.chunk, io->vseq);
 		if (p.where != DDSNAP_MAP_SHARED && p.where != DDSNAP_MAP_PRIVATE)
 			continue;
 		ddsnap_cache_set_mapping(dc, p.chunk, p.addr, p.where == DDSNAP_MAP_PRIVATE);
@@ -369,10 +392,15 @@ static int ddsnap_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	r = ddsnap_get_dev(ti, argv[1], mode, "origin", &dc->origin);
 	if (r)
 		goto out_put_snapstore;
+	r = ddsnap_volume_get(dc);
+	if (r) {
+		ti->error = "Cannot allocate ddsnap volume";
+		goto out_put_origin;
+	}
 
 	r = ddsnap_channel_start(dc);
 	if (r)
-		goto out_put_origin;
+		goto out_put_volume;
 
 	max_io = ddsnap_chunk_sectors(dc);
 	if (ddsnap_is_origin(dc))
@@ -392,6 +420,8 @@ static int ddsnap_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 
 out_stop_channel:
 	ddsnap_channel_stop(dc);
+out_put_volume:
+	ddsnap_volume_put(dc);
 out_put_origin:
 	dm_put_device(ti, dc->origin);
 out_put_snapstore:
@@ -406,6 +436,7 @@ static void ddsnap_dtr(struct dm_target *ti)
 	struct ddsnap_dev *dc = ti->private;
 
 	ddsnap_channel_stop(dc);
+	ddsnap_volume_put(dc);
 	dm_put_device(ti, dc->origin);
 	dm_put_device(ti, dc->snapstore);
 	kfree(dc);
@@ -438,8 +469,12 @@ static int ddsnap_map(struct dm_target *ti, struct bio *bio)
 		}
 		type = DDSNAP_MSG_ORIGIN_WRITE;
 	} else {
+		io->vseq = ddsnap_volume_now(dc->vol);
 		if (ddsnap_cache_lookup(dc, io, write, &addr)) {
-			ddsnap_remap_store(dc, bio, addr);
+			if (io->fast)
+				ddsnap_remap_origin(dc, bio);
+			else
+				ddsnap_remap_store(dc, bio, addr);
 			return DM_MAPIO_REMAPPED;
 		}
 		type = write ? DDSNAP_MSG_SNAPSHOT_WRITE : DDSNAP_MSG_SNAPSHOT_READ;
@@ -465,6 +500,8 @@ static int ddsnap_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *er
 	struct ddsnap_io *io = dm_per_bio_data(bio, sizeof(*io));
 
 	ddsnap_cache_uncount(dc, io);
+	if (io->fast)
+		ddsnap_volume_read_end(dc->vol, io->chunk);
 	if (io->lock || io->credit_conn)
 		ddsnap_channel_finish(dc, io);
 	return DM_ENDIO_DONE;
@@ -494,11 +531,12 @@ static void ddsnap_status(struct dm_target *ti, status_type_t type, unsigned int
 		spin_unlock_irqrestore(&dc->lock, flags);
 		DMEMIT("mode=%s connected=%d waiting=%u mapped=%u hits=%llu misses=%llu "
 		       "errors=%llu timeouts=%llu bad_replies=%llu reconnects=%llu stale=%llu "
-		       "lost_locks=%llu gen=%llu chunk=%u timeout=%u queries=%llu ahead=%llu",
+		       "lost_locks=%llu gen=%llu chunk=%u timeout=%u queries=%llu ahead=%llu "
+		       "held=%llu",
 		       ddsnap_mode_name(mode), connected, waiting, mapped,
 		       (u64)atomic64_read(&dc->hits), (u64)atomic64_read(&dc->misses), st.errors,
 		       st.timeouts, st.bad_replies, st.reconnects, st.stale, st.lost_locks, gen,
-		       1u << dc->chunk_bits, dc->timeout_secs, st.queries, st.ahead);
+		       1u << dc->chunk_bits, dc->timeout_secs, st.queries, st.ahead, st.held);
 		break;
 	case STATUSTYPE_TABLE:
 		if (ddsnap_is_origin(dc))

@@ -6,6 +6,8 @@
  *	ddsnap-channel.c  the server connection: connect, handshake, receive thread, send
  *	                  worker, request table, reconnect with backoff, I/O timeout
  *	ddsnap-cache.c    origin "safe in this gen" bitmap, snapshot mapping cache, cache epochs
+ *	ddsnap-volume.c   what the devices of one volume share: snapshot reads from the origin
+ *	                  in flight against origin writes (the read race without the server)
  *	ddsnap-proto.c    pack/unpack/validate of the wire messages (include/ddsnap_wire.h)
  *
  * One struct ddsnap_dev per dm target instance (one origin or one snapshot device).  The
@@ -18,7 +20,8 @@
  *			table (queued list, sent hash), mode, connection flags, the change of
  *			cache epoch, the FINISH ring, statistics other than hits and misses
  * The map path's cache hits take no lock: epoch counts are atomics (ddsnap-cache.c).
- * The cache's xarray has its own lock, taken inside dc->lock.
+ * The cache's xarray has its own lock, taken inside dc->lock.  The volume's spinlock
+ * (ddsnap-volume.c) is innermost: nothing is taken inside it.
  */
 #ifndef DDSNAP_KERNEL_H
 #define DDSNAP_KERNEL_H
@@ -85,6 +88,7 @@ struct ddsnap_io {
 	u64 chunk;		/* first chunk of the bio */
 	u64 lock;		/* server read lock to release when the read completes */
 	u64 ahead;		/* first chunk of its request's RANGE_AHEAD range, if any */
+	u64 vseq;		/* snapshot read: the volume's seq when mapped (ddsnap-volume.c) */
 	u32 count;		/* chunks covered by the bio */
 	u32 seq;		/* of the request in flight (shared by its batch) */
 	u32 conn;		/* connection the lock was granted on */
@@ -98,6 +102,8 @@ struct ddsnap_io {
 	bool waiting;	/* on dc->queued or in dc->sent */
 	bool sent;	/* in dc->sent rather than on dc->queued */
 	bool whole;	/* a snapshot write covering its whole chunk */
+	bool fast;	/* a snapshot read sent to the origin from the cache: counted in the
+			 * volume's bucket until end_io */
 };
 
 struct ddsnap_stats {
@@ -110,12 +116,14 @@ struct ddsnap_stats {
 	u64 lost_locks; /* read locks that could not be queued for release */
 	u64 queries;	/* query messages sent (each a batch of one or more bios) */
 	u64 ahead;	/* mappings cached from read-ahead answers */
+	u64 held;	/* origin writes held for snapshot reads from the origin */
 };
 
 struct ddsnap_dev {
 	struct dm_target *ti;
 	struct dm_dev *snapstore;
 	struct dm_dev *origin;
+	struct ddsnap_volume *vol;	   /* shared with the other devices of the volume */
 	u32 tag;			   /* DDSNAP_TAG_ORIGIN for the origin device */
 	struct sockaddr_un addr;	   /* server socket, abstract if sun_path[0] == 0 */
 	int addrlen;			   /* bytes of addr actually used */
@@ -168,7 +176,9 @@ struct ddsnap_dev {
 
 	/* Cache (ddsnap-cache.c): the epoch changes under lock and is read without it. */
 	unsigned long *safe; /* origin: chunk safe to write in this gen */
-	struct xarray map;   /* snapshot: chunk -> xa_mk_value(addr << 1 | private) */
+	struct xarray map;   /* snapshot: chunk -> xa_mk_value(), see ddsnap-cache.c */
+	u64 floor;	     /* snapshot: answers to queries mapped before the last drop are
+			      * older than this volume seq and not cached (ddsnap-cache.c) */
 	u8 epoch;
 	atomic_t epoch_inflight[2];
 	atomic64_t hits, misses; /* lock-free counters of the map path */
@@ -203,6 +213,12 @@ void ddsnap_cache_exit(struct ddsnap_dev *dc);
  * O(count).  Never sleeps.
  */
 bool ddsnap_cache_lookup(struct ddsnap_dev *dc, struct ddsnap_io *io, bool write, u64 *addr);
+/*
+ * Receive thread: remember that snapshot chunk @chunk is on the origin, as answered to a
+ * query mapped at volume seq @vseq (io->vseq): only on a version 3 connection, only if no
+ * origin write or cache drop came since, and never over a snapstore mapping.
+ */
+void ddsnap_cache_set_origin(struct ddsnap_dev *dc, u64 chunk, u64 vseq);
 /* Count a bio remapped from a server reply in the current epoch.  Lock-free. */
 void ddsnap_cache_count(struct ddsnap_dev *dc, struct ddsnap_io *io);
 /* end_io: drop the bio's epoch count.  Any context.  Lock-free. */
@@ -215,7 +231,7 @@ void ddsnap_cache_uncount(struct ddsnap_dev *dc, struct ddsnap_io *io);
  */
 void ddsnap_cache_set_safe(struct ddsnap_dev *dc, u64 chunk, u32 count);
 void ddsnap_cache_set_mapping(struct ddsnap_dev *dc, u64 chunk, u64 addr, bool private);
-/* Whether @chunk has a cached mapping (snapshot devices).  Lock-free. */
+/* Whether @chunk has a cached mapping, not known stale (snapshot devices).  Lock-free. */
 bool ddsnap_cache_mapped(struct ddsnap_dev *dc, u64 chunk);
 /*
  * Forget everything and start a new epoch; returns the old epoch, to wait for with
@@ -224,6 +240,40 @@ bool ddsnap_cache_mapped(struct ddsnap_dev *dc, u64 chunk);
  */
 u8 ddsnap_cache_drop(struct ddsnap_dev *dc);
 bool ddsnap_cache_drained(struct ddsnap_dev *dc, u8 epoch);
+
+/*----------------------------------------------------------------*/
+
+/* ddsnap-volume.c */
+
+struct ddsnap_volume;
+
+/* ctr: attach @dc to the volume of its (origin, snapstore) pair, made if new.  0 or -ENOMEM. */
+int ddsnap_volume_get(struct ddsnap_dev *dc);
+/* dtr, after the channel stopped: detach; the last device frees the volume.  Sleeps. */
+void ddsnap_volume_put(struct ddsnap_dev *dc);
+/* The volume's seq now (a snapshot read query records it before it is sent).  Lock-free. */
+u64 ddsnap_volume_now(struct ddsnap_volume *v);
+/* A new seq, above every seq recorded so far (a cache drop's floor). */
+u64 ddsnap_volume_next(struct ddsnap_volume *v);
+/* Whether an "on the origin" answer for @chunk recorded at @seq is still good.  Lock-free. */
+bool ddsnap_volume_good(struct ddsnap_volume *v, u64 chunk, u64 seq);
+/*
+ * Map path, a snapshot read of @chunk from an "on the origin" entry cached at @seq: if it is
+ * still good and no origin write waits on its bucket, count the read there and return true
+ * (then ddsnap_volume_read_end() at end_io); else false (ask the server).  Never sleeps.
+ */
+bool ddsnap_volume_read_begin(struct ddsnap_volume *v, u64 chunk, u64 seq);
+/* end_io of a read counted by ddsnap_volume_read_begin().  Any context. */
+void ddsnap_volume_read_end(struct ddsnap_volume *v, u64 chunk);
+/*
+ * Receive thread, an origin write the server let go: make every "on the origin" entry of
+ * its chunks' buckets stale, and return true if no read from the cache is in flight there
+ * (submit it now); else hold it (on io->list) and return false: the volume submits its bio,
+ * remapped and counted already, once those reads ended.
+ */
+bool ddsnap_volume_write(struct ddsnap_volume *v, struct ddsnap_io *io);
+/* A snapshot write made @chunk private: stale its bucket for the volume's other devices. */
+void ddsnap_volume_changed(struct ddsnap_volume *v, u64 chunk);
 
 /*----------------------------------------------------------------*/
 

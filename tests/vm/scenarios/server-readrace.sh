@@ -12,7 +12,11 @@
 # chunks of the origin with the next pattern (O_DIRECT, random order, also spans).  Every
 # read must equal the snapshot's saved image, byte for byte: never the newer data, never a
 # mix.  After each round the origin holds exactly the new pattern, and at the end every
-# snapshot still reads its image through a fresh device.
+# snapshot still reads its image through a fresh device.  Then more snapshot reads in flight
+# than the target's read-lock credits, and three rounds at depth (tests/vm/snaprace.c: 16
+# reader and 16 writer threads over 4 MiB) where the snapshot's chunks are read from the
+# kernel's cache of "on the origin" answers, which the kernel alone keeps apart from the
+# origin's first writes (kernel/ddsnap-volume.c).
 set -euo pipefail
 . "$SRC/tests/vm/lib.sh"
 
@@ -152,6 +156,10 @@ last=$((ROUNDS + 1))
 must "$ddsnap" create "$sock" "$last"
 dm_create "vol@$last" "0 $n ddsnap $store $origin $sock $last"
 dd if=$vol bs=1M count=$((SIZE / 1048576)) iflag=direct status=none >/tmp/img.last
+# The device would cache "on the origin" answers (wire version 3) and ask only once per
+# chunk: the module is told not to, for this step.
+echo N >/sys/module/dm_ddsnap/parameters/origin_cache
+dmsetup message "vol@$last" 0 drop_cache
 fio --name=flood --filename="/dev/mapper/vol@$last" --rw=randread --bs=1M --iodepth=32 \
 	--ioengine=libaio --direct=1 --time_based --runtime=6 --eta=never --output=/tmp/flood.txt &
 fp=$!
@@ -163,6 +171,8 @@ while kill -0 $fp 2>/dev/null; do
 done
 wait $fp || fail "fio flood of snapshot $last failed: $(tail -5 /tmp/flood.txt)"
 log "snapshot reads in flight: at most $peak read locks held by the server at once"
+((peak > 0)) || fail "the flood never held a read lock: its reads did not ask the server"
+echo Y >/sys/module/dm_ddsnap/parameters/origin_cache
 ((peak <= 1024)) || fail "the server held $peak read locks, more than the target's 1024 credits"
 st=$(dmsetup status "vol@$last")
 log "vol@$last: $st"
@@ -172,6 +182,59 @@ timeout 60 dd if=/dev/urandom of=$vol bs=1M count=$((SIZE / 1048576)) oflag=dire
 expect_same <(dd if="/dev/mapper/vol@$last" bs=1M iflag=direct status=none) /tmp/img.last \
 	"snapshot $last after the flood and the overwrite"
 dm_remove "vol@$last"
+expect_no_kmsg 'ddsnap.*(error|fail|bad reply)' "kernel log"
+
+step "at depth: snapshot reads from the kernel's cache against first writes"
+# The snapshot device caches "on the origin" answers and reads those chunks without asking
+# the server; the kernel itself must then hold an origin write that copies such a chunk out
+# until the snapshot reads of it in flight have ended (kernel/ddsnap-volume.c).  Each round:
+# the whole origin gets a new generation of snaprace's pattern, a snapshot is taken, read
+# once whole (its answers cached), then 16 threads read it while 16 threads overwrite every
+# chunk of the origin once (whole, in 4 KiB pieces, or in halves), every block checked.
+racer=$BUILD/tests/snaprace
+[[ -x $racer ]] || fail "$racer is missing: make all builds it"
+for ((r = 1; r <= 3; r++)); do
+	tag=$((100 + r))
+	must "$racer" fill $vol "$SIZE" "$tag"
+	must "$ddsnap" create "$sock" "$tag"
+	dm_create "vol@$tag" "0 $n ddsnap $store $origin $sock $tag"
+	must "$racer" check "/dev/mapper/vol@$tag" "$SIZE" "$tag"
+	h0=$(dmsetup status "vol@$tag" | sed -n 's/.* hits=\([0-9]*\).*/\1/p')
+	out=$("$racer" race $vol "/dev/mapper/vol@$tag" "$SIZE" $C "$tag" $((tag + 1)) 16 \
+		"$((seed + r))" 2>&1) || fail "round $r: $out"
+	st=$(dmsetup status "vol@$tag")
+	h1=$(sed -n 's/.* hits=\([0-9]*\).*/\1/p' <<<"$st")
+	ost=$(dmsetup status vol)
+	log "round $r: $out; snapshot hits $((h1 - h0)); origin: $ost"
+	((h1 > h0)) || fail "round $r: no snapshot read came from the kernel's cache: $st"
+	[[ $st == *errors=0* ]] || fail "round $r: snapshot device counted errors: $st"
+	must "$racer" check $vol "$SIZE" $((tag + 1))
+	must "$racer" check "/dev/mapper/vol@$tag" "$SIZE" "$tag"
+	dm_remove "vol@$tag"
+	dm_create "vol@$tag" "0 $n ddsnap $store $origin $sock $tag"
+	must "$racer" check "/dev/mapper/vol@$tag" "$SIZE" "$tag"
+	dm_remove "vol@$tag"
+done
+held=$(dmsetup status vol | sed -n 's/.* held=\([0-9]*\).*/\1/p')
+log "origin writes held for snapshot reads from the cache, all rounds: $held"
+
+step "a revert under a snapshot device with a warm cache"
+# The server writes the origin itself in a revert: a snapshot device that cached "on the
+# origin" for its chunks must forget that (DROP_CACHE ORIGIN_CHANGED) before the origin
+# changes under it.  Snapshot 110 shares generation 104 with the origin and is read whole
+# (cached); the revert to 101 copies 104 out for it and writes 101 into the origin.
+must "$ddsnap" create "$sock" 110
+dm_create vol@110 "0 $n ddsnap $store $origin $sock 110"
+must "$racer" check /dev/mapper/vol@110 "$SIZE" 104
+h0=$(dmsetup status vol@110 | sed -n 's/.* hits=\([0-9]*\).*/\1/p')
+must "$racer" check /dev/mapper/vol@110 "$SIZE" 104
+h1=$(dmsetup status vol@110 | sed -n 's/.* hits=\([0-9]*\).*/\1/p')
+((h1 - h0 >= SIZE / C)) || fail "a second read of snapshot 110 found $((h1 - h0)) chunks cached"
+must "$ddsnap" revert "$sock" 101
+must "$racer" check $vol "$SIZE" 101
+must "$racer" check /dev/mapper/vol@110 "$SIZE" 104
+log "after the revert: vol@110: $(dmsetup status vol@110)"
+dm_remove vol@110
 expect_no_kmsg 'ddsnap.*(error|fail|bad reply)' "kernel log"
 
 step "tear down, check the store"
