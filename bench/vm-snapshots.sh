@@ -31,6 +31,7 @@
 # default 1 16 256 1000), VM_ARG_SKIP="dmsnap thin dd64" (configurations to leave out).
 set -euo pipefail
 . "$SRC/tests/vm/lib.sh"
+. "$SRC/bench/lib.sh"
 
 REGION=32M
 REGION_BYTES=$((32 * 1024 * 1024))
@@ -50,59 +51,6 @@ dd64_store=${DISKS[7]}
 dd64_origin=${DISKS[8]}
 out=$RESULTS/raw.txt
 : >"$out"
-
-# fio_run LABEL DEV KIND: one fio run over REGION of DEV; KIND is randwrite|write|randread|
-# read.  Prints IOPS (4 KiB random) or MiB/s (1 MiB sequential) and logs it.  With FIO_SECS
-# set, the run loops over the region for that many seconds instead of one pass: for runs
-# that leave the device as they found it (rewrites, reads, the raw disk), where one pass of
-# 32 MiB lasts a tenth of a second or less (a 1 MiB sequential rewrite, 0.03 s), too short
-# to measure.
-fio_run()
-{
-	local label=$1 dev=$2 kind=$3 bs=4k depth=16 json v timed=()
-	case $kind in
-	write | read) bs=1M depth=4 ;;
-	esac
-	[[ -z ${FIO_SECS:-} ]] || timed=(--time_based --runtime="$FIO_SECS")
-	fio --name=b --filename="$dev" --size="$REGION" --rw="$kind" --bs=$bs \
-		--ioengine=libaio --iodepth=$depth --direct=1 --randrepeat=1 --randseed=11 \
-		"${timed[@]}" --output-format=json --output=/tmp/fio.json >/dev/null 2>&1 ||
-		fail "fio $label $kind on $dev failed"
-	json=$(cat /tmp/fio.json)
-	case $kind in
-	randwrite | write) v=$(jq '.jobs[0].write' <<<"$json") ;;
-	*) v=$(jq '.jobs[0].read' <<<"$json") ;;
-	esac
-	[[ $(jq '.jobs[0].error' <<<"$json") == 0 ]] || fail "fio $label $kind: error"
-	case $kind in
-	randwrite | randread) v=$(jq '.iops | floor' <<<"$v") ;;
-	*) v=$(jq '.bw_bytes / 1048576 | . * 10 | floor / 10' <<<"$v") ;;
-	esac
-	echo "$label $kind $v" >>"$out"
-	log "$label $kind: $v" >&2
-	echo "$v"
-}
-
-# fill DEV: writes REGION once (so first writes below are copy-outs, not allocations).
-fill() { dd if=/dev/zero of="$1" bs=1M count=$((REGION_BYTES / 1048576)) oflag=direct status=none; }
-
-# median: the median of the numbers on stdin (whitespace separated).
-median()
-{
-	tr ' ' '\n' | sed '/^$/d' | sort -g |
-		awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-
-# fio_med LABEL DEV KIND: the median of three fio_run (for runs that leave the device as
-# they found it: rewrites and reads, where one noisy run would decide a ratio).
-fio_med()
-{
-	local a b c
-	a=$(fio_run "$@")
-	b=$(fio_run "$@")
-	c=$(fio_run "$@")
-	echo "$a $b $c" | median
-}
 
 # first_med KEY LABEL DEV KIND SNAP...: R[KEY] becomes the median of three first writes,
 # each after one more snapshot made by the command SNAP...  One first-write pass lasts

@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only
+# vm-disks: 2 256M
+# vm-timeout: 1800
+#
+# vm-snapread (make bench): snapshot reads against the origin's own reads, old build against
+# new in one guest run (issue 21's snapshot-read rows).  Each turn loads one build's module
+# and server on a fresh store, writes REGION of the origin, takes snapshot 1, and overwrites
+# every other chunk of the origin ("half": half of snapshot 1 is copied out, half still on
+# the origin), then the rest ("full").  At each stage a fresh snapshot device (its mapping
+# cache empty: "cold") is read with fio at depth 16: 4 KiB random reads, one pass over
+# REGION, then a second pass with what the first one cached; and, on another fresh device,
+# 1 MiB sequential reads (depth 4), one pass, and a second.  The origin device is read the same ways
+# (LOOP_SECS each, median of three), and every snapshot number is also given as a ratio to
+# the origin's of the same turn.  The builds take turns, ROUNDS rounds; the table shows the
+# median of each.
+#
+# The old build: $BUILD/bench/old/ddsnap and $BUILD/bench/old/dm-ddsnap.ko, made by
+# `bash bench/build-old.sh REV`; without them only the new build is measured.
+# Knobs: VM_ARG_ROUNDS (default 2).  Results: $RESULTS/vm-snapread.results.
+set -euo pipefail
+. "$SRC/tests/vm/lib.sh"
+. "$SRC/bench/lib.sh"
+
+REGION=32M
+REGION_BYTES=$((32 * 1024 * 1024))
+LOOP_SECS=2
+ROUNDS=${VM_ARG_ROUNDS:-2}
+store=${DISKS[0]}
+origin=${DISKS[1]}
+out=$RESULTS/raw.txt
+: >"$out"
+sock=/run/ddsnap-bench.sock
+pidfile=/run/ddsnapd-bench.pid
+
+builds=(new)
+mkdir -p /run/builds/new
+install -m 0755 "$BUILD/bin/ddsnap" /run/builds/new/ddsnap
+cp "$SRC/kernel/dm-ddsnap.ko" /run/builds/new/
+if [[ -x $BUILD/bench/old/ddsnap && -f $BUILD/bench/old/dm-ddsnap.ko ]]; then
+	builds=(old new)
+	mkdir -p /run/builds/old
+	install -m 0755 "$BUILD/bench/old/ddsnap" /run/builds/old/ddsnap
+	cp "$BUILD/bench/old/dm-ddsnap.ko" /run/builds/old/
+	log "old build: $(cat "$BUILD/bench/old/REV" 2>/dev/null || echo unknown)"
+else
+	log "no old build in $BUILD/bench/old: measuring the new build only"
+fi
+modprobe dm_mod
+lsmod | grep -q '^dm_ddsnap' && rmmod dm_ddsnap
+
+declare -A V # V[build,workload] = "v1 v2 ..." (one per round)
+
+# snap_reads BUILD STAGE: the snapshot read runs of one stage, each on a fresh device.
+snap_reads()
+{
+	local b=$1 stage=$2 dev=/dev/mapper/vol@1
+	dm_create vol@1 "0 $n ddsnap $store $origin $sock 1"
+	V[$b,$stage-rand]+=" $(fio_run "$b-$stage-cold" $dev randread)"
+	V[$b,$stage-rand2]+=" $(fio_run "$b-$stage-cached" $dev randread)"
+	log "$b $stage: $(dmsetup status vol@1)"
+	dm_remove vol@1
+	dm_create vol@1 "0 $n ddsnap $store $origin $sock 1"
+	V[$b,$stage-seq]+=" $(fio_run "$b-$stage-cold" $dev read)"
+	V[$b,$stage-seq2]+=" $(fio_run "$b-$stage-cached" $dev read)"
+	dm_remove vol@1
+}
+
+# turn BUILD: one build's measurements, from a fresh store.
+turn()
+{
+	local b=$1 ddsnap=/run/builds/$1/ddsnap
+	step "$b build"
+	insmod "/run/builds/$b/dm-ddsnap.ko"
+	must "$ddsnap" initialize -y "$store" "$origin"
+	must timeout 120 "$ddsnap" server -l "$RESULTS/server-$b.log" -p "$pidfile" \
+		"$store" "$origin" "$sock"
+	n=$("$ddsnap" status --size "$sock")
+	dm_create vol "0 $n ddsnap $store $origin $sock -1"
+	dd if=/dev/urandom of=/dev/mapper/vol bs=1M count=$((REGION_BYTES / 1048576)) \
+		oflag=direct status=none
+	V[$b,orig-rand]+=" $(FIO_SECS=$LOOP_SECS fio_med "$b-origin" /dev/mapper/vol randread)"
+	V[$b,orig-seq]+=" $(FIO_SECS=$LOOP_SECS fio_med "$b-origin" /dev/mapper/vol read)"
+	must "$ddsnap" create "$sock" 1
+	# every other 16 KiB chunk, then the others
+	fio --name=half --filename=/dev/mapper/vol --size=$REGION --rw=write:16k --bs=16k \
+		--direct=1 --ioengine=libaio --iodepth=16 --eta=never --output=/dev/null || fail "half overwrite"
+	snap_reads "$b" half
+	fio --name=rest --filename=/dev/mapper/vol --size=$REGION --offset=16k \
+		--rw=write:16k --bs=16k --direct=1 --ioengine=libaio --iodepth=16 --eta=never --output=/dev/null || fail "second half"
+	snap_reads "$b" full
+	dm_remove vol
+	kill -TERM "$(cat $pidfile)"
+	for _ in $(seq 150); do
+		[[ -e $pidfile ]] || break
+		sleep 0.2
+	done
+	rmmod dm_ddsnap
+}
+
+# row LABEL KEY: one table row: each build's median and its ratio to that build's origin.
+row()
+{
+	local line="| $1 |" b m o
+	for b in "${builds[@]}"; do
+		m=$(median <<<"${V[$b,$2]}")
+		if [[ $2 == *rand* ]]; then o=$(median <<<"${V[$b,orig-rand]}"); else
+			o=$(median <<<"${V[$b,orig-seq]}")
+		fi
+		line+=" $m ($(awk -v v="$m" -v o="$o" 'BEGIN { printf "%.2f", v / o }')) |"
+	done
+	echo "$line"
+}
+
+for ((r = 1; r <= ROUNDS; r++)); do
+	for b in "${builds[@]}"; do
+		turn "$b"
+	done
+done
+
+{
+	echo "vm-snapread: $(date -u '+%F %T UTC'), kernel $KVER, TCG guest, $(nproc) vCPUs;" \
+		"region $REGION, 16 KiB chunks, medians of $ROUNDS rounds; builds: ${builds[*]}"
+	echo "4 KiB random reads in IOPS (depth 16), 1 MiB sequential in MiB/s (depth 4);" \
+		"(ratio to the same build's origin reads)"
+	echo
+	echo "| workload |$(printf ' %s |' "${builds[@]}")"
+	echo "|---|$(printf -- '---|%.0s' "${builds[@]}")"
+	row "origin, 4 KiB random" orig-rand
+	row "origin, 1 MiB sequential" orig-seq
+	row "snapshot half copied out, 4 KiB random, cold" half-rand
+	row "same, second pass" half-rand2
+	row "snapshot half copied out, 1 MiB sequential, cold" half-seq
+	row "same, second pass" half-seq2
+	row "snapshot all copied out, 4 KiB random, cold" full-rand
+	row "same, second pass" full-rand2
+	row "snapshot all copied out, 1 MiB sequential, cold" full-seq
+	row "same, second pass" full-seq2
+} >"$RESULTS/vm-snapread.results"
+cat "$RESULTS/vm-snapread.results"
