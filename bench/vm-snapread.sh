@@ -7,7 +7,9 @@
 # new in one guest run (issue 21's snapshot-read rows).  Each turn loads one build's module
 # and server on a fresh store, writes REGION of the origin, takes snapshot 1, and overwrites
 # every other chunk of the origin ("half": half of snapshot 1 is copied out, half still on
-# the origin), then the rest ("full").  At each stage a fresh snapshot device (its mapping
+# the origin), then the rest ("full": its copies interleaved in the snapstore); then it takes
+# snapshot 2 and overwrites REGION in one sequential pass ("seqfull": copies in order).  At
+# each stage a fresh snapshot device (its mapping
 # cache empty: "cold") is read with fio at depth 16: 4 KiB random reads, one pass over
 # REGION, then a second pass with what the first one cached; and, on another fresh device,
 # 1 MiB sequential reads (depth 4), one pass, and a second.  The origin device is read the same ways
@@ -51,19 +53,20 @@ lsmod | grep -q '^dm_ddsnap' && rmmod dm_ddsnap
 
 declare -A V # V[build,workload] = "v1 v2 ..." (one per round)
 
-# snap_reads BUILD STAGE: the snapshot read runs of one stage, each on a fresh device.
+# snap_reads BUILD STAGE TAG: the snapshot read runs of one stage on snapshot TAG, each
+# kind on a fresh device.
 snap_reads()
 {
-	local b=$1 stage=$2 dev=/dev/mapper/vol@1
-	dm_create vol@1 "0 $n ddsnap $store $origin $sock 1"
-	V[$b,$stage-rand]+=" $(fio_run "$b-$stage-cold" $dev randread)"
-	V[$b,$stage-rand2]+=" $(fio_run "$b-$stage-cached" $dev randread)"
-	log "$b $stage: $(dmsetup status vol@1)"
-	dm_remove vol@1
-	dm_create vol@1 "0 $n ddsnap $store $origin $sock 1"
-	V[$b,$stage-seq]+=" $(fio_run "$b-$stage-cold" $dev read)"
-	V[$b,$stage-seq2]+=" $(fio_run "$b-$stage-cached" $dev read)"
-	dm_remove vol@1
+	local b=$1 stage=$2 t=$3 dev=/dev/mapper/vol@$3
+	dm_create "vol@$t" "0 $n ddsnap $store $origin $sock $t"
+	V[$b,$stage-rand]+=" $(fio_run "$b-$stage-cold" "$dev" randread)"
+	V[$b,$stage-rand2]+=" $(fio_run "$b-$stage-cached" "$dev" randread)"
+	log "$b $stage: $(dmsetup status "vol@$t")"
+	dm_remove "vol@$t"
+	dm_create "vol@$t" "0 $n ddsnap $store $origin $sock $t"
+	V[$b,$stage-seq]+=" $(fio_run "$b-$stage-cold" "$dev" read)"
+	V[$b,$stage-seq2]+=" $(fio_run "$b-$stage-cached" "$dev" read)"
+	dm_remove "vol@$t"
 }
 
 # turn BUILD: one build's measurements, from a fresh store.
@@ -85,10 +88,14 @@ turn()
 	# every other 16 KiB chunk, then the others
 	fio --name=half --filename=/dev/mapper/vol --size=$REGION --rw=write:16k --bs=16k \
 		--direct=1 --ioengine=libaio --iodepth=16 --eta=never --output=/dev/null || fail "half overwrite"
-	snap_reads "$b" half
+	snap_reads "$b" half 1
 	fio --name=rest --filename=/dev/mapper/vol --size=$REGION --offset=16k \
 		--rw=write:16k --bs=16k --direct=1 --ioengine=libaio --iodepth=16 --eta=never --output=/dev/null || fail "second half"
-	snap_reads "$b" full
+	snap_reads "$b" full 1
+	must "$ddsnap" create "$sock" 2
+	dd if=/dev/urandom of=/dev/mapper/vol bs=1M count=$((REGION_BYTES / 1048576)) \
+		oflag=direct status=none
+	snap_reads "$b" seqfull 2
 	dm_remove vol
 	kill -TERM "$(cat $pidfile)"
 	for _ in $(seq 150); do
@@ -136,5 +143,9 @@ done
 	row "same, second pass" full-rand2
 	row "snapshot all copied out, 1 MiB sequential, cold" full-seq
 	row "same, second pass" full-seq2
+	row "snapshot copied out by one sequential pass, 4 KiB random, cold" seqfull-rand
+	row "same, second pass" seqfull-rand2
+	row "snapshot copied out by one sequential pass, 1 MiB sequential, cold" seqfull-seq
+	row "same, second pass" seqfull-seq2
 } >"$RESULTS/vm-snapread.results"
 cat "$RESULTS/vm-snapread.results"

@@ -96,30 +96,66 @@ static u8 cache_get(struct ddsnap_dev *dc)
 	}
 }
 
-bool ddsnap_cache_lookup(struct ddsnap_dev *dc, struct ddsnap_io *io, bool write, u64 *addr)
+/* The cache entry of snapshot chunk @chunk, or -1 (no entry: values never have all bits). */
+static unsigned long cache_entry(struct ddsnap_dev *dc, u64 chunk)
+{
+	void *v = xa_load(&dc->map, chunk);
+
+	return xa_is_value(v) ? xa_to_value(v) : -1ul;
+}
+
+/* ddsnap_cache_lookup for a snapshot device: the length of the run (0: a miss). */
+static u32 cache_run(struct ddsnap_dev *dc, struct ddsnap_io *io, bool write, u64 *addr)
+{
+	unsigned long first = cache_entry(dc, io->chunk), e;
+	u32 n = write ? 1 : io->count, k;
+	u64 seq, floor;
+
+	if (first == -1ul || (write && !(first & CACHE_PRIVATE)))
+		return 0;
+	if (!(first & CACHE_ORIGIN)) {
+		*addr = first >> 2;
+		for (k = 1; k < n; k++) {
+			e = cache_entry(dc, io->chunk + k);
+			if (e == -1ul || (e & CACHE_ORIGIN) || e >> 2 != *addr + k)
+				break;
+		}
+		return k;
+	}
+	seq = first >> 2;
+	for (k = 1; k < n; k++) {
+		e = cache_entry(dc, io->chunk + k);
+		if (e == -1ul || !(e & CACHE_ORIGIN))
+			break;
+		seq = min_t(u64, seq, e >> 2); /* the run is good if its oldest entry is */
+	}
+	floor = READ_ONCE(dc->floor);
+	if (seq >= floor && ddsnap_volume_read_begin(dc->vol, io->chunk, k, seq)) {
+		io->fast = true;
+		return k;
+	}
+	/* A stale entry further on spoils only its own part of the run. */
+	if (k > 1 && first >> 2 >= floor &&
+	    ddsnap_volume_read_begin(dc->vol, io->chunk, 1, first >> 2)) {
+		io->fast = true;
+		return 1;
+	}
+	return 0;
+}
+
+u32 ddsnap_cache_lookup(struct ddsnap_dev *dc, struct ddsnap_io *io, bool write, u64 *addr)
 {
 	u8 e = cache_get(dc);
-	bool hit = true;
+	u32 n = io->count;
 
 	if (ddsnap_is_origin(dc)) {
-		for (u32 i = 0; i < io->count && hit; i++)
-			hit = io->chunk + i < dc->nr_chunks && test_bit(io->chunk + i, dc->safe);
+		for (u32 i = 0; i < io->count && n; i++)
+			if (io->chunk + i >= dc->nr_chunks || !test_bit(io->chunk + i, dc->safe))
+				n = 0;
 	} else {
-		void *v = xa_load(&dc->map, io->chunk);
-		unsigned long e = xa_is_value(v) ? xa_to_value(v) : 0;
-
-		if (!xa_is_value(v)) {
-			hit = false;
-		} else if (e & CACHE_ORIGIN) {
-			hit = !write && e >> 2 >= READ_ONCE(dc->floor) &&
-			      ddsnap_volume_read_begin(dc->vol, io->chunk, e >> 2);
-			io->fast = hit;
-		} else {
-			hit = !write || (e & CACHE_PRIVATE);
-			*addr = e >> 2;
-		}
+		n = cache_run(dc, io, write, addr);
 	}
-	if (hit) {
+	if (n) {
 		io->epoch = e;
 		io->counted = true;
 		atomic64_inc(&dc->hits);
@@ -127,7 +163,7 @@ bool ddsnap_cache_lookup(struct ddsnap_dev *dc, struct ddsnap_io *io, bool write
 		cache_put(dc, e);
 		atomic64_inc(&dc->misses);
 	}
-	return hit;
+	return n;
 }
 
 void ddsnap_cache_count(struct ddsnap_dev *dc, struct ddsnap_io *io)
@@ -153,32 +189,33 @@ void ddsnap_cache_set_safe(struct ddsnap_dev *dc, u64 chunk, u32 count)
 		set_bit(chunk + i, dc->safe);
 }
 
-void ddsnap_cache_set_mapping(struct ddsnap_dev *dc, u64 chunk, u64 addr, bool private)
+bool ddsnap_cache_set_mapping(struct ddsnap_dev *dc, u64 chunk, u64 addr, bool private)
 {
 	void *old;
 
 	if (chunk >= dc->nr_chunks)
-		return;
+		return false;
 	/* Only this (receive) thread stores, so the test and the store do not race. */
 	old = xa_load(&dc->map, chunk);
 	if (!private && xa_is_value(old) && (xa_to_value(old) & CACHE_PRIVATE))
-		return;
+		return false;
 	/* A failed insert only costs a later round trip. */
-	xa_store(&dc->map, chunk, xa_mk_value(addr << 2 | private), GFP_NOIO);
+	return !xa_is_err(xa_store(&dc->map, chunk, xa_mk_value(addr << 2 | private), GFP_NOIO));
 }
 
-void ddsnap_cache_set_origin(struct ddsnap_dev *dc, u64 chunk, u64 vseq)
+bool ddsnap_cache_set_origin(struct ddsnap_dev *dc, u64 chunk, u64 vseq)
 {
 	void *old;
 
 	if (!READ_ONCE(origin_cache) || chunk >= dc->nr_chunks || READ_ONCE(dc->version) < 3 ||
 	    vseq < READ_ONCE(dc->floor) || !ddsnap_volume_good(dc->vol, chunk, vseq))
-		return;
+		return false;
 	/* A snapstore mapping is newer: the chunk left the origin for this snapshot for good. */
 	old = xa_load(&dc->map, chunk);
 	if (xa_is_value(old) && !(xa_to_value(old) & CACHE_ORIGIN))
-		return;
-	xa_store(&dc->map, chunk, xa_mk_value(vseq << 2 | CACHE_ORIGIN), GFP_NOIO);
+		return false;
+	return !xa_is_err(
+		xa_store(&dc->map, chunk, xa_mk_value(vseq << 2 | CACHE_ORIGIN), GFP_NOIO));
 }
 
 bool ddsnap_cache_mapped(struct ddsnap_dev *dc, u64 chunk)

@@ -21,10 +21,10 @@
  * any table line it cannot fully validate, with ti->error set and a kernel log line naming the
  * culprit; a failed ctr leaves nothing allocated or referenced.  An origin write that needs
  * the server reaches the origin only after the server's reply (the copy-out is durable by
- * then).  Snapshot bios are split at chunk boundaries (max_io_len), so one snapshot bio is one
- * chunk (its mapping is per chunk); origin bios only every DDSNAP_ORIGIN_IO_CHUNKS chunks, so a
- * large write stays one bio and one range of one query (io_hints bounds origin discards the
- * same way the wire does).  Each bio is completed exactly once:
+ * then).  Bios are split every DDSNAP_IO_CHUNKS chunks (max_io_len), so a large origin write
+ * stays one bio and one range of one query (io_hints bounds origin discards the same way the
+ * wire does); a snapshot bio that is not one cached run is cut to its first chunk in map, so
+ * a snapshot bio that asks the server is one chunk (its mapping is per chunk).  Each bio is completed exactly once:
  * by dm (remapped), by the reply handler, by the timeout, or by a failure path, whichever
  * takes it out of the request table first (ddsnap-channel.c).
  *
@@ -162,6 +162,19 @@ void ddsnap_target_fail(struct ddsnap_dev *dc, struct ddsnap_io *io, int err)
 	bio_endio(bio);
 }
 
+/*
+ * Map path: keep only the first @n chunks of snapshot bio @bio (which starts at target
+ * sector @off); dm submits the rest as a bio of its own.
+ */
+static void ddsnap_cut(struct ddsnap_dev *dc, struct bio *bio, struct ddsnap_io *io, sector_t off,
+		       u32 n)
+{
+	if (n >= io->count)
+		return;
+	dm_accept_partial_bio(bio, (sector_t)((io->chunk + n) << dc->chunk_shift) - off);
+	io->count = n;
+}
+
 /* Submit a bio held since map, after counting it in the current cache epoch. */
 static void ddsnap_submit(struct ddsnap_dev *dc, struct ddsnap_io *io, struct bio *bio)
 {
@@ -282,9 +295,8 @@ static const char *target_check_ahead(const struct ddsnap_io *io, const struct d
 /*
  * Cache the mappings of the read-ahead part of reply @m (checked, from @io's request: the
  * query was sent after every one of its bios recorded its vseq), and adapt the window: it
- * halves while fewer than a quarter of its chunks are in the snapstore, and doubles while
- * more than half are (chunks on the origin are cached but do not count: at the window's
- * floor, cold random reads of a snapshot mostly on the origin measured no slower).
+ * halves while fewer than a quarter of its answers could be cached, and doubles while more
+ * than half could.
  */
 static void target_apply_ahead(struct ddsnap_dev *dc, const struct ddsnap_io *io,
 			       const struct ddsnap_msg *m)
@@ -296,11 +308,10 @@ static void target_apply_ahead(struct ddsnap_dev *dc, const struct ddsnap_io *io
 	for (u32 i = io->ahead_slot; i < io->batch; i++) {
 		ddsnap_proto_mapping(m, i, &p);
 		if (p.where == DDSNAP_MAP_ORIGIN)
-			ddsnap_cache_set_origin(dc, p.chunk, io->vseq);
-		if (p.where != DDSNAP_MAP_SHARED && p.where != DDSNAP_MAP_PRIVATE)
-			continue;
-		ddsnap_cache_set_mapping(dc, p.chunk, p.addr, p.where == DDSNAP_MAP_PRIVATE);
-		cached++;
+			cached += ddsnap_cache_set_origin(dc, p.chunk, io->vseq);
+		else if (p.where == DDSNAP_MAP_SHARED || p.where == DDSNAP_MAP_PRIVATE)
+			cached += ddsnap_cache_set_mapping(dc, p.chunk, p.addr,
+							   p.where == DDSNAP_MAP_PRIVATE);
 	}
 	if (cached * 4 < n)
 		w = max_t(u32, w / 2, DDSNAP_AHEAD_MIN);
@@ -402,9 +413,7 @@ static int ddsnap_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	if (r)
 		goto out_put_volume;
 
-	max_io = ddsnap_chunk_sectors(dc);
-	if (ddsnap_is_origin(dc))
-		max_io *= DDSNAP_ORIGIN_IO_CHUNKS;
+	max_io = ddsnap_chunk_sectors(dc) * DDSNAP_IO_CHUNKS;
 	r = dm_set_target_max_io_len(ti, max_io);
 	if (r)
 		goto out_stop_channel;
@@ -450,6 +459,7 @@ static int ddsnap_map(struct dm_target *ti, struct bio *bio)
 	sector_t off, len = bio_sectors(bio);
 	u16 type;
 	u64 addr;
+	u32 n;
 
 	memset(io, 0, sizeof(*io));
 	INIT_LIST_HEAD(&io->list);
@@ -470,7 +480,11 @@ static int ddsnap_map(struct dm_target *ti, struct bio *bio)
 		type = DDSNAP_MSG_ORIGIN_WRITE;
 	} else {
 		io->vseq = ddsnap_volume_now(dc->vol);
-		if (ddsnap_cache_lookup(dc, io, write, &addr)) {
+		if (write)
+			ddsnap_cut(dc, bio, io, off, 1);
+		n = ddsnap_cache_lookup(dc, io, write, &addr);
+		ddsnap_cut(dc, bio, io, off, n ? n : 1);
+		if (n) {
 			if (io->fast)
 				ddsnap_remap_origin(dc, bio);
 			else
@@ -479,7 +493,7 @@ static int ddsnap_map(struct dm_target *ti, struct bio *bio)
 		}
 		type = write ? DDSNAP_MSG_SNAPSHOT_WRITE : DDSNAP_MSG_SNAPSHOT_READ;
 		io->whole = write && !(off & (ddsnap_chunk_sectors(dc) - 1)) &&
-			    len == ddsnap_chunk_sectors(dc);
+			    bio_sectors(bio) == ddsnap_chunk_sectors(dc);
 	}
 	if (io->count > DDSNAP_WIRE_MAX_CHUNKS) {
 		/* io_hints bounds discards below this; anything else is a bug of ours. */
@@ -501,7 +515,7 @@ static int ddsnap_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *er
 
 	ddsnap_cache_uncount(dc, io);
 	if (io->fast)
-		ddsnap_volume_read_end(dc->vol, io->chunk);
+		ddsnap_volume_read_end(dc->vol, io->chunk, io->count);
 	if (io->lock || io->credit_conn)
 		ddsnap_channel_finish(dc, io);
 	return DM_ENDIO_DONE;

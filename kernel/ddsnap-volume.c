@@ -186,28 +186,32 @@ bool ddsnap_volume_good(struct ddsnap_volume *v, u64 chunk, u64 seq)
 	return READ_ONCE(bucket(v, chunk)->seq) <= seq;
 }
 
-bool ddsnap_volume_read_begin(struct ddsnap_volume *v, u64 chunk, u64 seq)
+bool ddsnap_volume_read_begin(struct ddsnap_volume *v, u64 chunk, u32 n, u64 seq)
 {
-	struct ddsnap_bucket *b = bucket(v, chunk);
 	unsigned long flags;
-	bool ok;
+	bool ok = true;
 
 	spin_lock_irqsave(&v->lock, flags);
-	ok = b->seq <= seq && !b->writers;
-	if (ok)
-		b->reads++;
+	for (u32 i = 0; i < n && ok; i++)
+		ok = bucket(v, chunk + i)->seq <= seq && !bucket(v, chunk + i)->writers;
+	for (u32 i = 0; i < n && ok; i++)
+		bucket(v, chunk + i)->reads++;
 	spin_unlock_irqrestore(&v->lock, flags);
 	return ok;
 }
 
-void ddsnap_volume_read_end(struct ddsnap_volume *v, u64 chunk)
+void ddsnap_volume_read_end(struct ddsnap_volume *v, u64 chunk, u32 n)
 {
-	struct ddsnap_bucket *b = bucket(v, chunk);
 	unsigned long flags;
-	bool kick;
+	bool kick = false;
 
 	spin_lock_irqsave(&v->lock, flags);
-	kick = !--b->reads && b->writers;
+	for (u32 i = 0; i < n; i++) {
+		struct ddsnap_bucket *b = bucket(v, chunk + i);
+
+		if (!--b->reads && b->writers)
+			kick = true;
+	}
 	spin_unlock_irqrestore(&v->lock, flags);
 	if (kick)
 		queue_work(system_wq, &v->work);

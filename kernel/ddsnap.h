@@ -57,19 +57,22 @@
  */
 #define DDSNAP_FINISH_RING DDSNAP_WIRE_MAX_READLOCKS /* the server grants no more */
 /*
- * Origin bios are split every this many chunks: a 1 MiB write of 16 KiB chunks stays one bio
- * and one range.  Half the wire's DDSNAP_WIRE_MAX_CHUNKS, so two such bios share a query.
+ * Bios are split every this many chunks: a 1 MiB write of 16 KiB chunks stays one bio and
+ * one range.  Half the wire's DDSNAP_WIRE_MAX_CHUNKS, so two such origin bios share a query.
+ * A snapshot bio stays whole only while it reads one cached run (ddsnap_cache_lookup); map
+ * cuts any other to its first chunk (dm_accept_partial_bio), whose mapping the server gives.
  */
-#define DDSNAP_ORIGIN_IO_CHUNKS 128
+#define DDSNAP_IO_CHUNKS 128
 /*
  * Mapping read-ahead (version 2 servers): a snapshot read query also asks where up to this
- * many chunks after its last one are, to fill the cache before reads come there: 1 MiB at
- * 16 KiB chunks, a quarter of the wire's chunks per query.  The window halves down to
- * DDSNAP_AHEAD_MIN while few of its answers are cacheable (a snapshot still mostly on the
- * origin, where cold random reads measured no slower with it) and doubles back while most
- * are.
+ * many chunks after its last one are, to fill the cache before reads come there: 4 MiB at
+ * 16 KiB chunks, as much of the wire's chunks per query as the query's own leave.  The
+ * window halves down to DDSNAP_AHEAD_MIN while few of its answers can be cached (errors, or
+ * chunks on the origin on a version 2 connection) and doubles back while most can.  A wide
+ * window measured faster for sequential reads (the answers for a reader's next bios come
+ * before it sends them) and for cold random reads over a region it covers (BENCHMARKS.md).
  */
-#define DDSNAP_AHEAD_MAX 64
+#define DDSNAP_AHEAD_MAX 256
 #define DDSNAP_AHEAD_MIN 4
 /* Sent requests are hashed by seq; 2^8 buckets keep chains short at a queue depth of ~1000. */
 #define DDSNAP_SENT_HASH_BITS 8
@@ -207,18 +210,22 @@ int ddsnap_cache_init(struct ddsnap_dev *dc);
 void ddsnap_cache_exit(struct ddsnap_dev *dc);
 
 /*
- * Map path: if every chunk of [chunk, chunk + count) is known safe (origin) or mapped
- * (snapshot; private only if @write), count the bio in the current epoch and return true
- * (with *addr for a snapshot chunk); else return false and count nothing.  Lock-free.
- * O(count).  Never sleeps.
+ * Map path: how many chunks from io->chunk on the cache answers for, counting the bio in the
+ * current epoch if any; 0 (a miss) counts nothing.  Origin: io->count if every chunk of
+ * [chunk, chunk + count) is known safe, else 0.  Snapshot: the first chunk's mapping
+ * (private only if @write) and, for a read, as many following chunks as continue it: the
+ * next snapstore chunks (*addr is the first), or chunks on the origin still good, which are
+ * then counted in the volume (io->fast).  Lock-free but for the volume's spinlock on the
+ * origin case.  O(count).  Never sleeps.
  */
-bool ddsnap_cache_lookup(struct ddsnap_dev *dc, struct ddsnap_io *io, bool write, u64 *addr);
+u32 ddsnap_cache_lookup(struct ddsnap_dev *dc, struct ddsnap_io *io, bool write, u64 *addr);
 /*
  * Receive thread: remember that snapshot chunk @chunk is on the origin, as answered to a
  * query mapped at volume seq @vseq (io->vseq): only on a version 3 connection, only if no
- * origin write or cache drop came since, and never over a snapstore mapping.
+ * origin write or cache drop came since, and never over a snapstore mapping.  Returns
+ * whether it was cached.
  */
-void ddsnap_cache_set_origin(struct ddsnap_dev *dc, u64 chunk, u64 vseq);
+bool ddsnap_cache_set_origin(struct ddsnap_dev *dc, u64 chunk, u64 vseq);
 /* Count a bio remapped from a server reply in the current epoch.  Lock-free. */
 void ddsnap_cache_count(struct ddsnap_dev *dc, struct ddsnap_io *io);
 /* end_io: drop the bio's epoch count.  Any context.  Lock-free. */
@@ -230,7 +237,8 @@ void ddsnap_cache_uncount(struct ddsnap_dev *dc, struct ddsnap_io *io);
  * write that made it private is stale.
  */
 void ddsnap_cache_set_safe(struct ddsnap_dev *dc, u64 chunk, u32 count);
-void ddsnap_cache_set_mapping(struct ddsnap_dev *dc, u64 chunk, u64 addr, bool private);
+/* Returns whether the mapping was cached. */
+bool ddsnap_cache_set_mapping(struct ddsnap_dev *dc, u64 chunk, u64 addr, bool private);
 /* Whether @chunk has a cached mapping, not known stale (snapshot devices).  Lock-free. */
 bool ddsnap_cache_mapped(struct ddsnap_dev *dc, u64 chunk);
 /*
@@ -258,13 +266,14 @@ u64 ddsnap_volume_next(struct ddsnap_volume *v);
 /* Whether an "on the origin" answer for @chunk recorded at @seq is still good.  Lock-free. */
 bool ddsnap_volume_good(struct ddsnap_volume *v, u64 chunk, u64 seq);
 /*
- * Map path, a snapshot read of @chunk from an "on the origin" entry cached at @seq: if it is
- * still good and no origin write waits on its bucket, count the read there and return true
- * (then ddsnap_volume_read_end() at end_io); else false (ask the server).  Never sleeps.
+ * Map path, a snapshot read of [@chunk, @chunk + @n) from "on the origin" entries cached at
+ * @seq or later: if they are all still good and no origin write waits on their buckets,
+ * count the read there and return true (then ddsnap_volume_read_end() at end_io); else
+ * false (ask the server).  Never sleeps.  O(n).
  */
-bool ddsnap_volume_read_begin(struct ddsnap_volume *v, u64 chunk, u64 seq);
+bool ddsnap_volume_read_begin(struct ddsnap_volume *v, u64 chunk, u32 n, u64 seq);
 /* end_io of a read counted by ddsnap_volume_read_begin().  Any context. */
-void ddsnap_volume_read_end(struct ddsnap_volume *v, u64 chunk);
+void ddsnap_volume_read_end(struct ddsnap_volume *v, u64 chunk, u32 n);
 /*
  * Receive thread, an origin write the server let go: make every "on the origin" entry of
  * its chunks' buckets stale, and return true if no read from the cache is in flight there
