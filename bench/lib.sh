@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-only
+# shellcheck shell=bash
 # bench/lib.sh: fio runs for the VM benchmarks (bench/vm-*.sh), sourced after
 # tests/vm/lib.sh.  The benchmark sets REGION (fio's --size, e.g. 32M), REGION_BYTES (the
 # same in bytes) and out (a file that gets one "LABEL KIND VALUE" line per run).
@@ -30,6 +31,7 @@ fio_run()
 	randwrite | randread) v=$(jq '.iops | floor' <<<"$v") ;;
 	*) v=$(jq '.bw_bytes / 1048576 | . * 10 | floor / 10' <<<"$v") ;;
 	esac
+	# shellcheck disable=SC2154 # the benchmark sets out (above)
 	echo "$label $kind $v" >>"$out"
 	log "$label $kind: $v" >&2
 	echo "$v"
