@@ -22,8 +22,9 @@
  * The volume counter (seq) only grows.  A snapshot read query records it before it is sent
  * (io->vseq); an "on the origin" answer is cached with that value, and it is good while its
  * bucket's seq is not above it: no origin write changed the bucket's chunks since before
- * the server answered.  A read from the cache counts itself in the bucket (reads) only if
- * the entry is still good and no write waits there; an origin write, when the server's reply
+ * the server answered.  A read from the cache (one chunk, or a run of chunks all on the
+ * origin) counts itself in the bucket of each of its chunks (reads) only if every entry is
+ * still good and no write waits there; an origin write, when the server's reply
  * lets it go (its copy-out is durable: the snapshots map the chunk to the snapstore now),
  * gives its buckets a new seq, which makes every cached "on the origin" entry of them stale,
  * and is held while any of them has reads in flight.  Both happen under one spinlock, so a
