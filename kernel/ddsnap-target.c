@@ -29,13 +29,14 @@
  * takes it out of the request table first (ddsnap-channel.c).
  *
  * Locking.  ctr and dtr are serialized by dm core.  map and end_io run concurrently in any
- * context and only take dc->lock (irq-safe) through the cache and channel helpers; map never
+ * context and only take dc->lock (irq-safe) through the cache and channel helpers, and the
+ * volume's spinlock (irq-safe, ddsnap-volume.c) for snapshot reads from the origin; map never
  * sleeps and never touches the socket.  Reply handling runs in the receive thread.
  *
  * Crash argument.  This file keeps no state of its own across a crash: the table line is
- * re-read on the next load and the server owns all metadata.  A write held for the server and
- * lost in a crash never reached the origin, so the snapshot it would have overwritten is
- * intact.
+ * re-read on the next load and the server owns all metadata.  A write held for the server, or
+ * held by the volume for snapshot reads in flight, and lost in a crash never reached the
+ * origin, so the snapshot it would have overwritten is intact.
  */
 #include <linux/module.h>
 #include <linux/kernel.h>
