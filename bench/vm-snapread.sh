@@ -32,8 +32,7 @@ store=${DISKS[0]}
 origin=${DISKS[1]}
 out=$RESULTS/raw.txt
 : >"$out"
-sock=/run/ddsnap-bench.sock
-pidfile=/run/ddsnapd-bench.pid
+srv_setup bench # sock and pidfile; each turn sets its own ddsnap
 
 builds=(new)
 mkdir -p /run/builds/new
@@ -69,6 +68,15 @@ snap_reads()
 	dm_remove "vol@$t"
 }
 
+# every_other OFFSET: overwrites every other 16 KiB chunk of the origin's REGION, the first
+# at OFFSET (0: the even chunks, 16k: the odd ones).
+every_other()
+{
+	fio --name=half --filename=/dev/mapper/vol --size=$REGION --offset="$1" --rw=write:16k \
+		--bs=16k --direct=1 --ioengine=libaio --iodepth=16 --eta=never --output=/dev/null ||
+		fail "overwriting every other chunk from $1"
+}
+
 # turn BUILD: one build's measurements, from a fresh store.
 turn()
 {
@@ -76,8 +84,7 @@ turn()
 	step "$b build"
 	insmod "/run/builds/$b/dm-ddsnap.ko"
 	must "$ddsnap" initialize -y "$store" "$origin"
-	must timeout 120 "$ddsnap" server -l "$RESULTS/server-$b.log" -p "$pidfile" \
-		"$store" "$origin" "$sock"
+	srv_start
 	n=$("$ddsnap" status --size "$sock")
 	dm_create vol "0 $n ddsnap $store $origin $sock -1"
 	dd if=/dev/urandom of=/dev/mapper/vol bs=1M count=$((REGION_BYTES / 1048576)) \
@@ -85,23 +92,16 @@ turn()
 	V[$b,orig-rand]+=" $(FIO_SECS=$LOOP_SECS fio_med "$b-origin" /dev/mapper/vol randread)"
 	V[$b,orig-seq]+=" $(FIO_SECS=$LOOP_SECS fio_med "$b-origin" /dev/mapper/vol read)"
 	must "$ddsnap" create "$sock" 1
-	# every other 16 KiB chunk, then the others
-	fio --name=half --filename=/dev/mapper/vol --size=$REGION --rw=write:16k --bs=16k \
-		--direct=1 --ioengine=libaio --iodepth=16 --eta=never --output=/dev/null || fail "half overwrite"
+	every_other 0
 	snap_reads "$b" half 1
-	fio --name=rest --filename=/dev/mapper/vol --size=$REGION --offset=16k \
-		--rw=write:16k --bs=16k --direct=1 --ioengine=libaio --iodepth=16 --eta=never --output=/dev/null || fail "second half"
+	every_other 16k
 	snap_reads "$b" full 1
 	must "$ddsnap" create "$sock" 2
 	dd if=/dev/urandom of=/dev/mapper/vol bs=1M count=$((REGION_BYTES / 1048576)) \
 		oflag=direct status=none
 	snap_reads "$b" seqfull 2
 	dm_remove vol
-	kill -TERM "$(cat $pidfile)"
-	for _ in $(seq 150); do
-		[[ -e $pidfile ]] || break
-		sleep 0.2
-	done
+	srv_stop
 	rmmod dm_ddsnap
 }
 
