@@ -4,6 +4,7 @@
  * checked (the VM scenario server-readrace runs it; DESIGN.md 5's read race).
  *
  *	snaprace fill DEV BYTES GEN	write generation GEN of the pattern to the first BYTES
+ *					(overwrites them: DEV's data there is lost)
  *	snaprace check DEV BYTES GEN	check that the first BYTES hold generation GEN
  *	snaprace race ORIGIN SNAP BYTES CHUNK OLDGEN NEWGEN [THREADS] [SEED]
  *
@@ -54,6 +55,20 @@ static void die(const char *what, const char *path)
 	exit(2);
 }
 
+/* A read or write of @want bytes at @off returned @got: exits naming a failure or a short one. */
+static void check_io(ssize_t got, size_t want, const char *what, const char *path, uint64_t off)
+{
+	if (got == (ssize_t)want)
+		return;
+	if (got < 0)
+		fprintf(stderr, "snaprace: %s %s at %" PRIu64 ": %s\n", what, path, off,
+			strerror(errno));
+	else
+		fprintf(stderr, "snaprace: %s %s at %" PRIu64 ": %zd of %zu bytes\n", what, path,
+			off, got, want);
+	exit(2);
+}
+
 static uint64_t xorshift(uint64_t *s)
 {
 	*s ^= *s << 13;
@@ -93,8 +108,7 @@ static void *xbuf(size_t n)
 
 static void xpwrite(int fd, const void *buf, size_t n, uint64_t off)
 {
-	if (pwrite(fd, buf, n, (off_t)off) != (ssize_t)n)
-		die("write of", origin_path);
+	check_io(pwrite(fd, buf, n, (off_t)off), n, "write of", origin_path, off);
 	atomic_fetch_add(&writes, 1);
 }
 
@@ -194,8 +208,7 @@ static void *reader(void *arg)
 			len = chunk;
 			break;
 		}
-		if (pread(fd, buf, len, (off_t)off) != (ssize_t)len)
-			die("read of", snap_path);
+		check_io(pread(fd, buf, len, (off_t)off), len, "read of", snap_path, off);
 		atomic_fetch_add(&reads, 1);
 		if (!check_blocks(snap_path, buf, off / BLOCK, len / BLOCK, oldgen))
 			break;
@@ -227,11 +240,9 @@ static int whole(const char *path, bool write, uint64_t n, uint64_t gen)
 		if (write) {
 			for (uint64_t k = 0; k < len / BLOCK; k++)
 				fill(buf + k * WORDS, off / BLOCK + k, gen);
-			if (pwrite(fd, buf, len, (off_t)off) != (ssize_t)len)
-				die("write of", path);
+			check_io(pwrite(fd, buf, len, (off_t)off), len, "write of", path, off);
 		} else {
-			if (pread(fd, buf, len, (off_t)off) != (ssize_t)len)
-				die("read of", path);
+			check_io(pread(fd, buf, len, (off_t)off), len, "read of", path, off);
 			if (!check_blocks(path, buf, off / BLOCK, len / BLOCK, gen))
 				return 1;
 		}
@@ -253,7 +264,8 @@ int main(int argc, char **argv)
 			     strtoull(argv[4], NULL, 0));
 	}
 	if (argc < 8 || argc > 10 || strcmp(argv[1], "race")) {
-		fprintf(stderr, "usage: snaprace fill|check DEV BYTES GEN\n"
+		fprintf(stderr, "usage: snaprace fill|check DEV BYTES GEN   (fill overwrites DEV's "
+				"first BYTES)\n"
 				"       snaprace race ORIGIN SNAP BYTES CHUNK OLDGEN NEWGEN "
 				"[THREADS] [SEED]\n");
 		return 2;
