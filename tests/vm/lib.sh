@@ -590,31 +590,63 @@ wait_moved()
 	fail "wait_moved: no process matching '$pat' moved $bytes bytes ($field) within 60 s"
 }
 
-# kill_midway PATTERN BYTES [SIGNAL [FIELD]]: wait_moved, then sends that process SIGNAL (KILL)
-# and prints its pid.
-kill_midway()
+# ssh_gate: /run/bin/ssh-gate, an ssh for the monitor (ZUMASTOR_SSH=/run/bin/ssh-gate) whose
+# receive requests' stream is cut or held at a byte count, not at a time: a fault injected
+# there cannot come too late, however slow the guest.  Other requests, and a receive
+# without SSH_GATE_AFTER set, are plain ssh.  With SSH_GATE_AFTER=BYTES the receiver gets
+# the stream's first BYTES (head -c reads no more than it writes), then:
+#   SSH_GATE=cut   the end of the stream (the link failing mid-transfer);
+#   SSH_GATE=hold  nothing until the scenario releases it (gate_wait, gate_open): the
+#                  sender is blocked on its pipe meanwhile, at most the pipes' buffers
+#                  (tee's and the gate's, 64K each) past BYTES.
+ssh_gate()
 {
-	local pid
-	pid=$(wait_moved "$1" "$2" "${4:-rchar}") || exit 1
-	kill -s "${3:-KILL}" "$pid" || fail "kill_midway: $pid ($1) ended before the signal"
-	echo "$pid"
+	mkdir -p /run/bin /run/gate
+	cat >/run/bin/ssh-gate <<'EOF'
+#!/bin/bash
+[[ " $* " == *" receive "* && -n ${SSH_GATE_AFTER:-} ]] || exec ssh "$@"
+if [[ ${SSH_GATE:-hold} == cut ]]; then
+	head -c "$SSH_GATE_AFTER" | ssh "$@"
+	exit
+fi
+{
+	head -c "$SSH_GATE_AFTER"
+	touch /run/gate/held
+	while [[ ! -e /run/gate/open ]]; do sleep 0.05; done
+	rm -f /run/gate/held /run/gate/open
+	cat
+} | ssh "$@"
+EOF
+	chmod +x /run/bin/ssh-gate
 }
 
-# hold_stream SENDER-PATTERN BYTES RECEIVER-PATTERN RBYTES: a stream held mid-way, for a
-# fault on progress that cannot come too late: waits (wait_moved) until the sender, the
-# newest process matching SENDER-PATTERN, has written BYTES (wchar), stops it (SIGSTOP: the
-# receiver gets no more than that, however far ssh's buffers are ahead of it), then waits
-# until the receiver, the newest matching RECEIVER-PATTERN, has read RBYTES (rchar), and
-# prints "SENDER-PID RECEIVER-PID".  The scenario injects its fault, then continues the
-# sender (SIGCONT) if it is still there.
-hold_stream()
+# gate_wait SENDER-PATTERN RECEIVER-PATTERN RBYTES: waits (60 s at most) until a held gate
+# (ssh_gate) has passed its bytes, then until the receiver, the newest process matching
+# RECEIVER-PATTERN, has read RBYTES (rchar; no more than the gate passed), and prints
+# "SENDER-PID RECEIVER-PID" (the sender: the newest matching SENDER-PATTERN).  The scenario
+# injects its fault, then gate_open.
+gate_wait()
 {
-	local spid rpid
-	spid=$(wait_moved "$1" "$2" wchar) || exit 1
-	kill -STOP "$spid" || fail "hold_stream: $spid ($1) ended before it was stopped"
-	rpid=$(wait_moved "$3" "$4" rchar) || {
-		kill -CONT "$spid"
-		exit 1
-	}
+	local i spid rpid
+	for ((i = 0; i < 600; i++)); do
+		[[ -e /run/gate/held ]] && break
+		sleep 0.1
+	done
+	[[ -e /run/gate/held ]] || fail "gate_wait: the stream did not reach the gate within 60 s"
+	spid=$(pgrep -n -f "$1") || fail "gate_wait: no sender matching '$1' at the gate"
+	rpid=$(wait_moved "$2" "$3" rchar) || exit 1
 	echo "$spid $rpid"
+}
+
+# gate_open: the held stream goes on (what is left of it); returns once the gate has let go,
+# ready for the next stream.
+gate_open()
+{
+	local i
+	touch /run/gate/open
+	for ((i = 0; i < 600; i++)); do
+		[[ -e /run/gate/open ]] || return 0
+		sleep 0.1
+	done
+	fail "gate_open: the gate did not let go within 60 s"
 }

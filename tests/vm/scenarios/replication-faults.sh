@@ -2,19 +2,18 @@
 # SPDX-License-Identifier: GPL-2.0-only
 # vm-disks: 6 32M
 # vm-timeout: 1500
-# vm-cpus: 2
 #
 # replication-faults (issue 19, doc/replication.md): boxes a -> b -> c in one guest, each its
 # own database, runtime and real sshd (box, ssh_box), on raw volumes (write_pattern data, no
 # filesystem; the checks are sha256 of devices).  a's ahome goes to b's bhome after each
-# snapshot at --rate 512k (after the rate limit's 1M burst a 2M change takes 2 s more: time
-# to hold the stream mid-way, hold_stream, and inject the fault there); b passes it on to
+# snapshot at --rate 512k; a's ssh is lib.sh's ssh_gate, which holds a stream at 1.5M for a
+# fault to be injected there (gate_wait, gate_open); b passes it on to
 # c's chome once a simulated day (--period 1440), so c lags and the base b keeps for it
 # pins b's store.  Each fault is followed by the next ordinary `zumastor tick`
 # (ZUMASTOR_NOW), after which b's newest snapshot is a's newest, with a's bytes (b's origin
 # against a's snapshot device); c is checked at the end.  Only the first transfer of each
 # link is full (every tick's output is counted):
-#   1. b's `ddsnap receive` killed mid-stream (the stream held after 1.5M): a's
+#   1. b's `ddsnap receive` killed mid-stream (the stream held at 1.5M of 2M): a's
 #      tick fails with the snapshot in flight held; the next (after the backoff) resumes
 #      from b's token;
 #   2. a's `ddsnap send` killed mid-stream: the same;
@@ -37,13 +36,10 @@
 # 5.5M, has about 1.5M left (a first draft's three 512K writes in fault 5 filled it, and
 # fault 6's write on b's origin was then lost to ENOSPC: nothing was refused).
 # Then b's next daily tick passes a's newest on to c, incrementally: c's newest is a's.
-# Two vCPUs: the faults are injected on the stream's progress, which the poll (hold_stream)
-# must see before the sender has written the whole 2M change.  With one vCPU it once did
-# not (fault 2: b had applied the whole stream although a's send was killed, so a's next
-# tick had nothing to resume; that the stop came after the last byte is inferred, not
-# observed).  Why was not traced; a guess: ssh on one TCG vCPU falls behind the rate limit,
-# so the sender's writes bunch up when it drains.  The real mend is a hold that does not
-# depend on the poll's timing; until then this scenario runs alone on both cores.
+# The faults used to be injected when a poll saw the sender's progress (SIGSTOP once a's send
+# had written 1.5M), which with one vCPU once came after the sender's last byte (fault 2: b
+# applied the whole stream), so the scenario ran alone on two vCPUs; the gate holds the
+# stream at a byte count, whatever the guest's speed.
 set -euo pipefail
 . "$SRC/tests/vm/lib.sh"
 
@@ -53,6 +49,8 @@ step "udev, the module, boxes a -> b -> c, b and c with their own sshd; b's stor
 vm_udev_up
 load_ddsnap
 mon_setup
+ssh_gate
+export ZUMASTOR_SSH=/run/bin/ssh-gate
 # shellcheck disable=SC2046 # one VAR=VALUE a word
 ssh_box b 2202 $(box_env b)
 # shellcheck disable=SC2046
@@ -130,20 +128,19 @@ expect_eq "$fulls" 2 "the first transfer of each link is full"
 RECV="ddsnap receive .*/box/b/run/servers/bhome.sock"
 SEND="ddsnap send .*/box/a/run/servers/ahome.sock"
 # fault TIME SEED OFFSET WHAT WHO: a writes 2M at OFFSET, its tick at TIME takes a snapshot
-# and sends it; the stream is held (hold_stream) once a's ddsnap send has written 1.5M of
-# it and b's receive has read 1M, and WHO (recv: b's ddsnap receive, send: a's ddsnap
-# send) is killed there; the tick fails.
+# and sends it; the stream is held at 1.5M (gate_wait) once b's receive has read 1M, and WHO
+# (recv: b's ddsnap receive, send: a's ddsnap send) is killed there; the tick fails.
 fault()
 {
 	local tp spid rpid pid pids
 	write_pattern /dev/mapper/ahome "$2" "$3" $((2 * MB))
-	ZUMASTOR_NOW=$1 box a tick >/run/tick.a 2>&1 &
+	SSH_GATE_AFTER=$((3 * MB / 2)) ZUMASTOR_NOW=$1 box a tick >/run/tick.a 2>&1 &
 	tp=$!
-	pids=$(hold_stream "$SEND" $((3 * MB / 2)) "$RECV" "$MB")
+	pids=$(gate_wait "$SEND" "$RECV" "$MB")
 	read -r spid rpid <<<"$pids"
 	if [[ $5 == recv ]]; then pid=$rpid; else pid=$spid; fi
 	kill -KILL "$pid"
-	kill -CONT "$spid" 2>/dev/null || true
+	gate_open
 	log "$4: killed pid $pid mid-stream"
 	if wait "$tp"; then
 		cat /run/tick.a
@@ -170,16 +167,17 @@ on b "sender killed"
 step "3. b's server killed (SIGKILL) mid-transfer; b's tick starts it, a's goes on"
 t=$((t0 + 3 * 3600))
 write_pattern /dev/mapper/ahome three $((6 * MB)) $((2 * MB))
-ZUMASTOR_NOW=$t box a tick >/run/tick.a 2>&1 &
+SSH_GATE_AFTER=$((3 * MB / 2)) ZUMASTOR_NOW=$t box a tick >/run/tick.a 2>&1 &
 tp=$!
 # the stream held mid-way, and b's receive stopped while its server is killed
-pids=$(hold_stream "$SEND" $((3 * MB / 2)) "$RECV" "$MB")
-read -r spid rpid <<<"$pids"
+pids=$(gate_wait "$SEND" "$RECV" "$MB")
+read -r _ rpid <<<"$pids"
 kill -STOP "$rpid"
 bpid=$(cat /run/box/b/run/pid/bhome.pid)
 kill -KILL "$bpid"
 while kill -0 "$bpid" 2>/dev/null; do sleep 0.1; done
-kill -CONT "$rpid" "$spid" || true
+kill -CONT "$rpid" || true
+gate_open
 log "b's server $bpid killed mid-stream"
 # b's own tick (every minute on a real box); c is not due (daily)
 tick b $((t + 30))

@@ -29,14 +29,8 @@ set -euo pipefail
 # a -> b -> c, b's replica exported over NFS (read-only while it is a replica, read-write
 # once promoted)
 repl_chain_up --nfs '127.0.0.1:rw,no_root_squash'
-# ssh, with the stream of a receive request cut after $SSH_CUT_AFTER bytes (a's link to b
-# failing mid-transfer)
-cat >/run/bin/ssh-cut <<'EOF'
-#!/bin/bash
-[[ " $* " == *" receive "* ]] || exec ssh "$@"
-head -c "$SSH_CUT_AFTER" | ssh "$@"
-EOF
-chmod +x /run/bin/ssh-cut
+# ssh whose receive stream can be cut at a byte count (a's link to b failing mid-transfer)
+ssh_gate
 # name T: the snapshot name of time T
 name() { "$ZUMASTOR_HELPER" name "$1"; }
 # tick BOX T [may-fail]: BOX's tick at time T, its output shown and kept in /run/box/BOX/ticks
@@ -103,7 +97,7 @@ wait "$held"
 step "a's next stream into b cut: b keeps a token and a half-applied origin"
 head -c 4M /dev/urandom >/srv/a/cut.bin
 echo "hour 1" >/srv/a/today
-ZUMASTOR_SSH=/run/bin/ssh-cut SSH_CUT_AFTER=$((2 << 20)) tick a "$t1" may-fail
+ZUMASTOR_SSH=/run/bin/ssh-gate SSH_GATE=cut SSH_GATE_AFTER=$((2 << 20)) tick a "$t1" may-fail
 grep -q "transfer of $s1 failed" <<<"$TICK_OUT" || fail "a's cut transfer did not fail"
 vjson b bhome >/run/st.b
 jq -e ".source.token != null" /run/st.b >/dev/null || fail "b has no token after the cut: $(jq -c .source /run/st.b)"
