@@ -18,7 +18,7 @@
 /* Chunk sizes a store accepts (DESIGN.md 3: the unit of copy-out). */
 #define LABEL_MIN_CHUNK_SHIFT	  12 /* 4 KiB: no smaller than a metadata block */
 #define LABEL_MAX_CHUNK_SHIFT	  20 /* 1 MiB: larger chunks copy out far more than written */
-#define LABEL_DEFAULT_CHUNK_SHIFT 14 /* 16 KiB: Zumastor's default, a balance of the two */
+#define LABEL_DEFAULT_CHUNK_SHIFT 14 /* 16 KiB: chosen by bench/vm-chunksize.sh (ddsnap(8)) */
 static_assert(LABEL_MIN_CHUNK_SHIFT >= DDSNAP_BLOCK_SHIFT &&
 		      LABEL_MIN_CHUNK_SHIFT <= LABEL_DEFAULT_CHUNK_SHIFT &&
 		      LABEL_DEFAULT_CHUNK_SHIFT <= LABEL_MAX_CHUNK_SHIFT,
