@@ -480,7 +480,6 @@ static int ddsnap_map(struct dm_target *ti, struct bio *bio)
 		}
 		type = DDSNAP_MSG_ORIGIN_WRITE;
 	} else {
-		io->vseq = ddsnap_volume_now(dc->vol);
 		if (write)
 			ddsnap_cut(dc, bio, io, off, 1);
 		n = ddsnap_cache_lookup(dc, io, write, &addr);
@@ -492,6 +491,8 @@ static int ddsnap_map(struct dm_target *ti, struct bio *bio)
 				ddsnap_remap_store(dc, bio, addr);
 			return DM_MAPIO_REMAPPED;
 		}
+		/* A miss asks the server: its "origin" answers are good from here (before the send). */
+		io->vseq = ddsnap_volume_now(dc->vol);
 		type = write ? DDSNAP_MSG_SNAPSHOT_WRITE : DDSNAP_MSG_SNAPSHOT_READ;
 		io->whole = write && !(off & (ddsnap_chunk_sectors(dc) - 1)) &&
 			    bio_sectors(bio) == ddsnap_chunk_sectors(dc);

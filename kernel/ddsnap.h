@@ -91,7 +91,7 @@ struct ddsnap_io {
 	u64 chunk;		/* first chunk of the bio */
 	u64 lock;		/* server read lock to release when the read completes */
 	u64 ahead;		/* first chunk of its request's RANGE_AHEAD range, if any */
-	u64 vseq;		/* snapshot read: the volume's seq when mapped (ddsnap-volume.c) */
+	u64 vseq;		/* snapshot read miss: volume seq before its query */
 	u32 count;		/* chunks covered by the bio */
 	u32 seq;		/* of the request in flight (shared by its batch) */
 	u32 conn;		/* connection the lock was granted on */
