@@ -23,11 +23,14 @@ cd "$(dirname "$0")/../.." || exit 1
 # shellcheck source=scripts/results.sh
 . scripts/results.sh
 
+# shellcheck source=tests/vm/header.sh
+. tests/vm/header.sh
+
 # scenario_cpus SCRIPT: the vCPUs its guest gets (run-one.sh's rule: vm-cpus, else VM_CPUS).
 scenario_cpus()
 {
 	local c
-	c=$(sed -n 's/^#[[:space:]]*vm-cpus:[[:space:]]*\([0-9]*\).*/\1/p' "$1" | head -n1)
+	c=$(vm_header "$1" cpus)
 	echo "${c:-${VM_CPUS:-1}}"
 }
 
@@ -50,7 +53,7 @@ else
 	# Those that need the most vCPUs first (they run alone), then longest first (by declared
 	# timeout), so a long scenario overlaps the short ones instead of starting last.
 	mapfile -t scenarios < <(for s in tests/vm/scenarios/*.sh; do
-		t=$(sed -n 's/^# vm-timeout: *\([0-9]*\).*/\1/p' "$s" | head -n1)
+		t=$(vm_header "$s" timeout)
 		echo "$(scenario_cpus "$s") ${t:-300} $s"
 	done | sort -k1,1nr -k2,2nr -k3 | cut -d' ' -f3-)
 fi

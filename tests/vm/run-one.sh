@@ -105,11 +105,10 @@ if ldd "$BUSYBOX" 2>&1 | grep -q '=>'; then
 	die "$BUSYBOX is dynamically linked: the initramfs needs busybox-static"
 fi
 
+# shellcheck source=tests/vm/header.sh
+. "$TOP/tests/vm/header.sh"
 # header <key>: the value of the scenario's "# vm-<key>: value" line, or nothing.
-header()
-{
-	sed -n -E "s/^#[[:space:]]*vm-$1:[[:space:]]*(.*[^[:space:]])[[:space:]]*\$/\\1/p" "$SCRIPT" | head -n 1
-}
+header() { vm_header "$SCRIPT" "$1"; }
 
 NDISKS=0
 DISKSIZE=0
