@@ -14,7 +14,7 @@ sha=$(git rev-parse --verify "$rev^{commit}") || {
 }
 wt=$(mktemp -d /tmp/ddsnap-old.XXXXXX)
 trap 'git worktree remove --force "$wt" >/dev/null 2>&1 || rm -rf "$wt"' EXIT
-git worktree add --detach "$wt" "$sha" >/dev/null 2>&1
+git worktree add -q --detach "$wt" "$sha" # its errors are shown: a failure here ends the script
 make -C "$wt" -j"$(nproc)" build/bin/ddsnap kernel >/dev/null
 mkdir -p build/bench/old
 install -m 0755 "$wt/build/bin/ddsnap" build/bench/old/ddsnap

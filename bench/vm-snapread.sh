@@ -11,11 +11,15 @@
 # snapshot 2 and overwrites REGION in one sequential pass ("seqfull": copies in order).  At
 # each stage a fresh snapshot device (its mapping
 # cache empty: "cold") is read with fio at depth 16: 4 KiB random reads, one pass over
-# REGION, then a second pass with what the first one cached; and, on another fresh device,
-# 1 MiB sequential reads (depth 4), one pass, and a second.  The origin device is read the same ways
-# (LOOP_SECS each, median of three), and every snapshot number is also given as a ratio to
-# the origin's of the same turn.  The builds take turns, ROUNDS rounds; the table shows the
-# median of each.
+# REGION, then, with what the first one cached, looped for LOOP_SECS ("second pass"); and,
+# on another fresh device, 1 MiB sequential reads (depth 4) the same two ways.  The origin
+# device is read the same ways, looped and in single passes (median of three each), and
+# every snapshot number is also given as a ratio to the origin's of the same turn measured
+# the same way: a single 1 MiB sequential pass of 32 MiB lasts a few hundredths of a second,
+# where fio's start costs weigh (before session 20 the cold and second passes were single
+# passes against a looped origin: the sequential rows read 0.05-0.23 of the origin then).
+# The builds take turns, ROUNDS rounds, every other round in the reverse order; the table
+# shows the median of each.
 #
 # The old build: $BUILD/bench/old/ddsnap and $BUILD/bench/old/dm-ddsnap.ko, made by
 # `bash bench/build-old.sh REV`; without them only the new build is measured.
@@ -59,12 +63,12 @@ snap_reads()
 	local b=$1 stage=$2 t=$3 dev=/dev/mapper/vol@$3
 	dm_create "vol@$t" "0 $n ddsnap $store $origin $sock $t"
 	V[$b,$stage-rand]+=" $(fio_run "$b-$stage-cold" "$dev" randread)"
-	V[$b,$stage-rand2]+=" $(fio_run "$b-$stage-cached" "$dev" randread)"
+	V[$b,$stage-rand2]+=" $(FIO_SECS=$LOOP_SECS fio_run "$b-$stage-cached" "$dev" randread)"
 	log "$b $stage: $(dmsetup status "vol@$t")"
 	dm_remove "vol@$t"
 	dm_create "vol@$t" "0 $n ddsnap $store $origin $sock $t"
 	V[$b,$stage-seq]+=" $(fio_run "$b-$stage-cold" "$dev" read)"
-	V[$b,$stage-seq2]+=" $(fio_run "$b-$stage-cached" "$dev" read)"
+	V[$b,$stage-seq2]+=" $(FIO_SECS=$LOOP_SECS fio_run "$b-$stage-cached" "$dev" read)"
 	dm_remove "vol@$t"
 }
 
@@ -91,6 +95,8 @@ turn()
 		oflag=direct status=none
 	V[$b,orig-rand]+=" $(FIO_SECS=$LOOP_SECS fio_med "$b-origin" /dev/mapper/vol randread)"
 	V[$b,orig-seq]+=" $(FIO_SECS=$LOOP_SECS fio_med "$b-origin" /dev/mapper/vol read)"
+	V[$b,orig-rand1]+=" $(fio_med "$b-origin-pass" /dev/mapper/vol randread)"
+	V[$b,orig-seq1]+=" $(fio_med "$b-origin-pass" /dev/mapper/vol read)"
 	must "$ddsnap" create "$sock" 1
 	every_other 0
 	snap_reads "$b" half 1
@@ -105,22 +111,28 @@ turn()
 	rmmod dm_ddsnap
 }
 
-# row LABEL KEY: one table row: each build's median and its ratio to that build's origin.
+# row LABEL KEY: one table row: each build's median and its ratio to that build's origin,
+# measured the same way: a looped run (a second pass, KEY ending in 2, or the origin's looped
+# rows) against the origin's looped runs, a single pass (cold) against its single passes.
 row()
 {
-	local line="| $1 |" b m o
+	local line="| $1 |" b m o kind=seq base=1
+	[[ $2 != *rand* ]] || kind=rand
+	[[ $2 != *2 && $2 != orig-rand && $2 != orig-seq ]] || base=""
 	for b in "${builds[@]}"; do
 		m=$(median <<<"${V[$b,$2]}")
-		if [[ $2 == *rand* ]]; then o=$(median <<<"${V[$b,orig-rand]}"); else
-			o=$(median <<<"${V[$b,orig-seq]}")
-		fi
+		o=$(median <<<"${V[$b,orig-$kind$base]}")
 		line+=" $m ($(awk -v v="$m" -v o="$o" 'BEGIN { printf "%.2f", v / o }')) |"
 	done
 	echo "$line"
 }
 
+# The builds take turns, the second round in the reverse order (and so on), so that neither
+# always runs first in a round (the guest drifts within a run).
 for ((r = 1; r <= ROUNDS; r++)); do
-	for b in "${builds[@]}"; do
+	order=("${builds[@]}")
+	((r % 2)) || mapfile -t order < <(printf '%s\n' "${builds[@]}" | tac)
+	for b in "${order[@]}"; do
 		turn "$b"
 	done
 done
@@ -133,8 +145,10 @@ done
 	echo
 	echo "| workload |$(printf ' %s |' "${builds[@]}")"
 	echo "|---|$(printf -- '---|%.0s' "${builds[@]}")"
-	row "origin, 4 KiB random" orig-rand
-	row "origin, 1 MiB sequential" orig-seq
+	row "origin, 4 KiB random, looped" orig-rand
+	row "origin, 4 KiB random, one pass" orig-rand1
+	row "origin, 1 MiB sequential, looped" orig-seq
+	row "origin, 1 MiB sequential, one pass" orig-seq1
 	row "snapshot half copied out, 4 KiB random, cold" half-rand
 	row "same, second pass" half-rand2
 	row "snapshot half copied out, 1 MiB sequential, cold" half-seq
