@@ -874,6 +874,10 @@ static void stats_to_ctl(struct ctl_status *c, const struct volume_stats *v)
  *     and every acknowledgement is waited for: the kernel sends it once its cache is empty
  *     and no I/O mapped through the old cache is in flight; 1 and 2 make every stale
  *     answer precede the drop on its stream, so none survives it.
+ * The kernel closes the same gap from its side: it does not cache an answer to a query sent
+ * before a drop (the device's floor, doc/target.md).  Both stay on purpose: each side's
+ * argument holds without the other's, and step 2 costs a snapshot read only a read lock
+ * that nothing but a revert ever waits on.
  * After the copy-outs, every lookup of these chunks answers with the snapstore, so no new
  * "origin" answer can appear meanwhile.  A connection that does not acknowledge in time is
  * cut off (drop_caches), and the revert then stops before this batch is written (-ETIMEDOUT:
