@@ -85,7 +85,7 @@ first_pass()
 # files SIZE TAG: the files workload; snapshot TAG is taken between the tree and the edits.
 files()
 {
-	local c=$1 u0
+	local c=$1 u0 bytes
 	mkfs.ext4 -q -F -E nodiscard /dev/mapper/vol
 	mkdir -p /mnt/vol
 	mount /dev/mapper/vol /mnt/vol
@@ -94,10 +94,15 @@ files()
 	sync
 	must "$ddsnap" create "$sock" "$2" # its suspend of the origin freezes the filesystem
 	u0=$(used)
+	bytes=$(find /mnt/vol -type f -printf '%s\n' | awk '{ s += $1 } END { print s }')
+	# the same seed as the tree's: fio draws each file's size from it, and a size drawn
+	# larger than the file's would grow the file, which is not an edit in place
 	fio --name=tree --directory=/mnt/vol --nrfiles=$FILES --openfiles=64 --filesize=4k-64k --rw=randwrite \
-		--bs=4k --io_size=$FILE_IO --file_service_type=random --randrepeat=1 --randseed=13 \
+		--bs=4k --io_size=$FILE_IO --file_service_type=random --randrepeat=1 --randseed=7 \
 		--end_fsync=1 --eta=never --output=/dev/null || fail "fio edits at $c"
 	sync
+	[[ $(find /mnt/vol -type f -printf '%s\n' | awk '{ s += $1 } END { print s }') == "$bytes" ]] ||
+		fail "the edits at $c changed the files' sizes: not edits in place"
 	umount /mnt/vol
 	V[$c,files-space]+=" $(($(used) - u0))"
 	log "$c files: snapshot $2 kept $(($(used) - u0)) bytes"
