@@ -9,7 +9,8 @@
 # set, the run loops over the region for that many seconds instead of one pass: for runs
 # that leave the device as they found it (rewrites, reads, the raw disk), where one pass of
 # 32 MiB lasts a tenth of a second or less (a 1 MiB sequential rewrite, 0.03 s), too short
-# to measure.
+# to measure.  With FIO_IO_SIZE set, one pass moves that many bytes (fio's --io_size) over
+# REGION instead of all of it: scattered writes to part of a region's blocks.
 fio_run()
 {
 	local label=$1 dev=$2 kind=$3 bs=4k depth=16 json v timed=()
@@ -17,6 +18,7 @@ fio_run()
 	write | read) bs=1M depth=4 ;;
 	esac
 	[[ -z ${FIO_SECS:-} ]] || timed=(--time_based --runtime="$FIO_SECS")
+	[[ -z ${FIO_IO_SIZE:-} ]] || timed+=(--io_size="$FIO_IO_SIZE")
 	fio --name=b --filename="$dev" --size="$REGION" --rw="$kind" --bs=$bs \
 		--ioengine=libaio --iodepth=$depth --direct=1 --randrepeat=1 --randseed=11 \
 		"${timed[@]}" --output-format=json --output=/tmp/fio.json >/dev/null 2>&1 ||
@@ -56,4 +58,26 @@ fio_med()
 	b=$(fio_run "$@")
 	c=$(fio_run "$@")
 	echo "$a $b $c" | median
+}
+
+# write_through DEV...: writes every byte of each DEV once.  The guest's disks are sparse
+# files on the host, and the first write to any part of one makes the host allocate: a
+# device whose writes go to new places as snapshots accumulate (a snapstore, a pool) would
+# otherwise measure the host's allocation (BENCHMARKS.md, vm-snapshots).
+write_through()
+{
+	local d
+	for d in "$@"; do
+		dd if=/dev/zero of="$d" bs=1M count=$(($(dev_sectors "$d") / 2048)) oflag=direct \
+			status=none || fail "writing $d through"
+	done
+}
+
+# round_order R ITEM...: the ITEMs one a line, reversed in even rounds R, so that taking
+# turns in that order no item always goes first (the guest drifts within a run).
+round_order()
+{
+	local r=$1
+	shift
+	if ((r % 2)); then printf '%s\n' "$@"; else printf '%s\n' "$@" | tac; fi
 }

@@ -6,7 +6,7 @@
 # vm-chunksize (make bench): the chunk size's trade, first-write speed against snapshot
 # space, at 16, 32 and 64 KiB (issue 21: the default is chosen by this measurement;
 # ddsnap(8) says what the choice costs).  Each turn initializes a fresh store with one chunk
-# size, starts the server and the origin device, and runs three workloads; the snapstore's
+# size, starts the server and the origin device, and runs four workloads; the snapstore's
 # used bytes (ddsnap status --json) before and after each first-write pass are the space a
 # snapshot keeps for it:
 #   rand   4 KiB random first writes at depth 16 over RAND_REGION, RAND_IO of them (a
@@ -46,13 +46,8 @@ srv_setup bench
 modprobe dm_mod
 load_ddsnap
 
-# The guest's disks are sparse files: a copy landing on never-written space makes the host
-# allocate (BENCHMARKS.md, vm-snapshots).  Both disks are written through once.
 step "writing the store and the origin through once"
-for d in "$store" "$origin"; do
-	dd if=/dev/zero of="$d" bs=1M count=$(($(dev_sectors "$d") / 2048)) oflag=direct \
-		status=none || fail "writing $d through"
-done
+write_through "$store" "$origin"
 
 declare -A V # V[size,key] = "v1 v2 ..." (one per pass or round)
 
@@ -64,28 +59,27 @@ used() { "$ddsnap" status --json "$sock" | jq '.snapstore.used_bytes'; }
 # snapshot kept for it.
 first_pass()
 {
-	local c=$1 key=$2 u0 v
+	local c=$1 key=$2 u0 v kept
 	must "$ddsnap" create "$sock" "$3"
 	u0=$(used)
-	if [[ $key == dense ]]; then
-		v=$(REGION=$DENSE_REGION fio_run "$c-dense" /dev/mapper/vol randwrite)
-	elif [[ $key == rand ]]; then
-		v=$(fio --name=rand --filename=/dev/mapper/vol --size=$RAND_REGION --io_size=$RAND_IO \
-			--rw=randwrite --bs=4k --ioengine=libaio --iodepth=16 --direct=1 --randrepeat=1 \
-			--randseed=11 --output-format=json 2>/dev/null | jq '.jobs[0].write.iops | floor') ||
-			fail "fio rand at $c"
-	else
-		v=$(REGION=$SEQ_REGION fio_run "$c-seq" /dev/mapper/vol write)
-	fi
+	case $key in
+	rand) v=$(REGION=$RAND_REGION FIO_IO_SIZE=$RAND_IO fio_run "$c-rand" /dev/mapper/vol randwrite) ;;
+	dense) v=$(REGION=$DENSE_REGION fio_run "$c-dense" /dev/mapper/vol randwrite) ;;
+	*) v=$(REGION=$SEQ_REGION fio_run "$c-seq" /dev/mapper/vol write) ;;
+	esac
+	kept=$(($(used) - u0))
 	V[$c,$key]+=" $v"
-	V[$c,$key-space]+=" $(($(used) - u0))"
-	log "$c $key pass: $v, snapshot $3 kept $(($(used) - u0)) bytes"
+	V[$c,$key-space]+=" $kept"
+	log "$c $key pass: $v, snapshot $3 kept $kept bytes"
 }
+
+# file_bytes: the sum of the sizes of the files under /mnt/vol.
+file_bytes() { find /mnt/vol -type f -printf '%s\n' | awk '{ s += $1 } END { print s }'; }
 
 # files SIZE TAG: the files workload; snapshot TAG is taken between the tree and the edits.
 files()
 {
-	local c=$1 u0 bytes
+	local c=$1 u0 bytes kept
 	mkfs.ext4 -q -F -E nodiscard /dev/mapper/vol
 	mkdir -p /mnt/vol
 	mount /dev/mapper/vol /mnt/vol
@@ -94,18 +88,19 @@ files()
 	sync
 	must "$ddsnap" create "$sock" "$2" # its suspend of the origin freezes the filesystem
 	u0=$(used)
-	bytes=$(find /mnt/vol -type f -printf '%s\n' | awk '{ s += $1 } END { print s }')
+	bytes=$(file_bytes)
 	# the same seed as the tree's: fio draws each file's size from it, and a size drawn
 	# larger than the file's would grow the file, which is not an edit in place
 	fio --name=tree --directory=/mnt/vol --nrfiles=$FILES --openfiles=64 --filesize=4k-64k --rw=randwrite \
 		--bs=4k --io_size=$FILE_IO --file_service_type=random --randrepeat=1 --randseed=7 \
 		--end_fsync=1 --eta=never --output=/dev/null || fail "fio edits at $c"
 	sync
-	[[ $(find /mnt/vol -type f -printf '%s\n' | awk '{ s += $1 } END { print s }') == "$bytes" ]] ||
+	[[ $(file_bytes) == "$bytes" ]] ||
 		fail "the edits at $c changed the files' sizes: not edits in place"
 	umount /mnt/vol
-	V[$c,files-space]+=" $(($(used) - u0))"
-	log "$c files: snapshot $2 kept $(($(used) - u0)) bytes"
+	kept=$(($(used) - u0))
+	V[$c,files-space]+=" $kept"
+	log "$c files: snapshot $2 kept $kept bytes"
 }
 
 # turn SIZE: one chunk size's measurements, on a fresh store.
@@ -126,11 +121,7 @@ turn()
 }
 
 for ((r = 1; r <= ROUNDS; r++)); do
-	order=("${SIZES[@]}")
-	if ((r % 2 == 0)); then
-		order=()
-		for ((i = ${#SIZES[@]} - 1; i >= 0; i--)); do order+=("${SIZES[i]}"); done
-	fi
+	mapfile -t order < <(round_order "$r" "${SIZES[@]}")
 	for c in "${order[@]}"; do turn "$c"; done
 done
 

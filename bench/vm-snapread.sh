@@ -130,8 +130,7 @@ row()
 # The builds take turns, the second round in the reverse order (and so on), so that neither
 # always runs first in a round (the guest drifts within a run).
 for ((r = 1; r <= ROUNDS; r++)); do
-	order=("${builds[@]}")
-	((r % 2)) || mapfile -t order < <(printf '%s\n' "${builds[@]}" | tac)
+	mapfile -t order < <(round_order "$r" "${builds[@]}")
 	for b in "${order[@]}"; do
 		turn "$b"
 	done

@@ -97,10 +97,7 @@ spread()
 # first, as a real disk would not need; the raw disk and the origins are filled (their
 # measured region) before they are measured anyway.
 step "writing the snapshot stores and pools once (host allocation out of the numbers)"
-for d in "$dd_store" "$dd64_store" "$ds_cow" "$thin_data"; do
-	dd if=/dev/zero of="$d" bs=1M count=$(($(dev_sectors "$d") / 2048)) oflag=direct \
-		status=none || fail "writing $d through"
-done
+write_through "$dd_store" "$dd64_store" "$ds_cow" "$thin_data"
 
 fill "$raw"
 raw_runs

@@ -594,7 +594,7 @@ wait_moved()
 # receive requests' stream is cut or held at a byte count, not at a time: a fault injected
 # there cannot come too late, however slow the guest.  Other requests, and a receive
 # without SSH_GATE_AFTER set, are plain ssh.  With SSH_GATE_AFTER=BYTES the receiver gets
-# the stream's first BYTES (head -c reads no more than it writes), then:
+# the stream's first BYTES (GNU head -c reads no more than it writes), then:
 #   SSH_GATE=cut   the end of the stream (the link failing mid-transfer);
 #   SSH_GATE=hold  nothing until the scenario releases it (gate_wait, gate_open): the
 #                  sender is blocked on its pipe meanwhile, at most the pipes' buffers
